@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command accepts.
+type globals struct {
+	postgresURL string
+	schema      string
+	stateSchema string
+	lockTimeout time.Duration
+	verbose     bool
+}
+
+var global globals
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tandem",
+		Short: "Zero-downtime upgrades for PostgreSQL-backed services",
+		Long: `Tandem upgrades a PostgreSQL-backed service without downtime.
+
+Schema changes are applied expand/contract: "tandem start" makes additive changes and
+exposes the new version as a schema of views while the old version keeps working;
+"tandem complete" makes the destructive changes once the old version is gone;
+"tandem rollback" undoes a started migration. Migration files use pgroll's format.
+
+Connection: --postgres-url, else TANDEM_POSTGRES_URL, else the standard PG* variables
+(PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...).
+
+Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad usage or input.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&global.postgresURL, "postgres-url", os.Getenv("TANDEM_POSTGRES_URL"),
+		"PostgreSQL connection URL (env TANDEM_POSTGRES_URL; default: the PG* variables)")
+	pf.StringVar(&global.schema, "schema", "public", "the schema the migrations apply to")
+	pf.StringVar(&global.stateSchema, "state-schema", "tandem", "the schema Tandem keeps its state in")
+	pf.DurationVar(&global.lockTimeout, "lock-timeout", 500*time.Millisecond,
+		"lock_timeout for each DDL statement that locks an existing table")
+	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log each step")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+
+	root.AddCommand(
+		newLintCmd(),
+		newMaintenanceCmd(),
+		newProveCmd(),
+	)
+	return root
+}
+
+// exitCode maps an error returned by a command to the process exit code.
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
+
+// argsErr wraps cobra's positional-argument checks so that they exit with 2.
+func argsErr(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageErr(fmt.Errorf("%s: %w", cmd.CommandPath(), err))
+		}
+		return nil
+	}
+}
