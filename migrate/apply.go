@@ -1,0 +1,364 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrNoActiveMigration is returned by Complete and Rollback when nothing is in progress.
+var ErrNoActiveMigration = errors.New("no migration is in progress")
+
+// Validate checks mig against the live database without applying anything: that every
+// table, column and type it names exists, and that its expressions parse. It returns an
+// *InputError for a problem in the file.
+func (m *Migrator) Validate(ctx context.Context, mig *Migration) error {
+	ok, err := m.st.initialized(ctx, m.conn)
+	if err != nil {
+		return err
+	}
+	if ok {
+		act, err := m.st.active(ctx, m.conn)
+		if err != nil {
+			return err
+		}
+		if act != nil && act.Name == mig.Name {
+			return nil // already recorded: it was validated when it started
+		}
+	}
+	before, err := readSchema(ctx, m.conn, m.opts.Schema)
+	if err != nil {
+		return err
+	}
+	_, err = m.plan(ctx, mig, before)
+	return err
+}
+
+// plan validates mig against before (the old version's shape) and returns the new
+// version's shape. Nothing is applied: the checks run in a transaction that is rolled back.
+func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*Schema, error) {
+	tx, err := m.conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", m.opts.LockTimeout.Milliseconds())); err != nil {
+		return nil, err
+	}
+	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone()}
+	if err := checkRawSQLMix(mig); err != nil {
+		return nil, err
+	}
+	for i, op := range mig.Operations {
+		if err := op.validate(ctx, v); err != nil {
+			var ie *InputError
+			if errors.As(err, &ie) {
+				return nil, &InputError{File: mig.File, Op: i, Kind: op.Kind(), Field: ie.Field, Err: ie.Err}
+			}
+			return nil, fmt.Errorf("%s: operation %d (%s): %w", mig.File, i, op.Kind(), err)
+		}
+	}
+	return v.after, nil
+}
+
+// checkRawSQLMix rejects migrations that mix sql operations run at start with other
+// operations: the shape of the new version after arbitrary SQL is only known by reading
+// the catalog once it ran.
+func checkRawSQLMix(mig *Migration) error {
+	var raw, other bool
+	for _, op := range mig.Operations {
+		if s, ok := op.(*OpRawSQL); ok && !s.OnComplete {
+			raw = true
+		} else {
+			other = true
+		}
+	}
+	if raw && other {
+		return &InputError{File: mig.File, Op: -1, Field: "operations",
+			Err: errors.New("an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own")}
+	}
+	return nil
+}
+
+// Start begins (expands) mig: afterwards the old version keeps working and the new
+// version is served by its version schema. Start resumes an interrupted start of the
+// same migration, and returns nil if mig was already started.
+func (m *Migrator) Start(ctx context.Context, mig *Migration) error {
+	return m.withLock(ctx, func() error { return m.start(ctx, mig) })
+}
+
+func (m *Migrator) start(ctx context.Context, mig *Migration) error {
+	if err := m.st.init(ctx, m.conn); err != nil {
+		return err
+	}
+	rec, err := m.st.active(ctx, m.conn)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		if rec.Name != mig.Name {
+			return fmt.Errorf("migration %q is in progress (%s); complete or roll it back before starting %q", rec.Name, rec.Status, mig.Name)
+		}
+		if !sameJSON(rec.Definition, mig.Raw) {
+			return &InputError{File: mig.File, Op: -1, Err: fmt.Errorf("migration %q is in progress with a different definition than this file; roll it back first (tandem rollback) to start the new one", mig.Name)}
+		}
+		switch rec.Status {
+		case StatusStarted:
+			m.log.Info("migration already started", "migration", mig.Name)
+			return nil
+		case StatusCompleting:
+			return fmt.Errorf("migration %q is being completed; run tandem complete to finish it", mig.Name)
+		}
+		m.log.Info("resuming interrupted start", "migration", mig.Name)
+	} else {
+		if done, err := m.st.get(ctx, m.conn, mig.Name); err != nil {
+			return err
+		} else if done != nil && done.Status == StatusCompleted {
+			return &InputError{File: mig.File, Op: -1, Field: "name", Err: fmt.Errorf("migration %q has already been applied and completed", mig.Name)}
+		}
+		before, err := readSchema(ctx, m.conn, m.opts.Schema)
+		if err != nil {
+			return err
+		}
+		after, err := m.plan(ctx, mig, before)
+		if err != nil {
+			return err
+		}
+		parent, err := m.st.latestCompleted(ctx, m.conn)
+		if err != nil {
+			return err
+		}
+		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after}
+		if parent != nil {
+			rec.Parent = parent.Name
+		}
+		if err := m.st.insert(ctx, m.conn, rec); err != nil {
+			return err
+		}
+		rec.Status = StatusStarting
+		m.log.Info("starting migration", "migration", mig.Name, "operations", len(mig.Operations))
+	}
+	failpoint("start:recorded")
+
+	for i, op := range mig.Operations {
+		m.log.Info("start", "operation", i, "kind", op.Kind())
+		if err := op.start(ctx, m.newRun(rec, i)); err != nil {
+			return fmt.Errorf("start operation %d (%s): %w", i, op.Kind(), err)
+		}
+		failpoint(fmt.Sprintf("start:op%d", i))
+	}
+	if hasRawSQL(mig) {
+		// The shape after arbitrary SQL is what the catalog says now.
+		after, err := readSchema(ctx, m.conn, m.opts.Schema)
+		if err != nil {
+			return err
+		}
+		rec.After = after
+		if err := m.st.setAfter(ctx, m.conn, rec.Name, after); err != nil {
+			return err
+		}
+	}
+	if err := m.createVersionSchema(ctx, rec); err != nil {
+		return err
+	}
+	failpoint("start:views")
+	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusStarted); err != nil {
+		return err
+	}
+	m.log.Info("migration started", "migration", mig.Name, "version_schema", m.versionSchemaOf(mig.Name))
+	return nil
+}
+
+// Complete finishes (contracts) the migration in progress. Call it only when no instance
+// of the old version runs any more: it drops the old version's schema. Complete resumes an
+// interrupted complete.
+func (m *Migrator) Complete(ctx context.Context) error {
+	return m.withLock(ctx, func() error { return m.complete(ctx) })
+}
+
+func (m *Migrator) complete(ctx context.Context) error {
+	if err := m.st.init(ctx, m.conn); err != nil {
+		return err
+	}
+	rec, err := m.st.active(ctx, m.conn)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		return ErrNoActiveMigration
+	}
+	if rec.Status == StatusStarting {
+		return fmt.Errorf("the start of migration %q did not finish; run tandem start again with its file to finish it, or tandem rollback", rec.Name)
+	}
+	mig, err := Parse(rec.File, rec.Name, rec.Definition)
+	if err != nil {
+		return fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
+	}
+	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusCompleting); err != nil {
+		return err
+	}
+	m.log.Info("completing migration", "migration", rec.Name)
+	if rec.Parent != "" {
+		// The old version's views depend on columns and tables that complete drops.
+		if err := m.execLocked(ctx, nil, "DROP SCHEMA IF EXISTS "+qi(m.versionSchemaOf(rec.Parent))+" CASCADE"); err != nil {
+			return fmt.Errorf("drop the old version's schema: %w", err)
+		}
+	}
+	failpoint("complete:old-schema-dropped")
+	for _, i := range completeOrder(mig) {
+		op := mig.Operations[i]
+		m.log.Info("complete", "operation", i, "kind", op.Kind())
+		if err := op.complete(ctx, m.newRun(rec, i)); err != nil {
+			return fmt.Errorf("complete operation %d (%s): %w", i, op.Kind(), err)
+		}
+		failpoint(fmt.Sprintf("complete:op%d", i))
+	}
+	if err := m.st.forget(ctx, m.conn, rec.Name); err != nil {
+		return err
+	}
+	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusCompleted); err != nil {
+		return err
+	}
+	m.log.Info("migration completed", "migration", rec.Name)
+	return nil
+}
+
+// Rollback undoes the migration in progress, including a start that was interrupted.
+// The old version is not affected. A migration whose complete has begun cannot be rolled
+// back: its destructive changes may have been made; run Complete again instead.
+func (m *Migrator) Rollback(ctx context.Context) error {
+	return m.withLock(ctx, func() error { return m.rollback(ctx) })
+}
+
+func (m *Migrator) rollback(ctx context.Context) error {
+	if err := m.st.init(ctx, m.conn); err != nil {
+		return err
+	}
+	rec, err := m.st.active(ctx, m.conn)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		return ErrNoActiveMigration
+	}
+	if rec.Status == StatusCompleting {
+		return fmt.Errorf("migration %q is being completed and can no longer be rolled back; run tandem complete to finish it", rec.Name)
+	}
+	mig, err := Parse(rec.File, rec.Name, rec.Definition)
+	if err != nil {
+		return fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
+	}
+	m.log.Info("rolling back migration", "migration", rec.Name)
+	if err := m.execLocked(ctx, nil, "DROP SCHEMA IF EXISTS "+qi(m.versionSchemaOf(rec.Name))+" CASCADE"); err != nil {
+		return fmt.Errorf("drop the new version's schema: %w", err)
+	}
+	for i := len(mig.Operations) - 1; i >= 0; i-- {
+		op := mig.Operations[i]
+		m.log.Info("rollback", "operation", i, "kind", op.Kind())
+		if err := op.rollback(ctx, m.newRun(rec, i)); err != nil {
+			return fmt.Errorf("roll back operation %d (%s): %w", i, op.Kind(), err)
+		}
+		failpoint(fmt.Sprintf("rollback:op%d", i))
+	}
+	if err := m.st.forget(ctx, m.conn, rec.Name); err != nil {
+		return err
+	}
+	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusRolledBack); err != nil {
+		return err
+	}
+	m.log.Info("migration rolled back", "migration", rec.Name)
+	return nil
+}
+
+// Migrate applies every migration of migs that has not been applied yet, in order: all
+// but the last are started and completed; the last is started, and completed too when
+// complete is true. It returns the names of the migrations it started.
+func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool) ([]string, error) {
+	var applied []string
+	err := m.withLock(ctx, func() error {
+		if err := m.st.init(ctx, m.conn); err != nil {
+			return err
+		}
+		var pending []*Migration
+		for _, mig := range migs {
+			rec, err := m.st.get(ctx, m.conn, mig.Name)
+			if err != nil {
+				return err
+			}
+			if rec != nil && rec.Status == StatusCompleted {
+				continue
+			}
+			pending = append(pending, mig)
+		}
+		act, err := m.st.active(ctx, m.conn)
+		if err != nil {
+			return err
+		}
+		if act != nil && (len(pending) == 0 || pending[0].Name != act.Name) {
+			return fmt.Errorf("migration %q is in progress and is not the next one in the directory; complete or roll it back first", act.Name)
+		}
+		for i, mig := range pending {
+			if err := m.start(ctx, mig); err != nil {
+				return err
+			}
+			applied = append(applied, mig.Name)
+			if i < len(pending)-1 || complete {
+				if err := m.complete(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return applied, err
+}
+
+func (m *Migrator) newRun(rec *record, op int) *run {
+	return &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec.Name), before: rec.Before, after: rec.After}
+}
+
+// completeOrder is the order in which complete visits the operations: renames last (columns,
+// then tables), because the other operations find their tables and columns by the
+// physical names the migration started with.
+func completeOrder(mig *Migration) []int {
+	var order []int
+	for pass := 0; pass < 3; pass++ {
+		for i, op := range mig.Operations {
+			p := 0
+			switch op.(type) {
+			case *OpRenameColumn:
+				p = 1
+			case *OpRenameTable:
+				p = 2
+			}
+			if p == pass {
+				order = append(order, i)
+			}
+		}
+	}
+	return order
+}
+
+func hasRawSQL(mig *Migration) bool {
+	for _, op := range mig.Operations {
+		if s, ok := op.(*OpRawSQL); ok && !s.OnComplete {
+			return true
+		}
+	}
+	return false
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}

@@ -1,0 +1,313 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// BackfillProgress reports a backfill's progress after each batch.
+type BackfillProgress struct {
+	Migration string        `json:"migration"`
+	Table     string        `json:"table"`
+	Column    string        `json:"column"`
+	RowsDone  int64         `json:"rows_done"`
+	RowsTotal int64         `json:"rows_total"` // an estimate
+	Rate      float64       `json:"rows_per_second"`
+	ETA       time.Duration `json:"eta_ns"`
+	Done      bool          `json:"done"`
+}
+
+// backfill fills column target of existing rows with expr, in batches.
+//
+// Batches walk the primary key in order (or, for a table without one, ranges of pages by
+// ctid). The walk stops at the last key (page) that existed when the dual-write trigger was
+// installed: rows inserted later already went through the trigger, so a steady stream of
+// inserts cannot make the backfill run forever. Each batch computes the new values itself,
+// set-based, with the triggers standing aside, and only touches rows whose target is still
+// NULL, so rows written since by either version keep their values. The cursor is saved in
+// the same transaction as the batch: an interrupted backfill resumes where it stopped.
+type backfill struct {
+	table  *Table // the old version's table (names in expr resolve to its physical columns)
+	target string // physical column
+	expr   string
+}
+
+type backfillState struct {
+	cursor    []string // last key done (primary key values as text, or a page number)
+	bound     []string // last key to do; nil: nothing to do
+	rowsDone  int64
+	rowsTotal int64
+	done      bool
+}
+
+func (b backfill) run(ctx context.Context, r *run) error {
+	m := r.m
+	st, err := b.load(ctx, r)
+	if err != nil {
+		return err
+	}
+	if st.done {
+		return nil
+	}
+	table := r.table(b.table.Physical)
+	usePK := len(b.table.PrimaryKey) > 0
+	batch := 1000
+	if !usePK {
+		batch = 64 // pages
+	}
+	const maxBatch = 200_000
+	started := time.Now()
+	doneAtStart := st.rowsDone
+	for !st.done {
+		t0 := time.Now()
+		var scanned, updated int64
+		var last []string
+		err := retryTransient(ctx, func() error {
+			var err error
+			scanned, updated, last, err = b.batch(ctx, r, table, usePK, st, batch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		elapsed := time.Since(t0)
+		if scanned == 0 {
+			st.done = true
+		} else {
+			st.cursor = last
+			st.rowsDone += updated
+		}
+		if st.done {
+			if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfills")+
+				" SET done = true, updated_at = now() WHERE schema = $1 AND migration = $2 AND op = $3",
+				m.opts.Schema, r.rec.Name, r.op); err != nil {
+				return fmt.Errorf("record backfill done: %w", err)
+			}
+		}
+		if m.opts.Progress != nil {
+			p := BackfillProgress{Migration: r.rec.Name, Table: b.table.Name, Column: b.target,
+				RowsDone: st.rowsDone, RowsTotal: max(st.rowsTotal, st.rowsDone), Done: st.done}
+			if secs := time.Since(started).Seconds(); secs > 0 {
+				p.Rate = float64(st.rowsDone-doneAtStart) / secs
+				if p.Rate > 0 && p.RowsTotal > p.RowsDone {
+					p.ETA = time.Duration(float64(p.RowsTotal-p.RowsDone) / p.Rate * float64(time.Second))
+				}
+			}
+			m.opts.Progress(p)
+		}
+		failpoint("start:backfill-batch")
+		// Adapt the batch size to the target batch duration.
+		target := m.opts.BackfillBatchTime
+		switch {
+		case elapsed < target/2:
+			batch = min(batch*2, maxBatch)
+		case elapsed > target*3/2 && batch > 1:
+			batch = max(batch/2, 1)
+		}
+	}
+	return nil
+}
+
+// batch runs one batch and returns the rows scanned and updated, and the new cursor.
+func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, st *backfillState, size int) (scanned, updated int64, last []string, err error) {
+	m := r.m
+	err = pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true)",
+			BackfillSetting, fmt.Sprintf("%dms", max(2*m.opts.LockTimeout, time.Second).Milliseconds())); err != nil {
+			return err
+		}
+		target := qi(b.target)
+		if usePK {
+			pk := b.table.PrimaryKey
+			var keyCols, keyTypes, aliases, join, lastCols, desc []string
+			for i, c := range pk {
+				col := b.table.ColumnByPhysical(c)
+				keyCols = append(keyCols, qi(c))
+				keyTypes = append(keyTypes, col.Type)
+				alias := fmt.Sprintf("_tandem_k%d", i)
+				aliases = append(aliases, qi(c)+" AS "+alias)
+				join = append(join, table+"."+qi(c)+" = b."+alias)
+				lastCols = append(lastCols, alias+"::text")
+				desc = append(desc, alias+" DESC")
+			}
+			tuple := func(offset int) string {
+				var ps []string
+				for i, t := range keyTypes {
+					ps = append(ps, fmt.Sprintf("$%d::text::%s", offset+i, t))
+				}
+				return "(" + strings.Join(ps, ", ") + ")"
+			}
+			cols := "(" + strings.Join(keyCols, ", ") + ")"
+			args := []any{}
+			where := cols + " <= " + tuple(1)
+			for _, v := range st.bound {
+				args = append(args, v)
+			}
+			if st.cursor != nil {
+				where += " AND " + cols + " > " + tuple(len(args)+1)
+				for _, v := range st.cursor {
+					args = append(args, v)
+				}
+			}
+			args = append(args, size)
+			q := fmt.Sprintf(`WITH b AS (
+				SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d
+			), u AS (
+				UPDATE %s SET %s = (%s) FROM b WHERE %s AND %s.%s IS NULL RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u),
+			       (SELECT ARRAY[%s] FROM b ORDER BY %s LIMIT 1)`,
+				strings.Join(aliases, ", "), table, where, strings.Join(keyCols, ", "), len(args),
+				table, target, b.expr, strings.Join(join, " AND "), table, target,
+				strings.Join(lastCols, ", "), strings.Join(desc, ", "))
+			if err := tx.QueryRow(ctx, q, args...).Scan(&scanned, &updated, &last); err != nil {
+				return err
+			}
+		} else {
+			from := int64(0)
+			if st.cursor != nil {
+				fmt.Sscan(st.cursor[0], &from)
+				from++
+			}
+			var bound int64
+			fmt.Sscan(st.bound[0], &bound)
+			if from > bound {
+				return nil
+			}
+			to := min(from+int64(size)-1, bound)
+			q := fmt.Sprintf(`UPDATE %s SET %s = (%s) WHERE ctid >= format('(%%s,0)', $1::bigint)::tid AND ctid < format('(%%s,0)', $2::bigint)::tid AND %s IS NULL`,
+				table, target, b.expr, target)
+			tag, err := tx.Exec(ctx, q, from, to+1)
+			if err != nil {
+				return err
+			}
+			updated = tag.RowsAffected()
+			scanned = to - from + 1
+			last = []string{fmt.Sprint(to)}
+		}
+		if scanned == 0 {
+			return nil
+		}
+		cur, _ := json.Marshal(last)
+		_, err := tx.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfills")+
+			" SET cursor = $4, rows_done = rows_done + $5, updated_at = now() WHERE schema = $1 AND migration = $2 AND op = $3",
+			m.opts.Schema, r.rec.Name, r.op, cur, updated)
+		return err
+	})
+	if err != nil {
+		return 0, 0, nil, backfillError(b, err)
+	}
+	return scanned, updated, last, nil
+}
+
+// backfillError explains a failed batch: typically a row the expression cannot convert.
+func backfillError(b backfill, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && !isTransient(err) {
+		return fmt.Errorf("backfill of %s.%s with %q failed: %s; fix the expression or the data, then run tandem start again to resume (or tandem rollback): %w",
+			b.table.Name, b.target, b.expr, pe.Message, err)
+	}
+	return err
+}
+
+// load reads the backfill's state, creating it (with its bound) on first use. It must
+// run after the dual-write trigger is installed.
+func (b backfill) load(ctx context.Context, r *run) (*backfillState, error) {
+	m := r.m
+	var cursor, bound []byte
+	st := &backfillState{}
+	err := m.conn.QueryRow(ctx, "SELECT cursor, bound, rows_done, rows_total, done FROM "+qi(m.opts.StateSchema, "backfills")+
+		" WHERE schema = $1 AND migration = $2 AND op = $3", m.opts.Schema, r.rec.Name, r.op).
+		Scan(&cursor, &bound, &st.rowsDone, &st.rowsTotal, &st.done)
+	if err == nil {
+		if cursor != nil {
+			if err := json.Unmarshal(cursor, &st.cursor); err != nil {
+				return nil, err
+			}
+		}
+		if bound != nil {
+			if err := json.Unmarshal(bound, &st.bound); err != nil {
+				return nil, err
+			}
+		}
+		return st, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	table := r.table(b.table.Physical)
+	if pk := b.table.PrimaryKey; len(pk) > 0 {
+		var keys, desc []string
+		for _, c := range pk {
+			keys = append(keys, qi(c)+"::text")
+			desc = append(desc, qi(c)+" DESC")
+		}
+		err := m.conn.QueryRow(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"] FROM "+table+" ORDER BY "+strings.Join(desc, ", ")+" LIMIT 1").Scan(&st.bound)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("find the backfill's last row: %w", err)
+		}
+	} else {
+		var pages int64
+		if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", table).Scan(&pages); err != nil {
+			return nil, err
+		}
+		if pages > 0 {
+			st.bound = []string{fmt.Sprint(pages - 1)}
+		}
+	}
+	if err := m.conn.QueryRow(ctx, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", table).Scan(&st.rowsTotal); err != nil {
+		return nil, err
+	}
+	if st.rowsTotal == 0 && st.bound != nil {
+		if err := m.conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&st.rowsTotal); err != nil {
+			return nil, err
+		}
+	}
+	st.done = st.bound == nil
+	var boundJSON []byte
+	if st.bound != nil {
+		boundJSON, _ = json.Marshal(st.bound)
+	}
+	_, err = m.conn.Exec(ctx, "INSERT INTO "+qi(m.opts.StateSchema, "backfills")+
+		" (schema, migration, op, table_name, column_name, bound, rows_total, done) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+		m.opts.Schema, r.rec.Name, r.op, b.table.Name, b.target, boundJSON, st.rowsTotal, st.done)
+	if err != nil {
+		return nil, fmt.Errorf("record backfill: %w", err)
+	}
+	return st, nil
+}
+
+func isTransient(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "55P03", "40P01", "40001": // lock timeout, deadlock, serialization failure
+		return true
+	}
+	return false
+}
+
+// retryTransient retries fn on lock timeouts and deadlocks, a bounded number of times.
+func retryTransient(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = fn(); err == nil || !isTransient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return err
+}

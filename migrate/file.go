@@ -1,0 +1,267 @@
+package migrate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Migration is one parsed migration file.
+type Migration struct {
+	// Name is the migration's name and version: its version schema is
+	// VersionSchema(schema, Name). It defaults to the file name without extension.
+	Name string `json:"name"`
+	// Operations are applied in order.
+	Operations []Operation `json:"-"`
+	// File is the path the migration was read from, for messages; empty when parsed
+	// from memory.
+	File string `json:"-"`
+	// Raw is the migration as JSON, as stored in the state schema.
+	Raw json.RawMessage `json:"-"`
+}
+
+// InputError is an error in a migration file or in what it asks of the database: a
+// malformed file, an unknown table or column, an expression that does not parse. Nothing
+// has been applied when Start returns one. The CLI exits with 2 for it.
+type InputError struct {
+	File  string // the migration file, if known
+	Op    int    // index of the operation in the file, or -1
+	Kind  string // the operation's kind, e.g. "add_column"
+	Field string // the field at fault, e.g. "column.type"
+	Err   error
+}
+
+func (e *InputError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(": ")
+	}
+	if e.Op >= 0 {
+		fmt.Fprintf(&b, "operation %d", e.Op)
+		if e.Kind != "" {
+			fmt.Fprintf(&b, " (%s)", e.Kind)
+		}
+		if e.Field != "" {
+			fmt.Fprintf(&b, ", field %q", e.Field)
+		}
+		b.WriteString(": ")
+	} else if e.Field != "" {
+		fmt.Fprintf(&b, "field %q: ", e.Field)
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+// fieldErr builds an InputError for one field of an operation; File and Op are filled in by
+// the caller that knows them.
+func fieldErr(field, format string, args ...any) error {
+	return &InputError{Op: -1, Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// ReadFile reads and parses a migration file (.json, .yaml or .yml).
+func ReadFile(path string) (*Migration, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &InputError{File: path, Op: -1, Err: err}
+	}
+	base := filepath.Base(path)
+	name := strings.TrimSuffix(base, filepath.Ext(base))
+	return Parse(path, name, data)
+}
+
+// ReadDir reads every migration file (.json, .yaml, .yml) in dir, ordered by file name.
+func ReadDir(dir string) ([]*Migration, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &InputError{File: dir, Op: -1, Err: err}
+	}
+	var names []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".json", ".yaml", ".yml":
+			if !e.IsDir() {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	sort.Strings(names)
+	var out []*Migration
+	seen := map[string]string{}
+	for _, n := range names {
+		m, err := ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		if prev, ok := seen[m.Name]; ok {
+			return nil, &InputError{File: m.File, Op: -1, Field: "name",
+				Err: fmt.Errorf("migration name %q is also used by %s; names must be unique", m.Name, prev)}
+		}
+		seen[m.Name] = m.File
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Parse parses a migration from JSON or YAML. file is used in messages; defaultName is the
+// name used when the document has none.
+func Parse(file, defaultName string, data []byte) (*Migration, error) {
+	ierr := func(op int, kind, field string, err error) error {
+		return &InputError{File: file, Op: op, Kind: kind, Field: field, Err: err}
+	}
+	jsonData, err := toJSON(data)
+	if err != nil {
+		return nil, ierr(-1, "", "", fmt.Errorf("not valid JSON or YAML: %w", err))
+	}
+	var doc struct {
+		Name       *string           `json:"name"`
+		Operations []json.RawMessage `json:"operations"`
+	}
+	if err := strictUnmarshal(jsonData, &doc); err != nil {
+		return nil, ierr(-1, "", "", fmt.Errorf("not a migration document: %w", err))
+	}
+	m := &Migration{Name: defaultName, File: file}
+	if doc.Name != nil && *doc.Name != "" {
+		m.Name = *doc.Name
+	}
+	if !nameRE.MatchString(m.Name) || len(m.Name) > 40 {
+		return nil, ierr(-1, "", "name", fmt.Errorf("migration name %q must be 1-40 characters of letters, digits, '_', '-' or '.'", m.Name))
+	}
+	if doc.Operations == nil {
+		return nil, ierr(-1, "", "operations", errors.New("missing: a migration needs a list of operations"))
+	}
+	for i, raw := range doc.Operations {
+		var wrapper map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &wrapper); err != nil || len(wrapper) != 1 {
+			return nil, ierr(i, "", "", fmt.Errorf("an operation is an object with exactly one key naming its kind (e.g. {\"add_column\": {...}})"))
+		}
+		for kind, body := range wrapper {
+			newOp, ok := operationKinds[kind]
+			if !ok {
+				return nil, ierr(i, kind, "", fmt.Errorf("unknown operation kind %q (known: %s)", kind, strings.Join(knownKinds(), ", ")))
+			}
+			op := newOp()
+			if err := strictUnmarshal(body, op); err != nil {
+				return nil, ierr(i, kind, "", err)
+			}
+			if err := op.checkFields(); err != nil {
+				var ie *InputError
+				if errors.As(err, &ie) {
+					return nil, ierr(i, kind, ie.Field, ie.Err)
+				}
+				return nil, ierr(i, kind, "", err)
+			}
+			m.Operations = append(m.Operations, op)
+		}
+	}
+	canon, err := json.Marshal(struct {
+		Name       string            `json:"name"`
+		Operations []json.RawMessage `json:"operations"`
+	}{m.Name, doc.Operations})
+	if err != nil {
+		return nil, err
+	}
+	m.Raw = canon
+	return m, nil
+}
+
+func knownKinds() []string {
+	var ks []string
+	for k := range operationKinds {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// toJSON accepts JSON or YAML and returns JSON.
+func toJSON(data []byte) ([]byte, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		if json.Valid(trimmed) {
+			return trimmed, nil
+		}
+	}
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	v, err := yamlToJSONValue(v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+func yamlToJSONValue(v any) (any, error) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			c, err := yamlToJSONValue(e)
+			if err != nil {
+				return nil, err
+			}
+			t[k] = c
+		}
+		return t, nil
+	case map[any]any:
+		out := map[string]any{}
+		for k, e := range t {
+			c, err := yamlToJSONValue(e)
+			if err != nil {
+				return nil, err
+			}
+			out[fmt.Sprint(k)] = c
+		}
+		return out, nil
+	case []any:
+		for i, e := range t {
+			c, err := yamlToJSONValue(e)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = c
+		}
+		return t, nil
+	default:
+		return v, nil
+	}
+}
+
+// strictUnmarshal decodes JSON, rejecting unknown fields with a message naming them.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &InputError{Op: -1, Field: te.Field, Err: fmt.Errorf("must be of JSON type %s, not %s", te.Type, te.Value)}
+		}
+		msg := err.Error()
+		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			return &InputError{Op: -1, Field: strings.Trim(f, `"`), Err: errors.New("unknown field (check its spelling against pgroll's format)")}
+		}
+		return errors.New(strings.TrimPrefix(msg, "json: "))
+	}
+	return nil
+}
+
+// required reports a missing required string field.
+func required(field, value string) error {
+	if strings.TrimSpace(value) == "" {
+		return fieldErr(field, "required")
+	}
+	return nil
+}

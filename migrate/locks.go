@@ -1,0 +1,263 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Session describes a database session, for messages about who blocks whom.
+type Session struct {
+	PID             int
+	ApplicationName string
+	User            string
+	ClientAddr      string
+	State           string
+	XactAge         time.Duration
+	Query           string
+}
+
+func (s Session) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pid %d", s.PID)
+	if s.User != "" {
+		fmt.Fprintf(&b, " (user %s", s.User)
+		if s.ApplicationName != "" {
+			fmt.Fprintf(&b, ", application %q", s.ApplicationName)
+		}
+		if s.ClientAddr != "" {
+			fmt.Fprintf(&b, ", from %s", s.ClientAddr)
+		}
+		b.WriteString(")")
+	}
+	if s.State != "" {
+		fmt.Fprintf(&b, ", %s", s.State)
+	}
+	if s.XactAge > 0 {
+		fmt.Fprintf(&b, ", transaction open for %s", s.XactAge.Round(time.Millisecond))
+	}
+	if q := strings.Join(strings.Fields(s.Query), " "); q != "" {
+		if len(q) > 120 {
+			q = q[:120] + "…"
+		}
+		fmt.Fprintf(&b, ", last query: %s", q)
+	}
+	return b.String()
+}
+
+// LockError is returned when a table could not be locked within the retry budget. Nothing
+// of the step that needed the lock was applied.
+type LockError struct {
+	Tables   []string
+	Attempts int
+	Timeout  time.Duration
+	Blockers []Session
+}
+
+func (e *LockError) Error() string {
+	msg := fmt.Sprintf("could not lock %s after %d attempts (lock_timeout %s each)",
+		strings.Join(e.Tables, ", "), e.Attempts, e.Timeout)
+	if len(e.Blockers) == 0 {
+		return msg + "; the table is busy: retry later, or raise --lock-timeout"
+	}
+	var bs []string
+	for _, b := range e.Blockers {
+		bs = append(bs, b.String())
+	}
+	return msg + "; blocked by " + strings.Join(bs, "; ") +
+		fmt.Sprintf(". Retry when it has finished, or end it with SELECT pg_terminate_backend(%d)", e.Blockers[0].PID)
+}
+
+// lockPolicy says how DDL waits for locks.
+type lockPolicy struct {
+	timeout     time.Duration // lock_timeout of each attempt
+	attempts    int           // attempts in all
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	// longTxn: a session that has held a lock on the table for longer than this makes
+	// us wait without queueing (a queued ACCESS EXCLUSIVE request blocks everyone).
+	longTxn time.Duration
+}
+
+func (p lockPolicy) backoff(attempt int) time.Duration {
+	d := p.backoffBase << attempt
+	if d > p.backoffMax || d <= 0 {
+		d = p.backoffMax
+	}
+	// Jitter in [d/2, d): two runs retrying together spread out.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func isLockTimeout(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
+
+// holders returns the other sessions holding a granted lock on any of the tables, oldest
+// transaction first; with minAge > 0 only those whose transaction is older than minAge.
+func holders(ctx context.Context, q querier, tables []string, minAge time.Duration) ([]Session, error) {
+	rows, err := q.Query(ctx, `
+		SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
+		       coalesce(host(a.client_addr), ''), coalesce(a.state, ''),
+		       coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8, coalesce(a.query, '')
+		  FROM pg_locks l
+		  JOIN pg_stat_activity a ON a.pid = l.pid
+		 WHERE l.granted AND l.locktype = 'relation'
+		   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+		   AND a.pid <> pg_backend_pid()
+		   AND coalesce(extract(epoch FROM now() - a.xact_start), 0) >= $2
+		 ORDER BY 6 DESC`, tables, minAge.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("look for sessions holding locks on %s: %w", strings.Join(tables, ", "), err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		var s Session
+		var age float64
+		if err := rows.Scan(&s.PID, &s.ApplicationName, &s.User, &s.ClientAddr, &s.State, &age, &s.Query); err != nil {
+			return nil, err
+		}
+		s.XactAge = time.Duration(age * float64(time.Second))
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// lockedTx runs fn in a transaction whose statements wait at most the policy's
+// lock_timeout for each lock. On a lock timeout the transaction is rolled back (so nothing
+// of it is applied) and retried after a backoff, up to the policy's number of attempts.
+// Before each attempt it looks for long transactions holding locks on the tables and waits
+// for them instead of queueing behind them. tables are qualified, quoted table names.
+func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx.Tx) error) error {
+	p := m.locks
+	var blockers []Session
+	for attempt := 0; attempt < p.attempts; attempt++ {
+		if attempt > 0 {
+			wait := p.backoff(attempt - 1)
+			m.log.Info("waiting for lock", "tables", tables, "attempt", attempt+1, "of", p.attempts, "backoff", wait.Round(time.Millisecond))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		if len(tables) > 0 {
+			long, err := holders(ctx, m.conn, tables, p.longTxn)
+			if err != nil {
+				return err
+			}
+			if len(long) > 0 {
+				blockers = long
+				m.log.Info("long transaction holds a lock on the table; not queueing behind it", "tables", tables, "blocker", long[0].String())
+				continue
+			}
+		}
+		err := pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", p.timeout.Milliseconds())); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
+		if err == nil {
+			return nil
+		}
+		if !isLockTimeout(err) {
+			return err
+		}
+		if bs, herr := holders(ctx, m.conn, tables, 0); herr == nil && len(bs) > 0 {
+			blockers = bs
+		}
+	}
+	return &LockError{Tables: tables, Attempts: p.attempts, Timeout: p.timeout, Blockers: blockers}
+}
+
+// execLocked runs statements in one lock-safe transaction (see lockedTx).
+func (m *Migrator) execLocked(ctx context.Context, tables []string, stmts ...string) error {
+	return m.lockedTx(ctx, tables, func(tx pgx.Tx) error {
+		for _, s := range stmts {
+			m.log.Debug("exec", "sql", s)
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", firstLine(s), err)
+			}
+		}
+		return nil
+	})
+}
+
+// execConcurrently runs a CREATE/DROP INDEX CONCURRENTLY statement outside a transaction,
+// retrying on lock timeouts. Before each attempt an INVALID index of that name, left by an
+// earlier failed or killed build, is dropped.
+func (m *Migrator) execConcurrently(ctx context.Context, schema, index, stmt string) error {
+	p := m.locks
+	var lastErr error
+	for attempt := 0; attempt < p.attempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(p.backoff(attempt - 1)):
+			}
+		}
+		if err := m.dropInvalidIndex(ctx, schema, index); err != nil {
+			return err
+		}
+		if _, err := m.conn.Exec(ctx, "SELECT set_config('lock_timeout', $1, false)", fmt.Sprintf("%dms", p.timeout.Milliseconds())); err != nil {
+			return err
+		}
+		m.log.Debug("exec", "sql", stmt)
+		_, err := m.conn.Exec(ctx, stmt)
+		_, _ = m.conn.Exec(ctx, "RESET lock_timeout")
+		if err == nil {
+			return nil
+		}
+		lastErr = fmt.Errorf("%s: %w", firstLine(stmt), err)
+		if !isLockTimeout(err) {
+			// A failed build leaves an INVALID index; drop it so a rerun starts clean.
+			_ = m.dropInvalidIndex(ctx, schema, index)
+			return lastErr
+		}
+	}
+	return fmt.Errorf("after %d attempts: %w", p.attempts, lastErr)
+}
+
+// indexState reports whether an index exists and whether it is valid.
+func (m *Migrator) indexState(ctx context.Context, schema, index string) (exists, valid bool, err error) {
+	err = m.conn.QueryRow(ctx, `
+		SELECT true, x.indisvalid FROM pg_index x
+		  JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+		 WHERE n.nspname = $1 AND i.relname = $2`, schema, index).Scan(&exists, &valid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
+	return exists, valid, err
+}
+
+func (m *Migrator) dropInvalidIndex(ctx context.Context, schema, index string) error {
+	exists, valid, err := m.indexState(ctx, schema, index)
+	if err != nil || !exists || valid {
+		return err
+	}
+	m.log.Info("dropping INVALID index left by an earlier failed build", "index", index)
+	if _, err := m.conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+qi(schema, index)); err != nil {
+		return fmt.Errorf("drop invalid index %s: %w", index, err)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}

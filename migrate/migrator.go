@@ -1,0 +1,191 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Options configure a Migrator. The zero value of each field means its default.
+type Options struct {
+	// Schema is the logical schema migrated; default "public".
+	Schema string
+	// StateSchema holds Tandem's state; default "tandem".
+	StateSchema string
+	// LockTimeout is the lock_timeout of each attempt of a DDL statement that locks an
+	// existing table; default 500ms.
+	LockTimeout time.Duration
+	// LockAttempts bounds the attempts to take a lock before a step is abandoned
+	// (and rolled back); default 10.
+	LockAttempts int
+	// BackfillBatchTime is the target duration of one backfill batch: the batch size
+	// adapts to it; default 100ms.
+	BackfillBatchTime time.Duration
+	// Progress, when set, is called after every backfill batch.
+	Progress func(BackfillProgress)
+	// Logger receives a line per step; default: discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Schema == "" {
+		o.Schema = "public"
+	}
+	if o.StateSchema == "" {
+		o.StateSchema = "tandem"
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 500 * time.Millisecond
+	}
+	if o.LockAttempts == 0 {
+		o.LockAttempts = 10
+	}
+	if o.BackfillBatchTime == 0 {
+		o.BackfillBatchTime = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Migrator applies migrations to one logical schema over one dedicated connection. It is
+// not safe for concurrent use; two Migrators (in two processes, say) on one schema exclude
+// each other with an advisory lock.
+type Migrator struct {
+	conn          *pgx.Conn
+	opts          Options
+	log           *slog.Logger
+	locks         lockPolicy
+	st            store
+	serverVersion int
+}
+
+// Open connects to the database at connString and returns a Migrator for it.
+func Open(ctx context.Context, connString string, opts Options) (*Migrator, error) {
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("parse connection string: %w", err)
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "tandem"
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	m, err := New(ctx, conn, opts)
+	if err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	return m, nil
+}
+
+// New returns a Migrator that uses conn, which it owns from now on (Close closes it).
+func New(ctx context.Context, conn *pgx.Conn, opts Options) (*Migrator, error) {
+	opts.setDefaults()
+	m := &Migrator{
+		conn: conn,
+		opts: opts,
+		log:  opts.Logger,
+		locks: lockPolicy{
+			timeout:     opts.LockTimeout,
+			attempts:    opts.LockAttempts,
+			backoffBase: 100 * time.Millisecond,
+			backoffMax:  5 * time.Second,
+			longTxn:     opts.LockTimeout,
+		},
+		st: store{state: opts.StateSchema, schema: opts.Schema},
+	}
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&m.serverVersion); err != nil {
+		return nil, fmt.Errorf("read server version: %w", err)
+	}
+	if m.serverVersion < 140000 {
+		return nil, fmt.Errorf("PostgreSQL %d.%d is too old: Tandem needs 14 or newer", m.serverVersion/10000, m.serverVersion%10000)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", opts.Schema).Scan(&exists); err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, &InputError{Op: -1, Field: "schema", Err: fmt.Errorf("schema %q does not exist in this database", opts.Schema)}
+	}
+	return m, nil
+}
+
+// Close closes the Migrator's connection.
+func (m *Migrator) Close(ctx context.Context) error { return m.conn.Close(ctx) }
+
+// Conn is the Migrator's connection.
+func (m *Migrator) Conn() *pgx.Conn { return m.conn }
+
+// Schema is the logical schema the Migrator migrates.
+func (m *Migrator) Schema() string { return m.opts.Schema }
+
+// Init creates the state schema. It is idempotent; Start calls it too.
+func (m *Migrator) Init(ctx context.Context) error {
+	return m.withLock(ctx, func() error { return m.st.init(ctx, m.conn) })
+}
+
+// advisoryKey is the pair of int4 keys of the advisory lock for schema: a fixed class
+// ('tndm') and a hash of the schema name.
+const advisoryClass = 0x746e646d
+
+// ErrBusy is wrapped by the error returned when another run holds the schema's lock.
+var ErrBusy = errors.New("another Tandem run is migrating this schema")
+
+// withLock runs fn holding the schema's advisory lock; a concurrent holder makes it fail
+// at once with a message naming the holder.
+func (m *Migrator) withLock(ctx context.Context, fn func() error) error {
+	var got bool
+	if err := m.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", advisoryClass, m.opts.Schema).Scan(&got); err != nil {
+		return fmt.Errorf("take the migration lock: %w", err)
+	}
+	if !got {
+		var who Session
+		var age float64
+		err := m.conn.QueryRow(ctx, `
+			SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(host(a.client_addr), ''),
+			       coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.backend_start), 0)::float8
+			  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid
+			   AND l.objid = hashtext($2)::oid AND l.objsubid = 2`, advisoryClass, m.opts.Schema).
+			Scan(&who.PID, &who.ApplicationName, &who.User, &who.ClientAddr, &who.State, &age)
+		if err != nil {
+			return fmt.Errorf("%w %q (its holder could not be identified)", ErrBusy, m.opts.Schema)
+		}
+		return fmt.Errorf("%w %q: held by %s, connected %s ago; wait for it to finish",
+			ErrBusy, m.opts.Schema, who.String(), time.Duration(age*float64(time.Second)).Round(time.Second))
+	}
+	defer func() {
+		// A fresh context: the lock must be released even when ctx was cancelled.
+		_, _ = m.conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1, hashtext($2))", advisoryClass, m.opts.Schema)
+	}()
+	return fn()
+}
+
+// failpoint lets tests stop the engine at a named step and kill it there: when the
+// environment variable TANDEM_FAILPOINT equals step, the process announces it on stderr
+// and waits to be killed. It does nothing otherwise.
+func failpoint(step string) {
+	if fp := os.Getenv("TANDEM_FAILPOINT"); fp != "" && fp == step {
+		fmt.Fprintf(os.Stderr, "tandem: failpoint %s reached\n", step)
+		select {}
+	}
+}
+
+// versionSchemaOf names the version schema of migration name, or the base schema for "".
+func (m *Migrator) versionSchemaOf(name string) string {
+	if name == "" {
+		return m.opts.Schema
+	}
+	return VersionSchema(m.opts.Schema, name)
+}

@@ -1,0 +1,212 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+)
+
+// OpAddColumn adds a column. The old version does not see it. A NOT NULL column needs a
+// default or an up expression: up fills the existing rows (backfill) and the rows the
+// old version writes during the migration (trigger); the new version is held to NOT NULL
+// from start on by a NOT VALID check, which complete validates and turns into NOT NULL.
+type OpAddColumn struct {
+	Table  string    `json:"table"`
+	Column ColumnDef `json:"column"`
+	Up     string    `json:"up,omitempty"`
+}
+
+// Kind implements Operation.
+func (o *OpAddColumn) Kind() string { return "add_column" }
+
+func (o *OpAddColumn) checkFields() error {
+	if err := required("table", o.Table); err != nil {
+		return err
+	}
+	if o.Column.PK {
+		return fieldErr("column.pk", "a primary key cannot be added to an existing table with add_column")
+	}
+	return o.Column.checkFields("column.")
+}
+
+func (o *OpAddColumn) notNull() bool { return !o.Column.Nullable }
+
+func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
+	t, err := v.table("table", o.Table)
+	if err != nil {
+		return err
+	}
+	if t.Column(o.Column.Name) != nil {
+		return fieldErr("column.name", "column %q already exists in table %q", o.Column.Name, o.Table)
+	}
+	if old := v.before.Table(o.Table); old != nil && old.Physical == t.Physical && old.ColumnByPhysical(o.Column.Name) != nil {
+		return fieldErr("column.name", "a column named %q still exists physically in table %q (dropped or renamed in this migration); choose another name", o.Column.Name, o.Table)
+	}
+	if o.notNull() && o.Up == "" && o.Column.Default == nil {
+		return fieldErr("up", "a NOT NULL column needs an up expression or a default: the old version keeps inserting rows without it (or set nullable: true)")
+	}
+	t.Columns = append(t.Columns, o.Column.columnShape(o.Column.Name))
+	if err := o.Column.validate(ctx, v, "column.", t); err != nil {
+		return err
+	}
+	if o.Up != "" {
+		old := v.before.Table(o.Table)
+		if old == nil {
+			return fieldErr("table", "table %q is created in this migration; give the column a default instead of up", o.Table)
+		}
+		if err := v.checkExpr(ctx, "up", o.Up, old, o.Column.Type); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *OpAddColumn) triggerName(r *run) string  { return r.objectName("trg") }
+func (o *OpAddColumn) notNullCheck(r *run) string { return r.objectName("nn") }
+func (o *OpAddColumn) uniqueIndex(r *run) string  { return r.objectName("uq") }
+
+func (o *OpAddColumn) start(ctx context.Context, r *run) error {
+	t := r.after.Table(o.Table)
+	table := r.table(t.Physical)
+	c := o.Column
+	col := qi(c.Name)
+	var exists bool
+	if err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
+		table, c.Name).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		def := "ALTER TABLE " + table + " ADD COLUMN " + col + " " + c.Type
+		stmts := []string{}
+		switch {
+		case o.Up == "" && c.Default != nil:
+			// A constant default fills existing rows without a rewrite (PostgreSQL 11+),
+			// and the old version's inserts get it too.
+			def += " DEFAULT " + *c.Default
+			if o.notNull() {
+				def += " NOT NULL"
+			}
+			stmts = append(stmts, def)
+		default:
+			stmts = append(stmts, def)
+			if c.Default != nil {
+				stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DEFAULT "+*c.Default)
+			}
+			if o.notNull() {
+				stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(o.notNullCheck(r))+" CHECK ("+col+" IS NOT NULL) NOT VALID")
+			}
+		}
+		if c.Check != nil {
+			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(c.Check.Name)+" CHECK ("+c.Check.Constraint+") NOT VALID")
+		}
+		tables := []string{table}
+		if ref := c.References; ref != nil {
+			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(ref.Name)+" FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.after)+" NOT VALID")
+			tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
+		}
+		if c.Comment != nil {
+			stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+col+" IS "+ql(*c.Comment))
+		}
+		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
+			return err
+		}
+	}
+	if o.Up != "" {
+		old := r.before.Table(o.Table)
+		dw := dualWrite{name: o.triggerName(r), table: old, target: c.Name, expr: o.Up, alsoUnfilled: true}
+		if err := dw.install(ctx, r, t.Physical); err != nil {
+			return err
+		}
+		if err := (backfill{table: old, target: c.Name, expr: o.Up}).run(ctx, r); err != nil {
+			return err
+		}
+	}
+	if c.Unique {
+		idx := o.uniqueIndex(r)
+		if err := r.m.execConcurrently(ctx, r.schema, idx, "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "+qi(idx)+" ON "+table+" ("+col+")"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
+	t := r.after.Table(o.Table)
+	table := r.table(t.Physical)
+	col := qi(o.Column.Name)
+	if o.Up != "" {
+		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+			return err
+		}
+	}
+	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
+	var validate []string
+	if o.notNull() && !(o.Up == "" && o.Column.Default != nil) {
+		validate = append(validate, o.notNullCheck(r))
+	}
+	if o.Column.Check != nil {
+		validate = append(validate, o.Column.Check.Name)
+	}
+	if o.Column.References != nil {
+		validate = append(validate, o.Column.References.Name)
+	}
+	for _, name := range validate {
+		if err := validateConstraint(ctx, r, table, name); err != nil {
+			return err
+		}
+	}
+	if o.notNull() && !(o.Up == "" && o.Column.Default != nil) {
+		// With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
+		if err := r.m.execLocked(ctx, []string{table},
+			"ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
+			"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r))); err != nil {
+			return err
+		}
+	}
+	if o.Column.Unique {
+		name := o.Column.Name + "_key"
+		if len(name) > 63 {
+			name = o.uniqueIndex(r) + "_key"
+		}
+		if err := attachUnique(ctx, r, table, o.uniqueIndex(r), name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *OpAddColumn) rollback(ctx context.Context, r *run) error {
+	t := r.after.Table(o.Table)
+	if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+		return err
+	}
+	table := r.table(t.Physical)
+	if err := r.m.execConcurrently(ctx, r.schema, o.uniqueIndex(r), "DROP INDEX CONCURRENTLY IF EXISTS "+qi(r.schema, o.uniqueIndex(r))); err != nil {
+		return err
+	}
+	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" DROP COLUMN IF EXISTS "+qi(o.Column.Name))
+}
+
+// validateConstraint validates a NOT VALID constraint, if it is not valid yet.
+func validateConstraint(ctx context.Context, r *run, table, name string) error {
+	var valid bool
+	err := r.m.conn.QueryRow(ctx, "SELECT convalidated FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2", table, name).Scan(&valid)
+	if err != nil {
+		return errors.Join(errors.New("constraint "+name+" not found on "+table), err)
+	}
+	if valid {
+		return nil
+	}
+	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" VALIDATE CONSTRAINT "+qi(name))
+}
+
+// attachUnique turns a unique index built concurrently into a UNIQUE constraint.
+func attachUnique(ctx context.Context, r *run, table, index, constraint string) error {
+	var exists bool
+	if err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)", table, constraint).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(constraint)+" UNIQUE USING INDEX "+qi(index))
+}

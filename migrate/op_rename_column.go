@@ -1,0 +1,70 @@
+package migrate
+
+import "context"
+
+// OpRenameColumn renames a column. The new version's view shows the new name at once;
+// complete renames the physical column.
+type OpRenameColumn struct {
+	Table string `json:"table"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+}
+
+// Kind implements Operation.
+func (o *OpRenameColumn) Kind() string { return "rename_column" }
+
+func (o *OpRenameColumn) checkFields() error {
+	for f, v := range map[string]string{"table": o.Table, "from": o.From, "to": o.To} {
+		if err := required(f, v); err != nil {
+			return err
+		}
+	}
+	if o.From == o.To {
+		return fieldErr("to", "the new name is the old name")
+	}
+	return nil
+}
+
+func (o *OpRenameColumn) validate(ctx context.Context, v *validator) error {
+	t, err := v.table("table", o.Table)
+	if err != nil {
+		return err
+	}
+	c, err := v.column("from", t, o.From)
+	if err != nil {
+		return err
+	}
+	if t.Column(o.To) != nil {
+		return fieldErr("to", "column %q already exists in table %q", o.To, o.Table)
+	}
+	if x := t.ColumnByPhysical(o.To); x != nil && x != c {
+		return fieldErr("to", "a column is stored physically as %q in table %q; choose another name", o.To, o.Table)
+	}
+	if old := v.before.Table(o.Table); old != nil && old.ColumnByPhysical(o.To) != nil && c.Physical != o.To {
+		return fieldErr("to", "a column named %q still exists physically in table %q until this migration completes; choose another name", o.To, o.Table)
+	}
+	c.Name = o.To
+	return nil
+}
+
+func (o *OpRenameColumn) start(ctx context.Context, r *run) error { return nil }
+
+func (o *OpRenameColumn) complete(ctx context.Context, r *run) error {
+	t := r.after.Table(o.Table)
+	c := t.Column(o.To)
+	if c.Physical == o.To {
+		return nil
+	}
+	table := r.table(t.Physical)
+	var exists bool
+	if err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
+		table, c.Physical).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return nil // renamed by an earlier, interrupted complete
+	}
+	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" RENAME COLUMN "+qi(c.Physical)+" TO "+qi(o.To))
+}
+
+func (o *OpRenameColumn) rollback(ctx context.Context, r *run) error { return nil }

@@ -1,0 +1,248 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Operation is one step of a migration. Each kind lives in its own file (op_<kind>.go)
+// with its validation, start, complete and rollback side by side.
+//
+// start, complete and rollback must be idempotent: a run killed half-way through any of
+// them is finished by running it again. rollback must also cope with a start that was
+// interrupted at any point.
+type Operation interface {
+	// Kind is the operation's key in a migration file, e.g. "add_column".
+	Kind() string
+	// checkFields checks the operation on its own, without a database.
+	checkFields() error
+	// validate checks the operation against the new version's shape so far, and updates
+	// that shape (v.after) to what the new version sees after this operation.
+	validate(ctx context.Context, v *validator) error
+	// start makes the additive change.
+	start(ctx context.Context, r *run) error
+	// complete makes the destructive change, once the old version is gone.
+	complete(ctx context.Context, r *run) error
+	// rollback undoes start.
+	rollback(ctx context.Context, r *run) error
+}
+
+// operationKinds maps a kind to a constructor of its operation.
+var operationKinds = map[string]func() Operation{
+	"create_table":  func() Operation { return &OpCreateTable{} },
+	"drop_table":    func() Operation { return &OpDropTable{} },
+	"rename_table":  func() Operation { return &OpRenameTable{} },
+	"add_column":    func() Operation { return &OpAddColumn{} },
+	"drop_column":   func() Operation { return &OpDropColumn{} },
+	"rename_column": func() Operation { return &OpRenameColumn{} },
+	"create_index":  func() Operation { return &OpCreateIndex{} },
+	"drop_index":    func() Operation { return &OpDropIndex{} },
+	"sql":           func() Operation { return &OpRawSQL{} },
+}
+
+// run is what an operation's start, complete and rollback work with.
+type run struct {
+	m      *Migrator
+	rec    *record
+	op     int    // index of the operation in the migration
+	schema string // the base schema, where the physical tables live
+	// newSchema is the new version's schema name; the triggers tell its writes apart.
+	newSchema string
+	before    *Schema // the old version's shape
+	after     *Schema // the new version's shape
+}
+
+// table qualifies a physical table name with the base schema, quoted.
+func (r *run) table(physical string) string { return qi(r.schema, physical) }
+
+// objectName is a stable name for an object this operation creates (trigger, function,
+// constraint), unique per migration, operation and purpose.
+func (r *run) objectName(purpose string) string {
+	return shortName("_tandem_"+purpose+"_", r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op))
+}
+
+// validator checks operations against the live database before anything is applied.
+// It works inside a transaction that is always rolled back.
+type validator struct {
+	tx     pgx.Tx
+	schema string
+	before *Schema // the old version's shape, as read from the catalog
+	after  *Schema // the new version's shape so far
+	// rawSQL is set once an sql operation ran in the migration: the shape of later
+	// tables is then unknown to the validator.
+	rawSQL bool
+}
+
+// table returns the table the new version calls name, or an error naming the field.
+func (v *validator) table(field, name string) (*Table, error) {
+	if t := v.after.Table(name); t != nil {
+		return t, nil
+	}
+	return nil, fieldErr(field, "table %q does not exist in schema %q%s", name, v.schema, suggest(name, tableNames(v.after)))
+}
+
+// column returns the column the new version calls name in t.
+func (v *validator) column(field string, t *Table, name string) (*Column, error) {
+	if c := t.Column(name); c != nil {
+		return c, nil
+	}
+	var names []string
+	for _, c := range t.Columns {
+		names = append(names, c.Name)
+	}
+	return nil, fieldErr(field, "column %q does not exist in table %q%s", name, t.Name, suggest(name, names))
+}
+
+// checkType makes sure typ names an existing type, and returns its canonical spelling.
+func (v *validator) checkType(ctx context.Context, field, typ string) (string, error) {
+	if strings.TrimSpace(typ) == "" {
+		return "", fieldErr(field, "required")
+	}
+	var canon *string
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT format_type(t, NULL) FROM to_regtype($1) t", typ).Scan(&canon)
+	})
+	if err != nil || canon == nil {
+		msg := fmt.Sprintf("type %q does not exist", typ)
+		if err != nil {
+			msg = fmt.Sprintf("type %q is not a valid type name: %s", typ, pgMessage(err))
+		}
+		return "", fieldErr(field, "%s", msg)
+	}
+	return typ, nil
+}
+
+// checkExpr makes sure expr is a single expression that the database can evaluate over the
+// rows of t as the given version sees them, and that its result fits resultType (if set).
+func (v *validator) checkExpr(ctx context.Context, field, expr string, t *Table, resultType string) error {
+	if err := checkExpr(expr); err != nil {
+		return fieldErr(field, "%v", err)
+	}
+	if v.rawSQL {
+		return nil
+	}
+	var cols []string
+	physical := v.before.Table(t.Name)
+	for _, c := range t.Columns {
+		if physical != nil && physical.Physical == t.Physical && physical.ColumnByPhysical(c.Physical) != nil {
+			cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
+		} else {
+			cols = append(cols, "NULL::"+c.Type+" AS "+qi(c.Name))
+		}
+	}
+	from := "(SELECT " + strings.Join(cols, ", ") + ") AS " + qi(t.Name)
+	if physical != nil && physical.Physical == t.Physical {
+		from = "(SELECT " + strings.Join(cols, ", ") + " FROM " + qi(v.schema, t.Physical) + ") AS " + qi(t.Name)
+	}
+	sel := "(" + expr + ")"
+	if resultType != "" {
+		sel += "::" + resultType
+	}
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT "+sel+" FROM "+from+" LIMIT 0")
+		if err != nil {
+			return err
+		}
+		rows.Close()
+		return rows.Err()
+	})
+	if err != nil {
+		return fieldErr(field, "expression %q is not valid for table %q: %s", expr, t.Name, pgMessage(err))
+	}
+	return nil
+}
+
+// checkValueExpr makes sure expr is a single expression, referencing no column, whose
+// value fits type typ: a column default.
+func (v *validator) checkValueExpr(ctx context.Context, field, expr, typ string) error {
+	if err := checkExpr(expr); err != nil {
+		return fieldErr(field, "%v", err)
+	}
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT ("+expr+")::"+typ+" LIMIT 0")
+		if err != nil {
+			return err
+		}
+		rows.Close()
+		return rows.Err()
+	})
+	if err != nil {
+		return fieldErr(field, "expression %q is not a valid value of type %s: %s", expr, typ, pgMessage(err))
+	}
+	return nil
+}
+
+// hasRows reports whether the physical table has at least one row.
+func (v *validator) hasRows(ctx context.Context, t *Table) (bool, error) {
+	if v.before.Table(t.Name) == nil {
+		return false, nil
+	}
+	var ok bool
+	err := v.tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+qi(v.schema, t.Physical)+")").Scan(&ok)
+	return ok, err
+}
+
+func savepoint(ctx context.Context, tx pgx.Tx, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, tx, fn)
+}
+
+// pgMessage is the server's message of err without the driver's decoration.
+func pgMessage(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		if pe.Hint != "" {
+			return pe.Message + " (hint: " + pe.Hint + ")"
+		}
+		return pe.Message
+	}
+	return err.Error()
+}
+
+func tableNames(s *Schema) []string {
+	var out []string
+	for n := range s.Tables {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// suggest returns "; did you mean X?" when a name close to name exists.
+func suggest(name string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

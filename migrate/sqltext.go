@@ -1,0 +1,88 @@
+package migrate
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// qi quotes an identifier, qualified when given several parts.
+func qi(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
+
+// ql quotes a string literal for DDL, where parameters cannot be used.
+func ql(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// shortName builds a Postgres object name (at most 63 bytes) that is unique for parts.
+func shortName(prefix string, parts ...string) string {
+	h := sha1.Sum([]byte(strings.Join(parts, "\x00")))
+	return prefix + hex.EncodeToString(h[:])[:16]
+}
+
+// checkExpr makes sure expr is one self-contained SQL expression: quotes, comments and
+// parentheses balanced, and no statement separator at the top level. Together with the
+// database parsing the expression (see the validation step) this keeps a migration file
+// from injecting SQL outside the expression it is meant to carry.
+func checkExpr(expr string) error {
+	if strings.TrimSpace(expr) == "" {
+		return errors.New("empty expression")
+	}
+	depth := 0
+	for i := 0; i < len(expr); i++ {
+		switch c := expr[i]; {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for ; j < len(expr); j++ {
+				if expr[j] == c {
+					if j+1 < len(expr) && expr[j+1] == c {
+						j++
+						continue
+					}
+					break
+				}
+			}
+			if j >= len(expr) {
+				return errors.New("unterminated quoted string or identifier")
+			}
+			i = j
+		case c == '-' && i+1 < len(expr) && expr[i+1] == '-':
+			return errors.New("comments (--) are not allowed in an expression")
+		case c == '/' && i+1 < len(expr) && expr[i+1] == '*':
+			return errors.New("comments (/* */) are not allowed in an expression")
+		case c == '$':
+			// A dollar-quoted string: $tag$ ... $tag$.
+			j := i + 1
+			for j < len(expr) && (expr[j] == '_' || isAlnum(expr[j])) {
+				j++
+			}
+			if j < len(expr) && expr[j] == '$' && (j == i+1 || !isDigit(expr[i+1])) {
+				tag := expr[i : j+1]
+				end := strings.Index(expr[j+1:], tag)
+				if end < 0 {
+					return errors.New("unterminated dollar-quoted string")
+				}
+				i = j + 1 + end + len(tag) - 1
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth < 0 {
+				return errors.New("unbalanced parentheses: ')' closes more than the expression opened")
+			}
+		case c == ';':
+			return errors.New("';' is not allowed in an expression")
+		}
+	}
+	if depth != 0 {
+		return errors.New("unbalanced parentheses: '(' is never closed")
+	}
+	return nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
+}

@@ -1,0 +1,233 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Status values of a migration in the state schema.
+const (
+	StatusStarting   = "starting"    // start is under way (or was interrupted)
+	StatusStarted    = "started"     // expanded: both versions work
+	StatusCompleting = "completing"  // complete is under way (or was interrupted)
+	StatusCompleted  = "completed"   // contracted
+	StatusRolledBack = "rolled_back" // undone
+)
+
+// record is one migration's row in the state schema.
+type record struct {
+	Name        string
+	Parent      string // the migration that was current when this one started; "" for none
+	Status      string
+	File        string
+	Definition  json.RawMessage
+	Before      *Schema // the old version's shape, read when start began
+	After       *Schema // the new version's shape
+	StartedAt   time.Time
+	CompletedAt *time.Time
+}
+
+func (r *record) active() bool {
+	return r.Status == StatusStarting || r.Status == StatusStarted || r.Status == StatusCompleting
+}
+
+// stateDDL creates the state schema. Every statement is idempotent; no superuser rights
+// are needed, only CREATE on the database (or an existing state schema one owns).
+func stateDDL(state string) []string {
+	return []string{
+		"CREATE SCHEMA IF NOT EXISTS " + qi(state),
+		`CREATE TABLE IF NOT EXISTS ` + qi(state, "migrations") + ` (
+			id           bigserial NOT NULL UNIQUE,
+			schema       text NOT NULL,
+			name         text NOT NULL,
+			parent       text,
+			status       text NOT NULL,
+			file         text,
+			definition   jsonb NOT NULL,
+			before       jsonb NOT NULL,
+			after        jsonb NOT NULL,
+			started_at   timestamptz NOT NULL DEFAULT now(),
+			completed_at timestamptz,
+			PRIMARY KEY (schema, name))`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON ` + qi(state, "migrations") +
+			` (schema) WHERE status IN ('starting', 'started', 'completing')`,
+		`CREATE TABLE IF NOT EXISTS ` + qi(state, "backfills") + ` (
+			schema      text NOT NULL,
+			migration   text NOT NULL,
+			op          int NOT NULL,
+			table_name  text NOT NULL,
+			column_name text NOT NULL,
+			cursor      jsonb,
+			bound       jsonb,
+			rows_done   bigint NOT NULL DEFAULT 0,
+			rows_total  bigint NOT NULL DEFAULT 0,
+			done        boolean NOT NULL DEFAULT false,
+			started_at  timestamptz NOT NULL DEFAULT now(),
+			updated_at  timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (schema, migration, op))`,
+		`CREATE TABLE IF NOT EXISTS ` + qi(state, "steps") + ` (
+			schema    text NOT NULL,
+			migration text NOT NULL,
+			step      text NOT NULL,
+			done_at   timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (schema, migration, step))`,
+	}
+}
+
+type store struct {
+	state  string // the state schema
+	schema string // the logical schema migrated
+}
+
+func (s store) init(ctx context.Context, q querier) error {
+	for _, stmt := range stateDDL(s.state) {
+		if _, err := q.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("create state schema %q: %w", s.state, err)
+		}
+	}
+	return nil
+}
+
+// initialized reports whether the state schema exists.
+func (s store) initialized(ctx context.Context, q querier) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qi(s.state, "migrations")).Scan(&ok)
+	return ok, err
+}
+
+const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, started_at, completed_at`
+
+func scanRecord(row pgx.Row) (*record, error) {
+	var r record
+	var before, after []byte
+	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &r.StartedAt, &r.CompletedAt); err != nil {
+		return nil, err
+	}
+	r.Before, r.After = &Schema{}, &Schema{}
+	if err := json.Unmarshal(before, r.Before); err != nil {
+		return nil, fmt.Errorf("decode stored schema of %s: %w", r.Name, err)
+	}
+	if err := json.Unmarshal(after, r.After); err != nil {
+		return nil, fmt.Errorf("decode stored schema of %s: %w", r.Name, err)
+	}
+	return &r, nil
+}
+
+// active returns the migration in progress, or nil.
+func (s store) active(ctx context.Context, q querier) (*record, error) {
+	r, err := scanRecord(q.QueryRow(ctx, `SELECT `+recordColumns+` FROM `+qi(s.state, "migrations")+
+		` WHERE schema = $1 AND status IN ('starting', 'started', 'completing')`, s.schema))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// latest returns the newest migration that is not rolled back (active or completed), or nil.
+func (s store) latest(ctx context.Context, q querier) (*record, error) {
+	r, err := scanRecord(q.QueryRow(ctx, `SELECT `+recordColumns+` FROM `+qi(s.state, "migrations")+
+		` WHERE schema = $1 AND status <> 'rolled_back' ORDER BY id DESC LIMIT 1`, s.schema))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// latestCompleted returns the newest completed migration, or nil.
+func (s store) latestCompleted(ctx context.Context, q querier) (*record, error) {
+	r, err := scanRecord(q.QueryRow(ctx, `SELECT `+recordColumns+` FROM `+qi(s.state, "migrations")+
+		` WHERE schema = $1 AND status = 'completed' ORDER BY id DESC LIMIT 1`, s.schema))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return r, err
+}
+
+func (s store) get(ctx context.Context, q querier, name string) (*record, error) {
+	r, err := scanRecord(q.QueryRow(ctx, `SELECT `+recordColumns+` FROM `+qi(s.state, "migrations")+
+		` WHERE schema = $1 AND name = $2`, s.schema, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return r, err
+}
+
+func (s store) history(ctx context.Context, q querier) ([]*record, error) {
+	rows, err := q.Query(ctx, `SELECT `+recordColumns+` FROM `+qi(s.state, "migrations")+
+		` WHERE schema = $1 ORDER BY id`, s.schema)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// insert records a new migration as starting. A rolled-back migration of the same name is
+// replaced.
+func (s store) insert(ctx context.Context, q querier, r *record) error {
+	before, err := json.Marshal(r.Before)
+	if err != nil {
+		return err
+	}
+	after, err := json.Marshal(r.After)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, `DELETE FROM `+qi(s.state, "migrations")+` WHERE schema = $1 AND name = $2 AND status = 'rolled_back'`, s.schema, r.Name)
+	if err != nil {
+		return err
+	}
+	if err := s.forget(ctx, q, r.Name); err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, `INSERT INTO `+qi(s.state, "migrations")+
+		` (schema, name, parent, status, file, definition, before, after) VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8)`,
+		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after)
+	if err != nil {
+		return fmt.Errorf("record migration %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+func (s store) setStatus(ctx context.Context, q querier, name, status string) error {
+	_, err := q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+
+		` SET status = $3, completed_at = CASE WHEN $3 = 'completed' THEN now() END WHERE schema = $1 AND name = $2`,
+		s.schema, name, status)
+	if err != nil {
+		return fmt.Errorf("record status %s of migration %s: %w", status, name, err)
+	}
+	return nil
+}
+
+// setAfter replaces the recorded shape of the new version (after raw SQL changed it).
+func (s store) setAfter(ctx context.Context, q querier, name string, after *Schema) error {
+	data, err := json.Marshal(after)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+` SET after = $3 WHERE schema = $1 AND name = $2`, s.schema, name, data)
+	return err
+}
+
+// forget deletes the migration's backfill cursors and step markers.
+func (s store) forget(ctx context.Context, q querier, name string) error {
+	for _, t := range []string{"backfills", "steps"} {
+		if _, err := q.Exec(ctx, "DELETE FROM "+qi(s.state, t)+" WHERE schema = $1 AND migration = $2", s.schema, name); err != nil {
+			return fmt.Errorf("clear %s of migration %s: %w", t, name, err)
+		}
+	}
+	return nil
+}

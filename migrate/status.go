@@ -1,0 +1,101 @@
+package migrate
+
+import (
+	"context"
+	"time"
+)
+
+// Status is the state of a schema's migrations, as `tandem status --json` prints it.
+type Status struct {
+	Schema string `json:"schema"`
+	// State is "no migrations", "in progress" or "complete".
+	State string `json:"state"`
+	// Version is the newest migration, active or completed; VersionSchema its schema.
+	Version       string `json:"version,omitempty"`
+	VersionSchema string `json:"version_schema,omitempty"`
+	// Active is the migration in progress, if any.
+	Active    *MigrationInfo     `json:"active,omitempty"`
+	Backfills []BackfillProgress `json:"backfills,omitempty"`
+	History   []MigrationInfo    `json:"history"`
+}
+
+// MigrationInfo describes one migration in the history.
+type MigrationInfo struct {
+	Name          string     `json:"name"`
+	Status        string     `json:"status"`
+	Parent        string     `json:"parent,omitempty"`
+	File          string     `json:"file,omitempty"`
+	VersionSchema string     `json:"version_schema"`
+	StartedAt     time.Time  `json:"started_at"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+}
+
+// Status reports the schema's migrations. It takes no lock, so it can watch a migration
+// that another process is running.
+func (m *Migrator) Status(ctx context.Context) (*Status, error) {
+	st := &Status{Schema: m.opts.Schema, State: "no migrations", History: []MigrationInfo{}}
+	ok, err := m.st.initialized(ctx, m.conn)
+	if err != nil || !ok {
+		return st, err
+	}
+	recs, err := m.st.history(ctx, m.conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		info := MigrationInfo{Name: r.Name, Status: r.Status, Parent: r.Parent, File: r.File,
+			VersionSchema: m.versionSchemaOf(r.Name), StartedAt: r.StartedAt, CompletedAt: r.CompletedAt}
+		st.History = append(st.History, info)
+		if r.Status == StatusRolledBack {
+			continue
+		}
+		st.Version, st.VersionSchema, st.State = r.Name, info.VersionSchema, "complete"
+		if r.active() {
+			a := info
+			st.Active = &a
+			st.State = "in progress"
+		}
+	}
+	if st.Active != nil {
+		rows, err := m.conn.Query(ctx, "SELECT table_name, column_name, rows_done, rows_total, done, extract(epoch FROM updated_at - started_at)::float8 FROM "+
+			qi(m.opts.StateSchema, "backfills")+" WHERE schema = $1 AND migration = $2 ORDER BY op", m.opts.Schema, st.Active.Name)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p := BackfillProgress{Migration: st.Active.Name}
+			var secs float64
+			if err := rows.Scan(&p.Table, &p.Column, &p.RowsDone, &p.RowsTotal, &p.Done, &secs); err != nil {
+				return nil, err
+			}
+			p.RowsTotal = max(p.RowsTotal, p.RowsDone)
+			if secs > 0 {
+				p.Rate = float64(p.RowsDone) / secs
+				if p.Rate > 0 && !p.Done {
+					p.ETA = time.Duration(float64(p.RowsTotal-p.RowsDone) / p.Rate * float64(time.Second))
+				}
+			}
+			st.Backfills = append(st.Backfills, p)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// LatestVersion returns the newest migration (active or completed) and its version
+// schema; both are "" when no migration was applied yet (the app then uses the base
+// schema).
+func (m *Migrator) LatestVersion(ctx context.Context) (name, versionSchema string, err error) {
+	ok, err := m.st.initialized(ctx, m.conn)
+	if err != nil || !ok {
+		return "", "", err
+	}
+	r, err := m.st.latest(ctx, m.conn)
+	if err != nil || r == nil {
+		return "", "", err
+	}
+	return r.Name, m.versionSchemaOf(r.Name), nil
+}
