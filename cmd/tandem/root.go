@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tandem-pg/tandem/migrate"
 )
 
 // globals are the flags every command accepts.
@@ -49,6 +51,15 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 
 	root.AddCommand(
+		newInitCmd(),
+		newStartCmd(),
+		newCompleteCmd(),
+		newRollbackCmd(),
+		newStatusCmd(),
+		newMigrateCmd(),
+		newLatestCmd(),
+		newValidateCmd(),
+		newDemoCmd(),
 		newLintCmd(),
 		newMaintenanceCmd(),
 		newProveCmd(),
@@ -61,6 +72,10 @@ func exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	var ie *migrate.InputError
+	if errors.As(err, &ie) {
+		return exitUsage
 	}
 	return exitFailure
 }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tandem-pg/tandem/migrate"
+)
+
+// openMigrator connects with the global flags. An empty URL lets pgx read the standard
+// PG* environment variables.
+func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
+	level := slog.LevelWarn
+	if global.verbose {
+		level = slog.LevelInfo
+	}
+	opts := migrate.Options{
+		Schema:      global.schema,
+		StateSchema: global.stateSchema,
+		LockTimeout: global.lockTimeout,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Progress:    newProgressPrinter(os.Stderr).print,
+	}
+	if global.lockTimeout <= 0 {
+		return nil, usageErr(errors.New("--lock-timeout must be positive"))
+	}
+	m, err := migrate.Open(ctx, global.postgresURL, opts)
+	if err != nil {
+		var ie *migrate.InputError
+		if errors.As(err, &ie) {
+			return nil, usageErr(err)
+		}
+		return nil, fmt.Errorf("%w (set --postgres-url, TANDEM_POSTGRES_URL or the PG* variables)", err)
+	}
+	return m, nil
+}
+
+// progressPrinter shows backfill progress: one line rewritten in place on a terminal, a
+// line every few seconds otherwise.
+type progressPrinter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	terminal bool
+	last     time.Time
+}
+
+func newProgressPrinter(f *os.File) *progressPrinter {
+	st, err := f.Stat()
+	return &progressPrinter{w: f, terminal: err == nil && st.Mode()&os.ModeCharDevice != 0}
+}
+
+func (p *progressPrinter) print(bp migrate.BackfillProgress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.terminal && !bp.Done && time.Since(p.last) < 5*time.Second {
+		return
+	}
+	p.last = time.Now()
+	pct := 100.0
+	if bp.RowsTotal > 0 {
+		pct = 100 * float64(bp.RowsDone) / float64(bp.RowsTotal)
+	}
+	line := fmt.Sprintf("backfill %s.%s: %d/%d rows (%.0f%%), %.0f rows/s", bp.Table, bp.Column, bp.RowsDone, bp.RowsTotal, pct, bp.Rate)
+	if !bp.Done && bp.ETA > 0 {
+		line += fmt.Sprintf(", ETA %s", bp.ETA.Round(time.Second))
+	}
+	if bp.Done {
+		line += ", done"
+	}
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		if bp.Done {
+			fmt.Fprintln(p.w)
+		}
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// readMigration reads a migration file; errors in it are usage errors (exit 2).
+func readMigration(path string) (*migrate.Migration, error) {
+	mig, err := migrate.ReadFile(path)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return mig, nil
+}
+
+// classify turns engine errors about the input into usage errors (exit 2).
+func classify(err error) error {
+	var ie *migrate.InputError
+	if errors.As(err, &ie) {
+		return usageErr(err)
+	}
+	return err
+}

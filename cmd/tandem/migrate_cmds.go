@@ -1,0 +1,300 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/tandem-pg/tandem/migrate"
+)
+
+func newInitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create Tandem's state schema (idempotent; start does it too)",
+		Args:  argsErr(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			if err := m.Init(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "initialized state schema %q\n", global.stateSchema)
+			return nil
+		},
+	}
+}
+
+func newStartCmd() *cobra.Command {
+	var complete bool
+	cmd := &cobra.Command{
+		Use:   "start <file>",
+		Short: "Start (expand) a migration: afterwards both the old and the new version work",
+		Long: `Start applies the additive half of a migration (pgroll's JSON/YAML format) and creates
+the new version's schema of views, named <schema>_<migration name>. The old version keeps
+working unchanged. Existing rows of changed columns are backfilled in batches, with progress.
+
+Running start again after it was interrupted (killed, a lock it could not get) resumes it.
+The file is validated against the live schema before anything is applied: a bad file
+exits with 2 and changes nothing.`,
+		Args: argsErr(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mig, err := readMigration(args[0])
+			if err != nil {
+				return err
+			}
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			t0 := time.Now()
+			if err := m.Start(cmd.Context(), mig); err != nil {
+				return classify(err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "started %s in %s: the new version's schema is %s\n", mig.Name, time.Since(t0).Round(time.Millisecond), migrate.VersionSchema(global.schema, mig.Name))
+			if !complete {
+				fmt.Fprintln(out, "roll out the new version, then run: tandem complete")
+				return nil
+			}
+			if err := m.Complete(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "completed %s\n", mig.Name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migration right after starting it (no old version must be running)")
+	return cmd
+}
+
+func newCompleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "complete",
+		Short: "Complete (contract) the migration in progress, once the old version is gone",
+		Long: `Complete makes the destructive half of the migration in progress: it drops the old
+version's schema, the old columns and tables, and the dual-write triggers, and validates
+new constraints. Run it only when no instance of the old version is running.
+Running it again after it was interrupted finishes it.`,
+		Args: argsErr(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			if err := m.Complete(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migration completed")
+			return nil
+		},
+	}
+}
+
+func newRollbackCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback",
+		Short: "Undo the migration in progress (also one whose start was interrupted)",
+		Args:  argsErr(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			if err := m.Rollback(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migration rolled back")
+			return nil
+		},
+	}
+}
+
+func newStatusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the migration in progress, backfill progress and the history",
+		Args:  argsErr(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			st, err := m.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			fmt.Fprintf(out, "schema:  %s\nstate:   %s\n", st.Schema, st.State)
+			if st.Version != "" {
+				fmt.Fprintf(out, "version: %s (schema %s)\n", st.Version, st.VersionSchema)
+			}
+			if a := st.Active; a != nil {
+				fmt.Fprintf(out, "active:  %s, %s since %s\n", a.Name, a.Status, a.StartedAt.Format(time.RFC3339))
+			}
+			for _, b := range st.Backfills {
+				fmt.Fprintf(out, "backfill %s.%s: %d/%d rows, done=%t\n", b.Table, b.Column, b.RowsDone, b.RowsTotal, b.Done)
+			}
+			if len(st.History) > 0 {
+				fmt.Fprintln(out, "history:")
+				for _, h := range st.History {
+					fmt.Fprintf(out, "  %-30s %-12s %s\n", h.Name, h.Status, h.StartedAt.Format(time.RFC3339))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newMigrateCmd() *cobra.Command {
+	var complete bool
+	cmd := &cobra.Command{
+		Use:   "migrate <dir>",
+		Short: "Apply every pending migration file of a directory, in file-name order",
+		Long: `Migrate applies the migration files (.json, .yaml, .yml) of a directory that have not
+been applied yet, in file-name order. All but the last are started and completed; the
+last is started, and also completed with --complete.`,
+		Args: argsErr(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			migs, err := migrate.ReadDir(args[0])
+			if err != nil {
+				return usageErr(err)
+			}
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			applied, err := m.Migrate(cmd.Context(), migs, complete)
+			if err != nil {
+				return classify(err)
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "nothing to apply: every migration is applied")
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "applied %s\n", strings.Join(applied, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&complete, "complete", false, "complete the last migration too")
+	return cmd
+}
+
+func newLatestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "latest schema|migration|url",
+		Short: "Print the newest version's schema, migration name, or a connection URL for it",
+		Long: `latest schema     prints the version schema the newest code should use as search_path
+latest migration  prints the name of the newest migration
+latest url        prints the connection URL with search_path and tandem.version_schema set`,
+		Args:      argsErr(cobra.ExactArgs(1)),
+		ValidArgs: []string{"schema", "migration", "url"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			what := args[0]
+			if what != "schema" && what != "migration" && what != "url" {
+				return usageErr(fmt.Errorf("latest: want schema, migration or url, not %q", what))
+			}
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			name, vs, err := m.LatestVersion(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				vs = global.schema
+			}
+			out := cmd.OutOrStdout()
+			switch what {
+			case "schema":
+				fmt.Fprintln(out, vs)
+			case "migration":
+				if name == "" {
+					return errors.New("no migration has been applied")
+				}
+				fmt.Fprintln(out, name)
+			case "url":
+				u, err := versionURL(global.postgresURL, vs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(out, u)
+			}
+			return nil
+		},
+	}
+	return cmd
+}
+
+// versionURL returns base (a URL; empty means the PG* variables) with the options that
+// pin a connection to version schema vs.
+func versionURL(base, vs string) (string, error) {
+	if base == "" {
+		cfg, err := pgx.ParseConfig("")
+		if err != nil {
+			return "", err
+		}
+		base = fmt.Sprintf("postgres://%s@%s:%d/%s", url.User(cfg.User).String(), cfg.Host, cfg.Port, cfg.Database)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", usageErr(fmt.Errorf("latest url needs a postgres:// URL in --postgres-url"))
+	}
+	q := u.Query()
+	opts := q.Get("options")
+	for k, v := range migrate.SessionParams(vs) {
+		opts = strings.TrimSpace(opts + " -c " + k + "=" + strings.ReplaceAll(v, " ", `\ `))
+	}
+	q.Set("options", opts)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate <file>",
+		Short: "Check a migration file against the live schema without applying anything",
+		Args:  argsErr(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mig, err := readMigration(args[0])
+			if err != nil {
+				return err
+			}
+			m, err := openMigrator(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer m.Close(cmd.Context())
+			if err := m.Validate(cmd.Context(), mig); err != nil {
+				return classify(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d operations)\n", args[0], len(mig.Operations))
+			return nil
+		},
+	}
+}

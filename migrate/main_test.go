@@ -1,0 +1,9 @@
+package migrate
+
+import (
+	"testing"
+
+	"github.com/tandem-pg/tandem/internal/pgtest"
+)
+
+func testMain(m *testing.M) { pgtest.Main(m) }
