@@ -1,0 +1,523 @@
+package lint
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// Catalog is an in-memory model of the schema: tables, their columns and types,
+// constraints (and whether they are validated), indexes, and user functions' volatility.
+// Lint replays each statement into it so that later statements are judged against the
+// schema as it will be when they run.
+type Catalog struct {
+	tables    map[string]*table
+	indexes   map[string]*index
+	functions map[string]volatility
+	enums     map[string]int // enum type name -> index of the file that created it
+}
+
+// NewCatalog returns an empty catalog.
+func NewCatalog() *Catalog {
+	return &Catalog{
+		tables:    map[string]*table{},
+		indexes:   map[string]*index{},
+		functions: map[string]volatility{},
+		enums:     map[string]int{},
+	}
+}
+
+// Tables returns the number of tables in the catalog.
+func (c *Catalog) Tables() int { return len(c.tables) }
+
+// clone returns a deep copy, so that a loaded catalog can be reused across runs.
+func (c *Catalog) clone() *Catalog {
+	n := NewCatalog()
+	for k, t := range c.tables {
+		n.tables[k] = t.clone()
+	}
+	for k, i := range c.indexes {
+		ci := *i
+		n.indexes[k] = &ci
+	}
+	for k, v := range c.functions {
+		n.functions[k] = v
+	}
+	for k, v := range c.enums {
+		n.enums[k] = v
+	}
+	return n
+}
+
+type table struct {
+	schema, name string
+	kind         string // "table", "matview", "view"
+	columns      map[string]*column
+	constraints  map[string]*constraint
+	createdFile  int // index of the file that created it; -1 when it existed before the run
+	rows         int64
+	bytes        int64 // -1 when unknown
+	sizeKnown    bool
+}
+
+func (t *table) clone() *table {
+	n := *t
+	n.columns = make(map[string]*column, len(t.columns))
+	for k, c := range t.columns {
+		cc := *c
+		n.columns[k] = &cc
+	}
+	n.constraints = make(map[string]*constraint, len(t.constraints))
+	for k, c := range t.constraints {
+		cc := *c
+		n.constraints[k] = &cc
+	}
+	return &n
+}
+
+type column struct {
+	name    string
+	typ     colType
+	notNull bool
+}
+
+type conKind int
+
+const (
+	conCheck conKind = iota
+	conForeign
+	conUnique
+	conPrimary
+	conExclude
+	conNotNull
+)
+
+type constraint struct {
+	name      string
+	kind      conKind
+	validated bool
+	// notNullCols are the columns a CHECK constraint proves NOT NULL
+	// (CHECK (a IS NOT NULL AND b IS NOT NULL)).
+	notNullCols []string
+}
+
+type index struct {
+	name   string
+	table  string // key of the table
+	unique bool
+	// createdFile is the file that created it; -1 when it existed before the run.
+	createdFile int
+}
+
+// relKey is the catalog key of a relation: schema.name, with unqualified names in public.
+func relKey(rv *pg_query.RangeVar) string {
+	if rv == nil {
+		return ""
+	}
+	return qualify(rv.Schemaname, rv.Relname)
+}
+
+func qualify(schema, name string) string {
+	if schema == "" {
+		schema = "public"
+	}
+	return schema + "." + name
+}
+
+// displayName is the name shown to users: public tables unqualified.
+func displayName(key string) string {
+	return strings.TrimPrefix(key, "public.")
+}
+
+func (c *Catalog) table(key string) *table { return c.tables[key] }
+
+// nameList joins a list of String nodes (a qualified name) with dots.
+func nameList(nodes []*pg_query.Node) []string {
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		if s := n.GetString_(); s != nil {
+			out = append(out, s.Sval)
+		}
+	}
+	return out
+}
+
+// apply replays one statement into the catalog. fileIdx identifies the current file.
+func (c *Catalog) apply(node *pg_query.Node, fileIdx int) {
+	switch {
+	case node.GetCreateStmt() != nil:
+		c.applyCreate(node.GetCreateStmt(), fileIdx)
+	case node.GetCreateTableAsStmt() != nil:
+		s := node.GetCreateTableAsStmt()
+		if s.Into != nil && s.Into.Rel != nil {
+			kind := "table"
+			if s.Objtype == pg_query.ObjectType_OBJECT_MATVIEW {
+				kind = "matview"
+			}
+			k := relKey(s.Into.Rel)
+			if _, ok := c.tables[k]; !ok || !s.IfNotExists {
+				c.tables[k] = newTable(s.Into.Rel, kind, fileIdx)
+			}
+		}
+	case node.GetViewStmt() != nil:
+		s := node.GetViewStmt()
+		k := relKey(s.View)
+		if _, ok := c.tables[k]; !ok {
+			c.tables[k] = newTable(s.View, "view", fileIdx)
+		}
+	case node.GetAlterTableStmt() != nil:
+		c.applyAlter(node.GetAlterTableStmt(), fileIdx)
+	case node.GetIndexStmt() != nil:
+		s := node.GetIndexStmt()
+		if s.Idxname != "" {
+			k := qualify(s.Relation.GetSchemaname(), s.Idxname)
+			if _, ok := c.indexes[k]; !ok || !s.IfNotExists {
+				c.indexes[k] = &index{name: s.Idxname, table: relKey(s.Relation), unique: s.Unique, createdFile: fileIdx}
+			}
+		}
+	case node.GetDropStmt() != nil:
+		c.applyDrop(node.GetDropStmt())
+	case node.GetRenameStmt() != nil:
+		c.applyRename(node.GetRenameStmt())
+	case node.GetCreateFunctionStmt() != nil:
+		s := node.GetCreateFunctionStmt()
+		names := nameList(s.Funcname)
+		if len(names) > 0 {
+			c.functions[strings.ToLower(names[len(names)-1])] = functionVolatility(s.Options)
+		}
+	case node.GetCreateEnumStmt() != nil:
+		names := nameList(node.GetCreateEnumStmt().TypeName)
+		if len(names) > 0 {
+			c.enums[names[len(names)-1]] = fileIdx
+		}
+	}
+}
+
+func newTable(rv *pg_query.RangeVar, kind string, fileIdx int) *table {
+	return &table{
+		schema: rv.Schemaname, name: rv.Relname, kind: kind,
+		columns: map[string]*column{}, constraints: map[string]*constraint{},
+		createdFile: fileIdx, bytes: -1,
+	}
+}
+
+func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int) {
+	k := relKey(s.Relation)
+	if _, ok := c.tables[k]; ok && s.IfNotExists {
+		return
+	}
+	t := newTable(s.Relation, "table", fileIdx)
+	c.tables[k] = t
+	// PARTITION OF and INHERITS copy the parent's columns.
+	for _, p := range s.InhRelations {
+		if rv := p.GetRangeVar(); rv != nil {
+			if parent := c.tables[relKey(rv)]; parent != nil {
+				for n, col := range parent.columns {
+					cc := *col
+					t.columns[n] = &cc
+				}
+			}
+		}
+	}
+	for _, e := range s.TableElts {
+		switch {
+		case e.GetColumnDef() != nil:
+			cd := e.GetColumnDef()
+			col := &column{name: cd.Colname, typ: typeOf(cd.TypeName), notNull: cd.IsNotNull}
+			for _, cn := range cd.Constraints {
+				con := cn.GetConstraint()
+				if con == nil {
+					continue
+				}
+				switch con.Contype {
+				case pg_query.ConstrType_CONSTR_NOTNULL, pg_query.ConstrType_CONSTR_PRIMARY:
+					col.notNull = true
+				}
+				c.addConstraint(t, con, []string{cd.Colname}, true, fileIdx)
+			}
+			t.columns[cd.Colname] = col
+		case e.GetConstraint() != nil:
+			c.addConstraint(t, e.GetConstraint(), nil, true, fileIdx)
+		}
+	}
+	for _, cn := range s.Constraints {
+		if con := cn.GetConstraint(); con != nil {
+			c.addConstraint(t, con, nil, true, fileIdx)
+		}
+	}
+}
+
+// addConstraint records con on t. onCreate marks constraints created with the table,
+// which are always valid.
+func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []string, onCreate bool, fileIdx int) {
+	var kind conKind
+	switch con.Contype {
+	case pg_query.ConstrType_CONSTR_CHECK:
+		kind = conCheck
+	case pg_query.ConstrType_CONSTR_FOREIGN:
+		kind = conForeign
+	case pg_query.ConstrType_CONSTR_UNIQUE:
+		kind = conUnique
+	case pg_query.ConstrType_CONSTR_PRIMARY:
+		kind = conPrimary
+		keys := nameList(con.Keys)
+		if len(keys) == 0 {
+			keys = cols
+		}
+		for _, k := range keys {
+			if col := t.columns[k]; col != nil {
+				col.notNull = true
+			}
+		}
+	case pg_query.ConstrType_CONSTR_EXCLUSION:
+		kind = conExclude
+	case pg_query.ConstrType_CONSTR_NOTNULL:
+		kind = conNotNull
+	default:
+		return
+	}
+	name := con.Conname
+	if name == "" {
+		name = defaultConstraintName(t.name, kind, append(append([]string{}, cols...), nameList(con.Keys)...), con)
+	}
+	cs := &constraint{name: name, kind: kind, validated: onCreate || !con.SkipValidation}
+	if kind == conCheck {
+		cs.notNullCols = notNullColumns(con.RawExpr)
+	}
+	if kind == conNotNull {
+		cs.notNullCols = append(cs.notNullCols, nameList(con.Keys)...)
+		if cs.validated {
+			for _, k := range cs.notNullCols {
+				if col := t.columns[k]; col != nil {
+					col.notNull = true
+				}
+			}
+		}
+	}
+	t.constraints[name] = cs
+	if (kind == conUnique || kind == conPrimary || kind == conExclude) && con.Indexname == "" {
+		ik := qualify(t.schema, name)
+		c.indexes[ik] = &index{name: name, table: qualify(t.schema, t.name), unique: kind != conExclude, createdFile: fileIdx}
+	}
+}
+
+// notNullColumns returns the columns that expr proves NOT NULL: "col IS NOT NULL", possibly
+// combined with AND.
+func notNullColumns(expr *pg_query.Node) []string {
+	if expr == nil {
+		return nil
+	}
+	if nt := expr.GetNullTest(); nt != nil && nt.Nulltesttype == pg_query.NullTestType_IS_NOT_NULL {
+		if cr := nt.Arg.GetColumnRef(); cr != nil {
+			f := nameList(cr.Fields)
+			if len(f) > 0 {
+				return f[len(f)-1:]
+			}
+		}
+		return nil
+	}
+	if be := expr.GetBoolExpr(); be != nil && be.Boolop == pg_query.BoolExprType_AND_EXPR {
+		var out []string
+		for _, a := range be.Args {
+			out = append(out, notNullColumns(a)...)
+		}
+		return out
+	}
+	return nil
+}
+
+func (c *Catalog) applyAlter(s *pg_query.AlterTableStmt, fileIdx int) {
+	k := relKey(s.Relation)
+	t := c.tables[k]
+	if t == nil {
+		if s.Objtype != pg_query.ObjectType_OBJECT_TABLE {
+			return
+		}
+		// Unknown table: it existed before the files we were given.
+		t = newTable(s.Relation, "table", -1)
+		c.tables[k] = t
+	}
+	for _, cn := range s.Cmds {
+		cmd := cn.GetAlterTableCmd()
+		if cmd == nil {
+			continue
+		}
+		switch cmd.Subtype {
+		case pg_query.AlterTableType_AT_AddColumn:
+			cd := cmd.Def.GetColumnDef()
+			if cd == nil {
+				continue
+			}
+			if _, ok := t.columns[cd.Colname]; ok && cmd.MissingOk {
+				continue
+			}
+			col := &column{name: cd.Colname, typ: typeOf(cd.TypeName), notNull: cd.IsNotNull}
+			t.columns[cd.Colname] = col
+			for _, x := range cd.Constraints {
+				if con := x.GetConstraint(); con != nil {
+					if con.Contype == pg_query.ConstrType_CONSTR_NOTNULL || con.Contype == pg_query.ConstrType_CONSTR_PRIMARY {
+						col.notNull = true
+					}
+					c.addConstraint(t, con, []string{cd.Colname}, false, fileIdx)
+				}
+			}
+		case pg_query.AlterTableType_AT_DropColumn:
+			delete(t.columns, cmd.Name)
+		case pg_query.AlterTableType_AT_AlterColumnType:
+			if cd := cmd.Def.GetColumnDef(); cd != nil {
+				col := t.column(cmd.Name)
+				col.typ = typeOf(cd.TypeName)
+			}
+		case pg_query.AlterTableType_AT_SetNotNull:
+			t.column(cmd.Name).notNull = true
+		case pg_query.AlterTableType_AT_DropNotNull:
+			t.column(cmd.Name).notNull = false
+		case pg_query.AlterTableType_AT_AddConstraint:
+			if con := cmd.Def.GetConstraint(); con != nil {
+				c.addConstraint(t, con, nil, false, fileIdx)
+			}
+		case pg_query.AlterTableType_AT_AddIndexConstraint:
+			if con := cmd.Def.GetConstraint(); con != nil {
+				c.addConstraint(t, con, nil, false, fileIdx)
+			}
+		case pg_query.AlterTableType_AT_ValidateConstraint:
+			if cs := t.constraints[cmd.Name]; cs != nil {
+				cs.validated = true
+			} else {
+				t.constraints[cmd.Name] = &constraint{name: cmd.Name, kind: conCheck, validated: true}
+			}
+			if cs := t.constraints[cmd.Name]; cs.kind == conNotNull {
+				for _, n := range cs.notNullCols {
+					t.column(n).notNull = true
+				}
+			}
+		case pg_query.AlterTableType_AT_DropConstraint:
+			delete(t.constraints, cmd.Name)
+		}
+	}
+}
+
+// column returns the named column, creating an entry of unknown type when the catalog has
+// not seen it.
+func (t *table) column(name string) *column {
+	col := t.columns[name]
+	if col == nil {
+		col = &column{name: name}
+		t.columns[name] = col
+	}
+	return col
+}
+
+func (c *Catalog) applyDrop(s *pg_query.DropStmt) {
+	for _, o := range s.Objects {
+		names := nameList(o.GetList().GetItems())
+		if len(names) == 0 {
+			continue
+		}
+		schema, name := "", names[len(names)-1]
+		if len(names) > 1 {
+			schema = names[len(names)-2]
+		}
+		k := qualify(schema, name)
+		switch s.RemoveType {
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+			delete(c.tables, k)
+			for ik, ix := range c.indexes {
+				if ix.table == k {
+					delete(c.indexes, ik)
+				}
+			}
+		case pg_query.ObjectType_OBJECT_INDEX:
+			delete(c.indexes, k)
+		}
+	}
+}
+
+func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
+	switch s.RenameType {
+	case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+		k := relKey(s.Relation)
+		if t := c.tables[k]; t != nil {
+			delete(c.tables, k)
+			t.name = s.Newname
+			nk := qualify(t.schema, t.name)
+			c.tables[nk] = t
+			for _, ix := range c.indexes {
+				if ix.table == k {
+					ix.table = nk
+				}
+			}
+		}
+	case pg_query.ObjectType_OBJECT_COLUMN:
+		if t := c.tables[relKey(s.Relation)]; t != nil {
+			if col := t.columns[s.Subname]; col != nil {
+				delete(t.columns, s.Subname)
+				col.name = s.Newname
+				t.columns[s.Newname] = col
+			}
+		}
+	case pg_query.ObjectType_OBJECT_TABCONSTRAINT:
+		if t := c.tables[relKey(s.Relation)]; t != nil {
+			if cs := t.constraints[s.Subname]; cs != nil {
+				delete(t.constraints, s.Subname)
+				cs.name = s.Newname
+				t.constraints[s.Newname] = cs
+			}
+		}
+	case pg_query.ObjectType_OBJECT_INDEX:
+		k := relKey(s.Relation)
+		if ix := c.indexes[k]; ix != nil {
+			delete(c.indexes, k)
+			ix.name = s.Newname
+			c.indexes[qualify(s.Relation.Schemaname, s.Newname)] = ix
+		}
+	}
+}
+
+// defaultConstraintName imitates PostgreSQL's names for unnamed constraints (t_col_check,
+// t_col_fkey, t_col_key, t_pkey, t_col_excl), so that a later VALIDATE or DROP finds them.
+func defaultConstraintName(tbl string, kind conKind, cols []string, con *pg_query.Constraint) string {
+	if kind == conCheck && len(cols) == 0 {
+		cols = notNullColumns(con.RawExpr)
+		if len(cols) == 0 {
+			cols = firstColumnRef(con.RawExpr)
+		}
+	}
+	if kind == conForeign && len(cols) == 0 {
+		cols = nameList(con.FkAttrs)
+	}
+	base := tbl
+	if kind != conPrimary && len(cols) > 0 {
+		base += "_" + strings.Join(cols, "_")
+	}
+	switch kind {
+	case conCheck:
+		return base + "_check"
+	case conForeign:
+		return base + "_fkey"
+	case conUnique:
+		return base + "_key"
+	case conPrimary:
+		return base + "_pkey"
+	case conExclude:
+		return base + "_excl"
+	default:
+		return base + "_not_null"
+	}
+}
+
+// firstColumnRef returns the first column an expression mentions.
+func firstColumnRef(n *pg_query.Node) []string {
+	var out []string
+	walk(n, func(x *pg_query.Node) bool {
+		if cr := x.GetColumnRef(); cr != nil && out == nil {
+			f := nameList(cr.Fields)
+			if len(f) > 0 {
+				out = f[len(f)-1:]
+			}
+			return false
+		}
+		return out == nil
+	})
+	return out
+}

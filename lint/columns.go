@@ -1,0 +1,81 @@
+package lint
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// addedColumn describes one ADD COLUMN subcommand.
+type addedColumn struct {
+	def         *pg_query.ColumnDef
+	dflt        *pg_query.Node // the DEFAULT expression, nil when none
+	notNull     bool
+	identity    bool
+	generated   bool // GENERATED ALWAYS AS (...) STORED
+	serial      bool
+	constraints []*pg_query.Constraint // CHECK, REFERENCES, UNIQUE, PRIMARY KEY, ...
+}
+
+// hasDefault reports whether the column gets a non-NULL value for existing rows.
+func (c addedColumn) hasDefault() bool {
+	if c.dflt != nil {
+		if k := c.dflt.GetAConst(); k != nil && k.Isnull {
+			return false
+		}
+		return true
+	}
+	return c.identity || c.generated || c.serial
+}
+
+// addedColumns returns the ADD COLUMN subcommands of an ALTER TABLE.
+func (p *pass) addedColumns() []addedColumn {
+	var out []addedColumn
+	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AddColumn) {
+		cd := cmd.Def.GetColumnDef()
+		if cd == nil {
+			continue
+		}
+		ac := addedColumn{def: cd, notNull: cd.IsNotNull, dflt: cd.RawDefault, serial: isSerial(cd.TypeName)}
+		if cd.Identity != "" {
+			ac.identity = true
+		}
+		if cd.Generated != "" {
+			ac.generated = true
+		}
+		for _, x := range cd.Constraints {
+			con := x.GetConstraint()
+			if con == nil {
+				continue
+			}
+			switch con.Contype {
+			case pg_query.ConstrType_CONSTR_NOTNULL:
+				ac.notNull = true
+			case pg_query.ConstrType_CONSTR_DEFAULT:
+				ac.dflt = con.RawExpr
+			case pg_query.ConstrType_CONSTR_IDENTITY:
+				ac.identity = true
+			case pg_query.ConstrType_CONSTR_GENERATED:
+				ac.generated = true
+			case pg_query.ConstrType_CONSTR_PRIMARY:
+				ac.notNull = true
+				ac.constraints = append(ac.constraints, con)
+			case pg_query.ConstrType_CONSTR_NULL:
+			default:
+				ac.constraints = append(ac.constraints, con)
+			}
+		}
+		out = append(out, ac)
+	}
+	return out
+}
+
+// alterKey returns the catalog key of the ALTER TABLE's table, or "".
+func (p *pass) alterKey() string {
+	if a := p.alter(); a != nil {
+		return relKey(a.Relation)
+	}
+	return ""
+}
+
+// existing reports whether the statement's table is one the application already uses
+// (not created earlier in this file).
+func (p *pass) existing(key string) bool { return key != "" && !p.isNew(key) }

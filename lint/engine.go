@@ -1,0 +1,295 @@
+package lint
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// timeout is the state of lock_timeout or statement_timeout in the migration session.
+type timeout struct {
+	set bool  // set to a non-zero value
+	ms  int64 // the value in milliseconds; -1 when set to something we cannot evaluate
+}
+
+// session is what persists across statements on the runner's connection within one file.
+type session struct {
+	lockTimeout, statementTimeout timeout
+}
+
+// heldLock is a lock that blocks application traffic, held until the transaction ends.
+type heldLock struct {
+	table string
+	mode  lockMode
+	line  int
+}
+
+// txState is an open transaction.
+type txState struct {
+	explicit             bool
+	line                 int
+	localLock, localStmt *timeout
+	held                 []heldLock
+}
+
+// engine replays files statement by statement, running the rules before applying each
+// statement to the catalog.
+type engine struct {
+	opts      Options
+	cfg       *Config
+	rules     []*Rule
+	severity  map[string]Severity
+	cat       *Catalog
+	result    *Result
+	fileOrder map[string]int
+
+	file    *parsedFile
+	fileIdx int
+	sess    session
+	tx      *txState
+	once    map[string]bool // per-file "reported already" marks
+}
+
+func newEngine(opts Options) *engine {
+	e := &engine{
+		opts:      opts,
+		cfg:       &opts.Config,
+		severity:  map[string]Severity{},
+		result:    &Result{},
+		fileOrder: map[string]int{},
+	}
+	if opts.Catalog != nil {
+		e.cat = opts.Catalog.clone()
+	} else {
+		e.cat = NewCatalog()
+	}
+	for _, r := range registry {
+		sev := e.cfg.severityFor(r)
+		if sev == SeverityOff {
+			continue
+		}
+		e.severity[r.ID] = sev
+		e.rules = append(e.rules, r)
+	}
+	return e
+}
+
+// hasExplicitTransaction reports whether the file controls its own transactions.
+func hasExplicitTransaction(f *parsedFile) bool {
+	for _, st := range f.stmts {
+		if ts := st.node.GetTransactionStmt(); ts != nil {
+			switch ts.Kind {
+			case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START,
+				pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *engine) runFile(idx int, f *parsedFile) {
+	e.file, e.fileIdx = f, idx
+	if _, ok := e.fileOrder[f.name]; !ok {
+		e.fileOrder[f.name] = idx
+	}
+	e.sess = session{}
+	e.tx = nil
+	e.once = map[string]bool{}
+	mode := f.mode
+	if e.cfg.Transaction == "none" && f.mode == txFile {
+		mode = txNone
+	}
+	if mode == txFile && !hasExplicitTransaction(f) && len(f.stmts) > 0 {
+		e.tx = &txState{line: f.stmts[0].line}
+	}
+	for _, st := range f.stmts {
+		e.result.Coverage.Statements++
+		e.runStatement(st)
+	}
+}
+
+func (e *engine) runStatement(st *statement) {
+	n := st.node
+	if n == nil {
+		return
+	}
+	switch {
+	case n.GetTransactionStmt() != nil:
+		e.result.Coverage.Analysed++
+		switch n.GetTransactionStmt().Kind {
+		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+			if e.tx == nil {
+				e.tx = &txState{explicit: true, line: st.line}
+			}
+		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
+			pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
+			e.tx = nil
+		}
+		return
+	case n.GetDoStmt() != nil:
+		e.skip(st, "DO block: its body is not analysed")
+		return
+	case n.GetCallStmt() != nil:
+		e.skip(st, "CALL: the procedure's body is not analysed")
+		return
+	case n.GetExecuteStmt() != nil:
+		e.skip(st, "EXECUTE: the prepared statement is not analysed")
+		return
+	}
+	e.result.Coverage.Analysed++
+	if e.applySettings(n) {
+		return
+	}
+	p := &pass{e: e, st: st, node: n, locks: e.statementLocks(n)}
+	for _, r := range e.rules {
+		r.check(p, r)
+	}
+	if e.tx != nil {
+		for _, l := range p.locks {
+			if l.mode.blocksTraffic() && !p.isNew(l.table) {
+				e.tx.held = append(e.tx.held, heldLock{table: l.table, mode: l.mode, line: st.line})
+			}
+		}
+	}
+	e.cat.apply(n, e.fileIdx)
+}
+
+func (e *engine) skip(st *statement, reason string) {
+	e.result.Coverage.Skipped = append(e.result.Coverage.Skipped, Skipped{File: e.file.name, Line: st.line, Reason: reason})
+}
+
+// applySettings tracks SET/RESET of the timeouts (and set_config). It returns true for
+// statements that only change settings.
+func (e *engine) applySettings(n *pg_query.Node) bool {
+	if vs := n.GetVariableSetStmt(); vs != nil {
+		switch vs.Kind {
+		case pg_query.VariableSetKind_VAR_RESET_ALL:
+			e.setTimeout("lock_timeout", timeout{}, vs.IsLocal)
+			e.setTimeout("statement_timeout", timeout{}, vs.IsLocal)
+		case pg_query.VariableSetKind_VAR_SET_DEFAULT, pg_query.VariableSetKind_VAR_RESET:
+			e.setTimeout(vs.Name, timeout{}, vs.IsLocal)
+		case pg_query.VariableSetKind_VAR_SET_VALUE:
+			if len(vs.Args) > 0 {
+				e.setTimeout(vs.Name, constTimeout(vs.Args[0]), vs.IsLocal)
+			}
+		}
+		return true
+	}
+	sel := n.GetSelectStmt()
+	if sel == nil || len(sel.FromClause) > 0 {
+		return false
+	}
+	found := false
+	for _, t := range sel.TargetList {
+		fc := t.GetResTarget().GetVal().GetFuncCall()
+		if fc == nil {
+			continue
+		}
+		names := nameList(fc.Funcname)
+		if len(names) == 0 || !strings.EqualFold(names[len(names)-1], "set_config") || len(fc.Args) != 3 {
+			continue
+		}
+		name := fc.Args[0].GetAConst().GetSval().GetSval()
+		local := false
+		if b := fc.Args[2].GetAConst().GetBoolval(); b != nil {
+			local = b.Boolval
+		}
+		e.setTimeout(name, constTimeout(fc.Args[1]), local)
+		found = true
+	}
+	return found
+}
+
+func (e *engine) setTimeout(name string, t timeout, local bool) {
+	var target *timeout
+	switch strings.ToLower(name) {
+	case "lock_timeout":
+		if local {
+			if e.tx == nil {
+				return // SET LOCAL outside a transaction has no effect
+			}
+			e.tx.localLock = &t
+			return
+		}
+		target = &e.sess.lockTimeout
+	case "statement_timeout":
+		if local {
+			if e.tx == nil {
+				return
+			}
+			e.tx.localStmt = &t
+			return
+		}
+		target = &e.sess.statementTimeout
+	default:
+		return
+	}
+	*target = t
+}
+
+// constTimeout evaluates a timeout setting: a number of milliseconds or a string with a unit.
+func constTimeout(n *pg_query.Node) timeout {
+	c := n.GetAConst()
+	if c == nil {
+		return timeout{set: true, ms: -1}
+	}
+	if iv := c.GetIval(); iv != nil {
+		return timeout{set: iv.Ival != 0, ms: int64(iv.Ival)}
+	}
+	if c.GetIval() == nil && c.GetSval() == nil && c.GetFval() == nil && !c.Isnull {
+		return timeout{} // integer zero is encoded as an empty value
+	}
+	var s string
+	switch {
+	case c.GetSval() != nil:
+		s = c.GetSval().Sval
+	case c.GetFval() != nil:
+		s = c.GetFval().Fval
+	default:
+		return timeout{set: true, ms: -1}
+	}
+	ms, ok := parseDurationMS(s)
+	if !ok {
+		return timeout{set: true, ms: -1}
+	}
+	return timeout{set: ms != 0, ms: ms}
+}
+
+// parseDurationMS parses PostgreSQL's time setting syntax ("500", "5s", "1min", "2 h").
+func parseDurationMS(s string) (int64, bool) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) && r != '.' && r != '-' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, false
+	}
+	mult := map[string]float64{"": 1, "us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
+	m, ok := mult[unit]
+	if !ok {
+		return 0, false
+	}
+	return int64(v * m), true
+}
+
+// lockTimeout returns the lock_timeout in effect.
+func (e *engine) lockTimeout() timeout {
+	if e.tx != nil && e.tx.localLock != nil {
+		return *e.tx.localLock
+	}
+	return e.sess.lockTimeout
+}
+
+// statementTimeout returns the statement_timeout in effect.
+func (e *engine) statementTimeout() timeout {
+	if e.tx != nil && e.tx.localStmt != nil {
+		return *e.tx.localStmt
+	}
+	return e.sess.statementTimeout
+}

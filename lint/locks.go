@@ -1,0 +1,285 @@
+package lint
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// lockMode is a PostgreSQL table lock level, weakest first.
+type lockMode int
+
+const (
+	lockNone lockMode = iota
+	lockAccessShare
+	lockRowShare
+	lockRowExclusive
+	lockShareUpdateExclusive
+	lockShare
+	lockShareRowExclusive
+	lockExclusive
+	lockAccessExclusive
+)
+
+var lockNames = [...]string{
+	"", "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
+	"SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE",
+}
+
+func (m lockMode) String() string { return lockNames[m] }
+
+// blocks says what normal application traffic the lock blocks while it is held or queued.
+func (m lockMode) blocks() string {
+	switch {
+	case m == lockAccessExclusive:
+		return "reads and writes"
+	case m >= lockShare:
+		return "writes"
+	}
+	return ""
+}
+
+// blocksTraffic reports whether the lock blocks reads or writes (SHARE or stronger).
+func (m lockMode) blocksTraffic() bool { return m >= lockShare }
+
+// lockTake is one lock a statement takes on a table.
+type lockTake struct {
+	table string // catalog key
+	mode  lockMode
+}
+
+// alterCmdLock returns the lock one ALTER TABLE subcommand takes.
+func alterCmdLock(cmd *pg_query.AlterTableCmd) lockMode {
+	switch cmd.Subtype {
+	case pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_SetOptions,
+		pg_query.AlterTableType_AT_ResetOptions, pg_query.AlterTableType_AT_ValidateConstraint,
+		pg_query.AlterTableType_AT_ClusterOn, pg_query.AlterTableType_AT_DropCluster,
+		pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions,
+		pg_query.AlterTableType_AT_AttachPartition, pg_query.AlterTableType_AT_DetachPartitionFinalize:
+		return lockShareUpdateExclusive
+	case pg_query.AlterTableType_AT_DetachPartition:
+		if pc := cmd.Def.GetPartitionCmd(); pc != nil && pc.Concurrent {
+			return lockShareUpdateExclusive
+		}
+		return lockAccessExclusive
+	case pg_query.AlterTableType_AT_EnableTrig, pg_query.AlterTableType_AT_EnableAlwaysTrig,
+		pg_query.AlterTableType_AT_EnableReplicaTrig, pg_query.AlterTableType_AT_DisableTrig,
+		pg_query.AlterTableType_AT_EnableTrigAll, pg_query.AlterTableType_AT_DisableTrigAll,
+		pg_query.AlterTableType_AT_EnableTrigUser, pg_query.AlterTableType_AT_DisableTrigUser,
+		pg_query.AlterTableType_AT_AlterConstraint:
+		return lockShareRowExclusive
+	case pg_query.AlterTableType_AT_AddConstraint:
+		if con := cmd.Def.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+			return lockShareRowExclusive
+		}
+	}
+	return lockAccessExclusive
+}
+
+// statementLocks lists the table locks a statement takes. Unknown statements take none.
+func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
+	var out []lockTake
+	add := func(key string, m lockMode) {
+		if key == "" || m == lockNone {
+			return
+		}
+		for i := range out {
+			if out[i].table == key {
+				if m > out[i].mode {
+					out[i].mode = m
+				}
+				return
+			}
+		}
+		out = append(out, lockTake{table: key, mode: m})
+	}
+	switch {
+	case n.GetAlterTableStmt() != nil:
+		s := n.GetAlterTableStmt()
+		key := relKey(s.Relation)
+		if s.Objtype == pg_query.ObjectType_OBJECT_INDEX {
+			if ix := e.cat.indexes[key]; ix != nil {
+				key = ix.table
+			}
+		}
+		m := lockNone
+		for _, c := range s.Cmds {
+			cmd := c.GetAlterTableCmd()
+			if cmd == nil {
+				continue
+			}
+			if cm := alterCmdLock(cmd); cm > m {
+				m = cm
+			}
+			if con := cmd.Def.GetConstraint(); con != nil && con.Pktable != nil {
+				add(relKey(con.Pktable), lockShareRowExclusive)
+			}
+			if cd := cmd.Def.GetColumnDef(); cd != nil {
+				for _, x := range cd.Constraints {
+					if con := x.GetConstraint(); con != nil && con.Pktable != nil {
+						add(relKey(con.Pktable), lockShareRowExclusive)
+					}
+				}
+			}
+			if cmd.Subtype == pg_query.AlterTableType_AT_AttachPartition {
+				if pc := cmd.Def.GetPartitionCmd(); pc != nil {
+					add(relKey(pc.Name), lockAccessExclusive)
+				}
+			}
+		}
+		add(key, m)
+	case n.GetIndexStmt() != nil:
+		s := n.GetIndexStmt()
+		if s.Concurrent {
+			add(relKey(s.Relation), lockShareUpdateExclusive)
+		} else {
+			add(relKey(s.Relation), lockShare)
+		}
+	case n.GetDropStmt() != nil:
+		s := n.GetDropStmt()
+		for _, key := range dropKeys(s) {
+			switch s.RemoveType {
+			case pg_query.ObjectType_OBJECT_INDEX:
+				t := key
+				if ix := e.cat.indexes[key]; ix != nil {
+					t = ix.table
+				}
+				if s.Concurrent {
+					add(t, lockShareUpdateExclusive)
+				} else {
+					add(t, lockAccessExclusive)
+				}
+			case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+				add(key, lockAccessExclusive)
+			}
+		}
+	case n.GetReindexStmt() != nil:
+		s := n.GetReindexStmt()
+		m := lockAccessExclusive // SHARE on the table, ACCESS EXCLUSIVE on its indexes
+		if hasOption(s.Params, "concurrently") {
+			m = lockShareUpdateExclusive
+		}
+		switch s.Kind {
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
+			add(relKey(s.Relation), m)
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX:
+			key := relKey(s.Relation)
+			if ix := e.cat.indexes[key]; ix != nil {
+				key = ix.table
+			}
+			add(key, m)
+		}
+	case n.GetVacuumStmt() != nil:
+		s := n.GetVacuumStmt()
+		m := lockShareUpdateExclusive
+		if s.IsVacuumcmd && hasOption(s.Options, "full") {
+			m = lockAccessExclusive
+		}
+		for _, r := range s.Rels {
+			if vr := r.GetVacuumRelation(); vr != nil {
+				add(relKey(vr.Relation), m)
+			}
+		}
+	case n.GetClusterStmt() != nil:
+		add(relKey(n.GetClusterStmt().Relation), lockAccessExclusive)
+	case n.GetRefreshMatViewStmt() != nil:
+		s := n.GetRefreshMatViewStmt()
+		if s.Concurrent {
+			add(relKey(s.Relation), lockExclusive)
+		} else {
+			add(relKey(s.Relation), lockAccessExclusive)
+		}
+	case n.GetTruncateStmt() != nil:
+		for _, r := range n.GetTruncateStmt().Relations {
+			add(relKey(r.GetRangeVar()), lockAccessExclusive)
+		}
+	case n.GetRenameStmt() != nil:
+		s := n.GetRenameStmt()
+		switch s.RenameType {
+		case pg_query.ObjectType_OBJECT_INDEX:
+			key := relKey(s.Relation)
+			if ix := e.cat.indexes[key]; ix != nil {
+				key = ix.table
+			}
+			add(key, lockShareUpdateExclusive)
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_COLUMN,
+			pg_query.ObjectType_OBJECT_TABCONSTRAINT, pg_query.ObjectType_OBJECT_VIEW,
+			pg_query.ObjectType_OBJECT_MATVIEW:
+			add(relKey(s.Relation), lockAccessExclusive)
+		}
+	case n.GetCreateTrigStmt() != nil:
+		add(relKey(n.GetCreateTrigStmt().Relation), lockShareRowExclusive)
+	case n.GetCreateStmt() != nil:
+		s := n.GetCreateStmt()
+		if s.Partbound != nil {
+			for _, p := range s.InhRelations {
+				add(relKey(p.GetRangeVar()), lockAccessExclusive)
+			}
+		}
+		walk(n, func(x *pg_query.Node) bool {
+			if con := x.GetConstraint(); con != nil && con.Pktable != nil {
+				add(relKey(con.Pktable), lockShareRowExclusive)
+			}
+			return true
+		})
+	case n.GetLockStmt() != nil:
+		s := n.GetLockStmt()
+		m := lockMode(s.Mode)
+		if m < lockAccessShare || m > lockAccessExclusive {
+			m = lockAccessExclusive
+		}
+		for _, r := range s.Relations {
+			add(relKey(r.GetRangeVar()), m)
+		}
+	case n.GetInsertStmt() != nil:
+		add(relKey(n.GetInsertStmt().Relation), lockRowExclusive)
+	case n.GetUpdateStmt() != nil:
+		add(relKey(n.GetUpdateStmt().Relation), lockRowExclusive)
+	case n.GetDeleteStmt() != nil:
+		add(relKey(n.GetDeleteStmt().Relation), lockRowExclusive)
+	}
+	return out
+}
+
+// dropKeys returns the catalog keys of the objects a DROP names.
+func dropKeys(s *pg_query.DropStmt) []string {
+	var out []string
+	for _, o := range s.Objects {
+		names := nameList(o.GetList().GetItems())
+		switch len(names) {
+		case 0:
+			continue
+		case 1:
+			out = append(out, qualify("", names[0]))
+		default:
+			out = append(out, qualify(names[len(names)-2], names[len(names)-1]))
+		}
+	}
+	return out
+}
+
+// hasOption reports whether a DefElem list (VACUUM, REINDEX options) holds name and does
+// not turn it off.
+func hasOption(opts []*pg_query.Node, name string) bool {
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d == nil || !strings.EqualFold(d.Defname, name) {
+			continue
+		}
+		if d.Arg == nil {
+			return true
+		}
+		if b := d.Arg.GetBoolean(); b != nil {
+			return b.Boolval
+		}
+		if s := d.Arg.GetString_(); s != nil {
+			v := strings.ToLower(s.Sval)
+			return v != "false" && v != "off" && v != "0"
+		}
+		if c := d.Arg.GetAConst(); c != nil && c.GetIval() != nil {
+			return c.GetIval().Ival != 0
+		}
+		return true
+	}
+	return false
+}

@@ -1,0 +1,248 @@
+package lint
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// Category groups rules by the kind of harm they prevent.
+type Category string
+
+// Rule categories.
+const (
+	// CategoryLocks: statements that take strong locks for long or rewrite tables.
+	CategoryLocks Category = "locks"
+	// CategoryTransactions: how locks, timeouts and transactions combine.
+	CategoryTransactions Category = "transactions"
+	// CategoryCompatibility: changes that break the application version still running.
+	CategoryCompatibility Category = "compatibility"
+)
+
+// Rule is one check. IDs are stable: configuration and inline ignores refer to them.
+type Rule struct {
+	// ID is the stable identifier, e.g. "index-not-concurrent".
+	ID string
+	// Summary is a one-line description.
+	Summary string
+	// Category is the kind of harm the rule prevents.
+	Category Category
+	// Severity is the default severity.
+	Severity Severity
+
+	check func(p *pass, r *Rule)
+}
+
+var registry []*Rule
+
+// register adds a rule to the registry; rule files call it from init.
+func register(r *Rule) {
+	registry = append(registry, r)
+	sort.Slice(registry, func(i, j int) bool { return registry[i].ID < registry[j].ID })
+}
+
+// Rules returns every rule, sorted by ID.
+func Rules() []Rule {
+	out := make([]Rule, len(registry))
+	for i, r := range registry {
+		out[i] = *r
+		out[i].check = nil
+	}
+	return out
+}
+
+// LookupRule returns the rule with the given ID.
+func LookupRule(id string) (Rule, bool) {
+	for _, r := range registry {
+		if r.ID == id {
+			rr := *r
+			rr.check = nil
+			return rr, true
+		}
+	}
+	return Rule{}, false
+}
+
+// pass is the context a rule sees for one statement: the catalog as it is before the
+// statement runs, the transaction and session state, and the locks the statement takes.
+type pass struct {
+	e     *engine
+	st    *statement
+	node  *pg_query.Node
+	locks []lockTake
+}
+
+func (p *pass) pgVersion() int { return p.e.opts.PGVersion }
+
+// inTx reports whether the statement runs inside a transaction.
+func (p *pass) inTx() bool { return p.e.tx != nil }
+
+// isNew reports whether the table was created earlier in the same file: nobody else uses
+// it yet, so locking or rewriting it is harmless.
+func (p *pass) isNew(key string) bool {
+	t := p.e.cat.tables[key]
+	return t != nil && t.createdFile == p.e.fileIdx
+}
+
+// table returns the catalog entry for key, or nil.
+func (p *pass) table(key string) *table { return p.e.cat.tables[key] }
+
+// alter returns the statement as an ALTER TABLE on a table, or nil.
+func (p *pass) alter() *pg_query.AlterTableStmt {
+	a := p.node.GetAlterTableStmt()
+	if a == nil || a.Objtype != pg_query.ObjectType_OBJECT_TABLE {
+		return nil
+	}
+	return a
+}
+
+// alterCmds returns the subcommands of an ALTER TABLE with the given subtype.
+func (p *pass) alterCmds(sub pg_query.AlterTableType) []*pg_query.AlterTableCmd {
+	a := p.alter()
+	if a == nil {
+		return nil
+	}
+	var out []*pg_query.AlterTableCmd
+	for _, c := range a.Cmds {
+		if cmd := c.GetAlterTableCmd(); cmd != nil && cmd.Subtype == sub {
+			out = append(out, cmd)
+		}
+	}
+	return out
+}
+
+// lockOn returns the lock the statement takes on table key.
+func (p *pass) lockOn(key string) lockMode {
+	for _, l := range p.locks {
+		if l.table == key {
+			return l.mode
+		}
+	}
+	return lockNone
+}
+
+// sizeNote describes the table's size when a live catalog provided it.
+func (p *pass) sizeNote(key string) string {
+	t := p.table(key)
+	if t == nil || !t.sizeKnown {
+		return ""
+	}
+	return fmt.Sprintf(" (about %s rows, %s)", humanCount(t.rows), humanBytes(t.bytes))
+}
+
+// finding starts a finding for this statement about table key with lock mode m.
+func (p *pass) finding(key string, m lockMode) Finding {
+	f := Finding{
+		File:      p.e.file.name,
+		Line:      p.st.line,
+		Column:    p.st.col,
+		Statement: snippet(p.st.text),
+	}
+	if key != "" {
+		f.Table = displayName(key)
+	}
+	if m != lockNone {
+		f.Lock = m.String()
+		f.Blocks = m.blocks()
+	}
+	return f
+}
+
+// report records f for rule r unless an inline or file-wide ignore suppresses it.
+func (p *pass) report(r *Rule, f Finding) {
+	ign := p.st.ignores
+	if ign["all"] || ign[r.ID] || p.e.file.fileIgnores["all"] || p.e.file.fileIgnores[r.ID] {
+		return
+	}
+	f.Rule = r.ID
+	f.Severity = p.e.severity[r.ID]
+	p.e.result.Findings = append(p.e.result.Findings, f)
+}
+
+// onceper file: returns true the first time it is called with key in the current file.
+func (p *pass) once(key string) bool {
+	if p.e.once[key] {
+		return false
+	}
+	p.e.once[key] = true
+	return true
+}
+
+// snippet collapses whitespace and shortens a statement for display.
+func snippet(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	const max = 100
+	if len(s) > max {
+		cut := max
+		for cut > 0 && s[cut]&0xC0 == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// ident quotes an identifier for the SQL recipes when needed.
+func ident(s string) string {
+	if s == "" {
+		return `"?"`
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || (i > 0 && r >= '0' && r <= '9')) {
+			return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+		}
+	}
+	if reservedWords[s] {
+		return `"` + s + `"`
+	}
+	return s
+}
+
+var reservedWords = map[string]bool{
+	"user": true, "order": true, "group": true, "table": true, "select": true, "from": true,
+	"where": true, "check": true, "default": true, "primary": true, "references": true,
+	"column": true, "constraint": true, "index": true, "limit": true, "offset": true,
+	"to": true, "end": true, "desc": true, "asc": true, "all": true, "and": true, "or": true,
+}
+
+// qname renders a catalog key as SQL, leaving public unqualified.
+func qname(key string) string {
+	schema, name, ok := strings.Cut(key, ".")
+	if !ok {
+		return ident(key)
+	}
+	if schema == "public" {
+		return ident(name)
+	}
+	return ident(schema) + "." + ident(name)
+}
+
+func humanCount(n int64) string {
+	switch {
+	case n >= 1_000_000_000:
+		return fmt.Sprintf("%.1fG", float64(n)/1e9)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d", n)
+}
+
+func humanBytes(n int64) string {
+	if n < 0 {
+		return "size unknown"
+	}
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,70 @@
+package lint
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	register(&Rule{
+		ID:       "concurrently-in-transaction",
+		Summary:  "a CONCURRENTLY operation inside a transaction fails: it cannot run in a transaction block",
+		Category: CategoryTransactions,
+		Severity: SeverityError,
+		check:    checkConcurrentlyInTransaction,
+	})
+}
+
+// concurrentOp names the statement's CONCURRENTLY operation that cannot run in a
+// transaction block, or "".
+func (p *pass) concurrentOp() string {
+	switch {
+	case p.node.GetIndexStmt() != nil && p.node.GetIndexStmt().Concurrent:
+		return "CREATE INDEX CONCURRENTLY"
+	case p.node.GetDropStmt() != nil && p.node.GetDropStmt().Concurrent:
+		return "DROP INDEX CONCURRENTLY"
+	case p.node.GetReindexStmt() != nil && hasOption(p.node.GetReindexStmt().Params, "concurrently"):
+		return "REINDEX CONCURRENTLY"
+	}
+	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_DetachPartition) {
+		if pc := cmd.Def.GetPartitionCmd(); pc != nil && pc.Concurrent {
+			return "DETACH PARTITION CONCURRENTLY"
+		}
+	}
+	return ""
+}
+
+// txDescription says why the statement runs in a transaction.
+func (p *pass) txDescription() string {
+	if p.e.tx == nil {
+		return ""
+	}
+	if p.e.tx.explicit {
+		return fmt.Sprintf("inside the transaction begun at line %d", p.e.tx.line)
+	}
+	return "in the single transaction the migration runner wraps this file in"
+}
+
+func checkConcurrentlyInTransaction(p *pass, r *Rule) {
+	op := p.concurrentOp()
+	if op == "" || !p.inTx() {
+		return
+	}
+	f := p.finding("", lockNone)
+	f.Message = fmt.Sprintf("%s runs %s and fails with \"cannot run inside a transaction block\"", op, p.txDescription())
+	if p.e.tx.explicit {
+		f.Fix = recipe(
+			"COMMIT;  -- end the transaction first",
+			p.st.text+";")
+	} else {
+		f.Fix = recipe(
+			"-- put the statement in a file of its own and tell the runner not to wrap it, e.g.:",
+			"-- +goose NO TRANSACTION      (goose)",
+			"-- atlas:txmode none          (atlas)",
+			"-- no-transaction             (sqlx)",
+			"-- migrate:up transaction:false (dbmate)",
+			p.st.text+";")
+	}
+	p.report(r, f)
+}

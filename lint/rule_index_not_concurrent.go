@@ -1,0 +1,86 @@
+package lint
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	register(&Rule{
+		ID:       "index-not-concurrent",
+		Summary:  "CREATE INDEX, DROP INDEX or REINDEX without CONCURRENTLY on an existing table",
+		Category: CategoryLocks,
+		Severity: SeverityError,
+		check:    checkIndexNotConcurrent,
+	})
+}
+
+func checkIndexNotConcurrent(p *pass, r *Rule) {
+	switch {
+	case p.node.GetIndexStmt() != nil:
+		s := p.node.GetIndexStmt()
+		key := relKey(s.Relation)
+		if s.Concurrent || !p.existing(key) {
+			return
+		}
+		f := p.finding(key, lockShare)
+		f.Message = "CREATE INDEX without CONCURRENTLY blocks writes to " + displayName(key) + p.sizeNote(key) +
+			" for the whole index build"
+		f.Fix = recipe(
+			"-- in a file the runner does not wrap in a transaction:",
+			rewritten(p.node, func(n *pg_query.Node) { n.GetIndexStmt().Concurrent = true })+";")
+		p.report(r, f)
+	case p.node.GetDropStmt() != nil:
+		s := p.node.GetDropStmt()
+		if s.RemoveType != pg_query.ObjectType_OBJECT_INDEX || s.Concurrent {
+			return
+		}
+		for _, key := range dropKeys(s) {
+			tbl := ""
+			if ix := p.e.cat.indexes[key]; ix != nil {
+				tbl = ix.table
+				if p.isNew(tbl) {
+					continue
+				}
+			}
+			f := p.finding(tbl, lockAccessExclusive)
+			f.Message = "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table of " + displayName(key)
+			f.Fix = recipe(
+				"-- in a file the runner does not wrap in a transaction:",
+				"DROP INDEX CONCURRENTLY IF EXISTS "+qname(key)+";")
+			p.report(r, f)
+		}
+	case p.node.GetReindexStmt() != nil:
+		s := p.node.GetReindexStmt()
+		if hasOption(s.Params, "concurrently") {
+			return
+		}
+		key := relKey(s.Relation)
+		tbl := key
+		if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX {
+			if ix := p.e.cat.indexes[key]; ix != nil {
+				tbl = ix.table
+			}
+		}
+		if s.Relation != nil && p.isNew(tbl) {
+			return
+		}
+		f := p.finding(tbl, lockAccessExclusive)
+		f.Lock = "SHARE on the table, ACCESS EXCLUSIVE on the index"
+		f.Message = "REINDEX without CONCURRENTLY blocks writes, and every query that would use the index, until it finishes"
+		if p.pgVersion() >= 12 {
+			f.Fix = recipe(
+				"-- in a file the runner does not wrap in a transaction:",
+				rewritten(p.node, func(n *pg_query.Node) {
+					rs := n.GetReindexStmt()
+					rs.Params = append(rs.Params, &pg_query.Node{Node: &pg_query.Node_DefElem{DefElem: &pg_query.DefElem{Defname: "concurrently"}}})
+				})+";")
+		} else {
+			f.Fix = recipe(
+				"-- before PostgreSQL 12: build a replacement, then swap",
+				"CREATE INDEX CONCURRENTLY new_index ON t (...);",
+				"DROP INDEX CONCURRENTLY old_index;",
+				"ALTER INDEX new_index RENAME TO old_index;")
+		}
+		p.report(r, f)
+	}
+}

@@ -1,0 +1,45 @@
+package lint
+
+import "fmt"
+
+func init() {
+	register(&Rule{
+		ID:       "missing-lock-timeout",
+		Summary:  "a statement that takes a lock blocking reads or writes on an existing table runs without lock_timeout",
+		Category: CategoryTransactions,
+		Severity: SeverityError,
+		check:    checkMissingLockTimeout,
+	})
+}
+
+// blockingLock returns the first lock of the statement that blocks traffic on a table the
+// application already uses.
+func (p *pass) blockingLock() (lockTake, bool) {
+	for _, l := range p.locks {
+		if l.mode.blocksTraffic() && p.existing(l.table) {
+			return l, true
+		}
+	}
+	return lockTake{}, false
+}
+
+func checkMissingLockTimeout(p *pass, r *Rule) {
+	if p.e.cfg.TimeoutsSetByRunner || p.e.lockTimeout().set {
+		return
+	}
+	l, ok := p.blockingLock()
+	if !ok || !p.once(r.ID) {
+		return
+	}
+	f := p.finding(l.table, l.mode)
+	f.Message = fmt.Sprintf("no lock_timeout is set: while this statement waits for its %s lock on %s behind any long-running query, every new query on the table queues behind it",
+		l.mode, displayName(l.table))
+	set := "SET lock_timeout = '2s';"
+	if p.inTx() {
+		set = "SET LOCAL lock_timeout = '2s';"
+	}
+	f.Fix = recipe(
+		"-- at the top of the file; the runner (or you) retries when it times out:",
+		set)
+	p.report(r, f)
+}

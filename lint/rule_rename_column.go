@@ -1,0 +1,48 @@
+package lint
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	register(&Rule{
+		ID:       "rename-column",
+		Summary:  "RENAME COLUMN breaks the application version still running, which uses the old name",
+		Category: CategoryCompatibility,
+		Severity: SeverityError,
+		check:    checkRenameColumn,
+	})
+}
+
+func checkRenameColumn(p *pass, r *Rule) {
+	s := p.node.GetRenameStmt()
+	if s == nil || s.RenameType != pg_query.ObjectType_OBJECT_COLUMN || s.RelationType != pg_query.ObjectType_OBJECT_TABLE {
+		return
+	}
+	key := relKey(s.Relation)
+	if !p.existing(key) {
+		return
+	}
+	tbl, oldc, newc := qname(key), ident(s.Subname), ident(s.Newname)
+	typ := "<type>"
+	if t := p.table(key); t != nil {
+		if c := t.columns[s.Subname]; c != nil && c.typ.known() {
+			typ = c.typ.String()
+		}
+	}
+	f := p.finding(key, lockAccessExclusive)
+	f.BreaksOldVersion = true
+	f.Message = fmt.Sprintf("renaming %s.%s to %s breaks the version still running, whose queries use the old name",
+		displayName(key), s.Subname, s.Newname)
+	f.Fix = recipe(
+		"-- expand: add the new column and keep both in sync while both versions run",
+		fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;", tbl, newc, typ),
+		"-- (a BEFORE INSERT OR UPDATE trigger copies old -> new and new -> old), backfill in batches:",
+		fmt.Sprintf("UPDATE %s SET %s = %s WHERE id IN (SELECT id FROM %s WHERE %s IS NULL LIMIT 10000);", tbl, newc, oldc, tbl, newc),
+		"-- contract, once no instance of the old version runs:",
+		fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s;", tbl, oldc),
+		"-- (tandem start/complete with a rename_column operation does all of this through versioned views)")
+	p.report(r, f)
+}
