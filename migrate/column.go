@@ -118,6 +118,10 @@ func (r *ReferenceDef) referencesSQL(schema string, after *Schema) string {
 
 // columnShape is the Column the new version sees for c, stored physically as physical.
 func (c *ColumnDef) columnShape(physical string) *Column {
-	return &Column{Name: c.Name, Physical: physical, Type: c.Type, Nullable: c.Nullable && !c.PK,
+	typ := c.Type
+	if base := serialBase(typ); base != "" {
+		typ = base
+	}
+	return &Column{Name: c.Name, Physical: physical, Type: typ, Nullable: c.Nullable && !c.PK,
 		Default: c.Default, ViewDefault: c.Default}
 }

@@ -25,6 +25,9 @@ func (o *OpAddColumn) checkFields() error {
 	if o.Column.PK {
 		return fieldErr("column.pk", "a primary key cannot be added to an existing table with add_column")
 	}
+	if isSerial(o.Column.Type) {
+		return fieldErr("column.type", "adding a %s column rewrites the whole table under an ACCESS EXCLUSIVE lock; add a nullable bigint column, then give it a sequence default in a later migration", o.Column.Type)
+	}
 	return o.Column.checkFields("column.")
 }
 

@@ -132,21 +132,28 @@ func (o *OpCreateTable) validate(ctx context.Context, v *validator) error {
 			}
 		}
 	}
-	// Serial and identity columns get their defaults from the catalog once created.
+	// Serial columns get their defaults from the catalog once created.
 	for _, c := range t.Columns {
-		if isSerial(c.Type) {
-			c.Default, c.ViewDefault = nil, nil
+		if base := serialBase(c.Type); base != "" {
+			c.Type, c.Default, c.ViewDefault = base, nil, nil
 		}
 	}
 	return nil
 }
 
-func isSerial(typ string) bool {
+func isSerial(typ string) bool { return serialBase(typ) != "" }
+
+// serialBase is the integer type behind a serial pseudo-type, or "".
+func serialBase(typ string) string {
 	switch strings.ToLower(strings.TrimSpace(typ)) {
-	case "serial", "bigserial", "smallserial", "serial4", "serial8", "serial2":
-		return true
+	case "serial", "serial4":
+		return "integer"
+	case "bigserial", "serial8":
+		return "bigint"
+	case "smallserial", "serial2":
+		return "smallint"
 	}
-	return false
+	return ""
 }
 
 func (o *OpCreateTable) start(ctx context.Context, r *run) error {

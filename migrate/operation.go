@@ -104,6 +104,9 @@ func (v *validator) checkType(ctx context.Context, field, typ string) (string, e
 	if strings.TrimSpace(typ) == "" {
 		return "", fieldErr(field, "required")
 	}
+	if isSerial(typ) {
+		return serialBase(typ), nil
+	}
 	var canon *string
 	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, "SELECT format_type(t, NULL) FROM to_regtype($1) t", typ).Scan(&canon)
