@@ -1,0 +1,296 @@
+package proving
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Router modes: how endpoint changes reach HAProxy.
+const (
+	// RouterReload writes a new configuration and starts a new HAProxy process that
+	// takes over the listening socket (-x) and soft-stops the old one (-sf), as the
+	// OpenShift router does.
+	RouterReload = "reload"
+	// RouterRuntime changes server addresses and states through HAProxy's runtime API.
+	RouterRuntime = "runtime"
+)
+
+const runtimeSlots = 32
+
+// endpoint is one instance as the router sees it.
+type endpoint struct {
+	Name string
+	Addr string // host:port
+}
+
+// haproxy runs HAProxy processes for one frontend and applies endpoint sets to them.
+type haproxy struct {
+	bin     string
+	dir     string
+	port    int
+	mode    string
+	logFile *os.File
+
+	mu      sync.Mutex
+	gen     int
+	procs   []*exec.Cmd // running processes, newest last
+	exited  sync.WaitGroup
+	slots   map[string]int // runtime mode: endpoint name -> server slot
+	running map[string]string
+}
+
+func newHAProxy(bin, dir string, port int, mode string) (*haproxy, error) {
+	if bin == "" {
+		bin = "haproxy"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/haproxy"); statErr == nil {
+			path = "/usr/sbin/haproxy"
+		} else {
+			return nil, fmt.Errorf("haproxy not found (install the haproxy package): %w", err)
+		}
+	}
+	f, err := os.Create(filepath.Join(dir, "haproxy.log"))
+	if err != nil {
+		return nil, err
+	}
+	return &haproxy{bin: path, dir: dir, port: port, mode: mode, logFile: f,
+		slots: map[string]int{}, running: map[string]string{}}, nil
+}
+
+func (h *haproxy) socket() string { return filepath.Join(h.dir, "haproxy.sock") }
+
+func (h *haproxy) config(eps []endpoint) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `global
+	maxconn 5000
+	stats socket %s mode 600 level admin expose-fd listeners
+	hard-stop-after 3m
+
+defaults
+	mode http
+	timeout connect 2s
+	timeout client 3m
+	timeout server 3m
+	timeout http-request 30s
+	timeout http-keep-alive 3m
+	timeout queue 30s
+	retries 3
+	option redispatch 1
+	http-reuse safe
+	balance roundrobin
+
+frontend fe
+	bind 127.0.0.1:%d
+	default_backend be
+
+backend be
+`, h.socket(), h.port)
+	if h.mode == RouterRuntime {
+		fmt.Fprintf(&b, "\tserver-template s 1-%d 127.0.0.1:9 disabled\n", runtimeSlots)
+		return b.String()
+	}
+	for _, e := range eps {
+		fmt.Fprintf(&b, "\tserver %s %s\n", e.Name, e.Addr)
+	}
+	return b.String()
+}
+
+// start runs the first HAProxy process with eps.
+func (h *haproxy) start(ctx context.Context, eps []endpoint) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.spawn(eps, false); err != nil {
+		return err
+	}
+	if err := h.waitSocket(ctx); err != nil {
+		return err
+	}
+	if h.mode == RouterRuntime {
+		return h.applyRuntime(eps)
+	}
+	return nil
+}
+
+// spawn starts a new process; with takeover it inherits the listener and soft-stops
+// the running processes. Call with h.mu held.
+func (h *haproxy) spawn(eps []endpoint, takeover bool) error {
+	h.gen++
+	cfg := filepath.Join(h.dir, fmt.Sprintf("haproxy-%d.cfg", h.gen))
+	if err := os.WriteFile(cfg, []byte(h.config(eps)), 0o600); err != nil {
+		return err
+	}
+	args := []string{"-db", "-f", cfg}
+	if takeover && len(h.procs) > 0 {
+		args = append(args, "-x", h.socket(), "-sf")
+		for _, p := range h.procs {
+			args = append(args, strconv.Itoa(p.Process.Pid))
+		}
+	}
+	cmd := exec.Command(h.bin, args...)
+	cmd.Stdout, cmd.Stderr = h.logFile, h.logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start haproxy: %w", err)
+	}
+	h.procs = append(h.procs, cmd)
+	h.exited.Add(1)
+	go func() {
+		defer h.exited.Done()
+		_ = cmd.Wait()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for i, p := range h.procs {
+			if p == cmd {
+				h.procs = append(h.procs[:i], h.procs[i+1:]...)
+				break
+			}
+		}
+	}()
+	return nil
+}
+
+func (h *haproxy) waitSocket(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := h.command("show info"); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("haproxy did not come up (see %s)", h.logFile.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// apply makes HAProxy route to exactly eps.
+func (h *haproxy) apply(ctx context.Context, eps []endpoint) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mode == RouterRuntime {
+		return h.applyRuntime(eps)
+	}
+	return h.spawn(eps, true)
+}
+
+func (h *haproxy) applyRuntime(eps []endpoint) error {
+	want := map[string]string{}
+	for _, e := range eps {
+		want[e.Name] = e.Addr
+	}
+	// Remove first, then add.
+	var names []string
+	for name := range h.running {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		slot := h.slots[name]
+		if _, err := h.command(fmt.Sprintf("set server be/s%d state maint", slot)); err != nil {
+			return err
+		}
+		delete(h.running, name)
+		delete(h.slots, name)
+	}
+	for _, e := range eps {
+		if _, ok := h.running[e.Name]; ok {
+			continue
+		}
+		slot := h.freeSlot()
+		if slot == 0 {
+			return fmt.Errorf("haproxy: no free server slot for %s", e.Name)
+		}
+		host, port, err := net.SplitHostPort(e.Addr)
+		if err != nil {
+			return err
+		}
+		for _, c := range []string{
+			fmt.Sprintf("set server be/s%d addr %s port %s", slot, host, port),
+			fmt.Sprintf("set server be/s%d state ready", slot),
+		} {
+			if _, err := h.command(c); err != nil {
+				return err
+			}
+		}
+		h.slots[e.Name] = slot
+		h.running[e.Name] = e.Addr
+	}
+	return nil
+}
+
+func (h *haproxy) freeSlot() int {
+	used := map[int]bool{}
+	for _, s := range h.slots {
+		used[s] = true
+	}
+	for s := 1; s <= runtimeSlots; s++ {
+		if !used[s] {
+			return s
+		}
+	}
+	return 0
+}
+
+// command sends one command to the runtime API and returns its answer.
+func (h *haproxy) command(c string) (string, error) {
+	conn, err := net.DialTimeout("unix", h.socket(), 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(conn, "%s\n", c); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		b.WriteString(sc.Text())
+		b.WriteByte('\n')
+	}
+	out := b.String()
+	if strings.Contains(out, "Unknown command") || strings.Contains(out, "No such") ||
+		strings.Contains(out, "Require ") {
+		return out, fmt.Errorf("haproxy %q: %s", c, strings.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// stop stops every HAProxy process and waits for them.
+func (h *haproxy) stop() {
+	h.mu.Lock()
+	for _, p := range h.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+	}
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() { h.exited.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.mu.Lock()
+		for _, p := range h.procs {
+			_ = p.Process.Kill()
+		}
+		h.mu.Unlock()
+		<-done
+	}
+	_ = h.logFile.Close()
+}
+
+func lookHAProxy() (string, error) { return exec.LookPath("haproxy") }
