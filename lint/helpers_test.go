@@ -1,0 +1,79 @@
+package lint
+
+import (
+	"strings"
+	"testing"
+)
+
+// fileSep separates migration files inside one test case.
+const fileSep = "\n-- FILE\n"
+
+// ruleCase is one positive or negative example for a rule.
+type ruleCase struct {
+	name string
+	sql  string // one or more files separated by fileSep
+	pg   int    // target major version; 0 means the default
+	cfg  Config
+	want bool // the rule fires
+}
+
+// lintCase lints the files of a case.
+func lintCase(t *testing.T, c ruleCase) *Result {
+	t.Helper()
+	var srcs []Source
+	for i, s := range strings.Split(c.sql, fileSep) {
+		srcs = append(srcs, Source{Name: "m" + string(rune('1'+i)) + ".sql", SQL: s})
+	}
+	res, err := Lint(srcs, Options{PGVersion: c.pg, Config: c.cfg})
+	if err != nil {
+		t.Fatalf("lint: %v", err)
+	}
+	return res
+}
+
+// runRuleCases checks that rule fires exactly for the cases that want it.
+func runRuleCases(t *testing.T, rule string, cases []ruleCase) {
+	t.Helper()
+	if _, ok := LookupRule(rule); !ok {
+		t.Fatalf("rule %q is not registered", rule)
+	}
+	pos, neg := 0, 0
+	for _, c := range cases {
+		if c.want {
+			pos++
+		} else {
+			neg++
+		}
+		t.Run(c.name, func(t *testing.T) {
+			res := lintCase(t, c)
+			var got []Finding
+			for _, f := range res.Findings {
+				if f.Rule == rule {
+					got = append(got, f)
+				}
+			}
+			if c.want && len(got) == 0 {
+				t.Errorf("%s did not fire on:\n%s\nfindings: %v", rule, c.sql, ruleIDs(res.Findings))
+			}
+			if !c.want && len(got) > 0 {
+				t.Errorf("%s fired on:\n%s\n%s", rule, c.sql, got[0].Message)
+			}
+			for _, f := range got {
+				if f.Message == "" || f.Fix == "" || f.Line == 0 {
+					t.Errorf("incomplete finding: %+v", f)
+				}
+			}
+		})
+	}
+	if pos < 3 || neg < 3 {
+		t.Errorf("%s has %d positive and %d negative cases; want at least 3 of each", rule, pos, neg)
+	}
+}
+
+func ruleIDs(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Rule)
+	}
+	return out
+}

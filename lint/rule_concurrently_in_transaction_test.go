@@ -1,0 +1,19 @@
+package lint
+
+import "testing"
+
+func TestRuleConcurrentlyInTransaction(t *testing.T) {
+	runRuleCases(t, "concurrently-in-transaction", []ruleCase{
+		{name: "file transaction", sql: `CREATE INDEX CONCURRENTLY users_email ON users (email);`, want: true},
+		{name: "explicit begin", sql: "-- +goose NO TRANSACTION\nBEGIN;\nDROP INDEX CONCURRENTLY users_email;\nCOMMIT;", want: true},
+		{name: "reindex concurrently", sql: `REINDEX INDEX CONCURRENTLY users_email;`, want: true},
+		{name: "detach concurrently", sql: `ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY;`, want: true},
+		{name: "goose no transaction", sql: "-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
+		{name: "atlas txmode none", sql: "-- atlas:txmode none\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
+		{name: "morph", sql: "-- morph:nontransactional\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
+		{name: "sqlx", sql: "-- no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
+		{name: "dbmate", sql: "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n-- migrate:down\nDROP INDEX users_email;"},
+		{name: "after explicit commit", sql: "BEGIN;\nALTER TABLE users ADD COLUMN x int;\nCOMMIT;\nCREATE INDEX CONCURRENTLY users_x ON users (x);"},
+		{name: "runner configured not to wrap", cfg: Config{Transaction: "none"}, sql: `CREATE INDEX CONCURRENTLY users_email ON users (email);`},
+	})
+}
