@@ -307,6 +307,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	r.dir = dir
+	if opts.WorkDir != "" || opts.KeepWorkDir {
+		log.Info("configurations and logs are kept", "dir", dir)
+	}
 
 	// PostgreSQL.
 	r.dbURL = opts.PostgresURL
