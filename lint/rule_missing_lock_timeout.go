@@ -15,7 +15,11 @@ func init() {
 // blockingLock returns the first lock of the statement that blocks traffic on a table the
 // application already uses.
 func (p *pass) blockingLock() (lockTake, bool) {
+	refresh := p.node.GetRefreshMatViewStmt() != nil
 	for _, l := range p.locks {
+		if refresh && l.mode < lockAccessExclusive {
+			continue // a materialized view is not written to: EXCLUSIVE leaves its reads alone
+		}
 		if l.mode.blocksTraffic() && p.existing(l.table) {
 			return l, true
 		}

@@ -1,0 +1,308 @@
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestSafeRecipes lints the standard safe recipes: none may produce an error-level finding.
+func TestSafeRecipes(t *testing.T) {
+	recipes := []struct {
+		name string
+		sql  string
+	}{
+		{"not valid then validate in a later transaction", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;" + fileSep +
+			"SET lock_timeout = '2s';\nALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;"},
+		{"create index concurrently in a non-transactional file", "-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
+		{"set not null after a validated check on pg 12+", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;" + fileSep +
+			"SET lock_timeout = '2s';\nALTER TABLE users VALIDATE CONSTRAINT users_email_nn;" + fileSep +
+			"SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP CONSTRAINT users_email_nn;"},
+		{"varchar widening", "CREATE TABLE users (id int, name varchar(50));" + fileSep + "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users ALTER COLUMN name TYPE varchar(100);"},
+		{"unique constraint using a concurrent index", "-- +goose NO TRANSACTION\nCREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\nSET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;"},
+		{"add column with a constant default", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users ADD COLUMN active boolean NOT NULL DEFAULT true;"},
+		{"new table with indexes and constraints", "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL UNIQUE);\nCREATE INDEX t_email ON t (lower(email));\nALTER TABLE t ADD CONSTRAINT c CHECK (email <> '');"},
+		{"detach concurrently", "-- atlas:txmode none\nALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY;"},
+		{"refresh concurrently", "REFRESH MATERIALIZED VIEW CONCURRENTLY stats;"},
+	}
+	for _, r := range recipes {
+		t.Run(r.name, func(t *testing.T) {
+			res := lintCase(t, ruleCase{sql: r.sql})
+			for _, f := range res.Findings {
+				t.Errorf("%s:%d [%s] %s", f.File, f.Line, f.Rule, f.Message)
+			}
+		})
+	}
+}
+
+func TestPositionsAndStatements(t *testing.T) {
+	sql := "-- comment\n\n  /* block */ CREATE INDEX a ON t (x);\nCREATE INDEX b\n  ON t (y); CREATE INDEX c ON t (z)"
+	pf, err := parseFile("p.sql", sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][2]int
+	for _, st := range pf.stmts {
+		got = append(got, [2]int{st.line, st.col})
+	}
+	want := [][2]int{{3, 15}, {4, 1}, {5, 13}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("positions = %v, want %v", got, want)
+	}
+}
+
+func TestParseError(t *testing.T) {
+	_, err := LintString("bad.sql", "CREATE TABLE t (a int);\n\nALTER TABLE t ADD COLUMN;\n", Options{})
+	pe, ok := AsParseError(err)
+	if !ok {
+		t.Fatalf("err = %v, want a *ParseError", err)
+	}
+	if pe.File != "bad.sql" || pe.Line != 3 {
+		t.Errorf("parse error at %s:%d, want bad.sql:3 (%v)", pe.File, pe.Line, pe)
+	}
+}
+
+func TestInlineIgnores(t *testing.T) {
+	tests := []struct {
+		name string
+		sql  string
+		want []string
+	}{
+		{"comment before the statement", "-- tandem-lint-ignore: truncate\nTRUNCATE a;\nTRUNCATE b;", []string{"truncate"}},
+		{"trailing comment", "TRUNCATE a; -- tandem-lint-ignore: truncate\nTRUNCATE b;", []string{"truncate"}},
+		{"several rules", "-- tandem-lint-ignore: truncate, missing-lock-timeout\nTRUNCATE a;", nil},
+		{"all", "TRUNCATE a; /* tandem-lint-ignore: all */", nil},
+		{"file-wide", "-- tandem-lint-ignore-file: truncate\nTRUNCATE a;\nTRUNCATE b;", nil},
+		{"other rule only", "-- tandem-lint-ignore: drop-table\nTRUNCATE a;", []string{"truncate"}},
+		{"text in a string is not a comment", "INSERT INTO x VALUES ('-- tandem-lint-ignore: truncate');\nTRUNCATE a;", []string{"truncate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := LintString("i.sql", tt.sql, Options{Config: Config{Disable: []string{"statement-timeout", "missing-lock-timeout", "lock-held-across-statements"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ruleIDs(res.Findings)
+			if len(got) != len(tt.want) {
+				t.Fatalf("findings %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDownSectionsAreSkipped(t *testing.T) {
+	for _, sql := range []string{
+		"-- +goose Up\nALTER TABLE users ADD COLUMN x int;\n-- +goose Down\nALTER TABLE users DROP COLUMN x;\n",
+		"-- migrate:up\nALTER TABLE users ADD COLUMN x int;\n\n-- migrate:down\nALTER TABLE users DROP COLUMN x;\n",
+	} {
+		res, err := LintString("g.sql", sql, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range res.Findings {
+			if f.Rule == "drop-column" {
+				t.Errorf("down section linted: %s", f.Message)
+			}
+		}
+	}
+}
+
+func TestCoverage(t *testing.T) {
+	res, err := LintString("c.sql", "SELECT 1;\nDO $$ BEGIN EXECUTE 'DROP TABLE x'; END $$;\nCALL p();\n", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Coverage
+	if c.Statements != 3 || c.Analysed != 1 || len(c.Skipped) != 2 || c.Skipped[0].Line != 2 {
+		t.Errorf("coverage = %+v", c)
+	}
+	if s := Summary(res); !strings.Contains(s, "1 of 3 statements analysed") || !strings.Contains(s, "c.sql:2 (DO block") {
+		t.Errorf("summary = %q", s)
+	}
+}
+
+func TestSeverityConfig(t *testing.T) {
+	sql := "ALTER TABLE users ALTER COLUMN email DROP NOT NULL;"
+	res, err := LintString("s.sql", sql, Options{Config: Config{Severity: map[string]string{"drop-not-null": "error"}, TimeoutsSetByRunner: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors() != 1 {
+		t.Errorf("errors = %d, want 1: %v", res.Errors(), ruleIDs(res.Findings))
+	}
+	res, err = LintString("s.sql", sql, Options{Config: Config{Disable: []string{"drop-not-null"}, TimeoutsSetByRunner: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 0 {
+		t.Errorf("disabled rule fired: %v", ruleIDs(res.Findings))
+	}
+	if _, err := LintString("s.sql", sql, Options{Config: Config{Disable: []string{"no-such-rule"}}}); err == nil {
+		t.Error("unknown rule accepted")
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		doc     string
+		shared  bool
+		want    Config
+		wantErr bool
+	}{
+		{name: "plain", doc: "pg-version: 13\ndisable: [truncate]\nseverity:\n  drop-not-null: error\ntimeouts-set-by-runner: true\ntransaction: none\n",
+			want: Config{PGVersion: 13, Disable: []string{"truncate"}, Severity: map[string]string{"drop-not-null": "error"}, TimeoutsSetByRunner: true, Transaction: "none"}},
+		{name: "under lint key", doc: "lint:\n  disable: [truncate]\nstart:\n  foo: 1\n", shared: true, want: Config{Disable: []string{"truncate"}}},
+		{name: "shared without lint key", doc: "start:\n  foo: 1\n", shared: true},
+		{name: "empty", doc: ""},
+		{name: "unknown key", doc: "disabel: [truncate]\n", wantErr: true},
+		{name: "unknown rule", doc: "disable: [nope]\n", wantErr: true},
+		{name: "bad severity", doc: "severity: {truncate: loud}\n", wantErr: true},
+		{name: "bad transaction", doc: "transaction: sometimes\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseConfig([]byte(tt.doc), tt.shared)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadSources(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"10_c.up.sql":         "SELECT 10;",
+		"10_c.down.sql":       "SELECT -10;",
+		"2_b.up.sql":          "SELECT 2;",
+		"2_b.down.sql":        "SELECT -2;",
+		"1_a.sql":             "SELECT 1;",
+		"V3__x.sql":           "SELECT 3;",
+		"U3__x.sql":           "SELECT -3;",
+		"20240101_d/up.sql":   "SELECT 4;",
+		"20240101_d/down.sql": "SELECT -4;",
+		"README.md":           "not sql",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srcs, err := LoadSources([]string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range srcs {
+		rel, _ := filepath.Rel(dir, s.Name)
+		got = append(got, filepath.ToSlash(rel))
+	}
+	want := []string{"1_a.sql", "2_b.up.sql", "10_c.up.sql", "20240101_d/up.sql", "V3__x.sql"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+	srcs, err = LoadSources([]string{"-"}, strings.NewReader("SELECT 1;"))
+	if err != nil || len(srcs) != 1 || srcs[0].Name != "<stdin>" {
+		t.Errorf("stdin: %v %v", srcs, err)
+	}
+	if _, err := LoadSources([]string{filepath.Join(dir, "missing.sql")}, nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: err = %v", err)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	res, err := LintString("dir/f.sql", "CREATE INDEX i ON users (email);\n", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range Formats {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Write(&buf, format, res); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if !strings.Contains(out, "index-not-concurrent") {
+				t.Errorf("output lacks the rule ID:\n%s", out)
+			}
+			switch format {
+			case "json", "sarif":
+				var v map[string]any
+				if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+					t.Errorf("invalid JSON: %v", err)
+				}
+			case "github":
+				if !strings.HasPrefix(out, "::error file=dir/f.sql,line=1,col=1,title=tandem lint%3A index-not-concurrent::") {
+					t.Errorf("github output:\n%s", out)
+				}
+			case "text":
+				if !strings.Contains(out, "dir/f.sql:1:1: error:") || !strings.Contains(out, "CREATE INDEX CONCURRENTLY") {
+					t.Errorf("text output:\n%s", out)
+				}
+			}
+		})
+	}
+	if err := Write(&bytes.Buffer{}, "xml", res); err == nil {
+		t.Error("unknown format accepted")
+	}
+}
+
+func TestRulesAreDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/lint-rules.md")
+	if err != nil {
+		t.Skipf("docs not available: %v", err)
+	}
+	for _, r := range Rules() {
+		if !bytes.Contains(doc, []byte("## "+r.ID)) {
+			t.Errorf("rule %s is not documented in docs/lint-rules.md", r.ID)
+		}
+		if _, err := os.Stat("rule_" + strings.ReplaceAll(r.ID, "-", "_") + ".go"); err != nil {
+			if !ruleFileExists(r.ID) {
+				t.Errorf("rule %s has no rule_<id>.go file", r.ID)
+			}
+		}
+	}
+}
+
+// ruleFileExists accepts a rule file whose name is a prefix of the ID (rule_drop_column.go).
+func ruleFileExists(id string) bool {
+	matches, _ := filepath.Glob("rule_*.go")
+	for _, m := range matches {
+		base := strings.TrimSuffix(strings.TrimPrefix(m, "rule_"), ".go")
+		if !strings.HasSuffix(base, "_test") && strings.HasPrefix(strings.ReplaceAll(id, "-", "_"), base) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNaturalLess(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"V2__a.sql", "V10__a.sql", true},
+		{"V10__a.sql", "V2__a.sql", false},
+		{"001_a", "002_a", true},
+		{"1_a", "1_b", true},
+		{"a", "a1", true},
+	}
+	for _, tt := range tests {
+		if got := naturalLess(tt.a, tt.b); got != tt.want {
+			t.Errorf("naturalLess(%q, %q) = %v", tt.a, tt.b, got)
+		}
+	}
+}
