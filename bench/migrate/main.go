@@ -1,0 +1,383 @@
+// Command migrate benchmarks Tandem's expand/contract engine against the plain locking
+// migration it replaces, on a throwaway PostgreSQL, and prints a Markdown table.
+//
+//	go run ./bench/migrate [-rows 1000000] [-runs 3]
+//
+// (a) start of "add price numeric NOT NULL, up qty * 1.25" vs one plain transaction
+// (ALTER TABLE ADD COLUMN; UPDATE; SET NOT NULL), alternated, median of -runs each;
+// (b) a mixed read/update/insert load through the old version while start runs: tps,
+// p99 and max latency, failed statements; (c) update and insert throughput through the
+// old version with the dual-write trigger active vs without, alternated, median.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tandem-pg/tandem/internal/pgserver"
+	"github.com/tandem-pg/tandem/migrate"
+)
+
+const migration = `{"name": "02_price", "operations": [{"add_column": {"table": "items", "up": "qty * 1.25",
+	"column": {"name": "price", "type": "numeric"}}}]}`
+
+func main() {
+	rows := flag.Int("rows", 1_000_000, "rows in the items table")
+	runs := flag.Int("runs", 3, "runs of each side (median reported)")
+	workers := flag.Int("workers", 4, "load workers in (b) and (c)")
+	loadFor := flag.Duration("load", 5*time.Second, "duration of each throughput run in (c)")
+	lockTimeout := flag.Duration("lock-timeout", 500*time.Millisecond, "Tandem's lock_timeout")
+	flag.Parse()
+	if err := run(context.Background(), *rows, *runs, *workers, *loadFor, *lockTimeout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	srv         *pgserver.Server
+	rows        int
+	lockTimeout time.Duration
+	seq         int
+}
+
+func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time.Duration) error {
+	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{"max_wal_size": "4GB", "checkpoint_timeout": "30min"}})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	b := &bench{srv: srv, rows: rows, lockTimeout: lockTimeout}
+	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", rows)
+	if err := b.template(ctx); err != nil {
+		return err
+	}
+
+	// (a) start vs the plain transaction, alternated.
+	var tandem, plain []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := b.timePlain(ctx)
+		if err != nil {
+			return fmt.Errorf("plain: %w", err)
+		}
+		plain = append(plain, d)
+		d, _, err = b.timeStart(ctx, 0)
+		if err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		tandem = append(tandem, d)
+		fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, plain[i].Round(time.Millisecond), tandem[i].Round(time.Millisecond))
+	}
+
+	// (b) start under load.
+	dur, load, err := b.timeStart(ctx, workers)
+	if err != nil {
+		return fmt.Errorf("start under load: %w", err)
+	}
+
+	// (c) write throughput with the trigger enabled and disabled, alternated, on one
+	// table after start (so both sides see the same table, bloat and all).
+	with, without, err := b.throughput(ctx, runs, workers, loadFor)
+	if err != nil {
+		return err
+	}
+
+	mp, mt := median(plain), median(tandem)
+	mw, mwo := medianF(with), medianF(without)
+	fmt.Printf("\n%d rows, median of %d alternated runs, %d load workers, lock_timeout %s\n\n", rows, runs, workers, lockTimeout)
+	fmt.Println("| measure | plain / baseline | tandem | ratio | target |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| (a) add NOT NULL column with up: wall time | %s | %s (start) | %.2f× | ≤ 1.3× |\n", mp.Round(time.Millisecond), mt.Round(time.Millisecond), float64(mt)/float64(mp))
+	fmt.Printf("| (b) start under load: duration | | %s | | |\n", dur.Round(time.Millisecond))
+	fmt.Printf("| (b) load during start: statements, tps | | %d, %.0f/s | | |\n", load.ok+load.failed, load.tps)
+	fmt.Printf("| (b) load during start: p99 / max latency | | %s / %s | max %.2f× lock_timeout | max < lock_timeout |\n", load.p99.Round(time.Microsecond), load.max.Round(time.Microsecond), float64(load.max)/float64(lockTimeout))
+	fmt.Printf("| (b) load during start: failed statements | | %d | | 0 |\n", load.failed)
+	fmt.Printf("| (c) update+insert throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.9× |\n", mwo, mw, mw/mwo)
+	return nil
+}
+
+func (b *bench) adminURL() string { return b.srv.URL("postgres") }
+
+func (b *bench) template(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, b.adminURL())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE bench_template"); err != nil {
+		return err
+	}
+	tc, err := pgx.Connect(ctx, b.srv.URL("bench_template"))
+	if err != nil {
+		return err
+	}
+	defer tc.Close(ctx)
+	for _, s := range []string{
+		"CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL, note text)",
+		fmt.Sprintf("INSERT INTO items (name, qty, note) SELECT 'item ' || i, i %% 1000, CASE WHEN i %% 3 = 0 THEN 'note ' || i END FROM generate_series(1, %d) i", b.rows),
+		"VACUUM ANALYZE items",
+		"CHECKPOINT",
+	} {
+		if _, err := tc.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// fresh creates a copy of the template database and returns its URL and a cleanup.
+func (b *bench) fresh(ctx context.Context) (string, func(), error) {
+	b.seq++
+	name := fmt.Sprintf("bench_%d", b.seq)
+	conn, err := pgx.Connect(ctx, b.adminURL())
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE bench_template STRATEGY FILE_COPY"); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), b.adminURL())
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	}
+	return b.srv.URL(name), drop, nil
+}
+
+func (b *bench) timePlain(ctx context.Context) (time.Duration, error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	t0 := time.Now()
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, s := range []string{
+			"ALTER TABLE items ADD COLUMN price numeric",
+			"UPDATE items SET price = qty * 1.25",
+			"ALTER TABLE items ALTER COLUMN price SET NOT NULL",
+		} {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return time.Since(t0), err
+}
+
+type loadResult struct {
+	ok, failed int64
+	tps        float64
+	p99, max   time.Duration
+}
+
+// timeStart times Tandem's start on a fresh copy, with workers running a mixed load
+// through the old version meanwhile (none when workers is 0).
+func (b *bench) timeStart(ctx context.Context, workers int) (time.Duration, loadResult, error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return 0, loadResult{}, err
+	}
+	defer drop()
+	m, err := migrate.Open(ctx, url, migrate.Options{LockTimeout: b.lockTimeout})
+	if err != nil {
+		return 0, loadResult{}, err
+	}
+	defer m.Close(ctx)
+	mig, err := migrate.Parse("bench.json", "02_price", []byte(migration))
+	if err != nil {
+		return 0, loadResult{}, err
+	}
+	var res loadResult
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var lats [][]time.Duration
+	var ok, failed atomic.Int64
+	if workers > 0 {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return 0, res, err
+		}
+		defer pool.Close()
+		lats = make([][]time.Duration, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(w), 1))
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					var q string
+					var args []any
+					switch r.IntN(10) {
+					case 0, 1, 2, 3, 4:
+						q, args = "SELECT name, qty FROM items WHERE id = $1", []any{1 + r.IntN(b.rows)}
+					case 5, 6, 7:
+						q, args = "UPDATE items SET qty = qty + 1 WHERE id = $1", []any{1 + r.IntN(b.rows)}
+					default:
+						q, args = "INSERT INTO items (name, qty) VALUES ('load', $1)", []any{r.IntN(1000)}
+					}
+					t0 := time.Now()
+					_, err := pool.Exec(ctx, q, args...)
+					lats[w] = append(lats[w], time.Since(t0))
+					if err != nil {
+						failed.Add(1)
+						fmt.Fprintln(os.Stderr, "load statement failed:", err)
+					} else {
+						ok.Add(1)
+					}
+				}
+			}(w)
+		}
+		time.Sleep(200 * time.Millisecond) // let the load settle before start
+	}
+	t0 := time.Now()
+	err = m.Start(ctx, mig)
+	d := time.Since(t0)
+	close(stop)
+	wg.Wait()
+	if workers > 0 {
+		var all []time.Duration
+		for _, l := range lats {
+			all = append(all, l...)
+		}
+		slices.Sort(all)
+		res.ok, res.failed = ok.Load(), failed.Load()
+		if len(all) > 0 {
+			res.p99 = all[len(all)*99/100]
+			res.max = all[len(all)-1]
+		}
+		res.tps = float64(res.ok+res.failed) / (d + 200*time.Millisecond).Seconds()
+	}
+	return d, res, err
+}
+
+// throughput measures updates and inserts per second through the old version after start,
+// alternately with the dual-write trigger enabled and disabled.
+func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration) (with, without []float64, err error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer drop()
+	m, err := migrate.Open(ctx, url, migrate.Options{LockTimeout: b.lockTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	mig, err := migrate.Parse("bench.json", "02_price", []byte(migration))
+	if err == nil {
+		err = m.Start(ctx, mig)
+	}
+	m.Close(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pool.Close()
+	var trigger string
+	if err := pool.QueryRow(ctx, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname LIKE '\\_tandem%'").Scan(&trigger); err != nil {
+		return nil, nil, fmt.Errorf("find the dual-write trigger: %w", err)
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE items"); err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < runs; i++ {
+		for _, enabled := range []bool{false, true} {
+			// Without the trigger, a plain default keeps the old version's inserts within
+			// the new column's NOT NULL check.
+			toggle := []string{"ALTER TABLE items DISABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"}
+			if enabled {
+				toggle = []string{"ALTER TABLE items ENABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price DROP DEFAULT"}
+			}
+			for _, q := range toggle {
+				if _, err := pool.Exec(ctx, q); err != nil {
+					return nil, nil, err
+				}
+			}
+			tps, err := b.load(ctx, pool, workers, dur)
+			if err != nil {
+				return nil, nil, err
+			}
+			if enabled {
+				with = append(with, tps)
+			} else {
+				without = append(without, tps)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "throughput run %d: trigger disabled %.0f/s, enabled %.0f/s\n", i+1, without[i], with[i])
+	}
+	return with, without, nil
+}
+
+// load runs updates and inserts for dur and returns their rate.
+func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration) (float64, error) {
+	var n atomic.Int64
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for time.Now().Before(deadline) {
+				var err error
+				if r.IntN(2) == 0 {
+					_, err = pool.Exec(ctx, "UPDATE items SET qty = qty + 1 WHERE id = $1", 1+r.IntN(b.rows))
+				} else {
+					_, err = pool.Exec(ctx, "INSERT INTO items (name, qty) VALUES ('load', $1)", r.IntN(1000))
+				}
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				n.Add(1)
+			}
+		}(w)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, errors.Join(errors.New("throughput load failed"), firstErr)
+	}
+	return float64(n.Load()) / dur.Seconds(), nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianF(fs []float64) float64 {
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
