@@ -78,6 +78,7 @@ func (b backfill) run(ctx context.Context, r *run) error {
 			return err
 		}
 		elapsed := time.Since(t0)
+		m.log.Debug("backfill batch", "table", b.table.Name, "size", batch, "updated", updated, "elapsed", elapsed)
 		if scanned == 0 {
 			st.done = true
 		} else {
@@ -125,51 +126,54 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 		}
 		target := qi(b.target)
 		if usePK {
-			pk := b.table.PrimaryKey
-			var keyCols, keyTypes, aliases, join, lastCols, desc []string
-			for i, c := range pk {
-				col := b.table.ColumnByPhysical(c)
-				keyCols = append(keyCols, qi(c))
-				keyTypes = append(keyTypes, col.Type)
-				alias := fmt.Sprintf("_tandem_k%d", i)
-				aliases = append(aliases, qi(c)+" AS "+alias)
-				join = append(join, table+"."+qi(c)+" = b."+alias)
-				lastCols = append(lastCols, alias+"::text")
-				desc = append(desc, alias+" DESC")
+			// The batch is the key range (cursor, upper], where upper is the size-th key
+			// after the cursor (found with an index-only scan), or the bound. The UPDATE
+			// then walks that range of the primary key index.
+			if st.cursor != nil && slicesEqual(st.cursor, st.bound) {
+				return nil // nothing left
 			}
+			pk := b.table.PrimaryKey
+			var keyCols, keyText []string
+			for _, c := range pk {
+				keyCols = append(keyCols, qi(c))
+				keyText = append(keyText, qi(c)+"::text")
+			}
+			cols := "(" + strings.Join(keyCols, ", ") + ")"
 			tuple := func(offset int) string {
 				var ps []string
-				for i, t := range keyTypes {
-					ps = append(ps, fmt.Sprintf("$%d::text::%s", offset+i, t))
+				for i, c := range pk {
+					ps = append(ps, fmt.Sprintf("$%d::text::%s", offset+i, b.table.ColumnByPhysical(c).Type))
 				}
 				return "(" + strings.Join(ps, ", ") + ")"
 			}
-			cols := "(" + strings.Join(keyCols, ", ") + ")"
-			args := []any{}
-			where := cols + " <= " + tuple(1)
-			for _, v := range st.bound {
-				args = append(args, v)
-			}
+			var args []any
+			lower := ""
 			if st.cursor != nil {
-				where += " AND " + cols + " > " + tuple(len(args)+1)
+				lower = cols + " > " + tuple(1) + " AND "
 				for _, v := range st.cursor {
 					args = append(args, v)
 				}
 			}
-			args = append(args, size)
-			q := fmt.Sprintf(`WITH b AS (
-				SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d
-			), u AS (
-				UPDATE %s SET %s = (%s) FROM b WHERE %s AND %s.%s IS NULL RETURNING 1
-			)
-			SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u),
-			       (SELECT ARRAY[%s] FROM b ORDER BY %s LIMIT 1)`,
-				strings.Join(aliases, ", "), table, where, strings.Join(keyCols, ", "), len(args),
-				table, target, b.expr, strings.Join(join, " AND "), table, target,
-				strings.Join(lastCols, ", "), strings.Join(desc, ", "))
-			if err := tx.QueryRow(ctx, q, args...).Scan(&scanned, &updated, &last); err != nil {
+			n := len(args)
+			for _, v := range st.bound {
+				args = append(args, v)
+			}
+			findUpper := fmt.Sprintf("SELECT ARRAY[%s] FROM %s WHERE %s%s <= %s ORDER BY %s OFFSET %d LIMIT 1",
+				strings.Join(keyText, ", "), table, lower, cols, tuple(n+1), strings.Join(keyCols, ", "), size-1)
+			err := tx.QueryRow(ctx, findUpper, args...).Scan(&last)
+			if errors.Is(err, pgx.ErrNoRows) {
+				last = st.bound // fewer than size keys are left: the last batch
+			} else if err != nil {
 				return err
 			}
+			upd := append(args[:n:n], anySlice(last)...)
+			tag, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s = (%s) WHERE %s%s <= %s AND %s IS NULL",
+				table, target, b.expr, lower, cols, tuple(n+1), target), upd...)
+			if err != nil {
+				return err
+			}
+			updated = tag.RowsAffected()
+			scanned = max(updated, 1)
 		} else {
 			from := int64(0)
 			if st.cursor != nil {
@@ -310,4 +314,24 @@ func retryTransient(ctx context.Context, fn func() error) error {
 		}
 	}
 	return err
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -72,16 +72,17 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	c := o.Column
 	col := qi(c.Name)
-	var exists bool
-	if err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
-		table, c.Name).Scan(&exists); err != nil {
+	// The column, its trigger and its NOT VALID constraints go in one transaction: a row
+	// the old version writes in between would otherwise miss the trigger and fail the
+	// check.
+	var stmts []string
+	exists, err := columnExists(ctx, r, table, c.Name)
+	if err != nil {
 		return err
 	}
 	if !exists {
 		def := "ALTER TABLE " + table + " ADD COLUMN " + col + " " + c.Type
-		stmts := []string{}
-		switch {
-		case o.Up == "" && c.Default != nil:
+		if o.Up == "" && c.Default != nil {
 			// A constant default fills existing rows without a rewrite (PostgreSQL 11+),
 			// and the old version's inserts get it too.
 			def += " DEFAULT " + *c.Default
@@ -89,37 +90,55 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 				def += " NOT NULL"
 			}
 			stmts = append(stmts, def)
-		default:
+		} else {
 			stmts = append(stmts, def)
 			if c.Default != nil {
 				stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DEFAULT "+*c.Default)
 			}
-			if o.notNull() {
-				stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(o.notNullCheck(r))+" CHECK ("+col+" IS NOT NULL) NOT VALID")
-			}
-		}
-		if c.Check != nil {
-			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(c.Check.Name)+" CHECK ("+c.Check.Constraint+") NOT VALID")
-		}
-		tables := []string{table}
-		if ref := c.References; ref != nil {
-			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(ref.Name)+" FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.after)+" NOT VALID")
-			tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
 		}
 		if c.Comment != nil {
 			stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+col+" IS "+ql(*c.Comment))
 		}
+	}
+	if o.Up != "" {
+		dw := dualWrite{name: o.triggerName(r), table: r.before.Table(o.Table), target: c.Name, expr: o.Up, alsoUnfilled: true}
+		trig, err := dw.statements(r, t.Physical)
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, trig...)
+	}
+	tables := []string{table}
+	addConstraint := func(name, def string) error {
+		ok, err := constraintExists(ctx, r, table, name)
+		if err == nil && !ok {
+			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID")
+		}
+		return err
+	}
+	if o.needsNotNullCheck() {
+		if err := addConstraint(o.notNullCheck(r), "CHECK ("+col+" IS NOT NULL)"); err != nil {
+			return err
+		}
+	}
+	if c.Check != nil {
+		if err := addConstraint(c.Check.Name, "CHECK ("+c.Check.Constraint+")"); err != nil {
+			return err
+		}
+	}
+	if ref := c.References; ref != nil {
+		if err := addConstraint(ref.Name, "FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
+			return err
+		}
+		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
+	}
+	if len(stmts) > 0 {
 		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
 			return err
 		}
 	}
 	if o.Up != "" {
-		old := r.before.Table(o.Table)
-		dw := dualWrite{name: o.triggerName(r), table: old, target: c.Name, expr: o.Up, alsoUnfilled: true}
-		if err := dw.install(ctx, r, t.Physical); err != nil {
-			return err
-		}
-		if err := (backfill{table: old, target: c.Name, expr: o.Up}).run(ctx, r); err != nil {
+		if err := (backfill{table: r.before.Table(o.Table), target: c.Name, expr: o.Up}).run(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -130,6 +149,12 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	return nil
+}
+
+// needsNotNullCheck: NOT NULL is enforced through a NOT VALID check until complete,
+// unless a constant default made the column NOT NULL at once.
+func (o *OpAddColumn) needsNotNullCheck() bool {
+	return o.notNull() && !(o.Up == "" && o.Column.Default != nil)
 }
 
 func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
@@ -143,7 +168,7 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 	}
 	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
 	var validate []string
-	if o.notNull() && !(o.Up == "" && o.Column.Default != nil) {
+	if o.needsNotNullCheck() {
 		validate = append(validate, o.notNullCheck(r))
 	}
 	if o.Column.Check != nil {
@@ -157,7 +182,7 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	if o.notNull() && !(o.Up == "" && o.Column.Default != nil) {
+	if o.needsNotNullCheck() {
 		// With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
 		if err := r.m.execLocked(ctx, []string{table},
 			"ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
@@ -204,12 +229,25 @@ func validateConstraint(ctx context.Context, r *run, table, name string) error {
 
 // attachUnique turns a unique index built concurrently into a UNIQUE constraint.
 func attachUnique(ctx context.Context, r *run, table, index, constraint string) error {
-	var exists bool
-	if err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)", table, constraint).Scan(&exists); err != nil {
+	exists, err := constraintExists(ctx, r, table, constraint)
+	if err != nil {
 		return err
 	}
 	if exists {
 		return nil
 	}
 	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(constraint)+" UNIQUE USING INDEX "+qi(index))
+}
+
+func columnExists(ctx context.Context, r *run, table, column string) (bool, error) {
+	var ok bool
+	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
+		table, column).Scan(&ok)
+	return ok, err
+}
+
+func constraintExists(ctx context.Context, r *run, table, name string) (bool, error) {
+	var ok bool
+	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)", table, name).Scan(&ok)
+	return ok, err
 }

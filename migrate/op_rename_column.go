@@ -56,9 +56,8 @@ func (o *OpRenameColumn) complete(ctx context.Context, r *run) error {
 		return nil
 	}
 	table := r.table(t.Physical)
-	var exists bool
-	if err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
-		table, c.Physical).Scan(&exists); err != nil {
+	exists, err := columnExists(ctx, r, table, c.Physical)
+	if err != nil {
 		return err
 	}
 	if !exists {

@@ -102,7 +102,7 @@ func TestOperationLifecycles(t *testing.T) {
 			},
 		},
 		{
-			name: "add_column nullable with default, unique, check and references",
+			name:  "add_column nullable with default, unique, check and references",
 			setup: []string{`CREATE TABLE categories (id int PRIMARY KEY)`, `INSERT INTO categories VALUES (1), (2)`},
 			doc: `{"operations": [
 				{"add_column": {"table": "items", "column": {"name": "sku", "type": "text", "nullable": true, "unique": true}}},

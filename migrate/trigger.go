@@ -35,14 +35,28 @@ type dualWrite struct {
 // install creates (or replaces) the trigger function and the trigger, in one transaction
 // under the lock policy.
 func (d dualWrite) install(ctx context.Context, r *run, physicalTable string) error {
+	stmts, err := d.statements(r, physicalTable)
+	if err != nil {
+		return err
+	}
+	return r.m.execLocked(ctx, []string{r.table(physicalTable)}, stmts...)
+}
+
+// statements returns the CREATE OR REPLACE statements of the trigger function and the
+// trigger, for callers that install them together with other DDL in one transaction.
+func (d dualWrite) statements(r *run, physicalTable string) ([]string, error) {
 	tag := "$" + shortName("tandem_", d.name, d.expr) + "$"
 	if strings.Contains(d.expr, tag) {
-		return fmt.Errorf("expression contains the reserved marker %s", tag)
+		return nil, fmt.Errorf("expression contains the reserved marker %s", tag)
 	}
 	table := r.table(physicalTable)
+	// Only the columns the expression may mention become variables: each one costs an
+	// assignment on every row written.
 	var decl []string
 	for _, c := range d.table.Columns {
-		decl = append(decl, fmt.Sprintf("  %s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+		if mentions(d.expr, c.Name) {
+			decl = append(decl, fmt.Sprintf("  %s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+		}
 	}
 	cond := isNewVersionSQL(r.newSchema)
 	if !d.fromNew {
@@ -65,8 +79,30 @@ END
 	trigger := fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
 WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
 		qi(d.name), table, ql(BackfillSetting), fn)
-	return r.m.execLocked(ctx, []string{table}, body, trigger)
+	return []string{body, trigger}, nil
 }
+
+// mentions reports whether expr may refer to the column name: whether name occurs in it
+// as a whole word, ignoring case. It may say yes wrongly (in a string literal, say), which
+// costs a variable; it never says no wrongly for an unquoted or quoted reference.
+func mentions(expr, name string) bool {
+	e, n := strings.ToLower(expr), strings.ToLower(name)
+	for i := 0; ; {
+		j := strings.Index(e[i:], n)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(n)
+		before := start == 0 || !isWordByte(e[start-1])
+		after := end == len(e) || !isWordByte(e[end])
+		if before && after {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func isWordByte(c byte) bool { return c == '_' || c == '$' || isAlnum(c) }
 
 // dropTrigger removes a dual-write trigger and its function, if they exist.
 func dropTrigger(ctx context.Context, r *run, name, physicalTable string) error {
