@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 
@@ -39,18 +40,38 @@ func rewritten(n *pg_query.Node, change func(*pg_query.Node)) string {
 	return deparse(c)
 }
 
-// typeSQL renders a type name as SQL.
+// typeSQL renders a type name as SQL, without a round trip through the deparser.
 func typeSQL(tn *pg_query.TypeName) string {
 	if tn == nil {
 		return "?"
 	}
-	cd := &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-		Arg:      &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Isnull: true}}},
-		TypeName: tn,
-	}}}
-	s := deparseExpr(cd, "?")
-	s = strings.TrimPrefix(s, "NULL::")
-	return s
+	names := nameList(tn.Names)
+	if len(names) == 2 && names[0] == "pg_catalog" {
+		names = names[1:]
+	}
+	if len(names) == 0 {
+		return "?"
+	}
+	var b strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(ident(n))
+	}
+	var mods []string
+	for _, m := range tn.Typmods {
+		if c := m.GetAConst(); c != nil && c.GetIval() != nil {
+			mods = append(mods, strconv.Itoa(int(c.GetIval().Ival)))
+		}
+	}
+	if len(mods) > 0 && len(mods) == len(tn.Typmods) && names[len(names)-1] != "interval" {
+		b.WriteString("(" + strings.Join(mods, ",") + ")")
+	}
+	for range tn.ArrayBounds {
+		b.WriteString("[]")
+	}
+	return b.String()
 }
 
 // recipe joins lines of a SQL recipe.

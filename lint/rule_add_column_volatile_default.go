@@ -22,6 +22,11 @@ func checkAddColumnVolatileDefault(p *pass, r *Rule) {
 			continue
 		}
 		col, tbl := c.def.Colname, qname(key)
+		if p.pgVersion() >= 11 {
+			if v, _ := p.e.cat.exprVolatility(c.dflt); v < volUnknown {
+				continue
+			}
+		}
 		expr := deparseExpr(c.dflt, "<default>")
 		f := p.finding(key, lockAccessExclusive)
 		f.Rewrite = true
