@@ -50,9 +50,13 @@ type progressPrinter struct {
 	last     time.Time
 }
 
-func newProgressPrinter(f *os.File) *progressPrinter {
-	st, err := f.Stat()
-	return &progressPrinter{w: f, terminal: err == nil && st.Mode()&os.ModeCharDevice != 0}
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	p := &progressPrinter{w: w}
+	if f, ok := w.(*os.File); ok {
+		st, err := f.Stat()
+		p.terminal = err == nil && st.Mode()&os.ModeCharDevice != 0
+	}
+	return p
 }
 
 func (p *progressPrinter) print(bp migrate.BackfillProgress) {

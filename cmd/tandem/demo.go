@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -75,7 +74,7 @@ func runDemo(ctx context.Context, out io.Writer, rows int) error {
 	if err != nil {
 		return err
 	}
-	m, err := migrate.Open(ctx, url, migrate.Options{Progress: newProgressPrinter(os.Stdout).print})
+	m, err := migrate.Open(ctx, url, migrate.Options{Progress: newProgressPrinter(out).print})
 	if err != nil {
 		return err
 	}

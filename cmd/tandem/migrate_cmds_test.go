@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tandem-pg/tandem/internal/pgtest"
+	"github.com/tandem-pg/tandem/migrate"
+)
+
+// tandem runs the CLI in-process and returns its exit code and output.
+func tandem(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	global = globals{}
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	code := exitOK
+	if err != nil {
+		out.WriteString("error: " + err.Error())
+		code = exitCode(err)
+		if strings.HasPrefix(err.Error(), "unknown command") {
+			code = exitUsage
+		}
+	}
+	return code, out.String()
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMigrationCommands(t *testing.T) {
+	url := pgtest.NewOwnerDatabase(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := writeFile(t, dir, "02_price.yaml", `
+operations:
+  - add_column:
+      table: items
+      up: qty * 2
+      column: {name: price, type: numeric}
+`)
+	bad := writeFile(t, dir, "bad.json", `{"operations": [{"add_column": {"table": "itemz", "column": {"name": "x", "type": "int", "nullable": true}}}]}`)
+	db := "--postgres-url=" + url
+
+	steps := []struct {
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{[]string{"bogus"}, exitUsage, "unknown command"},
+		{[]string{"start"}, exitUsage, "accepts 1 arg"},
+		{[]string{"start", filepath.Join(dir, "missing.json"), db}, exitUsage, "no such file"},
+		{[]string{"validate", bad, db}, exitUsage, `operation 0 (add_column), field "table": table "itemz" does not exist in schema "public"; did you mean "items"?`},
+		{[]string{"start", bad, db}, exitUsage, "bad.json: operation 0"},
+		{[]string{"status", db}, exitOK, "state:   no migrations"},
+		{[]string{"validate", good, db}, exitOK, "valid (1 operations)"},
+		{[]string{"start", good, db}, exitOK, "public_02_price"},
+		{[]string{"latest", "schema", db}, exitOK, "public_02_price\n"},
+		{[]string{"latest", "migration", db}, exitOK, "02_price\n"},
+		{[]string{"latest", "url", db}, exitOK, "search_path%3D%22public_02_price%22"},
+		{[]string{"complete", db}, exitOK, "migration completed"},
+		{[]string{"rollback", db}, exitFailure, "no migration is in progress"},
+		{[]string{"start", good, db}, exitUsage, "already been applied"},
+	}
+	for _, s := range steps {
+		code, out := tandem(t, s.args...)
+		if code != s.wantCode || !strings.Contains(out, s.wantOut) {
+			t.Fatalf("tandem %s: exit %d, output:\n%s\nwant exit %d and output containing %q", strings.Join(s.args, " "), code, out, s.wantCode, s.wantOut)
+		}
+	}
+
+	code, out := tandem(t, "status", "--json", db)
+	if code != exitOK {
+		t.Fatalf("status --json: exit %d: %s", code, out)
+	}
+	var st migrate.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	if st.State != "complete" || st.Version != "02_price" || len(st.History) != 1 || st.History[0].Status != migrate.StatusCompleted {
+		t.Fatalf("status: %+v", st)
+	}
+}
+
+func TestMigrateDirectory(t *testing.T) {
+	url := pgtest.NewOwnerDatabase(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "01_create.json", `{"operations": [{"create_table": {"name": "t", "columns": [{"name": "id", "type": "serial", "pk": true}]}}]}`)
+	writeFile(t, dir, "02_add.json", `{"operations": [{"add_column": {"table": "t", "column": {"name": "x", "type": "int", "nullable": true}}}]}`)
+	db := "--postgres-url=" + url
+	if code, out := tandem(t, "migrate", dir, db); code != exitOK || !strings.Contains(out, "applied 01_create, 02_add") {
+		t.Fatalf("migrate: exit %d: %s", code, out)
+	}
+	if code, out := tandem(t, "status", db); code != exitOK || !strings.Contains(out, "active:  02_add, started") {
+		t.Fatalf("status after migrate: exit %d: %s", code, out)
+	}
+	if code, out := tandem(t, "migrate", dir, "--complete", db); code != exitOK {
+		t.Fatalf("migrate --complete: exit %d: %s", code, out)
+	}
+	if code, out := tandem(t, "migrate", dir, db); code != exitOK || !strings.Contains(out, "nothing to apply") {
+		t.Fatalf("migrate again: exit %d: %s", code, out)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	if err := runDemo(context.Background(), &out, 500); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"title=written by v1 qty=8 price=10.00", "name=written by v2 qty=3", "price numeric not null"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
