@@ -57,7 +57,7 @@ func TestProveCI(t *testing.T) {
 				RolloutAt:       3 * time.Second,
 				RouterLag:       time.Second,
 				RouterMode:      tc.mode,
-				DrainDelay:      3 * time.Second,
+				DrainDelay:      5 * time.Second, // router lag + a wide margin for a loaded machine
 				ShutdownTimeout: 30 * time.Second,
 				StreamShare:     0.05,
 				StreamDuration:  500 * time.Millisecond,
