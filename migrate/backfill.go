@@ -60,7 +60,7 @@ func (b backfill) run(ctx context.Context, r *run) error {
 	usePK := len(b.table.PrimaryKey) > 0
 	batch := 1000
 	if !usePK {
-		batch = 64 // pages
+		batch = 8 // pages
 	}
 	const maxBatch = 200_000
 	started := time.Now()

@@ -57,3 +57,29 @@ func TestAddColumnNotNullWithUp(t *testing.T) {
 	// The new version keeps working after complete.
 	mustExec(t, e.version("02_price"), "INSERT INTO items (name, qty, price) VALUES ('after', 1, 2)")
 }
+
+// TestBackfillKeys: the backfill walks a composite primary key, or pages by ctid when the
+// table has none, and fills every row in several batches.
+func TestBackfillKeys(t *testing.T) {
+	for _, tc := range []struct{ name, table string }{
+		{"composite primary key", `CREATE TABLE items (a int, b text, qty int NOT NULL, PRIMARY KEY (a, b))`},
+		{"no primary key", `CREATE TABLE items (a int, b text, qty int NOT NULL)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var batches int
+			e := newEnv(t, func(o *Options) {
+				o.Progress = func(BackfillProgress) { batches++ }
+			})
+			e.exec(tc.table)
+			e.exec(`INSERT INTO items SELECT i % 7, 'k' || i, i FROM generate_series(1, 20000) i`)
+			e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty + 1",
+				"column": {"name": "next", "type": "int"}}}]}`)
+			if batches < 3 {
+				t.Fatalf("backfill ran %d batches, want several", batches)
+			}
+			expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE next IS DISTINCT FROM qty + 1", "0")
+			e.complete()
+			e.assertNoLeftovers("public_02")
+		})
+	}
+}
