@@ -216,14 +216,16 @@ func sortedKeys(m map[string]int) []string {
 // interval, with the run's events marked.
 func (r *Report) WriteSVG(path string) error {
 	const (
-		W, H             = 1000.0, 460.0
+		W                = 1000.0
 		left, right      = 70.0, 20.0
-		top, bottom      = 40.0, 150.0
+		top, bottom      = 60.0, 110.0
 		failH            = 60.0 // height of the failures strip below the latency plot
 		minMS, maxMSAxis = 0.1, 100000.0
 	)
 	plotW := W - left - right
-	plotH := H - top - bottom
+	const plotH = 270.0
+	eventRows := max(1, (len(r.Events)+2)/3)
+	H := top + plotH + bottom + float64(eventRows)*13
 	span := float64(len(r.Timeline)) * r.BucketS
 	if span <= 0 {
 		span = 1
@@ -292,17 +294,23 @@ func (r *Report) WriteSVG(path string) error {
 		h := float64(bk.Failed) / float64(maxFail) * (failH - 10)
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#d62728"/>`+"\n", x(bk.StartS), ft+failH-10-h, bw, h)
 	}
-	// Events.
+	// Events: numbered marks on the plot, listed below it.
 	for i, e := range r.Events {
 		ex := x(e.AtS)
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#555" stroke-dasharray="3,3"/>`+"\n", ex, ex, top, ft+failH-10)
-		ly := H - bottom + failH + 30 + float64(i%4)*10
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="9" fill="#333">%s</text>`+"\n", ex+2, ly, html.EscapeString(e.What))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="9" text-anchor="middle" fill="#333">%d</text>`+"\n",
+			ex, top-2-float64(i%3)*9, i+1)
+	}
+	listTop := top + plotH + failH + 40
+	for i, e := range r.Events {
+		col, row := i/eventRows, i%eventRows
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="10" fill="#333">%d. %.1fs %s</text>`+"\n",
+			left+float64(col)*plotW/3, listTop+float64(row)*13, i+1, e.AtS, html.EscapeString(e.What))
 	}
 	// Legend.
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#1f77b4">— p50 latency</text>`+"\n", W-right-260, top-8)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#ff7f0e">— p99 latency</text>`+"\n", W-right-170, top-8)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#b8860b">▮ rollout</text>`+"\n", W-right-80, top-8)
+	fmt.Fprintf(&b, `<text x="%.0f" y="38" fill="#1f77b4">— p50 latency (API)</text>`+"\n", W-right-330)
+	fmt.Fprintf(&b, `<text x="%.0f" y="38" fill="#ff7f0e">— p99 latency (API)</text>`+"\n", W-right-200)
+	fmt.Fprintf(&b, `<text x="%.0f" y="38" fill="#b8860b">▮ rollout</text>`+"\n", W-right-70)
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
