@@ -205,7 +205,8 @@ func (m *Maintenance) set(st MaintenanceStatus) {
 		}
 		m.metrics.Maintenance.Set(v)
 	}
-	if st == m.status {
+	if st.Enabled == m.status.Enabled && st.Reason == m.status.Reason &&
+		st.ChangedBy == m.status.ChangedBy && st.ChangedAt.Equal(m.status.ChangedAt) {
 		return
 	}
 	if st.Enabled != m.status.Enabled {

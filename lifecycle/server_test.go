@@ -317,3 +317,65 @@ func TestHealthChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestHijackedLongLived: a hijacked connection registered with LongLived is told to stop
+// and waited for, which http.Server.Shutdown alone does not do.
+func TestHijackedLongLived(t *testing.T) {
+	var released atomic.Bool
+	s := &Server{DrainDelay: -1, ShutdownTimeout: 30 * time.Second}
+	s.HTTP = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, done := LongLived(r)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			done()
+			return
+		}
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+		buf.Flush()
+		go func() {
+			<-ctx.Done()
+			time.Sleep(300 * time.Millisecond) // a slow close handshake
+			conn.Write([]byte("bye\n"))
+			conn.Close()
+			released.Store(true)
+			done()
+		}()
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sv := startServer(t, ctx, s)
+	conn, err := net.Dial("tcp", sv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+	r := bufio.NewReader(conn)
+	if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, "HTTP/1.1 101") {
+		t.Fatalf("upgrade answered %q", line)
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the upgrade's headers: %v", err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	cancel()
+	if rest, _ := io.ReadAll(r); string(rest) != "bye\n" {
+		t.Fatalf("hijacked connection ended with %q, want \"bye\"", rest)
+	}
+	select {
+	case err := <-sv.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !released.Load() {
+			t.Fatal("Serve returned before the hijacked connection was released")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}

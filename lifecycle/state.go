@@ -38,6 +38,12 @@ func table(schema, name string) string {
 // instances at once.
 func EnsureStateSchema(ctx context.Context, db DB, schema string) error {
 	schema = stateSchema(schema)
+	// Most calls find everything in place: skip the DDL (and the privileges it needs).
+	var present bool
+	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+		table(schema, "instances"), table(schema, "maintenance")).Scan(&present); err == nil && present {
+		return nil
+	}
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("ensure state schema %q: %w", schema, err)

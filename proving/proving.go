@@ -35,6 +35,13 @@ import (
 	"github.com/tandem-pg/tandem/internal/pgserver"
 )
 
+// Bounds on a run: the load targets 127.0.0.1 only, and never more than this.
+const (
+	MaxRate      = 5000
+	MaxInstances = 20
+	MaxDuration  = time.Hour
+)
+
 // Options configure a run. Zero values take the defaults in brackets.
 type Options struct {
 	// Instances is how many instances serve [3].
@@ -138,6 +145,10 @@ func (o *Options) defaults() error {
 	}
 	if len(o.InstanceCommand) == 0 {
 		return errors.New("no instance command")
+	}
+	// The proving ground loads this machine only, and boundedly.
+	if o.Rate > MaxRate || o.Instances > MaxInstances || o.Duration > MaxDuration {
+		return fmt.Errorf("at most %d req/s, %d instances and %s of load", MaxRate, MaxInstances, MaxDuration)
 	}
 	return nil
 }

@@ -49,8 +49,9 @@ func run() int {
 		verbose   = flag.Bool("v", false, "log the runs' progress")
 	)
 	flag.Parse()
-	if *rate > 5000 || *instances > 20 {
-		fmt.Fprintln(os.Stderr, "drain: at most 5000 req/s and 20 instances")
+	if *rate > proving.MaxRate || *instances > proving.MaxInstances || *duration > proving.MaxDuration {
+		fmt.Fprintf(os.Stderr, "drain: at most %d req/s, %d instances and %s of load\n",
+			proving.MaxRate, proving.MaxInstances, proving.MaxDuration)
 		return 2
 	}
 	exe, err := os.Executable()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -57,8 +56,9 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 				level = slog.LevelWarn
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			if opts.Rate > 5000 || opts.Instances > 20 {
-				return usageErr(errors.New("prove: at most 5000 req/s and 20 instances"))
+			if opts.Rate > proving.MaxRate || opts.Instances > proving.MaxInstances || opts.Duration > proving.MaxDuration {
+				return usageErr(fmt.Errorf("prove: at most %d req/s, %d instances and %s of load",
+					proving.MaxRate, proving.MaxInstances, proving.MaxDuration))
 			}
 			rep, err := proving.Run(cmd.Context(), opts)
 			if err != nil {
