@@ -306,3 +306,32 @@ func TestNaturalLess(t *testing.T) {
 		}
 	}
 }
+
+func TestUncertainFindingsAreWarnings(t *testing.T) {
+	tests := []struct {
+		name, sql, rule string
+		want            Severity
+	}{
+		{"unknown previous type", "ALTER TABLE users ALTER COLUMN name TYPE varchar(80);", "alter-column-type-rewrite", SeverityWarning},
+		{"unknown function", "ALTER TABLE users ADD COLUMN x int DEFAULT my_fn();", "add-column-volatile-default", SeverityWarning},
+		{"lock_timeout during a concurrent build", "-- +goose NO TRANSACTION\nSET lock_timeout = '1s';\nCREATE INDEX CONCURRENTLY i ON users (email);", "concurrent-index-invalid-risk", SeverityWarning},
+		{"known volatile function", "ALTER TABLE users ADD COLUMN x float8 DEFAULT random();", "add-column-volatile-default", SeverityError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := LintString("w.sql", tt.sql, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range res.Findings {
+				if f.Rule == tt.rule {
+					if f.Severity != tt.want {
+						t.Errorf("severity %s, want %s", f.Severity, tt.want)
+					}
+					return
+				}
+			}
+			t.Errorf("%s did not fire", tt.rule)
+		})
+	}
+}

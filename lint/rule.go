@@ -157,7 +157,13 @@ func (p *pass) report(r *Rule, f Finding) {
 		return
 	}
 	f.Rule = r.ID
-	f.Severity = p.e.severity[r.ID]
+	// A rule may lower its severity for a finding it is unsure of (a warning instead of an
+	// error); it never raises it above the configured one.
+	sev := p.e.severity[r.ID]
+	if f.Severity != SeverityOff && f.Severity < sev {
+		sev = f.Severity
+	}
+	f.Severity = sev
 	p.e.result.Findings = append(p.e.result.Findings, f)
 }
 

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandem-pg/tandem/internal/pgtest"
+)
+
+// lintCLI runs "tandem lint" in-process with stdin and returns the exit code and output.
+func lintCLI(t *testing.T, stdin string, args ...string) (int, string) {
+	t.Helper()
+	global = globals{}
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(append([]string{"lint"}, args...))
+	err := root.ExecuteContext(context.Background())
+	if err == nil {
+		return exitOK, out.String()
+	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return int(se), out.String()
+	}
+	return exitCode(err), out.String() + "error: " + err.Error()
+}
+
+func TestLintCommand(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "001_users.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email text);\nCREATE INDEX users_email ON users (email);\n")
+	writeFile(t, dir, "001_users.down.sql", "DROP TABLE users;\n")
+	writeFile(t, dir, "002_index.up.sql", "-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY users_lower_email ON users (lower(email));\n")
+	bad := writeFile(t, t.TempDir(), "003_bad.sql", "SET lock_timeout = '2s';\n\nALTER TABLE users ADD COLUMN;\n")
+	risky := writeFile(t, t.TempDir(), "004_risky.sql", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nCREATE INDEX users_id ON users (id);\n")
+	cfg := writeFile(t, t.TempDir(), "tandem.yaml", "lint:\n  disable: [index-not-concurrent]\n")
+	badCfg := writeFile(t, t.TempDir(), ".tandem-lint.yaml", "disable: [no-such-rule]\n")
+
+	tests := []struct {
+		name     string
+		stdin    string
+		args     []string
+		wantCode int
+		want     []string
+	}{
+		{name: "clean directory", args: []string{dir}, wantCode: 0, want: []string{"0 errors, 0 warnings in 2 files; 3 of 3 statements analysed"}},
+		{name: "finding", args: []string{risky}, wantCode: 1, want: []string{"004_risky.sql:3:1: error:", "[index-not-concurrent]", "CREATE INDEX CONCURRENTLY users_id"}},
+		{name: "stdin", stdin: "TRUNCATE users;", args: []string{"-"}, wantCode: 1, want: []string{"<stdin>:1:1: error:", "[truncate]"}},
+		{name: "warning only", stdin: "SET lock_timeout = '1s';\nSET statement_timeout = '1s';\nALTER TABLE users ALTER COLUMN email DROP NOT NULL;", args: []string{"-"}, wantCode: 0, want: []string{"warning:", "[drop-not-null]"}},
+		{name: "parse error", args: []string{bad}, wantCode: 2, want: []string{"003_bad.sql:3:"}},
+		{name: "missing file", args: []string{filepath.Join(dir, "nope.sql")}, wantCode: 2},
+		{name: "no arguments", wantCode: 2},
+		{name: "bad format", args: []string{"--format", "xml", dir}, wantCode: 2},
+		{name: "bad pg version", args: []string{"--pg-version", "1000", dir}, wantCode: 2},
+		{name: "config disables the rule", args: []string{"--config", cfg, risky}, wantCode: 0},
+		{name: "bad config", args: []string{"--config", badCfg, risky}, wantCode: 2, want: []string{"no-such-rule"}},
+		{name: "pg version matters", stdin: "SET lock_timeout = '1s';\nSET statement_timeout = '1s';\nALTER TABLE users ADD COLUMN a boolean DEFAULT true;", args: []string{"--pg-version", "10", "-"}, wantCode: 1, want: []string{"[add-column-volatile-default]"}},
+		{name: "github format", args: []string{"--format", "github", risky}, wantCode: 1, want: []string{"::error file=", "title=tandem lint%3A index-not-concurrent::"}},
+		{name: "list rules", args: []string{"--list-rules"}, wantCode: 0, want: []string{"concurrent-index-invalid-risk", "enum-rename-value"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := lintCLI(t, tt.stdin, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\n%s", code, tt.wantCode, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestLintCommandJSON(t *testing.T) {
+	code, out := lintCLI(t, "ALTER TABLE users RENAME COLUMN a TO b;", "--format", "json", "-")
+	if code != 1 {
+		t.Fatalf("exit code %d\n%s", code, out)
+	}
+	var doc struct {
+		Findings []struct {
+			Rule             string `json:"rule"`
+			Lock             string `json:"lock"`
+			BreaksOldVersion bool   `json:"breaks_old_version"`
+		} `json:"findings"`
+		Errors int `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, out)
+	}
+	found := false
+	for _, f := range doc.Findings {
+		if f.Rule == "rename-column" && f.Lock == "ACCESS EXCLUSIVE" && f.BreaksOldVersion {
+			found = true
+		}
+	}
+	if !found || doc.Errors == 0 {
+		t.Errorf("rename-column finding missing: %s", out)
+	}
+}
+
+func TestLintCommandLiveCatalog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	url := pgtest.NewDatabase(t)
+	pool := pgtest.NewPool(t, url)
+	if _, err := pool.Exec(context.Background(), `CREATE TABLE users (id bigint PRIMARY KEY, name varchar(50))`); err != nil {
+		t.Fatal(err)
+	}
+	sql := "SET lock_timeout = '1s';\nSET statement_timeout = '1s';\nALTER TABLE users ALTER COLUMN name TYPE varchar(80);"
+	if code, out := lintCLI(t, sql, "-"); code != 0 || !strings.Contains(out, "1 warning") {
+		t.Errorf("without the catalog: exit %d, want 0 and a warning about the unknown type\n%s", code, out)
+	}
+	if code, out := lintCLI(t, sql, "--database-url", url, "-"); code != 0 || !strings.Contains(out, "0 errors, 0 warnings") {
+		t.Errorf("with the catalog: exit %d\n%s", code, out)
+	}
+	if code, _ := lintCLI(t, sql, "--database-url", "postgres://127.0.0.1:1/x?connect_timeout=1", "-"); code != 2 {
+		t.Errorf("unreachable catalog: exit %d, want 2", code)
+	}
+}
