@@ -52,6 +52,7 @@ func (c *Catalog) clone() *Catalog {
 type table struct {
 	schema, name string
 	kind         string // "table", "matview", "view"
+	partitioned  bool
 	columns      map[string]*column
 	constraints  map[string]*constraint
 	createdFile  int // index of the file that created it; -1 when it existed before the run
@@ -207,6 +208,7 @@ func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int) {
 		return
 	}
 	t := newTable(s.Relation, "table", fileIdx)
+	t.partitioned = s.Partspec != nil
 	c.tables[k] = t
 	// PARTITION OF and INHERITS copy the parent's columns.
 	for _, p := range s.InhRelations {

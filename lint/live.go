@@ -58,6 +58,8 @@ func loadTables(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
 		t := &table{schema: schema, name: name, kind: "table", columns: map[string]*column{},
 			constraints: map[string]*constraint{}, createdFile: -1, rows: tuples, bytes: bytes, sizeKnown: bytes >= 0}
 		switch kind {
+		case "p":
+			t.partitioned = true
 		case "m":
 			t.kind = "matview"
 		case "v":

@@ -64,7 +64,7 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 		})
 		f.Fix = recipe(
 			notValid+";  -- brief lock, no scan",
-			"COMMIT;  -- validate in a later transaction",
+			"-- in the next migration file (a later transaction):",
 			fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;  -- SHARE UPDATE EXCLUSIVE: reads and writes continue", tbl, ident(name)))
 		p.report(r, f)
 	}
@@ -84,7 +84,7 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 			f.Fix = recipe(
 				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;", tbl, ident(c.def.Colname), typeSQL(c.def.TypeName)),
 				fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID;", tbl, name, constraintBody(con, c.def.Colname)),
-				"COMMIT;  -- validate in a later transaction",
+				"-- in the next migration file (a later transaction):",
 				fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", tbl, name))
 			p.report(r, f)
 		}

@@ -22,6 +22,25 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 		if s.Concurrent || !p.existing(key) {
 			return
 		}
+		t := p.table(key)
+		if t != nil && t.partitioned {
+			if !s.Relation.Inh {
+				return // ON ONLY a partitioned table: an empty, invalid parent index, built instantly
+			}
+			f := p.finding(key, lockShare)
+			f.Message = "CREATE INDEX on the partitioned table " + displayName(key) + " builds the index on every partition while blocking writes; CONCURRENTLY is not supported on a partitioned table"
+			name := s.Idxname
+			if name == "" {
+				name = "<index>"
+			}
+			f.Fix = recipe(
+				rewritten(p.node, func(n *pg_query.Node) { n.GetIndexStmt().Relation.Inh = false })+";  -- parent only: instant, INVALID for now",
+				"-- for each partition, in a file the runner does not wrap in a transaction:",
+				"CREATE INDEX CONCURRENTLY <partition_index> ON <partition> (...);",
+				"ALTER INDEX "+ident(name)+" ATTACH PARTITION <partition_index>;  -- the parent index becomes valid after the last one")
+			p.report(r, f)
+			return
+		}
 		f := p.finding(key, lockShare)
 		f.Message = "CREATE INDEX without CONCURRENTLY blocks writes to " + displayName(key) + p.sizeNote(key) +
 			" for the whole index build"

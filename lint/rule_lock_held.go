@@ -91,10 +91,16 @@ func checkLockHeld(p *pass, r *Rule) {
 	}
 	f := p.finding(tx.held[0].table, tx.held[0].mode)
 	f.Message = fmt.Sprintf("%s while this transaction still holds %s: that traffic waits until COMMIT", reason, strings.Join(held, ", "))
-	f.Fix = recipe(
-		"COMMIT;  -- release the lock right after the statement that needs it",
-		"BEGIN;   -- or move the following statement to the next migration file",
-		p.st.text+";")
+	if tx.explicit {
+		f.Fix = recipe(
+			"COMMIT;  -- release the lock right after the statement that needs it",
+			"BEGIN;",
+			p.st.text+";")
+	} else {
+		f.Fix = recipe(
+			"-- move this statement to the next migration file, so that it runs in a new transaction:",
+			p.st.text+";")
+	}
 	p.report(r, f)
 }
 

@@ -66,7 +66,7 @@ func checkSetNotNull(p *pass, r *Rule) {
 				cmd.Name, displayName(key), p.sizeNote(key), cmd.Name)
 			f.Fix = recipe(
 				fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;", tbl, con, col),
-				"COMMIT;  -- validate in a later transaction: it holds only SHARE UPDATE EXCLUSIVE",
+				"-- in the next migration file (a later transaction); VALIDATE holds only SHARE UPDATE EXCLUSIVE:",
 				fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", tbl, con),
 				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;  -- uses the validated check: no scan", tbl, col),
 				fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", tbl, con))
