@@ -134,3 +134,17 @@ func TestNewPoolPinsVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureStateSchemaConcurrent: instances starting together all set up the state.
+func TestEnsureStateSchemaConcurrent(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- EnsureStateSchema(context.Background(), pool, "") }()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -37,6 +37,18 @@ func table(schema, name string) string {
 // "maintenance") if they do not exist. It is idempotent and safe to call from many
 // instances at once.
 func EnsureStateSchema(ctx context.Context, db DB, schema string) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		// Two sessions creating the same object can collide on the catalogs even with
+		// IF NOT EXISTS; the next attempt sees what the other one committed.
+		if err = ensureStateSchema(ctx, db, schema); err == nil || !isDuplicate(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func ensureStateSchema(ctx context.Context, db DB, schema string) error {
 	schema = stateSchema(schema)
 	// Most calls find everything in place: skip the DDL (and the privileges it needs).
 	var present bool
@@ -92,4 +104,17 @@ func EnsureStateSchema(ctx context.Context, db DB, schema string) error {
 func isUndefinedTable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000")
+}
+
+// isDuplicate reports whether err says an object being created already exists.
+func isDuplicate(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "42P06", "42P07", "42710": // unique_violation, duplicate_schema/table/object
+		return true
+	}
+	return false
 }

@@ -243,8 +243,8 @@ func (r *run) waitReady(ctx context.Context, in *instance) error {
 		}
 		select {
 		case <-in.done:
-			return fmt.Errorf("instance %s exited before it was ready: %v (see %s)", in.name, in.err,
-				filepath.Join(r.dir, in.name+".log"))
+			return fmt.Errorf("instance %s exited before it was ready: %v; its log ends with:\n%s", in.name, in.err,
+				tail(filepath.Join(r.dir, in.name+".log"), 2000))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
@@ -253,6 +253,20 @@ func (r *run) waitReady(ctx context.Context, in *instance) error {
 			return fmt.Errorf("instance %s not ready after 90s (see %s)", in.name, filepath.Join(r.dir, in.name+".log"))
 		}
 	}
+}
+
+// tail returns the last n bytes of the file at path.
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > n {
+		_, _ = f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
 }
 
 // router applies endpoint changes to HAProxy after a lag.

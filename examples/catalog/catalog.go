@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-pg/tandem/lifecycle"
@@ -70,6 +71,19 @@ type Config struct {
 // Setup creates the example's tables and seed data if they are missing. It is
 // idempotent and safe to run from several instances at once.
 func Setup(ctx context.Context, db lifecycle.DB) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		// Concurrent CREATE ... IF NOT EXISTS can collide on the catalogs even under the
+		// advisory lock; the next attempt sees what the other session committed.
+		var pe *pgconn.PgError
+		if err = setup(ctx, db); err == nil || !errors.As(err, &pe) || (pe.Code != "23505" && pe.Code != "42P07") {
+			return err
+		}
+	}
+	return err
+}
+
+func setup(ctx context.Context, db lifecycle.DB) error {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("catalog setup: %w", err)
