@@ -240,7 +240,7 @@ func constTimeout(n *pg_query.Node) timeout {
 		return timeout{set: iv.Ival != 0, ms: int64(iv.Ival)}
 	}
 	if c.GetIval() == nil && c.GetSval() == nil && c.GetFval() == nil && !c.Isnull {
-		return timeout{} // integer zero is encoded as an empty value
+		return timeout{} // a constant without a value: zero
 	}
 	var s string
 	switch {

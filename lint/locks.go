@@ -26,6 +26,7 @@ var lockNames = [...]string{
 	"SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE",
 }
 
+// String returns the SQL name of the lock level.
 func (m lockMode) String() string { return lockNames[m] }
 
 // blocks says what normal application traffic the lock blocks while it is held or queued.

@@ -167,7 +167,7 @@ func (p *pass) report(r *Rule, f Finding) {
 	p.e.result.Findings = append(p.e.result.Findings, f)
 }
 
-// onceper file: returns true the first time it is called with key in the current file.
+// once returns true the first time it is called with key in the current file.
 func (p *pass) once(key string) bool {
 	if p.e.once[key] {
 		return false

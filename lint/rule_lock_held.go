@@ -72,7 +72,7 @@ func checkLockHeld(p *pass, r *Rule) {
 				continue
 			}
 			if !holds(tx.held, l.table) {
-				reason = fmt.Sprintf("this statement queues for a %s lock on %s without lock_timeout", l.mode, displayName(l.table))
+				reason = fmt.Sprintf("this statement queues for the %s lock on %s without lock_timeout", l.mode, displayName(l.table))
 				break
 			}
 		}

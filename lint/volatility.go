@@ -16,6 +16,7 @@ const (
 	volVolatile
 )
 
+// String returns the pg_proc name of the volatility class.
 func (v volatility) String() string {
 	switch v {
 	case volImmutable:
