@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,13 +36,13 @@ func lintCLI(t *testing.T, stdin string, args ...string) (int, string) {
 
 func TestLintCommand(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "001_users.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email text);\nCREATE INDEX users_email ON users (email);\n")
-	writeFile(t, dir, "001_users.down.sql", "DROP TABLE users;\n")
-	writeFile(t, dir, "002_index.up.sql", "-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY users_lower_email ON users (lower(email));\n")
-	bad := writeFile(t, t.TempDir(), "003_bad.sql", "SET lock_timeout = '2s';\n\nALTER TABLE users ADD COLUMN;\n")
-	risky := writeFile(t, t.TempDir(), "004_risky.sql", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nCREATE INDEX users_id ON users (id);\n")
-	cfg := writeFile(t, t.TempDir(), "tandem.yaml", "lint:\n  disable: [index-not-concurrent]\n")
-	badCfg := writeFile(t, t.TempDir(), ".tandem-lint.yaml", "disable: [no-such-rule]\n")
+	writeLintFile(t, dir, "001_users.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email text);\nCREATE INDEX users_email ON users (email);\n")
+	writeLintFile(t, dir, "001_users.down.sql", "DROP TABLE users;\n")
+	writeLintFile(t, dir, "002_index.up.sql", "-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY users_lower_email ON users (lower(email));\n")
+	bad := writeLintFile(t, t.TempDir(), "003_bad.sql", "SET lock_timeout = '2s';\n\nALTER TABLE users ADD COLUMN;\n")
+	risky := writeLintFile(t, t.TempDir(), "004_risky.sql", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nCREATE INDEX users_id ON users (id);\n")
+	cfg := writeLintFile(t, t.TempDir(), "tandem.yaml", "lint:\n  disable: [index-not-concurrent]\n")
+	badCfg := writeLintFile(t, t.TempDir(), ".tandem-lint.yaml", "disable: [no-such-rule]\n")
 
 	tests := []struct {
 		name     string
@@ -126,4 +127,14 @@ func TestLintCommandLiveCatalog(t *testing.T) {
 	if code, _ := lintCLI(t, sql, "--database-url", "postgres://127.0.0.1:1/x?connect_timeout=1", "-"); code != 2 {
 		t.Errorf("unreachable catalog: exit %d, want 2", code)
 	}
+}
+
+// writeLintFile writes body to dir/name and returns the path.
+func writeLintFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
