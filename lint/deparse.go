@@ -46,18 +46,23 @@ func typeSQL(tn *pg_query.TypeName) string {
 		return "?"
 	}
 	names := nameList(tn.Names)
-	if len(names) == 2 && names[0] == "pg_catalog" {
-		names = names[1:]
+	builtin := len(names) == 2 && names[0] == "pg_catalog"
+	if builtin {
+		names = []string{sqlTypeName(names[1])}
 	}
 	if len(names) == 0 {
 		return "?"
 	}
 	var b strings.Builder
-	for i, n := range names {
-		if i > 0 {
-			b.WriteByte('.')
+	if builtin {
+		b.WriteString(names[0]) // "double precision" must stay unquoted
+	} else {
+		for i, n := range names {
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(ident(n))
 		}
-		b.WriteString(ident(n))
 	}
 	var mods []string
 	for _, m := range tn.Typmods {

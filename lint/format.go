@@ -106,6 +106,7 @@ type jsonReport struct {
 func WriteJSON(w io.Writer, res *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	if err := enc.Encode(jsonReport{Findings: res.Findings, Coverage: res.Coverage, Errors: res.Errors(), Warnings: res.Warnings()}); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}

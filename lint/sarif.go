@@ -99,6 +99,7 @@ func WriteSARIF(w io.Writer, res *Result) error {
 	log := sarifLog{Version: "2.1.0", Schema: "https://json.schemastore.org/sarif-2.1.0.json", Runs: []sarifRun{run}}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	if err := enc.Encode(log); err != nil {
 		return fmt.Errorf("write SARIF: %w", err)
 	}

@@ -23,7 +23,7 @@ func (t colType) String() string {
 		return "unknown"
 	}
 	var b strings.Builder
-	b.WriteString(t.name)
+	b.WriteString(sqlTypeName(t.name))
 	if len(t.mods) > 0 {
 		b.WriteByte('(')
 		for i, m := range t.mods {
@@ -175,4 +175,18 @@ func compatibleWidening(old, new colType) bool {
 		return false // trailing blanks are dropped: the values change
 	}
 	return false
+}
+
+// sqlNames are the SQL spellings of internal type names.
+var sqlNames = map[string]string{
+	"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
+	"float8": "double precision", "bool": "boolean", "bpchar": "char",
+}
+
+// sqlTypeName returns the SQL spelling of an internal type name (int4 -> integer).
+func sqlTypeName(name string) string {
+	if s, ok := sqlNames[name]; ok {
+		return s
+	}
+	return name
 }
