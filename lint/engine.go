@@ -50,6 +50,8 @@ type engine struct {
 	sess    session
 	tx      *txState
 	once    map[string]bool // per-file "reported already" marks
+	views   map[string]int  // views the current file creates: key -> statement index
+	stmtIdx int             // index of the current statement in the file
 }
 
 func newEngine(opts Options) *engine {
@@ -98,6 +100,14 @@ func (e *engine) runFile(idx int, f *parsedFile) {
 	e.sess = session{}
 	e.tx = nil
 	e.once = map[string]bool{}
+	e.views = map[string]int{}
+	for i, st := range f.stmts {
+		if v := st.node.GetViewStmt(); v != nil {
+			if _, ok := e.views[relKey(v.View)]; !ok {
+				e.views[relKey(v.View)] = i
+			}
+		}
+	}
 	mode := f.mode
 	if e.cfg.Transaction == "none" && f.mode == txFile {
 		mode = txNone
@@ -105,7 +115,8 @@ func (e *engine) runFile(idx int, f *parsedFile) {
 	if mode == txFile && !hasExplicitTransaction(f) && len(f.stmts) > 0 {
 		e.tx = &txState{line: f.stmts[0].line}
 	}
-	for _, st := range f.stmts {
+	for i, st := range f.stmts {
+		e.stmtIdx = i
 		e.result.Coverage.Statements++
 		e.runStatement(st)
 	}

@@ -29,6 +29,8 @@ func TestSafeRecipes(t *testing.T) {
 		{"new table with indexes and constraints", "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL UNIQUE);\nCREATE INDEX t_email ON t (lower(email));\nALTER TABLE t ADD CONSTRAINT c CHECK (email <> '');"},
 		{"detach concurrently", "-- atlas:txmode none\nALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY;"},
 		{"refresh concurrently", "REFRESH MATERIALIZED VIEW CONCURRENTLY stats;"},
+		{"rename a table and keep the old name as a view", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users RENAME TO accounts;\nCREATE VIEW users AS SELECT * FROM accounts;"},
+		{"add a column, then an index concurrently in the next file", "SET lock_timeout = '2s';\nSET statement_timeout = '5s';\nALTER TABLE users ADD COLUMN org_id bigint;" + fileSep + "-- +goose NO TRANSACTION\nDROP INDEX CONCURRENTLY IF EXISTS users_org_id;\nCREATE INDEX CONCURRENTLY users_org_id ON users (org_id);"},
 	}
 	for _, r := range recipes {
 		t.Run(r.name, func(t *testing.T) {

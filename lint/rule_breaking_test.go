@@ -43,6 +43,8 @@ func TestRuleRenameTable(t *testing.T) {
 		{name: "new table", sql: "CREATE TABLE tmp (a int);\nALTER TABLE tmp RENAME TO t;"},
 		{name: "rename column", sql: `ALTER TABLE users RENAME COLUMN a TO b;`},
 		{name: "rename view", sql: `ALTER VIEW user_stats RENAME TO stats;`},
+		{name: "old name kept as a view", sql: "ALTER TABLE users RENAME TO accounts;\nCREATE VIEW users AS SELECT * FROM accounts;"},
+		{name: "view in another transaction", sql: "-- +goose NO TRANSACTION\nALTER TABLE users RENAME TO accounts;\nCREATE VIEW users AS SELECT * FROM accounts;", want: true},
 	})
 }
 

@@ -36,8 +36,8 @@ func checkMissingLockTimeout(p *pass, r *Rule) {
 		return
 	}
 	f := p.finding(l.table, l.mode)
-	f.Message = fmt.Sprintf("no lock_timeout is set: while this statement waits for its %s lock on %s behind any long-running query, every new query on the table queues behind it",
-		l.mode, displayName(l.table))
+	f.Message = fmt.Sprintf("no lock_timeout is set: while this statement waits for its %s lock on %s behind any long-running transaction, new %s on the table queue behind it",
+		l.mode, displayName(l.table), l.mode.blocks())
 	set := "SET lock_timeout = '2s';"
 	if p.inTx() {
 		set = "SET LOCAL lock_timeout = '2s';"

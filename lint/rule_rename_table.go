@@ -25,6 +25,9 @@ func checkRenameTable(p *pass, r *Rule) {
 	if !p.existing(key) {
 		return
 	}
+	if i, ok := p.e.views[key]; ok && i > p.e.stmtIdx && p.inTx() {
+		return // the old name lives on as a view created in the same transaction
+	}
 	f := p.finding(key, lockAccessExclusive)
 	f.BreaksOldVersion = true
 	f.Message = fmt.Sprintf("renaming %s to %s breaks the version still running, whose queries use the old name", displayName(key), s.Newname)
