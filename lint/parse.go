@@ -77,7 +77,7 @@ func parseFile(name, src string) (*parsedFile, error) {
 		case strings.HasPrefix(lower, "migrate:up") && strings.Contains(lower, "transaction:false"):
 			pf.mode, pf.modeReason = txNone, "-- migrate:up transaction:false"
 		}
-		if i := strings.Index(lower, ignoreFileDirective); i >= 0 {
+		if i := indexFold(body, ignoreFileDirective); i >= 0 {
 			for _, r := range splitRules(body[i+len(ignoreFileDirective):]) {
 				pf.fileIgnores[r] = true
 			}
@@ -131,7 +131,7 @@ func (pf *parsedFile) parseError(err error) error {
 // follows the comment.
 func (pf *parsedFile) attachIgnores(comments []comment) {
 	for _, c := range comments {
-		i := strings.Index(strings.ToLower(c.text), ignoreDirective)
+		i := indexFold(c.text, ignoreDirective)
 		if i < 0 {
 			continue
 		}
@@ -360,4 +360,16 @@ func blankDownSections(src string, comments []comment) string {
 		return src
 	}
 	return string(b)
+}
+
+// indexFold is a case-insensitive strings.Index for an ASCII needle that, unlike searching
+// a lowered copy, returns offsets valid in s even when s holds invalid UTF-8.
+func indexFold(s, sub string) int {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		if strings.EqualFold(s[i:i+n], sub) {
+			return i
+		}
+	}
+	return -1
 }
