@@ -5,8 +5,9 @@
 // instances of the example app as separate processes, an HAProxy in front of them, and a
 // load generator sending requests at a fixed rate over keep-alive connections, a share of
 // them long-lived streams. A "router" applies endpoint changes to HAProxy with a lag, as
-// the OpenShift router does (5 s by default), by reloading HAProxy or through its runtime
-// API. Then it restarts every instance the way a Deployment with maxSurge 1 and
+// the OpenShift router does (5 s by default; changes falling due within a second of each
+// other are applied together, as that router coalesces its reloads), by reloading HAProxy
+// or through its runtime API. Then it restarts every instance the way a Deployment with maxSurge 1 and
 // maxUnavailable 0 does: start a new instance, wait until it is ready, stop an old one;
 // the endpoint set changes at once, the router follows after its lag. Every request is
 // recorded; the Report has the totals, failures by class, latency percentiles in steady
@@ -25,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -295,18 +297,59 @@ func (rt *router) set(eps []endpoint, why string) {
 	rt.queue <- routerChange{due: time.Now().Add(rt.lag), eps: append([]endpoint(nil), eps...), why: why}
 }
 
+// coalesceWindow: changes falling due within this of the first pending one are applied
+// together, in one reload, as the OpenShift router coalesces its reloads. A change is
+// never applied before its lag is over, only up to this much later.
+const coalesceWindow = time.Second
+
 func (rt *router) loop(ctx context.Context) {
-	for ch := range rt.queue {
-		if d := time.Until(ch.due); d > 0 {
+	var next *routerChange
+	for {
+		if next == nil {
+			ch, ok := <-rt.queue
+			if !ok {
+				return
+			}
+			next = &ch
+		}
+		batch := []routerChange{*next}
+		next = nil
+		if d := time.Until(batch[0].due); d > 0 {
 			time.Sleep(d)
 		}
-		if err := rt.hap.apply(ctx, ch.eps); err != nil {
+	collect:
+		for {
+			select {
+			case ch, ok := <-rt.queue:
+				if !ok {
+					break collect
+				}
+				if ch.due.Sub(batch[0].due) > min(coalesceWindow, rt.lag) {
+					next = &ch
+					break collect
+				}
+				batch = append(batch, ch)
+			default:
+				break collect
+			}
+		}
+		last := batch[len(batch)-1]
+		if d := time.Until(last.due); d > 0 {
+			time.Sleep(d)
+		}
+		if err := rt.hap.apply(ctx, last.eps); err != nil {
 			rt.mu.Lock()
 			rt.failed = err
 			rt.mu.Unlock()
 		}
-		rt.r.event("router applied: " + ch.why)
-		rt.idle.Done()
+		var whys []string
+		for _, ch := range batch {
+			whys = append(whys, ch.why)
+		}
+		rt.r.event("router applied: " + strings.Join(whys, ", "))
+		for range batch {
+			rt.idle.Done()
+		}
 	}
 }
 
