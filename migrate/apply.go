@@ -32,38 +32,42 @@ func (m *Migrator) Validate(ctx context.Context, mig *Migration) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.plan(ctx, mig, before)
+	_, _, err = m.plan(ctx, mig, before)
 	return err
 }
 
 // plan validates mig against before (the old version's shape) and returns the new
-// version's shape. Nothing is applied: the checks run in a transaction that is rolled back.
-func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*Schema, error) {
+// version's shape, and the shape each operation sees. Nothing is applied: the checks run
+// in a transaction that is rolled back.
+func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*Schema, []*Schema, error) {
 	tx, err := m.conn.Begin(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer tx.Rollback(context.Background())
 	if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", m.opts.LockTimeout.Milliseconds())); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone()}
 	if err := checkRawSQLMix(mig); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var shapes []*Schema
 	for i, op := range mig.Operations {
+		v.opBefore = v.after.Clone()
+		shapes = append(shapes, v.opBefore)
 		if err := op.validate(ctx, v); err != nil {
 			var ie *InputError
 			if errors.As(err, &ie) {
-				return nil, &InputError{File: mig.File, Op: i, Kind: op.Kind(), Field: ie.Field, Err: ie.Err}
+				return nil, nil, &InputError{File: opFile(mig, i), Op: opIndex(mig, i), Kind: op.Kind(), Field: ie.Field, Err: ie.Err}
 			}
-			return nil, fmt.Errorf("%s: operation %d (%s): %w", mig.File, i, op.Kind(), err)
+			return nil, nil, fmt.Errorf("%s: operation %d (%s): %w", opFile(mig, i), opIndex(mig, i), op.Kind(), err)
 		}
 	}
-	return v.after, nil
+	return v.after, shapes, nil
 }
 
 // checkRawSQLMix rejects migrations that mix sql operations run at start with other
@@ -125,7 +129,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		if err != nil {
 			return err
 		}
-		after, err := m.plan(ctx, mig, before)
+		after, shapes, err := m.plan(ctx, mig, before)
 		if err != nil {
 			return err
 		}
@@ -133,7 +137,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		if err != nil {
 			return err
 		}
-		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after}
+		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes}
 		if parent != nil {
 			rec.Parent = parent.Name
 		}
@@ -319,7 +323,31 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 }
 
 func (m *Migrator) newRun(rec *record, op int) *run {
-	return &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec.Name), before: rec.Before, after: rec.After}
+	r := &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec.Name),
+		before: rec.Before, after: rec.After, opBefore: rec.Before, opAfter: rec.After}
+	if op < len(rec.Shapes) {
+		r.opBefore = rec.Shapes[op]
+	}
+	if op+1 < len(rec.Shapes) {
+		r.opAfter = rec.Shapes[op+1]
+	}
+	return r
+}
+
+// opFile and opIndex locate operation i in the file it came from: a migration combined
+// from several files (see Migrate) reports the file and index within it.
+func opFile(mig *Migration, i int) string {
+	if i < len(mig.origins) {
+		return mig.origins[i].file
+	}
+	return mig.File
+}
+
+func opIndex(mig *Migration, i int) int {
+	if i < len(mig.origins) {
+		return mig.origins[i].index
+	}
+	return i
 }
 
 // completeOrder is the order in which complete visits the operations: renames last (columns,

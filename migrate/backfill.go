@@ -124,7 +124,6 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 			BackfillSetting, fmt.Sprintf("%dms", max(2*m.opts.LockTimeout, time.Second).Milliseconds())); err != nil {
 			return err
 		}
-		target := qi(b.target)
 		if usePK {
 			// The batch is the key range (cursor, upper], where upper is the size-th key
 			// after the cursor (found with an index-only scan), or the bound. The UPDATE
@@ -167,8 +166,7 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 				return err
 			}
 			upd := append(args[:n:n], anySlice(last)...)
-			tag, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s = (%s) WHERE %s%s <= %s AND %s IS NULL",
-				table, target, b.expr, lower, cols, tuple(n+1), target), upd...)
+			tag, err := tx.Exec(ctx, b.update(table, lower+cols+" <= "+tuple(n+1)), upd...)
 			if err != nil {
 				return err
 			}
@@ -186,9 +184,7 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 				return nil
 			}
 			to := min(from+int64(size)-1, bound)
-			q := fmt.Sprintf(`UPDATE %s SET %s = (%s) WHERE ctid >= format('(%%s,0)', $1::bigint)::tid AND ctid < format('(%%s,0)', $2::bigint)::tid AND %s IS NULL`,
-				table, target, b.expr, target)
-			tag, err := tx.Exec(ctx, q, from, to+1)
+			tag, err := tx.Exec(ctx, b.update(table, "ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid"), from, to+1)
 			if err != nil {
 				return err
 			}
@@ -209,6 +205,27 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 		return 0, 0, nil, backfillError(b, err)
 	}
 	return scanned, updated, last, nil
+}
+
+// update is the batch's UPDATE over the rows matching cond. When the names the
+// expression uses are the physical ones, the expression is computed in place; otherwise
+// (a column renamed by an earlier operation of the migration) it is computed over the rows
+// as the operation sees them and joined back by ctid.
+func (b backfill) update(table, cond string) string {
+	target := qi(b.target)
+	renamed := false
+	var cols []string
+	for _, c := range b.table.Columns {
+		renamed = renamed || c.Name != c.Physical
+		cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
+	}
+	if !renamed {
+		return fmt.Sprintf("UPDATE %s SET %s = (%s) WHERE %s AND %s IS NULL", table, target, b.expr, cond, target)
+	}
+	return fmt.Sprintf(`UPDATE %[1]s SET %[2]s = s._tandem_v
+		FROM (SELECT _tandem_ctid, (%[3]s) AS _tandem_v
+		        FROM (SELECT ctid AS _tandem_ctid, %[4]s FROM %[1]s WHERE %[5]s AND %[2]s IS NULL) AS %[6]s) AS s
+		WHERE %[1]s.ctid = s._tandem_ctid`, table, target, b.expr, strings.Join(cols, ", "), cond, qi(b.table.Name))
 }
 
 // backfillError explains a failed batch: typically a row the expression cannot convert.

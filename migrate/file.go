@@ -26,6 +26,14 @@ type Migration struct {
 	File string `json:"-"`
 	// Raw is the migration as JSON, as stored in the state schema.
 	Raw json.RawMessage `json:"-"`
+	// origins[i] says where operation i came from, for a migration combined from
+	// several files; empty otherwise.
+	origins []origin
+}
+
+type origin struct {
+	file  string
+	index int
 }
 
 // InputError is an error in a migration file or in what it asks of the database: a

@@ -169,7 +169,8 @@ func (e *testEnv) leftovers(keep ...string) []string {
 		UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname LIKE '\_tandem%'
 		UNION ALL SELECT 'constraint ' || conname FROM pg_constraint WHERE conname LIKE '\_tandem%'
 		UNION ALL SELECT 'index ' || relname FROM pg_class WHERE relkind = 'i' AND relname LIKE '\_tandem%'
-		UNION ALL SELECT 'column ' || attname FROM pg_attribute WHERE attname LIKE '\_tandem%' AND NOT attisdropped
+		UNION ALL SELECT 'column ' || attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		           WHERE attname LIKE '\_tandem%' AND NOT attisdropped AND c.relkind IN ('r', 'p')
 		UNION ALL SELECT 'invalid index ' || c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE NOT x.indisvalid`)...)
 	return out
 }

@@ -52,11 +52,10 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 		return err
 	}
 	if o.Up != "" {
-		old := v.before.Table(o.Table)
-		if old == nil {
+		if v.before.Table(o.Table) == nil {
 			return fieldErr("table", "table %q is created in this migration; give the column a default instead of up", o.Table)
 		}
-		if err := v.checkExpr(ctx, "up", o.Up, old, o.Column.Type); err != nil {
+		if err := v.checkExpr(ctx, "up", o.Up, v.opBefore.Table(o.Table), o.Column.Type); err != nil {
 			return err
 		}
 	}
@@ -101,7 +100,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if o.Up != "" {
-		dw := dualWrite{name: o.triggerName(r), table: r.before.Table(o.Table), target: c.Name, expr: o.Up, alsoUnfilled: true}
+		dw := dualWrite{name: o.triggerName(r), up: &rule{table: r.opBefore.Table(o.Table), target: c.Name, expr: o.Up}, fillUnfilled: true}
 		trig, err := dw.statements(r, t.Physical)
 		if err != nil {
 			return err
@@ -138,7 +137,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if o.Up != "" {
-		if err := (backfill{table: r.before.Table(o.Table), target: c.Name, expr: o.Up}).run(ctx, r); err != nil {
+		if err := (backfill{table: r.opBefore.Table(o.Table), target: c.Name, expr: o.Up}).run(ctx, r); err != nil {
 			return err
 		}
 	}

@@ -59,9 +59,9 @@ func (o *OpDropColumn) start(ctx context.Context, r *run) error {
 	if o.Down == "" {
 		return nil
 	}
-	t := r.after.Table(o.Table)
-	c := r.before.Table(o.Table).Column(o.Column)
-	dw := dualWrite{name: o.triggerName(r), table: t, target: c.Physical, expr: o.Down, fromNew: true}
+	t := r.opAfter.Table(o.Table)
+	c := r.opBefore.Table(o.Table).Column(o.Column)
+	dw := dualWrite{name: o.triggerName(r), down: &rule{table: t, target: c.Physical, expr: o.Down}}
 	return dw.install(ctx, r, t.Physical)
 }
 
@@ -72,7 +72,7 @@ func (o *OpDropColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	c := r.before.Table(o.Table).Column(o.Column)
+	c := r.opBefore.Table(o.Table).Column(o.Column)
 	table := r.table(t.Physical)
 	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" DROP COLUMN IF EXISTS "+qi(c.Physical))
 }

@@ -39,6 +39,7 @@ var operationKinds = map[string]func() Operation{
 	"drop_table":    func() Operation { return &OpDropTable{} },
 	"rename_table":  func() Operation { return &OpRenameTable{} },
 	"add_column":    func() Operation { return &OpAddColumn{} },
+	"alter_column":  func() Operation { return &OpAlterColumn{} },
 	"drop_column":   func() Operation { return &OpDropColumn{} },
 	"rename_column": func() Operation { return &OpRenameColumn{} },
 	"create_index":  func() Operation { return &OpCreateIndex{} },
@@ -56,6 +57,9 @@ type run struct {
 	newSchema string
 	before    *Schema // the old version's shape
 	after     *Schema // the new version's shape
+	// opBefore is the shape this operation sees (its expressions use its names), opAfter
+	// the shape after it. In a migration of one operation they are before and after.
+	opBefore, opAfter *Schema
 }
 
 // table qualifies a physical table name with the base schema, quoted.
@@ -74,6 +78,8 @@ type validator struct {
 	schema string
 	before *Schema // the old version's shape, as read from the catalog
 	after  *Schema // the new version's shape so far
+	// opBefore is the shape before the operation being validated.
+	opBefore *Schema
 	// rawSQL is set once an sql operation ran in the migration: the shape of later
 	// tables is then unknown to the validator.
 	rawSQL bool
@@ -179,6 +185,55 @@ func (v *validator) checkValueExpr(ctx context.Context, field, expr, typ string)
 		return fieldErr(field, "expression %q is not a valid value of type %s: %s", expr, typ, pgMessage(err))
 	}
 	return nil
+}
+
+// rowsSQL is a subquery of the physical rows of t under the names t gives them, with the
+// physical columns named in renames shown under another name.
+func (v *validator) rowsSQL(t *Table, renames map[string]string) string {
+	var cols []string
+	physical := v.before.Table(t.Name)
+	for _, c := range t.Columns {
+		name := c.Name
+		if n, ok := renames[c.Physical]; ok {
+			name = n
+		}
+		if physical != nil && physical.ColumnByPhysical(c.Physical) != nil {
+			cols = append(cols, qi(c.Physical)+" AS "+qi(name))
+		} else {
+			cols = append(cols, "NULL::"+c.Type+" AS "+qi(name))
+		}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM " + qi(v.schema, t.Physical) + ") AS " + qi(t.Name)
+}
+
+// anyRow reports whether some row of t satisfies cond (written in t's names, with
+// renames applied). It reads the whole table.
+func (v *validator) anyRow(ctx context.Context, t *Table, cond string, renames map[string]string) (bool, error) {
+	if err := checkExpr(cond); err != nil {
+		return false, err
+	}
+	var found bool
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+v.rowsSQL(t, renames)+" WHERE "+cond+")").Scan(&found)
+	})
+	if err != nil {
+		return false, errors.New(pgMessage(err))
+	}
+	return found, nil
+}
+
+// anyRowMapped reports whether some row of t, with up computed as _tandem_up of type typ,
+// satisfies cond. It reads the whole table.
+func (v *validator) anyRowMapped(ctx context.Context, t *Table, up, typ, cond string) (bool, error) {
+	var found bool
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM (SELECT ("+up+")::"+typ+" AS _tandem_up, * FROM "+
+			v.rowsSQL(t, nil)+") AS "+qi(t.Name)+" WHERE "+cond+")").Scan(&found)
+	})
+	if err != nil {
+		return false, errors.New(pgMessage(err))
+	}
+	return found, nil
 }
 
 // hasRows reports whether the physical table has at least one row.

@@ -86,3 +86,76 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlnum(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
 }
+
+// renameIdent rewrites references to column from in expr as references to column to:
+// unquoted words equal to from (ignoring case, when from is a lower-case name) and
+// quoted identifiers equal to from. String literals and other identifiers are left alone.
+// expr must have passed checkExpr.
+func renameIdent(expr, from, to string) string {
+	var b strings.Builder
+	plain := strings.ToLower(from) == from
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '\'' || c == '$':
+			j := skipQuoted(expr, i)
+			b.WriteString(expr[i:j])
+			i = j
+		case c == '"':
+			j := skipQuoted(expr, i)
+			ident := strings.ReplaceAll(expr[i+1:j-1], `""`, `"`)
+			if ident == from {
+				b.WriteString(qi(to))
+			} else {
+				b.WriteString(expr[i:j])
+			}
+			i = j
+		case c == '_' || isAlnum(c):
+			j := i
+			for j < len(expr) && isWordByte(expr[j]) {
+				j++
+			}
+			word := expr[i:j]
+			if plain && strings.ToLower(word) == from && (i == 0 || expr[i-1] != ':') {
+				b.WriteString(qi(to))
+			} else {
+				b.WriteString(word)
+			}
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}
+
+// skipQuoted returns the index just past the quoted string, identifier or dollar-quoted
+// string starting at i (or past a lone '$').
+func skipQuoted(s string, i int) int {
+	q := s[i]
+	if q == '$' {
+		j := i + 1
+		for j < len(s) && (s[j] == '_' || isAlnum(s[j])) {
+			j++
+		}
+		if j < len(s) && s[j] == '$' && (j == i+1 || !isDigit(s[i+1])) {
+			tag := s[i : j+1]
+			if end := strings.Index(s[j+1:], tag); end >= 0 {
+				return j + 1 + end + len(tag)
+			}
+			return len(s)
+		}
+		return j
+	}
+	for j := i + 1; j < len(s); j++ {
+		if s[j] == q {
+			if j+1 < len(s) && s[j+1] == q {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(s)
+}

@@ -21,13 +21,16 @@ const (
 
 // record is one migration's row in the state schema.
 type record struct {
-	Name        string
-	Parent      string // the migration that was current when this one started; "" for none
-	Status      string
-	File        string
-	Definition  json.RawMessage
-	Before      *Schema // the old version's shape, read when start began
-	After       *Schema // the new version's shape
+	Name       string
+	Parent     string // the migration that was current when this one started; "" for none
+	Status     string
+	File       string
+	Definition json.RawMessage
+	Before     *Schema // the old version's shape, read when start began
+	After      *Schema // the new version's shape
+	// Shapes[i] is the shape operation i sees: the shape before it, after the operations
+	// before it. Expressions of operation i are written in its names.
+	Shapes      []*Schema
 	StartedAt   time.Time
 	CompletedAt *time.Time
 }
@@ -51,6 +54,7 @@ func stateDDL(state string) []string {
 			definition   jsonb NOT NULL,
 			before       jsonb NOT NULL,
 			after        jsonb NOT NULL,
+			shapes       jsonb NOT NULL DEFAULT '[]',
 			started_at   timestamptz NOT NULL DEFAULT now(),
 			completed_at timestamptz,
 			PRIMARY KEY (schema, name))`,
@@ -100,13 +104,16 @@ func (s store) initialized(ctx context.Context, q querier) (bool, error) {
 	return ok, err
 }
 
-const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, started_at, completed_at`
+const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, shapes, started_at, completed_at`
 
 func scanRecord(row pgx.Row) (*record, error) {
 	var r record
-	var before, after []byte
-	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &r.StartedAt, &r.CompletedAt); err != nil {
+	var before, after, shapes []byte
+	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &shapes, &r.StartedAt, &r.CompletedAt); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal(shapes, &r.Shapes); err != nil {
+		return nil, fmt.Errorf("decode stored shapes of %s: %w", r.Name, err)
 	}
 	r.Before, r.After = &Schema{}, &Schema{}
 	if err := json.Unmarshal(before, r.Before); err != nil {
@@ -186,6 +193,10 @@ func (s store) insert(ctx context.Context, q querier, r *record) error {
 	if err != nil {
 		return err
 	}
+	shapes, err := json.Marshal(r.Shapes)
+	if err != nil {
+		return err
+	}
 	_, err = q.Exec(ctx, `DELETE FROM `+qi(s.state, "migrations")+` WHERE schema = $1 AND name = $2 AND status = 'rolled_back'`, s.schema, r.Name)
 	if err != nil {
 		return err
@@ -194,8 +205,8 @@ func (s store) insert(ctx context.Context, q querier, r *record) error {
 		return err
 	}
 	_, err = q.Exec(ctx, `INSERT INTO `+qi(s.state, "migrations")+
-		` (schema, name, parent, status, file, definition, before, after) VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8)`,
-		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after)
+		` (schema, name, parent, status, file, definition, before, after, shapes) VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, $9)`,
+		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after, shapes)
 	if err != nil {
 		return fmt.Errorf("record migration %s: %w", r.Name, err)
 	}

@@ -17,19 +17,36 @@ func isNewVersionSQL(vs string) string {
 		ql(VersionSetting), ql(vs))
 }
 
-// dualWrite describes one dual-write trigger: on every INSERT and UPDATE of the table,
-// writes from the old version set column `target` from expression `expr` written in the
-// old version's column names; or, with fromNew, writes from the new version set `target`
-// from `expr` written in the new version's column names.
+// dualWrite describes one dual-write trigger on a table: on every INSERT and UPDATE it
+// applies up to the old version's writes and down to the new version's writes.
 type dualWrite struct {
-	name    string // trigger and function name
-	table   *Table // the version's view of the table whose names expr uses
-	target  string // physical column to set
-	expr    string
-	fromNew bool
-	// alsoUnfilled: compute target for updates from the new version too when neither the
-	// row nor the update sets it: a row the backfill has not reached yet.
-	alsoUnfilled bool
+	name string // trigger and function name
+	up   *rule  // for writes from the old version; nil for none
+	down *rule  // for writes from the new version; nil for none
+	// fillUnfilled: an UPDATE from the new version of a row whose up target is still
+	// NULL on both sides (a row the backfill has not reached yet) gets up too.
+	fillUnfilled bool
+}
+
+// rule sets one physical column from an expression written in one version's names.
+type rule struct {
+	table  *Table // the shape whose column names expr uses
+	target string // physical column to set
+	expr   string
+}
+
+// block is a PL/pgSQL block that declares the columns expr mentions, under the names of
+// the rule's shape, and sets the target.
+func (ru *rule) block(table string) string {
+	// Only the columns the expression may mention become variables: each one costs an
+	// assignment on every row written.
+	var decl []string
+	for _, c := range ru.table.Columns {
+		if mentions(ru.expr, c.Name) {
+			decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+		}
+	}
+	return fmt.Sprintf("DECLARE %s BEGIN NEW.%s := (%s); END;", strings.Join(decl, " "), qi(ru.target), ru.expr)
 }
 
 // install creates (or replaces) the trigger function and the trigger, in one transaction
@@ -45,37 +62,47 @@ func (d dualWrite) install(ctx context.Context, r *run, physicalTable string) er
 // statements returns the CREATE OR REPLACE statements of the trigger function and the
 // trigger, for callers that install them together with other DDL in one transaction.
 func (d dualWrite) statements(r *run, physicalTable string) ([]string, error) {
-	tag := "$" + shortName("tandem_", d.name, d.expr) + "$"
-	if strings.Contains(d.expr, tag) {
-		return nil, fmt.Errorf("expression contains the reserved marker %s", tag)
+	var exprs []string
+	for _, ru := range []*rule{d.up, d.down} {
+		if ru != nil {
+			exprs = append(exprs, ru.expr)
+		}
+	}
+	tag := "$" + shortName("tandem_", d.name, strings.Join(exprs, "\x00")) + "$"
+	for _, e := range exprs {
+		if strings.Contains(e, tag) {
+			return nil, fmt.Errorf("expression contains the reserved marker %s", tag)
+		}
 	}
 	table := r.table(physicalTable)
-	// Only the columns the expression may mention become variables: each one costs an
-	// assignment on every row written.
-	var decl []string
-	for _, c := range d.table.Columns {
-		if mentions(d.expr, c.Name) {
-			decl = append(decl, fmt.Sprintf("  %s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+	var fromNew, fromOld []string
+	if d.up != nil {
+		fromOld = append(fromOld, d.up.block(table))
+		if d.fillUnfilled {
+			fromNew = append(fromNew, fmt.Sprintf("IF TG_OP = 'UPDATE' AND NEW.%[1]s IS NULL AND OLD.%[1]s IS NULL THEN %[2]s END IF;",
+				qi(d.up.target), d.up.block(table)))
 		}
 	}
-	cond := isNewVersionSQL(r.newSchema)
-	if !d.fromNew {
-		cond = "NOT (" + cond + ")"
-		if d.alsoUnfilled {
-			cond += fmt.Sprintf(" OR (TG_OP = 'UPDATE' AND NEW.%[1]s IS NULL AND OLD.%[1]s IS NULL)", qi(d.target))
-		}
+	if d.down != nil {
+		fromNew = append(fromNew, d.down.block(table))
+	}
+	if len(fromNew) == 0 {
+		fromNew = append(fromNew, "NULL;")
+	}
+	if len(fromOld) == 0 {
+		fromOld = append(fromOld, "NULL;")
 	}
 	fn := qi(r.schema, d.name)
 	body := fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %s
-DECLARE
-%s
 BEGIN
   IF %s THEN
-    NEW.%s := (%s);
+    %s
+  ELSE
+    %s
   END IF;
   RETURN NEW;
 END
-%s`, fn, tag, strings.Join(decl, "\n"), cond, qi(d.target), d.expr, tag)
+%s`, fn, tag, isNewVersionSQL(r.newSchema), strings.Join(fromNew, "\n    "), strings.Join(fromOld, "\n    "), tag)
 	trigger := fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
 WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
 		qi(d.name), table, ql(BackfillSetting), fn)
