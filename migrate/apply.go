@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrNoActiveMigration is returned by Complete and Rollback when nothing is in progress.
@@ -120,10 +121,12 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		}
 		m.log.Info("resuming interrupted start", "migration", mig.Name)
 	} else {
-		if done, err := m.st.get(ctx, m.conn, mig.Name); err != nil {
-			return err
-		} else if done != nil && done.Status == StatusCompleted {
-			return &InputError{File: mig.File, Op: -1, Field: "name", Err: fmt.Errorf("migration %q has already been applied and completed", mig.Name)}
+		for _, name := range mig.names() {
+			if done, err := m.st.applied(ctx, m.conn, name); err != nil {
+				return err
+			} else if done {
+				return &InputError{File: mig.File, Op: -1, Field: "name", Err: fmt.Errorf("migration %q has already been applied and completed", name)}
+			}
 		}
 		before, err := readSchema(ctx, m.conn, m.opts.Schema)
 		if err != nil {
@@ -137,7 +140,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		if err != nil {
 			return err
 		}
-		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes}
+		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes, Includes: mig.names()}
 		if parent != nil {
 			rec.Parent = parent.Name
 		}
@@ -279,9 +282,12 @@ func (m *Migrator) rollback(ctx context.Context) error {
 	return nil
 }
 
-// Migrate applies every migration of migs that has not been applied yet, in order: all
-// but the last are started and completed; the last is started, and completed too when
-// complete is true. It returns the names of the migrations it started.
+// Migrate applies every migration of migs that has not been applied yet, as ONE
+// expand/contract step: the pending migrations are combined (see Combine) and started
+// together, so the version that runs now keeps working until Complete, and the new code
+// sees the result of the last migration, in the version schema named after it.
+// Intermediate versions are not exposed. With complete, the combined migration is
+// completed too. It returns the names of the migrations it applied.
 func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool) ([]string, error) {
 	var applied []string
 	err := m.withLock(ctx, func() error {
@@ -290,32 +296,35 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 		}
 		var pending []*Migration
 		for _, mig := range migs {
-			rec, err := m.st.get(ctx, m.conn, mig.Name)
+			done, err := m.st.applied(ctx, m.conn, mig.Name)
 			if err != nil {
 				return err
 			}
-			if rec != nil && rec.Status == StatusCompleted {
-				continue
+			if !done {
+				pending = append(pending, mig)
 			}
-			pending = append(pending, mig)
 		}
 		act, err := m.st.active(ctx, m.conn)
 		if err != nil {
 			return err
 		}
-		if act != nil && (len(pending) == 0 || pending[0].Name != act.Name) {
-			return fmt.Errorf("migration %q is in progress and is not the next one in the directory; complete or roll it back first", act.Name)
+		if len(pending) == 0 {
+			if act != nil && complete {
+				return m.complete(ctx)
+			}
+			return nil
 		}
-		for i, mig := range pending {
-			if err := m.start(ctx, mig); err != nil {
-				return err
-			}
-			applied = append(applied, mig.Name)
-			if i < len(pending)-1 || complete {
-				if err := m.complete(ctx); err != nil {
-					return err
-				}
-			}
+		combined := Combine(pending)
+		if act != nil && act.Name != combined.Name {
+			return fmt.Errorf("migration %q is in progress and is not what the directory's pending migrations (%s) make; complete or roll it back first",
+				act.Name, strings.Join(combined.Includes, ", "))
+		}
+		if err := m.start(ctx, combined); err != nil {
+			return err
+		}
+		applied = combined.Includes
+		if complete {
+			return m.complete(ctx)
 		}
 		return nil
 	})

@@ -26,9 +26,50 @@ type Migration struct {
 	File string `json:"-"`
 	// Raw is the migration as JSON, as stored in the state schema.
 	Raw json.RawMessage `json:"-"`
+	// Includes names the migrations a combined migration (see Combine) is made of, in
+	// order; empty for a migration read from one file.
+	Includes []string `json:"-"`
 	// origins[i] says where operation i came from, for a migration combined from
 	// several files; empty otherwise.
 	origins []origin
+}
+
+// names returns the names of the migrations m stands for.
+func (m *Migration) names() []string {
+	if len(m.Includes) > 0 {
+		return m.Includes
+	}
+	return []string{m.Name}
+}
+
+// Combine makes one migration of several, to apply in one expand/contract step: its
+// operations are theirs in order, its name (and so its version schema) is the last one's.
+// Each operation's expressions keep the names of the schema as it stood after the
+// migrations before it.
+func Combine(migs []*Migration) *Migration {
+	if len(migs) == 1 {
+		return migs[0]
+	}
+	last := migs[len(migs)-1]
+	c := &Migration{Name: last.Name, File: last.File}
+	var raws []json.RawMessage
+	for _, m := range migs {
+		c.Includes = append(c.Includes, m.names()...)
+		var doc struct {
+			Operations []json.RawMessage `json:"operations"`
+		}
+		_ = json.Unmarshal(m.Raw, &doc) // Raw was written by Parse
+		raws = append(raws, doc.Operations...)
+		for i, op := range m.Operations {
+			c.Operations = append(c.Operations, op)
+			c.origins = append(c.origins, origin{file: m.File, index: i})
+		}
+	}
+	c.Raw, _ = json.Marshal(struct {
+		Name       string            `json:"name"`
+		Operations []json.RawMessage `json:"operations"`
+	}{c.Name, raws})
+	return c
 }
 
 type origin struct {

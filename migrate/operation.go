@@ -68,7 +68,9 @@ func (r *run) table(physical string) string { return qi(r.schema, physical) }
 // objectName is a stable name for an object this operation creates (trigger, function,
 // constraint), unique per migration, operation and purpose.
 func (r *run) objectName(purpose string) string {
-	return shortName("_tandem_"+purpose+"_", r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op))
+	// The operation's index leads, so that the triggers of one table fire in the order of
+	// the operations (PostgreSQL fires them in name order).
+	return shortName(fmt.Sprintf("_tandem_%s_%03d_", purpose, r.op), r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op))
 }
 
 // validator checks operations against the live database before anything is applied.

@@ -30,7 +30,9 @@ type record struct {
 	After      *Schema // the new version's shape
 	// Shapes[i] is the shape operation i sees: the shape before it, after the operations
 	// before it. Expressions of operation i are written in its names.
-	Shapes      []*Schema
+	Shapes []*Schema
+	// Includes names the migrations this one combines (see Combine).
+	Includes    []string
 	StartedAt   time.Time
 	CompletedAt *time.Time
 }
@@ -55,6 +57,7 @@ func stateDDL(state string) []string {
 			before       jsonb NOT NULL,
 			after        jsonb NOT NULL,
 			shapes       jsonb NOT NULL DEFAULT '[]',
+			includes     text[] NOT NULL DEFAULT '{}',
 			started_at   timestamptz NOT NULL DEFAULT now(),
 			completed_at timestamptz,
 			PRIMARY KEY (schema, name))`,
@@ -104,12 +107,12 @@ func (s store) initialized(ctx context.Context, q querier) (bool, error) {
 	return ok, err
 }
 
-const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, shapes, started_at, completed_at`
+const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, shapes, includes, started_at, completed_at`
 
 func scanRecord(row pgx.Row) (*record, error) {
 	var r record
 	var before, after, shapes []byte
-	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &shapes, &r.StartedAt, &r.CompletedAt); err != nil {
+	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &shapes, &r.Includes, &r.StartedAt, &r.CompletedAt); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(shapes, &r.Shapes); err != nil {
@@ -205,12 +208,21 @@ func (s store) insert(ctx context.Context, q querier, r *record) error {
 		return err
 	}
 	_, err = q.Exec(ctx, `INSERT INTO `+qi(s.state, "migrations")+
-		` (schema, name, parent, status, file, definition, before, after, shapes) VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, $9)`,
-		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after, shapes)
+		` (schema, name, parent, status, file, definition, before, after, shapes, includes) VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, $9, $10)`,
+		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after, shapes, r.Includes)
 	if err != nil {
 		return fmt.Errorf("record migration %s: %w", r.Name, err)
 	}
 	return nil
+}
+
+// applied reports whether migration name was completed, on its own or as part of a
+// combined migration.
+func (s store) applied(ctx context.Context, q querier, name string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+qi(s.state, "migrations")+
+		` WHERE schema = $1 AND status = 'completed' AND (name = $2 OR $2 = ANY (includes)))`, s.schema, name).Scan(&ok)
+	return ok, err
 }
 
 func (s store) setStatus(ctx context.Context, q querier, name, status string) error {

@@ -21,8 +21,10 @@ type Status struct {
 
 // MigrationInfo describes one migration in the history.
 type MigrationInfo struct {
-	Name          string     `json:"name"`
-	Status        string     `json:"status"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// Includes names the migrations applied together as this one (tandem migrate).
+	Includes      []string   `json:"includes,omitempty"`
 	Parent        string     `json:"parent,omitempty"`
 	File          string     `json:"file,omitempty"`
 	VersionSchema string     `json:"version_schema"`
@@ -43,7 +45,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	for _, r := range recs {
-		info := MigrationInfo{Name: r.Name, Status: r.Status, Parent: r.Parent, File: r.File,
+		info := MigrationInfo{Name: r.Name, Status: r.Status, Parent: r.Parent, File: r.File, Includes: r.Includes,
 			VersionSchema: m.versionSchemaOf(r.Name), StartedAt: r.StartedAt, CompletedAt: r.CompletedAt}
 		st.History = append(st.History, info)
 		if r.Status == StatusRolledBack {

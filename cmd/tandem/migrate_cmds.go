@@ -158,7 +158,11 @@ func newStatusCmd() *cobra.Command {
 			if len(st.History) > 0 {
 				fmt.Fprintln(out, "history:")
 				for _, h := range st.History {
-					fmt.Fprintf(out, "  %-30s %-12s %s\n", h.Name, h.Status, h.StartedAt.Format(time.RFC3339))
+					fmt.Fprintf(out, "  %-30s %-12s %s", h.Name, h.Status, h.StartedAt.Format(time.RFC3339))
+					if len(h.Includes) > 1 {
+						fmt.Fprintf(out, "  (applied together: %s)", strings.Join(h.Includes, ", "))
+					}
+					fmt.Fprintln(out)
 				}
 			}
 			return nil
@@ -174,8 +178,10 @@ func newMigrateCmd() *cobra.Command {
 		Use:   "migrate <dir>",
 		Short: "Apply every pending migration file of a directory, in file-name order",
 		Long: `Migrate applies the migration files (.json, .yaml, .yml) of a directory that have not
-been applied yet, in file-name order. All but the last are started and completed; the
-last is started, and also completed with --complete.`,
+been applied yet, in file-name order, as ONE expand/contract step: the version that runs
+now keeps working, and the new version sees the result of the last file in the version
+schema named after it (intermediate versions are not exposed). Run tandem complete once
+the old version is gone, or pass --complete to contract at once.`,
 		Args: argsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			migs, err := migrate.ReadDir(args[0])
@@ -199,7 +205,7 @@ last is started, and also completed with --complete.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&complete, "complete", false, "complete the last migration too")
+	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migrations too (no old version must be running)")
 	return cmd
 }
 
