@@ -110,7 +110,9 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 			return fmt.Errorf("migration %q is in progress (%s); complete or roll it back before starting %q", rec.Name, rec.Status, mig.Name)
 		}
 		if !sameJSON(rec.Definition, mig.Raw) {
-			return &InputError{File: mig.File, Op: -1, Err: fmt.Errorf("migration %q is in progress with a different definition than this file; roll it back first (tandem rollback) to start the new one", mig.Name)}
+			if err := m.replaceExpressions(ctx, rec, mig); err != nil {
+				return err
+			}
 		}
 		switch rec.Status {
 		case StatusStarted:
@@ -379,6 +381,55 @@ func completeOrder(mig *Migration) []int {
 		}
 	}
 	return order
+}
+
+// replaceExpressions lets an interrupted start resume with corrected up/down expressions
+// (say, after a backfill met a row the old expression could not convert). Anything else
+// that differs from the recorded definition needs a rollback first.
+func (m *Migrator) replaceExpressions(ctx context.Context, rec *record, mig *Migration) error {
+	differ := &InputError{File: mig.File, Op: -1, Err: fmt.Errorf("migration %q is in progress with a different definition than this file; roll it back first (tandem rollback) to start the new one", mig.Name)}
+	if rec.Status != StatusStarting || !sameJSON(withoutExpressions(rec.Definition), withoutExpressions(mig.Raw)) {
+		return differ
+	}
+	after, shapes, err := m.plan(ctx, mig, rec.Before)
+	if err != nil {
+		return err
+	}
+	a1, _ := json.Marshal(after)
+	a2, _ := json.Marshal(rec.After)
+	s1, _ := json.Marshal(shapes)
+	s2, _ := json.Marshal(rec.Shapes)
+	if !bytes.Equal(a1, a2) || !bytes.Equal(s1, s2) {
+		return differ
+	}
+	m.log.Info("resuming with corrected expressions", "migration", mig.Name)
+	rec.Definition = mig.Raw
+	return m.st.setDefinition(ctx, m.conn, rec.Name, mig.Raw)
+}
+
+// withoutExpressions is a migration's JSON without the up and down expressions of its
+// operations (raw sql operations keep theirs: they are the operation).
+func withoutExpressions(raw []byte) []byte {
+	var doc struct {
+		Name       string                                  `json:"name"`
+		Operations []map[string]map[string]json.RawMessage `json:"operations"`
+	}
+	if json.Unmarshal(raw, &doc) != nil {
+		return raw
+	}
+	for _, op := range doc.Operations {
+		for kind, body := range op {
+			if kind != "sql" {
+				delete(body, "up")
+				delete(body, "down")
+			}
+		}
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 func hasRawSQL(mig *Migration) bool {

@@ -202,7 +202,7 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 		return err
 	})
 	if err != nil {
-		return 0, 0, nil, backfillError(b, err)
+		return 0, 0, nil, b.explain(ctx, r, table, usePK, st, err)
 	}
 	return scanned, updated, last, nil
 }
@@ -228,15 +228,108 @@ func (b backfill) update(table, cond string) string {
 		WHERE %[1]s.ctid = s._tandem_ctid`, table, target, b.expr, strings.Join(cols, ", "), cond, qi(b.table.Name))
 }
 
-// backfillError explains a failed batch: typically a row the expression cannot convert.
-func backfillError(b backfill, err error) error {
+// explain turns a failed batch into an error the user can act on: for a row the
+// expression cannot convert, it finds that row's primary key (by bisecting the batch's
+// keys) and names it.
+func (b backfill) explain(ctx context.Context, r *run, table string, usePK bool, st *backfillState, err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && !isTransient(err) {
-		return fmt.Errorf("backfill of %s.%s with %q failed: %s; fix the expression or the data, then run tandem start again to resume (or tandem rollback): %w",
-			b.table.Name, b.target, b.expr, pe.Message, err)
+	if !errors.As(err, &pe) || isTransient(err) {
+		return err
 	}
-	return err
+	where := ""
+	if usePK {
+		if key := b.badRow(ctx, r, table, st); key != "" {
+			where = " at the row with primary key " + key
+		}
+	}
+	return &BackfillError{Table: b.table.Name, Column: b.target, Expr: b.expr, Row: strings.TrimPrefix(where, " at the row with primary key "),
+		Err: fmt.Errorf("backfill of %s.%s with %q failed%s: %s; fix the expression or the data, then run tandem start again to resume (or tandem rollback): %w",
+			b.table.Name, b.target, b.expr, where, pe.Message, err)}
 }
+
+// BackfillError is returned when the backfill meets a row its expression cannot convert.
+// The migration stays in progress: fix the data (or the expression in the file) and run
+// start again to resume from where the backfill stopped.
+type BackfillError struct {
+	Table, Column, Expr string
+	Row                 string // the failing row's primary key, when the table has one
+	Err                 error
+}
+
+func (e *BackfillError) Error() string { return e.Err.Error() }
+func (e *BackfillError) Unwrap() error { return e.Err }
+
+// badRow returns the primary key (as text) of the first row after the cursor for which
+// the expression fails, or "" when it cannot tell. It reads at most the rows up to the
+// bound, in halves.
+func (b backfill) badRow(ctx context.Context, r *run, table string, st *backfillState) string {
+	pk := b.table.PrimaryKey
+	var keyCols, keyText []string
+	for _, c := range pk {
+		keyCols = append(keyCols, qi(c))
+		keyText = append(keyText, qi(c)+"::text")
+	}
+	cols := "(" + strings.Join(keyCols, ", ") + ")"
+	var args []any
+	where := "true"
+	if st.cursor != nil {
+		var ps []string
+		for i, c := range pk {
+			ps = append(ps, fmt.Sprintf("$%d::text::%s", i+1, b.table.ColumnByPhysical(c).Type))
+			args = append(args, st.cursor[i])
+		}
+		where = cols + " > (" + strings.Join(ps, ", ") + ")"
+	}
+	// The keys of the next rows still to fill, in order (a batch's worth at most).
+	rows, err := r.m.conn.Query(ctx, fmt.Sprintf("SELECT ARRAY[%s] FROM %s WHERE %s AND %s IS NULL ORDER BY %s LIMIT 200000",
+		strings.Join(keyText, ", "), table, where, qi(b.target), strings.Join(keyCols, ", ")), args...)
+	if err != nil {
+		return ""
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
+	if err != nil || len(keys) == 0 {
+		return ""
+	}
+	// fails reports whether the expression fails for a row of the key range ks[0]..ks[-1].
+	fails := func(ks [][]string) bool {
+		var args []any
+		tuple := func(k []string) string {
+			var ps []string
+			for i, c := range pk {
+				args = append(args, k[i])
+				ps = append(ps, fmt.Sprintf("$%d::text::%s", len(args), b.table.ColumnByPhysical(c).Type))
+			}
+			return "(" + strings.Join(ps, ", ") + ")"
+		}
+		cond := cols + " >= " + tuple(ks[0]) + " AND " + cols + " <= " + tuple(ks[len(ks)-1])
+		q := b.update(table, cond)
+		err := pgx.BeginFunc(ctx, r.m.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true)", BackfillSetting); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return err
+			}
+			return errRollback // test only: never keep the changes
+		})
+		return !errors.Is(err, errRollback)
+	}
+	lo, hi := 0, len(keys) // the first failing key is in keys[lo:hi]
+	if !fails(keys) {
+		return ""
+	}
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if fails(keys[lo:mid]) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return "(" + strings.Join(keys[lo], ", ") + ")"
+}
+
+var errRollback = errors.New("rollback")
 
 // load reads the backfill's state, creating it (with its bound) on first use. It must
 // run after the dual-write trigger is installed.

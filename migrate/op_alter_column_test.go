@@ -1,6 +1,9 @@
 package migrate
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -158,6 +161,36 @@ func TestAlterColumnLifecycles(t *testing.T) {
 			e.complete()
 			e.assertNoLeftovers("public_02")
 			tc.completed(t, e, e.version("02"))
+		})
+	}
+}
+
+// TestBackfillStopsAtABadRow: a row up cannot convert stops the backfill with that row's
+// key; fixing the data, or the expression, and starting again resumes.
+func TestBackfillStopsAtABadRow(t *testing.T) {
+	for _, fix := range []string{"data", "expression"} {
+		t.Run("fix the "+fix, func(t *testing.T) {
+			e := newEnv(t)
+			e.exec(`CREATE TABLE items (a int, b text, code text, PRIMARY KEY (a, b))`)
+			e.exec(`INSERT INTO items SELECT i % 5, 'k' || i, i::text FROM generate_series(1, 3000) i`)
+			e.exec(`UPDATE items SET code = 'x17' WHERE b = 'k1700'`)
+			doc := `{"name": "02", "operations": [{"alter_column": {"table": "items", "column": "code", "type": "int",
+				"up": "code::int", "down": "code::text"}}]}`
+			err := e.m.Start(context.Background(), e.parse(doc))
+			var be *BackfillError
+			if !errors.As(err, &be) || be.Row != "(0, k1700)" {
+				t.Fatalf("start: %v, want a BackfillError at row (0, k1700)", err)
+			}
+			switch fix {
+			case "data":
+				e.exec(`UPDATE items SET code = '17' WHERE b = 'k1700'`)
+			case "expression":
+				doc = strings.Replace(doc, `"code::int"`, `"nullif(regexp_replace(code, '[^0-9]', '', 'g'), '')::int"`, 1)
+			}
+			e.start(doc)
+			expectString(t, e.version("02"), "SELECT sum(code)::text FROM items", "4499817") // 1+…+3000, with 1700 read as 17
+			e.complete()
+			e.assertNoLeftovers("public_02")
 		})
 	}
 }

@@ -235,6 +235,12 @@ func (s store) setStatus(ctx context.Context, q querier, name, status string) er
 	return nil
 }
 
+// setDefinition replaces the recorded definition (corrected expressions).
+func (s store) setDefinition(ctx context.Context, q querier, name string, def []byte) error {
+	_, err := q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+` SET definition = $3 WHERE schema = $1 AND name = $2`, s.schema, name, def)
+	return err
+}
+
 // setAfter replaces the recorded shape of the new version (after raw SQL changed it).
 func (s store) setAfter(ctx context.Context, q querier, name string, after *Schema) error {
 	data, err := json.Marshal(after)
