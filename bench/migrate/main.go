@@ -7,17 +7,24 @@
 // (ALTER TABLE ADD COLUMN; UPDATE; SET NOT NULL), alternated, median of -runs each;
 // (b) a mixed read/update/insert load through the old version while start runs: tps,
 // p99 and max latency, failed statements; (c) update and insert throughput through the
-// old version with the dual-write trigger active vs without, alternated, median.
+// old version with the dual-write trigger active vs without, alternated, median;
+// (d) start of alter_column qty int → bigint (up/down) vs a plain ALTER COLUMN TYPE;
+// (e) start of a comment-only and of a default-only alter_column.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +60,10 @@ type bench struct {
 }
 
 func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time.Duration) error {
-	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{"max_wal_size": "4GB", "checkpoint_timeout": "30min"}})
+	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
+		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
+		// Every lock wait longer than 20ms is logged, with its duration once acquired.
+		"log_lock_waits": "on", "deadlock_timeout": "20ms"}})
 	if err != nil {
 		return err
 	}
@@ -80,10 +90,38 @@ func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time
 		fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, plain[i].Round(time.Millisecond), tandem[i].Round(time.Millisecond))
 	}
 
-	// (b) start under load.
+	// (b) start under load, with the server's record of lock waits meanwhile.
+	logPath := filepath.Join(srv.Dir(), "postgres.log")
+	logStart := fileSize(logPath)
 	dur, load, err := b.timeStart(ctx, workers)
 	if err != nil {
 		return fmt.Errorf("start under load: %w", err)
+	}
+	maxWait, waits := lockWaits(logPath, logStart)
+
+	// (d) type change vs plain ALTER COLUMN TYPE, alternated.
+	var typePlain, typeTandem []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := b.timeSQL(ctx, "ALTER TABLE items ALTER COLUMN qty TYPE bigint")
+		if err != nil {
+			return fmt.Errorf("plain type change: %w", err)
+		}
+		typePlain = append(typePlain, d)
+		d, err = b.timeMigration(ctx, typeChange)
+		if err != nil {
+			return fmt.Errorf("type change: %w", err)
+		}
+		typeTandem = append(typeTandem, d)
+		fmt.Fprintf(os.Stderr, "type change run %d: plain %s, tandem start %s\n", i+1, typePlain[i].Round(time.Millisecond), typeTandem[i].Round(time.Millisecond))
+	}
+	// (e) metadata-only changes.
+	commentOnly, err := b.timeMigration(ctx, commentChange)
+	if err != nil {
+		return fmt.Errorf("comment change: %w", err)
+	}
+	defaultOnly, err := b.timeMigration(ctx, defaultChange)
+	if err != nil {
+		return fmt.Errorf("default change: %w", err)
 	}
 
 	// (c) write throughput with the trigger enabled and disabled, alternated, on one
@@ -97,10 +135,11 @@ func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time
 	// noisy neighbour slows both sides of a pair alike.
 	mp, mt := median(plain), median(tandem)
 	mw, mwo := medianF(with), medianF(without)
-	var startRatios, tpsRatios []float64
+	var startRatios, tpsRatios, typeRatios []float64
 	for i := range plain {
 		startRatios = append(startRatios, float64(tandem[i])/float64(plain[i]))
 		tpsRatios = append(tpsRatios, with[i]/without[i])
+		typeRatios = append(typeRatios, float64(typeTandem[i])/float64(typePlain[i]))
 	}
 	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers, lock_timeout %s\n\n", rows, runs, workers, lockTimeout)
 	fmt.Println("| measure | plain / baseline | tandem | ratio | target |")
@@ -109,9 +148,92 @@ func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time
 	fmt.Printf("| (b) start under load: duration | | %s | | |\n", dur.Round(time.Millisecond))
 	fmt.Printf("| (b) load during start: statements, tps | | %d, %.0f/s | | |\n", load.ok+load.failed, load.tps)
 	fmt.Printf("| (b) load during start: p99 / max latency | | %s / %s | max %.2f× lock_timeout | max < lock_timeout |\n", load.p99.Round(time.Microsecond), load.max.Round(time.Microsecond), float64(load.max)/float64(lockTimeout))
+	fmt.Printf("| (b) lock waits > 20ms during start (server log) | | %d, longest %s | %.2f× lock_timeout | ≤ 1× |\n", waits, maxWait.Round(time.Millisecond), float64(maxWait)/float64(lockTimeout))
 	fmt.Printf("| (b) load during start: failed statements | | %d | | 0 |\n", load.failed)
 	fmt.Printf("| (c) update+insert throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.9× |\n", mwo, mw, medianF(tpsRatios))
+	fmt.Printf("| (d) alter_column qty int → bigint: wall time | %s (ALTER COLUMN TYPE) | %s (start) | %.2f× | ≤ 3× |\n",
+		median(typePlain).Round(time.Millisecond), median(typeTandem).Round(time.Millisecond), medianF(typeRatios))
+	fmt.Printf("| (e) alter_column comment only: start | | %s | | < 1s |\n", commentOnly.Round(time.Millisecond))
+	fmt.Printf("| (e) alter_column default only: start | | %s | | < 1s |\n", defaultOnly.Round(time.Millisecond))
 	return nil
+}
+
+const (
+	typeChange    = `{"name": "03_qty", "operations": [{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty", "down": "qty::int"}}]}`
+	commentChange = `{"name": "03_comment", "operations": [{"alter_column": {"table": "items", "column": "qty", "comment": "how many"}}]}`
+	defaultChange = `{"name": "03_default", "operations": [{"alter_column": {"table": "items", "column": "qty", "default": "0"}}]}`
+)
+
+// timeSQL times one statement on a fresh copy.
+func (b *bench) timeSQL(ctx context.Context, sql string) (time.Duration, error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	t0 := time.Now()
+	_, err = conn.Exec(ctx, sql)
+	return time.Since(t0), err
+}
+
+// timeMigration times Tandem's start of a migration on a fresh copy.
+func (b *bench) timeMigration(ctx context.Context, doc string) (time.Duration, error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer drop()
+	m, err := migrate.Open(ctx, url, migrate.Options{LockTimeout: b.lockTimeout})
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close(ctx)
+	mig, err := migrate.Parse("bench.json", "bench", []byte(doc))
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	err = m.Start(ctx, mig)
+	return time.Since(t0), err
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+var acquiredRE = regexp.MustCompile(`acquired \w+ on .* after ([0-9.]+) ms`)
+
+// lockWaits reads the server log from offset on and returns the longest lock wait the
+// server reported and how many it reported.
+func lockWaits(path string, offset int64) (time.Duration, int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, 0
+	}
+	var longest time.Duration
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := acquiredRE.FindStringSubmatch(sc.Text()); m != nil {
+			ms, _ := strconv.ParseFloat(m[1], 64)
+			n++
+			longest = max(longest, time.Duration(ms*float64(time.Millisecond)))
+		}
+	}
+	return longest, n
 }
 
 func (b *bench) adminURL() string { return b.srv.URL("postgres") }
