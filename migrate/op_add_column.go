@@ -165,9 +165,18 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
+	// The NOT NULL check is gone when an earlier, interrupted complete already turned it
+	// into NOT NULL (both in one transaction).
+	nn := false
+	if o.needsNotNullCheck() {
+		var err error
+		if nn, err = constraintExists(ctx, r, table, o.notNullCheck(r)); err != nil {
+			return err
+		}
+	}
 	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
 	var validate []string
-	if o.needsNotNullCheck() {
+	if nn {
 		validate = append(validate, o.notNullCheck(r))
 	}
 	if o.Column.Check != nil {
@@ -181,7 +190,7 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	if o.needsNotNullCheck() {
+	if nn {
 		// With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
 		if err := r.m.execLocked(ctx, []string{table},
 			"ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",

@@ -1,0 +1,297 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// logBuffer collects a Migrator's log lines, safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+func withLog(b *logBuffer) func(*Options) {
+	return func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(b, nil)) }
+}
+
+// lockWaitLines are the log messages of the engine waiting for a table lock.
+func lockWaits(b *logBuffer) int {
+	return b.count("waiting for lock") + b.count("long transaction holds a lock")
+}
+
+// blocker is another session holding an open transaction with a lock on a table.
+type blocker struct {
+	t    *testing.T
+	conn *pgx.Conn
+	pid  int
+	open bool
+}
+
+// block opens a session that runs stmts in a transaction and keeps it open.
+func block(t *testing.T, url string, stmts ...string) *blocker {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blocker{t: t, conn: conn, pid: int(conn.PgConn().PID()), open: true}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	mustExec(t, conn, "BEGIN")
+	for _, s := range stmts {
+		mustExec(t, conn, s)
+	}
+	return b
+}
+
+// release ends the blocker's transaction.
+func (b *blocker) release() {
+	b.t.Helper()
+	if b.open {
+		mustExec(b.t, b.conn, "ROLLBACK")
+		b.open = false
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const lockTestTable = `CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL);
+	INSERT INTO items (name, qty) SELECT 'n' || i, i FROM generate_series(1, 100) i;
+	CREATE TABLE other (id bigserial PRIMARY KEY, label text);
+	INSERT INTO other (label) SELECT 'l' || i FROM generate_series(1, 10) i`
+
+// The blocking transactions of the lock tests: each holds a lock that conflicts with the
+// ACCESS EXCLUSIVE lock ALTER TABLE needs.
+var blockingTxns = []struct {
+	name  string
+	stmts []string
+}{
+	{"lock table", []string{"LOCK TABLE items IN ACCESS SHARE MODE"}},
+	{"open transaction that read the table", []string{"SELECT count(*) FROM items"}},
+}
+
+func TestStartWaitsForLockThenSucceeds(t *testing.T) {
+	for _, bt := range blockingTxns {
+		t.Run(bt.name, func(t *testing.T) {
+			ctx := context.Background()
+			var logs logBuffer
+			e := newEnv(t, withLog(&logs))
+			e.exec(lockTestTable)
+			b := block(t, e.url, bt.stmts...)
+
+			done := make(chan error, 1)
+			go func() {
+				done <- e.m.Start(ctx, e.parse(`{"name": "02_price", "operations": [{"add_column": {"table": "items",
+					"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`))
+			}()
+			// Let start meet the lock and back off at least twice, then release it.
+			waitFor(t, "start to wait for the lock", func() bool { return lockWaits(&logs) >= 2 })
+			select {
+			case err := <-done:
+				t.Fatalf("start returned while the table was locked: %v", err)
+			default:
+			}
+			b.release()
+			if err := <-done; err != nil {
+				t.Fatalf("start after the lock was released: %v", err)
+			}
+			if n := queryString(t, e.version("02_price"), "SELECT count(*)::text FROM items WHERE price = qty * 2"); n != "100" {
+				t.Fatalf("%s rows backfilled, want 100", n)
+			}
+			mustExec(t, e.db, "INSERT INTO items (name, qty) VALUES ('old', 3)")
+			e.complete()
+			e.assertNoLeftovers("public_02_price")
+		})
+	}
+}
+
+func TestStartGivesUpOnLockAndRollsBackCleanly(t *testing.T) {
+	for _, bt := range blockingTxns {
+		t.Run(bt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, func(o *Options) { o.LockAttempts = 4 })
+			e.exec(lockTestTable)
+			beforeItems, beforeOther := e.columns("public", "items"), e.columns("public", "other")
+			b := block(t, e.url, bt.stmts...)
+
+			// Operation 0 (on other) goes through; operation 1 (on items) cannot get its lock.
+			mig := e.parse(`{"name": "02_two", "operations": [
+				{"add_column": {"table": "other", "up": "upper(label)", "column": {"name": "code", "type": "text"}}},
+				{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`)
+			err := e.m.Start(ctx, mig)
+			var le *LockError
+			if !errors.As(err, &le) {
+				t.Fatalf("start: err = %v, want a *LockError", err)
+			}
+			if want := fmt.Sprintf("pid %d", b.pid); !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not name the blocking session (%s): %v", want, err)
+			}
+			if len(le.Blockers) == 0 || le.Blockers[0].PID != b.pid {
+				t.Errorf("LockError.Blockers = %+v, want pid %d first", le.Blockers, b.pid)
+			}
+			// Nothing of the failed step is applied; the old version keeps working.
+			if cols := e.columns("public", "items"); cols != beforeItems {
+				t.Errorf("items changed by the failed step: %s", cols)
+			}
+			mustExec(t, e.db, "INSERT INTO items (name, qty) VALUES ('old', 1)")
+			mustExec(t, e.db, "INSERT INTO other (label) VALUES ('old')")
+			mustExec(t, e.db, "UPDATE other SET label = 'x' WHERE id = 1")
+			if v := queryString(t, e.db, "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'public_02_two'"); v != "0" {
+				t.Errorf("the version schema exists after a failed start")
+			}
+
+			// Rollback meets the same lock and gives up too, leaving a state it can resume.
+			if err := e.m.Rollback(ctx); !errors.As(err, &le) {
+				t.Errorf("rollback while the table is locked: err = %v, want a *LockError", err)
+			}
+			b.release()
+			e.rollback()
+			e.assertNoLeftovers()
+			if cols := e.columns("public", "items"); cols != beforeItems {
+				t.Errorf("items after rollback: %s, want %s", cols, beforeItems)
+			}
+			if cols := e.columns("public", "other"); cols != beforeOther {
+				t.Errorf("other after rollback: %s, want %s", cols, beforeOther)
+			}
+			if v := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_two'"); v != StatusRolledBack {
+				t.Errorf("status after rollback = %s", v)
+			}
+			// And the migration can be started again once the table is free.
+			e.start(`{"name": "02_two", "operations": [
+				{"add_column": {"table": "other", "up": "upper(label)", "column": {"name": "code", "type": "text"}}},
+				{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`)
+			if n := queryString(t, e.version("02_two"), "SELECT count(*)::text FROM other WHERE code IS DISTINCT FROM upper(label)"); n != "0" {
+				t.Errorf("%s rows of other not backfilled", n)
+			}
+		})
+	}
+}
+
+// TestConcurrentStarts runs two starts at the same moment: exactly one takes the schema's
+// lock and proceeds; the other fails at once with ErrBusy naming the holder. A table lock
+// held by a third session keeps the winner busy long enough to look.
+func TestConcurrentStarts(t *testing.T) {
+	const first = `{"name": "02_price", "operations": [{"add_column": {"table": "items",
+		"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`
+	for _, tc := range []struct {
+		name   string
+		second string
+	}{
+		{"same migration", first},
+		{"different migration", `{"name": "02_other", "operations": [{"add_column": {"table": "items",
+			"column": {"name": "note", "type": "text", "nullable": true}}}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			e.exec(lockTestTable)
+			b := block(t, e.url, "LOCK TABLE items IN ACCESS SHARE MODE")
+
+			ms := []*Migrator{e.m, e.open()}
+			migs := []*Migration{e.parse(first), e.parse(tc.second)}
+			errs := make([]chan error, 2)
+			var ready sync.WaitGroup
+			ready.Add(2)
+			gate := make(chan struct{})
+			for i := range ms {
+				errs[i] = make(chan error, 1)
+				go func() {
+					ready.Done()
+					<-gate
+					errs[i] <- ms[i].Start(ctx, migs[i])
+				}()
+			}
+			ready.Wait()
+			close(gate)
+
+			// One of them holds the advisory lock and waits for the table lock.
+			holder := -1
+			waitFor(t, "a start to take the migration lock", func() bool {
+				for i, m := range ms {
+					var n int
+					if err := e.db.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1",
+						m.Conn().PgConn().PID()).Scan(&n); err != nil {
+						t.Fatal(err)
+					}
+					if n > 0 {
+						holder = i
+						return true
+					}
+				}
+				return false
+			})
+			loser := 1 - holder
+			var err error
+			select {
+			case err = <-errs[loser]:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the second start did not fail at once: it waits for the first")
+			}
+			if !errors.Is(err, ErrBusy) {
+				t.Fatalf("second start: err = %v, want ErrBusy", err)
+			}
+			if want := fmt.Sprintf("pid %d", ms[holder].Conn().PgConn().PID()); !strings.Contains(err.Error(), want) {
+				t.Errorf("ErrBusy does not name the holder (%s): %v", want, err)
+			}
+			// Complete and rollback are refused the same way while the holder runs.
+			other := ms[loser]
+			if err := other.Complete(ctx); !errors.Is(err, ErrBusy) {
+				t.Errorf("complete during a start: err = %v, want ErrBusy", err)
+			}
+			if err := other.Rollback(ctx); !errors.Is(err, ErrBusy) {
+				t.Errorf("rollback during a start: err = %v, want ErrBusy", err)
+			}
+			select {
+			case err := <-errs[holder]:
+				t.Fatalf("the holder returned while the table was locked: %v", err)
+			default:
+			}
+
+			b.release()
+			if err := <-errs[holder]; err != nil {
+				t.Fatalf("the start holding the lock: %v", err)
+			}
+			var names []string
+			names = queryStrings(t, e.db, "SELECT name || ':' || status FROM tandem.migrations ORDER BY id")
+			if want := migs[holder].Name + ":" + StatusStarted; len(names) != 1 || names[0] != want {
+				t.Errorf("migrations = %v, want [%s]", names, want)
+			}
+			if err := other.Complete(ctx); err != nil {
+				t.Fatalf("complete once the start is done: %v", err)
+			}
+			e.assertNoLeftovers(VersionSchema("public", migs[holder].Name))
+		})
+	}
+}
