@@ -45,6 +45,11 @@ var operationKinds = map[string]func() Operation{
 	"create_index":  func() Operation { return &OpCreateIndex{} },
 	"drop_index":    func() Operation { return &OpDropIndex{} },
 	"sql":           func() Operation { return &OpRawSQL{} },
+
+	"create_constraint":           func() Operation { return &OpCreateConstraint{} },
+	"drop_constraint":             func() Operation { return &OpDropConstraint{} },
+	"drop_multicolumn_constraint": func() Operation { return &OpDropMultiColumnConstraint{} },
+	"rename_constraint":           func() Operation { return &OpRenameConstraint{} },
 }
 
 // run is what an operation's start, complete and rollback work with.

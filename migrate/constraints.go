@@ -1,0 +1,209 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// This file holds what the constraint operations (create_constraint, drop_constraint,
+// drop_multicolumn_constraint, rename_constraint) share: a trigger that maps several
+// columns of one version's writes at once, and catalog look-ups for validation.
+
+// columnMap is a trigger that sets several columns of the rows one version writes, each
+// from an expression in that version's column names. Every expression sees the row as
+// it was written, whatever the other expressions assign.
+type columnMap struct {
+	name    string            // trigger and function name
+	fromNew bool              // map the new version's writes (down); else the old version's (up)
+	shape   *Table            // the shape whose column names the expressions use
+	exprs   map[string]string // physical column → expression
+}
+
+// block is the PL/pgSQL block that declares the columns the expressions mention and
+// assigns every target.
+func (cm columnMap) block(table string) string {
+	var decl, set []string
+	for _, c := range cm.shape.Columns {
+		for _, e := range cm.exprs {
+			if mentions(e, c.Name) {
+				decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+				break
+			}
+		}
+	}
+	targets := make([]string, 0, len(cm.exprs))
+	for t := range cm.exprs {
+		targets = append(targets, t)
+	}
+	sort.Strings(targets)
+	for _, t := range targets {
+		set = append(set, fmt.Sprintf("NEW.%s := (%s);", qi(t), cm.exprs[t]))
+	}
+	return fmt.Sprintf("DECLARE %s BEGIN %s END;", strings.Join(decl, " "), strings.Join(set, " "))
+}
+
+// statements returns the CREATE OR REPLACE statements of the trigger function and the
+// trigger on physicalTable. Backfill batches pass the trigger by, as they do dualWrite's.
+func (cm columnMap) statements(r *run, physicalTable string) ([]string, error) {
+	var all []string
+	for _, e := range cm.exprs {
+		all = append(all, e)
+	}
+	sort.Strings(all)
+	tag := "$" + shortName("tandem_", cm.name, strings.Join(all, "\x00")) + "$"
+	for _, e := range all {
+		if strings.Contains(e, tag) {
+			return nil, fmt.Errorf("expression contains the reserved marker %s", tag)
+		}
+	}
+	table := r.table(physicalTable)
+	cond := isNewVersionSQL(r.newSchema)
+	if !cm.fromNew {
+		cond = "NOT (" + cond + ")"
+	}
+	fn := qi(r.schema, cm.name)
+	body := fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %s
+BEGIN
+  IF %s THEN
+    %s
+  END IF;
+  RETURN NEW;
+END
+%s`, fn, tag, cond, cm.block(table), tag)
+	trigger := fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
+WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
+		qi(cm.name), table, ql(BackfillSetting), fn)
+	return []string{body, trigger}, nil
+}
+
+// constraintInfo is what the catalog says about a table's constraint.
+type constraintInfo struct {
+	contype string   // c, f, p, u, x (and n on PostgreSQL 18+)
+	columns []string // physical columns the constraint covers (conkey)
+	def     string   // pg_get_constraintdef
+}
+
+// lookupConstraint reads constraint name of the physical table t from the catalog, or
+// returns nil when the table has no such constraint physically (yet).
+func (v *validator) lookupConstraint(ctx context.Context, t *Table, name string) (*constraintInfo, error) {
+	var ci constraintInfo
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `
+			SELECT k.contype::text, pg_get_constraintdef(k.oid),
+			       ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
+			               JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord)
+			  FROM pg_constraint k
+			 WHERE k.conrelid = to_regclass($1) AND k.conname = $2`, qi(v.schema, t.Physical), name).Scan(&ci.contype, &ci.def, &ci.columns)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errors.New(pgMessage(err))
+	}
+	return &ci, nil
+}
+
+// relationExists reports whether a table, index or other relation called name exists in
+// the base schema. Unique and primary key constraints own an index of their name, and
+// index names are unique per schema.
+func (v *validator) relationExists(ctx context.Context, name string) (bool, error) {
+	var ok bool
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qi(v.schema, name)).Scan(&ok)
+	})
+	if err != nil {
+		return false, errors.New(pgMessage(err))
+	}
+	return ok, nil
+}
+
+// constraintNameTaken returns an error naming field when a constraint called name exists on
+// t, or a relation called name exists in the schema (an index-backed constraint would
+// collide with it).
+func (v *validator) constraintNameTaken(ctx context.Context, field string, t *Table, name string, indexBacked bool) error {
+	if t.hasConstraint(name) {
+		return fieldErr(field, "a constraint named %q already exists on table %q", name, t.Name)
+	}
+	if !indexBacked {
+		return nil
+	}
+	for _, other := range v.after.Tables {
+		if other.hasIndex(name) {
+			return fieldErr(field, "an index named %q already exists on table %q; a unique or primary key constraint needs an index of its own name", name, other.Name)
+		}
+	}
+	if taken, err := v.relationExists(ctx, name); err != nil {
+		return err
+	} else if taken {
+		return fieldErr(field, "a relation named %q already exists in schema %q; a unique or primary key constraint needs an index of its own name", name, v.schema)
+	}
+	return nil
+}
+
+// removeConstraint drops name from t's list of constraints.
+func (t *Table) removeConstraint(name string) {
+	for i, c := range t.Constraints {
+		if c == name {
+			t.Constraints = append(t.Constraints[:i:i], t.Constraints[i+1:]...)
+			return
+		}
+	}
+}
+
+// checkColumnExprs checks a map of column → expression (pgroll's per-column up or down):
+// every key a column of t, every expression valid over t with a value of the column's type.
+// allowed, when not nil, limits the keys to those columns.
+func (v *validator) checkColumnExprs(ctx context.Context, field string, exprs map[string]string, t *Table, allowed map[string]bool) error {
+	keys := make([]string, 0, len(exprs))
+	for k := range exprs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c, err := v.column(field, t, k)
+		if err != nil {
+			return err
+		}
+		if allowed != nil && !allowed[k] {
+			return fieldErr(field, "column %q is not one of the constraint's columns", k)
+		}
+		if err := v.checkExpr(ctx, field+"."+k, exprs[k], t, c.Type); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// physicalExprs maps the column names of exprs to the physical columns of t.
+func physicalExprs(exprs map[string]string, t *Table) map[string]string {
+	out := map[string]string{}
+	for k, e := range exprs {
+		out[t.Column(k).Physical] = e
+	}
+	return out
+}
+
+// physicalExpr rewrites an expression in t's column names to one over the physical
+// columns, for a constraint definition.
+func physicalExpr(expr string, t *Table) string {
+	// Through temporary names, so that swapped names (a→b, b→a) cannot collide.
+	var renamed []*Column
+	for _, c := range t.Columns {
+		if c.Name != c.Physical && mentions(expr, c.Name) {
+			renamed = append(renamed, c)
+		}
+	}
+	for i, c := range renamed {
+		expr = renameIdent(expr, c.Name, fmt.Sprintf("_tandem_tmp_%d", i))
+	}
+	for i, c := range renamed {
+		expr = renameIdent(expr, fmt.Sprintf("_tandem_tmp_%d", i), c.Physical)
+	}
+	return expr
+}

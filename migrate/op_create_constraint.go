@@ -1,0 +1,567 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// OpCreateConstraint adds a unique, check, foreign key or primary key constraint over one
+// or several columns of an existing table (pgroll's create_constraint).
+//
+// The new version is held to the constraint from start on; the old version's writes are
+// mapped through up (per column, in the old version's names) so that they satisfy it. The
+// constraint reaches the database the safe way: CHECK and FOREIGN KEY go in NOT VALID at
+// start and are validated at complete; UNIQUE and PRIMARY KEY are built as a unique index
+// CONCURRENTLY at start and attached with ADD CONSTRAINT ... USING INDEX at complete, a
+// primary key's columns becoming NOT NULL through validated checks first.
+//
+// The change is made in place: no column is copied and no row is rewritten. That needs
+// the existing rows to satisfy the constraint already; when they do not, validation
+// rejects the operation (the versions would have to see different values, which needs a
+// copy of the columns that create_constraint does not make: fix the data first, or use
+// alter_column for a single column). down is accepted and checked but has nothing to do
+// in place: the new version's writes already satisfy the constraint.
+type OpCreateConstraint struct {
+	Table             string               `json:"table"`
+	Name              string               `json:"name"`
+	Type              string               `json:"type"`
+	Columns           []string             `json:"columns,omitempty"`
+	Check             string               `json:"check,omitempty"`
+	References        *ConstraintReference `json:"references,omitempty"`
+	Up                map[string]string    `json:"up,omitempty"`
+	Down              map[string]string    `json:"down,omitempty"`
+	NullsNotDistinct  bool                 `json:"nulls_not_distinct,omitempty"`
+	Deferrable        bool                 `json:"deferrable,omitempty"`
+	InitiallyDeferred bool                 `json:"initially_deferred,omitempty"`
+	NoInherit         bool                 `json:"no_inherit,omitempty"`
+	IndexParameters   *IndexParameters     `json:"index_parameters,omitempty"`
+}
+
+// ConstraintReference is the referenced side of a multi-column foreign key.
+type ConstraintReference struct {
+	Table              string   `json:"table"`
+	Columns            []string `json:"columns"`
+	OnDelete           string   `json:"on_delete,omitempty"`
+	OnUpdate           string   `json:"on_update,omitempty"`
+	MatchType          string   `json:"match_type,omitempty"`
+	OnDeleteSetColumns []string `json:"on_delete_set_columns,omitempty"`
+}
+
+// IndexParameters are the options of the index behind a unique or primary key constraint.
+type IndexParameters struct {
+	IncludeColumns    []string `json:"include_columns,omitempty"`
+	StorageParameters string   `json:"storage_parameters,omitempty"`
+	Tablespace        string   `json:"tablespace,omitempty"`
+}
+
+// Kind implements Operation.
+func (o *OpCreateConstraint) Kind() string { return "create_constraint" }
+
+func (o *OpCreateConstraint) indexBacked() bool { return o.Type == "unique" || o.Type == "primary_key" }
+
+func (o *OpCreateConstraint) checkFields() error {
+	for f, v := range map[string]string{"table": o.Table, "name": o.Name, "type": o.Type} {
+		if err := required(f, v); err != nil {
+			return err
+		}
+	}
+	switch o.Type {
+	case "unique", "primary_key", "foreign_key":
+		if len(o.Columns) == 0 {
+			return fieldErr("columns", "required for a %s constraint", o.Type)
+		}
+		if o.Check != "" {
+			return fieldErr("check", "only a check constraint has a check expression")
+		}
+	case "check":
+		if err := required("check", o.Check); err != nil {
+			return err
+		}
+		if err := checkExpr(o.Check); err != nil {
+			return fieldErr("check", "%v", err)
+		}
+	default:
+		return fieldErr("type", "must be one of unique, check, foreign_key, primary_key")
+	}
+	seen := map[string]bool{}
+	for _, c := range o.Columns {
+		if err := required("columns", c); err != nil {
+			return err
+		}
+		if seen[c] {
+			return fieldErr("columns", "column %q is listed twice", c)
+		}
+		seen[c] = true
+	}
+	if r := o.References; r != nil {
+		if o.Type != "foreign_key" {
+			return fieldErr("references", "only a foreign_key constraint references a table")
+		}
+		if err := required("references.table", r.Table); err != nil {
+			return err
+		}
+		if len(r.Columns) != len(o.Columns) {
+			return fieldErr("references.columns", "a foreign key needs as many referenced columns (%d) as columns (%d)", len(r.Columns), len(o.Columns))
+		}
+		r.OnDelete = strings.ToUpper(strings.TrimSpace(r.OnDelete))
+		r.OnUpdate = strings.ToUpper(strings.TrimSpace(r.OnUpdate))
+		r.MatchType = strings.ToUpper(strings.TrimSpace(r.MatchType))
+		if !fkActions[r.OnDelete] {
+			return fieldErr("references.on_delete", "must be one of NO ACTION, RESTRICT, CASCADE, SET NULL, SET DEFAULT")
+		}
+		if !fkActions[r.OnUpdate] {
+			return fieldErr("references.on_update", "must be one of NO ACTION, RESTRICT, CASCADE, SET NULL, SET DEFAULT")
+		}
+		if r.MatchType != "" && r.MatchType != "SIMPLE" && r.MatchType != "FULL" {
+			return fieldErr("references.match_type", "must be SIMPLE or FULL (PostgreSQL does not implement PARTIAL)")
+		}
+		if len(r.OnDeleteSetColumns) > 0 && r.OnDelete != "SET NULL" && r.OnDelete != "SET DEFAULT" {
+			return fieldErr("references.on_delete_set_columns", "needs on_delete SET NULL or SET DEFAULT")
+		}
+		for _, c := range r.OnDeleteSetColumns {
+			if !seen[c] {
+				return fieldErr("references.on_delete_set_columns", "column %q is not one of the constraint's columns", c)
+			}
+		}
+	} else if o.Type == "foreign_key" {
+		return fieldErr("references", "required for a foreign_key constraint")
+	}
+	if o.NullsNotDistinct && o.Type != "unique" {
+		return fieldErr("nulls_not_distinct", "only for a unique constraint")
+	}
+	if o.Deferrable && o.Type == "check" {
+		return fieldErr("deferrable", "a check constraint cannot be deferrable")
+	}
+	if o.InitiallyDeferred && !o.Deferrable {
+		return fieldErr("initially_deferred", "needs deferrable: true")
+	}
+	if o.NoInherit && o.Type != "check" {
+		return fieldErr("no_inherit", "only for a check constraint")
+	}
+	if p := o.IndexParameters; p != nil {
+		if !o.indexBacked() {
+			return fieldErr("index_parameters", "only for a unique or primary_key constraint")
+		}
+		if p.StorageParameters != "" {
+			if err := checkExpr(p.StorageParameters); err != nil {
+				return fieldErr("index_parameters.storage_parameters", "%v", err)
+			}
+		}
+	}
+	for field, m := range map[string]map[string]string{"up": o.Up, "down": o.Down} {
+		for c, e := range m {
+			if err := checkExpr(e); err != nil {
+				return fieldErr(field+"."+c, "%v", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
+	t, err := v.table("table", o.Table)
+	if err != nil {
+		return err
+	}
+	if old := v.before.Table(o.Table); old == nil || old.Physical != t.Physical {
+		return fieldErr("table", "table %q is created in this migration; define the constraint in its create_table", o.Table)
+	}
+	if err := v.constraintNameTaken(ctx, "name", t, o.Name, o.indexBacked()); err != nil {
+		return err
+	}
+	var cols []*Column
+	for _, name := range o.Columns {
+		c, err := v.column("columns", t, name)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, c)
+	}
+	if o.Type == "primary_key" && len(t.PrimaryKey) > 0 {
+		return fieldErr("type", "table %q has a primary key already", o.Table)
+	}
+	if o.Type == "check" {
+		if err := v.checkExpr(ctx, "check", o.Check, t, "boolean"); err != nil {
+			return err
+		}
+	}
+	if p := o.IndexParameters; p != nil {
+		for _, name := range p.IncludeColumns {
+			if _, err := v.column("index_parameters.include_columns", t, name); err != nil {
+				return err
+			}
+		}
+	}
+	if o.Type == "foreign_key" {
+		if err := o.validateReferences(ctx, v, cols); err != nil {
+			return err
+		}
+	}
+
+	// up maps the old version's writes; its keys are the old version's names.
+	var allowed map[string]bool
+	if len(o.Columns) > 0 {
+		allowed = map[string]bool{}
+		for _, c := range cols {
+			if oc := v.opBefore.Table(o.Table).ColumnByPhysical(c.Physical); oc != nil {
+				allowed[oc.Name] = true
+			}
+		}
+	}
+	if err := v.checkColumnExprs(ctx, "up", o.Up, v.opBefore.Table(o.Table), allowed); err != nil {
+		return err
+	}
+	if len(o.Columns) > 0 {
+		allowed = map[string]bool{}
+		for _, c := range o.Columns {
+			allowed[c] = true
+		}
+	}
+	if err := v.checkColumnExprs(ctx, "down", o.Down, t, allowed); err != nil {
+		return err
+	}
+
+	// In place only: the existing rows must satisfy the constraint already.
+	broken, err := o.anyViolation(ctx, v, t, cols)
+	if err != nil {
+		return fieldErr("columns", "%v", err)
+	}
+	if broken != "" {
+		return fieldErr("up", "existing rows of %q break the new constraint %q (%s); create_constraint changes the table in place and does not rewrite existing rows, so up only maps the rows the old version writes from now on. Fix the existing rows first (an sql migration, or alter_column for a single column), then create the constraint", o.Table, o.Name, broken)
+	}
+
+	t.Constraints = append(t.Constraints, o.Name)
+	if o.indexBacked() {
+		t.Indexes = append(t.Indexes, o.Name)
+	}
+	if o.Type == "primary_key" {
+		for _, c := range cols {
+			c.Nullable = false
+		}
+	}
+	return nil
+}
+
+// validateReferences checks the referenced table and columns of a foreign key, and that
+// they carry a unique or primary key constraint, as PostgreSQL requires.
+func (o *OpCreateConstraint) validateReferences(ctx context.Context, v *validator, cols []*Column) error {
+	r := o.References
+	rt, err := v.table("references.table", r.Table)
+	if err != nil {
+		return err
+	}
+	var rcols []string
+	for _, name := range r.Columns {
+		c, err := v.column("references.columns", rt, name)
+		if err != nil {
+			return err
+		}
+		rcols = append(rcols, c.Physical)
+	}
+	if old := v.before.Table(r.Table); old == nil || old.Physical != rt.Physical {
+		return nil // created in this migration: its create_table declares its keys
+	}
+	var unique bool
+	err = savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM pg_index x
+			                WHERE x.indrelid = to_regclass($1) AND x.indisunique AND x.indisvalid
+			                  AND x.indpred IS NULL AND x.indexprs IS NULL AND x.indnkeyatts = cardinality($2::text[])
+			                  AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+			                        WHERE a.attrelid = x.indrelid AND a.attnum = ANY ((x.indkey::int2[])[0:x.indnkeyatts - 1]))
+			                      = (SELECT array_agg(c ORDER BY c) FROM unnest($2::text[]) c))`,
+			qi(v.schema, rt.Physical), rcols).Scan(&unique)
+	})
+	if err != nil {
+		return fieldErr("references", "%s", pgMessage(err))
+	}
+	if !unique {
+		return fieldErr("references.columns", "columns (%s) of table %q carry no unique or primary key constraint, which a foreign key needs", strings.Join(r.Columns, ", "), r.Table)
+	}
+	return nil
+}
+
+// anyViolation reads the table and describes how existing rows break the constraint, or
+// returns "" when they all satisfy it.
+func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *Table, cols []*Column) (string, error) {
+	rows := v.rowsSQL(t, nil)
+	var names, notNull []string
+	for _, c := range o.Columns {
+		names = append(names, qi(c))
+		notNull = append(notNull, qi(c)+" IS NOT NULL")
+	}
+	type probe struct{ sql, what string }
+	var probes []probe
+	switch o.Type {
+	case "check":
+		probes = append(probes, probe{"SELECT EXISTS (SELECT 1 FROM " + rows + " WHERE NOT (" + o.Check + "))", "some rows fail the check"})
+	case "unique", "primary_key":
+		where := " WHERE " + strings.Join(notNull, " AND ")
+		if o.NullsNotDistinct || o.Type == "primary_key" {
+			where = ""
+		}
+		if o.Type == "primary_key" {
+			probes = append(probes, probe{"SELECT EXISTS (SELECT 1 FROM " + rows + " WHERE NOT (" + strings.Join(notNull, " AND ") + "))", "some rows hold NULL in a key column"})
+		}
+		probes = append(probes, probe{"SELECT EXISTS (SELECT 1 FROM " + rows + where + " GROUP BY " + strings.Join(names, ", ") + " HAVING count(*) > 1)", "some rows share the same values"})
+	case "foreign_key":
+		r := o.References
+		rt := v.after.Table(r.Table)
+		cond := strings.Join(notNull, " AND ")
+		if r.MatchType == "FULL" {
+			cond = "(" + strings.Join(notNull, " OR ") + ")"
+		}
+		missing := "true"
+		if old := v.before.Table(r.Table); old != nil && old.Physical == rt.Physical {
+			var eq []string
+			for i, c := range r.Columns {
+				eq = append(eq, "_tandem_ref."+qi(rt.Column(c).Physical)+" = "+qi(t.Name)+"."+qi(o.Columns[i]))
+			}
+			missing = "NOT EXISTS (SELECT 1 FROM " + qi(v.schema, rt.Physical) + " AS _tandem_ref WHERE " + strings.Join(eq, " AND ") + ")"
+		}
+		what := "some rows reference no row of " + strconvQuote(r.Table)
+		if r.MatchType == "FULL" {
+			what += " (or are partly NULL, which MATCH FULL forbids)"
+			missing = "(NOT (" + strings.Join(notNull, " AND ") + ") OR " + missing + ")"
+		}
+		probes = append(probes, probe{"SELECT EXISTS (SELECT 1 FROM " + rows + " WHERE " + cond + " AND " + missing + ")", what})
+	}
+	for _, p := range probes {
+		var found bool
+		err := savepoint(ctx, v.tx, func(tx pgx.Tx) error { return tx.QueryRow(ctx, p.sql).Scan(&found) })
+		if err != nil {
+			return "", fmt.Errorf("%s", pgMessage(err))
+		}
+		if found {
+			return p.what, nil
+		}
+	}
+	return "", nil
+}
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+
+func (o *OpCreateConstraint) triggerName(r *run) string { return r.objectName("trg") }
+func (o *OpCreateConstraint) uniqueIndex(r *run) string { return r.objectName("uq") }
+func (o *OpCreateConstraint) notNullCheck(r *run, i int) string {
+	return r.objectName(fmt.Sprintf("nn%d", i))
+}
+
+// shape returns the table as the new version sees it after this operation, and the
+// physical columns of the constraint.
+func (o *OpCreateConstraint) shape(r *run) (*Table, []string) {
+	t := r.opAfter.Table(o.Table)
+	var cols []string
+	for _, c := range o.Columns {
+		cols = append(cols, t.Column(c).Physical)
+	}
+	return t, cols
+}
+
+// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet.
+func (o *OpCreateConstraint) nullableKeyColumns(r *run) []string {
+	if o.Type != "primary_key" {
+		return nil
+	}
+	before := r.opBefore.Table(o.Table)
+	_, cols := o.shape(r)
+	var out []string
+	for _, c := range cols {
+		if bc := before.ColumnByPhysical(c); bc == nil || bc.Nullable {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (o *OpCreateConstraint) deferrableSQL() string {
+	s := ""
+	if o.Deferrable {
+		s += " DEFERRABLE"
+		if o.InitiallyDeferred {
+			s += " INITIALLY DEFERRED"
+		}
+	}
+	return s
+}
+
+func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
+	t, cols := o.shape(r)
+	table := r.table(t.Physical)
+	tables := []string{table}
+	var stmts []string
+	if len(o.Up) > 0 {
+		before := r.opBefore.Table(o.Table)
+		cm := columnMap{name: o.triggerName(r), shape: before, exprs: physicalExprs(o.Up, before)}
+		trig, err := cm.statements(r, t.Physical)
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, trig...)
+	}
+	addConstraint := func(name, def string) error {
+		ok, err := constraintExists(ctx, r, table, name)
+		if err == nil && !ok {
+			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID")
+		}
+		return err
+	}
+	switch o.Type {
+	case "check":
+		def := "CHECK (" + physicalExpr(o.Check, t) + ")"
+		if o.NoInherit {
+			def += " NO INHERIT"
+		}
+		if err := addConstraint(o.Name, def); err != nil {
+			return err
+		}
+	case "foreign_key":
+		ref := o.References
+		rt := r.opAfter.Table(ref.Table)
+		var rcols []string
+		for _, c := range ref.Columns {
+			rcols = append(rcols, rt.Column(c).Physical)
+		}
+		def := "FOREIGN KEY (" + quoteAll(cols) + ") REFERENCES " + r.table(rt.Physical) + " (" + quoteAll(rcols) + ")"
+		if ref.MatchType != "" {
+			def += " MATCH " + ref.MatchType
+		}
+		if ref.OnDelete != "" {
+			def += " ON DELETE " + ref.OnDelete
+			if len(ref.OnDeleteSetColumns) > 0 {
+				var set []string
+				for _, c := range ref.OnDeleteSetColumns {
+					set = append(set, t.Column(c).Physical)
+				}
+				def += " (" + quoteAll(set) + ")"
+			}
+		}
+		if ref.OnUpdate != "" {
+			def += " ON UPDATE " + ref.OnUpdate
+		}
+		if err := addConstraint(o.Name, def+o.deferrableSQL()); err != nil {
+			return err
+		}
+		if rtable := r.table(rt.Physical); rtable != table {
+			tables = append(tables, rtable)
+		}
+	case "primary_key":
+		for i, c := range o.nullableKeyColumns(r) {
+			if err := addConstraint(o.notNullCheck(r, i), "CHECK ("+qi(c)+" IS NOT NULL)"); err != nil {
+				return err
+			}
+		}
+	}
+	// The trigger and the NOT VALID constraints go in one transaction: a row the old
+	// version writes in between would otherwise miss the trigger and fail the check.
+	if len(stmts) > 0 {
+		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
+			return err
+		}
+	}
+	if o.indexBacked() {
+		idx := o.uniqueIndex(r)
+		if err := r.m.execConcurrently(ctx, r.schema, idx, o.indexSQL(r, idx, table, t, cols)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexSQL is the CREATE UNIQUE INDEX CONCURRENTLY statement behind a unique or primary
+// key constraint.
+func (o *OpCreateConstraint) indexSQL(r *run, idx, table string, t *Table, cols []string) string {
+	q := "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS " + qi(idx) + " ON " + table + " (" + quoteAll(cols) + ")"
+	p := o.IndexParameters
+	if p != nil && len(p.IncludeColumns) > 0 {
+		var inc []string
+		for _, c := range p.IncludeColumns {
+			inc = append(inc, t.Column(c).Physical)
+		}
+		q += " INCLUDE (" + quoteAll(inc) + ")"
+	}
+	if o.NullsNotDistinct {
+		q += " NULLS NOT DISTINCT"
+	}
+	if p != nil && p.StorageParameters != "" {
+		q += " WITH (" + p.StorageParameters + ")"
+	}
+	if p != nil && p.Tablespace != "" {
+		q += " TABLESPACE " + qi(p.Tablespace)
+	}
+	return q
+}
+
+func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
+	t, _ := o.shape(r)
+	table := r.table(t.Physical)
+	if len(o.Up) > 0 {
+		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+			return err
+		}
+	}
+	switch o.Type {
+	case "check", "foreign_key":
+		// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
+		return validateConstraint(ctx, r, table, o.Name)
+	case "primary_key":
+		var stmts []string
+		for i, c := range o.nullableKeyColumns(r) {
+			name := o.notNullCheck(r, i)
+			if ok, err := constraintExists(ctx, r, table, name); err != nil {
+				return err
+			} else if !ok {
+				continue // folded into NOT NULL by an interrupted complete
+			}
+			if err := validateConstraint(ctx, r, table, name); err != nil {
+				return err
+			}
+			// With a validated CHECK (col IS NOT NULL), SET NOT NULL skips the scan.
+			stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+qi(c)+" SET NOT NULL",
+				"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(name))
+		}
+		if len(stmts) > 0 {
+			if err := r.m.execLocked(ctx, []string{table}, stmts...); err != nil {
+				return err
+			}
+		}
+	}
+	// unique and primary_key: attach the index built at start.
+	if ok, err := constraintExists(ctx, r, table, o.Name); err != nil || ok {
+		return err
+	}
+	kind := "UNIQUE"
+	if o.Type == "primary_key" {
+		kind = "PRIMARY KEY"
+	}
+	return r.m.execLocked(ctx, []string{table},
+		"ALTER TABLE "+table+" ADD CONSTRAINT "+qi(o.Name)+" "+kind+" USING INDEX "+qi(o.uniqueIndex(r))+o.deferrableSQL())
+}
+
+func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
+	t, _ := o.shape(r)
+	table := r.table(t.Physical)
+	if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+		return err
+	}
+	if o.indexBacked() {
+		idx := o.uniqueIndex(r)
+		if err := r.m.execConcurrently(ctx, r.schema, idx, "DROP INDEX CONCURRENTLY IF EXISTS "+qi(r.schema, idx)); err != nil {
+			return err
+		}
+	}
+	var stmts []string
+	if o.Type == "check" || o.Type == "foreign_key" {
+		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.Name))
+	}
+	for i := range o.nullableKeyColumns(r) {
+		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r, i)))
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	return r.m.execLocked(ctx, []string{table}, stmts...)
+}
