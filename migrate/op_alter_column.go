@@ -353,7 +353,7 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 	t := r.opAfter.Table(o.Table)
 	table := r.table(t.Physical)
 	old, nc, shadow := o.cols(r)
-	if o.Up != "" || o.Down != "" {
+	if !shadow && (o.Up != "" || o.Down != "") {
 		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
 			return err
 		}
@@ -394,6 +394,10 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 		}
 	}
 	var stmts []string
+	if shadow {
+		// The trigger goes in the same transaction as the old column it fills.
+		stmts = append(stmts, dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
+	}
 	if shadow && kept != nil {
 		// The swap: drop the old column (and what hangs on it), give the shadow its name
 		// and the kept indexes and constraints theirs.

@@ -3,8 +3,10 @@ package migrate
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -193,4 +195,68 @@ func TestBackfillStopsAtABadRow(t *testing.T) {
 			e.assertNoLeftovers("public_02")
 		})
 	}
+}
+
+// TestConcurrentLoadDuringTypeAndNotNullChange: a type change and a NOT NULL change run
+// start and complete while both versions write and read; not one statement may fail.
+func TestConcurrentLoadDuringTypeAndNotNullChange(t *testing.T) {
+	const rows = 20000
+	e := newEnv(t, func(o *Options) { o.BackfillBatchTime = 20 * time.Millisecond })
+	e.exec(`CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL, note text)`)
+	e.exec(`INSERT INTO items (name, qty, note) SELECT 'n' || i, i % 1000, CASE WHEN i % 3 = 0 THEN 'x' END FROM generate_series(1, $1::int) i`, rows)
+	old := loadPool(t, e, "", 6)
+	var oldStats, newStats loadStats
+	oldLoad := runLoad(old, 4, "old", &oldStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		var sql string
+		var err error
+		switch rng.IntN(3) {
+		case 0:
+			sql = `INSERT INTO items (name, qty, note) VALUES ('o', $1, NULL)`
+			_, err = p.Exec(ctx, sql, rng.IntN(1000))
+		case 1:
+			sql = `UPDATE items SET qty = qty + 1, note = NULL WHERE id = $1`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows))
+		default:
+			sql = `SELECT sum(qty) FROM items WHERE id BETWEEN $1 AND $1 + 50`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows))
+		}
+		return sql, err
+	})
+	defer oldLoad.stop()
+	waitForStatements(t, &oldStats, 200)
+	e.start(`{"name": "02", "operations": [
+		{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty", "down": "least(qty, 2147483647)::int"}},
+		{"alter_column": {"table": "items", "column": "note", "nullable": false, "up": "coalesce(note, '-')", "down": "note"}}]}`)
+	v2 := loadPool(t, e, "02", 6)
+	newLoad := runLoad(v2, 3, "new", &newStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		var sql string
+		var err error
+		switch rng.IntN(3) {
+		case 0:
+			sql = `INSERT INTO items (name, qty, note) VALUES ('n', 3000000000, 'new')`
+			_, err = p.Exec(ctx, sql)
+		case 1:
+			sql = `UPDATE items SET qty = qty + 1 WHERE id = $1`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows))
+		default:
+			sql = `SELECT sum(qty) FROM items WHERE id BETWEEN $1 AND $1 + 50 AND note IS NOT NULL`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows))
+		}
+		return sql, err
+	})
+	defer newLoad.stop()
+	waitForStatements(t, &newStats, 200)
+	waitForStatements(t, &oldStats, 200)
+	oldLoad.stop()
+	e.complete()
+	waitForStatements(t, &newStats, 200)
+	newLoad.stop()
+	for _, s := range []*loadStats{&oldStats, &newStats} {
+		if n := s.failed.Load(); n > 0 {
+			t.Errorf("%d of %d statements failed; first failures:\n%s", n, n+s.ok.Load(), strings.Join(s.errs, "\n"))
+		}
+	}
+	expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty bigint not null, note text not null")
+	expectString(t, e.db, "SELECT count(*)::text FROM items WHERE name = 'n' AND qty < 3000000000", "0")
+	e.assertNoLeftovers("public_02")
 }

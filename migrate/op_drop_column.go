@@ -67,14 +67,12 @@ func (o *OpDropColumn) start(ctx context.Context, r *run) error {
 
 func (o *OpDropColumn) complete(ctx context.Context, r *run) error {
 	t := r.after.Table(o.Table)
-	if o.Down != "" {
-		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
-			return err
-		}
-	}
 	c := r.opBefore.Table(o.Table).Column(o.Column)
 	table := r.table(t.Physical)
-	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" DROP COLUMN IF EXISTS "+qi(c.Physical))
+	// The trigger goes with the column: without it, the new version's writes would
+	// leave the column NULL.
+	stmts := append(dropTriggerSQL(r, o.triggerName(r), t.Physical), "ALTER TABLE "+table+" DROP COLUMN IF EXISTS "+qi(c.Physical))
+	return r.m.execLocked(ctx, []string{table}, stmts...)
 }
 
 func (o *OpDropColumn) rollback(ctx context.Context, r *run) error {

@@ -149,3 +149,13 @@ func dropTrigger(ctx context.Context, r *run, name, physicalTable string) error 
 	}
 	return r.m.execLocked(ctx, tables, stmts...)
 }
+
+// dropTriggerSQL returns the statements that drop a dual-write trigger and its function,
+// for callers that must drop them in the same transaction as the column the trigger
+// fills (otherwise writes in between would miss it).
+func dropTriggerSQL(r *run, name, physicalTable string) []string {
+	return []string{
+		"DROP TRIGGER IF EXISTS " + qi(name) + " ON " + r.table(physicalTable),
+		"DROP FUNCTION IF EXISTS " + qi(r.schema, name) + "()",
+	}
+}
