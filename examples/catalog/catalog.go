@@ -371,6 +371,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := Setup(ctx, pool); err != nil {
 		return err
 	}
+	if err := warmUp(ctx, pool, 4); err != nil {
+		return err
+	}
 
 	metrics := lifecycle.NewMetrics(nil)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -445,6 +448,30 @@ func Run(ctx context.Context, cfg Config) error {
 	err = srv.Serve(ctx, ln)
 	<-workerDone
 	return err
+}
+
+// warmUp opens n connections and runs the hot query on each before the instance reports
+// ready, so that its first requests do not wait for new database sessions.
+func warmUp(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("warm up the pool: %w", err)
+		}
+		conns = append(conns, c)
+		var it Item
+		if err := c.QueryRow(ctx, "SELECT id, name, price_cents FROM items WHERE id = $1", 1).
+			Scan(&it.ID, &it.Name, &it.PriceCents); err != nil {
+			return fmt.Errorf("warm up the pool: %w", err)
+		}
+	}
+	return nil
 }
 
 // Main parses command-line flags and runs an instance. It returns the process's exit
