@@ -18,12 +18,13 @@ import (
 // CONCURRENTLY at start and attached with ADD CONSTRAINT ... USING INDEX at complete, a
 // primary key's columns becoming NOT NULL through validated checks first.
 //
-// The change is made in place: no column is copied and no row is rewritten. That needs
-// the existing rows to satisfy the constraint already; when they do not, validation
-// rejects the operation (the versions would have to see different values, which needs a
-// copy of the columns that create_constraint does not make: fix the data first, or use
-// alter_column for a single column). down is accepted and checked but has nothing to do
-// in place: the new version's writes already satisfy the constraint.
+// When the existing rows satisfy the constraint, the change is made in place: no column
+// is copied and no row is rewritten, and down has nothing to do (the new version's writes
+// satisfy the constraint already). When they do not, the versions must see different
+// values. For a check over one column with up, the column is then copied as alter_column
+// copies it (up fills the copy for existing rows and the old version's writes, down, by
+// default the value itself, fills the old column for the new version's writes). Other
+// constraints that existing rows break are rejected in validation: fix the data first.
 type OpCreateConstraint struct {
 	Table             string               `json:"table"`
 	Name              string               `json:"name"`
@@ -230,7 +231,16 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		return fieldErr("columns", "%v", err)
 	}
 	if broken != "" {
-		return fieldErr("up", "existing rows of %q break the new constraint %q (%s); create_constraint changes the table in place and does not rewrite existing rows, so up only maps the rows the old version writes from now on. Fix the existing rows first (an sql migration, or alter_column for a single column), then create the constraint", o.Table, o.Name, broken)
+		if ac := o.shadowAlter(); ac != nil && len(o.Up) > 0 {
+			// The versions must see different values: a copy of the column, as
+			// alter_column makes it.
+			if err := ac.validate(ctx, v); err != nil {
+				return err
+			}
+			t.Constraints = append(t.Constraints, o.Name)
+			return nil
+		}
+		return fieldErr("up", "existing rows of %q break the new constraint %q (%s); a %s constraint over several columns, or one that is not a check, is made in place and existing rows are not rewritten (up only maps the rows the old version writes from now on). Fix the existing rows first (an sql migration, or alter_column for a single column), then create the constraint", o.Table, o.Name, broken, o.Type)
 	}
 
 	t.Constraints = append(t.Constraints, o.Name)
@@ -344,6 +354,39 @@ func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *
 
 func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 
+// shadowAlter is the alter_column that makes a single-column check constraint which the
+// existing rows break: the versions must then see different values, so the column is
+// copied, filled by up and kept in step by triggers (see OpAlterColumn). Without down, the
+// new version's values go to the old column as they are. It returns nil for the other
+// constraints.
+func (o *OpCreateConstraint) shadowAlter() *OpAlterColumn {
+	if o.Type != "check" || len(o.Columns) != 1 {
+		return nil
+	}
+	col := o.Columns[0]
+	down, ok := o.Down[col]
+	if !ok {
+		down = qi(col)
+	}
+	return &OpAlterColumn{Table: o.Table, Column: col, Up: o.Up[col], Down: down,
+		Check: &CheckDef{Name: o.Name, Constraint: o.Check, NoInherit: o.NoInherit}}
+}
+
+// copied returns the alter_column that does the work when validation decided to copy the
+// column (the new version's column is stored elsewhere than the old one's), or nil.
+func (o *OpCreateConstraint) copied(r *run) *OpAlterColumn {
+	ac := o.shadowAlter()
+	if ac == nil || ac.Up == "" {
+		return nil
+	}
+	before, after := r.opBefore.Table(o.Table), r.opAfter.Table(o.Table)
+	if before == nil || after == nil || before.Column(ac.Column) == nil || after.Column(ac.Column) == nil ||
+		before.Column(ac.Column).Physical == after.Column(ac.Column).Physical {
+		return nil
+	}
+	return ac
+}
+
 func (o *OpCreateConstraint) triggerName(r *run) string { return r.objectName("trg") }
 func (o *OpCreateConstraint) uniqueIndex(r *run) string { return r.objectName("uq") }
 func (o *OpCreateConstraint) notNullCheck(r *run, i int) string {
@@ -389,6 +432,9 @@ func (o *OpCreateConstraint) deferrableSQL() string {
 }
 
 func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
+	if ac := o.copied(r); ac != nil {
+		return ac.start(ctx, r)
+	}
 	t, cols := o.shape(r)
 	table := r.table(t.Physical)
 	tables := []string{table}
@@ -496,6 +542,9 @@ func (o *OpCreateConstraint) indexSQL(r *run, idx, table string, t *Table, cols 
 }
 
 func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
+	if ac := o.copied(r); ac != nil {
+		return ac.complete(ctx, r)
+	}
 	t, _ := o.shape(r)
 	table := r.table(t.Physical)
 	if len(o.Up) > 0 {
@@ -542,6 +591,9 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 }
 
 func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
+	if ac := o.copied(r); ac != nil {
+		return ac.rollback(ctx, r)
+	}
 	t, _ := o.shape(r)
 	table := r.table(t.Physical)
 	if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {

@@ -104,6 +104,40 @@ func TestCreateConstraintLifecycles(t *testing.T) {
 			},
 		},
 		{
+			name: "check on one column that existing rows break copies the column",
+			setup: []string{
+				`CREATE INDEX items_qty_idx ON items (qty)`,
+				`ALTER TABLE items ALTER COLUMN qty SET DEFAULT 20`,
+			},
+			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "qty_above_10", "type": "check",
+				"check": "qty > 10", "columns": ["qty"], "up": {"qty": "greatest(qty, 11)"}}}]}`,
+			during: func(t *testing.T, e *testEnv, old, new *pgxpool.Pool) {
+				if s := shadowColumns(t, e); s != "_tandem_new_qty" {
+					t.Fatalf("shadow columns: %q", s)
+				}
+				expectString(t, new, "SELECT string_agg(qty::text, ',' ORDER BY id) FROM items WHERE id IN (1, 10, 11, 12)", "11,11,11,12")
+				expectString(t, old, "SELECT string_agg(qty::text, ',' ORDER BY id) FROM items WHERE id IN (1, 10, 11, 12)", "1,10,11,12")
+				mustExec(t, old, "INSERT INTO items (name, qty) VALUES ('old', 5)")
+				expectString(t, new, "SELECT qty::text FROM items WHERE name = 'old'", "11")
+				expectString(t, old, "SELECT qty::text FROM items WHERE name = 'old'", "5")
+				expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('new', 3)", "23514")
+				mustExec(t, new, "INSERT INTO items (name, qty) VALUES ('new', 50)")
+				expectString(t, old, "SELECT qty::text FROM items WHERE name = 'new'", "50")
+			},
+			rolledBack: func(t *testing.T, e *testEnv) {
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text")
+				expectString(t, e.db, "SELECT qty::text FROM items WHERE id = 1", "1")
+			},
+			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, note text, qty integer not null")
+				expectString(t, e.db, "SELECT pg_get_constraintdef(oid) || ':' || convalidated FROM pg_constraint WHERE conname = 'qty_above_10'", "CHECK ((qty > 10)):true")
+				expectString(t, e.db, "SELECT count(*)::text FROM items WHERE qty <= 10", "0")
+				expectString(t, e.db, "SELECT pg_get_indexdef('items_qty_idx'::regclass)", "CREATE INDEX items_qty_idx ON public.items USING btree (qty)")
+				mustExec(t, new, "INSERT INTO items (name) VALUES ('default')")
+				expectString(t, new, "SELECT qty::text FROM items WHERE name = 'default'", "20")
+			},
+		},
+		{
 			name: "unique over two columns",
 			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "items_name_qty_key", "type": "unique",
 				"columns": ["name", "qty"], "up": {"name": "btrim(name)"}}}]}`,
@@ -243,7 +277,9 @@ func TestCreateConstraintValidation(t *testing.T) {
 		{`{"table": "items", "name": "items_pkey2", "type": "primary_key", "columns": ["name"]}`, "type", "has a primary key already"},
 		{`{"table": "items", "name": "items_pkey", "type": "unique", "columns": ["name"]}`, "name", "already exists"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty >"}`, "check", "not valid"},
-		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10", "up": {"qty": "greatest(qty, 11)"}}`, "up", "existing rows"},
+		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"], "up": {"qty": "greatest(qty, 11)"}}`, "up", "existing rows"},
+		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty"}}`, "", ""},
+		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10", "columns": ["qty"], "up": {"qty": "greatest(qty, 5)"}}`, "up", "still breaks check"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10"}`, "up", "some rows fail the check"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"name": "name"}}`, "up", "not one of the constraint's columns"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty +"}}`, "up.qty", "not valid"},
@@ -254,6 +290,12 @@ func TestCreateConstraintValidation(t *testing.T) {
 		{`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["qty"], "references": {"table": "cats", "columns": ["id"]}}`, "up", "reference no row"},
 	}
 	for _, c := range cases {
+		if c.field == "" {
+			if err := e.m.Validate(context.Background(), e.parse(op(c.body))); err != nil {
+				t.Fatalf("validate %s: %v", c.body, err)
+			}
+			continue
+		}
 		expectInputError(t, e, op(c.body), c.field, c.want)
 	}
 	e.exec(`INSERT INTO items (name, qty) VALUES ('n1', 1)`)
