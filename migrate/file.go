@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -170,6 +171,13 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 	ierr := func(op int, kind, field string, err error) error {
 		return &InputError{File: file, Op: op, Kind: kind, Field: field, Err: err}
 	}
+	if strings.EqualFold(filepath.Ext(file), ".json") {
+		// A .json file must be JSON: read as YAML, a superset, a mistake such as a
+		// trailing comma would pass unnoticed.
+		if err := jsonSyntax(data); err != nil {
+			return nil, ierr(-1, "", "", err)
+		}
+	}
 	jsonData, err := toJSON(data)
 	if err != nil {
 		return nil, ierr(-1, "", "", fmt.Errorf("not valid JSON or YAML: %w", err))
@@ -235,6 +243,20 @@ func knownKinds() []string {
 	return ks
 }
 
+// jsonSyntax reports a JSON syntax error with its line and column.
+func jsonSyntax(data []byte) error {
+	var v any
+	err := json.Unmarshal(data, &v)
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return err
+	}
+	before := data[:min(max(se.Offset, 0), int64(len(data)))]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Errorf("not valid JSON: line %d, column %d: %s", line, col, strings.TrimPrefix(se.Error(), "json: "))
+}
+
 // toJSON accepts JSON or YAML and returns JSON.
 func toJSON(data []byte) ([]byte, error) {
 	trimmed := bytes.TrimSpace(data)
@@ -296,7 +318,13 @@ func strictUnmarshal(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return &InputError{Op: -1, Field: te.Field, Err: fmt.Errorf("must be of JSON type %s, not %s", te.Type, te.Value)}
+			want := "of JSON type " + te.Type.String()
+			if k := te.Type.Kind(); k == reflect.Struct || k == reflect.Map || (k == reflect.Pointer && te.Type.Elem().Kind() == reflect.Struct) {
+				want = "an object" // not the Go type's spelling
+			} else if k == reflect.Slice && te.Type.Elem().Kind() != reflect.Uint8 {
+				want = "a list"
+			}
+			return &InputError{Op: -1, Field: te.Field, Err: fmt.Errorf("must be %s, not %s", want, te.Value)}
 		}
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {

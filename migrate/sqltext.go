@@ -33,8 +33,16 @@ func checkExpr(expr string) error {
 	for i := 0; i < len(expr); i++ {
 		switch c := expr[i]; {
 		case c == '\'' || c == '"':
+			// In an escape string (E'...'), a backslash escapes the next character,
+			// quotes included: E'\'' is one string, not a string and a quote.
+			escape := c == '\'' && i > 0 && (expr[i-1] == 'E' || expr[i-1] == 'e') &&
+				(i < 2 || !(isAlnum(expr[i-2]) || expr[i-2] == '_' || expr[i-2] == '$'))
 			j := i + 1
 			for ; j < len(expr); j++ {
+				if escape && expr[j] == '\\' {
+					j++
+					continue
+				}
 				if expr[j] == c {
 					if j+1 < len(expr) && expr[j+1] == c {
 						j++
