@@ -26,7 +26,7 @@ const (
 	RouterRuntime = "runtime"
 )
 
-const runtimeSlots = 32
+const runtimeSlots = 2*MaxInstances + 8 // room to add a whole new set before removing the old
 
 // endpoint is one instance as the router sees it.
 type endpoint struct {
@@ -190,23 +190,7 @@ func (h *haproxy) applyRuntime(eps []endpoint) error {
 	for _, e := range eps {
 		want[e.Name] = e.Addr
 	}
-	// Remove first, then add.
-	var names []string
-	for name := range h.running {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if _, ok := want[name]; ok {
-			continue
-		}
-		slot := h.slots[name]
-		if _, err := h.command(fmt.Sprintf("set server be/s%d state maint", slot)); err != nil {
-			return err
-		}
-		delete(h.running, name)
-		delete(h.slots, name)
-	}
+	// Add first, then remove: removing first would leave a moment with no server.
 	for _, e := range eps {
 		if _, ok := h.running[e.Name]; ok {
 			continue
@@ -229,6 +213,23 @@ func (h *haproxy) applyRuntime(eps []endpoint) error {
 		}
 		h.slots[e.Name] = slot
 		h.running[e.Name] = e.Addr
+	}
+	// Then remove: never a moment without the servers that stay.
+	var names []string
+	for name := range h.running {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		slot := h.slots[name]
+		if _, err := h.command(fmt.Sprintf("set server be/s%d state maint", slot)); err != nil {
+			return err
+		}
+		delete(h.running, name)
+		delete(h.slots, name)
 	}
 	return nil
 }
