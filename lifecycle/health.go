@@ -75,8 +75,8 @@ type CheckResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Report is the body of a probe's answer.
-type Report struct {
+// HealthReport is the body of a probe's answer.
+type HealthReport struct {
 	Status string        `json:"status"` // "ok" or "fail"
 	Reason string        `json:"reason,omitempty"`
 	Checks []CheckResult `json:"checks,omitempty"`
@@ -100,12 +100,12 @@ func (h *Health) Live(ctx context.Context) error {
 	return errors.New(r.Reason)
 }
 
-func (h *Health) readyReport(ctx context.Context) Report {
+func (h *Health) readyReport(ctx context.Context) HealthReport {
 	switch {
 	case h.draining.Load():
-		return Report{Status: "fail", Reason: ErrDraining.Error()}
+		return HealthReport{Status: "fail", Reason: ErrDraining.Error()}
 	case !h.serving.Load():
-		return Report{Status: "fail", Reason: ErrNotServing.Error()}
+		return HealthReport{Status: "fail", Reason: ErrNotServing.Error()}
 	}
 	h.mu.RLock()
 	checks := h.ready
@@ -113,21 +113,21 @@ func (h *Health) readyReport(ctx context.Context) Report {
 	return h.run(ctx, checks)
 }
 
-func (h *Health) liveReport(ctx context.Context) Report {
+func (h *Health) liveReport(ctx context.Context) HealthReport {
 	h.mu.RLock()
 	checks := h.live
 	h.mu.RUnlock()
 	return h.run(ctx, checks)
 }
 
-func (h *Health) run(ctx context.Context, checks []namedCheck) Report {
+func (h *Health) run(ctx context.Context, checks []namedCheck) HealthReport {
 	timeout := h.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rep := Report{Status: "ok", Checks: make([]CheckResult, len(checks))}
+	rep := HealthReport{Status: "ok", Checks: make([]CheckResult, len(checks))}
 	var wg sync.WaitGroup
 	for i, c := range checks {
 		wg.Add(1)
@@ -158,7 +158,7 @@ func (h *Health) ReadyHandler() http.Handler {
 	})
 }
 
-// LiveHandler answers liveness probes: 200 when live, 503 otherwise, with a JSON Report
+// LiveHandler answers liveness probes: 200 when live, 503 otherwise, with a JSON HealthReport
 // as the body.
 func (h *Health) LiveHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +166,7 @@ func (h *Health) LiveHandler() http.Handler {
 	})
 }
 
-func writeReport(w http.ResponseWriter, rep Report) {
+func writeReport(w http.ResponseWriter, rep HealthReport) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if rep.Status != "ok" {

@@ -226,7 +226,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		timeout = DefaultShutdownTimeout
 	}
 	log.Info("shutting down: listener closed, waiting for requests",
-		"in_flight", inFlight(s), "long_lived", s.long.count(), "timeout", timeout)
+		"in_flight", s.inFlight.Load(), "long_lived", s.long.count(), "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	s.stopLong()
@@ -243,7 +243,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = srv.Close()
 		result = fmt.Errorf("after %s: %w", timeout, ErrShutdownTimeout)
 		log.Warn("shutdown timeout: closed connections with requests in flight",
-			"in_flight", inFlight(s), "long_lived", s.long.count())
+			"in_flight", s.inFlight.Load(), "long_lived", s.long.count())
 	}
 	<-serveErr // http.ErrServerClosed
 	d = time.Since(start)
@@ -268,8 +268,6 @@ func (s *Server) deregister(log *slog.Logger) {
 		log.Warn("registry: could not deregister", "err", err)
 	}
 }
-
-func inFlight(s *Server) int64 { return s.inFlight.Load() }
 
 // wrap adds the probes, the metrics endpoint, accounting and Connection: close.
 func (s *Server) wrap(app http.Handler) http.Handler {
