@@ -21,10 +21,11 @@ import (
 // When the existing rows satisfy the constraint, the change is made in place: no column
 // is copied and no row is rewritten, and down has nothing to do (the new version's writes
 // satisfy the constraint already). When they do not, the versions must see different
-// values. For a check over one column with up, the column is then copied as alter_column
-// copies it (up fills the copy for existing rows and the old version's writes, down, by
-// default the value itself, fills the old column for the new version's writes). Other
-// constraints that existing rows break are rejected in validation: fix the data first.
+// values. For a check, unique or foreign key over one column with up, the column is then
+// copied as alter_column copies it (up fills the copy for existing rows and the old
+// version's writes; down, by default the value itself, fills the old column for the new
+// version's writes). A primary key or a constraint over several columns that existing
+// rows break is rejected in validation: fix the data first.
 type OpCreateConstraint struct {
 	Table             string               `json:"table"`
 	Name              string               `json:"name"`
@@ -231,16 +232,27 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		return fieldErr("columns", "%v", err)
 	}
 	if broken != "" {
-		if ac := o.shadowAlter(); ac != nil && len(o.Up) > 0 {
+		if ac := o.shadowAlter(); ac != nil && ac.Up != "" {
 			// The versions must see different values: a copy of the column, as
 			// alter_column makes it.
+			if err := o.mappedViolation(ctx, v, ac); err != nil {
+				return err
+			}
 			if err := ac.validate(ctx, v); err != nil {
 				return err
 			}
+			// alter_column copies for a check the rows break; a unique or foreign key
+			// it would make in place.
+			if c, oc := t.Column(ac.Column), v.opBefore.Table(o.Table).Column(ac.Column); c.Physical == oc.Physical {
+				c.Physical = shadowName(oc.Physical)
+			}
 			t.Constraints = append(t.Constraints, o.Name)
+			if o.indexBacked() {
+				t.Indexes = append(t.Indexes, o.Name)
+			}
 			return nil
 		}
-		return fieldErr("up", "existing rows of %q break the new constraint %q (%s); a %s constraint over several columns, or one that is not a check, is made in place and existing rows are not rewritten (up only maps the rows the old version writes from now on). Fix the existing rows first (an sql migration, or alter_column for a single column), then create the constraint", o.Table, o.Name, broken, o.Type)
+		return fieldErr("up", "existing rows of %q break the new constraint %q (%s); Tandem copies a column for a constraint only over a single column, with up, and without options alter_column lacks (nulls_not_distinct, deferrable, index_parameters, match_type, on_delete_set_columns); otherwise the constraint is made in place and existing rows are not rewritten. Fix the existing rows first (an sql migration), then create the constraint", o.Table, o.Name, broken)
 	}
 
 	t.Constraints = append(t.Constraints, o.Name)
@@ -354,13 +366,13 @@ func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *
 
 func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 
-// shadowAlter is the alter_column that makes a single-column check constraint which the
+// shadowAlter is the alter_column that makes a single-column constraint which the
 // existing rows break: the versions must then see different values, so the column is
 // copied, filled by up and kept in step by triggers (see OpAlterColumn). Without down, the
-// new version's values go to the old column as they are. It returns nil for the other
-// constraints.
+// new version's values go to the old column as they are. It returns nil for a constraint
+// over several columns, a primary key, or one with options alter_column does not have.
 func (o *OpCreateConstraint) shadowAlter() *OpAlterColumn {
-	if o.Type != "check" || len(o.Columns) != 1 {
+	if len(o.Columns) != 1 || o.Deferrable || o.NullsNotDistinct || o.IndexParameters != nil {
 		return nil
 	}
 	col := o.Columns[0]
@@ -368,8 +380,53 @@ func (o *OpCreateConstraint) shadowAlter() *OpAlterColumn {
 	if !ok {
 		down = qi(col)
 	}
-	return &OpAlterColumn{Table: o.Table, Column: col, Up: o.Up[col], Down: down,
-		Check: &CheckDef{Name: o.Name, Constraint: o.Check, NoInherit: o.NoInherit}}
+	ac := &OpAlterColumn{Table: o.Table, Column: col, Up: o.Up[col], Down: down}
+	switch o.Type {
+	case "check":
+		ac.Check = &CheckDef{Name: o.Name, Constraint: o.Check, NoInherit: o.NoInherit}
+	case "unique":
+		ac.Unique = &UniqueDef{Name: o.Name}
+	case "foreign_key":
+		r := o.References
+		if (r.MatchType != "" && r.MatchType != "SIMPLE") || len(r.OnDeleteSetColumns) > 0 {
+			return nil
+		}
+		ac.References = &ReferenceDef{Name: o.Name, Table: r.Table, Column: r.Columns[0], OnDelete: r.OnDelete, OnUpdate: r.OnUpdate}
+	default:
+		return nil
+	}
+	return ac
+}
+
+// mappedViolation returns an error naming up when the values up computes for the existing
+// rows still break a unique or foreign key constraint (alter_column checks a check).
+func (o *OpCreateConstraint) mappedViolation(ctx context.Context, v *validator, ac *OpAlterColumn) error {
+	old := v.opBefore.Table(o.Table)
+	mapped := "(SELECT (" + ac.Up + ")::" + old.Column(ac.Column).Type + " AS _tandem_up FROM " + v.rowsSQL(old, nil) + ") AS _tandem_m"
+	var q string
+	switch o.Type {
+	case "unique":
+		q = "SELECT EXISTS (SELECT 1 FROM " + mapped + " WHERE _tandem_up IS NOT NULL GROUP BY _tandem_up HAVING count(*) > 1)"
+	case "foreign_key":
+		r := o.References
+		rt := v.after.Table(r.Table)
+		missing := ""
+		if before := v.before.Table(r.Table); before != nil && before.Physical == rt.Physical {
+			missing = " AND NOT EXISTS (SELECT 1 FROM " + qi(v.schema, rt.Physical) + " AS _tandem_ref WHERE _tandem_ref." +
+				qi(rt.Column(r.Columns[0]).Physical) + " = _tandem_up)"
+		}
+		q = "SELECT EXISTS (SELECT 1 FROM " + mapped + " WHERE _tandem_up IS NOT NULL" + missing + ")"
+	default:
+		return nil
+	}
+	var found bool
+	if err := savepoint(ctx, v.tx, func(tx pgx.Tx) error { return tx.QueryRow(ctx, q).Scan(&found) }); err != nil {
+		return fieldErr("up", "%s", pgMessage(err))
+	}
+	if found {
+		return fieldErr("up", "for some existing rows the values up computes still break %s constraint %q; change up so that every row satisfies it", o.Type, o.Name)
+	}
+	return nil
 }
 
 // copied returns the alter_column that does the work when validation decided to copy the

@@ -138,6 +138,60 @@ func TestCreateConstraintLifecycles(t *testing.T) {
 			},
 		},
 		{
+			name:  "unique on one column that existing rows break copies the column",
+			setup: []string{`UPDATE items SET note = 'dup' WHERE id <= 3`},
+			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "items_note_key", "type": "unique",
+				"columns": ["note"], "up": {"note": "CASE WHEN note = 'dup' THEN note || id ELSE note END"}}}]}`,
+			during: func(t *testing.T, e *testEnv, old, new *pgxpool.Pool) {
+				if s := shadowColumns(t, e); s != "_tandem_new_note" {
+					t.Fatalf("shadow columns: %q", s)
+				}
+				expectString(t, new, "SELECT string_agg(note, ',' ORDER BY id) FROM items WHERE id <= 4", "dup1,dup2,dup3,note 4")
+				expectString(t, old, "SELECT string_agg(note, ',' ORDER BY id) FROM items WHERE id <= 4", "dup,dup,dup,note 4")
+				mustExec(t, old, "INSERT INTO items (name, qty, note) VALUES ('old', 1, 'dup')")
+				expectString(t, new, "SELECT note FROM items WHERE name = 'old'", "dup"+queryString(t, new, "SELECT id::text FROM items WHERE name = 'old'"))
+				expectSQLState(t, new, "INSERT INTO items (name, qty, note) VALUES ('new', 1, 'note 5')", "23505")
+				mustExec(t, new, "INSERT INTO items (name, qty, note) VALUES ('new', 1, 'fresh')")
+				expectString(t, old, "SELECT note FROM items WHERE name = 'new'", "fresh")
+			},
+			rolledBack: func(t *testing.T, e *testEnv) {
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text")
+				expectString(t, e.db, "SELECT count(*)::text FROM items WHERE note = 'dup'", "4")
+			},
+			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text")
+				expectString(t, e.db, constraintsQuery("items"), "items_note_key:u:true,items_pkey:p:true")
+				expectString(t, e.db, "SELECT count(*)::text FROM items WHERE note = 'dup'", "0")
+				expectSQLState(t, new, "INSERT INTO items (name, qty, note) VALUES ('x', 1, 'note 5')", "23505")
+			},
+		},
+		{
+			name: "foreign key on one column that existing rows break copies the column",
+			setup: []string{
+				`CREATE TABLE cats (id int PRIMARY KEY)`, `INSERT INTO cats VALUES (1), (2)`,
+				`ALTER TABLE items ADD COLUMN cat int`, `UPDATE items SET cat = 1 + id % 3`,
+			},
+			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "items_cat_fk", "type": "foreign_key", "columns": ["cat"],
+				"references": {"table": "cats", "columns": ["id"], "on_delete": "SET NULL"}, "up": {"cat": "CASE WHEN cat IN (1, 2) THEN cat END"}}}]}`,
+			during: func(t *testing.T, e *testEnv, old, new *pgxpool.Pool) {
+				expectString(t, new, "SELECT count(*)::text FROM items WHERE cat IS NULL", "100")
+				expectString(t, old, "SELECT count(*)::text FROM items WHERE cat = 3", "100")
+				mustExec(t, old, "INSERT INTO items (name, qty, cat) VALUES ('old', 1, 9)")
+				expectString(t, new, "SELECT coalesce(cat::text, '<null>') FROM items WHERE name = 'old'", "<null>")
+				expectSQLState(t, new, "INSERT INTO items (name, qty, cat) VALUES ('new', 1, 5)", "23503")
+			},
+			rolledBack: func(t *testing.T, e *testEnv) {
+				expectString(t, e.db, "SELECT count(*)::text FROM items WHERE cat = 3", "100")
+			},
+			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text, cat integer")
+				expectString(t, e.db, "SELECT pg_get_constraintdef(oid) || ':' || convalidated FROM pg_constraint WHERE conname = 'items_cat_fk'",
+					"FOREIGN KEY (cat) REFERENCES cats(id) ON DELETE SET NULL:true")
+				mustExec(t, e.db, "DELETE FROM cats WHERE id = 2")
+				expectString(t, new, "SELECT count(*)::text FROM items WHERE cat = 2", "0")
+			},
+		},
+		{
 			name: "unique over two columns",
 			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "items_name_qty_key", "type": "unique",
 				"columns": ["name", "qty"], "up": {"name": "btrim(name)"}}}]}`,
@@ -300,6 +354,16 @@ func TestCreateConstraintValidation(t *testing.T) {
 	}
 	e.exec(`INSERT INTO items (name, qty) VALUES ('n1', 1)`)
 	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["name", "qty"]}`), "up", "share the same values")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty"}}`), "up", "still break unique")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["name", "qty"], "up": {"qty": "qty + id"}}`), "up", "over a single column")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty + id"}, "deferrable": true}`), "up", "without options")
+	e.exec(`ALTER TABLE items ADD COLUMN cat int`)
+	e.exec(`UPDATE items SET cat = id % 3`)
+	e.exec(`INSERT INTO cats VALUES (1, 'one'), (2, 'two')`)
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["cat"], "references": {"table": "cats", "columns": ["id"]}, "up": {"cat": "cat + 1"}}`), "up", "still break foreign_key")
+	if err := e.m.Validate(context.Background(), e.parse(op(`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["cat"], "references": {"table": "cats", "columns": ["id"]}, "up": {"cat": "nullif(cat, 0)"}}`))); err != nil {
+		t.Fatalf("a foreign key whose up maps every existing row: %v", err)
+	}
 
 	// Rejected without a database.
 	for _, c := range []struct{ body, field string }{
