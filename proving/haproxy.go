@@ -81,7 +81,7 @@ func (h *haproxy) config(eps []endpoint) string {
 
 defaults
 	mode http
-	timeout connect 2s
+	timeout connect 5s
 	timeout client 3m
 	timeout server 3m
 	timeout http-request 30s
