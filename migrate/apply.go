@@ -29,7 +29,7 @@ func (m *Migrator) Validate(ctx context.Context, mig *Migration) error {
 			return nil // already recorded: it was validated when it started
 		}
 	}
-	before, err := readSchema(ctx, m.conn, m.opts.Schema)
+	before, err := m.readSchemaLocked(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 				return &InputError{File: mig.File, Op: -1, Field: "name", Err: fmt.Errorf("migration %q has already been applied and completed", name)}
 			}
 		}
-		before, err := readSchema(ctx, m.conn, m.opts.Schema)
+		before, err := m.readSchemaLocked(ctx)
 		if err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	}
 	if hasRawSQL(mig) {
 		// The shape after arbitrary SQL is what the catalog says now.
-		after, err := readSchema(ctx, m.conn, m.opts.Schema)
+		after, err := m.readSchemaLocked(ctx)
 		if err != nil {
 			return err
 		}

@@ -100,8 +100,9 @@ func isLockTimeout(err error) bool {
 }
 
 // holders returns the other sessions holding a granted lock on any of the tables, oldest
-// transaction first; with minAge > 0 only those whose transaction is older than minAge.
-func holders(ctx context.Context, q querier, tables []string, minAge time.Duration) ([]Session, error) {
+// transaction first; with minAge > 0 only those whose transaction is older than minAge;
+// with modes, only locks of those modes (e.g. "AccessExclusiveLock").
+func holders(ctx context.Context, q querier, tables []string, minAge time.Duration, modes ...string) ([]Session, error) {
 	rows, err := q.Query(ctx, `
 		SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
 		       coalesce(host(a.client_addr), ''), coalesce(a.state, ''),
@@ -112,7 +113,8 @@ func holders(ctx context.Context, q querier, tables []string, minAge time.Durati
 		   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
 		   AND a.pid <> pg_backend_pid()
 		   AND coalesce(extract(epoch FROM now() - a.xact_start), 0) >= $2
-		 ORDER BY 6 DESC`, tables, minAge.Seconds())
+		   AND (coalesce(cardinality($3::text[]), 0) = 0 OR l.mode = ANY ($3::text[]))
+		 ORDER BY 6 DESC`, tables, minAge.Seconds(), modes)
 	if err != nil {
 		return nil, fmt.Errorf("look for sessions holding locks on %s: %w", strings.Join(tables, ", "), err)
 	}
@@ -136,6 +138,17 @@ func holders(ctx context.Context, q querier, tables []string, minAge time.Durati
 // Before each attempt it looks for long transactions holding locks on the tables and waits
 // for them instead of queueing behind them. tables are qualified, quoted table names.
 func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx.Tx) error) error {
+	return m.lockedTxConflicting(ctx, tables, nil, fn)
+}
+
+// sharedOnly are the lock modes that conflict with an ACCESS SHARE lock: what reading a
+// table, or creating a view over it, must wait for.
+var sharedOnly = []string{"AccessExclusiveLock"}
+
+// lockedTxConflicting is lockedTx for a transaction whose locks on the tables conflict
+// only with locks of the given modes held by others (nil: with every mode, as ACCESS
+// EXCLUSIVE does): only those make it wait, and only those are named as blockers.
+func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []string, fn func(tx pgx.Tx) error) error {
 	p := m.locks
 	var blockers []Session
 	for attempt := 0; attempt < p.attempts; attempt++ {
@@ -149,7 +162,7 @@ func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx
 			}
 		}
 		if len(tables) > 0 {
-			long, err := holders(ctx, m.conn, tables, p.longTxn)
+			long, err := holders(ctx, m.conn, tables, p.longTxn, modes...)
 			if err != nil {
 				return err
 			}
@@ -171,7 +184,7 @@ func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx
 		if !isLockTimeout(err) {
 			return err
 		}
-		if bs, herr := holders(ctx, m.conn, tables, 0); herr == nil && len(bs) > 0 {
+		if bs, herr := holders(ctx, m.conn, tables, 0, modes...); herr == nil && len(bs) > 0 {
 			blockers = bs
 		}
 	}
@@ -180,7 +193,13 @@ func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx
 
 // execLocked runs statements in one lock-safe transaction (see lockedTx).
 func (m *Migrator) execLocked(ctx context.Context, tables []string, stmts ...string) error {
-	return m.lockedTx(ctx, tables, func(tx pgx.Tx) error {
+	return m.execLockedConflicting(ctx, tables, nil, stmts...)
+}
+
+// execLockedConflicting is execLocked for statements whose locks conflict only with the
+// given modes (see lockedTxConflicting).
+func (m *Migrator) execLockedConflicting(ctx context.Context, tables, modes []string, stmts ...string) error {
+	return m.lockedTxConflicting(ctx, tables, modes, func(tx pgx.Tx) error {
 		for _, s := range stmts {
 			m.log.Debug("exec", "sql", s)
 			if _, err := tx.Exec(ctx, s); err != nil {
@@ -260,4 +279,28 @@ func firstLine(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+// readSchemaLocked reads the logical schema's tables (see readSchema) under the lock
+// policy: reading a column default takes an ACCESS SHARE lock on its table, so a session
+// holding an ACCESS EXCLUSIVE lock must make the read give up with a *LockError naming it,
+// not wait for it forever.
+func (m *Migrator) readSchemaLocked(ctx context.Context) (*Schema, error) {
+	rows, err := m.conn.Query(ctx, `
+		SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1`, m.opts.Schema)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var s *Schema
+	err = m.lockedTxConflicting(ctx, tables, sharedOnly, func(tx pgx.Tx) error {
+		var err error
+		s, err = readSchema(ctx, tx, m.opts.Schema)
+		return err
+	})
+	return s, err
 }

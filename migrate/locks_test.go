@@ -295,3 +295,56 @@ func TestConcurrentStarts(t *testing.T) {
 		})
 	}
 }
+
+// TestStartGivesUpOnExclusiveLock: a session holding an ACCESS EXCLUSIVE lock (an ALTER
+// TABLE left in an open transaction) blocks even reading the table's definition. Start
+// must not wait for it forever, nor blame the file: it fails with a *LockError naming the
+// session, and nothing is applied.
+func TestStartGivesUpOnExclusiveLock(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LockAttempts = 3 })
+	e.exec(lockTestTable)
+	before := e.columns("public", "items")
+	b := block(t, e.url, "LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := e.m.Start(ctx, e.parse(`{"name": "02_price", "operations": [{"add_column": {"table": "items",
+		"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`))
+	var le *LockError
+	var ie *InputError
+	switch {
+	case errors.As(err, &ie):
+		t.Fatalf("a lock held by another session is reported as a problem of the file: %v", err)
+	case !errors.As(err, &le):
+		t.Fatalf("start: err = %v, want a *LockError", err)
+	}
+	if want := fmt.Sprintf("pid %d", b.pid); !strings.Contains(err.Error(), want) {
+		t.Errorf("error does not name the blocking session (%s): %v", want, err)
+	}
+	b.release()
+	if err := e.m.Rollback(context.Background()); err != nil && !errors.Is(err, ErrNoActiveMigration) {
+		t.Fatalf("rollback: %v", err)
+	}
+	e.assertNoLeftovers()
+	if cols := e.columns("public", "items"); cols != before {
+		t.Errorf("items: %s, want %s", cols, before)
+	}
+}
+
+// TestLongReaderOfAnotherTableDoesNotBlockStart: a long read-only transaction (a report, a
+// pg_dump) holds ACCESS SHARE locks; they conflict with nothing a migration of another
+// table needs, so start must not wait for it.
+func TestLongReaderOfAnotherTableDoesNotBlockStart(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LockAttempts = 3 })
+	e.exec(lockTestTable)
+	b := block(t, e.url, "SELECT count(*) FROM other")
+	defer b.release()
+	// Old enough to count as a long transaction for the lock policy.
+	time.Sleep(2 * e.m.opts.LockTimeout)
+	e.start(`{"name": "02_price", "operations": [{"add_column": {"table": "items",
+		"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`)
+	// Reading through the new version works while the reader is still there.
+	if n := queryString(t, e.version("02_price"), "SELECT count(*)::text FROM other"); n != "10" {
+		t.Errorf("new version sees %s rows of other", n)
+	}
+}

@@ -168,6 +168,10 @@ func (v *validator) checkExpr(ctx context.Context, field, expr string, t *Table,
 		rows.Close()
 		return rows.Err()
 	})
+	if isLockTimeout(err) {
+		// Another session locks the table: not a problem of the file.
+		return fmt.Errorf("check expression %q on table %q: %w", expr, t.Name, err)
+	}
 	if err != nil {
 		return fieldErr(field, "expression %q is not valid for table %q: %s", expr, t.Name, pgMessage(err))
 	}

@@ -28,7 +28,9 @@ func (m *Migrator) createVersionSchema(ctx context.Context, rec *record) error {
 			"GRANT USAGE ON SCHEMA "+qi(vs)+" TO PUBLIC",
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+qi(vs)+" TO PUBLIC")
 	}
-	return m.execLocked(ctx, tables, stmts...)
+	// Views need ACCESS SHARE locks on the tables: only an ACCESS EXCLUSIVE lock held by
+	// another session is in the way, not a long reader.
+	return m.execLockedConflicting(ctx, tables, sharedOnly, stmts...)
 }
 
 // viewDDL returns the statements that create the view of t in version schema vs.
