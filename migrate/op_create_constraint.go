@@ -198,7 +198,7 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		}
 	}
 	if o.Type == "foreign_key" {
-		if err := o.validateReferences(ctx, v, cols); err != nil {
+		if err := o.validateReferences(ctx, v); err != nil {
 			return err
 		}
 	}
@@ -226,35 +226,17 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		return err
 	}
 
-	// In place only: the existing rows must satisfy the constraint already.
-	broken, err := o.anyViolation(ctx, v, t, cols)
+	// In place when the existing rows satisfy the constraint already.
+	broken, err := o.anyViolation(ctx, v, t, v.rowsSQL(t, nil))
 	if err != nil {
 		return fieldErr("columns", "%v", err)
 	}
 	if broken != "" {
-		if ac := o.shadowAlter(); ac != nil && ac.Up != "" {
-			// The versions must see different values: a copy of the column, as
-			// alter_column makes it.
-			if err := o.mappedViolation(ctx, v, ac); err != nil {
-				return err
-			}
-			if err := ac.validate(ctx, v); err != nil {
-				return err
-			}
-			// alter_column copies for a check the rows break; a unique or foreign key
-			// it would make in place.
-			if c, oc := t.Column(ac.Column), v.opBefore.Table(o.Table).Column(ac.Column); c.Physical == oc.Physical {
-				c.Physical = shadowName(oc.Physical)
-			}
-			t.Constraints = append(t.Constraints, o.Name)
-			if o.indexBacked() {
-				t.Indexes = append(t.Indexes, o.Name)
-			}
-			return nil
+		if len(o.Up) == 0 || len(o.Columns) == 0 {
+			return fieldErr("up", "existing rows of %q break the new constraint %q (%s); give the constraint's columns and up expressions that map them so that every row satisfies it (the columns are then copied), or fix the existing rows first", o.Table, o.Name, broken)
 		}
-		return fieldErr("up", "existing rows of %q break the new constraint %q (%s); Tandem copies a column for a constraint only over a single column, with up, and without options alter_column lacks (nulls_not_distinct, deferrable, index_parameters, match_type, on_delete_set_columns); otherwise the constraint is made in place and existing rows are not rewritten. Fix the existing rows first (an sql migration), then create the constraint", o.Table, o.Name, broken)
+		return o.validateCopy(ctx, v, t, cols)
 	}
-
 	t.Constraints = append(t.Constraints, o.Name)
 	if o.indexBacked() {
 		t.Indexes = append(t.Indexes, o.Name)
@@ -269,7 +251,7 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 
 // validateReferences checks the referenced table and columns of a foreign key, and that
 // they carry a unique or primary key constraint, as PostgreSQL requires.
-func (o *OpCreateConstraint) validateReferences(ctx context.Context, v *validator, cols []*Column) error {
+func (o *OpCreateConstraint) validateReferences(ctx context.Context, v *validator) error {
 	r := o.References
 	rt, err := v.table("references.table", r.Table)
 	if err != nil {
@@ -308,8 +290,9 @@ func (o *OpCreateConstraint) validateReferences(ctx context.Context, v *validato
 
 // anyViolation reads the table and describes how existing rows break the constraint, or
 // returns "" when they all satisfy it.
-func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *Table, cols []*Column) (string, error) {
-	rows := v.rowsSQL(t, nil)
+// rows is a subquery of the rows to check, under the new version's column names, aliased
+// as the table.
+func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *Table, rows string) (string, error) {
 	var names, notNull []string
 	for _, c := range o.Columns {
 		names = append(names, qi(c))
@@ -344,7 +327,7 @@ func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *
 			}
 			missing = "NOT EXISTS (SELECT 1 FROM " + qi(v.schema, rt.Physical) + " AS _tandem_ref WHERE " + strings.Join(eq, " AND ") + ")"
 		}
-		what := "some rows reference no row of " + strconvQuote(r.Table)
+		what := fmt.Sprintf("some rows reference no row of %q", r.Table)
 		if r.MatchType == "FULL" {
 			what += " (or are partly NULL, which MATCH FULL forbids)"
 			missing = "(NOT (" + strings.Join(notNull, " AND ") + ") OR " + missing + ")"
@@ -363,8 +346,6 @@ func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *
 	}
 	return "", nil
 }
-
-func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 
 // shadowAlter is the alter_column that makes a single-column constraint which the
 // existing rows break: the versions must then see different values, so the column is
@@ -398,37 +379,6 @@ func (o *OpCreateConstraint) shadowAlter() *OpAlterColumn {
 	return ac
 }
 
-// mappedViolation returns an error naming up when the values up computes for the existing
-// rows still break a unique or foreign key constraint (alter_column checks a check).
-func (o *OpCreateConstraint) mappedViolation(ctx context.Context, v *validator, ac *OpAlterColumn) error {
-	old := v.opBefore.Table(o.Table)
-	mapped := "(SELECT (" + ac.Up + ")::" + old.Column(ac.Column).Type + " AS _tandem_up FROM " + v.rowsSQL(old, nil) + ") AS _tandem_m"
-	var q string
-	switch o.Type {
-	case "unique":
-		q = "SELECT EXISTS (SELECT 1 FROM " + mapped + " WHERE _tandem_up IS NOT NULL GROUP BY _tandem_up HAVING count(*) > 1)"
-	case "foreign_key":
-		r := o.References
-		rt := v.after.Table(r.Table)
-		missing := ""
-		if before := v.before.Table(r.Table); before != nil && before.Physical == rt.Physical {
-			missing = " AND NOT EXISTS (SELECT 1 FROM " + qi(v.schema, rt.Physical) + " AS _tandem_ref WHERE _tandem_ref." +
-				qi(rt.Column(r.Columns[0]).Physical) + " = _tandem_up)"
-		}
-		q = "SELECT EXISTS (SELECT 1 FROM " + mapped + " WHERE _tandem_up IS NOT NULL" + missing + ")"
-	default:
-		return nil
-	}
-	var found bool
-	if err := savepoint(ctx, v.tx, func(tx pgx.Tx) error { return tx.QueryRow(ctx, q).Scan(&found) }); err != nil {
-		return fieldErr("up", "%s", pgMessage(err))
-	}
-	if found {
-		return fieldErr("up", "for some existing rows the values up computes still break %s constraint %q; change up so that every row satisfies it", o.Type, o.Name)
-	}
-	return nil
-}
-
 // copied returns the alter_column that does the work when validation decided to copy the
 // column (the new version's column is stored elsewhere than the old one's), or nil.
 func (o *OpCreateConstraint) copied(r *run) *OpAlterColumn {
@@ -442,6 +392,119 @@ func (o *OpCreateConstraint) copied(r *run) *OpAlterColumn {
 		return nil
 	}
 	return ac
+}
+
+// validateCopy validates copying the constraint's columns, for a constraint that
+// existing rows break: the versions must then see different values. The values up
+// computes for the existing rows must satisfy the constraint. A single-column check,
+// unique or foreign key is what alter_column makes (see shadowAlter); otherwise every
+// column is copied as is (see copyAlter) and the constraint is made over the copies.
+func (o *OpCreateConstraint) validateCopy(ctx context.Context, v *validator, t *Table, cols []*Column) error {
+	for i, c := range cols {
+		for _, pk := range t.PrimaryKey {
+			if pk == c.Physical {
+				return fieldErr("columns", "existing rows break constraint %q, so its columns would be copied, but column %q is part of the primary key of %q; fix the existing rows first", o.Name, o.Columns[i], o.Table)
+			}
+		}
+	}
+	broken, err := o.anyViolation(ctx, v, t, o.mappedRows(v, t))
+	if err != nil {
+		return fieldErr("up", "%v", err)
+	}
+	if broken != "" {
+		return fieldErr("up", "for some existing rows the values up computes still break constraint %q (%s); change up so that every row satisfies it", o.Name, broken)
+	}
+	before := v.opBefore.Table(o.Table)
+	if ac := o.shadowAlter(); ac != nil && ac.Up != "" {
+		if err := ac.validate(ctx, v); err != nil {
+			return err
+		}
+		// alter_column copies for a check the rows break; a unique or foreign key it
+		// would make in place.
+		if c, bc := t.Column(ac.Column), before.Column(ac.Column); c.Physical == bc.Physical {
+			c.Physical = shadowName(bc.Physical)
+		}
+	} else {
+		for i := range o.Columns {
+			if err := o.copyAlter(before, i).validate(ctx, v); err != nil {
+				return err
+			}
+		}
+	}
+	t.Constraints = append(t.Constraints, o.Name)
+	if o.indexBacked() {
+		t.Indexes = append(t.Indexes, o.Name)
+	}
+	if o.Type == "primary_key" {
+		for _, c := range o.Columns {
+			t.Column(c).Nullable = false
+		}
+	}
+	return nil
+}
+
+// mappedRows is a subquery of the existing rows as up maps them, under the new version's
+// column names.
+func (o *OpCreateConstraint) mappedRows(v *validator, t *Table) string {
+	old := v.opBefore.Table(o.Table)
+	var sel []string
+	for _, c := range t.Columns {
+		oc := old.ColumnByPhysical(c.Physical)
+		switch {
+		case oc != nil && o.Up[oc.Name] != "":
+			sel = append(sel, "("+o.Up[oc.Name]+")::"+c.Type+" AS "+qi(c.Name))
+		case oc != nil:
+			sel = append(sel, qi(oc.Name)+" AS "+qi(c.Name))
+		default:
+			sel = append(sel, "NULL::"+c.Type+" AS "+qi(c.Name))
+		}
+	}
+	return "(SELECT " + strings.Join(sel, ", ") + " FROM " + v.rowsSQL(old, nil) + ") AS " + qi(t.Name)
+}
+
+// copyAlter is the alter_column that copies column i of the constraint: the same type,
+// up (by default the value itself) for the copy, down (likewise) for the old column.
+func (o *OpCreateConstraint) copyAlter(before *Table, i int) *OpAlterColumn {
+	col := o.Columns[i]
+	up, ok := o.Up[col]
+	if !ok {
+		up = qi(col)
+	}
+	down, ok := o.Down[col]
+	if !ok {
+		down = qi(col)
+	}
+	return &OpAlterColumn{Table: o.Table, Column: col, Type: before.Column(col).Type, Up: up, Down: down}
+}
+
+// copiedColumns returns the alter_columns that copy the constraint's columns when
+// validation decided to copy several of them (or one, for a primary key or a constraint
+// with options alter_column lacks), or nil. Each works under a run of its own (subRun).
+func (o *OpCreateConstraint) copiedColumns(r *run) []*OpAlterColumn {
+	if o.copied(r) != nil || len(o.Columns) == 0 {
+		return nil
+	}
+	before, after := r.opBefore.Table(o.Table), r.opAfter.Table(o.Table)
+	if before == nil || after == nil {
+		return nil
+	}
+	var out []*OpAlterColumn
+	for i, c := range o.Columns {
+		bc, ac := before.Column(c), after.Column(c)
+		if bc == nil || ac == nil || bc.Physical == ac.Physical {
+			return nil
+		}
+		out = append(out, o.copyAlter(before, i))
+	}
+	return out
+}
+
+// subRun is the run under which the copy of column i works: its own trigger, check and
+// backfill names and backfill state.
+func (o *OpCreateConstraint) subRun(r *run, i int) *run {
+	sub := *r
+	sub.op = 1_000_000 + r.op*1000 + i
+	return &sub
 }
 
 func (o *OpCreateConstraint) triggerName(r *run) string { return r.objectName("trg") }
@@ -461,17 +524,24 @@ func (o *OpCreateConstraint) shape(r *run) (*Table, []string) {
 	return t, cols
 }
 
-// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet.
-func (o *OpCreateConstraint) nullableKeyColumns(r *run) []string {
+// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet:
+// where they are at start, or, with complete set, where they are once copied columns
+// have taken the old ones' place.
+func (o *OpCreateConstraint) nullableKeyColumns(r *run, complete bool) []string {
 	if o.Type != "primary_key" {
 		return nil
 	}
 	before := r.opBefore.Table(o.Table)
 	_, cols := o.shape(r)
+	copied := o.copiedColumns(r) != nil
 	var out []string
-	for _, c := range cols {
-		if bc := before.ColumnByPhysical(c); bc == nil || bc.Nullable {
-			out = append(out, c)
+	for i, c := range o.Columns {
+		if bc := before.Column(c); bc == nil || bc.Nullable {
+			if complete && copied {
+				out = append(out, c)
+			} else {
+				out = append(out, cols[i])
+			}
 		}
 	}
 	return out
@@ -492,11 +562,17 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 	if ac := o.copied(r); ac != nil {
 		return ac.start(ctx, r)
 	}
+	copies := o.copiedColumns(r)
+	for i, ac := range copies {
+		if err := ac.start(ctx, o.subRun(r, i)); err != nil {
+			return err
+		}
+	}
 	t, cols := o.shape(r)
 	table := r.table(t.Physical)
 	tables := []string{table}
 	var stmts []string
-	if len(o.Up) > 0 {
+	if len(o.Up) > 0 && copies == nil {
 		before := r.opBefore.Table(o.Table)
 		cm := columnMap{name: o.triggerName(r), shape: before, exprs: physicalExprs(o.Up, before)}
 		trig, err := cm.statements(r, t.Physical)
@@ -552,7 +628,7 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 			tables = append(tables, rtable)
 		}
 	case "primary_key":
-		for i, c := range o.nullableKeyColumns(r) {
+		for i, c := range o.nullableKeyColumns(r, false) {
 			if err := addConstraint(o.notNullCheck(r, i), "CHECK ("+qi(c)+" IS NOT NULL)"); err != nil {
 				return err
 			}
@@ -602,9 +678,16 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 	if ac := o.copied(r); ac != nil {
 		return ac.complete(ctx, r)
 	}
+	// Copied columns take the old ones' place first (and their names).
+	copies := o.copiedColumns(r)
+	for i, ac := range copies {
+		if err := ac.complete(ctx, o.subRun(r, i)); err != nil {
+			return err
+		}
+	}
 	t, _ := o.shape(r)
 	table := r.table(t.Physical)
-	if len(o.Up) > 0 {
+	if len(o.Up) > 0 && copies == nil {
 		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
 			return err
 		}
@@ -615,7 +698,7 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 		return validateConstraint(ctx, r, table, o.Name)
 	case "primary_key":
 		var stmts []string
-		for i, c := range o.nullableKeyColumns(r) {
+		for i, c := range o.nullableKeyColumns(r, true) {
 			name := o.notNullCheck(r, i)
 			if ok, err := constraintExists(ctx, r, table, name); err != nil {
 				return err
@@ -666,11 +749,19 @@ func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
 	if o.Type == "check" || o.Type == "foreign_key" {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.Name))
 	}
-	for i := range o.nullableKeyColumns(r) {
+	for i := range o.nullableKeyColumns(r, false) {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r, i)))
 	}
-	if len(stmts) == 0 {
-		return nil
+	if len(stmts) > 0 {
+		if err := r.m.execLocked(ctx, []string{table}, stmts...); err != nil {
+			return err
+		}
 	}
-	return r.m.execLocked(ctx, []string{table}, stmts...)
+	copies := o.copiedColumns(r)
+	for i := len(copies) - 1; i >= 0; i-- {
+		if err := copies[i].rollback(ctx, o.subRun(r, i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

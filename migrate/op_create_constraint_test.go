@@ -192,6 +192,59 @@ func TestCreateConstraintLifecycles(t *testing.T) {
 			},
 		},
 		{
+			name:  "unique over two columns that existing rows break copies both",
+			setup: []string{`UPDATE items SET name = 'same', qty = 1 WHERE id <= 3`},
+			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "items_name_qty_key", "type": "unique",
+				"columns": ["name", "qty"], "up": {"qty": "CASE WHEN name = 'same' THEN id::int ELSE qty END"}}}]}`,
+			during: func(t *testing.T, e *testEnv, old, new *pgxpool.Pool) {
+				if s := shadowColumns(t, e); !strings.Contains(s, "_tandem_new_name") || !strings.Contains(s, "_tandem_new_qty") {
+					t.Fatalf("shadow columns: %q", s)
+				}
+				expectString(t, new, "SELECT string_agg(name || qty, ',' ORDER BY id) FROM items WHERE id <= 4", "same1,same2,same3,n44")
+				expectString(t, old, "SELECT string_agg(name || qty, ',' ORDER BY id) FROM items WHERE id <= 4", "same1,same1,same1,n44")
+				mustExec(t, old, "INSERT INTO items (id, name, qty) VALUES (1000, 'same', 1)")
+				expectString(t, new, "SELECT qty::text FROM items WHERE id = 1000", "1000")
+				expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('same', 2)", "23505")
+				mustExec(t, new, "INSERT INTO items (id, name, qty) VALUES (1001, 'new', 7)")
+				expectString(t, old, "SELECT name || qty FROM items WHERE id = 1001", "new7")
+			},
+			rolledBack: func(t *testing.T, e *testEnv) {
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text")
+				expectString(t, e.db, "SELECT count(*)::text FROM items WHERE name = 'same' AND qty = 1", "4")
+			},
+			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
+				expectCols(t, e, "public", "items", "id bigint not null, note text, name text not null, qty integer not null")
+				expectString(t, e.db, constraintsQuery("items"), "items_name_qty_key:u:true,items_pkey:p:true")
+				expectString(t, e.db, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'items_name_qty_key'", "UNIQUE (name, qty)")
+				expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('same', 2)", "23505")
+			},
+		},
+		{
+			name: "primary key that existing rows break copies the column",
+			setup: []string{
+				`CREATE TABLE tags (code text, label text)`,
+				`INSERT INTO tags SELECT CASE WHEN i % 10 = 0 THEN NULL ELSE 't' || i END, 'label' || i FROM generate_series(1, 200) i`,
+			},
+			doc: `{"operations": [{"create_constraint": {"table": "tags", "name": "tags_pkey", "type": "primary_key",
+				"columns": ["code"], "up": {"code": "coalesce(code, 'x' || label)"}}}]}`,
+			during: func(t *testing.T, e *testEnv, old, new *pgxpool.Pool) {
+				expectString(t, new, "SELECT code FROM tags WHERE label = 'label10'", "xlabel10")
+				expectString(t, old, "SELECT coalesce(code, '<null>') FROM tags WHERE label = 'label10'", "<null>")
+				mustExec(t, old, "INSERT INTO tags (code, label) VALUES (NULL, 'q')")
+				expectString(t, new, "SELECT code FROM tags WHERE label = 'q'", "xq")
+				expectSQLState(t, new, "INSERT INTO tags (code, label) VALUES (NULL, 'n')", "23514")
+				expectSQLState(t, new, "INSERT INTO tags (code, label) VALUES ('t1', 'dup')", "23505")
+			},
+			rolledBack: func(t *testing.T, e *testEnv) {
+				expectCols(t, e, "public", "tags", "code text, label text")
+			},
+			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
+				expectCols(t, e, "public", "tags", "label text, code text not null")
+				expectString(t, e.db, constraintsQuery("tags"), "tags_pkey:p:true")
+				expectString(t, e.db, "SELECT count(*)::text FROM tags WHERE code LIKE 'x%'", "21")
+			},
+		},
+		{
 			name: "unique over two columns",
 			doc: `{"operations": [{"create_constraint": {"table": "items", "name": "items_name_qty_key", "type": "unique",
 				"columns": ["name", "qty"], "up": {"name": "btrim(name)"}}}]}`,
@@ -331,9 +384,12 @@ func TestCreateConstraintValidation(t *testing.T) {
 		{`{"table": "items", "name": "items_pkey2", "type": "primary_key", "columns": ["name"]}`, "type", "has a primary key already"},
 		{`{"table": "items", "name": "items_pkey", "type": "unique", "columns": ["name"]}`, "name", "already exists"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty >"}`, "check", "not valid"},
-		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"], "up": {"qty": "greatest(qty, 11)"}}`, "up", "existing rows"},
+		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"]}`, "up", "existing rows"},
+		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"], "up": {"qty": "greatest(qty, 5)"}}`, "up", "still break constraint"},
+		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"], "up": {"qty": "greatest(qty, 11)"}}`, "", ""},
+		{`{"table": "items", "name": "c", "type": "check", "check": "id > 10", "columns": ["id"], "up": {"id": "id + 10"}}`, "columns", "part of the primary key"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty"}}`, "", ""},
-		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10", "columns": ["qty"], "up": {"qty": "greatest(qty, 5)"}}`, "up", "still breaks check"},
+		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10", "columns": ["qty"], "up": {"qty": "greatest(qty, 5)"}}`, "up", "still break constraint"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10"}`, "up", "some rows fail the check"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"name": "name"}}`, "up", "not one of the constraint's columns"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty +"}}`, "up.qty", "not valid"},
@@ -354,13 +410,21 @@ func TestCreateConstraintValidation(t *testing.T) {
 	}
 	e.exec(`INSERT INTO items (name, qty) VALUES ('n1', 1)`)
 	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["name", "qty"]}`), "up", "share the same values")
-	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty"}}`), "up", "still break unique")
-	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["name", "qty"], "up": {"qty": "qty + id"}}`), "up", "over a single column")
-	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty + id"}, "deferrable": true}`), "up", "without options")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty"}}`), "up", "still break constraint")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["name", "qty"], "up": {"qty": "least(qty, 1)"}}`), "up", "still break constraint")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "least(qty, 1)"}, "deferrable": true}`), "up", "still break constraint")
+	for _, body := range []string{
+		`{"table": "items", "name": "c", "type": "unique", "columns": ["name", "qty"], "up": {"qty": "id::int"}}`,
+		`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "id::int"}, "deferrable": true}`,
+	} {
+		if err := e.m.Validate(context.Background(), e.parse(op(body))); err != nil {
+			t.Fatalf("validate %s: %v", body, err)
+		}
+	}
 	e.exec(`ALTER TABLE items ADD COLUMN cat int`)
 	e.exec(`UPDATE items SET cat = id % 3`)
 	e.exec(`INSERT INTO cats VALUES (1, 'one'), (2, 'two')`)
-	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["cat"], "references": {"table": "cats", "columns": ["id"]}, "up": {"cat": "cat + 1"}}`), "up", "still break foreign_key")
+	expectInputError(t, e, op(`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["cat"], "references": {"table": "cats", "columns": ["id"]}, "up": {"cat": "cat + 1"}}`), "up", "still break constraint")
 	if err := e.m.Validate(context.Background(), e.parse(op(`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["cat"], "references": {"table": "cats", "columns": ["id"]}, "up": {"cat": "nullif(cat, 0)"}}`))); err != nil {
 		t.Fatalf("a foreign key whose up maps every existing row: %v", err)
 	}
