@@ -21,11 +21,14 @@ import (
 // When the existing rows satisfy the constraint, the change is made in place: no column
 // is copied and no row is rewritten, and down has nothing to do (the new version's writes
 // satisfy the constraint already). When they do not, the versions must see different
-// values. For a check, unique or foreign key over one column with up, the column is then
-// copied as alter_column copies it (up fills the copy for existing rows and the old
-// version's writes; down, by default the value itself, fills the old column for the new
-// version's writes). A primary key or a constraint over several columns that existing
-// rows break is rejected in validation: fix the data first.
+// values, and the constraint's columns are copied as alter_column copies a column: up (by
+// default the value itself) fills each copy for the existing rows (backfill) and for the
+// old version's writes (trigger), down (likewise) fills the old column for the new
+// version's writes, the constraint is made over the copies, and complete swaps them in,
+// carrying over the old columns' single-column indexes and constraints, defaults and
+// comments. Validation makes sure the values up computes for the existing rows satisfy
+// the constraint, and rejects a copy of primary key columns. A check needs its columns
+// listed to be copied.
 type OpCreateConstraint struct {
 	Table             string               `json:"table"`
 	Name              string               `json:"name"`
