@@ -122,36 +122,7 @@ func TestConcurrentLoadDuringStartAndComplete(t *testing.T) {
 	old := loadPool(t, e, "", 8)
 	var oldStats, newStats loadStats
 
-	// The old version: inserts, updates of random rows, reads; search_path public, no
-	// version setting. Its writes mark note 'old'.
-	oldWriters := runLoad(old, 4, "old", &oldStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
-		var sql string
-		var err error
-		switch rng.IntN(3) {
-		case 0:
-			sql = `INSERT INTO items (name, qty, note) VALUES ($1, $2, 'old')`
-			_, err = p.Exec(ctx, sql, fmt.Sprintf("o%d", rng.IntN(1e6)), rng.IntN(1000))
-		case 1:
-			sql = `UPDATE items SET qty = $2, note = 'old' WHERE id = $1`
-			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows), rng.IntN(1000))
-		default:
-			sql = `UPDATE items SET name = name || '.', note = 'old' WHERE id = $1`
-			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows))
-		}
-		return sql, err
-	})
-	oldReaders := runLoad(old, 2, "old", &oldStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
-		sql := `SELECT id, name, qty, note FROM items WHERE id BETWEEN $1 AND $1 + 20`
-		rs, err := p.Query(ctx, sql, 1+rng.IntN(rows))
-		if err == nil {
-			for rs.Next() {
-			}
-			rs.Close()
-			err = rs.Err()
-		}
-		return sql, err
-	})
-	stopOld := func() { oldWriters.stop(); oldReaders.stop() }
+	stopOld := oldVersionLoad(old, rows, &oldStats, nil)
 	defer stopOld()
 	waitForStatements(t, &oldStats, 200)
 
@@ -163,34 +134,8 @@ func TestConcurrentLoadDuringStartAndComplete(t *testing.T) {
 		t.Errorf("the backfill ran %d batches; the test wants several to overlap the load", n)
 	}
 
-	// The new version: its writes set price themselves (qty * 2, so they can be told
-	// apart from up) and mark note 'new'.
 	v2 := loadPool(t, e, "02_price", 6)
-	newWriters := runLoad(v2, 3, "new", &newStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
-		var sql string
-		var err error
-		qty := rng.IntN(1000)
-		if rng.IntN(2) == 0 {
-			sql = `INSERT INTO items (title, qty, price, note) VALUES ($1, $2, $2 * 2, 'new')`
-			_, err = p.Exec(ctx, sql, fmt.Sprintf("n%d", rng.IntN(1e6)), qty)
-		} else {
-			sql = `UPDATE items SET qty = $2, price = $2 * 2, note = 'new' WHERE id = $1`
-			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows), qty)
-		}
-		return sql, err
-	})
-	newReaders := runLoad(v2, 2, "new", &newStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
-		sql := `SELECT id, title, qty, price, note FROM items WHERE id BETWEEN $1 AND $1 + 20`
-		rs, err := p.Query(ctx, sql, 1+rng.IntN(rows))
-		if err == nil {
-			for rs.Next() {
-			}
-			rs.Close()
-			err = rs.Err()
-		}
-		return sql, err
-	})
-	stopNew := func() { newWriters.stop(); newReaders.stop() }
+	stopNew := newVersionLoad(v2, rows, &newStats, nil)
 	defer stopNew()
 	waitForStatements(t, &newStats, 200)
 	waitForStatements(t, &oldStats, 200)
@@ -228,5 +173,126 @@ func TestConcurrentLoadDuringStartAndComplete(t *testing.T) {
 	}
 	if byOld == 0 || byNew == 0 {
 		t.Errorf("rows written by the old version: %d, by the new: %d; want both", byOld, byNew)
+	}
+}
+
+// oldVersionLoad starts the old version's load on items (id, name, qty, note) with ids up
+// to rows: inserts, updates of random rows, reads, through pool (search_path public, no
+// version setting). Its writes mark note 'old'; inserts, if set, counts its inserts. It
+// returns the function that stops the load.
+func oldVersionLoad(old *pgxpool.Pool, rows int, oldStats *loadStats, inserts *atomic.Int64) func() {
+	// The old version: inserts, updates of random rows, reads; search_path public, no
+	// version setting. Its writes mark note 'old'.
+	writers := runLoad(old, 4, "old", oldStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		var sql string
+		var err error
+		switch rng.IntN(3) {
+		case 0:
+			sql = `INSERT INTO items (name, qty, note) VALUES ($1, $2, 'old')`
+			if _, err = p.Exec(ctx, sql, fmt.Sprintf("o%d", rng.IntN(1e6)), rng.IntN(1000)); err == nil && inserts != nil {
+				inserts.Add(1)
+			}
+		case 1:
+			sql = `UPDATE items SET qty = $2, note = 'old' WHERE id = $1`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows), rng.IntN(1000))
+		default:
+			sql = `UPDATE items SET name = name || '.', note = 'old' WHERE id = $1`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows))
+		}
+		return sql, err
+	})
+	readers := runLoad(old, 2, "old", oldStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		sql := `SELECT id, name, qty, note FROM items WHERE id BETWEEN $1 AND $1 + 20`
+		rs, err := p.Query(ctx, sql, 1+rng.IntN(rows))
+		if err == nil {
+			for rs.Next() {
+			}
+			rs.Close()
+			err = rs.Err()
+		}
+		return sql, err
+	})
+	return func() { writers.stop(); readers.stop() }
+}
+
+// newVersionLoad starts the new version's load on items (id, title, qty, price, note)
+// through pool: its writes set price themselves (qty * 2, so they can be told apart from
+// up) and mark note 'new'.
+func newVersionLoad(v2 *pgxpool.Pool, rows int, newStats *loadStats, inserts *atomic.Int64) func() {
+	writers := runLoad(v2, 3, "new", newStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		var sql string
+		var err error
+		qty := rng.IntN(1000)
+		if rng.IntN(2) == 0 {
+			sql = `INSERT INTO items (title, qty, price, note) VALUES ($1, $2, $2 * 2, 'new')`
+			if _, err = p.Exec(ctx, sql, fmt.Sprintf("n%d", rng.IntN(1e6)), qty); err == nil && inserts != nil {
+				inserts.Add(1)
+			}
+		} else {
+			sql = `UPDATE items SET qty = $2, price = $2 * 2, note = 'new' WHERE id = $1`
+			_, err = p.Exec(ctx, sql, 1+rng.IntN(rows), qty)
+		}
+		return sql, err
+	})
+	readers := runLoad(v2, 2, "new", newStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		sql := `SELECT id, title, qty, price, note FROM items WHERE id BETWEEN $1 AND $1 + 20`
+		rs, err := p.Query(ctx, sql, 1+rng.IntN(rows))
+		if err == nil {
+			for rs.Next() {
+			}
+			rs.Close()
+			err = rs.Err()
+		}
+		return sql, err
+	})
+	return func() { writers.stop(); readers.stop() }
+}
+
+// TestConcurrentLoadDuringStartAndRollback runs start and then rollback while the old
+// version writes and reads continuously (and the new version, until the rollout is
+// abandoned): not one statement may fail, no row may be lost, and nothing of the
+// migration may remain.
+func TestConcurrentLoadDuringStartAndRollback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	const rows = 20000
+	e := newEnv(t, func(o *Options) { o.BackfillBatchTime = 20 * time.Millisecond })
+	e.exec(`CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL, note text)`)
+	e.exec(`INSERT INTO items (name, qty) SELECT 'n' || i, i % 1000 FROM generate_series(1, $1::int) i`, rows)
+	before := e.columns("public", "items")
+
+	var oldStats, newStats loadStats
+	var inserted atomic.Int64
+	stopOld := oldVersionLoad(loadPool(t, e, "", 8), rows, &oldStats, &inserted)
+	defer stopOld()
+	waitForStatements(t, &oldStats, 200)
+
+	e.start(`{"name": "02_price", "operations": [
+		{"add_column": {"table": "items", "up": "qty * 1.25", "column": {"name": "price", "type": "numeric"}}},
+		{"rename_column": {"table": "items", "from": "name", "to": "title"}}]}`)
+	stopNew := newVersionLoad(loadPool(t, e, "02_price", 6), rows, &newStats, &inserted)
+	defer stopNew()
+	waitForStatements(t, &newStats, 200)
+	waitForStatements(t, &oldStats, 200)
+
+	// The new version is abandoned: its instances are gone before rollback; the old
+	// version keeps running through it.
+	stopNew()
+	e.rollback()
+	waitForStatements(t, &oldStats, 200)
+	stopOld()
+
+	for _, s := range []*loadStats{&oldStats, &newStats} {
+		if n := s.failed.Load(); n > 0 {
+			t.Errorf("%d of %d statements failed; first failures:\n%s", n, n+s.ok.Load(), strings.Join(s.errs, "\n"))
+		}
+	}
+	e.assertNoLeftovers()
+	if cols := e.columns("public", "items"); cols != before {
+		t.Errorf("after rollback: %s, want %s", cols, before)
+	}
+	if n, want := queryString(t, e.db, "SELECT count(*)::text FROM items"), fmt.Sprint(rows+inserted.Load()); n != want {
+		t.Errorf("%s rows after rollback, want %s", n, want)
 	}
 }

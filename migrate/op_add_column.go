@@ -212,14 +212,28 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 
 func (o *OpAddColumn) rollback(ctx context.Context, r *run) error {
 	t := r.after.Table(o.Table)
-	if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
-		return err
-	}
 	table := r.table(t.Physical)
 	if err := r.m.execConcurrently(ctx, r.schema, o.uniqueIndex(r), "DROP INDEX CONCURRENTLY IF EXISTS "+qi(r.schema, o.uniqueIndex(r))); err != nil {
 		return err
 	}
-	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" DROP COLUMN IF EXISTS "+qi(o.Column.Name))
+	exists, err := tableExists(ctx, r, table)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return dropTrigger(ctx, r, o.triggerName(r), t.Physical) // the function is left
+	}
+	// The column (with its NOT NULL check) and the trigger that fills it go in one
+	// transaction: an old-version write in between would miss the trigger and fail the check.
+	stmts := append([]string{"ALTER TABLE " + table + " DROP COLUMN IF EXISTS " + qi(o.Column.Name)},
+		dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
+	return r.m.execLocked(ctx, []string{table}, stmts...)
+}
+
+func tableExists(ctx context.Context, r *run, table string) (bool, error) {
+	var ok bool
+	err := r.m.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok)
+	return ok, err
 }
 
 // validateConstraint validates a NOT VALID constraint, if it is not valid yet.
