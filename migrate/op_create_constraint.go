@@ -73,6 +73,9 @@ func (o *OpCreateConstraint) checkFields() error {
 			return err
 		}
 	}
+	if len(o.Name) > 63 {
+		return fieldErr("name", "%q is longer than PostgreSQL's 63-byte limit for names", o.Name)
+	}
 	switch o.Type {
 	case "unique", "primary_key", "foreign_key":
 		if len(o.Columns) == 0 {

@@ -449,3 +449,40 @@ func TestCreateConstraintValidation(t *testing.T) {
 	}
 	e.assertNoLeftovers()
 }
+
+// TestCreateConstraintKillAndResume kills a start that copies two columns in the middle
+// of the first copy's backfill; start resumes it (or rollback undoes it).
+func TestCreateConstraintKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill tests")
+	}
+	ctx := context.Background()
+	doc := `{"name": "02", "operations": [{"create_constraint": {"table": "items", "name": "items_name_qty_key", "type": "unique",
+		"columns": ["name", "qty"], "up": {"qty": "CASE WHEN name = 'same' THEN id::int ELSE qty END"}}}]}`
+	for _, then := range []string{"start", "rollback"} {
+		t.Run(then, func(t *testing.T) {
+			e := newEnv(t)
+			e.exec(itemsTable)
+			e.exec(itemsRows)
+			e.exec(`UPDATE items SET name = 'same', qty = 1 WHERE id <= 3`)
+			killAt(t, e.url, "start", doc, "start:backfill-batch")
+			expectString(t, e.db, "SELECT string_agg(op::text || ':' || done, ',' ORDER BY op) FROM tandem.backfills", "1000000:false")
+			if then == "rollback" {
+				retryBusy(t, "rollback", func() error { return e.m.Rollback(ctx) })
+				e.assertNoLeftovers()
+				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text")
+			}
+			retryBusy(t, "start", func() error { return e.m.Start(ctx, e.parse(doc)) })
+			expectString(t, e.db, "SELECT string_agg(op::text || ':' || done, ',' ORDER BY op) FROM tandem.backfills", "1000000:true,1000001:true")
+			new := e.version("02")
+			expectString(t, new, "SELECT string_agg(name || qty, ',' ORDER BY id) FROM items WHERE id <= 4", "same1,same2,same3,n44")
+			expectString(t, new, "SELECT count(*)::text FROM items WHERE name IS NULL OR qty IS NULL", "0")
+			expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('same', 2)", "23505")
+			new.Close()
+			e.complete()
+			e.assertNoLeftovers("public_02")
+			expectString(t, e.db, constraintsQuery("items"), "items_name_qty_key:u:true,items_pkey:p:true")
+			expectCols(t, e, "public", "items", "id bigint not null, note text, name text not null, qty integer not null")
+		})
+	}
+}
