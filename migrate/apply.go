@@ -98,6 +98,15 @@ func (m *Migrator) Start(ctx context.Context, mig *Migration) error {
 }
 
 func (m *Migrator) start(ctx context.Context, mig *Migration) error {
+	// A file that does not validate leaves the database untouched, without even a state
+	// schema.
+	if ok, err := m.st.initialized(ctx, m.conn); err != nil {
+		return err
+	} else if !ok {
+		if err := m.Validate(ctx, mig); err != nil {
+			return err
+		}
+	}
 	if err := m.st.init(ctx, m.conn); err != nil {
 		return err
 	}
