@@ -39,11 +39,15 @@ func TestProveCI(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name string
-		mode string
+		name    string
+		mode    string
+		noDrain bool
 	}{
-		{"reload", RouterReload},
-		{"runtime API", RouterRuntime},
+		{"reload", RouterReload, false},
+		{"runtime API", RouterRuntime, false},
+		// The control: without drain the harness must see failures, or a zero above
+		// would prove nothing.
+		{"reload without drain", RouterReload, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +61,7 @@ func TestProveCI(t *testing.T) {
 				RolloutAt:       3 * time.Second,
 				RouterLag:       time.Second,
 				RouterMode:      tc.mode,
+				NoDrain:         tc.noDrain,
 				DrainDelay:      5 * time.Second, // router lag + a wide margin for a loaded machine
 				ShutdownTimeout: 30 * time.Second,
 				StreamShare:     0.05,
@@ -77,7 +82,10 @@ func TestProveCI(t *testing.T) {
 			if rep.Total < 200 {
 				t.Errorf("only %d requests were made", rep.Total)
 			}
-			if rep.Failed != 0 {
+			switch {
+			case tc.noDrain && rep.Failed == 0:
+				t.Errorf("no request failed without drain: the harness does not see failures")
+			case !tc.noDrain && rep.Failed != 0:
 				t.Errorf("%d requests failed with drain: %v; first: %s", rep.Failed, rep.FailedByClass,
 					strings.Join(rep.FirstErrors, "; "))
 			}
