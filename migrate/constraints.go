@@ -130,6 +130,11 @@ func (v *validator) constraintNameTaken(ctx context.Context, field string, t *Ta
 	if t.hasConstraint(name) {
 		return fieldErr(field, "a constraint named %q already exists on table %q", name, t.Name)
 	}
+	for _, old := range v.before.Tables {
+		if old.Physical == t.Physical && old.hasConstraint(name) {
+			return fieldErr(field, "a constraint named %q exists on table %q until this migration completes (dropped or renamed in it); choose another name", name, t.Name)
+		}
+	}
 	if !indexBacked {
 		return nil
 	}

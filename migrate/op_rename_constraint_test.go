@@ -79,3 +79,45 @@ func TestRenameConstraintValidation(t *testing.T) {
 		t.Fatalf("renaming a check to an index's name: %v", err)
 	}
 }
+
+func TestConstraintOperationsTogether(t *testing.T) {
+	cases := []opCase{
+		{
+			name: "drop, rename and create in one migration",
+			setup: []string{
+				`ALTER TABLE items ADD CONSTRAINT qty_small CHECK (qty < 1000)`,
+				`ALTER TABLE items ADD CONSTRAINT items_name_key UNIQUE (name)`,
+			},
+			doc: `{"operations": [
+				{"drop_multicolumn_constraint": {"table": "items", "name": "qty_small", "down": {"qty": "least(qty, 999)"}}},
+				{"rename_constraint": {"table": "items", "from": "items_name_key", "to": "items_name_unique"}},
+				{"create_constraint": {"table": "items", "name": "qty_positive", "type": "check", "check": "qty > 0", "columns": ["qty"], "up": {"qty": "greatest(qty, 1)"}}},
+				{"create_constraint": {"table": "items", "name": "items_note_key", "type": "unique", "columns": ["note"]}}]}`,
+			during: func(t *testing.T, e *testEnv, old, new *pgxpool.Pool) {
+				mustExec(t, new, "INSERT INTO items (name, qty, note) VALUES ('new', 5000, 'n')")
+				expectString(t, old, "SELECT qty::text FROM items WHERE name = 'new'", "999")
+				expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('neg', -1)", "23514")
+				mustExec(t, old, "INSERT INTO items (name, qty) VALUES ('old', -1)")
+				expectString(t, new, "SELECT qty::text FROM items WHERE name = 'old'", "1")
+				expectSQLState(t, new, "INSERT INTO items (name, qty, note) VALUES ('dup', 1, 'note 1')", "23505")
+			},
+			rolledBack: func(t *testing.T, e *testEnv) {
+				expectString(t, e.db, constraintsQuery("items"), "items_name_key:u:true,items_pkey:p:true,qty_small:c:true")
+			},
+			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
+				expectString(t, e.db, constraintsQuery("items"), "items_name_unique:u:true,items_note_key:u:true,items_pkey:p:true,qty_positive:c:true")
+				mustExec(t, new, "INSERT INTO items (name, qty) VALUES ('big', 5000)")
+			},
+		},
+	}
+	runConstraintCases(t, cases)
+	e := newEnv(t)
+	e.exec(itemsTable)
+	e.exec(`ALTER TABLE items ADD CONSTRAINT qty_small CHECK (qty < 1000)`)
+	expectInputError(t, e, `{"name": "02", "operations": [
+		{"drop_multicolumn_constraint": {"table": "items", "name": "qty_small"}},
+		{"create_constraint": {"table": "items", "name": "qty_small", "type": "check", "check": "qty < 100"}}]}`, "name", "until this migration completes")
+	expectInputError(t, e, `{"name": "02", "operations": [
+		{"drop_multicolumn_constraint": {"table": "items", "name": "qty_small"}},
+		{"rename_constraint": {"table": "items", "from": "items_pkey", "to": "qty_small"}}]}`, "to", "until this migration completes")
+}
