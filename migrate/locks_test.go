@@ -348,3 +348,47 @@ func TestLongReaderOfAnotherTableDoesNotBlockStart(t *testing.T) {
 		t.Errorf("new version sees %s rows of other", n)
 	}
 }
+
+// TestBusyNamesTheHolderInThisDatabase: advisory locks are per database, so a run on the
+// same schema name in another database of the server neither blocks a start nor is named
+// as its holder.
+func TestBusyNamesTheHolderInThisDatabase(t *testing.T) {
+	ctx := context.Background()
+	const doc = `{"name": "02_price", "operations": [{"add_column": {"table": "items",
+		"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`
+	var envs []*testEnv
+	var blockers []*blocker
+	var done []chan error
+	for range 2 {
+		e := newEnv(t)
+		e.exec(lockTestTable)
+		b := block(t, e.url, "LOCK TABLE items IN ACCESS SHARE MODE")
+		ch := make(chan error, 1)
+		go func() { ch <- e.m.Start(ctx, e.parse(doc)) }()
+		waitFor(t, "the start to take the migration lock", func() bool {
+			var n int
+			if err := e.db.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1",
+				e.m.Conn().PgConn().PID()).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		})
+		envs, blockers, done = append(envs, e), append(blockers, b), append(done, ch)
+	}
+	for i, e := range envs {
+		err := e.open().Start(ctx, e.parse(doc))
+		if !errors.Is(err, ErrBusy) {
+			t.Fatalf("database %d: err = %v, want ErrBusy", i, err)
+		}
+		holder, other := e.m.Conn().PgConn().PID(), envs[1-i].m.Conn().PgConn().PID()
+		if !strings.Contains(err.Error(), fmt.Sprintf("pid %d ", holder)) || strings.Contains(err.Error(), fmt.Sprintf("pid %d ", other)) {
+			t.Errorf("database %d: ErrBusy should name pid %d (not %d of the other database): %v", i, holder, other, err)
+		}
+	}
+	for i := range envs {
+		blockers[i].release()
+		if err := <-done[i]; err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+	}
+}

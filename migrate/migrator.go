@@ -157,7 +157,8 @@ func (m *Migrator) withLock(ctx context.Context, fn func() error) error {
 			       coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.backend_start), 0)::float8
 			  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 			 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid
-			   AND l.objid = hashtext($2)::oid AND l.objsubid = 2`, advisoryClass, m.opts.Schema).
+			   AND l.objid = hashtext($2)::oid AND l.objsubid = 2
+			   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, advisoryClass, m.opts.Schema).
 			Scan(&who.PID, &who.ApplicationName, &who.User, &who.ClientAddr, &who.State, &age)
 		if err != nil {
 			return fmt.Errorf("%w %q (its holder could not be identified)", ErrBusy, m.opts.Schema)
