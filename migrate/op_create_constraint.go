@@ -2,10 +2,12 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // OpCreateConstraint adds a unique, check, foreign key or primary key constraint over one
@@ -701,7 +703,14 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 	switch o.Type {
 	case "check", "foreign_key":
 		// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
-		return validateConstraint(ctx, r, table, o.Name)
+		err := validateConstraint(ctx, r, table, o.Name)
+		if isViolation(err) && copies == nil && len(o.Up) > 0 {
+			if ferr := o.mapStragglers(ctx, r, t, o.violatingSQL(r, t)); ferr != nil {
+				return errors.Join(err, ferr)
+			}
+			err = validateConstraint(ctx, r, table, o.Name)
+		}
+		return err
 	case "primary_key":
 		var stmts []string
 		for i, c := range o.nullableKeyColumns(r, true) {
@@ -711,7 +720,14 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 			} else if !ok {
 				continue // folded into NOT NULL by an interrupted complete
 			}
-			if err := validateConstraint(ctx, r, table, name); err != nil {
+			err := validateConstraint(ctx, r, table, name)
+			if isViolation(err) && copies == nil && len(o.Up) > 0 {
+				if ferr := o.mapStragglers(ctx, r, t, "_tandem_t."+qi(c)+" IS NULL"); ferr != nil {
+					return errors.Join(err, ferr)
+				}
+				err = validateConstraint(ctx, r, table, name)
+			}
+			if err != nil {
 				return err
 			}
 			// With a validated CHECK (col IS NOT NULL), SET NOT NULL skips the scan.
@@ -734,6 +750,68 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 	}
 	return r.m.execLocked(ctx, []string{table},
 		"ALTER TABLE "+table+" ADD CONSTRAINT "+qi(o.Name)+" "+kind+" USING INDEX "+qi(o.uniqueIndex(r))+o.deferrableSQL())
+}
+
+// isViolation reports whether err is a check or foreign key violation.
+func isViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "23514" || pe.Code == "23503")
+}
+
+// violatingSQL is the condition, over the table aliased _tandem_t, of the rows that break
+// a check or foreign key made in place.
+func (o *OpCreateConstraint) violatingSQL(r *run, t *Table) string {
+	_, cols := o.shape(r)
+	if o.Type == "check" {
+		return "NOT (" + physicalExpr(o.Check, t) + ")"
+	}
+	ref := o.References
+	rt := r.opAfter.Table(ref.Table)
+	var notNull, eq []string
+	for i, c := range cols {
+		notNull = append(notNull, "_tandem_t."+qi(c)+" IS NOT NULL")
+		eq = append(eq, "_tandem_ref."+qi(rt.Column(ref.Columns[i]).Physical)+" = _tandem_t."+qi(c))
+	}
+	missing := "NOT EXISTS (SELECT 1 FROM " + r.table(rt.Physical) + " AS _tandem_ref WHERE " + strings.Join(eq, " AND ") + ")"
+	if ref.MatchType == "FULL" {
+		return "(" + strings.Join(notNull, " OR ") + ") AND (NOT (" + strings.Join(notNull, " AND ") + ") OR " + missing + ")"
+	}
+	return strings.Join(notNull, " AND ") + " AND " + missing
+}
+
+// mapStragglers applies up to the rows of the table (aliased _tandem_t) that match cond,
+// when validating a constraint made in place finds rows that break it. Those can only be
+// rows the old version wrote between validation and start installing the trigger and the
+// NOT VALID constraint: the trigger would have mapped them, so up maps them now. Once the
+// old version is gone, nobody sees the difference.
+func (o *OpCreateConstraint) mapStragglers(ctx context.Context, r *run, t *Table, cond string) error {
+	before := r.opBefore.Table(o.Table)
+	table := r.table(t.Physical)
+	var cols, vals, set []string
+	for _, c := range before.Columns {
+		cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
+	}
+	i := 0
+	for _, c := range before.Columns {
+		if e, ok := o.Up[c.Name]; ok {
+			v := fmt.Sprintf("_tandem_v%d", i)
+			vals = append(vals, "("+e+")::"+c.Type+" AS "+v)
+			set = append(set, qi(c.Physical)+" = s."+v)
+			i++
+		}
+	}
+	q := fmt.Sprintf(`UPDATE %[1]s SET %[2]s
+		FROM (SELECT _tandem_ctid, %[3]s
+		        FROM (SELECT _tandem_t.ctid AS _tandem_ctid, %[4]s FROM %[1]s AS _tandem_t WHERE %[5]s) AS %[6]s) AS s
+		WHERE %[1]s.ctid = s._tandem_ctid`,
+		table, strings.Join(set, ", "), strings.Join(vals, ", "), strings.Join(cols, ", "), cond, qi(before.Name))
+	return r.m.lockedTx(ctx, []string{table}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, q)
+		if err == nil {
+			r.m.log.Info("mapped rows written before the trigger through up", "table", t.Name, "constraint", o.Name, "rows", tag.RowsAffected())
+		}
+		return err
+	})
 }
 
 func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
