@@ -32,8 +32,9 @@ func TestHelperProcess(t *testing.T) {
 	// Should the parent die without killing us, do not linger.
 	time.AfterFunc(2*time.Minute, func() { os.Exit(4) })
 	ctx := context.Background()
-	m, err := Open(ctx, os.Getenv(helperURLEnv), Options{LockTimeout: 200 * time.Millisecond})
+	m, err := Open(ctx, os.Getenv(helperURLEnv), Options{LockTimeout: 200 * time.Millisecond, BackfillBatchTime: 10 * time.Millisecond})
 	if err == nil {
+		fmt.Fprintln(os.Stderr, helperReady)
 		switch cmd {
 		case "start":
 			var mig *Migration
@@ -55,9 +56,19 @@ func TestHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
+const helperReady = "helper: connected"
+
 // killAt runs cmd in a child process until it reaches failpoint, then kills it with
 // SIGKILL. It fails the test if the child ends before reaching the failpoint.
 func killAt(t *testing.T, url, cmd, migration, failpoint string) {
+	t.Helper()
+	killWhen(t, url, cmd, migration, failpoint, "tandem: failpoint "+failpoint+" reached", 0)
+}
+
+// killWhen runs cmd in a child process until it prints the line want on stderr, waits
+// delay and kills it with SIGKILL, wherever it is then. It fails the test if the child
+// ends before printing want; a child that ends during delay is not an error.
+func killWhen(t *testing.T, url, cmd, migration, failpoint, want string, delay time.Duration) {
 	t.Helper()
 	c := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	c.Env = append(os.Environ(),
@@ -70,7 +81,6 @@ func killAt(t *testing.T, url, cmd, migration, failpoint string) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	want := "tandem: failpoint " + failpoint + " reached"
 	reached := make(chan bool, 1)
 	var out strings.Builder
 	go func() {
@@ -90,6 +100,7 @@ func killAt(t *testing.T, url, cmd, migration, failpoint string) {
 	case ok = <-reached:
 	case <-time.After(60 * time.Second):
 	}
+	time.Sleep(delay)
 	_ = c.Process.Kill()
 	_ = c.Wait()
 	if !ok {
@@ -283,6 +294,70 @@ func TestKillAndResume(t *testing.T) {
 					t.Fatalf("rollback after a killed complete: err = %v, want a refusal", err)
 				}
 				retryBusy(t, "complete", func() error { return m.Complete(ctx) })
+				checkCompleted(t, e)
+			}
+		})
+	}
+}
+
+// TestKillAtRandomMoments kills start, complete and rollback after a delay, wherever they
+// are then (mid-statement, mid-transaction, between batches), and finishes the job.
+func TestKillAtRandomMoments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill tests")
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cmd   string
+		delay time.Duration
+		then  string
+	}{
+		{"start", 0, "start"},
+		{"start", 15 * time.Millisecond, "rollback"},
+		{"start", 40 * time.Millisecond, "start"},
+		{"start", 80 * time.Millisecond, "rollback"},
+		{"start", 150 * time.Millisecond, "start"},
+		{"start", 300 * time.Millisecond, "rollback"},
+		{"complete", 0, "complete"},
+		{"complete", 20 * time.Millisecond, "complete"},
+		{"complete", 60 * time.Millisecond, "complete"},
+		{"rollback", 0, "rollback"},
+		{"rollback", 20 * time.Millisecond, "rollback"},
+		{"rollback", 60 * time.Millisecond, "rollback"},
+	} {
+		t.Run(fmt.Sprintf("%s/after %s/%s", tc.cmd, tc.delay, tc.then), func(t *testing.T) {
+			e := killEnv(t)
+			if tc.cmd != "start" {
+				e.start(killV2)
+			}
+			killWhen(t, e.url, tc.cmd, killV2, "", helperReady, tc.delay)
+			m := e.open()
+			switch tc.then {
+			case "start":
+				retryBusy(t, "start", func() error { return m.Start(ctx, e.parse(killV2)) })
+				checkStarted(t, e)
+				e.complete()
+				checkCompleted(t, e)
+			case "rollback":
+				retryBusy(t, "rollback", func() error {
+					if err := m.Rollback(ctx); !errors.Is(err, ErrNoActiveMigration) {
+						return err
+					}
+					return nil // killed before it recorded anything, or after it finished
+				})
+				if queryString(t, e.db, "SELECT to_regclass('tandem.migrations')::text") != "<null>" &&
+					queryString(t, e.db, "SELECT count(*)::text FROM tandem.migrations WHERE name = '02_price'") != "0" {
+					checkRolledBack(t, e)
+				} else {
+					e.assertNoLeftovers("public_01_items")
+				}
+			case "complete":
+				retryBusy(t, "complete", func() error {
+					if err := m.Complete(ctx); !errors.Is(err, ErrNoActiveMigration) {
+						return err
+					}
+					return nil // it had finished
+				})
 				checkCompleted(t, e)
 			}
 		})
