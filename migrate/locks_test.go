@@ -118,6 +118,16 @@ func TestStartWaitsForLockThenSucceeds(t *testing.T) {
 			}()
 			// Let start meet the lock and back off at least twice, then release it.
 			waitFor(t, "start to wait for the lock", func() bool { return lockWaits(&logs) >= 2 })
+			// Behind a long transaction start waits outside the lock queue: a queued ACCESS
+			// EXCLUSIVE request would block every reader and writer of the table.
+			pid := e.m.Conn().PgConn().PID()
+			for range 20 {
+				if n := queryString(t, e.db, "SELECT count(*)::text FROM pg_locks WHERE pid = $1 AND NOT granted", pid); n != "0" {
+					t.Fatalf("start queues for a lock behind a long transaction")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			mustExec(t, e.db, "INSERT INTO items (name, qty) VALUES ('during', 1)")
 			select {
 			case err := <-done:
 				t.Fatalf("start returned while the table was locked: %v", err)
@@ -127,7 +137,7 @@ func TestStartWaitsForLockThenSucceeds(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatalf("start after the lock was released: %v", err)
 			}
-			if n := queryString(t, e.version("02_price"), "SELECT count(*)::text FROM items WHERE price = qty * 2"); n != "100" {
+			if n := queryString(t, e.version("02_price"), "SELECT count(*)::text FROM items WHERE price = qty * 2"); n != "101" {
 				t.Fatalf("%s rows backfilled, want 100", n)
 			}
 			mustExec(t, e.db, "INSERT INTO items (name, qty) VALUES ('old', 3)")
