@@ -296,3 +296,75 @@ func TestConcurrentLoadDuringStartAndRollback(t *testing.T) {
 		t.Errorf("%s rows after rollback, want %s", n, want)
 	}
 }
+
+// TestConcurrentLoadDuringDropColumnIndexAndRename runs a drop_column with down, a
+// create_index and a rename of the indexed column under load from both versions.
+func TestConcurrentLoadDuringDropColumnIndexAndRename(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	const rows = 20000
+	e := newEnv(t)
+	e.exec(`CREATE TABLE tags (id bigserial PRIMARY KEY, label text NOT NULL, legacy text NOT NULL)`)
+	e.exec(`INSERT INTO tags (label, legacy) SELECT 'l' || i, 'x' FROM generate_series(1, $1::int) i`, rows)
+	old := loadPool(t, e, "", 6)
+	var oldStats, newStats loadStats
+	oldLoad := runLoad(old, 4, "old", &oldStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		sql := `UPDATE tags SET label = label || '.', legacy = 'old' WHERE id = $1`
+		args := []any{1 + rng.IntN(rows)}
+		switch rng.IntN(3) {
+		case 0:
+			sql, args = `INSERT INTO tags (label, legacy) VALUES ($1, 'old')`, []any{fmt.Sprint("o", rng.IntN(1e6))}
+		case 1:
+			sql = `SELECT label, legacy FROM tags WHERE id = $1`
+		}
+		_, err := p.Exec(ctx, sql, args...)
+		return sql, err
+	})
+	defer oldLoad.stop()
+	waitForStatements(t, &oldStats, 200)
+
+	e.start(`{"name": "02_drop", "operations": [
+		{"drop_column": {"table": "tags", "column": "legacy", "down": "upper(label)"}},
+		{"create_index": {"name": "tags_label", "table": "tags", "columns": ["label"]}},
+		{"rename_column": {"table": "tags", "from": "label", "to": "name"}}]}`)
+	newLoad := runLoad(loadPool(t, e, "02_drop", 6), 3, "new", &newStats, func(ctx context.Context, rng *rand.Rand, p *pgxpool.Pool) (string, error) {
+		sql := `UPDATE tags SET name = name || '+' WHERE id = $1`
+		args := []any{1 + rng.IntN(rows)}
+		switch rng.IntN(3) {
+		case 0:
+			sql, args = `INSERT INTO tags (name) VALUES ($1)`, []any{fmt.Sprint("n", rng.IntN(1e6))}
+		case 1:
+			sql = `SELECT name FROM tags WHERE id = $1`
+		}
+		_, err := p.Exec(ctx, sql, args...)
+		return sql, err
+	})
+	defer newLoad.stop()
+	waitForStatements(t, &newStats, 200)
+	waitForStatements(t, &oldStats, 200)
+	// The old version reads what down computed for the rows the new version wrote.
+	if n := queryString(t, old, "SELECT count(*)::text FROM tags WHERE legacy NOT IN ('x', 'old') AND legacy <> upper(label)"); n != "0" {
+		t.Errorf("%s rows written by the new version have a legacy value that is not down's", n)
+	}
+	if n := queryString(t, old, "SELECT count(*)::text FROM tags WHERE label LIKE 'n%' AND legacy <> upper(label)"); n != "0" {
+		t.Errorf("%s rows inserted by the new version have a legacy value that is not down's", n)
+	}
+
+	oldLoad.stop()
+	e.complete()
+	waitForStatements(t, &newStats, 200)
+	newLoad.stop()
+	for _, s := range []*loadStats{&oldStats, &newStats} {
+		if n := s.failed.Load(); n > 0 {
+			t.Errorf("%d of %d statements failed; first failures:\n%s", n, n+s.ok.Load(), strings.Join(s.errs, "\n"))
+		}
+	}
+	if cols := e.columns("public", "tags"); cols != "id bigint not null, name text not null" {
+		t.Errorf("after complete: %s", cols)
+	}
+	if def := queryString(t, e.db, "SELECT pg_get_indexdef('public.tags_label'::regclass)"); !strings.Contains(def, "(name)") {
+		t.Errorf("index after complete: %s", def)
+	}
+	e.assertNoLeftovers("public_02_drop")
+}

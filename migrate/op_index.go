@@ -163,7 +163,7 @@ func (o *OpCreateIndex) validate(ctx context.Context, v *validator) error {
 // sql is the CREATE INDEX statement, with the new version's column names mapped to the
 // physical columns.
 func (o *OpCreateIndex) sql(r *run) string {
-	t := r.after.Table(o.Table)
+	t := r.opAfter.Table(o.Table) // the names as this operation sees them: a later rename must not matter
 	var cols []string
 	for _, c := range o.Columns {
 		s := qi(t.Column(c.Name).Physical)
