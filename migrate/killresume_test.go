@@ -62,13 +62,13 @@ const helperReady = "helper: connected"
 // SIGKILL. It fails the test if the child ends before reaching the failpoint.
 func killAt(t *testing.T, url, cmd, migration, failpoint string) {
 	t.Helper()
-	killWhen(t, url, cmd, migration, failpoint, "tandem: failpoint "+failpoint+" reached", 0)
+	killWhen(t, url, cmd, migration, failpoint, "tandem: failpoint "+failpoint+" reached", nil)
 }
 
-// killWhen runs cmd in a child process until it prints the line want on stderr, waits
-// delay and kills it with SIGKILL, wherever it is then. It fails the test if the child
-// ends before printing want; a child that ends during delay is not an error.
-func killWhen(t *testing.T, url, cmd, migration, failpoint, want string, delay time.Duration) {
+// killWhen runs cmd in a child process until it prints the line want on stderr, calls
+// wait (if set) and kills it with SIGKILL, wherever it is then. It fails the test if the
+// child ends before printing want; a child that ends during wait is not an error.
+func killWhen(t *testing.T, url, cmd, migration, failpoint, want string, wait func()) {
 	t.Helper()
 	c := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	c.Env = append(os.Environ(),
@@ -100,7 +100,9 @@ func killWhen(t *testing.T, url, cmd, migration, failpoint, want string, delay t
 	case ok = <-reached:
 	case <-time.After(60 * time.Second):
 	}
-	time.Sleep(delay)
+	if ok && wait != nil {
+		wait()
+	}
 	_ = c.Process.Kill()
 	_ = c.Wait()
 	if !ok {
@@ -330,7 +332,7 @@ func TestKillAtRandomMoments(t *testing.T) {
 			if tc.cmd != "start" {
 				e.start(killV2)
 			}
-			killWhen(t, e.url, tc.cmd, killV2, "", helperReady, tc.delay)
+			killWhen(t, e.url, tc.cmd, killV2, "", helperReady, func() { time.Sleep(tc.delay) })
 			m := e.open()
 			switch tc.then {
 			case "start":
@@ -359,6 +361,54 @@ func TestKillAtRandomMoments(t *testing.T) {
 					return nil // it had finished
 				})
 				checkCompleted(t, e)
+			}
+		})
+	}
+}
+
+// TestKillDuringConcurrentIndexBuild kills start while CREATE INDEX CONCURRENTLY runs, which
+// leaves an INVALID index behind: a rerun must drop and rebuild it, a rollback drop it.
+func TestKillDuringConcurrentIndexBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill tests")
+	}
+	ctx := context.Background()
+	const doc = `{"name": "02_idx", "operations": [
+		{"create_index": {"name": "items_name", "table": "items", "columns": ["name"]}}]}`
+	for _, then := range []string{"start", "rollback"} {
+		t.Run(then, func(t *testing.T) {
+			e := newEnv(t)
+			e.exec(`CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL)`)
+			e.exec(`INSERT INTO items (name) SELECT md5(i::text) FROM generate_series(1, 200000) i`)
+			building := false
+			killWhen(t, e.url, "start", doc, "", helperReady, func() {
+				// The build's first phase commits the index, INVALID, to the catalog.
+				deadline := time.Now().Add(30 * time.Second)
+				for !building && time.Now().Before(deadline) {
+					building = queryString(t, e.db, "SELECT count(*)::text FROM pg_index WHERE indexrelid = to_regclass('public.items_name') AND NOT indisvalid") == "1"
+				}
+			})
+			if !building {
+				t.Skip("the index was built before it could be killed during the build")
+			}
+			m := e.open()
+			index := func() string {
+				return strings.Join(queryStrings(t, e.db, "SELECT indexrelid::regclass::text || CASE WHEN indisvalid THEN '' ELSE ' (invalid)' END FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1"), ", ")
+			}
+			switch then {
+			case "start":
+				retryBusy(t, "start", func() error { return m.Start(ctx, e.parse(doc)) })
+				if got := index(); got != "items_name, items_pkey" {
+					t.Errorf("indexes after the rerun: %s", got)
+				}
+				e.complete()
+				e.assertNoLeftovers("public_02_idx")
+			case "rollback":
+				retryBusy(t, "rollback", func() error { return m.Rollback(ctx) })
+				if got := index(); got != "items_pkey" {
+					t.Errorf("indexes after rollback: %s", got)
+				}
+				e.assertNoLeftovers()
 			}
 		})
 	}
