@@ -223,7 +223,7 @@ func (m *Migrator) complete(ctx context.Context) error {
 	m.log.Info("completing migration", "migration", rec.Name)
 	if rec.Parent != "" {
 		// The old version's views depend on columns and tables that complete drops.
-		if err := m.execLocked(ctx, nil, "DROP SCHEMA IF EXISTS "+qi(m.versionSchemaOf(rec.Parent))+" CASCADE"); err != nil {
+		if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Parent)); err != nil {
 			return fmt.Errorf("drop the old version's schema: %w", err)
 		}
 	}
@@ -272,7 +272,7 @@ func (m *Migrator) rollback(ctx context.Context) error {
 		return fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
 	}
 	m.log.Info("rolling back migration", "migration", rec.Name)
-	if err := m.execLocked(ctx, nil, "DROP SCHEMA IF EXISTS "+qi(m.versionSchemaOf(rec.Name))+" CASCADE"); err != nil {
+	if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Name)); err != nil {
 		return fmt.Errorf("drop the new version's schema: %w", err)
 	}
 	for i := len(mig.Operations) - 1; i >= 0; i-- {

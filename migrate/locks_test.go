@@ -402,3 +402,45 @@ func TestBusyNamesTheHolderInThisDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteGivesUpOnLockAndResumes: complete meets a session of the old version in a
+// long transaction (its views are locked) or a lock on the table; it gives up with a
+// *LockError naming the session, and a rerun finishes once the session is gone.
+func TestCompleteGivesUpOnLockAndResumes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+	}{
+		{"old version reading its view", []string{"SET search_path = public_01_items", "SELECT count(*) FROM items"}},
+		{"lock on the table", []string{"LOCK TABLE public.items IN ACCESS SHARE MODE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, func(o *Options) { o.LockAttempts = 3 })
+			e.start(`{"name": "01_items", "operations": [{"create_table": {"name": "items", "columns": [
+				{"name": "id", "type": "bigserial", "pk": true}, {"name": "qty", "type": "int"}]}}]}`)
+			e.complete()
+			mustExec(t, e.version("01_items"), "INSERT INTO items (qty) SELECT i FROM generate_series(1, 100) i")
+			e.start(`{"name": "02_price", "operations": [{"add_column": {"table": "items",
+				"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`)
+			b := block(t, e.url, tc.stmts...)
+
+			err := e.m.Complete(ctx)
+			var le *LockError
+			if !errors.As(err, &le) {
+				t.Fatalf("complete: err = %v, want a *LockError", err)
+			}
+			if want := fmt.Sprintf("pid %d", b.pid); !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not name the blocking session (%s): %v", want, err)
+			}
+			// The new version keeps working meanwhile.
+			mustExec(t, e.version("02_price"), "INSERT INTO items (qty, price) VALUES (1, 5)")
+			b.release()
+			e.complete()
+			if cols := e.columns("public", "items"); cols != "id bigint not null, qty integer not null, price numeric not null" {
+				t.Errorf("after complete: %s", cols)
+			}
+			e.assertNoLeftovers("public_02_price")
+		})
+	}
+}

@@ -3,6 +3,8 @@ package migrate
 import (
 	"context"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // createVersionSchema (re)creates the new version's schema: one view per table, exposing
@@ -51,4 +53,19 @@ func viewDDL(base, vs string, t *Table, securityInvoker bool) []string {
 		}
 	}
 	return stmts
+}
+
+// dropVersionSchema drops a version schema and its views under the lock policy. Dropping
+// a view needs an ACCESS EXCLUSIVE lock on it, so a session of that version in a long
+// transaction is waited for (not queued behind) and named if it does not finish.
+func (m *Migrator) dropVersionSchema(ctx context.Context, vs string) error {
+	rows, err := m.conn.Query(ctx, "SELECT format('%I.%I', schemaname, viewname) FROM pg_views WHERE schemaname = $1 ORDER BY 1", vs)
+	if err != nil {
+		return err
+	}
+	views, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	return m.execLocked(ctx, views, "DROP SCHEMA IF EXISTS "+qi(vs)+" CASCADE")
 }
