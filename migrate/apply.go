@@ -199,23 +199,33 @@ func (m *Migrator) Complete(ctx context.Context) error {
 	return m.withLock(ctx, func() error { return m.complete(ctx) })
 }
 
-func (m *Migrator) complete(ctx context.Context) error {
+// activeMigration returns the migration in progress, as recorded and as parsed from its
+// recorded definition, or ErrNoActiveMigration.
+func (m *Migrator) activeMigration(ctx context.Context) (*record, *Migration, error) {
 	if err := m.st.init(ctx, m.conn); err != nil {
-		return err
+		return nil, nil, err
 	}
 	rec, err := m.st.active(ctx, m.conn)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if rec == nil {
-		return ErrNoActiveMigration
-	}
-	if rec.Status == StatusStarting {
-		return fmt.Errorf("the start of migration %q did not finish; run tandem start again with its file to finish it, or tandem rollback", rec.Name)
+		return nil, nil, ErrNoActiveMigration
 	}
 	mig, err := Parse(rec.File, rec.Name, rec.Definition)
 	if err != nil {
-		return fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
+		return nil, nil, fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
+	}
+	return rec, mig, nil
+}
+
+func (m *Migrator) complete(ctx context.Context) error {
+	rec, mig, err := m.activeMigration(ctx)
+	if err != nil {
+		return err
+	}
+	if rec.Status == StatusStarting {
+		return fmt.Errorf("the start of migration %q did not finish; run tandem start again with its file to finish it, or tandem rollback", rec.Name)
 	}
 	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusCompleting); err != nil {
 		return err
@@ -254,22 +264,12 @@ func (m *Migrator) Rollback(ctx context.Context) error {
 }
 
 func (m *Migrator) rollback(ctx context.Context) error {
-	if err := m.st.init(ctx, m.conn); err != nil {
-		return err
-	}
-	rec, err := m.st.active(ctx, m.conn)
+	rec, mig, err := m.activeMigration(ctx)
 	if err != nil {
 		return err
-	}
-	if rec == nil {
-		return ErrNoActiveMigration
 	}
 	if rec.Status == StatusCompleting {
 		return fmt.Errorf("migration %q is being completed and can no longer be rolled back; run tandem complete to finish it", rec.Name)
-	}
-	mig, err := Parse(rec.File, rec.Name, rec.Definition)
-	if err != nil {
-		return fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
 	}
 	m.log.Info("rolling back migration", "migration", rec.Name)
 	if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Name)); err != nil {

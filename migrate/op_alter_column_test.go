@@ -144,27 +144,7 @@ func TestAlterColumnLifecycles(t *testing.T) {
 			},
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			for _, s := range setup {
-				e.exec(s)
-			}
-			doc := `{"name": "02", ` + tc.doc[1:]
-			e.start(doc)
-			old, new := e.version(""), e.version("02")
-			tc.during(t, e, old, new)
-			old.Close()
-			new.Close()
-			e.rollback()
-			e.assertNoLeftovers()
-			tc.rolledBack(t, e)
-			e.start(doc)
-			e.complete()
-			e.assertNoLeftovers("public_02")
-			tc.completed(t, e, e.version("02"))
-		})
-	}
+	runOpCases(t, setup, cases)
 }
 
 // TestBackfillStopsAtABadRow: a row up cannot convert stops the backfill with that row's

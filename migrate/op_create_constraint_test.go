@@ -11,36 +11,10 @@ import (
 )
 
 // runConstraintCases runs the lifecycle of each case over items (itemsTable, itemsRows)
-// plus the case's setup: start → both versions → rollback → nothing left → start →
-// complete → nothing left but the version schema → final checks.
+// plus the case's setup (see runOpCases).
 func runConstraintCases(t *testing.T, cases []opCase) {
 	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.exec(itemsTable)
-			e.exec(itemsRows)
-			for _, s := range tc.setup {
-				e.exec(s)
-			}
-			doc := `{"name": "02", ` + tc.doc[1:]
-
-			e.start(doc)
-			old, new := e.version(""), e.version("02")
-			tc.during(t, e, old, new)
-			old.Close()
-			new.Close()
-
-			e.rollback()
-			e.assertNoLeftovers()
-			tc.rolledBack(t, e)
-
-			e.start(doc)
-			e.complete()
-			e.assertNoLeftovers("public_02")
-			tc.completed(t, e, e.version("02"))
-		})
-	}
+	runOpCases(t, []string{itemsTable, itemsRows}, cases)
 }
 
 // expectNoCopy fails if items got Tandem shadow columns: the constraint operations change

@@ -46,6 +46,37 @@ func expectSQLState(t *testing.T, q *pgxpool.Pool, sql, state string) {
 	}
 }
 
+// runOpCases runs the lifecycle of each case on a fresh database prepared with setup and
+// the case's own setup: start → both versions → rollback → nothing left → start →
+// complete → nothing left but the version schema → final checks.
+func runOpCases(t *testing.T, setup []string, cases []opCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			for _, s := range append(append([]string{}, setup...), tc.setup...) {
+				e.exec(s)
+			}
+			doc := `{"name": "02", ` + tc.doc[1:]
+
+			e.start(doc)
+			old, new := e.version(""), e.version("02")
+			tc.during(t, e, old, new)
+			old.Close()
+			new.Close()
+
+			e.rollback()
+			e.assertNoLeftovers()
+			tc.rolledBack(t, e)
+
+			e.start(doc)
+			e.complete()
+			e.assertNoLeftovers("public_02")
+			tc.completed(t, e, e.version("02"))
+		})
+	}
+}
+
 func TestOperationLifecycles(t *testing.T) {
 	origItems := "id bigint not null, name text not null, qty integer not null, note text"
 	cases := []opCase{
@@ -226,32 +257,7 @@ func TestOperationLifecycles(t *testing.T) {
 			},
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.exec(itemsTable)
-			e.exec(itemsRows)
-			for _, s := range tc.setup {
-				e.exec(s)
-			}
-			doc := `{"name": "02", ` + tc.doc[1:]
-
-			e.start(doc)
-			old, new := e.version(""), e.version("02")
-			tc.during(t, e, old, new)
-			old.Close()
-			new.Close()
-
-			e.rollback()
-			e.assertNoLeftovers()
-			tc.rolledBack(t, e)
-
-			e.start(doc)
-			e.complete()
-			e.assertNoLeftovers("public_02")
-			tc.completed(t, e, e.version("02"))
-		})
-	}
+	runOpCases(t, []string{itemsTable, itemsRows}, cases)
 }
 
 // TestSecondMigrationDropsTheFirstVersionSchema: the version schema of the previous
