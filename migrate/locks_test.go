@@ -444,3 +444,39 @@ func TestCompleteGivesUpOnLockAndResumes(t *testing.T) {
 		})
 	}
 }
+
+// TestStartResumesAfterLockError: a start that gave up on a lock half-way (operation 0
+// applied, operation 1 not) is finished by running start again once the lock is gone.
+func TestStartResumesAfterLockError(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(o *Options) { o.LockAttempts = 3 })
+	e.exec(lockTestTable)
+	const doc = `{"name": "02_two", "operations": [
+		{"add_column": {"table": "other", "up": "upper(label)", "column": {"name": "code", "type": "text"}}},
+		{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`
+	b := block(t, e.url, "LOCK TABLE items IN ACCESS SHARE MODE")
+	var le *LockError
+	if err := e.m.Start(ctx, e.parse(doc)); !errors.As(err, &le) {
+		t.Fatalf("start: err = %v, want a *LockError", err)
+	}
+	if err := e.m.Complete(ctx); err == nil {
+		t.Fatalf("complete of a start that did not finish succeeded")
+	}
+	// The old version writes in between: rows the resumed start must fill too.
+	mustExec(t, e.db, "INSERT INTO items (name, qty) VALUES ('old', 7)")
+	mustExec(t, e.db, "INSERT INTO other (label) VALUES ('old')")
+	b.release()
+	e.start(doc)
+	v2 := e.version("02_two")
+	if n := queryString(t, v2, "SELECT count(*)::text FROM items WHERE price IS DISTINCT FROM qty * 2"); n != "0" {
+		t.Errorf("%s rows of items not backfilled", n)
+	}
+	if n := queryString(t, v2, "SELECT count(*)::text FROM other WHERE code IS DISTINCT FROM upper(label)"); n != "0" {
+		t.Errorf("%s rows of other not backfilled", n)
+	}
+	e.complete()
+	if cols := e.columns("public", "items"); cols != "id bigint not null, name text not null, qty integer not null, price numeric not null" {
+		t.Errorf("items after complete: %s", cols)
+	}
+	e.assertNoLeftovers("public_02_two")
+}
