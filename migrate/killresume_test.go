@@ -413,3 +413,65 @@ func TestKillDuringConcurrentIndexBuild(t *testing.T) {
 		})
 	}
 }
+
+// TestKillUnderLoad kills start at arbitrary moments while the old version writes
+// continuously: not one of its statements may fail, before the kill, after it or while
+// the job is finished, and the data must be right.
+func TestKillUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill tests")
+	}
+	ctx := context.Background()
+	const rows = 20000
+	for _, tc := range []struct {
+		delay time.Duration
+		then  string
+	}{
+		{20 * time.Millisecond, "start"},
+		{60 * time.Millisecond, "rollback"},
+		{120 * time.Millisecond, "start"},
+		{200 * time.Millisecond, "rollback"},
+	} {
+		t.Run(fmt.Sprintf("after %s/%s", tc.delay, tc.then), func(t *testing.T) {
+			e := newEnv(t)
+			e.exec(`CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL, note text)`)
+			e.exec(`INSERT INTO items (name, qty) SELECT 'n' || i, i % 1000 FROM generate_series(1, $1::int) i`, rows)
+			before := e.columns("public", "items")
+			var stats loadStats
+			stop := oldVersionLoad(loadPool(t, e, "", 6), rows, &stats, nil)
+			defer stop()
+			waitForStatements(t, &stats, 100)
+			doc := killV2
+			killWhen(t, e.url, "start", doc, "", helperReady, func() { time.Sleep(tc.delay) })
+			waitForStatements(t, &stats, 100)
+			m := e.open()
+			switch tc.then {
+			case "start":
+				retryBusy(t, "start", func() error { return m.Start(ctx, e.parse(doc)) })
+			case "rollback":
+				retryBusy(t, "rollback", func() error {
+					if err := m.Rollback(ctx); !errors.Is(err, ErrNoActiveMigration) {
+						return err
+					}
+					return nil // killed before it recorded anything
+				})
+			}
+			waitForStatements(t, &stats, 100)
+			stop()
+			if n := stats.failed.Load(); n > 0 {
+				t.Errorf("%d of %d statements failed; first failures:\n%s", n, n+stats.ok.Load(), strings.Join(stats.errs, "\n"))
+			}
+			switch tc.then {
+			case "start":
+				if n := queryString(t, e.version("02_price"), "SELECT count(*)::text FROM items WHERE price IS DISTINCT FROM qty * 1.25"); n != "0" {
+					t.Errorf("%s rows have a price that is not qty * 1.25", n)
+				}
+			case "rollback":
+				e.assertNoLeftovers()
+				if cols := e.columns("public", "items"); cols != before {
+					t.Errorf("items after rollback: %s, want %s", cols, before)
+				}
+			}
+		})
+	}
+}
