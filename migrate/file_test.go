@@ -75,7 +75,12 @@ func TestMalformedFiles(t *testing.T) {
 			}
 			mig, err := ReadFile(path)
 			if err == nil {
+				// tandem validate finds what start finds.
+				verr := e.m.Validate(ctx, mig)
 				err = e.m.Start(ctx, mig)
+				if verr == nil || err == nil || verr.Error() != err.Error() {
+					t.Errorf("validate says %v, start says %v", verr, err)
+				}
 			}
 			var ie *InputError
 			if !errors.As(err, &ie) {
