@@ -74,20 +74,17 @@ func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time
 		return err
 	}
 
-	// (a) start vs the plain transaction, alternated.
+	// (a) start vs the plain transaction, alternated (ABBA: neither always goes first).
 	var tandem, plain []time.Duration
 	for i := 0; i < runs; i++ {
-		d, err := b.timePlain(ctx)
+		var p, t time.Duration
+		err := pair(i, func() (err error) { p, err = b.timePlain(ctx); return err },
+			func() (err error) { t, _, err = b.timeStart(ctx, 0); return err })
 		if err != nil {
-			return fmt.Errorf("plain: %w", err)
+			return fmt.Errorf("add column: %w", err)
 		}
-		plain = append(plain, d)
-		d, _, err = b.timeStart(ctx, 0)
-		if err != nil {
-			return fmt.Errorf("start: %w", err)
-		}
-		tandem = append(tandem, d)
-		fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, plain[i].Round(time.Millisecond), tandem[i].Round(time.Millisecond))
+		plain, tandem = append(plain, p), append(tandem, t)
+		fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond))
 	}
 
 	// (b) start under load, with the server's record of lock waits meanwhile.
@@ -99,21 +96,22 @@ func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time
 	}
 	maxWait, waits := lockWaits(logPath, logStart)
 
-	// (d) type change vs plain ALTER COLUMN TYPE, alternated.
+	// (d) type change vs plain ALTER COLUMN TYPE, alternated (ABBA).
 	var typePlain, typeTandem []time.Duration
 	for i := 0; i < runs; i++ {
-		d, err := b.timeSQL(ctx, "ALTER TABLE items ALTER COLUMN qty TYPE bigint")
-		if err != nil {
-			return fmt.Errorf("plain type change: %w", err)
-		}
-		typePlain = append(typePlain, d)
-		d, err = b.timeMigration(ctx, typeChange)
+		var p, t time.Duration
+		err := pair(i, func() (err error) {
+			p, err = b.timeSQL(ctx, "ALTER TABLE items ALTER COLUMN qty TYPE bigint")
+			return err
+		},
+			func() (err error) { t, err = b.timeMigration(ctx, typeChange); return err })
 		if err != nil {
 			return fmt.Errorf("type change: %w", err)
 		}
-		typeTandem = append(typeTandem, d)
-		fmt.Fprintf(os.Stderr, "type change run %d: plain %s, tandem start %s\n", i+1, typePlain[i].Round(time.Millisecond), typeTandem[i].Round(time.Millisecond))
+		typePlain, typeTandem = append(typePlain, p), append(typeTandem, t)
+		fmt.Fprintf(os.Stderr, "type change run %d: plain %s, tandem start %s\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond))
 	}
+
 	// (e) metadata-only changes.
 	commentOnly, err := b.timeMigration(ctx, commentChange)
 	if err != nil {
@@ -438,7 +436,13 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 		return nil, nil, err
 	}
 	for i := 0; i < runs; i++ {
-		for _, enabled := range []bool{false, true} {
+		// ABBA order: the table grows and bloats as the runs go on, so neither side may
+		// always run second.
+		order := []bool{false, true}
+		if i%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, enabled := range order {
 			// Without the trigger, a plain default keeps the old version's inserts within
 			// the new column's NOT NULL check.
 			toggle := []string{"ALTER TABLE items DISABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"}
@@ -497,6 +501,18 @@ func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur t
 		return 0, errors.Join(errors.New("throughput load failed"), firstErr)
 	}
 	return float64(n.Load()) / dur.Seconds(), nil
+}
+
+// pair runs a and b, a first in even runs and b first in odd ones.
+func pair(run int, a, b func() error) error {
+	first, second := a, b
+	if run%2 == 1 {
+		first, second = b, a
+	}
+	if err := first(); err != nil {
+		return err
+	}
+	return second()
 }
 
 func median(ds []time.Duration) time.Duration {
