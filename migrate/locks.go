@@ -21,6 +21,12 @@ type Session struct {
 	State           string
 	XactAge         time.Duration
 	Query           string
+
+	// vxid is the virtual transaction holding a lock, and ageHidden is set when
+	// PostgreSQL hides its transaction's start from us (a session of another role,
+	// without pg_read_all_stats): lockedTx then times the lock itself.
+	vxid      string
+	ageHidden bool
 }
 
 func (s Session) String() string {
@@ -100,19 +106,21 @@ func isLockTimeout(err error) bool {
 }
 
 // holders returns the other sessions holding a granted lock on any of the tables, oldest
-// transaction first; with minAge > 0 only those whose transaction is older than minAge;
+// transaction first; with minAge > 0 only those whose transaction is older than minAge
+// or of unknown age (ageHidden);
 // with modes, only locks of those modes (e.g. "AccessExclusiveLock").
 func holders(ctx context.Context, q querier, tables []string, minAge time.Duration, modes ...string) ([]Session, error) {
 	rows, err := q.Query(ctx, `
 		SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
 		       coalesce(host(a.client_addr), ''), coalesce(a.state, ''),
-		       coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8, coalesce(a.query, '')
+		       coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8, coalesce(a.query, ''),
+		       coalesce(l.virtualtransaction, ''), a.xact_start IS NULL
 		  FROM pg_locks l
 		  JOIN pg_stat_activity a ON a.pid = l.pid
 		 WHERE l.granted AND l.locktype = 'relation'
 		   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
 		   AND a.pid <> pg_backend_pid()
-		   AND coalesce(extract(epoch FROM now() - a.xact_start), 0) >= $2
+		   AND (a.xact_start IS NULL OR extract(epoch FROM now() - a.xact_start) >= $2)
 		   AND (coalesce(cardinality($3::text[]), 0) = 0 OR l.mode = ANY ($3::text[]))
 		 ORDER BY 6 DESC`, tables, minAge.Seconds(), modes)
 	if err != nil {
@@ -123,7 +131,7 @@ func holders(ctx context.Context, q querier, tables []string, minAge time.Durati
 	for rows.Next() {
 		var s Session
 		var age float64
-		if err := rows.Scan(&s.PID, &s.ApplicationName, &s.User, &s.ClientAddr, &s.State, &age, &s.Query); err != nil {
+		if err := rows.Scan(&s.PID, &s.ApplicationName, &s.User, &s.ClientAddr, &s.State, &age, &s.Query, &s.vxid, &s.ageHidden); err != nil {
 			return nil, err
 		}
 		s.XactAge = time.Duration(age * float64(time.Second))
@@ -151,6 +159,9 @@ var sharedOnly = []string{"AccessExclusiveLock"}
 func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []string, fn func(tx pgx.Tx) error) error {
 	p := m.locks
 	var blockers []Session
+	// When the holders' transaction start is hidden from us, a holder is long once it has
+	// held its lock for longTxn under our eyes: when each was first seen.
+	seen := map[string]time.Time{}
 	for attempt := 0; attempt < p.attempts; attempt++ {
 		if attempt > 0 {
 			wait := p.backoff(attempt - 1)
@@ -162,9 +173,19 @@ func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []stri
 			}
 		}
 		if len(tables) > 0 {
-			long, err := holders(ctx, m.conn, tables, p.longTxn, modes...)
+			hs, err := holders(ctx, m.conn, tables, p.longTxn, modes...)
 			if err != nil {
 				return err
+			}
+			var long []Session
+			for _, h := range hs {
+				if !h.ageHidden {
+					long = append(long, h)
+				} else if first, ok := seen[h.vxid]; !ok {
+					seen[h.vxid] = time.Now()
+				} else if time.Since(first) >= p.longTxn {
+					long = append(long, h)
+				}
 			}
 			if len(long) > 0 {
 				blockers = long

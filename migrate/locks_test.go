@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
 // logBuffer collects a Migrator's log lines, safe for concurrent use.
@@ -479,4 +481,56 @@ func TestStartResumesAfterLockError(t *testing.T) {
 		t.Errorf("items after complete: %s", cols)
 	}
 	e.assertNoLeftovers("public_02_two")
+}
+
+// TestStartDoesNotQueueBehindAnotherRolesLongTransaction: the application usually runs as
+// another role than the migration, and PostgreSQL hides the start of other roles'
+// transactions from a role without pg_read_all_stats. Start must still recognise a long
+// transaction of the application and wait outside the lock queue, not queue behind it
+// attempt after attempt (blocking every reader and writer of the table each time).
+func TestStartDoesNotQueueBehindAnotherRolesLongTransaction(t *testing.T) {
+	ctx := context.Background()
+	var logs logBuffer
+	e := newEnv(t, withLog(&logs))
+	e.exec(lockTestTable)
+	db := queryString(t, e.db, "SELECT current_database()")
+	admin, err := pgx.Connect(ctx, pgtest.WithDatabase(t, pgtest.AdminURL(t), db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	app := db + "_app"
+	mustExec(t, admin, "CREATE ROLE "+qi(app)+" LOGIN")
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, pgtest.WithDatabase(t, pgtest.AdminURL(t), db))
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP OWNED BY "+qi(app))
+		_, _ = c.Exec(ctx, "DROP ROLE "+qi(app))
+	})
+	e.exec("GRANT SELECT ON items TO " + qi(app))
+	b := block(t, pgtest.WithUser(t, e.url, app, ""), "SELECT count(*) FROM items")
+	if s := queryString(t, e.db, "SELECT xact_start::text FROM pg_stat_activity WHERE pid = $1", b.pid); s != "<null>" {
+		t.Skip("the migration role sees other roles' transactions; nothing to test")
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		done <- e.m.Start(ctx, e.parse(`{"name": "02_price", "operations": [{"add_column": {"table": "items",
+			"up": "qty * 2", "column": {"name": "price", "type": "numeric"}}}]}`))
+	}()
+	waitFor(t, "start to see the long transaction", func() bool { return logs.count("long transaction holds a lock") > 0 })
+	pid := e.m.Conn().PgConn().PID()
+	for range 30 {
+		if n := queryString(t, e.db, "SELECT count(*)::text FROM pg_locks WHERE pid = $1 AND NOT granted", pid); n != "0" {
+			t.Fatalf("start queues for a lock behind another role's long transaction")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.release()
+	if err := <-done; err != nil {
+		t.Fatalf("start: %v", err)
+	}
 }
