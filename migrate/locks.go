@@ -107,7 +107,7 @@ func isLockTimeout(err error) bool {
 
 // holders returns the other sessions holding a granted lock on any of the tables, oldest
 // transaction first; with minAge > 0 only those whose transaction is older than minAge
-// or of unknown age (ageHidden);
+// or of unknown age (ageHidden), autovacuum aside;
 // with modes, only locks of those modes (e.g. "AccessExclusiveLock").
 func holders(ctx context.Context, q querier, tables []string, minAge time.Duration, modes ...string) ([]Session, error) {
 	rows, err := q.Query(ctx, `
@@ -121,6 +121,9 @@ func holders(ctx context.Context, q querier, tables []string, minAge time.Durati
 		   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
 		   AND a.pid <> pg_backend_pid()
 		   AND (a.xact_start IS NULL OR extract(epoch FROM now() - a.xact_start) >= $2)
+		   -- Looking for long transactions, leave out autovacuum (a process without a role):
+		   -- it gives way to a lock request, unless it runs to prevent wraparound.
+		   AND ($2 = 0 OR a.usesysid IS NOT NULL OR coalesce(a.query, '') LIKE '%to prevent wraparound%')
 		   AND (coalesce(cardinality($3::text[]), 0) = 0 OR l.mode = ANY ($3::text[]))
 		 ORDER BY 6 DESC`, tables, minAge.Seconds(), modes)
 	if err != nil {
