@@ -36,6 +36,7 @@ type BackfillProgress struct {
 type backfill struct {
 	table  *Table // the old version's table (names in expr resolve to its physical columns)
 	target string // physical column
+	typ    string // the target's type (see castTo)
 	expr   string
 }
 
@@ -220,12 +221,12 @@ func (b backfill) update(table, cond string) string {
 		cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
 	}
 	if !renamed {
-		return fmt.Sprintf("UPDATE %s SET %s = (%s) WHERE %s AND %s IS NULL", table, target, b.expr, cond, target)
+		return fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s AND %s IS NULL", table, target, castTo(b.expr, b.typ), cond, target)
 	}
 	return fmt.Sprintf(`UPDATE %[1]s SET %[2]s = s._tandem_v
-		FROM (SELECT _tandem_ctid, (%[3]s) AS _tandem_v
+		FROM (SELECT _tandem_ctid, %[3]s AS _tandem_v
 		        FROM (SELECT ctid AS _tandem_ctid, %[4]s FROM %[1]s WHERE %[5]s AND %[2]s IS NULL) AS %[6]s) AS s
-		WHERE %[1]s.ctid = s._tandem_ctid`, table, target, b.expr, strings.Join(cols, ", "), cond, qi(b.table.Name))
+		WHERE %[1]s.ctid = s._tandem_ctid`, table, target, castTo(b.expr, b.typ), strings.Join(cols, ", "), cond, qi(b.table.Name))
 }
 
 // explain turns a failed batch into an error the user can act on: for a row the

@@ -100,7 +100,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if o.Up != "" {
-		dw := dualWrite{name: o.triggerName(r), up: &rule{table: r.opBefore.Table(o.Table), target: c.Name, expr: o.Up}, fillUnfilled: true}
+		dw := dualWrite{name: o.triggerName(r), up: &rule{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up}, fillUnfilled: true}
 		trig, err := dw.statements(r, t.Physical)
 		if err != nil {
 			return err
@@ -137,7 +137,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if o.Up != "" {
-		if err := (backfill{table: r.opBefore.Table(o.Table), target: c.Name, expr: o.Up}).run(ctx, r); err != nil {
+		if err := (backfill{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up}).run(ctx, r); err != nil {
 			return err
 		}
 	}

@@ -191,7 +191,14 @@ func (o *OpCreateIndex) sql(r *run) string {
 		q += " WITH (" + o.StorageParameters + ")"
 	}
 	if o.Predicate != "" {
-		q += " WHERE " + o.Predicate
+		// The predicate uses the names this operation sees; the table has the physical ones.
+		renames := map[string]string{}
+		for _, c := range t.Columns {
+			if c.Name != c.Physical {
+				renames[c.Name] = c.Physical
+			}
+		}
+		q += " WHERE " + renameIdents(o.Predicate, renames)
 	}
 	return q
 }

@@ -277,3 +277,29 @@ func TestSecondMigrationDropsTheFirstVersionSchema(t *testing.T) {
 	e.assertNoLeftovers("public_03")
 	expectCols(t, e, "public_03", "items", "id bigint, name text, qty integer, memo text, double integer")
 }
+
+// TestCreateIndexAfterARenameInTheSameMigration: the predicate and the key use the names
+// as the operation sees them.
+func TestCreateIndexAfterARenameInTheSameMigration(t *testing.T) {
+	e := newEnv(t)
+	e.exec(itemsTable)
+	e.exec(itemsRows)
+	e.start(`{"name": "02", "operations": [
+		{"rename_column": {"table": "items", "from": "note", "to": "memo"}},
+		{"create_index": {"name": "items_memo_idx", "table": "items", "columns": ["memo"], "predicate": "memo <> ''"}}]}`)
+	expectString(t, e.db, "SELECT pg_get_indexdef('items_memo_idx'::regclass)", "CREATE INDEX items_memo_idx ON public.items USING btree (note) WHERE (note <> ''::text)")
+	e.complete()
+	expectString(t, e.db, "SELECT pg_get_indexdef('items_memo_idx'::regclass)", "CREATE INDEX items_memo_idx ON public.items USING btree (memo) WHERE (memo <> ''::text)")
+}
+
+// TestUpIsCastLikeValidationCasts: an up whose type only converts by an explicit cast
+// passes validation and fills the column the same way.
+func TestUpIsCastLikeValidationCasts(t *testing.T) {
+	e := newEnv(t)
+	e.exec(itemsTable)
+	e.exec(itemsRows)
+	e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "'1' || qty", "column": {"name": "code", "type": "int"}}}]}`)
+	expectString(t, e.version("02"), "SELECT code::text FROM items WHERE id = 7", "17")
+	mustExec(t, e.version(""), "INSERT INTO items (name, qty) VALUES ('x', 5)")
+	expectString(t, e.version("02"), "SELECT code::text FROM items WHERE name = 'x'", "15")
+}

@@ -100,8 +100,13 @@ func isAlnum(c byte) bool {
 // quoted identifiers equal to from. String literals and other identifiers are left alone.
 // expr must have passed checkExpr.
 func renameIdent(expr, from, to string) string {
+	return renameIdents(expr, map[string]string{from: to})
+}
+
+// renameIdents is renameIdent for several columns at once (one pass: a rename never
+// applies to the result of another).
+func renameIdents(expr string, names map[string]string) string {
 	var b strings.Builder
-	plain := strings.ToLower(from) == from
 	for i := 0; i < len(expr); {
 		c := expr[i]
 		switch {
@@ -112,7 +117,7 @@ func renameIdent(expr, from, to string) string {
 		case c == '"':
 			j := skipQuoted(expr, i)
 			ident := strings.ReplaceAll(expr[i+1:j-1], `""`, `"`)
-			if ident == from {
+			if to, ok := names[ident]; ok {
 				b.WriteString(qi(to))
 			} else {
 				b.WriteString(expr[i:j])
@@ -124,7 +129,8 @@ func renameIdent(expr, from, to string) string {
 				j++
 			}
 			word := expr[i:j]
-			if plain && strings.ToLower(word) == from && (i == 0 || expr[i-1] != ':') {
+			lower := strings.ToLower(word)
+			if to, ok := names[lower]; ok && (i == 0 || expr[i-1] != ':') {
 				b.WriteString(qi(to))
 			} else {
 				b.WriteString(word)

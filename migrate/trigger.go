@@ -32,6 +32,7 @@ type dualWrite struct {
 type rule struct {
 	table  *Table // the shape whose column names expr uses
 	target string // physical column to set
+	typ    string // the target's type: expr is cast to it, as validation checked
 	expr   string
 }
 
@@ -46,7 +47,7 @@ func (ru *rule) block(table string) string {
 			decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
 		}
 	}
-	return fmt.Sprintf("DECLARE %s BEGIN NEW.%s := (%s); END;", strings.Join(decl, " "), qi(ru.target), ru.expr)
+	return fmt.Sprintf("DECLARE %s BEGIN NEW.%s := %s; END;", strings.Join(decl, " "), qi(ru.target), castTo(ru.expr, ru.typ))
 }
 
 // install creates (or replaces) the trigger function and the trigger, in one transaction
@@ -107,6 +108,16 @@ END
 WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
 		qi(d.name), table, ql(BackfillSetting), fn)
 	return []string{body, trigger}, nil
+}
+
+// castTo is expr cast explicitly to typ (when given): validation checks that the cast
+// exists, and the value is stored under the same rule, not under the stricter
+// assignment casts.
+func castTo(expr, typ string) string {
+	if typ == "" {
+		return "(" + expr + ")"
+	}
+	return "(" + expr + ")::" + typ
 }
 
 // mentions reports whether expr may refer to the column name: whether name occurs in it
