@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ErrNoActiveMigration is returned by Complete and Rollback when nothing is in progress.
@@ -25,7 +27,7 @@ func (m *Migrator) Validate(ctx context.Context, mig *Migration) error {
 		if err != nil {
 			return err
 		}
-		if act != nil && act.Name == mig.Name {
+		if act != nil && act.Name == mig.Name && sameJSON(act.Definition, mig.Raw) {
 			return nil // already recorded: it was validated when it started
 		}
 	}
@@ -199,6 +201,18 @@ func (m *Migrator) Complete(ctx context.Context) error {
 	return m.withLock(ctx, func() error { return m.complete(ctx) })
 }
 
+// finish records the end of a complete or rollback and clears the migration's cursors and
+// step markers, in one transaction: a run killed in between must find the markers, so
+// that it does not run a step (an onComplete sql operation, say) twice.
+func (m *Migrator) finish(ctx context.Context, name, status string) error {
+	return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+		if err := m.st.forget(ctx, tx, name); err != nil {
+			return err
+		}
+		return m.st.setStatus(ctx, tx, name, status)
+	})
+}
+
 // activeMigration returns the migration in progress, as recorded and as parsed from its
 // recorded definition, or ErrNoActiveMigration.
 func (m *Migrator) activeMigration(ctx context.Context) (*record, *Migration, error) {
@@ -246,10 +260,7 @@ func (m *Migrator) complete(ctx context.Context) error {
 		}
 		failpoint(fmt.Sprintf("complete:op%d", i))
 	}
-	if err := m.st.forget(ctx, m.conn, rec.Name); err != nil {
-		return err
-	}
-	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusCompleted); err != nil {
+	if err := m.finish(ctx, rec.Name, StatusCompleted); err != nil {
 		return err
 	}
 	m.log.Info("migration completed", "migration", rec.Name)
@@ -283,10 +294,7 @@ func (m *Migrator) rollback(ctx context.Context) error {
 		}
 		failpoint(fmt.Sprintf("rollback:op%d", i))
 	}
-	if err := m.st.forget(ctx, m.conn, rec.Name); err != nil {
-		return err
-	}
-	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusRolledBack); err != nil {
+	if err := m.finish(ctx, rec.Name, StatusRolledBack); err != nil {
 		return err
 	}
 	m.log.Info("migration rolled back", "migration", rec.Name)
@@ -320,9 +328,6 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 			return err
 		}
 		if len(pending) == 0 {
-			if act != nil && complete {
-				return m.complete(ctx)
-			}
 			return nil
 		}
 		combined := Combine(pending)

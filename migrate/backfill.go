@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,7 +130,7 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 			// The batch is the key range (cursor, upper], where upper is the size-th key
 			// after the cursor (found with an index-only scan), or the bound. The UPDATE
 			// then walks that range of the primary key index.
-			if st.cursor != nil && slicesEqual(st.cursor, st.bound) {
+			if st.cursor != nil && slices.Equal(st.cursor, st.bound) {
 				return nil // nothing left
 			}
 			pk := b.table.PrimaryKey
@@ -176,11 +177,15 @@ func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, s
 		} else {
 			from := int64(0)
 			if st.cursor != nil {
-				fmt.Sscan(st.cursor[0], &from)
+				if _, err := fmt.Sscan(st.cursor[0], &from); err != nil {
+					return fmt.Errorf("stored backfill cursor %q: %w", st.cursor[0], err)
+				}
 				from++
 			}
 			var bound int64
-			fmt.Sscan(st.bound[0], &bound)
+			if _, err := fmt.Sscan(st.bound[0], &bound); err != nil {
+				return fmt.Errorf("stored backfill bound %q: %w", st.bound[0], err)
+			}
 			if from > bound {
 				return nil
 			}
@@ -311,7 +316,7 @@ func (b backfill) badRow(ctx context.Context, r *run, table string, st *backfill
 			if _, err := tx.Exec(ctx, q, args...); err != nil {
 				return err
 			}
-			return errRollback // test only: never keep the changes
+			return errRollback // a trial: never keep the changes
 		})
 		return !errors.Is(err, errRollback)
 	}
@@ -425,18 +430,6 @@ func retryTransient(ctx context.Context, fn func() error) error {
 		}
 	}
 	return err
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func anySlice(ss []string) []any {

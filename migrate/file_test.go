@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -93,7 +94,7 @@ func TestMalformedFiles(t *testing.T) {
 			if ie.Op != tc.op {
 				t.Errorf("operation index %d, want %d: %s", ie.Op, tc.op, msg)
 			}
-			if tc.op >= 0 && !strings.Contains(msg, "operation "+string(rune('0'+tc.op))) {
+			if tc.op >= 0 && !strings.Contains(msg, "operation "+strconv.Itoa(tc.op)) {
 				t.Errorf("message does not name operation %d: %s", tc.op, msg)
 			}
 			if !strings.Contains(msg, tc.want) {

@@ -6,4 +6,5 @@ import (
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
-func testMain(m *testing.M) { pgtest.Main(m) }
+// TestMain stops the throwaway PostgreSQL the tests share.
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -199,7 +199,9 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 		}
 	}
 	if o.Column.Unique {
-		name := o.Column.Name + "_key"
+		// Named as PostgreSQL would name it: constraint indexes share the schema's
+		// namespace, so the table's name keeps two tables' "email" columns apart.
+		name := t.Physical + "_" + o.Column.Name + "_key"
 		if len(name) > 63 {
 			name = o.uniqueIndex(r) + "_key"
 		}
@@ -221,7 +223,7 @@ func (o *OpAddColumn) rollback(ctx context.Context, r *run) error {
 		return err
 	}
 	if !exists {
-		return dropTrigger(ctx, r, o.triggerName(r), t.Physical) // the function is left
+		return dropTrigger(ctx, r, o.triggerName(r), t.Physical) // the table is gone: only the function can be left
 	}
 	// The column (with its NOT NULL check) and the trigger that fills it go in one
 	// transaction: an old-version write in between would miss the trigger and fail the check.

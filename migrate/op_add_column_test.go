@@ -5,7 +5,6 @@ import (
 	"testing"
 )
 
-func TestMain(m *testing.M) { testMain(m) }
 
 func TestAddColumnNotNullWithUp(t *testing.T) {
 	ctx := context.Background()

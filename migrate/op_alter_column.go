@@ -335,7 +335,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 			if k.unique {
 				u = "UNIQUE "
 			}
-			if err := r.m.execConcurrently(ctx, r.schema, name, "CREATE "+u+"INDEX CONCURRENTLY IF NOT EXISTS "+qi(name)+" ON "+table+" USING "+k.method+" ("+target+")"); err != nil {
+			if err := r.m.execConcurrently(ctx, r.schema, name, "CREATE "+u+"INDEX CONCURRENTLY IF NOT EXISTS "+qi(name)+" ON "+table+" USING "+qi(k.method)+" ("+target+")"); err != nil {
 				return err
 			}
 		}

@@ -151,6 +151,15 @@ func (o *OpCreateIndex) validate(ctx context.Context, v *validator) error {
 			return fieldErr("name", "an index named %q already exists on table %q", o.Name, other.Name)
 		}
 	}
+	// Indexes share their namespace with tables, views and sequences: CREATE INDEX IF NOT
+	// EXISTS would quietly do nothing over any of them.
+	var taken bool
+	if err := v.tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qi(v.schema, o.Name)).Scan(&taken); err != nil {
+		return err
+	}
+	if taken {
+		return fieldErr("name", "a table, view, sequence or index named %q already exists in schema %q", o.Name, v.schema)
+	}
 	if o.Predicate != "" {
 		if err := v.checkExpr(ctx, "predicate", o.Predicate, t, "boolean"); err != nil {
 			return err

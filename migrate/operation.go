@@ -112,13 +112,19 @@ func (v *validator) column(field string, t *Table, name string) (*Column, error)
 	return nil, fieldErr(field, "column %q does not exist in table %q%s", name, t.Name, suggest(name, names))
 }
 
-// checkType makes sure typ names an existing type, and returns its canonical spelling.
+// checkType makes sure typ names an existing type, and returns the spelling to use in DDL:
+// typ itself (modifiers included), or the integer type behind a serial pseudo-type.
 func (v *validator) checkType(ctx context.Context, field, typ string) (string, error) {
 	if strings.TrimSpace(typ) == "" {
 		return "", fieldErr(field, "required")
 	}
 	if isSerial(typ) {
 		return serialBase(typ), nil
+	}
+	// The type is written into DDL as the file spells it (to keep its modifiers), so it
+	// must be one self-contained piece of SQL: no comment may swallow what follows it.
+	if err := checkExpr(typ); err != nil {
+		return "", fieldErr(field, "type %q: %v", typ, err)
 	}
 	var canon *string
 	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {

@@ -153,7 +153,7 @@ func TestOperationLifecycles(t *testing.T) {
 			completed: func(t *testing.T, e *testEnv, new *pgxpool.Pool) {
 				expectCols(t, e, "public", "items", origItems+", sku text, weight integer, category_id integer")
 				expectString(t, e.db, `SELECT string_agg(conname || ':' || convalidated, ',' ORDER BY conname) FROM pg_constraint
-					WHERE conrelid = 'items'::regclass AND contype <> 'p'`, "items_category_fk:true,sku_key:true,weight_positive:true")
+					WHERE conrelid = 'items'::regclass AND contype <> 'p'`, "items_category_fk:true,items_sku_key:true,weight_positive:true")
 			},
 		},
 		{

@@ -33,46 +33,21 @@ func checkExpr(expr string) error {
 	for i := 0; i < len(expr); i++ {
 		switch c := expr[i]; {
 		case c == '\'' || c == '"':
-			// In an escape string (E'...'), a backslash escapes the next character,
-			// quotes included: E'\'' is one string, not a string and a quote.
-			escape := c == '\'' && i > 0 && (expr[i-1] == 'E' || expr[i-1] == 'e') &&
-				(i < 2 || !(isAlnum(expr[i-2]) || expr[i-2] == '_' || expr[i-2] == '$'))
-			j := i + 1
-			for ; j < len(expr); j++ {
-				if escape && expr[j] == '\\' {
-					j++
-					continue
-				}
-				if expr[j] == c {
-					if j+1 < len(expr) && expr[j+1] == c {
-						j++
-						continue
-					}
-					break
-				}
-			}
-			if j >= len(expr) {
+			end, ok := skipQuoted(expr, i)
+			if !ok {
 				return errors.New("unterminated quoted string or identifier")
 			}
-			i = j
+			i = end - 1
 		case c == '-' && i+1 < len(expr) && expr[i+1] == '-':
 			return errors.New("comments (--) are not allowed in an expression")
 		case c == '/' && i+1 < len(expr) && expr[i+1] == '*':
 			return errors.New("comments (/* */) are not allowed in an expression")
 		case c == '$':
-			// A dollar-quoted string: $tag$ ... $tag$.
-			j := i + 1
-			for j < len(expr) && (expr[j] == '_' || isAlnum(expr[j])) {
-				j++
+			end, ok := skipQuoted(expr, i)
+			if !ok {
+				return errors.New("unterminated dollar-quoted string")
 			}
-			if j < len(expr) && expr[j] == '$' && (j == i+1 || !isDigit(expr[i+1])) {
-				tag := expr[i : j+1]
-				end := strings.Index(expr[j+1:], tag)
-				if end < 0 {
-					return errors.New("unterminated dollar-quoted string")
-				}
-				i = j + 1 + end + len(tag) - 1
-			}
+			i = end - 1
 		case c == '(':
 			depth++
 		case c == ')':
@@ -111,11 +86,11 @@ func renameIdents(expr string, names map[string]string) string {
 		c := expr[i]
 		switch {
 		case c == '\'' || c == '$':
-			j := skipQuoted(expr, i)
+			j, _ := skipQuoted(expr, i)
 			b.WriteString(expr[i:j])
 			i = j
 		case c == '"':
-			j := skipQuoted(expr, i)
+			j, _ := skipQuoted(expr, i)
 			ident := strings.ReplaceAll(expr[i+1:j-1], `""`, `"`)
 			if to, ok := names[ident]; ok {
 				b.WriteString(qi(to))
@@ -144,9 +119,12 @@ func renameIdents(expr string, names map[string]string) string {
 	return b.String()
 }
 
-// skipQuoted returns the index just past the quoted string, identifier or dollar-quoted
-// string starting at i (or past a lone '$').
-func skipQuoted(s string, i int) int {
+// skipQuoted returns the index just past the quoted string, escape string (E'...', where a
+// backslash escapes the next character, quotes included), quoted identifier or
+// dollar-quoted string starting at i, or just past a lone '$' (a parameter like $1). ok
+// is false for an unterminated one (the index is then len(s)). It is the one tokenizer
+// checkExpr and renameIdents share.
+func skipQuoted(s string, i int) (end int, ok bool) {
 	q := s[i]
 	if q == '$' {
 		j := i + 1
@@ -155,21 +133,27 @@ func skipQuoted(s string, i int) int {
 		}
 		if j < len(s) && s[j] == '$' && (j == i+1 || !isDigit(s[i+1])) {
 			tag := s[i : j+1]
-			if end := strings.Index(s[j+1:], tag); end >= 0 {
-				return j + 1 + end + len(tag)
+			if e := strings.Index(s[j+1:], tag); e >= 0 {
+				return j + 1 + e + len(tag), true
 			}
-			return len(s)
+			return len(s), false
 		}
-		return j
+		return i + 1, true
 	}
+	escape := q == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') &&
+		(i < 2 || !(isAlnum(s[i-2]) || s[i-2] == '_' || s[i-2] == '$'))
 	for j := i + 1; j < len(s); j++ {
+		if escape && s[j] == '\\' {
+			j++
+			continue
+		}
 		if s[j] == q {
 			if j+1 < len(s) && s[j+1] == q {
 				j++
 				continue
 			}
-			return j + 1
+			return j + 1, true
 		}
 	}
-	return len(s)
+	return len(s), false
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -29,6 +31,9 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 	}
 	if global.lockTimeout <= 0 {
 		return nil, usageErr(errors.New("--lock-timeout must be positive"))
+	}
+	if _, err := pgx.ParseConfig(global.postgresURL); err != nil {
+		return nil, usageErr(fmt.Errorf("--postgres-url: %w", err))
 	}
 	m, err := migrate.Open(ctx, global.postgresURL, opts)
 	if err != nil {
