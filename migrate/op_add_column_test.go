@@ -5,7 +5,6 @@ import (
 	"testing"
 )
 
-
 func TestAddColumnNotNullWithUp(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
