@@ -100,7 +100,13 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if o.Up != "" {
-		dw := dualWrite{name: o.triggerName(r), up: &rule{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up}, fillUnfilled: true}
+		old := r.opBefore.Table(o.Table)
+		dw := dualWrite{name: o.triggerName(r), up: &rule{table: old, target: c.Name, typ: c.Type, expr: o.Up}, fillUnfilled: true}
+		// Every column but the new one: the old version's updates set some of them, the
+		// backfill sets only the new one.
+		for _, col := range old.Columns {
+			dw.updateOf = append(dw.updateOf, col.Physical)
+		}
 		trig, err := dw.statements(r, t.Physical)
 		if err != nil {
 			return err

@@ -26,6 +26,12 @@ type dualWrite struct {
 	// fillUnfilled: an UPDATE from the new version of a row whose up target is still
 	// NULL on both sides (a row the backfill has not reached yet) gets up too.
 	fillUnfilled bool
+	// updateOf, when set, limits the trigger to INSERTs and to UPDATEs that set one of
+	// these physical columns. A backfill sets only its target, so a trigger that leaves
+	// the target out never fires for it, without the WHEN clause that otherwise tells
+	// backfill batches apart (PostgreSQL prepares a WHEN clause for every statement, which
+	// costs the application's single-row writes a few percent).
+	updateOf []string
 }
 
 // rule sets one physical column from an expression written in one version's names.
@@ -107,6 +113,10 @@ END
 	trigger := fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
 WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
 		qi(d.name), table, ql(BackfillSetting), fn)
+	if len(d.updateOf) > 0 {
+		trigger = fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()`,
+			qi(d.name), quoteAll(d.updateOf), table, fn)
+	}
 	return []string{body, trigger}, nil
 }
 
