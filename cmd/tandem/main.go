@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -40,12 +41,15 @@ func (s silentExit) Error() string { return fmt.Sprintf("exit %d", int(s)) }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:]))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string) int {
+// run runs the CLI with args and returns the exit code; errors go to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -54,7 +58,7 @@ func run(ctx context.Context, args []string) int {
 	if errors.As(err, &se) {
 		return int(se)
 	}
-	fmt.Fprintln(os.Stderr, "tandem:", err)
+	fmt.Fprintln(stderr, "tandem:", err)
 	if strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 
 	"strings"
@@ -35,8 +36,23 @@ func newInitCmd() *cobra.Command {
 	}
 }
 
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// startResult is what start and migrate print with --json.
+type startResult struct {
+	Migrations    []string `json:"migrations"`
+	VersionSchema string   `json:"version_schema"`
+	Completed     bool     `json:"completed"`
+	DurationMS    int64    `json:"duration_ms"`
+}
+
 func newStartCmd() *cobra.Command {
-	var complete bool
+	var complete, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "start <file>",
 		Short: "Start (expand) a migration: afterwards both the old and the new version work",
@@ -62,20 +78,31 @@ exits with 2 and changes nothing.`,
 			if err := m.Start(cmd.Context(), mig); err != nil {
 				return classify(err)
 			}
+			res := startResult{Migrations: []string{mig.Name}, VersionSchema: migrate.VersionSchema(global.schema, mig.Name)}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "started %s in %s: the new version's schema is %s\n", mig.Name, time.Since(t0).Round(time.Millisecond), migrate.VersionSchema(global.schema, mig.Name))
-			if !complete {
+			if !asJSON {
+				fmt.Fprintf(out, "started %s in %s: the new version's schema is %s\n", mig.Name, time.Since(t0).Round(time.Millisecond), res.VersionSchema)
+			}
+			if complete {
+				if err := m.Complete(cmd.Context()); err != nil {
+					return err
+				}
+				res.Completed = true
+			}
+			res.DurationMS = time.Since(t0).Milliseconds()
+			switch {
+			case asJSON:
+				return printJSON(out, res)
+			case complete:
+				fmt.Fprintf(out, "completed %s\n", mig.Name)
+			default:
 				fmt.Fprintln(out, "roll out the new version, then run: tandem complete")
-				return nil
 			}
-			if err := m.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "completed %s\n", mig.Name)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migration right after starting it (no old version must be running)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
@@ -141,9 +168,7 @@ func newStatusCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(out, st)
 			}
 			fmt.Fprintf(out, "schema:  %s\nstate:   %s\n", st.Schema, st.State)
 			if st.Version != "" {
@@ -173,7 +198,7 @@ func newStatusCmd() *cobra.Command {
 }
 
 func newMigrateCmd() *cobra.Command {
-	var complete bool
+	var complete, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "migrate <dir>",
 		Short: "Apply every pending migration file of a directory, in file-name order",
@@ -193,19 +218,32 @@ the old version is gone, or pass --complete to contract at once.`,
 				return err
 			}
 			defer m.Close(cmd.Context())
+			t0 := time.Now()
 			applied, err := m.Migrate(cmd.Context(), migs, complete)
 			if err != nil {
 				return classify(err)
 			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				res := startResult{Migrations: applied, Completed: complete && len(applied) > 0, DurationMS: time.Since(t0).Milliseconds()}
+				if res.Migrations == nil {
+					res.Migrations = []string{}
+				}
+				if len(applied) > 0 {
+					res.VersionSchema = migrate.VersionSchema(global.schema, applied[len(applied)-1])
+				}
+				return printJSON(out, res)
+			}
 			if len(applied) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "nothing to apply: every migration is applied")
+				fmt.Fprintln(out, "nothing to apply: every migration is applied")
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "applied %s\n", strings.Join(applied, ", "))
+			fmt.Fprintf(out, "applied %s\n", strings.Join(applied, ", "))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migrations too (no old version must be running)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
@@ -281,26 +319,66 @@ func versionURL(base, vs string) (string, error) {
 	return u.String(), nil
 }
 
+// validateResult is what validate prints with --json.
+type validateResult struct {
+	File       string `json:"file"`
+	Valid      bool   `json:"valid"`
+	Operations int    `json:"operations,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Operation  *int   `json:"operation,omitempty"` // index of the operation at fault
+	Kind       string `json:"kind,omitempty"`
+	Field      string `json:"field,omitempty"`
+}
+
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "validate <file>",
 		Short: "Check a migration file against the live schema without applying anything",
-		Args:  argsErr(cobra.ExactArgs(1)),
+		Long: `Validate reads a migration file and checks it against the live schema, in a read-only
+transaction that is rolled back: tables, columns and types exist, expressions parse and fit.
+It exits 0 when the file is valid and 2 when it is not, naming the operation and field.`,
+		Args: argsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mig, err := readMigration(args[0])
+			res := validateResult{File: args[0]}
+			err := func() error {
+				mig, err := readMigration(args[0])
+				if err != nil {
+					return err
+				}
+				res.Operations = len(mig.Operations)
+				m, err := openMigrator(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer m.Close(cmd.Context())
+				return classify(m.Validate(cmd.Context(), mig))
+			}()
+			out := cmd.OutOrStdout()
+			var ie *migrate.InputError
+			if asJSON && (err == nil || errors.As(err, &ie)) {
+				res.Valid = err == nil
+				if ie != nil {
+					res.Error, res.Kind, res.Field, res.Operations = ie.Err.Error(), ie.Kind, ie.Field, 0
+					if ie.Op >= 0 {
+						res.Operation = &ie.Op
+					}
+				}
+				if perr := printJSON(out, res); perr != nil {
+					return perr
+				}
+				if err != nil {
+					return silentExit(exitUsage)
+				}
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			m, err := openMigrator(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer m.Close(cmd.Context())
-			if err := m.Validate(cmd.Context(), mig); err != nil {
-				return classify(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d operations)\n", args[0], len(mig.Operations))
+			fmt.Fprintf(out, "%s: valid (%d operations)\n", args[0], res.Operations)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
 }

@@ -19,21 +19,9 @@ import (
 func tandem(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	global = globals{}
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	code := exitOK
-	if err != nil {
-		out.WriteString("error: " + err.Error())
-		code = exitCode(err)
-		if strings.HasPrefix(err.Error(), "unknown command") {
-			code = exitUsage
-		}
-	}
-	return code, out.String()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String() + errOut.String()
 }
 
 func writeFile(t *testing.T, dir, name, body string) string {
@@ -94,7 +82,13 @@ operations:
 		}
 	}
 
-	code, out := tandem(t, "status", "--json", db)
+	var vr validateResult
+	code, out := tandem(t, "validate", "--json", bad, db)
+	if err := json.Unmarshal([]byte(out), &vr); code != exitUsage || err != nil || vr.Valid || vr.Field != "table" || vr.Kind != "add_column" || vr.Operation == nil || *vr.Operation != 0 {
+		t.Fatalf("validate --json of a bad file: exit %d, %+v (%v):\n%s", code, vr, err, out)
+	}
+
+	code, out = tandem(t, "status", "--json", db)
 	if code != exitOK {
 		t.Fatalf("status --json: exit %d: %s", code, out)
 	}
