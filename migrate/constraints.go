@@ -5,80 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // This file holds what the constraint operations (create_constraint, drop_constraint,
-// drop_multicolumn_constraint, rename_constraint) share: a trigger that maps several
-// columns of one version's writes at once, and catalog look-ups for validation.
+// drop_multicolumn_constraint, rename_constraint) share: a rule that maps several columns
+// of one version's writes at once, and catalog look-ups for validation.
 
-// columnMap is a trigger that sets several columns of the rows one version writes, each
-// from an expression in that version's column names. Every expression sees the row as
-// it was written, whatever the other expressions assign.
-type columnMap struct {
-	name    string            // trigger and function name
-	fromNew bool              // map the new version's writes (down); else the old version's (up)
-	shape   *Table            // the shape whose column names the expressions use
-	exprs   map[string]string // physical column → expression
-}
-
-// block is the PL/pgSQL block that declares the columns the expressions mention and
-// assigns every target.
-func (cm columnMap) block(table string) string {
-	var decl, set []string
-	for _, c := range cm.shape.Columns {
-		for _, e := range cm.exprs {
-			if mentions(e, c.Name) {
-				decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
-				break
-			}
-		}
-	}
-	targets := make([]string, 0, len(cm.exprs))
-	for t := range cm.exprs {
+// mapRule is a rule that sets several columns, physical column → expression in shape's
+// names, in a stable order.
+func mapRule(shape *Table, exprs map[string]string) *rule {
+	targets := make([]string, 0, len(exprs))
+	for t := range exprs {
 		targets = append(targets, t)
 	}
 	sort.Strings(targets)
+	ru := &rule{table: shape}
 	for _, t := range targets {
-		set = append(set, fmt.Sprintf("NEW.%s := (%s);", qi(t), cm.exprs[t]))
+		ru.sets = append(ru.sets, assignment{target: t, expr: exprs[t]})
 	}
-	return fmt.Sprintf("DECLARE %s BEGIN %s END;", strings.Join(decl, " "), strings.Join(set, " "))
-}
-
-// statements returns the CREATE OR REPLACE statements of the trigger function and the
-// trigger on physicalTable. Backfill batches pass the trigger by, as they do dualWrite's.
-func (cm columnMap) statements(r *run, physicalTable string) ([]string, error) {
-	var all []string
-	for _, e := range cm.exprs {
-		all = append(all, e)
-	}
-	sort.Strings(all)
-	tag := "$" + shortName("tandem_", cm.name, strings.Join(all, "\x00")) + "$"
-	for _, e := range all {
-		if strings.Contains(e, tag) {
-			return nil, fmt.Errorf("expression contains the reserved marker %s", tag)
-		}
-	}
-	table := r.table(physicalTable)
-	cond := isNewVersionSQL(r.newSchema)
-	if !cm.fromNew {
-		cond = "NOT (" + cond + ")"
-	}
-	fn := qi(r.schema, cm.name)
-	body := fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS %s
-BEGIN
-  IF %s THEN
-    %s
-  END IF;
-  RETURN NEW;
-END
-%s`, fn, tag, cond, cm.block(table), tag)
-	trigger := fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
-		qi(cm.name), table, ql(BackfillSetting), fn)
-	return []string{body, trigger}, nil
+	return ru
 }
 
 // constraintInfo is what the catalog says about a table's constraint.

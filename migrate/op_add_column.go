@@ -101,7 +101,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 	}
 	if o.Up != "" {
 		old := r.opBefore.Table(o.Table)
-		dw := dualWrite{name: o.triggerName(r), up: &rule{table: old, target: c.Name, typ: c.Type, expr: o.Up}, fillUnfilled: true}
+		dw := dualWrite{name: o.triggerName(r), up: setRule(old, c.Name, c.Type, o.Up), fillUnfilled: true}
 		// Every column but the new one: the old version's updates set some of them, the
 		// backfill sets only the new one.
 		for _, col := range old.Columns {

@@ -272,8 +272,8 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 			}
 		}
 		dw := dualWrite{name: o.triggerName(r),
-			up:           &rule{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up},
-			down:         &rule{table: t, target: old.Physical, typ: old.Type, expr: o.Down},
+			up:           setRule(r.opBefore.Table(o.Table), nc.Physical, nc.Type, o.Up),
+			down:         setRule(t, old.Physical, old.Type, o.Down),
 			fillUnfilled: true}
 		if o.Down == "" {
 			dw.down = nil
@@ -297,7 +297,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		}
 	} else if o.Up != "" {
 		// In place: the old version's writes are mapped through up.
-		dw := dualWrite{name: o.triggerName(r), up: &rule{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up}}
+		dw := dualWrite{name: o.triggerName(r), up: setRule(r.opBefore.Table(o.Table), nc.Physical, nc.Type, o.Up)}
 		trig, err := dw.statements(r, t.Physical)
 		if err != nil {
 			return err

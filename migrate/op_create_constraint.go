@@ -582,8 +582,8 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 	var stmts []string
 	if len(o.Up) > 0 && copies == nil {
 		before := r.opBefore.Table(o.Table)
-		cm := columnMap{name: o.triggerName(r), shape: before, exprs: physicalExprs(o.Up, before)}
-		trig, err := cm.statements(r, t.Physical)
+		dw := dualWrite{name: o.triggerName(r), up: mapRule(before, physicalExprs(o.Up, before))}
+		trig, err := dw.statements(r, t.Physical)
 		if err != nil {
 			return err
 		}

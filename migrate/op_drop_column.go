@@ -61,7 +61,7 @@ func (o *OpDropColumn) start(ctx context.Context, r *run) error {
 	}
 	t := r.opAfter.Table(o.Table)
 	c := r.opBefore.Table(o.Table).Column(o.Column)
-	dw := dualWrite{name: o.triggerName(r), down: &rule{table: t, target: c.Physical, typ: c.Type, expr: o.Down}}
+	dw := dualWrite{name: o.triggerName(r), down: setRule(t, c.Physical, c.Type, o.Down)}
 	return dw.install(ctx, r, t.Physical)
 }
 

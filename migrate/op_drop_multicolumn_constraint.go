@@ -116,8 +116,8 @@ func startDropConstraint(ctx context.Context, r *run, table string, down map[str
 		return nil
 	}
 	t := r.opAfter.Table(table)
-	cm := columnMap{name: r.objectName("trg"), fromNew: true, shape: t, exprs: physicalExprs(down, t)}
-	stmts, err := cm.statements(r, t.Physical)
+	dw := dualWrite{name: r.objectName("trg"), down: mapRule(t, physicalExprs(down, t))}
+	stmts, err := dw.statements(r, t.Physical)
 	if err != nil {
 		return err
 	}

@@ -34,26 +34,43 @@ type dualWrite struct {
 	updateOf []string
 }
 
-// rule sets one physical column from an expression written in one version's names.
+// rule sets physical columns from expressions written in one version's names. Every
+// expression sees the row as it was written, whatever the others assign.
 type rule struct {
-	table  *Table // the shape whose column names expr uses
+	table *Table // the shape whose column names the expressions use
+	sets  []assignment
+}
+
+// assignment sets one physical column.
+type assignment struct {
 	target string // physical column to set
-	typ    string // the target's type: expr is cast to it, as validation checked
+	typ    string // the target's type: expr is cast to it, as validation checked; "" for none
 	expr   string
 }
 
-// block is a PL/pgSQL block that declares the columns expr mentions, under the names of
-// the rule's shape, and sets the target.
+// setRule is a rule that sets one column.
+func setRule(table *Table, target, typ, expr string) *rule {
+	return &rule{table: table, sets: []assignment{{target: target, typ: typ, expr: expr}}}
+}
+
+// block is a PL/pgSQL block that declares the columns the expressions mention, under the
+// names of the rule's shape, and sets the targets.
 func (ru *rule) block(table string) string {
-	// Only the columns the expression may mention become variables: each one costs an
+	// Only the columns an expression may mention become variables: each one costs an
 	// assignment on every row written.
-	var decl []string
+	var decl, set []string
 	for _, c := range ru.table.Columns {
-		if mentions(ru.expr, c.Name) {
-			decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+		for _, a := range ru.sets {
+			if mentions(a.expr, c.Name) {
+				decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
+				break
+			}
 		}
 	}
-	return fmt.Sprintf("DECLARE %s BEGIN NEW.%s := %s; END;", strings.Join(decl, " "), qi(ru.target), castTo(ru.expr, ru.typ))
+	for _, a := range ru.sets {
+		set = append(set, fmt.Sprintf("NEW.%s := %s;", qi(a.target), castTo(a.expr, a.typ)))
+	}
+	return fmt.Sprintf("DECLARE %s BEGIN %s END;", strings.Join(decl, " "), strings.Join(set, " "))
 }
 
 // install creates (or replaces) the trigger function and the trigger, in one transaction
@@ -72,7 +89,9 @@ func (d dualWrite) statements(r *run, physicalTable string) ([]string, error) {
 	var exprs []string
 	for _, ru := range []*rule{d.up, d.down} {
 		if ru != nil {
-			exprs = append(exprs, ru.expr)
+			for _, a := range ru.sets {
+				exprs = append(exprs, a.expr)
+			}
 		}
 	}
 	tag := "$" + shortName("tandem_", d.name, strings.Join(exprs, "\x00")) + "$"
@@ -87,7 +106,7 @@ func (d dualWrite) statements(r *run, physicalTable string) ([]string, error) {
 		fromOld = append(fromOld, d.up.block(table))
 		if d.fillUnfilled {
 			fromNew = append(fromNew, fmt.Sprintf("IF TG_OP = 'UPDATE' AND NEW.%[1]s IS NULL AND OLD.%[1]s IS NULL THEN %[2]s END IF;",
-				qi(d.up.target), d.up.block(table)))
+				qi(d.up.sets[0].target), d.up.block(table)))
 		}
 	}
 	if d.down != nil {
@@ -154,21 +173,16 @@ func isWordByte(c byte) bool { return c == '_' || c == '$' || isAlnum(c) }
 
 // dropTrigger removes a dual-write trigger and its function, if they exist.
 func dropTrigger(ctx context.Context, r *run, name, physicalTable string) error {
-	table := r.table(physicalTable)
-	var exists bool
-	if err := r.m.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+	exists, err := tableExists(ctx, r, r.table(physicalTable))
+	if err != nil {
 		return err
 	}
-	stmts := []string{}
-	if exists {
-		stmts = append(stmts, "DROP TRIGGER IF EXISTS "+qi(name)+" ON "+table)
+	if !exists {
+		// The table is gone (dropped by an earlier, interrupted run): only the function
+		// can be left.
+		return r.m.execLocked(ctx, nil, "DROP FUNCTION IF EXISTS "+qi(r.schema, name)+"()")
 	}
-	stmts = append(stmts, "DROP FUNCTION IF EXISTS "+qi(r.schema, name)+"()")
-	tables := []string{}
-	if exists {
-		tables = append(tables, table)
-	}
-	return r.m.execLocked(ctx, tables, stmts...)
+	return r.m.execLocked(ctx, []string{r.table(physicalTable)}, dropTriggerSQL(r, name, physicalTable)...)
 }
 
 // dropTriggerSQL returns the statements that drop a dual-write trigger and its function,
