@@ -77,15 +77,13 @@ func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*S
 // operations: the shape of the new version after arbitrary SQL is only known by reading
 // the catalog once it ran.
 func checkRawSQLMix(mig *Migration) error {
-	var raw, other bool
+	raw := 0
 	for _, op := range mig.Operations {
-		if s, ok := op.(*OpRawSQL); ok && !s.OnComplete {
-			raw = true
-		} else {
-			other = true
+		if isStartSQL(op) {
+			raw++
 		}
 	}
-	if raw && other {
+	if raw > 0 && raw < len(mig.Operations) {
 		return &InputError{File: mig.File, Op: -1, Field: "operations",
 			Err: errors.New("an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own")}
 	}
@@ -448,11 +446,17 @@ func withoutExpressions(raw []byte) []byte {
 
 func hasRawSQL(mig *Migration) bool {
 	for _, op := range mig.Operations {
-		if s, ok := op.(*OpRawSQL); ok && !s.OnComplete {
+		if isStartSQL(op) {
 			return true
 		}
 	}
 	return false
+}
+
+// isStartSQL reports whether op is an sql operation that runs at start.
+func isStartSQL(op Operation) bool {
+	s, ok := op.(*OpRawSQL)
+	return ok && !s.OnComplete
 }
 
 func sameJSON(a, b []byte) bool {
