@@ -114,13 +114,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		stmts = append(stmts, trig...)
 	}
 	tables := []string{table}
-	addConstraint := func(name, def string) error {
-		ok, err := constraintExists(ctx, r, table, name)
-		if err == nil && !ok {
-			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID")
-		}
-		return err
-	}
+	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &stmts, table, name, def) }
 	if o.needsNotNullCheck() {
 		if err := addConstraint(o.notNullCheck(r), "CHECK ("+col+" IS NOT NULL)"); err != nil {
 			return err
@@ -274,6 +268,16 @@ func columnExists(ctx context.Context, r *run, table, column string) (bool, erro
 	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
 		table, column).Scan(&ok)
 	return ok, err
+}
+
+// addNotValid appends to stmts the statement that adds constraint name (def) to table
+// NOT VALID, unless the table has it already (a rerun after an interrupted start).
+func (r *run) addNotValid(ctx context.Context, stmts *[]string, table, name, def string) error {
+	ok, err := constraintExists(ctx, r, table, name)
+	if err == nil && !ok {
+		*stmts = append(*stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID")
+	}
+	return err
 }
 
 func constraintExists(ctx context.Context, r *run, table, name string) (bool, error) {

@@ -246,13 +246,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 	target := qi(nc.Physical)
 	var stmts []string
 	tables := []string{table}
-	addConstraint := func(name, def string) error {
-		ok, err := constraintExists(ctx, r, table, name)
-		if err == nil && !ok {
-			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID")
-		}
-		return err
-	}
+	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &stmts, table, name, def) }
 	var kept *keptRules
 	if shadow {
 		exists, err := columnExists(ctx, r, table, nc.Physical)

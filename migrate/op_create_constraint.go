@@ -589,13 +589,7 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 		}
 		stmts = append(stmts, trig...)
 	}
-	addConstraint := func(name, def string) error {
-		ok, err := constraintExists(ctx, r, table, name)
-		if err == nil && !ok {
-			stmts = append(stmts, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID")
-		}
-		return err
-	}
+	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &stmts, table, name, def) }
 	switch o.Type {
 	case "check":
 		def := "CHECK (" + physicalExpr(o.Check, t) + ")"
