@@ -46,6 +46,16 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 	return m, nil
 }
 
+// withMigrator opens a Migrator with the global flags, runs fn with it, and closes it.
+func withMigrator(ctx context.Context, fn func(*migrate.Migrator) error) error {
+	m, err := openMigrator(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close(ctx)
+	return fn(m)
+}
+
 // progressPrinter shows backfill progress: one line rewritten in place on a terminal, a
 // line every few seconds otherwise.
 type progressPrinter struct {

@@ -116,16 +116,13 @@ new constraints. Run it only when no instance of the old version is running.
 Running it again after it was interrupted finishes it.`,
 		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := openMigrator(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer m.Close(cmd.Context())
-			if err := m.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "migration completed")
-			return nil
+			return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
+				if err := m.Complete(cmd.Context()); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "migration completed")
+				return nil
+			})
 		},
 	}
 }
@@ -136,16 +133,13 @@ func newRollbackCmd() *cobra.Command {
 		Short: "Undo the migration in progress (also one whose start was interrupted)",
 		Args:  argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := openMigrator(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer m.Close(cmd.Context())
-			if err := m.Rollback(cmd.Context()); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "migration rolled back")
-			return nil
+			return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
+				if err := m.Rollback(cmd.Context()); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "migration rolled back")
+				return nil
+			})
 		},
 	}
 }
