@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 
+	"sort"
 	"strings"
 	"time"
 
@@ -292,21 +293,35 @@ latest url        prints the connection URL with search_path and tandem.version_
 // versionURL returns base (a URL; empty means the PG* variables) with the options that
 // pin a connection to version schema vs.
 func versionURL(base, vs string) (string, error) {
+	var u *url.URL
 	if base == "" {
 		cfg, err := pgx.ParseConfig("")
 		if err != nil {
 			return "", err
 		}
-		base = fmt.Sprintf("postgres://%s@%s:%d/%s", url.User(cfg.User).String(), cfg.Host, cfg.Port, cfg.Database)
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", usageErr(fmt.Errorf("latest url needs a postgres:// URL in --postgres-url"))
+		u = &url.URL{Scheme: "postgres", User: url.User(cfg.User), Path: "/" + cfg.Database}
+		if strings.HasPrefix(cfg.Host, "/") {
+			// A Unix socket directory goes in the host parameter, not the authority.
+			u.RawQuery = url.Values{"host": {cfg.Host}, "port": {fmt.Sprint(cfg.Port)}}.Encode()
+		} else {
+			u.Host = fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+		}
+	} else {
+		var err error
+		if u, err = url.Parse(base); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return "", usageErr(fmt.Errorf("latest url needs a postgres:// URL in --postgres-url"))
+		}
 	}
 	q := u.Query()
 	opts := q.Get("options")
-	for k, v := range migrate.SessionParams(vs) {
-		opts = strings.TrimSpace(opts + " -c " + k + "=" + strings.ReplaceAll(v, " ", `\ `))
+	params := migrate.SessionParams(vs)
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		opts = strings.TrimSpace(opts + " -c " + k + "=" + strings.ReplaceAll(params[k], " ", `\ `))
 	}
 	q.Set("options", opts)
 	u.RawQuery = q.Encode()

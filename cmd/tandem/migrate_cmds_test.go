@@ -132,3 +132,22 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionURL(t *testing.T) {
+	t.Setenv("PGHOST", "/var/run/postgresql")
+	t.Setenv("PGPORT", "5433")
+	t.Setenv("PGUSER", "app")
+	t.Setenv("PGDATABASE", "shop")
+	for _, tc := range []struct{ base, want string }{
+		{"", "postgres://app@/shop?host=%2Fvar%2Frun%2Fpostgresql&options=-c+search_path%3D%22public_02%22+-c+tandem.version_schema%3Dpublic_02&port=5433"},
+		{"postgres://u@db:5432/x?sslmode=disable", "postgres://u@db:5432/x?options=-c+search_path%3D%22public_02%22+-c+tandem.version_schema%3Dpublic_02&sslmode=disable"},
+	} {
+		got, err := versionURL(tc.base, "public_02")
+		if err != nil || got != tc.want {
+			t.Errorf("versionURL(%q) = %q, %v; want %q", tc.base, got, err, tc.want)
+		}
+	}
+	if _, err := versionURL("host=db user=u", "public_02"); exitCode(err) != exitUsage {
+		t.Errorf("a keyword/value connection string: err = %v, want a usage error", err)
+	}
+}
