@@ -163,12 +163,28 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	}
 	failpoint("start:recorded")
 
+	// Until the version schema exists, only the old version writes: the triggers go in
+	// unarmed, and are armed once every operation (and its backfill) is done. A start
+	// resumed after the version schema was made arms them at once.
+	var arm *arming
+	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec.Name)); err != nil {
+		return err
+	} else if !exists {
+		arm = &arming{}
+	}
 	for i, op := range mig.Operations {
 		m.log.Info("start", "operation", i, "kind", op.Kind())
-		if err := op.start(ctx, m.newRun(rec, i)); err != nil {
+		r := m.newRun(rec, i)
+		r.arming = arm
+		if err := op.start(ctx, r); err != nil {
 			return fmt.Errorf("start operation %d (%s): %w", i, op.Kind(), err)
 		}
 		failpoint(fmt.Sprintf("start:op%d", i))
+	}
+	if arm != nil {
+		if err := arm.arm(ctx, m); err != nil {
+			return err
+		}
 	}
 	if hasRawSQL(mig) {
 		// The shape after arbitrary SQL is what the catalog says now.

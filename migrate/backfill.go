@@ -2,11 +2,10 @@ package migrate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,198 +24,264 @@ type BackfillProgress struct {
 	Done      bool          `json:"done"`
 }
 
-// backfill fills column target of existing rows with expr, in batches.
+// backfill fills column target of existing rows with expr, in batches, and then installs
+// the rules (the dual-write trigger and the constraints) that keep it filled.
 //
-// Batches walk the primary key in order (or, for a table without one, ranges of pages by
-// ctid). The walk stops at the last key (page) that existed when the dual-write trigger was
-// installed: rows inserted later already went through the trigger, so a steady stream of
-// inserts cannot make the backfill run forever. Each batch computes the new values itself,
-// set-based, with the triggers standing aside, and only touches rows whose target is still
-// NULL, so rows written since by either version keep their values. The cursor is saved in
-// the same transaction as the batch: an interrupted backfill resumes where it stopped.
+// The bulk of the work runs before the trigger exists: a BEFORE UPDATE trigger costs
+// every row a backfill writes a tuple lock, about a quarter of the time. The table's pages
+// are split into chunks, contiguous page ranges that workers fill side by side, each on
+// its own connection. Each batch is one set-based UPDATE of a range of pages (a TID range
+// scan) that only touches rows whose target is still NULL; a chunk's cursor, and the
+// batch's transaction ID, are saved in the same transaction as the batch, so an
+// interrupted backfill resumes where it stopped.
+//
+// Meanwhile the old version keeps writing, without the trigger: a row it inserts has no
+// value, a row it updates keeps the value computed from its former contents. Only the old
+// version writes until the version schema exists, and it cannot see the target. So once
+// the bulk is done, the rules go in, and a catch-up pass computes the value again for
+// every row whose current version a transaction other than the backfill's wrote (its xmin
+// is none of the batches' transaction IDs). Rows written after the trigger went in are
+// computed twice, to the same value.
 type backfill struct {
 	table  *Table // the old version's table (names in expr resolve to its physical columns)
 	target string // physical column
 	typ    string // the target's type (see castTo)
 	expr   string
+	// rules are the statements that install the dual-write trigger and the target's
+	// constraints, on ruleTables, run between the bulk fill and the catch-up.
+	rules      []string
+	ruleTables []string
 }
 
-type backfillState struct {
-	cursor    []string // last key done (primary key values as text, or a page number)
-	bound     []string // last key to do; nil: nothing to do
-	rowsDone  int64
-	rowsTotal int64
-	done      bool
+// minChunkPages is the fewest pages worth a chunk (and a connection) of their own.
+const minChunkPages = 64
+
+// chunk is one worker's share of a backfill: the pages first..last.
+type chunk struct {
+	id          int
+	first, last int64
+	next        int64 // the first page not done yet
+	rowsDone    int64
+	rowsTotal   int64 // an estimate
 }
 
+func (c *chunk) done() bool { return c.next > c.last }
+
+// run fills the table (resuming a fill an earlier run began), installs the rules and
+// catches up.
 func (b backfill) run(ctx context.Context, r *run) error {
 	m := r.m
-	st, err := b.load(ctx, r)
+	chunks, err := b.load(ctx, r)
 	if err != nil {
 		return err
 	}
-	if st.done {
-		return nil
+	var pending []*chunk
+	for _, c := range chunks {
+		if !c.done() {
+			pending = append(pending, c)
+		}
 	}
-	table := r.table(b.table.Physical)
-	usePK := len(b.table.PrimaryKey) > 0
-	batch := 1000
-	if !usePK {
-		batch = 8 // pages
+	if len(pending) == 0 {
+		return b.finish(ctx, r) // a resumed start: the bulk was done
 	}
-	const maxBatch = 200_000
-	started := time.Now()
-	doneAtStart := st.rowsDone
-	for !st.done {
-		t0 := time.Now()
-		var scanned, updated int64
-		var last []string
-		err := retryTransient(ctx, func() error {
-			var err error
-			scanned, updated, last, err = b.batch(ctx, r, table, usePK, st, batch)
-			return err
+	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now()}
+	p.doneAtStart = p.rowsDone()
+
+	workers := min(len(pending), m.opts.BackfillWorkers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan *chunk, len(pending))
+	for _, c := range pending {
+		queue <- c
+	}
+	close(queue)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			errs[w] = b.work(ctx, r, w, queue, p)
+			if errs[w] != nil {
+				cancel() // the first failure stops the others
+			}
 		})
+	}
+	wg.Wait()
+	// A worker's own failure, not the cancellation it caused in the others.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
 		if err != nil {
 			return err
 		}
-		elapsed := time.Since(t0)
-		m.log.Debug("backfill batch", "table", b.table.Name, "size", batch, "updated", updated, "elapsed", elapsed)
-		if scanned == 0 {
-			st.done = true
-		} else {
-			st.cursor = last
-			st.rowsDone += updated
+	}
+	return b.finish(ctx, r)
+}
+
+// finish installs the rules and catches up with the rows the old version wrote during
+// the bulk fill.
+func (b backfill) finish(ctx context.Context, r *run) error {
+	m := r.m
+	if len(b.rules) > 0 {
+		if err := m.execLocked(ctx, b.ruleTables, b.rules...); err != nil {
+			return err
 		}
-		if st.done {
-			if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfills")+
-				" SET done = true, updated_at = now() WHERE schema = $1 AND migration = $2 AND op = $3",
-				m.opts.Schema, r.rec.Name, r.op); err != nil {
-				return fmt.Errorf("record backfill done: %w", err)
-			}
-		}
-		if m.opts.Progress != nil {
-			p := BackfillProgress{Migration: r.rec.Name, Table: b.table.Name, Column: b.target,
-				RowsDone: st.rowsDone, RowsTotal: max(st.rowsTotal, st.rowsDone), Done: st.done}
-			if secs := time.Since(started).Seconds(); secs > 0 {
-				p.Rate = float64(st.rowsDone-doneAtStart) / secs
-				if p.Rate > 0 && p.RowsTotal > p.RowsDone {
-					p.ETA = time.Duration(float64(p.RowsTotal-p.RowsDone) / p.Rate * float64(time.Second))
+	}
+	failpoint("start:backfill-rules")
+	// The bulk's transactions: the rows they wrote are done.
+	rows, err := m.conn.Query(ctx, "SELECT x::text FROM "+qi(m.opts.StateSchema, "backfill_chunks")+", unnest(xids) AS x"+
+		" WHERE schema = $1 AND migration = $2 AND op = $3", m.opts.Schema, r.rec.Name, r.op)
+	if err != nil {
+		return err
+	}
+	xids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the backfill's transactions: %w", err)
+	}
+	table := r.table(b.table.Physical)
+	var pages int64
+	if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", table).Scan(&pages); err != nil {
+		return err
+	}
+	const cond = pageRange + " AND NOT (xmin = ANY ($3::text[]::xid[]))"
+	var caughtUp int64
+	size := int64(1)
+	for from := int64(0); from < pages; {
+		to := min(from+size-1, pages-1)
+		t0 := time.Now()
+		var updated int64
+		var xid *string
+		err := retryTransient(ctx, func() error {
+			return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+				if err := b.begin(ctx, r, tx); err != nil {
+					return err
 				}
-			}
-			m.opts.Progress(p)
+				tag, err := tx.Exec(ctx, b.update(table, cond), from, to+1, xids)
+				if err != nil {
+					return err
+				}
+				updated = tag.RowsAffected()
+				// This batch's own rows, should a later page hold some, are done too.
+				return tx.QueryRow(ctx, "SELECT pg_current_xact_id_if_assigned()::xid::text").Scan(&xid)
+			})
+		})
+		if err != nil {
+			return b.explain(ctx, m.conn, table, cond, []any{from, to + 1, xids}, err)
 		}
-		failpoint("start:backfill-batch")
-		// Adapt the batch size to the target batch duration.
-		target := m.opts.BackfillBatchTime
-		switch {
-		case elapsed < target/2:
-			batch = min(batch*2, maxBatch)
-		case elapsed > target*3/2 && batch > 1:
-			batch = max(batch/2, 1)
+		if xid != nil {
+			xids = append(xids, *xid)
+		}
+		caughtUp += updated
+		from = to + 1
+		size = b.resize(r, size, time.Since(t0))
+	}
+	m.log.Info("backfill caught up with the rows written during it", "table", b.table.Name, "column", b.target, "rows", caughtUp)
+	return nil
+}
+
+// begin makes tx a backfill transaction.
+func (b backfill) begin(ctx context.Context, r *run, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true)",
+		BackfillSetting, fmt.Sprintf("%dms", max(2*r.m.opts.LockTimeout, time.Second).Milliseconds()))
+	return err
+}
+
+// resize adapts a batch size (in pages) to the target batch duration, given how long
+// the last batch took.
+func (b backfill) resize(r *run, size int64, elapsed time.Duration) int64 {
+	const maxBatch = 25_000 // pages: about 200MB
+	target := r.m.opts.BackfillBatchTime
+	switch {
+	case elapsed < target/2:
+		return min(size*2, maxBatch)
+	case elapsed > target*3/2 && size > 1:
+		return max(size/2, 1)
+	}
+	return size
+}
+
+// work fills chunks from queue until it is empty. Worker 0 uses the Migrator's
+// connection, the others one of their own.
+func (b backfill) work(ctx context.Context, r *run, w int, queue <-chan *chunk, p *backfillProgress) error {
+	conn := r.m.conn
+	if w > 0 {
+		c, err := pgx.ConnectConfig(ctx, r.m.conn.Config().Copy())
+		if err != nil {
+			return fmt.Errorf("backfill worker %d: connect: %w", w, err)
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		conn = c
+	}
+	for c := range queue {
+		if err := b.fill(ctx, r, conn, c, p); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// batch runs one batch and returns the rows scanned and updated, and the new cursor.
-func (b backfill) batch(ctx context.Context, r *run, table string, usePK bool, st *backfillState, size int) (scanned, updated int64, last []string, err error) {
-	m := r.m
-	err = pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true)",
-			BackfillSetting, fmt.Sprintf("%dms", max(2*m.opts.LockTimeout, time.Second).Milliseconds())); err != nil {
+// fill walks one chunk in batches of pages, adapting the batch size to the target batch
+// duration.
+func (b backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p *backfillProgress) error {
+	table := r.table(b.table.Physical)
+	cond := pageRange + " AND " + qi(b.target) + " IS NULL"
+	size := int64(1) // pages; it grows as fast as batches stay short
+	for !c.done() {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if usePK {
-			// The batch is the key range (cursor, upper], where upper is the size-th key
-			// after the cursor (found with an index-only scan), or the bound. The UPDATE
-			// then walks that range of the primary key index.
-			if st.cursor != nil && slices.Equal(st.cursor, st.bound) {
-				return nil // nothing left
-			}
-			pk := b.table.PrimaryKey
-			var keyCols, keyText []string
-			for _, c := range pk {
-				keyCols = append(keyCols, qi(c))
-				keyText = append(keyText, qi(c)+"::text")
-			}
-			cols := "(" + strings.Join(keyCols, ", ") + ")"
-			tuple := func(offset int) string {
-				var ps []string
-				for i, c := range pk {
-					ps = append(ps, fmt.Sprintf("$%d::text::%s", offset+i, b.table.ColumnByPhysical(c).Type))
-				}
-				return "(" + strings.Join(ps, ", ") + ")"
-			}
-			var args []any
-			lower := ""
-			if st.cursor != nil {
-				lower = cols + " > " + tuple(1) + " AND "
-				for _, v := range st.cursor {
-					args = append(args, v)
-				}
-			}
-			n := len(args)
-			for _, v := range st.bound {
-				args = append(args, v)
-			}
-			findUpper := fmt.Sprintf("SELECT ARRAY[%s] FROM %s WHERE %s%s <= %s ORDER BY %s OFFSET %d LIMIT 1",
-				strings.Join(keyText, ", "), table, lower, cols, tuple(n+1), strings.Join(keyCols, ", "), size-1)
-			err := tx.QueryRow(ctx, findUpper, args...).Scan(&last)
-			if errors.Is(err, pgx.ErrNoRows) {
-				last = st.bound // fewer than size keys are left: the last batch
-			} else if err != nil {
-				return err
-			}
-			upd := append(args[:n:n], anySlice(last)...)
-			tag, err := tx.Exec(ctx, b.update(table, lower+cols+" <= "+tuple(n+1)), upd...)
-			if err != nil {
-				return err
-			}
-			updated = tag.RowsAffected()
-			scanned = max(updated, 1)
-		} else {
-			from := int64(0)
-			if st.cursor != nil {
-				if _, err := fmt.Sscan(st.cursor[0], &from); err != nil {
-					return fmt.Errorf("stored backfill cursor %q: %w", st.cursor[0], err)
-				}
-				from++
-			}
-			var bound int64
-			if _, err := fmt.Sscan(st.bound[0], &bound); err != nil {
-				return fmt.Errorf("stored backfill bound %q: %w", st.bound[0], err)
-			}
-			if from > bound {
-				return nil
-			}
-			to := min(from+int64(size)-1, bound)
-			tag, err := tx.Exec(ctx, b.update(table, "ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid"), from, to+1)
-			if err != nil {
-				return err
-			}
-			updated = tag.RowsAffected()
-			scanned = to - from + 1
-			last = []string{fmt.Sprint(to)}
+		from, to := c.next, min(c.next+size-1, c.last)
+		t0 := time.Now()
+		var updated int64
+		err := retryTransient(ctx, func() error {
+			var err error
+			updated, err = b.batch(ctx, r, conn, table, cond, c, from, to)
+			return err
+		})
+		if err != nil {
+			return b.explain(ctx, conn, table, cond, []any{from, to + 1}, err)
 		}
-		if scanned == 0 {
-			return nil
-		}
-		cur, _ := json.Marshal(last)
-		_, err := tx.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfills")+
-			" SET cursor = $4, rows_done = rows_done + $5, updated_at = now() WHERE schema = $1 AND migration = $2 AND op = $3",
-			m.opts.Schema, r.rec.Name, r.op, cur, updated)
-		return err
-	})
-	if err != nil {
-		return 0, 0, nil, b.explain(ctx, r, table, usePK, st, err)
+		elapsed := time.Since(t0)
+		r.m.log.Debug("backfill batch", "table", b.table.Name, "chunk", c.id, "pages", to-from+1, "updated", updated, "elapsed", elapsed)
+		p.advance(c, to+1, updated)
+		failpoint("start:backfill-batch")
+		size = b.resize(r, size, elapsed)
 	}
-	return scanned, updated, last, nil
+	return nil
 }
 
-// update is the batch's UPDATE over the rows matching cond. When the names the
-// expression uses are the physical ones, the expression is computed in place; otherwise
-// (a column renamed by an earlier operation of the migration) it is computed over the rows
-// as the operation sees them and joined back by ctid.
+// batch fills the rows of pages from..to and saves the chunk's cursor and the batch's
+// transaction ID, in one transaction. It returns the rows updated.
+func (b backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, cond string, c *chunk, from, to int64) (int64, error) {
+	m := r.m
+	var updated int64
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := b.begin(ctx, r, tx); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, b.update(table, cond), from, to+1)
+		if err != nil {
+			return err
+		}
+		updated = tag.RowsAffected()
+		_, err = tx.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+
+			" SET next_page = $5, rows_done = rows_done + $6, xids = xids || pg_current_xact_id()::xid, updated_at = now()"+
+			" WHERE schema = $1 AND migration = $2 AND op = $3 AND chunk = $4",
+			m.opts.Schema, r.rec.Name, r.op, c.id, to+1, updated)
+		return err
+	})
+	return updated, err
+}
+
+// pageRange is the condition of a batch: the rows of pages $1 up to (not including) $2.
+const pageRange = "ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid"
+
+// update is a batch's UPDATE of the rows matching cond. When the names the expression
+// uses are the physical ones, the expression is computed in place; otherwise (a column
+// renamed by an earlier operation of the migration) it is computed over the rows as the
+// operation sees them and joined back by ctid.
 func (b backfill) update(table, cond string) string {
 	target := qi(b.target)
 	renamed := false
@@ -226,29 +291,75 @@ func (b backfill) update(table, cond string) string {
 		cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
 	}
 	if !renamed {
-		return fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s AND %s IS NULL", table, target, castTo(b.expr, b.typ), cond, target)
+		return fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s", table, target, castTo(b.expr, b.typ), cond)
 	}
 	return fmt.Sprintf(`UPDATE %[1]s SET %[2]s = s._tandem_v
 		FROM (SELECT _tandem_ctid, %[3]s AS _tandem_v
-		        FROM (SELECT ctid AS _tandem_ctid, %[4]s FROM %[1]s WHERE %[5]s AND %[2]s IS NULL) AS %[6]s) AS s
+		        FROM (SELECT ctid AS _tandem_ctid, %[4]s FROM %[1]s WHERE %[5]s) AS %[6]s) AS s
 		WHERE %[1]s.ctid = s._tandem_ctid`, table, target, castTo(b.expr, b.typ), strings.Join(cols, ", "), cond, qi(b.table.Name))
 }
 
-// explain turns a failed batch into an error the user can act on: for a row the
-// expression cannot convert, it finds that row's primary key (by bisecting the batch's
-// keys) and names it.
-func (b backfill) explain(ctx context.Context, r *run, table string, usePK bool, st *backfillState, err error) error {
+// backfillProgress sums the chunks' progress for the Progress callback, which workers
+// call one at a time.
+type backfillProgress struct {
+	b           backfill
+	r           *run
+	mu          sync.Mutex
+	chunks      []*chunk
+	started     time.Time
+	doneAtStart int64
+}
+
+func (p *backfillProgress) rowsDone() int64 {
+	var n int64
+	for _, c := range p.chunks {
+		n += c.rowsDone
+	}
+	return n
+}
+
+// advance records a batch of chunk c and reports the backfill's progress.
+func (p *backfillProgress) advance(c *chunk, next, updated int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.next, c.rowsDone = next, c.rowsDone+updated
+	report := p.r.m.opts.Progress
+	if report == nil {
+		return
+	}
+	bp := BackfillProgress{Migration: p.r.rec.Name, Table: p.b.table.Name, Column: p.b.target, RowsDone: p.rowsDone(), Done: true}
+	for _, c := range p.chunks {
+		bp.RowsTotal += c.rowsTotal
+		bp.Done = bp.Done && c.done()
+	}
+	bp.RowsTotal = max(bp.RowsTotal, bp.RowsDone)
+	if secs := time.Since(p.started).Seconds(); secs > 0 {
+		bp.Rate = float64(bp.RowsDone-p.doneAtStart) / secs
+		if bp.Rate > 0 && bp.RowsTotal > bp.RowsDone {
+			bp.ETA = time.Duration(float64(bp.RowsTotal-bp.RowsDone) / bp.Rate * float64(time.Second))
+		}
+	}
+	report(bp)
+}
+
+// explain turns a failed batch (of the rows matching cond, with args) into an error the
+// user can act on: for a row the expression cannot convert, it finds that row (by
+// bisecting the batch's rows) and names it by its primary key, or by its ctid in a table
+// without one.
+func (b backfill) explain(ctx context.Context, conn *pgx.Conn, table, cond string, args []any, err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || isTransient(err) {
 		return err
 	}
+	row := b.badRow(ctx, conn, table, cond, args)
 	where := ""
-	if usePK {
-		if key := b.badRow(ctx, r, table, st); key != "" {
-			where = " at the row with primary key " + key
-		}
+	switch {
+	case row != "" && len(b.table.PrimaryKey) > 0:
+		where = " at the row with primary key " + row
+	case row != "":
+		where = " at the row with ctid " + row
 	}
-	return &BackfillError{Table: b.table.Name, Column: b.target, Expr: b.expr, Row: strings.TrimPrefix(where, " at the row with primary key "),
+	return &BackfillError{Table: b.table.Name, Column: b.target, Expr: b.expr, Row: row,
 		Err: fmt.Errorf("backfill of %s.%s with %q failed%s: %s; fix the expression or the data, then run tandem start again to resume (or tandem rollback): %w",
 			b.table.Name, b.target, b.expr, where, pe.Message, err)}
 }
@@ -258,150 +369,124 @@ func (b backfill) explain(ctx context.Context, r *run, table string, usePK bool,
 // start again to resume from where the backfill stopped.
 type BackfillError struct {
 	Table, Column, Expr string
-	Row                 string // the failing row's primary key, when the table has one
-	Err                 error
+	// Row names the failing row: its primary key, as "(v1, v2)", or, in a table without
+	// one, its ctid, as "(page,item)"; "" when it could not be told.
+	Row string
+	Err error
 }
 
 func (e *BackfillError) Error() string { return e.Err.Error() }
 func (e *BackfillError) Unwrap() error { return e.Err }
 
-// badRow returns the primary key (as text) of the first row after the cursor for which
-// the expression fails, or "" when it cannot tell. It reads at most the rows up to the
-// bound, in halves.
-func (b backfill) badRow(ctx context.Context, r *run, table string, st *backfillState) string {
-	pk := b.table.PrimaryKey
-	var keyCols, keyText []string
-	for _, c := range pk {
-		keyCols = append(keyCols, qi(c))
-		keyText = append(keyText, qi(c)+"::text")
-	}
-	cols := "(" + strings.Join(keyCols, ", ") + ")"
-	var args []any
-	where := "true"
-	if st.cursor != nil {
-		var ps []string
-		for i, c := range pk {
-			ps = append(ps, fmt.Sprintf("$%d::text::%s", i+1, b.table.ColumnByPhysical(c).Type))
-			args = append(args, st.cursor[i])
+// badRow returns the first row (in page order) matching cond for which the expression
+// fails, or "" when it cannot tell: the row's primary key as text, or its ctid. It tries
+// the expression on halves of the rows, never keeping the changes.
+func (b backfill) badRow(ctx context.Context, conn *pgx.Conn, table, cond string, args []any) string {
+	name := "ctid::text"
+	if pk := b.table.PrimaryKey; len(pk) > 0 {
+		var keys []string
+		for _, c := range pk {
+			keys = append(keys, "coalesce("+qi(c)+"::text, 'NULL')")
 		}
-		where = cols + " > (" + strings.Join(ps, ", ") + ")"
+		name = "'(' || concat_ws(', ', " + strings.Join(keys, ", ") + ") || ')'"
 	}
-	// The keys of the next rows still to fill, in order (a batch's worth at most).
-	rows, err := r.m.conn.Query(ctx, fmt.Sprintf("SELECT ARRAY[%s] FROM %s WHERE %s AND %s IS NULL ORDER BY %s LIMIT 200000",
-		strings.Join(keyText, ", "), table, where, qi(b.target), strings.Join(keyCols, ", ")), args...)
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT ctid::text, %s FROM %s WHERE %s ORDER BY ctid", name, table, cond), args...)
 	if err != nil {
 		return ""
 	}
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
-	if err != nil || len(keys) == 0 {
+	var ctids, names []string
+	for rows.Next() {
+		var c, n string
+		if rows.Scan(&c, &n) != nil {
+			rows.Close()
+			return ""
+		}
+		ctids, names = append(ctids, c), append(names, n)
+	}
+	if rows.Err() != nil || len(ctids) == 0 {
 		return ""
 	}
-	// fails reports whether the expression fails for a row of the key range ks[0]..ks[-1].
-	fails := func(ks [][]string) bool {
-		var args []any
-		tuple := func(k []string) string {
-			var ps []string
-			for i, c := range pk {
-				args = append(args, k[i])
-				ps = append(ps, fmt.Sprintf("$%d::text::%s", len(args), b.table.ColumnByPhysical(c).Type))
-			}
-			return "(" + strings.Join(ps, ", ") + ")"
-		}
-		cond := cols + " >= " + tuple(ks[0]) + " AND " + cols + " <= " + tuple(ks[len(ks)-1])
-		q := b.update(table, cond)
-		err := pgx.BeginFunc(ctx, r.m.conn, func(tx pgx.Tx) error {
+	// fails reports whether the expression fails for one of the rows ctids[lo:hi].
+	fails := func(lo, hi int) bool {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true)", BackfillSetting); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, q, args...); err != nil {
+			if _, err := tx.Exec(ctx, b.update(table, "ctid = ANY ($1::tid[])"), ctids[lo:hi]); err != nil {
 				return err
 			}
 			return errRollback // a trial: never keep the changes
 		})
 		return !errors.Is(err, errRollback)
 	}
-	lo, hi := 0, len(keys) // the first failing key is in keys[lo:hi]
-	if !fails(keys) {
+	lo, hi := 0, len(ctids) // the first failing row is in [lo, hi)
+	if !fails(lo, hi) {
 		return ""
 	}
 	for hi-lo > 1 {
 		mid := (lo + hi) / 2
-		if fails(keys[lo:mid]) {
+		if fails(lo, mid) {
 			hi = mid
 		} else {
 			lo = mid
 		}
 	}
-	return "(" + strings.Join(keys[lo], ", ") + ")"
+	return names[lo]
 }
 
 var errRollback = errors.New("rollback")
 
-// load reads the backfill's state, creating it (with its bound) on first use. It must
-// run after the dual-write trigger is installed.
-func (b backfill) load(ctx context.Context, r *run) (*backfillState, error) {
+// load reads the backfill's chunks, creating them on first use. It must run after the
+// dual-write trigger is installed: the chunks cover the pages the table has then.
+func (b backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
 	m := r.m
-	var cursor, bound []byte
-	st := &backfillState{}
-	err := m.conn.QueryRow(ctx, "SELECT cursor, bound, rows_done, rows_total, done FROM "+qi(m.opts.StateSchema, "backfills")+
-		" WHERE schema = $1 AND migration = $2 AND op = $3", m.opts.Schema, r.rec.Name, r.op).
-		Scan(&cursor, &bound, &st.rowsDone, &st.rowsTotal, &st.done)
-	if err == nil {
-		if cursor != nil {
-			if err := json.Unmarshal(cursor, &st.cursor); err != nil {
-				return nil, err
-			}
+	state := qi(m.opts.StateSchema, "backfill_chunks")
+	read := func() ([]*chunk, error) {
+		rows, err := m.conn.Query(ctx, "SELECT chunk, first_page, last_page, next_page, rows_done, rows_total FROM "+state+
+			" WHERE schema = $1 AND migration = $2 AND op = $3 ORDER BY chunk", m.opts.Schema, r.rec.Name, r.op)
+		if err != nil {
+			return nil, err
 		}
-		if bound != nil {
-			if err := json.Unmarshal(bound, &st.bound); err != nil {
-				return nil, err
-			}
-		}
-		return st, nil
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*chunk, error) {
+			c := &chunk{}
+			err := row.Scan(&c.id, &c.first, &c.last, &c.next, &c.rowsDone, &c.rowsTotal)
+			return c, err
+		})
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, err
+	chunks, err := read()
+	if err != nil || len(chunks) > 0 {
+		return chunks, err
 	}
 	table := r.table(b.table.Physical)
-	if pk := b.table.PrimaryKey; len(pk) > 0 {
-		var keys, desc []string
-		for _, c := range pk {
-			keys = append(keys, qi(c)+"::text")
-			desc = append(desc, qi(c)+" DESC")
-		}
-		err := m.conn.QueryRow(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"] FROM "+table+" ORDER BY "+strings.Join(desc, ", ")+" LIMIT 1").Scan(&st.bound)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("find the backfill's last row: %w", err)
-		}
-	} else {
-		var pages int64
-		if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", table).Scan(&pages); err != nil {
-			return nil, err
-		}
-		if pages > 0 {
-			st.bound = []string{fmt.Sprint(pages - 1)}
-		}
+	var pages, rowsTotal int64
+	if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint, greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass",
+		table).Scan(&pages, &rowsTotal); err != nil {
+		return nil, fmt.Errorf("size up the backfill of %s: %w", b.table.Name, err)
 	}
-	if err := m.conn.QueryRow(ctx, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", table).Scan(&st.rowsTotal); err != nil {
-		return nil, err
-	}
-	if st.rowsTotal == 0 && st.bound != nil {
-		if err := m.conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&st.rowsTotal); err != nil {
+	if rowsTotal == 0 && pages > 0 {
+		// Never analyzed: count.
+		if err := m.conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&rowsTotal); err != nil {
 			return nil, err
 		}
 	}
-	st.done = st.bound == nil
-	var boundJSON []byte
-	if st.bound != nil {
-		boundJSON, _ = json.Marshal(st.bound)
-	}
-	_, err = m.conn.Exec(ctx, "INSERT INTO "+qi(m.opts.StateSchema, "backfills")+
-		" (schema, migration, op, table_name, column_name, bound, rows_total, done) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-		m.opts.Schema, r.rec.Name, r.op, b.table.Name, b.target, boundJSON, st.rowsTotal, st.done)
+	n := max(min(int64(m.opts.BackfillWorkers), pages/minChunkPages), 1)
+	err = pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+		for i := range n {
+			// An empty table gets one chunk with no pages: done from the start.
+			first, last := pages*i/n, pages*(i+1)/n-1
+			share := rowsTotal * (last - first + 1) / max(pages, 1)
+			if _, err := tx.Exec(ctx, "INSERT INTO "+state+
+				" (schema, migration, op, chunk, table_name, column_name, first_page, last_page, next_page, rows_total) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9)",
+				m.opts.Schema, r.rec.Name, r.op, i, b.table.Name, b.target, first, last, share); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("record backfill: %w", err)
 	}
-	return st, nil
+	return read()
 }
 
 func isTransient(err error) bool {
@@ -430,12 +515,4 @@ func retryTransient(ctx context.Context, fn func() error) error {
 		}
 	}
 	return err
-}
-
-func anySlice(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }

@@ -231,6 +231,8 @@ func TestKillAndResume(t *testing.T) {
 		{"start", "start:op0", "rollback"},
 		{"start", "start:backfill-batch", "start"},
 		{"start", "start:backfill-batch", "rollback"},
+		{"start", "start:backfill-rules", "start"},
+		{"start", "start:backfill-rules", "rollback"},
 		{"start", "start:op1", "start"},
 		{"start", "start:views", "start"},
 		{"start", "start:views", "rollback"},
@@ -258,27 +260,27 @@ func TestKillAndResume(t *testing.T) {
 					}
 				}
 			})
-			var cursor []string
-			var doneAtKill int64
+			var pagesDone, doneAtKill int64
 			if tc.failpoint == "start:backfill-batch" {
 				// The killed backfill saved its cursor.
 				var done bool
-				if err := e.db.QueryRow(ctx, "SELECT cursor, rows_done, done FROM tandem.backfills").Scan(&cursor, &doneAtKill, &done); err != nil {
+				if err := e.db.QueryRow(ctx, "SELECT sum(next_page - first_page)::bigint, sum(rows_done)::bigint, bool_and(next_page > last_page) FROM tandem.backfill_chunks").
+					Scan(&pagesDone, &doneAtKill, &done); err != nil {
 					t.Fatalf("backfill state after the kill: %v", err)
 				}
-				if cursor == nil || doneAtKill == 0 || done {
-					t.Fatalf("backfill state after the kill: cursor %v, rows done %d, done %v; want a cursor, rows done, not done", cursor, doneAtKill, done)
+				if pagesDone == 0 || doneAtKill == 0 || done {
+					t.Fatalf("backfill state after the kill: %d pages done, rows done %d, done %v; want pages and rows done, not done", pagesDone, doneAtKill, done)
 				}
 			}
 
 			switch tc.then {
 			case "start":
 				retryBusy(t, "start", func() error { return m.Start(ctx, e.parse(killV2)) })
-				if cursor != nil {
+				if pagesDone > 0 {
 					// Resumed after the cursor, the first batch has rows to fill; started
 					// over, it would walk the rows already done and fill none.
 					if first == nil || first.RowsDone <= doneAtKill {
-						t.Errorf("the backfill did not resume after cursor %v (%d rows done at the kill): first batch of the rerun %+v", cursor, doneAtKill, first)
+						t.Errorf("the backfill did not resume after %d pages (%d rows done at the kill): first batch of the rerun %+v", pagesDone, doneAtKill, first)
 					}
 				}
 				checkStarted(t, e)

@@ -11,6 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// DefaultBackfillWorkers is the default of Options.BackfillWorkers: each worker is a
+// connection and, while it runs, about a CPU core of the server.
+const DefaultBackfillWorkers = 2
+
 // Options configure a Migrator. The zero value of each field means its default.
 type Options struct {
 	// Schema is the logical schema migrated; default "public".
@@ -26,6 +30,10 @@ type Options struct {
 	// BackfillBatchTime is the target duration of one backfill batch: the batch size
 	// adapts to it; default 100ms.
 	BackfillBatchTime time.Duration
+	// BackfillWorkers bounds the connections a backfill fills a table's chunks on, side
+	// by side; default DefaultBackfillWorkers. A table of fewer than 64 pages (512kB) per
+	// worker gets fewer.
+	BackfillWorkers int
 	// Progress, when set, is called after every backfill batch.
 	Progress func(BackfillProgress)
 	// Logger receives a line per step; default: discard.
@@ -47,6 +55,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.BackfillBatchTime == 0 {
 		o.BackfillBatchTime = 100 * time.Millisecond
+	}
+	if o.BackfillWorkers <= 0 {
+		o.BackfillWorkers = DefaultBackfillWorkers
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -111,14 +122,19 @@ func New(ctx context.Context, conn *pgx.Conn, opts Options) (*Migrator, error) {
 	if m.serverVersion < 140000 {
 		return nil, fmt.Errorf("PostgreSQL %d.%d is too old: Tandem needs 14 or newer", m.serverVersion/10000, m.serverVersion%10000)
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", opts.Schema).Scan(&exists); err != nil {
+	if exists, err := m.schemaExists(ctx, opts.Schema); err != nil {
 		return nil, err
-	}
-	if !exists {
+	} else if !exists {
 		return nil, &InputError{Op: -1, Field: "schema", Err: fmt.Errorf("schema %q does not exist in this database", opts.Schema)}
 	}
 	return m, nil
+}
+
+// schemaExists reports whether the database has schema name.
+func (m *Migrator) schemaExists(ctx context.Context, name string) (bool, error) {
+	var exists bool
+	err := m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", name).Scan(&exists)
+	return exists, err
 }
 
 // Close closes the Migrator's connection.

@@ -71,10 +71,11 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	c := o.Column
 	col := qi(c.Name)
-	// The column, its trigger and its NOT VALID constraints go in one transaction: a row
-	// the old version writes in between would otherwise miss the trigger and fail the
-	// check.
-	var stmts []string
+	// The column goes in first. Its trigger and NOT VALID constraints follow in one
+	// transaction: a row the old version writes without the trigger would fail the
+	// checks. With up, they follow the backfill's bulk fill, which the trigger would slow
+	// down (see backfill); without, they go in with the column.
+	var stmts, rules []string
 	exists, err := columnExists(ctx, r, table, c.Name)
 	if err != nil {
 		return err
@@ -111,10 +112,10 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		if err != nil {
 			return err
 		}
-		stmts = append(stmts, trig...)
+		rules = append(rules, trig...)
 	}
 	tables := []string{table}
-	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &stmts, table, name, def) }
+	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &rules, table, name, def) }
 	if o.needsNotNullCheck() {
 		if err := addConstraint(o.notNullCheck(r), "CHECK ("+col+" IS NOT NULL)"); err != nil {
 			return err
@@ -131,13 +132,18 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
 	}
+	locked := []string{table}
+	if o.Up == "" {
+		stmts, rules, locked = append(stmts, rules...), nil, tables
+	}
 	if len(stmts) > 0 {
-		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
+		if err := r.m.execLocked(ctx, locked, stmts...); err != nil {
 			return err
 		}
 	}
 	if o.Up != "" {
-		if err := (backfill{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up}).run(ctx, r); err != nil {
+		bf := backfill{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up, rules: rules, ruleTables: tables}
+		if err := bf.run(ctx, r); err != nil {
 			return err
 		}
 	}

@@ -244,9 +244,11 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	old, nc, shadow := o.cols(r)
 	target := qi(nc.Physical)
-	var stmts []string
+	// A shadow column goes in first; its trigger and constraints follow the backfill's
+	// bulk fill (see backfill), in one transaction. In place, they go in together.
+	var stmts, rules []string
 	tables := []string{table}
-	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &stmts, table, name, def) }
+	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &rules, table, name, def) }
 	var kept *keptRules
 	if shadow {
 		exists, err := columnExists(ctx, r, table, nc.Physical)
@@ -276,7 +278,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		if err != nil {
 			return err
 		}
-		stmts = append(stmts, trig...)
+		rules = append(rules, trig...)
 		// Kept constraints get a temporary name until the old column (and its
 		// constraints of the same names) is gone.
 		for _, k := range kept.checks {
@@ -296,7 +298,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		if err != nil {
 			return err
 		}
-		stmts = append(stmts, trig...)
+		rules = append(rules, trig...)
 	}
 	if !nc.Nullable && (shadow || old.Nullable) {
 		if err := addConstraint(o.notNullCheck(r), "CHECK ("+target+" IS NOT NULL)"); err != nil {
@@ -314,13 +316,18 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		}
 		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
 	}
+	locked := []string{table}
+	if !shadow {
+		stmts, rules, locked = append(stmts, rules...), nil, tables
+	}
 	if len(stmts) > 0 {
-		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
+		if err := r.m.execLocked(ctx, locked, stmts...); err != nil {
 			return err
 		}
 	}
 	if shadow {
-		if err := (backfill{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up}).run(ctx, r); err != nil {
+		bf := backfill{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up, rules: rules, ruleTables: tables}
+		if err := bf.run(ctx, r); err != nil {
 			return err
 		}
 		for i, k := range kept.indexes {

@@ -43,6 +43,13 @@ func TestAlterColumnLifecycles(t *testing.T) {
 				expectString(t, new, "SELECT qty::text FROM items WHERE name = 'old default'", "1")
 				expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('neg', -5)", "23514")
 				expectString(t, new, "SELECT count(*)::text FROM items WHERE qty IS NULL", "0")
+				// An UPDATE that sets only the changed column, from either side, reaches the other.
+				mustExec(t, new, "UPDATE items SET qty = 6000000000 WHERE id = 1")
+				expectString(t, old, "SELECT qty::text FROM items WHERE id = 1", "2147483647")
+				mustExec(t, old, "UPDATE items SET qty = 8 WHERE id = 2")
+				expectString(t, new, "SELECT qty::text FROM items WHERE id = 2", "8")
+				mustExec(t, old, "UPDATE items SET note = 'old note' WHERE id = 1")
+				expectString(t, new, "SELECT qty::text || note FROM items WHERE id = 1", "2147483647old note")
 			},
 			rolledBack: func(t *testing.T, e *testEnv) {
 				expectCols(t, e, "public", "items", "id bigint not null, name text not null, qty integer not null, note text, cat integer")

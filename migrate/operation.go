@@ -65,6 +65,9 @@ type run struct {
 	// opBefore is the shape this operation sees (its expressions use its names), opAfter
 	// the shape after it. In a migration of one operation they are before and after.
 	opBefore, opAfter *Schema
+	// arming, during start before the version schema exists, collects the triggers to
+	// arm once every operation has started (see dualWrite); nil otherwise.
+	arming *arming
 }
 
 // table qualifies a physical table name with the base schema, quoted.

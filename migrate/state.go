@@ -63,20 +63,24 @@ func stateDDL(state string) []string {
 			PRIMARY KEY (schema, name))`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON ` + qi(state, "migrations") +
 			` (schema) WHERE status IN ('starting', 'started', 'completing')`,
-		`CREATE TABLE IF NOT EXISTS ` + qi(state, "backfills") + ` (
+		// A backfill's chunks: the pages first_page..last_page of the table, filled up to
+		// next_page (exclusive) by the transactions xids.
+		`CREATE TABLE IF NOT EXISTS ` + qi(state, "backfill_chunks") + ` (
 			schema      text NOT NULL,
 			migration   text NOT NULL,
 			op          int NOT NULL,
+			chunk       int NOT NULL,
 			table_name  text NOT NULL,
 			column_name text NOT NULL,
-			cursor      jsonb,
-			bound       jsonb,
+			first_page  bigint NOT NULL,
+			last_page   bigint NOT NULL,
+			next_page   bigint NOT NULL,
 			rows_done   bigint NOT NULL DEFAULT 0,
 			rows_total  bigint NOT NULL DEFAULT 0,
-			done        boolean NOT NULL DEFAULT false,
+			xids        xid[] NOT NULL DEFAULT '{}',
 			started_at  timestamptz NOT NULL DEFAULT now(),
 			updated_at  timestamptz NOT NULL DEFAULT now(),
-			PRIMARY KEY (schema, migration, op))`,
+			PRIMARY KEY (schema, migration, op, chunk))`,
 		`CREATE TABLE IF NOT EXISTS ` + qi(state, "steps") + ` (
 			schema    text NOT NULL,
 			migration text NOT NULL,
@@ -251,9 +255,9 @@ func (s store) setAfter(ctx context.Context, q querier, name string, after *Sche
 	return err
 }
 
-// forget deletes the migration's backfill cursors and step markers.
+// forget deletes the migration's backfill chunks and step markers.
 func (s store) forget(ctx context.Context, q querier, name string) error {
-	for _, t := range []string{"backfills", "steps"} {
+	for _, t := range []string{"backfill_chunks", "steps"} {
 		if _, err := q.Exec(ctx, "DELETE FROM "+qi(s.state, t)+" WHERE schema = $1 AND migration = $2", s.schema, name); err != nil {
 			return fmt.Errorf("clear %s of migration %s: %w", t, name, err)
 		}

@@ -3,11 +3,14 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// BackfillSetting is the session setting a backfill batch sets so that Tandem's triggers
-// stand aside: the batch computes the new values itself, set-based.
+// BackfillSetting is the session setting ("on") of a backfill batch's transaction. The
+// batch computes the new values itself, set-based, and Tandem's triggers are not installed
+// to fire for it; an application's own triggers (an updated_at trigger, say) can read the
+// setting to let backfill writes pass.
 const BackfillSetting = "tandem.backfill"
 
 // isNewVersionSQL is the SQL condition, evaluated in a trigger, that is true when the
@@ -19,6 +22,13 @@ func isNewVersionSQL(vs string) string {
 
 // dualWrite describes one dual-write trigger on a table: on every INSERT and UPDATE it
 // applies up to the old version's writes and down to the new version's writes.
+//
+// A trigger that fires for a backfill's UPDATE costs it dearly (a WHEN clause that tells
+// the batches apart is evaluated for every row), so while start runs, a trigger fires only
+// on INSERTs and on UPDATEs of the columns the old version has: until the version schema
+// exists, only the old version writes, and backfills set only new columns. Once every
+// operation has started, the triggers are armed: re-created to fire on every UPDATE, for
+// the new version's writes (see arming).
 type dualWrite struct {
 	name string // trigger and function name
 	up   *rule  // for writes from the old version; nil for none
@@ -26,11 +36,9 @@ type dualWrite struct {
 	// fillUnfilled: an UPDATE from the new version of a row whose up target is still
 	// NULL on both sides (a row the backfill has not reached yet) gets up too.
 	fillUnfilled bool
-	// updateOf, when set, limits the trigger to INSERTs and to UPDATEs that set one of
-	// these physical columns. A backfill sets only its target, so a trigger that leaves
-	// the target out never fires for it, without the WHEN clause that otherwise tells
-	// backfill batches apart (PostgreSQL prepares a WHEN clause for every statement, which
-	// costs the application's single-row writes a few percent).
+	// updateOf, when set, limits the armed trigger too to INSERTs and to UPDATEs that set
+	// one of these physical columns: for a trigger that has no down, the new version's
+	// writes of the columns it adds need nothing.
 	updateOf []string
 }
 
@@ -129,12 +137,21 @@ BEGIN
   RETURN NEW;
 END
 %s`, fn, tag, isNewVersionSQL(r.newSchema), strings.Join(fromNew, "\n    "), strings.Join(fromOld, "\n    "), tag)
-	trigger := fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW
-WHEN (coalesce(current_setting(%s, true), '') <> 'on') EXECUTE FUNCTION %s()`,
-		qi(d.name), table, ql(BackfillSetting), fn)
-	if len(d.updateOf) > 0 {
-		trigger = fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()`,
-			qi(d.name), quoteAll(d.updateOf), table, fn)
+	createTrigger := func(cols []string) string {
+		events := "INSERT OR UPDATE"
+		if len(cols) > 0 {
+			events += " OF " + quoteAll(cols)
+		}
+		return fmt.Sprintf("CREATE OR REPLACE TRIGGER %s BEFORE %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()", qi(d.name), events, table, fn)
+	}
+	armed := createTrigger(d.updateOf)
+	trigger := armed
+	if r.arming != nil && len(d.updateOf) == 0 {
+		trigger = "CREATE OR REPLACE TRIGGER " + qi(d.name) + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()"
+		if cols := r.oldColumns(physicalTable); len(cols) > 0 {
+			trigger = createTrigger(cols)
+		}
+		r.arming.add(table, armed)
 	}
 	return []string{body, trigger}, nil
 }
@@ -193,4 +210,43 @@ func dropTriggerSQL(r *run, name, physicalTable string) []string {
 		"DROP TRIGGER IF EXISTS " + qi(name) + " ON " + r.table(physicalTable),
 		"DROP FUNCTION IF EXISTS " + qi(r.schema, name) + "()",
 	}
+}
+
+// arming collects the armed form of the dual-write triggers start installs (see
+// dualWrite), to install once every operation has started.
+type arming struct {
+	tables []string
+	stmts  []string
+}
+
+func (a *arming) add(table, stmt string) {
+	if !slices.Contains(a.tables, table) {
+		a.tables = append(a.tables, table)
+	}
+	a.stmts = append(a.stmts, stmt)
+}
+
+// arm installs the armed triggers, in one transaction.
+func (a *arming) arm(ctx context.Context, m *Migrator) error {
+	if len(a.stmts) == 0 {
+		return nil
+	}
+	if err := m.execLocked(ctx, a.tables, a.stmts...); err != nil {
+		return fmt.Errorf("arm the dual-write triggers for the new version: %w", err)
+	}
+	return nil
+}
+
+// oldColumns returns the physical columns the old version has in the table, the
+// columns its writes can set.
+func (r *run) oldColumns(physicalTable string) []string {
+	var cols []string
+	for _, t := range r.before.Tables {
+		if t.Physical == physicalTable {
+			for _, c := range t.Columns {
+				cols = append(cols, c.Physical)
+			}
+		}
+	}
+	return cols
 }

@@ -23,14 +23,18 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 		level = slog.LevelInfo
 	}
 	opts := migrate.Options{
-		Schema:      global.schema,
-		StateSchema: global.stateSchema,
-		LockTimeout: global.lockTimeout,
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		Progress:    newProgressPrinter(os.Stderr).print,
+		Schema:          global.schema,
+		StateSchema:     global.stateSchema,
+		LockTimeout:     global.lockTimeout,
+		BackfillWorkers: global.backfillWorkers,
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Progress:        newProgressPrinter(os.Stderr).print,
 	}
 	if global.lockTimeout <= 0 {
 		return nil, usageErr(errors.New("--lock-timeout must be positive"))
+	}
+	if global.backfillWorkers < 1 {
+		return nil, usageErr(errors.New("--backfill-workers must be at least 1"))
 	}
 	if _, err := pgx.ParseConfig(global.postgresURL); err != nil {
 		return nil, usageErr(fmt.Errorf("--postgres-url: %w", err))

@@ -17,7 +17,9 @@ type globals struct {
 	schema      string
 	stateSchema string
 	lockTimeout time.Duration
-	verbose     bool
+	// backfillWorkers is the connections a backfill fills a table on.
+	backfillWorkers int
+	verbose         bool
 }
 
 var global globals
@@ -47,6 +49,8 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 	pf.StringVar(&global.stateSchema, "state-schema", "tandem", "the schema Tandem keeps its state in")
 	pf.DurationVar(&global.lockTimeout, "lock-timeout", 500*time.Millisecond,
 		"lock_timeout for each DDL statement that locks an existing table")
+	pf.IntVar(&global.backfillWorkers, "backfill-workers", migrate.DefaultBackfillWorkers,
+		"connections a backfill fills a large table on, side by side (each costs the server about a CPU core while it runs)")
 	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log each step")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 
