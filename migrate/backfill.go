@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,22 +88,48 @@ func (b backfill) run(ctx context.Context, r *run) error {
 	}
 	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now()}
 	p.doneAtStart = p.rowsDone()
-
-	workers := min(len(pending), m.opts.BackfillWorkers)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	queue := make(chan *chunk, len(pending))
 	for _, c := range pending {
 		queue <- c
 	}
 	close(queue)
-	errs := make([]error, workers)
+	err = onWorkers(ctx, m, min(len(pending), m.opts.BackfillWorkers), func(ctx context.Context, _ int, conn *pgx.Conn) error {
+		for c := range queue {
+			if err := b.fill(ctx, r, conn, c, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return b.finish(ctx, r)
+}
+
+// onWorkers runs fn on n workers side by side: the first on the Migrator's connection,
+// the others each on a connection of its own. The first failure cancels the others.
+func onWorkers(ctx context.Context, m *Migrator, n int, fn func(ctx context.Context, w int, conn *pgx.Conn) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for w := range workers {
+	for w := range n {
 		wg.Go(func() {
-			errs[w] = b.work(ctx, r, w, queue, p)
+			errs[w] = func() error {
+				conn := m.conn
+				if w > 0 {
+					c, err := pgx.ConnectConfig(ctx, m.conn.Config().Copy())
+					if err != nil {
+						return fmt.Errorf("backfill worker %d: connect: %w", w, err)
+					}
+					defer c.Close(context.WithoutCancel(ctx))
+					conn = c
+				}
+				return fn(ctx, w, conn)
+			}()
 			if errs[w] != nil {
-				cancel() // the first failure stops the others
+				cancel()
 			}
 		})
 	}
@@ -112,16 +140,11 @@ func (b backfill) run(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return b.finish(ctx, r)
+	return errors.Join(errs...)
 }
 
 // finish installs the rules and catches up with the rows the old version wrote during
-// the bulk fill.
+// the bulk fill, on the workers side by side.
 func (b backfill) finish(ctx context.Context, r *run) error {
 	m := r.m
 	if len(b.rules) > 0 {
@@ -145,16 +168,36 @@ func (b backfill) finish(ctx context.Context, r *run) error {
 	if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", table).Scan(&pages); err != nil {
 		return err
 	}
-	const cond = pageRange + " AND NOT (xmin = ANY ($3::text[]::xid[]))"
+	n := max(min(int64(m.opts.BackfillWorkers), pages/minChunkPages), 1)
+	var caughtUp atomic.Int64
+	err = onWorkers(ctx, m, int(n), func(ctx context.Context, w int, conn *pgx.Conn) error {
+		first, last := pages*int64(w)/n, pages*int64(w+1)/n-1
+		rows, err := b.catchUp(ctx, r, conn, first, last, slices.Clone(xids))
+		caughtUp.Add(rows)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.log.Info("backfill caught up with the rows written during it", "table", b.table.Name, "column", b.target, "rows", caughtUp.Load())
+	return nil
+}
+
+// catchUp computes the target again for the rows of pages first..last that the
+// transactions xids did not write, and returns how many it updated.
+func (b backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, first, last int64, xids []string) (int64, error) {
+	table := r.table(b.table.Physical)
+	// NOT IN a subquery, for a hashed lookup whatever the plan and the version.
+	const cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
 	var caughtUp int64
 	size := int64(1)
-	for from := int64(0); from < pages; {
-		to := min(from+size-1, pages-1)
+	for from := first; from <= last; {
+		to := min(from+size-1, last)
 		t0 := time.Now()
 		var updated int64
 		var xid *string
 		err := retryTransient(ctx, func() error {
-			return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+			return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 				if err := b.begin(ctx, r, tx); err != nil {
 					return err
 				}
@@ -168,7 +211,7 @@ func (b backfill) finish(ctx context.Context, r *run) error {
 			})
 		})
 		if err != nil {
-			return b.explain(ctx, m.conn, table, cond, []any{from, to + 1, xids}, err)
+			return caughtUp, b.explain(ctx, conn, table, cond, []any{from, to + 1, xids}, err)
 		}
 		if xid != nil {
 			xids = append(xids, *xid)
@@ -177,8 +220,7 @@ func (b backfill) finish(ctx context.Context, r *run) error {
 		from = to + 1
 		size = b.resize(r, size, time.Since(t0))
 	}
-	m.log.Info("backfill caught up with the rows written during it", "table", b.table.Name, "column", b.target, "rows", caughtUp)
-	return nil
+	return caughtUp, nil
 }
 
 // begin makes tx a backfill transaction.
@@ -200,26 +242,6 @@ func (b backfill) resize(r *run, size int64, elapsed time.Duration) int64 {
 		return max(size/2, 1)
 	}
 	return size
-}
-
-// work fills chunks from queue until it is empty. Worker 0 uses the Migrator's
-// connection, the others one of their own.
-func (b backfill) work(ctx context.Context, r *run, w int, queue <-chan *chunk, p *backfillProgress) error {
-	conn := r.m.conn
-	if w > 0 {
-		c, err := pgx.ConnectConfig(ctx, r.m.conn.Config().Copy())
-		if err != nil {
-			return fmt.Errorf("backfill worker %d: connect: %w", w, err)
-		}
-		defer c.Close(context.WithoutCancel(ctx))
-		conn = c
-	}
-	for c := range queue {
-		if err := b.fill(ctx, r, conn, c, p); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // fill walks one chunk in batches of pages, adapting the batch size to the target batch

@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,26 +41,35 @@ const migration = `{"name": "02_price", "operations": [{"add_column": {"table": 
 	"column": {"name": "price", "type": "numeric"}}}]}`
 
 func main() {
-	rows := flag.Int("rows", 1_000_000, "rows in the items table")
-	runs := flag.Int("runs", 3, "runs of each side (median reported)")
-	workers := flag.Int("workers", 4, "load workers in (b) and (c)")
-	loadFor := flag.Duration("load", 5*time.Second, "duration of each throughput run in (c)")
-	lockTimeout := flag.Duration("lock-timeout", 500*time.Millisecond, "Tandem's lock_timeout")
+	var c config
+	flag.IntVar(&c.rows, "rows", 1_000_000, "rows in the items table")
+	flag.IntVar(&c.runs, "runs", 3, "runs of each side (median reported)")
+	flag.IntVar(&c.workers, "workers", 4, "load workers in (b) and (c)")
+	flag.DurationVar(&c.loadFor, "load", 5*time.Second, "duration of each throughput run in (c)")
+	flag.DurationVar(&c.lockTimeout, "lock-timeout", 500*time.Millisecond, "Tandem's lock_timeout")
+	flag.IntVar(&c.backfillWorkers, "backfill-workers", 0, "Tandem's backfill workers (0: its default)")
+	flag.StringVar(&c.only, "only", "abcde", "the measures to run, by letter")
 	flag.Parse()
-	if err := run(context.Background(), *rows, *runs, *workers, *loadFor, *lockTimeout); err != nil {
+	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-type bench struct {
-	srv         *pgserver.Server
-	rows        int
-	lockTimeout time.Duration
-	seq         int
+type config struct {
+	rows, runs, workers, backfillWorkers int
+	loadFor, lockTimeout                 time.Duration
+	only                                 string
 }
 
-func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time.Duration) error {
+type bench struct {
+	srv  *pgserver.Server
+	rows int
+	opts migrate.Options
+	seq  int
+}
+
+func run(ctx context.Context, c config) error {
 	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
 		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
 		// Every lock wait longer than 20ms is logged, with its duration once acquired.
@@ -68,91 +78,113 @@ func run(ctx context.Context, rows, runs, workers int, loadFor, lockTimeout time
 		return err
 	}
 	defer srv.Stop()
-	b := &bench{srv: srv, rows: rows, lockTimeout: lockTimeout}
-	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", rows)
+	b := &bench{srv: srv, rows: c.rows, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
+	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", c.rows)
 	if err := b.template(ctx); err != nil {
 		return err
 	}
+	want := func(measure string) bool { return strings.Contains(c.only, measure) }
+	var table []string
+	row := func(format string, args ...any) { table = append(table, fmt.Sprintf(format, args...)) }
 
 	// (a) start vs the plain transaction, alternated (ABBA: neither always goes first).
-	var tandem, plain []time.Duration
-	for i := 0; i < runs; i++ {
-		var p, t time.Duration
-		err := pair(i, func() (err error) { p, err = b.timePlain(ctx); return err },
-			func() (err error) { t, _, err = b.timeStart(ctx, 0); return err })
-		if err != nil {
-			return fmt.Errorf("add column: %w", err)
+	if want("a") {
+		var tandem, plain []time.Duration
+		var ratios []float64
+		for i := 0; i < c.runs; i++ {
+			var p, t time.Duration
+			err := pair(i, func() (err error) { p, err = b.timePlain(ctx); return err },
+				func() (err error) { t, _, err = b.timeStart(ctx, 0); return err })
+			if err != nil {
+				return fmt.Errorf("add column: %w", err)
+			}
+			plain, tandem = append(plain, p), append(tandem, t)
+			ratios = append(ratios, float64(t)/float64(p))
+			fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond))
 		}
-		plain, tandem = append(plain, p), append(tandem, t)
-		fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond))
+		row("| (a) add NOT NULL column with up: wall time | %s | %s (start) | %.2f× | ≤ 1.3× |", median(plain).Round(time.Millisecond), median(tandem).Round(time.Millisecond), medianF(ratios))
 	}
 
 	// (b) start under load, with the server's record of lock waits meanwhile.
-	logPath := filepath.Join(srv.Dir(), "postgres.log")
-	logStart := fileSize(logPath)
-	dur, load, err := b.timeStart(ctx, workers)
-	if err != nil {
-		return fmt.Errorf("start under load: %w", err)
-	}
-	maxWait, waits := lockWaits(logPath, logStart)
-
-	// (d) type change vs plain ALTER COLUMN TYPE, alternated (ABBA).
-	var typePlain, typeTandem []time.Duration
-	for i := 0; i < runs; i++ {
-		var p, t time.Duration
-		err := pair(i, func() (err error) {
-			p, err = b.timeSQL(ctx, "ALTER TABLE items ALTER COLUMN qty TYPE bigint")
-			return err
-		},
-			func() (err error) { t, err = b.timeMigration(ctx, typeChange); return err })
+	if want("b") {
+		logPath := filepath.Join(srv.Dir(), "postgres.log")
+		logStart := fileSize(logPath)
+		dur, load, err := b.timeStart(ctx, c.workers)
 		if err != nil {
-			return fmt.Errorf("type change: %w", err)
+			return fmt.Errorf("start under load: %w", err)
 		}
-		typePlain, typeTandem = append(typePlain, p), append(typeTandem, t)
-		fmt.Fprintf(os.Stderr, "type change run %d: plain %s, tandem start %s\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond))
-	}
-
-	// (e) metadata-only changes.
-	commentOnly, err := b.timeMigration(ctx, commentChange)
-	if err != nil {
-		return fmt.Errorf("comment change: %w", err)
-	}
-	defaultOnly, err := b.timeMigration(ctx, defaultChange)
-	if err != nil {
-		return fmt.Errorf("default change: %w", err)
+		maxWait, waits := lockWaits(logPath, logStart)
+		lt := c.lockTimeout
+		row("| (b) start under load: duration | | %s | | |", dur.Round(time.Millisecond))
+		row("| (b) load during start: statements, tps | | %d, %.0f/s | | |", load.ok+load.failed, load.tps)
+		row("| (b) load during start: p99 / max latency | | %s / %s | max %.2f× lock_timeout | max < lock_timeout |", load.p99.Round(time.Microsecond), load.max.Round(time.Microsecond), float64(load.max)/float64(lt))
+		row("| (b) lock waits > 20ms during start (server log) | | %d, longest %s | %.2f× lock_timeout | ≤ 1× |", waits, maxWait.Round(time.Millisecond), float64(maxWait)/float64(lt))
+		row("| (b) load during start: failed statements | | %d | | 0 |", load.failed)
 	}
 
 	// (c) write throughput with the trigger enabled and disabled, alternated, on one
 	// table after start (so both sides see the same table, bloat and all).
-	with, without, err := b.throughput(ctx, runs, workers, loadFor)
-	if err != nil {
-		return err
+	if want("c") {
+		with, without, err := b.throughput(ctx, c.runs, c.workers, c.loadFor)
+		if err != nil {
+			return err
+		}
+		var ratios []float64
+		for i := range with {
+			ratios = append(ratios, with[i]/without[i])
+		}
+		row("| (c) update+insert throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.9× |", medianF(without), medianF(with), medianF(ratios))
+	}
+
+	// (d) type change vs plain ALTER COLUMN TYPE, alternated (ABBA).
+	if want("d") {
+		var plain, tandem []time.Duration
+		var ratios []float64
+		for i := 0; i < c.runs; i++ {
+			var p, t time.Duration
+			err := pair(i, func() (err error) {
+				p, err = b.timeSQL(ctx, "ALTER TABLE items ALTER COLUMN qty TYPE bigint")
+				return err
+			},
+				func() (err error) { t, err = b.timeMigration(ctx, typeChange); return err })
+			if err != nil {
+				return fmt.Errorf("type change: %w", err)
+			}
+			plain, tandem = append(plain, p), append(tandem, t)
+			ratios = append(ratios, float64(t)/float64(p))
+			fmt.Fprintf(os.Stderr, "type change run %d: plain %s, tandem start %s (%.2f×)\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond), float64(t)/float64(p))
+		}
+		row("| (d) alter_column qty int → bigint: wall time | %s (ALTER COLUMN TYPE) | %s (start) | %.2f× | ≤ 3× |",
+			median(plain).Round(time.Millisecond), median(tandem).Round(time.Millisecond), medianF(ratios))
+	}
+
+	// (e) metadata-only changes.
+	if want("e") {
+		commentOnly, err := b.timeMigration(ctx, commentChange)
+		if err != nil {
+			return fmt.Errorf("comment change: %w", err)
+		}
+		defaultOnly, err := b.timeMigration(ctx, defaultChange)
+		if err != nil {
+			return fmt.Errorf("default change: %w", err)
+		}
+		row("| (e) alter_column comment only: start | | %s | | < 1s |", commentOnly.Round(time.Millisecond))
+		row("| (e) alter_column default only: start | | %s | | < 1s |", defaultOnly.Round(time.Millisecond))
 	}
 
 	// Ratios are the median of the per-pair ratios: each pair ran back to back, so a
 	// noisy neighbour slows both sides of a pair alike.
-	mp, mt := median(plain), median(tandem)
-	mw, mwo := medianF(with), medianF(without)
-	var startRatios, tpsRatios, typeRatios []float64
-	for i := range plain {
-		startRatios = append(startRatios, float64(tandem[i])/float64(plain[i]))
-		tpsRatios = append(tpsRatios, with[i]/without[i])
-		typeRatios = append(typeRatios, float64(typeTandem[i])/float64(typePlain[i]))
+	bw := b.opts.BackfillWorkers
+	if bw == 0 {
+		bw = migrate.DefaultBackfillWorkers
 	}
-	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers, lock_timeout %s\n\n", rows, runs, workers, lockTimeout)
+	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers, lock_timeout %s, %d backfill workers\n\n",
+		c.rows, c.runs, c.workers, c.lockTimeout, bw)
 	fmt.Println("| measure | plain / baseline | tandem | ratio | target |")
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| (a) add NOT NULL column with up: wall time | %s | %s (start) | %.2f× | ≤ 1.3× |\n", mp.Round(time.Millisecond), mt.Round(time.Millisecond), medianF(startRatios))
-	fmt.Printf("| (b) start under load: duration | | %s | | |\n", dur.Round(time.Millisecond))
-	fmt.Printf("| (b) load during start: statements, tps | | %d, %.0f/s | | |\n", load.ok+load.failed, load.tps)
-	fmt.Printf("| (b) load during start: p99 / max latency | | %s / %s | max %.2f× lock_timeout | max < lock_timeout |\n", load.p99.Round(time.Microsecond), load.max.Round(time.Microsecond), float64(load.max)/float64(lockTimeout))
-	fmt.Printf("| (b) lock waits > 20ms during start (server log) | | %d, longest %s | %.2f× lock_timeout | ≤ 1× |\n", waits, maxWait.Round(time.Millisecond), float64(maxWait)/float64(lockTimeout))
-	fmt.Printf("| (b) load during start: failed statements | | %d | | 0 |\n", load.failed)
-	fmt.Printf("| (c) update+insert throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.9× |\n", mwo, mw, medianF(tpsRatios))
-	fmt.Printf("| (d) alter_column qty int → bigint: wall time | %s (ALTER COLUMN TYPE) | %s (start) | %.2f× | ≤ 3× |\n",
-		median(typePlain).Round(time.Millisecond), median(typeTandem).Round(time.Millisecond), medianF(typeRatios))
-	fmt.Printf("| (e) alter_column comment only: start | | %s | | < 1s |\n", commentOnly.Round(time.Millisecond))
-	fmt.Printf("| (e) alter_column default only: start | | %s | | < 1s |\n", defaultOnly.Round(time.Millisecond))
+	for _, r := range table {
+		fmt.Println(r)
+	}
 	return nil
 }
 
@@ -193,7 +225,7 @@ func (b *bench) timeMigration(ctx context.Context, doc string) (time.Duration, e
 		return 0, err
 	}
 	defer drop()
-	m, err := migrate.Open(ctx, url, migrate.Options{LockTimeout: b.lockTimeout})
+	m, err := migrate.Open(ctx, url, b.opts)
 	if err != nil {
 		return 0, err
 	}
@@ -314,7 +346,7 @@ func (b *bench) timeStart(ctx context.Context, workers int) (time.Duration, load
 		return 0, loadResult{}, err
 	}
 	defer drop()
-	m, err := migrate.Open(ctx, url, migrate.Options{LockTimeout: b.lockTimeout})
+	m, err := migrate.Open(ctx, url, b.opts)
 	if err != nil {
 		return 0, loadResult{}, err
 	}
@@ -399,7 +431,7 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 		return nil, nil, err
 	}
 	defer drop()
-	m, err := migrate.Open(ctx, url, migrate.Options{LockTimeout: b.lockTimeout})
+	m, err := migrate.Open(ctx, url, b.opts)
 	if err != nil {
 		return nil, nil, err
 	}
