@@ -50,17 +50,49 @@ type backfill struct {
 	typ    string // the target's type (see castTo)
 	expr   string
 	// rules are the statements that install the dual-write trigger and the target's
-	// constraints, on ruleTables, run between the bulk fill and the catch-up.
+	// checks, on ruleTables, run between the bulk fill and the catch-up.
 	rules      []string
 	ruleTables []string
+	// guards name the checks that hold the bulk fill to the target's rules meanwhile
+	// (see guardedCheck), and what each stands for.
+	guards map[string]string
+}
+
+// guardedCheck adds the check constraint name, def ("CHECK (expr)", maybe followed by
+// options), to the rules, and until then a guard, added with the column, that holds only
+// the backfill's writes to it: the old version writes without the trigger until the
+// rules go in, and a NULL it inserts may break the check. what says what the check
+// stands for, in an error. (Foreign keys need no guard: a NULL passes them.)
+func (b *backfill) guardedCheck(ctx context.Context, r *run, column *[]string, table, name, def, what string) error {
+	exists, err := constraintExists(ctx, r, table, name)
+	if err != nil || exists {
+		return err // the rules went in already: the bulk fill is done
+	}
+	open, end := strings.Index(def, "("), strings.LastIndex(def, ")")
+	if open < 0 || end < open {
+		return fmt.Errorf("check %s: unexpected definition %q", name, def)
+	}
+	guard := shortName("_tandem_guard_", r.rec.Name, fmt.Sprint(r.op), name)
+	if err := r.addNotValid(ctx, column, table, guard, fmt.Sprintf("CHECK ((%s) OR coalesce(current_setting(%s, true), '') <> 'on')", def[open+1:end], ql(BackfillSetting))); err != nil {
+		return err
+	}
+	b.rules = append(b.rules, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID",
+		"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(guard))
+	if b.guards == nil {
+		b.guards = map[string]string{}
+	}
+	b.guards[guard] = what
+	return nil
 }
 
 // minChunkPages is the fewest pages worth a chunk (and a connection) of their own.
 const minChunkPages = 64
 
-// chunk is one worker's share of a backfill: the pages first..last.
+// chunk is a share of a backfill: the pages first..last of one relation (the table, or
+// one of its partitions or inheritance children).
 type chunk struct {
 	id          int
+	relation    string // quoted and qualified
 	first, last int64
 	next        int64 // the first page not done yet
 	rowsDone    int64
@@ -71,7 +103,7 @@ func (c *chunk) done() bool { return c.next > c.last }
 
 // run fills the table (resuming a fill an earlier run began), installs the rules and
 // catches up.
-func (b backfill) run(ctx context.Context, r *run) error {
+func (b *backfill) run(ctx context.Context, r *run) error {
 	m := r.m
 	chunks, err := b.load(ctx, r)
 	if err != nil {
@@ -107,45 +139,47 @@ func (b backfill) run(ctx context.Context, r *run) error {
 	return b.finish(ctx, r)
 }
 
-// onWorkers runs fn on n workers side by side: the first on the Migrator's connection,
-// the others each on a connection of its own. The first failure cancels the others.
+// onWorkers runs fn on n workers side by side, each on a connection of its own (one
+// worker alone uses the Migrator's connection). The first failure stops the others, and is
+// the one returned.
 func onWorkers(ctx context.Context, m *Migrator, n int, fn func(ctx context.Context, w int, conn *pgx.Conn) error) error {
+	if n <= 1 {
+		return fn(ctx, 0, m.conn)
+	}
+	// A stopped worker's connection may be closed mid-query: never the Migrator's.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
+	var (
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
+	)
 	for w := range n {
 		wg.Go(func() {
-			errs[w] = func() error {
-				conn := m.conn
-				if w > 0 {
-					c, err := pgx.ConnectConfig(ctx, m.conn.Config().Copy())
-					if err != nil {
-						return fmt.Errorf("backfill worker %d: connect: %w", w, err)
-					}
-					defer c.Close(context.WithoutCancel(ctx))
-					conn = c
+			err := func() error {
+				c, err := pgx.ConnectConfig(ctx, m.conn.Config())
+				if err != nil {
+					return fmt.Errorf("backfill worker %d: connect: %w", w, err)
 				}
-				return fn(ctx, w, conn)
+				defer func() {
+					closeCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					defer done()
+					c.Close(closeCtx)
+				}()
+				return fn(ctx, w, c)
 			}()
-			if errs[w] != nil {
-				cancel()
+			if err != nil {
+				once.Do(func() { first = err; cancel() })
 			}
 		})
 	}
 	wg.Wait()
-	// A worker's own failure, not the cancellation it caused in the others.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return errors.Join(errs...)
+	return first
 }
 
 // finish installs the rules and catches up with the rows the old version wrote during
 // the bulk fill, on the workers side by side.
-func (b backfill) finish(ctx context.Context, r *run) error {
+func (b *backfill) finish(ctx context.Context, r *run) error {
 	m := r.m
 	if len(b.rules) > 0 {
 		if err := m.execLocked(ctx, b.ruleTables, b.rules...); err != nil {
@@ -153,46 +187,77 @@ func (b backfill) finish(ctx context.Context, r *run) error {
 		}
 	}
 	failpoint("start:backfill-rules")
+	// Once done, the catch-up is never run again: after the version schema exists, it
+	// would overwrite what the new version writes.
+	state := qi(m.opts.StateSchema, "backfill_chunks")
+	var caughtUpBefore bool
+	if err := m.conn.QueryRow(ctx, "SELECT coalesce(bool_and(caught_up), false) FROM "+state+" WHERE schema = $1 AND migration = $2 AND op = $3",
+		m.opts.Schema, r.rec.Name, r.op).Scan(&caughtUpBefore); err != nil {
+		return err
+	}
+	if caughtUpBefore {
+		return nil
+	}
 	// The bulk's transactions: the rows they wrote are done.
-	rows, err := m.conn.Query(ctx, "SELECT x::text FROM "+qi(m.opts.StateSchema, "backfill_chunks")+", unnest(xids) AS x"+
-		" WHERE schema = $1 AND migration = $2 AND op = $3", m.opts.Schema, r.rec.Name, r.op)
+	xidRows, err := m.conn.Query(ctx, "SELECT x::text FROM "+state+", unnest(xids) AS x WHERE schema = $1 AND migration = $2 AND op = $3",
+		m.opts.Schema, r.rec.Name, r.op)
 	if err != nil {
 		return err
 	}
-	xids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	xids, err := pgx.CollectRows(xidRows, pgx.RowTo[string])
 	if err != nil {
 		return fmt.Errorf("read the backfill's transactions: %w", err)
 	}
-	table := r.table(b.table.Physical)
-	var pages int64
-	if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint", table).Scan(&pages); err != nil {
+	// Every relation's pages as they are now, in ranges the workers take in turn.
+	rels, err := b.relations(ctx, r)
+	if err != nil {
 		return err
 	}
-	n := max(min(int64(m.opts.BackfillWorkers), pages/minChunkPages), 1)
+	var ranges []*chunk
+	for _, rel := range rels {
+		n := max(min(int64(m.opts.BackfillWorkers), rel.pages/minChunkPages), 1)
+		for i := range n {
+			ranges = append(ranges, &chunk{relation: rel.name, first: rel.pages * i / n, last: rel.pages*(i+1)/n - 1})
+		}
+	}
+	queue := make(chan *chunk, len(ranges))
+	for _, c := range ranges {
+		queue <- c
+	}
+	close(queue)
 	var caughtUp atomic.Int64
-	err = onWorkers(ctx, m, int(n), func(ctx context.Context, w int, conn *pgx.Conn) error {
-		first, last := pages*int64(w)/n, pages*int64(w+1)/n-1
-		rows, err := b.catchUp(ctx, r, conn, first, last, slices.Clone(xids))
-		caughtUp.Add(rows)
-		return err
+	err = onWorkers(ctx, m, min(len(ranges), m.opts.BackfillWorkers), func(ctx context.Context, _ int, conn *pgx.Conn) error {
+		own := slices.Clone(xids)
+		for c := range queue {
+			updated, err := b.catchUp(ctx, r, conn, c, &own)
+			caughtUp.Add(updated)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if _, err := m.conn.Exec(ctx, "UPDATE "+state+" SET caught_up = true, updated_at = now() WHERE schema = $1 AND migration = $2 AND op = $3",
+		m.opts.Schema, r.rec.Name, r.op); err != nil {
+		return fmt.Errorf("record the backfill's catch-up: %w", err)
 	}
 	m.log.Info("backfill caught up with the rows written during it", "table", b.table.Name, "column", b.target, "rows", caughtUp.Load())
 	return nil
 }
 
-// catchUp computes the target again for the rows of pages first..last that the
-// transactions xids did not write, and returns how many it updated.
-func (b backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, first, last int64, xids []string) (int64, error) {
-	table := r.table(b.table.Physical)
+// catchUp computes the target again for the rows of the pages of range c that the
+// transactions xids did not write, and returns how many it updated. It adds its own
+// transactions to xids.
+func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, xids *[]string) (int64, error) {
 	// NOT IN a subquery, for a hashed lookup whatever the plan and the version.
 	const cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
 	var caughtUp int64
 	size := int64(1)
-	for from := first; from <= last; {
-		to := min(from+size-1, last)
+	for from := c.first; from <= c.last; {
+		to := min(from+size-1, c.last)
 		t0 := time.Now()
 		var updated int64
 		var xid *string
@@ -201,7 +266,7 @@ func (b backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, first, la
 				if err := b.begin(ctx, r, tx); err != nil {
 					return err
 				}
-				tag, err := tx.Exec(ctx, b.update(table, cond), from, to+1, xids)
+				tag, err := tx.Exec(ctx, b.update(c.relation, cond), from, to+1, *xids)
 				if err != nil {
 					return err
 				}
@@ -211,20 +276,20 @@ func (b backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, first, la
 			})
 		})
 		if err != nil {
-			return caughtUp, b.explain(ctx, conn, table, cond, []any{from, to + 1, xids}, err)
+			return caughtUp, b.explain(ctx, conn, c.relation, cond, []any{from, to + 1, *xids}, err)
 		}
 		if xid != nil {
-			xids = append(xids, *xid)
+			*xids = append(*xids, *xid)
 		}
 		caughtUp += updated
 		from = to + 1
-		size = b.resize(r, size, time.Since(t0))
+		size = resize(r.m.opts.BackfillBatchTime, size, time.Since(t0))
 	}
 	return caughtUp, nil
 }
 
 // begin makes tx a backfill transaction.
-func (b backfill) begin(ctx context.Context, r *run, tx pgx.Tx) error {
+func (b *backfill) begin(ctx context.Context, r *run, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true)",
 		BackfillSetting, fmt.Sprintf("%dms", max(2*r.m.opts.LockTimeout, time.Second).Milliseconds()))
 	return err
@@ -232,9 +297,8 @@ func (b backfill) begin(ctx context.Context, r *run, tx pgx.Tx) error {
 
 // resize adapts a batch size (in pages) to the target batch duration, given how long
 // the last batch took.
-func (b backfill) resize(r *run, size int64, elapsed time.Duration) int64 {
+func resize(target time.Duration, size int64, elapsed time.Duration) int64 {
 	const maxBatch = 25_000 // pages: about 200MB
-	target := r.m.opts.BackfillBatchTime
 	switch {
 	case elapsed < target/2:
 		return min(size*2, maxBatch)
@@ -246,8 +310,8 @@ func (b backfill) resize(r *run, size int64, elapsed time.Duration) int64 {
 
 // fill walks one chunk in batches of pages, adapting the batch size to the target batch
 // duration.
-func (b backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p *backfillProgress) error {
-	table := r.table(b.table.Physical)
+func (b *backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p *backfillProgress) error {
+	table := c.relation
 	cond := pageRange + " AND " + qi(b.target) + " IS NULL"
 	size := int64(1) // pages; it grows as fast as batches stay short
 	for !c.done() {
@@ -269,14 +333,14 @@ func (b backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p 
 		r.m.log.Debug("backfill batch", "table", b.table.Name, "chunk", c.id, "pages", to-from+1, "updated", updated, "elapsed", elapsed)
 		p.advance(c, to+1, updated)
 		failpoint("start:backfill-batch")
-		size = b.resize(r, size, elapsed)
+		size = resize(r.m.opts.BackfillBatchTime, size, elapsed)
 	}
 	return nil
 }
 
 // batch fills the rows of pages from..to and saves the chunk's cursor and the batch's
 // transaction ID, in one transaction. It returns the rows updated.
-func (b backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, cond string, c *chunk, from, to int64) (int64, error) {
+func (b *backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, cond string, c *chunk, from, to int64) (int64, error) {
 	m := r.m
 	var updated int64
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -300,11 +364,12 @@ func (b backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, cond
 // pageRange is the condition of a batch: the rows of pages $1 up to (not including) $2.
 const pageRange = "ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid"
 
-// update is a batch's UPDATE of the rows matching cond. When the names the expression
+// update is a batch's UPDATE of the rows of table (a relation, without its descendants)
+// matching cond. When the names the expression
 // uses are the physical ones, the expression is computed in place; otherwise (a column
 // renamed by an earlier operation of the migration) it is computed over the rows as the
 // operation sees them and joined back by ctid.
-func (b backfill) update(table, cond string) string {
+func (b *backfill) update(table, cond string) string {
 	target := qi(b.target)
 	renamed := false
 	var cols []string
@@ -313,18 +378,18 @@ func (b backfill) update(table, cond string) string {
 		cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
 	}
 	if !renamed {
-		return fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s", table, target, castTo(b.expr, b.typ), cond)
+		return fmt.Sprintf("UPDATE ONLY %s SET %s = %s WHERE %s", table, target, castTo(b.expr, b.typ), cond)
 	}
-	return fmt.Sprintf(`UPDATE %[1]s SET %[2]s = s._tandem_v
+	return fmt.Sprintf(`UPDATE ONLY %[1]s SET %[2]s = s._tandem_v
 		FROM (SELECT _tandem_ctid, %[3]s AS _tandem_v
-		        FROM (SELECT ctid AS _tandem_ctid, %[4]s FROM %[1]s WHERE %[5]s) AS %[6]s) AS s
+		        FROM (SELECT ctid AS _tandem_ctid, %[4]s FROM ONLY %[1]s WHERE %[5]s) AS %[6]s) AS s
 		WHERE %[1]s.ctid = s._tandem_ctid`, table, target, castTo(b.expr, b.typ), strings.Join(cols, ", "), cond, qi(b.table.Name))
 }
 
 // backfillProgress sums the chunks' progress for the Progress callback, which workers
 // call one at a time.
 type backfillProgress struct {
-	b           backfill
+	b           *backfill
 	r           *run
 	mu          sync.Mutex
 	chunks      []*chunk
@@ -368,10 +433,14 @@ func (p *backfillProgress) advance(c *chunk, next, updated int64) {
 // user can act on: for a row the expression cannot convert, it finds that row (by
 // bisecting the batch's rows) and names it by its primary key, or by its ctid in a table
 // without one.
-func (b backfill) explain(ctx context.Context, conn *pgx.Conn, table, cond string, args []any, err error) error {
+func (b *backfill) explain(ctx context.Context, conn *pgx.Conn, table, cond string, args []any, err error) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || isTransient(err) {
 		return err
+	}
+	msg := pe.Message
+	if what, ok := b.guards[pe.ConstraintName]; ok {
+		msg = "the value breaks " + what
 	}
 	row := b.badRow(ctx, conn, table, cond, args)
 	where := ""
@@ -383,7 +452,7 @@ func (b backfill) explain(ctx context.Context, conn *pgx.Conn, table, cond strin
 	}
 	return &BackfillError{Table: b.table.Name, Column: b.target, Expr: b.expr, Row: row,
 		Err: fmt.Errorf("backfill of %s.%s with %q failed%s: %s; fix the expression or the data, then run tandem start again to resume (or tandem rollback): %w",
-			b.table.Name, b.target, b.expr, where, pe.Message, err)}
+			b.table.Name, b.target, b.expr, where, msg, err)}
 }
 
 // BackfillError is returned when the backfill meets a row its expression cannot convert.
@@ -403,7 +472,7 @@ func (e *BackfillError) Unwrap() error { return e.Err }
 // badRow returns the first row (in page order) matching cond for which the expression
 // fails, or "" when it cannot tell: the row's primary key as text, or its ctid. It tries
 // the expression on halves of the rows, never keeping the changes.
-func (b backfill) badRow(ctx context.Context, conn *pgx.Conn, table, cond string, args []any) string {
+func (b *backfill) badRow(ctx context.Context, conn *pgx.Conn, table, cond string, args []any) string {
 	name := "ctid::text"
 	if pk := b.table.PrimaryKey; len(pk) > 0 {
 		var keys []string
@@ -412,7 +481,7 @@ func (b backfill) badRow(ctx context.Context, conn *pgx.Conn, table, cond string
 		}
 		name = "'(' || concat_ws(', ', " + strings.Join(keys, ", ") + ") || ')'"
 	}
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT ctid::text, %s FROM %s WHERE %s ORDER BY ctid", name, table, cond), args...)
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT ctid::text, %s FROM ONLY %s WHERE %s ORDER BY ctid", name, table, cond), args...)
 	if err != nil {
 		return ""
 	}
@@ -458,20 +527,21 @@ func (b backfill) badRow(ctx context.Context, conn *pgx.Conn, table, cond string
 
 var errRollback = errors.New("rollback")
 
-// load reads the backfill's chunks, creating them on first use. It must run after the
-// dual-write trigger is installed: the chunks cover the pages the table has then.
-func (b backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
+// load reads the backfill's chunks, creating them on first use: they cover the pages
+// the table has then, and every row in them lacks a value (the rows written later get
+// theirs from the catch-up or the trigger).
+func (b *backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
 	m := r.m
 	state := qi(m.opts.StateSchema, "backfill_chunks")
 	read := func() ([]*chunk, error) {
-		rows, err := m.conn.Query(ctx, "SELECT chunk, first_page, last_page, next_page, rows_done, rows_total FROM "+state+
+		rows, err := m.conn.Query(ctx, "SELECT chunk, relation, first_page, last_page, next_page, rows_done, rows_total FROM "+state+
 			" WHERE schema = $1 AND migration = $2 AND op = $3 ORDER BY chunk", m.opts.Schema, r.rec.Name, r.op)
 		if err != nil {
 			return nil, err
 		}
 		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*chunk, error) {
 			c := &chunk{}
-			err := row.Scan(&c.id, &c.first, &c.last, &c.next, &c.rowsDone, &c.rowsTotal)
+			err := row.Scan(&c.id, &c.relation, &c.first, &c.last, &c.next, &c.rowsDone, &c.rowsTotal)
 			return c, err
 		})
 	}
@@ -479,28 +549,25 @@ func (b backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
 	if err != nil || len(chunks) > 0 {
 		return chunks, err
 	}
-	table := r.table(b.table.Physical)
-	var pages, rowsTotal int64
-	if err := m.conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint, greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass",
-		table).Scan(&pages, &rowsTotal); err != nil {
-		return nil, fmt.Errorf("size up the backfill of %s: %w", b.table.Name, err)
+	rels, err := b.relations(ctx, r)
+	if err != nil {
+		return nil, err
 	}
-	if rowsTotal == 0 && pages > 0 {
-		// Never analyzed: count.
-		if err := m.conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&rowsTotal); err != nil {
-			return nil, err
-		}
-	}
-	n := max(min(int64(m.opts.BackfillWorkers), pages/minChunkPages), 1)
 	err = pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
-		for i := range n {
-			// An empty table gets one chunk with no pages: done from the start.
-			first, last := pages*i/n, pages*(i+1)/n-1
-			share := rowsTotal * (last - first + 1) / max(pages, 1)
-			if _, err := tx.Exec(ctx, "INSERT INTO "+state+
-				" (schema, migration, op, chunk, table_name, column_name, first_page, last_page, next_page, rows_total) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9)",
-				m.opts.Schema, r.rec.Name, r.op, i, b.table.Name, b.target, first, last, share); err != nil {
-				return err
+		id := 0
+		for _, rel := range rels {
+			n := max(min(int64(m.opts.BackfillWorkers), rel.pages/minChunkPages), 1)
+			for i := range n {
+				// An empty relation gets one chunk with no pages: done from the start.
+				first, last := rel.pages*i/n, rel.pages*(i+1)/n-1
+				share := int64(float64(rel.rows) * float64(last-first+1) / float64(max(rel.pages, 1)))
+				if _, err := tx.Exec(ctx, "INSERT INTO "+state+
+					" (schema, migration, op, chunk, table_name, column_name, relation, first_page, last_page, next_page, rows_total)"+
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)",
+					m.opts.Schema, r.rec.Name, r.op, id, b.table.Name, b.target, rel.name, first, last, share); err != nil {
+					return err
+				}
+				id++
 			}
 		}
 		return nil
@@ -509,6 +576,48 @@ func (b backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
 		return nil, fmt.Errorf("record backfill: %w", err)
 	}
 	return read()
+}
+
+// relation is a table with storage that a backfill fills: the table itself, or one of
+// its partitions or inheritance children.
+type relation struct {
+	name        string // quoted and qualified
+	pages, rows int64  // rows: an estimate
+}
+
+// relations returns the table and its descendants that hold rows, with their sizes.
+func (b *backfill) relations(ctx context.Context, r *run) ([]relation, error) {
+	rows, err := r.m.conn.Query(ctx, `
+		WITH RECURSIVE tree(oid) AS (
+			SELECT $1::regclass::oid
+			UNION ALL
+			SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+		SELECT n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::bigint, greatest(c.reltuples, 0)::bigint
+		  FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE c.relkind = 'r'
+		 ORDER BY c.oid`, r.table(b.table.Physical))
+	if err != nil {
+		return nil, fmt.Errorf("size up the backfill of %s: %w", b.table.Name, err)
+	}
+	rels, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (relation, error) {
+		var schema, name string
+		var rel relation
+		err := row.Scan(&schema, &name, &rel.pages, &rel.rows)
+		rel.name = qi(schema, name)
+		return rel, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("size up the backfill of %s: %w", b.table.Name, err)
+	}
+	for i, rel := range rels {
+		if rel.rows == 0 && rel.pages > 0 {
+			// Never analyzed: count.
+			if err := r.m.conn.QueryRow(ctx, "SELECT count(*) FROM ONLY "+rel.name).Scan(&rels[i].rows); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rels, nil
 }
 
 func isTransient(err error) bool {

@@ -120,3 +120,103 @@ func TestBackfillBadRowInAChunk(t *testing.T) {
 		})
 	}
 }
+
+// TestBackfillHeldToTheRules: a value up computes that breaks the column's NOT NULL or
+// check stops start with the row named, though the checks themselves go in only after the
+// bulk fill; fixing the data resumes.
+func TestBackfillHeldToTheRules(t *testing.T) {
+	for _, c := range []struct {
+		name, op, want string
+	}{
+		{"add_column NOT NULL", `{"add_column": {"table": "items", "up": "nullif(qty, 5)", "column": {"name": "dbl", "type": "int", "nullable": false}}}`, "the value breaks NOT NULL"},
+		{"add_column check", `{"add_column": {"table": "items", "up": "qty", "column": {"name": "dbl", "type": "int", "check": {"name": "not_five", "constraint": "dbl <> 5"}}}}`, `the value breaks check "not_five"`},
+		{"alter_column NOT NULL", `{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "nullable": false, "up": "nullif(qty, 5)", "down": "qty"}}`, "the value breaks NOT NULL"},
+		{"alter_column kept check", `{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty - 10", "down": "qty + 10"}}`, `the value breaks check "qty_positive"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.BackfillWorkers = 3 })
+			e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int CONSTRAINT qty_positive CHECK (qty > 0), pad text)")
+			e.exec("INSERT INTO items SELECT i, i + 10, repeat('x', 100) FROM generate_series(1, 20000) i")
+			e.exec("UPDATE items SET qty = 5 WHERE id = 7000")
+			doc := `{"name": "02", "operations": [` + c.op + `]}`
+			err := e.m.Start(context.Background(), e.parse(doc))
+			var be *BackfillError
+			if !errors.As(err, &be) || be.Row != "(7000)" || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("start: %v, want a BackfillError at row (7000) saying %q", err, c.want)
+			}
+			if err := e.m.Conn().Ping(context.Background()); err != nil {
+				t.Fatalf("the Migrator's connection after a failed backfill: %v", err)
+			}
+			// The old version keeps writing meanwhile.
+			mustExec(t, e.db, "INSERT INTO items VALUES (30000, 42, 'during')")
+			e.exec("UPDATE items SET qty = 15 WHERE id = 7000")
+			e.start(doc)
+			new := e.version("02")
+			expectString(t, new, "SELECT count(*)::text FROM items WHERE id IN (7000, 30000)", "2")
+			new.Close()
+			e.complete()
+			e.assertNoLeftovers("public_02")
+		})
+	}
+}
+
+// TestBackfillCatchUpOnce: start resumed after the version schema exists (killed before
+// it recorded started) does not compute again what the new version wrote meanwhile.
+func TestBackfillCatchUpOnce(t *testing.T) {
+	e := newEnv(t)
+	e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, pad text)")
+	e.exec("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, 20000) i")
+	doc := `{"name": "02", "operations": [
+		{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty", "down": "least(qty, 2147483647)::int"}},
+		{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "dbl", "type": "bigint"}}}]}`
+	e.start(doc)
+	// As if start had been killed after making the version schema.
+	e.exec("UPDATE tandem.migrations SET status = 'starting' WHERE name = '02'")
+	new := e.version("02")
+	mustExec(t, new, "UPDATE items SET qty = 6000000000, dbl = 777 WHERE id = 1")
+	e.start(doc)
+	expectString(t, new, "SELECT qty || ',' || dbl FROM items WHERE id = 1", "6000000000,777")
+	expectString(t, e.version(""), "SELECT qty::text FROM items WHERE id = 1", "2147483647")
+	// The triggers were armed at once: the new version's writes still reach the old one.
+	mustExec(t, new, "UPDATE items SET qty = 9 WHERE id = 2")
+	expectString(t, e.version(""), "SELECT qty::text FROM items WHERE id = 2", "9")
+	new.Close()
+	e.complete()
+}
+
+// TestBackfillPartitions: every partition of a partitioned table is filled, and every
+// child of an inheritance parent, as well as the parent's own rows.
+func TestBackfillPartitions(t *testing.T) {
+	for _, c := range []struct{ name, setup, want string }{
+		{"partitioned", `CREATE TABLE items (id int NOT NULL, qty int NOT NULL, pad text) PARTITION BY RANGE (id);
+			CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (10000);
+			CREATE TABLE items_high PARTITION OF items FOR VALUES FROM (10000) TO (MAXVALUE)`, "20000/20000"},
+		{"inheritance", `CREATE TABLE items (id int NOT NULL, qty int NOT NULL, pad text);
+			CREATE TABLE items_child () INHERITS (items)`, "21000/21000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.BackfillWorkers = 3 })
+			e.exec(c.setup)
+			e.exec("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, 20000) i")
+			if c.name == "inheritance" {
+				e.exec("INSERT INTO items_child SELECT i, i, 'child' FROM generate_series(20001, 21000) i")
+			}
+			e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "dbl", "type": "int"}}}]}`)
+			expectString(t, e.version("02"), "SELECT count(*) FILTER (WHERE dbl = qty * 2)::text || '/' || count(*) FROM items", c.want)
+		})
+	}
+}
+
+// TestTriggerSeesEveryOldColumn: the trigger of an operation fires for the old
+// version's writes of any of its columns, also one a previous operation changes.
+func TestTriggerSeesEveryOldColumn(t *testing.T) {
+	e := newEnv(t)
+	e.exec("CREATE TABLE items (id int PRIMARY KEY, a int NOT NULL)")
+	e.exec("INSERT INTO items SELECT i, i FROM generate_series(1, 100) i")
+	e.start(`{"name": "02", "operations": [
+		{"alter_column": {"table": "items", "column": "a", "type": "bigint", "up": "a", "down": "a::int"}},
+		{"add_column": {"table": "items", "up": "a * 2", "column": {"name": "x", "type": "bigint"}}}]}`)
+	mustExec(t, e.version(""), "UPDATE items SET a = 1000 WHERE id = 1")
+	expectString(t, e.version("02"), "SELECT a || ',' || x FROM items WHERE id = 1", "1000,2000")
+	e.complete()
+}

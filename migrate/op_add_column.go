@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // OpAddColumn adds a column. The old version does not see it. A NOT NULL column needs a
@@ -71,11 +72,11 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	c := o.Column
 	col := qi(c.Name)
-	// The column goes in first. Its trigger and NOT VALID constraints follow in one
-	// transaction: a row the old version writes without the trigger would fail the
-	// checks. With up, they follow the backfill's bulk fill, which the trigger would slow
-	// down (see backfill); without, they go in with the column.
-	var stmts, rules []string
+	// Without up, the column and its NOT VALID constraints go in together. With up, the
+	// column goes in with its foreign key (a NULL passes it) and guards for its checks;
+	// the trigger and the checks follow the backfill's bulk fill (see backfill), in one
+	// transaction.
+	var stmts []string
 	exists, err := columnExists(ctx, r, table, c.Name)
 	if err != nil {
 		return err
@@ -100,49 +101,44 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 			stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+col+" IS "+ql(*c.Comment))
 		}
 	}
+	var bf *backfill
 	if o.Up != "" {
-		old := r.opBefore.Table(o.Table)
-		dw := dualWrite{name: o.triggerName(r), up: setRule(old, c.Name, c.Type, o.Up), fillUnfilled: true}
-		// Every column but the new one: the old version's updates set some of them, the
-		// backfill sets only the new one.
-		for _, col := range old.Columns {
-			dw.updateOf = append(dw.updateOf, col.Physical)
-		}
-		trig, err := dw.statements(r, t.Physical)
-		if err != nil {
+		bf = &backfill{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up, ruleTables: []string{table}}
+		dw := dualWrite{name: o.triggerName(r), up: setRule(bf.table, c.Name, c.Type, o.Up), fillUnfilled: true}
+		if bf.rules, err = dw.statements(r, t.Physical); err != nil {
 			return err
 		}
-		rules = append(rules, trig...)
+	}
+	// addCheck adds a check: guarded until the rules go in when there is a backfill.
+	addCheck := func(name, expr, what string) error {
+		if bf != nil {
+			return bf.guardedCheck(ctx, r, &stmts, table, name, "CHECK ("+expr+")", what)
+		}
+		return r.addNotValid(ctx, &stmts, table, name, "CHECK ("+expr+")")
 	}
 	tables := []string{table}
-	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &rules, table, name, def) }
 	if o.needsNotNullCheck() {
-		if err := addConstraint(o.notNullCheck(r), "CHECK ("+col+" IS NOT NULL)"); err != nil {
+		if err := addCheck(o.notNullCheck(r), col+" IS NOT NULL", "NOT NULL"); err != nil {
 			return err
 		}
 	}
 	if c.Check != nil {
-		if err := addConstraint(c.Check.Name, "CHECK ("+c.Check.Constraint+")"); err != nil {
+		if err := addCheck(c.Check.Name, c.Check.Constraint, fmt.Sprintf("check %q", c.Check.Name)); err != nil {
 			return err
 		}
 	}
 	if ref := c.References; ref != nil {
-		if err := addConstraint(ref.Name, "FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
+		if err := r.addNotValid(ctx, &stmts, table, ref.Name, "FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
 			return err
 		}
 		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
 	}
-	locked := []string{table}
-	if o.Up == "" {
-		stmts, rules, locked = append(stmts, rules...), nil, tables
-	}
 	if len(stmts) > 0 {
-		if err := r.m.execLocked(ctx, locked, stmts...); err != nil {
+		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
 			return err
 		}
 	}
-	if o.Up != "" {
-		bf := backfill{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up, rules: rules, ruleTables: tables}
+	if bf != nil {
 		if err := bf.run(ctx, r); err != nil {
 			return err
 		}

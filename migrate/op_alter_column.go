@@ -244,63 +244,110 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	old, nc, shadow := o.cols(r)
 	target := qi(nc.Physical)
-	// A shadow column goes in first; its trigger and constraints follow the backfill's
-	// bulk fill (see backfill), in one transaction. In place, they go in together.
-	var stmts, rules []string
-	tables := []string{table}
-	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &rules, table, name, def) }
-	var kept *keptRules
-	if shadow {
-		exists, err := columnExists(ctx, r, table, nc.Physical)
-		if err != nil {
-			return err
-		}
-		if kept, err = readKeptRules(ctx, r, table, old.Physical); err != nil {
-			return err
-		}
-		for _, w := range kept.lost {
-			r.m.log.Warn("alter_column cannot keep this on the new column; recreate it in a later migration", "table", o.Table, "column", o.Column, "lost", w)
-		}
-		if !exists {
-			stmts = append(stmts, "ALTER TABLE "+table+" ADD COLUMN "+target+" "+nc.Type)
-			if kept.comment != nil && !o.Comment.Set {
-				stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+target+" IS "+ql(*kept.comment))
-			}
-		}
-		dw := dualWrite{name: o.triggerName(r),
-			up:           setRule(r.opBefore.Table(o.Table), nc.Physical, nc.Type, o.Up),
-			down:         setRule(t, old.Physical, old.Type, o.Down),
-			fillUnfilled: true}
-		if o.Down == "" {
-			dw.down = nil
-		}
-		trig, err := dw.statements(r, t.Physical)
-		if err != nil {
-			return err
-		}
-		rules = append(rules, trig...)
-		// Kept constraints get a temporary name until the old column (and its
-		// constraints of the same names) is gone.
-		for _, k := range kept.checks {
-			if err := addConstraint(o.keptName(r, k.name), renameIdent(k.def, old.Physical, nc.Physical)); err != nil {
-				return err
-			}
-		}
-		for _, k := range kept.foreignKeys {
-			if err := addConstraint(o.keptName(r, k.name), "FOREIGN KEY ("+target+") "+k.def); err != nil {
-				return err
-			}
-		}
-	} else if o.Up != "" {
-		// In place: the old version's writes are mapped through up.
-		dw := dualWrite{name: o.triggerName(r), up: setRule(r.opBefore.Table(o.Table), nc.Physical, nc.Type, o.Up)}
-		trig, err := dw.statements(r, t.Physical)
-		if err != nil {
-			return err
-		}
-		rules = append(rules, trig...)
+	if !shadow {
+		return o.startInPlace(ctx, r, table, old, nc)
 	}
-	if !nc.Nullable && (shadow || old.Nullable) {
+	// The shadow column goes in with its foreign keys (a NULL passes them) and guards for
+	// its checks; the trigger and the checks follow the backfill's bulk fill (see
+	// backfill), in one transaction.
+	var stmts []string
+	tables := []string{table}
+	bf := &backfill{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up}
+	exists, err := columnExists(ctx, r, table, nc.Physical)
+	if err != nil {
+		return err
+	}
+	kept, err := readKeptRules(ctx, r, table, old.Physical)
+	if err != nil {
+		return err
+	}
+	for _, w := range kept.lost {
+		r.m.log.Warn("alter_column cannot keep this on the new column; recreate it in a later migration", "table", o.Table, "column", o.Column, "lost", w)
+	}
+	if !exists {
+		stmts = append(stmts, "ALTER TABLE "+table+" ADD COLUMN "+target+" "+nc.Type)
+		if kept.comment != nil && !o.Comment.Set {
+			stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+target+" IS "+ql(*kept.comment))
+		}
+	}
+	dw := dualWrite{name: o.triggerName(r),
+		up:           setRule(r.opBefore.Table(o.Table), nc.Physical, nc.Type, o.Up),
+		down:         setRule(t, old.Physical, old.Type, o.Down),
+		fillUnfilled: true}
+	if o.Down == "" {
+		dw.down = nil
+	}
+	if bf.rules, err = dw.statements(r, t.Physical); err != nil {
+		return err
+	}
+	// Kept constraints get a temporary name until the old column (and its constraints
+	// of the same names) is gone.
+	for _, k := range kept.checks {
+		def := renameIdent(k.def, old.Physical, nc.Physical)
+		if err := bf.guardedCheck(ctx, r, &stmts, table, o.keptName(r, k.name), def, fmt.Sprintf("check %q", k.name)); err != nil {
+			return err
+		}
+	}
+	for _, k := range kept.foreignKeys {
+		if err := r.addNotValid(ctx, &stmts, table, o.keptName(r, k.name), "FOREIGN KEY ("+target+") "+k.def); err != nil {
+			return err
+		}
+	}
+	if !nc.Nullable {
+		if err := bf.guardedCheck(ctx, r, &stmts, table, o.notNullCheck(r), "CHECK ("+target+" IS NOT NULL)", "NOT NULL"); err != nil {
+			return err
+		}
+	}
+	if o.Check != nil {
+		if err := bf.guardedCheck(ctx, r, &stmts, table, o.Check.Name, "CHECK ("+renameIdent(o.Check.Constraint, o.newName(), nc.Physical)+")", fmt.Sprintf("check %q", o.Check.Name)); err != nil {
+			return err
+		}
+	}
+	if ref := o.References; ref != nil {
+		if err := r.addNotValid(ctx, &stmts, table, ref.Name, "FOREIGN KEY ("+target+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
+			return err
+		}
+		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
+	}
+	bf.ruleTables = []string{table}
+	if len(stmts) > 0 {
+		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
+			return err
+		}
+	}
+	if err := bf.run(ctx, r); err != nil {
+		return err
+	}
+	for i, k := range kept.indexes {
+		name := shortName("_tandem_ix_", r.rec.Name, fmt.Sprint(r.op), fmt.Sprint(i))
+		u := ""
+		if k.unique {
+			u = "UNIQUE "
+		}
+		if err := r.m.execConcurrently(ctx, r.schema, name, "CREATE "+u+"INDEX CONCURRENTLY IF NOT EXISTS "+qi(name)+" ON "+table+" USING "+qi(k.method)+" ("+target+")"); err != nil {
+			return err
+		}
+	}
+	return o.startUnique(ctx, r, table, target)
+}
+
+// startInPlace changes the column in place: the new version is held to the new rules at
+// once (NOT VALID), and the old version's writes are mapped through up, all in one
+// transaction.
+func (o *OpAlterColumn) startInPlace(ctx context.Context, r *run, table string, old, nc *Column) error {
+	var stmts []string
+	tables := []string{table}
+	target := qi(nc.Physical)
+	if o.Up != "" {
+		dw := dualWrite{name: o.triggerName(r), up: setRule(r.opBefore.Table(o.Table), nc.Physical, nc.Type, o.Up)}
+		trig, err := dw.statements(r, r.opAfter.Table(o.Table).Physical)
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, trig...)
+	}
+	addConstraint := func(name, def string) error { return r.addNotValid(ctx, &stmts, table, name, def) }
+	if !nc.Nullable && old.Nullable {
 		if err := addConstraint(o.notNullCheck(r), "CHECK ("+target+" IS NOT NULL)"); err != nil {
 			return err
 		}
@@ -316,38 +363,21 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		}
 		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
 	}
-	locked := []string{table}
-	if !shadow {
-		stmts, rules, locked = append(stmts, rules...), nil, tables
-	}
 	if len(stmts) > 0 {
-		if err := r.m.execLocked(ctx, locked, stmts...); err != nil {
+		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
 			return err
 		}
 	}
-	if shadow {
-		bf := backfill{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up, rules: rules, ruleTables: tables}
-		if err := bf.run(ctx, r); err != nil {
-			return err
-		}
-		for i, k := range kept.indexes {
-			name := shortName("_tandem_ix_", r.rec.Name, fmt.Sprint(r.op), fmt.Sprint(i))
-			u := ""
-			if k.unique {
-				u = "UNIQUE "
-			}
-			if err := r.m.execConcurrently(ctx, r.schema, name, "CREATE "+u+"INDEX CONCURRENTLY IF NOT EXISTS "+qi(name)+" ON "+table+" USING "+qi(k.method)+" ("+target+")"); err != nil {
-				return err
-			}
-		}
+	return o.startUnique(ctx, r, table, target)
+}
+
+// startUnique builds the unique index a unique constraint will use, concurrently.
+func (o *OpAlterColumn) startUnique(ctx context.Context, r *run, table, target string) error {
+	if o.Unique == nil {
+		return nil
 	}
-	if o.Unique != nil {
-		idx := o.uniqueIndex(r)
-		if err := r.m.execConcurrently(ctx, r.schema, idx, "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "+qi(idx)+" ON "+table+" ("+target+")"); err != nil {
-			return err
-		}
-	}
-	return nil
+	idx := o.uniqueIndex(r)
+	return r.m.execConcurrently(ctx, r.schema, idx, "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "+qi(idx)+" ON "+table+" ("+target+")")
 }
 
 func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {

@@ -64,7 +64,8 @@ func stateDDL(state string) []string {
 		`CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON ` + qi(state, "migrations") +
 			` (schema) WHERE status IN ('starting', 'started', 'completing')`,
 		// A backfill's chunks: the pages first_page..last_page of the table, filled up to
-		// next_page (exclusive) by the transactions xids.
+		// next_page (exclusive) by the transactions xids; caught_up once the catch-up
+		// after the fill is done.
 		`CREATE TABLE IF NOT EXISTS ` + qi(state, "backfill_chunks") + ` (
 			schema      text NOT NULL,
 			migration   text NOT NULL,
@@ -72,12 +73,14 @@ func stateDDL(state string) []string {
 			chunk       int NOT NULL,
 			table_name  text NOT NULL,
 			column_name text NOT NULL,
+			relation    text NOT NULL, -- the table or a descendant, quoted
 			first_page  bigint NOT NULL,
 			last_page   bigint NOT NULL,
 			next_page   bigint NOT NULL,
 			rows_done   bigint NOT NULL DEFAULT 0,
 			rows_total  bigint NOT NULL DEFAULT 0,
 			xids        xid[] NOT NULL DEFAULT '{}',
+			caught_up   boolean NOT NULL DEFAULT false,
 			started_at  timestamptz NOT NULL DEFAULT now(),
 			updated_at  timestamptz NOT NULL DEFAULT now(),
 			PRIMARY KEY (schema, migration, op, chunk))`,

@@ -36,10 +36,6 @@ type dualWrite struct {
 	// fillUnfilled: an UPDATE from the new version of a row whose up target is still
 	// NULL on both sides (a row the backfill has not reached yet) gets up too.
 	fillUnfilled bool
-	// updateOf, when set, limits the armed trigger too to INSERTs and to UPDATEs that set
-	// one of these physical columns: for a trigger that has no down, the new version's
-	// writes of the columns it adds need nothing.
-	updateOf []string
 }
 
 // rule sets physical columns from expressions written in one version's names. Every
@@ -144,9 +140,9 @@ END
 		}
 		return fmt.Sprintf("CREATE OR REPLACE TRIGGER %s BEFORE %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()", qi(d.name), events, table, fn)
 	}
-	armed := createTrigger(d.updateOf)
+	armed := createTrigger(nil)
 	trigger := armed
-	if r.arming != nil && len(d.updateOf) == 0 {
+	if r.arming != nil {
 		trigger = "CREATE OR REPLACE TRIGGER " + qi(d.name) + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()"
 		if cols := r.oldColumns(physicalTable); len(cols) > 0 {
 			trigger = createTrigger(cols)
