@@ -141,7 +141,8 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 
 // onWorkers runs fn on n workers side by side, each on a connection of its own (one
 // worker alone uses the Migrator's connection). The first failure stops the others, and is
-// the one returned.
+// the one returned. A worker that cannot connect (the server's connection limit, say)
+// leaves its share to the others; fn must take its work from a shared queue.
 func onWorkers(ctx context.Context, m *Migrator, n int, fn func(ctx context.Context, w int, conn *pgx.Conn) error) error {
 	if n <= 1 {
 		return fn(ctx, 0, m.conn)
@@ -150,30 +151,38 @@ func onWorkers(ctx context.Context, m *Migrator, n int, fn func(ctx context.Cont
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		once  sync.Once
-		first error
-		wg    sync.WaitGroup
+		once      sync.Once
+		first     error
+		connected atomic.Int32
+		mu        sync.Mutex
+		connErr   error // a failure to connect, should every worker fail so
+		wg        sync.WaitGroup
 	)
 	for w := range n {
 		wg.Go(func() {
-			err := func() error {
-				c, err := pgx.ConnectConfig(ctx, m.conn.Config())
-				if err != nil {
-					return fmt.Errorf("backfill worker %d: connect: %w", w, err)
-				}
-				defer func() {
-					closeCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-					defer done()
-					c.Close(closeCtx)
-				}()
-				return fn(ctx, w, c)
-			}()
+			c, err := pgx.ConnectConfig(ctx, m.conn.Config())
 			if err != nil {
+				m.log.Warn("a backfill worker cannot connect; the others do its share", "worker", w, "err", err)
+				mu.Lock()
+				connErr = err
+				mu.Unlock()
+				return
+			}
+			connected.Add(1)
+			defer func() {
+				closeCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer done()
+				c.Close(closeCtx)
+			}()
+			if err := fn(ctx, w, c); err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
 		})
 	}
 	wg.Wait()
+	if first == nil && connected.Load() == 0 {
+		return fmt.Errorf("backfill: no worker could connect: %w", connErr)
+	}
 	return first
 }
 

@@ -12,6 +12,18 @@
 //     version is left, and drops the old version schema.
 //   - Rollback undoes a started migration that has not been completed.
 //
+// # Backfill
+//
+// A backfill fills a new column's existing rows with its up expression, on
+// Options.BackfillWorkers connections side by side, in batches of pages that each save
+// their progress, so an interrupted start resumes where it stopped. The bulk of it runs
+// before the column's dual-write trigger exists, since a trigger slows every row it
+// writes; until start ends only the old version writes, and it cannot see the column.
+// Then the trigger and the column's checks go in, and a catch-up pass computes the value
+// again for the rows the old version wrote meanwhile (those whose xmin is none of the
+// bulk's transactions). Checks hold the bulk's writes from the start, through guards, so
+// a value up gets wrong stops the backfill at that row, named in a BackfillError.
+//
 // Migration files use pgroll's JSON/YAML operation format. Every step is idempotent and
 // recorded in a state schema, so a run that was killed can be repeated, or rolled back.
 package migrate

@@ -34,7 +34,10 @@ type Options struct {
 	// by side; default DefaultBackfillWorkers. A table of fewer than 64 pages (512kB) per
 	// worker gets fewer.
 	BackfillWorkers int
-	// Progress, when set, is called after every backfill batch.
+	// Progress, when set, is called after every batch of a backfill's fill, from the
+	// workers' goroutines, one call at a time (a slow callback holds the workers up). The
+	// report that says Done comes before the catch-up pass (see Backfill in the package
+	// docs).
 	Progress func(BackfillProgress)
 	// Logger receives a line per step; default: discard.
 	Logger *slog.Logger
@@ -64,8 +67,9 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Migrator applies migrations to one logical schema over one dedicated connection. It is
-// not safe for concurrent use; two Migrators (in two processes, say) on one schema exclude
+// Migrator applies migrations to one logical schema over one dedicated connection (and,
+// while a backfill runs, the backfill workers' own connections). It is not safe for
+// concurrent use; two Migrators (in two processes, say) on one schema exclude
 // each other with an advisory lock.
 type Migrator struct {
 	conn          *pgx.Conn

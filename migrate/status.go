@@ -59,7 +59,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		}
 	}
 	if st.Active != nil {
-		rows, err := m.conn.Query(ctx, "SELECT min(table_name), min(column_name), sum(rows_done)::bigint, sum(rows_total)::bigint, bool_and(next_page > last_page), "+
+		rows, err := m.conn.Query(ctx, "SELECT min(table_name), min(column_name), sum(rows_done)::bigint, sum(rows_total)::bigint, bool_and(caught_up), "+
 			"extract(epoch FROM max(updated_at) - min(started_at))::float8 FROM "+
 			qi(m.opts.StateSchema, "backfill_chunks")+" WHERE schema = $1 AND migration = $2 GROUP BY op ORDER BY op", m.opts.Schema, st.Active.Name)
 		if err != nil {
