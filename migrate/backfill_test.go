@@ -201,8 +201,10 @@ func TestBackfillPartitions(t *testing.T) {
 			if c.name == "inheritance" {
 				e.exec("INSERT INTO items_child SELECT i, i, 'child' FROM generate_series(20001, 21000) i")
 			}
-			e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "dbl", "type": "int"}}}]}`)
+			e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "dbl", "type": "int", "nullable": false}}}]}`)
 			expectString(t, e.version("02"), "SELECT count(*) FILTER (WHERE dbl = qty * 2)::text || '/' || count(*) FROM items", c.want)
+			e.complete()
+			expectString(t, e.db, "SELECT count(*)::text FROM items WHERE dbl IS DISTINCT FROM qty * 2", "0")
 		})
 	}
 }
