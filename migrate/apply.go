@@ -432,7 +432,20 @@ func (m *Migrator) replaceExpressions(ctx context.Context, rec *record, mig *Mig
 	}
 	m.log.Info("resuming with corrected expressions", "migration", mig.Name)
 	rec.Definition = mig.Raw
-	return m.st.setDefinition(ctx, m.conn, rec.Name, mig.Raw)
+	if err := m.st.setDefinition(ctx, m.conn, rec.Name, mig.Raw); err != nil {
+		return err
+	}
+	// The rows the backfills filled with the former expressions are to be computed again:
+	// their catch-up passes will, once they forget the fill's transactions. Not once the
+	// version schema exists: the new version may have written rows since.
+	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec.Name)); err != nil || exists {
+		return err
+	}
+	if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+" SET xids = '{}', caught_up = false WHERE schema = $1 AND migration = $2",
+		m.opts.Schema, rec.Name); err != nil {
+		return fmt.Errorf("reset the backfills of migration %s: %w", rec.Name, err)
+	}
+	return nil
 }
 
 // withoutExpressions is a migration's JSON without the up and down expressions of its

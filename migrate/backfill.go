@@ -72,8 +72,10 @@ func (b *backfill) guardedCheck(ctx context.Context, r *run, column *[]string, t
 	if open < 0 || end < open {
 		return fmt.Errorf("check %s: unexpected definition %q", name, def)
 	}
-	guard := shortName("_tandem_guard_", r.rec.Name, fmt.Sprint(r.op), name)
-	if err := r.addNotValid(ctx, column, table, guard, fmt.Sprintf("CHECK ((%s) OR coalesce(current_setting(%s, true), '') <> 'on')", def[open+1:end], ql(BackfillSetting))); err != nil {
+	// The guard keeps the check's options (NO INHERIT).
+	guard := guardName(r, name)
+	if err := r.addNotValid(ctx, column, table, guard, fmt.Sprintf("CHECK ((%s) OR coalesce(current_setting(%s, true), '') <> 'on')%s",
+		def[open+1:end], ql(BackfillSetting), def[end+1:])); err != nil {
 		return err
 	}
 	b.rules = append(b.rules, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(name)+" "+def+" NOT VALID",
@@ -83,6 +85,11 @@ func (b *backfill) guardedCheck(ctx context.Context, r *run, column *[]string, t
 	}
 	b.guards[guard] = what
 	return nil
+}
+
+// guardName names the guard of check name (see guardedCheck).
+func guardName(r *run, name string) string {
+	return shortName("_tandem_guard_", r.rec.Name, fmt.Sprint(r.op), name)
 }
 
 // minChunkPages is the fewest pages worth a chunk (and a connection) of their own.
@@ -457,7 +464,7 @@ func (b *backfill) explain(ctx context.Context, conn *pgx.Conn, table, cond stri
 	case row != "" && len(b.table.PrimaryKey) > 0:
 		where = " at the row with primary key " + row
 	case row != "":
-		where = " at the row with ctid " + row
+		where = " at the row with ctid " + row + " of " + table
 	}
 	return &BackfillError{Table: b.table.Name, Column: b.target, Expr: b.expr, Row: row,
 		Err: fmt.Errorf("backfill of %s.%s with %q failed%s: %s; fix the expression or the data, then run tandem start again to resume (or tandem rollback): %w",
@@ -490,7 +497,7 @@ func (b *backfill) badRow(ctx context.Context, conn *pgx.Conn, table, cond strin
 		}
 		name = "'(' || concat_ws(', ', " + strings.Join(keys, ", ") + ") || ')'"
 	}
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT ctid::text, %s FROM ONLY %s WHERE %s ORDER BY ctid", name, table, cond), args...)
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT ctid::text, %s FROM ONLY %s WHERE %s ORDER BY ctid LIMIT 200000", name, table, cond), args...)
 	if err != nil {
 		return ""
 	}

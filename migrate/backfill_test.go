@@ -184,29 +184,61 @@ func TestBackfillCatchUpOnce(t *testing.T) {
 	e.complete()
 }
 
-// TestBackfillPartitions: every partition of a partitioned table is filled, and every
-// child of an inheritance parent, as well as the parent's own rows.
+// TestBackfillPartitions: every partition of a partitioned table is filled and held to
+// the column's rules; a table with inheritance children is refused before any DDL (a
+// trigger on it would not see the writes made to them).
 func TestBackfillPartitions(t *testing.T) {
-	for _, c := range []struct{ name, setup, want string }{
-		{"partitioned", `CREATE TABLE items (id int NOT NULL, qty int NOT NULL, pad text) PARTITION BY RANGE (id);
-			CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (10000);
-			CREATE TABLE items_high PARTITION OF items FOR VALUES FROM (10000) TO (MAXVALUE)`, "20000/20000"},
-		{"inheritance", `CREATE TABLE items (id int NOT NULL, qty int NOT NULL, pad text);
-			CREATE TABLE items_child () INHERITS (items)`, "21000/21000"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, func(o *Options) { o.BackfillWorkers = 3 })
-			e.exec(c.setup)
-			e.exec("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, 20000) i")
-			if c.name == "inheritance" {
-				e.exec("INSERT INTO items_child SELECT i, i, 'child' FROM generate_series(20001, 21000) i")
-			}
-			e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "dbl", "type": "int", "nullable": false}}}]}`)
-			expectString(t, e.version("02"), "SELECT count(*) FILTER (WHERE dbl = qty * 2)::text || '/' || count(*) FROM items", c.want)
-			e.complete()
-			expectString(t, e.db, "SELECT count(*)::text FROM items WHERE dbl IS DISTINCT FROM qty * 2", "0")
-		})
+	e := newEnv(t, func(o *Options) { o.BackfillWorkers = 3 })
+	e.exec(`CREATE TABLE items (id int NOT NULL, qty int NOT NULL, pad text) PARTITION BY RANGE (id);
+		CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (10000);
+		CREATE TABLE items_high PARTITION OF items FOR VALUES FROM (10000) TO (MAXVALUE)`)
+	e.exec("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, 20000) i")
+	e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "dbl", "type": "int", "nullable": false}}}]}`)
+	expectString(t, e.version("02"), "SELECT count(*) FILTER (WHERE dbl = qty * 2)::text || '/' || count(*) FROM items", "20000/20000")
+	mustExec(t, e.version(""), "UPDATE items SET qty = 7 WHERE id IN (5, 15000)")
+	expectString(t, e.version("02"), "SELECT string_agg(dbl::text, ',' ORDER BY id) FROM items WHERE id IN (5, 15000)", "14,14")
+	e.complete()
+	expectString(t, e.db, "SELECT count(*)::text FROM items WHERE dbl IS DISTINCT FROM qty * 2", "0")
+
+	e.exec("CREATE TABLE parts (id int NOT NULL, qty int NOT NULL); CREATE TABLE parts_child () INHERITS (parts)")
+	err := e.m.Start(context.Background(), e.parse(`{"name": "03", "operations": [{"add_column": {"table": "parts", "up": "qty * 2", "column": {"name": "dbl", "type": "int"}}}]}`))
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Field != "table" || !strings.Contains(err.Error(), "inheritance children") {
+		t.Fatalf("start on a table with inheritance children: %v, want an InputError on field table", err)
 	}
+	expectCols(t, e, "public", "parts", "id integer not null, qty integer not null")
+}
+
+// TestBackfillKeptChecks: a type change keeps a NO INHERIT check (guarded with its
+// options) and a check that was never validated, which stays so.
+func TestBackfillKeptChecks(t *testing.T) {
+	e := newEnv(t)
+	e.exec(`CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL CONSTRAINT qty_positive CHECK (qty > 0) NO INHERIT, pad text)`)
+	e.exec("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, 20000) i")
+	e.exec("ALTER TABLE items ADD CONSTRAINT qty_small CHECK (qty < 100000) NOT VALID")
+	e.start(`{"name": "02", "operations": [{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty", "down": "qty::int"}}]}`)
+	expectSQLState(t, e.version("02"), "INSERT INTO items VALUES (0, -5, 'x')", "23514")
+	expectSQLState(t, e.version("02"), "INSERT INTO items VALUES (0, 500000, 'x')", "23514")
+	e.complete()
+	expectString(t, e.db, "SELECT string_agg(conname || ':' || convalidated || ':' || connoinherit, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'items'::regclass AND contype = 'c'",
+		"qty_positive:true:true,qty_small:false:false")
+	e.assertNoLeftovers("public_02")
+}
+
+// TestBackfillNewExpression: a start resumed with a corrected up computes every row with
+// it, also the rows filled before with the former one.
+func TestBackfillNewExpression(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.BackfillWorkers = 3 })
+	e.exec("CREATE TABLE items (id int PRIMARY KEY, code text NOT NULL, pad text)")
+	e.exec("INSERT INTO items SELECT i, i::text, repeat('x', 100) FROM generate_series(1, 20000) i")
+	e.exec("UPDATE items SET code = 'x19000' WHERE id = 19000")
+	doc := `{"name": "02", "operations": [{"alter_column": {"table": "items", "column": "code", "type": "int", "up": "code::int", "down": "code::text"}}]}`
+	var be *BackfillError
+	if err := e.m.Start(context.Background(), e.parse(doc)); !errors.As(err, &be) {
+		t.Fatalf("start: %v, want a BackfillError", err)
+	}
+	e.start(strings.Replace(doc, `"code::int"`, `"regexp_replace(code, '[^0-9]', '', 'g')::int + 1"`, 1))
+	expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE code = id + 1", "20000")
 }
 
 // TestTriggerSeesEveryOldColumn: the trigger of an operation fires for the old

@@ -42,6 +42,11 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 	if t.Column(o.Column.Name) != nil {
 		return fieldErr("column.name", "column %q already exists in table %q", o.Column.Name, o.Table)
 	}
+	if o.Up != "" {
+		if err := v.noInheritance(ctx, "table", t); err != nil {
+			return err
+		}
+	}
 	if old := v.before.Table(o.Table); old != nil && old.Physical == t.Physical && old.ColumnByPhysical(o.Column.Name) != nil {
 		return fieldErr("column.name", "a column named %q still exists physically in table %q (dropped or renamed in this migration); choose another name", o.Column.Name, o.Table)
 	}
@@ -231,6 +236,10 @@ func (o *OpAddColumn) rollback(ctx context.Context, r *run) error {
 	// transaction: an old-version write in between would miss the trigger and fail the check.
 	stmts := append([]string{"ALTER TABLE " + table + " DROP COLUMN IF EXISTS " + qi(o.Column.Name)},
 		dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
+	if c := o.Column.Check; c != nil {
+		// A guard whose check does not mention the column outlives it.
+		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(guardName(r, c.Name)))
+	}
 	return r.m.execLocked(ctx, []string{table}, stmts...)
 }
 

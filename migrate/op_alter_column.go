@@ -97,6 +97,11 @@ func (o *OpAlterColumn) validate(ctx context.Context, v *validator) error {
 	if v.before.Table(o.Table) == nil {
 		return fieldErr("table", "table %q is created in this migration; define the column as you want it there", o.Table)
 	}
+	if o.Up != "" || o.Down != "" {
+		if err := v.noInheritance(ctx, "table", t); err != nil {
+			return err
+		}
+	}
 	if o.Name != "" && o.Name != o.Column && t.Column(o.Name) != nil {
 		return fieldErr("name", "column %q already exists in table %q", o.Name, o.Table)
 	}
@@ -284,6 +289,13 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 	// of the same names) is gone.
 	for _, k := range kept.checks {
 		def := renameIdent(k.def, old.Physical, nc.Physical)
+		if !k.validated {
+			// Existing rows were never held to it: neither are their copies.
+			if err := r.addNotValid(ctx, &bf.rules, table, o.keptName(r, k.name), def); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := bf.guardedCheck(ctx, r, &stmts, table, o.keptName(r, k.name), def, fmt.Sprintf("check %q", k.name)); err != nil {
 			return err
 		}
@@ -410,7 +422,9 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 				return err
 			}
 			for _, k := range append(kept.checks, kept.foreignKeys...) {
-				validate = append(validate, o.keptName(r, k.name))
+				if k.validated {
+					validate = append(validate, o.keptName(r, k.name))
+				}
 			}
 		}
 	}
@@ -498,6 +512,10 @@ func (o *OpAlterColumn) rollback(ctx context.Context, r *run) error {
 	var stmts []string
 	if shadow {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP COLUMN IF EXISTS "+qi(nc.Physical))
+		if o.Check != nil {
+			// A guard whose check does not mention the column outlives it.
+			stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(guardName(r, o.Check.Name)))
+		}
 	} else {
 		for _, name := range []string{o.notNullCheck(r), nameOf(o.Check), refName(o.References)} {
 			if name != "" {
@@ -531,7 +549,10 @@ type keptRules struct {
 	lost        []string         // what cannot be kept, for the user
 }
 
-type keptConstraint struct{ name, def string }
+type keptConstraint struct {
+	name, def string
+	validated bool // a constraint added NOT VALID and never validated stays so
+}
 
 type keptIndex struct {
 	name       string
@@ -549,7 +570,7 @@ func readKeptRules(ctx context.Context, r *run, table, col string) (*keptRules, 
 		return nil, fmt.Errorf("read column %s of %s: %w", col, table, err)
 	}
 	rows, err := r.m.conn.Query(ctx, `
-		SELECT conname, contype::text, pg_get_constraintdef(oid), cardinality(conkey), conrelid = $1::regclass
+		SELECT conname, contype::text, pg_get_constraintdef(oid), cardinality(conkey), conrelid = $1::regclass, convalidated
 		  FROM pg_constraint
 		 WHERE (conrelid = $1::regclass AND $2 = ANY (conkey)) OR (confrelid = $1::regclass AND $2 = ANY (confkey))
 		 ORDER BY conname`, table, attnum)
@@ -560,8 +581,8 @@ func readKeptRules(ctx context.Context, r *run, table, col string) (*keptRules, 
 	for rows.Next() {
 		var name, typ, def string
 		var n int
-		var own bool
-		if err := rows.Scan(&name, &typ, &def, &n, &own); err != nil {
+		var own, validated bool
+		if err := rows.Scan(&name, &typ, &def, &n, &own, &validated); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -572,10 +593,10 @@ func readKeptRules(ctx context.Context, r *run, table, col string) (*keptRules, 
 		case n > 1:
 			k.lost = append(k.lost, fmt.Sprintf("constraint %s spans several columns", name))
 		case typ == "c":
-			k.checks = append(k.checks, keptConstraint{name, def})
+			k.checks = append(k.checks, keptConstraint{name, def, validated})
 		case typ == "f":
 			if i := strings.Index(def, "REFERENCES"); i >= 0 {
-				k.foreignKeys = append(k.foreignKeys, keptConstraint{name, def[i:]})
+				k.foreignKeys = append(k.foreignKeys, keptConstraint{name, def[i:], validated})
 			}
 		case typ == "u":
 			constraintIndexes[name] = true

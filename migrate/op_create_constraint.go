@@ -179,6 +179,9 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 	if old := v.before.Table(o.Table); old == nil || old.Physical != t.Physical {
 		return fieldErr("table", "table %q is created in this migration; define the constraint in its create_table", o.Table)
 	}
+	if err := v.noInheritance(ctx, "table", t); err != nil {
+		return err
+	}
 	if err := v.constraintNameTaken(ctx, "name", t, o.Name, o.indexBacked()); err != nil {
 		return err
 	}

@@ -26,6 +26,9 @@ func (o *OpDropColumn) validate(ctx context.Context, v *validator) error {
 	if err != nil {
 		return err
 	}
+	if err := v.noInheritance(ctx, "table", t); err != nil {
+		return err
+	}
 	c, err := v.column("column", t, o.Column)
 	if err != nil {
 		return err

@@ -57,6 +57,11 @@ func validateDropConstraint(ctx context.Context, v *validator, table, name strin
 	if !t.hasConstraint(name) {
 		return fieldErr("name", "constraint %q does not exist on table %q%s", name, table, suggest(name, t.Constraints))
 	}
+	if len(down) > 0 {
+		if err := v.noInheritance(ctx, "table", t); err != nil {
+			return err
+		}
+	}
 	info, err := v.lookupConstraint(ctx, t, name)
 	if err != nil {
 		return fieldErr("name", "%v", err)

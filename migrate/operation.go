@@ -266,6 +266,24 @@ func (v *validator) hasRows(ctx context.Context, t *Table) (bool, error) {
 	return ok, err
 }
 
+// noInheritance refuses a table with inheritance children (INHERITS; partitions are
+// fine): a dual-write trigger on the table would not fire for the writes made to them.
+func (v *validator) noInheritance(ctx context.Context, field string, t *Table) error {
+	if v.before.Table(t.Name) == nil {
+		return nil
+	}
+	var children bool
+	err := v.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = $1::regclass AND NOT c.relispartition)`, qi(v.schema, t.Physical)).Scan(&children)
+	if err != nil {
+		return err
+	}
+	if children {
+		return fieldErr(field, "table %q has inheritance children (INHERITS): Tandem's triggers would not see the writes made to them; make it a partitioned table, or change it with plain SQL", t.Name)
+	}
+	return nil
+}
+
 func savepoint(ctx context.Context, tx pgx.Tx, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, tx, fn)
 }
