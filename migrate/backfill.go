@@ -279,7 +279,7 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 		var xid *string
 		err := retryTransient(ctx, func() error {
 			return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if err := b.begin(ctx, r, tx); err != nil {
+				if err := beginBatch(ctx, r, tx); err != nil {
 					return err
 				}
 				tag, err := tx.Exec(ctx, b.update(c.relation, cond), from, to+1, *xids)
@@ -304,8 +304,9 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 	return caughtUp, nil
 }
 
-// begin makes tx a backfill transaction.
-func (b *backfill) begin(ctx context.Context, r *run, tx pgx.Tx) error {
+// beginBatch makes tx a backfill transaction: the marker setting, and a lock_timeout
+// for the rows the application holds.
+func beginBatch(ctx context.Context, r *run, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true)",
 		BackfillSetting, fmt.Sprintf("%dms", max(2*r.m.opts.LockTimeout, time.Second).Milliseconds()))
 	return err
@@ -360,7 +361,7 @@ func (b *backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, con
 	m := r.m
 	var updated int64
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := b.begin(ctx, r, tx); err != nil {
+		if err := beginBatch(ctx, r, tx); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, b.update(table, cond), from, to+1)
