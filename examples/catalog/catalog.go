@@ -1,9 +1,13 @@
 // Package catalog is Tandem's example service: a small JSON API over PostgreSQL, a content
 // endpoint that streams a blob slowly, a server-sent events feed, and a worker consuming a
 // Postgres task queue with FOR UPDATE SKIP LOCKED. It is built on package lifecycle and is
-// what `tandem prove` rolls under load; later examples upgrade it across schema versions.
+// what `tandem prove` rolls under load and `tandem upgrade` upgrades.
 //
-// Routes:
+// The service has three releases (see Releases and ReleaseFiles) whose schemas differ in ways
+// that break a naive rolling update; each release's code reads and writes only through its
+// own version schema, and its HTTP API is the same in every release.
+//
+// Routes, by role (api, content, worker, or all of them); every role serves the probes:
 //
 //	GET  /api/items/{id}   one item, as JSON
 //	GET  /api/items        the first items (?limit=, at most 100)
@@ -13,6 +17,8 @@
 //	GET  /content/{name}   a 64 KiB blob, streamed in chunks over ?ms= milliseconds
 //	GET  /events           server-sent events until the client leaves or the server stops
 //	GET  /readyz, /livez, /metrics
+//
+// The worker role consumes the task queue (FOR UPDATE SKIP LOCKED).
 package catalog
 
 import (
@@ -23,16 +29,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-pg/tandem/lifecycle"
@@ -55,9 +64,13 @@ type Config struct {
 	VersionSchema string
 	// StateSchema is Tandem's state schema; empty means "tandem".
 	StateSchema string
-	// AppVersion is recorded in the instance registry.
+	// Release selects the release's code (its SQL): one of Releases; empty means "v1".
+	Release string
+	// AppVersion is recorded in the instance registry; empty means Release.
 	AppVersion string
-	// Role is recorded in the instance registry: "api", "worker" or "all" (both).
+	// Role is what the instance does, recorded in the instance registry: "api" (the
+	// /api routes), "content" (/content and /events), "worker" (the task worker) or
+	// "all" (everything); empty means "all".
 	Role string
 	// DrainDelay and ShutdownTimeout are passed to lifecycle.Server.
 	DrainDelay, ShutdownTimeout time.Duration
@@ -68,66 +81,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Setup creates the example's tables and seed data if they are missing. It is
-// idempotent and safe to run from several instances at once.
-func Setup(ctx context.Context, db lifecycle.DB) error {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		// Concurrent CREATE ... IF NOT EXISTS can collide on the catalogs even under the
-		// advisory lock; the next attempt sees what the other session committed.
-		var pe *pgconn.PgError
-		if err = setup(ctx, db); err == nil || !errors.As(err, &pe) || (pe.Code != "23505" && pe.Code != "42P07") {
-			return err
-		}
-	}
-	return err
-}
-
-func setup(ctx context.Context, db lifecycle.DB) error {
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("catalog setup: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	stmts := []string{
-		`SELECT pg_advisory_xact_lock(hashtextextended('tandem.examples.catalog', 0))`,
-		`CREATE TABLE IF NOT EXISTS items (
-			id          bigserial PRIMARY KEY,
-			name        text NOT NULL,
-			price_cents integer NOT NULL CHECK (price_cents >= 0),
-			created_at  timestamptz NOT NULL DEFAULT now()
-		)`,
-		`CREATE TABLE IF NOT EXISTS blobs (
-			name text PRIMARY KEY,
-			data bytea NOT NULL
-		)`,
-		`CREATE TABLE IF NOT EXISTS tasks (
-			id         bigserial PRIMARY KEY,
-			work_ms    integer NOT NULL DEFAULT 100,
-			created_at timestamptz NOT NULL DEFAULT now(),
-			done_at    timestamptz,
-			done_by    text,
-			attempts   integer NOT NULL DEFAULT 0
-		)`,
-		`CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (id) WHERE done_at IS NULL`,
-		`INSERT INTO items (name, price_cents)
-			SELECT 'item ' || g, (g * 37) % 10000 FROM generate_series(1, 1000) g
-			WHERE NOT EXISTS (SELECT FROM items)`,
-		`INSERT INTO blobs (name, data)
-			SELECT 'sample', decode(repeat('74616e64656d20', ` + strconv.Itoa(BlobSize/7+1) + `), 'hex')
-			ON CONFLICT (name) DO NOTHING`,
-	}
-	for _, s := range stmts {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return fmt.Errorf("catalog setup: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("catalog setup: %w", err)
-	}
-	return nil
-}
-
 // Item is one row of the catalog.
 type Item struct {
 	ID         int64  `json:"id"`
@@ -136,22 +89,31 @@ type Item struct {
 }
 
 type service struct {
+	sql   queries
 	pool  *pgxpool.Pool
 	maint *lifecycle.Maintenance
 	log   *slog.Logger
 	id    string
 }
 
-// Handler returns the example's routes (without probes, which lifecycle.Server adds).
-func (s *service) handler() http.Handler {
+// Roles are the values of Config.Role.
+var Roles = []string{"api", "content", "worker", "all"}
+
+// handler returns the routes of role (without probes, which lifecycle.Server adds); the
+// others answer 404.
+func (s *service) handler(role string) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/items/{id}", s.getItem)
-	mux.HandleFunc("GET /api/items", s.listItems)
-	mux.HandleFunc("POST /api/items", s.addItem)
-	mux.HandleFunc("POST /api/tasks", s.addTask)
-	mux.Handle("GET /api/report", s.maint.Middleware(30*time.Second, http.HandlerFunc(s.report)))
-	mux.HandleFunc("GET /content/{name}", s.content)
-	mux.Handle("GET /events", lifecycle.LongLivedHandler(http.HandlerFunc(s.events)))
+	if role == "api" || role == "all" {
+		mux.HandleFunc("GET /api/items/{id}", s.getItem)
+		mux.HandleFunc("GET /api/items", s.listItems)
+		mux.HandleFunc("POST /api/items", s.addItem)
+		mux.HandleFunc("POST /api/tasks", s.addTask)
+		mux.Handle("GET /api/report", s.maint.Middleware(30*time.Second, http.HandlerFunc(s.report)))
+	}
+	if role == "content" || role == "all" {
+		mux.HandleFunc("GET /content/{name}", s.content)
+		mux.Handle("GET /events", lifecycle.LongLivedHandler(http.HandlerFunc(s.events)))
+	}
 	return mux
 }
 
@@ -173,8 +135,7 @@ func (s *service) getItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var it Item
-	err = s.pool.QueryRow(r.Context(), "SELECT id, name, price_cents FROM items WHERE id = $1", id).
-		Scan(&it.ID, &it.Name, &it.PriceCents)
+	err = s.pool.QueryRow(r.Context(), s.sql.getItem, id).Scan(&it.ID, &it.Name, &it.PriceCents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such item"})
 		return
@@ -191,7 +152,7 @@ func (s *service) listItems(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 || limit > 100 {
 		limit = 20
 	}
-	rows, err := s.pool.Query(r.Context(), "SELECT id, name, price_cents FROM items ORDER BY id LIMIT $1", limit)
+	rows, err := s.pool.Query(r.Context(), s.sql.listItems, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -206,12 +167,16 @@ func (s *service) listItems(w http.ResponseWriter, r *http.Request) {
 
 func (s *service) addItem(w http.ResponseWriter, r *http.Request) {
 	var in Item
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil || in.Name == "" || in.PriceCents < 0 {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil || in.Name == "" ||
+		in.PriceCents < 0 || in.PriceCents > math.MaxInt32 {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"name": "...", "price_cents": n >= 0}`})
 		return
 	}
-	err := s.pool.QueryRow(r.Context(), "INSERT INTO items (name, price_cents) VALUES ($1, $2) RETURNING id",
-		in.Name, in.PriceCents).Scan(&in.ID)
+	if s.sql.maxName > 0 && utf8.RuneCountInString(in.Name) > s.sql.maxName {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("name longer than %d characters", s.sql.maxName)})
+		return
+	}
+	err := s.pool.QueryRow(r.Context(), s.sql.addItem, in.Name, in.PriceCents).Scan(&in.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -349,9 +314,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	role := cfg.Role
-	if role == "" {
-		role = "all"
+	role, release, err := cfg.roleAndRelease()
+	if err != nil {
+		return err
+	}
+	q := releaseSQL[release]
+	appVersion := cfg.AppVersion
+	if appVersion == "" {
+		appVersion = release
 	}
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stopSignals()
@@ -368,10 +338,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open pool: %w", err)
 	}
 	defer pool.Close()
-	if err := Setup(ctx, pool); err != nil {
-		return err
-	}
-	if err := warmUp(ctx, pool, 4); err != nil {
+	if err := warmUp(ctx, pool, q, 4); err != nil {
 		return err
 	}
 
@@ -389,11 +356,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	reg := &lifecycle.Registry{DB: pool, Schema: cfg.StateSchema, Logger: log}
 	registration, err := reg.Register(ctx, lifecycle.Instance{
-		App: App, Role: role, AppVersion: cfg.AppVersion, SchemaVersion: schemaVersion})
+		App: App, Role: role, AppVersion: appVersion, SchemaVersion: schemaVersion})
 	if err != nil {
 		return err
 	}
-	s := &service{pool: pool, maint: maint, log: log, id: registration.Instance().ID}
+	s := &service{sql: q, pool: pool, maint: maint, log: log, id: registration.Instance().ID}
 	log = log.With("instance", s.id)
 
 	health := &lifecycle.Health{}
@@ -401,7 +368,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.VersionSchema != "" {
 		health.AddReadinessCheck("schema version", lifecycle.SchemaCheck(pool, cfg.VersionSchema))
 	}
-	httpSrv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: s.handler(role), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = registration.Close(context.WithoutCancel(ctx))
@@ -427,12 +394,12 @@ func Run(ctx context.Context, cfg Config) error {
 		mux := http.NewServeMux()
 		mux.Handle("/readyz", health.ReadyHandler())
 		mux.Handle("/livez", health.LiveHandler())
-		mux.Handle("/", s.handler())
+		mux.Handle("/", s.handler(role))
 		httpSrv.Handler = mux
 		go func() { _ = httpSrv.Serve(ln) }()
 		health.SetServing(true)
 		_ = registration.SetState(ctx, lifecycle.StateReady)
-		log.Info("serving without drain", "addr", ln.Addr().String())
+		log.Info("serving without drain", "release", release, "role", role, "addr", ln.Addr().String())
 		<-ctx.Done()
 		log.Info("stopping at once (no drain)")
 		_ = httpSrv.Close()
@@ -451,8 +418,9 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // warmUp opens n connections and runs the hot query on each before the instance reports
-// ready, so that its first requests do not wait for new database sessions.
-func warmUp(ctx context.Context, pool *pgxpool.Pool, n int) error {
+// ready, so that its first requests do not wait for new database sessions. It fails when
+// the release's schema is missing.
+func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries, n int) error {
 	conns := make([]*pgxpool.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -466,9 +434,9 @@ func warmUp(ctx context.Context, pool *pgxpool.Pool, n int) error {
 		}
 		conns = append(conns, c)
 		var it Item
-		if err := c.QueryRow(ctx, "SELECT id, name, price_cents FROM items WHERE id = $1", 1).
-			Scan(&it.ID, &it.Name, &it.PriceCents); err != nil {
-			return fmt.Errorf("warm up the pool: %w", err)
+		err = c.QueryRow(ctx, q.getItem, 1).Scan(&it.ID, &it.Name, &it.PriceCents)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("warm up the pool (is the release's schema there? apply its migrations with tandem migrate): %w", err)
 		}
 	}
 	return nil
@@ -483,12 +451,21 @@ func Main(ctx context.Context, name string, args []string) int {
 	fs.StringVar(&cfg.PostgresURL, "postgres-url", os.Getenv("TANDEM_POSTGRES_URL"), "PostgreSQL URL (default: the PG* variables)")
 	fs.StringVar(&cfg.VersionSchema, "version-schema", "", "pin connections to this version schema")
 	fs.StringVar(&cfg.StateSchema, "state-schema", lifecycle.DefaultStateSchema, "Tandem's state schema")
-	fs.StringVar(&cfg.AppVersion, "app-version", "dev", "app version recorded in the registry")
-	fs.StringVar(&cfg.Role, "role", "all", "api, worker or all")
+	fs.StringVar(&cfg.Release, "release", Releases[0], "the release's code to run: "+strings.Join(Releases, ", "))
+	fs.StringVar(&cfg.AppVersion, "app-version", "", "app version recorded in the registry (default: the release)")
+	fs.StringVar(&cfg.Role, "role", "all", "what to run: "+strings.Join(Roles, ", "))
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "keep serving this long after SIGTERM (0: lifecycle default, <0: none)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "wait this long for in-flight requests (0: lifecycle default)")
 	fs.BoolVar(&cfg.NoDrain, "no-drain", false, "exit at once on SIGTERM (for comparison)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", name, fs.Arg(0))
+		return 2
+	}
+	if _, _, err := cfg.roleAndRelease(); err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", name, err)
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -497,4 +474,23 @@ func Main(ctx context.Context, name string, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// roleAndRelease returns cfg's role and release with their defaults, or an error naming
+// the valid values.
+func (cfg *Config) roleAndRelease() (role, release string, err error) {
+	role, release = cfg.Role, cfg.Release
+	if role == "" {
+		role = "all"
+	}
+	if release == "" {
+		release = Releases[0]
+	}
+	if !slices.Contains(Roles, role) {
+		return "", "", fmt.Errorf("unknown role %q (roles: %s)", role, strings.Join(Roles, ", "))
+	}
+	if !slices.Contains(Releases, release) {
+		return "", "", fmt.Errorf("unknown release %q (releases: %s)", release, strings.Join(Releases, ", "))
+	}
+	return role, release, nil
 }
