@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tandem-pg/tandem/examples/catalog"
 )
 
 // Error classes of failed requests.
@@ -25,13 +28,17 @@ const (
 	ClassOther     = "other"     // anything else
 )
 
+// errGeneratorSaturated marks requests the load generator had no room to send.
+const errGeneratorSaturated = "load generator saturated"
+
 // Record is one request made by the load generator.
 type Record struct {
 	Start   time.Duration // since the load started
 	Latency time.Duration // until the full body was read, or the failure
-	Kind    string        // "api" or "stream"
+	Kind    string        // "api", "write" or "stream"
 	Status  int           // 0 when there was no answer
 	Class   string        // "" when the request succeeded
+	Release string        // the release that answered (catalog.ReleaseHeader), if any
 	Err     string        // the error, when there was one
 }
 
@@ -40,6 +47,7 @@ type loadGen struct {
 	base        string
 	rate        int
 	streamShare float64
+	writeShare  float64
 	streamMS    int
 	timeout     time.Duration
 	maxInFlight int
@@ -50,7 +58,7 @@ type loadGen struct {
 	wg     sync.WaitGroup
 }
 
-func newLoadGen(base string, rate int, streamShare float64, streamDur, timeout time.Duration) *loadGen {
+func newLoadGen(base string, rate int, streamShare, writeShare float64, streamDur, timeout time.Duration) *loadGen {
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -60,7 +68,7 @@ func newLoadGen(base string, rate int, streamShare float64, streamDur, timeout t
 		DisableCompression:  true,
 	}
 	return &loadGen{
-		base: base, rate: rate, streamShare: streamShare, streamMS: int(streamDur / time.Millisecond),
+		base: base, rate: rate, streamShare: streamShare, writeShare: writeShare, streamMS: int(streamDur / time.Millisecond),
 		timeout: timeout, maxInFlight: max(rate*int(timeout/time.Second), 1000),
 		client: &http.Client{Transport: tr},
 	}
@@ -89,7 +97,7 @@ func (g *loadGen) run(ctx context.Context, start time.Time) {
 		default:
 			// The generator itself is saturated: count it as a timeout rather than
 			// silently sending less load.
-			g.add(Record{Start: at.Sub(start), Kind: "api", Class: ClassTimeout, Err: "load generator saturated"})
+			g.add(Record{Start: at.Sub(start), Kind: "api", Class: ClassTimeout, Err: errGeneratorSaturated})
 			continue
 		}
 		g.wg.Add(1)
@@ -119,16 +127,25 @@ func (g *loadGen) records() []Record {
 
 func (g *loadGen) one(offset time.Duration) Record {
 	rec := Record{Start: offset, Kind: "api"}
-	url := fmt.Sprintf("%s/api/items/%d", g.base, 1+rand.IntN(1000))
+	method, url, want := http.MethodGet, fmt.Sprintf("%s/api/items/%d", g.base, 1+rand.IntN(1000)), http.StatusOK
+	var body io.Reader
 	wantLen := int64(-1)
-	if g.streamShare > 0 && rand.Float64() < g.streamShare {
+	switch x := rand.Float64(); {
+	case x < g.streamShare:
 		rec.Kind = "stream"
 		url = fmt.Sprintf("%s/content/sample?ms=%d", g.base, g.streamMS)
+	case x < g.streamShare+g.writeShare:
+		rec.Kind = "write"
+		method, url, want = http.MethodPost, g.base+"/api/items", http.StatusCreated
+		body = strings.NewReader(fmt.Sprintf(`{"name": "load %d", "price_cents": %d}`, rand.IntN(1e9), rand.IntN(10000)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
 	t0 := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, _ := http.NewRequestWithContext(ctx, method, url, body)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := g.client.Do(req)
 	if err != nil {
 		rec.Latency = time.Since(t0)
@@ -137,6 +154,7 @@ func (g *loadGen) one(offset time.Duration) Record {
 	}
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
+	rec.Release = resp.Header.Get(catalog.ReleaseHeader)
 	wantLen = resp.ContentLength
 	n, err := io.Copy(io.Discard, resp.Body)
 	rec.Latency = time.Since(t0)
@@ -150,7 +168,7 @@ func (g *loadGen) one(offset time.Duration) Record {
 		rec.Class, rec.Err = ClassTruncated, fmt.Sprintf("read %d of %d bytes", n, wantLen)
 	case resp.StatusCode >= 500:
 		rec.Class = Class5xx
-	case resp.StatusCode != http.StatusOK:
+	case resp.StatusCode != want:
 		rec.Class = ClassStatus
 	}
 	return rec

@@ -1,17 +1,18 @@
 // Package proving is Tandem's proving ground: it rolls the example service (package
 // examples/catalog) under load, through a real HAProxy, and reports every failed request.
 //
-// Run starts, on 127.0.0.1 only, a throwaway PostgreSQL (unless given a database), N
-// instances of the example app as separate processes, an HAProxy in front of them, and a
-// load generator sending requests at a fixed rate over keep-alive connections, a share of
-// them long-lived streams. A "router" applies endpoint changes to HAProxy with a lag, as
-// the OpenShift router does (5 s by default; changes falling due within a second of each
-// other are applied together, as that router coalesces its reloads), by reloading HAProxy
-// or through its runtime API. Then it restarts every instance the way a Deployment with maxSurge 1 and
-// maxUnavailable 0 does: start a new instance, wait until it is ready, stop an old one;
-// the endpoint set changes at once, the router follows after its lag. Every request is
-// recorded; the Report has the totals, failures by class, latency percentiles in steady
-// state and during the rollout, and a per-interval timeline, which WriteSVG draws.
+// Run starts, on 127.0.0.1 only, a throwaway PostgreSQL (unless given a database) and
+// installs release v1 of the example with `tandem upgrade` itself (package upgrade, on
+// the local backend of package upgrade/local: the instances are processes behind an
+// HAProxy that a router follows with a lag, as the OpenShift router does). Then it sends
+// load at a fixed rate over keep-alive connections, a share of it writes and long-lived
+// streams, queues worker tasks, and at RolloutAt either restarts every instance the way a
+// Deployment with maxSurge 1 and maxUnavailable 0 does, or (with Upgrade) upgrades the
+// example to another release: expand, roll, wait for the old version to be gone,
+// contract. Every request is recorded; the Report has the totals, failures by class,
+// latency percentiles in steady state and during the rollout, the upgrade's steps, a
+// checksum of the rows that existed before it, and a per-interval timeline, which
+// WriteSVG draws.
 package proving
 
 import (
@@ -20,40 +21,45 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
 	"github.com/tandem-pg/tandem/internal/pgserver"
+	"github.com/tandem-pg/tandem/lifecycle"
+	"github.com/tandem-pg/tandem/upgrade"
+	"github.com/tandem-pg/tandem/upgrade/local"
 )
 
 // Bounds on a run: the load targets 127.0.0.1 only, and never more than this.
 const (
 	MaxRate      = 5000
-	MaxInstances = 20
+	MaxInstances = local.MaxInstances
 	MaxDuration  = time.Hour
+	MaxRows      = 50_000_000
+)
+
+// Router modes, as package upgrade/local names them.
+const (
+	RouterReload  = local.RouterReload
+	RouterRuntime = local.RouterRuntime
 )
 
 // Options configure a run. Zero values take the defaults in brackets.
 type Options struct {
-	// Instances is how many instances serve [3].
+	// Instances is how many instances of the API serve [3].
 	Instances int
 	// Rate is the request rate per second [1000].
 	Rate int
 	// Duration is how long the load runs at least [60s]; the run is extended to cover
 	// the whole rollout plus a few seconds.
 	Duration time.Duration
-	// RolloutAt is when the rolling restart starts [Duration/3].
+	// RolloutAt is when the rolling restart or the upgrade starts [Duration/3].
 	RolloutAt time.Duration
 	// RouterLag is how long endpoint changes take to reach HAProxy [5s]; negative
 	// means none.
@@ -71,15 +77,25 @@ type Options struct {
 	StreamShare float64
 	// StreamDuration is how long each stream takes [1s].
 	StreamDuration time.Duration
+	// WriteShare is the share of requests that add an item [0.05]; negative means none.
+	WriteShare float64
 	// RequestTimeout is the client's timeout per request [30s].
 	RequestTimeout time.Duration
 	// TaskRate is how many worker tasks per second are queued during the run [10];
 	// negative means none.
 	TaskRate int
 
-	// InstanceCommand is the command line that runs one instance of the example app
-	// (catalog.Main's flags are appended). Required.
-	InstanceCommand []string
+	// From is the release installed before the load starts [v1].
+	From string
+	// Upgrade is the release to upgrade to at RolloutAt; empty restarts From's
+	// instances instead.
+	Upgrade string
+	// Rows is how many items the table holds before the load starts [1000].
+	Rows int
+
+	// Tandem is the binary that runs instances ({tandem} in the releases' commands)
+	// [this executable].
+	Tandem string
 	// InstanceEnv is added to the instances' environment.
 	InstanceEnv []string
 
@@ -96,14 +112,26 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
-	if o.Instances <= 0 {
+	if o.Instances == 0 {
 		o.Instances = 3
 	}
-	if o.Rate <= 0 {
+	if o.Rate == 0 {
 		o.Rate = 1000
 	}
-	if o.Duration <= 0 {
+	if o.Duration == 0 {
 		o.Duration = 60 * time.Second
+	}
+	if o.Instances < 1 || o.Instances > MaxInstances {
+		return fmt.Errorf("instances: %d is out of range: 1 to %d", o.Instances, MaxInstances)
+	}
+	if o.Rate < 1 || o.Rate > MaxRate {
+		return fmt.Errorf("rate: %d is out of range: 1 to %d requests per second", o.Rate, MaxRate)
+	}
+	if o.Duration < time.Second || o.Duration > MaxDuration {
+		return fmt.Errorf("duration: %s is out of range: 1s to %s", o.Duration, MaxDuration)
+	}
+	if o.Rows < 0 || o.Rows > MaxRows {
+		return fmt.Errorf("rows: %d is out of range: 0 to %d", o.Rows, MaxRows)
 	}
 	if o.RolloutAt <= 0 {
 		o.RolloutAt = o.Duration / 3
@@ -130,8 +158,12 @@ func (o *Options) defaults() error {
 	if o.StreamShare == 0 {
 		o.StreamShare = 0.02
 	}
-	if o.StreamShare < 0 {
-		o.StreamShare = 0
+	if o.WriteShare == 0 {
+		o.WriteShare = 0.05
+	}
+	o.StreamShare, o.WriteShare = max(o.StreamShare, 0), max(o.WriteShare, 0)
+	if o.StreamShare+o.WriteShare > 1 {
+		return fmt.Errorf("stream share %.2f and write share %.2f add up to more than 1", o.StreamShare, o.WriteShare)
 	}
 	if o.StreamDuration <= 0 {
 		o.StreamDuration = time.Second
@@ -142,215 +174,77 @@ func (o *Options) defaults() error {
 	if o.TaskRate == 0 {
 		o.TaskRate = 10
 	}
+	if o.Rows == 0 {
+		o.Rows = 1000
+	}
+	if o.From == "" {
+		o.From = catalog.Releases[0]
+	}
+	if o.Upgrade != "" && upgrade.CompareVersions(o.Upgrade, o.From) <= 0 {
+		return fmt.Errorf("upgrade: %s is not newer than %s", o.Upgrade, o.From)
+	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if len(o.InstanceCommand) == 0 {
-		return errors.New("no instance command")
-	}
-	// The proving ground loads this machine only, and boundedly.
-	if o.Rate > MaxRate || o.Instances > MaxInstances || o.Duration > MaxDuration {
-		return fmt.Errorf("at most %d req/s, %d instances and %s of load", MaxRate, MaxInstances, MaxDuration)
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
 
-// instance is one running process of the example app.
-type instance struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
 type run struct {
-	opts   Options
-	dir    string
-	dbURL  string
-	start  time.Time // when the load started
-	mu     sync.Mutex
-	events []Event
-	seq    int
+	opts  Options
+	dir   string
+	dbURL string
+	mu    sync.Mutex
+	start time.Time // when the load started
+	evs   []Event
 }
 
-func (r *run) event(what string) {
+func (r *run) since(t time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	at := time.Duration(0)
-	if !r.start.IsZero() {
-		at = time.Since(r.start)
+	if r.start.IsZero() {
+		return 0
 	}
-	r.events = append(r.events, Event{AtS: at.Seconds(), What: what})
+	return t.Sub(r.start)
+}
+
+func (r *run) eventAt(t time.Time, what string) {
+	at := r.since(t)
+	r.mu.Lock()
+	r.evs = append(r.evs, Event{AtS: at.Seconds(), What: what})
+	r.mu.Unlock()
 	r.opts.Logger.Info(what, "at", at.Round(time.Millisecond))
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func (r *run) event(what string) { r.eventAt(time.Now(), what) }
 
-func (r *run) startInstance(gen int) (*instance, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+func (r *run) events() []Event {
 	r.mu.Lock()
-	r.seq++
-	name := fmt.Sprintf("i%d", r.seq)
-	r.mu.Unlock()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := append(append([]string(nil), r.opts.InstanceCommand[1:]...),
-		"--listen", addr, "--postgres-url", r.dbURL, "--app-version", "gen"+strconv.Itoa(gen),
-		"--drain-delay", r.opts.DrainDelay.String(), "--shutdown-timeout", r.opts.ShutdownTimeout.String())
-	if r.opts.NoDrain {
-		args = append(args, "--no-drain")
-	}
-	log, err := os.Create(filepath.Join(r.dir, name+".log"))
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.evs...)
+}
+
+// release reads release v of the example, materialised in the work directory.
+func (r *run) release(v string) (*upgrade.Release, error) {
+	rel, err := upgrade.ReadRelease(filepath.Join(r.dir, "releases", v))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(r.opts.InstanceCommand[0], args...)
-	cmd.Env = append(os.Environ(), r.opts.InstanceEnv...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("start instance: %w", err)
+	// The proving ground sets the API's size and the instances' drain.
+	extra := []string{"--drain-delay", r.opts.DrainDelay.String(), "--shutdown-timeout", r.opts.ShutdownTimeout.String()}
+	if r.opts.NoDrain {
+		extra = append(extra, "--no-drain")
 	}
-	in := &instance{name: name, addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		in.err = cmd.Wait()
-		log.Close()
-		close(in.done)
-	}()
-	return in, nil
-}
-
-// waitReady polls the instance's readiness like a kubelet's readiness probe.
-func (r *run) waitReady(ctx context.Context, in *instance) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := client.Get("http://" + in.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+	for i := range rel.Workloads {
+		w := &rel.Workloads[i]
+		if w.Local == nil {
+			continue
 		}
-		select {
-		case <-in.done:
-			return fmt.Errorf("instance %s exited before it was ready: %v; its log ends with:\n%s", in.name, in.err,
-				tail(filepath.Join(r.dir, in.name+".log"), 2000))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if w.Role != "worker" {
+			w.Local.Instances = r.opts.Instances
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("instance %s not ready after 90s (see %s)", in.name, filepath.Join(r.dir, in.name+".log"))
-		}
+		w.Local.Command = append(w.Local.Command, extra...)
 	}
-}
-
-// tail returns the last n bytes of the file at path.
-func tail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > n {
-		_, _ = f.Seek(st.Size()-n, io.SeekStart)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
-}
-
-// router applies endpoint changes to HAProxy after a lag.
-type router struct {
-	r       *run
-	hap     *haproxy
-	lag     time.Duration
-	mu      sync.Mutex
-	current []endpoint
-	queue   chan routerChange
-	idle    sync.WaitGroup
-	failed  error
-}
-
-type routerChange struct {
-	due time.Time
-	eps []endpoint
-	why string
-}
-
-func (rt *router) set(eps []endpoint, why string) {
-	rt.mu.Lock()
-	rt.current = append([]endpoint(nil), eps...)
-	rt.mu.Unlock()
-	rt.idle.Add(1)
-	rt.queue <- routerChange{due: time.Now().Add(rt.lag), eps: append([]endpoint(nil), eps...), why: why}
-}
-
-// coalesceWindow: changes falling due within this of the first pending one are applied
-// together, in one reload, as the OpenShift router coalesces its reloads. A change is
-// never applied before its lag is over, only up to this much later.
-const coalesceWindow = time.Second
-
-func (rt *router) loop(ctx context.Context) {
-	var next *routerChange
-	for {
-		if next == nil {
-			ch, ok := <-rt.queue
-			if !ok {
-				return
-			}
-			next = &ch
-		}
-		batch := []routerChange{*next}
-		next = nil
-		if d := time.Until(batch[0].due); d > 0 {
-			time.Sleep(d)
-		}
-	collect:
-		for {
-			select {
-			case ch, ok := <-rt.queue:
-				if !ok {
-					break collect
-				}
-				if ch.due.Sub(batch[0].due) > min(coalesceWindow, rt.lag) {
-					next = &ch
-					break collect
-				}
-				batch = append(batch, ch)
-			default:
-				break collect
-			}
-		}
-		last := batch[len(batch)-1]
-		if d := time.Until(last.due); d > 0 {
-			time.Sleep(d)
-		}
-		if err := rt.hap.apply(ctx, last.eps); err != nil {
-			rt.mu.Lock()
-			rt.failed = err
-			rt.mu.Unlock()
-		}
-		var whys []string
-		for _, ch := range batch {
-			whys = append(whys, ch.why)
-		}
-		rt.r.event("router applied: " + strings.Join(whys, ", "))
-		for range batch {
-			rt.idle.Done()
-		}
-	}
+	return rel, nil
 }
 
 // Run performs one proving run and returns its report. It returns an error when the
@@ -378,6 +272,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.WorkDir != "" || opts.KeepWorkDir {
 		log.Info("configurations and logs are kept", "dir", dir)
 	}
+	if err := os.CopyFS(filepath.Join(dir, "releases"), catalog.ReleaseFiles); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("write the example's releases: %w", err)
+	}
+	from, err := r.release(opts.From)
+	if err != nil {
+		return nil, err
+	}
+	var to *upgrade.Release
+	if opts.Upgrade != "" {
+		if to, err = r.release(opts.Upgrade); err != nil {
+			return nil, err
+		}
+	}
 
 	// PostgreSQL.
 	r.dbURL = opts.PostgresURL
@@ -395,124 +302,113 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer pool.Close()
-	if err := catalog.Setup(ctx, pool); err != nil {
-		return nil, err
-	}
 
-	// Instances.
-	var all []*instance
-	defer func() {
-		for _, in := range all {
-			_ = in.cmd.Process.Kill()
-			<-in.done
-		}
-	}()
-	var serving []*instance
-	for i := 0; i < opts.Instances; i++ {
-		in, err := r.startInstance(1)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, in)
-		serving = append(serving, in)
-	}
-	for _, in := range serving {
-		if err := r.waitReady(ctx, in); err != nil {
-			return nil, err
-		}
-	}
-	endpoints := func() []endpoint {
-		var eps []endpoint
-		for _, in := range serving {
-			eps = append(eps, endpoint{Name: in.name, Addr: in.addr})
-		}
-		return eps
-	}
-
-	// HAProxy and the router.
-	port, err := freePort()
+	// The local backend, and the orchestrator over it.
+	be, err := local.New(local.Options{
+		Dir: filepath.Join(dir, "local"), RouterLag: opts.RouterLag, RouterMode: opts.RouterMode,
+		HAProxy: opts.HAProxy, Tandem: opts.Tandem, Env: opts.InstanceEnv, Logger: log,
+		OnEvent: r.event,
+	})
 	if err != nil {
 		return nil, err
 	}
-	hap, err := newHAProxy(opts.HAProxy, dir, port, opts.RouterMode)
+	defer be.Shutdown(context.Background())
+	var upgradeEvents []upgrade.Event
+	var evMu sync.Mutex
+	up, err := upgrade.Open(ctx, upgrade.Options{
+		PostgresURL: r.dbURL, Backend: be, Logger: log, PollInterval: 100 * time.Millisecond,
+		OnEvent: func(e upgrade.Event) {
+			evMu.Lock()
+			upgradeEvents = append(upgradeEvents, e)
+			evMu.Unlock()
+			what := e.Step + ": " + e.What
+			if e.Duration > 0 {
+				what += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
+			}
+			r.eventAt(e.At, what)
+		},
+		OnProgress: func(step, line string) { log.Debug(line, "step", step) },
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := hap.start(ctx, endpoints()); err != nil {
-		hap.stop()
+	defer up.Close()
+
+	// Install the first release, seed it, wait for the router.
+	log.Info("installing the example", "release", from.Version)
+	installed, err := up.Apply(ctx, from)
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", from.Version, err)
+	}
+	log.Info("seeding", "rows", opts.Rows)
+	seedPool, err := lifecycle.NewPool(ctx, r.dbURL, installed.NewVersionSchema)
+	if err != nil {
 		return nil, err
 	}
-	defer hap.stop()
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	err = catalog.Seed(ctx, seedPool, opts.Rows)
+	seedPool.Close()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE items"); err != nil {
+		return nil, err
+	}
+	be.WaitRouter()
+	base := be.RouterURL()
 	if err := waitServed(ctx, base+"/api/items/1"); err != nil {
 		return nil, err
 	}
-	rt := &router{r: r, hap: hap, lag: opts.RouterLag, queue: make(chan routerChange, 64)}
-	go rt.loop(ctx)
-	defer close(rt.queue)
+	before, err := checksum(ctx, pool, installed.NewVersionSchema, -1)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.evs = nil // the install's events are not part of the run's timeline
+	r.mu.Unlock()
+	evMu.Lock()
+	upgradeEvents = nil
+	evMu.Unlock()
 
-	// Load.
-	gen := newLoadGen(base, opts.Rate, opts.StreamShare, opts.StreamDuration, opts.RequestTimeout)
+	// Load, tasks, and a watch on the registry.
+	gen := newLoadGen(base, opts.Rate, opts.StreamShare, opts.WriteShare, opts.StreamDuration, opts.RequestTimeout)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	r.mu.Lock()
 	r.start = time.Now()
 	r.mu.Unlock()
-	r.event(fmt.Sprintf("load starts: %d req/s through HAProxy (%s), %d instances", opts.Rate, opts.RouterMode, opts.Instances))
+	r.event(fmt.Sprintf("load starts: %d req/s through HAProxy (%s), %d instances of %s", opts.Rate, opts.RouterMode, opts.Instances, from.Version))
 	loadDone := make(chan struct{})
 	go func() { gen.run(loadCtx, r.start); close(loadDone) }()
 	tasks := &taskFeeder{pool: pool, rate: opts.TaskRate}
 	tasksDone := make(chan struct{})
 	go func() { tasks.run(loadCtx); close(tasksDone) }()
+	watch := &registryWatch{reg: &lifecycle.Registry{DB: pool}, app: catalog.App, on: r.eventAt}
+	watchDone := make(chan struct{})
+	go func() { watch.run(loadCtx); close(watchDone) }()
 
-	// The rollout: maxSurge 1, maxUnavailable 0.
 	select {
 	case <-time.After(time.Until(r.start.Add(opts.RolloutAt))):
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	rolloutStart := time.Since(r.start)
-	r.event("rollout starts")
-	old := append([]*instance(nil), serving...)
-	var draining []*instance
-	for _, o := range old {
-		in, err := r.startInstance(2)
+	var rec *upgrade.Record
+	if to != nil {
+		r.event(fmt.Sprintf("upgrade %s -> %s starts", from.Version, to.Version))
+		rec, err = up.Apply(ctx, to)
 		if err != nil {
+			return nil, fmt.Errorf("upgrade to %s: %w", to.Version, err)
+		}
+	} else {
+		r.event("rolling restart starts")
+		if err := restart(ctx, be, r.dbURL, from, installed); err != nil {
 			return nil, err
 		}
-		all = append(all, in)
-		r.event("start " + in.name)
-		if err := r.waitReady(ctx, in); err != nil {
+		if err := waitDrained(ctx, be, installed, from, opts.DrainDelay+opts.ShutdownTimeout+30*time.Second); err != nil {
 			return nil, err
 		}
-		r.event(in.name + " ready")
-		serving = append(serving, in)
-		rt.set(endpoints(), "add "+in.name)
-		// The Deployment now terminates an old pod: its endpoint goes at once, and it
-		// gets SIGTERM at the same time.
-		for i, s := range serving {
-			if s == o {
-				serving = append(serving[:i], serving[i+1:]...)
-				break
-			}
-		}
-		rt.set(endpoints(), "remove "+o.name)
-		_ = o.cmd.Process.Signal(syscall.SIGTERM)
-		r.event("SIGTERM " + o.name)
-		draining = append(draining, o)
-		go func(o *instance) {
-			<-o.done
-			r.event(o.name + " exited")
-		}(o)
 	}
-	for _, o := range draining {
-		select {
-		case <-o.done:
-		case <-time.After(opts.DrainDelay + opts.ShutdownTimeout + 30*time.Second):
-			return nil, fmt.Errorf("instance %s did not exit after SIGTERM", o.name)
-		}
-	}
-	rt.idle.Wait()
+	be.WaitRouter()
 	rolloutEnd := time.Since(r.start)
 	r.event("rollout over")
 
@@ -525,27 +421,68 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	stopLoad()
 	<-loadDone
 	<-tasksDone
+	<-watchDone
 	r.event("load stops")
 	gen.wait()
 
-	rep := buildReport(opts, gen.records(), r.events, rolloutStart, rolloutEnd)
-	rep.TasksDone, rep.TasksPending = tasks.settle(ctx, pool, 60*time.Second)
+	rep := buildReport(opts, gen.records(), r.events(), rolloutStart, rolloutEnd)
+	rep.TasksDone, rep.TasksPending, rep.TasksDoubled = tasks.settle(ctx, pool, 60*time.Second)
 	rep.TasksQueued = rep.TasksDone + rep.TasksPending
-	rt.mu.Lock()
-	routerErr := rt.failed
-	rt.mu.Unlock()
-	if routerErr != nil {
-		return rep, fmt.Errorf("router: %w", routerErr)
+	if rec != nil {
+		after, err := checksum(ctx, pool, rec.NewVersionSchema, before.MaxID)
+		if err != nil {
+			return rep, err
+		}
+		evMu.Lock()
+		rep.Upgrade = upgradeReport(r, rec, upgradeEvents, watch, before, after)
+		evMu.Unlock()
+	}
+	if err := be.RouterErr(); err != nil {
+		return rep, fmt.Errorf("router: %w", err)
 	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}
-
-	// Stop the new instances; they are not measured any more.
-	for _, in := range serving {
-		_ = in.cmd.Process.Signal(syscall.SIGKILL)
-	}
 	return rep, nil
+}
+
+// restart rolls every workload of rel to a new revision of the same release: a rolling
+// restart.
+func restart(ctx context.Context, be *local.Backend, dbURL string, rel *upgrade.Release, installed *upgrade.Record) error {
+	for _, w := range rel.RollOrder() {
+		t := upgrade.Target{App: rel.App, Release: rel.Version, VersionSchema: installed.NewVersionSchema,
+			Revision: upgrade.Revision(rel.Version, installed.NewVersionSchema) + "/restart",
+			PostgresURL: dbURL, Workload: w}
+		if err := be.Roll(ctx, t, nil, nil); err != nil {
+			return fmt.Errorf("restart %s: %w", w.Name, err)
+		}
+	}
+	return nil
+}
+
+// waitDrained waits until every instance of the install's revision has exited.
+func waitDrained(ctx context.Context, be *local.Backend, installed *upgrade.Record, rel *upgrade.Release, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	old := upgrade.Revision(rel.Version, installed.NewVersionSchema)
+	for {
+		left := 0
+		for _, in := range be.All() {
+			if in.Revision == old {
+				left++
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d old instance(s) did not exit after SIGTERM within %s", left, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func waitServed(ctx context.Context, url string) error {
@@ -558,6 +495,7 @@ func waitServed(ctx context.Context, url string) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = errors.New(resp.Status)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("nothing served through HAProxy at %s: %v", url, err)
@@ -588,15 +526,226 @@ func (f *taskFeeder) run(ctx context.Context) {
 	}
 }
 
-// settle waits (up to limit) for the queue to empty and returns done and pending counts.
-func (f *taskFeeder) settle(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) (done, pending int) {
+// settle waits (up to limit) for the queue to empty and returns done, pending and
+// doubled (done more than once) counts.
+func (f *taskFeeder) settle(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) (done, pending, doubled int) {
 	deadline := time.Now().Add(limit)
 	for {
 		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE done_at IS NOT NULL),
-			count(*) FILTER (WHERE done_at IS NULL) FROM tasks`).Scan(&done, &pending)
+			count(*) FILTER (WHERE done_at IS NULL), count(*) FILTER (WHERE attempts > 1) FROM tasks`).Scan(&done, &pending, &doubled)
 		if err != nil || pending == 0 || time.Now().After(deadline) {
-			return done, pending
+			return done, pending, doubled
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// registryWatch follows the instance registry and records when the last instance of
+// each app version left it: the independent witness that contract came after the old
+// version was gone.
+type registryWatch struct {
+	reg *lifecycle.Registry
+	app string
+	on  func(time.Time, string)
+
+	mu       sync.Mutex
+	lastSeen map[string]time.Time // app version -> last time an instance was seen
+	gone     map[string]time.Time // app version -> when it was first seen with none
+}
+
+func (w *registryWatch) run(ctx context.Context) {
+	w.lastSeen, w.gone = map[string]time.Time{}, map[string]time.Time{}
+	for ctx.Err() == nil {
+		vs, err := w.reg.Versions(ctx)
+		now := time.Now()
+		if err == nil {
+			alive := map[string]bool{}
+			for _, v := range vs {
+				if v.App == w.app {
+					alive[v.AppVersion] = true
+				}
+			}
+			w.mu.Lock()
+			for v := range alive {
+				w.lastSeen[v] = now
+				delete(w.gone, v)
+			}
+			for v := range w.lastSeen {
+				if !alive[v] {
+					if _, ok := w.gone[v]; !ok {
+						w.gone[v] = now
+						w.on(now, fmt.Sprintf("registry: the last instance of %s left", v))
+					}
+				}
+			}
+			w.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lastAlive returns the last time an instance of version v was seen alive, if v was
+// seen with none since (zero otherwise): the departure happened after it.
+func (w *registryWatch) lastAlive(v string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, gone := w.gone[v]; !gone {
+		return time.Time{}
+	}
+	return w.lastSeen[v]
+}
+
+// rowsSum is a checksum of the items that existed before the upgrade.
+type rowsSum struct {
+	Rows  int64  `json:"rows"`
+	MaxID int64  `json:"max_id"`
+	MD5   string `json:"md5"`
+}
+
+// checksum sums the items with id <= maxID (all when maxID < 0), read through version
+// schema vs, over the columns no release changes the values of: id, the name (renamed
+// title in v2), the price (its type changes, not its value) and created_at.
+func checksum(ctx context.Context, pool *pgxpool.Pool, vs string, maxID int64) (rowsSum, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return rowsSum{}, err
+	}
+	defer conn.Release()
+	var s rowsSum
+	err = conn.QueryRow(ctx, `SELECT set_config('search_path', $1, false)`, vs).Scan(new(string))
+	if err == nil {
+		err = conn.QueryRow(ctx, `SELECT count(*), coalesce(max(id), 0), coalesce(md5(string_agg(
+				id::text || '|' || coalesce(to_jsonb(i)->>'title', to_jsonb(i)->>'name') || '|' || price_cents::text || '|' || created_at::text,
+				',' ORDER BY id)), '')
+			FROM items i WHERE $1::bigint < 0 OR id <= $1::bigint`, maxID).Scan(&s.Rows, &s.MaxID, &s.MD5)
+	}
+	_, _ = conn.Exec(context.Background(), "RESET search_path")
+	if err != nil {
+		return s, fmt.Errorf("checksum the items on %s: %w", vs, err)
+	}
+	return s, nil
+}
+
+func upgradeReport(r *run, rec *upgrade.Record, evs []upgrade.Event, w *registryWatch, before, after rowsSum) *UpgradeReport {
+	u := &UpgradeReport{From: rec.From, To: rec.To, Migration: rec.Migration,
+		OldVersionSchema: rec.OldVersionSchema, NewVersionSchema: rec.NewVersionSchema,
+		ChecksumBefore: before, ChecksumAfter: after, RowsIntact: before == after}
+	began := map[string]time.Time{}
+	for _, e := range evs {
+		if e.What == "begins" {
+			began[e.Step] = e.At
+		}
+		if e.What == "done" && !began[e.Step].IsZero() {
+			u.Steps = append(u.Steps, StepTiming{Step: e.Step, StartS: r.since(began[e.Step]).Seconds(),
+				DurationS: e.Duration.Seconds()})
+		}
+	}
+	if t := began[upgrade.StepContract]; !t.IsZero() {
+		u.ContractAtS = r.since(t).Seconds()
+	}
+	if t := w.lastAlive(rec.From); !t.IsZero() {
+		u.LastOldSeenS = r.since(t).Seconds()
+	}
+	u.ContractAfterOldGone = u.ContractAtS > 0 && u.LastOldSeenS > 0 && u.ContractAtS > u.LastOldSeenS
+	return u
+}
+
+// UpgradeReport is what the proving ground saw of an upgrade.
+type UpgradeReport struct {
+	From             string       `json:"from"`
+	To               string       `json:"to"`
+	Migration        string       `json:"migration"`
+	OldVersionSchema string       `json:"old_version_schema"`
+	NewVersionSchema string       `json:"new_version_schema"`
+	Steps            []StepTiming `json:"steps"`
+	// ContractAtS is when contract began; LastOldSeenS the last time a watch on the
+	// registry (polling every 50 ms, apart from the orchestrator) saw an instance of the
+	// old release alive (both in seconds since the load started).
+	ContractAtS          float64 `json:"contract_at_s"`
+	LastOldSeenS         float64 `json:"last_old_seen_in_registry_s"`
+	ContractAfterOldGone bool    `json:"contract_after_old_gone"`
+	// The rows that existed before the upgrade, summed before and after it.
+	ChecksumBefore rowsSum `json:"checksum_before"`
+	ChecksumAfter  rowsSum `json:"checksum_after"`
+	RowsIntact     bool    `json:"rows_intact"`
+}
+
+// StepTiming is one step of the upgrade.
+type StepTiming struct {
+	Step      string  `json:"step"`
+	StartS    float64 `json:"start_s"`
+	DurationS float64 `json:"duration_s"`
+}
+
+func (u *UpgradeReport) summary(w io.Writer) {
+	fmt.Fprintf(w, "upgrade %s -> %s (schema %s -> %s):\n", orDash(u.From), u.To, u.OldVersionSchema, u.NewVersionSchema)
+	for _, s := range u.Steps {
+		fmt.Fprintf(w, "  %-18s at %6.1fs  took %6.1fs\n", s.Step, s.StartS, s.DurationS)
+	}
+	verdict := "yes"
+	if !u.ContractAfterOldGone {
+		verdict = "NO"
+	}
+	fmt.Fprintf(w, "  a %s instance was last seen in the registry at %.2fs; contract began at %.2fs: after it: %s\n",
+		u.From, u.LastOldSeenS, u.ContractAtS, verdict)
+	intact := "intact"
+	if !u.RowsIntact {
+		intact = "CHANGED"
+	}
+	fmt.Fprintf(w, "  rows before the upgrade: %d, checksum %s before, %s after: %s\n",
+		u.ChecksumBefore.Rows, short(u.ChecksumBefore.MD5), short(u.ChecksumAfter.MD5), intact)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// Proven reports whether the run met the upgrade's acceptance: no failed request, no
+// lost or doubled task, p99 during the rollout at most twice the steady p99, rows
+// intact, contract after the last old instance left. It returns the reasons when not.
+func (r *Report) Proven() (bool, []string) {
+	var why []string
+	if r.Failed > 0 {
+		why = append(why, fmt.Sprintf("%d requests failed", r.Failed))
+	}
+	if r.TasksPending > 0 || r.TasksDoubled > 0 {
+		why = append(why, fmt.Sprintf("tasks: %d pending, %d done twice", r.TasksPending, r.TasksDoubled))
+	}
+	if r.SteadyP99MS > 0 && r.RolloutP99MS > 2*r.SteadyP99MS {
+		why = append(why, fmt.Sprintf("p99 during the rollout %.1f ms > 2 × steady %.1f ms", r.RolloutP99MS, r.SteadyP99MS))
+	}
+	if u := r.Upgrade; u != nil {
+		if !u.RowsIntact {
+			why = append(why, "rows changed")
+		}
+		if !u.ContractAfterOldGone {
+			why = append(why, "contract did not come after the last old instance left the registry")
+		}
+	}
+	return len(why) == 0, why
+}
+
+
+// InstanceMain runs one instance of the example app from a release's command line:
+// args are what follows the binary's name in the release's command ({tandem} prove
+// instance --role ...). A test binary or benchmark that stands in for the tandem
+// binary calls it, and exits with its result.
+func InstanceMain(ctx context.Context, args []string) int {
+	if len(args) >= 2 && args[0] == "prove" && args[1] == "instance" {
+		args = args[2:]
+	}
+	return catalog.Main(ctx, "tandem prove instance", args)
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-pg/tandem/examples/catalog"
 	"github.com/tandem-pg/tandem/internal/pgtest"
+	"github.com/tandem-pg/tandem/upgrade/local"
 )
 
 const instanceEnv = "TANDEM_PROVING_TEST_INSTANCE"
@@ -18,7 +18,7 @@ const instanceEnv = "TANDEM_PROVING_TEST_INSTANCE"
 func TestMain(m *testing.M) {
 	if os.Getenv(instanceEnv) == "1" {
 		// This process is an instance of the example app started by Run.
-		os.Exit(catalog.Main(context.Background(), "catalog", os.Args[1:]))
+		os.Exit(InstanceMain(context.Background(), os.Args[1:]))
 	}
 	pgtest.Main(m)
 }
@@ -33,11 +33,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // TestProveCI is a CI-sized proving run: two instances, a low rate, a short router lag,
 // a rolling restart through a real HAProxy. With drain, no request may fail.
 func TestProveCI(t *testing.T) {
-	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
-		if _, err := lookHAProxy(); err != nil {
-			t.Skip("haproxy is not installed")
-		}
-	}
+	requireHAProxy(t)
 	tests := []struct {
 		name    string
 		mode    string
@@ -67,7 +63,7 @@ func TestProveCI(t *testing.T) {
 				StreamShare:     0.05,
 				StreamDuration:  500 * time.Millisecond,
 				TaskRate:        5,
-				InstanceCommand: []string{os.Args[0]},
+				Tandem:          os.Args[0],
 				InstanceEnv:     []string{instanceEnv + "=1"},
 				PostgresURL:     pgtest.NewDatabase(t),
 				WorkDir:         dir,
@@ -116,12 +112,102 @@ func TestProveCI(t *testing.T) {
 				}
 			}
 			if t.Failed() {
-				for _, f := range []string{"haproxy.log", "i1.log", "i3.log"} {
-					if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
-						t.Logf("%s:\n%s", f, b)
-					}
-				}
+				dumpLogs(t, dir)
 			}
 		})
+	}
+}
+
+// requireHAProxy skips the test where haproxy is missing; CI installs it.
+func requireHAProxy(t *testing.T) {
+	t.Helper()
+	if !local.HAProxyInstalled() {
+		if os.Getenv("CI") != "" {
+			t.Fatal("haproxy is not installed (CI must install it)")
+		}
+		t.Skip("haproxy is not installed")
+	}
+}
+
+// dumpLogs logs the run's HAProxy and instance logs.
+func dumpLogs(t *testing.T, dir string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, "local", "*.log"))
+	for _, f := range logs {
+		if b, err := os.ReadFile(f); err == nil {
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("%s:\n%s", filepath.Base(f), b)
+		}
+	}
+}
+
+// TestProveUpgradeCI is a CI-sized proving run of a real upgrade, v1 -> v2 of the
+// example: rename, a NOT NULL column computed by a backfill, a type change, under load
+// through a real HAProxy with a lagging router. No request may fail, no task may be
+// lost, no row may change, and contract must come after the last v1 instance left the
+// registry.
+func TestProveUpgradeCI(t *testing.T) {
+	requireHAProxy(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{
+		Instances:       2,
+		Rate:            40,
+		Duration:        12 * time.Second,
+		RolloutAt:       3 * time.Second,
+		RouterLag:       time.Second,
+		DrainDelay:      4 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
+		StreamShare:     0.05,
+		StreamDuration:  500 * time.Millisecond,
+		WriteShare:      0.2,
+		TaskRate:        5,
+		Rows:            20_000,
+		Upgrade:         "v2",
+		Tandem:          os.Args[0],
+		InstanceEnv:     []string{instanceEnv + "=1"},
+		PostgresURL:     pgtest.NewDatabase(t),
+		WorkDir:         dir,
+		Logger:          slog.New(slog.NewTextHandler(logWriter{t}, nil)),
+	})
+	if err != nil {
+		dumpLogs(t, dir)
+		t.Fatal(err)
+	}
+	var sum strings.Builder
+	rep.Summary(&sum)
+	t.Log("\n" + sum.String())
+	u := rep.Upgrade
+	if u == nil {
+		t.Fatal("the report has no upgrade")
+	}
+	if rep.Failed != 0 {
+		t.Errorf("%d requests failed: %v; first: %s", rep.Failed, rep.FailedByClass, strings.Join(rep.FirstErrors, "; "))
+	}
+	if rep.TasksPending != 0 || rep.TasksDoubled != 0 || rep.TasksDone == 0 {
+		t.Errorf("tasks: %d done, %d pending, %d done twice", rep.TasksDone, rep.TasksPending, rep.TasksDoubled)
+	}
+	if !u.RowsIntact || u.ChecksumBefore.Rows < 20_000 {
+		t.Errorf("rows: before %+v, after %+v", u.ChecksumBefore, u.ChecksumAfter)
+	}
+	if u.LastOldSeenS <= 0 || u.ContractAtS <= 0 || u.ContractAtS <= u.LastOldSeenS || !u.ContractAfterOldGone {
+		t.Errorf("contract began at %.2fs, a v1 instance was last seen in the registry at %.2fs", u.ContractAtS, u.LastOldSeenS)
+	}
+	var steps []string
+	for _, s := range u.Steps {
+		steps = append(steps, s.Step)
+	}
+	want := []string{"preflight", "maintenance-on", "expand", "maintenance-off", "roll/api", "roll/worker", "wait-old-gone", "contract"}
+	if strings.Join(steps, " ") != strings.Join(want, " ") {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	if u.OldVersionSchema == u.NewVersionSchema {
+		t.Errorf("schema version did not change: %s", u.NewVersionSchema)
+	}
+	if t.Failed() {
+		dumpLogs(t, dir)
 	}
 }

@@ -43,7 +43,9 @@ type Report struct {
 	RolloutStart float64 `json:"rollout_start_s"`
 	RolloutEnd   float64 `json:"rollout_end_s"`
 
-	Total         int            `json:"total"`
+	Total int `json:"total"`
+	// ServedBy counts the answers by the release that made them.
+	ServedBy      map[string]int `json:"served_by"`
 	Failed        int            `json:"failed"`
 	FailedByClass map[string]int `json:"failed_by_class"`
 	P50MS         float64        `json:"p50_ms"`
@@ -59,6 +61,14 @@ type Report struct {
 	TasksQueued  int `json:"tasks_queued"`
 	TasksDone    int `json:"tasks_done"`
 	TasksPending int `json:"tasks_pending"`
+	TasksDoubled int `json:"tasks_doubled"`
+
+	// Upgrade is what the run saw of the upgrade, when it upgraded.
+	Upgrade *UpgradeReport `json:"upgrade,omitempty"`
+	// Saturated says the machine could not carry the load before the rollout began:
+	// steady-state latency far above what an idle instance answers in, so failures or
+	// slow requests are the machine's, not the drain's.
+	Saturated string `json:"saturated,omitempty"`
 
 	// FirstErrors are a few failures, for diagnosis.
 	FirstErrors []string `json:"first_errors,omitempty"`
@@ -95,11 +105,14 @@ func buildReport(o Options, recs []Record, events []Event, rolloutStart, rollout
 		Instances: o.Instances, Rate: o.Rate, RouterLagS: o.RouterLag.Seconds(), RouterMode: o.RouterMode,
 		Drain: !o.NoDrain, DrainDelayS: o.DrainDelay.Seconds(), StreamShare: o.StreamShare,
 		RolloutStart: rolloutStart.Seconds(), RolloutEnd: rolloutEnd.Seconds(),
-		FailedByClass: map[string]int{}, Events: events,
+		FailedByClass: map[string]int{}, ServedBy: map[string]int{}, Events: events,
 	}
 	var last time.Duration
 	for _, r := range recs {
 		rep.Total++
+		if r.Release != "" {
+			rep.ServedBy[r.Release]++
+		}
 		if r.Kind == "stream" {
 			rep.Streams++
 		}
@@ -135,6 +148,7 @@ func buildReport(o Options, recs []Record, events []Event, rolloutStart, rollout
 		return api(r) && r.Start >= rolloutStart && r.Start <= rolloutEnd
 	}), 99))
 	rep.StreamP99MS = ms(percentile(latencies(recs, func(r Record) bool { return r.Kind == "stream" }), 99))
+	rep.Saturated = saturation(recs, rep.SteadyP99MS, rolloutStart)
 
 	// Timeline in buckets of 250 ms (1 s for long runs).
 	bucket := 250 * time.Millisecond
@@ -170,6 +184,28 @@ func buildReport(o Options, recs []Record, events []Event, rolloutStart, rollout
 	return rep
 }
 
+// saturatedP99 is the steady-state p99 above which the machine, not the rollout, is the
+// bottleneck: an instance answers a read by primary key in a millisecond or two.
+const saturatedP99 = 200 * time.Millisecond
+
+// saturation says why the machine looks saturated before the rollout, or "".
+func saturation(recs []Record, steadyP99MS float64, rolloutStart time.Duration) string {
+	dropped := 0
+	for _, r := range recs {
+		if r.Start < rolloutStart && r.Err == errGeneratorSaturated {
+			dropped++
+		}
+	}
+	switch {
+	case dropped > 0:
+		return fmt.Sprintf("the load generator could not keep up before the rollout (%d requests not sent); lower --rate", dropped)
+	case steadyP99MS > ms(saturatedP99):
+		return fmt.Sprintf("steady-state p99 was %.0f ms before the rollout (over %s): the machine cannot carry this rate; lower --rate or --instances",
+			steadyP99MS, saturatedP99)
+	}
+	return ""
+}
+
 // WriteJSON writes the report, indented, to path.
 func (r *Report) WriteJSON(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -196,11 +232,24 @@ func (r *Report) Summary(w io.Writer) {
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
+	if len(r.ServedBy) > 0 {
+		var parts []string
+		for _, v := range sortedKeys(r.ServedBy) {
+			parts = append(parts, fmt.Sprintf("%s %d", v, r.ServedBy[v]))
+		}
+		fmt.Fprintf(w, "answered by release: %s\n", strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w, "latency (API): p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 steady %.1f ms, during rollout %.1f ms\n",
 		r.P50MS, r.P99MS, r.MaxMS, r.SteadyP99MS, r.RolloutP99MS)
-	fmt.Fprintf(w, "streams: %d, %d failed, p99 %.0f ms; worker tasks: %d queued, %d done, %d pending\n",
-		r.Streams, r.StreamsFailed, r.StreamP99MS, r.TasksQueued, r.TasksDone, r.TasksPending)
+	fmt.Fprintf(w, "streams: %d, %d failed, p99 %.0f ms; worker tasks: %d queued, %d done, %d pending, %d done twice\n",
+		r.Streams, r.StreamsFailed, r.StreamP99MS, r.TasksQueued, r.TasksDone, r.TasksPending, r.TasksDoubled)
 	fmt.Fprintf(w, "rollout: %.1fs to %.1fs\n", r.RolloutStart, r.RolloutEnd)
+	if r.Upgrade != nil {
+		r.Upgrade.summary(w)
+	}
+	if r.Saturated != "" {
+		fmt.Fprintf(w, "WARNING: the machine was saturated: %s\n", r.Saturated)
+	}
 }
 
 func sortedKeys(m map[string]int) []string {

@@ -24,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-pg/tandem/examples/catalog"
 	"github.com/tandem-pg/tandem/proving"
 )
 
@@ -33,7 +32,7 @@ const instanceEnv = "TANDEM_BENCH_DRAIN_INSTANCE"
 
 func main() {
 	if os.Getenv(instanceEnv) == "1" {
-		os.Exit(catalog.Main(context.Background(), "catalog", os.Args[1:]))
+		os.Exit(proving.InstanceMain(context.Background(), os.Args[1:]))
 	}
 	os.Exit(run())
 }
@@ -77,7 +76,7 @@ func run() int {
 			name, *instances, *rate, *duration, *lag)
 		rep, err := proving.Run(ctx, proving.Options{
 			Instances: *instances, Rate: *rate, Duration: *duration, RouterLag: *lag, RouterMode: *mode,
-			NoDrain: noDrain, InstanceCommand: []string{exe}, InstanceEnv: []string{instanceEnv + "=1"},
+			NoDrain: noDrain, Tandem: exe, InstanceEnv: []string{instanceEnv + "=1"},
 			Logger: logger,
 		})
 		if err != nil {

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
+	"github.com/tandem-pg/tandem/upgrade"
 	"github.com/tandem-pg/tandem/proving"
 )
 
@@ -28,27 +29,35 @@ func newProveCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "prove",
-		Short: "Roll the example service under load through a real HAProxy and count failed requests",
-		Long: `prove starts, on 127.0.0.1 only, a throwaway PostgreSQL, a real HAProxy, N instances of
-the example service (examples/catalog) and a load generator at a fixed rate over keep-alive
-connections, with a share of slow streaming requests. A router applies endpoint changes to
-HAProxy with a lag (like the OpenShift router), by reload (-sf) or the runtime API. Then it
-restarts every instance as a Deployment with maxSurge 1 / maxUnavailable 0 does, and reports
-every failed request, latency percentiles in steady state and during the rollout, and a
-picture of latency and errors over time.
+		Short: "Roll or upgrade the example service under load through a real HAProxy and count failed requests",
+		Long: `prove starts, on 127.0.0.1 only, a throwaway PostgreSQL, installs release v1 of the
+example service (examples/catalog) with tandem upgrade on the local backend (N instances
+behind a real HAProxy, and a worker), and sends load at a fixed rate over keep-alive
+connections: reads, a share of writes and a share of slow streaming requests, plus worker
+tasks. A router applies endpoint changes to HAProxy with a lag (like the OpenShift router),
+by reload (-sf) or the runtime API.
+
+At --rollout-at it either restarts every instance as a Deployment with maxSurge 1 /
+maxUnavailable 0 does, or, with --upgrade, upgrades the example to the next release (or the
+one given: --upgrade=v3 --from v2) with the whole flow of tandem upgrade: expand, roll, wait
+until the old version is gone, contract. It reports every failed request, latency in steady
+state and during the rollout, the upgrade's steps, a checksum of the rows that existed
+before, whether contract came after the last old instance left the registry, and a picture
+of latency and errors over time.
 
 --no-drain runs instances that exit at once on SIGTERM, to show the difference.
 
-Exit codes: 0 the run completed and no request failed, 1 requests failed, 2 it could not run.
+Exit codes: 0 the run completed, no request failed (and, with --upgrade, every acceptance
+check held), 1 requests failed or a check did not hold, 2 it could not run.
 Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
-		Example: "  tandem prove --instances 3 --rate 1000 --duration 60s --router-lag 5s --report report.json",
+		Example: `  tandem prove --instances 3 --rate 1000 --duration 60s --router-lag 5s --report report.json
+  tandem prove --upgrade --rows 1000000 --duration 120s --report upgrade.json
+  tandem prove --from v2 --upgrade=v3`,
 		Args:    argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			exe, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find the tandem binary: %w", err)
+			if err := checkProveFlags(cmd, &opts); err != nil {
+				return err
 			}
-			opts.InstanceCommand = []string{exe, "prove", "instance"}
 			opts.RouterMode = routerMd
 			opts.WorkDir, opts.KeepWorkDir = workDir, keepDir || workDir != ""
 			level := slog.LevelInfo
@@ -56,10 +65,6 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 				level = slog.LevelWarn
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			if opts.Rate > proving.MaxRate || opts.Instances > proving.MaxInstances || opts.Duration > proving.MaxDuration {
-				return usageErr(fmt.Errorf("prove: at most %d req/s, %d instances and %s of load",
-					proving.MaxRate, proving.MaxInstances, proving.MaxDuration))
-			}
 			rep, err := proving.Run(cmd.Context(), opts)
 			if err != nil {
 				return &exitError{code: exitUsage, err: fmt.Errorf("prove could not run: %w", err)}
@@ -90,7 +95,8 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 					fmt.Fprintf(out, "report: %s, picture: %s\n", report, svg)
 				}
 			}
-			if rep.Failed > 0 {
+			if ok, why := rep.Proven(); !ok {
+				fmt.Fprintf(cmd.ErrOrStderr(), "tandem: prove: %s\n", strings.Join(why, "; "))
 				return silentExit(exitFailure)
 			}
 			return nil
@@ -109,6 +115,11 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 	f.Float64Var(&opts.StreamShare, "stream-share", 0.02, "share of requests that stream a blob slowly")
 	f.DurationVar(&opts.StreamDuration, "stream-duration", time.Second, "how long each stream takes")
 	f.IntVar(&opts.TaskRate, "task-rate", 10, "worker tasks queued per second")
+	f.Float64Var(&opts.WriteShare, "write-share", 0.05, "share of requests that add an item")
+	f.StringVar(&opts.From, "from", "v1", "the example's release installed before the load starts")
+	f.StringVar(&opts.Upgrade, "upgrade", "", "upgrade to this release instead of a restart (--upgrade alone: the next one)")
+	f.Lookup("upgrade").NoOptDefVal = "next"
+	f.IntVar(&opts.Rows, "rows", 1000, "items in the table before the load starts")
 	f.StringVar(&opts.HAProxy, "haproxy", "haproxy", "the haproxy binary")
 	f.StringVar(&report, "report", "", "write the JSON report here (and the SVG next to it)")
 	f.StringVar(&svg, "svg", "", "write the SVG picture here")
@@ -122,11 +133,60 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if code := catalog.Main(cmd.Context(), "tandem prove instance", args); code != 0 {
+			if code := proving.InstanceMain(cmd.Context(), args); code != 0 {
 				return silentExit(code)
 			}
 			return nil
 		},
 	})
 	return cmd
+}
+
+// checkProveFlags refuses impossible values with their range, and resolves --upgrade.
+func checkProveFlags(cmd *cobra.Command, o *proving.Options) error {
+	switch {
+	case o.Instances < 1 || o.Instances > proving.MaxInstances:
+		return usageErr(fmt.Errorf("--instances %d: want 1 to %d", o.Instances, proving.MaxInstances))
+	case o.Rate < 1 || o.Rate > proving.MaxRate:
+		return usageErr(fmt.Errorf("--rate %d: want 1 to %d requests per second", o.Rate, proving.MaxRate))
+	case o.Duration < time.Second || o.Duration > proving.MaxDuration:
+		return usageErr(fmt.Errorf("--duration %s: want 1s to %s", o.Duration, proving.MaxDuration))
+	case o.Rows < 1 || o.Rows > proving.MaxRows:
+		return usageErr(fmt.Errorf("--rows %d: want 1 to %d", o.Rows, proving.MaxRows))
+	case o.StreamShare < 0 || o.StreamShare > 1 || o.WriteShare < 0 || o.WriteShare > 1:
+		return usageErr(fmt.Errorf("--stream-share and --write-share: want 0 to 1"))
+	case o.RolloutAt < 0 || (o.RolloutAt > 0 && o.RolloutAt >= o.Duration):
+		return usageErr(fmt.Errorf("--rollout-at %s: want between 0 and --duration (%s)", o.RolloutAt, o.Duration))
+	case o.TaskRate < 0:
+		return usageErr(fmt.Errorf("--task-rate %d: want 0 or more", o.TaskRate))
+	}
+	if !slices.Contains(catalog.Releases, o.From) {
+		return usageErr(fmt.Errorf("--from %q: the example's releases are %s", o.From, strings.Join(catalog.Releases, ", ")))
+	}
+	if o.Upgrade == "next" {
+		i := slices.Index(catalog.Releases, o.From)
+		if i+1 >= len(catalog.Releases) {
+			return usageErr(fmt.Errorf("--upgrade: %s is the example's newest release; give --from", o.From))
+		}
+		o.Upgrade = catalog.Releases[i+1]
+	}
+	if o.Upgrade != "" {
+		if !slices.Contains(catalog.Releases, o.Upgrade) {
+			return usageErr(fmt.Errorf("--upgrade %q: the example's releases are %s", o.Upgrade, strings.Join(catalog.Releases, ", ")))
+		}
+		if upgrade.CompareVersions(o.Upgrade, o.From) <= 0 {
+			return usageErr(fmt.Errorf("--upgrade %s: not newer than --from %s", o.Upgrade, o.From))
+		}
+	}
+	// Zero on the command line means none; in proving.Options it means the default.
+	if o.TaskRate == 0 {
+		o.TaskRate = -1
+	}
+	if o.StreamShare == 0 {
+		o.StreamShare = -1
+	}
+	if o.WriteShare == 0 {
+		o.WriteShare = -1
+	}
+	return nil
 }

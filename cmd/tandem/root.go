@@ -67,6 +67,7 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 		newLintCmd(),
 		newMaintenanceCmd(),
 		newProveCmd(),
+		newUpgradeCmd(),
 	)
 	return root
 }

@@ -7,7 +7,10 @@
 // that break a naive rolling update; each release's code reads and writes only through its
 // own version schema, and its HTTP API is the same in every release.
 //
-// Routes, by role (api, content, worker, or all of them); every role serves the probes:
+// Routes, by role: api serves the API and the content (the web tier behind the router);
+// content serves only /content and /events (a content tier split out); worker consumes
+// the task queue; all does everything. Every role serves the probes. Every answer
+// carries the release that made it in the header X-Tandem-Release.
 //
 //	GET  /api/items/{id}   one item, as JSON
 //	GET  /api/items        the first items (?limit=, at most 100)
@@ -94,7 +97,12 @@ type service struct {
 	maint *lifecycle.Maintenance
 	log   *slog.Logger
 	id    string
+	// release is the release this instance runs, sent in X-Tandem-Release.
+	release string
 }
+
+// ReleaseHeader is the response header naming the release that answered.
+const ReleaseHeader = "X-Tandem-Release"
 
 // Roles are the values of Config.Role.
 var Roles = []string{"api", "content", "worker", "all"}
@@ -110,11 +118,14 @@ func (s *service) handler(role string) http.Handler {
 		mux.HandleFunc("POST /api/tasks", s.addTask)
 		mux.Handle("GET /api/report", s.maint.Middleware(30*time.Second, http.HandlerFunc(s.report)))
 	}
-	if role == "content" || role == "all" {
+	if role == "content" || role == "api" || role == "all" {
 		mux.HandleFunc("GET /content/{name}", s.content)
 		mux.Handle("GET /events", lifecycle.LongLivedHandler(http.HandlerFunc(s.events)))
 	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(ReleaseHeader, s.release)
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -360,7 +371,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	s := &service{sql: q, pool: pool, maint: maint, log: log, id: registration.Instance().ID}
+	s := &service{sql: q, pool: pool, maint: maint, log: log, id: registration.Instance().ID, release: release}
 	log = log.With("instance", s.id)
 
 	health := &lifecycle.Health{}

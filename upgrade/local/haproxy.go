@@ -1,4 +1,4 @@
-package proving
+package local
 
 import (
 	"bufio"
@@ -26,12 +26,17 @@ const (
 	RouterRuntime = "runtime"
 )
 
-const runtimeSlots = 2*MaxInstances + 8 // room to add a whole new set before removing the old
+// runtimeSlots is how many servers the runtime mode's backend has: room to add a whole
+// new set of instances before the old ones are removed.
+const runtimeSlots = 2*MaxInstances + 8
 
-// endpoint is one instance as the router sees it.
-type endpoint struct {
-	Name string
-	Addr string // host:port
+// MaxInstances bounds the instances one local backend routes to.
+const MaxInstances = 20
+
+// Endpoint is one instance as the router sees it.
+type Endpoint struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"` // host:port
 }
 
 // haproxy runs HAProxy processes for one frontend and applies endpoint sets to them.
@@ -42,15 +47,20 @@ type haproxy struct {
 	mode    string
 	logFile *os.File
 
+	detach  bool
+
 	mu      sync.Mutex
 	gen     int
-	procs   []*exec.Cmd // running processes, newest last
+	procs   []*exec.Cmd // running processes started here, newest last
+	adopted []int       // running processes started by an earlier tandem process
 	exited  sync.WaitGroup
 	slots   map[string]int // runtime mode: endpoint name -> server slot
 	running map[string]string
 }
 
-func newHAProxy(bin, dir string, port int, mode string) (*haproxy, error) {
+// newHAProxy prepares an HAProxy for a frontend on port; nothing runs until start. With
+// detach, its processes outlive this one (see Options.Detach).
+func newHAProxy(bin, dir string, port int, mode string, detach bool) (*haproxy, error) {
 	if bin == "" {
 		bin = "haproxy"
 	}
@@ -62,17 +72,56 @@ func newHAProxy(bin, dir string, port int, mode string) (*haproxy, error) {
 			return nil, fmt.Errorf("haproxy not found (install the haproxy package): %w", err)
 		}
 	}
-	f, err := os.Create(filepath.Join(dir, "haproxy.log"))
+	f, err := os.OpenFile(filepath.Join(dir, "haproxy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	return &haproxy{bin: path, dir: dir, port: port, mode: mode, logFile: f,
+	return &haproxy{bin: path, dir: dir, port: port, mode: mode, logFile: f, detach: detach,
 		slots: map[string]int{}, running: map[string]string{}}, nil
+}
+
+// adopt takes over the HAProxy processes an earlier tandem process left running, as
+// recorded in pids: the next apply soft-stops them.
+func (h *haproxy) adopt(pids []int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, pid := range pids {
+		if processAlive(pid) {
+			h.adopted = append(h.adopted, pid)
+		}
+	}
+}
+
+// running reports whether a process serves the frontend.
+func (h *haproxy) alive() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.procs) > 0 || len(h.adopted) > 0
+}
+
+// pids returns the running processes' IDs, oldest first.
+func (h *haproxy) pids() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pidsLocked()
+}
+
+func (h *haproxy) pidsLocked() []int {
+	var out []int
+	for _, pid := range h.adopted {
+		if processAlive(pid) {
+			out = append(out, pid)
+		}
+	}
+	for _, p := range h.procs {
+		out = append(out, p.Process.Pid)
+	}
+	return out
 }
 
 func (h *haproxy) socket() string { return filepath.Join(h.dir, "haproxy.sock") }
 
-func (h *haproxy) config(eps []endpoint) string {
+func (h *haproxy) config(eps []Endpoint) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
 	maxconn 5000
@@ -109,7 +158,7 @@ backend be
 }
 
 // start runs the first HAProxy process with eps.
-func (h *haproxy) start(ctx context.Context, eps []endpoint) error {
+func (h *haproxy) start(ctx context.Context, eps []Endpoint) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.spawn(eps, false); err != nil {
@@ -126,22 +175,22 @@ func (h *haproxy) start(ctx context.Context, eps []endpoint) error {
 
 // spawn starts a new process; with takeover it inherits the listener and soft-stops
 // the running processes. Call with h.mu held.
-func (h *haproxy) spawn(eps []endpoint, takeover bool) error {
+func (h *haproxy) spawn(eps []Endpoint, takeover bool) error {
 	h.gen++
 	cfg := filepath.Join(h.dir, fmt.Sprintf("haproxy-%d.cfg", h.gen))
 	if err := os.WriteFile(cfg, []byte(h.config(eps)), 0o600); err != nil {
 		return err
 	}
 	args := []string{"-db", "-f", cfg}
-	if takeover && len(h.procs) > 0 {
+	if old := h.pidsLocked(); takeover && len(old) > 0 {
 		args = append(args, "-x", h.socket(), "-sf")
-		for _, p := range h.procs {
-			args = append(args, strconv.Itoa(p.Process.Pid))
+		for _, pid := range old {
+			args = append(args, strconv.Itoa(pid))
 		}
 	}
 	cmd := exec.Command(h.bin, args...)
 	cmd.Stdout, cmd.Stderr = h.logFile, h.logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr(h.detach)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start haproxy: %w", err)
 	}
@@ -175,8 +224,27 @@ func (h *haproxy) waitSocket(ctx context.Context) error {
 	}
 }
 
+// takeover starts a new process that takes the listener over from the adopted ones and
+// soft-stops them, then routes to eps. The runtime mode's server slots of the old
+// processes are not known here, so they start afresh.
+func (h *haproxy) takeover(ctx context.Context, eps []Endpoint) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.slots, h.running = map[string]int{}, map[string]string{}
+	if err := h.spawn(eps, true); err != nil {
+		return err
+	}
+	if err := h.waitSocket(ctx); err != nil {
+		return err
+	}
+	if h.mode == RouterRuntime {
+		return h.applyRuntime(eps)
+	}
+	return nil
+}
+
 // apply makes HAProxy route to exactly eps.
-func (h *haproxy) apply(ctx context.Context, eps []endpoint) error {
+func (h *haproxy) apply(ctx context.Context, eps []Endpoint) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.mode == RouterRuntime {
@@ -185,7 +253,7 @@ func (h *haproxy) apply(ctx context.Context, eps []endpoint) error {
 	return h.spawn(eps, true)
 }
 
-func (h *haproxy) applyRuntime(eps []endpoint) error {
+func (h *haproxy) applyRuntime(eps []Endpoint) error {
 	want := map[string]string{}
 	for _, e := range eps {
 		want[e.Name] = e.Addr
@@ -278,6 +346,10 @@ func (h *haproxy) stop() {
 	for _, p := range h.procs {
 		_ = p.Process.Signal(syscall.SIGTERM)
 	}
+	for _, pid := range h.adopted {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	h.adopted = nil
 	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() { h.exited.Wait(); close(done) }()
@@ -294,4 +366,11 @@ func (h *haproxy) stop() {
 	_ = h.logFile.Close()
 }
 
-func lookHAProxy() (string, error) { return exec.LookPath("haproxy") }
+// HAProxyInstalled reports whether an haproxy binary is found.
+func HAProxyInstalled() bool {
+	if _, err := exec.LookPath("haproxy"); err == nil {
+		return true
+	}
+	_, err := os.Stat("/usr/sbin/haproxy")
+	return err == nil
+}

@@ -1,0 +1,435 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tandem-pg/tandem/migrate"
+	"github.com/tandem-pg/tandem/upgrade"
+	"github.com/tandem-pg/tandem/upgrade/local"
+)
+
+// upgradeFlags are the flags of the upgrade verbs.
+type upgradeFlags struct {
+	asJSON     bool
+	app        string
+	localDir   string
+	routerPort int
+	routerLag  time.Duration
+	dryRun     bool
+}
+
+func newUpgradeCmd() *cobra.Command {
+	var f upgradeFlags
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Run a whole zero-downtime upgrade to a release: plan, apply, status, resume, abort",
+		Long: `upgrade performs a whole zero-downtime upgrade of a service to a release described
+by its tandem.yaml (see docs/upgrade.md): preflight, maintenance mode on, expand (the
+release's pending migrations as one step), roll each workload (a new instance ready and
+registered before an old one stops and drains), wait until the old version is gone from
+BOTH the instance registry and the backend (draining instances included), contract, and
+maintenance mode off. Each step is recorded in the state schema: an upgrade killed at any
+point continues with "tandem upgrade resume"; before contract, "tandem upgrade abort" rolls
+the workloads and the migration back.
+
+RELEASE is a tandem.yaml or a directory holding one (default: ./tandem.yaml).
+
+Exit codes: 0 done (plan: possible), 1 the upgrade is not possible or stopped (plan: not
+possible, and why), 2 bad usage or an invalid tandem.yaml.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.BoolVar(&f.asJSON, "json", false, "print the result as JSON on stdout")
+	pf.StringVar(&f.localDir, "local-dir", "", "the local backend's state directory (default: .tandem/<app>)")
+	pf.IntVar(&f.routerPort, "router-port", 0, "local backend: the router's port on 127.0.0.1 (default: a free port, then the recorded one)")
+	pf.DurationVar(&f.routerLag, "router-lag", 0, "local backend: how long endpoint changes take to reach the router")
+
+	plan := &cobra.Command{
+		Use:   "plan [RELEASE]",
+		Short: "Print what an upgrade to the release would do; exit 1 if it cannot be done without downtime",
+		Args:  argsErr(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd, &f, args)
+		},
+	}
+	apply := &cobra.Command{
+		Use:   "apply [RELEASE]",
+		Short: "Upgrade to the release (--dry-run: plan only)",
+		Args:  argsErr(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.dryRun {
+				return runPlan(cmd, &f, args)
+			}
+			rel, err := readRelease(args)
+			if err != nil {
+				return err
+			}
+			return withUpgrader(cmd, &f, rel, func(u *upgrade.Upgrader) error {
+				rec, err := u.Apply(cmd.Context(), rel)
+				return upgradeResult(cmd, &f, rec, err)
+			})
+		},
+	}
+	apply.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
+	status := &cobra.Command{
+		Use:   "status [RELEASE]",
+		Short: "Show the app's newest upgrade, its steps and timeline, and its instances",
+		Args:  argsErr(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUpgradeStatus(cmd, &f, args)
+		},
+	}
+	resume := &cobra.Command{
+		Use:   "resume [RELEASE]",
+		Short: "Continue the app's upgrade in progress from its recorded step",
+		Args:  argsErr(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRecorded(cmd, &f, args, func(u *upgrade.Upgrader, app string) error {
+				rec, err := u.Resume(cmd.Context(), app)
+				return upgradeResult(cmd, &f, rec, err)
+			})
+		},
+	}
+	abort := &cobra.Command{
+		Use:   "abort [RELEASE]",
+		Short: "Before contract: roll the workloads and the migration back",
+		Args:  argsErr(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRecorded(cmd, &f, args, func(u *upgrade.Upgrader, app string) error {
+				rec, err := u.Abort(cmd.Context(), app)
+				return upgradeResult(cmd, &f, rec, err)
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{status, resume, abort} {
+		c.Flags().StringVar(&f.app, "app", "", "the app, when no tandem.yaml is at hand")
+	}
+	cmd.AddCommand(plan, apply, status, resume, abort)
+	return cmd
+}
+
+// readRelease reads the release named by args, or ./tandem.yaml.
+func readRelease(args []string) (*upgrade.Release, error) {
+	path := "tandem.yaml"
+	if len(args) > 0 {
+		path = args[0]
+	}
+	rel, err := upgrade.ReadRelease(path)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return rel, nil
+}
+
+// openUpgrader connects with the global flags and, when rel is given, the backend its
+// tandem.yaml names.
+func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release) (*upgrade.Upgrader, error) {
+	ctx := cmd.Context()
+	level := slog.LevelWarn
+	if global.verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	out := newStepPrinter(cmd.ErrOrStderr())
+	opts := upgrade.Options{
+		PostgresURL: global.postgresURL, StateSchema: global.stateSchema, Logger: logger,
+		Migrate:    migrate.Options{LockTimeout: global.lockTimeout, BackfillWorkers: global.backfillWorkers, Logger: logger},
+		OnEvent:    out.event,
+		OnProgress: out.progress,
+	}
+	if rel != nil {
+		switch rel.Backend {
+		case "local":
+			dir := f.localDir
+			if dir == "" {
+				dir = filepath.Join(".tandem", rel.App)
+			}
+			be, err := local.New(local.Options{Dir: dir, RouterPort: f.routerPort, RouterLag: f.routerLag,
+				Detach: true, ReadyTimeout: rel.Timeouts.Ready.Duration, Logger: logger})
+			if err != nil {
+				return nil, usageErr(err)
+			}
+			opts.Backend = be
+		default:
+			return nil, usageErr(fmt.Errorf("%s: backend %q is not available in this build (local is)", rel.File, rel.Backend))
+		}
+	}
+	u, err := upgrade.Open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set --postgres-url, TANDEM_POSTGRES_URL or the PG* variables)", err)
+	}
+	return u, nil
+}
+
+func withUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, fn func(*upgrade.Upgrader) error) error {
+	u, err := openUpgrader(cmd, f, rel)
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	return fn(u)
+}
+
+// withRecorded opens an Upgrader for the app's upgrade in progress, with the backend of
+// the release recorded for it (or of RELEASE, when given).
+func withRecorded(cmd *cobra.Command, f *upgradeFlags, args []string, fn func(*upgrade.Upgrader, string) error) error {
+	rel, app, err := releaseOrApp(f, args)
+	if err != nil {
+		return err
+	}
+	if rel == nil {
+		// The release recorded with the upgrade says which backend runs it.
+		err := withUpgrader(cmd, f, nil, func(u *upgrade.Upgrader) error {
+			rep, err := u.Status(cmd.Context(), app)
+			if err != nil {
+				return err
+			}
+			if rep == nil {
+				return fmt.Errorf("app %s was never upgraded", app)
+			}
+			rel = rep.Upgrade.Release
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return withUpgrader(cmd, f, rel, func(u *upgrade.Upgrader) error { return fn(u, app) })
+}
+
+// releaseOrApp reads RELEASE if given; else --app names the app; else ./tandem.yaml.
+func releaseOrApp(f *upgradeFlags, args []string) (*upgrade.Release, string, error) {
+	if len(args) == 0 && f.app != "" {
+		return nil, f.app, nil
+	}
+	rel, err := readRelease(args)
+	if err != nil {
+		return nil, "", err
+	}
+	return rel, rel.App, nil
+}
+
+func runPlan(cmd *cobra.Command, f *upgradeFlags, args []string) error {
+	rel, err := readRelease(args)
+	if err != nil {
+		return err
+	}
+	return withUpgrader(cmd, f, nil, func(u *upgrade.Upgrader) error {
+		p, err := u.Plan(cmd.Context(), rel)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if f.asJSON {
+			if err := writeJSON(out, p); err != nil {
+				return err
+			}
+		} else {
+			printPlan(out, p)
+		}
+		if !p.Possible {
+			return silentExit(exitFailure)
+		}
+		return nil
+	})
+}
+
+func printPlan(w io.Writer, p *upgrade.Plan) {
+	from := p.From
+	if from == "" {
+		from = "(nothing installed)"
+	}
+	fmt.Fprintf(w, "upgrade %s: %s -> %s (compatible from %s)\n", p.App, from, p.To, p.CompatibleFrom)
+	if len(p.Running) == 0 {
+		fmt.Fprintln(w, "running now: no registered instance")
+	}
+	for _, v := range p.Running {
+		fmt.Fprintf(w, "running now: %d instance(s) of %s on schema version %s\n", v.Instances, v.AppVersion, v.SchemaVersion)
+	}
+	fmt.Fprintf(w, "schema version: %s -> %s\n", p.CurrentVersionSchema, p.TargetVersionSchema)
+	if len(p.Pending) == 0 {
+		fmt.Fprintln(w, "pending migrations: none")
+	} else {
+		fmt.Fprintf(w, "pending migrations (one expand step): %s\n", strings.Join(p.Pending, ", "))
+	}
+	for _, b := range p.Backfills {
+		rows := fmt.Sprintf("~%d rows (catalog estimate)", b.Rows)
+		if b.Rows < 0 {
+			rows = "size unknown (table never analyzed)"
+		}
+		fmt.Fprintf(w, "backfill: %s (%s), %s\n", b.Table, b.Operation, rows)
+	}
+	fmt.Fprintf(w, "maintenance mode: %s\n", p.Maintenance)
+	fmt.Fprintln(w, "steps:")
+	for i, s := range p.Steps {
+		fmt.Fprintf(w, "  %d. %s\n", i+1, s)
+	}
+	if p.Possible {
+		fmt.Fprintln(w, "verdict: possible without downtime")
+		return
+	}
+	fmt.Fprintln(w, "verdict: NOT possible without downtime:")
+	for _, pr := range p.Problems {
+		fmt.Fprintf(w, "  - %s\n", pr)
+	}
+}
+
+func runUpgradeStatus(cmd *cobra.Command, f *upgradeFlags, args []string) error {
+	rel, app, err := releaseOrApp(f, args)
+	if err != nil {
+		return err
+	}
+	var rep *upgrade.StatusReport
+	err = withUpgrader(cmd, f, nil, func(u *upgrade.Upgrader) error {
+		rep, err = u.Status(cmd.Context(), app)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if rep != nil {
+		if rel == nil {
+			rel = rep.Upgrade.Release
+		}
+		// With the backend, the report shows the instances too.
+		err = withUpgrader(cmd, f, rel, func(u *upgrade.Upgrader) error {
+			rep, err = u.Status(cmd.Context(), app)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	out := cmd.OutOrStdout()
+	if f.asJSON {
+		return writeJSON(out, rep)
+	}
+	if rep == nil {
+		fmt.Fprintf(out, "app %s: no upgrade recorded\n", app)
+		return nil
+	}
+	r := rep.Upgrade
+	fmt.Fprintf(out, "upgrade %d of %s: %s -> %s, %s", r.ID, r.App, orDash(r.From), r.To, r.Status)
+	if r.Active() {
+		fmt.Fprintf(out, " at step %s", r.Step)
+	}
+	fmt.Fprintln(out)
+	if r.Error != "" {
+		fmt.Fprintf(out, "error: %s\n", r.Error)
+	}
+	for _, e := range r.Events {
+		line := fmt.Sprintf("  %s  %-16s %s", e.At.Format("15:04:05.000"), e.Step, e.What)
+		if e.Duration > 0 {
+			line += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
+		}
+		fmt.Fprintln(out, line)
+	}
+	for _, w := range rep.Workloads {
+		fmt.Fprintf(out, "workload %s (%s): %d instance(s)\n", w.Name, w.Role, len(w.Instances))
+		for _, in := range w.Instances {
+			fmt.Fprintf(out, "  %s  %s  %s  pid %d  %s\n", in.Name, in.Release, in.State, in.PID, in.Addr)
+		}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// upgradeResult prints the record and maps the error to an exit code.
+func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err error) error {
+	var pe *upgrade.PlanError
+	if errors.As(err, &pe) {
+		if f.asJSON {
+			_ = writeJSON(cmd.OutOrStdout(), pe.Plan)
+		} else {
+			printPlan(cmd.OutOrStdout(), pe.Plan)
+		}
+		return silentExit(exitFailure)
+	}
+	if rec != nil && f.asJSON {
+		if jerr := writeJSON(cmd.OutOrStdout(), rec); jerr != nil {
+			return jerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !f.asJSON {
+		fmt.Fprintf(cmd.OutOrStdout(), "upgrade %d of %s to %s: %s\n", rec.ID, rec.App, rec.To, rec.Status)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// stepPrinter shows an upgrade's timeline as it happens: a line per event, and the
+// transient progress lines rewritten in place on a terminal (every few seconds
+// otherwise).
+type stepPrinter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	terminal bool
+	last     time.Time
+	pending  bool // a progress line is on screen
+}
+
+func newStepPrinter(w io.Writer) *stepPrinter {
+	p := &stepPrinter{w: w}
+	if f, ok := w.(*os.File); ok {
+		st, err := f.Stat()
+		p.terminal = err == nil && st.Mode()&os.ModeCharDevice != 0
+	}
+	return p
+}
+
+func (p *stepPrinter) event(e upgrade.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.pending = false
+	}
+	switch {
+	case e.What == "begins":
+		fmt.Fprintf(p.w, "%s ▸ %s\n", e.At.Format("15:04:05"), e.Step)
+	case e.What == "done":
+		fmt.Fprintf(p.w, "%s ✓ %s (%s)\n", e.At.Format("15:04:05"), e.Step, e.Duration.Round(time.Millisecond))
+	default:
+		fmt.Fprintf(p.w, "%s   %s\n", e.At.Format("15:04:05"), e.What)
+	}
+}
+
+func (p *stepPrinter) progress(step, line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K  %s", line)
+		p.pending = true
+		return
+	}
+	if time.Since(p.last) < 5*time.Second {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "  %s: %s\n", step, line)
+}
+

@@ -1,0 +1,263 @@
+package upgrade
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/tandem-pg/tandem/lifecycle"
+	"github.com/tandem-pg/tandem/migrate"
+)
+
+// Plan is what an upgrade to a release would do, and whether it can be done without
+// downtime.
+type Plan struct {
+	App string `json:"app"`
+	// From is the release that runs now ("" for none); To the release to install.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// CompatibleFrom and Maintenance are the release's.
+	CompatibleFrom string `json:"compatible_from"`
+	Maintenance    string `json:"maintenance"`
+	// Possible is false when the upgrade cannot be done without downtime; Problems say
+	// why, each with what to do.
+	Possible bool     `json:"possible"`
+	Problems []string `json:"problems"`
+	// Running is what the instance registry shows alive now.
+	Running []lifecycle.VersionCount `json:"running"`
+	// CurrentMigration and CurrentVersionSchema are the engine's newest migration and
+	// the schema version the running code uses.
+	CurrentMigration     string `json:"current_migration"`
+	CurrentVersionSchema string `json:"current_version_schema"`
+	// Pending are the release's migrations not applied yet, applied as one expand step.
+	Pending []string `json:"pending"`
+	// TargetVersionSchema is the schema version the release's code will use.
+	TargetVersionSchema string `json:"target_version_schema"`
+	// Backfills are the tables the expand step fills, with the catalog's row estimates.
+	Backfills []migrate.BackfillEstimate `json:"backfills"`
+	// Steps are the upgrade's steps, in order.
+	Steps []string `json:"steps"`
+	// InProgress is an upgrade of the app that is under way, if any.
+	InProgress *Record `json:"in_progress,omitempty"`
+
+	migration *migrate.Migration // the combined pending migrations; nil when none
+}
+
+// Steps of an upgrade. A roll step is "roll/<workload>".
+const (
+	StepPreflight      = "preflight"
+	StepMaintenanceOn  = "maintenance-on"
+	StepExpand         = "expand"
+	StepRollPrefix     = "roll/"
+	StepWaitOldGone    = "wait-old-gone"
+	StepContract       = "contract"
+	StepMaintenanceOff = "maintenance-off"
+	StepDone           = "done"
+)
+
+// StepsOf returns the steps of an upgrade to rel, in order.
+func StepsOf(rel *Release) []string {
+	steps := []string{StepPreflight}
+	if rel.Maintenance != MaintenanceOff {
+		steps = append(steps, StepMaintenanceOn)
+	}
+	steps = append(steps, StepExpand)
+	if rel.Maintenance == MaintenanceExpand {
+		steps = append(steps, StepMaintenanceOff)
+	}
+	for _, w := range rel.RollOrder() {
+		steps = append(steps, StepRollPrefix+w.Name)
+	}
+	steps = append(steps, StepWaitOldGone, StepContract)
+	if rel.Maintenance == MaintenanceUpgrade {
+		steps = append(steps, StepMaintenanceOff)
+	}
+	return append(steps, StepDone)
+}
+
+// stepIndex returns where step is in StepsOf(rel), or -1.
+func stepIndex(rel *Release, step string) int {
+	for i, s := range StepsOf(rel) {
+		if s == step {
+			return i
+		}
+	}
+	return -1
+}
+
+// Plan reads what runs now and what rel needs, and says what an upgrade would do. It
+// changes nothing.
+func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
+	p := &Plan{App: rel.App, To: rel.Version, CompatibleFrom: rel.CompatibleFrom, Maintenance: rel.Maintenance,
+		Problems: []string{}, Steps: StepsOf(rel)}
+	problem := func(format string, args ...any) { p.Problems = append(p.Problems, fmt.Sprintf(format, args...)) }
+
+	// What runs now: the registry, and the releases installed by earlier upgrades.
+	reg := &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: u.opts.RegistryTTL}
+	versions, err := reg.Versions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range versions {
+		if v.App == rel.App {
+			p.Running = append(p.Running, v)
+		}
+	}
+	if last, err := u.st.lastDone(ctx, u.pool, rel.App); err != nil {
+		return nil, err
+	} else if last != nil {
+		p.From = last.To
+	}
+	if act, err := u.st.active(ctx, u.pool, rel.App); err != nil {
+		return nil, err
+	} else if act != nil {
+		p.InProgress = act
+		if act.To == rel.Version && act.Status == StatusRunning {
+			problem("upgrade %d to %s is in progress (next step: %s); run `tandem upgrade resume` to continue it, or `tandem upgrade abort`", act.ID, act.To, act.Step)
+		} else {
+			problem("upgrade %d of %s to %s is %s (step %s); finish it with `tandem upgrade resume` or `tandem upgrade abort` first",
+				act.ID, act.App, act.To, act.Status, act.Step)
+		}
+	}
+
+	// The window: every running version must be at least compatible-from, and none
+	// newer than the release.
+	from := p.From
+	for _, v := range p.Running {
+		if CompareVersions(v.AppVersion, rel.CompatibleFrom) < 0 {
+			problem("%d instance(s) of %s %s are running, older than this release's compatible-from %s: "+
+				"upgrade to a release between them first (or wait until those instances are gone)",
+				v.Instances, v.App, v.AppVersion, rel.CompatibleFrom)
+		}
+		if CompareVersions(v.AppVersion, rel.Version) > 0 {
+			problem("%d instance(s) of %s %s are running, newer than %s: tandem does not downgrade", v.Instances, v.App, v.AppVersion, rel.Version)
+		}
+		if from == "" || CompareVersions(v.AppVersion, from) < 0 {
+			from = v.AppVersion
+		}
+	}
+	if p.From != "" && len(p.Running) == 0 && CompareVersions(p.From, rel.CompatibleFrom) < 0 {
+		problem("the database was last upgraded to %s, older than this release's compatible-from %s: upgrade to a release between them first",
+			p.From, rel.CompatibleFrom)
+	}
+	if p.From == "" {
+		p.From = from
+	}
+
+	// What the release needs: its pending migrations, validated against the live schema.
+	m, err := u.migrator(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close(context.WithoutCancel(ctx))
+	migs, err := migrate.ReadDir(rel.MigrationsDir())
+	if err != nil {
+		problem("%v", err)
+		return finish(p), nil
+	}
+	pending, err := m.Pending(ctx, migs)
+	if err != nil {
+		return nil, err
+	}
+	st, err := m.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.CurrentMigration, p.CurrentVersionSchema = st.Version, st.VersionSchema
+	if p.CurrentVersionSchema == "" {
+		p.CurrentVersionSchema = rel.Schema
+	}
+	if len(pending) > 0 {
+		p.migration = migrate.Combine(pending)
+		for _, mig := range pending {
+			p.Pending = append(p.Pending, mig.Name)
+		}
+		p.TargetVersionSchema = m.VersionSchemaFor(p.migration)
+		ours := p.InProgress != nil && p.InProgress.Migration == p.migration.Name
+		if st.Active != nil && st.Active.Name != p.migration.Name && !ours {
+			problem("migration %s is in progress in schema %s: complete it (`tandem complete`) or roll it back (`tandem rollback`) first",
+				st.Active.Name, rel.Schema)
+		}
+		if err := m.Validate(ctx, p.migration); err != nil {
+			problem("the pending migrations do not validate against the live schema: %v", err)
+		}
+		if bf, err := m.EstimateBackfills(ctx, p.migration); err != nil {
+			return nil, err
+		} else {
+			p.Backfills = bf
+		}
+	} else {
+		p.TargetVersionSchema = p.CurrentVersionSchema
+		if st.Active != nil && (p.InProgress == nil || p.InProgress.Migration != st.Active.Name) {
+			problem("migration %s is in progress in schema %s: complete it (`tandem complete`) or roll it back (`tandem rollback`) first",
+				st.Active.Name, rel.Schema)
+		}
+	}
+	if rel.VersionSchema != "" && rel.VersionSchema != p.TargetVersionSchema {
+		problem("tandem.yaml's version-schema is %s, but the migrations make %s: correct version-schema, or leave it out",
+			rel.VersionSchema, p.TargetVersionSchema)
+	}
+	return finish(p), nil
+}
+
+func finish(p *Plan) *Plan {
+	p.Possible = len(p.Problems) == 0
+	return p
+}
+
+// CompareVersions orders release versions: runs of digits compare as numbers, the rest
+// as text, so v2 < v10 and 1.9.0 < 1.10.0. It returns -1, 0 or 1.
+func CompareVersions(a, b string) int {
+	as, bs := versionParts(a), versionParts(b)
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, y := as[i], bs[i]
+		xn, xerr := strconv.ParseUint(x, 10, 64)
+		yn, yerr := strconv.ParseUint(y, 10, 64)
+		switch {
+		case xerr == nil && yerr == nil:
+			if xn != yn {
+				if xn < yn {
+					return -1
+				}
+				return 1
+			}
+		case x != y:
+			return strings.Compare(x, y)
+		}
+	}
+	switch {
+	case len(as) < len(bs):
+		return -1
+	case len(as) > len(bs):
+		return 1
+	}
+	return 0
+}
+
+func versionParts(v string) []string {
+	var parts []string
+	var cur strings.Builder
+	digit := false
+	for _, r := range strings.TrimPrefix(strings.ToLower(v), "v") {
+		if r == '.' || r == '-' || r == '_' || r == '+' {
+			if cur.Len() > 0 {
+				parts = append(parts, cur.String())
+				cur.Reset()
+			}
+			continue
+		}
+		d := unicode.IsDigit(r)
+		if cur.Len() > 0 && d != digit {
+			parts = append(parts, cur.String())
+			cur.Reset()
+		}
+		digit = d
+		cur.WriteRune(r)
+	}
+	if cur.Len() > 0 {
+		parts = append(parts, cur.String())
+	}
+	return parts
+}

@@ -1,0 +1,326 @@
+package upgrade
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Maintenance policies: when maintenance mode is on during an upgrade.
+const (
+	MaintenanceExpand  = "expand"  // during expand only (the default)
+	MaintenanceUpgrade = "upgrade" // from expand until contract is done
+	MaintenanceOff     = "off"     // never
+)
+
+// Release is a release description, tandem.yaml, shipped with a version of the app. See
+// docs/upgrade.md for every key.
+type Release struct {
+	// App is the application's name, as its instances register.
+	App string `yaml:"app" json:"app"`
+	// Version is this release's version, e.g. "v2": the app version its instances
+	// register with.
+	Version string `yaml:"version" json:"version"`
+	// CompatibleFrom is the oldest running version this release may run beside.
+	CompatibleFrom string `yaml:"compatible-from" json:"compatible_from"`
+	// Migrations is the directory of the release's migrations, relative to the file.
+	Migrations string `yaml:"migrations" json:"migrations"`
+	// Schema is the logical schema migrated [public].
+	Schema string `yaml:"schema" json:"schema"`
+	// VersionSchema is the schema version the release's code uses; empty means the one
+	// its last migration makes.
+	VersionSchema string `yaml:"version-schema" json:"version_schema,omitempty"`
+	// Maintenance is the maintenance policy [expand].
+	Maintenance string `yaml:"maintenance" json:"maintenance"`
+	// Backend is where the instances run [local].
+	Backend string `yaml:"backend" json:"backend"`
+	// Workloads are the release's workloads, rolled in ascending Order.
+	Workloads []Workload `yaml:"workloads" json:"workloads"`
+	// Timeouts bound the waits of an upgrade.
+	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
+	// Backfill tunes the expand step's backfill.
+	Backfill Backfill `yaml:"backfill" json:"backfill"`
+
+	// File is the path the release was read from; Dir its directory.
+	File string `yaml:"-" json:"file"`
+	Dir  string `yaml:"-" json:"dir"`
+}
+
+// Workload is one set of instances with one role.
+type Workload struct {
+	Name string `yaml:"name" json:"name"`
+	// Role is api, content, worker or all.
+	Role string `yaml:"role" json:"role"`
+	// Order is the roll order: lower rolls first; equal orders roll in file order.
+	Order int `yaml:"order" json:"order"`
+	// Local says how the local backend runs the workload.
+	Local *LocalWorkload `yaml:"local" json:"local,omitempty"`
+}
+
+// LocalWorkload is what "run this release" means for the local backend.
+type LocalWorkload struct {
+	// Instances is how many instances run [1].
+	Instances int `yaml:"instances" json:"instances"`
+	// Command starts one instance. {listen}, {postgres-url}, {version-schema},
+	// {app-version}, {role}, {workload}, {name} and {tandem} are substituted.
+	Command []string `yaml:"command" json:"command"`
+	// Routed puts the instances behind the router; default: every role but worker.
+	Routed *bool `yaml:"routed" json:"routed,omitempty"`
+}
+
+// Timeouts bound an upgrade's waits.
+type Timeouts struct {
+	// OldGone bounds the wait for the old version to be gone [5m].
+	OldGone Duration `yaml:"old-gone" json:"old_gone"`
+	// Ready bounds the wait for one new instance to be ready [90s].
+	Ready Duration `yaml:"ready" json:"ready"`
+}
+
+// Backfill tunes the expand step's backfill; zero values are the engine's defaults.
+type Backfill struct {
+	Workers int `yaml:"workers" json:"workers,omitempty"`
+}
+
+// Duration is a time.Duration written as "90s" in YAML and JSON.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML reads a duration such as "90s" or "5m".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it as 90s, 5m or 1h)", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as "1m30s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a duration such as "90s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+// ReleaseError is a problem with a release description: the file, the key at fault,
+// what is wrong and how to fix it.
+type ReleaseError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+	Fix  string
+}
+
+func (e *ReleaseError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	fmt.Fprintf(&b, ": %s", e.Msg)
+	if e.Fix != "" {
+		fmt.Fprintf(&b, " (fix: %s)", e.Fix)
+	}
+	return b.String()
+}
+
+// ReadRelease reads and validates the release description at path (a tandem.yaml, or a
+// directory holding one).
+func ReadRelease(path string) (*Release, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "tandem.yaml")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read release description: %w", err)
+	}
+	return ParseRelease(path, data)
+}
+
+// ParseRelease parses and validates a release description read from file.
+func ParseRelease(file string, data []byte) (*Release, error) {
+	var r Release
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil {
+		return nil, yamlError(file, err)
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	r.File = file
+	abs, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, err
+	}
+	r.Dir = abs
+	if err := r.validate(&root); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msg := strings.Join(te.Errors, "; ")
+		line := 0
+		if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {
+			msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+		}
+		fix := "see docs/upgrade.md for the keys of tandem.yaml"
+		return &ReleaseError{File: file, Line: line, Msg: msg, Fix: fix}
+	}
+	return &ReleaseError{File: file, Msg: "not valid YAML: " + err.Error(), Fix: "check the indentation and quoting"}
+}
+
+// lineOf finds the line of key path (e.g. "workloads", 1, "local") in the parsed tree.
+func lineOf(root *yaml.Node, path ...any) int {
+	n := root
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, p := range path {
+		if n == nil {
+			break
+		}
+		switch k := p.(type) {
+		case string:
+			var next *yaml.Node
+			for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					line = n.Content[i].Line
+					next = n.Content[i+1]
+				}
+			}
+			n = next
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				n = n.Content[k]
+				line = n.Line
+			} else {
+				n = nil
+			}
+		}
+	}
+	return line
+}
+
+var roles = []string{"api", "content", "worker", "all"}
+
+func (r *Release) validate(root *yaml.Node) error {
+	bad := func(key, msg, fix string, path ...any) error {
+		return &ReleaseError{File: r.File, Line: lineOf(root, path...), Key: key, Msg: msg, Fix: fix}
+	}
+	if r.App == "" {
+		return bad("app", "missing", "name the application, e.g. app: catalog")
+	}
+	if r.Version == "" {
+		return bad("version", "missing", "give this release's version, e.g. version: v2")
+	}
+	if r.CompatibleFrom == "" {
+		return bad("compatible-from", "missing",
+			"name the oldest running version this release may run beside; the release's own version if none", "version")
+	}
+	if r.Migrations == "" {
+		return bad("migrations", "missing", "give the directory of the release's migrations, relative to this file")
+	}
+	dir := r.MigrationsDir()
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return bad("migrations", fmt.Sprintf("directory %s not found", dir), "create it or correct the path", "migrations")
+	}
+	if r.Schema == "" {
+		r.Schema = "public"
+	}
+	switch r.Maintenance {
+	case "":
+		r.Maintenance = MaintenanceExpand
+	case MaintenanceExpand, MaintenanceUpgrade, MaintenanceOff:
+	default:
+		return bad("maintenance", fmt.Sprintf("%q is not a policy", r.Maintenance),
+			"use expand (on during expand only), upgrade (on for the whole upgrade) or off", "maintenance")
+	}
+	switch r.Backend {
+	case "":
+		r.Backend = "local"
+	case "local", "kube":
+	default:
+		return bad("backend", fmt.Sprintf("%q is not a backend", r.Backend), "use local or kube", "backend")
+	}
+	if len(r.Workloads) == 0 {
+		return bad("workloads", "missing", "list the workloads by name, role and order")
+	}
+	seen := map[string]bool{}
+	for i := range r.Workloads {
+		w := &r.Workloads[i]
+		key := fmt.Sprintf("workloads[%d]", i)
+		if w.Name == "" {
+			return bad(key+".name", "missing", "give the workload a name", "workloads", i)
+		}
+		if seen[w.Name] {
+			return bad(key+".name", fmt.Sprintf("workload %q is listed twice", w.Name), "give each workload its own name", "workloads", i, "name")
+		}
+		seen[w.Name] = true
+		if !slices.Contains(roles, w.Role) {
+			return bad(key+".role", fmt.Sprintf("%q is not a role", w.Role), "use api, content, worker or all", "workloads", i, "role")
+		}
+		if r.Backend == "local" {
+			if w.Local == nil || len(w.Local.Command) == 0 {
+				return bad(key+".local.command", "missing", `give the command line that starts one instance, e.g. ["./app", "--listen", "{listen}", "--postgres-url", "{postgres-url}"]`, "workloads", i)
+			}
+			if w.Local.Instances < 0 {
+				return bad(key+".local.instances", "must be at least 1", "set instances: 1 or more", "workloads", i, "local", "instances")
+			}
+			if w.Local.Instances == 0 {
+				w.Local.Instances = 1
+			}
+			if !slices.ContainsFunc(w.Local.Command, func(a string) bool { return strings.Contains(a, "{listen}") }) {
+				return bad(key+".local.command", "does not contain {listen}",
+					"pass {listen} to the app: each instance gets its own address", "workloads", i, "local", "command")
+			}
+		}
+	}
+	if r.Timeouts.OldGone.Duration < 0 || r.Timeouts.Ready.Duration < 0 {
+		return bad("timeouts", "must not be negative", "give durations such as 5m", "timeouts")
+	}
+	if r.Timeouts.OldGone.Duration == 0 {
+		r.Timeouts.OldGone.Duration = 5 * time.Minute
+	}
+	if r.Timeouts.Ready.Duration == 0 {
+		r.Timeouts.Ready.Duration = 90 * time.Second
+	}
+	return nil
+}
+
+// MigrationsDir is the migrations directory as a path.
+func (r *Release) MigrationsDir() string {
+	if filepath.IsAbs(r.Migrations) {
+		return r.Migrations
+	}
+	return filepath.Join(r.Dir, r.Migrations)
+}
+
+// RollOrder returns the workloads in the order they roll.
+func (r *Release) RollOrder() []Workload {
+	ws := slices.Clone(r.Workloads)
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Order < ws[j].Order })
+	return ws
+}
