@@ -51,9 +51,7 @@ func (m *Migrator) EstimateBackfills(ctx context.Context, mig *Migration) ([]Bac
 		Operations []map[string]struct {
 			Table  string          `json:"table"`
 			Up     json.RawMessage `json:"up"`
-			Column *struct {
-				Up json.RawMessage `json:"up"`
-			} `json:"column"`
+			Column json.RawMessage `json:"column"` // an object (add_column) or a name (alter_column)
 		} `json:"operations"`
 	}
 	if err := json.Unmarshal(mig.Raw, &doc); err != nil {
@@ -63,8 +61,11 @@ func (m *Migrator) EstimateBackfills(ctx context.Context, mig *Migration) ([]Bac
 	for _, op := range doc.Operations {
 		for kind, body := range op {
 			up := body.Up
-			if body.Column != nil && len(body.Column.Up) > 0 {
-				up = body.Column.Up
+			var col struct {
+				Up json.RawMessage `json:"up"`
+			}
+			if json.Unmarshal(body.Column, &col) == nil && len(col.Up) > 0 {
+				up = col.Up
 			}
 			if body.Table == "" || len(up) == 0 || string(up) == "null" {
 				continue
