@@ -451,7 +451,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 func restart(ctx context.Context, be *local.Backend, dbURL string, rel *upgrade.Release, installed *upgrade.Record) error {
 	for _, w := range rel.RollOrder() {
 		t := upgrade.Target{App: rel.App, Release: rel.Version, VersionSchema: installed.NewVersionSchema,
-			Revision: upgrade.Revision(rel.Version, installed.NewVersionSchema) + "/restart",
+			Revision:    upgrade.Revision(rel.Version, installed.NewVersionSchema) + "/restart",
 			PostgresURL: dbURL, Workload: w}
 		if err := be.Roll(ctx, t, nil, nil); err != nil {
 			return fmt.Errorf("restart %s: %w", w.Name, err)
@@ -737,7 +737,6 @@ func (r *Report) Proven() (bool, []string) {
 	}
 	return len(why) == 0, why
 }
-
 
 // InstanceMain runs one instance of the example app from a release's command line:
 // args are what follows the binary's name in the release's command ({tandem} prove

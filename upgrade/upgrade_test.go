@@ -246,7 +246,9 @@ func TestResumeMidStep(t *testing.T) {
 	}{
 		{"backfill", func(step, line string) bool { return step == upgrade.StepExpand && strings.HasPrefix(line, "backfill") }},
 		// Interrupted while the first new instance starts: the resumed roll adopts it.
-		{"roll", func(step, line string) bool { return step == "roll/api" && strings.Contains(line, "0 of 1 new ready, 1 old serving") }},
+		{"roll", func(step, line string) bool {
+			return step == "roll/api" && strings.Contains(line, "0 of 1 new ready, 1 old serving")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
-	"github.com/tandem-pg/tandem/upgrade"
 	"github.com/tandem-pg/tandem/proving"
+	"github.com/tandem-pg/tandem/upgrade"
 )
 
 // newProveCmd is `tandem prove`, and its hidden `tandem prove instance` that runs one
@@ -53,7 +53,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 		Example: `  tandem prove --instances 3 --rate 1000 --duration 60s --router-lag 5s --report report.json
   tandem prove --upgrade --rows 1000000 --duration 120s --report upgrade.json
   tandem prove --from v2 --upgrade=v3`,
-		Args:    argsErr(cobra.NoArgs),
+		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkProveFlags(cmd, &opts); err != nil {
 				return err

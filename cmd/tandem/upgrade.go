@@ -432,4 +432,3 @@ func (p *stepPrinter) progress(step, line string) {
 	p.last = time.Now()
 	fmt.Fprintf(p.w, "  %s: %s\n", step, line)
 }
-

@@ -47,7 +47,7 @@ type haproxy struct {
 	mode    string
 	logFile *os.File
 
-	detach  bool
+	detach bool
 
 	mu      sync.Mutex
 	gen     int
