@@ -81,6 +81,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Roles are the values of Config.Role.
+var Roles = []string{"api", "content", "worker", "all"}
+
 // Item is one row of the catalog.
 type Item struct {
 	ID         int64  `json:"id"`
@@ -95,9 +98,6 @@ type service struct {
 	log   *slog.Logger
 	id    string
 }
-
-// Roles are the values of Config.Role.
-var Roles = []string{"api", "content", "worker", "all"}
 
 // handler returns the routes of role (without probes, which lifecycle.Server adds); the
 // others answer 404.
@@ -361,7 +361,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s := &service{sql: q, pool: pool, maint: maint, log: log, id: registration.Instance().ID}
-	log = log.With("instance", s.id)
+	log = log.With("instance", s.id, "release", release, "role", role)
+	s.log = log
 
 	health := &lifecycle.Health{}
 	health.AddReadinessCheck("database", lifecycle.PingCheck(pool))
