@@ -506,6 +506,10 @@ func TestUpgradeAcrossReleases(t *testing.T) {
 		t.Errorf("checks after v3: %s", got)
 	}
 
+	if got := scalar(base, `SELECT pg_get_indexdef('public.tasks_pending'::regclass)`); !strings.HasSuffix(got, "WHERE (done_at IS NULL)") {
+		t.Errorf("tasks_pending: %s", got)
+	}
+
 	// No row lost or changed, no task lost or done twice.
 	if got := checksum(p3); got != sum {
 		t.Errorf("the seeded rows changed: checksum %s, was %s", got, sum)
