@@ -2,157 +2,158 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/internal/pgserver"
-	"github.com/tandem-pg/tandem/migrate"
+	"github.com/tandem-pg/tandem/proving"
+	"github.com/tandem-pg/tandem/upgrade/local"
 )
 
-// demoMigration is the sample migration the demo applies: a rename the old version must
-// not notice, and a NOT NULL column computed for the rows the old version keeps writing.
-const demoMigration = `{
-  "name": "02_price_and_title",
-  "operations": [
-    {"rename_column": {"table": "items", "from": "name", "to": "title"}},
-    {"add_column": {"table": "items", "up": "qty * 1.25",
-                    "column": {"name": "price", "type": "numeric(10,2)", "comment": "unit price"}}}
-  ]
-}`
-
 func newDemoCmd() *cobra.Command {
-	var rows int
+	var (
+		opts    proving.Options
+		install bool
+		report  string
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Show an expand/contract migration on a throwaway PostgreSQL",
-		Long: `Demo starts its own throwaway PostgreSQL (initdb into a temporary directory, on
-127.0.0.1), creates a table, and applies a sample migration that renames a column and adds
-a NOT NULL column, showing the old and the new version of the app both working while the
-migration is in progress. Then it completes the migration and removes the server.`,
+		Short: "Upgrade the example service from v1 to v2 under load, with no failed request",
+		Long: `demo runs Tandem's main job at a small scale, on 127.0.0.1 only: a throwaway PostgreSQL,
+a real HAProxy behind a router that lags like OpenShift's, and 3 instances of release v1 of
+the example service (examples/catalog) plus a worker, under steady load (reads, writes,
+slow streams, worker tasks). Then "tandem upgrade" takes it to v2, whose schema renames a
+column the API reads, adds a NOT NULL column computed from others, and widens a column's
+type: expand, roll the instances one by one, wait until no v1 instance is left (in the
+registry and in the backend, draining ones included), contract. At the end it says what
+happened: requests sent and failed, which release answered them, each step, and when
+contract ran relative to the last v1 instance.
+
+It needs PostgreSQL's server binaries and HAProxy. When they are missing and tandem runs as
+root on Debian or Ubuntu, it installs them with apt-get (--install=false to refuse);
+otherwise it says what to install and exits 2.
+
+Exit codes: 0 the upgrade completed with no failed request, 1 a request failed or a check
+did not hold, 2 the demo could not run.`,
 		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), rows)
+			out := cmd.OutOrStdout()
+			if err := ensureDemoDeps(cmd.Context(), out, install); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			level := slog.LevelWarn
+			if global.verbose {
+				level = slog.LevelInfo
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			opts.Upgrade = "v2"
+			return runDemo(cmd.Context(), out, opts, report)
 		},
 	}
-	cmd.Flags().IntVar(&rows, "rows", 100_000, "rows in the sample table")
+	f := cmd.Flags()
+	f.IntVar(&opts.Rows, "rows", 100_000, "items in the table before the upgrade (the backfill fills them all)")
+	f.IntVar(&opts.Rate, "rate", 200, "requests per second through HAProxy")
+	f.DurationVar(&opts.Duration, "duration", 45*time.Second, "how long the load runs at least")
+	f.DurationVar(&opts.RouterLag, "router-lag", 3*time.Second, "how long endpoint changes take to reach HAProxy")
+	f.BoolVar(&install, "install", true, "install PostgreSQL and HAProxy with apt-get when they are missing (as root)")
+	f.StringVar(&report, "report", "", "write the JSON report here (and the SVG picture next to it)")
 	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, rows int) error {
+// ensureDemoDeps makes sure PostgreSQL's server binaries and HAProxy are here,
+// installing them with apt-get when allowed and possible.
+func ensureDemoDeps(ctx context.Context, out io.Writer, install bool) error {
+	var missing []string
+	if !pgserver.Installed() {
+		missing = append(missing, "postgresql")
+	}
+	if !local.HAProxyInstalled() {
+		missing = append(missing, "haproxy")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	hint := "install them first: apt-get install -y " + strings.Join(missing, " ")
+	if _, err := exec.LookPath("apt-get"); err != nil || !install || os.Geteuid() != 0 {
+		return fmt.Errorf("the demo needs %s; %s", strings.Join(missing, " and "), hint)
+	}
+	fmt.Fprintf(out, "== Installing %s with apt-get (needed by the demo; --install=false to refuse)\n", strings.Join(missing, " and "))
+	for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq"}, missing...)} {
+		c := exec.CommandContext(ctx, "apt-get", args...)
+		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if b, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s: %w\n%s\n%s", strings.Join(args, " "), err, tailString(string(b), 2000), hint)
+		}
+	}
+	if !pgserver.Installed() || !local.HAProxyInstalled() {
+		return errors.New("apt-get ran, but PostgreSQL or HAProxy is still missing; " + hint)
+	}
+	return nil
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func runDemo(ctx context.Context, out io.Writer, opts proving.Options, report string) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	step := func(title string) { fmt.Fprintf(out, "\n== %s\n", title) }
-
-	step("Starting a throwaway PostgreSQL")
-	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	say("== Tandem demo: a zero-downtime upgrade of the example service, v1 -> v2")
+	say("Starting a throwaway PostgreSQL and HAProxy; installing v1 (3 API instances and a worker) with %d rows;", opts.Rows)
+	say("then %d req/s through HAProxy (router lag %s) while `tandem upgrade` takes the service to v2.", opts.Rate, opts.RouterLag)
+	say("v2 renames items.name to title, adds a NOT NULL column computed from others, and makes price_cents bigint.")
+	say("This takes about %s.", (opts.Duration + 20*time.Second).Round(5*time.Second))
+	began := time.Now()
+	rep, err := proving.Run(ctx, opts)
 	if err != nil {
-		return err
+		return &exitError{code: exitUsage, err: fmt.Errorf("demo could not run: %w", err)}
 	}
-	defer srv.Stop()
-	url := srv.URL("postgres")
-	say("listening on 127.0.0.1:%d (data in %s, removed at exit)", srv.Port(), srv.Dir())
-
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	step("Version 1 of the app: table items")
-	if _, err := conn.Exec(ctx, `CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL)`); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, `INSERT INTO items (name, qty) SELECT 'item ' || i, i % 100 FROM generate_series(1, $1::int) i`, rows); err != nil {
-		return err
-	}
-	say("created items(id, name, qty) with %d rows", rows)
-
-	mig, err := migrate.Parse("demo.json", "demo", []byte(demoMigration))
-	if err != nil {
-		return err
-	}
-	m, err := migrate.Open(ctx, url, migrate.Options{Progress: newProgressPrinter(out).print})
-	if err != nil {
-		return err
-	}
-	defer m.Close(context.Background())
-
-	step("tandem start: the migration")
-	say("%s", demoMigration)
-	t0 := time.Now()
-	if err := m.Start(ctx, mig); err != nil {
-		return err
-	}
-	vs := migrate.VersionSchema("public", mig.Name)
-	say("started in %s; the new version reads and writes through schema %s", time.Since(t0).Round(time.Millisecond), vs)
-
-	oldConn, err := pgx.Connect(ctx, url) // the old version: search_path = public
-	if err != nil {
-		return err
-	}
-	defer oldConn.Close(context.Background())
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return err
-	}
-	migrate.PinConnConfig(cfg, vs)
-	newConn, err := pgx.ConnectConfig(ctx, cfg) // the new version
-	if err != nil {
-		return err
-	}
-	defer newConn.Close(context.Background())
-
-	step("Both versions work at once")
-	run := func(who string, c *pgx.Conn, sql string) error {
-		say("%s> %s", who, sql)
-		// The simple protocol returns every value as text, ready to print.
-		rows, err := c.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
-		if err != nil {
-			return fmt.Errorf("%s: %w", who, err)
+	if report != "" {
+		if err := rep.WriteJSON(report); err != nil {
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var cells []string
-			for i, v := range rows.RawValues() {
-				cells = append(cells, fmt.Sprintf("%s=%s", rows.FieldDescriptions()[i].Name, v))
-			}
-			say("    %s", strings.Join(cells, " "))
-		}
-		return rows.Err()
-	}
-	for _, s := range []struct{ who, sql string }{
-		{"v1", "INSERT INTO items (name, qty) VALUES ('written by v1', 8) RETURNING id, name, qty"},
-		{"v2", "INSERT INTO items (title, qty, price) VALUES ('written by v2', 3, 4.99) RETURNING id, title, qty, price"},
-		{"v1", "SELECT id, name, qty FROM items WHERE name LIKE 'written%' ORDER BY id"},
-		{"v2", "SELECT id, title, qty, price FROM items WHERE title LIKE 'written%' ORDER BY id"},
-	} {
-		c := oldConn
-		if s.who == "v2" {
-			c = newConn
-		}
-		if err := run(s.who, c, s.sql); err != nil {
+		if err := rep.WriteSVG(strings.TrimSuffix(report, ".json") + ".svg"); err != nil {
 			return err
 		}
 	}
-	say("v1 still sees 'name' and no price; v2 sees 'title' and a price computed for v1's row (8 * 1.25).")
-
-	step("tandem complete: the old version is gone")
-	oldConn.Close(ctx)
-	if err := m.Complete(ctx); err != nil {
-		return err
+	u := rep.Upgrade
+	say("\n== What happened (%s)", time.Since(began).Round(time.Second))
+	say("requests sent: %d; failed: %d", rep.Total, rep.Failed)
+	for _, v := range []string{"v1", "v2"} {
+		say("  answered by %s: %d", v, rep.ServedBy[v])
 	}
-	if err := run("v2", newConn, "SELECT id, title, qty, price FROM items ORDER BY id DESC LIMIT 2"); err != nil {
-		return err
+	say("latency p99: %.1f ms before the upgrade, %.1f ms during it", rep.SteadyP99MS, rep.RolloutP99MS)
+	say("worker tasks: %d queued, %d done, %d lost, %d done twice", rep.TasksQueued, rep.TasksDone, rep.TasksPending, rep.TasksDoubled)
+	if u != nil {
+		say("upgrade steps (seconds since the load started):")
+		for _, s := range u.Steps {
+			say("  %-16s at %5.1fs, took %5.1fs", s.Step, s.StartS, s.DurationS)
+		}
+		say("a v1 instance was last seen in the registry at %.2fs; contract began at %.2fs: %s",
+			u.LastOldSeenS, u.ContractAtS, map[bool]string{true: "after the last v1 instance was gone", false: "TOO EARLY"}[u.ContractAfterOldGone])
+		say("rows that existed before: %d, checksum %s", u.ChecksumBefore.Rows,
+			map[bool]string{true: "identical after the upgrade", false: "CHANGED"}[u.RowsIntact])
 	}
-	var def string
-	if err := conn.QueryRow(ctx, `SELECT string_agg(column_name || ' ' || data_type || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END, ', ' ORDER BY ordinal_position)
-		FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'items'`).Scan(&def); err != nil {
-		return err
+	if rep.Saturated != "" {
+		say("note: %s", rep.Saturated)
 	}
-	say("physical table now: items(%s)", def)
-	step("Done: the throwaway server is stopped and removed")
+	if ok, why := rep.Proven(); !ok {
+		say("\nNOT proven: %s", strings.Join(why, "; "))
+		return silentExit(exitFailure)
+	}
+	say("\nZero downtime: no request failed, no task was lost, and the old schema went only after the old version was gone.")
+	if report != "" {
+		say("report: %s", report)
+	}
 	return nil
 }

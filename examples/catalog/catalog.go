@@ -84,6 +84,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Roles are the values of Config.Role.
+var Roles = []string{"api", "content", "worker", "all"}
+
 // Item is one row of the catalog.
 type Item struct {
 	ID         int64  `json:"id"`
@@ -103,9 +106,6 @@ type service struct {
 
 // ReleaseHeader is the response header naming the release that answered.
 const ReleaseHeader = "X-Tandem-Release"
-
-// Roles are the values of Config.Role.
-var Roles = []string{"api", "content", "worker", "all"}
 
 // handler returns the routes of role (without probes, which lifecycle.Server adds); the
 // others answer 404.
@@ -372,7 +372,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s := &service{sql: q, pool: pool, maint: maint, log: log, id: registration.Instance().ID, release: release}
-	log = log.With("instance", s.id)
+	log = log.With("instance", s.id, "release", release, "role", role)
+	s.log = log
 
 	health := &lifecycle.Health{}
 	health.AddReadinessCheck("database", lifecycle.PingCheck(pool))

@@ -141,6 +141,50 @@ func (in *instance) item(id int64) Item {
 	return it
 }
 
+// underLoad runs fn while a client adds and reads items through in, and returns how
+// many items it added and the requests that failed.
+func (in *instance) underLoad(fn func() string) (added int, failed []string, result string) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			body := fmt.Sprintf(`{"name": "load %d", "price_cents": %d}`, n, n)
+			resp, err := http.Post(in.base+"/api/items", "application/json", strings.NewReader(body))
+			if err == nil {
+				var it Item
+				err = json.NewDecoder(resp.Body).Decode(&it)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != 201 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+				if err == nil {
+					added++
+					resp, err = http.Get(fmt.Sprint(in.base, "/api/items/", it.ID))
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							err = fmt.Errorf("read item %d: status %d", it.ID, resp.StatusCode)
+						}
+					}
+				}
+			}
+			if err != nil {
+				failed = append(failed, err.Error())
+			}
+		}
+	}()
+	result = fn()
+	close(stop)
+	<-done
+	return added, failed, result
+}
+
 func TestCatalog(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
@@ -308,7 +352,7 @@ func TestUpgradeAcrossReleases(t *testing.T) {
 	}
 
 	// v1, created by migrations and seeded through its version schema.
-	const seeded = 500
+	const seeded = 20000
 	vs1 := apply("v1", true)
 	p1 := pinned(vs1)
 	for range 2 { // idempotent
@@ -331,7 +375,21 @@ func TestUpgradeAcrossReleases(t *testing.T) {
 	addTasks(v1)
 
 	// v2 expands beside v1.
-	vs2 := apply("v2", false)
+	loadAdded := 0
+	underLoad := func(old *instance, fn func() string) string {
+		t.Helper()
+		added, failed, vs := old.underLoad(fn)
+		if failed != nil {
+			t.Errorf("requests to the running release failed during the migration: %v", failed)
+		}
+		if added == 0 {
+			t.Error("no request completed during the migration: the load did not overlap it")
+		}
+		t.Logf("%d items added through the running release while %s was started", added, vs)
+		loadAdded += added
+		return vs
+	}
+	vs2 := underLoad(v1, func() string { return apply("v2", false) })
 	if vs2 == vs1 {
 		t.Fatalf("v2's version schema is v1's: %s", vs2)
 	}
@@ -384,7 +442,7 @@ func TestUpgradeAcrossReleases(t *testing.T) {
 	addTasks(v2)
 
 	// v3 expands beside v2.
-	vs3 := apply("v3", false)
+	vs3 := underLoad(v2, func() string { return apply("v3", false) })
 	p3 := pinned(vs3)
 	v3 := start(t, Config{PostgresURL: url, VersionSchema: vs3, Release: "v3"})
 	w3 := start(t, Config{PostgresURL: url, VersionSchema: vs3, Release: "v3", Role: "worker"})
@@ -448,12 +506,16 @@ func TestUpgradeAcrossReleases(t *testing.T) {
 		t.Errorf("checks after v3: %s", got)
 	}
 
+	if got := scalar(base, `SELECT pg_get_indexdef('public.tasks_pending'::regclass)`); !strings.HasSuffix(got, "WHERE (done_at IS NULL)") {
+		t.Errorf("tasks_pending: %s", got)
+	}
+
 	// No row lost or changed, no task lost or done twice.
 	if got := checksum(p3); got != sum {
 		t.Errorf("the seeded rows changed: checksum %s, was %s", got, sum)
 	}
-	if n := scalar(p3, "SELECT count(*)::text FROM items"); n != fmt.Sprint(seeded+6) {
-		t.Errorf("%s items; want %d", n, seeded+6)
+	if n := scalar(p3, "SELECT count(*)::text FROM items"); n != fmt.Sprint(seeded+6+loadAdded) {
+		t.Errorf("%s items; want %d", n, seeded+6+loadAdded)
 	}
 	if got := scalar(base, "SELECT count(*) || ' ' || count(*) FILTER (WHERE attempts = 1 AND done_by IS NOT NULL) FROM tasks"); got != fmt.Sprintf("%d %d", tasks, tasks) {
 		t.Errorf("tasks (all, done once): %s; want %d of each", got, tasks)

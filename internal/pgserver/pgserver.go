@@ -293,3 +293,9 @@ func pgMajor(binDir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return n
 }
+
+// Installed reports whether PostgreSQL's server binaries are found (see Options.BinDir).
+func Installed() bool {
+	_, err := findBinDir("")
+	return err == nil
+}
