@@ -122,18 +122,6 @@ func TestMigrateDirectory(t *testing.T) {
 	}
 }
 
-func TestDemo(t *testing.T) {
-	var out bytes.Buffer
-	if err := runDemo(context.Background(), &out, 500); err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
-	}
-	for _, want := range []string{"title=written by v1 qty=8 price=10.00", "name=written by v2 qty=3", "price numeric not null"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
-		}
-	}
-}
-
 func TestVersionURL(t *testing.T) {
 	t.Setenv("PGHOST", "/var/run/postgresql")
 	t.Setenv("PGPORT", "5433")
