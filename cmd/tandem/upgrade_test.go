@@ -139,7 +139,6 @@ func (e *cliEnv) servedBy() string {
 	return ""
 }
 
-
 // TestUpgradeCLI installs v1, plans v3 (refused: outside its window) and v2 (possible),
 // and checks the exit codes of plan, apply --dry-run and a broken tandem.yaml.
 func TestUpgradeCLI(t *testing.T) {
