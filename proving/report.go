@@ -301,6 +301,18 @@ func (r *Report) WriteSVG(path string) error {
 	// Rollout window.
 	fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="%.1f" height="%.0f" fill="#fff3cd"/>`+"\n",
 		x(r.RolloutStart), top, max(1, x(r.RolloutEnd)-x(r.RolloutStart)), plotH)
+	// The upgrade's steps, as a strip of bands along the bottom of the plot.
+	if r.Upgrade != nil {
+		colors := []string{"#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1", "#d9d9d9"}
+		for i, st := range r.Upgrade.Steps {
+			x0, x1 := x(st.StartS), x(st.StartS+st.DurationS)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="%.1f" height="14" fill="%s"><title>%s: %.1fs</title></rect>`+"\n",
+				x0, top+plotH-14, max(1.5, x1-x0), colors[i%len(colors)], html.EscapeString(st.Step), st.DurationS)
+			if x1-x0 > 40 {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="9">%s</text>`+"\n", x0+2, top+plotH-4, html.EscapeString(st.Step))
+			}
+		}
+	}
 	// Axes and grid.
 	for v := minMS; v <= hi*1.0001; v *= 10 {
 		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, W-right, y(v), y(v))

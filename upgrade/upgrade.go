@@ -112,6 +112,9 @@ func Open(ctx context.Context, opts Options) (*Upgrader, error) {
 	return &Upgrader{opts: opts, pool: pool, st: store{state: opts.StateSchema}, log: opts.Logger}, nil
 }
 
+// Backend returns the backend the Upgrader drives, or nil.
+func (u *Upgrader) Backend() Backend { return u.opts.Backend }
+
 // Close closes the Upgrader's connections.
 func (u *Upgrader) Close() { u.pool.Close() }
 
@@ -345,6 +348,19 @@ func (u *Upgrader) Status(ctx context.Context, app string) (*StatusReport, error
 		return nil, err
 	}
 	rep := &StatusReport{Upgrade: rec, Steps: StepsOf(rec.Release)}
+	if rec.Active() && rec.Migration != "" {
+		// The engine's view: the migration in progress and its backfills' progress.
+		m, err := u.migrator(ctx, rec.Release)
+		if err != nil {
+			return nil, err
+		}
+		st, err := m.Status(ctx)
+		m.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		rep.Migration = st
+	}
 	if u.opts.Backend != nil {
 		for _, w := range rec.Release.RollOrder() {
 			ins, err := u.opts.Backend.Instances(ctx, u.target(rec, w))
@@ -362,6 +378,9 @@ type StatusReport struct {
 	Upgrade   *Record          `json:"upgrade"`
 	Steps     []string         `json:"steps"`
 	Workloads []WorkloadStatus `json:"workloads,omitempty"`
+	// Migration is the engine's status while the upgrade is in progress, with the
+	// backfills' rows, rate and ETA.
+	Migration *migrate.Status `json:"migration,omitempty"`
 }
 
 // WorkloadStatus is one workload's instances as the backend sees them.

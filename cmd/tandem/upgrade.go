@@ -177,6 +177,10 @@ func withUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, fn 
 		return err
 	}
 	defer u.Close()
+	// The router's last changes must reach it before this process exits.
+	if w, ok := u.Backend().(interface{ WaitRouter() }); ok {
+		defer w.WaitRouter()
+	}
 	return fn(u)
 }
 
@@ -333,6 +337,15 @@ func runUpgradeStatus(cmd *cobra.Command, f *upgradeFlags, args []string) error 
 			line += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
 		}
 		fmt.Fprintln(out, line)
+	}
+	if m := rep.Migration; m != nil {
+		for _, b := range m.Backfills {
+			fmt.Fprintf(out, "backfill %s.%s: %d of ~%d rows, %.0f rows/s", b.Table, b.Column, b.RowsDone, b.RowsTotal, b.Rate)
+			if b.ETA > 0 {
+				fmt.Fprintf(out, ", ETA %s", b.ETA.Round(time.Second))
+			}
+			fmt.Fprintln(out)
+		}
 	}
 	for _, w := range rep.Workloads {
 		fmt.Fprintf(out, "workload %s (%s): %d instance(s)\n", w.Name, w.Role, len(w.Instances))

@@ -189,10 +189,11 @@ func (b *Backend) RouterURL() string {
 func (b *Backend) statePath() string { return filepath.Join(b.opts.Dir, "local.json") }
 
 func (b *Backend) event(what string) {
-	b.log.Info(what)
 	if b.opts.OnEvent != nil {
 		b.opts.OnEvent(what)
+		return
 	}
+	b.log.Info(what)
 }
 
 // save writes local.json atomically. Call with b.mu held.
