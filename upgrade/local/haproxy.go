@@ -138,6 +138,11 @@ defaults
 	timeout queue 30s
 	retries 3
 	option redispatch 1
+	# A reload soft-stops the old process. Without this it closes its idle keep-alive
+	# connections at once, racing a client that sends its next request on one: a POST
+	# lost that way is not retried by clients. With it, the old process answers that
+	# request, with Connection: close.
+	option idle-close-on-response
 	http-reuse safe
 	balance roundrobin
 
