@@ -64,7 +64,9 @@ func newLoadGen(base string, rate int, streamShare, writeShare float64, streamDu
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        4096,
 		MaxIdleConnsPerHost: 4096,
-		IdleConnTimeout:     2 * time.Minute,
+		// Shorter than HAProxy's keep-alive timeout (2s): the client closes an idle
+		// connection before the server does, never sending on one being closed.
+		IdleConnTimeout: time.Second,
 		DisableCompression:  true,
 	}
 	return &loadGen{

@@ -239,8 +239,8 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		fmt.Fprintf(w, "answered by release: %s\n", strings.Join(parts, ", "))
 	}
-	fmt.Fprintf(w, "latency (API): p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 steady %.1f ms, during rollout %.1f ms\n",
-		r.P50MS, r.P99MS, r.MaxMS, r.SteadyP99MS, r.RolloutP99MS)
+	fmt.Fprintf(w, "latency (API): p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 steady %.1f ms, during rollout %.1f ms (%.2f×)\n",
+		r.P50MS, r.P99MS, r.MaxMS, r.SteadyP99MS, r.RolloutP99MS, r.LatencyRatio())
 	fmt.Fprintf(w, "streams: %d, %d failed, p99 %.0f ms; worker tasks: %d queued, %d done, %d pending, %d done twice\n",
 		r.Streams, r.StreamsFailed, r.StreamP99MS, r.TasksQueued, r.TasksDone, r.TasksPending, r.TasksDoubled)
 	fmt.Fprintf(w, "rollout: %.1fs to %.1fs\n", r.RolloutStart, r.RolloutEnd)

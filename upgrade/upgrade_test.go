@@ -154,7 +154,10 @@ func (e *env) alive() []string {
 func (e *env) served() string {
 	e.t.Helper()
 	e.be.WaitRouter()
-	resp, err := http.Get(e.be.RouterURL() + "/api/items/1")
+	// A new connection each time: an idle one may still be served by an HAProxy process
+	// a reload replaced, with the servers it had.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(e.be.RouterURL() + "/api/items/1")
 	if err != nil {
 		e.t.Fatal(err)
 	}

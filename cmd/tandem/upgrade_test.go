@@ -124,8 +124,9 @@ func (e *cliEnv) servedBy() string {
 	}
 	// The router follows instantly in the CLI's default, but a reload takes a moment.
 	var last string
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for range 50 {
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(st.RouterPort) + "/api/items?limit=1")
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(st.RouterPort) + "/api/items?limit=1")
 		if err == nil {
 			resp.Body.Close()
 			last = resp.Header.Get(catalog.ReleaseHeader)

@@ -107,9 +107,18 @@ type service struct {
 // ReleaseHeader is the response header naming the release that answered.
 const ReleaseHeader = "X-Tandem-Release"
 
-// handler returns the routes of role (without probes, which lifecycle.Server adds); the
-// others answer 404.
+// handler returns the routes of role (without probes, which lifecycle.Server adds),
+// each answer naming the release; the others answer 404.
 func (s *service) handler(role string) http.Handler {
+	mux := s.routes(role)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(ReleaseHeader, s.release)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// routes returns the routes of role.
+func (s *service) routes(role string) *http.ServeMux {
 	mux := http.NewServeMux()
 	if role == "api" || role == "all" {
 		mux.HandleFunc("GET /api/items/{id}", s.getItem)
@@ -122,10 +131,7 @@ func (s *service) handler(role string) http.Handler {
 		mux.HandleFunc("GET /content/{name}", s.content)
 		mux.Handle("GET /events", lifecycle.LongLivedHandler(http.HandlerFunc(s.events)))
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ReleaseHeader, s.release)
-		mux.ServeHTTP(w, r)
-	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -529,13 +529,13 @@ func TestRoles(t *testing.T) {
 		role  string
 		serve []string
 	}{
-		{"api", paths[:3]},
+		{"api", paths}, // the web tier: the API and the content
 		{"content", paths[3:]},
 		{"worker", nil},
 		{"all", paths},
 	}
 	for _, tc := range tests {
-		mux := s.handler(tc.role).(*http.ServeMux)
+		mux := s.routes(tc.role)
 		for _, p := range paths {
 			r, _ := http.NewRequest("GET", p, nil)
 			_, pattern := mux.Handler(r)
@@ -562,3 +562,4 @@ func TestMainRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+

@@ -134,7 +134,10 @@ defaults
 	timeout client 3m
 	timeout server 3m
 	timeout http-request 30s
-	timeout http-keep-alive 3m
+	# Idle client connections close after 2s: with idle-close-on-response below, an old
+	# process keeps serving them after a reload, with its old servers, for at most this
+	# long, which the instances' drain (router lag + 3s) covers.
+	timeout http-keep-alive 2s
 	timeout queue 30s
 	retries 3
 	option redispatch 1
