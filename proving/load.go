@@ -66,8 +66,8 @@ func newLoadGen(base string, rate int, streamShare, writeShare float64, streamDu
 		MaxIdleConnsPerHost: 4096,
 		// Shorter than HAProxy's keep-alive timeout (2s): the client closes an idle
 		// connection before the server does, never sending on one being closed.
-		IdleConnTimeout: time.Second,
-		DisableCompression:  true,
+		IdleConnTimeout:    time.Second,
+		DisableCompression: true,
 	}
 	return &loadGen{
 		base: base, rate: rate, streamShare: streamShare, writeShare: writeShare, streamMS: int(streamDur / time.Millisecond),

@@ -562,4 +562,3 @@ func TestMainRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
-
