@@ -129,6 +129,12 @@ func runDemo(ctx context.Context, out io.Writer, opts proving.Options, report st
 	u := rep.Upgrade
 	say("\n== What happened (%s)", time.Since(began).Round(time.Second))
 	say("requests sent: %d; failed: %d", rep.Total, rep.Failed)
+	for class, n := range rep.FailedByClass {
+		say("  failed (%s): %d", class, n)
+	}
+	for _, e := range rep.FirstErrors[:min(3, len(rep.FirstErrors))] {
+		say("  e.g. %s", e)
+	}
 	for _, v := range []string{"v1", "v2"} {
 		say("  answered by %s: %d", v, rep.ServedBy[v])
 	}

@@ -248,7 +248,7 @@ func TestUpgradeKill9(t *testing.T) {
 func TestDemo(t *testing.T) {
 	requireHAProxy(t)
 	var out bytes.Buffer
-	opts := proving.Options{Rate: 30, Duration: 10 * time.Second, RolloutAt: 3 * time.Second, RouterLag: time.Second,
+	opts := proving.Options{Instances: 2, Rate: 30, Duration: 10 * time.Second, RolloutAt: 3 * time.Second, RouterLag: time.Second,
 		Rows: 5000, Upgrade: "v2", Tandem: os.Args[0], InstanceEnv: []string{execEnv + "=1"},
 		PostgresURL: pgtest.NewDatabase(t)}
 	if err := runDemo(context.Background(), &out, opts, ""); err != nil {
