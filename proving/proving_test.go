@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-pg/tandem/internal/haproxytest"
 	"github.com/tandem-pg/tandem/internal/pgtest"
-	"github.com/tandem-pg/tandem/upgrade/local"
 )
 
 const instanceEnv = "TANDEM_PROVING_TEST_INSTANCE"
@@ -33,7 +33,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // TestProveCI is a CI-sized proving run: two instances, a low rate, a short router lag,
 // a rolling restart through a real HAProxy. With drain, no request may fail.
 func TestProveCI(t *testing.T) {
-	requireHAProxy(t)
+	haproxytest.Require(t)
 	tests := []struct {
 		name    string
 		mode    string
@@ -125,17 +125,6 @@ func TestProveCI(t *testing.T) {
 	}
 }
 
-// requireHAProxy skips the test where haproxy is missing; CI installs it.
-func requireHAProxy(t *testing.T) {
-	t.Helper()
-	if !local.HAProxyInstalled() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (CI must install it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
-}
-
 // dumpLogs logs the run's HAProxy and instance logs.
 func dumpLogs(t *testing.T, dir string) {
 	t.Helper()
@@ -156,7 +145,7 @@ func dumpLogs(t *testing.T, dir string) {
 // lost, no row may change, and contract must come after the last v1 instance left the
 // registry.
 func TestProveUpgradeCI(t *testing.T) {
-	requireHAProxy(t)
+	haproxytest.Require(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

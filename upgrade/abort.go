@@ -17,21 +17,11 @@ import (
 // it refuses with ErrContractBegun: the old version's schema is gone, so the way out is
 // forward (Resume). An abort interrupted by a crash is finished by Abort or Resume.
 func (u *Upgrader) Abort(ctx context.Context, app string) (*Record, error) {
-	if err := u.st.init(ctx, u.pool); err != nil {
-		return nil, err
-	}
-	unlock, err := u.lock(ctx, app)
+	unlock, rec, err := u.takeActive(ctx, app, "abort")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	rec, err := u.st.active(ctx, u.pool, app)
-	if err != nil {
-		return nil, err
-	}
-	if rec == nil {
-		return nil, fmt.Errorf("no upgrade of %s is in progress: nothing to abort", app)
-	}
 	if rec.Status == StatusRunning {
 		if i, c := stepIndex(rec.Release, rec.Step), stepIndex(rec.Release, StepContract); i >= c {
 			return rec, fmt.Errorf("%w: upgrade %d of %s to %s is at step %s, and the old version's schema may be gone; "+

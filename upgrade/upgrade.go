@@ -170,6 +170,27 @@ func holder() string {
 	return fmt.Sprintf("%s pid %d", host, os.Getpid())
 }
 
+// takeActive takes the app's upgrade lock and reads its upgrade in progress, for verb;
+// there must be one.
+func (u *Upgrader) takeActive(ctx context.Context, app, verb string) (unlock func(), rec *Record, err error) {
+	if err := u.st.init(ctx, u.pool); err != nil {
+		return nil, nil, err
+	}
+	unlock, err = u.lock(ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err = u.st.active(ctx, u.pool, app)
+	if err == nil && rec == nil {
+		err = fmt.Errorf("no upgrade of %s is in progress: nothing to %s", app, verb)
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return unlock, rec, nil
+}
+
 // Apply performs an upgrade to rel from its first step. It refuses, with a *PlanError,
 // when the plan says the upgrade cannot be done without downtime, and with ErrBusy
 // when another upgrade of the app runs. It returns the upgrade's record, also when a
@@ -217,21 +238,11 @@ func orNone(s string) string {
 // Resume continues the app's upgrade in progress from its recorded step (or its
 // abort, if an abort was under way).
 func (u *Upgrader) Resume(ctx context.Context, app string) (*Record, error) {
-	if err := u.st.init(ctx, u.pool); err != nil {
-		return nil, err
-	}
-	unlock, err := u.lock(ctx, app)
+	unlock, rec, err := u.takeActive(ctx, app, "resume")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	rec, err := u.st.active(ctx, u.pool, app)
-	if err != nil {
-		return nil, err
-	}
-	if rec == nil {
-		return nil, fmt.Errorf("no upgrade of %s is in progress: nothing to resume", app)
-	}
 	rec.Holder = holder()
 	u.event(ctx, rec, rec.Step, fmt.Sprintf("resumed at step %s by %s", rec.Step, rec.Holder), 0)
 	if rec.Status == StatusAborting {

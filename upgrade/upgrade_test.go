@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
+	"github.com/tandem-pg/tandem/internal/haproxytest"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/migrate"
@@ -44,12 +45,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	if !local.HAProxyInstalled() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (CI must install it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
+	haproxytest.Require(t)
 	e := &env{t: t, url: pgtest.NewDatabase(t), dir: t.TempDir()}
 	e.pool = pgtest.NewPool(t, e.url)
 	if err := os.CopyFS(filepath.Join(e.dir, "releases"), catalog.ReleaseFiles); err != nil {

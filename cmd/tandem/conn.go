@@ -70,12 +70,18 @@ type progressPrinter struct {
 }
 
 func newProgressPrinter(w io.Writer) *progressPrinter {
-	p := &progressPrinter{w: w}
-	if f, ok := w.(*os.File); ok {
-		st, err := f.Stat()
-		p.terminal = err == nil && st.Mode()&os.ModeCharDevice != 0
+	return &progressPrinter{w: w, terminal: isTerminal(w)}
+}
+
+// isTerminal reports whether w is a terminal, where progress lines are rewritten in
+// place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	return p
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progressPrinter) print(bp migrate.BackfillProgress) {

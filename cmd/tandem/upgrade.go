@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -406,12 +405,7 @@ type stepPrinter struct {
 }
 
 func newStepPrinter(w io.Writer) *stepPrinter {
-	p := &stepPrinter{w: w}
-	if f, ok := w.(*os.File); ok {
-		st, err := f.Stat()
-		p.terminal = err == nil && st.Mode()&os.ModeCharDevice != 0
-	}
-	return p
+	return &stepPrinter{w: w, terminal: isTerminal(w)}
 }
 
 func (p *stepPrinter) event(e upgrade.Event) {

@@ -15,22 +15,12 @@ import (
 	"time"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
+	"github.com/tandem-pg/tandem/internal/haproxytest"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/proving"
 	"github.com/tandem-pg/tandem/upgrade"
-	"github.com/tandem-pg/tandem/upgrade/local"
 )
-
-func requireHAProxy(t *testing.T) {
-	t.Helper()
-	if !local.HAProxyInstalled() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (CI must install it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
-}
 
 // cliEnv is the example's releases, small (one instance per workload, a short drain),
 // a database and a local backend directory, driven through the tandem CLI.
@@ -40,7 +30,7 @@ type cliEnv struct {
 }
 
 func newCLIEnv(t *testing.T) *cliEnv {
-	requireHAProxy(t)
+	haproxytest.Require(t)
 	e := &cliEnv{t: t, url: pgtest.NewDatabase(t), dir: t.TempDir()}
 	rel := filepath.Join(e.dir, "releases")
 	if err := os.CopyFS(rel, catalog.ReleaseFiles); err != nil {
@@ -246,7 +236,7 @@ func TestUpgradeKill9(t *testing.T) {
 // TestDemo runs the demo at a CI size: a real upgrade v1 -> v2 under load, through
 // HAProxy, with no failed request.
 func TestDemo(t *testing.T) {
-	requireHAProxy(t)
+	haproxytest.Require(t)
 	var out bytes.Buffer
 	opts := proving.Options{Instances: 2, Rate: 30, Duration: 10 * time.Second, RolloutAt: 3 * time.Second, RouterLag: time.Second,
 		Rows: 5000, Upgrade: "v2", Tandem: os.Args[0], InstanceEnv: []string{execEnv + "=1"},

@@ -167,9 +167,23 @@ backend be
 
 // start runs the first HAProxy process with eps.
 func (h *haproxy) start(ctx context.Context, eps []Endpoint) error {
+	return h.launch(ctx, eps, false)
+}
+
+// takeover starts a new process that takes the listener over from the adopted ones and
+// soft-stops them, then routes to eps. The runtime mode's server slots of the old
+// processes are not known here, so they start afresh.
+func (h *haproxy) takeover(ctx context.Context, eps []Endpoint) error {
+	return h.launch(ctx, eps, true)
+}
+
+// launch starts a process (taking over from the running ones or not), waits for its
+// runtime API, and routes to eps.
+func (h *haproxy) launch(ctx context.Context, eps []Endpoint, takeover bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.spawn(eps, false); err != nil {
+	h.slots, h.running = map[string]int{}, map[string]string{}
+	if err := h.spawn(eps, takeover); err != nil {
 		return err
 	}
 	if err := h.waitSocket(ctx); err != nil {
@@ -230,25 +244,6 @@ func (h *haproxy) waitSocket(ctx context.Context) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// takeover starts a new process that takes the listener over from the adopted ones and
-// soft-stops them, then routes to eps. The runtime mode's server slots of the old
-// processes are not known here, so they start afresh.
-func (h *haproxy) takeover(ctx context.Context, eps []Endpoint) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.slots, h.running = map[string]int{}, map[string]string{}
-	if err := h.spawn(eps, true); err != nil {
-		return err
-	}
-	if err := h.waitSocket(ctx); err != nil {
-		return err
-	}
-	if h.mode == RouterRuntime {
-		return h.applyRuntime(eps)
-	}
-	return nil
 }
 
 // apply makes HAProxy route to exactly eps.
