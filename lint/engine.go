@@ -28,6 +28,7 @@ type heldLock struct {
 
 // txState is an open transaction.
 type txState struct {
+	id                   int // unique in the run
 	explicit             bool
 	line                 int
 	localLock, localStmt *timeout
@@ -50,6 +51,8 @@ type engine struct {
 	sess    session
 	tx      *txState
 	once    map[string]bool // per-file "reported already" marks
+	groups  map[string]int  // grouped findings of the current file: rule and scope -> index
+	txSeq   int             // numbers the transactions of the run, for grouping
 	views   map[string]int  // views the current file creates: key -> statement index
 	stmtIdx int             // index of the current statement in the file
 }
@@ -100,6 +103,7 @@ func (e *engine) runFile(idx int, f *parsedFile) {
 	e.sess = session{}
 	e.tx = nil
 	e.once = map[string]bool{}
+	e.groups = map[string]int{}
 	e.views = map[string]int{}
 	for i, st := range f.stmts {
 		if v := st.node.GetViewStmt(); v != nil {
@@ -113,13 +117,19 @@ func (e *engine) runFile(idx int, f *parsedFile) {
 		mode = txNone
 	}
 	if mode == txFile && !hasExplicitTransaction(f) && len(f.stmts) > 0 {
-		e.tx = &txState{line: f.stmts[0].line}
+		e.tx = e.newTx(false, f.stmts[0].line)
 	}
 	for i, st := range f.stmts {
 		e.stmtIdx = i
 		e.result.Coverage.Statements++
 		e.runStatement(st)
 	}
+	e.closeGroups()
+}
+
+func (e *engine) newTx(explicit bool, line int) *txState {
+	e.txSeq++
+	return &txState{id: e.txSeq, explicit: explicit, line: line}
 }
 
 func (e *engine) runStatement(st *statement) {
@@ -133,7 +143,7 @@ func (e *engine) runStatement(st *statement) {
 		switch n.GetTransactionStmt().Kind {
 		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
 			if e.tx == nil {
-				e.tx = &txState{explicit: true, line: st.line}
+				e.tx = e.newTx(true, st.line)
 			}
 		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
 			pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:

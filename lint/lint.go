@@ -83,6 +83,13 @@ type Finding struct {
 	Fix string `json:"fix,omitempty"`
 	// Statement is the start of the offending statement.
 	Statement string `json:"statement"`
+	// Also lists the lines of later statements in the same file that the same cause
+	// affects (a missing lock_timeout, a lock held across the transaction). They are
+	// reported here once instead of once per statement.
+	Also []int `json:"also_lines,omitempty"`
+
+	// notes are the short descriptions of the Also statements, for the message.
+	notes []string
 }
 
 // Source is one migration file's name and content.
