@@ -15,6 +15,7 @@ type Catalog struct {
 	indexes   map[string]*index
 	functions map[string]volatility
 	enums     map[string]int // enum type name -> index of the file that created it
+	timeZone  tzState        // the database's TimeZone setting, when read from a live one
 }
 
 // NewCatalog returns an empty catalog.
@@ -46,6 +47,7 @@ func (c *Catalog) clone() *Catalog {
 	for k, v := range c.enums {
 		n.enums[k] = v
 	}
+	n.timeZone = c.timeZone
 	return n
 }
 

@@ -17,6 +17,32 @@ type timeout struct {
 // session is what persists across statements on the runner's connection within one file.
 type session struct {
 	lockTimeout, statementTimeout timeout
+	timeZone                      tzState
+}
+
+// tzState is what the linter knows of the session's TimeZone setting.
+type tzState int
+
+const (
+	tzUnknown tzState = iota // neither the file nor the live database says
+	tzUTC                    // a zone with a fixed offset of zero
+	tzOther
+)
+
+// utcZones are the TimeZone values with a fixed UTC offset of zero, lower-cased.
+var utcZones = map[string]bool{
+	"utc": true, "etc/utc": true, "gmt": true, "etc/gmt": true, "uct": true, "etc/uct": true,
+	"universal": true, "etc/universal": true, "zulu": true, "etc/zulu": true, "z": true,
+	"gmt0": true, "etc/gmt0": true, "gmt+0": true, "gmt-0": true, "etc/gmt+0": true,
+	"etc/gmt-0": true, "greenwich": true, "etc/greenwich": true, "+00": true, "+00:00": true, "0": true,
+}
+
+// classifyTimeZone classifies a TimeZone value.
+func classifyTimeZone(v string) tzState {
+	if utcZones[strings.ToLower(strings.TrimSpace(v))] {
+		return tzUTC
+	}
+	return tzOther
 }
 
 // heldLock is a lock that blocks application traffic, held until the transaction ends.
@@ -32,6 +58,7 @@ type txState struct {
 	explicit             bool
 	line                 int
 	localLock, localStmt *timeout
+	localTZ              *tzState
 	held                 []heldLock
 }
 
@@ -100,7 +127,7 @@ func (e *engine) runFile(idx int, f *parsedFile) {
 	if _, ok := e.fileOrder[f.name]; !ok {
 		e.fileOrder[f.name] = idx
 	}
-	e.sess = session{}
+	e.sess = session{timeZone: e.cat.timeZone}
 	e.tx = nil
 	e.once = map[string]bool{}
 	e.groups = map[string]int{}
@@ -186,6 +213,13 @@ func (e *engine) skip(st *statement, reason string) {
 // statements that only change settings.
 func (e *engine) applySettings(n *pg_query.Node) bool {
 	if vs := n.GetVariableSetStmt(); vs != nil {
+		if strings.EqualFold(vs.Name, "timezone") {
+			e.setTimeZone(vs)
+			return true
+		}
+		if vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL {
+			e.sess.timeZone = e.cat.timeZone
+		}
 		switch vs.Kind {
 		case pg_query.VariableSetKind_VAR_RESET_ALL:
 			e.setTimeout("lock_timeout", timeout{}, vs.IsLocal)
@@ -222,6 +256,43 @@ func (e *engine) applySettings(n *pg_query.Node) bool {
 		found = true
 	}
 	return found
+}
+
+// setTimeZone tracks SET [LOCAL] timezone / SET TIME ZONE.
+func (e *engine) setTimeZone(vs *pg_query.VariableSetStmt) {
+	tz := e.cat.timeZone // RESET and DEFAULT: the database's setting
+	if vs.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && len(vs.Args) > 0 {
+		c := vs.Args[0].GetAConst()
+		switch {
+		case c == nil:
+			tz = tzOther // an INTERVAL offset
+		case c.GetSval() != nil:
+			tz = classifyTimeZone(c.GetSval().Sval)
+		case c.GetIval() != nil:
+			tz = classifyTimeZone(strconv.Itoa(int(c.GetIval().Ival)))
+		case c.GetFval() != nil:
+			tz = classifyTimeZone(strings.TrimRight(strings.TrimRight(c.GetFval().Fval, "0"), "."))
+		default:
+			tz = tzOther
+		}
+	} else if vs.Kind == pg_query.VariableSetKind_VAR_SET_CURRENT {
+		tz = tzUnknown
+	}
+	if vs.IsLocal {
+		if e.tx != nil {
+			e.tx.localTZ = &tz
+		}
+		return
+	}
+	e.sess.timeZone = tz
+}
+
+// timeZoneUTC returns what is known of the TimeZone in effect.
+func (e *engine) timeZoneUTC() tzState {
+	if e.tx != nil && e.tx.localTZ != nil {
+		return *e.tx.localTZ
+	}
+	return e.sess.timeZone
 }
 
 func (e *engine) setTimeout(name string, t timeout, local bool) {

@@ -33,7 +33,8 @@ func (p *pass) typeChanges() []typeChange {
 		if cd == nil {
 			continue
 		}
-		tc := typeChange{cmd: cmd, col: cmd.Name, new: typeOf(cd.TypeName), newSQL: typeSQL(cd.TypeName), using: cd.RawDefault != nil}
+		tc := typeChange{cmd: cmd, col: cmd.Name, new: typeOf(cd.TypeName), newSQL: typeSQL(cd.TypeName),
+			using: cd.RawDefault != nil && !isColumnRef(cd.RawDefault, cmd.Name)}
 		if t := p.table(key); t != nil {
 			if c := t.columns[cmd.Name]; c != nil {
 				tc.old = c.typ
@@ -44,13 +45,54 @@ func (p *pass) typeChanges() []typeChange {
 	return out
 }
 
+// isColumnRef reports whether expr is just the column col itself (USING col), which
+// PostgreSQL treats like no USING clause.
+func isColumnRef(expr *pg_query.Node, col string) bool {
+	f := nameList(expr.GetColumnRef().GetFields())
+	return len(f) == 1 && f[0] == col
+}
+
+// isTimestampZoneChange reports whether tc is timestamp to timestamptz or back, which
+// PostgreSQL 12 and later do without a rewrite when the session's TimeZone is UTC.
+func (tc typeChange) isTimestampZoneChange() bool {
+	a, b := tc.old.name, tc.new.name
+	if tc.old.array || tc.new.array || !(a == "timestamp" && b == "timestamptz" || a == "timestamptz" && b == "timestamp") {
+		return false
+	}
+	// The precision must not shrink: that rounds every value.
+	return len(tc.new.mods) == 0 || len(tc.old.mods) == 1 && tc.new.mods[0] >= tc.old.mods[0]
+}
+
+// rewrites reports whether the type change rewrites the table: "yes", "no", or "unknown"
+// (the old type is unknown, or the outcome depends on a TimeZone the file does not set).
+// Every rule asks this one place, so that two findings never disagree.
+func (p *pass) rewrites(tc typeChange) string {
+	switch {
+	case tc.using:
+		return "yes"
+	case !tc.old.known():
+		return "unknown"
+	case binaryCoercible(tc.old, tc.new):
+		return "no"
+	case tc.isTimestampZoneChange() && p.pgVersion() >= 12:
+		switch p.e.timeZoneUTC() {
+		case tzUTC:
+			return "no"
+		case tzUnknown:
+			return "unknown"
+		}
+	}
+	return "yes"
+}
+
 func checkAlterColumnTypeRewrite(p *pass, r *Rule) {
 	key := p.alterKey()
 	if !p.existing(key) {
 		return
 	}
 	for _, tc := range p.typeChanges() {
-		if tc.old.known() && !tc.using && binaryCoercible(tc.old, tc.new) {
+		rw := p.rewrites(tc)
+		if rw == "no" {
 			continue
 		}
 		f := p.finding(key, lockAccessExclusive)
@@ -59,6 +101,15 @@ func checkAlterColumnTypeRewrite(p *pass, r *Rule) {
 		case tc.using:
 			f.Message = fmt.Sprintf("changing the type of %s with USING rewrites %s%s and rebuilds its indexes under an ACCESS EXCLUSIVE lock",
 				tc.col, displayName(key), p.sizeNote(key))
+		case tc.isTimestampZoneChange() && rw == "unknown":
+			f.Message = fmt.Sprintf("changing %s from %s to %s rewrites %s%s and rebuilds its indexes under an ACCESS EXCLUSIVE lock, unless the session's TimeZone is UTC (PostgreSQL 12 and later then keep the data as is); this file does not set it",
+				tc.col, tc.old, tc.newSQL, displayName(key), p.sizeNote(key))
+			f.Fix = recipe(
+				"-- in the same transaction, before the change: no rewrite then",
+				"SET LOCAL timezone = 'UTC';",
+				p.st.text+";")
+			p.report(r, f)
+			continue
 		case !tc.old.known():
 			f.Severity = SeverityWarning
 			f.Rewrite = false

@@ -43,7 +43,7 @@ func (p *pass) slowWork() string {
 		return ""
 	}
 	for _, tc := range p.typeChanges() {
-		if !tc.old.known() || tc.using || !binaryCoercible(tc.old, tc.new) {
+		if p.rewrites(tc) != "no" {
 			return "ALTER COLUMN TYPE may rewrite the table"
 		}
 	}
