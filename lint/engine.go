@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -202,7 +203,11 @@ func (e *engine) runStatement(st *statement) {
 			}
 		}
 	}
-	e.cat.apply(n, e.fileIdx)
+	at := ""
+	if cs := n.GetCreateStmt(); cs != nil && cs.IfNotExists {
+		at = fmt.Sprintf("%s:%d", e.file.name, st.line)
+	}
+	e.cat.apply(n, e.fileIdx, at)
 }
 
 func (e *engine) skip(st *statement, reason string) {

@@ -90,6 +90,8 @@ type Finding struct {
 
 	// notes are the short descriptions of the Also statements, for the message.
 	notes []string
+	// key is the catalog key of Table.
+	key string
 }
 
 // Source is one migration file's name and content.

@@ -19,6 +19,7 @@ func LoadCatalog(ctx context.Context, databaseURL string) (*Catalog, error) {
 	}
 	defer conn.Close(ctx)
 	c := NewCatalog()
+	c.live = true
 	for _, step := range []struct {
 		what string
 		load func(context.Context, *pgx.Conn, *Catalog) error

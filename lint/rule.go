@@ -99,7 +99,7 @@ func (p *pass) inTx() bool { return p.e.tx != nil }
 // it yet, so locking or rewriting it is harmless.
 func (p *pass) isNew(key string) bool {
 	t := p.e.cat.tables[key]
-	return t != nil && t.createdFile == p.e.fileIdx
+	return t != nil && t.createdFile == p.e.fileIdx && !t.maybeExisting
 }
 
 // table returns the catalog entry for key, or nil.
@@ -158,6 +158,7 @@ func (p *pass) finding(key string, m lockMode) Finding {
 	}
 	if key != "" {
 		f.Table = displayName(key)
+		f.key = key
 	}
 	if m != lockNone {
 		f.Lock = m.String()
@@ -172,6 +173,10 @@ func (p *pass) report(r *Rule, f Finding) {
 		return
 	}
 	f.Rule = r.ID
+	if t := p.e.cat.tables[f.key]; t != nil && t.maybeExisting {
+		f.Message += fmt.Sprintf(" (%s is created with IF NOT EXISTS at %s, but on an installation being upgraded it may exist already, with data; --database-url decides)",
+			displayName(f.key), t.createdAt)
+	}
 	// A rule may lower its severity for a finding it is unsure of (a warning instead of an
 	// error); it never raises it above the configured one.
 	sev := p.e.severity[r.ID]
