@@ -64,9 +64,9 @@ type table struct {
 	// so it is not treated as new.
 	maybeExisting bool
 	createdAt     string // file:line of the CREATE
-	rows         int64
-	bytes        int64 // -1 when unknown
-	sizeKnown    bool
+	rows          int64
+	bytes         int64 // -1 when unknown
+	sizeKnown     bool
 }
 
 func (t *table) clone() *table {
