@@ -36,7 +36,7 @@ func TestGroupedFindings(t *testing.T) {
 	}{
 		{
 			name: "missing lock_timeout once per file",
-			sql:  "ALTER TABLE a ADD COLUMN x int;\nALTER TABLE b ADD COLUMN x int;\nALTER TABLE c DROP COLUMN x;\nALTER TABLE a ADD COLUMN y int;",
+			sql:  "ALTER TABLE a ADD COLUMN x int;\nALTER TABLE b ADD COLUMN x int;\nDROP TRIGGER t ON c;\nALTER TABLE a ADD COLUMN y int;",
 			rule: "missing-lock-timeout",
 			want: [][]int{{1, 2, 3, 4}},
 		},
