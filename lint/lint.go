@@ -182,7 +182,7 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 	}
 	files := make([]*parsedFile, 0, len(sources))
 	for _, s := range sources {
-		pf, err := parseFile(s.Name, s.SQL)
+		pf, err := parseFile(s.Name, s.SQL, !opts.Config.NoForeignIgnores)
 		if err != nil {
 			return nil, err
 		}

@@ -44,7 +44,7 @@ func TestSafeRecipes(t *testing.T) {
 
 func TestPositionsAndStatements(t *testing.T) {
 	sql := "-- comment\n\n  /* block */ CREATE INDEX a ON t (x);\nCREATE INDEX b\n  ON t (y); CREATE INDEX c ON t (z)"
-	pf, err := parseFile("p.sql", sql)
+	pf, err := parseFile("p.sql", sql, true)
 	if err != nil {
 		t.Fatal(err)
 	}

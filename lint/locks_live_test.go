@@ -158,7 +158,7 @@ func TestStatementLocksMatchServer(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			pf, err := parseFile("m.sql", stmt)
+			pf, err := parseFile("m.sql", stmt, true)
 			if err != nil || len(pf.stmts) != 1 {
 				t.Fatalf("parse: %v", err)
 			}

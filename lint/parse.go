@@ -54,8 +54,9 @@ const (
 	ignoreFileDirective = "tandem-lint-ignore-file:"
 )
 
-// parseFile parses src and collects statements, comments and directives.
-func parseFile(name, src string) (*parsedFile, error) {
+// parseFile parses src and collects statements, comments and directives. foreign says
+// whether other tools' suppression comments count (see parseDirective).
+func parseFile(name, src string, foreign bool) (*parsedFile, error) {
 	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}}
 	pf.lineStarts = lineStarts(src)
 	comments := scanComments(src)
@@ -77,8 +78,8 @@ func parseFile(name, src string) (*parsedFile, error) {
 		case strings.HasPrefix(lower, "migrate:up") && strings.Contains(lower, "transaction:false"):
 			pf.mode, pf.modeReason = txNone, "-- migrate:up transaction:false"
 		}
-		if i := indexFold(body, ignoreFileDirective); i >= 0 {
-			for _, r := range splitRules(body[i+len(ignoreFileDirective):]) {
+		if d, ok := parseDirective(c.text, foreign); ok && d.file {
+			for _, r := range d.rules {
 				pf.fileIgnores[r] = true
 			}
 		}
@@ -102,7 +103,7 @@ func parseFile(name, src string) (*parsedFile, error) {
 		st.line, st.col = pf.position(start)
 		pf.stmts = append(pf.stmts, st)
 	}
-	pf.attachIgnores(comments)
+	pf.attachIgnores(comments, foreign)
 	return pf, nil
 }
 
@@ -126,16 +127,16 @@ func (pf *parsedFile) parseError(err error) error {
 	return fmt.Errorf("parse %s: %w", pf.name, pe)
 }
 
-// attachIgnores assigns each "tandem-lint-ignore:" comment to a statement: the statement
-// that ends on the same line before the comment, else the statement that contains or
-// follows the comment.
-func (pf *parsedFile) attachIgnores(comments []comment) {
+// attachIgnores assigns each statement-level suppression comment to a statement: the
+// statement that ends on the same line before the comment, else the statement that
+// contains or follows the comment.
+func (pf *parsedFile) attachIgnores(comments []comment, foreign bool) {
 	for _, c := range comments {
-		i := indexFold(c.text, ignoreDirective)
-		if i < 0 {
+		d, ok := parseDirective(c.text, foreign)
+		if !ok || d.file {
 			continue
 		}
-		rules := splitRules(c.text[i+len(ignoreDirective):])
+		rules := d.rules
 		target := pf.statementFor(c)
 		if target == nil {
 			continue

@@ -21,6 +21,8 @@ func newLintCmd() *cobra.Command {
 		configPath  string
 		databaseURL string
 		listRules   bool
+		jsonOut     bool
+		noForeign   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lint [paths...]",
@@ -40,6 +42,8 @@ transaction:false) or uses BEGIN/COMMIT itself.
 
 Ignore a finding with a comment on the statement:  -- tandem-lint-ignore: rule-id[, rule-id]
 or for the whole file:                          -- tandem-lint-ignore-file: rule-id
+squawk's (-- squawk-ignore, -- squawk-ignore-file) and atlas's (-- atlas:nolint) comments
+count too, their rule names mapped to ours, unless --no-foreign-ignores.
 
 Configuration (--config, else .tandem-lint.yaml or the "lint:" key of tandem.yaml in the
 current directory):
@@ -48,6 +52,7 @@ current directory):
   severity: {drop-not-null: error, statement-timeout: off}
   timeouts-set-by-runner: true   # the runner sets lock_timeout/statement_timeout
   transaction: file              # or none: the runner does not wrap files
+  no-foreign-ignores: true       # like --no-foreign-ignores
 
 Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unreadable or
 unparsable (with file:line:column).`,
@@ -65,12 +70,21 @@ unparsable (with file:line:column).`,
 			if listRules {
 				return printRules(cmd)
 			}
+			if jsonOut {
+				if cmd.Flags().Changed("format") && format != "json" {
+					return usageErr(fmt.Errorf("--json and --format %s contradict each other; give one", format))
+				}
+				format = "json"
+			}
 			if !slices.Contains(lint.Formats, format) {
 				return usageErr(fmt.Errorf("--format: %q is not one of %s", format, strings.Join(lint.Formats, ", ")))
 			}
 			cfg, err := loadLintConfig(configPath)
 			if err != nil {
 				return usageErr(err)
+			}
+			if noForeign {
+				cfg.NoForeignIgnores = true
 			}
 			opts := lint.Options{Config: cfg, PGVersion: cfg.PGVersion}
 			if cmd.Flags().Changed("pg-version") || opts.PGVersion == 0 {
@@ -112,6 +126,8 @@ unparsable (with file:line:column).`,
 	f.StringVar(&configPath, "config", "", "configuration file (default: .tandem-lint.yaml or tandem.yaml in the current directory)")
 	f.StringVar(&databaseURL, "database-url", "", "read the live catalog (column types, constraints, table sizes) from this database")
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
+	f.BoolVar(&jsonOut, "json", false, "same as --format json")
+	f.BoolVar(&noForeign, "no-foreign-ignores", false, "do not honour squawk's and atlas's suppression comments (-- squawk-ignore, -- atlas:nolint)")
 	return cmd
 }
 

@@ -65,6 +65,11 @@ func TestLintCommand(t *testing.T) {
 		{name: "pg version matters", stdin: "SET lock_timeout = '1s';\nSET statement_timeout = '1s';\nALTER TABLE users ADD COLUMN a boolean DEFAULT true;", args: []string{"--pg-version", "10", "-"}, wantCode: 1, want: []string{"[add-column-volatile-default]"}},
 		{name: "github format", args: []string{"--format", "github", risky}, wantCode: 1, want: []string{"::error file=", "title=tandem lint%3A index-not-concurrent::"}},
 		{name: "list rules", args: []string{"--list-rules"}, wantCode: 0, want: []string{"concurrent-index-invalid-risk", "enum-rename-value"}},
+		{name: "json alias", stdin: "TRUNCATE users;", args: []string{"--json", "-"}, wantCode: 1, want: []string{`"rule": "truncate"`}},
+		{name: "json alias with the same format", stdin: "TRUNCATE users;", args: []string{"--json", "--format", "json", "-"}, wantCode: 1, want: []string{`"rule": "truncate"`}},
+		{name: "json alias contradicts format", args: []string{"--json", "--format", "sarif", dir}, wantCode: 2, want: []string{"--json and --format sarif"}},
+		{name: "squawk-ignore honoured", stdin: "-- squawk-ignore-file\nTRUNCATE users;", args: []string{"-"}, wantCode: 0},
+		{name: "no-foreign-ignores", stdin: "-- squawk-ignore-file\nTRUNCATE users;", args: []string{"--no-foreign-ignores", "-"}, wantCode: 1, want: []string{"[truncate]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
