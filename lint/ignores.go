@@ -5,8 +5,8 @@ import "strings"
 // squawkRules maps squawk's rule names to ours, where the meaning is the same. A squawk
 // name not listed here has no counterpart and suppresses nothing.
 var squawkRules = map[string][]string{
-	"require-concurrent-index-creation":           {"index-not-concurrent"},
-	"require-concurrent-index-deletion":           {"index-not-concurrent"},
+	"require-concurrent-index-creation":            {"index-not-concurrent"},
+	"require-concurrent-index-deletion":            {"index-not-concurrent"},
 	"ban-concurrent-index-creation-in-transaction": {"concurrently-in-transaction"},
 	"adding-required-field":                        {"add-column-not-null-no-default"},
 	"adding-not-nullable-field":                    {"set-not-null-scan"},
