@@ -125,9 +125,6 @@ func hasExplicitTransaction(f *parsedFile) bool {
 
 func (e *engine) runFile(idx int, f *parsedFile) {
 	e.file, e.fileIdx = f, idx
-	if _, ok := e.fileOrder[f.name]; !ok {
-		e.fileOrder[f.name] = idx
-	}
 	e.sess = session{timeZone: e.cat.timeZone}
 	e.tx = nil
 	e.once = map[string]bool{}

@@ -173,6 +173,7 @@ func (p *pass) report(r *Rule, f Finding) {
 		return
 	}
 	f.Rule = r.ID
+	f.Fingerprint = fingerprint(r.ID, f.Table, p.st.text)
 	if t := p.e.cat.tables[f.key]; t != nil && t.maybeExisting {
 		f.Message += fmt.Sprintf(" (%s is created with IF NOT EXISTS at %s, but on an installation being upgraded it may exist already, with data; --database-url decides)",
 			displayName(f.key), t.createdAt)
