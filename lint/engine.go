@@ -109,47 +109,31 @@ func newEngine(opts Options) *engine {
 	return e
 }
 
-// hasExplicitTransaction reports whether the file controls its own transactions.
-func hasExplicitTransaction(f *parsedFile) bool {
-	for _, st := range f.stmts {
-		if ts := st.node.GetTransactionStmt(); ts != nil {
-			switch ts.Kind {
-			case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START,
-				pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (e *engine) runFile(idx int, f *parsedFile) {
+// runFile replays one file, parsing it as it goes. It returns the file's syntax error,
+// if any; the statements before it have been analysed.
+func (e *engine) runFile(idx int, f *parsedFile) error {
 	e.file, e.fileIdx = f, idx
 	e.sess = session{timeZone: e.cat.timeZone}
 	e.tx = nil
 	e.once = map[string]bool{}
 	e.groups = map[string]int{}
-	e.views = map[string]int{}
-	for i, st := range f.stmts {
-		if v := st.node.GetViewStmt(); v != nil {
-			if _, ok := e.views[relKey(v.View)]; !ok {
-				e.views[relKey(v.View)] = i
-			}
-		}
-	}
+	e.views = f.views
 	mode := f.mode
 	if e.cfg.Transaction == "none" && f.mode == txFile {
 		mode = txNone
 	}
-	if mode == txFile && !hasExplicitTransaction(f) && len(f.stmts) > 0 {
-		e.tx = e.newTx(false, f.stmts[0].line)
-	}
-	for i, st := range f.stmts {
-		e.stmtIdx = i
+	first := true
+	err := f.statements(func(st *statement) {
+		if first && mode == txFile && !f.explicitTx {
+			e.tx = e.newTx(false, st.line)
+		}
+		first = false
+		e.stmtIdx = st.seg
 		e.result.Coverage.Statements++
 		e.runStatement(st)
-	}
+	})
 	e.closeGroups()
+	return err
 }
 
 func (e *engine) newTx(explicit bool, line int) *txState {

@@ -199,17 +199,18 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 		}
 		e.result.Coverage.Files++
 		pf, err := parseFile(s.Name, s.SQL, !opts.Config.NoForeignIgnores)
+		if err == nil {
+			err = e.runFile(i, pf)
+		}
 		if err != nil {
 			parseErrs = append(parseErrs, err)
 			if pe, ok := AsParseError(err); ok {
 				e.result.Findings = append(e.result.Findings, Finding{
 					Rule: ParseErrorRule, Severity: SeverityError, File: pe.File, Line: pe.Line, Column: pe.Column,
-					Message: "PostgreSQL cannot parse this file (" + pe.Message + "); it is left out of the analysis, so later files are judged without its changes",
+					Message: "PostgreSQL cannot parse this statement (" + pe.Message + "); the rest of the file is not analysed, so later files are judged without its changes",
 				})
 			}
-			continue
 		}
-		e.runFile(i, pf)
 	}
 	res := e.result
 	sort.SliceStable(res.Findings, func(i, j int) bool {

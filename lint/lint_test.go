@@ -45,12 +45,8 @@ func TestSafeRecipes(t *testing.T) {
 
 func TestPositionsAndStatements(t *testing.T) {
 	sql := "-- comment\n\n  /* block */ CREATE INDEX a ON t (x);\nCREATE INDEX b\n  ON t (y); CREATE INDEX c ON t (z)"
-	pf, err := parseFile("p.sql", sql, true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got [][2]int
-	for _, st := range pf.stmts {
+	for _, st := range parseAll(t, sql) {
 		got = append(got, [2]int{st.line, st.col})
 	}
 	want := [][2]int{{3, 15}, {4, 1}, {5, 13}}

@@ -158,13 +158,13 @@ func TestStatementLocksMatchServer(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			pf, err := parseFile("m.sql", stmt, true)
-			if err != nil || len(pf.stmts) != 1 {
-				t.Fatalf("parse: %v", err)
+			stmts := parseAll(t, stmt)
+			if len(stmts) != 1 {
+				t.Fatalf("parsed %d statements", len(stmts))
 			}
 			e := newEngine(Options{Catalog: cat})
 			model := map[string]lockMode{}
-			for _, l := range e.statementLocks(pf.stmts[0].node) {
+			for _, l := range e.statementLocks(stmts[0].node) {
 				model[l.table] = l.mode
 			}
 			for tbl := range unionKeys(server, model) {
