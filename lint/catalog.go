@@ -105,6 +105,8 @@ type constraint struct {
 	name      string
 	kind      conKind
 	validated bool
+	// keys are the columns of a primary key.
+	keys []string
 	// notNullCols are the columns a CHECK constraint proves NOT NULL
 	// (CHECK (a IS NOT NULL AND b IS NOT NULL)).
 	notNullCols []string
@@ -293,6 +295,12 @@ func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []strin
 		name = defaultConstraintName(t.name, kind, append(append([]string{}, cols...), nameList(con.Keys)...), con)
 	}
 	cs := &constraint{name: name, kind: kind, validated: onCreate || !con.SkipValidation}
+	if kind == conPrimary {
+		cs.keys = nameList(con.Keys)
+		if len(cs.keys) == 0 {
+			cs.keys = cols
+		}
+	}
 	if kind == conCheck {
 		cs.notNullCols = notNullColumns(con.RawExpr)
 	}

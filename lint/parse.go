@@ -206,7 +206,7 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 				end = loc
 			}
 			start := skipSpaceAndComments(text, loc, end)
-			st := &statement{node: raw.Stmt, start: start, end: end, text: strings.TrimSpace(text[start:end])}
+			st := &statement{node: raw.Stmt, start: start, end: end, text: stripComments(strings.TrimSpace(text[start:end]))}
 			st.line, st.col = pf.position(start)
 			st.seg = sort.SearchInts(pf.ends, start)
 			st.ignores = pf.segIgnores[st.seg]

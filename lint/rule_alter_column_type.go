@@ -119,19 +119,34 @@ func checkAlterColumnTypeRewrite(p *pass, r *Rule) {
 			f.Message = fmt.Sprintf("changing %s from %s to %s is not binary-coercible: %s%s is rewritten and its indexes rebuilt under an ACCESS EXCLUSIVE lock",
 				tc.col, tc.old, tc.newSQL, displayName(key), p.sizeNote(key))
 		}
-		f.Fix = typeChangeRecipe(key, tc)
+		f.Fix = p.typeChangeRecipe(key, tc)
 		p.report(r, f)
 	}
 }
 
-func typeChangeRecipe(key string, tc typeChange) string {
+// typeChangeRecipe is the expand/contract alternative to an ALTER COLUMN ... TYPE that
+// rewrites: a new column of the declared type, backfilled in batches by the table's key,
+// NOT NULL again when the old column was, then swapped in.
+func (p *pass) typeChangeRecipe(key string, tc typeChange) string {
 	tbl, col, newCol := qname(key), ident(tc.col), ident(tc.col+"_new")
-	return recipe(
+	conv := col + "::" + tc.newSQL
+	if cd := tc.cmd.Def.GetColumnDef(); tc.using && cd != nil {
+		conv = deparseExpr(cd.RawDefault, conv)
+	}
+	steps := []string{
 		"-- expand: a new column next to the old one (instant)",
 		fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;", tbl, newCol, tc.newSQL),
-		"-- a trigger copies writes of the old version into the new column; backfill in batches:",
-		fmt.Sprintf("UPDATE %s SET %s = %s::%s WHERE id IN (SELECT id FROM %s WHERE %s IS NULL LIMIT 10000);", tbl, newCol, col, tc.newSQL, tbl, newCol),
-		"-- contract, once no instance of the old version runs:",
+		"-- a trigger copies writes of the old version into the new column; backfill in batches until none is left:",
+		p.batchUpdate(key, newCol+" = "+conv, newCol+" IS NULL AND "+col+" IS NOT NULL"),
+	}
+	if t := p.table(key); t != nil {
+		if c := t.columns[tc.col]; c != nil && c.notNull {
+			steps = append(steps, "-- "+tc.col+" is NOT NULL; so is the new column:")
+			steps = append(steps, setNotNullSteps(key, tc.col+"_new")...)
+		}
+	}
+	return recipe(append(steps,
+		"-- contract, once no instance of the old version runs (recreate its default and indexes on the new column first):",
 		fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s;", tbl, col),
-		fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s;", tbl, newCol, col))
+		fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s;", tbl, newCol, col))...)
 }

@@ -29,7 +29,7 @@ func checkColumnTypeSemanticChange(p *pass, r *Rule) {
 		if f.Rewrite {
 			f.Message += fmt.Sprintf("; the change also rewrites %s%s", displayName(key), p.sizeNote(key))
 		}
-		f.Fix = typeChangeRecipe(key, tc)
+		f.Fix = p.typeChangeRecipe(key, tc)
 		p.report(r, f)
 	}
 }
