@@ -16,8 +16,15 @@ import (
 // the statement's text with whitespace collapsed. Editing lines above a statement keeps
 // it; changing the statement does not.
 func fingerprint(rule, table, stmt string) string {
-	h := sha256.Sum256([]byte(rule + "\x00" + table + "\x00" + strings.Join(strings.Fields(stmt), " ")))
-	return hex.EncodeToString(h[:8])
+	h := sha256.New()
+	h.Write([]byte(rule + "\x00" + table + "\x00"))
+	for i, w := range strings.Fields(stmt) {
+		if i > 0 {
+			h.Write([]byte{' '})
+		}
+		h.Write([]byte(w))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // BaselineEntry is one accepted finding.

@@ -123,12 +123,12 @@ func (pf *parsedFile) scanSegments() {
 	for i := range pf.ends {
 		seg := pf.segment(i)
 		word := firstWord(seg)
-		switch word {
-		case "begin", "start", "commit", "end", "create":
-		default:
+		create := strings.EqualFold(word, "create")
+		if !create && !strings.EqualFold(word, "begin") && !strings.EqualFold(word, "start") &&
+			!strings.EqualFold(word, "commit") && !strings.EqualFold(word, "end") {
 			continue
 		}
-		if word == "create" && indexFold(seg[:min(len(seg), 200)], "view") < 0 {
+		if create && indexFold(seg[:min(len(seg), 200)], "view") < 0 {
 			continue
 		}
 		tree, err := pg_query.Parse(seg)
@@ -151,14 +151,14 @@ func (pf *parsedFile) scanSegments() {
 	}
 }
 
-// firstWord returns the first word of s, lower-cased, after whitespace and comments.
+// firstWord returns the first word of s after whitespace and comments.
 func firstWord(s string) string {
 	i := skipSpaceAndComments(s, 0, len(s))
 	j := i
 	for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
 		j++
 	}
-	return strings.ToLower(s[i:j])
+	return s[i:j]
 }
 
 // chunkSize is how much SQL statements parses at a time.
@@ -358,6 +358,7 @@ func blockCommentEnd(s string, i int) int {
 // scanSQL finds the comments and the top-level semicolons in s, skipping string
 // literals, quoted identifiers and dollar-quoted bodies.
 func scanSQL(s string) (out []comment, semis []int) {
+	semis = make([]int, 0, strings.Count(s, ";")+1) // an upper bound; +1 for the end of the text
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {

@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -82,13 +83,13 @@ type pass struct {
 	node  *pg_query.Node
 	locks []lockTake
 	// reported holds the rules that reported a finding on this statement so far.
-	reported map[string]bool
+	reported []string
 }
 
 // buildsIndexBlocking reports whether index-not-concurrent reported this statement. Its
 // fix (CONCURRENTLY, outside the transaction) also removes the blocking lock, so the
 // timeout and held-lock rules leave the statement to it: one finding per cause.
-func (p *pass) buildsIndexBlocking() bool { return p.reported["index-not-concurrent"] }
+func (p *pass) buildsIndexBlocking() bool { return slices.Contains(p.reported, "index-not-concurrent") }
 
 func (p *pass) pgVersion() int { return p.e.opts.PGVersion }
 
@@ -186,10 +187,7 @@ func (p *pass) report(r *Rule, f Finding) {
 	}
 	f.Severity = sev
 	p.e.result.Findings = append(p.e.result.Findings, f)
-	if p.reported == nil {
-		p.reported = map[string]bool{}
-	}
-	p.reported[r.ID] = true
+	p.reported = append(p.reported, r.ID)
 }
 
 // reportGrouped reports f for rule r once per scope (for example once per file, or once
