@@ -32,6 +32,9 @@ func WriteText(w io.Writer, res *Result) error {
 	for _, f := range res.Findings {
 		ew.printf("%s:%d:%d: %s: %s [%s]\n", f.File, f.Line, f.Column, f.Severity, f.Message, f.Rule)
 		ew.printf("    statement: %s\n", f.Statement)
+		if f.Context != "" {
+			ew.printf("    context: %s\n", f.Context)
+		}
 		ew.printf("    %s\n", facts(f))
 		if f.Fix != "" {
 			ew.printf("    safe recipe:\n")

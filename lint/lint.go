@@ -83,6 +83,9 @@ type Finding struct {
 	Fix string `json:"fix,omitempty"`
 	// Statement is the start of the offending statement.
 	Statement string `json:"statement"`
+	// Context is the comment right before the statement, such as the operation Django's
+	// sqlmigrate names ("Add field bio to profile"), when there is one.
+	Context string `json:"context,omitempty"`
 	// Also lists the lines of later statements in the same file that the same cause
 	// affects (a missing lock_timeout, a lock held across the transaction). They are
 	// reported here once instead of once per statement.

@@ -3,6 +3,7 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -30,6 +31,7 @@ type statement struct {
 	line    int
 	col     int
 	seg     int             // index of the top-level segment that holds it, see parsedFile.ends
+	context string          // the comment right before it, e.g. Django's "-- Add field x to y"
 	ignores map[string]bool // rules ignored by an inline comment ("all" for every rule)
 }
 
@@ -151,6 +153,27 @@ func (pf *parsedFile) scanSegments() {
 	}
 }
 
+// leadingComment returns the text of the line comments that end right before a statement
+// (the last block of them, without the dashes and blank lines), or "".
+func leadingComment(s string) string {
+	if !strings.Contains(s, "--") {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(s, " \t\r\n"), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if !strings.HasPrefix(l, "--") {
+			break
+		}
+		if l = strings.TrimSpace(strings.TrimLeft(l, "-")); l != "" {
+			out = append(out, l)
+		}
+	}
+	slices.Reverse(out)
+	return strings.Join(out, " ")
+}
+
 // firstWord returns the first word of s after whitespace and comments.
 func firstWord(s string) string {
 	i := skipSpaceAndComments(s, 0, len(s))
@@ -209,6 +232,7 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 			st := &statement{node: raw.Stmt, start: start, end: end, text: stripComments(strings.TrimSpace(text[start:end]))}
 			st.line, st.col = pf.position(start)
 			st.seg = sort.SearchInts(pf.ends, start)
+			st.context = leadingComment(text[loc:start])
 			st.ignores = pf.segIgnores[st.seg]
 			fn(st)
 		}

@@ -156,6 +156,7 @@ func (p *pass) finding(key string, m lockMode) Finding {
 		Line:      p.st.line,
 		Column:    p.st.col,
 		Statement: snippet(p.st.text),
+		Context:   snippet(p.st.context),
 	}
 	if key != "" {
 		f.Table = displayName(key)

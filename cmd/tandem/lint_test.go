@@ -253,3 +253,28 @@ func TestLintParseErrorJSON(t *testing.T) {
 		t.Errorf("findings %+v, want syntax-error and truncate", doc.Findings)
 	}
 }
+
+// TestLintDjangoSqlmigrate lints the output of Django's sqlmigrate, one file per pending
+// migration as docs/lint-rules.md shows: BEGIN/COMMIT and the "-- Add field" comments that
+// name each operation come through as the findings' context.
+func TestLintDjangoSqlmigrate(t *testing.T) {
+	dir := t.TempDir()
+	writeLintFile(t, dir, "0001_accounts_0007_profile_bio.sql", "BEGIN;\n--\n-- Add field bio to profile\n--\n"+
+		"ALTER TABLE \"accounts_profile\" ADD COLUMN \"bio\" text DEFAULT '' NOT NULL;\n"+
+		"ALTER TABLE \"accounts_profile\" ALTER COLUMN \"bio\" DROP DEFAULT;\nCOMMIT;\n")
+	writeLintFile(t, dir, "0002_accounts_0008_profile_email_idx.sql", "BEGIN;\n--\n-- Alter field email on profile\n--\n"+
+		"CREATE INDEX \"accounts_profile_email_b0fb0137\" ON \"accounts_profile\" (\"email\");\nCOMMIT;\n")
+	code, out := lintCLI(t, "", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, w := range []string{
+		"0002_accounts_0008_profile_email_idx.sql:5:1: error: CREATE INDEX without CONCURRENTLY",
+		"context: Alter field email on profile",
+		"context: Add field bio to profile",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
