@@ -119,38 +119,101 @@ func (pf *parsedFile) segment(i int) string {
 }
 
 // scanSegments finds, without parsing the whole file, what the engine must know before
-// the first statement runs: whether the file uses BEGIN/COMMIT itself, and the views it
-// creates. Only the few segments that start with those keywords are parsed.
+// the first statement runs: whether the file uses BEGIN/COMMIT itself (told by the first
+// word of a segment), and the views it creates (only CREATE VIEW segments are parsed).
 func (pf *parsedFile) scanSegments() {
 	for i := range pf.ends {
 		seg := pf.segment(i)
-		word := firstWord(seg)
-		create := strings.EqualFold(word, "create")
-		if !create && !strings.EqualFold(word, "begin") && !strings.EqualFold(word, "start") &&
-			!strings.EqualFold(word, "commit") && !strings.EqualFold(word, "end") {
+		words := leadingWords(seg, 5)
+		if len(words) == 0 {
 			continue
 		}
-		if create && indexFold(seg[:min(len(seg), 200)], "view") < 0 {
+		switch strings.ToLower(words[0]) {
+		case "begin", "commit", "end":
+			pf.explicitTx = true
 			continue
-		}
-		tree, err := pg_query.Parse(seg)
-		if err != nil || len(tree.Stmts) != 1 {
-			continue // the full parse reports it
-		}
-		n := tree.Stmts[0].Stmt
-		if ts := n.GetTransactionStmt(); ts != nil {
-			switch ts.Kind {
-			case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START,
-				pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
+		case "start":
+			if len(words) > 1 && strings.EqualFold(words[1], "transaction") {
 				pf.explicitTx = true
 			}
+			continue
+		case "create":
+		default:
+			continue
 		}
-		if v := n.GetViewStmt(); v != nil {
-			if _, ok := pf.views[relKey(v.View)]; !ok {
-				pf.views[relKey(v.View)] = i
+		isView := false
+		for _, w := range words[1:] {
+			switch strings.ToLower(w) {
+			case "or", "replace", "temp", "temporary", "recursive":
+				continue
+			case "view":
+				isView = true
+			}
+			break
+		}
+		if !isView {
+			continue
+		}
+		off := indexFold(seg, "view") + len("view")
+		if key, ok := readQualifiedName(seg, skipSpaceAndComments(seg, off, len(seg))); ok {
+			if _, seen := pf.views[key]; !seen {
+				pf.views[key] = i
 			}
 		}
 	}
+}
+
+// readQualifiedName reads a relation name ([schema.]name, each part plain or
+// double-quoted) at offset i of s and returns its catalog key. Plain names are folded to
+// lower case, as PostgreSQL does.
+func readQualifiedName(s string, i int) (string, bool) {
+	var parts []string
+	for {
+		if i >= len(s) {
+			return "", false
+		}
+		if s[i] == '"' {
+			end := quotedEnd(s, i, '"', false)
+			if end > len(s) || end-i < 2 {
+				return "", false
+			}
+			parts = append(parts, strings.ReplaceAll(s[i+1:end-1], `""`, `"`))
+			i = end
+		} else {
+			j := i
+			for j < len(s) && (isIdentByte(s[j]) || s[j] == '$') {
+				j++
+			}
+			if j == i {
+				return "", false
+			}
+			parts = append(parts, strings.ToLower(s[i:j]))
+			i = j
+		}
+		if i >= len(s) || s[i] != '.' {
+			break
+		}
+		i++
+	}
+	return qualifiedKey(parts), len(parts) > 0 && len(parts) <= 3
+}
+
+// leadingWords returns up to n words at the start of s, after whitespace and comments.
+func leadingWords(s string, n int) []string {
+	var out []string
+	i := skipSpaceAndComments(s, 0, len(s))
+	for len(out) < n && i < len(s) {
+		j := i
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
+			j++
+		}
+		if j == i {
+			break
+		}
+		out = append(out, s[i:j])
+		i = skipSpaceAndComments(s, j, len(s))
+	}
+	return out
 }
 
 // leadingComment returns the text of the line comments that end right before a statement
@@ -172,16 +235,6 @@ func leadingComment(s string) string {
 	}
 	slices.Reverse(out)
 	return strings.Join(out, " ")
-}
-
-// firstWord returns the first word of s after whitespace and comments.
-func firstWord(s string) string {
-	i := skipSpaceAndComments(s, 0, len(s))
-	j := i
-	for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
-		j++
-	}
-	return s[i:j]
 }
 
 // chunkSize is how much SQL statements parses at a time.

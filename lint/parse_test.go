@@ -62,3 +62,28 @@ func TestChunkedParseErrorPosition(t *testing.T) {
 		t.Errorf("%d statements analysed before the error, want %d", res.Coverage.Statements, n)
 	}
 }
+
+// TestViewsFoundBeforeTheParse: the views a file creates are known before its statements
+// run, with the same key the parser gives.
+func TestViewsFoundBeforeTheParse(t *testing.T) {
+	for _, sql := range []string{
+		"CREATE VIEW users AS SELECT 1",
+		"create or replace view Users as select 1",
+		"CREATE TEMP RECURSIVE VIEW public.users (n) AS VALUES (1) UNION ALL SELECT n FROM users",
+		`CREATE VIEW "public"."users" AS SELECT 1`,
+		`CREATE /* c */ VIEW -- x
+		users AS SELECT 1`,
+	} {
+		pf, err := parseFile("v.sql", sql, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := pf.views["public.users"]; !ok || len(pf.views) != 1 {
+			t.Errorf("%s: views = %v, want public.users", sql, pf.views)
+		}
+	}
+	pf, _ := parseFile("v.sql", `CREATE VIEW "Users" AS SELECT 1; CREATE MATERIALIZED VIEW m AS SELECT 1`, true)
+	if _, ok := pf.views["public.Users"]; !ok || len(pf.views) != 1 {
+		t.Errorf("views = %v, want only public.Users", pf.views)
+	}
+}
