@@ -1,8 +1,15 @@
 package lint
 
 import (
+	"bufio"
+	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -47,4 +54,55 @@ func BenchmarkLintStatements(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(stmts*b.N)/b.Elapsed().Seconds(), "stmts/s")
+}
+
+var rssMB = flag.Int("lint.rss", 0, "TestPeakRSS: lint a generated file of this many MB of INSERTs in a child process and check its peak RSS")
+
+// TestPeakRSS generates a large file of INSERTs, lints it in a child process (this test
+// binary, re-run) and checks that the child's peak resident set stays under 10 times the
+// file's size: statements are parsed and analysed a chunk at a time. It runs only with
+// -lint.rss N (N MB); the default test run skips it.
+func TestPeakRSS(t *testing.T) {
+	if path := os.Getenv("TANDEM_LINT_RSS_FILE"); path != "" {
+		srcs, err := LoadSources([]string{path}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Lint(srcs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("child: %d statements\n", res.Coverage.Statements)
+		return
+	}
+	if *rssMB <= 0 {
+		t.Skip("run with -lint.rss 50 to measure the peak RSS on a 50 MB file")
+	}
+	path := filepath.Join(t.TempDir(), "big.sql")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "CREATE TABLE events (id bigint PRIMARY KEY, kind text, payload jsonb, created_at timestamptz);")
+	size := 0
+	for i := 0; size < *rssMB<<20; i++ {
+		n, _ := fmt.Fprintf(w, "INSERT INTO events (id, kind, payload, created_at) VALUES (%d, 'kind_%d', '{\"a\": %d, \"b\": \"some text\"}', '2024-01-01 00:00:00+00');\n", i, i%17, i)
+		size += n
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSS$")
+	cmd.Env = append(os.Environ(), "TANDEM_LINT_RSS_FILE="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KiB on Linux
+	ratio := float64(peak) / float64(size)
+	t.Logf("input %.1f MB, peak RSS %.1f MB: %.2f× the input (%s)", float64(size)/1e6, float64(peak)/1e6, ratio, strings.TrimSpace(string(out)))
+	if ratio > 10 {
+		t.Errorf("peak RSS is %.2f× the input, want under 10×", ratio)
+	}
 }

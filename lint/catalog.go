@@ -15,6 +15,8 @@ type Catalog struct {
 	indexes   map[string]*index
 	functions map[string]volatility
 	enums     map[string]int // enum type name -> index of the file that created it
+	timeZone  tzState        // the database's TimeZone setting, when read from a live one
+	live      bool           // read from a live database: a table it lacks does not exist
 }
 
 // NewCatalog returns an empty catalog.
@@ -46,6 +48,7 @@ func (c *Catalog) clone() *Catalog {
 	for k, v := range c.enums {
 		n.enums[k] = v
 	}
+	n.timeZone, n.live = c.timeZone, c.live
 	return n
 }
 
@@ -56,9 +59,14 @@ type table struct {
 	columns      map[string]*column
 	constraints  map[string]*constraint
 	createdFile  int // index of the file that created it; -1 when it existed before the run
-	rows         int64
-	bytes        int64 // -1 when unknown
-	sizeKnown    bool
+	// maybeExisting marks a table created with IF NOT EXISTS that the linter had not seen and
+	// no live catalog could rule out: on an installation being upgraded it usually exists,
+	// so it is not treated as new.
+	maybeExisting bool
+	createdAt     string // file:line of the CREATE
+	rows          int64
+	bytes         int64 // -1 when unknown
+	sizeKnown     bool
 }
 
 func (t *table) clone() *table {
@@ -97,6 +105,8 @@ type constraint struct {
 	name      string
 	kind      conKind
 	validated bool
+	// keys are the columns of a primary key.
+	keys []string
 	// notNullCols are the columns a CHECK constraint proves NOT NULL
 	// (CHECK (a IS NOT NULL AND b IS NOT NULL)).
 	notNullCols []string
@@ -143,11 +153,12 @@ func nameList(nodes []*pg_query.Node) []string {
 	return out
 }
 
-// apply replays one statement into the catalog. fileIdx identifies the current file.
-func (c *Catalog) apply(node *pg_query.Node, fileIdx int) {
+// apply replays one statement into the catalog. fileIdx identifies the current file, at
+// is the statement's file:line.
+func (c *Catalog) apply(node *pg_query.Node, fileIdx int, at string) {
 	switch {
 	case node.GetCreateStmt() != nil:
-		c.applyCreate(node.GetCreateStmt(), fileIdx)
+		c.applyCreate(node.GetCreateStmt(), fileIdx, at)
 	case node.GetCreateTableAsStmt() != nil:
 		s := node.GetCreateTableAsStmt()
 		if s.Into != nil && s.Into.Rel != nil {
@@ -202,12 +213,13 @@ func newTable(rv *pg_query.RangeVar, kind string, fileIdx int) *table {
 	}
 }
 
-func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int) {
+func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int, at string) {
 	k := relKey(s.Relation)
 	if _, ok := c.tables[k]; ok && s.IfNotExists {
 		return
 	}
 	t := newTable(s.Relation, "table", fileIdx)
+	t.maybeExisting, t.createdAt = s.IfNotExists && !c.live, at
 	t.partitioned = s.Partspec != nil
 	c.tables[k] = t
 	// PARTITION OF and INHERITS copy the parent's columns.
@@ -283,6 +295,12 @@ func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []strin
 		name = defaultConstraintName(t.name, kind, append(append([]string{}, cols...), nameList(con.Keys)...), con)
 	}
 	cs := &constraint{name: name, kind: kind, validated: onCreate || !con.SkipValidation}
+	if kind == conPrimary {
+		cs.keys = nameList(con.Keys)
+		if len(cs.keys) == 0 {
+			cs.keys = cols
+		}
+	}
 	if kind == conCheck {
 		cs.notNullCols = notNullColumns(con.RawExpr)
 	}

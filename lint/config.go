@@ -28,6 +28,10 @@ type Config struct {
 	// Transaction is how the runner executes a file without a directive: "file" (one
 	// transaction per file, the default) or "none" (statement by statement).
 	Transaction string `yaml:"transaction" json:"transaction,omitempty"`
+	// NoForeignIgnores turns off squawk's and atlas's suppression comments
+	// (-- squawk-ignore, -- atlas:nolint), which are otherwise honoured with their rule
+	// names mapped to ours.
+	NoForeignIgnores bool `yaml:"no-foreign-ignores" json:"no_foreign_ignores,omitempty"`
 }
 
 // ConfigFileNames are the names FindConfig looks for, in order.

@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -17,6 +18,32 @@ type timeout struct {
 // session is what persists across statements on the runner's connection within one file.
 type session struct {
 	lockTimeout, statementTimeout timeout
+	timeZone                      tzState
+}
+
+// tzState is what the linter knows of the session's TimeZone setting.
+type tzState int
+
+const (
+	tzUnknown tzState = iota // neither the file nor the live database says
+	tzUTC                    // a zone with a fixed offset of zero
+	tzOther
+)
+
+// utcZones are the TimeZone values with a fixed UTC offset of zero, lower-cased.
+var utcZones = map[string]bool{
+	"utc": true, "etc/utc": true, "gmt": true, "etc/gmt": true, "uct": true, "etc/uct": true,
+	"universal": true, "etc/universal": true, "zulu": true, "etc/zulu": true, "z": true,
+	"gmt0": true, "etc/gmt0": true, "gmt+0": true, "gmt-0": true, "etc/gmt+0": true,
+	"etc/gmt-0": true, "greenwich": true, "etc/greenwich": true, "+00": true, "+00:00": true, "0": true,
+}
+
+// classifyTimeZone classifies a TimeZone value.
+func classifyTimeZone(v string) tzState {
+	if utcZones[strings.ToLower(strings.TrimSpace(v))] {
+		return tzUTC
+	}
+	return tzOther
 }
 
 // heldLock is a lock that blocks application traffic, held until the transaction ends.
@@ -28,9 +55,11 @@ type heldLock struct {
 
 // txState is an open transaction.
 type txState struct {
+	id                   int // unique in the run
 	explicit             bool
 	line                 int
 	localLock, localStmt *timeout
+	localTZ              *tzState
 	held                 []heldLock
 }
 
@@ -50,6 +79,8 @@ type engine struct {
 	sess    session
 	tx      *txState
 	once    map[string]bool // per-file "reported already" marks
+	groups  map[string]int  // grouped findings of the current file: rule and scope -> index
+	txSeq   int             // numbers the transactions of the run, for grouping
 	views   map[string]int  // views the current file creates: key -> statement index
 	stmtIdx int             // index of the current statement in the file
 }
@@ -78,48 +109,36 @@ func newEngine(opts Options) *engine {
 	return e
 }
 
-// hasExplicitTransaction reports whether the file controls its own transactions.
-func hasExplicitTransaction(f *parsedFile) bool {
-	for _, st := range f.stmts {
-		if ts := st.node.GetTransactionStmt(); ts != nil {
-			switch ts.Kind {
-			case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START,
-				pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (e *engine) runFile(idx int, f *parsedFile) {
+// runFile replays one file, parsing it as it goes. It returns the file's syntax error,
+// if any; the statements before it have been analysed.
+func (e *engine) runFile(idx int, f *parsedFile) error {
 	e.file, e.fileIdx = f, idx
-	if _, ok := e.fileOrder[f.name]; !ok {
-		e.fileOrder[f.name] = idx
-	}
-	e.sess = session{}
+	e.sess = session{timeZone: e.cat.timeZone}
 	e.tx = nil
 	e.once = map[string]bool{}
-	e.views = map[string]int{}
-	for i, st := range f.stmts {
-		if v := st.node.GetViewStmt(); v != nil {
-			if _, ok := e.views[relKey(v.View)]; !ok {
-				e.views[relKey(v.View)] = i
-			}
-		}
-	}
+	e.groups = map[string]int{}
+	e.views = f.views
 	mode := f.mode
 	if e.cfg.Transaction == "none" && f.mode == txFile {
 		mode = txNone
 	}
-	if mode == txFile && !hasExplicitTransaction(f) && len(f.stmts) > 0 {
-		e.tx = &txState{line: f.stmts[0].line}
-	}
-	for i, st := range f.stmts {
-		e.stmtIdx = i
+	first := true
+	err := f.statements(func(st *statement) {
+		if first && mode == txFile && !f.explicitTx {
+			e.tx = e.newTx(false, st.line)
+		}
+		first = false
+		e.stmtIdx = st.seg
 		e.result.Coverage.Statements++
 		e.runStatement(st)
-	}
+	})
+	e.closeGroups()
+	return err
+}
+
+func (e *engine) newTx(explicit bool, line int) *txState {
+	e.txSeq++
+	return &txState{id: e.txSeq, explicit: explicit, line: line}
 }
 
 func (e *engine) runStatement(st *statement) {
@@ -133,7 +152,7 @@ func (e *engine) runStatement(st *statement) {
 		switch n.GetTransactionStmt().Kind {
 		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
 			if e.tx == nil {
-				e.tx = &txState{explicit: true, line: st.line}
+				e.tx = e.newTx(true, st.line)
 			}
 		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
 			pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
@@ -165,7 +184,11 @@ func (e *engine) runStatement(st *statement) {
 			}
 		}
 	}
-	e.cat.apply(n, e.fileIdx)
+	at := ""
+	if cs := n.GetCreateStmt(); cs != nil && cs.IfNotExists {
+		at = fmt.Sprintf("%s:%d", e.file.name, st.line)
+	}
+	e.cat.apply(n, e.fileIdx, at)
 }
 
 func (e *engine) skip(st *statement, reason string) {
@@ -176,6 +199,13 @@ func (e *engine) skip(st *statement, reason string) {
 // statements that only change settings.
 func (e *engine) applySettings(n *pg_query.Node) bool {
 	if vs := n.GetVariableSetStmt(); vs != nil {
+		if strings.EqualFold(vs.Name, "timezone") {
+			e.setTimeZone(vs)
+			return true
+		}
+		if vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL {
+			e.sess.timeZone = e.cat.timeZone
+		}
 		switch vs.Kind {
 		case pg_query.VariableSetKind_VAR_RESET_ALL:
 			e.setTimeout("lock_timeout", timeout{}, vs.IsLocal)
@@ -212,6 +242,43 @@ func (e *engine) applySettings(n *pg_query.Node) bool {
 		found = true
 	}
 	return found
+}
+
+// setTimeZone tracks SET [LOCAL] timezone / SET TIME ZONE.
+func (e *engine) setTimeZone(vs *pg_query.VariableSetStmt) {
+	tz := e.cat.timeZone // RESET and DEFAULT: the database's setting
+	if vs.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && len(vs.Args) > 0 {
+		c := vs.Args[0].GetAConst()
+		switch {
+		case c == nil:
+			tz = tzOther // an INTERVAL offset
+		case c.GetSval() != nil:
+			tz = classifyTimeZone(c.GetSval().Sval)
+		case c.GetIval() != nil:
+			tz = classifyTimeZone(strconv.Itoa(int(c.GetIval().Ival)))
+		case c.GetFval() != nil:
+			tz = classifyTimeZone(strings.TrimRight(strings.TrimRight(c.GetFval().Fval, "0"), "."))
+		default:
+			tz = tzOther
+		}
+	} else if vs.Kind == pg_query.VariableSetKind_VAR_SET_CURRENT {
+		tz = tzUnknown
+	}
+	if vs.IsLocal {
+		if e.tx != nil {
+			e.tx.localTZ = &tz
+		}
+		return
+	}
+	e.sess.timeZone = tz
+}
+
+// timeZoneUTC returns what is known of the TimeZone in effect.
+func (e *engine) timeZoneUTC() tzState {
+	if e.tx != nil && e.tx.localTZ != nil {
+		return *e.tx.localTZ
+	}
+	return e.sess.timeZone
 }
 
 func (e *engine) setTimeout(name string, t timeout, local bool) {

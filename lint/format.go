@@ -32,6 +32,9 @@ func WriteText(w io.Writer, res *Result) error {
 	for _, f := range res.Findings {
 		ew.printf("%s:%d:%d: %s: %s [%s]\n", f.File, f.Line, f.Column, f.Severity, f.Message, f.Rule)
 		ew.printf("    statement: %s\n", f.Statement)
+		if f.Context != "" {
+			ew.printf("    context: %s\n", f.Context)
+		}
 		ew.printf("    %s\n", facts(f))
 		if f.Fix != "" {
 			ew.printf("    safe recipe:\n")
@@ -75,6 +78,9 @@ func Summary(res *Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, %s in %s; %d of %d statements analysed",
 		plural(res.Errors(), "error"), plural(res.Warnings(), "warning"), plural(c.Files, "file"), c.Analysed, c.Statements)
+	if res.Hidden > 0 {
+		fmt.Fprintf(&b, "; %s not shown (in the baseline, or in files --since leaves out)", plural(res.Hidden, "finding"))
+	}
 	if len(c.Skipped) > 0 {
 		b.WriteString("; not analysed:")
 		for i, s := range c.Skipped {
@@ -100,6 +106,7 @@ type jsonReport struct {
 	Coverage Coverage  `json:"coverage"`
 	Errors   int       `json:"errors"`
 	Warnings int       `json:"warnings"`
+	Hidden   int       `json:"hidden"`
 }
 
 // WriteJSON prints the result as one JSON document.
@@ -107,7 +114,7 @@ func WriteJSON(w io.Writer, res *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(jsonReport{Findings: res.Findings, Coverage: res.Coverage, Errors: res.Errors(), Warnings: res.Warnings()}); err != nil {
+	if err := enc.Encode(jsonReport{Findings: res.Findings, Coverage: res.Coverage, Errors: res.Errors(), Warnings: res.Warnings(), Hidden: res.Hidden}); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil

@@ -31,7 +31,6 @@ func FuzzLint(f *testing.F) {
 			if _, ok := AsParseError(err); !ok {
 				t.Fatalf("error that is not a parse error: %v", err)
 			}
-			return
 		}
 		for _, format := range Formats {
 			if err := Write(io.Discard, format, res); err != nil {

@@ -77,3 +77,17 @@ func ruleIDs(fs []Finding) []string {
 	}
 	return out
 }
+
+// parseAll parses every statement of sql.
+func parseAll(t *testing.T, sql string) []*statement {
+	t.Helper()
+	pf, err := parseFile("p.sql", sql, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*statement
+	if err := pf.statements(func(st *statement) { out = append(out, st) }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -83,6 +83,21 @@ type Finding struct {
 	Fix string `json:"fix,omitempty"`
 	// Statement is the start of the offending statement.
 	Statement string `json:"statement"`
+	// Context is the comment right before the statement, such as the operation Django's
+	// sqlmigrate names ("Add field bio to profile"), when there is one.
+	Context string `json:"context,omitempty"`
+	// Also lists the lines of later statements in the same file that the same cause
+	// affects (a missing lock_timeout, a lock held across the transaction). They are
+	// reported here once instead of once per statement.
+	Also []int `json:"also_lines,omitempty"`
+	// Fingerprint identifies the finding across edits that move it to another line: see
+	// [Baseline].
+	Fingerprint string `json:"fingerprint"`
+
+	// notes are the short descriptions of the Also statements, for the message.
+	notes []string
+	// key is the catalog key of Table.
+	key string
 }
 
 // Source is one migration file's name and content.
@@ -110,6 +125,8 @@ type Coverage struct {
 type Result struct {
 	Findings []Finding `json:"findings"`
 	Coverage Coverage  `json:"coverage"`
+	// Hidden counts the findings left out by a baseline or by --since.
+	Hidden int `json:"hidden"`
 }
 
 // Errors counts the findings at SeverityError.
@@ -133,6 +150,10 @@ func (r *Result) Warnings() int {
 	}
 	return n
 }
+
+// ParseErrorRule is the rule ID of the finding that reports a file PostgreSQL's parser
+// rejects.
+const ParseErrorRule = "syntax-error"
 
 // ParseError reports input that PostgreSQL's parser rejects.
 type ParseError struct {
@@ -163,7 +184,9 @@ type Options struct {
 }
 
 // Lint parses and analyses the sources in order, as a migration runner would apply them.
-// It returns a *ParseError (wrapped) when a file cannot be parsed.
+// A file that PostgreSQL's parser rejects becomes a finding of rule [ParseErrorRule] at
+// the error's position, and the other files are still analysed; the returned error then
+// joins a *ParseError per such file, next to the complete result.
 func Lint(sources []Source, opts Options) (*Result, error) {
 	if opts.PGVersion == 0 {
 		opts.PGVersion = DefaultPGVersion
@@ -171,20 +194,28 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 	if err := opts.Config.validate(); err != nil {
 		return nil, err
 	}
-	files := make([]*parsedFile, 0, len(sources))
-	for _, s := range sources {
-		pf, err := parseFile(s.Name, s.SQL)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, pf)
-	}
 	e := newEngine(opts)
-	for i, f := range files {
-		e.runFile(i, f)
+	var parseErrs []error
+	for i, s := range sources {
+		if _, ok := e.fileOrder[s.Name]; !ok {
+			e.fileOrder[s.Name] = i
+		}
+		e.result.Coverage.Files++
+		pf, err := parseFile(s.Name, s.SQL, !opts.Config.NoForeignIgnores)
+		if err == nil {
+			err = e.runFile(i, pf)
+		}
+		if err != nil {
+			parseErrs = append(parseErrs, err)
+			if pe, ok := AsParseError(err); ok {
+				e.result.Findings = append(e.result.Findings, Finding{
+					Rule: ParseErrorRule, Severity: SeverityError, File: pe.File, Line: pe.Line, Column: pe.Column,
+					Message: "PostgreSQL cannot parse this statement (" + pe.Message + "); the rest of the file is not analysed, so later files are judged without its changes",
+				})
+			}
+		}
 	}
 	res := e.result
-	res.Coverage.Files = len(files)
 	sort.SliceStable(res.Findings, func(i, j int) bool {
 		a, b := res.Findings[i], res.Findings[j]
 		if a.File != b.File {
@@ -201,7 +232,7 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 	if res.Coverage.Skipped == nil {
 		res.Coverage.Skipped = []Skipped{}
 	}
-	return res, nil
+	return res, errors.Join(parseErrs...)
 }
 
 // LintString lints a single SQL text named name; a convenience for tests and tools.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -44,12 +45,8 @@ func TestSafeRecipes(t *testing.T) {
 
 func TestPositionsAndStatements(t *testing.T) {
 	sql := "-- comment\n\n  /* block */ CREATE INDEX a ON t (x);\nCREATE INDEX b\n  ON t (y); CREATE INDEX c ON t (z)"
-	pf, err := parseFile("p.sql", sql)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got [][2]int
-	for _, st := range pf.stmts {
+	for _, st := range parseAll(t, sql) {
 		got = append(got, [2]int{st.line, st.col})
 	}
 	want := [][2]int{{3, 15}, {4, 1}, {5, 13}}
@@ -66,6 +63,33 @@ func TestParseError(t *testing.T) {
 	}
 	if pe.File != "bad.sql" || pe.Line != 3 {
 		t.Errorf("parse error at %s:%d, want bad.sql:3 (%v)", pe.File, pe.Line, pe)
+	}
+}
+
+// TestParseErrorIsAFinding: a file that does not parse is reported as a finding at the
+// error's position, and the files after it are still analysed.
+func TestParseErrorIsAFinding(t *testing.T) {
+	res, err := Lint([]Source{
+		{Name: "1.sql", SQL: "CREATE TABLE {{ .Schema }}.t (a int);"},
+		{Name: "2.sql", SQL: "SET lock_timeout = '1s';\nSET statement_timeout = '1s';\n\nTRUNCATE users;"},
+		{Name: "3.sql", SQL: "SELECT 1;\nALTER TABLE;"},
+	}, Options{})
+	if _, ok := AsParseError(err); !ok {
+		t.Fatalf("err = %v, want a *ParseError", err)
+	}
+	if res == nil {
+		t.Fatal("no result next to the parse errors")
+	}
+	var got []string
+	for _, f := range res.Findings {
+		got = append(got, fmt.Sprintf("%s:%d:%d %s %s", f.File, f.Line, f.Column, f.Rule, f.Severity))
+	}
+	want := []string{"1.sql:1:14 syntax-error error", "2.sql:4:1 truncate error", "3.sql:2:12 syntax-error error"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("findings = %v, want %v", got, want)
+	}
+	if res.Coverage.Files != 3 || res.Errors() != 3 {
+		t.Errorf("files = %d, errors = %d; want 3 and 3", res.Coverage.Files, res.Errors())
 	}
 }
 

@@ -19,6 +19,7 @@ func LoadCatalog(ctx context.Context, databaseURL string) (*Catalog, error) {
 	}
 	defer conn.Close(ctx)
 	c := NewCatalog()
+	c.live = true
 	for _, step := range []struct {
 		what string
 		load func(context.Context, *pgx.Conn, *Catalog) error
@@ -29,6 +30,7 @@ func LoadCatalog(ctx context.Context, databaseURL string) (*Catalog, error) {
 		{"indexes", loadIndexes},
 		{"functions", loadFunctions},
 		{"enums", loadEnums},
+		{"TimeZone", loadTimeZone},
 	} {
 		if err := step.load(ctx, conn, c); err != nil {
 			return nil, fmt.Errorf("read %s from the catalog: %w", step.what, err)
@@ -211,4 +213,15 @@ func loadEnums(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
 		c.enums[name] = -1
 	}
 	return rows.Err()
+}
+
+// loadTimeZone reads the TimeZone a new session of this database gets: it decides whether
+// timestamp to timestamptz changes rewrite the table.
+func loadTimeZone(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
+	var tz string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('TimeZone')`).Scan(&tz); err != nil {
+		return err
+	}
+	c.timeZone = classifyTimeZone(tz)
+	return nil
 }

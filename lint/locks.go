@@ -154,6 +154,15 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 				add(key, lockAccessExclusive)
 			}
 		}
+		switch s.RemoveType {
+		case pg_query.ObjectType_OBJECT_TRIGGER, pg_query.ObjectType_OBJECT_POLICY, pg_query.ObjectType_OBJECT_RULE:
+			// DROP TRIGGER name ON table: the object's name is last, after the table's.
+			for _, o := range s.Objects {
+				if names := nameList(o.GetList().GetItems()); len(names) >= 2 {
+					add(qualifiedKey(names[:len(names)-1]), lockAccessExclusive)
+				}
+			}
+		}
 	case n.GetReindexStmt() != nil:
 		s := n.GetReindexStmt()
 		m := lockAccessExclusive // SHARE on the table, ACCESS EXCLUSIVE on its indexes
@@ -205,9 +214,37 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 			add(key, lockShareUpdateExclusive)
 		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_COLUMN,
 			pg_query.ObjectType_OBJECT_TABCONSTRAINT, pg_query.ObjectType_OBJECT_VIEW,
-			pg_query.ObjectType_OBJECT_MATVIEW:
+			pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_TRIGGER,
+			pg_query.ObjectType_OBJECT_POLICY, pg_query.ObjectType_OBJECT_RULE:
 			add(relKey(s.Relation), lockAccessExclusive)
 		}
+	case n.GetCreatePolicyStmt() != nil:
+		add(relKey(n.GetCreatePolicyStmt().Table), lockAccessExclusive)
+	case n.GetAlterPolicyStmt() != nil:
+		add(relKey(n.GetAlterPolicyStmt().Table), lockAccessExclusive)
+	case n.GetRuleStmt() != nil:
+		add(relKey(n.GetRuleStmt().Relation), lockAccessExclusive)
+	case n.GetCommentStmt() != nil:
+		s := n.GetCommentStmt()
+		names := nameList(s.Object.GetList().GetItems())
+		switch {
+		case s.Objtype == pg_query.ObjectType_OBJECT_COLUMN && len(names) >= 2:
+			add(qualifiedKey(names[:len(names)-1]), lockShareUpdateExclusive)
+		case (s.Objtype == pg_query.ObjectType_OBJECT_TABLE || s.Objtype == pg_query.ObjectType_OBJECT_VIEW ||
+			s.Objtype == pg_query.ObjectType_OBJECT_MATVIEW) && len(names) >= 1:
+			add(qualifiedKey(names), lockShareUpdateExclusive)
+		}
+	case n.GetCreateStatsStmt() != nil:
+		for _, r := range n.GetCreateStatsStmt().Relations {
+			add(relKey(r.GetRangeVar()), lockShareUpdateExclusive)
+		}
+	case n.GetViewStmt() != nil:
+		s := n.GetViewStmt()
+		if t := e.cat.tables[relKey(s.View)]; s.Replace && t != nil {
+			add(relKey(s.View), lockAccessExclusive)
+		}
+	case n.GetMergeStmt() != nil:
+		add(relKey(n.GetMergeStmt().Relation), lockRowExclusive)
 	case n.GetCreateTrigStmt() != nil:
 		add(relKey(n.GetCreateTrigStmt().Relation), lockShareRowExclusive)
 	case n.GetCreateStmt() != nil:
@@ -242,18 +279,24 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 	return out
 }
 
+// qualifiedKey is the catalog key of a relation named by a list of names
+// ([db.]schema.name or name).
+func qualifiedKey(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return qualify("", names[0])
+	}
+	return qualify(names[len(names)-2], names[len(names)-1])
+}
+
 // dropKeys returns the catalog keys of the objects a DROP names.
 func dropKeys(s *pg_query.DropStmt) []string {
 	var out []string
 	for _, o := range s.Objects {
-		names := nameList(o.GetList().GetItems())
-		switch len(names) {
-		case 0:
-			continue
-		case 1:
-			out = append(out, qualify("", names[0]))
-		default:
-			out = append(out, qualify(names[len(names)-2], names[len(names)-1]))
+		if k := qualifiedKey(nameList(o.GetList().GetItems())); k != "" {
+			out = append(out, k)
 		}
 	}
 	return out

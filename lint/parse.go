@@ -3,6 +3,7 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -29,6 +30,8 @@ type statement struct {
 	end     int    // byte offset just past the statement (before the semicolon)
 	line    int
 	col     int
+	seg     int             // index of the top-level segment that holds it, see parsedFile.ends
+	context string          // the comment right before it, e.g. Django's "-- Add field x to y"
 	ignores map[string]bool // rules ignored by an inline comment ("all" for every rule)
 }
 
@@ -38,15 +41,27 @@ type comment struct {
 	text       string
 }
 
-// parsedFile is one migration file ready for analysis.
+// parsedFile is one migration file ready for analysis. Its statements are parsed chunk by
+// chunk while the engine runs (see statements), so that a large file never has all its
+// syntax trees in memory at once.
 type parsedFile struct {
 	name        string
 	src         string
-	stmts       []*statement
+	text        string // src with the "down" sections blanked
 	mode        txMode
 	modeReason  string // the directive that set txNone
 	fileIgnores map[string]bool
 	lineStarts  []int
+	// ends are the offsets of the top-level semicolons of text, then len(text): segment i
+	// is text[ends[i-1]+1 : ends[i]]. Segments are statements, except where a
+	// BEGIN ATOMIC body holds semicolons.
+	ends []int
+	// segIgnores are the inline suppressions, by segment.
+	segIgnores map[int]map[string]bool
+	// explicitTx is true when the file controls its own transactions (BEGIN, COMMIT).
+	explicitTx bool
+	// views are the views the file creates: key -> segment.
+	views map[string]int
 }
 
 const (
@@ -54,12 +69,18 @@ const (
 	ignoreFileDirective = "tandem-lint-ignore-file:"
 )
 
-// parseFile parses src and collects statements, comments and directives.
-func parseFile(name, src string) (*parsedFile, error) {
-	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}}
+// parseFile reads the comments, directives and statement boundaries of src. foreign says
+// whether other tools' suppression comments count (see parseDirective). The statements
+// themselves are parsed by statements.
+func parseFile(name, src string, foreign bool) (*parsedFile, error) {
+	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}, views: map[string]int{}}
 	pf.lineStarts = lineStarts(src)
-	comments := scanComments(src)
-	text := blankDownSections(src, comments)
+	comments, ends := scanSQL(src)
+	pf.text = blankDownSections(src, comments)
+	if pf.text != src {
+		_, ends = scanSQL(pf.text)
+	}
+	pf.ends = append(ends, len(pf.text))
 
 	for _, c := range comments {
 		body := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(c.text, "--"), "/*"))
@@ -77,33 +98,200 @@ func parseFile(name, src string) (*parsedFile, error) {
 		case strings.HasPrefix(lower, "migrate:up") && strings.Contains(lower, "transaction:false"):
 			pf.mode, pf.modeReason = txNone, "-- migrate:up transaction:false"
 		}
-		if i := indexFold(body, ignoreFileDirective); i >= 0 {
-			for _, r := range splitRules(body[i+len(ignoreFileDirective):]) {
+		if d, ok := parseDirective(c.text, foreign); ok && d.file {
+			for _, r := range d.rules {
 				pf.fileIgnores[r] = true
 			}
 		}
 	}
-
-	tree, err := pg_query.Parse(text)
-	if err != nil {
-		return nil, pf.parseError(err)
-	}
-	for _, raw := range tree.Stmts {
-		loc := int(raw.StmtLocation)
-		end := len(text)
-		if raw.StmtLen > 0 {
-			end = loc + int(raw.StmtLen)
-		}
-		if loc < 0 || loc > len(text) || end > len(text) || end < loc {
-			loc, end = clamp(loc, len(text)), clamp(end, len(text))
-		}
-		start := skipSpaceAndComments(text, loc, end)
-		st := &statement{node: raw.Stmt, start: start, end: end, text: strings.TrimSpace(text[start:end])}
-		st.line, st.col = pf.position(start)
-		pf.stmts = append(pf.stmts, st)
-	}
-	pf.attachIgnores(comments)
+	pf.attachIgnores(comments, foreign)
+	pf.scanSegments()
 	return pf, nil
+}
+
+// segment returns the text of segment i.
+func (pf *parsedFile) segment(i int) string {
+	from := 0
+	if i > 0 {
+		from = pf.ends[i-1] + 1
+	}
+	return pf.text[clamp(from, len(pf.text)):pf.ends[i]]
+}
+
+// scanSegments finds, without parsing the whole file, what the engine must know before
+// the first statement runs: whether the file uses BEGIN/COMMIT itself (told by the first
+// word of a segment), and the views it creates (only CREATE VIEW segments are parsed).
+func (pf *parsedFile) scanSegments() {
+	for i := range pf.ends {
+		seg := pf.segment(i)
+		words := leadingWords(seg, 5)
+		if len(words) == 0 {
+			continue
+		}
+		switch strings.ToLower(words[0]) {
+		case "begin", "commit", "end":
+			pf.explicitTx = true
+			continue
+		case "start":
+			if len(words) > 1 && strings.EqualFold(words[1], "transaction") {
+				pf.explicitTx = true
+			}
+			continue
+		case "create":
+		default:
+			continue
+		}
+		isView := false
+		for _, w := range words[1:] {
+			switch strings.ToLower(w) {
+			case "or", "replace", "temp", "temporary", "recursive":
+				continue
+			case "view":
+				isView = true
+			}
+			break
+		}
+		if !isView {
+			continue
+		}
+		off := indexFold(seg, "view") + len("view")
+		if key, ok := readQualifiedName(seg, skipSpaceAndComments(seg, off, len(seg))); ok {
+			if _, seen := pf.views[key]; !seen {
+				pf.views[key] = i
+			}
+		}
+	}
+}
+
+// readQualifiedName reads a relation name ([schema.]name, each part plain or
+// double-quoted) at offset i of s and returns its catalog key. Plain names are folded to
+// lower case, as PostgreSQL does.
+func readQualifiedName(s string, i int) (string, bool) {
+	var parts []string
+	for {
+		if i >= len(s) {
+			return "", false
+		}
+		if s[i] == '"' {
+			end := quotedEnd(s, i, '"', false)
+			if end > len(s) || end-i < 2 {
+				return "", false
+			}
+			parts = append(parts, strings.ReplaceAll(s[i+1:end-1], `""`, `"`))
+			i = end
+		} else {
+			j := i
+			for j < len(s) && (isIdentByte(s[j]) || s[j] == '$') {
+				j++
+			}
+			if j == i {
+				return "", false
+			}
+			parts = append(parts, strings.ToLower(s[i:j]))
+			i = j
+		}
+		if i >= len(s) || s[i] != '.' {
+			break
+		}
+		i++
+	}
+	return qualifiedKey(parts), len(parts) > 0 && len(parts) <= 3
+}
+
+// leadingWords returns up to n words at the start of s, after whitespace and comments.
+func leadingWords(s string, n int) []string {
+	var out []string
+	i := skipSpaceAndComments(s, 0, len(s))
+	for len(out) < n && i < len(s) {
+		j := i
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
+			j++
+		}
+		if j == i {
+			break
+		}
+		out = append(out, s[i:j])
+		i = skipSpaceAndComments(s, j, len(s))
+	}
+	return out
+}
+
+// leadingComment returns the text of the line comments that end right before a statement
+// (the last block of them, without the dashes and blank lines), or "".
+func leadingComment(s string) string {
+	if !strings.Contains(s, "--") {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(s, " \t\r\n"), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if !strings.HasPrefix(l, "--") {
+			break
+		}
+		if l = strings.TrimSpace(strings.TrimLeft(l, "-")); l != "" {
+			out = append(out, l)
+		}
+	}
+	slices.Reverse(out)
+	return strings.Join(out, " ")
+}
+
+// chunkSize is how much SQL statements parses at a time.
+const chunkSize = 64 << 10
+
+// statements parses the file a chunk of whole segments at a time and calls fn for each
+// statement in order. It stops at the first syntax error and returns it as a
+// *ParseError (wrapped).
+func (pf *parsedFile) statements(fn func(*statement)) error {
+	text := pf.text
+	seg := 0
+	for from := 0; seg < len(pf.ends); {
+		last := seg
+		for last < len(pf.ends)-1 && pf.ends[last]-from < chunkSize {
+			last++
+		}
+		to := min(pf.ends[last]+1, len(text))
+		tree, err := pg_query.Parse(text[from:to])
+		var perr *parser.Error
+		if err != nil && errors.As(err, &perr) && perr.Cursorpos > 0 {
+			// Parse the segments before the one with the error, then come back to it.
+			if k := sort.SearchInts(pf.ends, from+perr.Cursorpos-1); k > seg && k <= last {
+				last = k - 1
+				to = min(pf.ends[last]+1, len(text))
+				tree, err = pg_query.Parse(text[from:to])
+			}
+		}
+		if err != nil && to < len(text) {
+			// The first segment fails: a BEGIN ATOMIC body whose semicolons split it, or a
+			// real error. Parse the rest at once.
+			to, last = len(text), len(pf.ends)-1
+			tree, err = pg_query.Parse(text[from:])
+		}
+		if err != nil {
+			return pf.parseError(err, from)
+		}
+		for _, raw := range tree.Stmts {
+			loc := from + int(raw.StmtLocation)
+			end := to
+			if raw.StmtLen > 0 {
+				end = loc + int(raw.StmtLen)
+			}
+			loc, end = clamp(loc, to), clamp(end, to)
+			if end < loc {
+				end = loc
+			}
+			start := skipSpaceAndComments(text, loc, end)
+			st := &statement{node: raw.Stmt, start: start, end: end, text: stripComments(strings.TrimSpace(text[start:end]))}
+			st.line, st.col = pf.position(start)
+			st.seg = sort.SearchInts(pf.ends, start)
+			st.context = leadingComment(text[loc:start])
+			st.ignores = pf.segIgnores[st.seg]
+			fn(st)
+		}
+		from, seg = to, last+1
+	}
+	return nil
 }
 
 func clamp(v, n int) int {
@@ -116,54 +304,52 @@ func clamp(v, n int) int {
 	return v
 }
 
-// parseError converts pg_query's error into a *ParseError with a line and column.
-func (pf *parsedFile) parseError(err error) error {
+// parseError converts pg_query's error, for text parsed from offset from, into a
+// *ParseError with a line and column.
+func (pf *parsedFile) parseError(err error, from int) error {
 	pe := &ParseError{File: pf.name, Line: 1, Column: 1, Message: err.Error()}
 	var perr *parser.Error
 	if errors.As(err, &perr) && perr.Cursorpos > 0 {
-		pe.Line, pe.Column = pf.position(clamp(perr.Cursorpos-1, len(pf.src)))
+		pe.Line, pe.Column = pf.position(clamp(from+perr.Cursorpos-1, len(pf.src)))
+	} else {
+		pe.Line, pe.Column = pf.position(from)
 	}
 	return fmt.Errorf("parse %s: %w", pf.name, pe)
 }
 
-// attachIgnores assigns each "tandem-lint-ignore:" comment to a statement: the statement
-// that ends on the same line before the comment, else the statement that contains or
-// follows the comment.
-func (pf *parsedFile) attachIgnores(comments []comment) {
+// attachIgnores assigns each statement-level suppression comment to a segment: the one
+// that ends on the same line before the comment, else the one that contains or follows
+// the comment.
+func (pf *parsedFile) attachIgnores(comments []comment, foreign bool) {
+	pf.segIgnores = map[int]map[string]bool{}
 	for _, c := range comments {
-		i := indexFold(c.text, ignoreDirective)
+		d, ok := parseDirective(c.text, foreign)
+		if !ok || d.file {
+			continue
+		}
+		i := pf.segmentFor(c)
 		if i < 0 {
 			continue
 		}
-		rules := splitRules(c.text[i+len(ignoreDirective):])
-		target := pf.statementFor(c)
-		if target == nil {
-			continue
+		if pf.segIgnores[i] == nil {
+			pf.segIgnores[i] = map[string]bool{}
 		}
-		if target.ignores == nil {
-			target.ignores = map[string]bool{}
-		}
-		for _, r := range rules {
-			target.ignores[r] = true
+		for _, r := range d.rules {
+			pf.segIgnores[i][r] = true
 		}
 	}
 }
 
-func (pf *parsedFile) statementFor(c comment) *statement {
-	cline, _ := pf.position(c.start)
-	// A trailing comment after the statement's semicolon, on its last line.
-	for _, st := range pf.stmts {
-		if st.end <= c.start {
-			if l, _ := pf.position(st.end); l == cline && !strings.Contains(pf.src[st.end:c.start], "\n") {
-				return st
-			}
-		}
+func (pf *parsedFile) segmentFor(c comment) int {
+	// A trailing comment after a statement's semicolon, on its last line.
+	if k := sort.SearchInts(pf.ends, c.start) - 1; k >= 0 && k < len(pf.ends)-1 && !strings.Contains(pf.src[pf.ends[k]:c.start], "\n") {
+		return k
 	}
-	i := sort.Search(len(pf.stmts), func(i int) bool { return pf.stmts[i].end >= c.end })
-	if i < len(pf.stmts) {
-		return pf.stmts[i]
+	i := sort.SearchInts(pf.ends, c.end)
+	if i < len(pf.ends) {
+		return i
 	}
-	return nil
+	return -1
 }
 
 // splitRules splits "a, b c" into rule IDs, stopping at the end of a block comment.
@@ -246,13 +432,16 @@ func blockCommentEnd(s string, i int) int {
 	return len(s)
 }
 
-// scanComments finds the comments in s, skipping string literals, quoted identifiers and
-// dollar-quoted bodies.
-func scanComments(s string) []comment {
-	var out []comment
+// scanSQL finds the comments and the top-level semicolons in s, skipping string
+// literals, quoted identifiers and dollar-quoted bodies.
+func scanSQL(s string) (out []comment, semis []int) {
+	semis = make([]int, 0, strings.Count(s, ";")+1) // an upper bound; +1 for the end of the text
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
+		case c == ';':
+			semis = append(semis, i)
+			i++
 		case c == '-' && strings.HasPrefix(s[i:], "--"):
 			j := strings.IndexByte(s[i:], '\n')
 			end := len(s)
@@ -274,7 +463,7 @@ func scanComments(s string) []comment {
 			if tag, ok := dollarTag(s, i); ok {
 				j := strings.Index(s[i+len(tag):], tag)
 				if j < 0 {
-					return out
+					return out, semis
 				}
 				i += len(tag) + j + len(tag)
 			} else {
@@ -284,7 +473,7 @@ func scanComments(s string) []comment {
 			i++
 		}
 	}
-	return out
+	return out, semis
 }
 
 func isIdentByte(b byte) bool {

@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,6 +34,9 @@ type Rule struct {
 	Severity Severity
 
 	check func(p *pass, r *Rule)
+	// late rules run after the others on each statement, so that they can leave out a
+	// statement another rule already reported for the same cause.
+	late bool
 }
 
 var registry []*Rule
@@ -40,7 +44,12 @@ var registry []*Rule
 // register adds a rule to the registry; rule files call it from init.
 func register(r *Rule) {
 	registry = append(registry, r)
-	sort.Slice(registry, func(i, j int) bool { return registry[i].ID < registry[j].ID })
+	sort.Slice(registry, func(i, j int) bool {
+		if registry[i].late != registry[j].late {
+			return !registry[i].late
+		}
+		return registry[i].ID < registry[j].ID
+	})
 }
 
 // Rules returns every rule, sorted by ID.
@@ -50,6 +59,7 @@ func Rules() []Rule {
 		out[i] = *r
 		out[i].check = nil
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
@@ -72,7 +82,14 @@ type pass struct {
 	st    *statement
 	node  *pg_query.Node
 	locks []lockTake
+	// reported holds the rules that reported a finding on this statement so far.
+	reported []string
 }
+
+// buildsIndexBlocking reports whether index-not-concurrent reported this statement. Its
+// fix (CONCURRENTLY, outside the transaction) also removes the blocking lock, so the
+// timeout and held-lock rules leave the statement to it: one finding per cause.
+func (p *pass) buildsIndexBlocking() bool { return slices.Contains(p.reported, "index-not-concurrent") }
 
 func (p *pass) pgVersion() int { return p.e.opts.PGVersion }
 
@@ -83,7 +100,7 @@ func (p *pass) inTx() bool { return p.e.tx != nil }
 // it yet, so locking or rewriting it is harmless.
 func (p *pass) isNew(key string) bool {
 	t := p.e.cat.tables[key]
-	return t != nil && t.createdFile == p.e.fileIdx
+	return t != nil && t.createdFile == p.e.fileIdx && !t.maybeExisting
 }
 
 // table returns the catalog entry for key, or nil.
@@ -139,9 +156,11 @@ func (p *pass) finding(key string, m lockMode) Finding {
 		Line:      p.st.line,
 		Column:    p.st.col,
 		Statement: snippet(p.st.text),
+		Context:   snippet(p.st.context),
 	}
 	if key != "" {
 		f.Table = displayName(key)
+		f.key = key
 	}
 	if m != lockNone {
 		f.Lock = m.String()
@@ -152,11 +171,15 @@ func (p *pass) finding(key string, m lockMode) Finding {
 
 // report records f for rule r unless an inline or file-wide ignore suppresses it.
 func (p *pass) report(r *Rule, f Finding) {
-	ign := p.st.ignores
-	if ign["all"] || ign[r.ID] || p.e.file.fileIgnores["all"] || p.e.file.fileIgnores[r.ID] {
+	if p.ignored(r) {
 		return
 	}
 	f.Rule = r.ID
+	f.Fingerprint = fingerprint(r.ID, f.Table, p.st.text)
+	if t := p.e.cat.tables[f.key]; t != nil && t.maybeExisting {
+		f.Message += fmt.Sprintf(" (%s is created with IF NOT EXISTS at %s, but on an installation being upgraded it may exist already, with data; --database-url decides)",
+			displayName(f.key), t.createdAt)
+	}
 	// A rule may lower its severity for a finding it is unsure of (a warning instead of an
 	// error); it never raises it above the configured one.
 	sev := p.e.severity[r.ID]
@@ -165,6 +188,52 @@ func (p *pass) report(r *Rule, f Finding) {
 	}
 	f.Severity = sev
 	p.e.result.Findings = append(p.e.result.Findings, f)
+	p.reported = append(p.reported, r.ID)
+}
+
+// reportGrouped reports f for rule r once per scope (for example once per file, or once
+// per transaction). Later calls with the same scope do not add a finding: they add this
+// statement's line, and note when it is not empty, to the first one. The engine completes
+// the first finding's message when the file ends.
+func (p *pass) reportGrouped(r *Rule, scope string, f Finding, note string) {
+	if p.ignored(r) {
+		return
+	}
+	key := r.ID + "\x00" + scope
+	if i, ok := p.e.groups[key]; ok {
+		g := &p.e.result.Findings[i]
+		g.Also = append(g.Also, p.st.line)
+		g.notes = append(g.notes, note)
+		return
+	}
+	p.report(r, f)
+	p.e.groups[key] = len(p.e.result.Findings) - 1
+}
+
+// closeGroups completes the messages of the grouped findings of the current file.
+func (e *engine) closeGroups() {
+	for _, i := range e.groups {
+		f := &e.result.Findings[i]
+		if len(f.Also) == 0 {
+			continue
+		}
+		parts := make([]string, len(f.Also))
+		for j, l := range f.Also {
+			parts[j] = fmt.Sprintf("line %d", l)
+			if f.notes[j] != "" {
+				parts[j] += " (" + f.notes[j] + ")"
+			}
+		}
+		f.Message += "; the same applies to " + strings.Join(parts, ", ")
+		f.notes = nil
+	}
+	e.groups = map[string]int{}
+}
+
+// ignored reports whether an inline or file-wide ignore suppresses rule r here.
+func (p *pass) ignored(r *Rule) bool {
+	ign := p.st.ignores
+	return ign["all"] || ign[r.ID] || p.e.file.fileIgnores["all"] || p.e.file.fileIgnores[r.ID]
 }
 
 // once returns true the first time it is called with key in the current file.

@@ -1,6 +1,11 @@
 package lint
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
 
 func init() {
 	register(&Rule{
@@ -29,24 +34,55 @@ func checkAddColumnGenerated(p *pass, r *Rule) {
 			}
 			f.Message = fmt.Sprintf("adding the %s column %s fills every existing row from a sequence: %s%s is rewritten under an ACCESS EXCLUSIVE lock",
 				kind, c.def.Colname, displayName(key), p.sizeNote(key))
-			seq := ident(displayName(key) + "_" + c.def.Colname + "_seq")
-			f.Fix = recipe(
-				"CREATE SEQUENCE "+seq+";",
-				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s bigint;  -- instant", tbl, col),
-				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval('%s');  -- new rows", tbl, col, seq),
-				"-- backfill existing rows in batches, each in its own transaction:",
-				fmt.Sprintf("UPDATE %s SET %s = nextval('%s') WHERE id IN (SELECT id FROM %s WHERE %s IS NULL LIMIT 10000);", tbl, col, seq, tbl, col),
-				fmt.Sprintf("ALTER SEQUENCE %s OWNED BY %s.%s;", seq, tbl, col))
+			typ := serialColumnType(c.def.TypeName)
+			seq := qname(key + "_" + c.def.Colname + "_seq")
+			steps := []string{
+				fmt.Sprintf("CREATE SEQUENCE %s AS %s;", seq, typ),
+				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;  -- instant", tbl, col, typ),
+				fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval('%s');  -- new rows", tbl, col, strings.ReplaceAll(seq, "'", "''")),
+				"-- backfill existing rows in batches, each in its own transaction, until none is left:",
+				p.batchUpdate(key, fmt.Sprintf("%s = nextval('%s')", col, strings.ReplaceAll(seq, "'", "''")), col+" IS NULL"),
+				fmt.Sprintf("ALTER SEQUENCE %s OWNED BY %s.%s;", seq, tbl, col),
+				"-- then NOT NULL, as " + kind + " declares it, without a long lock:",
+			}
+			f.Fix = recipe(append(steps, setNotNullSteps(key, c.def.Colname)...)...)
 		case c.generated:
 			f.Message = fmt.Sprintf("adding the stored generated column %s computes it for every existing row: %s%s is rewritten under an ACCESS EXCLUSIVE lock",
 				c.def.Colname, displayName(key), p.sizeNote(key))
 			f.Fix = recipe(
 				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;  -- a plain column: instant", tbl, col, typeSQL(c.def.TypeName)),
 				"-- keep it up to date with a BEFORE INSERT OR UPDATE trigger, then backfill in batches:",
-				fmt.Sprintf("UPDATE %s SET %s = <expression> WHERE id IN (SELECT id FROM %s WHERE %s IS NULL LIMIT 10000);", tbl, col, tbl, col))
+				p.batchUpdate(key, col+" = "+deparseExpr(generatedExpr(c.def), "<expression>"), col+" IS NULL"))
 		default:
 			continue
 		}
 		p.report(r, f)
 	}
+}
+
+// serialColumnType is the type a serial column has (serial is integer, bigserial bigint,
+// smallserial smallint); for other columns, the declared type.
+func serialColumnType(tn *pg_query.TypeName) string {
+	names := nameList(tn.GetNames())
+	if len(names) > 0 {
+		switch strings.ToLower(names[len(names)-1]) {
+		case "serial", "serial4":
+			return "integer"
+		case "bigserial", "serial8":
+			return "bigint"
+		case "smallserial", "serial2":
+			return "smallint"
+		}
+	}
+	return typeSQL(tn)
+}
+
+// generatedExpr returns the expression of a stored generated column, or nil.
+func generatedExpr(cd *pg_query.ColumnDef) *pg_query.Node {
+	for _, n := range cd.Constraints {
+		if c := n.GetConstraint(); c != nil && c.Contype == pg_query.ConstrType_CONSTR_GENERATED {
+			return c.RawExpr
+		}
+	}
+	return nil
 }

@@ -34,7 +34,7 @@ func checkAddColumnVolatileDefault(p *pass, r *Rule) {
 			fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;  -- no default: instant", tbl, ident(col), typeSQL(c.def.TypeName)),
 			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;  -- applies to new rows only", tbl, ident(col), expr),
 			"-- backfill existing rows in batches, each in its own transaction:",
-			fmt.Sprintf("UPDATE %s SET %s = %s WHERE id IN (SELECT id FROM %s WHERE %s IS NULL LIMIT 10000);", tbl, ident(col), expr, tbl, ident(col)))
+			p.batchUpdate(key, ident(col)+" = "+expr, ident(col)+" IS NULL"))
 		if p.pgVersion() < 11 {
 			f.Message = fmt.Sprintf("before PostgreSQL 11, ADD COLUMN %s with a default rewrites %s%s under an ACCESS EXCLUSIVE lock",
 				col, displayName(key), p.sizeNote(key))

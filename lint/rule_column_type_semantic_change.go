@@ -23,9 +23,13 @@ func checkColumnTypeSemanticChange(p *pass, r *Rule) {
 		}
 		f := p.finding(key, lockAccessExclusive)
 		f.BreaksOldVersion = true
+		f.Rewrite = p.rewrites(tc) == "yes"
 		f.Message = fmt.Sprintf("%s.%s changes from %s to %s: the version still running reads and writes it as %s and may fail or misread values",
 			displayName(key), tc.col, tc.old, tc.newSQL, tc.old)
-		f.Fix = typeChangeRecipe(key, tc)
+		if f.Rewrite {
+			f.Message += fmt.Sprintf("; the change also rewrites %s%s", displayName(key), p.sizeNote(key))
+		}
+		f.Fix = p.typeChangeRecipe(key, tc)
 		p.report(r, f)
 	}
 }

@@ -9,6 +9,7 @@ func init() {
 		Category: CategoryTransactions,
 		Severity: SeverityError,
 		check:    checkMissingLockTimeout,
+		late:     true,
 	})
 }
 
@@ -32,7 +33,7 @@ func checkMissingLockTimeout(p *pass, r *Rule) {
 		return
 	}
 	l, ok := p.blockingLock()
-	if !ok || !p.once(r.ID) {
+	if !ok || p.buildsIndexBlocking() {
 		return
 	}
 	f := p.finding(l.table, l.mode)
@@ -45,5 +46,5 @@ func checkMissingLockTimeout(p *pass, r *Rule) {
 	f.Fix = recipe(
 		"-- at the top of the file; the runner (or you) retries when it times out:",
 		set)
-	p.report(r, f)
+	p.reportGrouped(r, "file", f, fmt.Sprintf("%s on %s", l.mode, displayName(l.table)))
 }

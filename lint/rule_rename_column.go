@@ -40,7 +40,7 @@ func checkRenameColumn(p *pass, r *Rule) {
 		"-- expand: add the new column and keep both in sync while both versions run",
 		fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s;", tbl, newc, typ),
 		"-- (a BEFORE INSERT OR UPDATE trigger copies old -> new and new -> old), backfill in batches:",
-		fmt.Sprintf("UPDATE %s SET %s = %s WHERE id IN (SELECT id FROM %s WHERE %s IS NULL LIMIT 10000);", tbl, newc, oldc, tbl, newc),
+		p.batchUpdate(key, newc+" = "+oldc, newc+" IS NULL AND "+oldc+" IS NOT NULL"),
 		"-- contract, once no instance of the old version runs:",
 		fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s;", tbl, oldc),
 		"-- (tandem start/complete with a rename_column operation does all of this through versioned views)")

@@ -13,6 +13,7 @@ func init() {
 		Category: CategoryTransactions,
 		Severity: SeverityWarning,
 		check:    checkStatementTimeout,
+		late:     true,
 	})
 }
 
@@ -55,7 +56,7 @@ func checkStatementTimeout(p *pass, r *Rule) {
 		return
 	}
 	l, ok := p.blockingLock()
-	if !ok || !p.once(r.ID) {
+	if !ok || p.buildsIndexBlocking() {
 		return
 	}
 	f := p.finding(l.table, l.mode)
@@ -64,5 +65,5 @@ func checkStatementTimeout(p *pass, r *Rule) {
 	f.Fix = recipe(
 		"-- at the top of the file, next to lock_timeout:",
 		"SET statement_timeout = '5s';")
-	p.report(r, f)
+	p.reportGrouped(r, "file", f, fmt.Sprintf("%s on %s", l.mode, displayName(l.table)))
 }

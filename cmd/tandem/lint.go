@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +25,11 @@ func newLintCmd() *cobra.Command {
 		configPath  string
 		databaseURL string
 		listRules   bool
+		jsonOut     bool
+		noForeign   bool
+		baseline    string
+		updateBase  bool
+		since       string
 	)
 	cmd := &cobra.Command{
 		Use:   "lint [paths...]",
@@ -40,6 +49,8 @@ transaction:false) or uses BEGIN/COMMIT itself.
 
 Ignore a finding with a comment on the statement:  -- tandem-lint-ignore: rule-id[, rule-id]
 or for the whole file:                          -- tandem-lint-ignore-file: rule-id
+squawk's (-- squawk-ignore, -- squawk-ignore-file) and atlas's (-- atlas:nolint) comments
+count too, their rule names mapped to ours, unless --no-foreign-ignores.
 
 Configuration (--config, else .tandem-lint.yaml or the "lint:" key of tandem.yaml in the
 current directory):
@@ -48,16 +59,31 @@ current directory):
   severity: {drop-not-null: error, statement-timeout: off}
   timeouts-set-by-runner: true   # the runner sets lock_timeout/statement_timeout
   transaction: file              # or none: the runner does not wrap files
+  no-foreign-ignores: true       # like --no-foreign-ignores
+
+--baseline FILE records today's findings in FILE on the first run (exit 0); later runs
+report only the findings it does not hold, matched by rule, file and statement text, not
+by line. --since REV replays the whole history but reports only the files changed since
+the git revision REV, and untracked ones.
 
 Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unreadable or
-unparsable (with file:line:column).`,
+unparsable. A file that does not parse is reported as a finding (syntax-error, with
+file:line:column) in the chosen format, and the other files are still analysed.`,
 		Example: `  tandem lint migrations/
   tandem lint --format github db/migrations/*.sql
   git diff --name-only main -- migrations | xargs tandem lint
-  tandem lint --database-url "$DATABASE_URL" migrations/0042_add_index.sql`,
+  tandem lint --database-url "$DATABASE_URL" migrations/0042_add_index.sql
+  tandem lint --baseline .tandem-lint-baseline.json migrations/   # fail only on new findings
+  tandem lint --since origin/main migrations/   # replay all, report the files changed since`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if listRules {
 				return nil
+			}
+			if since != "" && slices.Contains(args, "-") {
+				return usageErr(errors.New("--since needs files or directories in a git work tree, not stdin"))
+			}
+			if updateBase && baseline == "" {
+				return usageErr(errors.New("--update-baseline needs --baseline FILE"))
 			}
 			return argsErr(cobra.MinimumNArgs(1))(cmd, args)
 		},
@@ -65,12 +91,21 @@ unparsable (with file:line:column).`,
 			if listRules {
 				return printRules(cmd)
 			}
+			if jsonOut {
+				if cmd.Flags().Changed("format") && format != "json" {
+					return usageErr(fmt.Errorf("--json and --format %s contradict each other; give one", format))
+				}
+				format = "json"
+			}
 			if !slices.Contains(lint.Formats, format) {
 				return usageErr(fmt.Errorf("--format: %q is not one of %s", format, strings.Join(lint.Formats, ", ")))
 			}
 			cfg, err := loadLintConfig(configPath)
 			if err != nil {
 				return usageErr(err)
+			}
+			if noForeign {
+				cfg.NoForeignIgnores = true
 			}
 			opts := lint.Options{Config: cfg, PGVersion: cfg.PGVersion}
 			if cmd.Flags().Changed("pg-version") || opts.PGVersion == 0 {
@@ -91,14 +126,33 @@ unparsable (with file:line:column).`,
 				opts.Catalog = cat
 			}
 			res, err := lint.Lint(sources, opts)
-			if err != nil {
-				if pe, ok := lint.AsParseError(err); ok {
-					return usageErr(pe)
-				}
+			_, unparsable := lint.AsParseError(err)
+			if err != nil && !unparsable {
 				return usageErr(err)
+			}
+			if since != "" {
+				changed, err := changedFiles(cmd.Context(), args, since)
+				if err != nil {
+					return usageErr(fmt.Errorf("--since %s: %w", since, err))
+				}
+				res.Hide(func(f lint.Finding) bool { return !changed[absPath(f.File)] })
+			}
+			if baseline != "" {
+				recorded, err := applyBaseline(baseline, updateBase, res)
+				if err != nil {
+					return usageErr(fmt.Errorf("--baseline: %w", err))
+				}
+				if recorded {
+					n := res.Hide(func(lint.Finding) bool { return true })
+					fmt.Fprintf(cmd.ErrOrStderr(), "recorded %d findings in the baseline %s; later runs fail only on new ones\n", n, baseline)
+				}
 			}
 			if err := lint.Write(cmd.OutOrStdout(), format, res); err != nil {
 				return err
+			}
+			if unparsable {
+				// The parse errors are in the report, in the chosen format.
+				return silentExit(exitUsage)
 			}
 			if res.Errors() > 0 {
 				return silentExit(exitFailure)
@@ -112,7 +166,82 @@ unparsable (with file:line:column).`,
 	f.StringVar(&configPath, "config", "", "configuration file (default: .tandem-lint.yaml or tandem.yaml in the current directory)")
 	f.StringVar(&databaseURL, "database-url", "", "read the live catalog (column types, constraints, table sizes) from this database")
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
+	f.BoolVar(&jsonOut, "json", false, "same as --format json")
+	f.StringVar(&baseline, "baseline", "", "report only findings not in this baseline file; a missing file is created with today's findings")
+	f.BoolVar(&updateBase, "update-baseline", false, "rewrite the --baseline file with today's findings")
+	f.StringVar(&since, "since", "", "replay every file, but report only files changed since this git revision (and untracked ones)")
+	f.BoolVar(&noForeign, "no-foreign-ignores", false, "do not honour squawk's and atlas's suppression comments (-- squawk-ignore, -- atlas:nolint)")
 	return cmd
+}
+
+// applyBaseline hides the findings the baseline at path holds. When the file does not
+// exist, or update is set, it records res's findings there instead and returns true.
+func applyBaseline(path string, update bool, res *lint.Result) (bool, error) {
+	if !update {
+		b, err := lint.ReadBaseline(path)
+		if err == nil {
+			b.Apply(res)
+			return false, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+	}
+	return true, lint.NewBaseline(res).Write(path)
+}
+
+// changedFiles lists, as absolute paths, the files changed between rev and the work tree
+// and the untracked ones, in the git repository that holds the first path.
+func changedFiles(ctx context.Context, paths []string, rev string) (map[string]bool, error) {
+	dir := paths[0]
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	git := func(args ...string) ([]string, error) {
+		c := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			return nil, fmt.Errorf("git %s: %w: %s (run it on files in a git work tree, with a revision git knows)",
+				strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return strings.FieldsFunc(string(out), func(r rune) bool { return r == 0 }), nil
+	}
+	top, err := git("rev-parse", "--show-toplevel")
+	if err != nil {
+		return nil, err
+	}
+	if len(top) != 1 {
+		return nil, errors.New("git rev-parse --show-toplevel: no work tree")
+	}
+	root := strings.TrimSpace(top[0])
+	diff, err := git("diff", "--name-only", "-z", rev, "--")
+	if err != nil {
+		return nil, err
+	}
+	untracked, err := git("ls-files", "-z", "--others", "--exclude-standard", "--full-name")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, f := range append(diff, untracked...) {
+		out[absPath(filepath.Join(root, filepath.FromSlash(f)))] = true
+	}
+	return out, nil
+}
+
+// absPath returns p as an absolute path with symbolic links resolved, or p cleaned when
+// that fails.
+func absPath(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	if r, err := filepath.EvalSymlinks(a); err == nil {
+		return r
+	}
+	return a
 }
 
 // loadLintConfig reads the configuration named by --config, or the one found in the

@@ -1,0 +1,89 @@
+package lint
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// TestChunkedParseMatchesWholeParse: parsing a large file chunk by chunk yields the same
+// statements, at the same offsets, as parsing it at once, also when a BEGIN ATOMIC body
+// (semicolons inside a statement) straddles a chunk boundary.
+func TestChunkedParseMatchesWholeParse(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < 5*chunkSize; i++ {
+		switch i % 40 {
+		case 7:
+			fmt.Fprintf(&b, "CREATE FUNCTION f%d() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT %d; END;\n", i, i)
+		case 13:
+			fmt.Fprintf(&b, "-- a comment; with a semicolon\nCREATE FUNCTION g%d() RETURNS text LANGUAGE sql AS $$ SELECT 'a;b' $$;\n", i)
+		default:
+			fmt.Fprintf(&b, "INSERT INTO t (id, v) VALUES (%d, 'x;%d');\n", i, i)
+		}
+	}
+	sql := b.String()
+	whole, err := pg_query.Parse(sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseAll(t, sql)
+	if len(got) != len(whole.Stmts) {
+		t.Fatalf("chunked parse gave %d statements, whole parse %d", len(got), len(whole.Stmts))
+	}
+	for i, raw := range whole.Stmts {
+		start := skipSpaceAndComments(sql, int(raw.StmtLocation), len(sql))
+		if got[i].start != start {
+			t.Fatalf("statement %d starts at %d, want %d (%q)", i, got[i].start, start, got[i].text)
+		}
+	}
+}
+
+// TestChunkedParseErrorPosition: a syntax error far into a large file is reported at its
+// line, and the statements before it are analysed.
+func TestChunkedParseErrorPosition(t *testing.T) {
+	var b strings.Builder
+	n := 0
+	for b.Len() < 3*chunkSize {
+		fmt.Fprintf(&b, "INSERT INTO t VALUES (%d);\n", n)
+		n++
+	}
+	b.WriteString("ALTER TABLE t ADD COLUMN;\nTRUNCATE t;\n")
+	res, err := LintString("big.sql", b.String(), Options{})
+	pe, ok := AsParseError(err)
+	if !ok {
+		t.Fatalf("err = %v, want a parse error", err)
+	}
+	if pe.Line != n+1 || pe.Column != 25 {
+		t.Errorf("error at %d:%d, want %d:25", pe.Line, pe.Column, n+1)
+	}
+	if res.Coverage.Statements != n {
+		t.Errorf("%d statements analysed before the error, want %d", res.Coverage.Statements, n)
+	}
+}
+
+// TestViewsFoundBeforeTheParse: the views a file creates are known before its statements
+// run, with the same key the parser gives.
+func TestViewsFoundBeforeTheParse(t *testing.T) {
+	for _, sql := range []string{
+		"CREATE VIEW users AS SELECT 1",
+		"create or replace view Users as select 1",
+		"CREATE TEMP RECURSIVE VIEW public.users (n) AS VALUES (1) UNION ALL SELECT n FROM users",
+		`CREATE VIEW "public"."users" AS SELECT 1`,
+		`CREATE /* c */ VIEW -- x
+		users AS SELECT 1`,
+	} {
+		pf, err := parseFile("v.sql", sql, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := pf.views["public.users"]; !ok || len(pf.views) != 1 {
+			t.Errorf("%s: views = %v, want public.users", sql, pf.views)
+		}
+	}
+	pf, _ := parseFile("v.sql", `CREATE VIEW "Users" AS SELECT 1; CREATE MATERIALIZED VIEW m AS SELECT 1`, true)
+	if _, ok := pf.views["public.Users"]; !ok || len(pf.views) != 1 {
+		t.Errorf("views = %v, want only public.Users", pf.views)
+	}
+}
