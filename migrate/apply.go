@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -54,7 +55,7 @@ func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*S
 	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", m.opts.LockTimeout.Milliseconds())); err != nil {
 		return nil, nil, err
 	}
-	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone()}
+	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone(), log: m.log}
 	if err := checkRawSQLMix(mig); err != nil {
 		return nil, nil, err
 	}
@@ -176,8 +177,8 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		m.log.Info("start", "operation", i, "kind", op.Kind())
 		r := m.newRun(rec, i)
 		r.arming = arm
-		if err := op.start(ctx, r); err != nil {
-			return fmt.Errorf("start operation %d (%s): %w", i, op.Kind(), err)
+		if err := runStep(mig, i, "start", func() error { return op.start(ctx, r) }); err != nil {
+			return err
 		}
 		failpoint(fmt.Sprintf("start:op%d", i))
 	}
@@ -266,13 +267,27 @@ func (m *Migrator) complete(ctx context.Context) error {
 		}
 	}
 	failpoint("complete:old-schema-dropped")
-	for _, i := range completeOrder(mig) {
-		op := mig.Operations[i]
+	// Once the renames began, the physical names the operations know are gone: a resumed
+	// complete goes straight to the renames.
+	renaming, err := m.st.stepDone(ctx, m.conn, rec.Name, stepRenames)
+	if err != nil {
+		return err
+	}
+	for i, op := range mig.Operations {
+		if renaming {
+			break
+		}
 		m.log.Info("complete", "operation", i, "kind", op.Kind())
-		if err := op.complete(ctx, m.newRun(rec, i)); err != nil {
-			return fmt.Errorf("complete operation %d (%s): %w", i, op.Kind(), err)
+		if err := runStep(mig, i, "complete", func() error { return op.complete(ctx, m.newRun(rec, i)) }); err != nil {
+			return fmt.Errorf("%w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
 		}
 		failpoint(fmt.Sprintf("complete:op%d", i))
+	}
+	if err := m.st.markStep(ctx, m.conn, rec.Name, stepRenames); err != nil {
+		return err
+	}
+	if err := m.renameToFinal(ctx, rec); err != nil {
+		return fmt.Errorf("give the tables and columns their final names: %w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
 	}
 	if err := m.finish(ctx, rec.Name, StatusCompleted); err != nil {
 		return err
@@ -303,8 +318,8 @@ func (m *Migrator) rollback(ctx context.Context) error {
 	for i := len(mig.Operations) - 1; i >= 0; i-- {
 		op := mig.Operations[i]
 		m.log.Info("rollback", "operation", i, "kind", op.Kind())
-		if err := op.rollback(ctx, m.newRun(rec, i)); err != nil {
-			return fmt.Errorf("roll back operation %d (%s): %w", i, op.Kind(), err)
+		if err := runStep(mig, i, "roll back", func() error { return op.rollback(ctx, m.newRun(rec, i)) }); err != nil {
+			return fmt.Errorf("%w; the migration stays recorded as %s: fix the cause and run tandem rollback again", err, rec.Status)
 		}
 		failpoint(fmt.Sprintf("rollback:op%d", i))
 	}
@@ -361,6 +376,38 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 	return applied, err
 }
 
+// PanicError is returned when an operation's start, complete or rollback panicked: a bug
+// in Tandem. The migration's recorded state is left as it was, so that the step can be
+// run again once the cause is fixed.
+type PanicError struct {
+	Step  string // "start", "complete" or "roll back"
+	File  string // the file the operation came from
+	Op    int    // the operation's index in that file
+	Kind  string // the operation's kind
+	Value any    // what was passed to panic
+	Stack []byte // the stack of the panic
+}
+
+// Error implements error.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%s: %s operation %d (%s): internal error (panic: %v); please report it with the migration file", e.File, e.Step, e.Op, e.Kind, e.Value)
+}
+
+// runStep runs one operation's step, naming the operation in its error and turning a
+// panic into a *PanicError.
+func runStep(mig *Migration, i int, step string, fn func() error) (err error) {
+	op := mig.Operations[i]
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Step: step, File: opFile(mig, i), Op: opIndex(mig, i), Kind: op.Kind(), Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if err := fn(); err != nil {
+		return fmt.Errorf("%s: %s operation %d (%s): %w", opFile(mig, i), step, opIndex(mig, i), op.Kind(), err)
+	}
+	return nil
+}
+
 func (m *Migrator) newRun(rec *record, op int) *run {
 	r := &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec.Name),
 		before: rec.Before, after: rec.After, opBefore: rec.Before, opAfter: rec.After}
@@ -389,26 +436,50 @@ func opIndex(mig *Migration, i int) int {
 	return i
 }
 
-// completeOrder is the order in which complete visits the operations: renames last (columns,
-// then tables), because the other operations find their tables and columns by the
-// physical names the migration started with.
-func completeOrder(mig *Migration) []int {
-	var order []int
-	for pass := 0; pass < 3; pass++ {
-		for i, op := range mig.Operations {
-			p := 0
-			switch op.(type) {
-			case *OpRenameColumn:
-				p = 1
-			case *OpRenameTable:
-				p = 2
+// stepRenames marks a complete whose operations are done and whose renames began.
+const stepRenames = "complete-renames"
+
+// renameToFinal gives every table and column of the new version its final name. It is
+// complete's last step: until then the physical names stay as start made them, so that
+// each operation finds its table and columns whatever the renames of the migration and
+// their order. Every table's renames go in one transaction; a rerun skips what is done.
+func (m *Migrator) renameToFinal(ctx context.Context, rec *record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Step: "complete", File: rec.File, Op: -1, Kind: "renames", Value: v, Stack: debug.Stack()}
+		}
+	}()
+	for _, t := range rec.After.sortedTables() {
+		table := qi(m.opts.Schema, t.Physical)
+		var cols []string
+		err := m.conn.QueryRow(ctx, `SELECT coalesce(array_agg(attname::text), '{}') FROM pg_attribute
+			WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table).Scan(&cols)
+		if err != nil {
+			return fmt.Errorf("read columns of %s: %w", table, err)
+		}
+		if len(cols) == 0 {
+			continue // renamed by an interrupted complete, columns and all
+		}
+		has := map[string]bool{}
+		for _, c := range cols {
+			has[c] = true
+		}
+		var stmts []string
+		for _, c := range t.Columns {
+			if c.Physical != c.Name && has[c.Physical] {
+				stmts = append(stmts, "ALTER TABLE "+table+" RENAME COLUMN "+qi(c.Physical)+" TO "+qi(c.Name))
 			}
-			if p == pass {
-				order = append(order, i)
+		}
+		if t.Physical != t.Name {
+			stmts = append(stmts, "ALTER TABLE "+table+" RENAME TO "+qi(t.Name))
+		}
+		if len(stmts) > 0 {
+			if err := m.execLocked(ctx, []string{table}, stmts...); err != nil {
+				return fmt.Errorf("rename in table %s: %w", t.Name, err)
 			}
 		}
 	}
-	return order
+	return nil
 }
 
 // replaceExpressions lets an interrupted start resume with corrected up/down expressions

@@ -176,7 +176,7 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 	if err != nil {
 		return err
 	}
-	if old := v.before.Table(o.Table); old == nil || old.Physical != t.Physical {
+	if v.existing(t) == nil {
 		return fieldErr("table", "table %q is created in this migration; define the constraint in its create_table", o.Table)
 	}
 	if err := v.noInheritance(ctx, "table", t); err != nil {
@@ -276,7 +276,7 @@ func (o *OpCreateConstraint) validateReferences(ctx context.Context, v *validato
 		}
 		rcols = append(rcols, c.Physical)
 	}
-	if old := v.before.Table(r.Table); old == nil || old.Physical != rt.Physical {
+	if v.existing(rt) == nil {
 		return nil // created in this migration: its create_table declares its keys
 	}
 	var unique bool
@@ -331,7 +331,7 @@ func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *
 			cond = "(" + strings.Join(notNull, " OR ") + ")"
 		}
 		missing := "true"
-		if old := v.before.Table(r.Table); old != nil && old.Physical == rt.Physical {
+		if v.existing(rt) != nil {
 			var eq []string
 			for i, c := range r.Columns {
 				eq = append(eq, "_tandem_ref."+qi(rt.Column(c).Physical)+" = "+qi(t.Name)+"."+qi(o.Columns[i]))
@@ -535,24 +535,18 @@ func (o *OpCreateConstraint) shape(r *run) (*Table, []string) {
 	return t, cols
 }
 
-// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet:
-// where they are at start, or, with complete set, where they are once copied columns
-// have taken the old ones' place.
-func (o *OpCreateConstraint) nullableKeyColumns(r *run, complete bool) []string {
+// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet
+// (copied columns keep their physical names until complete's final pass).
+func (o *OpCreateConstraint) nullableKeyColumns(r *run) []string {
 	if o.Type != "primary_key" {
 		return nil
 	}
 	before := r.opBefore.Table(o.Table)
 	_, cols := o.shape(r)
-	copied := o.copiedColumns(r) != nil
 	var out []string
 	for i, c := range o.Columns {
 		if bc := before.Column(c); bc == nil || bc.Nullable {
-			if complete && copied {
-				out = append(out, c)
-			} else {
-				out = append(out, cols[i])
-			}
+			out = append(out, cols[i])
 		}
 	}
 	return out
@@ -633,7 +627,7 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 			tables = append(tables, rtable)
 		}
 	case "primary_key":
-		for i, c := range o.nullableKeyColumns(r, false) {
+		for i, c := range o.nullableKeyColumns(r) {
 			if err := addConstraint(o.notNullCheck(r, i), "CHECK ("+qi(c)+" IS NOT NULL)"); err != nil {
 				return err
 			}
@@ -683,7 +677,7 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 	if ac := o.copied(r); ac != nil {
 		return ac.complete(ctx, r)
 	}
-	// Copied columns take the old ones' place first (and their names).
+	// Copied columns take the old ones' place first.
 	copies := o.copiedColumns(r)
 	for i, ac := range copies {
 		if err := ac.complete(ctx, o.subRun(r, i)); err != nil {
@@ -710,7 +704,7 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 		return err
 	case "primary_key":
 		var stmts []string
-		for i, c := range o.nullableKeyColumns(r, true) {
+		for i, c := range o.nullableKeyColumns(r) {
 			name := o.notNullCheck(r, i)
 			if ok, err := constraintExists(ctx, r, table, name); err != nil {
 				return err
@@ -830,7 +824,7 @@ func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
 	if o.Type == "check" || o.Type == "foreign_key" {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.Name))
 	}
-	for i := range o.nullableKeyColumns(r, false) {
+	for i := range o.nullableKeyColumns(r) {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r, i)))
 	}
 	if len(stmts) > 0 {

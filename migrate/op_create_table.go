@@ -177,8 +177,8 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 			}
 		}
 		if ref := c.References; ref != nil {
-			d += " CONSTRAINT " + qi(ref.Name) + " " + ref.referencesSQL(r.schema, r.after)
-			refTables = append(refTables, r.table(r.after.Table(ref.Table).Physical))
+			d += " CONSTRAINT " + qi(ref.Name) + " " + ref.referencesSQL(r.schema, r.opAfter)
+			refTables = append(refTables, r.table(r.opAfter.Table(ref.Table).Physical))
 		}
 		if c.PK {
 			pk = append(pk, qi(c.Name))
@@ -202,7 +202,7 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 		case "check":
 			defs = append(defs, "CONSTRAINT "+qi(k.Name)+" CHECK ("+k.Check+")")
 		case "foreign_key":
-			rt := r.after.Table(k.References.Table)
+			rt := r.opAfter.Table(k.References.Table)
 			var rcols []string
 			for _, c := range k.References.Columns {
 				rcols = append(rcols, rt.Column(c).Physical)
@@ -235,8 +235,7 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	if ct := created.Table(o.Name); ct != nil {
-		nt := r.after.Table(o.Name)
+	if ct, nt := created.Table(o.Name), r.final(o.Name); ct != nil && nt != nil {
 		for _, c := range nt.Columns {
 			if cc := ct.Column(c.Physical); cc != nil {
 				c.Default, c.ViewDefault = cc.Default, cc.ViewDefault

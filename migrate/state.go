@@ -258,6 +258,24 @@ func (s store) setAfter(ctx context.Context, q querier, name string, after *Sche
 	return err
 }
 
+// markStep records that step of migration name is done.
+func (s store) markStep(ctx context.Context, q querier, name, step string) error {
+	_, err := q.Exec(ctx, "INSERT INTO "+qi(s.state, "steps")+" (schema, migration, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		s.schema, name, step)
+	if err != nil {
+		return fmt.Errorf("record step %s of migration %s: %w", step, name, err)
+	}
+	return nil
+}
+
+// stepDone reports whether step of migration name is recorded as done.
+func (s store) stepDone(ctx context.Context, q querier, name, step string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+qi(s.state, "steps")+" WHERE schema = $1 AND migration = $2 AND step = $3)",
+		s.schema, name, step).Scan(&ok)
+	return ok, err
+}
+
 // forget deletes the migration's backfill chunks and step markers.
 func (s store) forget(ctx context.Context, q querier, name string) error {
 	for _, t := range []string{"backfill_chunks", "steps"} {
