@@ -55,6 +55,9 @@ func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*S
 	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", m.opts.LockTimeout.Milliseconds())); err != nil {
 		return nil, nil, err
 	}
+	if err := m.checkVersionSchema(ctx, tx, mig); err != nil {
+		return nil, nil, err
+	}
 	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone(), log: m.log}
 	if err := checkRawSQLMix(mig); err != nil {
 		return nil, nil, err
@@ -74,21 +77,63 @@ func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*S
 	return v.after, shapes, nil
 }
 
+// checkVersionSchema makes sure the version schema mig will create has a name PostgreSQL
+// keeps whole, and is no schema of the user's: start drops and recreates it.
+func (m *Migrator) checkVersionSchema(ctx context.Context, tx pgx.Tx, mig *Migration) error {
+	vs := m.versionSchemaOfMigration(mig)
+	field := "version_schema"
+	if mig.VersionSchema == "" {
+		field = "name"
+	}
+	if len(vs) > maxIdentifier {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf(
+			"the version schema %q is %d bytes long, over PostgreSQL's %d; shorten the name, or name the version schema with version_schema", vs, len(vs), maxIdentifier)}
+	}
+	if vs == m.opts.Schema || vs == m.opts.StateSchema {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf("the version schema cannot be %q: it is the migrated schema or Tandem's state schema", vs)}
+	}
+	var foreign bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1
+		AND coalesce(obj_description(oid, 'pg_namespace'), '') NOT LIKE 'Tandem version schema of migration %')`, vs).Scan(&foreign)
+	if err != nil {
+		return err
+	}
+	if foreign {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf("schema %q exists and is not a Tandem version schema; choose another version_schema", vs)}
+	}
+	if ok, err := m.st.initialized(ctx, tx); err != nil || !ok {
+		return err
+	}
+	if cur, err := m.st.latest(ctx, tx); err != nil {
+		return err
+	} else if cur != nil && cur.Name != mig.Name && m.versionSchemaOf(cur) == vs {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf("the version schema %q is migration %s's, which the running version may use; choose another", vs, cur.Name)}
+	}
+	return nil
+}
+
 // checkRawSQLMix rejects migrations that mix sql operations run at start with other
 // operations: the shape of the new version after arbitrary SQL is only known by reading
 // the catalog once it ran.
 func checkRawSQLMix(mig *Migration) error {
-	raw := 0
-	for _, op := range mig.Operations {
+	raw, first := 0, -1
+	for i, op := range mig.Operations {
 		if isStartSQL(op) {
 			raw++
+			if first < 0 {
+				first = i
+			}
 		}
 	}
-	if raw > 0 && raw < len(mig.Operations) {
-		return &InputError{File: mig.File, Op: -1, Field: "operations",
-			Err: errors.New("an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own")}
+	if raw == 0 || raw == len(mig.Operations) {
+		return nil
 	}
-	return nil
+	msg := "an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own"
+	if len(mig.origins) > 0 {
+		msg = "an sql operation that runs at start cannot share a step with other kinds of operation, and tandem migrate applies the pending files as one step; " +
+			"apply the files before this one with tandem migrate, then this one with tandem start and tandem complete, then the rest"
+	}
+	return &InputError{File: opFile(mig, first), Op: opIndex(mig, first), Kind: "sql", Err: errors.New(msg)}
 }
 
 // Start begins (expands) mig: afterwards the old version keeps working and the new
@@ -152,7 +197,8 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		if err != nil {
 			return err
 		}
-		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes, Includes: mig.names()}
+		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes,
+			Includes: mig.names(), VersionSchema: mig.VersionSchema}
 		if parent != nil {
 			rec.Parent = parent.Name
 		}
@@ -168,7 +214,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	// unarmed, and are armed once every operation (and its backfill) is done. A start
 	// resumed after the version schema was made arms them at once.
 	var arm *arming
-	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec.Name)); err != nil {
+	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec)); err != nil {
 		return err
 	} else if !exists {
 		arm = &arming{}
@@ -205,7 +251,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusStarted); err != nil {
 		return err
 	}
-	m.log.Info("migration started", "migration", mig.Name, "version_schema", m.versionSchemaOf(mig.Name))
+	m.log.Info("migration started", "migration", mig.Name, "version_schema", m.versionSchemaOf(rec))
 	return nil
 }
 
@@ -262,8 +308,14 @@ func (m *Migrator) complete(ctx context.Context) error {
 	m.log.Info("completing migration", "migration", rec.Name)
 	if rec.Parent != "" {
 		// The old version's views depend on columns and tables that complete drops.
-		if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Parent)); err != nil {
-			return fmt.Errorf("drop the old version's schema: %w", err)
+		parent, err := m.st.get(ctx, m.conn, rec.Parent)
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", rec.Parent, err)
+		}
+		if parent != nil {
+			if err := m.dropVersionSchema(ctx, m.versionSchemaOf(parent)); err != nil {
+				return fmt.Errorf("drop the old version's schema: %w", err)
+			}
 		}
 	}
 	failpoint("complete:old-schema-dropped")
@@ -312,7 +364,7 @@ func (m *Migrator) rollback(ctx context.Context) error {
 		return fmt.Errorf("migration %q is being completed and can no longer be rolled back; run tandem complete to finish it", rec.Name)
 	}
 	m.log.Info("rolling back migration", "migration", rec.Name)
-	if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Name)); err != nil {
+	if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec)); err != nil {
 		return fmt.Errorf("drop the new version's schema: %w", err)
 	}
 	for i := len(mig.Operations) - 1; i >= 0; i-- {
@@ -409,7 +461,7 @@ func runStep(mig *Migration, i int, step string, fn func() error) (err error) {
 }
 
 func (m *Migrator) newRun(rec *record, op int) *run {
-	r := &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec.Name),
+	r := &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec),
 		before: rec.Before, after: rec.After, opBefore: rec.Before, opAfter: rec.After}
 	if op < len(rec.Shapes) {
 		r.opBefore = rec.Shapes[op]
@@ -509,7 +561,7 @@ func (m *Migrator) replaceExpressions(ctx context.Context, rec *record, mig *Mig
 	// The rows the backfills filled with the former expressions are to be computed again:
 	// their catch-up passes will, once they forget the fill's transactions. Not once the
 	// version schema exists: the new version may have written rows since.
-	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec.Name)); err != nil || exists {
+	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec)); err != nil || exists {
 		return err
 	}
 	if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+" SET xids = '{}', caught_up = false WHERE schema = $1 AND migration = $2",

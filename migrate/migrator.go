@@ -203,10 +203,19 @@ func failpoint(step string) {
 	}
 }
 
-// versionSchemaOf names the version schema of migration name, or the base schema for "".
-func (m *Migrator) versionSchemaOf(name string) string {
-	if name == "" {
-		return m.opts.Schema
+// versionSchemaOf names the version schema of a recorded migration: the one it named
+// (version_schema), or VersionSchema(schema, name).
+func (m *Migrator) versionSchemaOf(rec *record) string {
+	if rec.VersionSchema != "" {
+		return rec.VersionSchema
 	}
-	return VersionSchema(m.opts.Schema, name)
+	return VersionSchema(m.opts.Schema, rec.Name)
+}
+
+// versionSchemaOfMigration names the version schema of a migration about to start.
+func (m *Migrator) versionSchemaOfMigration(mig *Migration) string {
+	if mig.VersionSchema != "" {
+		return mig.VersionSchema
+	}
+	return VersionSchema(m.opts.Schema, mig.Name)
 }

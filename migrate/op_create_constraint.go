@@ -156,7 +156,7 @@ func (o *OpCreateConstraint) checkFields() error {
 			return fieldErr("index_parameters", "only for a unique or primary_key constraint")
 		}
 		if p.StorageParameters != "" {
-			if err := checkExpr(p.StorageParameters); err != nil {
+			if err := checkStorageParameters(p.StorageParameters); err != nil {
 				return fieldErr("index_parameters.storage_parameters", "%v", err)
 			}
 		}
@@ -176,11 +176,11 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 	if err != nil {
 		return err
 	}
-	if v.existing(t) == nil {
-		return fieldErr("table", "table %q is created in this migration; define the constraint in its create_table", o.Table)
-	}
-	if err := v.noInheritance(ctx, "table", t); err != nil {
-		return err
+	created := v.existing(t) == nil
+	if !created {
+		if err := v.noInheritance(ctx, "table", t); err != nil {
+			return err
+		}
 	}
 	if err := v.constraintNameTaken(ctx, "name", t, o.Name, o.indexBacked()); err != nil {
 		return err
@@ -212,6 +212,12 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		if err := o.validateReferences(ctx, v); err != nil {
 			return err
 		}
+	}
+	if created {
+		// A table created earlier in this migration: only the new version sees it, so
+		// the constraint goes in at start as it is; up and down have nothing to map.
+		o.addToShape(t, cols)
+		return nil
 	}
 
 	// up maps the old version's writes; its keys are the old version's names.
@@ -248,16 +254,83 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		}
 		return o.validateCopy(ctx, v, t, cols)
 	}
+	o.addToShape(t, cols)
+	return nil
+}
+
+// addToShape records the constraint in the new version's shape of its table.
+func (o *OpCreateConstraint) addToShape(t *Table, cols []*Column) {
 	t.Constraints = append(t.Constraints, o.Name)
 	if o.indexBacked() {
 		t.Indexes = append(t.Indexes, o.Name)
 	}
 	if o.Type == "primary_key" {
+		t.PrimaryKey = nil
 		for _, c := range cols {
 			c.Nullable = false
+			t.PrimaryKey = append(t.PrimaryKey, c.Physical)
 		}
 	}
-	return nil
+}
+
+// onNewTable reports whether the constraint's table is created in this migration.
+func (o *OpCreateConstraint) onNewTable(r *run) bool {
+	t := r.opAfter.Table(o.Table)
+	for _, old := range r.before.Tables {
+		if old.Physical == t.Physical {
+			return false
+		}
+	}
+	return true
+}
+
+// startOnNewTable adds the constraint to a table created in this migration, at once.
+func (o *OpCreateConstraint) startOnNewTable(ctx context.Context, r *run) error {
+	t, cols := o.shape(r)
+	table := r.table(t.Physical)
+	if ok, err := constraintExists(ctx, r, table, o.Name); err != nil || ok {
+		return err
+	}
+	tables := []string{table}
+	var def string
+	switch o.Type {
+	case "check":
+		def = "CHECK (" + physicalExpr(o.Check, t) + ")"
+		if o.NoInherit {
+			def += " NO INHERIT"
+		}
+	case "foreign_key":
+		fk, rtable := o.foreignKeySQL(r, t, cols)
+		def = fk + o.deferrableSQL()
+		if rtable != table {
+			tables = append(tables, rtable)
+		}
+	default:
+		def = "UNIQUE"
+		if o.Type == "primary_key" {
+			def = "PRIMARY KEY"
+		} else if o.NullsNotDistinct {
+			def += " NULLS NOT DISTINCT"
+		}
+		def += " (" + quoteAll(cols) + ")"
+		if p := o.IndexParameters; p != nil {
+			if len(p.IncludeColumns) > 0 {
+				var inc []string
+				for _, c := range p.IncludeColumns {
+					inc = append(inc, t.Column(c).Physical)
+				}
+				def += " INCLUDE (" + quoteAll(inc) + ")"
+			}
+			if p.StorageParameters != "" {
+				def += " WITH (" + p.StorageParameters + ")"
+			}
+			if p.Tablespace != "" {
+				def += " USING INDEX TABLESPACE " + qi(p.Tablespace)
+			}
+		}
+		def += o.deferrableSQL()
+	}
+	return r.m.execLocked(ctx, tables, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(o.Name)+" "+def)
 }
 
 // validateReferences checks the referenced table and columns of a foreign key, and that
@@ -564,6 +637,9 @@ func (o *OpCreateConstraint) deferrableSQL() string {
 }
 
 func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
+	if o.onNewTable(r) {
+		return o.startOnNewTable(ctx, r)
+	}
 	if ac := o.copied(r); ac != nil {
 		return ac.start(ctx, r)
 	}
@@ -597,33 +673,11 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 			return err
 		}
 	case "foreign_key":
-		ref := o.References
-		rt := r.opAfter.Table(ref.Table)
-		var rcols []string
-		for _, c := range ref.Columns {
-			rcols = append(rcols, rt.Column(c).Physical)
-		}
-		def := "FOREIGN KEY (" + quoteAll(cols) + ") REFERENCES " + r.table(rt.Physical) + " (" + quoteAll(rcols) + ")"
-		if ref.MatchType != "" {
-			def += " MATCH " + ref.MatchType
-		}
-		if ref.OnDelete != "" {
-			def += " ON DELETE " + ref.OnDelete
-			if len(ref.OnDeleteSetColumns) > 0 {
-				var set []string
-				for _, c := range ref.OnDeleteSetColumns {
-					set = append(set, t.Column(c).Physical)
-				}
-				def += " (" + quoteAll(set) + ")"
-			}
-		}
-		if ref.OnUpdate != "" {
-			def += " ON UPDATE " + ref.OnUpdate
-		}
+		def, rtable := o.foreignKeySQL(r, t, cols)
 		if err := addConstraint(o.Name, def+o.deferrableSQL()); err != nil {
 			return err
 		}
-		if rtable := r.table(rt.Physical); rtable != table {
+		if rtable != table {
 			tables = append(tables, rtable)
 		}
 	case "primary_key":
@@ -647,6 +701,35 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 		}
 	}
 	return nil
+}
+
+// foreignKeySQL is the FOREIGN KEY clause of the constraint over the physical columns
+// cols of t, and the referenced table, qualified and quoted.
+func (o *OpCreateConstraint) foreignKeySQL(r *run, t *Table, cols []string) (def, rtable string) {
+	ref := o.References
+	rt := r.opAfter.Table(ref.Table)
+	var rcols []string
+	for _, c := range ref.Columns {
+		rcols = append(rcols, rt.Column(c).Physical)
+	}
+	def = "FOREIGN KEY (" + quoteAll(cols) + ") REFERENCES " + r.table(rt.Physical) + " (" + quoteAll(rcols) + ")"
+	if ref.MatchType != "" {
+		def += " MATCH " + ref.MatchType
+	}
+	if ref.OnDelete != "" {
+		def += " ON DELETE " + ref.OnDelete
+		if len(ref.OnDeleteSetColumns) > 0 {
+			var set []string
+			for _, c := range ref.OnDeleteSetColumns {
+				set = append(set, t.Column(c).Physical)
+			}
+			def += " (" + quoteAll(set) + ")"
+		}
+	}
+	if ref.OnUpdate != "" {
+		def += " ON UPDATE " + ref.OnUpdate
+	}
+	return def, r.table(rt.Physical)
 }
 
 // indexSQL is the CREATE UNIQUE INDEX CONCURRENTLY statement behind a unique or primary
@@ -674,6 +757,9 @@ func (o *OpCreateConstraint) indexSQL(r *run, idx, table string, t *Table, cols 
 }
 
 func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
+	if o.onNewTable(r) {
+		return nil // made at start
+	}
 	if ac := o.copied(r); ac != nil {
 		return ac.complete(ctx, r)
 	}
@@ -806,6 +892,9 @@ func (o *OpCreateConstraint) mapStragglers(ctx context.Context, r *run, t *Table
 }
 
 func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
+	if o.onNewTable(r) {
+		return nil // the table's create_table drops it, and the constraint with it
+	}
 	if ac := o.copied(r); ac != nil {
 		return ac.rollback(ctx, r)
 	}

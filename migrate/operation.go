@@ -150,7 +150,7 @@ func (v *validator) checkType(ctx context.Context, field, typ string) (string, e
 	}
 	// The type is written into DDL as the file spells it (to keep its modifiers), so it
 	// must be one self-contained piece of SQL: no comment may swallow what follows it.
-	if err := checkExpr(typ); err != nil {
+	if err := checkTypeName(typ); err != nil {
 		return "", fieldErr(field, "type %q: %v", typ, err)
 	}
 	var canon *string
