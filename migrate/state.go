@@ -37,8 +37,8 @@ type record struct {
 	// the default name (see VersionSchema).
 	VersionSchema string
 	ID            int64 // the attempt's id: a name rolled back and started again has several
-	StartedAt   time.Time
-	CompletedAt *time.Time
+	StartedAt     time.Time
+	CompletedAt   *time.Time
 }
 
 func (r *record) active() bool {
