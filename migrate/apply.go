@@ -329,6 +329,9 @@ func (m *Migrator) complete(ctx context.Context) error {
 		if renaming {
 			break
 		}
+		if isCompleteSQL(op) {
+			continue // after the renames: its SQL uses the final names
+		}
 		m.log.Info("complete", "operation", i, "kind", op.Kind())
 		if err := runStep(mig, i, "complete", func() error { return op.complete(ctx, m.newRun(rec, i)) }); err != nil {
 			return fmt.Errorf("%w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
@@ -340,6 +343,15 @@ func (m *Migrator) complete(ctx context.Context) error {
 	}
 	if err := m.renameToFinal(ctx, rec); err != nil {
 		return fmt.Errorf("give the tables and columns their final names: %w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
+	}
+	for i, op := range mig.Operations {
+		if !isCompleteSQL(op) {
+			continue
+		}
+		m.log.Info("complete", "operation", i, "kind", op.Kind())
+		if err := runStep(mig, i, "complete", func() error { return op.complete(ctx, m.newRun(rec, i)) }); err != nil {
+			return fmt.Errorf("%w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
+		}
 	}
 	if err := m.finish(ctx, rec.Name, StatusCompleted); err != nil {
 		return err
@@ -603,6 +615,12 @@ func hasRawSQL(mig *Migration) bool {
 		}
 	}
 	return false
+}
+
+// isCompleteSQL reports whether op is an sql operation that runs at complete.
+func isCompleteSQL(op Operation) bool {
+	s, ok := op.(*OpRawSQL)
+	return ok && s.OnComplete
 }
 
 // isStartSQL reports whether op is an sql operation that runs at start.

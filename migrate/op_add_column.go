@@ -26,6 +26,9 @@ func (o *OpAddColumn) checkFields() error {
 	if o.Column.PK {
 		return fieldErr("column.pk", "a primary key cannot be added to an existing table with add_column")
 	}
+	if o.Column.Generated != nil {
+		return fieldErr("column.generated", "adding a generated or identity column rewrites the whole table under an ACCESS EXCLUSIVE lock; add a plain column with up computing the value (and a default), or create the table with it")
+	}
 	if isSerial(o.Column.Type) {
 		return fieldErr("column.type", "adding a %s column rewrites the whole table under an ACCESS EXCLUSIVE lock; add a nullable bigint column, then give it a sequence default in a later migration", o.Column.Type)
 	}
@@ -58,9 +61,6 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 		return err
 	}
 	if o.Up != "" {
-		if v.existing(t) == nil {
-			return fieldErr("table", "table %q is created in this migration; give the column a default instead of up", o.Table)
-		}
 		if err := v.checkExpr(ctx, "up", o.Up, v.opBefore.Table(o.Table), o.Column.Type); err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 }
 
 func (o *OpAddColumn) triggerName(r *run) string  { return r.objectName("trg") }
-func (o *OpAddColumn) notNullCheck(r *run) string { return r.objectName("nn") }
+func (o *OpAddColumn) notNullCheck(r *run) string { return r.notNullName(o.Column.Name, "") }
 func (o *OpAddColumn) uniqueIndex(r *run) string  { return r.objectName("uq") }
 
 func (o *OpAddColumn) start(ctx context.Context, r *run) error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // OpAlterColumn changes a column: its type, nullability, default, comment, a unique,
@@ -93,9 +95,6 @@ func (o *OpAlterColumn) validate(ctx context.Context, v *validator) error {
 	c, err := v.column("column", t, o.Column)
 	if err != nil {
 		return err
-	}
-	if v.existing(t) == nil {
-		return fieldErr("table", "table %q is created in this migration; define the column as you want it there", o.Table)
 	}
 	if o.Up != "" || o.Down != "" {
 		if err := v.noInheritance(ctx, "table", t); err != nil {
@@ -234,7 +233,7 @@ func shadowName(col string) string {
 }
 
 func (o *OpAlterColumn) triggerName(r *run) string  { return r.objectName("trg") }
-func (o *OpAlterColumn) notNullCheck(r *run) string { return r.objectName("nn") }
+func (o *OpAlterColumn) notNullCheck(r *run) string { return r.notNullName(o.newName(), "") }
 func (o *OpAlterColumn) uniqueIndex(r *run) string  { return r.objectName("uq") }
 
 // keptName is the temporary name of a constraint carried over to the shadow column.
@@ -458,6 +457,15 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 		stmts = append(stmts, dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
 	}
 	if shadow && kept != nil {
+		// Copies made at start of constraints that an operation of this migration has
+		// dropped since go too.
+		stale, err := o.staleKeptCopies(ctx, r, table, nc.Physical, kept)
+		if err != nil {
+			return err
+		}
+		for _, name := range stale {
+			stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(name))
+		}
 		// The swap: drop the old column (and what hangs on it), give the shadow its name
 		// and the kept indexes and constraints theirs.
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP COLUMN "+qi(old.Physical))
@@ -534,6 +542,31 @@ func (o *OpAlterColumn) rollback(ctx context.Context, r *run) error {
 		}
 	}
 	return r.m.execLocked(ctx, []string{table}, stmts...)
+}
+
+// staleKeptCopies lists the constraints of the shadow column that start copied from the
+// old column's and whose original is gone.
+func (o *OpAlterColumn) staleKeptCopies(ctx context.Context, r *run, table, shadow string, kept *keptRules) ([]string, error) {
+	want := map[string]bool{}
+	for _, k := range append(kept.checks, kept.foreignKeys...) {
+		want[o.keptName(r, k.name)] = true
+	}
+	rows, err := r.m.conn.Query(ctx, `SELECT k.conname::text FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+		WHERE k.conrelid = $1::regclass AND a.attname = $2 AND k.conname LIKE '\_tandem\_kc\_%'`, table, shadow)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var stale []string
+	for _, n := range names {
+		if !want[n] {
+			stale = append(stale, n)
+		}
+	}
+	return stale, nil
 }
 
 func nameOf(c *CheckDef) string {

@@ -260,7 +260,11 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 
 // addToShape records the constraint in the new version's shape of its table.
 func (o *OpCreateConstraint) addToShape(t *Table, cols []*Column) {
-	t.Constraints = append(t.Constraints, o.Name)
+	var physical []string
+	for _, c := range cols {
+		physical = append(physical, c.Physical)
+	}
+	t.addConstraint(o.Name, physical...)
 	if o.indexBacked() {
 		t.Indexes = append(t.Indexes, o.Name)
 	}
@@ -314,19 +318,12 @@ func (o *OpCreateConstraint) startOnNewTable(ctx context.Context, r *run) error 
 		}
 		def += " (" + quoteAll(cols) + ")"
 		if p := o.IndexParameters; p != nil {
-			if len(p.IncludeColumns) > 0 {
-				var inc []string
-				for _, c := range p.IncludeColumns {
-					inc = append(inc, t.Column(c).Physical)
-				}
-				def += " INCLUDE (" + quoteAll(inc) + ")"
+			physical := *p
+			physical.IncludeColumns = nil
+			for _, c := range p.IncludeColumns {
+				physical.IncludeColumns = append(physical.IncludeColumns, t.Column(c).Physical)
 			}
-			if p.StorageParameters != "" {
-				def += " WITH (" + p.StorageParameters + ")"
-			}
-			if p.Tablespace != "" {
-				def += " USING INDEX TABLESPACE " + qi(p.Tablespace)
-			}
+			def += physical.sql()
 		}
 		def += o.deferrableSQL()
 	}
@@ -515,7 +512,11 @@ func (o *OpCreateConstraint) validateCopy(ctx context.Context, v *validator, t *
 			}
 		}
 	}
-	t.Constraints = append(t.Constraints, o.Name)
+	var physical []string
+	for _, c := range cols {
+		physical = append(physical, c.Physical)
+	}
+	t.addConstraint(o.Name, physical...)
 	if o.indexBacked() {
 		t.Indexes = append(t.Indexes, o.Name)
 	}
@@ -594,7 +595,7 @@ func (o *OpCreateConstraint) subRun(r *run, i int) *run {
 func (o *OpCreateConstraint) triggerName(r *run) string { return r.objectName("trg") }
 func (o *OpCreateConstraint) uniqueIndex(r *run) string { return r.objectName("uq") }
 func (o *OpCreateConstraint) notNullCheck(r *run, i int) string {
-	return r.objectName(fmt.Sprintf("nn%d", i))
+	return r.notNullName(o.Columns[i], fmt.Sprint(i))
 }
 
 // shape returns the table as the new version sees it after this operation, and the

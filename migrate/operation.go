@@ -51,6 +51,7 @@ var operationKinds = map[string]func() Operation{
 	"drop_constraint":             func() Operation { return &OpDropConstraint{} },
 	"drop_multicolumn_constraint": func() Operation { return &OpDropMultiColumnConstraint{} },
 	"rename_constraint":           func() Operation { return &OpRenameConstraint{} },
+	"set_replica_identity":        func() Operation { return &OpSetReplicaIdentity{} },
 }
 
 // run is what an operation's start, complete and rollback work with.
@@ -90,6 +91,17 @@ func (r *run) objectName(purpose string) string {
 	// The operation's index leads, so that the triggers of one table fire in the order of
 	// the operations (PostgreSQL fires them in name order).
 	return shortName(fmt.Sprintf("_tandem_%s_%03d_", purpose, r.op), r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op))
+}
+
+// notNullName names the check that holds column col to NOT NULL until complete: the
+// column's name is in it, so that a violation's message ("violates check constraint
+// "_tandem_not_null_email_…"") says which column must not be NULL. part tells several
+// checks of one operation apart.
+func (r *run) notNullName(col, part string) string {
+	if len(col) > 32 {
+		col = strings.ToValidUTF8(col[:32], "")
+	}
+	return "_tandem_not_null_" + col + "_" + shortName("", r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op), part)[:8]
 }
 
 // validator checks operations against the live database before anything is applied.

@@ -13,14 +13,18 @@ import (
 // scanExpr, which rejects comments and unbalanced text the parser would accept inside a
 // larger statement.
 
-// parseExpr makes sure "SELECT (expr)" is one SELECT of one expression and nothing else.
+// parseExpr makes sure "SELECT (expr)" and "SELECT expr" are each one SELECT of one
+// expression and nothing else (the second rejects a bare list such as "a, b", which the
+// first reads as a row).
 func parseExpr(expr string) error {
-	sel, err := parseOneSelect("SELECT (" + expr + ")")
-	if err != nil {
-		return err
-	}
-	if len(sel.TargetList) != 1 {
-		return errors.New("not a single expression")
+	for _, sql := range []string{"SELECT (" + expr + ")", "SELECT " + expr} {
+		sel, err := parseOneSelect(sql)
+		if err != nil {
+			return err
+		}
+		if len(sel.TargetList) != 1 {
+			return errors.New("not a single expression")
+		}
 	}
 	return nil
 }
@@ -93,4 +97,17 @@ func checkSequenceOptions(opts string) error {
 // parserMessage is the parser's message without its decoration.
 func parserMessage(err error) string {
 	return strings.TrimSpace(err.Error())
+}
+
+// checkExcludeElements makes sure elements are the elements of an exclusion constraint,
+// as in "EXCLUDE USING gist (elements)".
+func checkExcludeElements(elements string) error {
+	if err := scanExpr(elements); err != nil {
+		return err
+	}
+	res, err := pg_query.Parse("ALTER TABLE t ADD CONSTRAINT c EXCLUDE USING gist (" + elements + ")")
+	if err != nil || len(res.Stmts) != 1 || len(res.Stmts[0].Stmt.GetAlterTableStmt().GetCmds()) != 1 {
+		return errors.New("not the elements of an exclusion constraint (e.g. \"room WITH =, during WITH &&\")")
+	}
+	return nil
 }
