@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -54,7 +55,10 @@ func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*S
 	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", m.opts.LockTimeout.Milliseconds())); err != nil {
 		return nil, nil, err
 	}
-	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone()}
+	if err := m.checkVersionSchema(ctx, tx, mig); err != nil {
+		return nil, nil, err
+	}
+	v := &validator{tx: tx, schema: m.opts.Schema, before: before, after: before.Clone(), log: m.log}
 	if err := checkRawSQLMix(mig); err != nil {
 		return nil, nil, err
 	}
@@ -73,21 +77,63 @@ func (m *Migrator) plan(ctx context.Context, mig *Migration, before *Schema) (*S
 	return v.after, shapes, nil
 }
 
+// checkVersionSchema makes sure the version schema mig will create has a name PostgreSQL
+// keeps whole, and is no schema of the user's: start drops and recreates it.
+func (m *Migrator) checkVersionSchema(ctx context.Context, tx pgx.Tx, mig *Migration) error {
+	vs := m.versionSchemaOfMigration(mig)
+	field := "version_schema"
+	if mig.VersionSchema == "" {
+		field = "name"
+	}
+	if len(vs) > maxIdentifier {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf(
+			"the version schema %q is %d bytes long, over PostgreSQL's %d; shorten the name, or name the version schema with version_schema", vs, len(vs), maxIdentifier)}
+	}
+	if vs == m.opts.Schema || vs == m.opts.StateSchema {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf("the version schema cannot be %q: it is the migrated schema or Tandem's state schema", vs)}
+	}
+	var foreign bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1
+		AND coalesce(obj_description(oid, 'pg_namespace'), '') NOT LIKE 'Tandem version schema of migration %')`, vs).Scan(&foreign)
+	if err != nil {
+		return err
+	}
+	if foreign {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf("schema %q exists and is not a Tandem version schema; choose another version_schema", vs)}
+	}
+	if ok, err := m.st.initialized(ctx, tx); err != nil || !ok {
+		return err
+	}
+	if cur, err := m.st.latest(ctx, tx); err != nil {
+		return err
+	} else if cur != nil && cur.Name != mig.Name && m.versionSchemaOf(cur) == vs {
+		return &InputError{File: mig.File, Op: -1, Field: field, Err: fmt.Errorf("the version schema %q is migration %s's, which the running version may use; choose another", vs, cur.Name)}
+	}
+	return nil
+}
+
 // checkRawSQLMix rejects migrations that mix sql operations run at start with other
 // operations: the shape of the new version after arbitrary SQL is only known by reading
 // the catalog once it ran.
 func checkRawSQLMix(mig *Migration) error {
-	raw := 0
-	for _, op := range mig.Operations {
+	raw, first := 0, -1
+	for i, op := range mig.Operations {
 		if isStartSQL(op) {
 			raw++
+			if first < 0 {
+				first = i
+			}
 		}
 	}
-	if raw > 0 && raw < len(mig.Operations) {
-		return &InputError{File: mig.File, Op: -1, Field: "operations",
-			Err: errors.New("an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own")}
+	if raw == 0 || raw == len(mig.Operations) {
+		return nil
 	}
-	return nil
+	msg := "an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own"
+	if len(mig.origins) > 0 {
+		msg = "an sql operation that runs at start cannot share a step with other kinds of operation, and tandem migrate applies the pending files as one step; " +
+			"apply the files before this one with tandem migrate, then this one with tandem start and tandem complete, then the rest"
+	}
+	return &InputError{File: opFile(mig, first), Op: opIndex(mig, first), Kind: "sql", Err: errors.New(msg)}
 }
 
 // Start begins (expands) mig: afterwards the old version keeps working and the new
@@ -151,7 +197,8 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		if err != nil {
 			return err
 		}
-		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes, Includes: mig.names()}
+		rec = &record{Name: mig.Name, File: mig.File, Definition: mig.Raw, Before: before, After: after, Shapes: shapes,
+			Includes: mig.names(), VersionSchema: mig.VersionSchema}
 		if parent != nil {
 			rec.Parent = parent.Name
 		}
@@ -167,7 +214,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	// unarmed, and are armed once every operation (and its backfill) is done. A start
 	// resumed after the version schema was made arms them at once.
 	var arm *arming
-	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec.Name)); err != nil {
+	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec)); err != nil {
 		return err
 	} else if !exists {
 		arm = &arming{}
@@ -176,8 +223,8 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		m.log.Info("start", "operation", i, "kind", op.Kind())
 		r := m.newRun(rec, i)
 		r.arming = arm
-		if err := op.start(ctx, r); err != nil {
-			return fmt.Errorf("start operation %d (%s): %w", i, op.Kind(), err)
+		if err := runStep(mig, i, "start", func() error { return op.start(ctx, r) }); err != nil {
+			return err
 		}
 		failpoint(fmt.Sprintf("start:op%d", i))
 	}
@@ -204,7 +251,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusStarted); err != nil {
 		return err
 	}
-	m.log.Info("migration started", "migration", mig.Name, "version_schema", m.versionSchemaOf(mig.Name))
+	m.log.Info("migration started", "migration", mig.Name, "version_schema", m.versionSchemaOf(rec))
 	return nil
 }
 
@@ -261,18 +308,50 @@ func (m *Migrator) complete(ctx context.Context) error {
 	m.log.Info("completing migration", "migration", rec.Name)
 	if rec.Parent != "" {
 		// The old version's views depend on columns and tables that complete drops.
-		if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Parent)); err != nil {
-			return fmt.Errorf("drop the old version's schema: %w", err)
+		parent, err := m.st.get(ctx, m.conn, rec.Parent)
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", rec.Parent, err)
+		}
+		if parent != nil {
+			if err := m.dropVersionSchema(ctx, m.versionSchemaOf(parent)); err != nil {
+				return fmt.Errorf("drop the old version's schema: %w", err)
+			}
 		}
 	}
 	failpoint("complete:old-schema-dropped")
-	for _, i := range completeOrder(mig) {
-		op := mig.Operations[i]
+	// Once the renames began, the physical names the operations know are gone: a resumed
+	// complete goes straight to the renames.
+	renaming, err := m.st.stepDone(ctx, m.conn, rec.Name, stepRenames)
+	if err != nil {
+		return err
+	}
+	for i, op := range mig.Operations {
+		if renaming {
+			break
+		}
+		if isCompleteSQL(op) {
+			continue // after the renames: its SQL uses the final names
+		}
 		m.log.Info("complete", "operation", i, "kind", op.Kind())
-		if err := op.complete(ctx, m.newRun(rec, i)); err != nil {
-			return fmt.Errorf("complete operation %d (%s): %w", i, op.Kind(), err)
+		if err := runStep(mig, i, "complete", func() error { return op.complete(ctx, m.newRun(rec, i)) }); err != nil {
+			return fmt.Errorf("%w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
 		}
 		failpoint(fmt.Sprintf("complete:op%d", i))
+	}
+	if err := m.st.markStep(ctx, m.conn, rec.Name, stepRenames); err != nil {
+		return err
+	}
+	if err := m.renameToFinal(ctx, rec); err != nil {
+		return fmt.Errorf("give the tables and columns their final names: %w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
+	}
+	for i, op := range mig.Operations {
+		if !isCompleteSQL(op) {
+			continue
+		}
+		m.log.Info("complete", "operation", i, "kind", op.Kind())
+		if err := runStep(mig, i, "complete", func() error { return op.complete(ctx, m.newRun(rec, i)) }); err != nil {
+			return fmt.Errorf("%w; the migration stays %s: fix the cause and run tandem complete again", err, StatusCompleting)
+		}
 	}
 	if err := m.finish(ctx, rec.Name, StatusCompleted); err != nil {
 		return err
@@ -297,14 +376,14 @@ func (m *Migrator) rollback(ctx context.Context) error {
 		return fmt.Errorf("migration %q is being completed and can no longer be rolled back; run tandem complete to finish it", rec.Name)
 	}
 	m.log.Info("rolling back migration", "migration", rec.Name)
-	if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec.Name)); err != nil {
+	if err := m.dropVersionSchema(ctx, m.versionSchemaOf(rec)); err != nil {
 		return fmt.Errorf("drop the new version's schema: %w", err)
 	}
 	for i := len(mig.Operations) - 1; i >= 0; i-- {
 		op := mig.Operations[i]
 		m.log.Info("rollback", "operation", i, "kind", op.Kind())
-		if err := op.rollback(ctx, m.newRun(rec, i)); err != nil {
-			return fmt.Errorf("roll back operation %d (%s): %w", i, op.Kind(), err)
+		if err := runStep(mig, i, "roll back", func() error { return op.rollback(ctx, m.newRun(rec, i)) }); err != nil {
+			return fmt.Errorf("%w; the migration stays recorded as %s: fix the cause and run tandem rollback again", err, rec.Status)
 		}
 		failpoint(fmt.Sprintf("rollback:op%d", i))
 	}
@@ -361,8 +440,40 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 	return applied, err
 }
 
+// PanicError is returned when an operation's start, complete or rollback panicked: a bug
+// in Tandem. The migration's recorded state is left as it was, so that the step can be
+// run again once the cause is fixed.
+type PanicError struct {
+	Step  string // "start", "complete" or "roll back"
+	File  string // the file the operation came from
+	Op    int    // the operation's index in that file
+	Kind  string // the operation's kind
+	Value any    // what was passed to panic
+	Stack []byte // the stack of the panic
+}
+
+// Error implements error.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%s: %s operation %d (%s): internal error (panic: %v); please report it with the migration file", e.File, e.Step, e.Op, e.Kind, e.Value)
+}
+
+// runStep runs one operation's step, naming the operation in its error and turning a
+// panic into a *PanicError.
+func runStep(mig *Migration, i int, step string, fn func() error) (err error) {
+	op := mig.Operations[i]
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Step: step, File: opFile(mig, i), Op: opIndex(mig, i), Kind: op.Kind(), Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if err := fn(); err != nil {
+		return fmt.Errorf("%s: %s operation %d (%s): %w", opFile(mig, i), step, opIndex(mig, i), op.Kind(), err)
+	}
+	return nil
+}
+
 func (m *Migrator) newRun(rec *record, op int) *run {
-	r := &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec.Name),
+	r := &run{m: m, rec: rec, op: op, schema: m.opts.Schema, newSchema: m.versionSchemaOf(rec),
 		before: rec.Before, after: rec.After, opBefore: rec.Before, opAfter: rec.After}
 	if op < len(rec.Shapes) {
 		r.opBefore = rec.Shapes[op]
@@ -389,26 +500,50 @@ func opIndex(mig *Migration, i int) int {
 	return i
 }
 
-// completeOrder is the order in which complete visits the operations: renames last (columns,
-// then tables), because the other operations find their tables and columns by the
-// physical names the migration started with.
-func completeOrder(mig *Migration) []int {
-	var order []int
-	for pass := 0; pass < 3; pass++ {
-		for i, op := range mig.Operations {
-			p := 0
-			switch op.(type) {
-			case *OpRenameColumn:
-				p = 1
-			case *OpRenameTable:
-				p = 2
+// stepRenames marks a complete whose operations are done and whose renames began.
+const stepRenames = "complete-renames"
+
+// renameToFinal gives every table and column of the new version its final name. It is
+// complete's last step: until then the physical names stay as start made them, so that
+// each operation finds its table and columns whatever the renames of the migration and
+// their order. Every table's renames go in one transaction; a rerun skips what is done.
+func (m *Migrator) renameToFinal(ctx context.Context, rec *record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Step: "complete", File: rec.File, Op: -1, Kind: "renames", Value: v, Stack: debug.Stack()}
+		}
+	}()
+	for _, t := range rec.After.sortedTables() {
+		table := qi(m.opts.Schema, t.Physical)
+		var cols []string
+		err := m.conn.QueryRow(ctx, `SELECT coalesce(array_agg(attname::text), '{}') FROM pg_attribute
+			WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table).Scan(&cols)
+		if err != nil {
+			return fmt.Errorf("read columns of %s: %w", table, err)
+		}
+		if len(cols) == 0 {
+			continue // renamed by an interrupted complete, columns and all
+		}
+		has := map[string]bool{}
+		for _, c := range cols {
+			has[c] = true
+		}
+		var stmts []string
+		for _, c := range t.Columns {
+			if c.Physical != c.Name && has[c.Physical] {
+				stmts = append(stmts, "ALTER TABLE "+table+" RENAME COLUMN "+qi(c.Physical)+" TO "+qi(c.Name))
 			}
-			if p == pass {
-				order = append(order, i)
+		}
+		if t.Physical != t.Name {
+			stmts = append(stmts, "ALTER TABLE "+table+" RENAME TO "+qi(t.Name))
+		}
+		if len(stmts) > 0 {
+			if err := m.execLocked(ctx, []string{table}, stmts...); err != nil {
+				return fmt.Errorf("rename in table %s: %w", t.Name, err)
 			}
 		}
 	}
-	return order
+	return nil
 }
 
 // replaceExpressions lets an interrupted start resume with corrected up/down expressions
@@ -438,7 +573,7 @@ func (m *Migrator) replaceExpressions(ctx context.Context, rec *record, mig *Mig
 	// The rows the backfills filled with the former expressions are to be computed again:
 	// their catch-up passes will, once they forget the fill's transactions. Not once the
 	// version schema exists: the new version may have written rows since.
-	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec.Name)); err != nil || exists {
+	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec)); err != nil || exists {
 		return err
 	}
 	if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+" SET xids = '{}', caught_up = false WHERE schema = $1 AND migration = $2",
@@ -480,6 +615,12 @@ func hasRawSQL(mig *Migration) bool {
 		}
 	}
 	return false
+}
+
+// isCompleteSQL reports whether op is an sql operation that runs at complete.
+func isCompleteSQL(op Operation) bool {
+	s, ok := op.(*OpRawSQL)
+	return ok && s.OnComplete
 }
 
 // isStartSQL reports whether op is an sql operation that runs at start.

@@ -56,6 +56,16 @@ func (v *validator) lookupConstraint(ctx context.Context, t *Table, name string)
 	return &ci, nil
 }
 
+// constraintColumns is lookupConstraint, falling back on the shape for a constraint made
+// earlier in this migration (its columns only).
+func (v *validator) constraintColumns(ctx context.Context, t *Table, name string) (*constraintInfo, error) {
+	info, err := v.lookupConstraint(ctx, t, name)
+	if info == nil && err == nil && len(t.ConstraintColumns[name]) > 0 {
+		return &constraintInfo{columns: t.ConstraintColumns[name]}, nil
+	}
+	return info, err
+}
+
 // relationExists reports whether a table, index or other relation called name exists in
 // the base schema. Unique and primary key constraints own an index of their name, and
 // index names are unique per schema.

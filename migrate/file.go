@@ -20,6 +20,9 @@ type Migration struct {
 	// Name is the migration's name and version: its version schema is
 	// VersionSchema(schema, Name). It defaults to the file name without extension.
 	Name string `json:"name"`
+	// VersionSchema is the name of the version schema, when the file names it
+	// (version_schema); "" for the default, VersionSchema(schema, Name).
+	VersionSchema string `json:"version_schema,omitempty"`
 	// Operations are applied in order.
 	Operations []Operation `json:"-"`
 	// File is the path the migration was read from, for messages; empty when parsed
@@ -52,7 +55,7 @@ func Combine(migs []*Migration) *Migration {
 		return migs[0]
 	}
 	last := migs[len(migs)-1]
-	c := &Migration{Name: last.Name, File: last.File}
+	c := &Migration{Name: last.Name, File: last.File, VersionSchema: last.VersionSchema}
 	var raws []json.RawMessage
 	for _, m := range migs {
 		c.Includes = append(c.Includes, m.names()...)
@@ -66,11 +69,15 @@ func Combine(migs []*Migration) *Migration {
 			c.origins = append(c.origins, origin{file: m.File, index: i})
 		}
 	}
-	c.Raw, _ = json.Marshal(struct {
-		Name       string            `json:"name"`
-		Operations []json.RawMessage `json:"operations"`
-	}{c.Name, raws})
+	c.Raw, _ = json.Marshal(rawMigration{c.Name, c.VersionSchema, raws})
 	return c
+}
+
+// rawMigration is a migration's canonical JSON, as recorded.
+type rawMigration struct {
+	Name          string            `json:"name"`
+	VersionSchema string            `json:"version_schema,omitempty"`
+	Operations    []json.RawMessage `json:"operations"`
 }
 
 type origin struct {
@@ -183,8 +190,9 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 		return nil, ierr(-1, "", "", fmt.Errorf("not valid JSON or YAML: %w", err))
 	}
 	var doc struct {
-		Name       *string           `json:"name"`
-		Operations []json.RawMessage `json:"operations"`
+		Name          *string           `json:"name"`
+		VersionSchema string            `json:"version_schema"`
+		Operations    []json.RawMessage `json:"operations"`
 	}
 	if err := strictUnmarshal(jsonData, &doc); err != nil {
 		return nil, ierr(-1, "", "", fmt.Errorf("not a migration document: %w", err))
@@ -193,8 +201,14 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 	if doc.Name != nil && *doc.Name != "" {
 		m.Name = *doc.Name
 	}
-	if !nameRE.MatchString(m.Name) || len(m.Name) > 40 {
-		return nil, ierr(-1, "", "name", fmt.Errorf("migration name %q must be 1-40 characters of letters, digits, '_', '-' or '.'", m.Name))
+	if !nameRE.MatchString(m.Name) || len(m.Name) > maxIdentifier {
+		return nil, ierr(-1, "", "name", fmt.Errorf("migration name %q must be 1-%d characters of letters, digits, '_', '-' or '.'", m.Name, maxIdentifier))
+	}
+	if vs := doc.VersionSchema; vs != "" {
+		if !nameRE.MatchString(vs) || len(vs) > maxIdentifier {
+			return nil, ierr(-1, "", "version_schema", fmt.Errorf("%q must be 1-%d bytes of letters, digits, '_', '-' or '.'", vs, maxIdentifier))
+		}
+		m.VersionSchema = vs
 	}
 	if doc.Operations == nil {
 		return nil, ierr(-1, "", "operations", errors.New("missing: a migration needs a list of operations"))
@@ -213,6 +227,9 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 			if err := strictUnmarshal(body, op); err != nil {
 				return nil, ierr(i, kind, "", err)
 			}
+			if field, name := longIdentifier(reflect.ValueOf(op), ""); field != "" {
+				return nil, ierr(i, kind, field, fmt.Errorf("%q is %d bytes long; PostgreSQL names are at most %d bytes (it would cut the name silently)", name, len(name), maxIdentifier))
+			}
 			if err := op.checkFields(); err != nil {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -223,15 +240,71 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 			m.Operations = append(m.Operations, op)
 		}
 	}
-	canon, err := json.Marshal(struct {
-		Name       string            `json:"name"`
-		Operations []json.RawMessage `json:"operations"`
-	}{m.Name, doc.Operations})
+	canon, err := json.Marshal(rawMigration{m.Name, m.VersionSchema, doc.Operations})
 	if err != nil {
 		return nil, err
 	}
 	m.Raw = canon
 	return m, nil
+}
+
+// maxIdentifier is PostgreSQL's limit on the length of a name, in bytes (NAMEDATALEN-1).
+const maxIdentifier = 63
+
+// identifierFields are the JSON fields of the format that hold names of tables, columns,
+// constraints, indexes and schemas.
+var identifierFields = map[string]bool{"name": true, "table": true, "column": true, "from": true, "to": true,
+	"columns": true, "include_columns": true, "on_delete_set_columns": true, "index": true, "collate": true}
+
+// longIdentifier walks an operation and returns the first name longer than PostgreSQL
+// allows, with its field path; "" when there is none.
+func longIdentifier(v reflect.Value, path string) (field, name string) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", ""
+		}
+		return longIdentifier(v.Elem(), path)
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if tag == "" || tag == "-" || !f.IsExported() {
+				continue
+			}
+			p := tag
+			if path != "" {
+				p = path + "." + tag
+			}
+			fv := v.Field(i)
+			switch {
+			case fv.Kind() == reflect.String:
+				if identifierFields[tag] && len(fv.String()) > maxIdentifier {
+					return p, fv.String()
+				}
+			case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+				if identifierFields[tag] {
+					for j := 0; j < fv.Len(); j++ {
+						if s := fv.Index(j).String(); len(s) > maxIdentifier {
+							return p, s
+						}
+					}
+				}
+			case fv.Kind() == reflect.Slice:
+				for j := 0; j < fv.Len(); j++ {
+					if f, n := longIdentifier(fv.Index(j), fmt.Sprintf("%s[%d]", p, j)); f != "" {
+						return f, n
+					}
+				}
+			default:
+				if f, n := longIdentifier(fv, p); f != "" {
+					return f, n
+				}
+			}
+		}
+	}
+	return "", ""
 }
 
 func knownKinds() []string {

@@ -199,6 +199,12 @@ func TestCheckExprRejectsInjection(t *testing.T) {
 		{`E'\\\'' || qty); DELETE FROM items; SELECT (E'\''`, false},
 		{`e'\''); DELETE FROM items; SELECT (''`, false},
 		{`U&'\0027'); DELETE FROM items; SELECT ('`, false},
+		// '$' inside a name is part of it, not the start of a dollar quote.
+		{`c$a$ + 1`, true},
+		{`c$a$ + 1) FROM items; DELETE FROM items; SELECT ($a$`, false},
+		{"1), (2", false},
+		{"1 +", false},
+		{"(SELECT 1) UNION (SELECT 2)", true},
 	} {
 		err := checkExpr(tc.expr)
 		if (err == nil) != tc.ok {

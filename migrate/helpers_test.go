@@ -56,12 +56,22 @@ func (e *testEnv) exec(sql string, args ...any) {
 // ("" for the base schema).
 func (e *testEnv) version(name string) *pgxpool.Pool {
 	e.t.Helper()
+	if name == "" {
+		return e.versionSchema("")
+	}
+	return e.versionSchema(VersionSchema("public", name))
+}
+
+// versionSchema returns a pool whose connections speak version schema vs ("" for the
+// base schema).
+func (e *testEnv) versionSchema(vs string) *pgxpool.Pool {
+	e.t.Helper()
 	cfg, err := pgxpool.ParseConfig(e.url)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if name != "" {
-		PinConnConfig(cfg.ConnConfig, VersionSchema("public", name))
+	if vs != "" {
+		PinConnConfig(cfg.ConnConfig, vs)
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {

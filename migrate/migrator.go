@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultBackfillWorkers is the default of Options.BackfillWorkers: each worker is a
@@ -94,7 +96,7 @@ func Open(ctx context.Context, connString string, opts Options) (*Migrator, erro
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+		return nil, &ConnectError{Cause: rootCause(err), Err: err}
 	}
 	m, err := New(ctx, conn, opts)
 	if err != nil {
@@ -102,6 +104,73 @@ func Open(ctx context.Context, connString string, opts Options) (*Migrator, erro
 		return nil, err
 	}
 	return m, nil
+}
+
+// ConnectError is a failed connection, with its root cause first: pgx reports every
+// attempt (a TLS attempt the server refused, then the plain one, say), and the cause a
+// user must fix is usually the last, or the server's own error.
+type ConnectError struct {
+	Cause error // the root cause
+	Err   error // pgx's error, every attempt included
+}
+
+// Error implements error.
+func (e *ConnectError) Error() string {
+	if e.Cause == e.Err {
+		return "connect to PostgreSQL: " + e.Err.Error()
+	}
+	return "connect to PostgreSQL: " + e.Cause.Error() + "\n\t(every attempt: " + strings.ReplaceAll(e.Err.Error(), "\n", " ") + ")"
+}
+
+// Unwrap returns pgx's error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// rootCause picks the error a user must fix from a failed connection: the server's error
+// if it sent one (a wrong password, a missing database), else the last attempt's, passing
+// over refusals of TLS (sslmode=prefer tries TLS first, then without).
+func rootCause(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+	}
+	cause := err
+	for {
+		switch u := cause.(type) {
+		case interface{ Unwrap() []error }:
+			errs := u.Unwrap()
+			if len(errs) == 0 {
+				return cause
+			}
+			next := errs[len(errs)-1]
+			for i := len(errs) - 1; i >= 0; i-- {
+				if !strings.Contains(errs[i].Error(), "server refused TLS") {
+					next = errs[i]
+					break
+				}
+			}
+			cause = next
+		case interface{ Unwrap() error }:
+			if _, ok := cause.(*pgconn.ConnectError); !ok {
+				return cause
+			}
+			cause = u.Unwrap()
+		default:
+			return cause
+		}
+	}
+}
+
+// permissionHint adds to a permission error what rights Tandem needs and how to grant them.
+func (m *Migrator) permissionHint(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		return err
+	}
+	return fmt.Errorf("%w\nTandem needs to own the schema it migrates (%[2]q) and its tables, and to own its state schema %[3]q "+
+		"or have CREATE on the database to make it. As a superuser or the owner, run for instance:\n"+
+		"\tALTER SCHEMA %[4]s OWNER TO <role>;  -- and ALTER TABLE ... OWNER TO <role> for each table\n"+
+		"\tGRANT CREATE ON DATABASE <database> TO <role>;  -- or: ALTER SCHEMA %[5]s OWNER TO <role>;\n"+
+		"or run Tandem as the role that owns them", err, m.opts.Schema, m.opts.StateSchema, qi(m.opts.Schema), qi(m.opts.StateSchema))
 }
 
 // New returns a Migrator that uses conn, which it owns from now on (Close closes it).
@@ -190,7 +259,7 @@ func (m *Migrator) withLock(ctx context.Context, fn func() error) error {
 		// A fresh context: the lock must be released even when ctx was cancelled.
 		_, _ = m.conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1, hashtext($2))", advisoryClass, m.opts.Schema)
 	}()
-	return fn()
+	return m.permissionHint(fn())
 }
 
 // failpoint lets tests stop the engine at a named step and kill it there: when the
@@ -203,10 +272,19 @@ func failpoint(step string) {
 	}
 }
 
-// versionSchemaOf names the version schema of migration name, or the base schema for "".
-func (m *Migrator) versionSchemaOf(name string) string {
-	if name == "" {
-		return m.opts.Schema
+// versionSchemaOf names the version schema of a recorded migration: the one it named
+// (version_schema), or VersionSchema(schema, name).
+func (m *Migrator) versionSchemaOf(rec *record) string {
+	if rec.VersionSchema != "" {
+		return rec.VersionSchema
 	}
-	return VersionSchema(m.opts.Schema, name)
+	return VersionSchema(m.opts.Schema, rec.Name)
+}
+
+// versionSchemaOfMigration names the version schema of a migration about to start.
+func (m *Migrator) versionSchemaOfMigration(mig *Migration) string {
+	if mig.VersionSchema != "" {
+		return mig.VersionSchema
+	}
+	return VersionSchema(m.opts.Schema, mig.Name)
 }

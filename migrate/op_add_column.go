@@ -26,6 +26,9 @@ func (o *OpAddColumn) checkFields() error {
 	if o.Column.PK {
 		return fieldErr("column.pk", "a primary key cannot be added to an existing table with add_column")
 	}
+	if o.Column.Generated != nil {
+		return fieldErr("column.generated", "adding a generated or identity column rewrites the whole table under an ACCESS EXCLUSIVE lock; add a plain column with up computing the value (and a default), or create the table with it")
+	}
 	if isSerial(o.Column.Type) {
 		return fieldErr("column.type", "adding a %s column rewrites the whole table under an ACCESS EXCLUSIVE lock; add a nullable bigint column, then give it a sequence default in a later migration", o.Column.Type)
 	}
@@ -47,7 +50,7 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 			return err
 		}
 	}
-	if old := v.before.Table(o.Table); old != nil && old.Physical == t.Physical && old.ColumnByPhysical(o.Column.Name) != nil {
+	if old := v.existing(t); old != nil && old.ColumnByPhysical(o.Column.Name) != nil {
 		return fieldErr("column.name", "a column named %q still exists physically in table %q (dropped or renamed in this migration); choose another name", o.Column.Name, o.Table)
 	}
 	if o.notNull() && o.Up == "" && o.Column.Default == nil {
@@ -58,9 +61,6 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 		return err
 	}
 	if o.Up != "" {
-		if v.before.Table(o.Table) == nil {
-			return fieldErr("table", "table %q is created in this migration; give the column a default instead of up", o.Table)
-		}
 		if err := v.checkExpr(ctx, "up", o.Up, v.opBefore.Table(o.Table), o.Column.Type); err != nil {
 			return err
 		}
@@ -69,11 +69,11 @@ func (o *OpAddColumn) validate(ctx context.Context, v *validator) error {
 }
 
 func (o *OpAddColumn) triggerName(r *run) string  { return r.objectName("trg") }
-func (o *OpAddColumn) notNullCheck(r *run) string { return r.objectName("nn") }
+func (o *OpAddColumn) notNullCheck(r *run) string { return r.notNullName(o.Column.Name, "") }
 func (o *OpAddColumn) uniqueIndex(r *run) string  { return r.objectName("uq") }
 
 func (o *OpAddColumn) start(ctx context.Context, r *run) error {
-	t := r.after.Table(o.Table)
+	t := r.opAfter.Table(o.Table)
 	table := r.table(t.Physical)
 	c := o.Column
 	col := qi(c.Name)
@@ -133,10 +133,10 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if ref := c.References; ref != nil {
-		if err := r.addNotValid(ctx, &stmts, table, ref.Name, "FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
+		if err := r.addNotValid(ctx, &stmts, table, ref.Name, "FOREIGN KEY ("+col+") "+ref.referencesSQL(r.schema, r.opAfter)); err != nil {
 			return err
 		}
-		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
+		tables = append(tables, r.table(r.opAfter.Table(ref.Table).Physical))
 	}
 	if len(stmts) > 0 {
 		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
@@ -164,7 +164,7 @@ func (o *OpAddColumn) needsNotNullCheck() bool {
 }
 
 func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
-	t := r.after.Table(o.Table)
+	t := r.opAfter.Table(o.Table)
 	table := r.table(t.Physical)
 	col := qi(o.Column.Name)
 	if o.Up != "" {
@@ -220,7 +220,7 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 }
 
 func (o *OpAddColumn) rollback(ctx context.Context, r *run) error {
-	t := r.after.Table(o.Table)
+	t := r.opAfter.Table(o.Table)
 	table := r.table(t.Physical)
 	if err := r.m.execConcurrently(ctx, r.schema, o.uniqueIndex(r), "DROP INDEX CONCURRENTLY IF EXISTS "+qi(r.schema, o.uniqueIndex(r))); err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // OpAlterColumn changes a column: its type, nullability, default, comment, a unique,
@@ -94,9 +96,6 @@ func (o *OpAlterColumn) validate(ctx context.Context, v *validator) error {
 	if err != nil {
 		return err
 	}
-	if v.before.Table(o.Table) == nil {
-		return fieldErr("table", "table %q is created in this migration; define the column as you want it there", o.Table)
-	}
 	if o.Up != "" || o.Down != "" {
 		if err := v.noInheritance(ctx, "table", t); err != nil {
 			return err
@@ -152,9 +151,17 @@ func (o *OpAlterColumn) validate(ctx context.Context, v *validator) error {
 			nc.Default, nc.ViewDefault = &d, &d
 		}
 	} else if o.Type != "" && c.Default != nil {
-		// Keep the default if it still fits the new type.
-		if v.checkValueExpr(ctx, "default", *c.Default, newType) != nil {
+		// Keep the default, cast to the new type, if its value converts; drop it with a
+		// warning otherwise.
+		if d, err := v.defaultFor(ctx, *c.Default, newType); err != nil {
+			v.log.Warn("alter_column drops the column's default: it does not fit the new type; give a default in the operation to keep one",
+				"table", o.Table, "column", o.Column, "default", *c.Default, "type", newType, "reason", err)
 			nc.Default, nc.ViewDefault = nil, nil
+		} else {
+			if c.ViewDefault != nil && *c.ViewDefault == *c.Default {
+				nc.ViewDefault = &d
+			}
+			nc.Default = &d
 		}
 	}
 
@@ -226,7 +233,7 @@ func shadowName(col string) string {
 }
 
 func (o *OpAlterColumn) triggerName(r *run) string  { return r.objectName("trg") }
-func (o *OpAlterColumn) notNullCheck(r *run) string { return r.objectName("nn") }
+func (o *OpAlterColumn) notNullCheck(r *run) string { return r.notNullName(o.newName(), "") }
 func (o *OpAlterColumn) uniqueIndex(r *run) string  { return r.objectName("uq") }
 
 // keptName is the temporary name of a constraint carried over to the shadow column.
@@ -271,6 +278,12 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 	}
 	if !exists {
 		stmts = append(stmts, "ALTER TABLE "+table+" ADD COLUMN "+target+" "+nc.Type)
+		if nc.Default != nil {
+			// For the rows the new version writes without the column (a later operation
+			// hides it): down then maps the default, not NULL, into the old column. Set
+			// apart from ADD COLUMN, it touches no existing row.
+			stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+target+" SET DEFAULT "+*nc.Default)
+		}
 		if kept.comment != nil && !o.Comment.Set {
 			stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+target+" IS "+ql(*kept.comment))
 		}
@@ -316,10 +329,10 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		}
 	}
 	if ref := o.References; ref != nil {
-		if err := r.addNotValid(ctx, &stmts, table, ref.Name, "FOREIGN KEY ("+target+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
+		if err := r.addNotValid(ctx, &stmts, table, ref.Name, "FOREIGN KEY ("+target+") "+ref.referencesSQL(r.schema, r.opAfter)); err != nil {
 			return err
 		}
-		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
+		tables = append(tables, r.table(r.opAfter.Table(ref.Table).Physical))
 	}
 	bf.ruleTables = []string{table}
 	if len(stmts) > 0 {
@@ -370,10 +383,10 @@ func (o *OpAlterColumn) startInPlace(ctx context.Context, r *run, table string, 
 		}
 	}
 	if ref := o.References; ref != nil {
-		if err := addConstraint(ref.Name, "FOREIGN KEY ("+target+") "+ref.referencesSQL(r.schema, r.after)); err != nil {
+		if err := addConstraint(ref.Name, "FOREIGN KEY ("+target+") "+ref.referencesSQL(r.schema, r.opAfter)); err != nil {
 			return err
 		}
-		tables = append(tables, r.table(r.after.Table(ref.Table).Physical))
+		tables = append(tables, r.table(r.opAfter.Table(ref.Table).Physical))
 	}
 	if len(stmts) > 0 {
 		if err := r.m.execLocked(ctx, tables, stmts...); err != nil {
@@ -444,6 +457,15 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 		stmts = append(stmts, dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
 	}
 	if shadow && kept != nil {
+		// Copies made at start of constraints that an operation of this migration has
+		// dropped since go too.
+		stale, err := o.staleKeptCopies(ctx, r, table, nc.Physical, kept)
+		if err != nil {
+			return err
+		}
+		for _, name := range stale {
+			stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(name))
+		}
 		// The swap: drop the old column (and what hangs on it), give the shadow its name
 		// and the kept indexes and constraints theirs.
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP COLUMN "+qi(old.Physical))
@@ -459,14 +481,10 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 			}
 		}
 	}
-	if shadow || o.Name != "" && o.Name != o.Column {
-		if exists, err := columnExists(ctx, r, table, nc.Physical); err != nil {
-			return err
-		} else if exists && nc.Physical != o.newName() {
-			stmts = append(stmts, "ALTER TABLE "+table+" RENAME COLUMN "+qi(nc.Physical)+" TO "+qi(o.newName()))
-		}
-	}
-	col := qi(o.newName())
+	// The column keeps its physical name (the shadow's, after a swap) until complete's
+	// final pass gives it its final name (see renameToFinal): later operations of the
+	// migration know it by that physical name.
+	col := qi(nc.Physical)
 	if !nc.Nullable && (shadow || old.Nullable) {
 		stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
 			"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r)))
@@ -524,6 +542,31 @@ func (o *OpAlterColumn) rollback(ctx context.Context, r *run) error {
 		}
 	}
 	return r.m.execLocked(ctx, []string{table}, stmts...)
+}
+
+// staleKeptCopies lists the constraints of the shadow column that start copied from the
+// old column's and whose original is gone.
+func (o *OpAlterColumn) staleKeptCopies(ctx context.Context, r *run, table, shadow string, kept *keptRules) ([]string, error) {
+	want := map[string]bool{}
+	for _, k := range append(kept.checks, kept.foreignKeys...) {
+		want[o.keptName(r, k.name)] = true
+	}
+	rows, err := r.m.conn.Query(ctx, `SELECT k.conname::text FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+		WHERE k.conrelid = $1::regclass AND a.attname = $2 AND k.conname LIKE '\_tandem\_kc\_%'`, table, shadow)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var stale []string
+	for _, n := range names {
+		if !want[n] {
+			stale = append(stale, n)
+		}
+	}
+	return stale, nil
 }
 
 func nameOf(c *CheckDef) string {
@@ -592,6 +635,9 @@ func readKeptRules(ctx context.Context, r *run, table, col string) (*keptRules, 
 			k.lost = append(k.lost, fmt.Sprintf("foreign key %s of another table references this column", name))
 		case n > 1:
 			k.lost = append(k.lost, fmt.Sprintf("constraint %s spans several columns", name))
+		case strings.HasPrefix(name, "_tandem_"):
+			// Tandem's own (an earlier operation's NOT NULL check, say): that operation
+			// completes or rolls it back, and this one makes its own for the new column.
 		case typ == "c":
 			k.checks = append(k.checks, keptConstraint{name, def, validated})
 		case typ == "f":

@@ -156,7 +156,7 @@ func (o *OpCreateConstraint) checkFields() error {
 			return fieldErr("index_parameters", "only for a unique or primary_key constraint")
 		}
 		if p.StorageParameters != "" {
-			if err := checkExpr(p.StorageParameters); err != nil {
+			if err := checkStorageParameters(p.StorageParameters); err != nil {
 				return fieldErr("index_parameters.storage_parameters", "%v", err)
 			}
 		}
@@ -176,11 +176,11 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 	if err != nil {
 		return err
 	}
-	if old := v.before.Table(o.Table); old == nil || old.Physical != t.Physical {
-		return fieldErr("table", "table %q is created in this migration; define the constraint in its create_table", o.Table)
-	}
-	if err := v.noInheritance(ctx, "table", t); err != nil {
-		return err
+	created := v.existing(t) == nil
+	if !created {
+		if err := v.noInheritance(ctx, "table", t); err != nil {
+			return err
+		}
 	}
 	if err := v.constraintNameTaken(ctx, "name", t, o.Name, o.indexBacked()); err != nil {
 		return err
@@ -212,6 +212,12 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		if err := o.validateReferences(ctx, v); err != nil {
 			return err
 		}
+	}
+	if created {
+		// A table created earlier in this migration: only the new version sees it, so
+		// the constraint goes in at start as it is; up and down have nothing to map.
+		o.addToShape(t, cols)
+		return nil
 	}
 
 	// up maps the old version's writes; its keys are the old version's names.
@@ -248,16 +254,80 @@ func (o *OpCreateConstraint) validate(ctx context.Context, v *validator) error {
 		}
 		return o.validateCopy(ctx, v, t, cols)
 	}
-	t.Constraints = append(t.Constraints, o.Name)
+	o.addToShape(t, cols)
+	return nil
+}
+
+// addToShape records the constraint in the new version's shape of its table.
+func (o *OpCreateConstraint) addToShape(t *Table, cols []*Column) {
+	var physical []string
+	for _, c := range cols {
+		physical = append(physical, c.Physical)
+	}
+	t.addConstraint(o.Name, physical...)
 	if o.indexBacked() {
 		t.Indexes = append(t.Indexes, o.Name)
 	}
 	if o.Type == "primary_key" {
+		t.PrimaryKey = nil
 		for _, c := range cols {
 			c.Nullable = false
+			t.PrimaryKey = append(t.PrimaryKey, c.Physical)
 		}
 	}
-	return nil
+}
+
+// onNewTable reports whether the constraint's table is created in this migration.
+func (o *OpCreateConstraint) onNewTable(r *run) bool {
+	t := r.opAfter.Table(o.Table)
+	for _, old := range r.before.Tables {
+		if old.Physical == t.Physical {
+			return false
+		}
+	}
+	return true
+}
+
+// startOnNewTable adds the constraint to a table created in this migration, at once.
+func (o *OpCreateConstraint) startOnNewTable(ctx context.Context, r *run) error {
+	t, cols := o.shape(r)
+	table := r.table(t.Physical)
+	if ok, err := constraintExists(ctx, r, table, o.Name); err != nil || ok {
+		return err
+	}
+	tables := []string{table}
+	var def string
+	switch o.Type {
+	case "check":
+		def = "CHECK (" + physicalExpr(o.Check, t) + ")"
+		if o.NoInherit {
+			def += " NO INHERIT"
+		}
+	case "foreign_key":
+		fk, rtable := o.foreignKeySQL(r, t, cols)
+		def = fk + o.deferrableSQL()
+		if rtable != table {
+			tables = append(tables, rtable)
+		}
+	default:
+		def = "UNIQUE"
+		if o.Type == "primary_key" {
+			def = "PRIMARY KEY"
+		} else if o.NullsNotDistinct {
+			def += " NULLS NOT DISTINCT"
+		}
+		def += " (" + quoteAll(cols) + ")"
+		if p := o.IndexParameters; p != nil {
+			physical := *p
+			physical.IncludeColumns = nil
+			for _, c := range p.IncludeColumns {
+				physical.IncludeColumns = append(physical.IncludeColumns, t.Column(c).Physical)
+			}
+			def += physical.sql()
+		}
+		def += o.deferrableSQL()
+	}
+	return r.m.execLocked(ctx, tables, "ALTER TABLE "+table+" ADD CONSTRAINT "+qi(o.Name)+" "+def)
 }
 
 // validateReferences checks the referenced table and columns of a foreign key, and that
@@ -276,7 +346,7 @@ func (o *OpCreateConstraint) validateReferences(ctx context.Context, v *validato
 		}
 		rcols = append(rcols, c.Physical)
 	}
-	if old := v.before.Table(r.Table); old == nil || old.Physical != rt.Physical {
+	if v.existing(rt) == nil {
 		return nil // created in this migration: its create_table declares its keys
 	}
 	var unique bool
@@ -331,7 +401,7 @@ func (o *OpCreateConstraint) anyViolation(ctx context.Context, v *validator, t *
 			cond = "(" + strings.Join(notNull, " OR ") + ")"
 		}
 		missing := "true"
-		if old := v.before.Table(r.Table); old != nil && old.Physical == rt.Physical {
+		if v.existing(rt) != nil {
 			var eq []string
 			for i, c := range r.Columns {
 				eq = append(eq, "_tandem_ref."+qi(rt.Column(c).Physical)+" = "+qi(t.Name)+"."+qi(o.Columns[i]))
@@ -442,7 +512,11 @@ func (o *OpCreateConstraint) validateCopy(ctx context.Context, v *validator, t *
 			}
 		}
 	}
-	t.Constraints = append(t.Constraints, o.Name)
+	var physical []string
+	for _, c := range cols {
+		physical = append(physical, c.Physical)
+	}
+	t.addConstraint(o.Name, physical...)
 	if o.indexBacked() {
 		t.Indexes = append(t.Indexes, o.Name)
 	}
@@ -521,7 +595,7 @@ func (o *OpCreateConstraint) subRun(r *run, i int) *run {
 func (o *OpCreateConstraint) triggerName(r *run) string { return r.objectName("trg") }
 func (o *OpCreateConstraint) uniqueIndex(r *run) string { return r.objectName("uq") }
 func (o *OpCreateConstraint) notNullCheck(r *run, i int) string {
-	return r.objectName(fmt.Sprintf("nn%d", i))
+	return r.notNullName(o.Columns[i], fmt.Sprint(i))
 }
 
 // shape returns the table as the new version sees it after this operation, and the
@@ -535,24 +609,18 @@ func (o *OpCreateConstraint) shape(r *run) (*Table, []string) {
 	return t, cols
 }
 
-// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet:
-// where they are at start, or, with complete set, where they are once copied columns
-// have taken the old ones' place.
-func (o *OpCreateConstraint) nullableKeyColumns(r *run, complete bool) []string {
+// nullableKeyColumns are the physical primary key columns that are not NOT NULL yet
+// (copied columns keep their physical names until complete's final pass).
+func (o *OpCreateConstraint) nullableKeyColumns(r *run) []string {
 	if o.Type != "primary_key" {
 		return nil
 	}
 	before := r.opBefore.Table(o.Table)
 	_, cols := o.shape(r)
-	copied := o.copiedColumns(r) != nil
 	var out []string
 	for i, c := range o.Columns {
 		if bc := before.Column(c); bc == nil || bc.Nullable {
-			if complete && copied {
-				out = append(out, c)
-			} else {
-				out = append(out, cols[i])
-			}
+			out = append(out, cols[i])
 		}
 	}
 	return out
@@ -570,6 +638,9 @@ func (o *OpCreateConstraint) deferrableSQL() string {
 }
 
 func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
+	if o.onNewTable(r) {
+		return o.startOnNewTable(ctx, r)
+	}
 	if ac := o.copied(r); ac != nil {
 		return ac.start(ctx, r)
 	}
@@ -603,37 +674,15 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 			return err
 		}
 	case "foreign_key":
-		ref := o.References
-		rt := r.opAfter.Table(ref.Table)
-		var rcols []string
-		for _, c := range ref.Columns {
-			rcols = append(rcols, rt.Column(c).Physical)
-		}
-		def := "FOREIGN KEY (" + quoteAll(cols) + ") REFERENCES " + r.table(rt.Physical) + " (" + quoteAll(rcols) + ")"
-		if ref.MatchType != "" {
-			def += " MATCH " + ref.MatchType
-		}
-		if ref.OnDelete != "" {
-			def += " ON DELETE " + ref.OnDelete
-			if len(ref.OnDeleteSetColumns) > 0 {
-				var set []string
-				for _, c := range ref.OnDeleteSetColumns {
-					set = append(set, t.Column(c).Physical)
-				}
-				def += " (" + quoteAll(set) + ")"
-			}
-		}
-		if ref.OnUpdate != "" {
-			def += " ON UPDATE " + ref.OnUpdate
-		}
+		def, rtable := o.foreignKeySQL(r, t, cols)
 		if err := addConstraint(o.Name, def+o.deferrableSQL()); err != nil {
 			return err
 		}
-		if rtable := r.table(rt.Physical); rtable != table {
+		if rtable != table {
 			tables = append(tables, rtable)
 		}
 	case "primary_key":
-		for i, c := range o.nullableKeyColumns(r, false) {
+		for i, c := range o.nullableKeyColumns(r) {
 			if err := addConstraint(o.notNullCheck(r, i), "CHECK ("+qi(c)+" IS NOT NULL)"); err != nil {
 				return err
 			}
@@ -653,6 +702,35 @@ func (o *OpCreateConstraint) start(ctx context.Context, r *run) error {
 		}
 	}
 	return nil
+}
+
+// foreignKeySQL is the FOREIGN KEY clause of the constraint over the physical columns
+// cols of t, and the referenced table, qualified and quoted.
+func (o *OpCreateConstraint) foreignKeySQL(r *run, t *Table, cols []string) (def, rtable string) {
+	ref := o.References
+	rt := r.opAfter.Table(ref.Table)
+	var rcols []string
+	for _, c := range ref.Columns {
+		rcols = append(rcols, rt.Column(c).Physical)
+	}
+	def = "FOREIGN KEY (" + quoteAll(cols) + ") REFERENCES " + r.table(rt.Physical) + " (" + quoteAll(rcols) + ")"
+	if ref.MatchType != "" {
+		def += " MATCH " + ref.MatchType
+	}
+	if ref.OnDelete != "" {
+		def += " ON DELETE " + ref.OnDelete
+		if len(ref.OnDeleteSetColumns) > 0 {
+			var set []string
+			for _, c := range ref.OnDeleteSetColumns {
+				set = append(set, t.Column(c).Physical)
+			}
+			def += " (" + quoteAll(set) + ")"
+		}
+	}
+	if ref.OnUpdate != "" {
+		def += " ON UPDATE " + ref.OnUpdate
+	}
+	return def, r.table(rt.Physical)
 }
 
 // indexSQL is the CREATE UNIQUE INDEX CONCURRENTLY statement behind a unique or primary
@@ -680,10 +758,13 @@ func (o *OpCreateConstraint) indexSQL(r *run, idx, table string, t *Table, cols 
 }
 
 func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
+	if o.onNewTable(r) {
+		return nil // made at start
+	}
 	if ac := o.copied(r); ac != nil {
 		return ac.complete(ctx, r)
 	}
-	// Copied columns take the old ones' place first (and their names).
+	// Copied columns take the old ones' place first.
 	copies := o.copiedColumns(r)
 	for i, ac := range copies {
 		if err := ac.complete(ctx, o.subRun(r, i)); err != nil {
@@ -710,7 +791,7 @@ func (o *OpCreateConstraint) complete(ctx context.Context, r *run) error {
 		return err
 	case "primary_key":
 		var stmts []string
-		for i, c := range o.nullableKeyColumns(r, true) {
+		for i, c := range o.nullableKeyColumns(r) {
 			name := o.notNullCheck(r, i)
 			if ok, err := constraintExists(ctx, r, table, name); err != nil {
 				return err
@@ -812,6 +893,9 @@ func (o *OpCreateConstraint) mapStragglers(ctx context.Context, r *run, t *Table
 }
 
 func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
+	if o.onNewTable(r) {
+		return nil // the table's create_table drops it, and the constraint with it
+	}
 	if ac := o.copied(r); ac != nil {
 		return ac.rollback(ctx, r)
 	}
@@ -830,7 +914,7 @@ func (o *OpCreateConstraint) rollback(ctx context.Context, r *run) error {
 	if o.Type == "check" || o.Type == "foreign_key" {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.Name))
 	}
-	for i := range o.nullableKeyColumns(r, false) {
+	for i := range o.nullableKeyColumns(r) {
 		stmts = append(stmts, "ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r, i)))
 	}
 	if len(stmts) > 0 {

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -16,17 +17,25 @@ type OpCreateTable struct {
 
 // TableConstraint is a table-level constraint of create_table.
 type TableConstraint struct {
-	Name       string   `json:"name"`
-	Type       string   `json:"type"` // unique, check, primary_key, foreign_key
-	Columns    []string `json:"columns,omitempty"`
-	Check      string   `json:"check,omitempty"`
-	References *struct {
-		Table    string   `json:"table"`
-		Columns  []string `json:"columns"`
-		OnDelete string   `json:"on_delete,omitempty"`
-		OnUpdate string   `json:"on_update,omitempty"`
-	} `json:"references,omitempty"`
-	NullsNotDistinct bool `json:"nulls_not_distinct,omitempty"`
+	Name              string               `json:"name"`
+	Type              string               `json:"type"` // unique, check, primary_key, foreign_key, exclude
+	Columns           []string             `json:"columns,omitempty"`
+	Check             string               `json:"check,omitempty"`
+	References        *ConstraintReference `json:"references,omitempty"`
+	NullsNotDistinct  bool                 `json:"nulls_not_distinct,omitempty"`
+	Deferrable        bool                 `json:"deferrable,omitempty"`
+	InitiallyDeferred bool                 `json:"initially_deferred,omitempty"`
+	NoInherit         bool                 `json:"no_inherit,omitempty"`
+	IndexParameters   *IndexParameters     `json:"index_parameters,omitempty"`
+	Exclude           *ExcludeDef          `json:"exclude,omitempty"`
+}
+
+// ExcludeDef is an exclusion constraint: EXCLUDE USING index_method (elements) WHERE
+// (predicate).
+type ExcludeDef struct {
+	IndexMethod string `json:"index_method,omitempty"`
+	Elements    string `json:"elements"`
+	Predicate   string `json:"predicate,omitempty"`
 }
 
 // Kind implements Operation.
@@ -73,8 +82,50 @@ func (o *OpCreateTable) checkFields() error {
 					return fieldErr(f+"references", "on_delete/on_update must be one of NO ACTION, RESTRICT, CASCADE, SET NULL, SET DEFAULT")
 				}
 			}
+			k.References.MatchType = strings.ToUpper(strings.TrimSpace(k.References.MatchType))
+			if !matchTypes[k.References.MatchType] {
+				return fieldErr(f+"references.match_type", "must be one of SIMPLE, FULL, PARTIAL")
+			}
+			for _, c := range k.References.OnDeleteSetColumns {
+				if !slices.Contains(k.Columns, c) {
+					return fieldErr(f+"references.on_delete_set_columns", "column %q is not one of the constraint's columns", c)
+				}
+			}
+		case "exclude":
+			if k.Exclude == nil || strings.TrimSpace(k.Exclude.Elements) == "" {
+				return fieldErr(f+"exclude.elements", "required for an exclude constraint")
+			}
+			if err := checkExcludeElements(k.Exclude.Elements); err != nil {
+				return fieldErr(f+"exclude.elements", "%q: %v", k.Exclude.Elements, err)
+			}
+			if m := k.Exclude.IndexMethod; m != "" && !indexMethods[strings.ToLower(m)] {
+				return fieldErr(f+"exclude.index_method", "%q is not an index method", m)
+			}
+			if k.Exclude.Predicate != "" {
+				if err := checkExpr(k.Exclude.Predicate); err != nil {
+					return fieldErr(f+"exclude.predicate", "%v", err)
+				}
+			}
 		default:
-			return fieldErr(f+"type", "must be one of unique, check, primary_key, foreign_key")
+			return fieldErr(f+"type", "must be one of unique, check, primary_key, foreign_key, exclude")
+		}
+		if k.InitiallyDeferred && !k.Deferrable {
+			return fieldErr(f+"initially_deferred", "needs deferrable: true")
+		}
+		if p := k.IndexParameters; p != nil {
+			if k.Type != "unique" && k.Type != "primary_key" && k.Type != "exclude" {
+				return fieldErr(f+"index_parameters", "only a unique, primary key or exclude constraint has an index")
+			}
+			if p.StorageParameters != "" {
+				if err := checkStorageParameters(p.StorageParameters); err != nil {
+					return fieldErr(f+"index_parameters.storage_parameters", "%v", err)
+				}
+			}
+			for _, c := range p.IncludeColumns {
+				if !seen[c] {
+					return fieldErr(f+"index_parameters.include_columns", "column %q is not a column of the table", c)
+				}
+			}
 		}
 		for _, c := range k.Columns {
 			if !seen[c] {
@@ -99,7 +150,16 @@ func (o *OpCreateTable) validate(ctx context.Context, v *validator) error {
 			t.PrimaryKey = append(t.PrimaryKey, c.Name)
 		}
 	}
+	for _, c := range o.Columns {
+		if c.Check != nil {
+			t.addConstraint(c.Check.Name, c.Name)
+		}
+	}
 	for _, k := range o.Constraints {
+		t.addConstraint(k.Name, k.Columns...)
+		if k.Type == "unique" || k.Type == "primary_key" || k.Type == "exclude" {
+			t.Indexes = append(t.Indexes, k.Name)
+		}
 		if k.Type == "primary_key" {
 			if len(t.PrimaryKey) > 0 {
 				return fieldErr("constraints", "the table has a primary key from its columns (pk: true) already")
@@ -167,6 +227,9 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 		if c.Default != nil {
 			d += " DEFAULT " + *c.Default
 		}
+		if c.Generated != nil {
+			d += c.Generated.sql()
+		}
 		if c.Unique {
 			d += " UNIQUE"
 		}
@@ -177,8 +240,8 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 			}
 		}
 		if ref := c.References; ref != nil {
-			d += " CONSTRAINT " + qi(ref.Name) + " " + ref.referencesSQL(r.schema, r.after)
-			refTables = append(refTables, r.table(r.after.Table(ref.Table).Physical))
+			d += " CONSTRAINT " + qi(ref.Name) + " " + ref.referencesSQL(r.schema, r.opAfter)
+			refTables = append(refTables, r.table(r.opAfter.Table(ref.Table).Physical))
 		}
 		if c.PK {
 			pk = append(pk, qi(c.Name))
@@ -189,33 +252,10 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(pk, ", ")+")")
 	}
 	for _, k := range o.Constraints {
-		cols := quoteAll(k.Columns)
-		switch k.Type {
-		case "unique":
-			nnd := ""
-			if k.NullsNotDistinct {
-				nnd = " NULLS NOT DISTINCT"
-			}
-			defs = append(defs, "CONSTRAINT "+qi(k.Name)+" UNIQUE"+nnd+" ("+cols+")")
-		case "primary_key":
-			defs = append(defs, "CONSTRAINT "+qi(k.Name)+" PRIMARY KEY ("+cols+")")
-		case "check":
-			defs = append(defs, "CONSTRAINT "+qi(k.Name)+" CHECK ("+k.Check+")")
-		case "foreign_key":
-			rt := r.after.Table(k.References.Table)
-			var rcols []string
-			for _, c := range k.References.Columns {
-				rcols = append(rcols, rt.Column(c).Physical)
-			}
-			fk := "CONSTRAINT " + qi(k.Name) + " FOREIGN KEY (" + cols + ") REFERENCES " + r.table(rt.Physical) + " (" + quoteAll(rcols) + ")"
-			if a := strings.ToUpper(k.References.OnDelete); a != "" {
-				fk += " ON DELETE " + a
-			}
-			if a := strings.ToUpper(k.References.OnUpdate); a != "" {
-				fk += " ON UPDATE " + a
-			}
-			defs = append(defs, fk)
-			refTables = append(refTables, r.table(rt.Physical))
+		def, ref := k.sql(r)
+		defs = append(defs, def)
+		if ref != "" {
+			refTables = append(refTables, ref)
 		}
 	}
 	stmts := []string{"CREATE TABLE IF NOT EXISTS " + r.table(o.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"}
@@ -235,8 +275,7 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	if ct := created.Table(o.Name); ct != nil {
-		nt := r.after.Table(o.Name)
+	if ct, nt := created.Table(o.Name), r.final(o.Name); ct != nil && nt != nil {
 		for _, c := range nt.Columns {
 			if cc := ct.Column(c.Physical); cc != nil {
 				c.Default, c.ViewDefault = cc.Default, cc.ViewDefault
@@ -251,6 +290,84 @@ func (o *OpCreateTable) complete(ctx context.Context, r *run) error { return nil
 
 func (o *OpCreateTable) rollback(ctx context.Context, r *run) error {
 	return r.m.execLocked(ctx, nil, "DROP TABLE IF EXISTS "+r.table(o.Name))
+}
+
+// sql is the constraint's clause in CREATE TABLE, and the table it references (qualified
+// and quoted), if any.
+func (k *TableConstraint) sql(r *run) (def, refTable string) {
+	cols := quoteAll(k.Columns)
+	def = "CONSTRAINT " + qi(k.Name) + " "
+	switch k.Type {
+	case "unique":
+		def += "UNIQUE"
+		if k.NullsNotDistinct {
+			def += " NULLS NOT DISTINCT"
+		}
+		def += " (" + cols + ")" + k.IndexParameters.sql()
+	case "primary_key":
+		def += "PRIMARY KEY (" + cols + ")" + k.IndexParameters.sql()
+	case "check":
+		def += "CHECK (" + k.Check + ")"
+		if k.NoInherit {
+			def += " NO INHERIT"
+		}
+	case "exclude":
+		def += "EXCLUDE"
+		if k.Exclude.IndexMethod != "" {
+			def += " USING " + strings.ToLower(k.Exclude.IndexMethod)
+		}
+		def += " (" + k.Exclude.Elements + ")" + k.IndexParameters.sql()
+		if k.Exclude.Predicate != "" {
+			def += " WHERE (" + k.Exclude.Predicate + ")"
+		}
+	case "foreign_key":
+		ref := k.References
+		rt := r.opAfter.Table(ref.Table)
+		var rcols []string
+		for _, c := range ref.Columns {
+			rcols = append(rcols, rt.Column(c).Physical)
+		}
+		refTable = r.table(rt.Physical)
+		def += "FOREIGN KEY (" + cols + ") REFERENCES " + refTable + " (" + quoteAll(rcols) + ")"
+		if ref.MatchType != "" {
+			def += " MATCH " + ref.MatchType
+		}
+		if a := strings.ToUpper(ref.OnDelete); a != "" {
+			def += " ON DELETE " + a
+			if len(ref.OnDeleteSetColumns) > 0 {
+				def += " (" + quoteAll(ref.OnDeleteSetColumns) + ")"
+			}
+		}
+		if a := strings.ToUpper(ref.OnUpdate); a != "" {
+			def += " ON UPDATE " + a
+		}
+	}
+	if k.Deferrable {
+		def += " DEFERRABLE"
+		if k.InitiallyDeferred {
+			def += " INITIALLY DEFERRED"
+		}
+	}
+	return def, refTable
+}
+
+// sql is the index clause of a unique, primary key or exclude constraint: INCLUDE, WITH
+// and USING INDEX TABLESPACE; "" for nil.
+func (p *IndexParameters) sql() string {
+	if p == nil {
+		return ""
+	}
+	s := ""
+	if len(p.IncludeColumns) > 0 {
+		s += " INCLUDE (" + quoteAll(p.IncludeColumns) + ")"
+	}
+	if p.StorageParameters != "" {
+		s += " WITH (" + p.StorageParameters + ")"
+	}
+	if p.Tablespace != "" {
+		s += " USING INDEX TABLESPACE " + qi(p.Tablespace)
+	}
+	return s
 }
 
 func quoteAll(names []string) string {

@@ -69,7 +69,7 @@ func (o *OpDropColumn) start(ctx context.Context, r *run) error {
 }
 
 func (o *OpDropColumn) complete(ctx context.Context, r *run) error {
-	t := r.after.Table(o.Table)
+	t := r.opAfter.Table(o.Table)
 	c := r.opBefore.Table(o.Table).Column(o.Column)
 	table := r.table(t.Physical)
 	// The trigger goes with the column: without it, the new version's writes would
@@ -79,5 +79,5 @@ func (o *OpDropColumn) complete(ctx context.Context, r *run) error {
 }
 
 func (o *OpDropColumn) rollback(ctx context.Context, r *run) error {
-	return dropTrigger(ctx, r, o.triggerName(r), r.after.Table(o.Table).Physical)
+	return dropTrigger(ctx, r, o.triggerName(r), r.opAfter.Table(o.Table).Physical)
 }

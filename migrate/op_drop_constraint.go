@@ -63,7 +63,7 @@ func (o *OpDropConstraint) validate(ctx context.Context, v *validator) error {
 	if !t.hasConstraint(o.Name) {
 		return fieldErr("name", "constraint %q does not exist on table %q%s", o.Name, o.Table, suggest(o.Name, t.Constraints))
 	}
-	info, err := v.lookupConstraint(ctx, t, o.Name)
+	info, err := v.constraintColumns(ctx, t, o.Name)
 	if err != nil {
 		return fieldErr("name", "%v", err)
 	}

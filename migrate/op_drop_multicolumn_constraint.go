@@ -62,7 +62,7 @@ func validateDropConstraint(ctx context.Context, v *validator, table, name strin
 			return err
 		}
 	}
-	info, err := v.lookupConstraint(ctx, t, name)
+	info, err := v.constraintColumns(ctx, t, name)
 	if err != nil {
 		return fieldErr("name", "%v", err)
 	}

@@ -20,19 +20,69 @@ type OpCreateIndex struct {
 	StorageParameters string       `json:"storage_parameters,omitempty"`
 }
 
-// IndexColumns are the key columns of an index: a list of names, or (as newer pgroll
-// files write it) an object from name to its settings.
+// IndexColumns are the key columns of an index: a list of names, a list of objects
+// (pgroll's current format: {"column": "a", "sort": "DESC", ...}), or (as some pgroll
+// versions wrote it) an object from name to its settings.
 type IndexColumns []IndexColumn
 
 // IndexColumn is one key column of an index.
 type IndexColumn struct {
-	Name    string `json:"name"`
-	Sort    string `json:"sort,omitempty"`  // ASC or DESC
-	Nulls   string `json:"nulls,omitempty"` // FIRST or LAST
-	Opclass string `json:"opclass,omitempty"`
+	Name          string   `json:"name"`
+	Collate       string   `json:"collate,omitempty"`
+	Sort          string   `json:"sort,omitempty"`  // ASC or DESC
+	Nulls         string   `json:"nulls,omitempty"` // FIRST or LAST
+	Opclass       string   `json:"opclass,omitempty"`
+	OpclassParams []string `json:"opclass_params,omitempty"` // e.g. "siglen = 32"
 }
 
-// UnmarshalJSON accepts ["a", "b"] and {"a": {"sort": "DESC"}, "b": {}}.
+// indexColumnSettings are the settings of one index column in pgroll's format.
+type indexColumnSettings struct {
+	Column  string `json:"column"`
+	Collate string `json:"collate"`
+	Sort    string `json:"sort"`
+	Nulls   string `json:"nulls"`
+	Opclass any    `json:"opclass"` // a name, or {"name": ..., "params": [...]}
+}
+
+func (s indexColumnSettings) column(name string) (IndexColumn, error) {
+	c := IndexColumn{Name: name, Collate: s.Collate, Sort: s.Sort, Nulls: s.Nulls}
+	switch oc := s.Opclass.(type) {
+	case nil:
+	case string:
+		c.Opclass = oc
+	case map[string]any:
+		for k, v := range oc {
+			switch k {
+			case "name":
+				n, ok := v.(string)
+				if !ok {
+					return c, fmt.Errorf("opclass.name must be a string")
+				}
+				c.Opclass = n
+			case "params":
+				ps, ok := v.([]any)
+				if !ok {
+					return c, fmt.Errorf("opclass.params must be a list of strings")
+				}
+				for _, p := range ps {
+					s, ok := p.(string)
+					if !ok {
+						return c, fmt.Errorf("opclass.params must be a list of strings")
+					}
+					c.OpclassParams = append(c.OpclassParams, s)
+				}
+			default:
+				return c, fmt.Errorf("opclass: unknown field %q (known: name, params)", k)
+			}
+		}
+	default:
+		return c, fmt.Errorf("opclass must be a name or an object {name, params}")
+	}
+	return c, nil
+}
+
+// UnmarshalJSON accepts ["a", "b"], [{"column": "a", "sort": "DESC"}, {"column": "b"}] and
+// {"a": {"sort": "DESC"}, "b": {}}.
 func (ic *IndexColumns) UnmarshalJSON(data []byte) error {
 	var names []string
 	if err := json.Unmarshal(data, &names); err == nil {
@@ -42,13 +92,28 @@ func (ic *IndexColumns) UnmarshalJSON(data []byte) error {
 		}
 		return nil
 	}
-	var m map[string]struct {
-		Sort    string `json:"sort"`
-		Nulls   string `json:"nulls"`
-		Opclass any    `json:"opclass"`
+	var list []json.RawMessage
+	if err := json.Unmarshal(data, &list); err == nil {
+		*ic = nil
+		for i, raw := range list {
+			var s indexColumnSettings
+			if err := strictUnmarshal(raw, &s); err != nil {
+				return fmt.Errorf("columns[%d]: %w", i, err)
+			}
+			if strings.TrimSpace(s.Column) == "" {
+				return fmt.Errorf("columns[%d]: column is required", i)
+			}
+			c, err := s.column(s.Column)
+			if err != nil {
+				return fmt.Errorf("columns[%d]: %w", i, err)
+			}
+			*ic = append(*ic, c)
+		}
+		return nil
 	}
+	var m map[string]indexColumnSettings
 	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("columns must be a list of column names or an object of column settings")
+		return fmt.Errorf("columns must be a list of column names, a list of column settings or an object of column settings")
 	}
 	// An object has no order in JSON decoding; keep the file's order.
 	order, err := objectKeyOrder(data)
@@ -57,15 +122,9 @@ func (ic *IndexColumns) UnmarshalJSON(data []byte) error {
 	}
 	*ic = nil
 	for _, n := range order {
-		s := m[n]
-		c := IndexColumn{Name: n, Sort: s.Sort, Nulls: s.Nulls}
-		switch oc := s.Opclass.(type) {
-		case string:
-			c.Opclass = oc
-		case map[string]any:
-			if name, ok := oc["name"].(string); ok {
-				c.Opclass = name
-			}
+		c, err := m[n].column(n)
+		if err != nil {
+			return fmt.Errorf("columns.%s: %w", n, err)
 		}
 		*ic = append(*ic, c)
 	}
@@ -127,9 +186,17 @@ func (o *OpCreateIndex) checkFields() error {
 		if c.Opclass != "" && !nameRE.MatchString(c.Opclass) {
 			return fieldErr(fmt.Sprintf("columns[%d].opclass", i), "%q is not an operator class name", c.Opclass)
 		}
+		if len(c.OpclassParams) > 0 && c.Opclass == "" {
+			return fieldErr(fmt.Sprintf("columns[%d].opclass.params", i), "parameters need an operator class name")
+		}
+		for _, p := range c.OpclassParams {
+			if err := checkExpr(p); err != nil {
+				return fieldErr(fmt.Sprintf("columns[%d].opclass.params", i), "%q: %v", p, err)
+			}
+		}
 	}
 	if o.StorageParameters != "" {
-		if err := checkExpr(o.StorageParameters); err != nil {
+		if err := checkStorageParameters(o.StorageParameters); err != nil {
 			return fieldErr("storage_parameters", "%v", err)
 		}
 	}
@@ -141,9 +208,24 @@ func (o *OpCreateIndex) validate(ctx context.Context, v *validator) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range o.Columns {
+	for i, c := range o.Columns {
 		if _, err := v.column("columns", t, c.Name); err != nil {
 			return err
+		}
+		for _, chk := range []struct{ field, value, query string }{
+			{"collate", c.Collate, "SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = $1)"},
+			{"opclass", c.Opclass, "SELECT EXISTS (SELECT 1 FROM pg_opclass WHERE opcname = $1)"},
+		} {
+			if chk.value == "" {
+				continue
+			}
+			var ok bool
+			if err := v.tx.QueryRow(ctx, chk.query, chk.value).Scan(&ok); err != nil {
+				return err
+			}
+			if !ok {
+				return fieldErr(fmt.Sprintf("columns[%d].%s", i, chk.field), "%s %q does not exist", chk.field, chk.value)
+			}
 		}
 	}
 	for _, other := range v.after.Tables {
@@ -176,8 +258,14 @@ func (o *OpCreateIndex) sql(r *run) string {
 	var cols []string
 	for _, c := range o.Columns {
 		s := qi(t.Column(c.Name).Physical)
+		if c.Collate != "" {
+			s += " COLLATE " + qi(c.Collate)
+		}
 		if c.Opclass != "" {
 			s += " " + qi(c.Opclass)
+			if len(c.OpclassParams) > 0 {
+				s += " (" + strings.Join(c.OpclassParams, ", ") + ")"
+			}
 		}
 		if c.Sort != "" {
 			s += " " + strings.ToUpper(c.Sort)

@@ -40,7 +40,7 @@ func (o *OpRenameColumn) validate(ctx context.Context, v *validator) error {
 	if x := t.ColumnByPhysical(o.To); x != nil && x != c {
 		return fieldErr("to", "a column is stored physically as %q in table %q; choose another name", o.To, o.Table)
 	}
-	if old := v.before.Table(o.Table); old != nil && old.ColumnByPhysical(o.To) != nil && c.Physical != o.To {
+	if old := v.existing(t); old != nil && old.ColumnByPhysical(o.To) != nil && c.Physical != o.To {
 		return fieldErr("to", "a column named %q still exists physically in table %q until this migration completes; choose another name", o.To, o.Table)
 	}
 	c.Name = o.To
@@ -49,21 +49,9 @@ func (o *OpRenameColumn) validate(ctx context.Context, v *validator) error {
 
 func (o *OpRenameColumn) start(ctx context.Context, r *run) error { return nil }
 
-func (o *OpRenameColumn) complete(ctx context.Context, r *run) error {
-	t := r.after.Table(o.Table)
-	c := t.Column(o.To)
-	if c.Physical == o.To {
-		return nil
-	}
-	table := r.table(t.Physical)
-	exists, err := columnExists(ctx, r, table, c.Physical)
-	if err != nil {
-		return err
-	}
-	if !exists {
-		return nil // renamed by an earlier, interrupted complete
-	}
-	return r.m.execLocked(ctx, []string{table}, "ALTER TABLE "+table+" RENAME COLUMN "+qi(c.Physical)+" TO "+qi(o.To))
-}
+// complete does nothing of its own: the physical rename is made by complete's final
+// pass (see renameToFinal), which renames every column to its final name once the
+// other operations are done with the physical names they started with.
+func (o *OpRenameColumn) complete(ctx context.Context, r *run) error { return nil }
 
 func (o *OpRenameColumn) rollback(ctx context.Context, r *run) error { return nil }

@@ -23,7 +23,7 @@ func (o *OpDropTable) validate(ctx context.Context, v *validator) error {
 func (o *OpDropTable) start(ctx context.Context, r *run) error { return nil }
 
 func (o *OpDropTable) complete(ctx context.Context, r *run) error {
-	t := r.before.Table(o.Name)
+	t := r.opBefore.Table(o.Name)
 	return r.m.execLocked(ctx, []string{r.table(t.Physical)}, "DROP TABLE IF EXISTS "+r.table(t.Physical))
 }
 
@@ -71,19 +71,8 @@ func (o *OpRenameTable) validate(ctx context.Context, v *validator) error {
 
 func (o *OpRenameTable) start(ctx context.Context, r *run) error { return nil }
 
-func (o *OpRenameTable) complete(ctx context.Context, r *run) error {
-	t := r.after.Table(o.To)
-	if t.Physical == o.To {
-		return nil
-	}
-	var exists bool
-	if err := r.m.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", r.table(t.Physical)).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		return nil // renamed by an earlier, interrupted complete
-	}
-	return r.m.execLocked(ctx, []string{r.table(t.Physical)}, "ALTER TABLE "+r.table(t.Physical)+" RENAME TO "+qi(o.To))
-}
+// complete does nothing of its own: the physical rename is made by complete's final
+// pass (see renameToFinal).
+func (o *OpRenameTable) complete(ctx context.Context, r *run) error { return nil }
 
 func (o *OpRenameTable) rollback(ctx context.Context, r *run) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 
@@ -50,6 +51,7 @@ var operationKinds = map[string]func() Operation{
 	"drop_constraint":             func() Operation { return &OpDropConstraint{} },
 	"drop_multicolumn_constraint": func() Operation { return &OpDropMultiColumnConstraint{} },
 	"rename_constraint":           func() Operation { return &OpRenameConstraint{} },
+	"set_replica_identity":        func() Operation { return &OpSetReplicaIdentity{} },
 }
 
 // run is what an operation's start, complete and rollback work with.
@@ -73,12 +75,33 @@ type run struct {
 // table qualifies a physical table name with the base schema, quoted.
 func (r *run) table(physical string) string { return qi(r.schema, physical) }
 
+// final returns the table of the new version stored physically as physical, or nil.
+func (r *run) final(physical string) *Table {
+	for _, t := range r.after.Tables {
+		if t.Physical == physical {
+			return t
+		}
+	}
+	return nil
+}
+
 // objectName is a stable name for an object this operation creates (trigger, function,
 // constraint), unique per migration, operation and purpose.
 func (r *run) objectName(purpose string) string {
 	// The operation's index leads, so that the triggers of one table fire in the order of
 	// the operations (PostgreSQL fires them in name order).
 	return shortName(fmt.Sprintf("_tandem_%s_%03d_", purpose, r.op), r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op))
+}
+
+// notNullName names the check that holds column col to NOT NULL until complete: the
+// column's name is in it, so that a violation's message ("violates check constraint
+// "_tandem_not_null_email_…"") says which column must not be NULL. part tells several
+// checks of one operation apart.
+func (r *run) notNullName(col, part string) string {
+	if len(col) > 32 {
+		col = strings.ToValidUTF8(col[:32], "")
+	}
+	return "_tandem_not_null_" + col + "_" + shortName("", r.m.opts.Schema, r.rec.Name, fmt.Sprint(r.op), part)[:8]
 }
 
 // validator checks operations against the live database before anything is applied.
@@ -90,9 +113,22 @@ type validator struct {
 	after  *Schema // the new version's shape so far
 	// opBefore is the shape before the operation being validated.
 	opBefore *Schema
+	// log receives the warnings of validation (a default dropped, say).
+	log *slog.Logger
 	// rawSQL is set once an sql operation ran in the migration: the shape of later
 	// tables is then unknown to the validator.
 	rawSQL bool
+}
+
+// existing returns the table of the old version that t is stored in (t may have been
+// renamed earlier in the migration), or nil when t is created in this migration.
+func (v *validator) existing(t *Table) *Table {
+	for _, old := range v.before.Tables {
+		if old.Physical == t.Physical {
+			return old
+		}
+	}
+	return nil
 }
 
 // table returns the table the new version calls name, or an error naming the field.
@@ -126,7 +162,7 @@ func (v *validator) checkType(ctx context.Context, field, typ string) (string, e
 	}
 	// The type is written into DDL as the file spells it (to keep its modifiers), so it
 	// must be one self-contained piece of SQL: no comment may swallow what follows it.
-	if err := checkExpr(typ); err != nil {
+	if err := checkTypeName(typ); err != nil {
 		return "", fieldErr(field, "type %q: %v", typ, err)
 	}
 	var canon *string
@@ -153,16 +189,16 @@ func (v *validator) checkExpr(ctx context.Context, field, expr string, t *Table,
 		return nil
 	}
 	var cols []string
-	physical := v.before.Table(t.Name)
+	physical := v.existing(t)
 	for _, c := range t.Columns {
-		if physical != nil && physical.Physical == t.Physical && physical.ColumnByPhysical(c.Physical) != nil {
+		if physical != nil && physical.ColumnByPhysical(c.Physical) != nil {
 			cols = append(cols, qi(c.Physical)+" AS "+qi(c.Name))
 		} else {
 			cols = append(cols, "NULL::"+c.Type+" AS "+qi(c.Name))
 		}
 	}
 	from := "(SELECT " + strings.Join(cols, ", ") + ") AS " + qi(t.Name)
-	if physical != nil && physical.Physical == t.Physical {
+	if physical != nil {
 		from = "(SELECT " + strings.Join(cols, ", ") + " FROM " + qi(v.schema, t.Physical) + ") AS " + qi(t.Name)
 	}
 	sel := "(" + expr + ")"
@@ -207,11 +243,49 @@ func (v *validator) checkValueExpr(ctx context.Context, field, expr, typ string)
 	return nil
 }
 
+// defaultFor returns column default expr made fit for a column of type typ: as it is
+// when PostgreSQL converts its type to typ on assignment, else with an explicit cast. It
+// fails when the cast is invalid or its evaluation fails. A default that cannot be
+// evaluated in the validator's read-only transaction (nextval) only needs a valid cast.
+func (v *validator) defaultFor(ctx context.Context, expr, typ string) (string, error) {
+	if err := v.checkValueExpr(ctx, "default", expr, typ); err != nil {
+		return "", err
+	}
+	var assignable bool
+	err := savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT s = t OR EXISTS (SELECT 1 FROM pg_cast WHERE castsource = s AND casttarget = t AND castcontext IN ('a', 'i'))
+			FROM (SELECT pg_typeof(`+expr+`)::oid AS s, $1::regtype::oid AS t) x`, typ).Scan(&assignable)
+	})
+	if err != nil && sqlStateOf(err) != "25006" { // read_only_sql_transaction
+		return "", errors.New(pgMessage(err))
+	}
+	err = savepoint(ctx, v.tx, func(tx pgx.Tx) error {
+		var s *string
+		return tx.QueryRow(ctx, "SELECT (("+expr+")::"+typ+")::text").Scan(&s)
+	})
+	if err != nil && sqlStateOf(err) != "25006" {
+		return "", errors.New(pgMessage(err))
+	}
+	if assignable {
+		return expr, nil
+	}
+	return "(" + expr + ")::" + typ, nil
+}
+
+// sqlStateOf is the SQLSTATE of a server error, or "".
+func sqlStateOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
 // rowsSQL is a subquery of the physical rows of t under the names t gives them, with the
 // physical columns named in renames shown under another name.
 func (v *validator) rowsSQL(t *Table, renames map[string]string) string {
 	var cols []string
-	physical := v.before.Table(t.Name)
+	physical := v.existing(t)
 	for _, c := range t.Columns {
 		name := c.Name
 		if n, ok := renames[c.Physical]; ok {
@@ -258,7 +332,7 @@ func (v *validator) anyRowMapped(ctx context.Context, t *Table, up, typ, cond st
 
 // hasRows reports whether the physical table has at least one row.
 func (v *validator) hasRows(ctx context.Context, t *Table) (bool, error) {
-	if v.before.Table(t.Name) == nil {
+	if v.existing(t) == nil {
 		return false, nil
 	}
 	var ok bool
@@ -269,7 +343,7 @@ func (v *validator) hasRows(ctx context.Context, t *Table) (bool, error) {
 // noInheritance refuses a table with inheritance children (INHERITS; partitions are
 // fine): a dual-write trigger on the table would not fire for the writes made to them.
 func (v *validator) noInheritance(ctx context.Context, field string, t *Table) error {
-	if v.before.Table(t.Name) == nil {
+	if v.existing(t) == nil {
 		return nil
 	}
 	var children bool

@@ -25,6 +25,12 @@ type Table struct {
 	Indexes    []string  `json:"indexes,omitempty"`     // physical index names
 	// Constraints are the names of the table's constraints.
 	Constraints []string `json:"constraints,omitempty"`
+	// ConstraintColumns are the physical columns of the constraints made in the
+	// migration (the catalog has them for the others).
+	ConstraintColumns map[string][]string `json:"constraint_columns,omitempty"`
+	// ReplicaIdentity is the table's REPLICA IDENTITY clause when it is not DEFAULT:
+	// FULL, NOTHING or USING INDEX "name".
+	ReplicaIdentity string `json:"replica_identity,omitempty"`
 }
 
 // Column is a column as one version sees it.
@@ -99,6 +105,15 @@ func (t *Table) hasIndex(name string) bool {
 	return false
 }
 
+// addConstraint records a constraint made in the migration over physical columns cols.
+func (t *Table) addConstraint(name string, cols ...string) {
+	t.Constraints = append(t.Constraints, name)
+	if t.ConstraintColumns == nil {
+		t.ConstraintColumns = map[string][]string{}
+	}
+	t.ConstraintColumns[name] = cols
+}
+
 func (t *Table) hasConstraint(name string) bool {
 	for _, c := range t.Constraints {
 		if c == name {
@@ -118,7 +133,10 @@ func (s *Schema) sortedTables() []*Table {
 	return ts
 }
 
-// readSchema reads the physical tables of schema from the catalog. Tandem's own trigger
+// readSchema reads the physical tables of schema from the catalog. The view of a GENERATED
+// BY DEFAULT identity column carries its nextval() default; one GENERATED ALWAYS carries
+// none (the table's identity applies to an insert through the view that leaves it out,
+// and any value the view supplied would be refused). Tandem's own trigger
 // functions are not tables, and partitions are reached through their parent.
 func readSchema(ctx context.Context, q querier, schema string) (*Schema, error) {
 	s := &Schema{Tables: map[string]*Table{}}
@@ -128,7 +146,7 @@ func readSchema(ctx context.Context, q querier, schema string) (*Schema, error) 
 		       format_type(a.atttypid, a.atttypmod),
 		       NOT a.attnotnull,
 		       pg_get_expr(d.adbin, d.adrelid),
-		       CASE WHEN a.attidentity <> '' THEN
+		       CASE WHEN a.attidentity = 'd' THEN
 		            format('nextval(%L::regclass)', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
 		       END,
 		       a.attgenerated <> ''
@@ -195,6 +213,29 @@ func readSchema(ctx context.Context, q querier, schema string) (*Schema, error) 
 			if primary {
 				t.PrimaryKey = cols
 			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	rows, err = q.Query(ctx, `
+		SELECT c.relname, CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+		       ELSE 'USING INDEX ' || quote_ident((SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+		                                            WHERE x.indrelid = c.oid AND x.indisreplident)) END
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relreplident <> 'd'`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("read replica identities of schema %q: %w", schema, err)
+	}
+	for rows.Next() {
+		var table string
+		var ident *string
+		if err := rows.Scan(&table, &ident); err != nil {
+			return nil, err
+		}
+		if t := s.Tables[table]; t != nil && ident != nil {
+			t.ReplicaIdentity = *ident
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -21,17 +21,32 @@ func shortName(prefix string, parts ...string) string {
 	return prefix + hex.EncodeToString(h[:])[:16]
 }
 
-// checkExpr makes sure expr is one self-contained SQL expression: quotes, comments and
-// parentheses balanced, and no statement separator at the top level. Together with the
-// database parsing the expression (see the validation step) this keeps a migration file
-// from injecting SQL outside the expression it is meant to carry.
+// checkExpr makes sure expr is one self-contained SQL expression: quotes balanced,
+// parentheses balanced within it, no comment and no statement separator, and PostgreSQL's
+// own parser reads it as one expression (see parseExpr). This keeps a migration file from
+// injecting SQL outside the expression it is meant to carry.
 func checkExpr(expr string) error {
+	if err := scanExpr(expr); err != nil {
+		return err
+	}
+	return parseExpr(expr)
+}
+
+// scanExpr is checkExpr's scan of the text: quotes, comments, parentheses, separators.
+func scanExpr(expr string) error {
 	if strings.TrimSpace(expr) == "" {
 		return errors.New("empty expression")
 	}
 	depth := 0
 	for i := 0; i < len(expr); i++ {
 		switch c := expr[i]; {
+		case c == '_' || isAlnum(c):
+			// A word: '$' inside it (c$a$) is part of the name, not a dollar quote.
+			j := i
+			for j < len(expr) && isWordByte(expr[j]) {
+				j++
+			}
+			i = j - 1
 		case c == '\'' || c == '"':
 			end, ok := skipQuoted(expr, i)
 			if !ok {

@@ -32,9 +32,13 @@ type record struct {
 	// before it. Expressions of operation i are written in its names.
 	Shapes []*Schema
 	// Includes names the migrations this one combines (see Combine).
-	Includes    []string
-	StartedAt   time.Time
-	CompletedAt *time.Time
+	Includes []string
+	// VersionSchema is the version schema the migration named (version_schema), or "" for
+	// the default name (see VersionSchema).
+	VersionSchema string
+	ID            int64 // the attempt's id: a name rolled back and started again has several
+	StartedAt     time.Time
+	CompletedAt   *time.Time
 }
 
 func (r *record) active() bool {
@@ -59,8 +63,13 @@ func stateDDL(state string) []string {
 			shapes       jsonb NOT NULL DEFAULT '[]',
 			includes     text[] NOT NULL DEFAULT '{}',
 			started_at   timestamptz NOT NULL DEFAULT now(),
-			completed_at timestamptz,
-			PRIMARY KEY (schema, name))`,
+			completed_at timestamptz)`,
+		// Every attempt is kept (the audit trail): a name is unique among the attempts
+		// that are not rolled back. A state schema made before had (schema, name) as key.
+		`ALTER TABLE ` + qi(state, "migrations") + ` DROP CONSTRAINT IF EXISTS migrations_pkey`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS migrations_name ON ` + qi(state, "migrations") +
+			` (schema, name) WHERE status <> 'rolled_back'`,
+		`ALTER TABLE ` + qi(state, "migrations") + ` ADD COLUMN IF NOT EXISTS version_schema text`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON ` + qi(state, "migrations") +
 			` (schema) WHERE status IN ('starting', 'started', 'completing')`,
 		// A backfill's chunks: the pages first_page..last_page of the table, filled up to
@@ -114,12 +123,12 @@ func (s store) initialized(ctx context.Context, q querier) (bool, error) {
 	return ok, err
 }
 
-const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, shapes, includes, started_at, completed_at`
+const recordColumns = `name, coalesce(parent, ''), status, coalesce(file, ''), definition, before, after, shapes, includes, started_at, completed_at, coalesce(version_schema, ''), id`
 
 func scanRecord(row pgx.Row) (*record, error) {
 	var r record
 	var before, after, shapes []byte
-	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &shapes, &r.Includes, &r.StartedAt, &r.CompletedAt); err != nil {
+	if err := row.Scan(&r.Name, &r.Parent, &r.Status, &r.File, &r.Definition, &before, &after, &shapes, &r.Includes, &r.StartedAt, &r.CompletedAt, &r.VersionSchema, &r.ID); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(shapes, &r.Shapes); err != nil {
@@ -165,9 +174,10 @@ func (s store) latestCompleted(ctx context.Context, q querier) (*record, error) 
 	return r, err
 }
 
+// get returns the newest attempt of migration name, or nil.
 func (s store) get(ctx context.Context, q querier, name string) (*record, error) {
 	r, err := scanRecord(q.QueryRow(ctx, `SELECT `+recordColumns+` FROM `+qi(s.state, "migrations")+
-		` WHERE schema = $1 AND name = $2`, s.schema, name))
+		` WHERE schema = $1 AND name = $2 ORDER BY id DESC LIMIT 1`, s.schema, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -192,8 +202,8 @@ func (s store) history(ctx context.Context, q querier) ([]*record, error) {
 	return out, rows.Err()
 }
 
-// insert records a new migration as starting. A rolled-back migration of the same name is
-// replaced.
+// insert records a new migration as starting. Rolled-back attempts of the same name stay
+// in the history.
 func (s store) insert(ctx context.Context, q querier, r *record) error {
 	before, err := json.Marshal(r.Before)
 	if err != nil {
@@ -207,16 +217,13 @@ func (s store) insert(ctx context.Context, q querier, r *record) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `DELETE FROM `+qi(s.state, "migrations")+` WHERE schema = $1 AND name = $2 AND status = 'rolled_back'`, s.schema, r.Name)
-	if err != nil {
-		return err
-	}
 	if err := s.forget(ctx, q, r.Name); err != nil {
 		return err
 	}
 	_, err = q.Exec(ctx, `INSERT INTO `+qi(s.state, "migrations")+
-		` (schema, name, parent, status, file, definition, before, after, shapes, includes) VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, $9, $10)`,
-		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after, shapes, r.Includes)
+		` (schema, name, parent, status, file, definition, before, after, shapes, includes, version_schema)
+		  VALUES ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, $9, $10, nullif($11, ''))`,
+		s.schema, r.Name, r.Parent, StatusStarting, r.File, r.Definition, before, after, shapes, r.Includes, r.VersionSchema)
 	if err != nil {
 		return fmt.Errorf("record migration %s: %w", r.Name, err)
 	}
@@ -234,7 +241,7 @@ func (s store) applied(ctx context.Context, q querier, name string) (bool, error
 
 func (s store) setStatus(ctx context.Context, q querier, name, status string) error {
 	_, err := q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+
-		` SET status = $3, completed_at = CASE WHEN $3 = 'completed' THEN now() END WHERE schema = $1 AND name = $2`,
+		` SET status = $3, completed_at = CASE WHEN $3 = 'completed' THEN now() END WHERE schema = $1 AND name = $2 AND status <> 'rolled_back'`,
 		s.schema, name, status)
 	if err != nil {
 		return fmt.Errorf("record status %s of migration %s: %w", status, name, err)
@@ -244,7 +251,7 @@ func (s store) setStatus(ctx context.Context, q querier, name, status string) er
 
 // setDefinition replaces the recorded definition (corrected expressions).
 func (s store) setDefinition(ctx context.Context, q querier, name string, def []byte) error {
-	_, err := q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+` SET definition = $3 WHERE schema = $1 AND name = $2`, s.schema, name, def)
+	_, err := q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+` SET definition = $3 WHERE schema = $1 AND name = $2 AND status <> 'rolled_back'`, s.schema, name, def)
 	return err
 }
 
@@ -254,8 +261,26 @@ func (s store) setAfter(ctx context.Context, q querier, name string, after *Sche
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+` SET after = $3 WHERE schema = $1 AND name = $2`, s.schema, name, data)
+	_, err = q.Exec(ctx, `UPDATE `+qi(s.state, "migrations")+` SET after = $3 WHERE schema = $1 AND name = $2 AND status <> 'rolled_back'`, s.schema, name, data)
 	return err
+}
+
+// markStep records that step of migration name is done.
+func (s store) markStep(ctx context.Context, q querier, name, step string) error {
+	_, err := q.Exec(ctx, "INSERT INTO "+qi(s.state, "steps")+" (schema, migration, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		s.schema, name, step)
+	if err != nil {
+		return fmt.Errorf("record step %s of migration %s: %w", step, name, err)
+	}
+	return nil
+}
+
+// stepDone reports whether step of migration name is recorded as done.
+func (s store) stepDone(ctx context.Context, q querier, name, step string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+qi(s.state, "steps")+" WHERE schema = $1 AND migration = $2 AND step = $3)",
+		s.schema, name, step).Scan(&ok)
+	return ok, err
 }
 
 // forget deletes the migration's backfill chunks and step markers.

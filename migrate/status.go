@@ -46,7 +46,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	}
 	for _, r := range recs {
 		info := MigrationInfo{Name: r.Name, Status: r.Status, Parent: r.Parent, File: r.File, Includes: r.Includes,
-			VersionSchema: m.versionSchemaOf(r.Name), StartedAt: r.StartedAt, CompletedAt: r.CompletedAt}
+			VersionSchema: m.versionSchemaOf(r), StartedAt: r.StartedAt, CompletedAt: r.CompletedAt}
 		st.History = append(st.History, info)
 		if r.Status == StatusRolledBack {
 			continue
@@ -100,5 +100,5 @@ func (m *Migrator) LatestVersion(ctx context.Context) (name, versionSchema strin
 	if err != nil || r == nil {
 		return "", "", err
 	}
-	return r.Name, m.versionSchemaOf(r.Name), nil
+	return r.Name, m.versionSchemaOf(r), nil
 }

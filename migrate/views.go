@@ -12,7 +12,7 @@ import (
 // so that inserts through a view behave like inserts into the table. It runs in one
 // transaction, so a version schema is either complete or absent.
 func (m *Migrator) createVersionSchema(ctx context.Context, rec *record) error {
-	vs := m.versionSchemaOf(rec.Name)
+	vs := m.versionSchemaOf(rec)
 	stmts := []string{
 		"DROP SCHEMA IF EXISTS " + qi(vs) + " CASCADE",
 		"CREATE SCHEMA " + qi(vs),
