@@ -294,6 +294,7 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 	const cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
 	var caughtUp int64
 	size := int64(1)
+	conflicts := 0
 	for from := c.first; from <= c.last; {
 		target, pageCap, err := th.before(ctx)
 		if err != nil {
@@ -306,8 +307,8 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 		t0 := time.Now()
 		var updated int64
 		var xid *string
-		err = retryTransient(ctx, func() error {
-			bt := batchOf(r, 0)
+		retry, err := th.attempt(ctx, &conflicts, func(lockTimeout time.Duration) error {
+			bt := batchOf(r, lockTimeout)
 			bt.Queue(b.update(c.relation, cond), from, to+1, *xids).Exec(func(tag pgconn.CommandTag) error {
 				updated = tag.RowsAffected()
 				return nil
@@ -316,6 +317,10 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 			bt.Queue("SELECT pg_current_xact_id_if_assigned()::xid::text").QueryRow(func(row pgx.Row) error { return row.Scan(&xid) })
 			return conn.SendBatch(ctx, bt).Close()
 		})
+		if retry {
+			size = max(size/4, 1)
+			continue
+		}
 		elapsed := time.Since(t0)
 		if err != nil {
 			th.release()
@@ -369,6 +374,28 @@ func resize(target time.Duration, size int64, elapsed time.Duration) int64 {
 // locks, under an impact's short lock_timeout, before it waits with the default one.
 const maxConflicts = 10
 
+// attempt runs a batch, fn, with the lock_timeout it is given. Under an impact with a
+// short lock_timeout, a batch that meets the application's row lock gives up soon,
+// releasing the rows it locked: attempt frees the batch's slot and says to retry it
+// smaller. After maxConflicts in a row (counted in conflicts), or at impact max, the
+// batch waits the default lock_timeout, retried by retryTransient.
+func (t *throttle) attempt(ctx context.Context, conflicts *int, fn func(lockTimeout time.Duration) error) (retry bool, err error) {
+	if *conflicts < maxConflicts && t.p.lockTimeout > 0 {
+		err = fn(t.p.lockTimeout)
+		if isTransient(err) {
+			*conflicts++
+			t.conflict()
+			return true, nil
+		}
+	} else {
+		err = retryTransient(ctx, func() error { return fn(0) })
+	}
+	if err == nil {
+		*conflicts = 0
+	}
+	return false, err
+}
+
 // fill walks one chunk in batches of pages, adapting the batch size to the target batch
 // duration.
 func (b *backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p *backfillProgress) error {
@@ -388,29 +415,20 @@ func (b *backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p
 		from, to := c.next, min(c.next+size-1, c.last)
 		t0 := time.Now()
 		var updated int64
-		if conflicts < maxConflicts && th.p.lockTimeout > 0 {
-			// A batch that meets the application's row lock gives up soon, releasing the
-			// rows it locked, and tries again smaller.
-			updated, err = b.batch(ctx, r, conn, table, cond, c, from, to, th, th.p.lockTimeout)
-			if isTransient(err) {
-				conflicts++
-				th.conflict()
-				size = max(size/4, 1)
-				continue
-			}
-		} else {
-			err = retryTransient(ctx, func() error {
-				var err error
-				updated, err = b.batch(ctx, r, conn, table, cond, c, from, to, th, 0)
-				return err
-			})
+		retry, err := th.attempt(ctx, &conflicts, func(lockTimeout time.Duration) error {
+			var err error
+			updated, err = b.batch(ctx, r, conn, table, cond, c, from, to, th, lockTimeout)
+			return err
+		})
+		if retry {
+			size = max(size/4, 1)
+			continue
 		}
 		elapsed := time.Since(t0)
 		if err != nil {
 			th.release()
 			return b.explain(ctx, conn, table, cond, []any{from, to + 1}, err)
 		}
-		conflicts = 0
 		r.m.log.Debug("backfill batch", "table", b.table.Name, "chunk", c.id, "pages", to-from+1, "updated", updated, "elapsed", elapsed)
 		if err := th.after(ctx, to-from+1, updated, elapsed); err != nil {
 			return err

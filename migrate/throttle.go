@@ -107,8 +107,8 @@ func (t BackfillThrottle) String() string {
 // impactProfile is how one impact level paces a backfill.
 type impactProfile struct {
 	watch bool // watch the database and hold back under pressure
-	// floor and ceiling bound the level: the share of the backfill's full speed (every
-	// worker, no pauses) it may use.
+	// floor and ceiling bound the backfill's speed, in workers' worth of batches (0.5:
+	// one worker, pausing as long as it works); a ceiling of 0 is every worker.
 	floor, ceiling float64
 	// busy is the number of other active sessions that counts as a busy server.
 	busy int
@@ -124,11 +124,11 @@ type impactProfile struct {
 func profileOf(i BackfillImpact) impactProfile {
 	switch i {
 	case ImpactMax:
-		return impactProfile{floor: 1, ceiling: 1, batchShare: 1}
+		return impactProfile{batchShare: 1}
 	case ImpactLow:
-		return impactProfile{watch: true, floor: 0.02, ceiling: 0.25, busy: 2, batchShare: 0.25, lockTimeout: 20 * time.Millisecond}
+		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, batchShare: 0.25, lockTimeout: 20 * time.Millisecond}
 	}
-	return impactProfile{watch: true, floor: 0.05, ceiling: 1, busy: 4, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
+	return impactProfile{watch: true, floor: 0.25, busy: 4, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
 }
 
 // Timing of the throttle's control loop.
@@ -152,6 +152,8 @@ type throttle struct {
 	impact     BackfillImpact
 	p          impactProfile
 	maxWorkers int
+	// floor and ceiling bound the level, as shares of every worker's full speed.
+	floor, ceiling float64
 	batchTime  time.Duration // Options.BackfillBatchTime
 	rate       float64       // rows/s; 0 for none
 	// report is called, under mu, when the throttle starts or stops holding back.
@@ -176,8 +178,17 @@ type throttle struct {
 
 func newThrottle(o *Options) *throttle {
 	p := profileOf(o.BackfillImpact)
-	return &throttle{impact: o.BackfillImpact, p: p, maxWorkers: o.BackfillWorkers, batchTime: o.BackfillBatchTime,
-		rate: o.BackfillRate, level: p.ceiling, wake: make(chan struct{}), pids: map[int]uint32{}}
+	workers := max(o.BackfillWorkers, 1)
+	t := &throttle{impact: o.BackfillImpact, p: p, maxWorkers: workers, batchTime: o.BackfillBatchTime,
+		rate: o.BackfillRate, wake: make(chan struct{}), pids: map[int]uint32{}, floor: 1, ceiling: 1}
+	if p.ceiling > 0 {
+		t.ceiling = min(1, p.ceiling/float64(workers))
+	}
+	if p.watch {
+		t.floor = min(t.ceiling, p.floor/float64(workers))
+	}
+	t.level = t.ceiling
+	return t
 }
 
 // now is the throttle's clock.
@@ -193,7 +204,7 @@ func (t *throttle) state() BackfillThrottle {
 	workers, duty := t.slots()
 	s := BackfillThrottle{Impact: t.impact.String(), Workers: workers, Duty: math.Round(duty*1000) / 1000,
 		BatchTarget: t.batchTarget(), RateCap: t.rate, Reason: t.reason}
-	s.HoldingBack = t.p.watch && t.level < t.p.ceiling
+	s.HoldingBack = t.p.watch && t.level < t.ceiling
 	if s.HoldingBack && t.now().Sub(t.lastPressure) > throttleCalm {
 		s.Reason = "recovering from: " + t.reason
 	}
@@ -208,11 +219,12 @@ func (t *throttle) slots() (int, float64) {
 	return workers, min(1, units/float64(workers))
 }
 
-// batchTarget is the duration batches are sized for, under mu: shorter while sessions
-// have waited on the backfill's locks lately.
+// batchTarget is the duration batches are sized for, under mu: a quarter while the
+// backfill holds back, or sessions have waited on its locks lately. (On a busy server, a
+// batch's statements wait for the CPU too: a batch holds its rows longer than it works.)
 func (t *throttle) batchTarget() time.Duration {
 	d := time.Duration(float64(t.batchTime) * t.p.batchShare)
-	if t.p.watch && !t.lockWaitsAt.IsZero() && t.now().Sub(t.lockWaitsAt) < 5*throttleCalm {
+	if t.p.watch && (t.level < t.ceiling || !t.lockWaitsAt.IsZero() && t.now().Sub(t.lockWaitsAt) < 5*throttleCalm) {
 		d /= 4
 	}
 	return max(d, 5*time.Millisecond)
@@ -224,7 +236,7 @@ func (t *throttle) pressure(reason string) {
 	now := t.now()
 	t.reason, t.lastPressure = reason, now
 	if now.Sub(t.lastCut) >= throttleSample {
-		t.level = max(t.p.floor, t.level/2)
+		t.level = max(t.floor, t.level/2)
 		t.lastCut = now
 	}
 	t.changed()
@@ -235,7 +247,7 @@ func (t *throttle) pressure(reason string) {
 func (t *throttle) calm() {
 	now := t.now()
 	if now.Sub(t.lastPressure) > throttleCalm && !t.lastRise.IsZero() {
-		t.level = min(t.p.ceiling, t.level+float64(now.Sub(t.lastRise))/float64(throttleRecovery))
+		t.level = min(t.ceiling, t.level+float64(now.Sub(t.lastRise))/float64(throttleRecovery))
 	}
 	t.lastRise = now
 	t.changed()
@@ -243,7 +255,7 @@ func (t *throttle) calm() {
 
 // changed reports a change between holding back and not, under mu.
 func (t *throttle) changed() {
-	holding := t.p.watch && t.level < t.p.ceiling
+	holding := t.p.watch && t.level < t.ceiling
 	if holding != t.holding {
 		t.holding = holding
 		if t.report != nil {

@@ -58,6 +58,7 @@ func main() {
 	flag.IntVar(&c.backfillWorkers, "backfill-workers", 0, "Tandem's backfill workers (0: its default)")
 	flag.StringVar(&c.only, "only", "abcdefg", "the measures to run, by letter")
 	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
+	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -68,7 +69,7 @@ func main() {
 type config struct {
 	rows, runs, workers, backfillWorkers, clients int
 	loadFor, lockTimeout                          time.Duration
-	only                                          string
+	only, keepLog                                 string
 }
 
 type bench struct {
@@ -82,11 +83,22 @@ func run(ctx context.Context, c config) error {
 	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
 		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
 		// Every lock wait longer than 50ms is logged, with its duration once acquired.
-		"log_lock_waits": "on", "deadlock_timeout": "50ms"}})
+		"log_lock_waits": "on", "deadlock_timeout": "50ms",
+		// The waiter's application: the load's sessions are "app".
+		"log_line_prefix": "%m [%p] %a: ",
+		// Connections are logged with their application: a wait's holder is known.
+		"log_connections": "on"}})
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
+	if c.keepLog != "" {
+		defer func() {
+			if data, err := os.ReadFile(filepath.Join(srv.Dir(), "postgres.log")); err == nil {
+				_ = os.WriteFile(c.keepLog, data, 0o644)
+			}
+		}()
+	}
 	b := &bench{srv: srv, rows: c.rows, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
 	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", c.rows)
 	if err := b.template(ctx); err != nil {
@@ -339,20 +351,32 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-var acquiredRE = regexp.MustCompile(`acquired \w+ on .* after ([0-9.]+) ms`)
+var (
+	acquiredRE = regexp.MustCompile(`\[(\d+)\] app: LOG:  process \d+ acquired \w+ on (\w+) .* after ([0-9.]+) ms`)
+	waitingRE  = regexp.MustCompile(`\[(\d+)\] app: LOG:  process \d+ still waiting for`)
+	holderRE   = regexp.MustCompile(`\[(\d+)\] app: DETAIL:  Process(?:es)? holding the lock: (\d+)`)
+	connRE     = regexp.MustCompile(`\[(\d+)\] .*connection authorized: .*application_name=(\S+)`)
+)
 
-// lockWaitStats counts the lock waits the server logged (those over deadlock_timeout).
+// lockWaitStats counts the lock waits of the load's sessions that the server logged (those
+// over deadlock_timeout): on a row or on a table (behind DDL), and whether Tandem held the
+// lock first in line (its sessions are "tandem" in the log of connections).
 type lockWaitStats struct {
 	over50, over100 int
+	rows, tables    int // of the waits over 100ms
+	onTandem        int // of the waits over 100ms, those whose first holder was Tandem
 	longest         time.Duration
+	longestTandem   time.Duration // the longest wait on Tandem
 }
 
 func (s lockWaitStats) String() string {
-	return fmt.Sprintf("%d waits > 50ms, %d > 100ms, longest %s", s.over50, s.over100, s.longest.Round(time.Millisecond))
+	return fmt.Sprintf("%d waits > 50ms, %d > 100ms (%d on rows, %d on tables; %d on Tandem, longest %s), longest %s",
+		s.over50, s.over100, s.rows, s.tables, s.onTandem, s.longestTandem.Round(time.Millisecond), s.longest.Round(time.Millisecond))
 }
 
 func (s lockWaitStats) add(o lockWaitStats) lockWaitStats {
-	return lockWaitStats{over50: s.over50 + o.over50, over100: s.over100 + o.over100, longest: max(s.longest, o.longest)}
+	return lockWaitStats{over50: s.over50 + o.over50, over100: s.over100 + o.over100, rows: s.rows + o.rows, tables: s.tables + o.tables,
+		onTandem: s.onTandem + o.onTandem, longest: max(s.longest, o.longest), longestTandem: max(s.longestTandem, o.longestTandem)}
 }
 
 func sumStats(ss []lockWaitStats) string {
@@ -382,14 +406,45 @@ func lockWaits(path string, offset int64) lockWaitStats {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return st
 	}
+	// Connections are read from the start of the log: a holder may be older than the window.
+	apps := map[string]string{}
+	if all, err := os.ReadFile(path); err == nil {
+		for _, m := range connRE.FindAllStringSubmatch(string(all), -1) {
+			apps[m[1]] = m[2]
+		}
+	}
+	holder := map[string]string{} // waiter pid → the pid first in line holding the lock
 	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	waiting := ""
 	for sc.Scan() {
-		if m := acquiredRE.FindStringSubmatch(sc.Text()); m != nil {
-			ms, _ := strconv.ParseFloat(m[1], 64)
+		line := sc.Text()
+		if m := waitingRE.FindStringSubmatch(line); m != nil {
+			waiting = m[1]
+			continue
+		}
+		if m := holderRE.FindStringSubmatch(line); m != nil && m[1] == waiting {
+			holder[waiting] = m[2]
+			continue
+		}
+		if m := acquiredRE.FindStringSubmatch(line); m != nil {
+			ms, _ := strconv.ParseFloat(m[3], 64)
 			d := time.Duration(ms * float64(time.Millisecond))
 			st.over50++
+			tandem := apps[holder[m[1]]] == "tandem"
 			if d > 100*time.Millisecond {
 				st.over100++
+				if m[2] == "relation" {
+					st.tables++
+				} else {
+					st.rows++
+				}
+				if tandem {
+					st.onTandem++
+				}
+			}
+			if tandem {
+				st.longestTandem = max(st.longestTandem, d)
 			}
 			st.longest = max(st.longest, d)
 		}
@@ -488,7 +543,7 @@ func (b *bench) timeStart(ctx context.Context, workers int, impact migrate.Backf
 		}
 		defer pool.Close()
 		stop = b.mixedLoad(ctx, pool, workers)
-		time.Sleep(200 * time.Millisecond) // let the load settle before start
+		time.Sleep(warmUp) // let the load settle before start
 	}
 	t0 := time.Now()
 	err = m.Start(ctx, mig)
@@ -509,7 +564,7 @@ func (b *bench) baseline(ctx context.Context, workers int, dur time.Duration) (l
 	}
 	defer pool.Close()
 	stop := b.mixedLoad(ctx, pool, workers)
-	time.Sleep(200*time.Millisecond + dur)
+	time.Sleep(warmUp + dur)
 	return stop(), nil
 }
 
@@ -536,7 +591,7 @@ func (b *bench) stepWaits(ctx context.Context, workers int, doc, logPath string)
 	}
 	defer pool.Close()
 	stop := b.mixedLoad(ctx, pool, workers)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(warmUp)
 	off := fileSize(logPath)
 	if err := m.Start(ctx, mig); err != nil {
 		stop()
@@ -554,25 +609,32 @@ func (b *bench) stepWaits(ctx context.Context, workers int, doc, logPath string)
 	return start, complete, err
 }
 
-// pool connects a pool of workers connections to url.
+// pool connects a pool of workers connections to url, as application "app". Statements
+// are not prepared: a type change changes the table's row type, which fails a cached plan
+// of the base schema (see Known limitations).
 func (b *bench) pool(ctx context.Context, url string, workers int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
 	}
 	cfg.MaxConns = int32(max(workers, 4))
+	cfg.ConnConfig.RuntimeParams["application_name"] = "app"
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
+// warmUp is how long a load runs before its measure begins: connections made, caches warm.
+const warmUp = time.Second
+
 // mixedLoad runs workers sessions of reads (50%), updates (30%) and inserts (20%) of
 // random rows, each as fast as it can, until the returned stop is called; stop returns
-// what they did.
+// what they did after the first warmUp.
 func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, workers)
 	var ok, failed atomic.Int64
-	t0 := time.Now()
+	t0 := time.Now().Add(warmUp)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -596,6 +658,9 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 				}
 				t1 := time.Now()
 				_, err := pool.Exec(ctx, q, args...)
+				if t1.Before(t0) {
+					continue // warming up
+				}
 				lats[w] = append(lats[w], time.Since(t1))
 				if err != nil {
 					failed.Add(1)
