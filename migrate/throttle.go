@@ -154,8 +154,8 @@ type throttle struct {
 	maxWorkers int
 	// floor and ceiling bound the level, as shares of every worker's full speed.
 	floor, ceiling float64
-	batchTime  time.Duration // Options.BackfillBatchTime
-	rate       float64       // rows/s; 0 for none
+	batchTime      time.Duration // Options.BackfillBatchTime
+	rate           float64       // rows/s; 0 for none
 	// report is called, under mu, when the throttle starts or stops holding back.
 	report func(BackfillThrottle)
 	clock  func() time.Time // nil: time.Now
