@@ -251,6 +251,9 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 	if err := m.st.setStatus(ctx, m.conn, rec.Name, StatusStarted); err != nil {
 		return err
 	}
+	if err := m.st.recordTandemVersion(ctx, m.conn, rec.Name, "start"); err != nil {
+		return err
+	}
 	m.log.Info("migration started", "migration", mig.Name, "version_schema", m.versionSchemaOf(rec))
 	return nil
 }
@@ -268,6 +271,13 @@ func (m *Migrator) Complete(ctx context.Context) error {
 func (m *Migrator) finish(ctx context.Context, name, status string) error {
 	return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
 		if err := m.st.forget(ctx, tx, name); err != nil {
+			return err
+		}
+		step := "complete"
+		if status == StatusRolledBack {
+			step = "rollback"
+		}
+		if err := m.st.recordTandemVersion(ctx, tx, name, step); err != nil {
 			return err
 		}
 		return m.st.setStatus(ctx, tx, name, status)

@@ -24,6 +24,9 @@ type BackfillProgress struct {
 	Rate      float64       `json:"rows_per_second"`
 	ETA       time.Duration `json:"eta_ns"`
 	Done      bool          `json:"done"`
+	// Throttle says how the backfill paces itself, and why it holds back when it does;
+	// nil when unknown (a backfill recorded before Tandem had a throttle).
+	Throttle *BackfillThrottle `json:"throttle,omitempty"`
 }
 
 // backfill fills column target of existing rows with expr, in batches, and then installs
@@ -122,17 +125,21 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 			pending = append(pending, c)
 		}
 	}
+	th, stop := b.pace(ctx, r)
+	defer stop()
 	if len(pending) == 0 {
-		return b.finish(ctx, r) // a resumed start: the bulk was done
+		return b.finish(ctx, r, th) // a resumed start: the bulk was done
 	}
-	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now()}
+	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now(), th: th}
 	p.doneAtStart = p.rowsDone()
+	th.setReport(p.throttled)
 	queue := make(chan *chunk, len(pending))
 	for _, c := range pending {
 		queue <- c
 	}
 	close(queue)
-	err = onWorkers(ctx, m, min(len(pending), m.opts.BackfillWorkers), func(ctx context.Context, _ int, conn *pgx.Conn) error {
+	err = onWorkers(ctx, m, min(len(pending), m.opts.BackfillWorkers), func(ctx context.Context, w int, conn *pgx.Conn) error {
+		th.register(w, conn.PgConn().PID())
 		for c := range queue {
 			if err := b.fill(ctx, r, conn, c, p); err != nil {
 				return err
@@ -143,7 +150,21 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	return b.finish(ctx, r)
+	th.setReport(nil)
+	return b.finish(ctx, r, th)
+}
+
+// pace returns the throttle of the backfill and, for an impact that watches the
+// database, starts its watcher; stop stops the watcher.
+func (b *backfill) pace(ctx context.Context, r *run) (th *throttle, stop func()) {
+	th = newThrottle(&r.m.opts)
+	if !th.p.watch {
+		return th, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { th.watch(ctx, r) })
+	return th, func() { cancel(); wg.Wait() }
 }
 
 // onWorkers runs fn on n workers side by side, each on a connection of its own (one
@@ -195,7 +216,7 @@ func onWorkers(ctx context.Context, m *Migrator, n int, fn func(ctx context.Cont
 
 // finish installs the rules and catches up with the rows the old version wrote during
 // the bulk fill, on the workers side by side.
-func (b *backfill) finish(ctx context.Context, r *run) error {
+func (b *backfill) finish(ctx context.Context, r *run, th *throttle) error {
 	m := r.m
 	if len(b.rules) > 0 {
 		if err := m.execLocked(ctx, b.ruleTables, b.rules...); err != nil {
@@ -242,10 +263,11 @@ func (b *backfill) finish(ctx context.Context, r *run) error {
 	}
 	close(queue)
 	var caughtUp atomic.Int64
-	err = onWorkers(ctx, m, min(len(ranges), m.opts.BackfillWorkers), func(ctx context.Context, _ int, conn *pgx.Conn) error {
+	err = onWorkers(ctx, m, min(len(ranges), m.opts.BackfillWorkers), func(ctx context.Context, w int, conn *pgx.Conn) error {
+		th.register(w, conn.PgConn().PID())
 		own := slices.Clone(xids)
 		for c := range queue {
-			updated, err := b.catchUp(ctx, r, conn, c, &own)
+			updated, err := b.catchUp(ctx, r, conn, c, &own, th)
 			caughtUp.Add(updated)
 			if err != nil {
 				return err
@@ -267,62 +289,111 @@ func (b *backfill) finish(ctx context.Context, r *run) error {
 // catchUp computes the target again for the rows of the pages of range c that the
 // transactions xids did not write, and returns how many it updated. It adds its own
 // transactions to xids.
-func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, xids *[]string) (int64, error) {
+func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, xids *[]string, th *throttle) (int64, error) {
 	// NOT IN a subquery, for a hashed lookup whatever the plan and the version.
 	const cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
 	var caughtUp int64
 	size := int64(1)
+	conflicts := 0
 	for from := c.first; from <= c.last; {
+		target, pageCap, err := th.before(ctx)
+		if err != nil {
+			return caughtUp, err
+		}
+		if pageCap > 0 {
+			size = min(size, pageCap)
+		}
 		to := min(from+size-1, c.last)
 		t0 := time.Now()
 		var updated int64
 		var xid *string
-		err := retryTransient(ctx, func() error {
-			return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if err := beginBatch(ctx, r, tx); err != nil {
-					return err
-				}
-				tag, err := tx.Exec(ctx, b.update(c.relation, cond), from, to+1, *xids)
-				if err != nil {
-					return err
-				}
+		retry, err := th.attempt(ctx, &conflicts, func(lockTimeout time.Duration) error {
+			bt := batchOf(r, lockTimeout)
+			bt.Queue(b.update(c.relation, cond), from, to+1, *xids).Exec(func(tag pgconn.CommandTag) error {
 				updated = tag.RowsAffected()
-				// This batch's own rows, should a later page hold some, are done too.
-				return tx.QueryRow(ctx, "SELECT pg_current_xact_id_if_assigned()::xid::text").Scan(&xid)
+				return nil
 			})
+			// This batch's own rows, should a later page hold some, are done too.
+			bt.Queue("SELECT pg_current_xact_id_if_assigned()::xid::text").QueryRow(func(row pgx.Row) error { return row.Scan(&xid) })
+			return conn.SendBatch(ctx, bt).Close()
 		})
+		if retry {
+			size = max(size/4, 1)
+			continue
+		}
+		elapsed := time.Since(t0)
 		if err != nil {
+			th.release()
 			return caughtUp, b.explain(ctx, conn, c.relation, cond, []any{from, to + 1, *xids}, err)
+		}
+		if err := th.after(ctx, to-from+1, updated, elapsed); err != nil {
+			return caughtUp, err
 		}
 		if xid != nil {
 			*xids = append(*xids, *xid)
 		}
 		caughtUp += updated
 		from = to + 1
-		size = resize(r.m.opts.BackfillBatchTime, size, time.Since(t0))
+		size = resize(target, size, elapsed)
 	}
 	return caughtUp, nil
 }
 
-// beginBatch makes tx a backfill transaction: the marker setting, and a lock_timeout
-// for the rows the application holds.
-func beginBatch(ctx context.Context, r *run, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, "SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true)",
-		BackfillSetting, fmt.Sprintf("%dms", max(2*r.m.opts.LockTimeout, time.Second).Milliseconds()))
-	return err
+// batchOf begins a backfill batch: statements sent together in one round trip, which
+// PostgreSQL runs as one (implicit) transaction, so that a batch holds its row locks for
+// no longer than its statements take. Its first statement sets the marker setting, and a
+// lock_timeout for the rows the application holds (lockTimeout, or when 0 the default
+// for batches). A batch commits without waiting for its WAL to be flushed: a crash may
+// lose the last batches, but each saves its cursor in its own transaction, so a lost
+// batch is redone.
+func batchOf(r *run, lockTimeout time.Duration) *pgx.Batch {
+	if lockTimeout <= 0 {
+		lockTimeout = max(2*r.m.opts.LockTimeout, time.Second)
+	}
+	bt := &pgx.Batch{}
+	bt.Queue("SELECT set_config($1, 'on', true), set_config('lock_timeout', $2, true), set_config('synchronous_commit', 'off', true)",
+		BackfillSetting, fmt.Sprintf("%dms", max(lockTimeout.Milliseconds(), 1)))
+	return bt
 }
 
 // resize adapts a batch size (in pages) to the target batch duration, given how long
-// the last batch took.
+// the last batch took: it doubles a batch that took under half the target, and cuts one
+// that overran by the overrun.
 func resize(target time.Duration, size int64, elapsed time.Duration) int64 {
 	const maxBatch = 25_000 // pages: about 200MB
 	switch {
 	case elapsed < target/2:
 		return min(size*2, maxBatch)
 	case elapsed > target*3/2 && size > 1:
-		return max(size/2, 1)
+		return max(int64(float64(size)*float64(target)/float64(elapsed)), 1)
 	}
 	return size
+}
+
+// maxConflicts is how many times in a row a batch may give up on the application's row
+// locks, under an impact's short lock_timeout, before it waits with the default one.
+const maxConflicts = 10
+
+// attempt runs a batch, fn, with the lock_timeout it is given. Under an impact with a
+// short lock_timeout, a batch that meets the application's row lock gives up soon,
+// releasing the rows it locked: attempt frees the batch's slot and says to retry it
+// smaller. After maxConflicts in a row (counted in conflicts), or at impact max, the
+// batch waits the default lock_timeout, retried by retryTransient.
+func (t *throttle) attempt(ctx context.Context, conflicts *int, fn func(lockTimeout time.Duration) error) (retry bool, err error) {
+	if *conflicts < maxConflicts && t.p.lockTimeout > 0 {
+		err = fn(t.p.lockTimeout)
+		if isTransient(err) {
+			*conflicts++
+			t.conflict()
+			return true, nil
+		}
+	} else {
+		err = retryTransient(ctx, func() error { return fn(0) })
+	}
+	if err == nil {
+		*conflicts = 0
+	}
+	return false, err
 }
 
 // fill walks one chunk in batches of pages, adapting the batch size to the target batch
@@ -331,50 +402,62 @@ func (b *backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p
 	table := c.relation
 	cond := pageRange + " AND " + qi(b.target) + " IS NULL"
 	size := int64(1) // pages; it grows as fast as batches stay short
+	th := p.th
+	conflicts := 0
 	for !c.done() {
-		if err := ctx.Err(); err != nil {
+		target, pageCap, err := th.before(ctx)
+		if err != nil {
 			return err
+		}
+		if pageCap > 0 {
+			size = min(size, pageCap)
 		}
 		from, to := c.next, min(c.next+size-1, c.last)
 		t0 := time.Now()
 		var updated int64
-		err := retryTransient(ctx, func() error {
+		retry, err := th.attempt(ctx, &conflicts, func(lockTimeout time.Duration) error {
 			var err error
-			updated, err = b.batch(ctx, r, conn, table, cond, c, from, to)
+			updated, err = b.batch(ctx, r, conn, table, cond, c, from, to, th, lockTimeout)
 			return err
 		})
-		if err != nil {
-			return b.explain(ctx, conn, table, cond, []any{from, to + 1}, err)
+		if retry {
+			size = max(size/4, 1)
+			continue
 		}
 		elapsed := time.Since(t0)
+		if err != nil {
+			th.release()
+			return b.explain(ctx, conn, table, cond, []any{from, to + 1}, err)
+		}
 		r.m.log.Debug("backfill batch", "table", b.table.Name, "chunk", c.id, "pages", to-from+1, "updated", updated, "elapsed", elapsed)
+		if err := th.after(ctx, to-from+1, updated, elapsed); err != nil {
+			return err
+		}
 		p.advance(c, to+1, updated)
 		failpoint("start:backfill-batch")
-		size = resize(r.m.opts.BackfillBatchTime, size, elapsed)
+		size = resize(target, size, elapsed)
 	}
 	return nil
 }
 
-// batch fills the rows of pages from..to and saves the chunk's cursor and the batch's
-// transaction ID, in one transaction. It returns the rows updated.
-func (b *backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, cond string, c *chunk, from, to int64) (int64, error) {
+// batch fills the rows of pages from..to and saves the chunk's cursor, the batch's
+// transaction ID and the throttle's state, in one transaction. It returns the rows
+// updated. It waits on the application's row locks for lockTimeout (0: the default for
+// batches).
+func (b *backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, cond string, c *chunk, from, to int64, th *throttle, lockTimeout time.Duration) (int64, error) {
 	m := r.m
 	var updated int64
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := beginBatch(ctx, r, tx); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, b.update(table, cond), from, to+1)
-		if err != nil {
-			return err
-		}
-		updated = tag.RowsAffected()
-		_, err = tx.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+
-			" SET next_page = $5, rows_done = rows_done + $6, xids = xids || pg_current_xact_id()::xid, updated_at = now()"+
-			" WHERE schema = $1 AND migration = $2 AND op = $3 AND chunk = $4",
-			m.opts.Schema, r.rec.Name, r.op, c.id, to+1, updated)
-		return err
-	})
+	th.mu.Lock()
+	state := throttleJSON(th.state())
+	th.mu.Unlock()
+	bt := batchOf(r, lockTimeout)
+	// One statement fills the rows and saves the cursor with the count of rows filled.
+	bt.Queue("WITH filled AS ("+b.update(table, cond)+" RETURNING 1), saved AS (UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+
+		" SET next_page = $3, rows_done = rows_done + (SELECT count(*) FROM filled), xids = xids || pg_current_xact_id()::xid, updated_at = now(), throttle = $8"+
+		" WHERE schema = $4 AND migration = $5 AND op = $6 AND chunk = $7)"+
+		" SELECT count(*) FROM filled",
+		from, to+1, to+1, m.opts.Schema, r.rec.Name, r.op, c.id, state).QueryRow(func(row pgx.Row) error { return row.Scan(&updated) })
+	err := conn.SendBatch(ctx, bt).Close()
 	return updated, err
 }
 
@@ -412,6 +495,7 @@ type backfillProgress struct {
 	chunks      []*chunk
 	started     time.Time
 	doneAtStart int64
+	th          *throttle
 }
 
 func (p *backfillProgress) rowsDone() int64 {
@@ -424,14 +508,36 @@ func (p *backfillProgress) rowsDone() int64 {
 
 // advance records a batch of chunk c and reports the backfill's progress.
 func (p *backfillProgress) advance(c *chunk, next, updated int64) {
+	p.th.mu.Lock()
+	th := p.th.state()
+	p.th.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c.next, c.rowsDone = next, c.rowsDone+updated
+	p.report(th)
+}
+
+// throttled reports the progress when the throttle starts or stops holding back. The
+// throttle calls it holding its own lock (never taken under p.mu).
+func (p *backfillProgress) throttled(th BackfillThrottle) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.chunks {
+		if !c.done() {
+			p.report(th)
+			return
+		}
+	}
+	// Done was reported already: a report after it would say so again.
+}
+
+// report calls the Progress callback, under p.mu.
+func (p *backfillProgress) report(th BackfillThrottle) {
 	report := p.r.m.opts.Progress
 	if report == nil {
 		return
 	}
-	bp := BackfillProgress{Migration: p.r.rec.Name, Table: p.b.table.Name, Column: p.b.target, RowsDone: p.rowsDone(), Done: true}
+	bp := BackfillProgress{Migration: p.r.rec.Name, Table: p.b.table.Name, Column: p.b.target, RowsDone: p.rowsDone(), Done: true, Throttle: &th}
 	for _, c := range p.chunks {
 		bp.RowsTotal += c.rowsTotal
 		bp.Done = bp.Done && c.done()

@@ -36,6 +36,14 @@ type Options struct {
 	// by side; default DefaultBackfillWorkers. A table of fewer than 64 pages (512kB) per
 	// worker gets fewer.
 	BackfillWorkers int
+	// BackfillImpact says how much a backfill may slow the application down: ImpactNormal
+	// (the zero value) holds back while the database is busy or the application waits
+	// on the backfill's row locks, ImpactLow holds back further and always, ImpactMax
+	// never does. Parse a name with ParseBackfillImpact.
+	BackfillImpact BackfillImpact
+	// BackfillRate caps a backfill's speed, all its workers together, in rows per
+	// second, whatever the impact; 0 (the default) for no cap. Negative is an error.
+	BackfillRate float64
 	// Progress, when set, is called after every batch of a backfill's fill, from the
 	// workers' goroutines, one call at a time (a slow callback holds the workers up). The
 	// report that says Done comes before the catch-up pass (see Backfill in the package
@@ -175,6 +183,9 @@ func (m *Migrator) permissionHint(err error) error {
 
 // New returns a Migrator that uses conn, which it owns from now on (Close closes it).
 func New(ctx context.Context, conn *pgx.Conn, opts Options) (*Migrator, error) {
+	if err := opts.checkBackfill(); err != nil {
+		return nil, err
+	}
 	opts.setDefaults()
 	m := &Migrator{
 		conn: conn,

@@ -31,7 +31,7 @@ func (m *Migrator) Pending(ctx context.Context, migs []*Migration) ([]*Migration
 // VersionSchemaFor names the version schema that mig (a migration or a Combine of
 // several) exposes once started.
 func (m *Migrator) VersionSchemaFor(mig *Migration) string {
-	return m.versionSchemaOf(mig.Name)
+	return m.versionSchemaOfMigration(mig)
 }
 
 // BackfillEstimate is a table a migration fills, with the rows the catalog expects it

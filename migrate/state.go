@@ -108,7 +108,7 @@ type store struct {
 }
 
 func (s store) init(ctx context.Context, q querier) error {
-	for _, stmt := range stateDDL(s.state) {
+	for _, stmt := range append(stateDDL(s.state), addedStateColumns(s.state)...) {
 		if _, err := q.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("create state schema %q: %w", s.state, err)
 		}

@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -30,6 +32,9 @@ type MigrationInfo struct {
 	VersionSchema string     `json:"version_schema"`
 	StartedAt     time.Time  `json:"started_at"`
 	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+	// TandemVersions names the Tandem build that ran each step ("start", "complete",
+	// "rollback") of the migration; empty for steps run before Tandem recorded them.
+	TandemVersions map[string]string `json:"tandem_versions,omitempty"`
 }
 
 // Status reports the schema's migrations. It takes no lock, so it can watch a migration
@@ -58,10 +63,14 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 			st.State = "in progress"
 		}
 	}
+	if err := m.addTandemVersions(ctx, st); err != nil {
+		return nil, err
+	}
 	if st.Active != nil {
 		rows, err := m.conn.Query(ctx, "SELECT min(table_name), min(column_name), sum(rows_done)::bigint, sum(rows_total)::bigint, bool_and(caught_up), "+
-			"extract(epoch FROM max(updated_at) - min(started_at))::float8 FROM "+
-			qi(m.opts.StateSchema, "backfill_chunks")+" WHERE schema = $1 AND migration = $2 GROUP BY op ORDER BY op", m.opts.Schema, st.Active.Name)
+			"extract(epoch FROM max(updated_at) - min(started_at))::float8, "+
+			"(array_agg(to_jsonb(c) -> 'throttle' ORDER BY updated_at DESC) FILTER (WHERE to_jsonb(c) ->> 'throttle' IS NOT NULL))[1] FROM "+
+			qi(m.opts.StateSchema, "backfill_chunks")+" AS c WHERE schema = $1 AND migration = $2 GROUP BY op ORDER BY op", m.opts.Schema, st.Active.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -69,8 +78,15 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		for rows.Next() {
 			p := BackfillProgress{Migration: st.Active.Name}
 			var secs float64
-			if err := rows.Scan(&p.Table, &p.Column, &p.RowsDone, &p.RowsTotal, &p.Done, &secs); err != nil {
+			var throttle []byte
+			if err := rows.Scan(&p.Table, &p.Column, &p.RowsDone, &p.RowsTotal, &p.Done, &secs, &throttle); err != nil {
 				return nil, err
+			}
+			if throttle != nil {
+				p.Throttle = &BackfillThrottle{}
+				if err := json.Unmarshal(throttle, p.Throttle); err != nil {
+					return nil, fmt.Errorf("decode the recorded throttle of %s.%s: %w", p.Table, p.Column, err)
+				}
 			}
 			p.RowsTotal = max(p.RowsTotal, p.RowsDone)
 			if secs > 0 {

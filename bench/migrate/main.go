@@ -1,15 +1,23 @@
 // Command migrate benchmarks Tandem's expand/contract engine against the plain locking
 // migration it replaces, on a throwaway PostgreSQL, and prints a Markdown table.
 //
-//	go run ./bench/migrate [-rows 1000000] [-runs 3]
+//	go run ./bench/migrate [-rows 1000000] [-runs 3] [-clients 16] [-only abcdefg]
 //
-// (a) start of "add price numeric NOT NULL, up qty * 1.25" vs one plain transaction
-// (ALTER TABLE ADD COLUMN; UPDATE; SET NOT NULL), alternated, median of -runs each;
+// (a) start of "add price numeric NOT NULL, up qty * 1.25" on an idle database, at
+// impact max and at the default impact, vs one plain transaction (ALTER TABLE ADD
+// COLUMN; UPDATE; SET NOT NULL), alternated, median of -runs each;
 // (b) a mixed read/update/insert load through the old version while start runs: tps,
-// p99 and max latency, failed statements; (c) update and insert throughput through the
-// old version with the dual-write trigger active vs without, alternated, median;
-// (d) start of alter_column qty int → bigint (up/down) vs a plain ALTER COLUMN TYPE;
-// (e) start of a comment-only and of a default-only alter_column.
+// p99 and max latency, failed statements; (c) update throughput and insert throughput
+// through the old version with the dual-write trigger active vs without, each
+// alternated, median; (d) start of alter_column qty int → bigint (up/down) vs a plain
+// ALTER COLUMN TYPE; (e) start of a comment-only and of a default-only alter_column;
+// (f) the application's throughput and lock waits during start under an unthrottled
+// load of -clients sessions, at the default impact and at max, vs the same load with no
+// migration, alternated; (g) lock waits of that load during start and complete of the
+// type change of (d).
+//
+// The server logs every lock wait over deadlock_timeout (50ms) with its duration once
+// granted (log_lock_waits); the waits reported are those of the run's window.
 package main
 
 import (
@@ -48,7 +56,9 @@ func main() {
 	flag.DurationVar(&c.loadFor, "load", 5*time.Second, "duration of each throughput run in (c)")
 	flag.DurationVar(&c.lockTimeout, "lock-timeout", 500*time.Millisecond, "Tandem's lock_timeout")
 	flag.IntVar(&c.backfillWorkers, "backfill-workers", 0, "Tandem's backfill workers (0: its default)")
-	flag.StringVar(&c.only, "only", "abcde", "the measures to run, by letter")
+	flag.StringVar(&c.only, "only", "abcdefg", "the measures to run, by letter")
+	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
+	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -57,9 +67,9 @@ func main() {
 }
 
 type config struct {
-	rows, runs, workers, backfillWorkers int
-	loadFor, lockTimeout                 time.Duration
-	only                                 string
+	rows, runs, workers, backfillWorkers, clients int
+	loadFor, lockTimeout                          time.Duration
+	only, keepLog                                 string
 }
 
 type bench struct {
@@ -72,12 +82,23 @@ type bench struct {
 func run(ctx context.Context, c config) error {
 	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
 		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
-		// Every lock wait longer than 20ms is logged, with its duration once acquired.
-		"log_lock_waits": "on", "deadlock_timeout": "20ms"}})
+		// Every lock wait longer than 50ms is logged, with its duration once acquired.
+		"log_lock_waits": "on", "deadlock_timeout": "50ms",
+		// The waiter's application: the load's sessions are "app".
+		"log_line_prefix": "%m [%p] %a: ",
+		// Connections are logged with their application: a wait's holder is known.
+		"log_connections": "on"}})
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
+	if c.keepLog != "" {
+		defer func() {
+			if data, err := os.ReadFile(filepath.Join(srv.Dir(), "postgres.log")); err == nil {
+				_ = os.WriteFile(c.keepLog, data, 0o644)
+			}
+		}()
+	}
 	b := &bench{srv: srv, rows: c.rows, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
 	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", c.rows)
 	if err := b.template(ctx); err != nil {
@@ -87,53 +108,59 @@ func run(ctx context.Context, c config) error {
 	var table []string
 	row := func(format string, args ...any) { table = append(table, fmt.Sprintf(format, args...)) }
 
-	// (a) start vs the plain transaction, alternated (ABBA: neither always goes first).
+	// (a) start on an idle database at impact max and at the default impact vs the
+	// plain transaction, alternated (the order rotates: none always goes first).
 	if want("a") {
-		var tandem, plain []time.Duration
-		var ratios []float64
+		var plain, atMax, atNormal []time.Duration
+		var ratiosMax, ratiosNormal []float64
 		for i := 0; i < c.runs; i++ {
-			var p, t time.Duration
-			err := pair(i, func() (err error) { p, err = b.timePlain(ctx); return err },
-				func() (err error) { t, _, err = b.timeStart(ctx, 0); return err })
+			var p, tm, tn time.Duration
+			err := rotate(i, func() (err error) { p, err = b.timePlain(ctx); return err },
+				func() (err error) { tm, _, err = b.timeStart(ctx, 0, migrate.ImpactMax); return err },
+				func() (err error) { tn, _, err = b.timeStart(ctx, 0, migrate.ImpactNormal); return err })
 			if err != nil {
 				return fmt.Errorf("add column: %w", err)
 			}
-			plain, tandem = append(plain, p), append(tandem, t)
-			ratios = append(ratios, float64(t)/float64(p))
-			fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start %s\n", i+1, p.Round(time.Millisecond), t.Round(time.Millisecond))
+			plain, atMax, atNormal = append(plain, p), append(atMax, tm), append(atNormal, tn)
+			ratiosMax, ratiosNormal = append(ratiosMax, float64(tm)/float64(p)), append(ratiosNormal, float64(tn)/float64(p))
+			fmt.Fprintf(os.Stderr, "run %d: plain %s, tandem start at max %s, at normal %s\n", i+1, p.Round(time.Millisecond), tm.Round(time.Millisecond), tn.Round(time.Millisecond))
 		}
-		row("| (a) add NOT NULL column with up: wall time | %s | %s (start) | %.2f× | ≤ 1.3× |", median(plain).Round(time.Millisecond), median(tandem).Round(time.Millisecond), medianF(ratios))
+		row("| (a) add NOT NULL column with up, idle: wall time, impact max | %s | %s (start) | %.2f× | ≤ 0.8× |", median(plain).Round(time.Millisecond), median(atMax).Round(time.Millisecond), medianF(ratiosMax))
+		row("| (a) same, default impact (normal) | %s | %s (start) | %.2f× | |", median(plain).Round(time.Millisecond), median(atNormal).Round(time.Millisecond), medianF(ratiosNormal))
 	}
 
 	// (b) start under load, with the server's record of lock waits meanwhile.
 	if want("b") {
 		logPath := filepath.Join(srv.Dir(), "postgres.log")
 		logStart := fileSize(logPath)
-		dur, load, err := b.timeStart(ctx, c.workers)
+		dur, load, err := b.timeStart(ctx, c.workers, migrate.ImpactNormal)
 		if err != nil {
 			return fmt.Errorf("start under load: %w", err)
 		}
-		maxWait, waits := lockWaits(logPath, logStart)
+		waits := lockWaits(logPath, logStart)
 		lt := c.lockTimeout
 		row("| (b) start under load: duration | | %s | | |", dur.Round(time.Millisecond))
 		row("| (b) load during start: statements, tps | | %d, %.0f/s | | |", load.ok+load.failed, load.tps)
 		row("| (b) load during start: p99 / max latency | | %s / %s | max %.2f× lock_timeout | max < lock_timeout |", load.p99.Round(time.Microsecond), load.max.Round(time.Microsecond), float64(load.max)/float64(lt))
-		row("| (b) lock waits > 20ms during start (server log) | | %d, longest %s | %.2f× lock_timeout | ≤ 1× |", waits, maxWait.Round(time.Millisecond), float64(maxWait)/float64(lt))
+		row("| (b) lock waits > 50ms during start (server log) | | %d, longest %s | %.2f× lock_timeout | ≤ 1× |", waits.over50, waits.longest.Round(time.Millisecond), float64(waits.longest)/float64(lt))
 		row("| (b) load during start: failed statements | | %d | | 0 |", load.failed)
 	}
 
 	// (c) write throughput with the trigger enabled and disabled, alternated, on one
-	// table after start (so both sides see the same table, bloat and all).
+	// table after start (so both sides see the same table, bloat and all); updates and
+	// inserts measured apart.
 	if want("c") {
-		with, without, err := b.throughput(ctx, c.runs, c.workers, c.loadFor)
-		if err != nil {
-			return err
+		for _, kind := range []string{"update", "insert"} {
+			with, without, err := b.throughput(ctx, c.runs, c.workers, c.loadFor, kind)
+			if err != nil {
+				return err
+			}
+			var ratios []float64
+			for i := range with {
+				ratios = append(ratios, with[i]/without[i])
+			}
+			row("| (c) %s throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.95× |", kind, medianF(without), medianF(with), medianF(ratios))
 		}
-		var ratios []float64
-		for i := range with {
-			ratios = append(ratios, with[i]/without[i])
-		}
-		row("| (c) update+insert throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.9× |", medianF(without), medianF(with), medianF(ratios))
 	}
 
 	// (d) type change vs plain ALTER COLUMN TYPE, alternated (ABBA).
@@ -142,11 +169,11 @@ func run(ctx context.Context, c config) error {
 		var ratios []float64
 		for i := 0; i < c.runs; i++ {
 			var p, t time.Duration
-			err := pair(i, func() (err error) {
+			err := rotate(i, func() (err error) {
 				p, err = b.timeSQL(ctx, "ALTER TABLE items ALTER COLUMN qty TYPE bigint")
 				return err
 			},
-				func() (err error) { t, err = b.timeMigration(ctx, typeChange); return err })
+				func() (err error) { t, err = b.timeMigration(ctx, typeChange, migrate.ImpactNormal); return err })
 			if err != nil {
 				return fmt.Errorf("type change: %w", err)
 			}
@@ -160,16 +187,86 @@ func run(ctx context.Context, c config) error {
 
 	// (e) metadata-only changes.
 	if want("e") {
-		commentOnly, err := b.timeMigration(ctx, commentChange)
+		commentOnly, err := b.timeMigration(ctx, commentChange, migrate.ImpactNormal)
 		if err != nil {
 			return fmt.Errorf("comment change: %w", err)
 		}
-		defaultOnly, err := b.timeMigration(ctx, defaultChange)
+		defaultOnly, err := b.timeMigration(ctx, defaultChange, migrate.ImpactNormal)
 		if err != nil {
 			return fmt.Errorf("default change: %w", err)
 		}
 		row("| (e) alter_column comment only: start | | %s | | < 1s |", commentOnly.Round(time.Millisecond))
 		row("| (e) alter_column default only: start | | %s | | < 1s |", defaultOnly.Round(time.Millisecond))
+	}
+
+	// (f) the application's throughput during start under an unthrottled load, at the
+	// default impact and at max, vs the load alone, alternated.
+	if want("f") {
+		logPath := filepath.Join(srv.Dir(), "postgres.log")
+		var base, normal, atMax []loadResult
+		var dNormal, dMax []time.Duration
+		var rNormal, rMax, rTime []float64
+		for i := 0; i < c.runs; i++ {
+			var lb, ln, lm loadResult
+			var dn, dm time.Duration
+			err := rotate(i,
+				func() (err error) {
+					off := fileSize(logPath)
+					lb, err = b.baseline(ctx, c.clients, c.loadFor)
+					lb.waits = lockWaits(logPath, off)
+					return err
+				},
+				func() (err error) {
+					off := fileSize(logPath)
+					dn, ln, err = b.timeStart(ctx, c.clients, migrate.ImpactNormal)
+					ln.waits = lockWaits(logPath, off)
+					return err
+				},
+				func() (err error) {
+					off := fileSize(logPath)
+					dm, lm, err = b.timeStart(ctx, c.clients, migrate.ImpactMax)
+					lm.waits = lockWaits(logPath, off)
+					return err
+				})
+			if err != nil {
+				return fmt.Errorf("start under unthrottled load: %w", err)
+			}
+			base, normal, atMax = append(base, lb), append(normal, ln), append(atMax, lm)
+			dNormal, dMax = append(dNormal, dn), append(dMax, dm)
+			rNormal, rMax = append(rNormal, ln.tps/lb.tps), append(rMax, lm.tps/lb.tps)
+			rTime = append(rTime, float64(dn)/float64(dm))
+			fmt.Fprintf(os.Stderr, "unthrottled load run %d: baseline %.0f tps (%s); normal: start %s, %.0f tps (%.2f×), %s; max: start %s, %.0f tps (%.2f×), %s\n",
+				i+1, lb.tps, lb.waits, dn.Round(time.Millisecond), ln.tps, ln.tps/lb.tps, ln.waits, dm.Round(time.Millisecond), lm.tps, lm.tps/lb.tps, lm.waits)
+		}
+		tps := func(ls []loadResult) float64 {
+			var fs []float64
+			for _, l := range ls {
+				fs = append(fs, l.tps)
+			}
+			return medianF(fs)
+		}
+		row("| (f) app tps during start, %d clients, default impact (normal) | %.0f/s (no migration) | %.0f/s | %.2f× | ≥ 0.85× |", c.clients, tps(base), tps(normal), medianF(rNormal))
+		row("| (f) app tps during start, %d clients, impact max | %.0f/s (no migration) | %.0f/s | %.2f× | |", c.clients, tps(base), tps(atMax), medianF(rMax))
+		row("| (f) app lock waits > 100ms during start, normal (all runs) | %s | %s | | 0 |", sumWaits(base), sumWaits(normal))
+		row("| (f) app lock waits > 100ms during start, max (all runs) | %s | %s | | |", sumWaits(base), sumWaits(atMax))
+		row("| (f) start under that load: normal vs max | %s (max) | %s (normal) | %.2f× | finishes |", median(dMax).Round(time.Millisecond), median(dNormal).Round(time.Millisecond), medianF(rTime))
+	}
+
+	// (g) lock waits on Tandem's DDL during start and complete of a type change, under
+	// the unthrottled load.
+	if want("g") {
+		logPath := filepath.Join(srv.Dir(), "postgres.log")
+		var starts, completes []lockWaitStats
+		for i := 0; i < c.runs; i++ {
+			s, cp, err := b.stepWaits(ctx, c.clients, typeChange, logPath)
+			if err != nil {
+				return fmt.Errorf("type change under load: %w", err)
+			}
+			starts, completes = append(starts, s), append(completes, cp)
+			fmt.Fprintf(os.Stderr, "type change under load run %d: start %s; complete %s\n", i+1, s, cp)
+		}
+		row("| (g) type change under %d clients: lock waits during start (all runs) | | %s | | 0 > 100ms |", c.clients, sumStats(starts))
+		row("| (g) same, during complete (all runs) | | %s | | 0 > 100ms |", sumStats(completes))
 	}
 
 	// Ratios are the median of the per-pair ratios: each pair ran back to back, so a
@@ -178,8 +275,8 @@ func run(ctx context.Context, c config) error {
 	if bw == 0 {
 		bw = migrate.DefaultBackfillWorkers
 	}
-	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers, lock_timeout %s, %d backfill workers\n\n",
-		c.rows, c.runs, c.workers, c.lockTimeout, bw)
+	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers in (b) and (c), %d unthrottled clients in (f) and (g), lock_timeout %s, %d backfill workers\n\n",
+		c.rows, c.runs, c.workers, c.clients, c.lockTimeout, bw)
 	fmt.Println("| measure | plain / baseline | tandem | ratio | target |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range table {
@@ -218,14 +315,21 @@ func (b *bench) timeSQL(ctx context.Context, stmts ...string) (time.Duration, er
 	return time.Since(t0), err
 }
 
+// options are the bench's Migrator options at impact.
+func (b *bench) options(impact migrate.BackfillImpact) migrate.Options {
+	o := b.opts
+	o.BackfillImpact = impact
+	return o
+}
+
 // timeMigration times Tandem's start of a migration on a fresh copy.
-func (b *bench) timeMigration(ctx context.Context, doc string) (time.Duration, error) {
+func (b *bench) timeMigration(ctx context.Context, doc string, impact migrate.BackfillImpact) (time.Duration, error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer drop()
-	m, err := migrate.Open(ctx, url, b.opts)
+	m, err := migrate.Open(ctx, url, b.options(impact))
 	if err != nil {
 		return 0, err
 	}
@@ -247,30 +351,105 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-var acquiredRE = regexp.MustCompile(`acquired \w+ on .* after ([0-9.]+) ms`)
+var (
+	acquiredRE = regexp.MustCompile(`\[(\d+)\] app: LOG:  process \d+ acquired \w+ on (\w+) .* after ([0-9.]+) ms`)
+	waitingRE  = regexp.MustCompile(`\[(\d+)\] app: LOG:  process \d+ still waiting for`)
+	holderRE   = regexp.MustCompile(`\[(\d+)\] app: DETAIL:  Process(?:es)? holding the lock: (\d+)`)
+	connRE     = regexp.MustCompile(`\[(\d+)\] .*connection authorized: .*application_name=(\S+)`)
+)
 
-// lockWaits reads the server log from offset on and returns the longest lock wait the
-// server reported and how many it reported.
-func lockWaits(path string, offset int64) (time.Duration, int) {
+// lockWaitStats counts the lock waits of the load's sessions that the server logged (those
+// over deadlock_timeout): on a row or on a table (behind DDL), and whether Tandem held the
+// lock first in line (its sessions are "tandem" in the log of connections).
+type lockWaitStats struct {
+	over50, over100 int
+	rows, tables    int // of the waits over 100ms
+	onTandem        int // of the waits over 100ms, those whose first holder was Tandem
+	longest         time.Duration
+	longestTandem   time.Duration // the longest wait on Tandem
+}
+
+func (s lockWaitStats) String() string {
+	return fmt.Sprintf("%d waits > 50ms, %d > 100ms (%d on rows, %d on tables; %d on Tandem, longest %s), longest %s",
+		s.over50, s.over100, s.rows, s.tables, s.onTandem, s.longestTandem.Round(time.Millisecond), s.longest.Round(time.Millisecond))
+}
+
+func (s lockWaitStats) add(o lockWaitStats) lockWaitStats {
+	return lockWaitStats{over50: s.over50 + o.over50, over100: s.over100 + o.over100, rows: s.rows + o.rows, tables: s.tables + o.tables,
+		onTandem: s.onTandem + o.onTandem, longest: max(s.longest, o.longest), longestTandem: max(s.longestTandem, o.longestTandem)}
+}
+
+func sumStats(ss []lockWaitStats) string {
+	var t lockWaitStats
+	for _, s := range ss {
+		t = t.add(s)
+	}
+	return t.String()
+}
+
+func sumWaits(ls []loadResult) string {
+	var ss []lockWaitStats
+	for _, l := range ls {
+		ss = append(ss, l.waits)
+	}
+	return sumStats(ss)
+}
+
+// lockWaits reads the server log from offset on and counts the lock waits it reported.
+func lockWaits(path string, offset int64) lockWaitStats {
+	var st lockWaitStats
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0
+		return st
 	}
 	defer f.Close()
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return 0, 0
+		return st
 	}
-	var longest time.Duration
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := acquiredRE.FindStringSubmatch(sc.Text()); m != nil {
-			ms, _ := strconv.ParseFloat(m[1], 64)
-			n++
-			longest = max(longest, time.Duration(ms*float64(time.Millisecond)))
+	// Connections are read from the start of the log: a holder may be older than the window.
+	apps := map[string]string{}
+	if all, err := os.ReadFile(path); err == nil {
+		for _, m := range connRE.FindAllStringSubmatch(string(all), -1) {
+			apps[m[1]] = m[2]
 		}
 	}
-	return longest, n
+	holder := map[string]string{} // waiter pid → the pid first in line holding the lock
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	waiting := ""
+	for sc.Scan() {
+		line := sc.Text()
+		if m := waitingRE.FindStringSubmatch(line); m != nil {
+			waiting = m[1]
+			continue
+		}
+		if m := holderRE.FindStringSubmatch(line); m != nil && m[1] == waiting {
+			holder[waiting] = m[2]
+			continue
+		}
+		if m := acquiredRE.FindStringSubmatch(line); m != nil {
+			ms, _ := strconv.ParseFloat(m[3], 64)
+			d := time.Duration(ms * float64(time.Millisecond))
+			st.over50++
+			tandem := apps[holder[m[1]]] == "tandem"
+			if d > 100*time.Millisecond {
+				st.over100++
+				if m[2] == "relation" {
+					st.tables++
+				} else {
+					st.rows++
+				}
+				if tandem {
+					st.onTandem++
+				}
+			}
+			if tandem {
+				st.longestTandem = max(st.longestTandem, d)
+			}
+			st.longest = max(st.longest, d)
+		}
+	}
+	return st
 }
 
 func (b *bench) adminURL() string { return b.srv.URL("postgres") }
@@ -336,17 +515,18 @@ type loadResult struct {
 	ok, failed int64
 	tps        float64
 	p99, max   time.Duration
+	waits      lockWaitStats // the server's record of the window's lock waits, if read
 }
 
-// timeStart times Tandem's start on a fresh copy, with workers running a mixed load
-// through the old version meanwhile (none when workers is 0).
-func (b *bench) timeStart(ctx context.Context, workers int) (time.Duration, loadResult, error) {
+// timeStart times Tandem's start at impact on a fresh copy, with workers running a mixed
+// load through the old version meanwhile (none when workers is 0).
+func (b *bench) timeStart(ctx context.Context, workers int, impact migrate.BackfillImpact) (time.Duration, loadResult, error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
 		return 0, loadResult{}, err
 	}
 	defer drop()
-	m, err := migrate.Open(ctx, url, b.opts)
+	m, err := migrate.Open(ctx, url, b.options(impact))
 	if err != nil {
 		return 0, loadResult{}, err
 	}
@@ -355,77 +535,164 @@ func (b *bench) timeStart(ctx context.Context, workers int) (time.Duration, load
 	if err != nil {
 		return 0, loadResult{}, err
 	}
-	var res loadResult
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var lats [][]time.Duration
-	var ok, failed atomic.Int64
+	stop := func() loadResult { return loadResult{} }
 	if workers > 0 {
-		pool, err := pgxpool.New(ctx, url)
+		pool, err := b.pool(ctx, url, workers)
 		if err != nil {
-			return 0, res, err
+			return 0, loadResult{}, err
 		}
 		defer pool.Close()
-		lats = make([][]time.Duration, workers)
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				r := rand.New(rand.NewPCG(uint64(w), 1))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					var q string
-					var args []any
-					switch r.IntN(10) {
-					case 0, 1, 2, 3, 4:
-						q, args = "SELECT name, qty FROM items WHERE id = $1", []any{1 + r.IntN(b.rows)}
-					case 5, 6, 7:
-						q, args = "UPDATE items SET qty = qty + 1 WHERE id = $1", []any{1 + r.IntN(b.rows)}
-					default:
-						q, args = "INSERT INTO items (name, qty) VALUES ('load', $1)", []any{r.IntN(1000)}
-					}
-					t0 := time.Now()
-					_, err := pool.Exec(ctx, q, args...)
-					lats[w] = append(lats[w], time.Since(t0))
-					if err != nil {
-						failed.Add(1)
-						fmt.Fprintln(os.Stderr, "load statement failed:", err)
-					} else {
-						ok.Add(1)
-					}
-				}
-			}(w)
-		}
-		time.Sleep(200 * time.Millisecond) // let the load settle before start
+		stop = b.mixedLoad(ctx, pool, workers)
+		time.Sleep(warmUp) // let the load settle before start
 	}
 	t0 := time.Now()
 	err = m.Start(ctx, mig)
 	d := time.Since(t0)
-	close(stop)
-	wg.Wait()
-	if workers > 0 {
+	return d, stop(), err
+}
+
+// baseline runs the mixed load of workers on a fresh copy for dur, with no migration.
+func (b *bench) baseline(ctx context.Context, workers int, dur time.Duration) (loadResult, error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer drop()
+	pool, err := b.pool(ctx, url, workers)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer pool.Close()
+	stop := b.mixedLoad(ctx, pool, workers)
+	time.Sleep(warmUp + dur)
+	return stop(), nil
+}
+
+// stepWaits starts and completes migration doc on a fresh copy under the mixed load of
+// workers, and returns the lock waits the server logged during each step.
+func (b *bench) stepWaits(ctx context.Context, workers int, doc, logPath string) (start, complete lockWaitStats, err error) {
+	url, drop, err := b.fresh(ctx)
+	if err != nil {
+		return start, complete, err
+	}
+	defer drop()
+	m, err := migrate.Open(ctx, url, b.options(migrate.ImpactNormal))
+	if err != nil {
+		return start, complete, err
+	}
+	defer m.Close(ctx)
+	mig, err := migrate.Parse("bench.json", "bench", []byte(doc))
+	if err != nil {
+		return start, complete, err
+	}
+	pool, err := b.pool(ctx, url, workers)
+	if err != nil {
+		return start, complete, err
+	}
+	defer pool.Close()
+	stop := b.mixedLoad(ctx, pool, workers)
+	time.Sleep(warmUp)
+	off := fileSize(logPath)
+	if err := m.Start(ctx, mig); err != nil {
+		stop()
+		return start, complete, err
+	}
+	time.Sleep(200 * time.Millisecond) // let a wait that ended at the step's end reach the log
+	start = lockWaits(logPath, off)
+	off = fileSize(logPath)
+	err = m.Complete(ctx)
+	time.Sleep(200 * time.Millisecond)
+	complete = lockWaits(logPath, off)
+	if res := stop(); res.failed > 0 {
+		fmt.Fprintf(os.Stderr, "%d load statements failed\n", res.failed)
+	}
+	return start, complete, err
+}
+
+// pool connects a pool of workers connections to url, as application "app". Statements
+// are not prepared: a type change changes the table's row type, which fails a cached plan
+// of the base schema (see Known limitations).
+func (b *bench) pool(ctx context.Context, url string, workers int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = int32(max(workers, 4))
+	cfg.ConnConfig.RuntimeParams["application_name"] = "app"
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// warmUp is how long a load runs before its measure begins: connections made, caches warm.
+const warmUp = time.Second
+
+// mixedLoad runs workers sessions of reads (50%), updates (30%) and inserts (20%) of
+// random rows, each as fast as it can, until the returned stop is called; stop returns
+// what they did after the first warmUp.
+func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	lats := make([][]time.Duration, workers)
+	var ok, failed atomic.Int64
+	t0 := time.Now().Add(warmUp)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				var q string
+				var args []any
+				switch r.IntN(10) {
+				case 0, 1, 2, 3, 4:
+					q, args = "SELECT name, qty FROM items WHERE id = $1", []any{1 + r.IntN(b.rows)}
+				case 5, 6, 7:
+					q, args = "UPDATE items SET qty = qty + 1 WHERE id = $1", []any{1 + r.IntN(b.rows)}
+				default:
+					q, args = "INSERT INTO items (name, qty) VALUES ('load', $1)", []any{r.IntN(1000)}
+				}
+				t1 := time.Now()
+				_, err := pool.Exec(ctx, q, args...)
+				if t1.Before(t0) {
+					continue // warming up
+				}
+				lats[w] = append(lats[w], time.Since(t1))
+				if err != nil {
+					failed.Add(1)
+					fmt.Fprintln(os.Stderr, "load statement failed:", err)
+				} else {
+					ok.Add(1)
+				}
+			}
+		}(w)
+	}
+	return func() loadResult {
+		close(done)
+		wg.Wait()
+		d := time.Since(t0)
 		var all []time.Duration
 		for _, l := range lats {
 			all = append(all, l...)
 		}
 		slices.Sort(all)
-		res.ok, res.failed = ok.Load(), failed.Load()
+		res := loadResult{ok: ok.Load(), failed: failed.Load()}
 		if len(all) > 0 {
 			res.p99 = all[len(all)*99/100]
 			res.max = all[len(all)-1]
 		}
-		res.tps = float64(res.ok+res.failed) / (d + 200*time.Millisecond).Seconds()
+		res.tps = float64(res.ok+res.failed) / d.Seconds()
+		return res
 	}
-	return d, res, err
 }
 
-// throughput measures updates and inserts per second through the old version after start,
-// alternately with the dual-write trigger enabled and disabled.
-func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration) (with, without []float64, err error) {
+// throughput measures statements of kind ("update" or "insert") per second through the
+// old version after start, alternately with the dual-write trigger enabled and disabled.
+func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (with, without []float64, err error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -474,7 +741,7 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 					return nil, nil, err
 				}
 			}
-			tps, err := b.load(ctx, pool, workers, dur)
+			tps, err := b.load(ctx, pool, workers, dur, kind)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -484,13 +751,13 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 				without = append(without, tps)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "throughput run %d: trigger disabled %.0f/s, enabled %.0f/s\n", i+1, without[i], with[i])
+		fmt.Fprintf(os.Stderr, "%s throughput run %d: trigger disabled %.0f/s, enabled %.0f/s\n", kind, i+1, without[i], with[i])
 	}
 	return with, without, nil
 }
 
-// load runs updates and inserts for dur and returns their rate.
-func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration) (float64, error) {
+// load runs statements of kind ("update" or "insert") for dur and returns their rate.
+func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration, kind string) (float64, error) {
 	var n atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -503,7 +770,7 @@ func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur t
 			r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			for time.Now().Before(deadline) {
 				var err error
-				if r.IntN(2) == 0 {
+				if kind == "update" {
 					_, err = pool.Exec(ctx, "UPDATE items SET qty = qty + 1 WHERE id = $1", 1+r.IntN(b.rows))
 				} else {
 					_, err = pool.Exec(ctx, "INSERT INTO items (name, qty) VALUES ('load', $1)", r.IntN(1000))
@@ -523,16 +790,14 @@ func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur t
 	return float64(n.Load()) / dur.Seconds(), nil
 }
 
-// pair runs a and b, a first in even runs and b first in odd ones.
-func pair(run int, a, b func() error) error {
-	first, second := a, b
-	if run%2 == 1 {
-		first, second = b, a
+// rotate runs fns in an order that rotates with run: each goes first as often.
+func rotate(run int, fns ...func() error) error {
+	for i := range fns {
+		if err := fns[(run+i)%len(fns)](); err != nil {
+			return err
+		}
 	}
-	if err := first(); err != nil {
-		return err
-	}
-	return second()
+	return nil
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -30,6 +30,9 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Progress:        newProgressPrinter(os.Stderr).print,
 	}
+	if err := backfillOptions(&opts); err != nil {
+		return nil, err
+	}
 	if global.lockTimeout <= 0 {
 		return nil, usageErr(errors.New("--lock-timeout must be positive"))
 	}
@@ -67,6 +70,7 @@ type progressPrinter struct {
 	w        io.Writer
 	terminal bool
 	last     time.Time
+	holding  bool // the backfill held back at the last report
 }
 
 func newProgressPrinter(w io.Writer) *progressPrinter {
@@ -87,7 +91,11 @@ func isTerminal(w io.Writer) bool {
 func (p *progressPrinter) print(bp migrate.BackfillProgress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.terminal && !bp.Done && time.Since(p.last) < 5*time.Second {
+	// A change of pace is shown at once.
+	holding := bp.Throttle != nil && bp.Throttle.HoldingBack
+	changed := holding != p.holding
+	p.holding = holding
+	if !p.terminal && !bp.Done && !changed && time.Since(p.last) < 5*time.Second {
 		return
 	}
 	p.last = time.Now()
@@ -101,6 +109,8 @@ func (p *progressPrinter) print(bp migrate.BackfillProgress) {
 	}
 	if bp.Done {
 		line += ", done"
+	} else if bp.Throttle != nil && bp.Throttle.HoldingBack {
+		line += "; " + bp.Throttle.String()
 	}
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)

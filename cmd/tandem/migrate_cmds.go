@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 
 	"sort"
@@ -104,6 +105,7 @@ exits with 2 and changes nothing.`,
 	}
 	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migration right after starting it (no old version must be running)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	addBackfillFlags(cmd)
 	return cmd
 }
 
@@ -174,6 +176,9 @@ func newStatusCmd() *cobra.Command {
 			}
 			for _, b := range st.Backfills {
 				fmt.Fprintf(out, "backfill %s.%s: %d/%d rows, done=%t\n", b.Table, b.Column, b.RowsDone, b.RowsTotal, b.Done)
+				if b.Throttle != nil && !b.Done {
+					fmt.Fprintf(out, "  pacing: %s\n", b.Throttle)
+				}
 			}
 			if len(st.History) > 0 {
 				fmt.Fprintln(out, "history:")
@@ -182,6 +187,7 @@ func newStatusCmd() *cobra.Command {
 					if len(h.Includes) > 1 {
 						fmt.Fprintf(out, "  (applied together: %s)", strings.Join(h.Includes, ", "))
 					}
+					printTandemVersions(out, h.TandemVersions)
 					fmt.Fprintln(out)
 				}
 			}
@@ -239,6 +245,7 @@ the old version is gone, or pass --complete to contract at once.`,
 	}
 	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migrations too (no old version must be running)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	addBackfillFlags(cmd)
 	return cmd
 }
 
@@ -390,4 +397,44 @@ It exits 0 when the file is valid and 2 when it is not, naming the operation and
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// backfillFlags are the backfill pacing flags of start and migrate.
+var backfillFlags struct {
+	impact string
+	rate   float64
+}
+
+func addBackfillFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&backfillFlags.impact, "backfill-impact", "normal",
+		"how much the backfill may slow the application: low, normal (hold back while the database is busy or waits on the backfill's locks) or max (never hold back)")
+	cmd.Flags().Float64Var(&backfillFlags.rate, "backfill-rate", 0, "cap the backfill at this many rows per second, all workers together (0: no cap)")
+}
+
+// backfillOptions sets the backfill pacing of opts from the flags; an impossible value
+// is a usage error naming the range.
+func backfillOptions(opts *migrate.Options) error {
+	impact, err := migrate.ParseBackfillImpact(backfillFlags.impact)
+	if err != nil {
+		return usageErr(fmt.Errorf("--backfill-impact: %w", err))
+	}
+	if r := backfillFlags.rate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return usageErr(fmt.Errorf("--backfill-rate %v: want rows per second, 0 or more (0: no cap)", r))
+	}
+	opts.BackfillImpact, opts.BackfillRate = impact, backfillFlags.rate
+	return nil
+}
+
+// printTandemVersions appends the Tandem version of each step of a migration to its
+// history line.
+func printTandemVersions(out io.Writer, versions map[string]string) {
+	var parts []string
+	for _, step := range []string{"start", "complete", "rollback"} {
+		if v, ok := versions[step]; ok {
+			parts = append(parts, step+" by "+v)
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(out, "  [%s]", strings.Join(parts, ", "))
+	}
 }

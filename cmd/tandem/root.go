@@ -53,6 +53,7 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 		"connections a backfill fills a large table on, side by side (each costs the server about a CPU core while it runs)")
 	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log each step")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	setVersion(root)
 
 	root.AddCommand(
 		newInitCmd(),
@@ -68,6 +69,7 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 		newMaintenanceCmd(),
 		newProveCmd(),
 		newUpgradeCmd(),
+		newVersionCmd(),
 	)
 	return root
 }

@@ -1,0 +1,506 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BackfillImpact says how much a backfill may slow the application down. The zero value
+// is ImpactNormal.
+type BackfillImpact int
+
+const (
+	// ImpactNormal, the default, fills at full speed while the database is quiet, and
+	// holds back (smaller batches, pauses, one worker) while the application is busy or
+	// waits on the backfill's row locks.
+	ImpactNormal BackfillImpact = iota
+	// ImpactLow fills on one worker, in short batches, with pauses even on a quiet
+	// database, and holds back sooner and further than ImpactNormal.
+	ImpactLow
+	// ImpactMax fills as fast as it can, on every worker, without watching the database:
+	// for a maintenance window, or a table nobody writes.
+	ImpactMax
+)
+
+var impactNames = map[BackfillImpact]string{ImpactLow: "low", ImpactNormal: "normal", ImpactMax: "max"}
+
+// String returns the impact's name: "low", "normal" or "max".
+func (i BackfillImpact) String() string {
+	if n, ok := impactNames[i]; ok {
+		return n
+	}
+	return fmt.Sprintf("BackfillImpact(%d)", int(i))
+}
+
+// ParseBackfillImpact parses "low", "normal" or "max" (any case); "" is ImpactNormal.
+func ParseBackfillImpact(s string) (BackfillImpact, error) {
+	if strings.TrimSpace(s) == "" {
+		return ImpactNormal, nil
+	}
+	for i, n := range impactNames {
+		if strings.EqualFold(strings.TrimSpace(s), n) {
+			return i, nil
+		}
+	}
+	return ImpactNormal, fmt.Errorf("backfill impact %q: want low, normal or max", s)
+}
+
+// MarshalText encodes the impact by name, for JSON and YAML.
+func (i BackfillImpact) MarshalText() ([]byte, error) {
+	if _, ok := impactNames[i]; !ok {
+		return nil, fmt.Errorf("unknown backfill impact %d", int(i))
+	}
+	return []byte(i.String()), nil
+}
+
+// UnmarshalText decodes an impact by name (see ParseBackfillImpact).
+func (i *BackfillImpact) UnmarshalText(b []byte) error {
+	v, err := ParseBackfillImpact(string(b))
+	if err != nil {
+		return err
+	}
+	*i = v
+	return nil
+}
+
+// BackfillThrottle says how a backfill paces itself, and why it holds back when it does.
+type BackfillThrottle struct {
+	Impact string `json:"impact"`
+	// HoldingBack is true while the backfill runs below its full speed for its impact.
+	HoldingBack bool `json:"holding_back"`
+	// Reason says why it holds back (or, with HoldingBack false, why it did last).
+	Reason string `json:"reason,omitempty"`
+	// Workers is how many batches may run at once; Duty the share of the time each of
+	// them works (1: no pauses between batches).
+	Workers int     `json:"workers"`
+	Duty    float64 `json:"duty"`
+	// BatchTarget is the duration batches are sized for, which is also about how long a
+	// batch holds its row locks.
+	BatchTarget time.Duration `json:"batch_target_ns"`
+	// RateCap is the --backfill-rate cap in rows per second; 0 for none.
+	RateCap float64 `json:"rate_cap,omitempty"`
+}
+
+// String is a one-line summary for progress output.
+func (t BackfillThrottle) String() string {
+	s := fmt.Sprintf("impact %s", t.Impact)
+	if t.HoldingBack {
+		s += fmt.Sprintf(", holding back (%d worker", t.Workers)
+		if t.Workers != 1 {
+			s += "s"
+		}
+		s += fmt.Sprintf(", working %.0f%% of the time): %s", 100*t.Duty, t.Reason)
+	}
+	if t.RateCap > 0 {
+		s += fmt.Sprintf(", capped at %.0f rows/s", t.RateCap)
+	}
+	return s
+}
+
+// impactProfile is how one impact level paces a backfill.
+type impactProfile struct {
+	watch bool // watch the database and hold back under pressure
+	// floor and ceiling bound the backfill's speed, in workers' worth of batches (0.5:
+	// one worker, pausing as long as it works); a ceiling of 0 is every worker.
+	floor, ceiling float64
+	// busy is the number of other active sessions that counts as a busy server.
+	busy int
+	// batchShare scales Options.BackfillBatchTime: the target of a batch, and so about
+	// the longest a batch holds its row locks.
+	batchShare float64
+	// lockTimeout is the lock_timeout of a batch: a batch that waits on the
+	// application's row lock longer gives up and retries smaller, rather than keep the
+	// rows it holds locked meanwhile. 0: the Migrator's default for batches.
+	lockTimeout time.Duration
+}
+
+func profileOf(i BackfillImpact) impactProfile {
+	switch i {
+	case ImpactMax:
+		return impactProfile{batchShare: 1}
+	case ImpactLow:
+		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, batchShare: 0.25, lockTimeout: 20 * time.Millisecond}
+	}
+	return impactProfile{watch: true, floor: 0.25, busy: 4, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
+}
+
+// Timing of the throttle's control loop.
+var (
+	// throttleSample is how often the watcher samples pg_stat_activity and pg_locks.
+	throttleSample = 100 * time.Millisecond
+	// throttleCalm is how long without pressure before the level rises again.
+	throttleCalm = time.Second
+	// throttleRecovery is how long the level takes to rise from 0 to 1 once calm.
+	throttleRecovery = 3 * time.Second
+)
+
+// throttle paces a backfill's workers: it decides how many batches run at once, the
+// pause after each, the batch target, and the rate cap. Its level, the share of full
+// speed it allows, halves on each sign of pressure (down to the impact's floor) and
+// rises again, slowly, once the pressure is gone. The signals:
+//   - sessions waiting on a lock a backfill worker holds (sampled by watch);
+//   - other active sessions, at or over the impact's busy mark (sampled by watch);
+//   - batches of several pages much slower per page than the fastest seen (see after).
+type throttle struct {
+	impact     BackfillImpact
+	p          impactProfile
+	maxWorkers int
+	// floor and ceiling bound the level, as shares of every worker's full speed.
+	floor, ceiling float64
+	batchTime      time.Duration // Options.BackfillBatchTime
+	rate           float64       // rows/s; 0 for none
+	// report is called, under mu, when the throttle starts or stops holding back.
+	report func(BackfillThrottle)
+	clock  func() time.Time // nil: time.Now
+
+	mu           sync.Mutex
+	level        float64
+	reason       string // the last pressure seen
+	lastPressure time.Time
+	lastCut      time.Time
+	lastRise     time.Time
+	lockWaitsAt  time.Time // the last lock wait on a worker: batches stay short a while
+	bestPerPage  time.Duration
+	busy         int           // batches running or pausing
+	wake         chan struct{} // closed when a slot frees
+	nextStart    time.Time     // the rate cap: when the next batch may start
+	rowsPerPage  float64       // of the last batch
+	pids         map[int]uint32
+	holding      bool // as last reported
+}
+
+func newThrottle(o *Options) *throttle {
+	p := profileOf(o.BackfillImpact)
+	workers := max(o.BackfillWorkers, 1)
+	t := &throttle{impact: o.BackfillImpact, p: p, maxWorkers: workers, batchTime: o.BackfillBatchTime,
+		rate: o.BackfillRate, wake: make(chan struct{}), pids: map[int]uint32{}, floor: 1, ceiling: 1}
+	if p.ceiling > 0 {
+		t.ceiling = min(1, p.ceiling/float64(workers))
+	}
+	if p.watch {
+		t.floor = min(t.ceiling, p.floor/float64(workers))
+	}
+	t.level = t.ceiling
+	return t
+}
+
+// now is the throttle's clock.
+func (t *throttle) now() time.Time {
+	if t.clock != nil {
+		return t.clock()
+	}
+	return time.Now()
+}
+
+// state returns the throttle's state, under mu.
+func (t *throttle) state() BackfillThrottle {
+	workers, duty := t.slots()
+	s := BackfillThrottle{Impact: t.impact.String(), Workers: workers, Duty: math.Round(duty*1000) / 1000,
+		BatchTarget: t.batchTarget(), RateCap: t.rate, Reason: t.reason}
+	s.HoldingBack = t.p.watch && t.level < t.ceiling
+	if s.HoldingBack && t.now().Sub(t.lastPressure) > throttleCalm {
+		s.Reason = "recovering from: " + t.reason
+	}
+	return s
+}
+
+// slots returns how many batches may run at once and the share of its time each of them
+// works, under mu.
+func (t *throttle) slots() (int, float64) {
+	units := t.level * float64(t.maxWorkers)
+	workers := max(1, min(t.maxWorkers, int(math.Floor(units+1e-9))))
+	return workers, min(1, units/float64(workers))
+}
+
+// batchTarget is the duration batches are sized for, under mu: a quarter while the
+// backfill holds back, or sessions have waited on its locks lately. (On a busy server, a
+// batch's statements wait for the CPU too: a batch holds its rows longer than it works.)
+func (t *throttle) batchTarget() time.Duration {
+	d := time.Duration(float64(t.batchTime) * t.p.batchShare)
+	if t.p.watch && (t.level < t.ceiling || !t.lockWaitsAt.IsZero() && t.now().Sub(t.lockWaitsAt) < 5*throttleCalm) {
+		d /= 4
+	}
+	return max(d, 5*time.Millisecond)
+}
+
+// pressure records a sign of pressure, under mu: the level halves, at most once per
+// sample period, down to the floor.
+func (t *throttle) pressure(reason string) {
+	now := t.now()
+	t.reason, t.lastPressure = reason, now
+	if now.Sub(t.lastCut) >= throttleSample {
+		t.level = max(t.floor, t.level/2)
+		t.lastCut = now
+	}
+	t.changed()
+}
+
+// calm raises the level when no pressure was seen for a while, under mu: by the time
+// since the last sample over throttleRecovery.
+func (t *throttle) calm() {
+	now := t.now()
+	if now.Sub(t.lastPressure) > throttleCalm && !t.lastRise.IsZero() {
+		t.level = min(t.ceiling, t.level+float64(now.Sub(t.lastRise))/float64(throttleRecovery))
+	}
+	t.lastRise = now
+	t.changed()
+}
+
+// changed reports a change between holding back and not, under mu.
+func (t *throttle) changed() {
+	holding := t.p.watch && t.level < t.ceiling
+	if holding != t.holding {
+		t.holding = holding
+		if t.report != nil {
+			t.report(t.state())
+		}
+	}
+}
+
+// setReport sets the function called when the throttle starts or stops holding back.
+func (t *throttle) setReport(fn func(BackfillThrottle)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.report = fn
+}
+
+// conflict records a batch that gave up on the application's row locks, and frees its
+// slot.
+func (t *throttle) conflict() {
+	t.mu.Lock()
+	if t.p.watch {
+		t.lockWaitsAt = t.now()
+		t.pressure("a batch met the application's row locks and gave up, to retry smaller")
+	}
+	t.mu.Unlock()
+	t.release()
+}
+
+// register records worker w's backend, whose lock waiters the watcher looks for.
+func (t *throttle) register(w int, pid uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pids[w] = pid
+}
+
+// before waits until a batch may run: a slot free, the rate cap respected. It returns the
+// batch target and the most pages the batch may take (0: no limit). Every before that
+// succeeds must be followed by after or release.
+func (t *throttle) before(ctx context.Context) (time.Duration, int64, error) {
+	for {
+		t.mu.Lock()
+		workers, _ := t.slots()
+		if t.busy < workers {
+			t.busy++
+			wait := t.nextStart.Sub(t.now())
+			target := t.batchTarget()
+			var pages int64
+			if t.rate > 0 && t.rowsPerPage > 0 {
+				// A batch of no more rows than the cap allows in a batch's time.
+				pages = max(1, int64(t.rate*target.Seconds()/t.rowsPerPage))
+			}
+			t.mu.Unlock()
+			if wait > 0 {
+				if err := sleep(ctx, wait); err != nil {
+					t.release()
+					return 0, 0, err
+				}
+			}
+			return target, pages, nil
+		}
+		wake := t.wake
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-wake:
+		case <-time.After(throttleSample):
+		}
+	}
+}
+
+// release frees a slot.
+func (t *throttle) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.busy--
+	close(t.wake)
+	t.wake = make(chan struct{})
+}
+
+// after records a batch of pages that took elapsed and updated rows, pauses as the
+// level asks, and frees the slot.
+func (t *throttle) after(ctx context.Context, pages, rows int64, elapsed time.Duration) error {
+	defer t.release()
+	t.mu.Lock()
+	target := t.batchTarget()
+	if t.p.watch && pages > 0 {
+		perPage := elapsed / time.Duration(pages)
+		switch {
+		case pages >= 4 && t.bestPerPage > 0 && perPage > 3*t.bestPerPage && elapsed > target:
+			t.pressure(fmt.Sprintf("batches take %.1f× as long per page as at their fastest", float64(perPage)/float64(t.bestPerPage)))
+		default:
+			t.calm()
+		}
+		if pages >= 4 && (t.bestPerPage == 0 || perPage < t.bestPerPage) {
+			t.bestPerPage = perPage
+		}
+	}
+	if pages > 0 && rows > 0 {
+		t.rowsPerPage = float64(rows) / float64(pages)
+	}
+	if t.rate > 0 {
+		// The cap holds on average: each batch's rows push the next start back.
+		now := t.now()
+		if t.nextStart.Before(now) {
+			t.nextStart = now
+		}
+		t.nextStart = t.nextStart.Add(time.Duration(float64(rows) / t.rate * float64(time.Second)))
+	}
+	_, duty := t.slots()
+	t.mu.Unlock()
+	if duty < 1 {
+		return sleep(ctx, time.Duration(float64(elapsed)*(1-duty)/duty))
+	}
+	return nil
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// signals is one sample of the database's state.
+type signals struct {
+	active      int           // other active client sessions
+	waiters     int           // sessions waiting on a lock a backfill worker holds
+	longestWait time.Duration // of those, the longest wait so far
+}
+
+// observe takes one sample of the database into account.
+func (t *throttle) observe(s signals) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case s.waiters > 0:
+		t.lockWaitsAt = t.now()
+		t.pressure(fmt.Sprintf("%d session(s) waiting on the backfill's row locks (longest %s so far)", s.waiters, s.longestWait.Round(time.Millisecond)))
+	case s.active >= t.p.busy:
+		t.pressure(fmt.Sprintf("%d other active sessions (busy at %d)", s.active, t.p.busy))
+	default:
+		t.calm()
+	}
+}
+
+// watchQuery samples the signals: $1 are the backfill's backends (and the watcher's).
+// Only sessions waiting on a lock are checked with pg_blocking_pids, which is costly.
+const watchQuery = `
+	WITH waiting AS MATERIALIZED (
+		SELECT pid, query_start FROM pg_stat_activity
+		 WHERE wait_event_type = 'Lock' AND pid <> ALL ($1::int[]))
+	SELECT (SELECT count(*) FROM pg_stat_activity
+	         WHERE state = 'active' AND backend_type = 'client backend' AND pid <> ALL ($1::int[]))::int,
+	       count(*)::int,
+	       coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8
+	  FROM waiting WHERE pg_blocking_pids(pid) && $1::int[]`
+
+// watch samples the database until ctx is done, on a connection of its own, feeding the
+// throttle. It records the throttle's state for status when it changes, and every second
+// while it holds back: batches record it too, but while one batch is stuck the others may
+// not run. A watcher that cannot connect or query leaves the throttle to the batches'
+// latency.
+func (t *throttle) watch(ctx context.Context, r *run) {
+	m := r.m
+	conn, err := pgx.ConnectConfig(ctx, m.conn.Config())
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("the backfill's watcher cannot connect; it paces by batch latency alone", "err", err)
+		}
+		return
+	}
+	defer func() {
+		closeCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer done()
+		conn.Close(closeCtx)
+	}()
+	self := conn.PgConn().PID()
+	var recorded BackfillThrottle
+	var recordedAt time.Time
+	ticker := time.NewTicker(throttleSample)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		t.mu.Lock()
+		pids := []int32{int32(self)}
+		for _, p := range t.pids {
+			pids = append(pids, int32(p))
+		}
+		t.mu.Unlock()
+		var s signals
+		var secs float64
+		if err := conn.QueryRow(ctx, watchQuery, pids).Scan(&s.active, &s.waiters, &secs); err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("the backfill's watcher failed; it paces by batch latency alone", "err", err)
+			}
+			return
+		}
+		s.longestWait = time.Duration(secs * float64(time.Second))
+		t.observe(s)
+		t.mu.Lock()
+		st := t.state()
+		t.mu.Unlock()
+		if st.HoldingBack != recorded.HoldingBack || st.Workers != recorded.Workers || st.HoldingBack && time.Since(recordedAt) >= time.Second {
+			if err := recordThrottle(ctx, conn, r, st); err != nil && ctx.Err() == nil {
+				m.log.Warn("record the backfill's pace", "err", err)
+			}
+			recorded, recordedAt = st, time.Now()
+		}
+	}
+}
+
+// recordThrottle records the throttle's state on the backfill's chunks that no batch
+// holds (a batch records it itself), with a short lock_timeout all the same.
+func recordThrottle(ctx context.Context, conn *pgx.Conn, r *run, st BackfillThrottle) error {
+	state := qi(r.m.opts.StateSchema, "backfill_chunks")
+	bt := &pgx.Batch{}
+	bt.Queue("SELECT set_config('lock_timeout', '100ms', true)")
+	bt.Queue("UPDATE "+state+" SET throttle = $4, updated_at = now() WHERE (schema, migration, op, chunk) IN"+
+		" (SELECT schema, migration, op, chunk FROM "+state+" WHERE schema = $1 AND migration = $2 AND op = $3 FOR UPDATE SKIP LOCKED)",
+		r.m.opts.Schema, r.rec.Name, r.op, throttleJSON(st))
+	return conn.SendBatch(ctx, bt).Close()
+}
+
+// throttleJSON encodes a throttle state for the state schema.
+func throttleJSON(s BackfillThrottle) []byte {
+	b, _ := json.Marshal(s) // a plain struct: cannot fail
+	return b
+}
+
+// checkBackfill refuses impossible backfill options.
+func (o *Options) checkBackfill() error {
+	if _, ok := impactNames[o.BackfillImpact]; !ok {
+		return &InputError{Op: -1, Field: "backfill impact", Err: fmt.Errorf("unknown backfill impact %d: want ImpactLow, ImpactNormal or ImpactMax", int(o.BackfillImpact))}
+	}
+	if o.BackfillRate < 0 || math.IsNaN(o.BackfillRate) || math.IsInf(o.BackfillRate, 0) {
+		return &InputError{Op: -1, Field: "backfill rate", Err: fmt.Errorf("backfill rate %v rows/s: want a positive number, or 0 for no cap", o.BackfillRate)}
+	}
+	return nil
+}

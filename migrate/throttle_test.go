@@ -1,0 +1,314 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestParseBackfillImpact(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want BackfillImpact
+		err  bool
+	}{
+		{"", ImpactNormal, false},
+		{"normal", ImpactNormal, false},
+		{"LOW", ImpactLow, false},
+		{" max ", ImpactMax, false},
+		{"fast", 0, true},
+		{"1", 0, true},
+	} {
+		got, err := ParseBackfillImpact(c.in)
+		if (err != nil) != c.err || (!c.err && got != c.want) {
+			t.Errorf("ParseBackfillImpact(%q) = %v, %v; want %v, error %t", c.in, got, err, c.want, c.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "low, normal or max") {
+			t.Errorf("ParseBackfillImpact(%q): error %q does not name the choices", c.in, err)
+		}
+	}
+	for i := range impactNames {
+		text, err := i.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back BackfillImpact
+		if err := back.UnmarshalText(text); err != nil || back != i {
+			t.Errorf("%v does not survive MarshalText/UnmarshalText: %v, %v", i, back, err)
+		}
+	}
+}
+
+// TestThrottleControl drives the throttle's control loop with a fake clock: each sign
+// of pressure halves its level (one worker, then pauses), down to the impact's floor;
+// calm raises it back; max never holds back.
+func TestThrottleControl(t *testing.T) {
+	type step struct {
+		after time.Duration // since the previous step
+		s     signals
+		// want
+		holding bool
+		workers int
+		duty    float64
+	}
+	busy := signals{active: 10}
+	waits := signals{waiters: 2, longestWait: 80 * time.Millisecond}
+	calm := signals{active: 1}
+	for _, c := range []struct {
+		name   string
+		impact BackfillImpact
+		steps  []step
+	}{
+		{"lock waits drop to one worker, then pause", ImpactNormal, []step{
+			{0, calm, false, 2, 1},
+			{100 * time.Millisecond, waits, true, 1, 1},
+			{100 * time.Millisecond, waits, true, 1, 0.5},
+			{100 * time.Millisecond, busy, true, 1, 0.25},
+		}},
+		{"a busy server drives it to the floor and no lower", ImpactNormal, []step{
+			{100 * time.Millisecond, busy, true, 1, 1},
+			{100 * time.Millisecond, busy, true, 1, 0.5},
+			{100 * time.Millisecond, busy, true, 1, 0.25},
+			{100 * time.Millisecond, busy, true, 1, 0.25},
+		}},
+		{"pressure twice in one sample period counts once", ImpactNormal, []step{
+			{100 * time.Millisecond, waits, true, 1, 1},
+			{10 * time.Millisecond, waits, true, 1, 1},
+		}},
+		{"it recovers once calm", ImpactNormal, []step{
+			{100 * time.Millisecond, waits, true, 1, 1},
+			{100 * time.Millisecond, waits, true, 1, 0.5},
+			{500 * time.Millisecond, calm, true, 1, 0.5}, // not calm for long enough yet
+			{time.Second, calm, true, 1, 1},              // calm: +1/3 a second, level 0.58
+			{time.Second, calm, true, 1, 1},              // level 0.92: one worker, full time
+			{time.Second, calm, false, 2, 1},
+		}},
+		{"low stays on one worker with pauses", ImpactLow, []step{
+			{0, calm, false, 1, 0.5},
+			{100 * time.Millisecond, busy, true, 1, 0.25},
+		}},
+		{"max never holds back", ImpactMax, []step{
+			{100 * time.Millisecond, waits, false, 2, 1},
+			{100 * time.Millisecond, busy, false, 2, 1},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			th := newThrottle(&Options{BackfillImpact: c.impact, BackfillWorkers: 2, BackfillBatchTime: 100 * time.Millisecond})
+			th.clock = func() time.Time { return now }
+			for i, st := range c.steps {
+				now = now.Add(st.after)
+				th.observe(st.s)
+				th.mu.Lock()
+				got := th.state()
+				th.mu.Unlock()
+				if got.HoldingBack != st.holding || got.Workers != st.workers || !near(got.Duty, st.duty) {
+					t.Fatalf("step %d: %+v; want holding back %t, %d workers, duty %.3f", i, got, st.holding, st.workers, st.duty)
+				}
+				if got.HoldingBack && got.Reason == "" {
+					t.Fatalf("step %d: holding back without a reason: %+v", i, got)
+				}
+			}
+		})
+	}
+}
+
+func near(a, b float64) bool { return a-b < 0.01 && b-a < 0.01 }
+
+// TestThrottleBatchTarget: lock waits shorten batches for a while; the impact sets the
+// target.
+func TestThrottleBatchTarget(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		impact      BackfillImpact
+		quiet, hurt time.Duration
+	}{
+		{ImpactMax, 100 * time.Millisecond, 100 * time.Millisecond},
+		{ImpactNormal, 50 * time.Millisecond, 12500 * time.Microsecond},
+		{ImpactLow, 25 * time.Millisecond, 6250 * time.Microsecond},
+	} {
+		th := newThrottle(&Options{BackfillImpact: c.impact, BackfillWorkers: 2, BackfillBatchTime: 100 * time.Millisecond})
+		th.clock = func() time.Time { return now }
+		if got := th.batchTarget(); got != c.quiet {
+			t.Errorf("%v: batch target %s, want %s", c.impact, got, c.quiet)
+		}
+		th.observe(signals{waiters: 1})
+		if got := th.batchTarget(); got != c.hurt {
+			t.Errorf("%v: batch target after lock waits %s, want %s", c.impact, got, c.hurt)
+		}
+	}
+}
+
+// TestBackfillOptionsRefused: impossible impact and rate options are refused with the
+// field named.
+func TestBackfillOptionsRefused(t *testing.T) {
+	for _, o := range []Options{{BackfillRate: -1}, {BackfillImpact: 7}} {
+		err := o.checkBackfill()
+		var ie *InputError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "backfill") {
+			t.Errorf("%+v: %v, want an InputError about the backfill", o, err)
+		}
+	}
+}
+
+// TestBackfillThrottleUnderABlockedSession runs a backfill at the default impact while an
+// application session really waits on a batch's row lock: the batch computes its rows in
+// page order, and stops at a row of page 3 (the test holds it there) after it locked the
+// page's first row, which the session then updates. The throttle sees the waiter in
+// pg_locks, holds back to one worker and says why, in the progress reports and in status;
+// once the session got its row and the pressure is gone, it recovers to both workers. The
+// backfill fills every row.
+func TestBackfillThrottleUnderABlockedSession(t *testing.T) {
+	defer func(calm, recovery time.Duration) { throttleCalm, throttleRecovery = calm, recovery }(throttleCalm, throttleRecovery)
+	throttleCalm, throttleRecovery = 200*time.Millisecond, 500*time.Millisecond
+
+	const rows = 60000
+	var mu sync.Mutex
+	var reports []BackfillProgress
+	e := newEnv(t, func(o *Options) {
+		o.BackfillWorkers = 2
+		// Long enough a backfill to see it recover: at least 4s.
+		o.BackfillRate = rows / 4
+		o.Progress = func(p BackfillProgress) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, p)
+		}
+	})
+	ctx := context.Background()
+	e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, pad text)")
+	e.exec(fmt.Sprintf("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, %d) i", rows))
+	e.exec("ANALYZE items")
+	e.exec("CREATE TABLE ctl (hold boolean NOT NULL)")
+	e.exec("INSERT INTO ctl VALUES (true)")
+	var first, last int
+	if err := e.db.QueryRow(ctx, "SELECT min(id), max(id) FROM items WHERE (ctid::text::point)[0] = 3").Scan(&first, &last); err != nil {
+		t.Fatal(err)
+	}
+	// hold_at waits at row last while ctl.hold is set.
+	e.exec(fmt.Sprintf(`CREATE FUNCTION hold_at(id int, v int) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+		BEGIN
+			IF id = %d THEN
+				WHILE (SELECT hold FROM ctl) LOOP PERFORM pg_sleep(0.01); END LOOP;
+			END IF;
+			RETURN v;
+		END $$`, last))
+
+	startErr := make(chan error, 1)
+	go func() {
+		startErr <- e.m.Start(ctx, e.parse(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "hold_at(id, qty)", "column": {"name": "q2", "type": "int"}}}]}`))
+	}()
+	// waitFor polls cond until it holds, or fails the test.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !cond(); {
+			select {
+			case err := <-startErr:
+				t.Fatalf("start ended (%v) before %s", err, what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("a batch to stop at the held row", func() bool {
+		return queryString(t, e.db, "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'tandem' AND wait_event = 'PgSleep'") == "1"
+	})
+
+	// The application's session updates the page's first row, locked by the batch.
+	app, err := pgx.Connect(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	appPID := app.PgConn().PID()
+	appDone := make(chan error, 1)
+	go func() {
+		_, err := app.Exec(ctx, "UPDATE items SET qty = qty + 1 WHERE id = $1", first)
+		appDone <- err
+	}()
+	waitFor("the session to wait on the batch", func() bool {
+		return queryString(t, e.db, `SELECT count(*)::text FROM pg_stat_activity b
+			WHERE b.application_name = 'tandem' AND b.pid = ANY (pg_blocking_pids($1))`, appPID) == "1"
+	})
+	var held BackfillProgress
+	waitFor("the throttle to hold back for the waiting session", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range reports {
+			if p.Throttle != nil && p.Throttle.HoldingBack && strings.Contains(p.Throttle.Reason, "waiting on the backfill's row locks") {
+				held = p
+				return true
+			}
+		}
+		return false
+	})
+	if held.Throttle.Workers != 1 || held.Throttle.Impact != "normal" || held.Throttle.RateCap != rows/4 {
+		t.Errorf("holding back with %+v; want one worker, impact normal, the rate cap", *held.Throttle)
+	}
+	// status, from another process's point of view, says so too: the other worker's
+	// batches record the throttle's state.
+	other := e.open()
+	waitFor("status to show the backfill holding back", func() bool {
+		st, err := other.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(st.Backfills) == 1 && st.Backfills[0].Throttle != nil && st.Backfills[0].Throttle.HoldingBack &&
+			st.Backfills[0].Throttle.Reason != ""
+	})
+	select {
+	case err := <-appDone:
+		t.Fatalf("the session was not blocked (%v)", err)
+	default:
+	}
+
+	// The pressure goes: the batch goes on, the session gets its row.
+	e.exec("UPDATE ctl SET hold = false")
+	if err := <-appDone; err != nil {
+		t.Fatalf("the session's update: %v", err)
+	}
+	heldAt := len(reports)
+	waitFor("the throttle to recover to both workers", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range reports[heldAt:] {
+			if p.Throttle != nil && !p.Throttle.HoldingBack && p.Throttle.Workers == 2 && !p.Done {
+				return true
+			}
+		}
+		return false
+	})
+	if err := <-startErr; err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q2 = qty", fmt.Sprint(rows))
+}
+
+// TestBackfillRateCap: the rate cap holds on average over the backfill, at any impact.
+func TestBackfillRateCap(t *testing.T) {
+	const rows, rate = 10000, 10000
+	for _, impact := range []BackfillImpact{ImpactMax, ImpactLow} {
+		t.Run(impact.String(), func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.BackfillImpact, o.BackfillRate, o.BackfillWorkers = impact, rate, 2 })
+			e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, pad text)")
+			e.exec(fmt.Sprintf("INSERT INTO items SELECT i, i, repeat('x', 100) FROM generate_series(1, %d) i", rows))
+			e.exec("ANALYZE items")
+			t0 := time.Now()
+			e.start(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty", "column": {"name": "q2", "type": "int"}}}]}`)
+			// The first batch runs at once; the rest wait for their share of the cap.
+			if d, least := time.Since(t0), time.Duration(float64(rows)/rate*0.8*float64(time.Second)); d < least {
+				t.Errorf("start took %s, want at least %s at %d rows/s", d, least, rate)
+			}
+			expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q2 = qty", fmt.Sprint(rows))
+		})
+	}
+}
