@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tandem-pg/tandem/migrate"
 )
 
 // Maintenance policies: when maintenance mode is on during an upgrade.
@@ -86,7 +88,12 @@ type Timeouts struct {
 
 // Backfill tunes the expand step's backfill; zero values are the engine's defaults.
 type Backfill struct {
+	// Workers bounds the connections a backfill fills a table on [2].
 	Workers int `yaml:"workers" json:"workers,omitempty"`
+	// Impact is low, normal (the default: it holds back while the app is busy) or max.
+	Impact migrate.BackfillImpact `yaml:"impact" json:"impact"`
+	// Rate caps the backfill in rows per second, all workers together; 0 means no cap.
+	Rate float64 `yaml:"rate" json:"rate,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" in YAML and JSON.
@@ -297,6 +304,9 @@ func (r *Release) validate(root *yaml.Node) error {
 					"pass {listen} to the app: each instance gets its own address", "workloads", i, "local", "command")
 			}
 		}
+	}
+	if r.Backfill.Workers < 0 || r.Backfill.Rate < 0 {
+		return bad("backfill", "workers and rate must not be negative", "give workers: 1 or more, and rate in rows per second (0: no cap)", "backfill")
 	}
 	if r.Timeouts.OldGone.Duration < 0 || r.Timeouts.Ready.Duration < 0 {
 		return bad("timeouts", "must not be negative", "give durations such as 5m", "timeouts")

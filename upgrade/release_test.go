@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tandem-pg/tandem/migrate"
 )
 
 const validRelease = `app: catalog
@@ -39,7 +41,7 @@ func writeRelease(t *testing.T, body string) string {
 }
 
 func TestReadRelease(t *testing.T) {
-	path := writeRelease(t, validRelease)
+	path := writeRelease(t, validRelease+"backfill:\n  impact: low\n  rate: 5000\n")
 	rel, err := ReadRelease(filepath.Dir(path))
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +51,9 @@ func TestReadRelease(t *testing.T) {
 	}
 	if rel.Workloads[1].Local.Instances != 1 || rel.Timeouts.OldGone.Duration <= 0 || rel.Timeouts.Ready.Duration <= 0 {
 		t.Errorf("defaults: %+v, %+v", rel.Workloads[1].Local, rel.Timeouts)
+	}
+	if rel.Backfill.Impact != migrate.ImpactLow || rel.Backfill.Rate != 5000 {
+		t.Errorf("backfill %+v", rel.Backfill)
 	}
 	if got := rel.RollOrder(); got[0].Name != "worker" || got[1].Name != "api" {
 		t.Errorf("roll order %s, %s: want worker (order 0) first", got[0].Name, got[1].Name)
@@ -83,6 +88,8 @@ func TestReleaseErrors(t *testing.T) {
 		{"twice", func(s string) string { return strings.Replace(s, "name: worker", "name: api", 1) }, "workloads[1].name", "listed twice"},
 		{"unknown key", func(s string) string { return s + "compatible_from: v1\n" }, "", "compatible_from"},
 		{"bad duration", func(s string) string { return s + "timeouts:\n  old-gone: soon\n" }, "", "not a duration"},
+		{"bad impact", func(s string) string { return s + "backfill:\n  impact: gentle\n" }, "", "want low, normal or max"},
+		{"negative rate", func(s string) string { return s + "backfill:\n  rate: -5\n" }, "backfill", "must not be negative"},
 		{"not yaml", func(s string) string { return s + "workloads: [\n" }, "", "not valid YAML"},
 	}
 	for _, tc := range tests {

@@ -124,6 +124,12 @@ func (u *Upgrader) migrator(ctx context.Context, rel *Release) (*migrate.Migrato
 	if rel.Backfill.Workers > 0 {
 		o.BackfillWorkers = rel.Backfill.Workers
 	}
+	if rel.Backfill.Impact != migrate.ImpactNormal {
+		o.BackfillImpact = rel.Backfill.Impact
+	}
+	if rel.Backfill.Rate > 0 {
+		o.BackfillRate = rel.Backfill.Rate
+	}
 	if o.Progress == nil && u.opts.OnProgress != nil {
 		o.Progress = func(p migrate.BackfillProgress) {
 			line := fmt.Sprintf("backfill %s.%s: %d of ~%d rows", p.Table, p.Column, p.RowsDone, p.RowsTotal)
