@@ -50,6 +50,10 @@ const (
 	RouterRuntime = local.RouterRuntime
 )
 
+// ErrUpgrade is wrapped by Run's error when the upgrade under test failed (rather than
+// the run being impossible to carry out).
+var ErrUpgrade = errors.New("upgrade failed")
+
 // Options configure a run. Zero values take the defaults in brackets.
 type Options struct {
 	// Instances is how many instances of the API serve [3].
@@ -397,7 +401,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		r.event(fmt.Sprintf("upgrade %s -> %s starts", from.Version, to.Version))
 		rec, err = up.Apply(ctx, to)
 		if err != nil {
-			return nil, fmt.Errorf("upgrade to %s: %w", to.Version, err)
+			return nil, fmt.Errorf("%w to %s: %w", ErrUpgrade, to.Version, err)
 		}
 	} else {
 		r.event("rolling restart starts")
@@ -452,7 +456,7 @@ func restart(ctx context.Context, be *local.Backend, dbURL string, rel *upgrade.
 	for _, w := range rel.RollOrder() {
 		t := upgrade.Target{App: rel.App, Release: rel.Version, VersionSchema: installed.NewVersionSchema,
 			Revision:    upgrade.Revision(rel.Version, installed.NewVersionSchema) + "/restart",
-			PostgresURL: dbURL, Workload: w}
+			PostgresURL: dbURL, Dir: rel.Dir, Workload: w}
 		if err := be.Roll(ctx, t, nil, nil); err != nil {
 			return fmt.Errorf("restart %s: %w", w.Name, err)
 		}

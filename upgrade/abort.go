@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -71,15 +72,9 @@ func (u *Upgrader) abort(ctx context.Context, rec *Record) (*Record, error) {
 			}
 		}
 		if rec.Migration != "" {
-			m, err := u.migrator(ctx, rec.Release)
-			if err != nil {
+			if err := u.rollbackOurs(ctx, rec); err != nil {
 				return err
 			}
-			defer m.Close(context.WithoutCancel(ctx))
-			if err := m.Rollback(ctx); err != nil && err != migrate.ErrNoActiveMigration {
-				return fmt.Errorf("roll back migration %s: %w", rec.Migration, err)
-			}
-			u.event(ctx, rec, "abort", "rolled back migration "+rec.Migration, 0)
 		}
 		if rec.Release.Maintenance != MaintenanceOff {
 			return u.stepMaintenance(ctx, rec, false)
@@ -150,4 +145,30 @@ func (u *Upgrader) newInstances(ctx context.Context, rec *Record) ([]string, err
 		}
 	}
 	return left, nil
+}
+
+// rollbackOurs rolls back the upgrade's migration if it is the one in progress; one
+// that another run started is not the upgrade's to undo.
+func (u *Upgrader) rollbackOurs(ctx context.Context, rec *Record) error {
+	m, err := u.migrator(ctx, rec.Release)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.WithoutCancel(ctx))
+	st, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.Active == nil:
+		return nil // never started, or rolled back before a crash
+	case st.Active.Name != rec.Migration:
+		u.event(ctx, rec, "abort", fmt.Sprintf("migration %s is in progress, not this upgrade's %s: left as it is", st.Active.Name, rec.Migration), 0)
+		return nil
+	}
+	if err := m.Rollback(ctx); err != nil && !errors.Is(err, migrate.ErrNoActiveMigration) {
+		return fmt.Errorf("roll back migration %s: %w", rec.Migration, err)
+	}
+	u.event(ctx, rec, "abort", "rolled back migration "+rec.Migration, 0)
+	return nil
 }

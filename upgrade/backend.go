@@ -47,6 +47,9 @@ type Target struct {
 	VersionSchema string `json:"version_schema"`
 	// PostgresURL is the database the instances use.
 	PostgresURL string `json:"-"`
+	// Dir is the release's directory: relative paths in the workload's command are
+	// relative to it.
+	Dir string `json:"-"`
 	// Workload is the workload from the release's tandem.yaml.
 	Workload Workload `json:"workload"`
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -233,6 +234,12 @@ func lineOf(root *yaml.Node, path ...any) int {
 
 var roles = []string{"api", "content", "worker", "all"}
 
+// validName is what a workload may be called: it names files and router servers.
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+
+// MaxLocalInstances bounds a workload's instances on the local backend.
+const MaxLocalInstances = 20
+
 func (r *Release) validate(root *yaml.Node) error {
 	bad := func(key, msg, fix string, path ...any) error {
 		return &ReleaseError{File: r.File, Line: lineOf(root, path...), Key: key, Msg: msg, Fix: fix}
@@ -246,6 +253,10 @@ func (r *Release) validate(root *yaml.Node) error {
 	if r.CompatibleFrom == "" {
 		return bad("compatible-from", "missing",
 			"name the oldest running version this release may run beside; the release's own version if none", "version")
+	}
+	if CompareVersions(r.CompatibleFrom, r.Version) > 0 {
+		return bad("compatible-from", fmt.Sprintf("%s is newer than the release's version %s", r.CompatibleFrom, r.Version),
+			"name a version at most "+r.Version, "compatible-from")
 	}
 	if r.Migrations == "" {
 		return bad("migrations", "missing", "give the directory of the release's migrations, relative to this file")
@@ -282,6 +293,10 @@ func (r *Release) validate(root *yaml.Node) error {
 		if w.Name == "" {
 			return bad(key+".name", "missing", "give the workload a name", "workloads", i)
 		}
+		if !validName.MatchString(w.Name) {
+			return bad(key+".name", fmt.Sprintf("%q is not a workload name", w.Name),
+				"use lower-case letters, digits and dashes, starting with a letter or digit, at most 40", "workloads", i, "name")
+		}
 		if seen[w.Name] {
 			return bad(key+".name", fmt.Sprintf("workload %q is listed twice", w.Name), "give each workload its own name", "workloads", i, "name")
 		}
@@ -293,15 +308,22 @@ func (r *Release) validate(root *yaml.Node) error {
 			if w.Local == nil || len(w.Local.Command) == 0 {
 				return bad(key+".local.command", "missing", `give the command line that starts one instance, e.g. ["./app", "--listen", "{listen}", "--postgres-url", "{postgres-url}"]`, "workloads", i)
 			}
-			if w.Local.Instances < 0 {
-				return bad(key+".local.instances", "must be at least 1", "set instances: 1 or more", "workloads", i, "local", "instances")
+			if w.Local.Instances < 0 || w.Local.Instances > MaxLocalInstances {
+				return bad(key+".local.instances", fmt.Sprintf("%d is out of range", w.Local.Instances),
+					fmt.Sprintf("set instances: 1 to %d", MaxLocalInstances), "workloads", i, "local", "instances")
 			}
 			if w.Local.Instances == 0 {
 				w.Local.Instances = 1
 			}
-			if !slices.ContainsFunc(w.Local.Command, func(a string) bool { return strings.Contains(a, "{listen}") }) {
-				return bad(key+".local.command", "does not contain {listen}",
-					"pass {listen} to the app: each instance gets its own address", "workloads", i, "local", "command")
+			for _, v := range []struct{ name, why string }{
+				{"{listen}", "each instance gets its own address"},
+				{"{version-schema}", "the app must pin its connections to the release's schema version and register with it"},
+				{"{app-version}", "the app must register with the release's version, or the roll cannot tell it is ready"},
+			} {
+				if !slices.ContainsFunc(w.Local.Command, func(a string) bool { return strings.Contains(a, v.name) }) {
+					return bad(key+".local.command", "does not contain "+v.name,
+						"pass "+v.name+" to the app: "+v.why, "workloads", i, "local", "command")
+				}
 			}
 		}
 	}

@@ -19,12 +19,12 @@ workloads:
     order: 1
     local:
       instances: 2
-      command: ["./app", "--listen", "{listen}"]
+      command: ["./app", "--listen", "{listen}", "--version-schema", "{version-schema}", "--app-version", "{app-version}"]
   - name: worker
     role: worker
     order: 0
     local:
-      command: ["./app", "--listen", "{listen}", "--role", "worker"]
+      command: ["./app", "--listen", "{listen}", "--role", "worker", "--version-schema", "{version-schema}", "--app-version", "{app-version}"]
 `
 
 func writeRelease(t *testing.T, body string) string {
@@ -81,10 +81,16 @@ func TestReleaseErrors(t *testing.T) {
 		{"bad policy", func(s string) string { return s + "maintenance: always\n" }, "maintenance", "not a policy"},
 		{"bad backend", func(s string) string { return s + "backend: nomad\n" }, "backend", "not a backend"},
 		{"no command", func(s string) string {
-			return strings.Replace(s, `      command: ["./app", "--listen", "{listen}"]`+"\n", "", 1)
+			return strings.Replace(s, `      command: ["./app", "--listen", "{listen}", "--version-schema", "{version-schema}", "--app-version", "{app-version}"]`+"\n", "", 1)
 		}, "workloads[0].local.command", "missing"},
-		{"no listen", func(s string) string { return strings.Replace(s, `["./app", "--listen", "{listen}"]`, `["./app"]`, 1) },
+		{"no listen", func(s string) string { return strings.Replace(s, `"--listen", "{listen}", "--version`, `"--version`, 1) },
 			"workloads[0].local.command", "{listen}"},
+		{"no version schema", func(s string) string { return strings.Replace(s, `"--version-schema", "{version-schema}", `, ``, 1) },
+			"workloads[0].local.command", "{version-schema}"},
+		{"bad name", func(s string) string { return strings.Replace(s, "name: api", "name: ../api", 1) }, "workloads[0].name", "not a workload name"},
+		{"too many", func(s string) string { return strings.Replace(s, "instances: 2", "instances: 99", 1) }, "workloads[0].local.instances", "out of range"},
+		{"window after version", func(s string) string { return strings.Replace(s, "compatible-from: v1", "compatible-from: v3", 1) },
+			"compatible-from", "newer than"},
 		{"twice", func(s string) string { return strings.Replace(s, "name: worker", "name: api", 1) }, "workloads[1].name", "listed twice"},
 		{"unknown key", func(s string) string { return s + "compatible_from: v1\n" }, "", "compatible_from"},
 		{"bad duration", func(s string) string { return s + "timeouts:\n  old-gone: soon\n" }, "", "not a duration"},

@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -78,7 +79,7 @@ var ErrContractBegun = errors.New("contract has begun")
 type PlanError struct{ Plan *Plan }
 
 func (e *PlanError) Error() string {
-	return fmt.Sprintf("upgrade of %s to %s is not possible without downtime: %v", e.Plan.App, e.Plan.To, e.Plan.Problems)
+	return fmt.Sprintf("upgrade of %s to %s is not possible without downtime: %s", e.Plan.App, e.Plan.To, strings.Join(e.Plan.Problems, "; "))
 }
 
 // Open connects to the database.
@@ -326,8 +327,8 @@ func (u *Upgrader) runStep(ctx context.Context, rec *Record, step string) error 
 		return u.stepMaintenance(ctx, rec, false)
 	case step == StepExpand:
 		return u.stepExpand(ctx, rec)
-	case len(step) > len(StepRollPrefix) && step[:len(StepRollPrefix)] == StepRollPrefix:
-		return u.stepRoll(ctx, rec, step[len(StepRollPrefix):])
+	case strings.HasPrefix(step, StepRollPrefix):
+		return u.stepRoll(ctx, rec, strings.TrimPrefix(step, StepRollPrefix))
 	case step == StepWaitOldGone:
 		return u.stepWaitOldGone(ctx, rec)
 	case step == StepContract:
@@ -410,7 +411,7 @@ type WorkloadStatus struct {
 // target is what workload w of rec's release rolls to.
 func (u *Upgrader) target(rec *Record, w Workload) Target {
 	return Target{App: rec.App, Release: rec.To, Revision: Revision(rec.To, rec.NewVersionSchema),
-		VersionSchema: rec.NewVersionSchema, PostgresURL: u.opts.PostgresURL, Workload: w}
+		VersionSchema: rec.NewVersionSchema, PostgresURL: u.opts.PostgresURL, Dir: rec.Release.Dir, Workload: w}
 }
 
 // Revision is the revision of a release's instances on a schema version.

@@ -116,7 +116,10 @@ func runDemo(ctx context.Context, out io.Writer, opts proving.Options, report st
 	began := time.Now()
 	rep, err := proving.Run(ctx, opts)
 	if err != nil {
-		return &exitError{code: exitUsage, err: fmt.Errorf("demo could not run: %w", err)}
+		if rep == nil && !errors.Is(err, proving.ErrUpgrade) {
+			return &exitError{code: exitUsage, err: fmt.Errorf("demo could not run: %w", err)}
+		}
+		return fmt.Errorf("demo: %w", err) // the upgrade itself failed: exit 1
 	}
 	if report != "" {
 		if err := rep.WriteJSON(report); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -66,6 +67,9 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			rep, err := proving.Run(cmd.Context(), opts)
+			if errors.Is(err, proving.ErrUpgrade) {
+				return err // exit 1: what was proved failed
+			}
 			if err != nil {
 				return &exitError{code: exitUsage, err: fmt.Errorf("prove could not run: %w", err)}
 			}
@@ -95,7 +99,15 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 					fmt.Fprintf(out, "report: %s, picture: %s\n", report, svg)
 				}
 			}
-			if ok, why := rep.Proven(); !ok {
+			ok, why := rep.Proven()
+			if r := rep.LatencyRatio(); r > 2 {
+				if rep.Saturated != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "tandem: prove: p99 during the rollout is %.2f× the steady p99, on a saturated machine: not counted\n", r)
+				} else {
+					ok, why = false, append(why, fmt.Sprintf("p99 during the rollout is %.2f× the steady p99 (at most 2×)", r))
+				}
+			}
+			if !ok {
 				fmt.Fprintf(cmd.ErrOrStderr(), "tandem: prove: %s\n", strings.Join(why, "; "))
 				return silentExit(exitFailure)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.BoolVar(&f.asJSON, "json", false, "print the result as JSON on stdout")
-	pf.StringVar(&f.localDir, "local-dir", "", "the local backend's state directory (default: .tandem/<app>)")
+	pf.StringVar(&f.localDir, "local-dir", "", "the local backend's state directory (default: $XDG_STATE_HOME/tandem/<app> or ~/.local/state/tandem/<app>)")
 	pf.IntVar(&f.routerPort, "router-port", 0, "local backend: the router's port on 127.0.0.1 (default: a free port, then the recorded one)")
 	pf.DurationVar(&f.routerLag, "router-lag", 0, "local backend: how long endpoint changes take to reach the router")
 
@@ -130,9 +131,26 @@ func readRelease(args []string) (*upgrade.Release, error) {
 	return rel, nil
 }
 
+// localDir is the local backend's directory for app: --local-dir, else
+// $XDG_STATE_HOME/tandem/<app>, else ~/.local/state/tandem/<app>. It does not depend on
+// the current directory, so that resume finds what apply started.
+func localDir(f *upgradeFlags, app string) (string, error) {
+	if f.localDir != "" {
+		return filepath.Abs(f.localDir)
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "tandem", app), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no home directory for the local backend's state (%w): give --local-dir", err)
+	}
+	return filepath.Join(home, ".local", "state", "tandem", app), nil
+}
+
 // openUpgrader connects with the global flags and, when rel is given, the backend its
-// tandem.yaml names.
-func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release) (*upgrade.Upgrader, error) {
+// tandem.yaml names (read-only: to look, not to change).
+func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, readOnly bool) (*upgrade.Upgrader, error) {
 	ctx := cmd.Context()
 	level := slog.LevelWarn
 	if global.verbose {
@@ -149,14 +167,14 @@ func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release) (*u
 	if rel != nil {
 		switch rel.Backend {
 		case "local":
-			dir := f.localDir
-			if dir == "" {
-				dir = filepath.Join(".tandem", rel.App)
-			}
-			be, err := local.New(local.Options{Dir: dir, RouterPort: f.routerPort, RouterLag: f.routerLag,
-				Detach: true, ReadyTimeout: rel.Timeouts.Ready.Duration, Logger: logger})
+			dir, err := localDir(f, rel.App)
 			if err != nil {
 				return nil, usageErr(err)
+			}
+			be, err := local.New(local.Options{Dir: dir, RouterPort: f.routerPort, RouterLag: f.routerLag,
+				Detach: true, ReadyTimeout: rel.Timeouts.Ready.Duration, Logger: logger, ReadOnly: readOnly})
+			if err != nil {
+				return nil, err
 			}
 			opts.Backend = be
 		default:
@@ -171,7 +189,11 @@ func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release) (*u
 }
 
 func withUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, fn func(*upgrade.Upgrader) error) error {
-	u, err := openUpgrader(cmd, f, rel)
+	return withUpgraderMode(cmd, f, rel, false, fn)
+}
+
+func withUpgraderMode(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, readOnly bool, fn func(*upgrade.Upgrader) error) error {
+	u, err := openUpgrader(cmd, f, rel, readOnly)
 	if err != nil {
 		return err
 	}
@@ -305,7 +327,7 @@ func runUpgradeStatus(cmd *cobra.Command, f *upgradeFlags, args []string) error 
 			rel = rep.Upgrade.Release
 		}
 		// With the backend, the report shows the instances too.
-		err = withUpgrader(cmd, f, rel, func(u *upgrade.Upgrader) error {
+		err = withUpgraderMode(cmd, f, rel, true, func(u *upgrade.Upgrader) error {
 			rep, err = u.Status(cmd.Context(), app)
 			return err
 		})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ type haproxy struct {
 	mu      sync.Mutex
 	gen     int
 	procs   []*exec.Cmd // running processes started here, newest last
-	adopted []int       // running processes started by an earlier tandem process
+	adopted []procID    // running processes started by an earlier tandem process
 	exited  sync.WaitGroup
 	slots   map[string]int // runtime mode: endpoint name -> server slot
 	running map[string]string
@@ -81,40 +82,58 @@ func newHAProxy(bin, dir string, port int, mode string, detach bool) (*haproxy, 
 }
 
 // adopt takes over the HAProxy processes an earlier tandem process left running, as
-// recorded in pids: the next apply soft-stops them.
-func (h *haproxy) adopt(pids []int) {
+// recorded: the next apply soft-stops them. An HAProxy that answers on the runtime
+// socket but was not recorded (started just before a crash) is adopted too, so that a
+// second one never shares the port with it.
+func (h *haproxy) adopt(recorded []procID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, pid := range pids {
-		if processAlive(pid) {
-			h.adopted = append(h.adopted, pid)
+	for _, p := range recorded {
+		if p.alive() {
+			h.adopted = append(h.adopted, p)
+		}
+	}
+	out, err := h.command("show info")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid: "); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				continue
+			}
+			id := identify(pid)
+			if id.alive() && !slices.ContainsFunc(h.adopted, func(p procID) bool { return p.PID == pid }) {
+				h.adopted = append(h.adopted, id)
+			}
 		}
 	}
 }
 
-// running reports whether a process serves the frontend.
+// alive reports whether a process serves the frontend.
 func (h *haproxy) alive() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.procs) > 0 || len(h.adopted) > 0
 }
 
-// pids returns the running processes' IDs, oldest first.
-func (h *haproxy) pids() []int {
+// pids returns the running processes, oldest first.
+func (h *haproxy) pids() []procID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.pidsLocked()
 }
 
-func (h *haproxy) pidsLocked() []int {
-	var out []int
-	for _, pid := range h.adopted {
-		if processAlive(pid) {
-			out = append(out, pid)
+func (h *haproxy) pidsLocked() []procID {
+	var out []procID
+	for _, p := range h.adopted {
+		if p.alive() {
+			out = append(out, p)
 		}
 	}
 	for _, p := range h.procs {
-		out = append(out, p.Process.Pid)
+		out = append(out, identify(p.Process.Pid))
 	}
 	return out
 }
@@ -206,8 +225,8 @@ func (h *haproxy) spawn(eps []Endpoint, takeover bool) error {
 	args := []string{"-db", "-f", cfg}
 	if old := h.pidsLocked(); takeover && len(old) > 0 {
 		args = append(args, "-x", h.socket(), "-sf")
-		for _, pid := range old {
-			args = append(args, strconv.Itoa(pid))
+		for _, p := range old {
+			args = append(args, strconv.Itoa(p.PID))
 		}
 	}
 	cmd := exec.Command(h.bin, args...)
@@ -349,8 +368,8 @@ func (h *haproxy) stop() {
 	for _, p := range h.procs {
 		_ = p.Process.Signal(syscall.SIGTERM)
 	}
-	for _, pid := range h.adopted {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+	for _, p := range h.adopted {
+		p.signal(syscall.SIGTERM)
 	}
 	h.adopted = nil
 	h.mu.Unlock()

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +58,9 @@ type Options struct {
 	// OnEvent, when set, is called with a line per action (instance started, ready,
 	// stopped, router applied), for a run's timeline.
 	OnEvent func(string)
+	// ReadOnly opens the directory to look only (`tandem upgrade status`): nothing is
+	// started, signalled or written.
+	ReadOnly bool
 }
 
 // Backend runs instances as local processes behind HAProxy. It implements
@@ -70,6 +72,8 @@ type Backend struct {
 	mu    sync.Mutex
 	st    state
 	procs map[string]*proc // instances started or adopted by this process
+	// launching names the instances being started: recorded, no process yet.
+	launching map[string]bool
 	hap   *haproxy
 	rt    *router
 }
@@ -78,7 +82,7 @@ type Backend struct {
 type state struct {
 	Seq        int         `json:"seq"`
 	RouterPort int         `json:"router_port"`
-	RouterPIDs []int       `json:"router_pids,omitempty"`
+	RouterPIDs []procID    `json:"router,omitempty"`
 	Instances  []*instance `json:"instances"`
 }
 
@@ -88,13 +92,16 @@ type instance struct {
 	Workload  string   `json:"workload"`
 	Routed    bool     `json:"routed"`
 	Target    target   `json:"target"`
-	Addr      string   `json:"addr"`
-	PID       int      `json:"pid"`
-	Command   []string `json:"command"`
-	Ready     bool     `json:"ready"`
-	Stopping  bool     `json:"stopping"`
-	StartedAt time.Time
-	StoppedAt time.Time `json:",omitzero"`
+	Addr      string `json:"addr"`
+	// Proc is the process; its PID is 0 while it is being started.
+	Proc     procID   `json:"proc"`
+	Command  []string `json:"command"` // as started, the database URL left out
+	Ready    bool     `json:"ready"`
+	Stopping bool     `json:"stopping"`
+	// Signalled says SIGTERM was sent, after Stopping was recorded.
+	Signalled bool      `json:"signalled"`
+	StartedAt time.Time `json:"started_at"`
+	StoppedAt time.Time `json:"stopped_at,omitzero"`
 }
 
 // target is what an instance runs, and what a Snapshot records.
@@ -103,14 +110,14 @@ type target struct {
 	Revision      string   `json:"revision"`
 	VersionSchema string   `json:"version_schema"`
 	Command       []string `json:"command"` // the template, before substitution
+	Dir           string   `json:"dir"`     // where the command runs
 	Instances     int      `json:"instances"`
 }
 
 // proc is a running process this Backend watches.
 type proc struct {
-	pid  int
+	id   procID
 	done chan struct{} // closed when it has exited (children only)
-	err  error
 }
 
 func (p *proc) alive() bool {
@@ -122,7 +129,7 @@ func (p *proc) alive() bool {
 			return true
 		}
 	}
-	return processAlive(p.pid)
+	return p.id.alive()
 }
 
 // New returns a Backend over opts.Dir, adopting what an earlier process recorded there.
@@ -154,7 +161,7 @@ func New(opts Options) (*Backend, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Backend{opts: opts, log: log, procs: map[string]*proc{}}
+	b := &Backend{opts: opts, log: log, procs: map[string]*proc{}, launching: map[string]bool{}}
 	data, err := os.ReadFile(b.statePath())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -166,8 +173,23 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	for _, in := range b.st.Instances {
-		if in.StoppedAt.IsZero() && processAlive(in.PID) {
-			b.procs[in.Name] = &proc{pid: in.PID}
+		if !in.StoppedAt.IsZero() {
+			continue
+		}
+		if in.Proc.PID == 0 {
+			// Started just before a crash, before its PID was recorded.
+			if id, ok := findMarked(b.mark(in.Name)); ok {
+				in.Proc = id
+			}
+		}
+		if in.Proc.alive() {
+			b.procs[in.Name] = &proc{id: in.Proc}
+			if in.Stopping && !opts.ReadOnly {
+				// SIGTERM again: the crash may have come before it was sent, and a
+				// draining instance takes a second one as the first.
+				in.Proc.signal(syscall.SIGTERM)
+				in.Signalled = true
+			}
 		}
 	}
 	if b.opts.RouterPort == 0 {
@@ -196,8 +218,20 @@ func (b *Backend) event(what string) {
 	b.log.Info(what)
 }
 
+// mark is the value of instanceEnv for instance name.
+func (b *Backend) mark(name string) string {
+	abs, err := filepath.Abs(b.opts.Dir)
+	if err != nil {
+		abs = b.opts.Dir
+	}
+	return filepath.Join(abs, name)
+}
+
 // save writes local.json atomically. Call with b.mu held.
 func (b *Backend) save() error {
+	if b.opts.ReadOnly {
+		return nil
+	}
 	if b.hap != nil {
 		b.st.RouterPIDs = b.hap.pids()
 	}
@@ -205,11 +239,19 @@ func (b *Backend) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := b.statePath() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.CreateTemp(b.opts.Dir, "local.json.*")
+	if err != nil {
 		return fmt.Errorf("local backend: save state: %w", err)
 	}
-	if err := os.Rename(tmp, b.statePath()); err != nil {
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), b.statePath())
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("local backend: save state: %w", err)
 	}
 	return nil
@@ -234,6 +276,7 @@ func (b *Backend) ensureRouter(ctx context.Context) error {
 		return err
 	}
 	hap.adopt(b.st.RouterPIDs)
+	b.reapLocked()
 	eps := b.endpointsLocked()
 	if hap.alive() {
 		// An earlier process left HAProxy running: take it over with the endpoints as
@@ -247,7 +290,13 @@ func (b *Backend) ensureRouter(ctx context.Context) error {
 	}
 	b.hap = hap
 	b.st.RouterPort = port
-	b.rt = newRouter(hap, b.opts.RouterLag, b.event)
+	b.rt = newRouter(hap, b.opts.RouterLag, b.event, func() {
+		// HAProxy's processes changed: record them at once, so that a crash now
+		// leaves none unknown.
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		_ = b.save()
+	})
 	return b.save()
 }
 
@@ -263,8 +312,11 @@ func (b *Backend) endpointsLocked() []Endpoint {
 	return eps
 }
 
+// route queues the desired endpoint set for the router. Call with b.mu held.
 func (b *Backend) route(why string) {
-	b.rt.set(b.endpointsLocked(), why)
+	if b.rt != nil {
+		b.rt.set(b.endpointsLocked(), why)
+	}
 }
 
 // WaitRouter waits until every endpoint change made so far reached HAProxy.
@@ -294,7 +346,7 @@ func targetOf(t upgrade.Target) (target, error) {
 		return target{}, fmt.Errorf("workload %q has no local section with a command", t.Workload.Name)
 	}
 	return target{Release: t.Release, Revision: t.Revision, VersionSchema: t.VersionSchema,
-		Command: l.Command, Instances: max(l.Instances, 1)}, nil
+		Command: l.Command, Dir: t.Dir, Instances: max(l.Instances, 1)}, nil
 }
 
 func routed(w upgrade.Workload) bool {
@@ -311,7 +363,7 @@ func (b *Backend) Snapshot(ctx context.Context, t upgrade.Target) (json.RawMessa
 	var snap *target
 	n := 0
 	for _, in := range b.st.Instances {
-		if in.Workload != t.Workload.Name || in.Stopping || !in.StoppedAt.IsZero() || in.Target.Revision == t.Revision {
+		if in.Workload != t.Workload.Name || in.Stopping || !in.StoppedAt.IsZero() {
 			continue
 		}
 		if snap == nil {
@@ -358,11 +410,13 @@ func (b *Backend) roll(ctx context.Context, t upgrade.Target, tg target, gate up
 	if progress == nil {
 		progress = func(string) {}
 	}
-	b.mu.Lock()
-	err := b.ensureRouter(ctx)
-	b.mu.Unlock()
-	if err != nil {
-		return err
+	if routed(t.Workload) {
+		b.mu.Lock()
+		err := b.ensureRouter(ctx)
+		b.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -404,75 +458,106 @@ func (b *Backend) roll(ctx context.Context, t upgrade.Target, tg target, gate up
 				return err
 			}
 			if len(old) > 0 {
-				b.stop(old[0], "replaced by "+in.Name)
+				if err := b.stop(old[0], "replaced by "+in.Name); err != nil {
+					return err
+				}
 			}
 		case len(fresh) > tg.Instances:
-			b.stop(fresh[len(fresh)-1], "scaled down")
+			if err := b.stop(fresh[len(fresh)-1], "scaled down"); err != nil {
+				return err
+			}
 		case len(old) > 0:
-			b.stop(old[0], "replaced")
+			if err := b.stop(old[0], "replaced"); err != nil {
+				return err
+			}
 		default:
 			return nil
 		}
 	}
 }
 
-// start starts one instance of tg.
+// start starts one instance of tg. The instance is recorded before its process starts,
+// and its process carries a mark in its environment, so that a crash between the two
+// never leaves an instance nobody knows.
 func (b *Backend) start(ctx context.Context, t upgrade.Target, tg target) (*instance, error) {
+	if b.opts.ReadOnly {
+		return nil, errors.New("local backend: opened read-only")
+	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	b.mu.Lock()
 	b.st.Seq++
 	name := fmt.Sprintf("%s-%d", t.Workload.Name, b.st.Seq)
-	b.mu.Unlock()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	vars := map[string]string{
 		"{tandem}": b.opts.Tandem, "{listen}": addr, "{postgres-url}": t.PostgresURL,
 		"{version-schema}": tg.VersionSchema, "{app-version}": tg.Release, "{release}": tg.Release,
 		"{role}": t.Workload.Role, "{workload}": t.Workload.Name, "{name}": name,
 	}
 	args := make([]string, len(tg.Command))
+	recorded := make([]string, len(tg.Command)) // passwords stay out of local.json
 	for i, a := range tg.Command {
 		for k, v := range vars {
 			a = strings.ReplaceAll(a, k, v)
 		}
 		args[i] = a
+		recorded[i] = a
+		if t.PostgresURL != "" {
+			recorded[i] = strings.ReplaceAll(a, t.PostgresURL, "{postgres-url}")
+		}
 	}
-	logf, err := os.OpenFile(filepath.Join(b.opts.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	in := &instance{Name: name, Workload: t.Workload.Name, Routed: routed(t.Workload), Target: tg, Addr: addr,
+		Command: recorded, StartedAt: time.Now()}
+	b.st.Instances = append(b.st.Instances, in)
+	b.launching[name] = true
+	defer func() {
+		b.mu.Lock()
+		delete(b.launching, name)
+		b.mu.Unlock()
+	}()
+	err = b.save()
+	b.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	logf, err := os.OpenFile(filepath.Join(b.opts.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, b.abandon(in, err)
+	}
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = tg.Dir
 	cmd.Env = append(os.Environ(), b.opts.Env...)
+	cmd.Env = append(cmd.Env, instanceEnv+"="+b.mark(name))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr(b.opts.Detach)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("workload %s: start %s: %w", t.Workload.Name, args[0], err)
+		return nil, b.abandon(in, fmt.Errorf("workload %s: start %s: %w", t.Workload.Name, args[0], err))
 	}
-	p := &proc{pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := &proc{id: identify(cmd.Process.Pid), done: make(chan struct{})}
 	go func() {
-		p.err = cmd.Wait()
+		_ = cmd.Wait()
 		logf.Close()
 		close(p.done)
 	}()
-	// Passwords stay out of local.json and the logs.
-	recorded := slices.Clone(args)
-	for i, a := range recorded {
-		if a == t.PostgresURL && a != "" {
-			recorded[i] = "{postgres-url}"
-		}
-	}
-	in := &instance{Name: name, Workload: t.Workload.Name, Routed: routed(t.Workload), Target: tg, Addr: addr,
-		PID: p.pid, Command: recorded, StartedAt: time.Now()}
 	b.mu.Lock()
+	in.Proc = p.id
 	b.procs[name] = p
-	b.st.Instances = append(b.st.Instances, in)
 	err = b.save()
 	b.mu.Unlock()
-	b.event(fmt.Sprintf("start %s (%s, pid %d)", name, tg.Release, p.pid))
+	b.event(fmt.Sprintf("start %s (%s, pid %d)", name, tg.Release, p.id.PID))
 	return in, err
+}
+
+// abandon records that instance in never ran, and returns err.
+func (b *Backend) abandon(in *instance, err error) error {
+	b.mu.Lock()
+	in.StoppedAt = time.Now()
+	_ = b.save()
+	b.mu.Unlock()
+	return err
 }
 
 // waitReady polls the instance's /readyz, like a kubelet's readiness probe, then asks
@@ -499,7 +584,10 @@ func (b *Backend) waitReady(ctx context.Context, in *instance, t upgrade.Target,
 			if resp.StatusCode == http.StatusOK {
 				ok := true
 				if gate != nil {
-					ok, why, err = gate(ctx, b.public(in))
+					b.mu.Lock()
+					pub := b.public(in)
+					b.mu.Unlock()
+					ok, why, err = gate(ctx, pub)
 					if err != nil {
 						return err
 					}
@@ -534,18 +622,31 @@ func (b *Backend) waitReady(ctx context.Context, in *instance, t upgrade.Target,
 
 // stop takes the instance out of the router and sends it SIGTERM at the same moment,
 // as Kubernetes does when it deletes a pod: the router follows after its lag, and the
-// instance drains meanwhile.
-func (b *Backend) stop(in *instance, why string) {
+// instance drains meanwhile. Stopping is recorded first; a crash before the signal is
+// made good by the next process, which signals every live stopping instance again.
+func (b *Backend) stop(in *instance, why string) error {
+	if err := b.RouterErr(); err != nil {
+		// Taking a server out of a router that no longer follows would leave it
+		// routed to a process that exits.
+		return fmt.Errorf("router: %w (see %s)", err, filepath.Join(b.opts.Dir, "haproxy.log"))
+	}
 	b.mu.Lock()
 	in.Stopping = true
-	if in.Routed && b.rt != nil {
+	if in.Routed {
 		b.route("remove " + in.Name)
 	}
 	p := b.procs[in.Name]
-	_ = b.save()
+	err := b.save()
 	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if p != nil {
-		_ = syscall.Kill(p.pid, syscall.SIGTERM)
+		p.id.signal(syscall.SIGTERM)
+		b.mu.Lock()
+		in.Signalled = true
+		_ = b.save()
+		b.mu.Unlock()
 	}
 	b.event(fmt.Sprintf("SIGTERM %s (%s)", in.Name, why))
 	if p != nil && p.done != nil {
@@ -554,13 +655,14 @@ func (b *Backend) stop(in *instance, why string) {
 			b.event(in.Name + " exited")
 		}()
 	}
+	return nil
 }
 
 // reapLocked records the instances that have exited. Call with b.mu held.
 func (b *Backend) reapLocked() {
 	changed := false
 	for _, in := range b.st.Instances {
-		if !in.StoppedAt.IsZero() {
+		if !in.StoppedAt.IsZero() || (in.Proc.PID == 0 && b.launching[in.Name]) {
 			continue
 		}
 		if p := b.procs[in.Name]; p == nil || !p.alive() {
@@ -585,12 +687,8 @@ func (b *Backend) public(in *instance) upgrade.Instance {
 	case in.Ready:
 		st = upgrade.InstanceReady
 	}
-	since := in.StartedAt
-	if in.Stopping && !in.StoppedAt.IsZero() {
-		since = in.StoppedAt
-	}
 	return upgrade.Instance{Name: in.Name, Workload: in.Workload, Release: in.Target.Release, Revision: in.Target.Revision,
-		State: st, Host: host, PID: in.PID, Addr: in.Addr, Group: in.Target.Revision, Since: since}
+		State: st, Host: host, PID: in.Proc.PID, Addr: in.Addr, Group: in.Target.Revision, Since: in.StartedAt}
 }
 
 // Instances lists the workload's live processes, draining ones included.
@@ -603,7 +701,7 @@ func (b *Backend) Instances(ctx context.Context, t upgrade.Target) ([]upgrade.In
 		if in.Workload == t.Workload.Name && in.StoppedAt.IsZero() {
 			pi := b.public(in)
 			if in.Stopping {
-				pi.Reason = fmt.Sprintf("draining since SIGTERM (pid %d)", in.PID)
+				pi.Reason = fmt.Sprintf("draining after SIGTERM (pid %d, log %s)", in.Proc.PID, filepath.Join(b.opts.Dir, in.Name+".log"))
 			}
 			out = append(out, pi)
 		}
@@ -632,7 +730,7 @@ func (b *Backend) Shutdown(ctx context.Context) {
 	procs := make([]*proc, 0, len(b.procs))
 	for _, p := range b.procs {
 		procs = append(procs, p)
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		p.id.signal(syscall.SIGKILL)
 	}
 	for _, in := range b.st.Instances {
 		if in.StoppedAt.IsZero() {
@@ -677,22 +775,6 @@ func procAttr(detach bool) *syscall.SysProcAttr {
 		return &syscall.SysProcAttr{Setsid: true}
 	}
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
-
-// processAlive reports whether pid runs and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }
 
 // tail returns the last n bytes of the file at path.
