@@ -105,8 +105,10 @@ type constraint struct {
 	name      string
 	kind      conKind
 	validated bool
-	// keys are the columns of a primary key.
+	// keys are the columns of a primary key, or the referencing columns of a foreign key.
 	keys []string
+	// refTable is the catalog key of the table a foreign key references.
+	refTable string
 	// notNullCols are the columns a CHECK constraint proves NOT NULL
 	// (CHECK (a IS NOT NULL AND b IS NOT NULL)).
 	notNullCols []string
@@ -295,11 +297,18 @@ func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []strin
 		name = defaultConstraintName(t.name, kind, append(append([]string{}, cols...), nameList(con.Keys)...), con)
 	}
 	cs := &constraint{name: name, kind: kind, validated: onCreate || !con.SkipValidation}
-	if kind == conPrimary {
+	switch kind {
+	case conPrimary:
 		cs.keys = nameList(con.Keys)
 		if len(cs.keys) == 0 {
 			cs.keys = cols
 		}
+	case conForeign:
+		cs.keys = nameList(con.FkAttrs)
+		if len(cs.keys) == 0 {
+			cs.keys = cols
+		}
+		cs.refTable = relKey(con.Pktable)
 	}
 	if kind == conCheck {
 		cs.notNullCols = notNullColumns(con.RawExpr)

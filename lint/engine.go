@@ -175,7 +175,9 @@ func (e *engine) runStatement(st *statement) {
 	}
 	p := &pass{e: e, st: st, node: n, locks: e.statementLocks(n)}
 	for _, r := range e.rules {
-		r.check(p, r)
+		if !p.ignored(r) { // an ignored rule would only build findings to drop
+			r.check(p, r)
+		}
 	}
 	if e.tx != nil {
 		for _, l := range p.locks {

@@ -361,3 +361,44 @@ func TestUncertainFindingsAreWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestSARIFParseError: a syntax error points at its own rule in the SARIF log, and every
+// result carries its fingerprint.
+func TestSARIFParseError(t *testing.T) {
+	res, _ := Lint([]Source{{Name: "a.sql", SQL: "ALTER TABLE;"}, {Name: "b.sql", SQL: "TRUNCATE t;"}}, Options{})
+	var buf bytes.Buffer
+	if err := WriteSARIF(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	var log struct {
+		Runs []struct {
+			Tool struct {
+				Driver struct {
+					Rules []struct{ ID string } `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				RuleID              string            `json:"ruleId"`
+				RuleIndex           int               `json:"ruleIndex"`
+				PartialFingerprints map[string]string `json:"partialFingerprints"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
+		t.Fatal(err)
+	}
+	run := log.Runs[0]
+	seen := map[string]bool{}
+	for _, r := range run.Results {
+		seen[r.RuleID] = true
+		if got := run.Tool.Driver.Rules[r.RuleIndex].ID; got != r.RuleID {
+			t.Errorf("result %s points at rule %s", r.RuleID, got)
+		}
+		if r.RuleID != ParseErrorRule && r.PartialFingerprints["tandemFingerprint/v1"] == "" {
+			t.Errorf("result %s has no fingerprint", r.RuleID)
+		}
+	}
+	if !seen[ParseErrorRule] || !seen["truncate"] {
+		t.Errorf("results %v, want syntax-error and truncate", seen)
+	}
+}

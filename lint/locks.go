@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -122,6 +123,19 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 					}
 				}
 			}
+			// Dropping a foreign key (itself, or with its column) removes its triggers from the
+			// referenced table, under ACCESS EXCLUSIVE there too.
+			if t := e.cat.tables[key]; t != nil {
+				for _, con := range t.constraints {
+					if con.kind != conForeign || con.refTable == "" {
+						continue
+					}
+					if cmd.Subtype == pg_query.AlterTableType_AT_DropConstraint && con.name == cmd.Name ||
+						cmd.Subtype == pg_query.AlterTableType_AT_DropColumn && slices.Contains(con.keys, cmd.Name) {
+						add(con.refTable, lockAccessExclusive)
+					}
+				}
+			}
 			if cmd.Subtype == pg_query.AlterTableType_AT_AttachPartition {
 				if pc := cmd.Def.GetPartitionCmd(); pc != nil {
 					add(relKey(pc.Name), lockAccessExclusive)
@@ -152,6 +166,13 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 				}
 			case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
 				add(key, lockAccessExclusive)
+				if t := e.cat.tables[key]; t != nil {
+					for _, con := range t.constraints {
+						if con.kind == conForeign && con.refTable != "" && con.refTable != key {
+							add(con.refTable, lockAccessExclusive) // its foreign keys' triggers go
+						}
+					}
+				}
 			}
 		}
 		switch s.RemoveType {

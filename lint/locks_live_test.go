@@ -47,6 +47,7 @@ func TestStatementLocksMatchServer(t *testing.T) {
 		`CREATE UNIQUE INDEX t_mv_id ON t_mv (id)`,
 		`CREATE TABLE p (id int, k int) PARTITION BY RANGE (k)`,
 		`CREATE TABLE loose (id int, k int)`,
+		`CREATE TABLE s2 (id int, r_id int REFERENCES r)`,
 	}
 	for _, s := range setup {
 		if _, err := conn.Exec(ctx, s); err != nil {
@@ -89,6 +90,13 @@ func TestStatementLocksMatchServer(t *testing.T) {
 		`ALTER TABLE t ADD CONSTRAINT fk2 FOREIGN KEY (r_id) REFERENCES r NOT VALID`,
 		`ALTER TABLE t VALIDATE CONSTRAINT t_chk`,
 		`ALTER TABLE t DROP CONSTRAINT t_chk`,
+		`ALTER TABLE t DROP CONSTRAINT t_r_id_fkey`,
+		`ALTER TABLE t ALTER COLUMN r_id DROP NOT NULL`,
+		`ALTER TABLE t DROP COLUMN v`,
+		`DROP TABLE s2`,
+		`ALTER TABLE s2 DROP COLUMN r_id`,
+		`ALTER TABLE t REPLICA IDENTITY FULL`,
+		`ALTER TABLE t OWNER TO CURRENT_USER`,
 		`ALTER TABLE t DISABLE TRIGGER t_trg`,
 		`ALTER TABLE t ENABLE ROW LEVEL SECURITY`,
 		`ALTER TABLE t SET (fillfactor = 70)`,

@@ -18,6 +18,7 @@ func TestRecipesRunOnServer(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
 	tests := []struct {
 		name  string
 		setup string
@@ -110,27 +111,19 @@ func TestRecipesRunOnServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url := pgtest.NewDatabase(t)
 			conn, err := pgx.Connect(ctx, url)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close(ctx)
-			if tt.name == "statement with an inline comment" {
-				// The file does not set the TimeZone and the linter is not told the
-				// database's: the recipe sets it.
-				if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{conn.Config().Database}.Sanitize()+" SET timezone = 'Europe/Berlin'"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := conn.Exec(ctx, tt.setup); err != nil {
+			if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS t CASCADE;"+tt.setup); err != nil {
 				t.Fatalf("setup: %v", err)
 			}
 			cat, err := LoadCatalog(ctx, url)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cat.timeZone = tzUnknown
+			cat.timeZone = tzUnknown // as without --database-url: the recipe sets the TimeZone
 			res, err := LintString("m.sql", tt.sql, Options{Catalog: cat})
 			if err != nil {
 				t.Fatal(err)

@@ -2,6 +2,7 @@ package lint
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -18,9 +19,10 @@ func TestTypeChangeRewriteMatchesServer(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(t)
 	tests := []struct {
 		name   string
-		dbTZ   string // the database's TimeZone
+		dbTZ   string // the TimeZone sessions start with
 		sql    string // the migration: run on the server and linted
 		reason string
 	}{
@@ -38,14 +40,22 @@ func TestTypeChangeRewriteMatchesServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url := pgtest.NewDatabase(t)
-			conn, err := pgx.Connect(ctx, url)
+			// Every session of this URL starts with the TimeZone the case gives the database.
+			u, err := url.Parse(dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("timezone", tt.dbTZ)
+			u.RawQuery = q.Encode()
+			tzURL := u.String()
+			conn, err := pgx.Connect(ctx, tzURL)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close(ctx)
 			for _, s := range []string{
-				"ALTER DATABASE " + pgx.Identifier{conn.Config().Database}.Sanitize() + " SET timezone = '" + tt.dbTZ + "'",
+				"DROP TABLE IF EXISTS t",
 				"CREATE TABLE t (id int PRIMARY KEY, ts timestamp, tz timestamptz, n int, v varchar(10))",
 				"INSERT INTO t SELECT g, now(), now(), g, 'x' FROM generate_series(1, 100) g",
 			} {
@@ -53,15 +63,19 @@ func TestTypeChangeRewriteMatchesServer(t *testing.T) {
 					t.Fatalf("%s: %v", s, err)
 				}
 			}
-			cat, err := LoadCatalog(ctx, url) // a new session: it sees the database's TimeZone
+			cat, err := LoadCatalog(ctx, tzURL) // a new session: it sees the TimeZone
 			if err != nil {
 				t.Fatal(err)
 			}
-			run, err := pgx.Connect(ctx, url)
+			run, err := pgx.Connect(ctx, tzURL)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer run.Close(ctx)
+			var tz string
+			if err := run.QueryRow(ctx, "SHOW TimeZone").Scan(&tz); err != nil || tz != tt.dbTZ {
+				t.Fatalf("session TimeZone = %q (%v), want %q", tz, err, tt.dbTZ)
+			}
 			var before, after uint32
 			if err := run.QueryRow(ctx, "SELECT relfilenode FROM pg_class WHERE relname = 't'").Scan(&before); err != nil {
 				t.Fatal(err)

@@ -51,6 +51,8 @@ type sarifResult struct {
 	Level     string          `json:"level"`
 	Message   sarifMessage    `json:"message"`
 	Locations []sarifLocation `json:"locations"`
+	// PartialFingerprints lets code scanning follow a finding across line changes.
+	PartialFingerprints map[string]string `json:"partialFingerprints,omitempty"`
 }
 
 type sarifLocation struct {
@@ -82,6 +84,11 @@ func WriteSARIF(w io.Writer, res *Result) error {
 		driver.Rules = append(driver.Rules, sr)
 		index[r.ID] = i
 	}
+	// A file that does not parse is reported under its own rule.
+	pe := sarifRule{ID: ParseErrorRule, ShortDescription: sarifMessage{Text: "PostgreSQL's parser rejects the statement; the rest of the file is not analysed"}, HelpURI: RulesDocURL}
+	pe.DefaultConfiguration.Level = "error"
+	index[ParseErrorRule] = len(driver.Rules)
+	driver.Rules = append(driver.Rules, pe)
 	run := sarifRun{Tool: sarifTool{Driver: driver}, Results: []sarifResult{}}
 	for _, f := range res.Findings {
 		text := f.Message + "\n" + facts(f)
@@ -89,6 +96,9 @@ func WriteSARIF(w io.Writer, res *Result) error {
 			text += "\nSafe recipe:\n" + f.Fix
 		}
 		r := sarifResult{RuleID: f.Rule, RuleIndex: index[f.Rule], Level: sarifLevel(f.Severity), Message: sarifMessage{Text: text}}
+		if f.Fingerprint != "" {
+			r.PartialFingerprints = map[string]string{"tandemFingerprint/v1": f.Fingerprint}
+		}
 		var loc sarifLocation
 		loc.PhysicalLocation.ArtifactLocation.URI = sarifURI(f.File)
 		loc.PhysicalLocation.Region.StartLine = f.Line

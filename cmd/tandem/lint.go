@@ -41,7 +41,8 @@ blocks, and gives the safe recipe as SQL.
 
 Paths are files, directories (the .sql files in name order, numbers compared numerically,
 only the up half of up/down pairs) or - for stdin. Files are replayed in order into an
-in-memory catalog, so a table created earlier in the same file is known to be new.
+in-memory catalog, so a table created earlier in the same file is known to be new
+(unless created with IF NOT EXISTS: on an installation being upgraded it may exist).
 
 A file runs in one transaction unless it says otherwise (-- +goose NO TRANSACTION,
 -- atlas:txmode none, -- morph:nontransactional, -- no-transaction, dbmate's
@@ -71,7 +72,6 @@ unparsable. A file that does not parse is reported as a finding (syntax-error, w
 file:line:column) in the chosen format, and the other files are still analysed.`,
 		Example: `  tandem lint migrations/
   tandem lint --format github db/migrations/*.sql
-  git diff --name-only main -- migrations | xargs tandem lint
   tandem lint --database-url "$DATABASE_URL" migrations/0042_add_index.sql
   tandem lint --baseline .tandem-lint-baseline.json migrations/   # fail only on new findings
   tandem lint --since origin/main migrations/   # replay all, report the files changed since`,
