@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -58,7 +57,7 @@ func (u *Upgrader) abort(ctx context.Context, rec *Record) (*Record, error) {
 			_ = json.Unmarshal(snap, &old)
 			t := u.target(rec, w)
 			began := time.Now()
-			if err := u.opts.Backend.Restore(ctx, t, snap, u.registeredGate(rec.App, old.Release, old.VersionSchema), func(line string) {
+			if err := u.opts.Backend.Restore(ctx, t, snap, u.registeredGate(rec.Release, old.Release, old.VersionSchema), func(line string) {
 				u.progress("abort", line)
 			}); err != nil {
 				return fmt.Errorf("roll workload %s back: %w", w.Name, err)
@@ -122,7 +121,7 @@ func (u *Upgrader) waitOnlyOld(ctx context.Context, rec *Record) error {
 // the backend.
 func (u *Upgrader) newInstances(ctx context.Context, rec *Record) ([]string, error) {
 	var left []string
-	reg := &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: u.opts.RegistryTTL}
+	reg := u.registry(rec.Release)
 	all, err := reg.Instances(ctx)
 	if err != nil {
 		return nil, err

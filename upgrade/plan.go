@@ -95,7 +95,7 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 	problem := func(format string, args ...any) { p.Problems = append(p.Problems, fmt.Sprintf(format, args...)) }
 
 	// What runs now: the registry, and the releases installed by earlier upgrades.
-	reg := &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: u.opts.RegistryTTL}
+	reg := u.registry(rel)
 	versions, err := reg.Versions(ctx)
 	if err != nil {
 		return nil, err

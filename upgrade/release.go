@@ -51,6 +51,9 @@ type Release struct {
 	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
 	// Backfill tunes the expand step's backfill.
 	Backfill Backfill `yaml:"backfill" json:"backfill"`
+	// RegistryTTL is how long the app's instances stay alive in the registry without a
+	// heartbeat, as the app configures lifecycle.Registry [30s].
+	RegistryTTL Duration `yaml:"registry-ttl" json:"registry_ttl"`
 
 	// File is the path the release was read from; Dir its directory.
 	File string `yaml:"-" json:"file"`
@@ -329,6 +332,9 @@ func (r *Release) validate(root *yaml.Node) error {
 	}
 	if r.Backfill.Workers < 0 || r.Backfill.Rate < 0 {
 		return bad("backfill", "workers and rate must not be negative", "give workers: 1 or more, and rate in rows per second (0: no cap)", "backfill")
+	}
+	if r.RegistryTTL.Duration < 0 {
+		return bad("registry-ttl", "must not be negative", "give the TTL the app's lifecycle.Registry uses, e.g. 30s", "registry-ttl")
 	}
 	if r.Timeouts.OldGone.Duration < 0 || r.Timeouts.Ready.Duration < 0 {
 		return bad("timeouts", "must not be negative", "give durations such as 5m", "timeouts")

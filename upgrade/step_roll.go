@@ -33,7 +33,7 @@ func (u *Upgrader) stepRoll(ctx context.Context, rec *Record, name string) error
 		}
 	}
 	began := time.Now()
-	err := u.opts.Backend.Roll(ctx, t, u.registeredGate(rec.App, rec.To, rec.NewVersionSchema), func(line string) {
+	err := u.opts.Backend.Roll(ctx, t, u.registeredGate(rec.Release, rec.To, rec.NewVersionSchema), func(line string) {
 		u.progress(rec.Step, line)
 	})
 	if err != nil {
@@ -55,8 +55,8 @@ func (r *Release) workload(name string) (Workload, bool) {
 
 // registeredGate accepts a new instance once the registry shows it, by host and pid,
 // with the release and the schema version it must run.
-func (u *Upgrader) registeredGate(app, release, versionSchema string) ReadyGate {
-	reg := &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: u.opts.RegistryTTL}
+func (u *Upgrader) registeredGate(rel *Release, release, versionSchema string) ReadyGate {
+	reg, app := u.registry(rel), rel.App
 	return func(ctx context.Context, in Instance) (bool, string, error) {
 		all, err := reg.Instances(ctx)
 		if err != nil {

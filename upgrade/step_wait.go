@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandem-pg/tandem/lifecycle"
 )
 
 // stepWaitOldGone waits until no instance of the old version is left, on both
@@ -19,7 +18,7 @@ func (u *Upgrader) stepWaitOldGone(ctx context.Context, rec *Record) error {
 
 // waitOnly waits until only release on versionSchema runs.
 func (u *Upgrader) waitOnly(ctx context.Context, rec *Record, release, versionSchema string, timeout time.Duration) error {
-	reg := &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: u.opts.RegistryTTL}
+	reg := u.registry(rec.Release)
 	deadline := time.Now().Add(timeout)
 	revision := Revision(release, versionSchema)
 	var regGoneAt, backendGoneAt time.Time

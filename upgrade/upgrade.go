@@ -30,6 +30,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -144,6 +145,16 @@ func (u *Upgrader) migrator(ctx context.Context, rel *Release) (*migrate.Migrato
 		}
 	}
 	return migrate.Open(ctx, u.opts.PostgresURL, o)
+}
+
+// registry is the instance registry as rel's instances use it: its TTL is the
+// release's registry-ttl, else Options.RegistryTTL.
+func (u *Upgrader) registry(rel *Release) *lifecycle.Registry {
+	ttl := u.opts.RegistryTTL
+	if rel.RegistryTTL.Duration > 0 {
+		ttl = rel.RegistryTTL.Duration
+	}
+	return &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: ttl}
 }
 
 // lock takes the app's upgrade lock on a connection of its own, held until release.

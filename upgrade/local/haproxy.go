@@ -140,6 +140,8 @@ func (h *haproxy) pidsLocked() []procID {
 
 func (h *haproxy) socket() string { return filepath.Join(h.dir, "haproxy.sock") }
 
+// config returns HAProxy's configuration routing to eps; in runtime mode it also records
+// which slot serves which endpoint. Call with h.mu held.
 func (h *haproxy) config(eps []Endpoint) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
@@ -175,7 +177,18 @@ frontend fe
 backend be
 `, h.socket(), h.port)
 	if h.mode == RouterRuntime {
-		fmt.Fprintf(&b, "\tserver-template s 1-%d 127.0.0.1:9 disabled\n", runtimeSlots)
+		// The first slots serve eps from the start (a new process that takes over
+		// from another must not begin with no server); the runtime API fills the rest.
+		h.slots, h.running = map[string]int{}, map[string]string{}
+		for i := 1; i <= runtimeSlots; i++ {
+			if i <= len(eps) {
+				e := eps[i-1]
+				fmt.Fprintf(&b, "\tserver s%d %s\n", i, e.Addr)
+				h.slots[e.Name], h.running[e.Name] = i, e.Addr
+				continue
+			}
+			fmt.Fprintf(&b, "\tserver s%d 127.0.0.1:9 disabled\n", i)
+		}
 		return b.String()
 	}
 	for _, e := range eps {
@@ -201,17 +214,10 @@ func (h *haproxy) takeover(ctx context.Context, eps []Endpoint) error {
 func (h *haproxy) launch(ctx context.Context, eps []Endpoint, takeover bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.slots, h.running = map[string]int{}, map[string]string{}
-	if err := h.spawn(eps, takeover); err != nil {
+	if err := h.spawn(eps, takeover); err != nil { // its configuration routes to eps
 		return err
 	}
-	if err := h.waitSocket(ctx); err != nil {
-		return err
-	}
-	if h.mode == RouterRuntime {
-		return h.applyRuntime(eps)
-	}
-	return nil
+	return h.waitSocket(ctx)
 }
 
 // spawn starts a new process; with takeover it inherits the listener and soft-stops
