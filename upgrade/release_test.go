@@ -83,7 +83,9 @@ func TestReleaseErrors(t *testing.T) {
 		{"no command", func(s string) string {
 			return strings.Replace(s, `      command: ["./app", "--listen", "{listen}", "--version-schema", "{version-schema}", "--app-version", "{app-version}"]`+"\n", "", 1)
 		}, "workloads[0].local.command", "missing"},
-		{"no listen", func(s string) string { return strings.Replace(s, `"--listen", "{listen}", "--version`, `"--version`, 1) },
+		{"no listen", func(s string) string {
+			return strings.Replace(s, `"--listen", "{listen}", "--version`, `"--version`, 1)
+		},
 			"workloads[0].local.command", "{listen}"},
 		{"no version schema", func(s string) string { return strings.Replace(s, `"--version-schema", "{version-schema}", `, ``, 1) },
 			"workloads[0].local.command", "{version-schema}"},

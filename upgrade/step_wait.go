@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
 )
 
 // stepWaitOldGone waits until no instance of the old version is left, on both

@@ -74,8 +74,8 @@ type Backend struct {
 	procs map[string]*proc // instances started or adopted by this process
 	// launching names the instances being started: recorded, no process yet.
 	launching map[string]bool
-	hap   *haproxy
-	rt    *router
+	hap       *haproxy
+	rt        *router
 }
 
 // state is what local.json holds.
@@ -88,11 +88,11 @@ type state struct {
 
 // instance is one process, as recorded in local.json.
 type instance struct {
-	Name      string   `json:"name"`
-	Workload  string   `json:"workload"`
-	Routed    bool     `json:"routed"`
-	Target    target   `json:"target"`
-	Addr      string `json:"addr"`
+	Name     string `json:"name"`
+	Workload string `json:"workload"`
+	Routed   bool   `json:"routed"`
+	Target   target `json:"target"`
+	Addr     string `json:"addr"`
 	// Proc is the process; its PID is 0 while it is being started.
 	Proc     procID   `json:"proc"`
 	Command  []string `json:"command"` // as started, the database URL left out
