@@ -15,6 +15,10 @@ import (
 	"github.com/tandem-pg/tandem/migrate"
 )
 
+// maxBackfillWorkers bounds --backfill-workers: each worker is a connection and about a
+// server CPU core.
+const maxBackfillWorkers = 64
+
 // openMigrator connects with the global flags. An empty URL lets pgx read the standard
 // PG* environment variables.
 func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
@@ -30,11 +34,11 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Progress:        newProgressPrinter(os.Stderr).print,
 	}
-	if global.lockTimeout <= 0 {
-		return nil, usageErr(errors.New("--lock-timeout must be positive"))
+	if global.lockTimeout < time.Millisecond || global.lockTimeout > time.Hour {
+		return nil, usageErr(fmt.Errorf("--lock-timeout %s is out of range: give 1ms to 1h (default 500ms)", global.lockTimeout))
 	}
-	if global.backfillWorkers < 1 {
-		return nil, usageErr(errors.New("--backfill-workers must be at least 1"))
+	if global.backfillWorkers < 1 || global.backfillWorkers > maxBackfillWorkers {
+		return nil, usageErr(fmt.Errorf("--backfill-workers %d is out of range: give 1 to %d (default %d)", global.backfillWorkers, maxBackfillWorkers, migrate.DefaultBackfillWorkers))
 	}
 	if _, err := pgx.ParseConfig(global.postgresURL); err != nil {
 		return nil, usageErr(fmt.Errorf("--postgres-url: %w", err))
