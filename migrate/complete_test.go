@@ -130,3 +130,30 @@ func TestTypeChangeDefault(t *testing.T) {
 		})
 	}
 }
+
+// TestDropAndCreateTableOfOneName: a table dropped and created again under its name in one
+// migration. The old version keeps the old table until complete; the new version has the
+// new one; complete leaves the new one under the name, with its keys named after it.
+func TestDropAndCreateTableOfOneName(t *testing.T) {
+	e := newEnv(t)
+	e.exec(itemsTable)
+	e.exec(itemsRows)
+	doc := `{"name": "02", "operations": [
+		{"drop_table": {"name": "items"}},
+		{"create_table": {"name": "items", "columns": [{"name": "id", "type": "serial", "pk": true}, {"name": "label", "type": "text", "unique": true}]}}]}`
+	e.start(doc)
+	old, v := e.version(""), e.version("02")
+	expectString(t, old, "SELECT count(*)::text FROM items", "300")
+	mustExec(t, v, "INSERT INTO items (label) VALUES ('new')")
+	expectString(t, v, "SELECT id || label FROM items", "1new")
+	old.Close()
+	e.rollback()
+	e.assertNoLeftovers()
+	e.start(doc)
+	e.complete()
+	expectCols(t, e, "public", "items", "id integer not null, label text not null")
+	expectString(t, e.db, "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'items'::regclass", "items_label_key,items_pkey")
+	expectString(t, e.db, "SELECT pg_get_serial_sequence('items', 'id')", "public.items_id_seq")
+	mustExec(t, v, "INSERT INTO items (label) VALUES ('after')")
+	e.assertNoLeftovers("public_02")
+}
