@@ -206,7 +206,7 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(out, "active:  %s, %s since %s\n", a.Name, a.Status, a.StartedAt.Format(time.RFC3339))
 			}
 			for _, b := range st.Backfills {
-				fmt.Fprintf(out, "backfill %s.%s: %d/%d rows, done=%t\n", b.Table, b.Column, b.RowsDone, b.RowsTotal, b.Done)
+				fmt.Fprintf(out, "backfill %s.%s: %s\n", b.Table, b.Column, progressRows(b))
 			}
 			if len(st.History) > 0 {
 				fmt.Fprintln(out, "history:")

@@ -161,3 +161,32 @@ func TestVersionURL(t *testing.T) {
 		t.Errorf("a keyword/value connection string: err = %v, want a usage error", err)
 	}
 }
+
+func TestProgressRows(t *testing.T) {
+	for _, tc := range []struct {
+		bp   migrate.BackfillProgress
+		want string
+	}{
+		{migrate.BackfillProgress{RowsDone: 157, RowsTotal: 99999}, "157 of about 99999 rows (0%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 120, RowsTotal: 100}, "120 of about 120 rows (100%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 100000, RowsTotal: 99999, Done: true}, "100000 rows"},
+	} {
+		if got := progressRows(tc.bp); got != tc.want {
+			t.Errorf("progressRows(%+v) = %q, want %q", tc.bp, got, tc.want)
+		}
+	}
+}
+
+// TestMigrateDirectoryWithStartSQL: a start-time sql operation cannot be part of the one
+// step tandem migrate makes; the error names the file that holds it, not the last one.
+func TestMigrateDirectoryWithStartSQL(t *testing.T) {
+	url := pgtest.NewOwnerDatabase(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "01_create.json", `{"operations": [{"create_table": {"name": "t", "columns": [{"name": "id", "type": "serial", "pk": true}]}}]}`)
+	writeFile(t, dir, "02_sql.json", `{"operations": [{"sql": {"up": "CREATE TABLE u (id int)", "down": "DROP TABLE u"}}]}`)
+	writeFile(t, dir, "03_add.json", `{"operations": [{"add_column": {"table": "t", "column": {"name": "x", "type": "int", "nullable": true}}}]}`)
+	code, out := tandem(t, "migrate", dir, "--postgres-url="+url)
+	if code != exitUsage || !strings.Contains(out, "02_sql.json: operation 0 (sql)") || !strings.Contains(out, "tandem start") {
+		t.Fatalf("migrate: exit %d: %s", code, out)
+	}
+}
