@@ -510,6 +510,43 @@ func opIndex(mig *Migration, i int) int {
 	return i
 }
 
+// namedAfterTable returns the statements that rename the constraints, indexes and
+// sequences PostgreSQL named after table physical (physical_pkey, physical_id_seq, ...) after
+// table name instead, as if the table had been created under its name.
+func (m *Migrator) namedAfterTable(ctx context.Context, physical, name string) ([]string, error) {
+	rows, err := m.conn.Query(ctx, `
+		SELECT 'CONSTRAINT', k.conname::text FROM pg_constraint k WHERE k.conrelid = to_regclass($1)
+		UNION ALL
+		SELECT 'INDEX', i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+		 WHERE x.indrelid = to_regclass($1) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid)
+		UNION ALL
+		SELECT 'SEQUENCE', s.relname::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+		 WHERE d.refobjid = to_regclass($1) AND d.deptype IN ('a', 'i')`, qi(m.opts.Schema, physical))
+	if err != nil {
+		return nil, fmt.Errorf("read the objects of table %s: %w", physical, err)
+	}
+	defer rows.Close()
+	var stmts []string
+	for rows.Next() {
+		var kind, obj string
+		if err := rows.Scan(&kind, &obj); err != nil {
+			return nil, err
+		}
+		rest, ok := strings.CutPrefix(obj, physical)
+		if !ok {
+			continue
+		}
+		to := qi(name + rest)
+		switch kind {
+		case "CONSTRAINT":
+			stmts = append(stmts, "ALTER TABLE "+qi(m.opts.Schema, physical)+" RENAME CONSTRAINT "+qi(obj)+" TO "+to)
+		default:
+			stmts = append(stmts, "ALTER "+kind+" "+qi(m.opts.Schema, obj)+" RENAME TO "+to)
+		}
+	}
+	return stmts, rows.Err()
+}
+
 // stepRenames marks a complete whose operations are done and whose renames began.
 const stepRenames = "complete-renames"
 
@@ -543,6 +580,13 @@ func (m *Migrator) renameToFinal(ctx context.Context, rec *record) (err error) {
 			if c.Physical != c.Name && has[c.Physical] {
 				stmts = append(stmts, "ALTER TABLE "+table+" RENAME COLUMN "+qi(c.Physical)+" TO "+qi(c.Name))
 			}
+		}
+		if strings.HasPrefix(t.Physical, tempTablePrefix) {
+			named, err := m.namedAfterTable(ctx, t.Physical, t.Name)
+			if err != nil {
+				return err
+			}
+			stmts = append(stmts, named...)
 		}
 		if t.Physical != t.Name {
 			stmts = append(stmts, "ALTER TABLE "+table+" RENAME TO "+qi(t.Name))

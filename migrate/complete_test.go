@@ -64,8 +64,7 @@ func TestCompleteRecoversFromPanic(t *testing.T) {
 	e.exec(itemsTable)
 	e.exec(itemsRows)
 	e.start(`{"name": "02", "operations": [{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty::bigint", "down": "qty::int"}}]}`)
-	e.exec(`CREATE TABLE saved AS SELECT after, shapes FROM tandem.migrations WHERE name = '02'`)
-	e.exec(`UPDATE tandem.migrations SET after = '{"tables": {}}', shapes = '[]' WHERE name = '02'`)
+	restore := e.loseShapes()
 	err := e.m.Complete(ctx)
 	var pe *PanicError
 	if !errors.As(err, &pe) {
@@ -78,11 +77,21 @@ func TestCompleteRecoversFromPanic(t *testing.T) {
 	if err := e.m.Rollback(ctx); err == nil {
 		t.Fatal("rollback of a migration being completed succeeded")
 	}
-	e.exec(`UPDATE tandem.migrations m SET after = s.after, shapes = s.shapes FROM saved s WHERE m.name = '02'`)
-	e.exec(`DROP TABLE saved`)
+	restore()
 	e.complete()
 	expectCols(t, e, "public", "items", "id bigint not null, name text not null, note text, qty bigint not null")
 	e.assertNoLeftovers("public_02")
+}
+
+// loseShapes empties the recorded shapes of migration 02, so that its operations find no
+// table (and panic), and returns the function that puts them back.
+func (e *testEnv) loseShapes() (restore func()) {
+	e.exec(`CREATE TABLE saved AS SELECT after, shapes FROM tandem.migrations WHERE name = '02'`)
+	e.exec(`UPDATE tandem.migrations SET after = '{"tables": {}}', shapes = '[]' WHERE name = '02'`)
+	return func() {
+		e.exec(`UPDATE tandem.migrations m SET after = s.after, shapes = s.shapes FROM saved s WHERE m.name = '02'`)
+		e.exec(`DROP TABLE saved`)
+	}
 }
 
 // TestRollbackRecoversFromPanic: the same for rollback; the migration stays recorded as
@@ -94,16 +103,14 @@ func TestRollbackRecoversFromPanic(t *testing.T) {
 	e.exec(itemsRows)
 	e.start(`{"name": "02", "operations": [{"rename_column": {"table": "items", "from": "note", "to": "memo"}},
 		{"alter_column": {"table": "items", "column": "qty", "type": "bigint", "up": "qty::bigint", "down": "qty::int"}}]}`)
-	e.exec(`CREATE TABLE saved AS SELECT after, shapes FROM tandem.migrations WHERE name = '02'`)
-	e.exec(`UPDATE tandem.migrations SET after = '{"tables": {}}', shapes = '[]' WHERE name = '02'`)
+	restore := e.loseShapes()
 	err := e.m.Rollback(ctx)
 	var pe *PanicError
 	if !errors.As(err, &pe) || pe.Op != 1 || pe.Kind != "alter_column" || pe.Step != "roll back" {
 		t.Fatalf("rollback: err = %v, want a *PanicError of operation 1", err)
 	}
 	expectString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02'", StatusStarted)
-	e.exec(`UPDATE tandem.migrations m SET after = s.after, shapes = s.shapes FROM saved s WHERE m.name = '02'`)
-	e.exec(`DROP TABLE saved`)
+	restore()
 	e.rollback()
 	e.assertNoLeftovers()
 }
@@ -129,4 +136,31 @@ func TestTypeChangeDefault(t *testing.T) {
 			expectString(t, e.db, "SELECT n::text FROM c WHERE id = 11", tc.want)
 		})
 	}
+}
+
+// TestDropAndCreateTableOfOneName: a table dropped and created again under its name in one
+// migration. The old version keeps the old table until complete; the new version has the
+// new one; complete leaves the new one under the name, with its keys named after it.
+func TestDropAndCreateTableOfOneName(t *testing.T) {
+	e := newEnv(t)
+	e.exec(itemsTable)
+	e.exec(itemsRows)
+	doc := `{"name": "02", "operations": [
+		{"drop_table": {"name": "items"}},
+		{"create_table": {"name": "items", "columns": [{"name": "id", "type": "serial", "pk": true}, {"name": "label", "type": "text", "unique": true}]}}]}`
+	e.start(doc)
+	old, v := e.version(""), e.version("02")
+	expectString(t, old, "SELECT count(*)::text FROM items", "300")
+	mustExec(t, v, "INSERT INTO items (label) VALUES ('new')")
+	expectString(t, v, "SELECT id || label FROM items", "1new")
+	old.Close()
+	e.rollback()
+	e.assertNoLeftovers()
+	e.start(doc)
+	e.complete()
+	expectCols(t, e, "public", "items", "id integer not null, label text not null")
+	expectString(t, e.db, "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'items'::regclass", "items_label_key,items_pkey")
+	expectString(t, e.db, "SELECT pg_get_serial_sequence('items', 'id')", "public.items_id_seq")
+	mustExec(t, v, "INSERT INTO items (label) VALUES ('after')")
+	e.assertNoLeftovers("public_02")
 }

@@ -142,13 +142,14 @@ func TestRenameTableThenUseNewName(t *testing.T) {
 	e := newEnv(t)
 	e.exec(itemsTable)
 	e.exec(itemsRows)
-	e.start(`{"name": "02", "operations": [
+	doc := `{"name": "02", "operations": [
 		{"rename_table": {"from": "items", "to": "goods"}},
 		{"add_column": {"table": "goods", "up": "qty * 2", "column": {"name": "double", "type": "int", "nullable": true}}},
 		{"create_index": {"table": "goods", "name": "goods_double_idx", "columns": ["double"]}},
 		{"create_table": {"name": "tags", "columns": [{"name": "id", "type": "bigint"}, {"name": "label", "type": "text"}]}},
 		{"create_constraint": {"table": "tags", "name": "tags_pkey", "type": "primary_key", "columns": ["id"], "up": {}, "down": {}}},
-		{"create_constraint": {"table": "tags", "name": "tags_label_key", "type": "unique", "columns": ["label"], "up": {}, "down": {}}}]}`)
+		{"create_constraint": {"table": "tags", "name": "tags_label_key", "type": "unique", "columns": ["label"], "up": {}, "down": {}}}]}`
+	e.start(doc)
 	v := e.version("02")
 	expectString(t, v, "SELECT double::text FROM goods WHERE id = 2", "4")
 	mustExec(t, v, "INSERT INTO tags VALUES (1, 'a')")
@@ -156,13 +157,7 @@ func TestRenameTableThenUseNewName(t *testing.T) {
 	expectSQLState(t, v, "INSERT INTO tags VALUES (2, 'a')", "23505")
 	e.rollback()
 	e.assertNoLeftovers()
-	e.start(`{"name": "02", "operations": [
-		{"rename_table": {"from": "items", "to": "goods"}},
-		{"add_column": {"table": "goods", "up": "qty * 2", "column": {"name": "double", "type": "int", "nullable": true}}},
-		{"create_index": {"table": "goods", "name": "goods_double_idx", "columns": ["double"]}},
-		{"create_table": {"name": "tags", "columns": [{"name": "id", "type": "bigint"}, {"name": "label", "type": "text"}]}},
-		{"create_constraint": {"table": "tags", "name": "tags_pkey", "type": "primary_key", "columns": ["id"], "up": {}, "down": {}}},
-		{"create_constraint": {"table": "tags", "name": "tags_label_key", "type": "unique", "columns": ["label"], "up": {}, "down": {}}}]}`)
+	e.start(doc)
 	e.complete()
 	expectCols(t, e, "public", "goods", "id bigint not null, name text not null, qty integer not null, note text, double integer")
 	expectCols(t, e, "public", "tags", "id bigint not null, label text not null")

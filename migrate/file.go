@@ -38,6 +38,15 @@ type Migration struct {
 	origins []origin
 }
 
+// VersionSchemaIn is the version schema the migration gets when applied to schema: the
+// one it names (version_schema), or VersionSchema(schema, Name).
+func (m *Migration) VersionSchemaIn(schema string) string {
+	if m.VersionSchema != "" {
+		return m.VersionSchema
+	}
+	return VersionSchema(schema, m.Name)
+}
+
 // names returns the names of the migrations m stands for.
 func (m *Migration) names() []string {
 	if len(m.Includes) > 0 {

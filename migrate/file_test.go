@@ -204,7 +204,9 @@ func TestCheckExprRejectsInjection(t *testing.T) {
 		{`c$a$ + 1) FROM items; DELETE FROM items; SELECT ($a$`, false},
 		{"1), (2", false},
 		{"1 +", false},
-		{"(SELECT 1) UNION (SELECT 2)", true},
+		// Valid in parentheses, but not on its own: refused (wrap it in parentheses).
+		{"(SELECT 1) UNION (SELECT 2)", false},
+		{"((SELECT 1) UNION (SELECT 2))", true},
 	} {
 		err := checkExpr(tc.expr)
 		if (err == nil) != tc.ok {

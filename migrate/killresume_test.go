@@ -158,7 +158,7 @@ func killEnv(t *testing.T) *testEnv {
 // checkStarted asserts that 02_price is started and both versions work.
 func checkStarted(t *testing.T, e *testEnv) {
 	t.Helper()
-	if s := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_price'"); s != StatusStarted {
+	if s := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_price' ORDER BY id DESC LIMIT 1"); s != StatusStarted {
 		t.Fatalf("status = %s, want %s", s, StatusStarted)
 	}
 	if cols := e.columns("public", "items"); cols != killAfterStart {
@@ -189,7 +189,7 @@ func checkRolledBack(t *testing.T, e *testEnv) {
 	if cols := e.columns("public", "items"); cols != killBefore {
 		t.Errorf("items after rollback: %s, want %s", cols, killBefore)
 	}
-	if s := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_price'"); s != StatusRolledBack {
+	if s := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_price' ORDER BY id DESC LIMIT 1"); s != StatusRolledBack {
 		t.Errorf("status = %s, want %s", s, StatusRolledBack)
 	}
 	v1 := e.version("01_items")
@@ -202,7 +202,7 @@ func checkRolledBack(t *testing.T, e *testEnv) {
 // checkCompleted asserts that 02_price is completed: final schema, data, no leftovers.
 func checkCompleted(t *testing.T, e *testEnv) {
 	t.Helper()
-	if s := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_price'"); s != StatusCompleted {
+	if s := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_price' ORDER BY id DESC LIMIT 1"); s != StatusCompleted {
 		t.Fatalf("status = %s, want %s", s, StatusCompleted)
 	}
 	if cols := e.columns("public", "items"); cols != killAfterComplte {

@@ -197,7 +197,7 @@ func TestStartGivesUpOnLockAndRollsBackCleanly(t *testing.T) {
 			if cols := e.columns("public", "other"); cols != beforeOther {
 				t.Errorf("other after rollback: %s, want %s", cols, beforeOther)
 			}
-			if v := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_two'"); v != StatusRolledBack {
+			if v := queryString(t, e.db, "SELECT status FROM tandem.migrations WHERE name = '02_two' ORDER BY id DESC LIMIT 1"); v != StatusRolledBack {
 				t.Errorf("status after rollback = %s", v)
 			}
 			// And the migration can be started again once the table is free.

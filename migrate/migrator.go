@@ -104,7 +104,7 @@ func Open(ctx context.Context, connString string, opts Options) (*Migrator, erro
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, &ConnectError{Cause: rootCause(err), Err: err}
+		return nil, NewConnectError(err)
 	}
 	m, err := New(ctx, conn, opts)
 	if err != nil {
@@ -132,6 +132,9 @@ func (e *ConnectError) Error() string {
 
 // Unwrap returns pgx's error.
 func (e *ConnectError) Unwrap() error { return e.Err }
+
+// NewConnectError wraps the error of a failed connection with its root cause.
+func NewConnectError(err error) *ConnectError { return &ConnectError{Cause: rootCause(err), Err: err} }
 
 // rootCause picks the error a user must fix from a failed connection: the server's error
 // if it sent one (a wrong password, a missing database), else the last attempt's, passing
@@ -294,8 +297,5 @@ func (m *Migrator) versionSchemaOf(rec *record) string {
 
 // versionSchemaOfMigration names the version schema of a migration about to start.
 func (m *Migrator) versionSchemaOfMigration(mig *Migration) string {
-	if mig.VersionSchema != "" {
-		return mig.VersionSchema
-	}
-	return VersionSchema(m.opts.Schema, mig.Name)
+	return mig.VersionSchemaIn(m.opts.Schema)
 }

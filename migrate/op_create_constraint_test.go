@@ -358,7 +358,6 @@ func TestCreateConstraintValidation(t *testing.T) {
 		{`{"table": "items", "name": "qty_small", "type": "check", "check": "qty > 0"}`, "name", "already exists"},
 		{`{"table": "items", "name": "items_pkey2", "type": "primary_key", "columns": ["name"]}`, "type", "has a primary key already"},
 		{`{"table": "items", "name": "items_pkey", "type": "unique", "columns": ["name"]}`, "name", "already exists"},
-		{`{"table": "items", "name": "c", "type": "check", "check": "qty >"}`, "check", "not valid"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"]}`, "up", "existing rows"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"], "up": {"qty": "greatest(qty, 5)"}}`, "up", "still break constraint"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10 OR name = ''", "columns": ["qty", "name"], "up": {"qty": "greatest(qty, 11)"}}`, "", ""},
@@ -367,12 +366,17 @@ func TestCreateConstraintValidation(t *testing.T) {
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10", "columns": ["qty"], "up": {"qty": "greatest(qty, 5)"}}`, "up", "still break constraint"},
 		{`{"table": "items", "name": "c", "type": "check", "check": "qty > 10"}`, "up", "some rows fail the check"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"name": "name"}}`, "up", "not one of the constraint's columns"},
-		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty +"}}`, "up.qty", "not valid"},
+		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "up": {"qty": "qty + nosuch"}}`, "up.qty", "not valid"},
 		{`{"table": "items", "name": "c", "type": "unique", "columns": ["qty"], "down": {"qty": "'x'::point"}}`, "down.qty", "not valid"},
 		{`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["qty"], "references": {"table": "catz", "columns": ["id"]}}`, "references.table", "does not exist"},
 		{`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["qty"], "references": {"table": "cats", "columns": ["idd"]}}`, "references.columns", "does not exist"},
 		{`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["name"], "references": {"table": "cats", "columns": ["name"]}}`, "references.columns", "no unique or primary key"},
 		{`{"table": "items", "name": "c", "type": "foreign_key", "columns": ["qty"], "references": {"table": "cats", "columns": ["id"]}}`, "up", "reference no row"},
+	}
+	// An expression that does not parse is refused with the file, before the database.
+	var ie *InputError
+	if _, err := Parse("x.json", "x", []byte(op(`{"table": "items", "name": "c", "type": "check", "check": "qty >"}`))); !errors.As(err, &ie) || ie.Field != "check" || !strings.Contains(err.Error(), "does not parse") {
+		t.Fatalf("a check that does not parse: err = %v", err)
 	}
 	for _, c := range cases {
 		if c.field == "" {
@@ -512,7 +516,7 @@ func TestCreateConstraintMapsStragglers(t *testing.T) {
 		e.exec(`INSERT INTO tags SELECT 't' || i, 'label' || i FROM generate_series(1, 100) i`)
 		e.start(`{"name": "02", "operations": [{"create_constraint": {"table": "tags", "name": "tags_pkey", "type": "primary_key",
 			"columns": ["code"], "up": {"code": "coalesce(code, 'x' || label)"}}}]}`)
-		nn := queryString(t, e.db, `SELECT conname FROM pg_constraint WHERE conrelid = 'tags'::regclass AND conname LIKE '\_tandem\_nn%'`)
+		nn := queryString(t, e.db, `SELECT conname FROM pg_constraint WHERE conrelid = 'tags'::regclass AND conname LIKE '\_tandem\_not\_null%'`)
 		straggle(t, e, "tags", nn, "INSERT INTO tags (code, label) VALUES (NULL, 'late')")
 		e.complete()
 		expectString(t, e.db, "SELECT code FROM tags WHERE label = 'late'", "xlate")

@@ -140,10 +140,16 @@ func (o *OpCreateTable) validate(ctx context.Context, v *validator) error {
 	if v.after.Table(o.Name) != nil {
 		return fieldErr("name", "table %q already exists", o.Name)
 	}
-	if v.after.physicalTableTaken(o.Name) || v.before.physicalTableTaken(o.Name) {
-		return fieldErr("name", "a table named %q still exists physically (renamed or dropped in this migration); choose another name", o.Name)
+	if v.after.physicalTableTaken(o.Name) {
+		return fieldErr("name", "a table named %q still exists physically (renamed in this migration) until it completes; choose another name", o.Name)
 	}
-	t := &Table{Name: o.Name, Physical: o.Name}
+	physical := o.Name
+	if v.before.physicalTableTaken(o.Name) {
+		// Dropped earlier in this migration: the old version still uses it until complete.
+		// The new table lives under a name of its own until complete's renames.
+		physical = tempTableName(o.Name)
+	}
+	t := &Table{Name: o.Name, Physical: physical}
 	for _, c := range o.Columns {
 		t.Columns = append(t.Columns, c.columnShape(c.Name))
 		if c.PK {
@@ -258,13 +264,14 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 			refTables = append(refTables, ref)
 		}
 	}
-	stmts := []string{"CREATE TABLE IF NOT EXISTS " + r.table(o.Name) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"}
+	table := r.table(r.opAfter.Table(o.Name).Physical)
+	stmts := []string{"CREATE TABLE IF NOT EXISTS " + table + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"}
 	if o.Comment != nil {
-		stmts = append(stmts, "COMMENT ON TABLE "+r.table(o.Name)+" IS "+ql(*o.Comment))
+		stmts = append(stmts, "COMMENT ON TABLE "+table+" IS "+ql(*o.Comment))
 	}
 	for _, c := range o.Columns {
 		if c.Comment != nil {
-			stmts = append(stmts, "COMMENT ON COLUMN "+r.table(o.Name)+"."+qi(c.Name)+" IS "+ql(*c.Comment))
+			stmts = append(stmts, "COMMENT ON COLUMN "+table+"."+qi(c.Name)+" IS "+ql(*c.Comment))
 		}
 	}
 	if err := r.m.execLocked(ctx, refTables, stmts...); err != nil {
@@ -275,7 +282,8 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	if ct, nt := created.Table(o.Name), r.final(o.Name); ct != nil && nt != nil {
+	physical := r.opAfter.Table(o.Name).Physical
+	if ct, nt := created.Table(physical), r.final(physical); ct != nil && nt != nil {
 		for _, c := range nt.Columns {
 			if cc := ct.Column(c.Physical); cc != nil {
 				c.Default, c.ViewDefault = cc.Default, cc.ViewDefault
@@ -289,7 +297,7 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 func (o *OpCreateTable) complete(ctx context.Context, r *run) error { return nil }
 
 func (o *OpCreateTable) rollback(ctx context.Context, r *run) error {
-	return r.m.execLocked(ctx, nil, "DROP TABLE IF EXISTS "+r.table(o.Name))
+	return r.m.execLocked(ctx, nil, "DROP TABLE IF EXISTS "+r.table(r.opAfter.Table(o.Name).Physical))
 }
 
 // sql is the constraint's clause in CREATE TABLE, and the table it references (qualified
@@ -369,6 +377,14 @@ func (p *IndexParameters) sql() string {
 	}
 	return s
 }
+
+// tempTablePrefix starts the physical name of a table created while a dropped table of
+// its name still exists; complete renames it and the objects named after it.
+const tempTablePrefix = "_tandem_tbl_"
+
+// tempTableName is the physical name of a new table called name while a table of that
+// name still exists.
+func tempTableName(name string) string { return shortName(tempTablePrefix, name) }
 
 func quoteAll(names []string) string {
 	q := make([]string, len(names))

@@ -15,6 +15,10 @@ import (
 	"github.com/tandem-pg/tandem/migrate"
 )
 
+// maxBackfillWorkers bounds --backfill-workers: each worker is a connection and about a
+// server CPU core.
+const maxBackfillWorkers = 64
+
 // openMigrator connects with the global flags. An empty URL lets pgx read the standard
 // PG* environment variables.
 func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
@@ -33,11 +37,11 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 	if err := backfillOptions(&opts); err != nil {
 		return nil, err
 	}
-	if global.lockTimeout <= 0 {
-		return nil, usageErr(errors.New("--lock-timeout must be positive"))
+	if global.lockTimeout < time.Millisecond || global.lockTimeout > time.Hour {
+		return nil, usageErr(fmt.Errorf("--lock-timeout %s is out of range: give 1ms to 1h (default 500ms)", global.lockTimeout))
 	}
-	if global.backfillWorkers < 1 {
-		return nil, usageErr(errors.New("--backfill-workers must be at least 1"))
+	if global.backfillWorkers < 1 || global.backfillWorkers > maxBackfillWorkers {
+		return nil, usageErr(fmt.Errorf("--backfill-workers %d is out of range: give 1 to %d (default %d)", global.backfillWorkers, maxBackfillWorkers, migrate.DefaultBackfillWorkers))
 	}
 	if _, err := pgx.ParseConfig(global.postgresURL); err != nil {
 		return nil, usageErr(fmt.Errorf("--postgres-url: %w", err))
@@ -99,13 +103,9 @@ func (p *progressPrinter) print(bp migrate.BackfillProgress) {
 		return
 	}
 	p.last = time.Now()
-	pct := 100.0
-	if bp.RowsTotal > 0 {
-		pct = 100 * float64(bp.RowsDone) / float64(bp.RowsTotal)
-	}
-	line := fmt.Sprintf("backfill %s.%s: %d/%d rows (%.0f%%), %.0f rows/s", bp.Table, bp.Column, bp.RowsDone, bp.RowsTotal, pct, bp.Rate)
+	line := fmt.Sprintf("backfill %s.%s: %s, %.0f rows/s", bp.Table, bp.Column, progressRows(bp), bp.Rate)
 	if !bp.Done && bp.ETA > 0 {
-		line += fmt.Sprintf(", ETA %s", bp.ETA.Round(time.Second))
+		line += fmt.Sprintf(", ETA %s (estimated)", bp.ETA.Round(time.Second))
 	}
 	if bp.Done {
 		line += ", done"
@@ -120,6 +120,21 @@ func (p *progressPrinter) print(bp migrate.BackfillProgress) {
 		return
 	}
 	fmt.Fprintln(p.w, line)
+}
+
+// progressRows says how far a backfill is: the rows done of a total that is the planner's
+// estimate (pg_class.reltuples, the table's pages as the fill began) until the fill is
+// done, then exact. An estimate is never printed below the rows done.
+func progressRows(bp migrate.BackfillProgress) string {
+	if bp.Done {
+		return fmt.Sprintf("%d rows", bp.RowsDone)
+	}
+	total := max(bp.RowsTotal, bp.RowsDone)
+	pct := 0.0
+	if total > 0 {
+		pct = 100 * float64(bp.RowsDone) / float64(total)
+	}
+	return fmt.Sprintf("%d of about %d rows (%.0f%%, the total is an estimate)", bp.RowsDone, total, pct)
 }
 
 // readMigration reads a migration file; errors in it are usage errors (exit 2).

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/lifecycle"
+	"github.com/tandem-pg/tandem/migrate"
 )
 
 // newMaintenanceCmd is `tandem maintenance on|off|status`.
@@ -27,23 +28,26 @@ while serving continues.`,
 		},
 	}
 	var reason string
+	var onJSON, offJSON bool
 	on := &cobra.Command{
 		Use:   "on",
 		Short: "Turn maintenance mode on",
 		Args:  argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return setMaintenance(cmd.Context(), cmd, true, reason)
+			return setMaintenance(cmd.Context(), cmd, true, reason, onJSON)
 		},
 	}
 	on.Flags().StringVar(&reason, "reason", "", "why, recorded with the flag")
+	on.Flags().BoolVar(&onJSON, "json", false, "print the flag as JSON")
 	off := &cobra.Command{
 		Use:   "off",
 		Short: "Turn maintenance mode off",
 		Args:  argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return setMaintenance(cmd.Context(), cmd, false, "")
+			return setMaintenance(cmd.Context(), cmd, false, "", offJSON)
 		},
 	}
+	off.Flags().BoolVar(&offJSON, "json", false, "print the flag as JSON")
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
@@ -68,12 +72,12 @@ func connect(ctx context.Context) (*pgx.Conn, error) {
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+		return nil, migrate.NewConnectError(err)
 	}
 	return conn, nil
 }
 
-func setMaintenance(ctx context.Context, cmd *cobra.Command, enabled bool, reason string) error {
+func setMaintenance(ctx context.Context, cmd *cobra.Command, enabled bool, reason string, asJSON bool) error {
 	conn, err := connect(ctx)
 	if err != nil {
 		return err
@@ -82,6 +86,9 @@ func setMaintenance(ctx context.Context, cmd *cobra.Command, enabled bool, reaso
 	st, err := lifecycle.SetMaintenance(ctx, conn, global.stateSchema, enabled, reason)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), st)
 	}
 	word := "off"
 	if st.Enabled {

@@ -19,7 +19,8 @@ import (
 )
 
 func newInitCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create Tandem's state schema (idempotent; start does it too)",
 		Args:  argsErr(cobra.NoArgs),
@@ -32,10 +33,48 @@ func newInitCmd() *cobra.Command {
 			if err := m.Init(cmd.Context()); err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"schema": global.schema, "state_schema": global.stateSchema})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "initialized state schema %q\n", global.stateSchema)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// endResult is what complete and rollback print with --json.
+type endResult struct {
+	Migration     string `json:"migration"`
+	Status        string `json:"status"`
+	VersionSchema string `json:"version_schema"`
+	DurationMS    int64  `json:"duration_ms"`
+}
+
+// endMigration runs complete or rollback (end) on the migration in progress and reports
+// it, as text or JSON.
+func endMigration(cmd *cobra.Command, asJSON bool, status string, end func(*migrate.Migrator) error) error {
+	return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
+		st, err := m.Status(cmd.Context())
+		if err != nil {
+			return err
+		}
+		res := endResult{Status: status}
+		if st.Active != nil {
+			res.Migration, res.VersionSchema = st.Active.Name, st.Active.VersionSchema
+		}
+		t0 := time.Now()
+		if err := end(m); err != nil {
+			return err
+		}
+		res.DurationMS = time.Since(t0).Milliseconds()
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), res)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "migration %s %s\n", res.Migration, strings.ReplaceAll(status, "_", " "))
+		return nil
+	})
 }
 
 // printJSON writes v as indented JSON.
@@ -80,7 +119,7 @@ exits with 2 and changes nothing.`,
 			if err := m.Start(cmd.Context(), mig); err != nil {
 				return classify(err)
 			}
-			res := startResult{Migrations: []string{mig.Name}, VersionSchema: migrate.VersionSchema(global.schema, mig.Name)}
+			res := startResult{Migrations: []string{mig.Name}, VersionSchema: mig.VersionSchemaIn(global.schema)}
 			out := cmd.OutOrStdout()
 			if !asJSON {
 				fmt.Fprintf(out, "started %s in %s: the new version's schema is %s\n", mig.Name, time.Since(t0).Round(time.Millisecond), res.VersionSchema)
@@ -110,7 +149,8 @@ exits with 2 and changes nothing.`,
 }
 
 func newCompleteCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "complete",
 		Short: "Complete (contract) the migration in progress, once the old version is gone",
 		Long: `Complete makes the destructive half of the migration in progress: it drops the old
@@ -119,32 +159,25 @@ new constraints. Run it only when no instance of the old version is running.
 Running it again after it was interrupted finishes it.`,
 		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
-				if err := m.Complete(cmd.Context()); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "migration completed")
-				return nil
-			})
+			return endMigration(cmd, asJSON, migrate.StatusCompleted, func(m *migrate.Migrator) error { return m.Complete(cmd.Context()) })
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
 }
 
 func newRollbackCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "rollback",
 		Short: "Undo the migration in progress (also one whose start was interrupted)",
 		Args:  argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
-				if err := m.Rollback(cmd.Context()); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "migration rolled back")
-				return nil
-			})
+			return endMigration(cmd, asJSON, migrate.StatusRolledBack, func(m *migrate.Migrator) error { return m.Rollback(cmd.Context()) })
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
 }
 
 func newStatusCmd() *cobra.Command {
@@ -175,7 +208,7 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(out, "active:  %s, %s since %s\n", a.Name, a.Status, a.StartedAt.Format(time.RFC3339))
 			}
 			for _, b := range st.Backfills {
-				fmt.Fprintf(out, "backfill %s.%s: %d/%d rows, done=%t\n", b.Table, b.Column, b.RowsDone, b.RowsTotal, b.Done)
+				fmt.Fprintf(out, "backfill %s.%s: %s\n", b.Table, b.Column, progressRows(b))
 				if b.Throttle != nil && !b.Done {
 					fmt.Fprintf(out, "  pacing: %s\n", b.Throttle)
 				}
@@ -231,7 +264,7 @@ the old version is gone, or pass --complete to contract at once.`,
 					res.Migrations = []string{}
 				}
 				if len(applied) > 0 {
-					res.VersionSchema = migrate.VersionSchema(global.schema, applied[len(applied)-1])
+					res.VersionSchema = migrate.Combine(pendingOf(migs, applied)).VersionSchemaIn(global.schema)
 				}
 				return printJSON(out, res)
 			}
@@ -249,7 +282,29 @@ the old version is gone, or pass --complete to contract at once.`,
 	return cmd
 }
 
+// pendingOf returns the migrations of migs named in applied.
+func pendingOf(migs []*migrate.Migration, applied []string) []*migrate.Migration {
+	var out []*migrate.Migration
+	for _, m := range migs {
+		for _, a := range applied {
+			if m.Name == a {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// latestResult is what latest prints with --json.
+type latestResult struct {
+	Migration     string `json:"migration"`
+	VersionSchema string `json:"version_schema"`
+	URL           string `json:"url,omitempty"`
+}
+
 func newLatestCmd() *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "latest schema|migration|url",
 		Short: "Print the newest version's schema, migration name, or a connection URL for it",
@@ -276,6 +331,15 @@ latest url        prints the connection URL with search_path and tandem.version_
 				vs = global.schema
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				res := latestResult{Migration: name, VersionSchema: vs}
+				if what == "url" {
+					if res.URL, err = versionURL(global.postgresURL, vs); err != nil {
+						return err
+					}
+				}
+				return printJSON(out, res)
+			}
 			switch what {
 			case "schema":
 				fmt.Fprintln(out, vs)
@@ -294,6 +358,7 @@ latest url        prints the connection URL with search_path and tandem.version_
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the migration, the version schema (and the URL for latest url) as JSON")
 	return cmd
 }
 

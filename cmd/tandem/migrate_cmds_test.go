@@ -65,15 +65,24 @@ operations:
 		{[]string{"start", filepath.Join(dir, "missing.json"), db}, exitUsage, "no such file"},
 		{[]string{"validate", bad, db}, exitUsage, `operation 0 (add_column), field "table": table "itemz" does not exist in schema "public"; did you mean "items"?`},
 		{[]string{"start", bad, db}, exitUsage, "bad.json: operation 0"},
-		{[]string{"start", good, db, "--backfill-workers=0"}, exitUsage, "--backfill-workers must be at least 1"},
+		{[]string{"start", good, db, "--backfill-workers=0"}, exitUsage, "--backfill-workers 0 is out of range: give 1 to 64"},
+		{[]string{"start", good, db, "--backfill-workers=65"}, exitUsage, "give 1 to 64"},
+		{[]string{"complete", db, "--lock-timeout=0s"}, exitUsage, "--lock-timeout 0s is out of range: give 1ms to 1h"},
+		{[]string{"init", db, "--json"}, exitOK, `"state_schema": "tandem"`},
 		{[]string{"status", db}, exitOK, "state:   no migrations"},
 		{[]string{"validate", good, db}, exitOK, "valid (1 operations)"},
 		{[]string{"start", good, db, "--backfill-workers=3"}, exitOK, "public_02_price"},
 		{[]string{"latest", "schema", db}, exitOK, "public_02_price\n"},
 		{[]string{"latest", "migration", db}, exitOK, "02_price\n"},
 		{[]string{"latest", "url", db}, exitOK, "search_path%3D%22public_02_price%22"},
-		{[]string{"complete", db}, exitOK, "migration completed"},
+		{[]string{"latest", "schema", db, "--json"}, exitOK, `"version_schema": "public_02_price"`},
+		{[]string{"rollback", db, "--json"}, exitOK, `"status": "rolled_back"`},
+		{[]string{"start", good, db}, exitOK, "public_02_price"},
+		{[]string{"complete", db, "--json"}, exitOK, `"migration": "02_price",
+  "status": "completed"`},
 		{[]string{"rollback", db}, exitFailure, "no migration is in progress"},
+		{[]string{"maintenance", "on", db, "--json", "--reason=test"}, exitOK, `"enabled": true`},
+		{[]string{"maintenance", "off", db, "--json"}, exitOK, `"enabled": false`},
 		{[]string{"start", good, db}, exitUsage, "already been applied"},
 	}
 	for _, s := range steps {
@@ -97,7 +106,7 @@ operations:
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
 	}
-	if st.State != "complete" || st.Version != "02_price" || len(st.History) != 1 || st.History[0].Status != migrate.StatusCompleted {
+	if st.State != "complete" || st.Version != "02_price" || len(st.History) != 2 || st.History[0].Status != migrate.StatusRolledBack || st.History[1].Status != migrate.StatusCompleted {
 		t.Fatalf("status: %+v", st)
 	}
 }
@@ -138,5 +147,34 @@ func TestVersionURL(t *testing.T) {
 	}
 	if _, err := versionURL("host=db user=u", "public_02"); exitCode(err) != exitUsage {
 		t.Errorf("a keyword/value connection string: err = %v, want a usage error", err)
+	}
+}
+
+func TestProgressRows(t *testing.T) {
+	for _, tc := range []struct {
+		bp   migrate.BackfillProgress
+		want string
+	}{
+		{migrate.BackfillProgress{RowsDone: 157, RowsTotal: 99999}, "157 of about 99999 rows (0%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 120, RowsTotal: 100}, "120 of about 120 rows (100%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 100000, RowsTotal: 99999, Done: true}, "100000 rows"},
+	} {
+		if got := progressRows(tc.bp); got != tc.want {
+			t.Errorf("progressRows(%+v) = %q, want %q", tc.bp, got, tc.want)
+		}
+	}
+}
+
+// TestMigrateDirectoryWithStartSQL: a start-time sql operation cannot be part of the one
+// step tandem migrate makes; the error names the file that holds it, not the last one.
+func TestMigrateDirectoryWithStartSQL(t *testing.T) {
+	url := pgtest.NewOwnerDatabase(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "01_create.json", `{"operations": [{"create_table": {"name": "t", "columns": [{"name": "id", "type": "serial", "pk": true}]}}]}`)
+	writeFile(t, dir, "02_sql.json", `{"operations": [{"sql": {"up": "CREATE TABLE u (id int)", "down": "DROP TABLE u"}}]}`)
+	writeFile(t, dir, "03_add.json", `{"operations": [{"add_column": {"table": "t", "column": {"name": "x", "type": "int", "nullable": true}}}]}`)
+	code, out := tandem(t, "migrate", dir, "--postgres-url="+url)
+	if code != exitUsage || !strings.Contains(out, "02_sql.json: operation 0 (sql)") || !strings.Contains(out, "tandem start") {
+		t.Fatalf("migrate: exit %d: %s", code, out)
 	}
 }
