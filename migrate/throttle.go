@@ -169,8 +169,8 @@ type throttle struct {
 	lastPressure time.Time
 	lastCut      time.Time
 	lastRise     time.Time
-	lockWaitsAt  time.Time // the last lock wait on a worker: batches stay short a while
-	overruns     int // batches in a row that overran their target threefold
+	lockWaitsAt  time.Time     // the last lock wait on a worker: batches stay short a while
+	overruns     int           // batches in a row that overran their target threefold
 	busy         int           // batches running or pausing
 	wake         chan struct{} // closed when a slot frees
 	nextStart    time.Time     // the rate cap: when the next batch may start
