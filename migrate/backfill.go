@@ -326,7 +326,7 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 			th.release()
 			return caughtUp, b.explain(ctx, conn, c.relation, cond, []any{from, to + 1, *xids}, err)
 		}
-		if err := th.after(ctx, to-from+1, updated, elapsed); err != nil {
+		if err := th.after(ctx, to-from+1, updated, elapsed, target); err != nil {
 			return caughtUp, err
 		}
 		if xid != nil {
@@ -430,7 +430,7 @@ func (b *backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p
 			return b.explain(ctx, conn, table, cond, []any{from, to + 1}, err)
 		}
 		r.m.log.Debug("backfill batch", "table", b.table.Name, "chunk", c.id, "pages", to-from+1, "updated", updated, "elapsed", elapsed)
-		if err := th.after(ctx, to-from+1, updated, elapsed); err != nil {
+		if err := th.after(ctx, to-from+1, updated, elapsed, target); err != nil {
 			return err
 		}
 		p.advance(c, to+1, updated)

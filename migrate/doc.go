@@ -24,6 +24,13 @@
 // bulk's transactions). Checks hold the bulk's writes from the start, through guards, so
 // a value up gets wrong stops the backfill at that row, named in a BackfillError.
 //
+// A backfill yields to the application: at Options.BackfillImpact ImpactNormal (the
+// default) a watcher samples pg_stat_activity and pg_locks, and while sessions wait on a
+// batch's row locks, the server is busy, or batches overrun their target, the backfill
+// runs one batch at a time, with smaller batches and pauses, and speeds up again once
+// the pressure is gone. BackfillProgress.Throttle (and Status) say when and why it holds
+// back. Options.BackfillRate caps its rows per second.
+//
 // Migration files use pgroll's JSON/YAML operation format. Every step is idempotent and
 // recorded in a state schema, so a run that was killed can be repeated, or rolled back.
 package migrate

@@ -131,6 +131,9 @@ func profileOf(i BackfillImpact) impactProfile {
 	return impactProfile{watch: true, floor: 0.25, busy: 4, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
 }
 
+// heldBackPages is the most pages a batch takes while the backfill holds back.
+const heldBackPages = 8
+
 // Timing of the throttle's control loop.
 var (
 	// throttleSample is how often the watcher samples pg_stat_activity and pg_locks.
@@ -147,7 +150,7 @@ var (
 // rises again, slowly, once the pressure is gone. The signals:
 //   - sessions waiting on a lock a backfill worker holds (sampled by watch);
 //   - other active sessions, at or over the impact's busy mark (sampled by watch);
-//   - batches of several pages much slower per page than the fastest seen (see after).
+//   - batches that overrun their target threefold, twice in a row (see after).
 type throttle struct {
 	impact     BackfillImpact
 	p          impactProfile
@@ -166,8 +169,8 @@ type throttle struct {
 	lastPressure time.Time
 	lastCut      time.Time
 	lastRise     time.Time
-	lockWaitsAt  time.Time // the last lock wait on a worker: batches stay short a while
-	bestPerPage  time.Duration
+	lockWaitsAt  time.Time     // the last lock wait on a worker: batches stay short a while
+	overruns     int           // batches in a row that overran their target threefold
 	busy         int           // batches running or pausing
 	wake         chan struct{} // closed when a slot frees
 	nextStart    time.Time     // the rate cap: when the next batch may start
@@ -306,6 +309,14 @@ func (t *throttle) before(ctx context.Context) (time.Duration, int64, error) {
 				// A batch of no more rows than the cap allows in a batch's time.
 				pages = max(1, int64(t.rate*target.Seconds()/t.rowsPerPage))
 			}
+			if t.p.watch && t.level < t.ceiling {
+				// Holding back, a batch stays small whatever its pages hold: a batch grown
+				// on pages with little to do (a catch-up over rows nobody wrote) would
+				// hold many rows locked on pages with much.
+				if pages == 0 || pages > heldBackPages {
+					pages = heldBackPages
+				}
+			}
 			t.mu.Unlock()
 			if wait > 0 {
 				if err := sleep(ctx, wait); err != nil {
@@ -335,22 +346,23 @@ func (t *throttle) release() {
 	t.wake = make(chan struct{})
 }
 
-// after records a batch of pages that took elapsed and updated rows, pauses as the
-// level asks, and frees the slot.
-func (t *throttle) after(ctx context.Context, pages, rows int64, elapsed time.Duration) error {
+// after records a batch of pages, sized for target, that took elapsed and updated rows;
+// it pauses as the level asks, and frees the slot. Batches are sized from the last one's
+// time: a batch that overruns its target threefold met a slowdown, and two such in a row
+// are a sign of pressure (one may be a checkpoint, or the pages it met).
+func (t *throttle) after(ctx context.Context, pages, rows int64, elapsed, target time.Duration) error {
 	defer t.release()
 	t.mu.Lock()
-	target := t.batchTarget()
 	if t.p.watch && pages > 0 {
-		perPage := elapsed / time.Duration(pages)
-		switch {
-		case pages >= 4 && t.bestPerPage > 0 && perPage > 3*t.bestPerPage && elapsed > target:
-			t.pressure(fmt.Sprintf("batches take %.1f× as long per page as at their fastest", float64(perPage)/float64(t.bestPerPage)))
-		default:
-			t.calm()
+		if elapsed > 3*target {
+			t.overruns++
+		} else {
+			t.overruns = 0
 		}
-		if pages >= 4 && (t.bestPerPage == 0 || perPage < t.bestPerPage) {
-			t.bestPerPage = perPage
+		if t.overruns >= 2 {
+			t.pressure(fmt.Sprintf("batches overran their target of %s (the last took %s)", target, elapsed.Round(time.Millisecond)))
+		} else {
+			t.calm()
 		}
 	}
 	if pages > 0 && rows > 0 {

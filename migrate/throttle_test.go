@@ -312,3 +312,70 @@ func TestBackfillRateCap(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleHeldBackBatches: while the throttle holds back, batches take at most
+// heldBackPages pages; the rate cap may make them smaller still.
+func TestThrottleHeldBackBatches(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		rate       float64
+		rowsPage   float64
+		hold       bool
+		wantPages  int64
+		wantTarget time.Duration
+	}{
+		{"full speed: no limit", 0, 0, false, 0, 50 * time.Millisecond},
+		{"holding back", 0, 0, true, heldBackPages, 12500 * time.Microsecond},
+		{"rate cap at full speed", 1000, 10, false, 5, 50 * time.Millisecond},     // 1000 rows/s × 50ms / 10 rows a page
+		{"rate cap, smaller still", 1000, 100, true, 1, 12500 * time.Microsecond}, // 12.5 rows: under a page
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			th := newThrottle(&Options{BackfillWorkers: 2, BackfillBatchTime: 100 * time.Millisecond, BackfillRate: c.rate})
+			th.rowsPerPage = c.rowsPage
+			if c.hold {
+				th.observe(signals{active: 10})
+			}
+			target, pages, err := th.before(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			th.release()
+			if pages != c.wantPages || target != c.wantTarget {
+				t.Errorf("before: target %s, at most %d pages; want %s, %d", target, pages, c.wantTarget, c.wantPages)
+			}
+		})
+	}
+}
+
+// TestThrottleOverruns: one batch that overruns its target threefold is let pass (a
+// checkpoint, say); two in a row are pressure.
+func TestThrottleOverruns(t *testing.T) {
+	ctx := context.Background()
+	th := newThrottle(&Options{BackfillWorkers: 2, BackfillBatchTime: 100 * time.Millisecond})
+	batch := func(elapsed time.Duration) BackfillThrottle {
+		t.Helper()
+		target, _, err := th.before(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := th.after(ctx, 4, 400, elapsed, target); err != nil {
+			t.Fatal(err)
+		}
+		th.mu.Lock()
+		defer th.mu.Unlock()
+		return th.state()
+	}
+	if s := batch(40 * time.Millisecond); s.HoldingBack {
+		t.Fatalf("a batch within its target: %+v", s)
+	}
+	if s := batch(160 * time.Millisecond); s.HoldingBack {
+		t.Fatalf("one overrun: %+v", s)
+	}
+	if s := batch(40 * time.Millisecond); s.HoldingBack {
+		t.Fatalf("an overrun, then a batch within its target: %+v", s)
+	}
+	batch(160 * time.Millisecond)
+	if s := batch(160 * time.Millisecond); !s.HoldingBack || !strings.Contains(s.Reason, "overran their target") {
+		t.Fatalf("two overruns in a row: %+v, want holding back", s)
+	}
+}
