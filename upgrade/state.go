@@ -227,3 +227,12 @@ func (s store) events(ctx context.Context, db querier, id int64) ([]Event, error
 		return e, err
 	})
 }
+
+// InProgress returns the upgrade in progress (running or aborting) over the logical
+// schema, or nil. `tandem complete` and `tandem rollback` refuse to end its migration.
+func InProgress(ctx context.Context, db querier, stateSchema, schema string) (*Record, error) {
+	if stateSchema == "" {
+		stateSchema = "tandem"
+	}
+	return store{state: stateSchema}.one(ctx, db, `WHERE schema = $1 AND status IN ('running', 'aborting')`, schema)
+}

@@ -302,12 +302,18 @@ func TestAbort(t *testing.T) {
 		if got := e.served(); got != "v2" {
 			t.Fatalf("served by %q before the abort, want v2", got)
 		}
+		if up, err := upgrade.InProgress(ctx, e.pool, "", "public"); err != nil || up == nil || up.Migration == "" {
+			t.Fatalf("in progress: %+v (%v), want the upgrade with its migration", up, err)
+		}
 		rec, err := e.upgrader(upgrade.Options{}).Abort(ctx, "catalog")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if rec.Status != upgrade.StatusAborted {
 			t.Errorf("status %s", rec.Status)
+		}
+		if up, err := upgrade.InProgress(ctx, e.pool, "", "public"); err != nil || up != nil {
+			t.Errorf("in progress after the abort: %+v (%v)", up, err)
 		}
 		if got := e.served(); got != "v1" {
 			t.Errorf("served by %q after the abort, want v1", got)

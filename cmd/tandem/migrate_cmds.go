@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/migrate"
+	"github.com/tandem-pg/tandem/upgrade"
 )
 
 func newInitCmd() *cobra.Command {
@@ -59,6 +60,15 @@ func endMigration(cmd *cobra.Command, asJSON bool, status string, end func(*migr
 		st, err := m.Status(cmd.Context())
 		if err != nil {
 			return err
+		}
+		// An upgrade in progress owns its migration: completing it by hand could contract
+		// under old instances still serving; rolling it back would pull the schema from
+		// under the new ones.
+		if up, err := upgrade.InProgress(cmd.Context(), m.Conn(), global.stateSchema, global.schema); err != nil {
+			return err
+		} else if up != nil && st.Active != nil && up.Migration == st.Active.Name {
+			return fmt.Errorf("migration %s belongs to upgrade %d of %s to %s (at step %s): use `tandem upgrade resume` or `tandem upgrade abort`",
+				up.Migration, up.ID, up.App, up.To, up.Step)
 		}
 		res := endResult{Status: status}
 		if st.Active != nil {
