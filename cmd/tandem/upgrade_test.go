@@ -84,18 +84,27 @@ func (e *cliEnv) killAll() {
 	if err != nil {
 		return
 	}
+	type proc struct {
+		PID int `json:"pid"`
+	}
 	var st struct {
-		RouterPIDs []int `json:"router_pids"`
-		Instances  []struct {
-			PID int `json:"pid"`
+		Router    []proc `json:"router"`
+		Instances []struct {
+			Proc proc `json:"proc"`
 		} `json:"instances"`
 	}
 	_ = json.Unmarshal(b, &st)
+	pids := []int{}
 	for _, in := range st.Instances {
-		_ = syscall.Kill(in.PID, syscall.SIGKILL)
+		pids = append(pids, in.Proc.PID)
 	}
-	for _, pid := range st.RouterPIDs {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, r := range st.Router {
+		pids = append(pids, r.PID)
+	}
+	for _, pid := range pids {
+		if pid > 0 { // kill(0) would be this test's own process group
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 
