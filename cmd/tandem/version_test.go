@@ -48,7 +48,7 @@ func TestBackfillFlagsAndStepVersions(t *testing.T) {
 		{[]string{"start", create, db, "--complete"}, exitOK, "completed 01"},
 		{[]string{"start", add, db, "--backfill-impact=low", "--backfill-rate=1000"}, exitOK, "started 02"},
 		{[]string{"status", db}, exitOK, "[start by " + buildinfo.Read().String() + "]"},
-		{[]string{"complete", db}, exitOK, "migration completed"},
+		{[]string{"complete", db}, exitOK, "migration 02 completed"},
 	} {
 		code, out := tandem(t, s.args...)
 		if code != s.wantCode || !strings.Contains(out, s.wantOut) {
