@@ -430,7 +430,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	gen.wait()
 
 	rep := buildReport(opts, gen.records(), r.events(), rolloutStart, rolloutEnd)
-	rep.TasksDone, rep.TasksPending, rep.TasksDoubled = tasks.settle(ctx, pool, 60*time.Second)
+	rep.TasksDone, rep.TasksPending, rep.TasksDoubled = tasks.settle(ctx, pool, 30*time.Second)
 	rep.TasksQueued = rep.TasksDone + rep.TasksPending
 	if rec != nil {
 		after, err := checksum(ctx, pool, rec.NewVersionSchema, before.MaxID)
@@ -530,14 +530,19 @@ func (f *taskFeeder) run(ctx context.Context) {
 	}
 }
 
-// settle waits (up to limit) for the queue to empty and returns done, pending and
-// doubled (done more than once) counts.
-func (f *taskFeeder) settle(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) (done, pending, doubled int) {
-	deadline := time.Now().Add(limit)
+// settle waits for the queue to empty and returns done, pending and doubled (done more
+// than once) counts. A backlog built up while maintenance mode held the workers back
+// takes a while: it waits as long as the workers make progress, giving up after stall
+// without any.
+func (f *taskFeeder) settle(ctx context.Context, pool *pgxpool.Pool, stall time.Duration) (done, pending, doubled int) {
+	last, progressAt := -1, time.Now()
 	for {
 		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE done_at IS NOT NULL),
 			count(*) FILTER (WHERE done_at IS NULL), count(*) FILTER (WHERE attempts > 1) FROM tasks`).Scan(&done, &pending, &doubled)
-		if err != nil || pending == 0 || time.Now().After(deadline) {
+		if done != last {
+			last, progressAt = done, time.Now()
+		}
+		if err != nil || pending == 0 || time.Since(progressAt) > stall || ctx.Err() != nil {
 			return done, pending, doubled
 		}
 		time.Sleep(200 * time.Millisecond)
