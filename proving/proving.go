@@ -338,21 +338,33 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer up.Close()
 
-	// Install the first release, seed it, wait for the router.
-	log.Info("installing the example", "release", from.Version)
-	installed, err := up.Apply(ctx, from)
-	if err != nil {
-		return nil, fmt.Errorf("install %s: %w", from.Version, err)
-	}
-	log.Info("seeding", "rows", opts.Rows)
-	seedPool, err := lifecycle.NewPool(ctx, r.dbURL, installed.NewVersionSchema)
-	if err != nil {
-		return nil, err
-	}
-	err = catalog.Seed(ctx, seedPool, opts.Rows)
-	seedPool.Close()
-	if err != nil {
-		return nil, err
+	// Install the first release and seed it (the seed writes v1's columns), then upgrade
+	// without load to the release the run starts from; wait for the router.
+	var installed *upgrade.Record
+	for _, v := range catalog.Releases {
+		rel, err := r.release(v)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("installing the example", "release", v)
+		if installed, err = up.Apply(ctx, rel); err != nil {
+			return nil, fmt.Errorf("install %s: %w", v, err)
+		}
+		if v == catalog.Releases[0] {
+			log.Info("seeding", "rows", opts.Rows)
+			seedPool, err := lifecycle.NewPool(ctx, r.dbURL, installed.NewVersionSchema)
+			if err != nil {
+				return nil, err
+			}
+			err = catalog.Seed(ctx, seedPool, opts.Rows)
+			seedPool.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+		if v == from.Version {
+			break
+		}
 	}
 	if _, err := pool.Exec(ctx, "ANALYZE items"); err != nil {
 		return nil, err
