@@ -355,7 +355,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open pool: %w", err)
 	}
 	defer pool.Close()
-	if err := warmUp(ctx, pool, q, 4); err != nil {
+	// Every connection of the pool, before the instance reports ready: a new instance
+	// takes a whole share of the traffic at once when the router reloads.
+	if err := warmUp(ctx, pool, q, int(pcfg.MaxConns)); err != nil {
 		return err
 	}
 
