@@ -245,6 +245,9 @@ func (r *run) release(v string) (*upgrade.Release, error) {
 		}
 		if w.Role != "worker" {
 			w.Local.Instances = r.opts.Instances
+			// The router takes the new instances in one at a time, as a Deployment with
+			// minReadySeconds above the router's lag makes it.
+			w.MinReady.Duration = r.opts.RouterLag + time.Second
 		}
 		w.Local.Command = append(w.Local.Command, extra...)
 	}

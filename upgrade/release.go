@@ -67,6 +67,10 @@ type Workload struct {
 	Role string `yaml:"role" json:"role"`
 	// Order is the roll order: lower rolls first; equal orders roll in file order.
 	Order int `yaml:"order" json:"order"`
+	// MinReady is how long a new instance must have been ready before the next old one
+	// stops, as a Deployment's minReadySeconds: at least the router's lag, so that the
+	// router takes the new instances in one at a time rather than all at once [0].
+	MinReady Duration `yaml:"min-ready" json:"min_ready,omitempty"`
 	// Local says how the local backend runs the workload.
 	Local *LocalWorkload `yaml:"local" json:"local,omitempty"`
 }
@@ -304,6 +308,9 @@ func (r *Release) validate(root *yaml.Node) error {
 			return bad(key+".name", fmt.Sprintf("workload %q is listed twice", w.Name), "give each workload its own name", "workloads", i, "name")
 		}
 		seen[w.Name] = true
+		if w.MinReady.Duration < 0 {
+			return bad(key+".min-ready", "must not be negative", "give a duration such as 6s (at least the router's lag)", "workloads", i, "min-ready")
+		}
 		if !slices.Contains(roles, w.Role) {
 			return bad(key+".role", fmt.Sprintf("%q is not a role", w.Role), "use api, content, worker or all", "workloads", i, "role")
 		}

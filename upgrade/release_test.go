@@ -96,6 +96,8 @@ func TestReleaseErrors(t *testing.T) {
 		{"twice", func(s string) string { return strings.Replace(s, "name: worker", "name: api", 1) }, "workloads[1].name", "listed twice"},
 		{"unknown key", func(s string) string { return s + "compatible_from: v1\n" }, "", "compatible_from"},
 		{"bad duration", func(s string) string { return s + "timeouts:\n  old-gone: soon\n" }, "", "not a duration"},
+		{"negative min-ready", func(s string) string { return strings.Replace(s, "order: 1", "order: 1\n    min-ready: -1s", 1) },
+			"workloads[0].min-ready", "must not be negative"},
 		{"bad impact", func(s string) string { return s + "backfill:\n  impact: gentle\n" }, "", "want low, normal or max"},
 		{"negative rate", func(s string) string { return s + "backfill:\n  rate: -5\n" }, "backfill", "must not be negative"},
 		{"not yaml", func(s string) string { return s + "workloads: [\n" }, "", "not valid YAML"},

@@ -457,6 +457,14 @@ func (b *Backend) roll(ctx context.Context, t upgrade.Target, tg target, gate up
 			if err := b.waitReady(ctx, in, t, gate); err != nil {
 				return err
 			}
+			if len(old) > 0 && t.Workload.MinReady.Duration > 0 {
+				// Let the router take this one in before the next old one goes.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(t.Workload.MinReady.Duration):
+				}
+			}
 			if len(old) > 0 {
 				if err := b.stop(old[0], "replaced by "+in.Name); err != nil {
 					return err
