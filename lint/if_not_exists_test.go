@@ -4,10 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
 // TestCreateTableIfNotExists: a table the linter has not seen, created with IF NOT
@@ -48,16 +44,8 @@ func TestCreateTableIfNotExists(t *testing.T) {
 
 // TestCreateTableIfNotExistsLive: the live catalog decides whether the table exists.
 func TestCreateTableIfNotExistsLive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	url, conn := liveDB(t)
 	if _, err := conn.Exec(ctx, "CREATE TABLE users (id int PRIMARY KEY, email text)"); err != nil {
 		t.Fatal(err)
 	}

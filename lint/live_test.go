@@ -12,18 +12,26 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// TestLoadCatalog reads the catalog of a real database and lints against it.
-func TestLoadCatalog(t *testing.T) {
+// liveDB skips t in -short runs; otherwise it returns a fresh database on the test
+// binary's PostgreSQL and a connection to it, closed when t ends.
+func liveDB(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return url, conn
+}
+
+// TestLoadCatalog reads the catalog of a real database and lints against it.
+func TestLoadCatalog(t *testing.T) {
+	ctx := context.Background()
+	url, conn := liveDB(t)
 	setup := []string{
 		`CREATE TABLE users (id bigint PRIMARY KEY, name varchar(50), email text, n integer)`,
 		`INSERT INTO users SELECT g, 'n' || g, 'e' || g, g FROM generate_series(1, 2000) g`,

@@ -3,10 +3,6 @@ package lint
 import (
 	"context"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
 // serverLockModes maps pg_locks' mode names to the model's lock levels.
@@ -23,16 +19,8 @@ var serverLockModes = map[string]lockMode{
 // locks (below SHARE UPDATE EXCLUSIVE) the model may leave out; any lock it names must be
 // the server's.
 func TestStatementLocksMatchServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	url, conn := liveDB(t)
 	setup := []string{
 		`CREATE TABLE r (id int PRIMARY KEY)`,
 		`CREATE TABLE t (id int PRIMARY KEY, r_id int REFERENCES r, v text, ts timestamp)`,

@@ -149,25 +149,18 @@ func (u *Upgrader) newInstances(ctx context.Context, rec *Record) ([]string, err
 // rollbackOurs rolls back the upgrade's migration if it is the one in progress; one
 // that another run started is not the upgrade's to undo.
 func (u *Upgrader) rollbackOurs(ctx context.Context, rec *Record) error {
-	m, err := u.migrator(ctx, rec.Release)
-	if err != nil {
-		return err
-	}
-	defer m.Close(context.WithoutCancel(ctx))
-	st, err := m.Status(ctx)
-	if err != nil {
-		return err
-	}
-	switch {
-	case st.Active == nil:
-		return nil // never started, or rolled back before a crash
-	case st.Active.Name != rec.Migration:
-		u.event(ctx, rec, "abort", fmt.Sprintf("migration %s is in progress, not this upgrade's %s: left as it is", st.Active.Name, rec.Migration), 0)
+	return u.withEngine(ctx, rec.Release, func(m *migrate.Migrator, st *migrate.Status) error {
+		switch {
+		case st.Active == nil:
+			return nil // never started, or rolled back before a crash
+		case st.Active.Name != rec.Migration:
+			u.event(ctx, rec, "abort", fmt.Sprintf("migration %s is in progress, not this upgrade's %s: left as it is", st.Active.Name, rec.Migration), 0)
+			return nil
+		}
+		if err := m.Rollback(ctx); err != nil && !errors.Is(err, migrate.ErrNoActiveMigration) {
+			return fmt.Errorf("roll back migration %s: %w", rec.Migration, err)
+		}
+		u.event(ctx, rec, "abort", "rolled back migration "+rec.Migration, 0)
 		return nil
-	}
-	if err := m.Rollback(ctx); err != nil && !errors.Is(err, migrate.ErrNoActiveMigration) {
-		return fmt.Errorf("roll back migration %s: %w", rec.Migration, err)
-	}
-	u.event(ctx, rec, "abort", "rolled back migration "+rec.Migration, 0)
-	return nil
+	})
 }

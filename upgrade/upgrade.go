@@ -379,16 +379,13 @@ func (u *Upgrader) Status(ctx context.Context, app string) (*StatusReport, error
 	rep := &StatusReport{Upgrade: rec, Steps: StepsOf(rec.Release)}
 	if rec.Active() && rec.Migration != "" {
 		// The engine's view: the migration in progress and its backfills' progress.
-		m, err := u.migrator(ctx, rec.Release)
+		err := u.withEngine(ctx, rec.Release, func(_ *migrate.Migrator, st *migrate.Status) error {
+			rep.Migration = st
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		st, err := m.Status(ctx)
-		m.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, err
-		}
-		rep.Migration = st
 	}
 	if u.opts.Backend != nil {
 		for _, w := range rec.Release.RollOrder() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -256,7 +255,7 @@ func runPlan(cmd *cobra.Command, f *upgradeFlags, args []string) error {
 		}
 		out := cmd.OutOrStdout()
 		if f.asJSON {
-			if err := writeJSON(out, p); err != nil {
+			if err := printJSON(out, p); err != nil {
 				return err
 			}
 		} else {
@@ -337,7 +336,7 @@ func runUpgradeStatus(cmd *cobra.Command, f *upgradeFlags, args []string) error 
 	}
 	out := cmd.OutOrStdout()
 	if f.asJSON {
-		return writeJSON(out, rep)
+		return printJSON(out, rep)
 	}
 	if rep == nil {
 		fmt.Fprintf(out, "app %s: no upgrade recorded\n", app)
@@ -389,14 +388,14 @@ func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err
 	var pe *upgrade.PlanError
 	if errors.As(err, &pe) {
 		if f.asJSON {
-			_ = writeJSON(cmd.OutOrStdout(), pe.Plan)
+			_ = printJSON(cmd.OutOrStdout(), pe.Plan)
 		} else {
 			printPlan(cmd.OutOrStdout(), pe.Plan)
 		}
 		return silentExit(exitFailure)
 	}
 	if rec != nil && f.asJSON {
-		if jerr := writeJSON(cmd.OutOrStdout(), rec); jerr != nil {
+		if jerr := printJSON(cmd.OutOrStdout(), rec); jerr != nil {
 			return jerr
 		}
 	}
@@ -407,12 +406,6 @@ func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err
 		fmt.Fprintf(cmd.OutOrStdout(), "upgrade %d of %s to %s: %s\n", rec.ID, rec.App, rec.To, rec.Status)
 	}
 	return nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // stepPrinter shows an upgrade's timeline as it happens: a line per event, and the
