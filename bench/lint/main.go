@@ -1,0 +1,162 @@
+// Command lint measures the CPU time `tandem lint` spends per statement on real migration
+// histories, against squawk (npm package squawk-cli) on the same files in the same run,
+// and prints a Markdown table.
+//
+//	go run ./bench/lint -squawk $(npm root)/@squawk-cli/linux-x64/bin/squawk [-runs 15] [-base OLD_TANDEM] [NAME=]DIR...
+//
+// Each DIR (named NAME in the table) is linted as `tandem lint DIR` lints it; squawk is given the same files, in the
+// same order (the ones tandem's loader picks: up halves only). A round runs every command
+// once on a corpus, in an order that rotates from round to round, so that a burst of load
+// on a shared machine favours none of them. The measure is the user+sys CPU time of the
+// whole process (start-up included) from its rusage; the table gives medians over the
+// rounds and the median of the per-round ratios to squawk.
+//
+// tandem is built from this tree into a temporary directory; -base adds another tandem
+// binary (say, one built before a change) as a third column.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tandem-pg/tandem/lint"
+)
+
+// tool is one command under measure.
+type tool struct {
+	name string
+	cmd  func(dir string, files []string) []string
+}
+
+func main() {
+	var (
+		squawk = flag.String("squawk", "", "the squawk binary (required), e.g. node_modules/@squawk-cli/linux-x64/bin/squawk")
+		base   = flag.String("base", "", "another tandem binary to measure beside this tree's (optional)")
+		runs   = flag.Int("runs", 15, "rounds per corpus (medians reported)")
+	)
+	flag.Parse()
+	if *squawk == "" || flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/lint -squawk BIN [-base TANDEM] [-runs N] [NAME=]DIR...")
+		os.Exit(2)
+	}
+	if err := run(*squawk, *base, *runs, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/lint:", err)
+		os.Exit(1)
+	}
+}
+
+func run(squawk, base string, runs int, dirs []string) error {
+	tmp, err := os.MkdirTemp("", "bench-lint-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	tandem := filepath.Join(tmp, "tandem")
+	build := exec.Command("go", "build", "-o", tandem, "./cmd/tandem")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build tandem (run from the module's root): %w", err)
+	}
+	tools := []tool{
+		{"squawk 2.66", func(_ string, files []string) []string { return append([]string{squawk}, files...) }},
+		{"tandem lint", func(dir string, _ []string) []string { return []string{tandem, "lint", dir} }},
+	}
+	if base != "" {
+		tools = append(tools, tool{"tandem lint (base)", func(dir string, _ []string) []string { return []string{base, "lint", dir} }})
+	}
+
+	fmt.Printf("| corpus | files | statements | command | CPU per run (ms) | µs per statement | vs squawk (median of the rounds' ratios) |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|\n")
+	for _, arg := range dirs {
+		name, dir, ok := strings.Cut(arg, "=")
+		if !ok {
+			name, dir = filepath.Base(filepath.Clean(arg)), arg
+		}
+		srcs, err := lint.LoadSources([]string{dir}, nil)
+		if err != nil {
+			return err
+		}
+		files := make([]string, len(srcs))
+		for i, s := range srcs {
+			files[i] = s.Name
+		}
+		stmts, err := countStatements(tandem, dir)
+		if err != nil {
+			return err
+		}
+		cpu := make([][]time.Duration, len(tools)) // by tool, by round
+		for r := 0; r < runs; r++ {
+			for k := range tools {
+				i := (k + r) % len(tools)
+				d, err := cpuTime(tools[i].cmd(dir, files))
+				if err != nil {
+					return fmt.Errorf("%s on %s: %w", tools[i].name, dir, err)
+				}
+				cpu[i] = append(cpu[i], d)
+			}
+		}
+		for i, t := range tools {
+			ratios := make([]float64, runs)
+			for r := range ratios {
+				ratios[r] = float64(cpu[i][r]) / float64(cpu[0][r])
+			}
+			med := median(cpu[i])
+			fmt.Printf("| %s | %d | %d | %s | %.0f | %.0f | %.2f× |\n", name, len(files), stmts, t.name,
+				float64(med)/1e6, float64(med)/1e3/float64(stmts), medianF(ratios))
+		}
+	}
+	return nil
+}
+
+// countStatements asks tandem how many statements it found in dir.
+func countStatements(tandem, dir string) (int, error) {
+	out, err := exec.Command(tandem, "lint", "--format", "json", dir).Output()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		return 0, fmt.Errorf("tandem lint %s: %w", dir, err)
+	}
+	var res struct {
+		Coverage struct {
+			Statements int `json:"statements"`
+		} `json:"coverage"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return 0, fmt.Errorf("tandem lint %s: its JSON: %w", dir, err)
+	}
+	return res.Coverage.Statements, nil
+}
+
+// cpuTime runs argv with its output discarded and returns its user+sys time. Exit code 1
+// (findings) is expected; a crash or a usage error is an error.
+func cpuTime(argv []string) (time.Duration, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		return 0, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianF(fs []float64) float64 {
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
