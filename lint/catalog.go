@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -392,6 +393,7 @@ func (c *Catalog) applyAlter(s *pg_query.AlterTableStmt, fileIdx int) {
 			}
 		case pg_query.AlterTableType_AT_DropColumn:
 			delete(t.columns, cmd.Name)
+			c.dropColumnConstraints(t, cmd.Name)
 		case pg_query.AlterTableType_AT_AlterColumnType:
 			if cd := cmd.Def.GetColumnDef(); cd != nil {
 				col := t.column(cmd.Name)
@@ -435,6 +437,23 @@ func (t *table) column(name string) *column {
 		t.columns[name] = col
 	}
 	return col
+}
+
+// dropColumnConstraints forgets the constraints the catalog knows to involve column col of
+// t (a primary or foreign key over it, a check that proves it NOT NULL), and the index of
+// a primary key: PostgreSQL drops them with the column.
+func (c *Catalog) dropColumnConstraints(t *table, col string) {
+	for name, cs := range t.constraints {
+		if !slices.Contains(cs.keys, col) && !slices.Contains(cs.notNullCols, col) {
+			continue
+		}
+		delete(t.constraints, name)
+		if cs.kind == conPrimary {
+			if ix := c.indexes[qualify(t.schema, name)]; ix != nil && ix.table == qualify(t.schema, t.name) {
+				delete(c.indexes, qualify(t.schema, name))
+			}
+		}
+	}
 }
 
 func (c *Catalog) applyDrop(s *pg_query.DropStmt) {

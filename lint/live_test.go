@@ -105,3 +105,42 @@ func TestLoadCatalog(t *testing.T) {
 		t.Error("LoadCatalog of an unreachable server succeeded")
 	}
 }
+
+// TestDropColumnDropsItsKey replaces a table's primary key as lemmy's history does (DROP
+// COLUMN id, ADD PRIMARY KEY on another column) on the real server and in the linter's
+// catalog: both must know only the new key, and a recipe batches by it every time (the
+// old key, left behind, was picked at random from the constraints).
+func TestDropColumnDropsItsKey(t *testing.T) {
+	ctx := context.Background()
+	_, conn := liveDB(t)
+	sql := `CREATE TABLE ban (id serial CONSTRAINT ban_old_pkey PRIMARY KEY, person_id int NOT NULL, published timestamptz);
+ALTER TABLE ban DROP COLUMN id, ADD PRIMARY KEY (person_id);`
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+	var server []string
+	if err := conn.QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_constraint c
+		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+		WHERE c.conrelid = 'ban'::regclass AND c.contype = 'p'`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(server, ",") != "person_id" {
+		t.Fatalf("the server's primary key is %v", server)
+	}
+	src := []Source{{Name: "1.sql", SQL: sql}, {Name: "2.sql", SQL: "ALTER TABLE ban RENAME COLUMN published TO published_at;"}}
+	for range 20 {
+		res, err := Lint(src, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fix := ""
+		for _, f := range res.Findings {
+			if f.Rule == "rename-column" {
+				fix = f.Fix
+			}
+		}
+		if !strings.Contains(fix, "WHERE person_id IN (SELECT person_id FROM ban") {
+			t.Fatalf("the recipe does not batch by the server's key %v:\n%s", server, fix)
+		}
+	}
+}
