@@ -32,6 +32,7 @@ func FuzzLint(f *testing.F) {
 				t.Fatalf("error that is not a parse error: %v", err)
 			}
 		}
+		checkLeanParse(t, []Source{{Name: "fuzz.sql", SQL: sql}}, Options{}, res, err)
 		for _, format := range Formats {
 			if err := Write(io.Discard, format, res); err != nil {
 				t.Fatalf("%s: %v", format, err)

@@ -1,6 +1,8 @@
 package lint
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -28,7 +30,22 @@ func lintCase(t *testing.T, c ruleCase) *Result {
 	if err != nil {
 		t.Fatalf("lint: %v", err)
 	}
+	checkLeanParse(t, srcs, Options{PGVersion: c.pg, Config: c.cfg}, res, err)
 	return res
+}
+
+// checkLeanParse checks that linting srcs with every statement's whole tree gives the
+// same result and error as the lean parse did (lean.go).
+func checkLeanParse(t *testing.T, srcs []Source, opts Options, lean *Result, leanErr error) {
+	t.Helper()
+	opts.fullTrees = true
+	full, err := Lint(srcs, opts)
+	if fmt.Sprint(err) != fmt.Sprint(leanErr) {
+		t.Fatalf("lean parse: error %v, whole trees: error %v", leanErr, err)
+	}
+	if !reflect.DeepEqual(full, lean) {
+		t.Fatalf("lean parse and whole trees differ:\nlean: %+v\nfull: %+v", lean, full)
+	}
 }
 
 // runRuleCases checks that rule fires exactly for the cases that want it.
@@ -81,7 +98,7 @@ func ruleIDs(fs []Finding) []string {
 // parseAll parses every statement of sql.
 func parseAll(t *testing.T, sql string) []*statement {
 	t.Helper()
-	pf, err := parseFile("p.sql", sql, true)
+	pf, err := parseFile("p.sql", sql, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,10 @@ type Options struct {
 	// Catalog, when not nil, is the schema as it exists before the first file (for example
 	// read from a live database with [LoadCatalog]). It is not modified.
 	Catalog *Catalog
+
+	// fullTrees makes every statement parse with its whole tree (tests compare it with
+	// the lean parse, see lean.go).
+	fullTrees bool
 }
 
 // Lint parses and analyses the sources in order, as a migration runner would apply them.
@@ -201,7 +205,7 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 			e.fileOrder[s.Name] = i
 		}
 		e.result.Coverage.Files++
-		pf, err := parseFile(s.Name, s.SQL, !opts.Config.NoForeignIgnores)
+		pf, err := parseFile(s.Name, s.SQL, !opts.Config.NoForeignIgnores, opts.fullTrees)
 		if err == nil {
 			err = e.runFile(i, pf)
 		}

@@ -62,6 +62,8 @@ type parsedFile struct {
 	explicitTx bool
 	// views are the views the file creates: key -> segment.
 	views map[string]int
+	// lean is true when head-only statements may be parsed without their tails (lean.go).
+	lean bool
 }
 
 const (
@@ -71,8 +73,8 @@ const (
 
 // parseFile reads the comments, directives and statement boundaries of src. foreign says
 // whether other tools' suppression comments count (see parseDirective). The statements
-// themselves are parsed by statements.
-func parseFile(name, src string, foreign bool) (*parsedFile, error) {
+// themselves are parsed by statements, leanly (lean.go) unless full.
+func parseFile(name, src string, foreign, full bool) (*parsedFile, error) {
 	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}, views: map[string]int{}}
 	pf.lineStarts = lineStarts(src)
 	comments, ends := scanSQL(src)
@@ -106,16 +108,22 @@ func parseFile(name, src string, foreign bool) (*parsedFile, error) {
 	}
 	pf.attachIgnores(comments, foreign)
 	pf.scanSegments()
+	pf.lean = !full && !containsAtomic(pf.text)
 	return pf, nil
 }
 
 // segment returns the text of segment i.
 func (pf *parsedFile) segment(i int) string {
-	from := 0
+	from, to := pf.segmentBounds(i)
+	return pf.text[from:to]
+}
+
+// segmentBounds returns the offsets in text where segment i starts and ends.
+func (pf *parsedFile) segmentBounds(i int) (from, to int) {
 	if i > 0 {
 		from = pf.ends[i-1] + 1
 	}
-	return pf.text[clamp(from, len(pf.text)):pf.ends[i]]
+	return clamp(from, pf.ends[i]), pf.ends[i]
 }
 
 // scanSegments finds, without parsing the whole file, what the engine must know before
@@ -155,7 +163,7 @@ func (pf *parsedFile) scanSegments() {
 			continue
 		}
 		off := indexFold(seg, "view") + len("view")
-		if key, ok := readQualifiedName(seg, skipSpaceAndComments(seg, off, len(seg))); ok {
+		if key, _, ok := readQualifiedName(seg, skipSpaceAndComments(seg, off, len(seg))); ok {
 			if _, seen := pf.views[key]; !seen {
 				pf.views[key] = i
 			}
@@ -164,18 +172,18 @@ func (pf *parsedFile) scanSegments() {
 }
 
 // readQualifiedName reads a relation name ([schema.]name, each part plain or
-// double-quoted) at offset i of s and returns its catalog key. Plain names are folded to
-// lower case, as PostgreSQL does.
-func readQualifiedName(s string, i int) (string, bool) {
+// double-quoted) at offset i of s and returns its catalog key and the offset just past
+// it. Plain names are folded to lower case, as PostgreSQL does.
+func readQualifiedName(s string, i int) (string, int, bool) {
 	var parts []string
 	for {
 		if i >= len(s) {
-			return "", false
+			return "", i, false
 		}
 		if s[i] == '"' {
 			end := quotedEnd(s, i, '"', false)
 			if end > len(s) || end-i < 2 {
-				return "", false
+				return "", i, false
 			}
 			parts = append(parts, strings.ReplaceAll(s[i+1:end-1], `""`, `"`))
 			i = end
@@ -185,7 +193,7 @@ func readQualifiedName(s string, i int) (string, bool) {
 				j++
 			}
 			if j == i {
-				return "", false
+				return "", i, false
 			}
 			parts = append(parts, strings.ToLower(s[i:j]))
 			i = j
@@ -195,7 +203,7 @@ func readQualifiedName(s string, i int) (string, bool) {
 		}
 		i++
 	}
-	return qualifiedKey(parts), len(parts) > 0 && len(parts) <= 3
+	return qualifiedKey(parts), i, len(parts) > 0 && len(parts) <= 3
 }
 
 // leadingWords returns up to n words at the start of s, after whitespace and comments.
@@ -252,21 +260,21 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 			last++
 		}
 		to := min(pf.ends[last]+1, len(text))
-		tree, err := pg_query.Parse(text[from:to])
+		tree, err := pf.parse(from, to, seg, last)
 		var perr *parser.Error
 		if err != nil && errors.As(err, &perr) && perr.Cursorpos > 0 {
 			// Parse the segments before the one with the error, then come back to it.
 			if k := sort.SearchInts(pf.ends, from+perr.Cursorpos-1); k > seg && k <= last {
 				last = k - 1
 				to = min(pf.ends[last]+1, len(text))
-				tree, err = pg_query.Parse(text[from:to])
+				tree, err = pf.parse(from, to, seg, last)
 			}
 		}
 		if err != nil && to < len(text) {
 			// The first segment fails: a BEGIN ATOMIC body whose semicolons split it, or a
 			// real error. Parse the rest at once.
 			to, last = len(text), len(pf.ends)-1
-			tree, err = pg_query.Parse(text[from:])
+			tree, err = pf.parse(from, to, seg, last)
 		}
 		if err != nil {
 			return pf.parseError(err, from)
@@ -292,6 +300,16 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 		from, seg = to, last+1
 	}
 	return nil
+}
+
+// parse parses text[from:to], segments first..last, leanly when it can (lean.go).
+func (pf *parsedFile) parse(from, to, first, last int) (*pg_query.ParseResult, error) {
+	if lean, ok := pf.leanChunk(from, to, first, last); ok {
+		if tree, err := pg_query.Parse(lean); err == nil {
+			return tree, nil
+		}
+	}
+	return pg_query.Parse(pf.text[from:to])
 }
 
 func clamp(v, n int) int {

@@ -74,7 +74,7 @@ func TestViewsFoundBeforeTheParse(t *testing.T) {
 		`CREATE /* c */ VIEW -- x
 		users AS SELECT 1`,
 	} {
-		pf, err := parseFile("v.sql", sql, true)
+		pf, err := parseFile("v.sql", sql, true, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestViewsFoundBeforeTheParse(t *testing.T) {
 			t.Errorf("%s: views = %v, want public.users", sql, pf.views)
 		}
 	}
-	pf, _ := parseFile("v.sql", `CREATE VIEW "Users" AS SELECT 1; CREATE MATERIALIZED VIEW m AS SELECT 1`, true)
+	pf, _ := parseFile("v.sql", `CREATE VIEW "Users" AS SELECT 1; CREATE MATERIALIZED VIEW m AS SELECT 1`, true, false)
 	if _, ok := pf.views["public.Users"]; !ok || len(pf.views) != 1 {
 		t.Errorf("views = %v, want only public.Users", pf.views)
 	}
