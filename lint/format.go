@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,7 +29,7 @@ func Write(w io.Writer, format string, res *Result) error {
 // WriteText prints findings for people: location, severity, message and rule, then the
 // lock, rewrite and compatibility facts and the safe recipe, then a summary with coverage.
 func WriteText(w io.Writer, res *Result) error {
-	ew := &errWriter{w: w}
+	ew := newErrWriter(w)
 	for _, f := range res.Findings {
 		ew.printf("%s:%d:%d: %s: %s [%s]\n", f.File, f.Line, f.Column, f.Severity, f.Message, f.Rule)
 		ew.printf("    statement: %s\n", f.Statement)
@@ -45,7 +46,7 @@ func WriteText(w io.Writer, res *Result) error {
 		ew.printf("\n")
 	}
 	ew.printf("%s\n", Summary(res))
-	return ew.err
+	return ew.flush()
 }
 
 // facts renders the lock, rewrite and compatibility facts of a finding on one line.
@@ -122,7 +123,7 @@ func WriteJSON(w io.Writer, res *Result) error {
 
 // WriteGitHub prints GitHub Actions workflow commands, which annotate the pull request.
 func WriteGitHub(w io.Writer, res *Result) error {
-	ew := &errWriter{w: w}
+	ew := newErrWriter(w)
 	for _, f := range res.Findings {
 		level := "warning"
 		if f.Severity == SeverityError {
@@ -136,7 +137,7 @@ func WriteGitHub(w io.Writer, res *Result) error {
 			ghProperty(f.File), f.Line, f.Column, ghProperty("tandem lint: "+f.Rule), ghData(msg))
 	}
 	ew.printf("%s\n", Summary(res))
-	return ew.err
+	return ew.flush()
 }
 
 // ghData escapes a workflow command's message.
@@ -149,11 +150,14 @@ func ghProperty(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
-// errWriter keeps the first write error.
+// errWriter buffers a report (one write, not one per line) and keeps the first write
+// error.
 type errWriter struct {
-	w   io.Writer
+	w   *bufio.Writer
 	err error
 }
+
+func newErrWriter(w io.Writer) *errWriter { return &errWriter{w: bufio.NewWriterSize(w, 64<<10)} }
 
 func (e *errWriter) printf(format string, args ...any) {
 	if e.err != nil {
@@ -162,4 +166,14 @@ func (e *errWriter) printf(format string, args ...any) {
 	if _, err := fmt.Fprintf(e.w, format, args...); err != nil {
 		e.err = fmt.Errorf("write report: %w", err)
 	}
+}
+
+// flush writes out what is buffered and returns the first error.
+func (e *errWriter) flush() error {
+	if e.err == nil {
+		if err := e.w.Flush(); err != nil {
+			e.err = fmt.Errorf("write report: %w", err)
+		}
+	}
+	return e.err
 }
