@@ -16,15 +16,18 @@ import (
 // the statement's text with whitespace collapsed. Editing lines above a statement keeps
 // it; changing the statement does not.
 func fingerprint(rule, table, stmt string) string {
-	h := sha256.New()
-	h.Write([]byte(rule + "\x00" + table + "\x00"))
-	for i, w := range strings.Fields(stmt) {
-		if i > 0 {
-			h.Write([]byte{' '})
+	b := make([]byte, 0, len(rule)+len(table)+2+len(stmt))
+	b = append(append(append(append(b, rule...), 0), table...), 0)
+	first := true
+	for w := range strings.FieldsSeq(stmt) {
+		if !first {
+			b = append(b, ' ')
 		}
-		h.Write([]byte(w))
+		first = false
+		b = append(b, w...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 // BaselineEntry is one accepted finding.

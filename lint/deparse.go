@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // deparse renders a statement node back to SQL, or "" if that fails.
@@ -33,11 +32,13 @@ func deparseExpr(n *pg_query.Node, fallback string) string {
 	return strings.TrimPrefix(s, "SELECT ")
 }
 
-// rewritten clones the statement, lets change modify the clone and deparses it.
-func rewritten(n *pg_query.Node, change func(*pg_query.Node)) string {
-	c := proto.Clone(n).(*pg_query.Node)
-	change(c)
-	return deparse(c)
+// rewritten lets change modify the statement, deparses it, and undoes the change with the
+// function change returns: cheaper than deparsing a clone, which a deep copy of the tree
+// would cost.
+func rewritten(n *pg_query.Node, change func(*pg_query.Node) (undo func())) string {
+	undo := change(n)
+	defer undo()
+	return deparse(n)
 }
 
 // typeSQL renders a type name as SQL, without a round trip through the deparser.

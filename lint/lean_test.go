@@ -1,6 +1,8 @@
 package lint
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 )
@@ -103,5 +105,30 @@ func TestLeanParse(t *testing.T) {
 			}
 			checkLeanParse(t, srcs, Options{}, res, err)
 		})
+	}
+}
+
+// TestSnippetAndFingerprint checks the excerpt and the fingerprint, which read only the
+// words they need, against their definitions: the words joined by single spaces, cut at
+// 100 bytes on a character boundary; a hash of rule, table and those words.
+func TestSnippetAndFingerprint(t *testing.T) {
+	long := strings.Repeat("ab ", 33) + "é" + strings.Repeat(" x", 50)
+	for _, s := range []string{"", "  ", "SELECT 1", " a\n\tb  c ", long, long[:97] + "\u00a0é\u00a0é", strings.Repeat("ä", 80), "x" + strings.Repeat(" ", 200) + "y"} {
+		joined := strings.Join(strings.Fields(s), " ")
+		want := joined
+		if len(want) > 100 {
+			cut := 100
+			for cut > 0 && want[cut]&0xC0 == 0x80 {
+				cut--
+			}
+			want = want[:cut] + "…"
+		}
+		if got := snippet(s); got != want {
+			t.Errorf("snippet(%q) = %q, want %q", s, got, want)
+		}
+		sum := sha256.Sum256([]byte("rule\x00tbl\x00" + joined))
+		if got, want := fingerprint("rule", "tbl", s), hex.EncodeToString(sum[:8]); got != want {
+			t.Errorf("fingerprint of %q = %s, want %s", s, got, want)
+		}
 	}
 }

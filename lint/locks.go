@@ -275,12 +275,21 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 				add(relKey(p.GetRangeVar()), lockAccessExclusive)
 			}
 		}
-		walk(n, func(x *pg_query.Node) bool {
+		// The foreign keys: table constraints, and column constraints (REFERENCES).
+		fk := func(x *pg_query.Node) {
 			if con := x.GetConstraint(); con != nil && con.Pktable != nil {
 				add(relKey(con.Pktable), lockShareRowExclusive)
 			}
-			return true
-		})
+		}
+		for _, elt := range s.TableElts {
+			fk(elt)
+			for _, c := range elt.GetColumnDef().GetConstraints() {
+				fk(c)
+			}
+		}
+		for _, c := range s.Constraints {
+			fk(c)
+		}
 	case n.GetLockStmt() != nil:
 		s := n.GetLockStmt()
 		m := lockMode(s.Mode)

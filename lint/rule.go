@@ -247,16 +247,26 @@ func (p *pass) once(key string) bool {
 
 // snippet collapses whitespace and shortens a statement for display.
 func snippet(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
 	const max = 100
-	if len(s) > max {
+	// The words joined by single spaces, up to the first byte past max.
+	b := make([]byte, 0, min(len(s), max+8))
+	for w := range strings.FieldsSeq(s) {
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, w...)
+		if len(b) > max {
+			break
+		}
+	}
+	if len(b) > max {
 		cut := max
-		for cut > 0 && s[cut]&0xC0 == 0x80 {
+		for cut > 0 && b[cut]&0xC0 == 0x80 {
 			cut--
 		}
-		s = s[:cut] + "…"
+		return string(b[:cut]) + "…"
 	}
-	return s
+	return string(b)
 }
 
 // ident quotes an identifier for the SQL recipes when needed.

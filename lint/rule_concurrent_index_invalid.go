@@ -50,6 +50,11 @@ func checkConcurrentIndexInvalid(p *pass, r *Rule) {
 	f.Fix = recipe(
 		"RESET lock_timeout;  -- a concurrent build does not block reads or writes while it waits",
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s;  -- removes an INVALID leftover of a failed attempt", qname(key)),
-		rewritten(p.node, func(n *pg_query.Node) { n.GetIndexStmt().IfNotExists = false })+";")
+		rewritten(p.node, func(n *pg_query.Node) func() {
+			s := n.GetIndexStmt()
+			ifNotExists := s.IfNotExists
+			s.IfNotExists = false
+			return func() { s.IfNotExists = ifNotExists }
+		})+";")
 	p.report(r, f)
 }

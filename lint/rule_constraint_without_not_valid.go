@@ -45,13 +45,17 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 			name = defaultConstraintName(displayName(key), map[pg_query.ConstrType]conKind{
 				pg_query.ConstrType_CONSTR_CHECK: conCheck, pg_query.ConstrType_CONSTR_FOREIGN: conForeign}[con.Contype], nil, con)
 		}
-		notValid := rewritten(p.node, func(n *pg_query.Node) {
+		notValid := rewritten(p.node, func(n *pg_query.Node) func() {
 			a := n.GetAlterTableStmt()
+			cmds := a.Cmds
 			var keep []*pg_query.Node
+			var undo []func()
 			for _, c := range a.Cmds {
 				if c.GetAlterTableCmd().GetDef().GetConstraint() != nil && c.GetAlterTableCmd().Subtype == cmd.Subtype &&
 					c.GetAlterTableCmd().Def.GetConstraint().Location == con.Location {
 					cc := c.GetAlterTableCmd().Def.GetConstraint()
+					skip, valid, name0 := cc.SkipValidation, cc.InitiallyValid, cc.Conname
+					undo = append(undo, func() { cc.SkipValidation, cc.InitiallyValid, cc.Conname = skip, valid, name0 })
 					cc.SkipValidation = true
 					cc.InitiallyValid = false
 					if cc.Conname == "" {
@@ -61,6 +65,12 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 				}
 			}
 			a.Cmds = keep
+			return func() {
+				a.Cmds = cmds
+				for _, u := range undo {
+					u()
+				}
+			}
 		})
 		f.Fix = recipe(
 			notValid+";  -- brief lock, no scan",

@@ -1,6 +1,8 @@
 package lint
 
 import (
+	"slices"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -34,7 +36,12 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 				name = "<index>"
 			}
 			f.Fix = recipe(
-				rewritten(p.node, func(n *pg_query.Node) { n.GetIndexStmt().Relation.Inh = false })+";  -- parent only: instant, INVALID for now",
+				rewritten(p.node, func(n *pg_query.Node) func() {
+					rv := n.GetIndexStmt().Relation
+					inh := rv.Inh
+					rv.Inh = false
+					return func() { rv.Inh = inh }
+				})+";  -- parent only: instant, INVALID for now",
 				"-- for each partition, in a file the runner does not wrap in a transaction:",
 				"CREATE INDEX CONCURRENTLY <partition_index> ON <partition> (...);",
 				"ALTER INDEX "+ident(name)+" ATTACH PARTITION <partition_index>;  -- the parent index becomes valid after the last one")
@@ -46,7 +53,12 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 			" for the whole index build"
 		f.Fix = recipe(
 			"-- in a file the runner does not wrap in a transaction:",
-			rewritten(p.node, func(n *pg_query.Node) { n.GetIndexStmt().Concurrent = true })+";")
+			rewritten(p.node, func(n *pg_query.Node) func() {
+				s := n.GetIndexStmt()
+				concurrent := s.Concurrent
+				s.Concurrent = true
+				return func() { s.Concurrent = concurrent }
+			})+";")
 		p.report(r, f)
 	case p.node.GetDropStmt() != nil:
 		s := p.node.GetDropStmt()
@@ -89,9 +101,11 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 		if p.pgVersion() >= 12 {
 			f.Fix = recipe(
 				"-- in a file the runner does not wrap in a transaction:",
-				rewritten(p.node, func(n *pg_query.Node) {
+				rewritten(p.node, func(n *pg_query.Node) func() {
 					rs := n.GetReindexStmt()
-					rs.Params = append(rs.Params, &pg_query.Node{Node: &pg_query.Node_DefElem{DefElem: &pg_query.DefElem{Defname: "concurrently"}}})
+					params := rs.Params
+					rs.Params = append(slices.Clip(params), &pg_query.Node{Node: &pg_query.Node_DefElem{DefElem: &pg_query.DefElem{Defname: "concurrently"}}})
+					return func() { rs.Params = params }
 				})+";")
 		} else {
 			f.Fix = recipe(
