@@ -824,7 +824,9 @@ func (b *Backend) record(ctx context.Context, d *appsv1.Deployment, typ, reason,
 		Source:              corev1.EventSource{Component: "tandem"},
 		ReportingController: "tandem.dev/upgrade", ReportingInstance: truncate("tandem-"+b.host, 128), Action: reason,
 	}
-	if _, err := b.c.CoreV1().Events(d.Namespace).Create(context.WithoutCancel(ctx), ev, metav1.CreateOptions{}); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := b.c.CoreV1().Events(d.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		b.log.Warn("record a kubernetes event", "deployment", d.Namespace+"/"+d.Name, "reason", reason, "err", err)
 	}
 }
@@ -836,6 +838,8 @@ func (b *Backend) StepEvent(ctx context.Context, rel *upgrade.Release, e upgrade
 	if b.opts.ReadOnly || rel == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	typ := corev1.EventTypeNormal
 	if strings.HasPrefix(e.What, "stopped") {
 		typ = corev1.EventTypeWarning
