@@ -16,10 +16,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
@@ -551,4 +554,136 @@ func TestAbortMidRollRestoresTemplate(t *testing.T) {
 	if !slices.ContainsFunc(rec.Events, func(ev upgrade.Event) bool { return strings.Contains(ev.What, "rolled back migration") }) {
 		t.Error("the migration was not rolled back")
 	}
+}
+
+// documentedRole reads the ServiceAccount, Role and RoleBinding from docs/kube.md: the
+// YAML block after the tandem-role marker.
+func documentedRole(t *testing.T) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "kube.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "<!-- tandem-role -->\n```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/kube.md has no yaml block after <!-- tandem-role -->")
+	}
+	var out []map[string]any
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(block), 4096)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		out = append(out, m)
+	}
+	if len(out) != 3 {
+		t.Fatalf("docs/kube.md's role block holds %d objects, want ServiceAccount, Role, RoleBinding", len(out))
+	}
+	return out
+}
+
+// TestJobWithMinimalRole runs `tandem upgrade apply` v1 -> v2 inside the cluster as a
+// Job whose ServiceAccount has exactly the Role docs/kube.md documents.
+func TestJobWithMinimalRole(t *testing.T) {
+	e := newKenv(t)
+	image := e.c.TandemImage(t)
+	e.install(2)
+	ctx := context.Background()
+	// The documented ServiceAccount, Role and RoleBinding, created as they are written.
+	for _, m := range documentedRole(t) {
+		raw, _ := json.Marshal(m)
+		var err error
+		switch m["kind"] {
+		case "ServiceAccount":
+			var o corev1.ServiceAccount
+			if err = json.Unmarshal(raw, &o); err == nil {
+				_, err = e.c.Client.CoreV1().ServiceAccounts(e.ns).Create(ctx, &o, metav1.CreateOptions{})
+			}
+		case "Role":
+			var o rbacv1.Role
+			if err = json.Unmarshal(raw, &o); err == nil {
+				_, err = e.c.Client.RbacV1().Roles(e.ns).Create(ctx, &o, metav1.CreateOptions{})
+			}
+		case "RoleBinding":
+			var o rbacv1.RoleBinding
+			if err = json.Unmarshal(raw, &o); err == nil {
+				_, err = e.c.Client.RbacV1().RoleBindings(e.ns).Create(ctx, &o, metav1.CreateOptions{})
+			}
+		default:
+			t.Fatalf("unexpected kind %v in docs/kube.md's role block", m["kind"])
+		}
+		if err != nil {
+			t.Fatalf("create %v from docs/kube.md: %v", m["kind"], err)
+		}
+	}
+	// The release as the Job sees it: tandem.yaml (no namespace: the pod's own) and the
+	// migrations, from a ConfigMap.
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "release-v2"}, Data: map[string]string{
+		"tandem.yaml": "app: catalog\nversion: v2\ncompatible-from: v1\nmigrations: migrations\nbackend: kube\n" +
+			"timeouts: {old-gone: 2m, ready: 2m}\nworkloads:\n  - name: api\n    role: api\n" +
+			"    kube: {deployment: catalog, container: catalog, image: " + kubetest.CatalogImage + ":v2}\n",
+	}}
+	items := []corev1.KeyToPath{{Key: "tandem.yaml", Path: "tandem.yaml"}}
+	migs, err := os.ReadDir(filepath.Join(e.dir, "releases", "v2", "migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migs {
+		b, err := os.ReadFile(filepath.Join(e.dir, "releases", "v2", "migrations", m.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data[m.Name()] = string(b)
+		items = append(items, corev1.KeyToPath{Key: m.Name(), Path: "migrations/" + m.Name()})
+	}
+	if _, err := e.c.Client.CoreV1().ConfigMaps(e.ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	backoff := int32(0)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "upgrade-v2"},
+		Spec: batchv1.JobSpec{BackoffLimit: &backoff, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			ServiceAccountName: "tandem", RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "tandem", Image: image, ImagePullPolicy: corev1.PullNever,
+				Args: []string{"upgrade", "apply", "/release/tandem.yaml"},
+				Env: []corev1.EnvVar{{Name: "TANDEM_POSTGRES_URL", Value: e.podURL},
+					// No kube-proxy in the test cluster: the API server's own address.
+					{Name: "KUBERNETES_SERVICE_HOST", Value: kubetest.NodeIP}, {Name: "KUBERNETES_SERVICE_PORT", Value: "6443"}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "release", MountPath: "/release"}},
+			}},
+			Volumes: []corev1.Volume{{Name: "release", VolumeSource: corev1.VolumeSource{
+				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "release-v2"}, Items: items}}}},
+		}}},
+	}
+	if _, err := e.c.Client.BatchV1().Jobs(e.ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		j, err := e.c.Client.BatchV1().Jobs(e.ns).Get(ctx, "upgrade-v2", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status.Succeeded > 0 {
+			break
+		}
+		if j.Status.Failed > 0 || time.Now().After(deadline) {
+			t.Fatalf("the Job did not succeed (failed %d):\n%s", j.Status.Failed, e.c.Logs(e.ns))
+		}
+		time.Sleep(time.Second)
+	}
+	d := e.deploymentNow()
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != kubetest.CatalogImage+":v2" {
+		t.Errorf("image %s after the Job", img)
+	}
+	all := e.registry()
+	for _, in := range all {
+		if in.AppVersion != "v2" {
+			t.Errorf("registry after the Job: %+v", in)
+		}
+	}
+	t.Logf("the Job's log:\n%s", e.c.Logs(e.ns))
 }
