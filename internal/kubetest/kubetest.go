@@ -189,7 +189,7 @@ func start() {
 // build builds a static binary of pkg (a path from the module's root) into out.
 func build(ctx context.Context, pkg, out string, cgo bool) error {
 	root := filepath.Join(here(), "..", "..")
-	args := []string{"build", "-trimpath", "-o", out}
+	args := []string{"build", "-o", out}
 	env := append(os.Environ(), "CGO_ENABLED=0")
 	if cgo {
 		// The example links pg_query (C): a static cgo binary, with Go's own resolver.
