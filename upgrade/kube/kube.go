@@ -496,7 +496,7 @@ func (b *Backend) follow(ctx context.Context, r ref, t upgrade.Target, gate upgr
 			progress(line)
 			lastLine = line
 		}
-		if done && st.newRS != nil && int32(nAccepted) >= replicas && !d.Spec.Paused {
+		if done && (st.newRS != nil || replicas == 0) && int32(nAccepted) >= replicas && !d.Spec.Paused {
 			b.record(ctx, d, corev1.EventTypeNormal, "RolledOut", fmt.Sprintf("every pod runs %s and is accepted; old pods drain", orUnknown(t.Release)))
 			b.event(fmt.Sprintf("deployment %s: successfully rolled out", r))
 			return nil
