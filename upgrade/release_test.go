@@ -229,7 +229,9 @@ func TestKubeReleaseErrors(t *testing.T) {
 			"workloads[0].kube.image", "missing"},
 		{"bad image", func(s string) string { return strings.Replace(s, "localhost/catalog:v2", `"localhost/catalog v2"`, 1) },
 			"workloads[0].kube.image", "not an image reference"},
-		{"bad deployment", func(s string) string { return strings.Replace(s, "deployment: catalog-worker", "deployment: Catalog_Worker", 1) },
+		{"bad deployment", func(s string) string {
+			return strings.Replace(s, "deployment: catalog-worker", "deployment: Catalog_Worker", 1)
+		},
 			"workloads[1].kube.deployment", "not a Deployment name"},
 		{"bad namespace", func(s string) string { return strings.Replace(s, "namespace: shop", "namespace: shop.eu", 1) },
 			"workloads[0].kube.namespace", "not a namespace name"},

@@ -137,4 +137,3 @@ func (b *Backend) applyManifests(ctx context.Context, r ref, t upgrade.Target) e
 	b.event(fmt.Sprintf("applied %d manifest(s) from %s", len(objs), dir))
 	return nil
 }
-
