@@ -73,6 +73,26 @@ type Workload struct {
 	MinReady Duration `yaml:"min-ready" json:"min_ready,omitempty"`
 	// Local says how the local backend runs the workload.
 	Local *LocalWorkload `yaml:"local" json:"local,omitempty"`
+	// Kube names the workload's Deployment on the kube backend.
+	Kube *KubeWorkload `yaml:"kube" json:"kube,omitempty"`
+}
+
+// KubeWorkload is the Deployment that runs a workload on the kube backend (see
+// docs/kube.md).
+type KubeWorkload struct {
+	// Namespace is the Deployment's namespace [the kubeconfig's namespace, else default].
+	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
+	// Deployment is the Deployment's name [the workload's name].
+	Deployment string `yaml:"deployment" json:"deployment"`
+	// Container is the container that runs the release [the pod's only container].
+	Container string `yaml:"container" json:"container,omitempty"`
+	// Image is the release's image, e.g. registry.example.com/catalog:v2. Required
+	// unless Manifests is given.
+	Image string `yaml:"image" json:"image,omitempty"`
+	// Manifests is a directory of YAML manifests, relative to tandem.yaml, that the
+	// roll server-side applies (rendered by kustomize or helm); it must hold the
+	// Deployment.
+	Manifests string `yaml:"manifests" json:"manifests,omitempty"`
 }
 
 // LocalWorkload is what "run this release" means for the local backend.
@@ -241,6 +261,12 @@ func lineOf(root *yaml.Node, path ...any) int {
 
 var roles = []string{"api", "content", "worker", "all"}
 
+// validKubeName is a Kubernetes object name (RFC 1123 subdomain, at most 253).
+var validKubeName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// validKubeLabel is a namespace or container name (RFC 1123 label, at most 63).
+var validKubeLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
 // validName is what a workload may be called: it names files and router servers.
 var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
 
@@ -337,6 +363,13 @@ func (r *Release) validate(root *yaml.Node) error {
 			}
 		}
 	}
+	if r.Backend == "kube" {
+		for i := range r.Workloads {
+			if err := r.validateKube(i, bad); err != nil {
+				return err
+			}
+		}
+	}
 	if r.Backfill.Workers < 0 || r.Backfill.Rate < 0 {
 		return bad("backfill", "workers and rate must not be negative", "give workers: 1 or more, and rate in rows per second (0: no cap)", "backfill")
 	}
@@ -353,6 +386,59 @@ func (r *Release) validate(root *yaml.Node) error {
 		r.Timeouts.Ready.Duration = 90 * time.Second
 	}
 	return nil
+}
+
+// validateKube checks workload i's kube section and fills in its defaults.
+func (r *Release) validateKube(i int, bad func(key, msg, fix string, path ...any) error) error {
+	w := &r.Workloads[i]
+	key := fmt.Sprintf("workloads[%d].kube", i)
+	if w.Kube == nil {
+		return bad(key, "missing", "name the workload's Deployment, e.g. kube: {namespace: shop, deployment: catalog-api, image: registry.example.com/catalog:v2}",
+			"workloads", i)
+	}
+	k := w.Kube
+	if k.Deployment == "" {
+		k.Deployment = w.Name
+	}
+	if len(k.Deployment) > 253 || !validKubeName.MatchString(k.Deployment) {
+		return bad(key+".deployment", fmt.Sprintf("%q is not a Deployment name", k.Deployment),
+			"use lower-case letters, digits, dashes and dots, as Kubernetes names", "workloads", i, "kube", "deployment")
+	}
+	if k.Namespace != "" && !validKubeLabel.MatchString(k.Namespace) {
+		return bad(key+".namespace", fmt.Sprintf("%q is not a namespace name", k.Namespace),
+			"use lower-case letters, digits and dashes, at most 63", "workloads", i, "kube", "namespace")
+	}
+	if k.Container != "" && !validKubeLabel.MatchString(k.Container) {
+		return bad(key+".container", fmt.Sprintf("%q is not a container name", k.Container),
+			"use lower-case letters, digits and dashes, at most 63", "workloads", i, "kube", "container")
+	}
+	if k.Image == "" && k.Manifests == "" {
+		return bad(key+".image", "missing", "give the release's image, e.g. image: registry.example.com/catalog:v2, "+
+			"or manifests: a directory of the release's rendered manifests", "workloads", i, "kube")
+	}
+	if strings.ContainsAny(k.Image, " \t\n") {
+		return bad(key+".image", fmt.Sprintf("%q is not an image reference", k.Image), "write it as registry/name:tag or name@sha256:digest",
+			"workloads", i, "kube", "image")
+	}
+	if k.Manifests != "" {
+		dir := r.KubeManifestsDir(*w)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return bad(key+".manifests", fmt.Sprintf("directory %s not found", dir), "create it or correct the path (relative to this file)",
+				"workloads", i, "kube", "manifests")
+		}
+	}
+	return nil
+}
+
+// KubeManifestsDir is workload w's manifests directory as a path; "" when it has none.
+func (r *Release) KubeManifestsDir(w Workload) string {
+	if w.Kube == nil || w.Kube.Manifests == "" {
+		return ""
+	}
+	if filepath.IsAbs(w.Kube.Manifests) {
+		return w.Kube.Manifests
+	}
+	return filepath.Join(r.Dir, w.Kube.Manifests)
 }
 
 // MigrationsDir is the migrations directory as a path.

@@ -176,3 +176,86 @@ func TestStepsOf(t *testing.T) {
 		}
 	}
 }
+
+const validKubeRelease = `app: catalog
+version: v2
+compatible-from: v1
+migrations: migrations
+backend: kube
+workloads:
+  - name: api
+    role: api
+    kube:
+      namespace: shop
+      container: catalog
+      image: localhost/catalog:v2
+  - name: worker
+    role: worker
+    kube:
+      deployment: catalog-worker
+      image: localhost/catalog:v2
+`
+
+func TestReadKubeRelease(t *testing.T) {
+	rel, err := ReadRelease(writeRelease(t, validKubeRelease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, worker := rel.Workloads[0].Kube, rel.Workloads[1].Kube
+	if api.Deployment != "api" || api.Namespace != "shop" || api.Container != "catalog" || api.Image != "localhost/catalog:v2" {
+		t.Errorf("api: %+v (the deployment defaults to the workload's name)", api)
+	}
+	if worker.Deployment != "catalog-worker" || worker.Namespace != "" {
+		t.Errorf("worker: %+v", worker)
+	}
+	if rel.KubeManifestsDir(rel.Workloads[0]) != "" {
+		t.Errorf("manifests dir %q without manifests", rel.KubeManifestsDir(rel.Workloads[0]))
+	}
+}
+
+// TestKubeReleaseErrors checks each mistake in a kube section is named with its key and
+// a fix.
+func TestKubeReleaseErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(string) string
+		wantKey string
+		want    string
+	}{
+		{"no kube section", func(s string) string {
+			return strings.Replace(s, "    kube:\n      deployment: catalog-worker\n      image: localhost/catalog:v2\n", "", 1)
+		}, "workloads[1].kube", "missing"},
+		{"no image", func(s string) string { return strings.Replace(s, "      image: localhost/catalog:v2\n", "", 1) },
+			"workloads[0].kube.image", "missing"},
+		{"bad image", func(s string) string { return strings.Replace(s, "localhost/catalog:v2", `"localhost/catalog v2"`, 1) },
+			"workloads[0].kube.image", "not an image reference"},
+		{"bad deployment", func(s string) string {
+			return strings.Replace(s, "deployment: catalog-worker", "deployment: Catalog_Worker", 1)
+		},
+			"workloads[1].kube.deployment", "not a Deployment name"},
+		{"bad namespace", func(s string) string { return strings.Replace(s, "namespace: shop", "namespace: shop.eu", 1) },
+			"workloads[0].kube.namespace", "not a namespace name"},
+		{"bad container", func(s string) string { return strings.Replace(s, "container: catalog", "container: -catalog", 1) },
+			"workloads[0].kube.container", "not a container name"},
+		{"manifests not found", func(s string) string {
+			return strings.Replace(s, "      image: localhost/catalog:v2\n", "      manifests: deploy\n", 1)
+		}, "workloads[0].kube.manifests", "not found"},
+		{"unknown key", func(s string) string { return strings.Replace(s, "namespace: shop", "namespaces: shop", 1) }, "", "namespaces"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeRelease(t, tc.edit(validKubeRelease))
+			_, err := ReadRelease(path)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			re, ok := err.(*ReleaseError)
+			if !ok {
+				t.Fatalf("%T, want *ReleaseError", err)
+			}
+			if re.Key != tc.wantKey || !strings.Contains(err.Error(), tc.want) || re.Fix == "" || !strings.HasPrefix(err.Error(), path) {
+				t.Errorf("%q (key %q): want key %q, %q, a fix and the file", err, re.Key, tc.wantKey, tc.want)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandem-pg/tandem/migrate"
 	"github.com/tandem-pg/tandem/upgrade"
+	"github.com/tandem-pg/tandem/upgrade/kube"
 	"github.com/tandem-pg/tandem/upgrade/local"
 )
 
@@ -26,6 +27,8 @@ type upgradeFlags struct {
 	routerPort int
 	routerLag  time.Duration
 	dryRun     bool
+	kubeconfig string
+	kubeCtx    string
 }
 
 func newUpgradeCmd() *cobra.Command {
@@ -52,6 +55,8 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	pf.StringVar(&f.localDir, "local-dir", "", "the local backend's state directory (default: $XDG_STATE_HOME/tandem/<app> or ~/.local/state/tandem/<app>)")
 	pf.IntVar(&f.routerPort, "router-port", 0, "local backend: the router's port on 127.0.0.1 (default: a free port, then the recorded one)")
 	pf.DurationVar(&f.routerLag, "router-lag", 0, "local backend: how long endpoint changes take to reach the router")
+	pf.StringVar(&f.kubeconfig, "kubeconfig", "", "kube backend: the kubeconfig (default: $KUBECONFIG, ~/.kube/config, else the in-cluster service account)")
+	pf.StringVar(&f.kubeCtx, "context", "", "kube backend: the kubeconfig context (default: the current one)")
 
 	plan := &cobra.Command{
 		Use:   "plan [RELEASE]",
@@ -176,8 +181,24 @@ func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, rea
 				return nil, err
 			}
 			opts.Backend = be
+		case "kube":
+			cfg, ns, err := kube.Config(f.kubeconfig, f.kubeCtx)
+			if err != nil {
+				return nil, usageErr(err)
+			}
+			be, err := kube.New(kube.Options{Config: cfg, Namespace: ns, ReadyTimeout: rel.Timeouts.Ready.Duration,
+				Logger: logger, ReadOnly: readOnly})
+			if err != nil {
+				return nil, err
+			}
+			opts.Backend = be
+			// Each event of the timeline is also a Kubernetes Event on the Deployments.
+			opts.OnEvent = func(e upgrade.Event) {
+				out.event(e)
+				be.StepEvent(ctx, rel, e)
+			}
 		default:
-			return nil, usageErr(fmt.Errorf("%s: backend %q is not available in this build (local is)", rel.File, rel.Backend))
+			return nil, usageErr(fmt.Errorf("%s: backend %q is not available in this build (local and kube are)", rel.File, rel.Backend))
 		}
 	}
 	u, err := upgrade.Open(ctx, opts)
@@ -370,7 +391,14 @@ func runUpgradeStatus(cmd *cobra.Command, f *upgradeFlags, args []string) error 
 	for _, w := range rep.Workloads {
 		fmt.Fprintf(out, "workload %s (%s): %d instance(s)\n", w.Name, w.Role, len(w.Instances))
 		for _, in := range w.Instances {
-			fmt.Fprintf(out, "  %s  %s  %s  pid %d  %s\n", in.Name, in.Release, in.State, in.PID, in.Addr)
+			fmt.Fprintf(out, "  %s  %s  %s  pid %d  %s", in.Name, in.Release, in.State, in.PID, in.Addr)
+			if in.Group != "" && in.Group != in.Revision {
+				fmt.Fprintf(out, "  replicaset %s", in.Group)
+			}
+			if in.Reason != "" {
+				fmt.Fprintf(out, "  (%s)", in.Reason)
+			}
+			fmt.Fprintln(out)
 		}
 	}
 	return nil
