@@ -50,7 +50,10 @@ func (u *Upgrader) finishPlan(ctx context.Context, p *Plan, rel *Release, allowD
 		}
 		p.ExpectedDowntime = est
 	}
-	p.Steps = stepsFor(rel, p.Mode, p.PendingContract != nil && p.Mode != ModeRollback)
+	// A pending contract is completed first, unless the upgrade goes to that release
+	// (a roll forward after an app rollback) or back from it.
+	pc := p.PendingContract
+	p.Steps = stepsFor(rel, p.Mode, pc != nil && p.Mode != ModeRollback && pc.Release != rel.Version)
 	p.Possible = len(p.Problems) == 0
 	return p, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -205,7 +206,7 @@ func (u *Upgrader) PlanPath(ctx context.Context, cat *Catalog, target string, o 
 		switch {
 		case i == 0:
 			hop.Mode, hop.Steps = pp.Mode, pp.Steps
-			if pp.PendingContract != nil && pp.Mode != ModeRollback {
+			if slices.Contains(pp.Steps, StepCompleteDeferred) {
 				hop.CompletesDeferred = pp.PendingContract.Release
 			}
 		default:

@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -175,6 +176,12 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 	}
 	// The deferred contract's migration is still in progress; the upgrade completes it.
 	deferred := pc != nil && st.Active != nil && st.Active.Name == pc.Migration
+	if deferred {
+		// Its migrations are applied, not completed: not this upgrade's to apply.
+		pending = slices.DeleteFunc(pending, func(mig *migrate.Migration) bool {
+			return mig.Name == st.Active.Name || slices.Contains(st.Active.Includes, mig.Name)
+		})
+	}
 	if len(pending) > 0 {
 		p.migration = migrate.Combine(pending)
 		for _, mig := range pending {

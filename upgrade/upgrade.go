@@ -247,7 +247,10 @@ func (u *Upgrader) applyLocked(ctx context.Context, rel *Release, allowDowntime 
 	rec := &Record{App: rel.App, Schema: rel.Schema, From: plan.From, To: rel.Version, Release: rel,
 		OldVersionSchema: plan.CurrentVersionSchema, NewVersionSchema: plan.TargetVersionSchema,
 		Step: StepPreflight, Status: StatusRunning, Holder: holder(),
-		Mode: plan.Mode, PathID: pathID, PendingContract: plan.PendingContract}
+		Mode: plan.Mode, PathID: pathID}
+	if slices.Contains(plan.Steps, StepCompleteDeferred) {
+		rec.PendingContract = plan.PendingContract
+	}
 	if plan.migration != nil {
 		rec.Migration = plan.migration.Name
 	}
