@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -41,9 +42,11 @@ const (
 // finishPlan decides the plan's mode, steps and verdict. With allowDowntime, an upgrade
 // that only the window prevents becomes a maintenance-window upgrade.
 func (u *Upgrader) finishPlan(ctx context.Context, p *Plan, rel *Release, allowDowntime bool) (*Plan, error) {
-	if allowDowntime && p.Mode == ModeRolling && p.window > 0 && p.window == len(p.Problems) {
+	if allowDowntime && p.Mode == ModeRolling && len(p.window) > 0 {
+		// The window's problems are why the upgrade needs one; any other still stops it.
 		p.Mode = ModeDowntime
-		p.DowntimeReasons, p.Problems = p.Problems, []string{}
+		p.DowntimeReasons = p.window
+		p.Problems = slices.DeleteFunc(p.Problems, func(pr string) bool { return slices.Contains(p.window, pr) })
 		est, err := u.estimateDowntime(ctx, rel, p)
 		if err != nil {
 			return nil, err

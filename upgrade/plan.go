@@ -55,7 +55,7 @@ type Plan struct {
 	ExpectedDowntime *DowntimeEstimate `json:"expected_downtime,omitempty"`
 
 	migration *migrate.Migration // the combined pending migrations; nil when none
-	window    int                // how many of Problems are about the window (compatible-from)
+	window    []string           // the Problems about the window (compatible-from)
 }
 
 // Steps of an upgrade. A roll step is "roll/<workload>".
@@ -93,7 +93,10 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 	p := &Plan{App: rel.App, To: rel.Version, CompatibleFrom: rel.CompatibleFrom, Maintenance: rel.Maintenance,
 		Problems: []string{}, Mode: ModeRolling, PendingContract: pc}
 	problem := func(format string, args ...any) { p.Problems = append(p.Problems, fmt.Sprintf(format, args...)) }
-	windowProblem := func(format string, args ...any) { p.window++; problem(format, args...) }
+	windowProblem := func(format string, args ...any) {
+		problem(format, args...)
+		p.window = append(p.window, p.Problems[len(p.Problems)-1])
+	}
 
 	// What runs now: the registry, and the releases installed by earlier upgrades.
 	reg := u.registry(rel)
