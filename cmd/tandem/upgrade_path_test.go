@@ -46,10 +46,18 @@ func TestUpgradePathCLI(t *testing.T) {
 }
 
 // TestUpgradePathKill9 kills `tandem upgrade apply --catalog releases v3` (two hops) with
-// SIGKILL at several moments, then finishes the path with `tandem upgrade resume`.
+// SIGKILL at several moments, each seen in the recorded state, then finishes the path
+// with `tandem upgrade resume`.
 func TestUpgradePathKill9(t *testing.T) {
-	for _, after := range []time.Duration{3 * time.Second, 7 * time.Second} {
-		t.Run(after.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		when string // the kill comes once this query returns true
+	}{
+		{"hop-1-roll", `SELECT count(*) = 1 AND bool_and(step = 'roll/api') FROM tandem.upgrades WHERE path_id > 0`},
+		{"hop-1-done", `SELECT count(*) FILTER (WHERE status = 'done') = 1 FROM tandem.upgrades WHERE path_id > 0`},
+		{"hop-2-roll", `SELECT count(*) = 2 AND bool_or(to_version = 'v3' AND step = 'roll/api') FROM tandem.upgrades WHERE path_id > 0`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			e := newCLIEnv(t)
 			if code, out := e.tandem("upgrade", "apply", e.release("v1")); code != 0 {
 				t.Fatalf("install v1: exit %d\n%s", code, out)
@@ -62,13 +70,24 @@ func TestUpgradePathKill9(t *testing.T) {
 			if err := c.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(after)
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				var now bool
+				_ = pool.QueryRow(ctx, tc.when).Scan(&now)
+				if now {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the moment to kill at never came (%s); the output:\n%s", tc.when, out.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			_ = c.Process.Signal(syscall.SIGKILL)
 			_ = c.Wait()
 			var where string
 			_ = pool.QueryRow(ctx, `SELECT coalesce(string_agg(to_version || ':' || status || '@' || step, ', ' ORDER BY id), '')
 				FROM tandem.upgrades WHERE path_id > 0`).Scan(&where)
-			t.Logf("killed after %s; the path's upgrades: %s; its output:\n%s", after, where, out.String())
+			t.Logf("killed at %s; the path's upgrades: %s; its output:\n%s", tc.name, where, out.String())
 
 			code, rout := e.tandem("upgrade", "resume", "--app", "catalog")
 			if code != 0 {
