@@ -16,7 +16,11 @@ import (
 // the migration is rolled back, and maintenance mode goes off. Once contract has begun
 // it refuses with ErrContractBegun: the old version's schema is gone, so the way out is
 // forward (Resume). An abort interrupted by a crash is finished by Abort or Resume.
+// Between two hops of a path, Abort ends the path there.
 func (u *Upgrader) Abort(ctx context.Context, app string) (*Record, error) {
+	if rec, stopped, err := u.stopPathBetweenHops(ctx, app); stopped || err != nil {
+		return rec, err
+	}
 	unlock, rec, err := u.takeActive(ctx, app, "abort")
 	if err != nil {
 		return nil, err

@@ -351,6 +351,34 @@ func (u *Upgrader) runPath(ctx context.Context, path *PathRecord) (*PathRecord, 
 	}
 }
 
+// stopPathBetweenHops ends the app's path in progress when it is between two hops (no
+// hop's upgrade is in progress), and returns the last hop's upgrade: what runs.
+func (u *Upgrader) stopPathBetweenHops(ctx context.Context, app string) (*Record, bool, error) {
+	path, err := u.activePath(ctx, app)
+	if err != nil || path == nil {
+		return nil, false, err
+	}
+	unlock, err := u.lock(ctx, app)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+	if act, err := u.st.active(ctx, u.pool, app); err != nil || act != nil {
+		return nil, false, err // a hop is in progress: abort it
+	}
+	recs, err := u.st.pathUpgrades(ctx, u.pool, path.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	path.Upgrades = recs
+	last := path.last()
+	why := "stopped by abort before its first hop"
+	if last != nil {
+		why = fmt.Sprintf("stopped by abort between hops: %s runs", last.To)
+	}
+	return last, true, u.endPath(ctx, path.ID, StatusAborted, why)
+}
+
 // statusPathAndContract adds to rep the path its upgrade is a hop of, and the app's
 // deferred contract still to be done.
 func (u *Upgrader) statusPathAndContract(ctx context.Context, rep *StatusReport) error {

@@ -196,6 +196,41 @@ func TestPathResume(t *testing.T) {
 	}
 }
 
+// TestPathAbortBetweenHops stops a path between its hops with Abort: the path ends there,
+// the first hop stays done, and a new apply starts from what runs.
+func TestPathAbortBetweenHops(t *testing.T) {
+	e := newEnv(t)
+	e.install(500)
+	ctx := context.Background()
+	u := e.upgrader(upgrade.Options{BeforeHop: func(hop int) error {
+		if hop == 1 {
+			return errCrash
+		}
+		return nil
+	}})
+	path, err := u.ApplyPath(ctx, e.catalog(nil), "v3", upgrade.PathOptions{})
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("apply: %v, want the crash", err)
+	}
+	rec, err := e.upgrader(upgrade.Options{}).Abort(ctx, "catalog")
+	if err != nil || rec == nil || rec.To != "v2" || rec.Status != upgrade.StatusDone {
+		t.Fatalf("abort between hops: %+v (%v), want the first hop's upgrade, done", rec, err)
+	}
+	rep, err := e.upgrader(upgrade.Options{}).Status(ctx, "catalog")
+	if err != nil || rep.Path == nil || rep.Path.ID != path.ID || rep.Path.Status != upgrade.StatusAborted {
+		t.Fatalf("status after the abort: %+v (%v)", rep.Path, err)
+	}
+	e.checkRuns("v2", rec.NewVersionSchema)
+	if _, err := e.upgrader(upgrade.Options{}).Resume(ctx, "catalog"); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
+		t.Errorf("resume after the abort: %v, want nothing to resume", err)
+	}
+	path, err = e.upgrader(upgrade.Options{}).ApplyPath(ctx, e.catalog(nil), "v3", upgrade.PathOptions{})
+	if err != nil || path.ID != 0 || len(path.Upgrades) != 1 || path.Upgrades[0].From != "v2" {
+		t.Fatalf("apply v3 again: %+v (%v), want one hop from v2", path, err)
+	}
+	e.checkRuns("v3", path.Upgrades[0].NewVersionSchema)
+}
+
 // TestDeferredContract upgrades to v2 with its contract deferred, rolls the app back to
 // v1 and forward again with no database change, then upgrades to v3, which completes
 // v2's contract first, and only once no v1 instance is alive.

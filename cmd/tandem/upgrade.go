@@ -420,6 +420,10 @@ func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err
 	if err != nil {
 		return err
 	}
+	if rec == nil {
+		fmt.Fprintln(cmd.OutOrStdout(), "no upgrade ran")
+		return nil
+	}
 	if !f.asJSON {
 		fmt.Fprintf(cmd.OutOrStdout(), "upgrade %d of %s to %s: %s\n", rec.ID, rec.App, rec.To, rec.Status)
 		if d := rec.Downtime(); d > 0 {
