@@ -263,7 +263,7 @@ func (u *Upgrader) ApplyPath(ctx context.Context, cat *Catalog, target string, o
 		path.Versions = append(path.Versions, r.Version)
 	}
 	if len(path.Hops) == 1 {
-		rec, err := u.applyLocked(ctx, path.Hops[0], o.AllowDowntime, 0)
+		rec, err := u.applyLocked(ctx, path.Hops[0], pp.Plan, o.AllowDowntime, 0)
 		if rec != nil {
 			path.Upgrades, path.Status = []*Record{rec}, rec.Status
 		}
@@ -272,7 +272,7 @@ func (u *Upgrader) ApplyPath(ctx context.Context, cat *Catalog, target string, o
 	if err := u.st.insertPath(ctx, u.pool, path); err != nil {
 		return nil, err
 	}
-	return u.runPath(ctx, path)
+	return u.runPath(ctx, path, pp.Plan)
 }
 
 // resumePath continues a path in progress under the app's upgrade lock.
@@ -282,12 +282,13 @@ func (u *Upgrader) resumePath(ctx context.Context, path *PathRecord) (*PathRecor
 		return nil, err
 	}
 	defer unlock()
-	return u.runPath(ctx, path)
+	return u.runPath(ctx, path, nil)
 }
 
 // runPath runs the path from where its upgrades show it is: the newest hop's upgrade is
-// resumed if unfinished, then each next hop is applied. Call with the app's lock held.
-func (u *Upgrader) runPath(ctx context.Context, path *PathRecord) (*PathRecord, error) {
+// resumed if unfinished, then each next hop is applied; first, if given, is the first
+// hop's plan. Call with the app's lock held.
+func (u *Upgrader) runPath(ctx context.Context, path *PathRecord, first *Plan) (*PathRecord, error) {
 	for {
 		recs, err := u.st.pathUpgrades(ctx, u.pool, path.ID)
 		if err != nil {
@@ -335,7 +336,11 @@ func (u *Upgrader) runPath(ctx context.Context, path *PathRecord) (*PathRecord, 
 			u.opts.OnEvent(Event{At: time.Now(), Step: "path", What: fmt.Sprintf("hop %d of %d: %s (path %d to %s)",
 				next+1, len(path.Hops), path.Hops[next].Version, path.ID, path.To)})
 		}
-		if _, err := u.applyLocked(ctx, path.Hops[next], false, path.ID); err != nil {
+		var plan *Plan
+		if next == 0 {
+			plan = first
+		}
+		if _, err := u.applyLocked(ctx, path.Hops[next], plan, false, path.ID); err != nil {
 			var pe *PlanError
 			if errors.As(err, &pe) {
 				// The hop is not possible now: the path stops here, and says why.

@@ -231,15 +231,18 @@ func (u *Upgrader) Apply(ctx context.Context, rel *Release) (*Record, error) {
 		return nil, err
 	}
 	defer unlock()
-	return u.applyLocked(ctx, rel, false, 0)
+	return u.applyLocked(ctx, rel, nil, false, 0)
 }
 
-// applyLocked is Apply under the app's upgrade lock, as a hop of path pathID (0: none);
-// allowDowntime lets the plan choose a maintenance-window upgrade.
-func (u *Upgrader) applyLocked(ctx context.Context, rel *Release, allowDowntime bool, pathID int64) (*Record, error) {
-	plan, err := u.plan(ctx, rel, allowDowntime)
-	if err != nil {
-		return nil, err
+// applyLocked is Apply under the app's upgrade lock, as a hop of path pathID (0: none),
+// with plan, made under the same lock, or a new one (nil); allowDowntime lets the plan
+// choose a maintenance-window upgrade.
+func (u *Upgrader) applyLocked(ctx context.Context, rel *Release, plan *Plan, allowDowntime bool, pathID int64) (*Record, error) {
+	if plan == nil {
+		var err error
+		if plan, err = u.plan(ctx, rel, allowDowntime); err != nil {
+			return nil, err
+		}
 	}
 	if !plan.Possible {
 		return nil, &PlanError{Plan: plan}
