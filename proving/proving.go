@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,8 +94,15 @@ type Options struct {
 	// From is the release installed before the load starts [v1].
 	From string
 	// Upgrade is the release to upgrade to at RolloutAt; empty restarts From's
-	// instances instead.
+	// instances instead. The upgrade goes through the example's releases as a catalog:
+	// from v1 to v3, two hops.
 	Upgrade string
+	// Then are the releases to go to after Upgrade, one after another, under the same
+	// load: e.g. v1, v2, v3 after Upgrade v2 with v2's contract deferred rolls the app
+	// back to v1, forward to v2, then upgrades to v3.
+	Then []string
+	// DeferContract are the releases whose contract is deferred (contract: deferred).
+	DeferContract []string
 	// Rows is how many items the table holds before the load starts [1000].
 	Rows int
 
@@ -187,6 +196,14 @@ func (o *Options) defaults() error {
 	if o.Upgrade != "" && upgrade.CompareVersions(o.Upgrade, o.From) <= 0 {
 		return fmt.Errorf("upgrade: %s is not newer than %s", o.Upgrade, o.From)
 	}
+	if len(o.Then) > 0 && o.Upgrade == "" {
+		return fmt.Errorf("then: %v needs an upgrade to begin with", o.Then)
+	}
+	for _, v := range append(slices.Clone(o.Then), o.DeferContract...) {
+		if !slices.Contains(catalog.Releases, v) {
+			return fmt.Errorf("release %q: the example's releases are %v", v, catalog.Releases)
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -251,7 +268,23 @@ func (r *run) release(v string) (*upgrade.Release, error) {
 		}
 		w.Local.Command = append(w.Local.Command, extra...)
 	}
+	if slices.Contains(r.opts.DeferContract, v) {
+		rel.Contract = upgrade.ContractDeferred
+	}
 	return rel, nil
+}
+
+// catalog returns the example's releases, as the run sets them, as a release catalog.
+func (r *run) catalog() (*upgrade.Catalog, error) {
+	var rels []*upgrade.Release
+	for _, v := range catalog.Releases {
+		rel, err := r.release(v)
+		if err != nil {
+			return nil, err
+		}
+		rels = append(rels, rel)
+	}
+	return upgrade.NewCatalog(rels...)
 }
 
 // Run performs one proving run and returns its report. It returns an error when the
@@ -286,11 +319,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var to *upgrade.Release
+	cat, err := r.catalog()
+	if err != nil {
+		return nil, err
+	}
+	var targets []string
 	if opts.Upgrade != "" {
-		if to, err = r.release(opts.Upgrade); err != nil {
-			return nil, err
-		}
+		targets = append([]string{opts.Upgrade}, opts.Then...)
 	}
 
 	// PostgreSQL.
@@ -411,12 +446,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, ctx.Err()
 	}
 	rolloutStart := time.Since(r.start)
-	var rec *upgrade.Record
-	if to != nil {
-		r.event(fmt.Sprintf("upgrade %s -> %s starts", from.Version, to.Version))
-		rec, err = up.Apply(ctx, to)
-		if err != nil {
-			return nil, fmt.Errorf("%w to %s: %w", ErrUpgrade, to.Version, err)
+	var recs []*upgrade.Record
+	if len(targets) > 0 {
+		for _, to := range targets {
+			r.event(fmt.Sprintf("upgrade to %s starts", to))
+			path, err := up.ApplyPath(ctx, cat, to, upgrade.PathOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("%w to %s: %w", ErrUpgrade, to, err)
+			}
+			recs = append(recs, path.Upgrades...)
 		}
 	} else {
 		r.event("rolling restart starts")
@@ -447,13 +485,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := buildReport(opts, gen.records(), r.events(), rolloutStart, rolloutEnd)
 	rep.TasksDone, rep.TasksPending, rep.TasksDoubled = tasks.settle(ctx, pool, 30*time.Second)
 	rep.TasksQueued = rep.TasksDone + rep.TasksPending
-	if rec != nil {
-		after, err := checksum(ctx, pool, rec.NewVersionSchema, before.MaxID)
+	if len(recs) > 0 {
+		after, err := checksum(ctx, pool, recs[len(recs)-1].NewVersionSchema, before.MaxID)
 		if err != nil {
 			return rep, err
 		}
 		evMu.Lock()
-		rep.Upgrade = upgradeReport(r, rec, upgradeEvents, watch, before, after)
+		rep.Upgrade = upgradeReport(r, recs, upgradeEvents, watch, before, after)
 		evMu.Unlock()
 	}
 	if err := be.RouterErr(); err != nil {
@@ -653,28 +691,75 @@ func checksum(ctx context.Context, pool *pgxpool.Pool, vs string, maxID int64) (
 	return s, nil
 }
 
-func upgradeReport(r *run, rec *upgrade.Record, evs []upgrade.Event, w *registryWatch, before, after rowsSum) *UpgradeReport {
-	u := &UpgradeReport{From: rec.From, To: rec.To, Migration: rec.Migration,
-		OldVersionSchema: rec.OldVersionSchema, NewVersionSchema: rec.NewVersionSchema,
+// upgradeReport reports the upgrades recs (the hops of the run, in order) from their
+// events evs, in the same order.
+func upgradeReport(r *run, recs []*upgrade.Record, evs []upgrade.Event, w *registryWatch, before, after rowsSum) *UpgradeReport {
+	first, last := recs[0], recs[len(recs)-1]
+	u := &UpgradeReport{From: first.From, To: last.To, Migration: last.Migration,
+		OldVersionSchema: first.OldVersionSchema, NewVersionSchema: last.NewVersionSchema,
 		ChecksumBefore: before, ChecksumAfter: after, RowsIntact: before == after}
+	for _, rec := range recs {
+		u.Hops = append(u.Hops, fmt.Sprintf("%s -> %s (%s)", orDash(rec.From), rec.To, rec.Mode))
+	}
 	began := map[string]time.Time{}
+	var contracts, completes []time.Time
 	for _, e := range evs {
 		if e.What == "begins" {
 			began[e.Step] = e.At
+			switch e.Step {
+			case upgrade.StepContract:
+				contracts = append(contracts, e.At)
+			case upgrade.StepCompleteDeferred:
+				completes = append(completes, e.At)
+			}
 		}
 		if e.What == "done" && !began[e.Step].IsZero() {
 			u.Steps = append(u.Steps, StepTiming{Step: e.Step, StartS: r.since(began[e.Step]).Seconds(),
 				DurationS: e.Duration.Seconds()})
 		}
 	}
-	if t := began[upgrade.StepContract]; !t.IsZero() {
-		u.ContractAtS = r.since(t).Seconds()
+	// Each contract, the hops' own and the deferred ones completed first, must come after
+	// the last instance of the release whose schema version it drops.
+	check := func(rec *upgrade.Record, what string, at []time.Time, old string) []time.Time {
+		c := ContractCheck{Upgrade: rec.ID, Contract: what, OldRelease: old}
+		if len(at) > 0 {
+			c.AtS, at = r.since(at[0]).Seconds(), at[1:]
+		}
+		if t := w.lastAlive(old); !t.IsZero() {
+			c.LastOldSeenS = r.since(t).Seconds()
+		}
+		c.After = c.AtS > 0 && c.LastOldSeenS > 0 && c.AtS > c.LastOldSeenS
+		u.Contracts = append(u.Contracts, c)
+		return at
 	}
-	if t := w.lastAlive(rec.From); !t.IsZero() {
-		u.LastOldSeenS = r.since(t).Seconds()
+	for _, rec := range recs {
+		steps := rec.Steps()
+		if slices.Contains(steps, upgrade.StepCompleteDeferred) && rec.PendingContract != nil {
+			completes = check(rec, rec.PendingContract.Release+"'s deferred contract", completes, rec.PendingContract.OldRelease)
+		}
+		if slices.Contains(steps, upgrade.StepContract) && rec.Migration != "" {
+			contracts = check(rec, rec.To+"'s contract", contracts, rec.From)
+		}
 	}
-	u.ContractAfterOldGone = u.ContractAtS > 0 && u.LastOldSeenS > 0 && u.ContractAtS > u.LastOldSeenS
+	u.ContractAfterOldGone = true
+	for _, c := range u.Contracts {
+		u.ContractAfterOldGone = u.ContractAfterOldGone && c.After
+	}
+	if n := len(u.Contracts); n > 0 {
+		u.ContractAtS, u.LastOldSeenS = u.Contracts[n-1].AtS, u.Contracts[n-1].LastOldSeenS
+	}
 	return u
+}
+
+// ContractCheck is one contract of a run's upgrades: when it began, and when a watch on
+// the registry last saw an instance of the release whose schema version it drops.
+type ContractCheck struct {
+	Upgrade      int64   `json:"upgrade"`
+	Contract     string  `json:"contract"`
+	OldRelease   string  `json:"old_release"`
+	AtS          float64 `json:"at_s"`
+	LastOldSeenS float64 `json:"last_old_seen_in_registry_s"`
+	After        bool    `json:"after"`
 }
 
 // UpgradeReport is what the proving ground saw of an upgrade.
@@ -685,12 +770,17 @@ type UpgradeReport struct {
 	OldVersionSchema string       `json:"old_version_schema"`
 	NewVersionSchema string       `json:"new_version_schema"`
 	Steps            []StepTiming `json:"steps"`
-	// ContractAtS is when contract began; LastOldSeenS the last time a watch on the
-	// registry (polling every 50 ms, apart from the orchestrator) saw an instance of the
-	// old release alive (both in seconds since the load started).
-	ContractAtS          float64 `json:"contract_at_s"`
-	LastOldSeenS         float64 `json:"last_old_seen_in_registry_s"`
-	ContractAfterOldGone bool    `json:"contract_after_old_gone"`
+	// Hops are the upgrades of the run, in order, with their modes.
+	Hops []string `json:"hops"`
+	// Contracts are the run's contracts, each with when it began and the last time a
+	// watch on the registry (polling every 50 ms, apart from the orchestrator) saw an
+	// instance of the release whose schema version it drops; ContractAtS and
+	// LastOldSeenS are the last one's (in seconds since the load started).
+	// ContractAfterOldGone holds when every contract came after.
+	Contracts            []ContractCheck `json:"contracts"`
+	ContractAtS          float64         `json:"contract_at_s"`
+	LastOldSeenS         float64         `json:"last_old_seen_in_registry_s"`
+	ContractAfterOldGone bool            `json:"contract_after_old_gone"`
 	// The rows that existed before the upgrade, summed before and after it.
 	ChecksumBefore rowsSum `json:"checksum_before"`
 	ChecksumAfter  rowsSum `json:"checksum_after"`
@@ -709,12 +799,20 @@ func (u *UpgradeReport) summary(w io.Writer) {
 	for _, s := range u.Steps {
 		fmt.Fprintf(w, "  %-18s at %6.1fs  took %6.1fs\n", s.Step, s.StartS, s.DurationS)
 	}
-	verdict := "yes"
-	if !u.ContractAfterOldGone {
-		verdict = "NO"
+	if len(u.Hops) > 1 {
+		fmt.Fprintf(w, "  hops: %s\n", strings.Join(u.Hops, ", "))
 	}
-	fmt.Fprintf(w, "  a %s instance was last seen in the registry at %.2fs; contract began at %.2fs: after it: %s\n",
-		u.From, u.LastOldSeenS, u.ContractAtS, verdict)
+	if len(u.Contracts) == 0 {
+		fmt.Fprintln(w, "  no contract ran (deferred)")
+	}
+	for _, c := range u.Contracts {
+		verdict := "yes"
+		if !c.After {
+			verdict = "NO"
+		}
+		fmt.Fprintf(w, "  a %s instance was last seen in the registry at %.2fs; %s began at %.2fs: after it: %s\n",
+			c.OldRelease, c.LastOldSeenS, c.Contract, c.AtS, verdict)
+	}
 	intact := "intact"
 	if !u.RowsIntact {
 		intact = "CHANGED"

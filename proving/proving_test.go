@@ -207,3 +207,74 @@ func TestProveUpgradeCI(t *testing.T) {
 		dumpLogs(t, dir)
 	}
 }
+
+// TestProvePathsCI is a CI-sized proving run of the upgrade paths under load through a
+// real HAProxy: v1 -> v3 in two hops (v3 is compatible from v2 only), and a deferred
+// contract: v2 with its contract deferred, the app rolled back to v1 and forward again
+// with no database change, then v3, which completes v2's contract first. No request may
+// fail, no row may change, and every contract must come after the last instance of the
+// release whose schema version it drops.
+func TestProvePathsCI(t *testing.T) {
+	haproxytest.Require(t)
+	tests := []struct {
+		name     string
+		upgrade  string
+		then     []string
+		deferred []string
+		hops     []string
+		// contracts are the contracts that must run, by the release they drop.
+		contracts []string
+	}{
+		{"two hops", "v3", nil, nil, []string{"v1 -> v2 (rolling)", "v2 -> v3 (rolling)"}, []string{"v1", "v2"}},
+		{"deferred contract", "v2", []string{"v1", "v2", "v3"}, []string{"v2"},
+			[]string{"v1 -> v2 (rolling)", "v2 -> v1 (rollback)", "v1 -> v2 (rolling)", "v2 -> v3 (rolling)"}, []string{"v1", "v2"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			rep, err := Run(ctx, Options{
+				Instances: 2, Rate: 40, Duration: 12 * time.Second, RolloutAt: 3 * time.Second,
+				RouterLag: time.Second, DrainDelay: 2 * time.Second, ShutdownTimeout: 30 * time.Second,
+				StreamShare: 0.05, StreamDuration: 500 * time.Millisecond, WriteShare: 0.2, TaskRate: 5, Rows: 5_000,
+				Upgrade: tc.upgrade, Then: tc.then, DeferContract: tc.deferred,
+				Tandem: os.Args[0], InstanceEnv: []string{instanceEnv + "=1"}, PostgresURL: pgtest.NewDatabase(t),
+				WorkDir: dir, Logger: slog.New(slog.NewTextHandler(logWriter{t}, nil)),
+			})
+			if err != nil {
+				dumpLogs(t, dir)
+				t.Fatal(err)
+			}
+			var sum strings.Builder
+			rep.Summary(&sum)
+			t.Log("\n" + sum.String())
+			u := rep.Upgrade
+			if u == nil {
+				t.Fatal("the report has no upgrade")
+			}
+			if rep.Failed != 0 {
+				t.Errorf("%d requests failed: %v; first: %s", rep.Failed, rep.FailedByClass, strings.Join(rep.FirstErrors, "; "))
+			}
+			if !u.RowsIntact || u.ChecksumBefore.Rows < 5_000 {
+				t.Errorf("rows: before %+v, after %+v", u.ChecksumBefore, u.ChecksumAfter)
+			}
+			if strings.Join(u.Hops, ", ") != strings.Join(tc.hops, ", ") {
+				t.Errorf("hops %v, want %v", u.Hops, tc.hops)
+			}
+			var dropped []string
+			for _, c := range u.Contracts {
+				dropped = append(dropped, c.OldRelease)
+				if !c.After || c.LastOldSeenS <= 0 {
+					t.Errorf("%s began at %.2fs, a %s instance was last seen in the registry at %.2fs", c.Contract, c.AtS, c.OldRelease, c.LastOldSeenS)
+				}
+			}
+			if strings.Join(dropped, " ") != strings.Join(tc.contracts, " ") || !u.ContractAfterOldGone {
+				t.Errorf("contracts dropped %v, want %v (all after: %v)", dropped, tc.contracts, u.ContractAfterOldGone)
+			}
+			if t.Failed() {
+				dumpLogs(t, dir)
+			}
+		})
+	}
+}

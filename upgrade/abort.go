@@ -16,14 +16,18 @@ import (
 // the migration is rolled back, and maintenance mode goes off. Once contract has begun
 // it refuses with ErrContractBegun: the old version's schema is gone, so the way out is
 // forward (Resume). An abort interrupted by a crash is finished by Abort or Resume.
+// Between two hops of a path, Abort ends the path there.
 func (u *Upgrader) Abort(ctx context.Context, app string) (*Record, error) {
+	if rec, stopped, err := u.stopPathBetweenHops(ctx, app); stopped || err != nil {
+		return rec, err
+	}
 	unlock, rec, err := u.takeActive(ctx, app, "abort")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	if rec.Status == StatusRunning {
-		if i, c := stepIndex(rec.Release, rec.Step), stepIndex(rec.Release, StepContract); i >= c {
+		if rec.contractBegun() {
 			return rec, fmt.Errorf("%w: upgrade %d of %s to %s is at step %s, and the old version's schema may be gone; "+
 				"run `tandem upgrade resume` to finish it", ErrContractBegun, rec.ID, rec.App, rec.To, rec.Step)
 		}
@@ -90,6 +94,9 @@ func (u *Upgrader) abort(ctx context.Context, rec *Record) (*Record, error) {
 		return rec, err
 	}
 	u.event(ctx, rec, "abort", fmt.Sprintf("aborted: %s runs %s again", rec.App, orNone(rec.From)), 0)
+	if err := u.endPath(ctx, rec.PathID, StatusAborted, fmt.Sprintf("upgrade %d to %s was aborted", rec.ID, rec.To)); err != nil {
+		return rec, err
+	}
 	return rec, nil
 }
 

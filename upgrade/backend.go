@@ -22,7 +22,8 @@ type Backend interface {
 	// are left. It returns once the last old instance was told to stop, without waiting
 	// for it to exit. A Roll interrupted and called again continues where it was.
 	Roll(ctx context.Context, t Target, gate ReadyGate, progress func(string)) error
-	// Restore rolls the workload back to a Snapshot, as Roll does.
+	// Restore rolls the workload back to a Snapshot, as Roll does. The snapshot of a
+	// workload without instances, JSON null, stops them all (a maintenance window's stop).
 	Restore(ctx context.Context, t Target, snapshot json.RawMessage, gate ReadyGate, progress func(string)) error
 	// Instances lists the workload's instances, those still draining included, each
 	// with the revision it runs.

@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -41,8 +42,20 @@ type Plan struct {
 	Steps []string `json:"steps"`
 	// InProgress is an upgrade of the app that is under way, if any.
 	InProgress *Record `json:"in_progress,omitempty"`
+	// Mode is how the upgrade would run: rolling, downtime (a maintenance window, only
+	// with --allow-downtime) or rollback (the app back to the release before a deferred
+	// contract).
+	Mode string `json:"mode"`
+	// PendingContract is a release's deferred contract, still to be done; a rolling
+	// upgrade completes it first.
+	PendingContract *PendingContract `json:"pending_contract,omitempty"`
+	// DowntimeReasons say why the upgrade needs a maintenance window (Mode downtime).
+	DowntimeReasons []string `json:"downtime_reasons,omitempty"`
+	// ExpectedDowntime is the plan's estimate of the window (Mode downtime).
+	ExpectedDowntime *DowntimeEstimate `json:"expected_downtime,omitempty"`
 
 	migration *migrate.Migration // the combined pending migrations; nil when none
+	window    []string           // the Problems about the window (compatible-from)
 }
 
 // Steps of an upgrade. A roll step is "roll/<workload>".
@@ -57,42 +70,33 @@ const (
 	StepDone           = "done"
 )
 
-// StepsOf returns the steps of an upgrade to rel, in order.
-func StepsOf(rel *Release) []string {
-	steps := []string{StepPreflight}
-	if rel.Maintenance != MaintenanceOff {
-		steps = append(steps, StepMaintenanceOn)
-	}
-	steps = append(steps, StepExpand)
-	if rel.Maintenance == MaintenanceExpand {
-		steps = append(steps, StepMaintenanceOff)
-	}
-	for _, w := range rel.RollOrder() {
-		steps = append(steps, StepRollPrefix+w.Name)
-	}
-	steps = append(steps, StepWaitOldGone, StepContract)
-	if rel.Maintenance == MaintenanceUpgrade {
-		steps = append(steps, StepMaintenanceOff)
-	}
-	return append(steps, StepDone)
-}
-
-// stepIndex returns where step is in StepsOf(rel), or -1.
-func stepIndex(rel *Release, step string) int {
-	for i, s := range StepsOf(rel) {
-		if s == step {
-			return i
-		}
-	}
-	return -1
-}
+// StepsOf returns the steps of a rolling upgrade to rel, in order (see Record.Steps for
+// the other modes).
+func StepsOf(rel *Release) []string { return stepsFor(rel, ModeRolling, false) }
 
 // Plan reads what runs now and what rel needs, and says what an upgrade would do. It
 // changes nothing.
 func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
+	return u.plan(ctx, rel, false)
+}
+
+// plan is Plan; with allowDowntime, an upgrade that only the window (compatible-from)
+// prevents is planned as a maintenance-window upgrade instead of refused.
+func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (*Plan, error) {
+	pc, err := u.pendingContract(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	if pc != nil && rel.Version == pc.OldRelease && rel.Version != pc.Release {
+		return u.planAppRollback(ctx, rel, pc)
+	}
 	p := &Plan{App: rel.App, To: rel.Version, CompatibleFrom: rel.CompatibleFrom, Maintenance: rel.Maintenance,
-		Problems: []string{}, Steps: StepsOf(rel)}
+		Problems: []string{}, Mode: ModeRolling, PendingContract: pc}
 	problem := func(format string, args ...any) { p.Problems = append(p.Problems, fmt.Sprintf(format, args...)) }
+	windowProblem := func(format string, args ...any) {
+		problem(format, args...)
+		p.window = append(p.window, p.Problems[len(p.Problems)-1])
+	}
 
 	// What runs now: the registry, and the releases installed by earlier upgrades.
 	reg := u.registry(rel)
@@ -127,19 +131,20 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 	from := p.From
 	for _, v := range p.Running {
 		if CompareVersions(v.AppVersion, rel.CompatibleFrom) < 0 {
-			problem("%d instance(s) of %s %s are running, older than this release's compatible-from %s: "+
+			windowProblem("%d instance(s) of %s %s are running, older than this release's compatible-from %s: "+
 				"upgrade to a release between them first (or wait until those instances are gone)",
 				v.Instances, v.App, v.AppVersion, rel.CompatibleFrom)
 		}
 		if CompareVersions(v.AppVersion, rel.Version) > 0 {
-			problem("%d instance(s) of %s %s are running, newer than %s: tandem does not downgrade", v.Instances, v.App, v.AppVersion, rel.Version)
+			problem("%d instance(s) of %s %s are running, newer than %s: tandem does not downgrade (an app rollback needs the newer release's contract deferred: see docs/upgrade.md)",
+				v.Instances, v.App, v.AppVersion, rel.Version)
 		}
 		if from == "" || CompareVersions(v.AppVersion, from) < 0 {
 			from = v.AppVersion
 		}
 	}
 	if p.From != "" && len(p.Running) == 0 && CompareVersions(p.From, rel.CompatibleFrom) < 0 {
-		problem("the database was last upgraded to %s, older than this release's compatible-from %s: upgrade to a release between them first",
+		windowProblem("the database was last upgraded to %s, older than this release's compatible-from %s: upgrade to a release between them first",
 			p.From, rel.CompatibleFrom)
 	}
 	if p.From == "" {
@@ -155,7 +160,7 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 	migs, err := migrate.ReadDir(rel.MigrationsDir())
 	if err != nil {
 		problem("%v", err)
-		return finish(p), nil
+		return u.finishPlan(ctx, p, rel, allowDowntime)
 	}
 	pending, err := m.Pending(ctx, migs)
 	if err != nil {
@@ -169,6 +174,17 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 	if p.CurrentVersionSchema == "" {
 		p.CurrentVersionSchema = rel.Schema
 	}
+	if pc != nil && p.From == pc.OldRelease {
+		p.CurrentVersionSchema = pc.OldVersionSchema // rolled back within the window
+	}
+	// The deferred contract's migration is still in progress; the upgrade completes it.
+	deferred := pc != nil && st.Active != nil && st.Active.Name == pc.Migration
+	if deferred {
+		// Its migrations are applied, not completed: not this upgrade's to apply.
+		pending = slices.DeleteFunc(pending, func(mig *migrate.Migration) bool {
+			return mig.Name == st.Active.Name || slices.Contains(st.Active.Includes, mig.Name)
+		})
+	}
 	if len(pending) > 0 {
 		p.migration = migrate.Combine(pending)
 		for _, mig := range pending {
@@ -176,12 +192,17 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 		}
 		p.TargetVersionSchema = m.VersionSchemaFor(p.migration)
 		ours := p.InProgress != nil && p.InProgress.Migration == p.migration.Name
-		if st.Active != nil && st.Active.Name != p.migration.Name && !ours {
+		if st.Active != nil && st.Active.Name != p.migration.Name && !ours && !deferred {
 			problem("migration %s is in progress in schema %s: complete it (`tandem complete`) or roll it back (`tandem rollback`) first",
 				st.Active.Name, rel.Schema)
 		}
-		if err := m.Validate(ctx, p.migration); err != nil {
-			problem("the pending migrations do not validate against the live schema: %v", err)
+		// With a deferred contract pending, the live schema is that release's, still
+		// expanded: the pending migrations come after its contract, so the expand step
+		// validates them once the contract is done.
+		if !deferred {
+			if err := m.Validate(ctx, p.migration); err != nil {
+				problem("the pending migrations do not validate against the live schema: %v", err)
+			}
 		}
 		if bf, err := m.EstimateBackfills(ctx, p.migration); err != nil {
 			return nil, err
@@ -189,8 +210,11 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 			p.Backfills = bf
 		}
 	} else {
-		p.TargetVersionSchema = p.CurrentVersionSchema
-		if st.Active != nil && (p.InProgress == nil || p.InProgress.Migration != st.Active.Name) {
+		p.TargetVersionSchema = st.VersionSchema
+		if p.TargetVersionSchema == "" {
+			p.TargetVersionSchema = rel.Schema
+		}
+		if st.Active != nil && (p.InProgress == nil || p.InProgress.Migration != st.Active.Name) && !deferred {
 			problem("migration %s is in progress in schema %s: complete it (`tandem complete`) or roll it back (`tandem rollback`) first",
 				st.Active.Name, rel.Schema)
 		}
@@ -199,12 +223,7 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 		problem("tandem.yaml's version-schema is %s, but the migrations make %s: correct version-schema, or leave it out",
 			rel.VersionSchema, p.TargetVersionSchema)
 	}
-	return finish(p), nil
-}
-
-func finish(p *Plan) *Plan {
-	p.Possible = len(p.Problems) == 0
-	return p
+	return u.finishPlan(ctx, p, rel, allowDowntime)
 }
 
 // CompareVersions orders release versions: runs of digits compare as numbers, the rest

@@ -43,6 +43,10 @@ type Release struct {
 	VersionSchema string `yaml:"version-schema" json:"version_schema,omitempty"`
 	// Maintenance is the maintenance policy [expand].
 	Maintenance string `yaml:"maintenance" json:"maintenance"`
+	// Contract is when the release's contract runs: now, at the end of its upgrade (the
+	// default), or deferred to the next upgrade, so that the app can roll back to the
+	// previous release without a database rollback meanwhile (see docs/upgrade.md).
+	Contract string `yaml:"contract" json:"contract,omitempty"`
 	// Backend is where the instances run [local].
 	Backend string `yaml:"backend" json:"backend"`
 	// Workloads are the release's workloads, rolled in ascending Order.
@@ -308,6 +312,14 @@ func (r *Release) validate(root *yaml.Node) error {
 	default:
 		return bad("maintenance", fmt.Sprintf("%q is not a policy", r.Maintenance),
 			"use expand (on during expand only), upgrade (on for the whole upgrade) or off", "maintenance")
+	}
+	switch r.Contract {
+	case "":
+		r.Contract = ContractNow
+	case ContractNow, ContractDeferred:
+	default:
+		return bad("contract", fmt.Sprintf("%q is not a contract policy", r.Contract),
+			"use now (contract at the end of the upgrade) or deferred (at the start of the next one)", "contract")
 	}
 	switch r.Backend {
 	case "":

@@ -40,6 +40,13 @@ type Record struct {
 	Snapshots map[string]json.RawMessage `json:"snapshots,omitempty"`
 	// Events is the upgrade's timeline, oldest first.
 	Events []Event `json:"events,omitempty"`
+	// Mode is how the upgrade runs: rolling (""), downtime or rollback (see Mode*).
+	Mode string `json:"mode,omitempty"`
+	// PathID is the path (see ApplyPath) this upgrade is a hop of; 0 for none.
+	PathID int64 `json:"path_id,omitempty"`
+	// PendingContract is the deferred contract of an earlier release that this upgrade
+	// completes first, if any.
+	PendingContract *PendingContract `json:"pending_contract,omitempty"`
 }
 
 // Active reports whether the upgrade is still to be resumed or aborted.
@@ -88,7 +95,11 @@ func (s store) init(ctx context.Context, db querier) error {
 			what        text NOT NULL,
 			duration_ms bigint NOT NULL DEFAULT 0,
 			PRIMARY KEY (upgrade_id, seq))`,
+		`ALTER TABLE ` + s.table("upgrades") + ` ADD COLUMN IF NOT EXISTS mode text NOT NULL DEFAULT ''`,
+		`ALTER TABLE ` + s.table("upgrades") + ` ADD COLUMN IF NOT EXISTS path_id bigint NOT NULL DEFAULT 0`,
+		`ALTER TABLE ` + s.table("upgrades") + ` ADD COLUMN IF NOT EXISTS pending_contract jsonb`,
 	}
+	stmts = append(stmts, s.pathTables()...)
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("create the upgrade state in schema %q: %w", s.state, err)
@@ -124,13 +135,14 @@ type querier interface {
 }
 
 const recordColumns = `id, app, schema, from_version, to_version, release, old_version_schema, new_version_schema,
-	migration, step, status, error, holder, snapshots, started_at, updated_at`
+	migration, step, status, error, holder, snapshots, started_at, updated_at, mode, path_id, pending_contract`
 
 func scanRecord(row pgx.Row) (*Record, error) {
 	var r Record
 	var rel, snaps []byte
 	if err := row.Scan(&r.ID, &r.App, &r.Schema, &r.From, &r.To, &rel, &r.OldVersionSchema, &r.NewVersionSchema,
-		&r.Migration, &r.Step, &r.Status, &r.Error, &r.Holder, &snaps, &r.StartedAt, &r.UpdatedAt); err != nil {
+		&r.Migration, &r.Step, &r.Status, &r.Error, &r.Holder, &snaps, &r.StartedAt, &r.UpdatedAt,
+		&r.Mode, &r.PathID, &r.PendingContract); err != nil {
 		return nil, err
 	}
 	r.Release = &Release{}
@@ -176,9 +188,10 @@ func (s store) insert(ctx context.Context, db querier, r *Record) error {
 		return err
 	}
 	err = db.QueryRow(ctx, `INSERT INTO `+s.table("upgrades")+` (app, schema, from_version, to_version, release,
-			old_version_schema, new_version_schema, migration, step, status, holder)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id, started_at, updated_at`,
-		r.App, r.Schema, r.From, r.To, rel, r.OldVersionSchema, r.NewVersionSchema, r.Migration, r.Step, r.Status, r.Holder).
+			old_version_schema, new_version_schema, migration, step, status, holder, mode, path_id, pending_contract)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id, started_at, updated_at`,
+		r.App, r.Schema, r.From, r.To, rel, r.OldVersionSchema, r.NewVersionSchema, r.Migration, r.Step, r.Status, r.Holder,
+		r.Mode, r.PathID, r.PendingContract).
 		Scan(&r.ID, &r.StartedAt, &r.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("record the upgrade: %w", err)

@@ -10,7 +10,7 @@ import (
 // and the pending migrations. An upgrade resumed at this step re-plans; later steps do
 // not, since their own changes would fail the checks.
 func (u *Upgrader) stepPreflight(ctx context.Context, rec *Record) error {
-	plan, err := u.Plan(ctx, rec.Release)
+	plan, err := u.plan(ctx, rec.Release, rec.Mode == ModeDowntime)
 	if err != nil {
 		return err
 	}

@@ -19,18 +19,8 @@ func (u *Upgrader) stepRoll(ctx context.Context, rec *Record, name string) error
 		return fmt.Errorf("release %s has no workload %q", rec.To, name)
 	}
 	t := u.target(rec, w)
-	if _, ok := rec.Snapshots[name]; !ok {
-		snap, err := u.opts.Backend.Snapshot(ctx, t)
-		if err != nil {
-			return fmt.Errorf("record what workload %s runs now: %w", name, err)
-		}
-		if rec.Snapshots == nil {
-			rec.Snapshots = map[string]json.RawMessage{}
-		}
-		rec.Snapshots[name] = snap
-		if err := u.st.save(ctx, u.pool, rec); err != nil {
-			return err
-		}
+	if err := u.snapshotOnce(ctx, rec, t); err != nil {
+		return err
 	}
 	began := time.Now()
 	err := u.opts.Backend.Roll(ctx, t, u.registeredGate(rec.Release, rec.To, rec.NewVersionSchema), func(line string) {
@@ -42,6 +32,24 @@ func (u *Upgrader) stepRoll(ctx context.Context, rec *Record, name string) error
 	u.event(ctx, rec, rec.Step, fmt.Sprintf("workload %s runs %s (roll took %s; old instances drain)", name, rec.To,
 		time.Since(began).Round(time.Millisecond)), 0)
 	return nil
+}
+
+// snapshotOnce records what t's workload runs now, before the upgrade's first change to
+// it, so that abort can go back to it even after a crash in the middle of that change.
+func (u *Upgrader) snapshotOnce(ctx context.Context, rec *Record, t Target) error {
+	name := t.Workload.Name
+	if _, ok := rec.Snapshots[name]; ok {
+		return nil
+	}
+	snap, err := u.opts.Backend.Snapshot(ctx, t)
+	if err != nil {
+		return fmt.Errorf("record what workload %s runs now: %w", name, err)
+	}
+	if rec.Snapshots == nil {
+		rec.Snapshots = map[string]json.RawMessage{}
+	}
+	rec.Snapshots[name] = snap
+	return u.st.save(ctx, u.pool, rec)
 }
 
 func (r *Release) workload(name string) (Workload, bool) {

@@ -57,6 +57,9 @@ type Options struct {
 	// BeforeStep, when set, is called before each step runs; an error stops the
 	// upgrade there, as a crash would (for tests).
 	BeforeStep func(step string) error
+	// BeforeHop, when set, is called before each hop of a path begins (0 first); an
+	// error stops the path there, as a crash would (for tests).
+	BeforeHop func(hop int) error
 	// Logger receives a line per step [discard].
 	Logger *slog.Logger
 }
@@ -76,8 +79,11 @@ var ErrBusy = errors.New("another upgrade of this app is running")
 var ErrContractBegun = errors.New("contract has begun")
 
 // PlanError is returned by Apply when the plan says the upgrade cannot be done without
-// downtime.
-type PlanError struct{ Plan *Plan }
+// downtime, and by ApplyPath (with the path's plan) when the path cannot be.
+type PlanError struct {
+	Plan *Plan
+	Path *PathPlan
+}
 
 func (e *PlanError) Error() string {
 	return fmt.Sprintf("upgrade of %s to %s is not possible without downtime: %s", e.Plan.App, e.Plan.To, strings.Join(e.Plan.Problems, "; "))
@@ -225,24 +231,37 @@ func (u *Upgrader) Apply(ctx context.Context, rel *Release) (*Record, error) {
 		return nil, err
 	}
 	defer unlock()
-	plan, err := u.Plan(ctx, rel)
-	if err != nil {
-		return nil, err
+	return u.applyLocked(ctx, rel, nil, false, 0)
+}
+
+// applyLocked is Apply under the app's upgrade lock, as a hop of path pathID (0: none),
+// with plan, made under the same lock, or a new one (nil); allowDowntime lets the plan
+// choose a maintenance-window upgrade.
+func (u *Upgrader) applyLocked(ctx context.Context, rel *Release, plan *Plan, allowDowntime bool, pathID int64) (*Record, error) {
+	if plan == nil {
+		var err error
+		if plan, err = u.plan(ctx, rel, allowDowntime); err != nil {
+			return nil, err
+		}
 	}
 	if !plan.Possible {
 		return nil, &PlanError{Plan: plan}
 	}
 	rec := &Record{App: rel.App, Schema: rel.Schema, From: plan.From, To: rel.Version, Release: rel,
 		OldVersionSchema: plan.CurrentVersionSchema, NewVersionSchema: plan.TargetVersionSchema,
-		Step: StepPreflight, Status: StatusRunning, Holder: holder()}
+		Step: StepPreflight, Status: StatusRunning, Holder: holder(),
+		Mode: plan.Mode, PathID: pathID}
+	if slices.Contains(plan.Steps, StepCompleteDeferred) {
+		rec.PendingContract = plan.PendingContract
+	}
 	if plan.migration != nil {
 		rec.Migration = plan.migration.Name
 	}
 	if err := u.st.insert(ctx, u.pool, rec); err != nil {
 		return nil, err
 	}
-	u.event(ctx, rec, StepPreflight, fmt.Sprintf("upgrade %d of %s: %s -> %s; pending migrations %v; schema %s -> %s",
-		rec.ID, rec.App, orNone(rec.From), rec.To, plan.Pending, rec.OldVersionSchema, rec.NewVersionSchema), 0)
+	u.event(ctx, rec, StepPreflight, fmt.Sprintf("upgrade %d of %s (%s): %s -> %s; pending migrations %v; schema %s -> %s",
+		rec.ID, rec.App, plan.Mode, orNone(rec.From), rec.To, plan.Pending, rec.OldVersionSchema, rec.NewVersionSchema), 0)
 	return u.run(ctx, rec)
 }
 
@@ -256,6 +275,12 @@ func orNone(s string) string {
 // Resume continues the app's upgrade in progress from its recorded step (or its
 // abort, if an abort was under way).
 func (u *Upgrader) Resume(ctx context.Context, app string) (*Record, error) {
+	if path, err := u.activePath(ctx, app); err != nil {
+		return nil, err
+	} else if path != nil {
+		path, err := u.resumePath(ctx, path)
+		return path.last(), err
+	}
 	unlock, rec, err := u.takeActive(ctx, app, "resume")
 	if err != nil {
 		return nil, err
@@ -274,7 +299,7 @@ func (u *Upgrader) run(ctx context.Context, rec *Record) (*Record, error) {
 	if u.opts.Backend == nil {
 		return rec, errors.New("no backend to run the release's instances")
 	}
-	steps := StepsOf(rec.Release)
+	steps := rec.Steps()
 	i := slices.Index(steps, rec.Step)
 	if i < 0 {
 		return rec, fmt.Errorf("upgrade %d is at step %q, which release %s does not have", rec.ID, rec.Step, rec.To)
@@ -314,6 +339,7 @@ func (u *Upgrader) run(ctx context.Context, rec *Record) (*Record, error) {
 		return rec, err
 	}
 	u.event(ctx, rec, StepDone, fmt.Sprintf("%s runs %s on schema version %s", rec.App, rec.To, rec.NewVersionSchema), 0)
+	u.reportDowntime(ctx, rec)
 	return rec, nil
 }
 
@@ -345,7 +371,7 @@ func (u *Upgrader) runStep(ctx context.Context, rec *Record, step string) error 
 	case step == StepContract:
 		return u.stepContract(ctx, rec)
 	}
-	return fmt.Errorf("unknown step %q", step)
+	return u.runModeStep(ctx, rec, step)
 }
 
 // event records and reports one event of rec's timeline.
@@ -376,7 +402,10 @@ func (u *Upgrader) Status(ctx context.Context, app string) (*StatusReport, error
 	if rec.Events, err = u.st.events(ctx, u.pool, rec.ID); err != nil {
 		return nil, err
 	}
-	rep := &StatusReport{Upgrade: rec, Steps: StepsOf(rec.Release)}
+	rep := &StatusReport{Upgrade: rec, Steps: rec.Steps()}
+	if err := u.statusPathAndContract(ctx, rep); err != nil {
+		return nil, err
+	}
 	if rec.Active() && rec.Migration != "" {
 		// The engine's view: the migration in progress and its backfills' progress.
 		err := u.withEngine(ctx, rec.Release, func(_ *migrate.Migrator, st *migrate.Status) error {
@@ -407,6 +436,10 @@ type StatusReport struct {
 	// Migration is the engine's status while the upgrade is in progress, with the
 	// backfills' rows, rate and ETA.
 	Migration *migrate.Status `json:"migration,omitempty"`
+	// Path is the path the upgrade is a hop of, with its hops.
+	Path *PathRecord `json:"path,omitempty"`
+	// PendingContract is a release's deferred contract, still to be done.
+	PendingContract *PendingContract `json:"pending_contract,omitempty"`
 }
 
 // WorkloadStatus is one workload's instances as the backend sees them.

@@ -41,7 +41,10 @@ by reload (-sf) or the runtime API.
 At --rollout-at it either restarts every instance as a Deployment with maxSurge 1 /
 maxUnavailable 0 does, or, with --upgrade, upgrades the example to the next release (or the
 one given: --upgrade=v3 --from v2) with the whole flow of tandem upgrade: expand, roll, wait
-until the old version is gone, contract. It reports every failed request, latency in steady
+until the old version is gone, contract. The example's releases are its catalog: from v1,
+--upgrade=v3 goes through v2 (two hops). --then goes on to more releases under the same
+load, and --defer-contract defers a release's contract, so that --then can roll the app
+back to the release before it and forward again with no database change. It reports every failed request, latency in steady
 state and during the rollout, the upgrade's steps, a checksum of the rows that existed
 before, whether contract came after the last old instance left the registry, and a picture
 of latency and errors over time.
@@ -53,7 +56,9 @@ check held), 1 requests failed or a check did not hold, 2 it could not run.
 Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 		Example: `  tandem prove --instances 3 --rate 1000 --duration 60s --router-lag 5s --report report.json
   tandem prove --upgrade --rows 1000000 --duration 120s --report upgrade.json
-  tandem prove --from v2 --upgrade=v3`,
+  tandem prove --from v2 --upgrade=v3
+  tandem prove --upgrade=v3                                    # v1 -> v2 -> v3: two hops
+  tandem prove --upgrade=v2 --defer-contract v2 --then v1,v2,v3 # back to v1 and forward, no DB rollback`,
 		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkProveFlags(cmd, &opts); err != nil {
@@ -131,6 +136,8 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 	f.StringVar(&opts.From, "from", "v1", "the example's release installed before the load starts")
 	f.StringVar(&opts.Upgrade, "upgrade", "", "upgrade to this release instead of a restart (--upgrade alone: the next one)")
 	f.Lookup("upgrade").NoOptDefVal = "next"
+	f.StringSliceVar(&opts.Then, "then", nil, "after --upgrade, go to these releases in turn under the same load (e.g. v1,v2,v3: an app rollback and forward again)")
+	f.StringSliceVar(&opts.DeferContract, "defer-contract", nil, "releases whose contract is deferred to the next upgrade (contract: deferred)")
 	f.IntVar(&opts.Rows, "rows", 1000, "items in the table before the load starts")
 	f.StringVar(&opts.HAProxy, "haproxy", "haproxy", "the haproxy binary")
 	f.StringVar(&report, "report", "", "write the JSON report here (and the SVG next to it)")
@@ -188,6 +195,14 @@ func checkProveFlags(cmd *cobra.Command, o *proving.Options) error {
 		}
 		if upgrade.CompareVersions(o.Upgrade, o.From) <= 0 {
 			return usageErr(fmt.Errorf("--upgrade %s: not newer than --from %s", o.Upgrade, o.From))
+		}
+	}
+	if len(o.Then) > 0 && o.Upgrade == "" {
+		return usageErr(errors.New("--then: give --upgrade to begin with"))
+	}
+	for _, v := range append(slices.Clone(o.Then), o.DeferContract...) {
+		if !slices.Contains(catalog.Releases, v) {
+			return usageErr(fmt.Errorf("--then and --defer-contract: %q is not one of the example's releases %s", v, strings.Join(catalog.Releases, ", ")))
 		}
 	}
 	// Zero on the command line means none; in proving.Options it means the default.

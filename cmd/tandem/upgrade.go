@@ -29,6 +29,8 @@ type upgradeFlags struct {
 	dryRun     bool
 	kubeconfig string
 	kubeCtx    string
+	catalog    string
+	downtime   bool
 }
 
 func newUpgradeCmd() *cobra.Command {
@@ -45,7 +47,14 @@ maintenance mode off. Each step is recorded in the state schema: an upgrade kill
 point continues with "tandem upgrade resume"; before contract, "tandem upgrade abort" rolls
 the workloads and the migration back.
 
-RELEASE is a tandem.yaml or a directory holding one (default: ./tandem.yaml).
+RELEASE is a tandem.yaml or a directory holding one (default: ./tandem.yaml). With
+--catalog (a directory of releases, or a releases.yaml listing them), RELEASE may be a
+version of the catalog, and plan and apply go there through as many upgrades (hops) as the
+releases' compatible-from demand; resume finishes the path. A target no zero-downtime path
+reaches is refused, or with --allow-downtime installed in a maintenance window: stop the
+old instances, migrate and complete, start the new ones. A release with "contract:
+deferred" keeps the previous release's schema until the next upgrade: apply of the
+previous release meanwhile rolls the app back, with no database change.
 
 Exit codes: 0 done (plan: possible), 1 the upgrade is not possible or stopped (plan: not
 possible, and why), 2 bad usage or an invalid tandem.yaml.`,
@@ -58,6 +67,8 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	pf.StringVar(&f.kubeconfig, "kubeconfig", "", "kube backend: the kubeconfig (default: $KUBECONFIG, ~/.kube/config, else the in-cluster service account)")
 	pf.StringVar(&f.kubeCtx, "context", "", "kube backend: the kubeconfig context (default: the current one)")
 
+	pf.StringVar(&f.catalog, "catalog", "", "plan and apply: a release catalog (a directory of releases, or a releases.yaml); RELEASE may then be a version")
+	pf.BoolVar(&f.downtime, "allow-downtime", false, "plan and apply: a target no zero-downtime path reaches is installed in a maintenance window")
 	plan := &cobra.Command{
 		Use:   "plan [RELEASE]",
 		Short: "Print what an upgrade to the release would do; exit 1 if it cannot be done without downtime",
@@ -74,13 +85,13 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 			if f.dryRun {
 				return runPlan(cmd, &f, args)
 			}
-			rel, err := readRelease(args)
+			cat, rel, err := readTarget(&f, args)
 			if err != nil {
 				return err
 			}
 			return withUpgrader(cmd, &f, rel, func(u *upgrade.Upgrader) error {
-				rec, err := u.Apply(cmd.Context(), rel)
-				return upgradeResult(cmd, &f, rec, err)
+				path, err := u.ApplyPath(cmd.Context(), cat, rel.Version, upgrade.PathOptions{AllowDowntime: f.downtime})
+				return pathResult(cmd, &f, path, err)
 			})
 		},
 	}
@@ -265,12 +276,12 @@ func releaseOrApp(f *upgradeFlags, args []string) (*upgrade.Release, string, err
 }
 
 func runPlan(cmd *cobra.Command, f *upgradeFlags, args []string) error {
-	rel, err := readRelease(args)
+	cat, rel, err := readTarget(f, args)
 	if err != nil {
 		return err
 	}
 	return withUpgrader(cmd, f, nil, func(u *upgrade.Upgrader) error {
-		p, err := u.Plan(cmd.Context(), rel)
+		p, err := u.PlanPath(cmd.Context(), cat, rel.Version, upgrade.PathOptions{AllowDowntime: f.downtime})
 		if err != nil {
 			return err
 		}
@@ -280,7 +291,7 @@ func runPlan(cmd *cobra.Command, f *upgradeFlags, args []string) error {
 				return err
 			}
 		} else {
-			printPlan(out, p)
+			printPathPlan(out, p)
 		}
 		if !p.Possible {
 			return silentExit(exitFailure)
@@ -315,6 +326,7 @@ func printPlan(w io.Writer, p *upgrade.Plan) {
 		fmt.Fprintf(w, "backfill: %s (%s), %s\n", b.Table, b.Operation, rows)
 	}
 	fmt.Fprintf(w, "maintenance mode: %s\n", p.Maintenance)
+	printPlanMode(w, p)
 	fmt.Fprintln(w, "steps:")
 	for i, s := range p.Steps {
 		fmt.Fprintf(w, "  %d. %s\n", i+1, s)
@@ -372,6 +384,7 @@ func runUpgradeStatus(cmd *cobra.Command, f *upgradeFlags, args []string) error 
 	if r.Error != "" {
 		fmt.Fprintf(out, "error: %s\n", r.Error)
 	}
+	printStatusPath(out, rep)
 	for _, e := range r.Events {
 		line := fmt.Sprintf("  %s  %-16s %s", e.At.Format("15:04:05.000"), e.Step, e.What)
 		if e.Duration > 0 {
@@ -415,9 +428,14 @@ func orDash(s string) string {
 func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err error) error {
 	var pe *upgrade.PlanError
 	if errors.As(err, &pe) {
-		if f.asJSON {
+		switch {
+		case f.asJSON && pe.Path != nil:
+			_ = printJSON(cmd.OutOrStdout(), pe.Path)
+		case f.asJSON:
 			_ = printJSON(cmd.OutOrStdout(), pe.Plan)
-		} else {
+		case pe.Path != nil:
+			printPathPlan(cmd.OutOrStdout(), pe.Path)
+		default:
 			printPlan(cmd.OutOrStdout(), pe.Plan)
 		}
 		return silentExit(exitFailure)
@@ -430,8 +448,15 @@ func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err
 	if err != nil {
 		return err
 	}
+	if rec == nil {
+		fmt.Fprintln(cmd.OutOrStdout(), "no upgrade ran")
+		return nil
+	}
 	if !f.asJSON {
 		fmt.Fprintf(cmd.OutOrStdout(), "upgrade %d of %s to %s: %s\n", rec.ID, rec.App, rec.To, rec.Status)
+		if d := rec.Downtime(); d > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "downtime: %s (measured, from stopping the old instances to every new one ready)\n", d.Round(time.Millisecond))
+		}
 	}
 	return nil
 }
