@@ -199,6 +199,9 @@ func manifestFiles(path string) ([]string, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
+// fieldPath finds the field in a decoding error: "Go struct field DeploymentSpec.spec.replicas".
+var fieldPath = regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.([A-Za-z0-9.]+) of type`)
+
 // Parse reads the objects in one manifest file's data, named file in messages.
 func Parse(file string, data []byte, namespace string) (*Input, error) {
 	in := &Input{}
@@ -225,6 +228,8 @@ func (in *Input) parse(file string, data []byte, namespace string) error {
 			}
 			if bytes.Contains(data, []byte("{{")) {
 				ie.Msg += " (a Helm template? render it first: helm template ... | tandem check -)"
+			} else {
+				ie.Msg += " (check the indentation and quoting)"
 			}
 			return ie
 		}
@@ -287,8 +292,17 @@ func (in *Input) add(file string, n *yaml.Node, namespace string) error {
 		return &InputError{File: file, Line: n.Line, Msg: kind + ": " + err.Error(), Err: err}
 	}
 	if err := sigsyaml.Unmarshal(raw, target); err != nil {
-		return &InputError{File: file, Line: n.Line, Err: err,
-			Msg: fmt.Sprintf("%s %s is not a valid %s: %s", kind, scalar(value(n, "metadata"), "name"), kind, decodeMsg(err))}
+		line := n.Line
+		if m := fieldPath.FindStringSubmatch(err.Error()); m != nil {
+			var path []any
+			for _, k := range strings.Split(m[1], ".") {
+				path = append(path, k)
+			}
+			line, _ = o.pos(path...)
+		}
+		return &InputError{File: file, Line: line, Err: err,
+			Msg: fmt.Sprintf("%s %s is not a valid %s: %s (correct the field's value; kubectl explain shows its type)",
+				kind, scalar(value(n, "metadata"), "name"), kind, decodeMsg(err))}
 	}
 	switch {
 	case o.Deployment != nil:

@@ -245,7 +245,7 @@ func checkDrainDelay(d *deployment) []Finding {
 	need := d.opts.RouterReload + d.opts.Propagation
 	delay, declared, err := d.durationAnnotation(AnnotationDrainDelay)
 	if err != nil {
-		return []Finding{d.finding(RuleDrainDelay, SeverityError, "", d.annotationPath(AnnotationDrainDelay), err.Error(),
+		return []Finding{d.finding(RuleDrainDelay, SeverityError, "", d.annotationPath(AnnotationDrainDelay), d.Ref()+": "+err.Error(),
 			fmt.Sprintf("spec:\n  template:\n    metadata:\n      annotations:\n        %s: %s", AnnotationDrainDelay, seconds(need)))}
 	}
 	var out []Finding
@@ -296,9 +296,12 @@ func checkGracePeriod(d *deployment) []Finding {
 	delay, _, err1 := d.durationAnnotation(AnnotationDrainDelay)
 	shutdown, declared, err2 := d.durationAnnotation(AnnotationShutdownTimeout)
 	long, _, err3 := d.durationAnnotation(AnnotationLongLived)
-	for _, err := range []error{err2, err3} {
-		if err != nil {
-			return []Finding{d.finding(RuleGracePeriod, SeverityError, "", d.annotationPath(AnnotationShutdownTimeout), err.Error(),
+	for _, a := range []struct {
+		key string
+		err error
+	}{{AnnotationShutdownTimeout, err2}, {AnnotationLongLived, err3}} {
+		if a.err != nil {
+			return []Finding{d.finding(RuleGracePeriod, SeverityError, "", d.annotationPath(a.key), d.Ref()+": "+a.err.Error(),
 				fmt.Sprintf("spec:\n  template:\n    metadata:\n      annotations:\n        %s: 15s\n        %s: 60s", AnnotationShutdownTimeout, AnnotationLongLived))}
 		}
 	}
@@ -419,7 +422,7 @@ func checkRWOVolumes(d *deployment) []Finding {
 			continue
 		}
 		out = append(out, d.finding(RuleRWOVolume, SeverityError, "", path,
-			fmt.Sprintf("%s mounts PersistentVolumeClaim %s (%s, %s:%d) under RollingUpdate with %s and maxSurge %d: the new pods cannot attach the volume where an old pod holds it (Multi-Attach), and the rollout stalls", d.Ref(), pvc.Ref(), mode, pvc.File, pvc.Line, report.Plural(n, "replica"), surge),
+			fmt.Sprintf("%s mounts PersistentVolumeClaim %s (%s, %s:%d) under RollingUpdate with %s and maxSurge %d: the new pods cannot attach the volume where an old pod holds it (Multi-Attach), and the rollout stalls", d.Ref(), pvc.Name, mode, pvc.File, pvc.Line, report.Plural(n, "replica"), surge),
 			fix))
 	}
 	return out
