@@ -465,6 +465,9 @@ func checkDisruptionBudget(d *deployment) []Finding {
 	for _, k := range sortedKeys(d.Deployment.Spec.Template.Labels) {
 		fmt.Fprintf(&match, "\n      %s: %s", k, d.Deployment.Spec.Template.Labels[k])
 	}
+	if match.Len() == 0 {
+		match.WriteString("\n      app: <the pod template's label>")
+	}
 	return []Finding{d.finding(RuleDisruptionBudget, SeverityWarning, "", []any{"metadata", "name"},
 		fmt.Sprintf("no PodDisruptionBudget in namespace %s selects the pods of %s: a node drain during the upgrade may evict all of them at once", d.Namespace, d.Ref()),
 		fmt.Sprintf("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:%s", d.Name, d.Namespace, match.String()))}
