@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/migrate"
+	"github.com/tandem-pg/tandem/upgrade/kube/check"
 )
 
 // Plan is what an upgrade to a release would do, and whether it can be done without
@@ -41,6 +42,9 @@ type Plan struct {
 	Steps []string `json:"steps"`
 	// InProgress is an upgrade of the app that is under way, if any.
 	InProgress *Record `json:"in_progress,omitempty"`
+	// ManifestCheck is `tandem check` on the release's manifests (backend kube); its
+	// errors are Problems too.
+	ManifestCheck *check.Result `json:"manifest_check,omitempty"`
 
 	migration *migrate.Migration // the combined pending migrations; nil when none
 }
@@ -145,6 +149,10 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 	if p.From == "" {
 		p.From = from
 	}
+
+	// The release's Kubernetes manifests: what would break the roll (tandem check).
+	mc, problems := CheckManifests(ctx, rel)
+	p.ManifestCheck, p.Problems = mc, append(p.Problems, problems...)
 
 	// What the release needs: its pending migrations, validated against the live schema.
 	m, err := u.migrator(ctx, rel)
