@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
+	"github.com/tandem-pg/tandem/upgrade/kube/check/cluster"
 )
 
 // newCheckCmd builds "tandem check": the preflight of Kubernetes manifests.
@@ -21,6 +22,10 @@ func newCheckCmd() *cobra.Command {
 		namespace string
 		disable   []string
 		opts      check.Options
+		live      bool
+		kubecfg   string
+		kubectx   string
+		allNS     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check [PATH|-]...",
@@ -44,14 +49,28 @@ An app declares how it shuts down with annotations on the pod template:
   tandem.dev/long-lived-requests: 60s   # and lets requests this long finish
   tandem.dev/check-ignore: replicas     # rules not to run on this Deployment
 
+--cluster reads the Deployments, claims and budgets of a live cluster instead (the
+kubeconfig's current context and namespace unless --kubeconfig, --context, --namespace
+or --all-namespaces say otherwise; in a pod, its service account). It needs get and list
+on deployments, persistentvolumeclaims and poddisruptionbudgets.
+
 Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unreadable
 (the error names the file and line).`,
 		Example: `  tandem check deploy/
   kustomize build overlays/prod | tandem check --format github -
-  tandem check --router-reload 10s --json manifests.yaml`,
+  tandem check --router-reload 10s --json manifests.yaml
+  tandem check --cluster --context prod -n shop`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if listRules {
 				return nil
+			}
+			if live {
+				return argsErr(cobra.NoArgs)(cmd, args)
+			}
+			for _, fl := range []string{"kubeconfig", "context", "all-namespaces"} {
+				if cmd.Flags().Changed(fl) {
+					return usageErr(fmt.Errorf("--%s reads a live cluster: add --cluster (and give no paths)", fl))
+				}
 			}
 			return argsErr(cobra.MinimumNArgs(1))(cmd, args)
 		},
@@ -77,7 +96,14 @@ Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unr
 			if opts.RouterReload < 0 || opts.Propagation < 0 || opts.ShutdownTimeout < 0 {
 				return usageErr(errors.New("--router-reload, --propagation and --shutdown-timeout must not be negative"))
 			}
-			src := check.Files{Paths: args, Stdin: cmd.InOrStdin(), Namespace: namespace}
+			var src check.Source = check.Files{Paths: args, Stdin: cmd.InOrStdin(), Namespace: namespace}
+			if live {
+				cs, err := cluster.Connect(kubecfg, kubectx, namespace, allNS)
+				if err != nil {
+					return usageErr(err)
+				}
+				src = cs
+			}
 			in, err := src.Read(cmd.Context())
 			if err != nil {
 				return usageErr(err)
@@ -96,7 +122,11 @@ Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unr
 	f.StringVar(&format, "format", "text", "output format: "+strings.Join(check.Formats, ", "))
 	f.BoolVar(&jsonOut, "json", false, "same as --format json")
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
-	f.StringVarP(&namespace, "namespace", "n", "", "namespace of the objects that name none [default]")
+	f.StringVarP(&namespace, "namespace", "n", "", "namespace of the objects that name none [default]; with --cluster, the namespace read [the context's]")
+	f.BoolVar(&live, "cluster", false, "read the objects from a live cluster instead of manifests")
+	f.StringVar(&kubecfg, "kubeconfig", "", "with --cluster: the kubeconfig file [$KUBECONFIG, ~/.kube/config, else in-cluster]")
+	f.StringVar(&kubectx, "context", "", "with --cluster: the kubeconfig context [the current one]")
+	f.BoolVarP(&allNS, "all-namespaces", "A", false, "with --cluster: read every namespace")
 	f.StringSliceVar(&disable, "disable", nil, "rules not to run, comma-separated")
 	f.DurationVar(&opts.RouterReload, "router-reload", check.DefaultRouterReload, "how often the router applies endpoint changes (OpenShift's router: 5s)")
 	f.DurationVar(&opts.Propagation, "propagation", check.DefaultPropagation, "how long an endpoint change takes to reach the router")

@@ -18,6 +18,17 @@ func TestCheckCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A kubeconfig whose server does not listen: port 1 on this machine.
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: test, context: {cluster: c, user: u}}]
+current-context: test
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		stdin    string
@@ -41,6 +52,11 @@ func TestCheckCommand(t *testing.T) {
 		{name: "json contradicts format", args: []string{"--json", "--format", "sarif", good}, wantCode: 2},
 		{name: "unknown rule", args: []string{"--disable", "no-such-rule", good}, wantCode: 2, want: []string{`"no-such-rule" is not a rule`}},
 		{name: "list rules", args: []string{"--list-rules"}, wantCode: 0, want: []string{"rwo-volume", "pod-disruption-budget"}},
+		{name: "cluster flag without --cluster", args: []string{"--context", "prod", good}, wantCode: 2, want: []string{"--context reads a live cluster: add --cluster"}},
+		{name: "cluster and paths", args: []string{"--cluster", good}, wantCode: 2},
+		{name: "cluster unreachable", args: []string{"--cluster", "--kubeconfig", kubeconfig, "-n", "shop"}, wantCode: 2,
+			want: []string{"cluster test: list deployments in namespace shop", "get and list on deployments"}},
+		{name: "no kubeconfig", args: []string{"--cluster", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, wantCode: 2, want: []string{"kubeconfig:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
