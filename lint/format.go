@@ -81,15 +81,7 @@ func Summary(res *Result) string {
 	if res.Hidden > 0 {
 		fmt.Fprintf(&b, "; %s not shown (in the baseline, or in files --since leaves out)", report.Plural(res.Hidden, "finding"))
 	}
-	if len(c.Skipped) > 0 {
-		b.WriteString("; not analysed:")
-		for i, s := range c.Skipped {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, " %s:%d (%s)", s.File, s.Line, s.Reason)
-		}
-	}
+	b.WriteString(report.SkippedList("not analysed", c.Skipped))
 	return b.String()
 }
 

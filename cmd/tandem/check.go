@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,8 +14,7 @@ import (
 // newCheckCmd builds "tandem check": the preflight of Kubernetes manifests.
 func newCheckCmd() *cobra.Command {
 	var (
-		format    string
-		jsonOut   bool
+		out       reportFlags
 		listRules bool
 		namespace string
 		disable   []string
@@ -78,14 +75,9 @@ Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unr
 			if listRules {
 				return printCheckRules(cmd)
 			}
-			if jsonOut {
-				if cmd.Flags().Changed("format") && format != "json" {
-					return usageErr(fmt.Errorf("--json and --format %s contradict each other; give one", format))
-				}
-				format = "json"
-			}
-			if !slices.Contains(check.Formats, format) {
-				return usageErr(fmt.Errorf("--format: %q is not one of %s", format, strings.Join(check.Formats, ", ")))
+			format, err := out.resolve(cmd)
+			if err != nil {
+				return err
 			}
 			for _, id := range disable {
 				if !check.KnownRule(id) {
@@ -119,8 +111,7 @@ Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unr
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&format, "format", "text", "output format: "+strings.Join(check.Formats, ", "))
-	f.BoolVar(&jsonOut, "json", false, "same as --format json")
+	out.add(cmd)
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
 	f.StringVarP(&namespace, "namespace", "n", "", "namespace of the objects that name none [default]; with --cluster, the namespace read [the context's]")
 	f.BoolVar(&live, "cluster", false, "read the objects from a live cluster instead of manifests")

@@ -312,3 +312,27 @@ func Write(w io.Writer, format string, t Tool, findings []Finding, summary strin
 	}
 	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
 }
+
+// Skipped is input a checker read but could not analyse: where, and why.
+type Skipped struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// SkippedList renders skipped input for a summary line, as "; title: f:1 (why), g:2
+// (why)"; "" when there is none.
+func SkippedList(title string, skipped []Skipped) string {
+	if len(skipped) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("; " + title + ":")
+	for i, s := range skipped {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " %s:%d (%s)", s.File, s.Line, s.Reason)
+	}
+	return b.String()
+}

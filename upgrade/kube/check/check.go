@@ -237,15 +237,7 @@ func Summary(res *Result) string {
 		fmt.Fprintf(&b, " from %s", report.Plural(res.Files, "file"))
 	}
 	b.WriteString(")")
-	if len(res.Skipped) > 0 {
-		b.WriteString("; not Kubernetes objects:")
-		for i, s := range res.Skipped {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, " %s:%d (%s)", s.File, s.Line, s.Reason)
-		}
-	}
+	b.WriteString(report.SkippedList("not Kubernetes objects", res.Skipped))
 	return b.String()
 }
 
@@ -269,6 +261,3 @@ func Write(w io.Writer, format string, res *Result) error {
 	}
 	return report.Write(w, format, tool(), fs, Summary(res), jsonReport{Result: res, Errors: res.Errors(), Warnings: res.Warnings()})
 }
-
-// Formats lists the output formats of [Write].
-var Formats = report.Formats

@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/tandem-pg/tandem/internal/report"
 )
 
 // Object is one Kubernetes object the checks read. Exactly one of Deployment, PVC and
@@ -75,11 +77,7 @@ func (o *Object) pos(path ...any) (int, int) {
 }
 
 // Skipped is a document the checks did not read: not a Kubernetes object.
-type Skipped struct {
-	File   string `json:"file"`
-	Line   int    `json:"line"`
-	Reason string `json:"reason"`
-}
+type Skipped = report.Skipped
 
 // Input is what a [Source] read.
 type Input struct {
