@@ -7,6 +7,9 @@ import (
 	"context"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,49 +45,64 @@ func (s Source) Read(ctx context.Context) (*check.Input, error) {
 		return fmt.Errorf("%s: list %s in %s: %w (the check needs get and list on deployments, persistentvolumeclaims and poddisruptionbudgets)",
 			s.Name, what, where, err)
 	}
-	opts := metav1.ListOptions{Limit: pageSize}
-	for {
-		l, err := s.Client.AppsV1().Deployments(s.Namespace).List(ctx, opts)
+	ns := s.Namespace
+	deps, err := all(ctx, func(ctx context.Context, o metav1.ListOptions) ([]appsv1.Deployment, string, error) {
+		l, err := s.Client.AppsV1().Deployments(ns).List(ctx, o)
 		if err != nil {
-			return nil, fail("deployments", err)
+			return nil, "", err
 		}
-		for i := range l.Items {
-			d := &l.Items[i]
-			add("Deployment", d.Namespace, d.Name, &check.Object{Deployment: d})
-		}
-		if opts.Continue = l.Continue; opts.Continue == "" {
-			break
-		}
+		return l.Items, l.Continue, nil
+	})
+	if err != nil {
+		return nil, fail("deployments", err)
 	}
-	opts = metav1.ListOptions{Limit: pageSize}
-	for {
-		l, err := s.Client.CoreV1().PersistentVolumeClaims(s.Namespace).List(ctx, opts)
+	pvcs, err := all(ctx, func(ctx context.Context, o metav1.ListOptions) ([]corev1.PersistentVolumeClaim, string, error) {
+		l, err := s.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, o)
 		if err != nil {
-			return nil, fail("persistentvolumeclaims", err)
+			return nil, "", err
 		}
-		for i := range l.Items {
-			c := &l.Items[i]
-			add("PersistentVolumeClaim", c.Namespace, c.Name, &check.Object{PVC: c})
-		}
-		if opts.Continue = l.Continue; opts.Continue == "" {
-			break
-		}
+		return l.Items, l.Continue, nil
+	})
+	if err != nil {
+		return nil, fail("persistentvolumeclaims", err)
 	}
-	opts = metav1.ListOptions{Limit: pageSize}
-	for {
-		l, err := s.Client.PolicyV1().PodDisruptionBudgets(s.Namespace).List(ctx, opts)
+	pdbs, err := all(ctx, func(ctx context.Context, o metav1.ListOptions) ([]policyv1.PodDisruptionBudget, string, error) {
+		l, err := s.Client.PolicyV1().PodDisruptionBudgets(ns).List(ctx, o)
 		if err != nil {
-			return nil, fail("poddisruptionbudgets", err)
+			return nil, "", err
 		}
-		for i := range l.Items {
-			b := &l.Items[i]
-			add("PodDisruptionBudget", b.Namespace, b.Name, &check.Object{PDB: b})
-		}
-		if opts.Continue = l.Continue; opts.Continue == "" {
-			break
-		}
+		return l.Items, l.Continue, nil
+	})
+	if err != nil {
+		return nil, fail("poddisruptionbudgets", err)
+	}
+	for i := range deps {
+		add("Deployment", deps[i].Namespace, deps[i].Name, &check.Object{Deployment: &deps[i]})
+	}
+	for i := range pvcs {
+		add("PersistentVolumeClaim", pvcs[i].Namespace, pvcs[i].Name, &check.Object{PVC: &pvcs[i]})
+	}
+	for i := range pdbs {
+		add("PodDisruptionBudget", pdbs[i].Namespace, pdbs[i].Name, &check.Object{PDB: &pdbs[i]})
 	}
 	return in, nil
+}
+
+// all calls list page by page until the server has no more.
+func all[T any](ctx context.Context, list func(context.Context, metav1.ListOptions) ([]T, string, error)) ([]T, error) {
+	var out []T
+	opts := metav1.ListOptions{Limit: pageSize}
+	for {
+		items, cont, err := list(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if cont == "" {
+			return out, nil
+		}
+		opts.Continue = cont
+	}
 }
 
 // Connect builds a Source from a kubeconfig (path "" for $KUBECONFIG or ~/.kube/config,
