@@ -1,52 +1,51 @@
 package lint
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/tandem-pg/tandem/internal/report"
 )
 
 // Formats lists the output formats the formatters support.
-var Formats = []string{"text", "json", "sarif", "github"}
+var Formats = report.Formats
 
 // Write prints res in the named format: "text", "json", "sarif" or "github".
 func Write(w io.Writer, format string, res *Result) error {
-	switch format {
-	case "", "text":
-		return WriteText(w, res)
-	case "json":
-		return WriteJSON(w, res)
-	case "sarif":
-		return WriteSARIF(w, res)
-	case "github":
-		return WriteGitHub(w, res)
-	}
-	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+	return report.Write(w, format, tool(), reportFindings(res), Summary(res), jsonDoc(res))
 }
 
 // WriteText prints findings for people: location, severity, message and rule, then the
 // lock, rewrite and compatibility facts and the safe recipe, then a summary with coverage.
 func WriteText(w io.Writer, res *Result) error {
-	ew := newErrWriter(w)
-	for _, f := range res.Findings {
-		ew.printf("%s:%d:%d: %s: %s [%s]\n", f.File, f.Line, f.Column, f.Severity, f.Message, f.Rule)
-		ew.printf("    statement: %s\n", f.Statement)
-		if f.Context != "" {
-			ew.printf("    context: %s\n", f.Context)
-		}
-		ew.printf("    %s\n", facts(f))
-		if f.Fix != "" {
-			ew.printf("    safe recipe:\n")
-			for _, l := range strings.Split(f.Fix, "\n") {
-				ew.printf("      %s\n", l)
-			}
-		}
-		ew.printf("\n")
+	return report.WriteText(w, tool(), reportFindings(res), Summary(res))
+}
+
+// tool describes the linter and its rules to the report writers.
+func tool() report.Tool {
+	t := report.Tool{Name: "tandem lint", InformationURI: RulesDocURL, FixTitle: "safe recipe"}
+	for _, r := range Rules() {
+		t.Rules = append(t.Rules, report.Rule{ID: r.ID, Summary: r.Summary, Error: r.Severity == SeverityError})
 	}
-	ew.printf("%s\n", Summary(res))
-	return ew.flush()
+	// A file that does not parse is reported under its own rule.
+	t.Rules = append(t.Rules, report.Rule{ID: ParseErrorRule, Error: true, HelpURI: RulesDocURL,
+		Summary: "PostgreSQL's parser rejects the statement; the rest of the file is not analysed"})
+	return t
+}
+
+// reportFindings converts the findings for the report writers.
+func reportFindings(res *Result) []report.Finding {
+	out := make([]report.Finding, 0, len(res.Findings))
+	for _, f := range res.Findings {
+		rf := report.Finding{Rule: f.Rule, Error: f.Severity == SeverityError, File: f.File, Line: f.Line, Column: f.Column,
+			Message: f.Message, Context: []string{"statement: " + f.Statement}, Facts: facts(f), Fix: f.Fix, Fingerprint: f.Fingerprint}
+		if f.Context != "" {
+			rf.Context = append(rf.Context, "context: "+f.Context)
+		}
+		out = append(out, rf)
+	}
+	return out
 }
 
 // facts renders the lock, rewrite and compatibility facts of a finding on one line.
@@ -78,27 +77,12 @@ func Summary(res *Result) string {
 	c := res.Coverage
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, %s in %s; %d of %d statements analysed",
-		plural(res.Errors(), "error"), plural(res.Warnings(), "warning"), plural(c.Files, "file"), c.Analysed, c.Statements)
+		report.Plural(res.Errors(), "error"), report.Plural(res.Warnings(), "warning"), report.Plural(c.Files, "file"), c.Analysed, c.Statements)
 	if res.Hidden > 0 {
-		fmt.Fprintf(&b, "; %s not shown (in the baseline, or in files --since leaves out)", plural(res.Hidden, "finding"))
+		fmt.Fprintf(&b, "; %s not shown (in the baseline, or in files --since leaves out)", report.Plural(res.Hidden, "finding"))
 	}
-	if len(c.Skipped) > 0 {
-		b.WriteString("; not analysed:")
-		for i, s := range c.Skipped {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, " %s:%d (%s)", s.File, s.Line, s.Reason)
-		}
-	}
+	b.WriteString(report.SkippedList("not analysed", c.Skipped))
 	return b.String()
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // jsonReport is the JSON document: findings, coverage and counts.
@@ -110,70 +94,16 @@ type jsonReport struct {
 	Hidden   int       `json:"hidden"`
 }
 
+func jsonDoc(res *Result) jsonReport {
+	return jsonReport{Findings: res.Findings, Coverage: res.Coverage, Errors: res.Errors(), Warnings: res.Warnings(), Hidden: res.Hidden}
+}
+
 // WriteJSON prints the result as one JSON document.
 func WriteJSON(w io.Writer, res *Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(jsonReport{Findings: res.Findings, Coverage: res.Coverage, Errors: res.Errors(), Warnings: res.Warnings(), Hidden: res.Hidden}); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
+	return report.WriteJSON(w, jsonDoc(res))
 }
 
 // WriteGitHub prints GitHub Actions workflow commands, which annotate the pull request.
 func WriteGitHub(w io.Writer, res *Result) error {
-	ew := newErrWriter(w)
-	for _, f := range res.Findings {
-		level := "warning"
-		if f.Severity == SeverityError {
-			level = "error"
-		}
-		msg := f.Message + "\n" + facts(f)
-		if f.Fix != "" {
-			msg += "\nSafe recipe:\n" + f.Fix
-		}
-		ew.printf("::%s file=%s,line=%d,col=%d,title=%s::%s\n", level,
-			ghProperty(f.File), f.Line, f.Column, ghProperty("tandem lint: "+f.Rule), ghData(msg))
-	}
-	ew.printf("%s\n", Summary(res))
-	return ew.flush()
-}
-
-// ghData escapes a workflow command's message.
-func ghData(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
-}
-
-// ghProperty escapes a workflow command's property value.
-func ghProperty(s string) string {
-	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
-}
-
-// errWriter buffers a report (one write, not one per line) and keeps the first write
-// error.
-type errWriter struct {
-	w   *bufio.Writer
-	err error
-}
-
-func newErrWriter(w io.Writer) *errWriter { return &errWriter{w: bufio.NewWriterSize(w, 64<<10)} }
-
-func (e *errWriter) printf(format string, args ...any) {
-	if e.err != nil {
-		return
-	}
-	if _, err := fmt.Fprintf(e.w, format, args...); err != nil {
-		e.err = fmt.Errorf("write report: %w", err)
-	}
-}
-
-// flush writes out what is buffered and returns the first error.
-func (e *errWriter) flush() error {
-	if e.err == nil {
-		if err := e.w.Flush(); err != nil {
-			e.err = fmt.Errorf("write report: %w", err)
-		}
-	}
-	return e.err
+	return report.WriteGitHub(w, tool(), reportFindings(res), Summary(res))
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/tandem-pg/tandem/internal/report"
 )
 
 // Severity is how serious a finding is. Findings at SeverityError make the command fail.
@@ -107,11 +109,7 @@ type Source struct {
 }
 
 // Skipped is a statement the linter could not analyse (a DO block, dynamic SQL).
-type Skipped struct {
-	File   string `json:"file"`
-	Line   int    `json:"line"`
-	Reason string `json:"reason"`
-}
+type Skipped = report.Skipped
 
 // Coverage says how much of the input was analysed.
 type Coverage struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/migrate"
+	"github.com/tandem-pg/tandem/upgrade/kube/check"
 )
 
 // Plan is what an upgrade to a release would do, and whether it can be done without
@@ -53,6 +54,9 @@ type Plan struct {
 	DowntimeReasons []string `json:"downtime_reasons,omitempty"`
 	// ExpectedDowntime is the plan's estimate of the window (Mode downtime).
 	ExpectedDowntime *DowntimeEstimate `json:"expected_downtime,omitempty"`
+	// ManifestCheck is `tandem check` on the release's manifests (backend kube); its
+	// errors are Problems too.
+	ManifestCheck *check.Result `json:"manifest_check,omitempty"`
 
 	migration *migrate.Migration // the combined pending migrations; nil when none
 	window    []string           // the Problems about the window (compatible-from)
@@ -150,6 +154,10 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 	if p.From == "" {
 		p.From = from
 	}
+
+	// The release's Kubernetes manifests: what would break the roll (tandem check).
+	mc, problems := CheckManifests(ctx, rel)
+	p.ManifestCheck, p.Problems = mc, append(p.Problems, problems...)
 
 	// What the release needs: its pending migrations, validated against the live schema.
 	m, err := u.migrator(ctx, rel)

@@ -49,6 +49,10 @@ type Release struct {
 	Contract string `yaml:"contract" json:"contract,omitempty"`
 	// Backend is where the instances run [local].
 	Backend string `yaml:"backend" json:"backend"`
+	// Manifests is the release's rendered Kubernetes manifests (a file or a directory,
+	// relative to the file) that `upgrade plan` checks with `tandem check`; backend kube
+	// only. Each workload's kube.manifests directory is checked too.
+	Manifests string `yaml:"manifests" json:"manifests,omitempty"`
 	// Workloads are the release's workloads, rolled in ascending Order.
 	Workloads []Workload `yaml:"workloads" json:"workloads"`
 	// Timeouts bound the waits of an upgrade.
@@ -327,6 +331,15 @@ func (r *Release) validate(root *yaml.Node) error {
 	case "local", "kube":
 	default:
 		return bad("backend", fmt.Sprintf("%q is not a backend", r.Backend), "use local or kube", "backend")
+	}
+	if r.Manifests != "" {
+		if r.Backend != "kube" {
+			return bad("manifests", "is for backend kube", "set backend: kube, or leave manifests out", "manifests")
+		}
+		if _, err := os.Stat(r.ManifestsPath()); err != nil {
+			return bad("manifests", fmt.Sprintf("%s not found", r.ManifestsPath()),
+				"give the file or directory of the release's rendered manifests, relative to this file", "manifests")
+		}
 	}
 	if len(r.Workloads) == 0 {
 		return bad("workloads", "missing", "list the workloads by name, role and order")

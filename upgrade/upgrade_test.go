@@ -411,6 +411,16 @@ func TestPlanVerdicts(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Kubernetes manifests that would stall the roll (tandem check's rwo-volume).
+	kube := e.release("v2")
+	kube.Backend = "kube"
+	kube.Manifests, _ = filepath.Abs(filepath.Join("kube", "check", "testdata", "rules", "rwo-volume.yaml"))
+	if p := plan(kube); p.ManifestCheck == nil {
+		t.Error("plan of a kube release with manifests: no manifest check")
+	} else {
+		wantProblem(p, "[rwo-volume]")
+	}
+
 	// An instance of a version older than the window, seen in the registry.
 	reg := &lifecycle.Registry{DB: e.pool}
 	g, err := reg.Register(ctx, lifecycle.Instance{App: "catalog", Role: "api", AppVersion: "v0", SchemaVersion: "public"})

@@ -21,11 +21,10 @@ import (
 func newLintCmd() *cobra.Command {
 	var (
 		pgVersion   int
-		format      string
+		out         reportFlags
 		configPath  string
 		databaseURL string
 		listRules   bool
-		jsonOut     bool
 		noForeign   bool
 		baseline    string
 		updateBase  bool
@@ -91,14 +90,9 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 			if listRules {
 				return printRules(cmd)
 			}
-			if jsonOut {
-				if cmd.Flags().Changed("format") && format != "json" {
-					return usageErr(fmt.Errorf("--json and --format %s contradict each other; give one", format))
-				}
-				format = "json"
-			}
-			if !slices.Contains(lint.Formats, format) {
-				return usageErr(fmt.Errorf("--format: %q is not one of %s", format, strings.Join(lint.Formats, ", ")))
+			format, err := out.resolve(cmd)
+			if err != nil {
+				return err
 			}
 			cfg, err := loadLintConfig(configPath)
 			if err != nil {
@@ -162,11 +156,10 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 	}
 	f := cmd.Flags()
 	f.IntVar(&pgVersion, "pg-version", lint.DefaultPGVersion, "major version of the target PostgreSQL server")
-	f.StringVar(&format, "format", "text", "output format: "+strings.Join(lint.Formats, ", "))
+	out.add(cmd)
 	f.StringVar(&configPath, "config", "", "configuration file (default: .tandem-lint.yaml or tandem.yaml in the current directory)")
 	f.StringVar(&databaseURL, "database-url", "", "read the live catalog (column types, constraints, table sizes) from this database")
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
-	f.BoolVar(&jsonOut, "json", false, "same as --format json")
 	f.StringVar(&baseline, "baseline", "", "report only findings not in this baseline file; a missing file is created with today's findings")
 	f.BoolVar(&updateBase, "update-baseline", false, "rewrite the --baseline file with today's findings")
 	f.StringVar(&since, "since", "", "replay every file, but report only files changed since this git revision (and untracked ones)")

@@ -17,13 +17,20 @@ import (
 // lintCLI runs "tandem lint" in-process with stdin and returns the exit code and output.
 func lintCLI(t *testing.T, stdin string, args ...string) (int, string) {
 	t.Helper()
+	return runCLI(t, stdin, append([]string{"lint"}, args...)...)
+}
+
+// runCLI runs tandem in-process with args and stdin and returns the exit code and the
+// output, stderr included.
+func runCLI(t *testing.T, stdin string, args ...string) (int, string) {
+	t.Helper()
 	global = globals{}
 	root := newRootCmd()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(append([]string{"lint"}, args...))
+	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	if err == nil {
 		return exitOK, out.String()

@@ -66,6 +66,7 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 		newValidateCmd(),
 		newDemoCmd(),
 		newLintCmd(),
+		newCheckCmd(),
 		newMaintenanceCmd(),
 		newProveCmd(),
 		newUpgradeCmd(),

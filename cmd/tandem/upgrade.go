@@ -16,6 +16,7 @@ import (
 	"github.com/tandem-pg/tandem/migrate"
 	"github.com/tandem-pg/tandem/upgrade"
 	"github.com/tandem-pg/tandem/upgrade/kube"
+	"github.com/tandem-pg/tandem/upgrade/kube/check"
 	"github.com/tandem-pg/tandem/upgrade/local"
 )
 
@@ -330,6 +331,14 @@ func printPlan(w io.Writer, p *upgrade.Plan) {
 	fmt.Fprintln(w, "steps:")
 	for i, s := range p.Steps {
 		fmt.Fprintf(w, "  %d. %s\n", i+1, s)
+	}
+	if mc := p.ManifestCheck; mc != nil {
+		fmt.Fprintf(w, "manifests (tandem check): %s\n", check.Summary(mc))
+		for _, f := range mc.Findings {
+			if f.Severity == check.SeverityWarning {
+				fmt.Fprintf(w, "  warning: %s:%d: %s [%s]\n", f.File, f.Line, f.Message, f.Rule)
+			}
+		}
 	}
 	if p.Possible {
 		fmt.Fprintln(w, "verdict: possible without downtime")
