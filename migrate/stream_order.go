@@ -237,9 +237,9 @@ func planStreams(streams []*Stream, hist *streamHistory, schema, versionSchema s
 	}
 	byName := map[string]*Stream{}
 	var nodes []*node
-	index := map[string]int{}         // "<stream>/<name>" -> node
+	index := map[string]int{}           // "<stream>/<name>" -> node
 	postPending := map[string]*Stream{} // "<stream>/<name>" of pending post-deploy files
-	known := map[string]bool{}        // every migration in the streams' directories
+	known := map[string]bool{}          // every migration in the streams' directories
 	for si, s := range streams {
 		byName[s.Name] = s
 		seq := 0
