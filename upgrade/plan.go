@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/tandem-pg/tandem/lifecycle"
+	"github.com/tandem-pg/tandem/lint"
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -33,6 +34,14 @@ type Plan struct {
 	CurrentVersionSchema string `json:"current_version_schema"`
 	// Pending are the release's migrations not applied yet, applied as one expand step.
 	Pending []string `json:"pending"`
+	// PreDeploy and PostDeploy are the plain-SQL streams' pending files, run at expand
+	// and at contract; Streams every stream's state, for a release with streams:.
+	PreDeploy  []string              `json:"pre_deploy,omitempty"`
+	PostDeploy []string              `json:"post_deploy,omitempty"`
+	Streams    []migrate.StreamState `json:"streams,omitempty"`
+	// LintFindings are the linter's findings on the pending pre-deploy files; those of
+	// severity error are Problems too.
+	LintFindings []lint.Finding `json:"lint_findings,omitempty"`
 	// TargetVersionSchema is the schema version the release's code will use.
 	TargetVersionSchema string `json:"target_version_schema"`
 	// Backfills are the tables the expand step fills, with the catalog's row estimates.
@@ -152,14 +161,12 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 		return nil, err
 	}
 	defer m.Close(context.WithoutCancel(ctx))
-	migs, err := migrate.ReadDir(rel.MigrationsDir())
-	if err != nil {
-		problem("%v", err)
-		return finish(p), nil
-	}
-	pending, err := m.Pending(ctx, migs)
+	sp, err := u.planStreams(ctx, m, rel, p)
 	if err != nil {
 		return nil, err
+	}
+	if sp == nil {
+		return finish(p), nil
 	}
 	st, err := m.Status(ctx)
 	if err != nil {
@@ -169,11 +176,13 @@ func (u *Upgrader) Plan(ctx context.Context, rel *Release) (*Plan, error) {
 	if p.CurrentVersionSchema == "" {
 		p.CurrentVersionSchema = rel.Schema
 	}
-	if len(pending) > 0 {
-		p.migration = migrate.Combine(pending)
-		for _, mig := range pending {
-			p.Pending = append(p.Pending, mig.Name)
+	for _, st := range sp.Expand {
+		if st.Kind == migrate.StreamPgroll {
+			p.Pending = append(p.Pending, st.String())
 		}
+	}
+	if sp.Combined != nil {
+		p.migration = sp.Combined
 		p.TargetVersionSchema = m.VersionSchemaFor(p.migration)
 		ours := p.InProgress != nil && p.InProgress.Migration == p.migration.Name
 		if st.Active != nil && st.Active.Name != p.migration.Name && !ours {
