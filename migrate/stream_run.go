@@ -236,11 +236,24 @@ func (m *Migrator) runSQLFile(ctx context.Context, st StreamStep, rebuild bool) 
 		if err != nil {
 			return &InputError{File: f.File, Op: -1, Err: fmt.Errorf("split the file into statements: %w", err)}
 		}
+		// The file's unqualified names are the migrated schema's.
+		if _, err := m.conn.Exec(ctx, "SELECT set_config('search_path', $1, false)", qi(m.opts.Schema)); err != nil {
+			return err
+		}
+		defer m.conn.Exec(context.WithoutCancel(ctx), "RESET search_path") //nolint:errcheck // the next statement's error says more
 		for _, stmt := range stmts {
 			if strings.TrimSpace(stmt) == "" {
 				continue
 			}
-			if err := m.execOutsideTx(ctx, stmt, nil, nil); err != nil {
+			var err error
+			if schema, index, ok := concurrentIndexBuild(stmt, m.opts.Schema); ok {
+				// As the engine builds its indexes: an INVALID leftover of a failed
+				// attempt is dropped before each attempt.
+				err = m.execConcurrently(ctx, schema, index, stmt)
+			} else {
+				err = m.execOutsideTx(ctx, stmt, nil, nil)
+			}
+			if err != nil {
 				return fmt.Errorf("%s: %w; statements before it are applied: make the file's statements idempotent (IF NOT EXISTS) and run again", f.File, err)
 			}
 		}
@@ -253,6 +266,9 @@ func (m *Migrator) runSQLFile(ctx context.Context, st StreamStep, rebuild bool) 
 		return nil
 	}
 	return m.lockedTx(ctx, nil, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", qi(m.opts.Schema)); err != nil {
+			return err
+		}
 		var vs string
 		if rebuild {
 			var err error
@@ -380,4 +396,23 @@ func (m *Migrator) StreamStatus(ctx context.Context, streams []*Stream) ([]Strea
 		out = append(out, ss)
 	}
 	return out, nil
+}
+
+// concurrentIndexBuild returns the schema and name of the index a CREATE INDEX
+// CONCURRENTLY statement builds; ok is false for any other statement, and for a build
+// without an index name.
+func concurrentIndexBuild(stmt, defaultSchema string) (schema, index string, ok bool) {
+	tree, err := pg_query.Parse(stmt)
+	if err != nil || len(tree.Stmts) != 1 {
+		return "", "", false
+	}
+	is := tree.Stmts[0].Stmt.GetIndexStmt()
+	if is == nil || !is.Concurrent || is.Idxname == "" || is.Relation == nil {
+		return "", "", false
+	}
+	schema = is.Relation.Schemaname
+	if schema == "" {
+		schema = defaultSchema
+	}
+	return schema, is.Idxname, true
 }
