@@ -416,3 +416,66 @@ func concurrentIndexBuild(stmt, defaultSchema string) (schema, index string, ok 
 	}
 	return schema, is.Idxname, true
 }
+
+// recordedStreams lists the streams the state schema knows, from the history alone:
+// each one's applied and in-progress migrations (pending ones need the release's files:
+// see StreamStatus). Migrations recorded under plain names are the stream named "".
+// It returns nil when no named stream and no SQL file was ever applied.
+func (m *Migrator) recordedStreams(ctx context.Context, recs []*record) ([]StreamState, error) {
+	h, err := m.readStreamHistory(ctx, m.conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []StreamState
+	at := map[string]int{}
+	get := func(name, kind string) *StreamState {
+		i, ok := at[name]
+		if !ok {
+			i = len(out)
+			at[name] = i
+			out = append(out, StreamState{Name: name, Kind: kind, Applied: []string{}, InProgress: []string{}, Pending: []string{}})
+		}
+		return &out[i]
+	}
+	named := false
+	for _, r := range recs {
+		if r.Status == StatusRolledBack {
+			continue
+		}
+		for _, n := range (&Migration{Name: r.Name, Includes: r.Includes}).names() {
+			stream, own, ok := strings.Cut(n, "/")
+			if !ok {
+				stream, own = "", n
+			} else {
+				named = true
+			}
+			s := get(stream, StreamPgroll)
+			if r.Status == StatusCompleted {
+				s.Applied = append(s.Applied, own)
+			} else {
+				s.InProgress = append(s.InProgress, own)
+			}
+		}
+	}
+	if len(h.sql) == 0 {
+		if !named {
+			return nil, nil
+		}
+		return out, nil
+	}
+	rows, err := m.conn.Query(ctx, "SELECT stream, phase, name FROM "+qi(m.opts.StateSchema, "sql_migrations")+
+		" WHERE schema = $1 ORDER BY applied_at, name", m.opts.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("read the applied SQL files: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var stream, phase, name string
+		if err := rows.Scan(&stream, &phase, &name); err != nil {
+			return nil, err
+		}
+		s := get(stream, StreamSQL)
+		s.Applied = append(s.Applied, phase+"/"+name)
+	}
+	return out, rows.Err()
+}

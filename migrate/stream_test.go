@@ -134,6 +134,18 @@ func TestStreamsExpandContract(t *testing.T) {
 	if a := strings.Join(st[2].Applied, ","); a != "pre-deploy/0001_item_views,pre-deploy/0002_item_views_idx,post-deploy/0003_drop_legacy_source" {
 		t.Errorf("ops applied %s", a)
 	}
+	// status shows every stream from the history alone.
+	full, err := e.m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, s := range full.Streams {
+		shown = append(shown, s.Name+":"+strings.Join(s.Applied, ","))
+	}
+	if got := strings.Join(shown, " "); got != ":01_items,02_title reviews:01_reviews,02_body ops:pre-deploy/0001_item_views,pre-deploy/0002_item_views_idx,post-deploy/0003_drop_legacy_source" {
+		t.Errorf("status streams: %s", got)
+	}
 	// Nothing left: a second run is a no-op.
 	plan, err = e.m.ExpandStreams(ctx, streams, "public_release_2")
 	if err != nil || len(plan.Expand) != 0 || plan.Combined != nil {

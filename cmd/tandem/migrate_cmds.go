@@ -234,6 +234,7 @@ func newStatusCmd() *cobra.Command {
 					fmt.Fprintln(out)
 				}
 			}
+			printStreams(out, st.Streams)
 			return nil
 		},
 	}

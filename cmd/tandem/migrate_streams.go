@@ -114,7 +114,7 @@ func printStreams(out interface{ Write([]byte) (int, error) }, states []migrate.
 	for _, s := range states {
 		name := s.Name
 		if name == "" {
-			name = "(migrations)"
+			name = "(plain names)"
 		}
 		fmt.Fprintf(out, "  %-12s %-6s applied %d", name, s.Kind, len(s.Applied))
 		if len(s.Applied) > 0 {
