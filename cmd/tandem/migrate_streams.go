@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,7 +107,7 @@ func migrateStreams(cmd *cobra.Command, path string, complete, contractOnly, asJ
 }
 
 // printStreams prints each stream's applied, in-progress and pending migrations.
-func printStreams(out interface{ Write([]byte) (int, error) }, states []migrate.StreamState) {
+func printStreams(out io.Writer, states []migrate.StreamState) {
 	if len(states) == 0 {
 		return
 	}
@@ -128,4 +129,16 @@ func printStreams(out interface{ Write([]byte) (int, error) }, states []migrate.
 		}
 		fmt.Fprintln(out)
 	}
+}
+
+// printPlanStreams prints the plain-SQL files an upgrade plan runs and every stream's
+// state, for a release with streams.
+func printPlanStreams(w io.Writer, p *upgrade.Plan) {
+	if len(p.PreDeploy) > 0 {
+		fmt.Fprintf(w, "pre-deploy SQL (expand, first; linted): %s\n", strings.Join(p.PreDeploy, ", "))
+	}
+	if len(p.PostDeploy) > 0 {
+		fmt.Fprintf(w, "post-deploy SQL (contract, last): %s\n", strings.Join(p.PostDeploy, ", "))
+	}
+	printStreams(w, p.Streams)
 }

@@ -38,7 +38,9 @@ func TestMigrateStreams(t *testing.T) {
 	}{
 		{"v1 in one step", nil, []string{"migrate", v1, db, "--complete"}, exitOK,
 			[]string{"expanded ops/0001_item_views\nexpanded core/01_catalog\nexpanded reviews/01_reviews\nversion schema: public_01_catalog\n", "  reviews      pgroll applied 1 (last 01_reviews)"}},
-		{"an unsafe pre-deploy file", func() { writeFile(t, filepath.Dir(unsafe), filepath.Base(unsafe), "ALTER TABLE items RENAME COLUMN sku TO stock_code;\n") },
+		{"an unsafe pre-deploy file", func() {
+			writeFile(t, filepath.Dir(unsafe), filepath.Base(unsafe), "ALTER TABLE items RENAME COLUMN sku TO stock_code;\n")
+		},
 			[]string{"migrate", v2, db}, exitFailure, []string{"0002_rename_sku.sql:1:", "(rename-column); recipe:", "nothing was applied"}},
 		{"a changed applied file", func() {
 			if err := os.Remove(unsafe); err != nil {
