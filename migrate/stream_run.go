@@ -123,16 +123,7 @@ func (m *Migrator) PlanStreams(ctx context.Context, streams []*Stream, versionSc
 // pending, the current version schema is rebuilt to show what the files added. A run
 // interrupted anywhere resumes where it stopped. It returns the plan it carried out.
 func (m *Migrator) ExpandStreams(ctx context.Context, streams []*Stream, versionSchema string) (*StreamPlan, error) {
-	var plan *StreamPlan
-	err := m.withLock(ctx, func() error {
-		var err error
-		if plan, err = m.planStreamsLocked(ctx, streams, versionSchema); err != nil {
-			return err
-		}
-		act, err := m.st.active(ctx, m.conn)
-		if err != nil {
-			return err
-		}
+	return m.withStreams(ctx, streams, versionSchema, func(plan *StreamPlan, act *record) error {
 		if act != nil && (plan.Combined == nil || act.Name != plan.Combined.Name) {
 			return fmt.Errorf("migration %q is in progress and is not what the streams' pending migrations make; complete or roll it back first", act.Name)
 		}
@@ -151,7 +142,6 @@ func (m *Migrator) ExpandStreams(ctx context.Context, streams []*Stream, version
 		}
 		return nil
 	})
-	return plan, err
 }
 
 // ContractStreams completes what ExpandStreams started: the combined migration (the old
@@ -161,16 +151,7 @@ func (m *Migrator) ExpandStreams(ctx context.Context, streams []*Stream, version
 // refuses to run while pre-deploy files or pgroll migrations are pending that expand has
 // not started.
 func (m *Migrator) ContractStreams(ctx context.Context, streams []*Stream, versionSchema string) (*StreamPlan, error) {
-	var plan *StreamPlan
-	err := m.withLock(ctx, func() error {
-		var err error
-		if plan, err = m.planStreamsLocked(ctx, streams, versionSchema); err != nil {
-			return err
-		}
-		act, err := m.st.active(ctx, m.conn)
-		if err != nil {
-			return err
-		}
+	return m.withStreams(ctx, streams, versionSchema, func(plan *StreamPlan, act *record) error {
 		if pre := plan.PreDeploy(); len(pre) > 0 {
 			return fmt.Errorf("pre-deploy file %s is not applied yet: expand first", pre[0])
 		}
@@ -192,6 +173,23 @@ func (m *Migrator) ContractStreams(ctx context.Context, streams []*Stream, versi
 			}
 		}
 		return nil
+	})
+}
+
+// withStreams runs fn holding the schema's lock, with the streams' plan made under the
+// lock and the migration in progress (nil for none), and returns the plan.
+func (m *Migrator) withStreams(ctx context.Context, streams []*Stream, versionSchema string, fn func(*StreamPlan, *record) error) (*StreamPlan, error) {
+	var plan *StreamPlan
+	err := m.withLock(ctx, func() error {
+		var err error
+		if plan, err = m.planStreamsLocked(ctx, streams, versionSchema); err != nil {
+			return err
+		}
+		act, err := m.st.active(ctx, m.conn)
+		if err != nil {
+			return err
+		}
+		return fn(plan, act)
 	})
 	return plan, err
 }

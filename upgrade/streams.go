@@ -276,16 +276,7 @@ func (u *Upgrader) planStreams(ctx context.Context, m *migrate.Migrator, rel *Re
 
 // expandStreams is the expand step: every stream's pending migrations as one step.
 func (u *Upgrader) expandStreams(ctx context.Context, rec *Record) error {
-	streams, err := rec.Release.ReadStreams()
-	if err != nil {
-		return err
-	}
-	m, err := u.migrator(ctx, rec.Release)
-	if err != nil {
-		return err
-	}
-	defer m.Close(context.WithoutCancel(ctx))
-	plan, err := m.ExpandStreams(ctx, streams, rec.Release.streamsVersionSchema())
+	plan, err := u.onStreams(ctx, rec.Release, (*migrate.Migrator).ExpandStreams)
 	if err != nil {
 		return err
 	}
@@ -307,16 +298,7 @@ func (u *Upgrader) expandStreams(ctx context.Context, rec *Record) error {
 // contractStreams is the contract step: the expand step's migration is completed, then
 // the post-deploy files run.
 func (u *Upgrader) contractStreams(ctx context.Context, rec *Record) error {
-	streams, err := rec.Release.ReadStreams()
-	if err != nil {
-		return err
-	}
-	m, err := u.migrator(ctx, rec.Release)
-	if err != nil {
-		return err
-	}
-	defer m.Close(context.WithoutCancel(ctx))
-	plan, err := m.ContractStreams(ctx, streams, rec.Release.streamsVersionSchema())
+	plan, err := u.onStreams(ctx, rec.Release, (*migrate.Migrator).ContractStreams)
 	if err != nil {
 		return err
 	}
@@ -331,4 +313,20 @@ func (u *Upgrader) contractStreams(ctx context.Context, rec *Record) error {
 		u.event(ctx, rec, StepContract, fmt.Sprintf("ran post-deploy files %v", names), 0)
 	}
 	return nil
+}
+
+// onStreams reads rel's streams and runs step (the engine's ExpandStreams or
+// ContractStreams) on them.
+func (u *Upgrader) onStreams(ctx context.Context, rel *Release,
+	step func(*migrate.Migrator, context.Context, []*migrate.Stream, string) (*migrate.StreamPlan, error)) (*migrate.StreamPlan, error) {
+	streams, err := rel.ReadStreams()
+	if err != nil {
+		return nil, err
+	}
+	m, err := u.migrator(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close(context.WithoutCancel(ctx))
+	return step(m, ctx, streams, rel.streamsVersionSchema())
 }
