@@ -111,7 +111,7 @@ func parseRecorded(rec *record) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	mig.Name, mig.Raw = rec.Name, rec.Definition
+	mig.Name = rec.Name
 	return mig, nil
 }
 
