@@ -297,7 +297,7 @@ func (m *Migrator) activeMigration(ctx context.Context) (*record, *Migration, er
 	if rec == nil {
 		return nil, nil, ErrNoActiveMigration
 	}
-	mig, err := Parse(rec.File, rec.Name, rec.Definition)
+	mig, err := parseRecorded(rec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("recorded definition of %q: %w", rec.Name, err)
 	}

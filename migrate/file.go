@@ -33,6 +33,9 @@ type Migration struct {
 	// Includes names the migrations a combined migration (see Combine) is made of, in
 	// order; empty for a migration read from one file.
 	Includes []string `json:"-"`
+	// Needs are the migrations of other streams this one needs applied first (the
+	// file's "needs" list, see Need); Tandem's addition to pgroll's format.
+	Needs []Need `json:"-"`
 	// origins[i] says where operation i came from, for a migration combined from
 	// several files; empty otherwise.
 	origins []origin
@@ -202,6 +205,7 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 		Name          *string           `json:"name"`
 		VersionSchema string            `json:"version_schema"`
 		Operations    []json.RawMessage `json:"operations"`
+		Needs         []string          `json:"needs"`
 	}
 	if err := strictUnmarshal(jsonData, &doc); err != nil {
 		return nil, ierr(-1, "", "", fmt.Errorf("not a migration document: %w", err))
@@ -218,6 +222,13 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 			return nil, ierr(-1, "", "version_schema", fmt.Errorf("%q must be 1-%d bytes of letters, digits, '_', '-' or '.'", vs, maxIdentifier))
 		}
 		m.VersionSchema = vs
+	}
+	for i, n := range doc.Needs {
+		need, err := ParseNeed(n)
+		if err != nil {
+			return nil, ierr(-1, "", fmt.Sprintf("needs[%d]", i), err)
+		}
+		m.Needs = append(m.Needs, need)
 	}
 	if doc.Operations == nil {
 		return nil, ierr(-1, "", "operations", errors.New("missing: a migration needs a list of operations"))

@@ -238,6 +238,17 @@ func (m *Migrator) execLockedConflicting(ctx context.Context, tables, modes []st
 // retrying on lock timeouts. Before each attempt an INVALID index of that name, left by an
 // earlier failed or killed build, is dropped.
 func (m *Migrator) execConcurrently(ctx context.Context, schema, index, stmt string) error {
+	return m.execOutsideTx(ctx, stmt,
+		func() error { return m.dropInvalidIndex(ctx, schema, index) },
+		// A failed build leaves an INVALID index; drop it so a rerun starts clean.
+		func() { _ = m.dropInvalidIndex(ctx, schema, index) })
+}
+
+// execOutsideTx runs one statement outside a transaction under the policy's lock_timeout,
+// retrying it after a backoff on a lock timeout, up to the policy's number of attempts.
+// before (if not nil) runs before each attempt; failed (if not nil) after an attempt that
+// failed for another reason than a lock timeout, before the error is returned.
+func (m *Migrator) execOutsideTx(ctx context.Context, stmt string, before func() error, failed func()) error {
 	p := m.locks
 	var lastErr error
 	for attempt := 0; attempt < p.attempts; attempt++ {
@@ -248,8 +259,10 @@ func (m *Migrator) execConcurrently(ctx context.Context, schema, index, stmt str
 			case <-time.After(p.backoff(attempt - 1)):
 			}
 		}
-		if err := m.dropInvalidIndex(ctx, schema, index); err != nil {
-			return err
+		if before != nil {
+			if err := before(); err != nil {
+				return err
+			}
 		}
 		if _, err := m.conn.Exec(ctx, "SELECT set_config('lock_timeout', $1, false)", fmt.Sprintf("%dms", p.timeout.Milliseconds())); err != nil {
 			return err
@@ -262,8 +275,9 @@ func (m *Migrator) execConcurrently(ctx context.Context, schema, index, stmt str
 		}
 		lastErr = fmt.Errorf("%s: %w", firstLine(stmt), err)
 		if !isLockTimeout(err) {
-			// A failed build leaves an INVALID index; drop it so a rerun starts clean.
-			_ = m.dropInvalidIndex(ctx, schema, index)
+			if failed != nil {
+				failed()
+			}
 			return lastErr
 		}
 	}

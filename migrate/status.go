@@ -19,6 +19,10 @@ type Status struct {
 	Active    *MigrationInfo     `json:"active,omitempty"`
 	Backfills []BackfillProgress `json:"backfills,omitempty"`
 	History   []MigrationInfo    `json:"history"`
+	// Streams are the migration streams the history shows (docs/streams.md), when a named
+	// stream or a plain-SQL file was ever applied: each one's applied and in-progress
+	// migrations.
+	Streams []StreamState `json:"streams,omitempty"`
 }
 
 // MigrationInfo describes one migration in the history.
@@ -47,6 +51,9 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	}
 	recs, err := m.st.history(ctx, m.conn)
 	if err != nil {
+		return nil, err
+	}
+	if st.Streams, err = m.recordedStreams(ctx, recs); err != nil {
 		return nil, err
 	}
 	for _, r := range recs {

@@ -12,14 +12,21 @@ import (
 // so that inserts through a view behave like inserts into the table. It runs in one
 // transaction, so a version schema is either complete or absent.
 func (m *Migrator) createVersionSchema(ctx context.Context, rec *record) error {
-	vs := m.versionSchemaOf(rec)
-	stmts := []string{
+	stmts, tables := m.versionSchemaDDL(m.versionSchemaOf(rec), rec.Name, rec.After)
+	// Views need ACCESS SHARE locks on the tables: only an ACCESS EXCLUSIVE lock held by
+	// another session is in the way, not a long reader.
+	return m.execLockedConflicting(ctx, tables, sharedOnly, stmts...)
+}
+
+// versionSchemaDDL returns the statements that (re)create version schema vs of
+// migration name over shape, and the tables its views read.
+func (m *Migrator) versionSchemaDDL(vs, name string, shape *Schema) (stmts, tables []string) {
+	stmts = []string{
 		"DROP SCHEMA IF EXISTS " + qi(vs) + " CASCADE",
 		"CREATE SCHEMA " + qi(vs),
-		"COMMENT ON SCHEMA " + qi(vs) + " IS " + ql("Tandem version schema of migration "+rec.Name+" on schema "+m.opts.Schema),
+		"COMMENT ON SCHEMA " + qi(vs) + " IS " + ql("Tandem version schema of migration "+name+" on schema "+m.opts.Schema),
 	}
-	var tables []string
-	for _, t := range rec.After.sortedTables() {
+	for _, t := range shape.sortedTables() {
 		stmts = append(stmts, viewDDL(m.opts.Schema, vs, t, m.serverVersion >= 150000)...)
 		tables = append(tables, qi(m.opts.Schema, t.Physical))
 	}
@@ -30,9 +37,7 @@ func (m *Migrator) createVersionSchema(ctx context.Context, rec *record) error {
 			"GRANT USAGE ON SCHEMA "+qi(vs)+" TO PUBLIC",
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+qi(vs)+" TO PUBLIC")
 	}
-	// Views need ACCESS SHARE locks on the tables: only an ACCESS EXCLUSIVE lock held by
-	// another session is in the way, not a long reader.
-	return m.execLockedConflicting(ctx, tables, sharedOnly, stmts...)
+	return stmts, tables
 }
 
 // viewDDL returns the statements that create the view of t in version schema vs.

@@ -101,8 +101,22 @@ func (u *Upgrader) stepCompleteDeferred(ctx context.Context, rec *Record) error 
 	if err := u.waitOnly(ctx, rec, pc.Release, pc.NewVersionSchema, rec.Release.Timeouts.OldGone.Duration); err != nil {
 		return fmt.Errorf("the deferred contract of %s needs every instance on %s: %w", pc.Release, pc.NewVersionSchema, err)
 	}
-	// The contract step, run on the deferred migration.
-	deferred := *rec
-	deferred.Migration, deferred.OldVersionSchema = pc.Migration, pc.OldVersionSchema
-	return u.stepContract(ctx, &deferred)
+	// The deferred migration alone is completed. The post-deploy files of its release's
+	// plain-SQL streams stay pending: this upgrade's contract runs them, later than
+	// they could run but never earlier.
+	return u.withEngine(ctx, rec.Release, func(m *migrate.Migrator, st *migrate.Status) error {
+		if st.Active == nil || st.Active.Name != pc.Migration {
+			for _, h := range st.History {
+				if h.Name == pc.Migration && h.Status == migrate.StatusCompleted {
+					return nil // completed before a crash
+				}
+			}
+			return fmt.Errorf("the deferred migration %s is not in progress; `tandem status` shows what happened to it", pc.Migration)
+		}
+		if err := m.Complete(ctx); err != nil {
+			return err
+		}
+		u.event(ctx, rec, StepCompleteDeferred, fmt.Sprintf("completed %s: version schema %s is gone", pc.Migration, pc.OldVersionSchema), 0)
+		return nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/tandem-pg/tandem/lifecycle"
+	"github.com/tandem-pg/tandem/lint"
 	"github.com/tandem-pg/tandem/migrate"
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
 )
@@ -35,6 +36,14 @@ type Plan struct {
 	CurrentVersionSchema string `json:"current_version_schema"`
 	// Pending are the release's migrations not applied yet, applied as one expand step.
 	Pending []string `json:"pending"`
+	// PreDeploy and PostDeploy are the plain-SQL streams' pending files, run at expand
+	// and at contract; Streams every stream's state, for a release with streams:.
+	PreDeploy  []string              `json:"pre_deploy,omitempty"`
+	PostDeploy []string              `json:"post_deploy,omitempty"`
+	Streams    []migrate.StreamState `json:"streams,omitempty"`
+	// LintFindings are the linter's findings on the pending pre-deploy files; those of
+	// severity error are Problems too.
+	LintFindings []lint.Finding `json:"lint_findings,omitempty"`
 	// TargetVersionSchema is the schema version the release's code will use.
 	TargetVersionSchema string `json:"target_version_schema"`
 	// Backfills are the tables the expand step fills, with the catalog's row estimates.
@@ -165,14 +174,12 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 		return nil, err
 	}
 	defer m.Close(context.WithoutCancel(ctx))
-	migs, err := migrate.ReadDir(rel.MigrationsDir())
-	if err != nil {
-		problem("%v", err)
-		return u.finishPlan(ctx, p, rel, allowDowntime)
-	}
-	pending, err := m.Pending(ctx, migs)
+	sp, err := u.planStreams(ctx, m, rel, p)
 	if err != nil {
 		return nil, err
+	}
+	if sp == nil {
+		return u.finishPlan(ctx, p, rel, allowDowntime)
 	}
 	st, err := m.Status(ctx)
 	if err != nil {
@@ -186,18 +193,28 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 		p.CurrentVersionSchema = pc.OldVersionSchema // rolled back within the window
 	}
 	// The deferred contract's migration is still in progress; the upgrade completes it.
+	// Its migrations are applied, not completed: not this upgrade's to apply.
 	deferred := pc != nil && st.Active != nil && st.Active.Name == pc.Migration
-	if deferred {
-		// Its migrations are applied, not completed: not this upgrade's to apply.
-		pending = slices.DeleteFunc(pending, func(mig *migrate.Migration) bool {
-			return mig.Name == st.Active.Name || slices.Contains(st.Active.Includes, mig.Name)
-		})
-	}
-	if len(pending) > 0 {
-		p.migration = migrate.Combine(pending)
-		for _, mig := range pending {
-			p.Pending = append(p.Pending, mig.Name)
+	combined := sp.Combined
+	var kept []*migrate.Migration
+	for _, step := range sp.Expand {
+		if step.Kind != migrate.StreamPgroll {
+			continue
 		}
+		if deferred && (step.Migration.Name == st.Active.Name || slices.Contains(st.Active.Includes, step.Migration.Name)) {
+			continue
+		}
+		p.Pending = append(p.Pending, step.String())
+		kept = append(kept, step.Migration)
+	}
+	if deferred {
+		combined = nil
+		if len(kept) > 0 {
+			combined = migrate.Combine(kept)
+		}
+	}
+	if combined != nil {
+		p.migration = combined
 		p.TargetVersionSchema = m.VersionSchemaFor(p.migration)
 		ours := p.InProgress != nil && p.InProgress.Migration == p.migration.Name
 		if st.Active != nil && st.Active.Name != p.migration.Name && !ours && !deferred {

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tandem-pg/tandem/lint"
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -34,8 +35,14 @@ type Release struct {
 	Version string `yaml:"version" json:"version"`
 	// CompatibleFrom is the oldest running version this release may run beside.
 	CompatibleFrom string `yaml:"compatible-from" json:"compatible_from"`
-	// Migrations is the directory of the release's migrations, relative to the file.
+	// Migrations is the directory of the release's migrations, relative to the file:
+	// one implicit stream. Streams lists several instead (see docs/streams.md).
 	Migrations string `yaml:"migrations" json:"migrations"`
+	// Streams are the release's migration streams, applied as one step.
+	Streams []StreamSpec `yaml:"streams" json:"streams,omitempty"`
+	// Lint configures the linter that gates the streams' pre-deploy SQL files, as
+	// tandem lint reads it from tandem.yaml.
+	Lint lint.Config `yaml:"lint" json:"lint"`
 	// Schema is the logical schema migrated [public].
 	Schema string `yaml:"schema" json:"schema"`
 	// VersionSchema is the schema version the release's code uses; empty means the one
@@ -299,12 +306,8 @@ func (r *Release) validate(root *yaml.Node) error {
 		return bad("compatible-from", fmt.Sprintf("%s is newer than the release's version %s", r.CompatibleFrom, r.Version),
 			"name a version at most "+r.Version, "compatible-from")
 	}
-	if r.Migrations == "" {
-		return bad("migrations", "missing", "give the directory of the release's migrations, relative to this file")
-	}
-	dir := r.MigrationsDir()
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return bad("migrations", fmt.Sprintf("directory %s not found", dir), "create it or correct the path", "migrations")
+	if err := r.validateStreams(root); err != nil {
+		return err
 	}
 	if r.Schema == "" {
 		r.Schema = "public"

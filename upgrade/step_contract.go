@@ -2,32 +2,15 @@ package upgrade
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/tandem-pg/tandem/migrate"
 )
 
 // stepContract completes the expand step's migration: the old version's schema and the
-// columns only it used go. It runs only after stepWaitOldGone.
+// columns only it used go; then the streams' post-deploy SQL files run. It runs only
+// after stepWaitOldGone. A contract interrupted by a crash is resumed.
 func (u *Upgrader) stepContract(ctx context.Context, rec *Record) error {
-	if rec.Migration == "" {
-		return nil
-	}
-	return u.withEngine(ctx, rec.Release, func(m *migrate.Migrator, st *migrate.Status) error {
-		if st.Active == nil || st.Active.Name != rec.Migration {
-			for _, h := range st.History {
-				if h.Name == rec.Migration && h.Status == migrate.StatusCompleted {
-					return nil // completed before a crash
-				}
-			}
-			return fmt.Errorf("migration %s is not in progress; `tandem status` shows what happened to it", rec.Migration)
-		}
-		if err := m.Complete(ctx); err != nil {
-			return err
-		}
-		u.event(ctx, rec, StepContract, fmt.Sprintf("completed %s: version schema %s is gone", rec.Migration, rec.OldVersionSchema), 0)
-		return nil
-	})
+	return u.contractStreams(ctx, rec)
 }
 
 // withEngine opens the engine on rel's schema and runs fn with it and its status.

@@ -149,7 +149,9 @@ func readMigration(path string) (*migrate.Migration, error) {
 // classify turns engine errors about the input into usage errors (exit 2).
 func classify(err error) error {
 	var ie *migrate.InputError
-	if errors.As(err, &ie) {
+	var se *migrate.StreamError
+	var de *migrate.DriftError
+	if errors.As(err, &ie) || errors.As(err, &se) || errors.As(err, &de) {
 		return usageErr(err)
 	}
 	return err

@@ -234,6 +234,7 @@ func newStatusCmd() *cobra.Command {
 					fmt.Fprintln(out)
 				}
 			}
+			printStreams(out, st.Streams)
 			return nil
 		},
 	}
@@ -242,17 +243,29 @@ func newStatusCmd() *cobra.Command {
 }
 
 func newMigrateCmd() *cobra.Command {
-	var complete, asJSON bool
+	var complete, contract, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "migrate <dir>",
+		Use:   "migrate <dir>|<tandem.yaml>",
 		Short: "Apply every pending migration file of a directory, in file-name order",
 		Long: `Migrate applies the migration files (.json, .yaml, .yml) of a directory that have not
 been applied yet, in file-name order, as ONE expand/contract step: the version that runs
 now keeps working, and the new version sees the result of the last file in the version
 schema named after it (intermediate versions are not exposed). Run tandem complete once
-the old version is gone, or pass --complete to contract at once.`,
+the old version is gone, or pass --complete to contract at once.
+
+Given a release description (tandem.yaml) instead, it applies the pending migrations of
+every stream the release lists (docs/streams.md) as one expand step, in dependency order:
+the plain-SQL streams' pre-deploy files (linted first: a blocking finding stops it before
+any change), then the pgroll streams' migrations combined. --complete contracts at once
+and runs the post-deploy files; --contract does only that, once the old version is gone.`,
 		Args: argsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isStreamsFile(args[0]) {
+				return migrateStreams(cmd, args[0], complete, contract, asJSON)
+			}
+			if contract {
+				return usageErr(fmt.Errorf("--contract is for a release description (tandem.yaml); for a directory run tandem complete"))
+			}
 			migs, err := migrate.ReadDir(args[0])
 			if err != nil {
 				return usageErr(err)
@@ -287,6 +300,7 @@ the old version is gone, or pass --complete to contract at once.`,
 		},
 	}
 	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migrations too (no old version must be running)")
+	cmd.Flags().BoolVar(&contract, "contract", false, "with a tandem.yaml: only contract what an earlier run expanded, and run the post-deploy files")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	addBackfillFlags(cmd)
 	return cmd

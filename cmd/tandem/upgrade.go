@@ -319,6 +319,7 @@ func printPlan(w io.Writer, p *upgrade.Plan) {
 	} else {
 		fmt.Fprintf(w, "pending migrations (one expand step): %s\n", strings.Join(p.Pending, ", "))
 	}
+	printPlanStreams(w, p)
 	for _, b := range p.Backfills {
 		rows := fmt.Sprintf("~%d rows (catalog estimate)", b.Rows)
 		if b.Rows < 0 {

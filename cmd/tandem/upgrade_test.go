@@ -154,7 +154,8 @@ func TestUpgradeCLI(t *testing.T) {
 	}
 	code, out := e.tandem("upgrade", "apply", "--dry-run", "--json", e.release("v2"))
 	var p upgrade.Plan
-	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || !p.Possible || len(p.Pending) != 3 {
+	// core's three migrations and the reviews plugin's one; the ops stream's SQL files.
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || !p.Possible || len(p.Pending) != 4 || len(p.PreDeploy) != 1 || len(p.PostDeploy) != 1 {
 		t.Errorf("apply --dry-run --json v2: exit %d\n%s", code, out)
 	}
 	bad := filepath.Join(e.dir, "bad.yaml")

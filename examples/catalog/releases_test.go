@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -19,10 +20,19 @@ type releaseDescription struct {
 	App            string `yaml:"app"`
 	Version        string `yaml:"version"`
 	CompatibleFrom string `yaml:"compatible-from"`
-	Migrations     string `yaml:"migrations"`
-	Schema         string `yaml:"schema"`
-	Maintenance    string `yaml:"maintenance"`
-	Workloads      []struct {
+	Streams        []struct {
+		Name       string   `yaml:"name"`
+		Kind       string   `yaml:"kind"`
+		Dir        string   `yaml:"dir"`
+		PreDeploy  string   `yaml:"pre-deploy"`
+		PostDeploy string   `yaml:"post-deploy"`
+		After      []string `yaml:"after"`
+		PlainNames bool     `yaml:"plain-names"`
+	} `yaml:"streams"`
+	VersionSchema string `yaml:"version-schema"`
+	Schema        string `yaml:"schema"`
+	Maintenance   string `yaml:"maintenance"`
+	Workloads     []struct {
 		Name  string `yaml:"name"`
 		Role  string `yaml:"role"`
 		Order int    `yaml:"order"`
@@ -85,28 +95,50 @@ func TestReleaseFiles(t *testing.T) {
 			}
 		}
 
-		// The migrations named parse, and extend the previous release's unchanged.
-		dir := path.Join(v, rd.Migrations)
-		migs, err := migrate.ReadDir(filepath.Join("releases", filepath.FromSlash(dir)))
-		if err != nil {
-			t.Fatalf("%s: migrations: %v", file, err)
-		}
-		entries, err := fs.ReadDir(ReleaseFiles, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// Each stream's files parse, and extend the previous release's unchanged; the
+		// core stream (dir "migrations", as Setup and the tests read it) gains some in
+		// every release.
 		cur := map[string][]byte{}
-		for _, e := range entries {
-			if cur[e.Name()], err = fs.ReadFile(ReleaseFiles, path.Join(dir, e.Name())); err != nil {
-				t.Fatal(err)
+		for _, st := range rd.Streams {
+			for _, d := range []string{st.Dir, st.PreDeploy, st.PostDeploy} {
+				if d == "" {
+					continue
+				}
+				dir := path.Join(v, d)
+				full := filepath.Join("releases", filepath.FromSlash(dir))
+				if st.Kind == "sql" {
+					if _, err := migrate.ReadSQLDir(full); err != nil {
+						t.Fatalf("%s: stream %s: %v", file, st.Name, err)
+					}
+				} else if _, err := migrate.ReadDir(full); err != nil {
+					t.Fatalf("%s: stream %s: %v", file, st.Name, err)
+				}
+				entries, err := fs.ReadDir(ReleaseFiles, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if cur[path.Join(d, e.Name())], err = fs.ReadFile(ReleaseFiles, path.Join(dir, e.Name())); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 		}
-		if len(migs) != len(cur) || len(cur) <= len(prev) {
-			t.Errorf("%s: %d migrations of %d files; the previous release had %d", dir, len(migs), len(cur), len(prev))
+		core := func(files map[string][]byte) int {
+			n := 0
+			for name := range files {
+				if strings.HasPrefix(name, "migrations/") {
+					n++
+				}
+			}
+			return n
+		}
+		if core(cur) <= core(prev) || rd.Streams[0].Dir != "migrations" {
+			t.Errorf("%s: the core stream (dir migrations) has %d files; the previous release had %d", file, core(cur), core(prev))
 		}
 		for name, b := range prev {
 			if !bytes.Equal(cur[name], b) {
-				t.Errorf("%s/%s differs from the previous release's copy (or is missing): a release's directory must hold the earlier migrations unchanged", dir, name)
+				t.Errorf("%s/%s differs from the previous release's copy (or is missing): a release's directory must hold the earlier migrations unchanged", v, name)
 			}
 		}
 		prev = cur
