@@ -179,11 +179,22 @@ func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx
 // table, or creating a view over it, must wait for.
 var sharedOnly = []string{"AccessExclusiveLock"}
 
+// shareRowExclusive are the lock modes that conflict with a SHARE ROW EXCLUSIVE lock:
+// what creating a trigger must wait for (writers, not readers).
+var shareRowExclusive = []string{"RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+	"ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
+
+// lockCheck is what a locking transaction waits for on some of its tables: the locks
+// others hold there in the given modes (nil: any mode, as ACCESS EXCLUSIVE does).
+type lockCheck struct {
+	tables, modes []string
+}
+
 // lockedTxConflicting is lockedTx for a transaction whose locks on the tables conflict
 // only with locks of the given modes held by others (nil: with every mode, as ACCESS
 // EXCLUSIVE does): only those make it wait, and only those are named as blockers.
 func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []string, fn func(tx pgx.Tx) error) error {
-	return m.retryLocked(ctx, tables, modes, func(timeout time.Duration) error {
+	return m.retryLocked(ctx, []lockCheck{{tables, modes}}, func(timeout time.Duration) error {
 		return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", timeout.Milliseconds())); err != nil {
 				return err
@@ -197,10 +208,27 @@ func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []stri
 // for each lock, under the lock policy: on a lock timeout (the transaction rolled back,
 // nothing of it applied) it is retried after a backoff, up to the policy's number of
 // attempts. Before each attempt it looks for long transactions holding locks on the
-// tables (of the given modes; nil: any) and waits for them instead of queueing behind
-// them.
-func (m *Migrator) retryLocked(ctx context.Context, tables, modes []string, attempt func(timeout time.Duration) error) error {
+// checks' tables (of their modes) and waits for them instead of queueing behind them.
+func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt func(timeout time.Duration) error) error {
 	p := m.locks
+	var tables []string
+	for _, c := range checks {
+		tables = append(tables, c.tables...)
+	}
+	held := func(minAge time.Duration) ([]Session, error) {
+		var all []Session
+		for _, c := range checks {
+			if len(c.tables) == 0 {
+				continue
+			}
+			hs, err := holders(ctx, m.conn, c.tables, minAge, c.modes...)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, hs...)
+		}
+		return all, nil
+	}
 	var blockers []Session
 	// When the holders' transaction start is hidden from us, a holder is long once it has
 	// held its lock for longTxn under our eyes: when each was first seen.
@@ -216,7 +244,7 @@ func (m *Migrator) retryLocked(ctx context.Context, tables, modes []string, atte
 			}
 		}
 		if len(tables) > 0 {
-			hs, err := holders(ctx, m.conn, tables, p.longTxn, modes...)
+			hs, err := held(p.longTxn)
 			if err != nil {
 				return err
 			}
@@ -243,7 +271,7 @@ func (m *Migrator) retryLocked(ctx context.Context, tables, modes []string, atte
 		if !isLockTimeout(err) {
 			return err
 		}
-		if bs, herr := holders(ctx, m.conn, tables, 0, modes...); herr == nil && len(bs) > 0 {
+		if bs, herr := held(0); herr == nil && len(bs) > 0 {
 			blockers = bs
 		}
 	}
@@ -262,10 +290,16 @@ func (m *Migrator) execLocked(ctx context.Context, tables []string, stmts ...str
 // commits at its end (see execPipelined): the locks they take are held for as long as
 // the server takes to run them, not for round trips to the client besides.
 func (m *Migrator) execLockedConflicting(ctx context.Context, tables, modes []string, stmts ...string) error {
+	return m.execLockedChecks(ctx, []lockCheck{{tables, modes}}, stmts...)
+}
+
+// execLockedChecks is execLocked for statements whose locks on some tables conflict
+// with some modes, on others with others (see lockCheck).
+func (m *Migrator) execLockedChecks(ctx context.Context, checks []lockCheck, stmts ...string) error {
 	for _, s := range stmts {
 		m.log.Debug("exec", "sql", s)
 	}
-	return m.retryLocked(ctx, tables, modes, func(timeout time.Duration) error {
+	return m.retryLocked(ctx, checks, func(timeout time.Duration) error {
 		return execPipelined(ctx, m.conn, timeout, stmts...)
 	})
 }

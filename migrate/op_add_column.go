@@ -168,8 +168,10 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	col := qi(o.Column.Name)
 	if o.Up != "" {
-		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+		if exists, err := tableExists(ctx, r, table); err != nil {
 			return err
+		} else if !exists {
+			return dropTrigger(ctx, r, o.triggerName(r), t.Physical)
 		}
 	}
 	// The NOT NULL check is gone when an earlier, interrupted complete already turned it
@@ -181,7 +183,8 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
+	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile. The
+	// trigger still fills the column for the old version's writes as it runs.
 	var validate []string
 	if nn {
 		validate = append(validate, o.notNullCheck(r))
@@ -197,11 +200,18 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
+	// What needs the ACCESS EXCLUSIVE lock goes in one transaction: the trigger, and NOT
+	// NULL, which a validated CHECK (col IS NOT NULL) lets PostgreSQL set without a scan.
+	var stmts []string
+	if o.Up != "" {
+		stmts = append(stmts, dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
+	}
 	if nn {
-		// With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
-		if err := r.m.execLocked(ctx, []string{table},
-			"ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
-			"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r))); err != nil {
+		stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
+			"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r)))
+	}
+	if len(stmts) > 0 {
+		if err := r.m.execLocked(ctx, []string{table}, stmts...); err != nil {
 			return err
 		}
 	}

@@ -209,7 +209,8 @@ func dropTriggerSQL(r *run, name, physicalTable string) []string {
 }
 
 // arming collects the armed form of the dual-write triggers start installs (see
-// dualWrite), to install once every operation has started.
+// dualWrite), to install once every operation has started, with the version schema (see
+// createVersionSchema).
 type arming struct {
 	tables []string
 	stmts  []string
@@ -220,17 +221,6 @@ func (a *arming) add(table, stmt string) {
 		a.tables = append(a.tables, table)
 	}
 	a.stmts = append(a.stmts, stmt)
-}
-
-// arm installs the armed triggers, in one transaction.
-func (a *arming) arm(ctx context.Context, m *Migrator) error {
-	if len(a.stmts) == 0 {
-		return nil
-	}
-	if err := m.execLocked(ctx, a.tables, a.stmts...); err != nil {
-		return fmt.Errorf("arm the dual-write triggers for the new version: %w", err)
-	}
-	return nil
 }
 
 // oldColumns returns the physical columns the old version has in the table, the

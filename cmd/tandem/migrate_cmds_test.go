@@ -155,8 +155,9 @@ func TestProgressRows(t *testing.T) {
 		bp   migrate.BackfillProgress
 		want string
 	}{
-		{migrate.BackfillProgress{RowsDone: 157, RowsTotal: 99999}, "157 of about 99999 rows (0%, the total is an estimate)"},
-		{migrate.BackfillProgress{RowsDone: 120, RowsTotal: 100}, "120 of about 120 rows (100%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 157, RowsTotal: 99999, Estimate: true}, "157 of about 99999 rows (0%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 120, RowsTotal: 100, Estimate: true}, "120 of about 120 rows (100%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 50, RowsTotal: 200}, "50 of 200 rows (25%)"},
 		{migrate.BackfillProgress{RowsDone: 100000, RowsTotal: 99999, Done: true}, "100000 rows"},
 	} {
 		if got := progressRows(tc.bp); got != tc.want {
