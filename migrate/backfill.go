@@ -123,6 +123,9 @@ func (c *chunk) done() bool { return c.next > c.last }
 // catches up.
 func (b *backfill) run(ctx context.Context, r *run) error {
 	m := r.m
+	if m.dry != nil {
+		return b.plan(ctx, r)
+	}
 	chunks, err := b.load(ctx, r)
 	if err != nil {
 		return err
@@ -160,6 +163,23 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 	}
 	th.setReport(nil)
 	return b.finish(ctx, r, th)
+}
+
+// plan records the backfill, and the rules that follow it, in the plan being made.
+func (b *backfill) plan(ctx context.Context, r *run) error {
+	rels, err := b.relations(ctx, r)
+	if err != nil {
+		return err
+	}
+	pb := &PlanBackfill{Table: b.table.Name, Column: b.target, Expression: b.expr}
+	for _, rel := range rels {
+		pb.Rows += rel.rows
+	}
+	r.m.dry.add(PlanStep{Type: "backfill", Backfill: pb})
+	if len(b.rules) > 0 {
+		r.m.dry.transaction([]lockCheck{{tables: b.ruleTables}}, b.rules)
+	}
+	return nil
 }
 
 // pace returns the throttle of the backfill and, for an impact that watches the

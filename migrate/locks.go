@@ -194,6 +194,10 @@ type lockCheck struct {
 // only with locks of the given modes held by others (nil: with every mode, as ACCESS
 // EXCLUSIVE does): only those make it wait, and only those are named as blockers.
 func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []string, fn func(tx pgx.Tx) error) error {
+	if m.dry != nil {
+		m.dry.transaction([]lockCheck{{tables, modes}}, []string{"-- statements computed while the transaction runs"})
+		return nil
+	}
 	return m.retryLocked(ctx, []lockCheck{{tables, modes}}, func(timeout time.Duration) error {
 		return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", timeout.Milliseconds())); err != nil {
@@ -296,6 +300,10 @@ func (m *Migrator) execLockedConflicting(ctx context.Context, tables, modes []st
 // execLockedChecks is execLocked for statements whose locks on some tables conflict
 // with some modes, on others with others (see lockCheck).
 func (m *Migrator) execLockedChecks(ctx context.Context, checks []lockCheck, stmts ...string) error {
+	if m.dry != nil {
+		m.dry.transaction(checks, stmts)
+		return nil
+	}
 	for _, s := range stmts {
 		m.log.Debug("exec", "sql", s)
 	}
@@ -345,6 +353,10 @@ func execPipelined(ctx context.Context, conn *pgx.Conn, lockTimeout time.Duratio
 // retrying on lock timeouts. Before each attempt an INVALID index of that name, left by an
 // earlier failed or killed build, is dropped.
 func (m *Migrator) execConcurrently(ctx context.Context, schema, index, stmt string) error {
+	if m.dry != nil {
+		m.dry.concurrently(stmt)
+		return nil
+	}
 	p := m.locks
 	var lastErr error
 	for attempt := 0; attempt < p.attempts; attempt++ {

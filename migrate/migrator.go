@@ -97,6 +97,9 @@ type Migrator struct {
 	locks         lockPolicy
 	st            store
 	serverVersion int
+	// dry, while a plan is made (PlanStart, PlanComplete), records the statements that
+	// would change the database instead of running them.
+	dry *dryRun
 }
 
 // Open connects to the database at connString and returns a Migrator for it.

@@ -286,7 +286,7 @@ func attachUnique(ctx context.Context, r *run, table, index, constraint string) 
 
 func columnExists(ctx context.Context, r *run, table, column string) (bool, error) {
 	var ok bool
-	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
+	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
 		table, column).Scan(&ok)
 	return ok, err
 }
@@ -303,6 +303,6 @@ func (r *run) addNotValid(ctx context.Context, stmts *[]string, table, name, def
 
 func constraintExists(ctx context.Context, r *run, table, name string) (bool, error) {
 	var ok bool
-	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)", table, name).Scan(&ok)
+	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)", table, name).Scan(&ok)
 	return ok, err
 }
