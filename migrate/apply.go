@@ -228,6 +228,14 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		}
 		failpoint(fmt.Sprintf("start:op%d", i))
 	}
+	// The triggers are armed in a transaction of their own, before the version schema is
+	// made: CREATE TRIGGER's lock makes the application's writers wait, the views' locks
+	// make nobody wait, and the new version cannot write through unarmed triggers.
+	if arm != nil {
+		if err := arm.arm(ctx, m); err != nil {
+			return err
+		}
+	}
 	if hasRawSQL(mig) {
 		// The shape after arbitrary SQL is what the catalog says now.
 		after, err := m.readSchemaLocked(ctx)
@@ -239,9 +247,7 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 			return err
 		}
 	}
-	// The triggers are armed in the transaction that makes the version schema: one lock
-	// on the tables instead of two, and the new version never writes through unarmed ones.
-	if err := m.createVersionSchema(ctx, rec, arm); err != nil {
+	if err := m.createVersionSchema(ctx, rec); err != nil {
 		return err
 	}
 	failpoint("start:views")

@@ -294,12 +294,7 @@ func (m *Migrator) execLocked(ctx context.Context, tables []string, stmts ...str
 // commits at its end (see execPipelined): the locks they take are held for as long as
 // the server takes to run them, not for round trips to the client besides.
 func (m *Migrator) execLockedConflicting(ctx context.Context, tables, modes []string, stmts ...string) error {
-	return m.execLockedChecks(ctx, []lockCheck{{tables, modes}}, stmts...)
-}
-
-// execLockedChecks is execLocked for statements whose locks on some tables conflict
-// with some modes, on others with others (see lockCheck).
-func (m *Migrator) execLockedChecks(ctx context.Context, checks []lockCheck, stmts ...string) error {
+	checks := []lockCheck{{tables, modes}}
 	if m.dry != nil {
 		m.dry.transaction(checks, stmts)
 		return nil

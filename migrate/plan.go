@@ -195,8 +195,12 @@ func (m *Migrator) PlanStart(ctx context.Context, mig *Migration) (*Plan, error)
 				return err
 			}
 		}
-		d.op, d.file, d.kind = -1, "", "version schema"
-		if err := m.createVersionSchema(ctx, rec, arm); err != nil {
+		d.op, d.file, d.kind = -1, "", "triggers armed"
+		if err := arm.arm(ctx, m); err != nil {
+			return err
+		}
+		d.kind = "version schema"
+		if err := m.createVersionSchema(ctx, rec); err != nil {
 			return err
 		}
 		plan = d.plan

@@ -209,8 +209,7 @@ func dropTriggerSQL(r *run, name, physicalTable string) []string {
 }
 
 // arming collects the armed form of the dual-write triggers start installs (see
-// dualWrite), to install once every operation has started, with the version schema (see
-// createVersionSchema).
+// dualWrite), to install once every operation has started.
 type arming struct {
 	tables []string
 	stmts  []string
@@ -221,6 +220,18 @@ func (a *arming) add(table, stmt string) {
 		a.tables = append(a.tables, table)
 	}
 	a.stmts = append(a.stmts, stmt)
+}
+
+// arm installs the armed triggers, in one transaction. CREATE TRIGGER's SHARE ROW
+// EXCLUSIVE lock waits for the writers, not for readers.
+func (a *arming) arm(ctx context.Context, m *Migrator) error {
+	if len(a.stmts) == 0 {
+		return nil
+	}
+	if err := m.execLockedConflicting(ctx, a.tables, shareRowExclusive, a.stmts...); err != nil {
+		return fmt.Errorf("arm the dual-write triggers for the new version: %w", err)
+	}
+	return nil
 }
 
 // oldColumns returns the physical columns the old version has in the table, the

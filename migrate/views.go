@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -11,26 +10,17 @@ import (
 // createVersionSchema (re)creates the new version's schema: one view per table, exposing
 // the columns under the names the new version uses, with the column defaults carried over
 // so that inserts through a view behave like inserts into the table. It runs in one
-// transaction, so a version schema is either complete or absent. The armed form of the
-// dual-write triggers that arm collected (nil: none) goes in with it.
-func (m *Migrator) createVersionSchema(ctx context.Context, rec *record, arm *arming) error {
+// transaction, so a version schema is either complete or absent.
+func (m *Migrator) createVersionSchema(ctx context.Context, rec *record) error {
 	vs := m.versionSchemaOf(rec)
-	var stmts, tables []string
-	var checks []lockCheck
-	if arm != nil && len(arm.stmts) > 0 {
-		// CREATE TRIGGER's SHARE ROW EXCLUSIVE lock waits for the writers too.
-		stmts = append(stmts, arm.stmts...)
-		checks = append(checks, lockCheck{tables: arm.tables, modes: shareRowExclusive})
-	}
-	stmts = append(stmts,
+	var tables []string
+	stmts := append([]string(nil),
 		"DROP SCHEMA IF EXISTS "+qi(vs)+" CASCADE",
 		"CREATE SCHEMA "+qi(vs),
 		"COMMENT ON SCHEMA "+qi(vs)+" IS "+ql("Tandem version schema of migration "+rec.Name+" on schema "+m.opts.Schema))
 	for _, t := range rec.After.sortedTables() {
 		stmts = append(stmts, viewDDL(m.opts.Schema, vs, t, m.serverVersion >= 150000)...)
-		if table := qi(m.opts.Schema, t.Physical); arm == nil || !slices.Contains(arm.tables, table) {
-			tables = append(tables, table)
-		}
+		tables = append(tables, qi(m.opts.Schema, t.Physical))
 	}
 	if m.serverVersion >= 150000 {
 		// security_invoker views check the caller's rights on the tables, so granting the
@@ -41,7 +31,7 @@ func (m *Migrator) createVersionSchema(ctx context.Context, rec *record, arm *ar
 	}
 	// Views need ACCESS SHARE locks on the tables: only an ACCESS EXCLUSIVE lock held by
 	// another session is in the way, not a long reader.
-	return m.execLockedChecks(ctx, append(checks, lockCheck{tables: tables, modes: sharedOnly}), stmts...)
+	return m.execLockedConflicting(ctx, tables, sharedOnly, stmts...)
 }
 
 // viewDDL returns the statements that create the view of t in version schema vs.
