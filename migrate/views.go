@@ -13,11 +13,12 @@ import (
 // transaction, so a version schema is either complete or absent.
 func (m *Migrator) createVersionSchema(ctx context.Context, rec *record) error {
 	vs := m.versionSchemaOf(rec)
+	stmts := []string{
+		"DROP SCHEMA IF EXISTS " + qi(vs) + " CASCADE",
+		"CREATE SCHEMA " + qi(vs),
+		"COMMENT ON SCHEMA " + qi(vs) + " IS " + ql("Tandem version schema of migration "+rec.Name+" on schema "+m.opts.Schema),
+	}
 	var tables []string
-	stmts := append([]string(nil),
-		"DROP SCHEMA IF EXISTS "+qi(vs)+" CASCADE",
-		"CREATE SCHEMA "+qi(vs),
-		"COMMENT ON SCHEMA "+qi(vs)+" IS "+ql("Tandem version schema of migration "+rec.Name+" on schema "+m.opts.Schema))
 	for _, t := range rec.After.sortedTables() {
 		stmts = append(stmts, viewDDL(m.opts.Schema, vs, t, m.serverVersion >= 150000)...)
 		tables = append(tables, qi(m.opts.Schema, t.Physical))
