@@ -228,6 +228,9 @@ func (m *Migrator) start(ctx context.Context, mig *Migration) error {
 		}
 		failpoint(fmt.Sprintf("start:op%d", i))
 	}
+	// The triggers are armed in a transaction of their own, before the version schema is
+	// made: CREATE TRIGGER's lock makes the application's writers wait, the views' locks
+	// make nobody wait, and the new version cannot write through unarmed triggers.
 	if arm != nil {
 		if err := arm.arm(ctx, m); err != nil {
 			return err

@@ -16,14 +16,22 @@ import (
 
 // BackfillProgress reports a backfill's progress after each batch.
 type BackfillProgress struct {
-	Migration string        `json:"migration"`
-	Table     string        `json:"table"`
-	Column    string        `json:"column"`
-	RowsDone  int64         `json:"rows_done"`
-	RowsTotal int64         `json:"rows_total"` // an estimate
-	Rate      float64       `json:"rows_per_second"`
-	ETA       time.Duration `json:"eta_ns"`
-	Done      bool          `json:"done"`
+	Migration string `json:"migration"`
+	Table     string `json:"table"`
+	Column    string `json:"column"`
+	RowsDone  int64  `json:"rows_done"`
+	// RowsTotal is the rows the backfill fills: those of the pages the table had when it
+	// began (the rows written since get their value from the catch-up or the trigger).
+	// Until a chunk of pages is done, its share is the planner's estimate
+	// (pg_class.reltuples), never below the rows done; then it is exact.
+	RowsTotal int64 `json:"rows_total"`
+	// Estimate says RowsTotal is (partly) an estimate: some chunk is not done yet.
+	Estimate bool    `json:"estimate"`
+	Rate     float64 `json:"rows_per_second"`
+	// ETA is the time left at the rate so far; 0 (none) until the backfill has run for
+	// etaAfter, since a first batch or two say little about the rate.
+	ETA  time.Duration `json:"eta_ns"`
+	Done bool          `json:"done"`
 	// Throttle says how the backfill paces itself, and why it holds back when it does;
 	// nil when unknown (a backfill recorded before Tandem had a throttle).
 	Throttle *BackfillThrottle `json:"throttle,omitempty"`
@@ -115,6 +123,9 @@ func (c *chunk) done() bool { return c.next > c.last }
 // catches up.
 func (b *backfill) run(ctx context.Context, r *run) error {
 	m := r.m
+	if m.dry != nil {
+		return b.plan(ctx, r)
+	}
 	chunks, err := b.load(ctx, r)
 	if err != nil {
 		return err
@@ -152,6 +163,23 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 	}
 	th.setReport(nil)
 	return b.finish(ctx, r, th)
+}
+
+// plan records the backfill, and the rules that follow it, in the plan being made.
+func (b *backfill) plan(ctx context.Context, r *run) error {
+	rels, err := b.relations(ctx, r)
+	if err != nil {
+		return err
+	}
+	pb := &PlanBackfill{Table: b.table.Name, Column: b.target, Expression: b.expr}
+	for _, rel := range rels {
+		pb.Rows += rel.rows
+	}
+	r.m.dry.add(PlanStep{Type: "backfill", Backfill: pb})
+	if len(b.rules) > 0 {
+		r.m.dry.transaction([]lockCheck{{tables: b.ruleTables}}, b.rules)
+	}
+	return nil
 }
 
 // pace returns the throttle of the backfill and, for an impact that watches the
@@ -537,19 +565,49 @@ func (p *backfillProgress) report(th BackfillThrottle) {
 	if report == nil {
 		return
 	}
-	bp := BackfillProgress{Migration: p.r.rec.Name, Table: p.b.table.Name, Column: p.b.target, RowsDone: p.rowsDone(), Done: true, Throttle: &th}
-	for _, c := range p.chunks {
-		bp.RowsTotal += c.rowsTotal
-		bp.Done = bp.Done && c.done()
-	}
-	bp.RowsTotal = max(bp.RowsTotal, bp.RowsDone)
-	if secs := time.Since(p.started).Seconds(); secs > 0 {
+	bp := BackfillProgress{Migration: p.r.rec.Name, Table: p.b.table.Name, Column: p.b.target, Throttle: &th}
+	bp.RowsDone, bp.RowsTotal, bp.Done = sumChunks(p.chunks)
+	bp.Estimate = !bp.Done
+	elapsed := time.Since(p.started)
+	if secs := elapsed.Seconds(); secs > 0 {
 		bp.Rate = float64(bp.RowsDone-p.doneAtStart) / secs
-		if bp.Rate > 0 && bp.RowsTotal > bp.RowsDone {
-			bp.ETA = time.Duration(float64(bp.RowsTotal-bp.RowsDone) / bp.Rate * float64(time.Second))
-		}
 	}
+	bp.ETA = eta(bp, elapsed)
 	report(bp)
+}
+
+// sumChunks sums a backfill's chunks: the rows done, the total (see chunk.total), and
+// whether every chunk is done.
+func sumChunks(chunks []*chunk) (done, total int64, finished bool) {
+	finished = true
+	for _, c := range chunks {
+		done += c.rowsDone
+		total += c.total()
+		finished = finished && c.done()
+	}
+	return done, total, finished
+}
+
+// total is the chunk's share of a backfill's total: exact once it is done, the
+// estimate until then, never below the rows done.
+func (c *chunk) total() int64 {
+	if c.done() {
+		return c.rowsDone
+	}
+	return max(c.rowsTotal, c.rowsDone)
+}
+
+// etaAfter is how long a backfill runs before its progress gives an ETA: its first
+// batches are small (their size grows to the target batch time), and a rate measured
+// on them would make the first ETA absurdly long.
+const etaAfter = 5 * time.Second
+
+// eta is the time left to backfill bp, at its rate after elapsed; 0 when unknown.
+func eta(bp BackfillProgress, elapsed time.Duration) time.Duration {
+	if bp.Done || elapsed < etaAfter || bp.Rate <= 0 || bp.RowsTotal <= bp.RowsDone {
+		return 0
+	}
+	return time.Duration(float64(bp.RowsTotal-bp.RowsDone) / bp.Rate * float64(time.Second))
 }
 
 // explain turns a failed batch (of the rows matching cond, with args) into an error the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBackfillChunks: a backfill splits the table's pages into one chunk per worker (a
@@ -253,4 +254,31 @@ func TestTriggerSeesEveryOldColumn(t *testing.T) {
 	mustExec(t, e.version(""), "UPDATE items SET a = 1000 WHERE id = 1")
 	expectString(t, e.version("02"), "SELECT a || ',' || x FROM items WHERE id = 1", "1000,2000")
 	e.complete()
+}
+
+func TestProgressTotalsAndETA(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		chunks    []*chunk
+		elapsed   time.Duration
+		rate      float64
+		wantTotal int64
+		wantETA   time.Duration
+	}{
+		{name: "estimate below done", chunks: []*chunk{{last: 9, next: 5, rowsDone: 700, rowsTotal: 500}}, elapsed: 10 * time.Second, rate: 70, wantTotal: 700},
+		{name: "done chunk exact", chunks: []*chunk{{last: 9, next: 10, rowsDone: 480, rowsTotal: 500}, {last: 19, first: 10, next: 15, rowsDone: 100, rowsTotal: 500}},
+			elapsed: 10 * time.Second, rate: 50, wantTotal: 980, wantETA: 8 * time.Second},
+		{name: "no ETA at first", chunks: []*chunk{{last: 99, next: 1, rowsDone: 10, rowsTotal: 10000}}, elapsed: 200 * time.Millisecond, rate: 50, wantTotal: 10000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bp := BackfillProgress{Rate: tc.rate}
+			bp.RowsDone, bp.RowsTotal, bp.Done = sumChunks(tc.chunks)
+			if bp.RowsTotal != tc.wantTotal {
+				t.Errorf("total = %d, want %d", bp.RowsTotal, tc.wantTotal)
+			}
+			if got := eta(bp, tc.elapsed); got != tc.wantETA {
+				t.Errorf("eta = %s, want %s", got, tc.wantETA)
+			}
+		})
+	}
 }

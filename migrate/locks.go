@@ -62,12 +62,14 @@ func (s Session) String() string {
 type LockError struct {
 	Tables   []string
 	Attempts int
+	// Timeout is the longest lock_timeout of an attempt: the first attempts wait less
+	// (see Options.LockTimeout).
 	Timeout  time.Duration
 	Blockers []Session
 }
 
 func (e *LockError) Error() string {
-	msg := fmt.Sprintf("could not lock %s after %d attempts (lock_timeout %s each)",
+	msg := fmt.Sprintf("could not lock %s after %d attempts (lock_timeout up to %s each)",
 		strings.Join(e.Tables, ", "), e.Attempts, e.Timeout)
 	if len(e.Blockers) == 0 {
 		return msg + "; the table is busy: retry later, or raise --lock-timeout"
@@ -81,14 +83,35 @@ func (e *LockError) Error() string {
 }
 
 // lockPolicy says how DDL waits for locks.
+//
+// A queued ACCESS EXCLUSIVE request blocks every statement on the table behind it for as
+// long as it waits: an attempt that waits its whole lock_timeout stalls the application
+// that long. So attempts begin short (firstTimeout) and are retried after a jittered
+// backoff, their lock_timeout doubling every two attempts up to timeout: on a busy table
+// of short statements the lock comes within a short wait, and only a table whose
+// statements run longer makes the waits grow.
 type lockPolicy struct {
-	timeout     time.Duration // lock_timeout of each attempt
-	attempts    int           // attempts in all
-	backoffBase time.Duration
-	backoffMax  time.Duration
+	firstTimeout time.Duration // lock_timeout of the first attempts
+	timeout      time.Duration // the longest lock_timeout of an attempt
+	attempts     int           // attempts in all
+	backoffBase  time.Duration
+	backoffMax   time.Duration
 	// longTxn: a session that has held a lock on the table for longer than this makes
 	// us wait without queueing (a queued ACCESS EXCLUSIVE request blocks everyone).
 	longTxn time.Duration
+}
+
+// attemptTimeout is the lock_timeout of attempt (0-based): firstTimeout, doubled every
+// two attempts, at most timeout.
+func (p lockPolicy) attemptTimeout(attempt int) time.Duration {
+	d := p.firstTimeout
+	if d <= 0 || d > p.timeout {
+		return p.timeout
+	}
+	for i := 1; i < attempt/2+1 && d < p.timeout; i++ {
+		d *= 2
+	}
+	return min(d, p.timeout)
 }
 
 func (p lockPolicy) backoff(attempt int) time.Duration {
@@ -156,19 +179,68 @@ func (m *Migrator) lockedTx(ctx context.Context, tables []string, fn func(tx pgx
 // table, or creating a view over it, must wait for.
 var sharedOnly = []string{"AccessExclusiveLock"}
 
+// shareRowExclusive are the lock modes that conflict with a SHARE ROW EXCLUSIVE lock:
+// what creating a trigger must wait for (writers, not readers).
+var shareRowExclusive = []string{"RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+	"ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
+
+// lockCheck is what a locking transaction waits for on some of its tables: the locks
+// others hold there in the given modes (nil: any mode, as ACCESS EXCLUSIVE does).
+type lockCheck struct {
+	tables, modes []string
+}
+
 // lockedTxConflicting is lockedTx for a transaction whose locks on the tables conflict
 // only with locks of the given modes held by others (nil: with every mode, as ACCESS
 // EXCLUSIVE does): only those make it wait, and only those are named as blockers.
 func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []string, fn func(tx pgx.Tx) error) error {
+	if m.dry != nil {
+		m.dry.transaction([]lockCheck{{tables, modes}}, []string{"-- statements computed while the transaction runs"})
+		return nil
+	}
+	return m.retryLocked(ctx, []lockCheck{{tables, modes}}, func(timeout time.Duration) error {
+		return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", timeout.Milliseconds())); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
+	})
+}
+
+// retryLocked runs attempt, a transaction that waits at most the lock_timeout it is given
+// for each lock, under the lock policy: on a lock timeout (the transaction rolled back,
+// nothing of it applied) it is retried after a backoff, up to the policy's number of
+// attempts. Before each attempt it looks for long transactions holding locks on the
+// checks' tables (of their modes) and waits for them instead of queueing behind them.
+func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt func(timeout time.Duration) error) error {
 	p := m.locks
+	var tables []string
+	for _, c := range checks {
+		tables = append(tables, c.tables...)
+	}
+	held := func(minAge time.Duration) ([]Session, error) {
+		var all []Session
+		for _, c := range checks {
+			if len(c.tables) == 0 {
+				continue
+			}
+			hs, err := holders(ctx, m.conn, c.tables, minAge, c.modes...)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, hs...)
+		}
+		return all, nil
+	}
 	var blockers []Session
 	// When the holders' transaction start is hidden from us, a holder is long once it has
 	// held its lock for longTxn under our eyes: when each was first seen.
 	seen := map[string]time.Time{}
-	for attempt := 0; attempt < p.attempts; attempt++ {
-		if attempt > 0 {
-			wait := p.backoff(attempt - 1)
-			m.log.Info("waiting for lock", "tables", tables, "attempt", attempt+1, "of", p.attempts, "backoff", wait.Round(time.Millisecond))
+	for n := 0; n < p.attempts; n++ {
+		if n > 0 {
+			wait := p.backoff(n - 1)
+			m.log.Info("waiting for lock", "tables", tables, "attempt", n+1, "of", p.attempts, "backoff", wait.Round(time.Millisecond))
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -176,7 +248,7 @@ func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []stri
 			}
 		}
 		if len(tables) > 0 {
-			hs, err := holders(ctx, m.conn, tables, p.longTxn, modes...)
+			hs, err := held(p.longTxn)
 			if err != nil {
 				return err
 			}
@@ -196,19 +268,14 @@ func (m *Migrator) lockedTxConflicting(ctx context.Context, tables, modes []stri
 				continue
 			}
 		}
-		err := pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", fmt.Sprintf("%dms", p.timeout.Milliseconds())); err != nil {
-				return err
-			}
-			return fn(tx)
-		})
+		err := attempt(p.attemptTimeout(n))
 		if err == nil {
 			return nil
 		}
 		if !isLockTimeout(err) {
 			return err
 		}
-		if bs, herr := holders(ctx, m.conn, tables, 0, modes...); herr == nil && len(bs) > 0 {
+		if bs, herr := held(0); herr == nil && len(bs) > 0 {
 			blockers = bs
 		}
 	}
@@ -222,22 +289,69 @@ func (m *Migrator) execLocked(ctx context.Context, tables []string, stmts ...str
 
 // execLockedConflicting is execLocked for statements whose locks conflict only with the
 // given modes (see lockedTxConflicting).
+//
+// The statements go to the server in one round trip, as one implicit transaction that
+// commits at its end (see execPipelined): the locks they take are held for as long as
+// the server takes to run them, not for round trips to the client besides.
 func (m *Migrator) execLockedConflicting(ctx context.Context, tables, modes []string, stmts ...string) error {
-	return m.lockedTxConflicting(ctx, tables, modes, func(tx pgx.Tx) error {
-		for _, s := range stmts {
-			m.log.Debug("exec", "sql", s)
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("%s: %w", firstLine(s), err)
-			}
-		}
+	checks := []lockCheck{{tables, modes}}
+	if m.dry != nil {
+		m.dry.transaction(checks, stmts)
 		return nil
+	}
+	for _, s := range stmts {
+		m.log.Debug("exec", "sql", s)
+	}
+	return m.retryLocked(ctx, checks, func(timeout time.Duration) error {
+		return execPipelined(ctx, m.conn, timeout, stmts...)
 	})
+}
+
+// execPipelined runs stmts (each a single statement without parameters) in one round
+// trip, as one implicit transaction with the given lock_timeout: the extended protocol's
+// messages of every statement, then one Sync, which commits. A failing statement rolls
+// the whole transaction back; its error names it.
+func execPipelined(ctx context.Context, conn *pgx.Conn, lockTimeout time.Duration, stmts ...string) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	b := &pgconn.Batch{}
+	b.ExecParams("SELECT set_config('lock_timeout', $1, true)", [][]byte{[]byte(fmt.Sprintf("%dms", max(lockTimeout.Milliseconds(), 1)))}, nil, nil, nil)
+	for _, s := range stmts {
+		b.ExecParams(s, nil, nil, nil, nil)
+	}
+	what := func(i int) string {
+		if i == 0 {
+			return "set lock_timeout"
+		}
+		if i-1 < len(stmts) {
+			return firstLine(stmts[i-1])
+		}
+		return "commit"
+	}
+	mrr := conn.PgConn().ExecBatch(ctx, b)
+	var first error
+	i := 0
+	for mrr.NextResult() {
+		if _, err := mrr.ResultReader().Close(); err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", what(i), err)
+		}
+		i++
+	}
+	if err := mrr.Close(); err != nil && first == nil {
+		first = fmt.Errorf("%s: %w", what(i), err)
+	}
+	return first
 }
 
 // execConcurrently runs a CREATE/DROP INDEX CONCURRENTLY statement outside a transaction,
 // retrying on lock timeouts. Before each attempt an INVALID index of that name, left by an
 // earlier failed or killed build, is dropped.
 func (m *Migrator) execConcurrently(ctx context.Context, schema, index, stmt string) error {
+	if m.dry != nil {
+		m.dry.concurrently(stmt)
+		return nil
+	}
 	return m.execOutsideTx(ctx, stmt,
 		func() error { return m.dropInvalidIndex(ctx, schema, index) },
 		// A failed build leaves an INVALID index; drop it so a rerun starts clean.

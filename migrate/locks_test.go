@@ -534,3 +534,68 @@ func TestStartDoesNotQueueBehindAnotherRolesLongTransaction(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 }
+
+func TestLockPolicyAttemptTimeout(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name         string
+		first, limit time.Duration
+		want         []time.Duration // of attempts 0, 1, 2, ...
+	}{
+		{"default", 50 * ms, 500 * ms, []time.Duration{50 * ms, 50 * ms, 100 * ms, 100 * ms, 200 * ms, 200 * ms, 400 * ms, 400 * ms, 500 * ms, 500 * ms, 500 * ms}},
+		{"limit below first", 50 * ms, 20 * ms, []time.Duration{20 * ms, 20 * ms, 20 * ms}},
+		{"no first", 0, 300 * ms, []time.Duration{300 * ms, 300 * ms}},
+		{"long limit", 50 * ms, 2 * time.Second, []time.Duration{50 * ms, 50 * ms, 100 * ms, 100 * ms, 200 * ms, 200 * ms, 400 * ms, 400 * ms, 800 * ms, 800 * ms, 1600 * ms, 1600 * ms, 2 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := lockPolicy{firstTimeout: tc.first, timeout: tc.limit}
+			for i, want := range tc.want {
+				if got := p.attemptTimeout(i); got != want {
+					t.Errorf("attempt %d: lock_timeout %s, want %s", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestExecPipelined: the statements run as one transaction in one round trip: a failing
+// statement is named in the error and nothing of the others is applied; a lock timeout
+// is recognised as one.
+func TestExecPipelined(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.exec(lockTestTable)
+	conn := e.m.Conn()
+	err := execPipelined(ctx, conn, time.Second,
+		"CREATE TABLE made (id int)",
+		"ALTER TABLE items ADD COLUMN price numeric",
+		"ALTER TABLE items ADD COLUMN nope no_such_type",
+		"CREATE TABLE after_failure (id int)")
+	if err == nil || !strings.Contains(err.Error(), "ADD COLUMN nope no_such_type") {
+		t.Fatalf("err = %v, want it to name the failing statement", err)
+	}
+	for _, rel := range []string{"made", "after_failure"} {
+		if v := queryString(t, e.db, "SELECT (to_regclass($1) IS NOT NULL)::text", rel); v != "false" {
+			t.Errorf("table %s exists after the transaction failed", rel)
+		}
+	}
+	if cols := e.columns("public", "items"); strings.Contains(cols, "price") {
+		t.Errorf("items has the column of the failed transaction: %s", cols)
+	}
+	if err := execPipelined(ctx, conn, time.Second, "CREATE TABLE made (id int)", "ALTER TABLE made ADD COLUMN x int"); err != nil {
+		t.Fatalf("pipelined transaction: %v", err)
+	}
+	if cols := e.columns("public", "made"); !strings.Contains(cols, "x") {
+		t.Errorf("made: %s, want its column x", cols)
+	}
+	b := block(t, e.url, "LOCK TABLE items IN ACCESS SHARE MODE")
+	err = execPipelined(ctx, conn, 20*time.Millisecond, "ALTER TABLE items ADD COLUMN price numeric")
+	if !isLockTimeout(err) {
+		t.Errorf("behind a lock: err = %v, want a lock timeout", err)
+	}
+	b.release()
+	// The lock_timeout was the transaction's own.
+	if v := queryString(t, conn, "SHOW lock_timeout"); v != "0" {
+		t.Errorf("lock_timeout after the transaction = %s, want the session's (0)", v)
+	}
+}

@@ -23,11 +23,16 @@ type Options struct {
 	Schema string
 	// StateSchema holds Tandem's state; default "tandem".
 	StateSchema string
-	// LockTimeout is the lock_timeout of each attempt of a DDL statement that locks an
-	// existing table; default 500ms.
+	// LockTimeout is the longest lock_timeout of an attempt of a DDL transaction that locks
+	// an existing table; default 500ms. While its lock request waits in the queue, every
+	// statement on the table waits behind it, so attempts begin at FirstLockTimeout and
+	// their lock_timeout doubles every two attempts up to LockTimeout.
 	LockTimeout time.Duration
+	// FirstLockTimeout is the lock_timeout of the first attempts; default 50ms, or
+	// LockTimeout when shorter.
+	FirstLockTimeout time.Duration
 	// LockAttempts bounds the attempts to take a lock before a step is abandoned
-	// (and rolled back); default 10.
+	// (and rolled back); default 20.
 	LockAttempts int
 	// BackfillBatchTime is the target duration of one backfill batch: the batch size
 	// adapts to it; default 100ms.
@@ -63,8 +68,12 @@ func (o *Options) setDefaults() {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = 500 * time.Millisecond
 	}
+	if o.FirstLockTimeout <= 0 {
+		o.FirstLockTimeout = 50 * time.Millisecond
+	}
+	o.FirstLockTimeout = min(o.FirstLockTimeout, o.LockTimeout)
 	if o.LockAttempts == 0 {
-		o.LockAttempts = 10
+		o.LockAttempts = 20
 	}
 	if o.BackfillBatchTime == 0 {
 		o.BackfillBatchTime = 100 * time.Millisecond
@@ -88,6 +97,9 @@ type Migrator struct {
 	locks         lockPolicy
 	st            store
 	serverVersion int
+	// dry, while a plan is made (PlanStart, PlanComplete), records the statements that
+	// would change the database instead of running them.
+	dry *dryRun
 }
 
 // Open connects to the database at connString and returns a Migrator for it.
@@ -195,11 +207,12 @@ func New(ctx context.Context, conn *pgx.Conn, opts Options) (*Migrator, error) {
 		opts: opts,
 		log:  opts.Logger,
 		locks: lockPolicy{
-			timeout:     opts.LockTimeout,
-			attempts:    opts.LockAttempts,
-			backoffBase: 100 * time.Millisecond,
-			backoffMax:  5 * time.Second,
-			longTxn:     opts.LockTimeout,
+			firstTimeout: opts.FirstLockTimeout,
+			timeout:      opts.LockTimeout,
+			attempts:     opts.LockAttempts,
+			backoffBase:  50 * time.Millisecond,
+			backoffMax:   2 * time.Second,
+			longTxn:      opts.LockTimeout,
 		},
 		st: store{state: opts.StateSchema, schema: opts.Schema},
 	}

@@ -168,8 +168,10 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	col := qi(o.Column.Name)
 	if o.Up != "" {
-		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+		if exists, err := tableExists(ctx, r, table); err != nil {
 			return err
+		} else if !exists {
+			return dropTrigger(ctx, r, o.triggerName(r), t.Physical)
 		}
 	}
 	// The NOT NULL check is gone when an earlier, interrupted complete already turned it
@@ -181,7 +183,8 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
-	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile.
+	// VALIDATE takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on meanwhile. The
+	// trigger still fills the column for the old version's writes as it runs.
 	var validate []string
 	if nn {
 		validate = append(validate, o.notNullCheck(r))
@@ -197,11 +200,18 @@ func (o *OpAddColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
+	// What needs the ACCESS EXCLUSIVE lock goes in one transaction: the trigger, and NOT
+	// NULL, which a validated CHECK (col IS NOT NULL) lets PostgreSQL set without a scan.
+	var stmts []string
+	if o.Up != "" {
+		stmts = append(stmts, dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
+	}
 	if nn {
-		// With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
-		if err := r.m.execLocked(ctx, []string{table},
-			"ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
-			"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r))); err != nil {
+		stmts = append(stmts, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET NOT NULL",
+			"ALTER TABLE "+table+" DROP CONSTRAINT IF EXISTS "+qi(o.notNullCheck(r)))
+	}
+	if len(stmts) > 0 {
+		if err := r.m.execLocked(ctx, []string{table}, stmts...); err != nil {
 			return err
 		}
 	}
@@ -276,7 +286,7 @@ func attachUnique(ctx context.Context, r *run, table, index, constraint string) 
 
 func columnExists(ctx context.Context, r *run, table, column string) (bool, error) {
 	var ok bool
-	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped)",
+	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
 		table, column).Scan(&ok)
 	return ok, err
 }
@@ -293,6 +303,6 @@ func (r *run) addNotValid(ctx context.Context, stmts *[]string, table, name, def
 
 func constraintExists(ctx context.Context, r *run, table, name string) (bool, error) {
 	var ok bool
-	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)", table, name).Scan(&ok)
+	err := r.m.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)", table, name).Scan(&ok)
 	return ok, err
 }

@@ -410,8 +410,10 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 	table := r.table(t.Physical)
 	old, nc, shadow := o.cols(r)
 	if !shadow && (o.Up != "" || o.Down != "") {
-		if err := dropTrigger(ctx, r, o.triggerName(r), t.Physical); err != nil {
+		if exists, err := tableExists(ctx, r, table); err != nil {
 			return err
+		} else if !exists {
+			return dropTrigger(ctx, r, o.triggerName(r), t.Physical)
 		}
 	}
 	var validate []string
@@ -451,9 +453,11 @@ func (o *OpAlterColumn) complete(ctx context.Context, r *run) error {
 			return err
 		}
 	}
+	// What needs the ACCESS EXCLUSIVE lock goes in one transaction, the trigger first (in
+	// a swap, with the old column it fills). Nothing in it scans the table: NOT NULL is
+	// set through the validated CHECK (col IS NOT NULL).
 	var stmts []string
-	if shadow {
-		// The trigger goes in the same transaction as the old column it fills.
+	if shadow || o.Up != "" || o.Down != "" {
 		stmts = append(stmts, dropTriggerSQL(r, o.triggerName(r), t.Physical)...)
 	}
 	if shadow && kept != nil {

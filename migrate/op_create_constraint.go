@@ -883,6 +883,10 @@ func (o *OpCreateConstraint) mapStragglers(ctx context.Context, r *run, t *Table
 		        FROM (SELECT _tandem_t.ctid AS _tandem_ctid, %[4]s FROM %[1]s AS _tandem_t WHERE %[5]s) AS %[6]s) AS s
 		WHERE %[1]s.ctid = s._tandem_ctid`,
 		table, strings.Join(set, ", "), strings.Join(vals, ", "), strings.Join(cols, ", "), cond, qi(before.Name))
+	if r.m.dry != nil {
+		r.m.dry.transaction([]lockCheck{{tables: []string{table}}}, []string{q})
+		return nil
+	}
 	return r.m.lockedTx(ctx, []string{table}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, q)
 		if err == nil {

@@ -277,6 +277,9 @@ func (o *OpCreateTable) start(ctx context.Context, r *run) error {
 	if err := r.m.execLocked(ctx, refTables, stmts...); err != nil {
 		return err
 	}
+	if r.m.dry != nil {
+		return nil // planned, not made: there is no catalog to read
+	}
 	// Serial and identity columns: the view needs the default the catalog now has.
 	created, err := readSchema(ctx, r.m.conn, r.schema)
 	if err != nil {

@@ -55,6 +55,10 @@ func (o *OpRawSQL) complete(ctx context.Context, r *run) error {
 // runOnce runs sql in a transaction together with a marker row, so that a rerun after a
 // kill does not run it twice.
 func (o *OpRawSQL) runOnce(ctx context.Context, r *run, sql string) error {
+	if r.m.dry != nil {
+		r.m.dry.transaction(nil, []string{sql})
+		return nil
+	}
 	return r.m.lockedTx(ctx, nil, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "INSERT INTO "+qi(r.m.opts.StateSchema, "steps")+
 			" (schema, migration, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

@@ -74,7 +74,10 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	if st.Active != nil {
-		rows, err := m.conn.Query(ctx, "SELECT min(table_name), min(column_name), sum(rows_done)::bigint, sum(rows_total)::bigint, bool_and(caught_up), "+
+		// A chunk's share of the total is exact once it is done (see BackfillProgress).
+		rows, err := m.conn.Query(ctx, "SELECT min(table_name), min(column_name), sum(rows_done)::bigint, "+
+			"sum(CASE WHEN next_page > last_page THEN rows_done ELSE greatest(rows_total, rows_done) END)::bigint, "+
+			"bool_or(next_page <= last_page), bool_and(caught_up), "+
 			"extract(epoch FROM max(updated_at) - min(started_at))::float8, "+
 			"(array_agg(to_jsonb(c) -> 'throttle' ORDER BY updated_at DESC) FILTER (WHERE to_jsonb(c) ->> 'throttle' IS NOT NULL))[1] FROM "+
 			qi(m.opts.StateSchema, "backfill_chunks")+" AS c WHERE schema = $1 AND migration = $2 GROUP BY op ORDER BY op", m.opts.Schema, st.Active.Name)
@@ -86,7 +89,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 			p := BackfillProgress{Migration: st.Active.Name}
 			var secs float64
 			var throttle []byte
-			if err := rows.Scan(&p.Table, &p.Column, &p.RowsDone, &p.RowsTotal, &p.Done, &secs, &throttle); err != nil {
+			if err := rows.Scan(&p.Table, &p.Column, &p.RowsDone, &p.RowsTotal, &p.Estimate, &p.Done, &secs, &throttle); err != nil {
 				return nil, err
 			}
 			if throttle != nil {
@@ -95,13 +98,10 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 					return nil, fmt.Errorf("decode the recorded throttle of %s.%s: %w", p.Table, p.Column, err)
 				}
 			}
-			p.RowsTotal = max(p.RowsTotal, p.RowsDone)
 			if secs > 0 {
 				p.Rate = float64(p.RowsDone) / secs
-				if p.Rate > 0 && !p.Done {
-					p.ETA = time.Duration(float64(p.RowsTotal-p.RowsDone) / p.Rate * float64(time.Second))
-				}
 			}
+			p.ETA = eta(p, time.Duration(secs*float64(time.Second)))
 			st.Backfills = append(st.Backfills, p)
 		}
 		if err := rows.Err(); err != nil {

@@ -112,6 +112,9 @@ type impactProfile struct {
 	floor, ceiling float64
 	// busy is the number of other active sessions that counts as a busy server.
 	busy int
+	// replayLag is the replicas' replay lag (pg_stat_replication) that counts as
+	// pressure: a backfill writes WAL faster than the application does.
+	replayLag time.Duration
 	// batchShare scales Options.BackfillBatchTime: the target of a batch, and so about
 	// the longest a batch holds its row locks.
 	batchShare float64
@@ -126,9 +129,9 @@ func profileOf(i BackfillImpact) impactProfile {
 	case ImpactMax:
 		return impactProfile{batchShare: 1}
 	case ImpactLow:
-		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, batchShare: 0.25, lockTimeout: 20 * time.Millisecond}
+		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, replayLag: time.Second, batchShare: 0.25, lockTimeout: 20 * time.Millisecond}
 	}
-	return impactProfile{watch: true, floor: 0.25, busy: 4, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
+	return impactProfile{watch: true, floor: 0.25, busy: 4, replayLag: 5 * time.Second, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
 }
 
 // heldBackPages is the most pages a batch takes while the backfill holds back.
@@ -149,6 +152,7 @@ var (
 // speed it allows, halves on each sign of pressure (down to the impact's floor) and
 // rises again, slowly, once the pressure is gone. The signals:
 //   - sessions waiting on a lock a backfill worker holds (sampled by watch);
+//   - the replicas' replay lag, at or over the impact's mark (sampled by watch);
 //   - other active sessions, at or over the impact's busy mark (sampled by watch);
 //   - batches that overrun their target threefold, twice in a row (see after).
 type throttle struct {
@@ -401,6 +405,9 @@ type signals struct {
 	active      int           // other active client sessions
 	waiters     int           // sessions waiting on a lock a backfill worker holds
 	longestWait time.Duration // of those, the longest wait so far
+	// replayLag is the longest replay lag of the replicas (0: none, or not visible to
+	// the role: pg_stat_replication shows it to superusers and pg_read_all_stats).
+	replayLag time.Duration
 }
 
 // observe takes one sample of the database into account.
@@ -411,6 +418,8 @@ func (t *throttle) observe(s signals) {
 	case s.waiters > 0:
 		t.lockWaitsAt = t.now()
 		t.pressure(fmt.Sprintf("%d session(s) waiting on the backfill's row locks (longest %s so far)", s.waiters, s.longestWait.Round(time.Millisecond)))
+	case s.replayLag >= t.p.replayLag && t.p.replayLag > 0:
+		t.pressure(fmt.Sprintf("replicas replay %s behind (holding back from %s)", s.replayLag.Round(time.Millisecond), t.p.replayLag))
 	case s.active >= t.p.busy:
 		t.pressure(fmt.Sprintf("%d other active sessions (busy at %d)", s.active, t.p.busy))
 	default:
@@ -427,7 +436,8 @@ const watchQuery = `
 	SELECT (SELECT count(*) FROM pg_stat_activity
 	         WHERE state = 'active' AND backend_type = 'client backend' AND pid <> ALL ($1::int[]))::int,
 	       count(*)::int,
-	       coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8
+	       coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8,
+	       (SELECT coalesce(extract(epoch FROM max(replay_lag)), 0) FROM pg_stat_replication)::float8
 	  FROM waiting WHERE pg_blocking_pids(pid) && $1::int[]`
 
 // watch samples the database until ctx is done, on a connection of its own, feeding the
@@ -467,14 +477,15 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 		}
 		t.mu.Unlock()
 		var s signals
-		var secs float64
-		if err := conn.QueryRow(ctx, watchQuery, pids).Scan(&s.active, &s.waiters, &secs); err != nil {
+		var secs, lag float64
+		if err := conn.QueryRow(ctx, watchQuery, pids).Scan(&s.active, &s.waiters, &secs, &lag); err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("the backfill's watcher failed; it paces by batch latency alone", "err", err)
 			}
 			return
 		}
 		s.longestWait = time.Duration(secs * float64(time.Second))
+		s.replayLag = time.Duration(lag * float64(time.Second))
 		t.observe(s)
 		t.mu.Lock()
 		st := t.state()

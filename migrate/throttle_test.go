@@ -93,9 +93,17 @@ func TestThrottleControl(t *testing.T) {
 			{0, calm, false, 1, 0.5},
 			{100 * time.Millisecond, busy, true, 1, 0.25},
 		}},
+		{"replicas lagging behind hold it back", ImpactNormal, []step{
+			{100 * time.Millisecond, signals{replayLag: 6 * time.Second}, true, 1, 1},
+			{100 * time.Millisecond, signals{replayLag: 7 * time.Second}, true, 1, 0.5},
+		}},
+		{"a little replay lag does not", ImpactNormal, []step{
+			{100 * time.Millisecond, signals{replayLag: 2 * time.Second}, false, 2, 1},
+		}},
 		{"max never holds back", ImpactMax, []step{
 			{100 * time.Millisecond, waits, false, 2, 1},
 			{100 * time.Millisecond, busy, false, 2, 1},
+			{100 * time.Millisecond, signals{replayLag: time.Minute}, false, 2, 1},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -222,12 +222,13 @@ func (a *arming) add(table, stmt string) {
 	a.stmts = append(a.stmts, stmt)
 }
 
-// arm installs the armed triggers, in one transaction.
+// arm installs the armed triggers, in one transaction. CREATE TRIGGER's SHARE ROW
+// EXCLUSIVE lock waits for the writers, not for readers.
 func (a *arming) arm(ctx context.Context, m *Migrator) error {
 	if len(a.stmts) == 0 {
 		return nil
 	}
-	if err := m.execLocked(ctx, a.tables, a.stmts...); err != nil {
+	if err := m.execLockedConflicting(ctx, a.tables, shareRowExclusive, a.stmts...); err != nil {
 		return fmt.Errorf("arm the dual-write triggers for the new version: %w", err)
 	}
 	return nil

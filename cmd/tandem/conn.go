@@ -122,9 +122,9 @@ func (p *progressPrinter) print(bp migrate.BackfillProgress) {
 	fmt.Fprintln(p.w, line)
 }
 
-// progressRows says how far a backfill is: the rows done of a total that is the planner's
-// estimate (pg_class.reltuples, the table's pages as the fill began) until the fill is
-// done, then exact. An estimate is never printed below the rows done.
+// progressRows says how far a backfill is: the rows done of a total that is partly the
+// planner's estimate (pg_class.reltuples, the table's pages as the fill began) while
+// bp.Estimate says so, then exact. An estimate is never printed below the rows done.
 func progressRows(bp migrate.BackfillProgress) string {
 	if bp.Done {
 		return fmt.Sprintf("%d rows", bp.RowsDone)
@@ -133,6 +133,9 @@ func progressRows(bp migrate.BackfillProgress) string {
 	pct := 0.0
 	if total > 0 {
 		pct = 100 * float64(bp.RowsDone) / float64(total)
+	}
+	if !bp.Estimate {
+		return fmt.Sprintf("%d of %d rows (%.0f%%)", bp.RowsDone, total, pct)
 	}
 	return fmt.Sprintf("%d of about %d rows (%.0f%%, the total is an estimate)", bp.RowsDone, total, pct)
 }

@@ -94,6 +94,31 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// printMigrationPlan prints a plan of start or complete, as text or JSON.
+func printMigrationPlan(w io.Writer, plan *migrate.Plan, asJSON bool) error {
+	if asJSON {
+		return printJSON(w, plan)
+	}
+	fmt.Fprintf(w, "plan of the %s of %s (nothing applied):\n", plan.Action, plan.Migration)
+	for i, s := range plan.Steps {
+		what := s.Kind
+		if s.Operation >= 0 {
+			what = fmt.Sprintf("%s operation %d (%s)", s.File, s.Operation, s.Kind)
+		}
+		fmt.Fprintf(w, "\n%d. %s: %s\n", i+1, what, s.Type)
+		for _, l := range s.Locks {
+			fmt.Fprintf(w, "   locks %s in %s mode\n", l.Table, l.Mode)
+		}
+		if b := s.Backfill; b != nil {
+			fmt.Fprintf(w, "   fills %s.%s with %s: about %d rows\n", b.Table, b.Column, b.Expression, b.Rows)
+		}
+		for _, st := range s.Statements {
+			fmt.Fprintf(w, "   %s;\n", strings.ReplaceAll(st, "\n", "\n   "))
+		}
+	}
+	return nil
+}
+
 // startResult is what start and migrate print with --json.
 type startResult struct {
 	Migrations    []string `json:"migrations"`
@@ -103,7 +128,7 @@ type startResult struct {
 }
 
 func newStartCmd() *cobra.Command {
-	var complete, asJSON bool
+	var complete, asJSON, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "start <file>",
 		Short: "Start (expand) a migration: afterwards both the old and the new version work",
@@ -113,18 +138,31 @@ working unchanged. Existing rows of changed columns are backfilled in batches, w
 
 Running start again after it was interrupted (killed, a lock it could not get) resumes it.
 The file is validated against the live schema before anything is applied: a bad file
-exits with 2 and changes nothing.`,
+exits with 2 and changes nothing.
+
+With --dry-run, start prints its plan and applies nothing: each operation's statements in
+order, by transaction, the locks they take, and the rows each backfill fills.`,
 		Args: argsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mig, err := readMigration(args[0])
 			if err != nil {
 				return err
 			}
+			if dryRun && complete {
+				return usageErr(errors.New("--dry-run plans a start only; plan the complete with tandem complete --dry-run once started"))
+			}
 			m, err := openMigrator(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer m.Close(cmd.Context())
+			if dryRun {
+				plan, err := m.PlanStart(cmd.Context(), mig)
+				if err != nil {
+					return classify(err)
+				}
+				return printMigrationPlan(cmd.OutOrStdout(), plan, asJSON)
+			}
 			t0 := time.Now()
 			if err := m.Start(cmd.Context(), mig); err != nil {
 				return classify(err)
@@ -153,25 +191,39 @@ exits with 2 and changes nothing.`,
 		},
 	}
 	cmd.Flags().BoolVar(&complete, "complete", false, "complete the migration right after starting it (no old version must be running)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan (statements, locks, rows to backfill) and apply nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	addBackfillFlags(cmd)
 	return cmd
 }
 
 func newCompleteCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "complete",
 		Short: "Complete (contract) the migration in progress, once the old version is gone",
 		Long: `Complete makes the destructive half of the migration in progress: it drops the old
 version's schema, the old columns and tables, and the dual-write triggers, and validates
 new constraints. Run it only when no instance of the old version is running.
-Running it again after it was interrupted finishes it.`,
+Running it again after it was interrupted finishes it.
+
+With --dry-run, complete prints its plan (statements by transaction, and their locks) and
+applies nothing.`,
 		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dryRun {
+				return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
+					plan, err := m.PlanComplete(cmd.Context())
+					if err != nil {
+						return err
+					}
+					return printMigrationPlan(cmd.OutOrStdout(), plan, asJSON)
+				})
+			}
 			return endMigration(cmd, asJSON, migrate.StatusCompleted, func(m *migrate.Migrator) error { return m.Complete(cmd.Context()) })
 		},
 	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan (statements and locks) and apply nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

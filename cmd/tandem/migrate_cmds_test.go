@@ -69,9 +69,16 @@ operations:
 		{[]string{"start", good, db, "--backfill-workers=65"}, exitUsage, "give 1 to 64"},
 		{[]string{"complete", db, "--lock-timeout=0s"}, exitUsage, "--lock-timeout 0s is out of range: give 1ms to 1h"},
 		{[]string{"init", db, "--json"}, exitOK, `"state_schema": "tandem"`},
+		{[]string{"start", good, db, "--dry-run"}, exitOK, "plan of the start of 02_price (nothing applied)"},
+		{[]string{"start", good, db, "--dry-run"}, exitOK, `locks "public"."items" in ACCESS EXCLUSIVE mode`},
+		{[]string{"start", good, db, "--dry-run", "--json"}, exitOK, `"action": "start"`},
+		{[]string{"start", good, db, "--dry-run", "--complete"}, exitUsage, "--dry-run plans a start only"},
+		{[]string{"complete", db, "--dry-run"}, exitFailure, "no migration is in progress"},
 		{[]string{"status", db}, exitOK, "state:   no migrations"},
 		{[]string{"validate", good, db}, exitOK, "valid (1 operations)"},
 		{[]string{"start", good, db, "--backfill-workers=3"}, exitOK, "public_02_price"},
+		{[]string{"complete", db, "--dry-run"}, exitOK, "plan of the complete of 02_price (nothing applied)"},
+		{[]string{"complete", db, "--dry-run", "--json"}, exitOK, `"action": "complete"`},
 		{[]string{"latest", "schema", db}, exitOK, "public_02_price\n"},
 		{[]string{"latest", "migration", db}, exitOK, "02_price\n"},
 		{[]string{"latest", "url", db}, exitOK, "search_path%3D%22public_02_price%22"},
@@ -155,8 +162,9 @@ func TestProgressRows(t *testing.T) {
 		bp   migrate.BackfillProgress
 		want string
 	}{
-		{migrate.BackfillProgress{RowsDone: 157, RowsTotal: 99999}, "157 of about 99999 rows (0%, the total is an estimate)"},
-		{migrate.BackfillProgress{RowsDone: 120, RowsTotal: 100}, "120 of about 120 rows (100%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 157, RowsTotal: 99999, Estimate: true}, "157 of about 99999 rows (0%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 120, RowsTotal: 100, Estimate: true}, "120 of about 120 rows (100%, the total is an estimate)"},
+		{migrate.BackfillProgress{RowsDone: 50, RowsTotal: 200}, "50 of 200 rows (25%)"},
 		{migrate.BackfillProgress{RowsDone: 100000, RowsTotal: 99999, Done: true}, "100000 rows"},
 	} {
 		if got := progressRows(tc.bp); got != tc.want {
