@@ -137,8 +137,14 @@ func (pf *parsedFile) scanSegments() {
 			continue
 		}
 		switch strings.ToLower(words[0]) {
-		case "begin", "commit", "end":
+		case "begin", "commit":
 			pf.explicitTx = true
+			continue
+		case "end":
+			// A BEGIN ATOMIC body's segments end with one: not a transaction's.
+			if !containsAtomic(pf.text) {
+				pf.explicitTx = true
+			}
 			continue
 		case "start":
 			if len(words) > 1 && strings.EqualFold(words[1], "transaction") {

@@ -1,6 +1,9 @@
 package lint
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestFileMode(t *testing.T) {
 	for _, tc := range []struct {
@@ -12,10 +15,24 @@ func TestFileMode(t *testing.T) {
 		{src: "-- no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);", noTx: true, reason: "-- no-transaction"},
 		{src: "-- +goose NO TRANSACTION\nSELECT 1;", noTx: true, reason: "-- +goose NO TRANSACTION"},
 		{src: "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;", explicitTx: true},
+		{src: "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;"},
 	} {
-		noTx, reason, explicit := FileMode(tc.src)
+		noTx, reason, explicit, _ := FileMode(tc.src)
 		if noTx != tc.noTx || reason != tc.reason || explicit != tc.explicitTx {
 			t.Errorf("%q: %v %q %v; want %v %q %v", tc.src, noTx, reason, explicit, tc.noTx, tc.reason, tc.explicitTx)
+		}
+	}
+}
+
+// TestFileModeUpSection: what a runner runs is the up section only, offsets kept.
+func TestFileModeUpSection(t *testing.T) {
+	for _, src := range []string{
+		"-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
+		"-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
+	} {
+		_, _, _, up := FileMode(src)
+		if strings.Contains(up, "DROP TABLE") || !strings.Contains(up, "CREATE TABLE a (id int);") || len(up) != len(src) {
+			t.Errorf("%q: up section %q", src, up)
 		}
 	}
 }

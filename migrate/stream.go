@@ -121,9 +121,9 @@ type SQLFile struct {
 	Name string
 	// File is the path it was read from.
 	File string
-	// SQL is its text.
+	// SQL is what runs: its text with any down section (goose, dbmate) blanked.
 	SQL string
-	// Checksum is the SHA-256 of SQL, in hex: a file applied with another checksum was
+	// Checksum is the SHA-256 of the file's whole text, in hex: a file applied with another checksum was
 	// changed afterwards, and is refused.
 	Checksum string
 	// NoTransaction is set by a directive such as "-- no-transaction" (every directive
@@ -175,7 +175,10 @@ func ParseSQLFile(path, sql string) (*SQLFile, error) {
 	}
 	sum := sha256.Sum256([]byte(sql))
 	f := &SQLFile{Name: name, File: path, SQL: sql, Checksum: hex.EncodeToString(sum[:])}
-	noTx, _, explicit := lint.FileMode(sql)
+	noTx, _, explicit, up := lint.FileMode(sql)
+	// What runs is what the lint gate read: the up section only (a goose or dbmate
+	// file's down section must never run during an upgrade).
+	f.SQL = up
 	if explicit {
 		return nil, &InputError{File: path, Op: -1, Err: fmt.Errorf("the file has BEGIN or COMMIT of its own: " +
 			"Tandem runs each file in one transaction; remove them, or mark the file -- no-transaction to run it statement by statement")}

@@ -240,6 +240,11 @@ func (m *Migrator) runSQLFile(ctx context.Context, st StreamStep, rebuild bool) 
 		}
 		defer m.conn.Exec(context.WithoutCancel(ctx), "RESET search_path") //nolint:errcheck // the next statement's error says more
 		for _, stmt := range stmts {
+			if err := checkNoTxStatement(stmt, rebuild); err != nil {
+				return &InputError{File: f.File, Op: -1, Err: err}
+			}
+		}
+		for _, stmt := range stmts {
 			if strings.TrimSpace(stmt) == "" {
 				continue
 			}
@@ -394,6 +399,37 @@ func (m *Migrator) StreamStatus(ctx context.Context, streams []*Stream) ([]Strea
 		out = append(out, ss)
 	}
 	return out, nil
+}
+
+// checkNoTxStatement refuses, before anything of a -- no-transaction file runs, what
+// such a file cannot do safely: a CONCURRENTLY index build without a name (a failed
+// attempt would leave an INVALID index no retry can find), and, in a post-deploy file
+// (post), anything but index builds and drops: the current version schema's views are
+// rebuilt around a transactional file only, so a dropped column would fail on them or,
+// with CASCADE, take the running version's views along.
+func checkNoTxStatement(stmt string, post bool) error {
+	if strings.TrimSpace(stmt) == "" {
+		return nil
+	}
+	tree, err := pg_query.Parse(stmt)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil // the server's error names it when it runs
+	}
+	node := tree.Stmts[0].Stmt
+	if is := node.GetIndexStmt(); is != nil {
+		if is.Concurrent && is.Idxname == "" {
+			return fmt.Errorf("%s: CREATE INDEX CONCURRENTLY needs an index name, so that an INVALID index a failed attempt leaves is dropped before the next; name the index", firstLine(stmt))
+		}
+		return nil
+	}
+	if ds := node.GetDropStmt(); ds != nil && ds.RemoveType == pg_query.ObjectType_OBJECT_INDEX {
+		return nil
+	}
+	if post {
+		return fmt.Errorf("%s: a -- no-transaction post-deploy file may only build or drop indexes; "+
+			"put this statement in a post-deploy file that runs in one transaction (without the marker)", firstLine(stmt))
+	}
+	return nil
 }
 
 // concurrentIndexBuild returns the schema and name of the index a CREATE INDEX

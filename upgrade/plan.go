@@ -191,6 +191,13 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 	}
 	if pc != nil && p.From == pc.OldRelease {
 		p.CurrentVersionSchema = pc.OldVersionSchema // rolled back within the window
+		if rel.Version != pc.Release {
+			// The deferred contract drops the schema the running release uses: it
+			// could only wait for instances this upgrade has not rolled yet.
+			problem("the app runs %s, rolled back from %s whose contract is deferred: that contract needs every instance on %s first: "+
+				"roll forward to %s (`tandem upgrade apply` of it), then upgrade to %s",
+				pc.OldRelease, pc.Release, pc.Release, pc.Release, rel.Version)
+		}
 	}
 	// The deferred contract's migration is still in progress; the upgrade completes it.
 	// Its migrations are applied, not completed: not this upgrade's to apply.

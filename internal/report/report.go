@@ -249,7 +249,7 @@ type sarifMessage struct {
 
 type sarifResult struct {
 	RuleID    string          `json:"ruleId"`
-	RuleIndex int             `json:"ruleIndex"`
+	RuleIndex *int            `json:"ruleIndex,omitempty"`
 	Level     string          `json:"level"`
 	Message   sarifMessage    `json:"message"`
 	Locations []sarifLocation `json:"locations"`
@@ -285,7 +285,10 @@ func WriteSARIF(w io.Writer, t Tool, findings []Finding) error {
 	}
 	run := sarifRun{Tool: sarifTool{Driver: driver}, Results: []sarifResult{}}
 	for _, f := range findings {
-		r := sarifResult{RuleID: f.Rule, RuleIndex: index[f.Rule], Level: level(f.Error), Message: sarifMessage{Text: longText(t, f)}}
+		r := sarifResult{RuleID: f.Rule, Level: level(f.Error), Message: sarifMessage{Text: longText(t, f)}}
+		if i, ok := index[f.Rule]; ok { // a rule the tool does not list has no index
+			r.RuleIndex = &i
+		}
 		if f.Fingerprint != "" {
 			r.PartialFingerprints = map[string]string{"tandemFingerprint/v1": f.Fingerprint}
 		}

@@ -52,7 +52,7 @@ func TestSARIF(t *testing.T) {
 		t.Errorf("rules: %+v", run.Tool.Driver.Rules)
 	}
 	a, b := run.Results[0], run.Results[1]
-	if a.RuleIndex != 0 || b.RuleIndex != 1 || a.PartialFingerprints["tandemFingerprint/v1"] != "fp" || b.PartialFingerprints != nil {
+	if a.RuleIndex == nil || *a.RuleIndex != 0 || b.RuleIndex == nil || *b.RuleIndex != 1 || a.PartialFingerprints["tandemFingerprint/v1"] != "fp" || b.PartialFingerprints != nil {
 		t.Errorf("results: %+v", run.Results)
 	}
 	if !strings.Contains(a.Message.Text, "\nSafe recipe:\nline one") {
