@@ -14,7 +14,7 @@ compatible-from: v1
 migrations: migrations
 backend: kube
 workloads:
-  - {name: api, role: api}
+  - {name: api, role: api, kube: {deployment: catalog-api, image: registry.example.com/catalog:v2}}
 `
 
 // TestCheckManifests: the plan's hook runs tandem check on a kube release's manifests;
