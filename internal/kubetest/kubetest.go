@@ -33,7 +33,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -42,6 +41,7 @@ import (
 
 	"github.com/tandem-pg/tandem/examples/catalog"
 	"github.com/tandem-pg/tandem/internal/pgserver"
+	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
 // NodeIP is the bridge's address: the node's IP, where the host reaches pods and pods
@@ -307,24 +307,7 @@ func (c *Cluster) startPostgres(ctx context.Context) error {
 func (c *Cluster) NewDatabase(t testing.TB) (hostURL, podURL string) {
 	t.Helper()
 	name := fmt.Sprintf("kube_%d_%d", os.Getpid(), seq.Add(1))
-	ctx := context.Background()
-	admin := c.pg.URL("postgres")
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			return
-		}
-		defer c.Close(ctx)
-		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	})
+	pgtest.CreateDatabase(t, c.pg.URL("postgres"), name)
 	u, err := url.Parse(c.pg.URL(name))
 	if err != nil {
 		t.Fatal(err)

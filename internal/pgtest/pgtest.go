@@ -71,6 +71,14 @@ func NewDatabase(t testing.TB) string {
 	t.Helper()
 	admin := AdminURL(t)
 	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	CreateDatabase(t, admin, name)
+	return WithDatabase(t, admin, name)
+}
+
+// CreateDatabase creates the empty database name on the server admin (a superuser URL)
+// reaches, and drops it when the test ends.
+func CreateDatabase(t testing.TB, admin, name string) {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
@@ -88,7 +96,6 @@ func NewDatabase(t testing.TB) string {
 		defer c.Close(ctx)
 		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	})
-	return WithDatabase(t, admin, name)
 }
 
 // WithDatabase returns u with its database replaced by db.
