@@ -169,20 +169,7 @@ func TestProveUpgradeCI(t *testing.T) {
 		WorkDir:         dir,
 		Logger:          slog.New(slog.NewTextHandler(logWriter{t}, nil)),
 	})
-	if err != nil {
-		dumpLogs(t, dir)
-		t.Fatal(err)
-	}
-	var sum strings.Builder
-	rep.Summary(&sum)
-	t.Log("\n" + sum.String())
-	u := rep.Upgrade
-	if u == nil {
-		t.Fatal("the report has no upgrade")
-	}
-	if rep.Failed != 0 {
-		t.Errorf("%d requests failed: %v; first: %s", rep.Failed, rep.FailedByClass, strings.Join(rep.FirstErrors, "; "))
-	}
+	u := checkUpgradeRun(t, dir, rep, err)
 	if rep.TasksPending != 0 || rep.TasksDoubled != 0 || rep.TasksDone == 0 {
 		t.Errorf("tasks: %d done, %d pending, %d done twice", rep.TasksDone, rep.TasksPending, rep.TasksDoubled)
 	}
@@ -242,20 +229,7 @@ func TestProvePathsCI(t *testing.T) {
 				Tandem: os.Args[0], InstanceEnv: []string{instanceEnv + "=1"}, PostgresURL: pgtest.NewDatabase(t),
 				WorkDir: dir, Logger: slog.New(slog.NewTextHandler(logWriter{t}, nil)),
 			})
-			if err != nil {
-				dumpLogs(t, dir)
-				t.Fatal(err)
-			}
-			var sum strings.Builder
-			rep.Summary(&sum)
-			t.Log("\n" + sum.String())
-			u := rep.Upgrade
-			if u == nil {
-				t.Fatal("the report has no upgrade")
-			}
-			if rep.Failed != 0 {
-				t.Errorf("%d requests failed: %v; first: %s", rep.Failed, rep.FailedByClass, strings.Join(rep.FirstErrors, "; "))
-			}
+			u := checkUpgradeRun(t, dir, rep, err)
 			if !u.RowsIntact || u.ChecksumBefore.Rows < 5_000 {
 				t.Errorf("rows: before %+v, after %+v", u.ChecksumBefore, u.ChecksumAfter)
 			}
@@ -277,4 +251,25 @@ func TestProvePathsCI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkUpgradeRun checks what every proof of an upgrade under load must show: the run
+// ended without error, with an upgrade report, and no request failed. It logs the
+// summary and returns the upgrade's report.
+func checkUpgradeRun(t *testing.T, dir string, rep *Report, err error) *UpgradeReport {
+	t.Helper()
+	if err != nil {
+		dumpLogs(t, dir)
+		t.Fatal(err)
+	}
+	var sum strings.Builder
+	rep.Summary(&sum)
+	t.Log("\n" + sum.String())
+	if rep.Upgrade == nil {
+		t.Fatal("the report has no upgrade")
+	}
+	if rep.Failed != 0 {
+		t.Errorf("%d requests failed: %v; first: %s", rep.Failed, rep.FailedByClass, strings.Join(rep.FirstErrors, "; "))
+	}
+	return rep.Upgrade
 }
