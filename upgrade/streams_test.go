@@ -22,14 +22,7 @@ func TestStreamsUpgrade(t *testing.T) {
 	e.install(100)
 	ctx := context.Background()
 	u := e.upgrader(upgrade.Options{})
-	plan := func(rel *upgrade.Release) *upgrade.Plan {
-		t.Helper()
-		p, err := u.Plan(ctx, rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	plan := func(rel *upgrade.Release) *upgrade.Plan { t.Helper(); return mustPlan(t, u, rel) }
 	problems := func(p *upgrade.Plan) string { return strings.Join(p.Problems, "\n") }
 	write := func(path, text string) {
 		t.Helper()

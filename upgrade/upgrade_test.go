@@ -372,14 +372,7 @@ func TestPlanVerdicts(t *testing.T) {
 	e.install(1000)
 	ctx := context.Background()
 	u := e.upgrader(upgrade.Options{})
-	plan := func(rel *upgrade.Release) *upgrade.Plan {
-		t.Helper()
-		p, err := u.Plan(ctx, rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	plan := func(rel *upgrade.Release) *upgrade.Plan { t.Helper(); return mustPlan(t, u, rel) }
 	wantProblem := func(p *upgrade.Plan, want string) {
 		t.Helper()
 		if p.Possible || !strings.Contains(strings.Join(p.Problems, "\n"), want) {
@@ -491,4 +484,14 @@ func TestStatus(t *testing.T) {
 			t.Errorf("workload %s: %+v", w.Name, w.Instances)
 		}
 	}
+}
+
+// mustPlan is u's plan for rel; an error ends the test.
+func mustPlan(t *testing.T, u *upgrade.Upgrader, rel *upgrade.Release) *upgrade.Plan {
+	t.Helper()
+	p, err := u.Plan(context.Background(), rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
