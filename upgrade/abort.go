@@ -21,7 +21,7 @@ func (u *Upgrader) Abort(ctx context.Context, app string) (*Record, error) {
 	if rec, stopped, err := u.stopPathBetweenHops(ctx, app); stopped || err != nil {
 		return rec, err
 	}
-	unlock, rec, err := u.takeActive(ctx, app, "abort")
+	ctx, unlock, rec, err := u.takeActive(ctx, app, "abort")
 	if err != nil {
 		return nil, err
 	}

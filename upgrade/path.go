@@ -244,7 +244,7 @@ func (u *Upgrader) ApplyPath(ctx context.Context, cat *Catalog, target string, o
 	if err := u.st.init(ctx, u.pool); err != nil {
 		return nil, err
 	}
-	unlock, err := u.lock(ctx, rel.App)
+	ctx, unlock, err := u.lock(ctx, rel.App)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,7 @@ func (u *Upgrader) ApplyPath(ctx context.Context, cat *Catalog, target string, o
 
 // resumePath continues a path in progress under the app's upgrade lock.
 func (u *Upgrader) resumePath(ctx context.Context, path *PathRecord) (*PathRecord, error) {
-	unlock, err := u.lock(ctx, path.App)
+	ctx, unlock, err := u.lock(ctx, path.App)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +363,7 @@ func (u *Upgrader) stopPathBetweenHops(ctx context.Context, app string) (*Record
 	if err != nil || path == nil {
 		return nil, false, err
 	}
-	unlock, err := u.lock(ctx, app)
+	ctx, unlock, err := u.lock(ctx, app)
 	if err != nil {
 		return nil, false, err
 	}

@@ -75,6 +75,10 @@ type Upgrader struct {
 // ErrBusy is wrapped by the error returned when another upgrade of the app is running.
 var ErrBusy = errors.New("another upgrade of this app is running")
 
+// ErrLockLost is the cause of the cancellation of an upgrade whose lock's connection
+// failed while it ran; errors.Is(context.Cause(ctx), ErrLockLost) tells it.
+var ErrLockLost = errors.New("lost the upgrade lock")
+
 // ErrContractBegun is wrapped by Abort's error once contract has begun.
 var ErrContractBegun = errors.New("contract has begun")
 
@@ -163,16 +167,24 @@ func (u *Upgrader) registry(rel *Release) *lifecycle.Registry {
 	return &lifecycle.Registry{DB: u.pool, Schema: u.opts.StateSchema, TTL: ttl}
 }
 
+// lockCheckInterval is how often a held upgrade lock's connection is checked.
+var lockCheckInterval = time.Second
+
 // lock takes the app's upgrade lock on a connection of its own, held until release.
-func (u *Upgrader) lock(ctx context.Context, app string) (release func(), err error) {
+// The lock lives as long as that connection: if the connection is lost (the server
+// restarted, or the session was terminated), another tandem could take the lock and run
+// beside this one. So the connection is checked every second, and held, a context derived
+// from ctx, is cancelled with ErrLockLost as its cause when it fails. The caller runs its
+// work under held; the step it was in stays recorded, for `tandem upgrade resume`.
+func (u *Upgrader) lock(ctx context.Context, app string) (held context.Context, release func(), err error) {
 	conn, err := u.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("take the upgrade lock: %w", err)
+		return nil, nil, fmt.Errorf("take the upgrade lock: %w", err)
 	}
 	var got bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "tandem.upgrade:"+app).Scan(&got); err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("take the upgrade lock: %w", err)
+		return nil, nil, fmt.Errorf("take the upgrade lock: %w", err)
 	}
 	if !got {
 		conn.Release()
@@ -181,9 +193,43 @@ func (u *Upgrader) lock(ctx context.Context, app string) (release func(), err er
 			who = fmt.Sprintf("upgrade %d to %s, run by %s (at step %s, last recorded %s ago)",
 				act.ID, act.To, act.Holder, act.Step, time.Since(act.UpdatedAt).Round(time.Second))
 		}
-		return nil, fmt.Errorf("%w: %s; wait for it, or stop it and run `tandem upgrade resume`", ErrBusy, who)
+		return nil, nil, fmt.Errorf("%w: %s; wait for it, or stop it and run `tandem upgrade resume`", ErrBusy, who)
 	}
-	return func() {
+	held, cancel := context.WithCancelCause(ctx)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(lockCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-held.Done():
+				return
+			case <-t.C:
+			}
+			pctx, done := context.WithTimeout(held, 5*time.Second)
+			err := conn.Ping(pctx)
+			done()
+			if err != nil && held.Err() == nil {
+				u.log.Error("upgrade lock lost", "app", app, "err", err)
+				cancel(fmt.Errorf("%w: the connection that held it failed (%v); the upgrade stopped where it was, "+
+					"run `tandem upgrade resume` once the database is reachable", ErrLockLost, err))
+				return
+			}
+		}
+	}()
+	return held, func() {
+		close(stop)
+		<-stopped
+		lost := context.Cause(held) != nil && errors.Is(context.Cause(held), ErrLockLost)
+		cancel(nil)
+		if lost {
+			conn.Conn().Close(context.Background())
+			conn.Release()
+			return
+		}
 		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "tandem.upgrade:"+app)
 		conn.Release()
 	}, nil
@@ -195,24 +241,24 @@ func holder() string {
 }
 
 // takeActive takes the app's upgrade lock and reads its upgrade in progress, for verb;
-// there must be one.
-func (u *Upgrader) takeActive(ctx context.Context, app, verb string) (unlock func(), rec *Record, err error) {
+// there must be one. The work under the lock runs under held (see lock).
+func (u *Upgrader) takeActive(ctx context.Context, app, verb string) (held context.Context, unlock func(), rec *Record, err error) {
 	if err := u.st.init(ctx, u.pool); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	unlock, err = u.lock(ctx, app)
+	held, unlock, err = u.lock(ctx, app)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	rec, err = u.st.active(ctx, u.pool, app)
+	rec, err = u.st.active(held, u.pool, app)
 	if err == nil && rec == nil {
 		err = fmt.Errorf("no upgrade of %s is in progress: nothing to %s", app, verb)
 	}
 	if err != nil {
 		unlock()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return unlock, rec, nil
+	return held, unlock, rec, nil
 }
 
 // Apply performs an upgrade to rel from its first step. It refuses, with a *PlanError,
@@ -226,7 +272,7 @@ func (u *Upgrader) Apply(ctx context.Context, rel *Release) (*Record, error) {
 	if err := u.st.init(ctx, u.pool); err != nil {
 		return nil, err
 	}
-	unlock, err := u.lock(ctx, rel.App)
+	ctx, unlock, err := u.lock(ctx, rel.App)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +327,7 @@ func (u *Upgrader) Resume(ctx context.Context, app string) (*Record, error) {
 		path, err := u.resumePath(ctx, path)
 		return path.last(), err
 	}
-	unlock, rec, err := u.takeActive(ctx, app, "resume")
+	ctx, unlock, rec, err := u.takeActive(ctx, app, "resume")
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +368,9 @@ func (u *Upgrader) run(ctx context.Context, rec *Record) (*Record, error) {
 			return u.runStep(ctx, rec, step)
 		})
 		if err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrLockLost) {
+				err = cause
+			}
 			rec.Error = fmt.Sprintf("step %s: %v", step, err)
 			_ = u.st.save(context.WithoutCancel(ctx), u.pool, rec)
 			u.event(context.WithoutCancel(ctx), rec, step, "stopped: "+err.Error()+"; run `tandem upgrade resume` to retry, or `tandem upgrade abort`", time.Since(began))

@@ -495,3 +495,39 @@ func mustPlan(t *testing.T, u *upgrade.Upgrader, rel *upgrade.Release) *upgrade.
 	}
 	return p
 }
+
+// TestLockLost ends the session that holds the upgrade lock in the middle of an upgrade,
+// as a server restart would: the upgrade stops at its step with ErrLockLost instead of
+// running on unfenced, and resume finishes it.
+func TestLockLost(t *testing.T) {
+	e := newEnv(t)
+	e.install(2000)
+	ctx := context.Background()
+	u := e.upgrader(upgrade.Options{BeforeStep: func(step string) error {
+		if step != upgrade.StepExpand {
+			return nil
+		}
+		var n int
+		err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
+		if err != nil || n != 1 {
+			return fmt.Errorf("terminate the lock's session: %d sessions, %v", n, err)
+		}
+		time.Sleep(3 * time.Second) // past the lock's check
+		return nil
+	}})
+	rec, err := u.Apply(ctx, e.release("v2"))
+	if !errors.Is(err, upgrade.ErrLockLost) {
+		t.Fatalf("apply: %v, want ErrLockLost", err)
+	}
+	if rec.Status != upgrade.StatusRunning || rec.Step != upgrade.StepExpand || !strings.Contains(rec.Error, "lost the upgrade lock") {
+		t.Fatalf("recorded %s at %s (%q), want running at %s with the lost lock", rec.Status, rec.Step, rec.Error, upgrade.StepExpand)
+	}
+	e.be = e.backend()
+	rec, err = e.upgrader(upgrade.Options{Backend: e.be}).Resume(ctx, "catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.checkUpgraded(rec)
+}
