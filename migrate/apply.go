@@ -444,7 +444,7 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 		if err := m.start(ctx, combined); err != nil {
 			return err
 		}
-		applied = combined.Includes
+		applied = combined.names()
 		if complete {
 			return m.complete(ctx)
 		}

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -57,5 +58,10 @@ func TestMigrateSeveralPending(t *testing.T) {
 	}
 	if err := e.m.Start(ctx, migs[1]); err == nil {
 		t.Fatal("starting a migration that was applied as part of a combined one succeeded")
+	}
+	// One pending file is reported as applied too.
+	migs = append(migs, e.parse(`{"name": "05_one", "operations": [{"sql": {"up": "CREATE TABLE notes (id int)", "down": "DROP TABLE notes"}}]}`))
+	if applied, err := e.m.Migrate(ctx, migs, true); err != nil || !slices.Equal(applied, []string{"05_one"}) {
+		t.Fatalf("migrate one pending file: applied %v, err %v", applied, err)
 	}
 }

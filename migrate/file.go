@@ -247,6 +247,7 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 			if err := strictUnmarshal(body, op); err != nil {
 				return nil, ierr(i, kind, "", err)
 			}
+			parenthesizeSelects(reflect.ValueOf(op))
 			if field, name := longIdentifier(reflect.ValueOf(op), ""); field != "" {
 				return nil, ierr(i, kind, field, fmt.Errorf("%q is %d bytes long; PostgreSQL names are at most %d bytes (it would cut the name silently)", name, len(name), maxIdentifier))
 			}

@@ -1,0 +1,66 @@
+package migrate
+
+import (
+	"reflect"
+	"strings"
+	"unicode"
+)
+
+// pgroll's documentation and examples write many up and down expressions as a SELECT
+// without a FROM, such as "SELECT CASE WHEN x IS NULL THEN 0 ELSE x END": the value of
+// that query. PL/pgSQL does not take "col := SELECT ..." as an assignment, but it takes
+// the same query in parentheses, a scalar subquery with the meaning pgroll gives it. So
+// Parse puts such expressions in parentheses; the guard then checks the result as any
+// other expression.
+
+// valueExprFields are the JSON fields whose strings (or map values) are value
+// expressions that may be written as a SELECT.
+var valueExprFields = map[string]bool{"up": true, "down": true}
+
+// parenthesizeSelects rewrites, in place, every up and down expression under v that is a
+// SELECT into a parenthesized one.
+func parenthesizeSelects(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			parenthesizeSelects(v.Elem())
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if tag == "" || tag == "-" || !f.IsExported() {
+				continue
+			}
+			fv := v.Field(i)
+			switch {
+			case valueExprFields[tag] && fv.Kind() == reflect.String && fv.CanSet():
+				fv.SetString(parenthesizeSelect(fv.String()))
+			case valueExprFields[tag] && fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+				for _, k := range fv.MapKeys() {
+					fv.SetMapIndex(k, reflect.ValueOf(parenthesizeSelect(fv.MapIndex(k).String())).Convert(fv.Type().Elem()))
+				}
+			default:
+				parenthesizeSelects(fv)
+			}
+		}
+	case reflect.Slice:
+		for j := 0; j < v.Len(); j++ {
+			parenthesizeSelects(v.Index(j))
+		}
+	}
+}
+
+// parenthesizeSelect returns expr in parentheses when it begins with the keyword
+// SELECT, and expr unchanged otherwise.
+func parenthesizeSelect(expr string) string {
+	s := strings.TrimSpace(expr)
+	if len(s) <= len("select") || !strings.EqualFold(s[:len("select")], "select") {
+		return expr
+	}
+	if next := rune(s[len("select")]); !unicode.IsSpace(next) && next != '(' {
+		return expr // a name such as selected_at
+	}
+	return "(" + s + ")"
+}
