@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -131,7 +132,7 @@ func checkRawSQLMix(mig *Migration) error {
 	msg := "an sql operation that runs at start cannot share a migration with other kinds of operation; put it in a migration of its own"
 	if len(mig.origins) > 0 {
 		msg = "an sql operation that runs at start cannot share a step with other kinds of operation, and tandem migrate applies the pending files as one step; " +
-			"apply the files before this one with tandem migrate, then this one with tandem start and tandem complete, then the rest"
+			"pass --complete to apply the files in several steps (when no old version runs), or apply the files before this one with tandem migrate, then this one with tandem start and tandem complete, then the rest"
 	}
 	return &InputError{File: opFile(mig, first), Op: opIndex(mig, first), Kind: "sql", Err: errors.New(msg)}
 }
@@ -412,7 +413,9 @@ func (m *Migrator) rollback(ctx context.Context) error {
 // together, so the version that runs now keeps working until Complete, and the new code
 // sees the result of the last migration, in the version schema named after it.
 // Intermediate versions are not exposed. With complete, the combined migration is
-// completed too. It returns the names of the migrations it applied.
+// completed too; then, since no old version runs, a migration with an sql operation that
+// runs at start (which cannot share a step) is applied in a step of its own between the
+// others'. It returns the names of the migrations it applied.
 func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool) ([]string, error) {
 	var applied []string
 	err := m.withLock(ctx, func() error {
@@ -436,21 +439,51 @@ func (m *Migrator) Migrate(ctx context.Context, migs []*Migration, complete bool
 		if len(pending) == 0 {
 			return nil
 		}
-		combined := Combine(pending)
-		if act != nil && act.Name != combined.Name {
-			return fmt.Errorf("migration %q is in progress and is not what the directory's pending migrations (%s) make; complete or roll it back first",
-				act.Name, strings.Join(combined.Includes, ", "))
-		}
-		if err := m.start(ctx, combined); err != nil {
-			return err
-		}
-		applied = combined.names()
+		segments := [][]*Migration{pending}
 		if complete {
-			return m.complete(ctx)
+			segments = splitAtStartSQL(pending)
+		}
+		if first := Combine(segments[0]); act != nil && act.Name != first.Name {
+			return fmt.Errorf("migration %q is in progress and is not what the directory's pending migrations (%s) make; complete or roll it back first",
+				act.Name, strings.Join(first.names(), ", "))
+		}
+		for _, seg := range segments {
+			combined := Combine(seg)
+			if err := m.start(ctx, combined); err != nil {
+				return err
+			}
+			if complete {
+				if err := m.complete(ctx); err != nil {
+					return err
+				}
+			}
+			applied = append(applied, combined.names()...)
 		}
 		return nil
 	})
 	return applied, err
+}
+
+// splitAtStartSQL cuts pending into the runs of migrations that can share a step: a
+// migration with an sql operation that runs at start is a step of its own.
+func splitAtStartSQL(pending []*Migration) [][]*Migration {
+	var out [][]*Migration
+	var run []*Migration
+	for _, mig := range pending {
+		if !slices.ContainsFunc(mig.Operations, isStartSQL) {
+			run = append(run, mig)
+			continue
+		}
+		if len(run) > 0 {
+			out = append(out, run)
+			run = nil
+		}
+		out = append(out, []*Migration{mig})
+	}
+	if len(run) > 0 {
+		out = append(out, run)
+	}
+	return out
 }
 
 // PanicError is returned when an operation's start, complete or rollback panicked: a bug

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +64,46 @@ func TestMigrateSeveralPending(t *testing.T) {
 	migs = append(migs, e.parse(`{"name": "05_one", "operations": [{"sql": {"up": "CREATE TABLE notes (id int)", "down": "DROP TABLE notes"}}]}`))
 	if applied, err := e.m.Migrate(ctx, migs, true); err != nil || !slices.Equal(applied, []string{"05_one"}) {
 		t.Fatalf("migrate one pending file: applied %v, err %v", applied, err)
+	}
+}
+
+// TestMigrateCompleteSplitsAtStartSQL applies, with complete, a directory whose pending
+// files include sql operations that run at start: each of those is a step of its own.
+// Without complete it is refused, naming the file.
+func TestMigrateCompleteSplitsAtStartSQL(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	var migs []*Migration
+	for _, doc := range []string{
+		`{"name": "01_a", "operations": [{"create_table": {"name": "a", "columns": [{"name": "id", "type": "int", "pk": true}]}}]}`,
+		`{"name": "02_sql", "operations": [{"sql": {"up": "CREATE TABLE b (id int PRIMARY KEY)", "down": "DROP TABLE b"}}]}`,
+		`{"name": "03_col", "operations": [{"add_column": {"table": "b", "column": {"name": "note", "type": "text", "nullable": true}}}]}`,
+		`{"name": "04_col", "operations": [{"add_column": {"table": "a", "column": {"name": "note", "type": "text", "nullable": true}}}]}`,
+		`{"name": "05_sql", "operations": [{"sql": {"up": "CREATE TABLE c (id int)", "down": "DROP TABLE c"}}]}`,
+	} {
+		migs = append(migs, e.parse(doc))
+	}
+	if _, err := e.m.Migrate(ctx, migs, false); err == nil || !strings.Contains(err.Error(), "--complete") {
+		t.Fatalf("migrate without complete: %v, want a refusal that suggests --complete", err)
+	}
+	applied, err := e.m.Migrate(ctx, migs, true)
+	if err != nil {
+		t.Fatalf("migrate --complete: %v", err)
+	}
+	if want := []string{"01_a", "02_sql", "03_col", "04_col", "05_sql"}; !slices.Equal(applied, want) {
+		t.Fatalf("applied %v, want %v", applied, want)
+	}
+	expectCols(t, e, "public", "b", "id integer not null, note text")
+	expectCols(t, e, "public", "a", "id integer not null, note text")
+	st, err := e.m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range st.History {
+		names = append(names, h.Name+":"+h.Status)
+	}
+	if want := []string{"01_a:completed", "02_sql:completed", "04_col:completed", "05_sql:completed"}; !slices.Equal(names, want) {
+		t.Errorf("history %v, want %v", names, want)
 	}
 }

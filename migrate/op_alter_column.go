@@ -216,6 +216,16 @@ func (o *OpAlterColumn) validate(ctx context.Context, v *validator) error {
 			return err
 		}
 	}
+	// The constraints it adds exist for the operations after it.
+	if o.Check != nil {
+		t.addConstraint(o.Check.Name, c.Physical)
+	}
+	if o.Unique != nil {
+		t.addConstraint(o.Unique.Name, c.Physical)
+	}
+	if o.References != nil {
+		t.addConstraint(o.References.Name, c.Physical)
+	}
 	return nil
 }
 
@@ -349,7 +359,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		if k.unique {
 			u = "UNIQUE "
 		}
-		if err := r.m.execConcurrently(ctx, r.schema, name, "CREATE "+u+"INDEX CONCURRENTLY IF NOT EXISTS "+qi(name)+" ON "+table+" USING "+qi(k.method)+" ("+target+")"); err != nil {
+		if err := r.m.execConcurrently(ctx, r.schema, name, "CREATE "+u+"INDEX CONCURRENTLY IF NOT EXISTS "+qi(name)+" ON "+table+" USING "+qi(k.method)+" ("+target+")"+k.withClause()); err != nil {
 			return err
 		}
 	}
@@ -605,7 +615,22 @@ type keptIndex struct {
 	name       string
 	method     string
 	unique     bool
-	constraint bool // a UNIQUE constraint, not just an index
+	constraint bool     // a UNIQUE constraint, not just an index
+	options    []string // storage parameters, "name=value" as pg_class.reloptions has them
+}
+
+// withClause is the index's storage parameters as a WITH clause ("" for none), names
+// quoted as identifiers and values as literals.
+func (ix keptIndex) withClause() string {
+	if len(ix.options) == 0 {
+		return ""
+	}
+	var ps []string
+	for _, o := range ix.options {
+		name, value, _ := strings.Cut(o, "=")
+		ps = append(ps, qi(name)+" = "+ql(value))
+	}
+	return " WITH (" + strings.Join(ps, ", ") + ")"
 }
 
 // readKeptRules reads the constraints and indexes of column col of table.
@@ -661,7 +686,8 @@ func readKeptRules(ctx context.Context, r *run, table, col string) (*keptRules, 
 		return nil, err
 	}
 	rows, err = r.m.conn.Query(ctx, `
-		SELECT i.relname, am.amname, x.indisunique, x.indnatts = 1 AND x.indexprs IS NULL AND x.indpred IS NULL AND x.indkey[0] = $2
+		SELECT i.relname, am.amname, x.indisunique, x.indnatts = 1 AND x.indexprs IS NULL AND x.indpred IS NULL AND x.indkey[0] = $2,
+		       coalesce(i.reloptions, '{}')
 		  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
 		 WHERE x.indrelid = $1::regclass AND NOT x.indisprimary
 		   AND ($2 = ANY (x.indkey::int2[]) OR x.indexprs IS NOT NULL OR x.indpred IS NOT NULL)
@@ -673,7 +699,7 @@ func readKeptRules(ctx context.Context, r *run, table, col string) (*keptRules, 
 	for rows.Next() {
 		var ix keptIndex
 		var simple bool
-		if err := rows.Scan(&ix.name, &ix.method, &ix.unique, &simple); err != nil {
+		if err := rows.Scan(&ix.name, &ix.method, &ix.unique, &simple, &ix.options); err != nil {
 			return nil, err
 		}
 		if strings.HasPrefix(ix.name, "_tandem_") {

@@ -25,7 +25,7 @@ func TestAlterColumnLifecycles(t *testing.T) {
 		table,
 		`ALTER TABLE items ADD CONSTRAINT items_cat_fk FOREIGN KEY (cat) REFERENCES cats (id)`,
 		`CREATE UNIQUE INDEX items_qty_note ON items (note)`,
-		`CREATE INDEX items_qty_idx ON items (qty)`,
+		`CREATE INDEX items_qty_idx ON items (qty) WITH (fillfactor = 70)`,
 		`COMMENT ON COLUMN items.qty IS 'how many'`,
 		`INSERT INTO items (name, qty, note, cat) SELECT 'n' || i, i, CASE WHEN i % 2 = 0 THEN 'note ' || i END, 1 FROM generate_series(1, 300) i`,
 	}
@@ -59,7 +59,7 @@ func TestAlterColumnLifecycles(t *testing.T) {
 				expectString(t, e.db, "SELECT col_description('items'::regclass, (SELECT attnum FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'qty'))", "how many")
 				expectString(t, e.db, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'items'::regclass AND adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'qty')", "1")
 				expectString(t, e.db, "SELECT string_agg(conname || ':' || convalidated, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'items'::regclass", "items_cat_fk:true,items_pkey:true,qty_positive:true")
-				expectString(t, e.db, "SELECT pg_get_indexdef('items_qty_idx'::regclass)", "CREATE INDEX items_qty_idx ON public.items USING btree (qty)")
+				expectString(t, e.db, "SELECT pg_get_indexdef('items_qty_idx'::regclass)", "CREATE INDEX items_qty_idx ON public.items USING btree (qty) WITH (fillfactor='70')")
 				expectSQLState(t, new, "INSERT INTO items (name, qty) VALUES ('neg', -5)", "23514")
 			},
 		},

@@ -161,6 +161,7 @@ func (o *OpCreateTable) validate(ctx context.Context, v *validator) error {
 			t.addConstraint(c.Check.Name, c.Name)
 		}
 	}
+	o.addDefaultNames(t)
 	for _, k := range o.Constraints {
 		t.addConstraint(k.Name, k.Columns...)
 		if k.Type == "unique" || k.Type == "primary_key" || k.Type == "exclude" {
@@ -387,6 +388,30 @@ const tempTablePrefix = "_tandem_tbl_"
 
 // tempTableName is the physical name of a new table called name while a table of that
 // name still exists.
+// addDefaultNames records in t the names PostgreSQL gives the primary key and the
+// unique constraints that the columns declare without a name (table_pkey,
+// table_column_key), so that later operations of the migration can refer to them. A name
+// PostgreSQL would shorten or number is left out: the catalog decides it.
+func (o *OpCreateTable) addDefaultNames(t *Table) {
+	if t.Physical != o.Name {
+		return // created under a temporary name until complete
+	}
+	add := func(name string, cols ...string) {
+		if len(name) <= maxIdentifier && !t.hasConstraint(name) && !t.hasIndex(name) {
+			t.addConstraint(name, cols...)
+			t.Indexes = append(t.Indexes, name)
+		}
+	}
+	if len(t.PrimaryKey) > 0 {
+		add(o.Name+"_pkey", t.PrimaryKey...)
+	}
+	for _, c := range o.Columns {
+		if c.Unique && !c.PK {
+			add(o.Name+"_"+c.Name+"_key", c.Name)
+		}
+	}
+}
+
 func tempTableName(name string) string { return shortName(tempTablePrefix, name) }
 
 func quoteAll(names []string) string {

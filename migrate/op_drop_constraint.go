@@ -1,6 +1,12 @@
 package migrate
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // OpDropConstraint drops a constraint of one column: pgroll's older form of
 // drop_multicolumn_constraint, with up and down as single expressions. column names the
@@ -103,10 +109,20 @@ func (o *OpDropConstraint) start(ctx context.Context, r *run) error {
 		var physical string
 		err := r.m.conn.QueryRow(ctx, `SELECT a.attname FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
 			WHERE k.conrelid = $1::regclass AND k.conname = $2`, r.table(t.Physical), o.Name).Scan(&physical)
-		if err != nil {
-			return err
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Made earlier in this migration: the constraint is attached at complete.
+			if cols := r.opBefore.Table(o.Table).ConstraintColumns[o.Name]; len(cols) == 1 {
+				physical, err = cols[0], nil
+			}
 		}
-		col = t.ColumnByPhysical(physical).Name
+		if err != nil {
+			return fmt.Errorf("find the column of constraint %s: %w", o.Name, err)
+		}
+		c := t.ColumnByPhysical(physical)
+		if c == nil {
+			return fmt.Errorf("find the column of constraint %s: column %s is not in the new version of %s", o.Name, physical, o.Table)
+		}
+		col = c.Name
 	}
 	return startDropConstraint(ctx, r, o.Table, map[string]string{col: o.Down})
 }

@@ -333,10 +333,31 @@ func (o *OpDropIndex) validate(ctx context.Context, v *validator) error {
 	return fieldErr("name", "index %q does not exist in schema %q", o.Name, v.schema)
 }
 
-func (o *OpDropIndex) start(ctx context.Context, r *run) error { return nil }
+// An index made earlier in the same migration is dropped at start: the old version
+// never saw it, and a later create_index of the same name needs the name free. Any other
+// is dropped at complete.
+func (o *OpDropIndex) start(ctx context.Context, r *run) error {
+	if o.madeInMigration(r) {
+		return r.m.execConcurrently(ctx, r.schema, o.Name, "DROP INDEX CONCURRENTLY IF EXISTS "+qi(r.schema, o.Name))
+	}
+	return nil
+}
 
 func (o *OpDropIndex) complete(ctx context.Context, r *run) error {
+	if o.madeInMigration(r) {
+		return nil // dropped at start; the name may be a later create_index's now
+	}
 	return r.m.execConcurrently(ctx, r.schema, o.Name, "DROP INDEX CONCURRENTLY IF EXISTS "+qi(r.schema, o.Name))
+}
+
+// madeInMigration reports whether the index did not exist when the migration began.
+func (o *OpDropIndex) madeInMigration(r *run) bool {
+	for _, t := range r.before.Tables {
+		if t.hasIndex(o.Name) {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *OpDropIndex) rollback(ctx context.Context, r *run) error { return nil }

@@ -303,3 +303,26 @@ func TestUpIsCastLikeValidationCasts(t *testing.T) {
 	mustExec(t, e.version(""), "INSERT INTO items (name, qty) VALUES ('x', 5)")
 	expectString(t, e.version("02"), "SELECT code::text FROM items WHERE name = 'x'", "15")
 }
+
+// TestCreateDropCreateIndexInOneMigration: an index made and dropped in the same
+// migration is dropped at start, so a later index of the same name is built and kept
+// (pgroll's examples 10, 11 and 38 applied as one step).
+func TestCreateDropCreateIndexInOneMigration(t *testing.T) {
+	e := newEnv(t)
+	e.exec(itemsTable)
+	e.exec(itemsRows)
+	e.start(`{"name": "02", "operations": [
+		{"create_index": {"name": "items_name_idx", "table": "items", "columns": ["name"]}},
+		{"drop_index": {"name": "items_name_idx"}},
+		{"create_index": {"name": "items_name_idx", "table": "items", "columns": [{"column": "name"}], "method": "hash", "storage_parameters": "fillfactor = 70"}}]}`)
+	want := "CREATE INDEX items_name_idx ON public.items USING hash (name) WITH (fillfactor='70')"
+	expectString(t, e.db, "SELECT pg_get_indexdef('items_name_idx'::regclass)", want)
+	e.complete()
+	expectString(t, e.db, "SELECT pg_get_indexdef('items_name_idx'::regclass)", want)
+
+	// An index that existed before the migration is still dropped at complete only.
+	e.start(`{"name": "03", "operations": [{"drop_index": {"name": "items_name_idx"}}]}`)
+	expectString(t, e.db, "SELECT count(*)::text FROM pg_class WHERE relname = 'items_name_idx'", "1")
+	e.complete()
+	expectString(t, e.db, "SELECT count(*)::text FROM pg_class WHERE relname = 'items_name_idx'", "0")
+}
