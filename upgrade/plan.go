@@ -122,10 +122,15 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 			p.Running = append(p.Running, v)
 		}
 	}
-	if last, err := u.st.lastDone(ctx, u.pool, rel.App); err != nil {
+	last, err := u.st.lastDone(ctx, u.pool, rel.App)
+	if err != nil {
 		return nil, err
-	} else if last != nil {
+	}
+	if last != nil {
 		p.From = last.To
+		if err := u.droppedWorkloads(ctx, last, rel, problem); err != nil {
+			return nil, err
+		}
 	}
 	if act, err := u.st.active(ctx, u.pool, rel.App); err != nil {
 		return nil, err
@@ -311,4 +316,28 @@ func versionParts(v string) []string {
 		parts = append(parts, cur.String())
 	}
 	return parts
+}
+
+// droppedWorkloads reports, through problem, each workload of the installed release
+// (last) that rel no longer has and whose instances still run: nothing would roll or stop
+// them, so they would run the old version into contract (the wait for the old version
+// would time out on them).
+func (u *Upgrader) droppedWorkloads(ctx context.Context, last *Record, rel *Release, problem func(string, ...any)) error {
+	if u.opts.Backend == nil || last.Release == nil {
+		return nil
+	}
+	for _, w := range last.Release.Workloads {
+		if _, ok := rel.workload(w.Name); ok {
+			continue
+		}
+		ins, err := u.opts.Backend.Instances(ctx, u.target(last, w))
+		if err != nil {
+			return fmt.Errorf("list the instances of workload %s, which release %s drops: %w", w.Name, rel.Version, err)
+		}
+		if len(ins) > 0 {
+			problem("workload %s of release %s is not in release %s, and %d instance(s) of it still run (%s): stop them first, "+
+				"or keep the workload in the release", w.Name, last.To, rel.Version, len(ins), ins[0].Name)
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -530,4 +531,27 @@ func TestLockLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.checkUpgraded(rec)
+}
+
+// TestPlanDroppedWorkload: a release that drops a workload whose instances still run is
+// refused by plan, naming the workload, since nothing would stop them before contract.
+func TestPlanDroppedWorkload(t *testing.T) {
+	e := newEnv(t)
+	e.install(100)
+	file := filepath.Join(e.dir, "releases", "v2", "tandem.yaml")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, ok := strings.Cut(string(b), "  - name: worker\n")
+	if !ok {
+		t.Fatal("release v2 has no worker workload to drop")
+	}
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlan(t, e.upgrader(upgrade.Options{}), e.release("v2"))
+	if p.Possible || !slices.ContainsFunc(p.Problems, func(s string) bool { return strings.Contains(s, "workload worker of release v1 is not in release v2") }) {
+		t.Errorf("plan without the worker: possible %v, problems %q", p.Possible, p.Problems)
+	}
 }
