@@ -53,9 +53,11 @@ func main() {
 	flag.IntVar(&c.rows, "rows", 1_000_000, "rows in the items table")
 	flag.IntVar(&c.runs, "runs", 3, "runs of each side (median reported)")
 	flag.IntVar(&c.workers, "workers", 4, "load workers in (b) and (c)")
-	flag.DurationVar(&c.loadFor, "load", 5*time.Second, "duration of each throughput run in (c)")
+	flag.DurationVar(&c.loadFor, "load", 5*time.Second, "duration of the baseline load in (f)")
 	flag.DurationVar(&c.lockTimeout, "lock-timeout", 500*time.Millisecond, "Tandem's lock_timeout")
 	flag.IntVar(&c.backfillWorkers, "backfill-workers", 0, "Tandem's backfill workers (0: its default)")
+	flag.IntVar(&c.writeRuns, "write-runs", 15, "rotated runs of each state in (c)")
+	flag.DurationVar(&c.writeFor, "write-for", 2*time.Second, "duration of each throughput run in (c)")
 	flag.StringVar(&c.only, "only", "abcdefg", "the measures to run, by letter")
 	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
 	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
@@ -67,9 +69,9 @@ func main() {
 }
 
 type config struct {
-	rows, runs, workers, backfillWorkers, clients int
-	loadFor, lockTimeout                          time.Duration
-	only, keepLog                                 string
+	rows, runs, workers, backfillWorkers, clients, writeRuns int
+	loadFor, lockTimeout, writeFor                           time.Duration
+	only, keepLog                                            string
 }
 
 type bench struct {
@@ -151,15 +153,19 @@ func run(ctx context.Context, c config) error {
 	// inserts measured apart.
 	if want("c") {
 		for _, kind := range []string{"update", "insert"} {
-			with, without, err := b.throughput(ctx, c.runs, c.workers, c.loadFor, kind)
+			rates, err := b.throughput(ctx, c.writeRuns, c.workers, c.writeFor, kind)
 			if err != nil {
 				return err
 			}
-			var ratios []float64
-			for i := range with {
-				ratios = append(ratios, with[i]/without[i])
+			var dual, floor []float64
+			for i := range rates[noTrigger] {
+				dual = append(dual, rates[dualWriteTrigger][i]/rates[noTrigger][i])
+				floor = append(floor, rates[floorTrigger][i]/rates[noTrigger][i])
 			}
-			row("| (c) %s throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.95× |", kind, medianF(without), medianF(with), medianF(ratios))
+			row("| (c) %s throughput via old version, dual-write trigger (pairs %.2f×–%.2f×) | %.0f/s (no trigger) | %.0f/s | %.2f× | ≥ 0.95× |", kind,
+				slices.Min(dual), slices.Max(dual), medianF(rates[noTrigger]), medianF(rates[dualWriteTrigger]), medianF(dual))
+			row("| (c) %s throughput, floor: a minimal PL/pgSQL trigger (pairs %.2f×–%.2f×) | %.0f/s (no trigger) | %.0f/s | %.2f× | |", kind,
+				slices.Min(floor), slices.Max(floor), medianF(rates[noTrigger]), medianF(rates[floorTrigger]), medianF(floor))
 		}
 	}
 
@@ -690,17 +696,27 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 	}
 }
 
+// Write throughput states of (c): the dual-write trigger disabled (and no other trigger),
+// the dual-write trigger enabled, and the floor: a minimal PL/pgSQL trigger that returns
+// NEW unchanged, standing in for the dual-write trigger.
+const (
+	noTrigger = iota
+	dualWriteTrigger
+	floorTrigger
+)
+
 // throughput measures statements of kind ("update" or "insert") per second through the
-// old version after start, alternately with the dual-write trigger enabled and disabled.
-func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (with, without []float64, err error) {
+// old version after start, in runs of rotated triples: no trigger, the dual-write
+// trigger, and a minimal trigger (see noTrigger). rates[state] holds one rate per run.
+func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (rates [3][]float64, err error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
-		return nil, nil, err
+		return rates, err
 	}
 	defer drop()
 	m, err := migrate.Open(ctx, url, b.opts)
 	if err != nil {
-		return nil, nil, err
+		return rates, err
 	}
 	mig, err := migrate.Parse("bench.json", "02_price", []byte(migration))
 	if err == nil {
@@ -708,52 +724,56 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 	}
 	m.Close(ctx)
 	if err != nil {
-		return nil, nil, err
+		return rates, err
 	}
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, nil, err
+		return rates, err
 	}
 	defer pool.Close()
 	var trigger string
 	if err := pool.QueryRow(ctx, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname LIKE '\\_tandem%'").Scan(&trigger); err != nil {
-		return nil, nil, fmt.Errorf("find the dual-write trigger: %w", err)
+		return rates, fmt.Errorf("find the dual-write trigger: %w", err)
 	}
-	if _, err := pool.Exec(ctx, "VACUUM ANALYZE items"); err != nil {
-		return nil, nil, err
+	dw := pgx.Identifier{trigger}.Sanitize()
+	for _, q := range []string{
+		"CREATE FUNCTION bench_floor() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$",
+		"CREATE TRIGGER bench_floor BEFORE INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION bench_floor()",
+		"VACUUM ANALYZE items",
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			return rates, err
+		}
+	}
+	// Without the dual-write trigger, a plain default keeps the old version's inserts
+	// within the new column's NOT NULL check.
+	toggles := [3][]string{
+		noTrigger:        {"ALTER TABLE items DISABLE TRIGGER " + dw, "ALTER TABLE items DISABLE TRIGGER bench_floor", "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"},
+		dualWriteTrigger: {"ALTER TABLE items ENABLE TRIGGER " + dw, "ALTER TABLE items DISABLE TRIGGER bench_floor", "ALTER TABLE items ALTER COLUMN price DROP DEFAULT"},
+		floorTrigger:     {"ALTER TABLE items DISABLE TRIGGER " + dw, "ALTER TABLE items ENABLE TRIGGER bench_floor", "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"},
 	}
 	for i := 0; i < runs; i++ {
-		// ABBA order: the table grows and bloats as the runs go on, so neither side may
-		// always run second.
-		order := []bool{false, true}
-		if i%2 == 1 {
-			order = []bool{true, false}
-		}
-		for _, enabled := range order {
-			// Without the trigger, a plain default keeps the old version's inserts within
-			// the new column's NOT NULL check.
-			toggle := []string{"ALTER TABLE items DISABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"}
-			if enabled {
-				toggle = []string{"ALTER TABLE items ENABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price DROP DEFAULT"}
-			}
-			for _, q := range toggle {
-				if _, err := pool.Exec(ctx, q); err != nil {
-					return nil, nil, err
+		// The order rotates: the table grows and bloats as the runs go on, so no state
+		// may always run first.
+		measure := func(state int) func() error {
+			return func() error {
+				for _, q := range toggles[state] {
+					if _, err := pool.Exec(ctx, q); err != nil {
+						return err
+					}
 				}
-			}
-			tps, err := b.load(ctx, pool, workers, dur, kind)
-			if err != nil {
-				return nil, nil, err
-			}
-			if enabled {
-				with = append(with, tps)
-			} else {
-				without = append(without, tps)
+				tps, err := b.load(ctx, pool, workers, dur, kind)
+				rates[state] = append(rates[state], tps)
+				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "%s throughput run %d: trigger disabled %.0f/s, enabled %.0f/s\n", kind, i+1, without[i], with[i])
+		if err := rotate(i, measure(noTrigger), measure(dualWriteTrigger), measure(floorTrigger)); err != nil {
+			return rates, err
+		}
+		fmt.Fprintf(os.Stderr, "%s throughput run %d: no trigger %.0f/s, dual-write trigger %.0f/s (%.2f×), minimal trigger %.0f/s (%.2f×)\n", kind, i+1,
+			rates[noTrigger][i], rates[dualWriteTrigger][i], rates[dualWriteTrigger][i]/rates[noTrigger][i], rates[floorTrigger][i], rates[floorTrigger][i]/rates[noTrigger][i])
 	}
-	return with, without, nil
+	return rates, nil
 }
 
 // load runs statements of kind ("update" or "insert") for dur and returns their rate.
