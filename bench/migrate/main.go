@@ -153,19 +153,24 @@ func run(ctx context.Context, c config) error {
 	// inserts measured apart.
 	if want("c") {
 		for _, kind := range []string{"update", "insert"} {
-			rates, err := b.throughput(ctx, c.writeRuns, c.workers, c.writeFor, kind)
+			res, err := b.throughput(ctx, c.writeRuns, c.workers, c.writeFor, kind)
 			if err != nil {
 				return err
 			}
-			var dual, floor []float64
-			for i := range rates[noTrigger] {
-				dual = append(dual, rates[dualWriteTrigger][i]/rates[noTrigger][i])
-				floor = append(floor, rates[floorTrigger][i]/rates[noTrigger][i])
+			for _, side := range []struct {
+				state int
+				name  string
+			}{{dualWriteTrigger, "dual-write trigger"}, {floorTrigger, "floor: a minimal PL/pgSQL trigger"}} {
+				var rate, cpu []float64
+				for i := range res.rate[noTrigger] {
+					rate = append(rate, res.rate[side.state][i]/res.rate[noTrigger][i])
+					cpu = append(cpu, res.cpu[side.state][i]/res.cpu[noTrigger][i])
+				}
+				row("| (c) %s throughput via old version, %s (pairs %.2f×–%.2f×) | %.0f/s (no trigger) | %.0f/s | %.2f× | ≥ 0.95× |", kind, side.name,
+					slices.Min(rate), slices.Max(rate), medianF(res.rate[noTrigger]), medianF(res.rate[side.state]), medianF(rate))
+				row("| (c) %s server CPU per statement, %s (pairs %.2f×–%.2f×) | %.1fµs (no trigger) | %.1fµs | %.2f× | |", kind, side.name,
+					slices.Min(cpu), slices.Max(cpu), medianF(res.cpu[noTrigger]), medianF(res.cpu[side.state]), medianF(cpu))
 			}
-			row("| (c) %s throughput via old version, dual-write trigger (pairs %.2f×–%.2f×) | %.0f/s (no trigger) | %.0f/s | %.2f× | ≥ 0.95× |", kind,
-				slices.Min(dual), slices.Max(dual), medianF(rates[noTrigger]), medianF(rates[dualWriteTrigger]), medianF(dual))
-			row("| (c) %s throughput, floor: a minimal PL/pgSQL trigger (pairs %.2f×–%.2f×) | %.0f/s (no trigger) | %.0f/s | %.2f× | |", kind,
-				slices.Min(floor), slices.Max(floor), medianF(rates[noTrigger]), medianF(rates[floorTrigger]), medianF(floor))
 		}
 	}
 
@@ -705,18 +710,25 @@ const (
 	floorTrigger
 )
 
-// throughput measures statements of kind ("update" or "insert") per second through the
-// old version after start, in runs of rotated triples: no trigger, the dual-write
-// trigger, and a minimal trigger (see noTrigger). rates[state] holds one rate per run.
-func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (rates [3][]float64, err error) {
+// writeRuns are the runs of (c), per state (see noTrigger): the statements' rate, and
+// the CPU time the server's backends spent per statement (which the other processes of
+// a busy machine disturb far less than the rate).
+type writeRuns struct {
+	rate, cpu [3][]float64
+}
+
+// throughput measures statements of kind ("update" or "insert") through the old version
+// after start, in runs of rotated triples: no trigger, the dual-write trigger, and a
+// minimal trigger (see noTrigger).
+func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (res writeRuns, err error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
-		return rates, err
+		return res, err
 	}
 	defer drop()
 	m, err := migrate.Open(ctx, url, b.opts)
 	if err != nil {
-		return rates, err
+		return res, err
 	}
 	mig, err := migrate.Parse("bench.json", "02_price", []byte(migration))
 	if err == nil {
@@ -724,16 +736,26 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 	}
 	m.Close(ctx)
 	if err != nil {
-		return rates, err
+		return res, err
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return rates, err
+		return res, err
+	}
+	// A fixed set of connections, whose backends' CPU time is read from /proc.
+	cfg.MinConns, cfg.MaxConns = int32(workers), int32(workers)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return res, err
 	}
 	defer pool.Close()
+	pids, err := backendPIDs(ctx, pool, workers)
+	if err != nil {
+		return res, err
+	}
 	var trigger string
 	if err := pool.QueryRow(ctx, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname LIKE '\\_tandem%'").Scan(&trigger); err != nil {
-		return rates, fmt.Errorf("find the dual-write trigger: %w", err)
+		return res, fmt.Errorf("find the dual-write trigger: %w", err)
 	}
 	dw := pgx.Identifier{trigger}.Sanitize()
 	for _, q := range []string{
@@ -742,7 +764,7 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 		"VACUUM ANALYZE items",
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
-			return rates, err
+			return res, err
 		}
 	}
 	// Without the dual-write trigger, a plain default keeps the old version's inserts
@@ -762,22 +784,68 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 						return err
 					}
 				}
-				tps, err := b.load(ctx, pool, workers, dur, kind)
-				rates[state] = append(rates[state], tps)
-				return err
+				cpu0 := cpuTime(pids)
+				n, err := b.load(ctx, pool, workers, dur, kind)
+				if err != nil {
+					return err
+				}
+				res.rate[state] = append(res.rate[state], float64(n)/dur.Seconds())
+				res.cpu[state] = append(res.cpu[state], float64(cpuTime(pids)-cpu0)/float64(time.Microsecond)/float64(max(n, 1)))
+				return nil
 			}
 		}
 		if err := rotate(i, measure(noTrigger), measure(dualWriteTrigger), measure(floorTrigger)); err != nil {
-			return rates, err
+			return res, err
 		}
-		fmt.Fprintf(os.Stderr, "%s throughput run %d: no trigger %.0f/s, dual-write trigger %.0f/s (%.2f×), minimal trigger %.0f/s (%.2f×)\n", kind, i+1,
-			rates[noTrigger][i], rates[dualWriteTrigger][i], rates[dualWriteTrigger][i]/rates[noTrigger][i], rates[floorTrigger][i], rates[floorTrigger][i]/rates[noTrigger][i])
+		r, c := res.rate, res.cpu
+		fmt.Fprintf(os.Stderr, "%s run %d: no trigger %.0f/s %.1fµs, dual-write trigger %.0f/s (%.2f×) %.1fµs (%.2f×), minimal trigger %.0f/s (%.2f×) %.1fµs (%.2f×)\n", kind, i+1,
+			r[noTrigger][i], c[noTrigger][i], r[dualWriteTrigger][i], r[dualWriteTrigger][i]/r[noTrigger][i], c[dualWriteTrigger][i], c[dualWriteTrigger][i]/c[noTrigger][i],
+			r[floorTrigger][i], r[floorTrigger][i]/r[noTrigger][i], c[floorTrigger][i], c[floorTrigger][i]/c[noTrigger][i])
 	}
-	return rates, nil
+	return res, nil
 }
 
-// load runs statements of kind ("update" or "insert") for dur and returns their rate.
-func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration, kind string) (float64, error) {
+// backendPIDs opens all n connections of pool at once and returns their backends' process
+// ids.
+func backendPIDs(ctx context.Context, pool *pgxpool.Pool, n int) ([]int, error) {
+	var pids []int
+	var conns []*pgxpool.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+		pids = append(pids, int(c.Conn().PgConn().PID()))
+	}
+	return pids, nil
+}
+
+// cpuTime is the CPU time the processes pids have used so far (the first field of
+// /proc/PID/schedstat, in nanoseconds); a process that cannot be read counts 0.
+func cpuTime(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(data))
+		if len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total
+}
+
+// load runs statements of kind ("update" or "insert") for dur and returns how many ran.
+func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration, kind string) (int64, error) {
 	var n atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -807,7 +875,7 @@ func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur t
 	if firstErr != nil {
 		return 0, errors.Join(errors.New("throughput load failed"), firstErr)
 	}
-	return float64(n.Load()) / dur.Seconds(), nil
+	return n.Load(), nil
 }
 
 // rotate runs fns in an order that rotates with run: each goes first as often.
