@@ -23,10 +23,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -175,6 +177,8 @@ func run(ctx context.Context, c config) error {
 					medianF(res.rate[noTrigger]), medianF(res.rate[side.state]), medianF(rate))
 				row("| (c) %s server CPU per statement, %s (pairs %.2f×–%.2f×) | %.1fµs (no trigger) | %.1fµs | %.2f× | |", kind, side.name,
 					slices.Min(cpu), slices.Max(cpu), medianF(res.cpu[noTrigger]), medianF(res.cpu[side.state]), medianF(cpu))
+				row("| (c) bulk %s of %d rows, time per row, %s: statement without trigger, trigger alone (best of 5) | %s | +%s | %.2f× | |", kind, bulkRows, side.name,
+					res.perRow[noTrigger], res.perRow[side.state], float64(res.perRow[noTrigger])/float64(res.perRow[noTrigger]+res.perRow[side.state]))
 			}
 		}
 	}
@@ -757,6 +761,10 @@ const (
 // a busy machine disturb far less than the rate).
 type writeRuns struct {
 	rate, cpu [3][]float64
+	// perRow is, per state, the best time per row of a bulk statement of the kind
+	// (EXPLAIN ANALYZE, rolled back): without a trigger, the statement's execution time;
+	// with one, the time in the trigger alone.
+	perRow [3]time.Duration
 }
 
 // throughput measures statements of kind ("update" or "insert") through the old version
@@ -844,8 +852,66 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 			r[noTrigger][i], c[noTrigger][i], r[dualWriteTrigger][i], r[dualWriteTrigger][i]/r[noTrigger][i], c[dualWriteTrigger][i], c[dualWriteTrigger][i]/c[noTrigger][i],
 			r[floorTrigger][i], r[floorTrigger][i]/r[noTrigger][i], c[floorTrigger][i], c[floorTrigger][i]/c[noTrigger][i])
 	}
+	for _, state := range []int{noTrigger, dualWriteTrigger, floorTrigger} {
+		for _, q := range toggles[state] {
+			if _, err := pool.Exec(ctx, q); err != nil {
+				return res, err
+			}
+		}
+		if res.perRow[state], err = bulkPerRow(ctx, pool, kind, state != noTrigger); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
+
+// bulkRows is the rows of bulkPerRow's statements.
+const bulkRows = 20000
+
+// bulkPerRow runs a bulk statement of kind over bulkRows rows, under EXPLAIN ANALYZE and
+// rolled back, 5 times, and returns the best time per row: of the trigger's time (there
+// must be one trigger) when inTrigger, else of the statement's execution time.
+func bulkPerRow(ctx context.Context, pool *pgxpool.Pool, kind string, inTrigger bool) (time.Duration, error) {
+	q := fmt.Sprintf("INSERT INTO items (name, qty) SELECT 'bulk', i %% 1000 FROM generate_series(1, %d) i", bulkRows)
+	if kind == "update" {
+		q = fmt.Sprintf("UPDATE items SET qty = qty + 1 WHERE id <= %d", bulkRows)
+	}
+	best := time.Duration(math.MaxInt64)
+	for range 5 {
+		var plan string
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q).Scan(&plan); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		if err != nil && !errors.Is(err, errRollback) {
+			return 0, fmt.Errorf("bulk %s: %w", kind, err)
+		}
+		var out []struct {
+			ExecutionTime float64 `json:"Execution Time"`
+			Triggers      []struct {
+				Time  float64 `json:"Time"`
+				Calls int     `json:"Calls"`
+			} `json:"Triggers"`
+		}
+		if err := json.Unmarshal([]byte(plan), &out); err != nil || len(out) != 1 {
+			return 0, fmt.Errorf("read the plan of the bulk %s: %v", kind, err)
+		}
+		ms := out[0].ExecutionTime
+		if inTrigger {
+			if len(out[0].Triggers) != 1 || out[0].Triggers[0].Calls != bulkRows {
+				return 0, fmt.Errorf("the bulk %s ran %d triggers, want one for each of %d rows", kind, len(out[0].Triggers), bulkRows)
+			}
+			ms = out[0].Triggers[0].Time
+		}
+		best = min(best, time.Duration(ms*float64(time.Millisecond)/bulkRows))
+	}
+	return best, nil
+}
+
+// errRollback rolls a transaction back on purpose.
+var errRollback = errors.New("roll back")
 
 // backendPIDs opens all n connections of pool at once and returns their backends' process
 // ids.
