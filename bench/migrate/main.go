@@ -295,8 +295,8 @@ func run(ctx context.Context, c config) error {
 	if bw == 0 {
 		bw = migrate.DefaultBackfillWorkers
 	}
-	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers in (b) and (c), %d unthrottled clients in (f) and (g), lock_timeout %s, %d backfill workers\n\n",
-		c.rows, c.runs, c.workers, c.clients, c.lockTimeout, bw)
+	fmt.Printf("\n%d rows, median of %d alternated runs (%d of %s in (c); ratio: median of the per-pair ratios), %d load workers in (b) and (c), %d unthrottled clients in (f) and (g), lock_timeout %s, %d backfill workers\n\n",
+		c.rows, c.runs, c.writeRuns, c.writeFor, c.workers, c.clients, c.lockTimeout, bw)
 	fmt.Println("| measure | plain / baseline | tandem | ratio | target |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range table {
