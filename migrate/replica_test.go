@@ -30,12 +30,12 @@ func TestBackfillThrottleHoldsBackForALaggingReplica(t *testing.T) {
 	}
 	defer standby.Close(ctx)
 
-	const rows = 40000
+	const rows = 20000
 	var mu sync.Mutex
 	var reports []BackfillProgress
 	e := newEnv(t, func(o *Options) {
 		o.BackfillImpact = ImpactLow // holds back from a replay lag of 1s
-		o.BackfillRate = rows / 4    // at least 4s of backfill
+		o.BackfillRate = rows / 3    // at least 3s of backfill
 		o.Progress = func(p BackfillProgress) {
 			mu.Lock()
 			defer mu.Unlock()

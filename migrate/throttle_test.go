@@ -392,9 +392,9 @@ func TestThrottleOverruns(t *testing.T) {
 // wait on a row the application holds locked: it fills the rest of the page around it,
 // and the catch-up pass fills the row once the application lets it go.
 func TestBackfillSkipsRowsTheApplicationLocks(t *testing.T) {
-	const rows = 20000
-	// One worker, at least 3s from the first page to the last.
-	e := newEnv(t, func(o *Options) { o.BackfillWorkers, o.BackfillRate = 1, rows/3 })
+	const rows = 10000
+	// One worker, at least 2s from the first page to the last.
+	e := newEnv(t, func(o *Options) { o.BackfillWorkers, o.BackfillRate = 1, rows/2 })
 	ctx := context.Background()
 	e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL)")
 	e.exec(fmt.Sprintf("INSERT INTO items SELECT i, i FROM generate_series(1, %d) i", rows))
