@@ -165,6 +165,11 @@ func run(ctx context.Context, c config) error {
 				state int
 				name  string
 			}{{dualWriteTrigger, "dual-write trigger"}, {floorTrigger, "floor: a minimal PL/pgSQL trigger"}} {
+				row("| (c) bulk %s of %d rows, time per row, %s: statement without trigger, trigger alone (best of %d rotated) | %s | +%s | %.2f× | |", kind, bulkRows, side.name, bulkRounds,
+					res.perRow[noTrigger], res.perRow[side.state], float64(res.perRow[noTrigger])/float64(res.perRow[noTrigger]+res.perRow[side.state]))
+				if len(res.rate[noTrigger]) == 0 {
+					continue // -write-runs 0: the bulk statements only
+				}
 				var rate, cpu []float64
 				for i := range res.rate[noTrigger] {
 					rate = append(rate, res.rate[side.state][i]/res.rate[noTrigger][i])
@@ -177,8 +182,6 @@ func run(ctx context.Context, c config) error {
 					medianF(res.rate[noTrigger]), medianF(res.rate[side.state]), medianF(rate))
 				row("| (c) %s server CPU per statement, %s (pairs %.2f×–%.2f×) | %.1fµs (no trigger) | %.1fµs | %.2f× | |", kind, side.name,
 					slices.Min(cpu), slices.Max(cpu), medianF(res.cpu[noTrigger]), medianF(res.cpu[side.state]), medianF(cpu))
-				row("| (c) bulk %s of %d rows, time per row, %s: statement without trigger, trigger alone (best of 5) | %s | +%s | %.2f× | |", kind, bulkRows, side.name,
-					res.perRow[noTrigger], res.perRow[side.state], float64(res.perRow[noTrigger])/float64(res.perRow[noTrigger]+res.perRow[side.state]))
 			}
 		}
 	}
@@ -762,7 +765,7 @@ const (
 type writeRuns struct {
 	rate, cpu [3][]float64
 	// perRow is, per state, the best time per row of a bulk statement of the kind
-	// (EXPLAIN ANALYZE, rolled back): without a trigger, the statement's execution time;
+	// (EXPLAIN ANALYZE, rolled back, best of bulkRounds): without a trigger, the statement's execution time;
 	// with one, the time in the trigger alone.
 	perRow [3]time.Duration
 }
@@ -852,62 +855,72 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 			r[noTrigger][i], c[noTrigger][i], r[dualWriteTrigger][i], r[dualWriteTrigger][i]/r[noTrigger][i], c[dualWriteTrigger][i], c[dualWriteTrigger][i]/c[noTrigger][i],
 			r[floorTrigger][i], r[floorTrigger][i]/r[noTrigger][i], c[floorTrigger][i], c[floorTrigger][i]/c[noTrigger][i])
 	}
-	for _, state := range []int{noTrigger, dualWriteTrigger, floorTrigger} {
-		for _, q := range toggles[state] {
-			if _, err := pool.Exec(ctx, q); err != nil {
-				return res, err
+	// The bulk statements, in rotated rounds of the three states: the best of each.
+	for state := range res.perRow {
+		res.perRow[state] = time.Duration(math.MaxInt64)
+	}
+	for i := 0; i < bulkRounds; i++ {
+		bulk := func(state int) func() error {
+			return func() error {
+				for _, q := range toggles[state] {
+					if _, err := pool.Exec(ctx, q); err != nil {
+						return err
+					}
+				}
+				d, err := bulkPerRow(ctx, pool, kind, state != noTrigger)
+				res.perRow[state] = min(res.perRow[state], d)
+				return err
 			}
 		}
-		if res.perRow[state], err = bulkPerRow(ctx, pool, kind, state != noTrigger); err != nil {
+		if err := rotate(i, bulk(noTrigger), bulk(dualWriteTrigger), bulk(floorTrigger)); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
+// bulkRounds is the rounds of bulk statements in (c).
+const bulkRounds = 9
+
 // bulkRows is the rows of bulkPerRow's statements.
 const bulkRows = 20000
 
 // bulkPerRow runs a bulk statement of kind over bulkRows rows, under EXPLAIN ANALYZE and
-// rolled back, 5 times, and returns the best time per row: of the trigger's time (there
-// must be one trigger) when inTrigger, else of the statement's execution time.
+// rolled back, and returns its time per row: of the trigger's time (there must be one
+// trigger) when inTrigger, else of the statement's execution time.
 func bulkPerRow(ctx context.Context, pool *pgxpool.Pool, kind string, inTrigger bool) (time.Duration, error) {
 	q := fmt.Sprintf("INSERT INTO items (name, qty) SELECT 'bulk', i %% 1000 FROM generate_series(1, %d) i", bulkRows)
 	if kind == "update" {
 		q = fmt.Sprintf("UPDATE items SET qty = qty + 1 WHERE id <= %d", bulkRows)
 	}
-	best := time.Duration(math.MaxInt64)
-	for range 5 {
-		var plan string
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q).Scan(&plan); err != nil {
-				return err
-			}
-			return errRollback
-		})
-		if err != nil && !errors.Is(err, errRollback) {
-			return 0, fmt.Errorf("bulk %s: %w", kind, err)
+	var plan string
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q).Scan(&plan); err != nil {
+			return err
 		}
-		var out []struct {
-			ExecutionTime float64 `json:"Execution Time"`
-			Triggers      []struct {
-				Time  float64 `json:"Time"`
-				Calls int     `json:"Calls"`
-			} `json:"Triggers"`
-		}
-		if err := json.Unmarshal([]byte(plan), &out); err != nil || len(out) != 1 {
-			return 0, fmt.Errorf("read the plan of the bulk %s: %v", kind, err)
-		}
-		ms := out[0].ExecutionTime
-		if inTrigger {
-			if len(out[0].Triggers) != 1 || out[0].Triggers[0].Calls != bulkRows {
-				return 0, fmt.Errorf("the bulk %s ran %d triggers, want one for each of %d rows", kind, len(out[0].Triggers), bulkRows)
-			}
-			ms = out[0].Triggers[0].Time
-		}
-		best = min(best, time.Duration(ms*float64(time.Millisecond)/bulkRows))
+		return errRollback
+	})
+	if err != nil && !errors.Is(err, errRollback) {
+		return 0, fmt.Errorf("bulk %s: %w", kind, err)
 	}
-	return best, nil
+	var out []struct {
+		ExecutionTime float64 `json:"Execution Time"`
+		Triggers      []struct {
+			Time  float64 `json:"Time"`
+			Calls int     `json:"Calls"`
+		} `json:"Triggers"`
+	}
+	if err := json.Unmarshal([]byte(plan), &out); err != nil || len(out) != 1 {
+		return 0, fmt.Errorf("read the plan of the bulk %s: %v", kind, err)
+	}
+	ms := out[0].ExecutionTime
+	if inTrigger {
+		if len(out[0].Triggers) != 1 || out[0].Triggers[0].Calls != bulkRows {
+			return 0, fmt.Errorf("the bulk %s ran %d triggers, want one for each of %d rows", kind, len(out[0].Triggers), bulkRows)
+		}
+		ms = out[0].Triggers[0].Time
+	}
+	return time.Duration(ms * float64(time.Millisecond) / bulkRows), nil
 }
 
 // errRollback rolls a transaction back on purpose.
