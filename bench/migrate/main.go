@@ -165,7 +165,7 @@ func run(ctx context.Context, c config) error {
 				state int
 				name  string
 			}{{dualWriteTrigger, "dual-write trigger"}, {floorTrigger, "floor: a minimal PL/pgSQL trigger"}} {
-				row("| (c) bulk %s of %d rows, time per row, %s: statement without trigger, trigger alone (best of %d rotated) | %s | +%s | %.2f× | |", kind, bulkRows, side.name, bulkRounds,
+				row("| (c) bulk %s of %d rows, time per row, %s: statement without trigger, trigger alone (best of %d rotated) | %s | +%s | %.2f× | |", kind, min(bulkRows, c.rows), side.name, bulkRounds,
 					res.perRow[noTrigger], res.perRow[side.state], float64(res.perRow[noTrigger])/float64(res.perRow[noTrigger]+res.perRow[side.state]))
 				if len(res.rate[noTrigger]) == 0 {
 					continue // -write-runs 0: the bulk statements only
@@ -867,7 +867,7 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 						return err
 					}
 				}
-				d, err := bulkPerRow(ctx, pool, kind, state != noTrigger)
+				d, err := bulkPerRow(ctx, pool, kind, min(bulkRows, b.rows), state != noTrigger)
 				res.perRow[state] = min(res.perRow[state], d)
 				return err
 			}
@@ -882,16 +882,16 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 // bulkRounds is the rounds of bulk statements in (c).
 const bulkRounds = 9
 
-// bulkRows is the rows of bulkPerRow's statements.
+// bulkRows is the rows of bulkPerRow's statements (fewer for an update of a smaller table).
 const bulkRows = 20000
 
-// bulkPerRow runs a bulk statement of kind over bulkRows rows, under EXPLAIN ANALYZE and
+// bulkPerRow runs a bulk statement of kind over n rows, under EXPLAIN ANALYZE and
 // rolled back, and returns its time per row: of the trigger's time (there must be one
 // trigger) when inTrigger, else of the statement's execution time.
-func bulkPerRow(ctx context.Context, pool *pgxpool.Pool, kind string, inTrigger bool) (time.Duration, error) {
-	q := fmt.Sprintf("INSERT INTO items (name, qty) SELECT 'bulk', i %% 1000 FROM generate_series(1, %d) i", bulkRows)
+func bulkPerRow(ctx context.Context, pool *pgxpool.Pool, kind string, n int, inTrigger bool) (time.Duration, error) {
+	q := fmt.Sprintf("INSERT INTO items (name, qty) SELECT 'bulk', i %% 1000 FROM generate_series(1, %d) i", n)
 	if kind == "update" {
-		q = fmt.Sprintf("UPDATE items SET qty = qty + 1 WHERE id <= %d", bulkRows)
+		q = fmt.Sprintf("UPDATE items SET qty = qty + 1 WHERE id <= %d", n)
 	}
 	var plan string
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -915,12 +915,12 @@ func bulkPerRow(ctx context.Context, pool *pgxpool.Pool, kind string, inTrigger 
 	}
 	ms := out[0].ExecutionTime
 	if inTrigger {
-		if len(out[0].Triggers) != 1 || out[0].Triggers[0].Calls != bulkRows {
-			return 0, fmt.Errorf("the bulk %s ran %d triggers, want one for each of %d rows", kind, len(out[0].Triggers), bulkRows)
+		if len(out[0].Triggers) != 1 || out[0].Triggers[0].Calls != n {
+			return 0, fmt.Errorf("the bulk %s ran %d triggers, want one for each of %d rows", kind, len(out[0].Triggers), n)
 		}
 		ms = out[0].Triggers[0].Time
 	}
-	return time.Duration(ms * float64(time.Millisecond) / bulkRows), nil
+	return time.Duration(ms * float64(time.Millisecond) / float64(n)), nil
 }
 
 // errRollback rolls a transaction back on purpose.
