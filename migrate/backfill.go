@@ -429,6 +429,13 @@ func (t *throttle) attempt(ctx context.Context, conflicts *int, fn func(lockTime
 func (b *backfill) fill(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, p *backfillProgress) error {
 	table := c.relation
 	cond := pageRange + " AND " + qi(b.target) + " IS NULL"
+	if p.th.p.watch {
+		// A batch that yields to the application locks its rows first, skipping those the
+		// application holds: it never waits on the application's row locks while holding
+		// its own. The rows it skips are filled by the catch-up pass (their last writer
+		// is not the backfill), or, if the application updates them, by the trigger.
+		cond = "ctid = ANY (ARRAY(SELECT ctid FROM ONLY " + table + " WHERE " + cond + " FOR UPDATE SKIP LOCKED))"
+	}
 	size := int64(1) // pages; it grows as fast as batches stay short
 	th := p.th
 	conflicts := 0

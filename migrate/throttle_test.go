@@ -387,3 +387,61 @@ func TestThrottleOverruns(t *testing.T) {
 		t.Fatalf("two overruns in a row: %+v, want holding back", s)
 	}
 }
+
+// TestBackfillSkipsRowsTheApplicationLocks: at the default impact, a fill batch does not
+// wait on a row the application holds locked: it fills the rest of the page around it,
+// and the catch-up pass fills the row once the application lets it go.
+func TestBackfillSkipsRowsTheApplicationLocks(t *testing.T) {
+	const rows = 10000
+	// One worker, at least 2s from the first page to the last.
+	e := newEnv(t, func(o *Options) { o.BackfillWorkers, o.BackfillRate = 1, rows/2 })
+	ctx := context.Background()
+	e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL)")
+	e.exec(fmt.Sprintf("INSERT INTO items SELECT i, i FROM generate_series(1, %d) i", rows))
+	e.exec("ANALYZE items")
+	startErr := make(chan error, 1)
+	go func() {
+		startErr <- e.m.Start(ctx, e.parse(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2", "column": {"name": "q2", "type": "int"}}}]}`))
+	}()
+	// waitFor polls the query q until it returns want, or fails the test.
+	waitFor := func(what, q, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); queryString(t, e.db, q) != want; time.Sleep(10 * time.Millisecond) {
+			select {
+			case err := <-startErr:
+				t.Fatalf("start ended (%v) before %s", err, what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	// The physical column the backfill fills: the table's third.
+	waitFor("the backfill's column", "SELECT count(*)::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum = 3", "1")
+	target := qi(queryString(t, e.db, "SELECT attname::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum = 3"))
+
+	// The application's transaction holds the lock of an UPDATE on the last row, on the
+	// table's last page, before the backfill gets there.
+	app, err := e.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Rollback(ctx)
+	if got := queryString(t, app, fmt.Sprintf("SELECT (%s IS NULL)::text FROM items WHERE id = %d FOR NO KEY UPDATE", target, rows)); got != "true" {
+		t.Fatalf("the backfill reached the last row before the application locked it (unfilled: %s)", got)
+	}
+	// The rows of that page but the locked one get filled while the lock is held.
+	waitFor("the page around the locked row to be filled", fmt.Sprintf(`SELECT (count(%[1]s) = count(*) - 1 AND count(*) > 1)::text
+		FROM items WHERE (ctid::text::point)[0] = (SELECT (ctid::text::point)[0] FROM items WHERE id = %[2]d)`, target, rows), "true")
+	expectString(t, e.db, fmt.Sprintf("SELECT coalesce(%s::text, 'null') FROM items WHERE id = %d", target, rows), "null")
+
+	// The application lets go: the catch-up pass fills the row.
+	if err := app.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-startErr; err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q2 = qty * 2", fmt.Sprint(rows))
+}

@@ -57,24 +57,39 @@ func setRule(table *Table, target, typ, expr string) *rule {
 	return &rule{table: table, sets: []assignment{{target: target, typ: typ, expr: expr}}}
 }
 
-// block is a PL/pgSQL block that declares the columns the expressions mention, under the
-// names of the rule's shape, and sets the targets.
-func (ru *rule) block(table string) string {
-	// Only the columns an expression may mention become variables: each one costs an
-	// assignment on every row written.
-	var decl, set []string
-	for _, c := range ru.table.Columns {
-		for _, a := range ru.sets {
-			if mentions(a.expr, c.Name) {
-				decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", qi(c.Name), table, qi(c.Physical), qi(c.Physical)))
-				break
+// block is PL/pgSQL that sets the rule's targets, with the expressions evaluated
+// straight over the row being written (see rowExpr): no variable is assigned per row,
+// except a copy of a column that an assignment of the rule overwrites before another one
+// reads it (every expression sees the row as it was written).
+func (ru *rule) block(table string) (string, error) {
+	written := map[string]bool{}
+	vars := map[string]string{}
+	var decl []string
+	for _, a := range ru.sets {
+		_, reads, err := rowExpr(a.expr, ru.table, "new", nil)
+		if err != nil {
+			return "", err
+		}
+		for _, p := range reads {
+			if written[p] && vars[p] == "" {
+				vars[p] = fmt.Sprintf("_tandem_was_%d", len(vars))
+				decl = append(decl, fmt.Sprintf("%s %s.%s%%TYPE := NEW.%s;", vars[p], table, qi(p), qi(p)))
 			}
 		}
+		written[a.target] = true
 	}
+	var set []string
 	for _, a := range ru.sets {
-		set = append(set, fmt.Sprintf("NEW.%s := %s;", qi(a.target), castTo(a.expr, a.typ)))
+		e, _, err := rowExpr(a.expr, ru.table, "new", vars)
+		if err != nil {
+			return "", err
+		}
+		set = append(set, fmt.Sprintf("NEW.%s := %s;", qi(a.target), castTo(e, a.typ)))
 	}
-	return fmt.Sprintf("DECLARE %s BEGIN %s END;", strings.Join(decl, " "), strings.Join(set, " "))
+	if len(decl) == 0 {
+		return strings.Join(set, " "), nil
+	}
+	return fmt.Sprintf("DECLARE %s BEGIN %s END;", strings.Join(decl, " "), strings.Join(set, " ")), nil
 }
 
 // install creates (or replaces) the trigger function and the trigger, in one transaction
@@ -107,14 +122,22 @@ func (d dualWrite) statements(r *run, physicalTable string) ([]string, error) {
 	table := r.table(physicalTable)
 	var fromNew, fromOld []string
 	if d.up != nil {
-		fromOld = append(fromOld, d.up.block(table))
+		up, err := d.up.block(table)
+		if err != nil {
+			return nil, err
+		}
+		fromOld = append(fromOld, up)
 		if d.fillUnfilled {
 			fromNew = append(fromNew, fmt.Sprintf("IF TG_OP = 'UPDATE' AND NEW.%[1]s IS NULL AND OLD.%[1]s IS NULL THEN %[2]s END IF;",
-				qi(d.up.sets[0].target), d.up.block(table)))
+				qi(d.up.sets[0].target), up))
 		}
 	}
 	if d.down != nil {
-		fromNew = append(fromNew, d.down.block(table))
+		down, err := d.down.block(table)
+		if err != nil {
+			return nil, err
+		}
+		fromNew = append(fromNew, down)
 	}
 	if len(fromNew) == 0 {
 		fromNew = append(fromNew, "NULL;")

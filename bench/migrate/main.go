@@ -23,10 +23,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -53,9 +55,11 @@ func main() {
 	flag.IntVar(&c.rows, "rows", 1_000_000, "rows in the items table")
 	flag.IntVar(&c.runs, "runs", 3, "runs of each side (median reported)")
 	flag.IntVar(&c.workers, "workers", 4, "load workers in (b) and (c)")
-	flag.DurationVar(&c.loadFor, "load", 5*time.Second, "duration of each throughput run in (c)")
+	flag.DurationVar(&c.loadFor, "load", 5*time.Second, "duration of the baseline load in (f)")
 	flag.DurationVar(&c.lockTimeout, "lock-timeout", 500*time.Millisecond, "Tandem's lock_timeout")
 	flag.IntVar(&c.backfillWorkers, "backfill-workers", 0, "Tandem's backfill workers (0: its default)")
+	flag.IntVar(&c.writeRuns, "write-runs", 15, "rotated runs of each state in (c)")
+	flag.DurationVar(&c.writeFor, "write-for", 2*time.Second, "duration of each throughput run in (c)")
 	flag.StringVar(&c.only, "only", "abcdefg", "the measures to run, by letter")
 	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
 	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
@@ -67,9 +71,9 @@ func main() {
 }
 
 type config struct {
-	rows, runs, workers, backfillWorkers, clients int
-	loadFor, lockTimeout                          time.Duration
-	only, keepLog                                 string
+	rows, runs, workers, backfillWorkers, clients, writeRuns int
+	loadFor, lockTimeout, writeFor                           time.Duration
+	only, keepLog                                            string
 }
 
 type bench struct {
@@ -87,7 +91,9 @@ func run(ctx context.Context, c config) error {
 		// The waiter's application: the load's sessions are "app".
 		"log_line_prefix": "%m [%p] %a: ",
 		// Connections are logged with their application: a wait's holder is known.
-		"log_connections": "on"}})
+		"log_connections": "on",
+		// Tandem's DDL is logged: a wait's holder is named by the statement it ran.
+		"log_statement": "ddl"}})
 	if err != nil {
 		return err
 	}
@@ -151,15 +157,32 @@ func run(ctx context.Context, c config) error {
 	// inserts measured apart.
 	if want("c") {
 		for _, kind := range []string{"update", "insert"} {
-			with, without, err := b.throughput(ctx, c.runs, c.workers, c.loadFor, kind)
+			res, err := b.throughput(ctx, c.writeRuns, c.workers, c.writeFor, kind)
 			if err != nil {
 				return err
 			}
-			var ratios []float64
-			for i := range with {
-				ratios = append(ratios, with[i]/without[i])
+			for _, side := range []struct {
+				state int
+				name  string
+			}{{dualWriteTrigger, "dual-write trigger"}, {floorTrigger, "floor: a minimal PL/pgSQL trigger"}} {
+				row("| (c) bulk %s of %d rows, time per row, %s: statement without trigger, trigger alone (best of %d rotated) | %s | +%s | %.2f× | |", kind, min(bulkRows, c.rows), side.name, bulkRounds,
+					res.perRow[noTrigger], res.perRow[side.state], float64(res.perRow[noTrigger])/float64(res.perRow[noTrigger]+res.perRow[side.state]))
+				if len(res.rate[noTrigger]) == 0 {
+					continue // -write-runs 0: the bulk statements only
+				}
+				var rate, cpu []float64
+				for i := range res.rate[noTrigger] {
+					rate = append(rate, res.rate[side.state][i]/res.rate[noTrigger][i])
+					cpu = append(cpu, res.cpu[side.state][i]/res.cpu[noTrigger][i])
+				}
+				// Beside the median of the pairs, the ratio of the best runs: a busy machine
+				// only ever slows a run down.
+				row("| (c) %s throughput via old version, %s (pairs %.2f×–%.2f×; best runs %.2f×) | %.0f/s (no trigger) | %.0f/s | %.2f× | ≥ 0.95× |", kind, side.name,
+					slices.Min(rate), slices.Max(rate), slices.Max(res.rate[side.state])/slices.Max(res.rate[noTrigger]),
+					medianF(res.rate[noTrigger]), medianF(res.rate[side.state]), medianF(rate))
+				row("| (c) %s server CPU per statement, %s (pairs %.2f×–%.2f×) | %.1fµs (no trigger) | %.1fµs | %.2f× | |", kind, side.name,
+					slices.Min(cpu), slices.Max(cpu), medianF(res.cpu[noTrigger]), medianF(res.cpu[side.state]), medianF(cpu))
 			}
-			row("| (c) %s throughput via old version | %.0f/s (trigger disabled) | %.0f/s (dual-write trigger) | %.2f× | ≥ 0.95× |", kind, medianF(without), medianF(with), medianF(ratios))
 		}
 	}
 
@@ -275,8 +298,8 @@ func run(ctx context.Context, c config) error {
 	if bw == 0 {
 		bw = migrate.DefaultBackfillWorkers
 	}
-	fmt.Printf("\n%d rows, median of %d alternated runs (ratio: median of the per-pair ratios), %d load workers in (b) and (c), %d unthrottled clients in (f) and (g), lock_timeout %s, %d backfill workers\n\n",
-		c.rows, c.runs, c.workers, c.clients, c.lockTimeout, bw)
+	fmt.Printf("\n%d rows, median of %d alternated runs (%d of %s in (c); ratio: median of the per-pair ratios), %d load workers in (b) and (c), %d unthrottled clients in (f) and (g), lock_timeout %s, %d backfill workers\n\n",
+		c.rows, c.runs, c.writeRuns, c.writeFor, c.workers, c.clients, c.lockTimeout, bw)
 	fmt.Println("| measure | plain / baseline | tandem | ratio | target |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range table {
@@ -356,6 +379,8 @@ var (
 	waitingRE  = regexp.MustCompile(`\[(\d+)\] app: LOG:  process \d+ still waiting for`)
 	holderRE   = regexp.MustCompile(`\[(\d+)\] app: DETAIL:  Process(?:es)? holding the lock: (\d+)`)
 	connRE     = regexp.MustCompile(`\[(\d+)\] .*connection authorized: .*application_name=(\S+)`)
+	// Tandem's DDL, logged as it begins (log_statement = ddl; the load runs none).
+	ddlRE = regexp.MustCompile(`\[(\d+)\] tandem: LOG:  (?:statement|execute [^:]*): (.*)`)
 )
 
 // lockWaitStats counts the lock waits of the load's sessions that the server logged (those
@@ -367,16 +392,34 @@ type lockWaitStats struct {
 	onTandem        int // of the waits over 100ms, those whose first holder was Tandem
 	longest         time.Duration
 	longestTandem   time.Duration // the longest wait on Tandem
+	// behind counts the waits over 100ms on Tandem by what Tandem's session first in
+	// line was running: the lock waited for and its last DDL statement.
+	behind map[string]int
 }
 
 func (s lockWaitStats) String() string {
-	return fmt.Sprintf("%d waits > 50ms, %d > 100ms (%d on rows, %d on tables; %d on Tandem, longest %s), longest %s",
+	out := fmt.Sprintf("%d waits > 50ms, %d > 100ms (%d on rows, %d on tables; %d on Tandem, longest %s), longest %s",
 		s.over50, s.over100, s.rows, s.tables, s.onTandem, s.longestTandem.Round(time.Millisecond), s.longest.Round(time.Millisecond))
+	var behind []string
+	for what, n := range s.behind {
+		behind = append(behind, fmt.Sprintf("%d behind %s", n, what))
+	}
+	slices.Sort(behind)
+	if len(behind) > 0 {
+		out += "; on Tandem: " + strings.Join(behind, "; ")
+	}
+	return out
 }
 
 func (s lockWaitStats) add(o lockWaitStats) lockWaitStats {
+	behind := map[string]int{}
+	for _, m := range []map[string]int{s.behind, o.behind} {
+		for k, n := range m {
+			behind[k] += n
+		}
+	}
 	return lockWaitStats{over50: s.over50 + o.over50, over100: s.over100 + o.over100, rows: s.rows + o.rows, tables: s.tables + o.tables,
-		onTandem: s.onTandem + o.onTandem, longest: max(s.longest, o.longest), longestTandem: max(s.longestTandem, o.longestTandem)}
+		onTandem: s.onTandem + o.onTandem, longest: max(s.longest, o.longest), longestTandem: max(s.longestTandem, o.longestTandem), behind: behind}
 }
 
 func sumStats(ss []lockWaitStats) string {
@@ -413,18 +456,25 @@ func lockWaits(path string, offset int64) lockWaitStats {
 			apps[m[1]] = m[2]
 		}
 	}
-	holder := map[string]string{} // waiter pid → the pid first in line holding the lock
+	holder := map[string]string{}    // waiter pid → the pid first in line holding the lock
+	running := map[string]string{}   // Tandem's pid → its last DDL statement
+	holderRan := map[string]string{} // waiter pid → what the holder ran when the wait began
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	waiting := ""
 	for sc.Scan() {
 		line := sc.Text()
+		if m := ddlRE.FindStringSubmatch(line); m != nil {
+			running[m[1]] = m[2]
+			continue
+		}
 		if m := waitingRE.FindStringSubmatch(line); m != nil {
 			waiting = m[1]
 			continue
 		}
 		if m := holderRE.FindStringSubmatch(line); m != nil && m[1] == waiting {
 			holder[waiting] = m[2]
+			holderRan[waiting] = running[m[2]]
 			continue
 		}
 		if m := acquiredRE.FindStringSubmatch(line); m != nil {
@@ -441,6 +491,16 @@ func lockWaits(path string, offset int64) lockWaitStats {
 				}
 				if tandem {
 					st.onTandem++
+					what := holderRan[m[1]]
+					if what == "" {
+						what = "a session that ran no DDL (a backfill worker)"
+					} else if len(what) > 100 {
+						what = what[:100] + "…"
+					}
+					if st.behind == nil {
+						st.behind = map[string]int{}
+					}
+					st.behind[fmt.Sprintf("%s lock, %s", m[2], what)]++
 				}
 			}
 			if tandem {
@@ -690,17 +750,38 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 	}
 }
 
-// throughput measures statements of kind ("update" or "insert") per second through the
-// old version after start, alternately with the dual-write trigger enabled and disabled.
-func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (with, without []float64, err error) {
+// Write throughput states of (c): the dual-write trigger disabled (and no other trigger),
+// the dual-write trigger enabled, and the floor: a minimal PL/pgSQL trigger that returns
+// NEW unchanged, standing in for the dual-write trigger.
+const (
+	noTrigger = iota
+	dualWriteTrigger
+	floorTrigger
+)
+
+// writeRuns are the runs of (c), per state (see noTrigger): the statements' rate, and
+// the CPU time the server's backends spent per statement (which the other processes of
+// a busy machine disturb far less than the rate).
+type writeRuns struct {
+	rate, cpu [3][]float64
+	// perRow is, per state, the best time per row of a bulk statement of the kind
+	// (EXPLAIN ANALYZE, rolled back, best of bulkRounds): without a trigger, the statement's execution time;
+	// with one, the time in the trigger alone.
+	perRow [3]time.Duration
+}
+
+// throughput measures statements of kind ("update" or "insert") through the old version
+// after start, in runs of rotated triples: no trigger, the dual-write trigger, and a
+// minimal trigger (see noTrigger).
+func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Duration, kind string) (res writeRuns, err error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
-		return nil, nil, err
+		return res, err
 	}
 	defer drop()
 	m, err := migrate.Open(ctx, url, b.opts)
 	if err != nil {
-		return nil, nil, err
+		return res, err
 	}
 	mig, err := migrate.Parse("bench.json", "02_price", []byte(migration))
 	if err == nil {
@@ -708,56 +789,184 @@ func (b *bench) throughput(ctx context.Context, runs, workers int, dur time.Dura
 	}
 	m.Close(ctx)
 	if err != nil {
-		return nil, nil, err
+		return res, err
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, nil, err
+		return res, err
+	}
+	// A fixed set of connections, whose backends' CPU time is read from /proc.
+	cfg.MinConns, cfg.MaxConns = int32(workers), int32(workers)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return res, err
 	}
 	defer pool.Close()
+	pids, err := backendPIDs(ctx, pool, workers)
+	if err != nil {
+		return res, err
+	}
 	var trigger string
 	if err := pool.QueryRow(ctx, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname LIKE '\\_tandem%'").Scan(&trigger); err != nil {
-		return nil, nil, fmt.Errorf("find the dual-write trigger: %w", err)
+		return res, fmt.Errorf("find the dual-write trigger: %w", err)
 	}
-	if _, err := pool.Exec(ctx, "VACUUM ANALYZE items"); err != nil {
-		return nil, nil, err
+	dw := pgx.Identifier{trigger}.Sanitize()
+	for _, q := range []string{
+		"CREATE FUNCTION bench_floor() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$",
+		"CREATE TRIGGER bench_floor BEFORE INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION bench_floor()",
+		"VACUUM ANALYZE items",
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			return res, err
+		}
+	}
+	// Without the dual-write trigger, a plain default keeps the old version's inserts
+	// within the new column's NOT NULL check.
+	toggles := [3][]string{
+		noTrigger:        {"ALTER TABLE items DISABLE TRIGGER " + dw, "ALTER TABLE items DISABLE TRIGGER bench_floor", "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"},
+		dualWriteTrigger: {"ALTER TABLE items ENABLE TRIGGER " + dw, "ALTER TABLE items DISABLE TRIGGER bench_floor", "ALTER TABLE items ALTER COLUMN price DROP DEFAULT"},
+		floorTrigger:     {"ALTER TABLE items DISABLE TRIGGER " + dw, "ALTER TABLE items ENABLE TRIGGER bench_floor", "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"},
 	}
 	for i := 0; i < runs; i++ {
-		// ABBA order: the table grows and bloats as the runs go on, so neither side may
-		// always run second.
-		order := []bool{false, true}
-		if i%2 == 1 {
-			order = []bool{true, false}
-		}
-		for _, enabled := range order {
-			// Without the trigger, a plain default keeps the old version's inserts within
-			// the new column's NOT NULL check.
-			toggle := []string{"ALTER TABLE items DISABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price SET DEFAULT 0"}
-			if enabled {
-				toggle = []string{"ALTER TABLE items ENABLE TRIGGER " + pgx.Identifier{trigger}.Sanitize(), "ALTER TABLE items ALTER COLUMN price DROP DEFAULT"}
-			}
-			for _, q := range toggle {
-				if _, err := pool.Exec(ctx, q); err != nil {
-					return nil, nil, err
+		// The order rotates: the table grows and bloats as the runs go on, so no state
+		// may always run first.
+		measure := func(state int) func() error {
+			return func() error {
+				for _, q := range toggles[state] {
+					if _, err := pool.Exec(ctx, q); err != nil {
+						return err
+					}
 				}
-			}
-			tps, err := b.load(ctx, pool, workers, dur, kind)
-			if err != nil {
-				return nil, nil, err
-			}
-			if enabled {
-				with = append(with, tps)
-			} else {
-				without = append(without, tps)
+				cpu0 := cpuTime(pids)
+				n, err := b.load(ctx, pool, workers, dur, kind)
+				if err != nil {
+					return err
+				}
+				res.rate[state] = append(res.rate[state], float64(n)/dur.Seconds())
+				res.cpu[state] = append(res.cpu[state], float64(cpuTime(pids)-cpu0)/float64(time.Microsecond)/float64(max(n, 1)))
+				return nil
 			}
 		}
-		fmt.Fprintf(os.Stderr, "%s throughput run %d: trigger disabled %.0f/s, enabled %.0f/s\n", kind, i+1, without[i], with[i])
+		if err := rotate(i, measure(noTrigger), measure(dualWriteTrigger), measure(floorTrigger)); err != nil {
+			return res, err
+		}
+		r, c := res.rate, res.cpu
+		fmt.Fprintf(os.Stderr, "%s run %d: no trigger %.0f/s %.1fµs, dual-write trigger %.0f/s (%.2f×) %.1fµs (%.2f×), minimal trigger %.0f/s (%.2f×) %.1fµs (%.2f×)\n", kind, i+1,
+			r[noTrigger][i], c[noTrigger][i], r[dualWriteTrigger][i], r[dualWriteTrigger][i]/r[noTrigger][i], c[dualWriteTrigger][i], c[dualWriteTrigger][i]/c[noTrigger][i],
+			r[floorTrigger][i], r[floorTrigger][i]/r[noTrigger][i], c[floorTrigger][i], c[floorTrigger][i]/c[noTrigger][i])
 	}
-	return with, without, nil
+	// The bulk statements, in rotated rounds of the three states: the best of each.
+	for state := range res.perRow {
+		res.perRow[state] = time.Duration(math.MaxInt64)
+	}
+	for i := 0; i < bulkRounds; i++ {
+		bulk := func(state int) func() error {
+			return func() error {
+				for _, q := range toggles[state] {
+					if _, err := pool.Exec(ctx, q); err != nil {
+						return err
+					}
+				}
+				d, err := bulkPerRow(ctx, pool, kind, min(bulkRows, b.rows), state != noTrigger)
+				res.perRow[state] = min(res.perRow[state], d)
+				return err
+			}
+		}
+		if err := rotate(i, bulk(noTrigger), bulk(dualWriteTrigger), bulk(floorTrigger)); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
-// load runs statements of kind ("update" or "insert") for dur and returns their rate.
-func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration, kind string) (float64, error) {
+// bulkRounds is the rounds of bulk statements in (c).
+const bulkRounds = 9
+
+// bulkRows is the rows of bulkPerRow's statements (fewer for an update of a smaller table).
+const bulkRows = 20000
+
+// bulkPerRow runs a bulk statement of kind over n rows, under EXPLAIN ANALYZE and
+// rolled back, and returns its time per row: of the trigger's time (there must be one
+// trigger) when inTrigger, else of the statement's execution time.
+func bulkPerRow(ctx context.Context, pool *pgxpool.Pool, kind string, n int, inTrigger bool) (time.Duration, error) {
+	q := fmt.Sprintf("INSERT INTO items (name, qty) SELECT 'bulk', i %% 1000 FROM generate_series(1, %d) i", n)
+	if kind == "update" {
+		q = fmt.Sprintf("UPDATE items SET qty = qty + 1 WHERE id <= %d", n)
+	}
+	var plan string
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q).Scan(&plan); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if err != nil && !errors.Is(err, errRollback) {
+		return 0, fmt.Errorf("bulk %s: %w", kind, err)
+	}
+	var out []struct {
+		ExecutionTime float64 `json:"Execution Time"`
+		Triggers      []struct {
+			Time  float64 `json:"Time"`
+			Calls int     `json:"Calls"`
+		} `json:"Triggers"`
+	}
+	if err := json.Unmarshal([]byte(plan), &out); err != nil || len(out) != 1 {
+		return 0, fmt.Errorf("read the plan of the bulk %s: %v", kind, err)
+	}
+	ms := out[0].ExecutionTime
+	if inTrigger {
+		if len(out[0].Triggers) != 1 || out[0].Triggers[0].Calls != n {
+			return 0, fmt.Errorf("the bulk %s ran %d triggers, want one for each of %d rows", kind, len(out[0].Triggers), n)
+		}
+		ms = out[0].Triggers[0].Time
+	}
+	return time.Duration(ms * float64(time.Millisecond) / float64(n)), nil
+}
+
+// errRollback rolls a transaction back on purpose.
+var errRollback = errors.New("roll back")
+
+// backendPIDs opens all n connections of pool at once and returns their backends' process
+// ids.
+func backendPIDs(ctx context.Context, pool *pgxpool.Pool, n int) ([]int, error) {
+	var pids []int
+	var conns []*pgxpool.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+		pids = append(pids, int(c.Conn().PgConn().PID()))
+	}
+	return pids, nil
+}
+
+// cpuTime is the CPU time the processes pids have used so far (the first field of
+// /proc/PID/schedstat, in nanoseconds); a process that cannot be read counts 0.
+func cpuTime(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(data))
+		if len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total
+}
+
+// load runs statements of kind ("update" or "insert") for dur and returns how many ran.
+func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur time.Duration, kind string) (int64, error) {
 	var n atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -787,7 +996,7 @@ func (b *bench) load(ctx context.Context, pool *pgxpool.Pool, workers int, dur t
 	if firstErr != nil {
 		return 0, errors.Join(errors.New("throughput load failed"), firstErr)
 	}
-	return float64(n.Load()) / dur.Seconds(), nil
+	return n.Load(), nil
 }
 
 // rotate runs fns in an order that rotates with run: each goes first as often.

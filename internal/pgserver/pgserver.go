@@ -47,6 +47,11 @@ type Server struct {
 	port int
 	cmd  *exec.Cmd
 	done chan error
+	// What Standby needs to make a server like this one.
+	bin      string
+	cred     *syscall.Credential
+	settings map[string]string
+	timeout  time.Duration
 }
 
 // Start creates a fresh data directory, runs initdb and starts postgres on 127.0.0.1.
@@ -58,6 +63,95 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := newServer(bin, opts)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(s.dir)
+		}
+	}()
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+		"-D", s.data(), "-U", Superuser, "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	initdb.Dir = s.dir
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if err := s.launch(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// Standby makes a streaming standby of s and starts it: a base backup of s
+// (pg_basebackup, which writes standby.signal and the primary's address) in a directory
+// of its own, started on a free port with s's settings and opts.Settings on top, hot
+// standby on (it takes read-only connections). It returns once the standby streams WAL
+// from s. Stop it before s. opts.BinDir and opts.MaxConnections are ignored: a standby
+// runs the primary's binaries, with at least its connections.
+func (s *Server) Standby(ctx context.Context, opts Options) (*Server, error) {
+	settings := map[string]string{}
+	for k, v := range s.settings {
+		settings[k] = v
+	}
+	for k, v := range opts.Settings {
+		settings[k] = v
+	}
+	sb, err := newServer(s.bin, Options{Settings: settings, StartTimeout: opts.StartTimeout})
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(sb.dir)
+		}
+	}()
+	basebackup, err := s.tool("pg_basebackup")
+	if err != nil {
+		return nil, err
+	}
+	backup := exec.CommandContext(ctx, basebackup,
+		"-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", Superuser, "-D", sb.data(),
+		"--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast", "--no-sync")
+	backup.SysProcAttr = &syscall.SysProcAttr{Credential: sb.cred}
+	backup.Dir = sb.dir
+	if out, err := backup.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pg_basebackup of the server on port %d: %w\n%s", s.port, err, out)
+	}
+	if err := sb.launch(ctx); err != nil {
+		return nil, fmt.Errorf("start the standby: %w", err)
+	}
+	ok = true
+	if err := sb.waitStreaming(ctx); err != nil {
+		sb.Stop()
+		return nil, err
+	}
+	return sb, nil
+}
+
+// tool finds one of the server's client programs: beside postgres, or beside the file a
+// symbolic link to postgres names (a PATH directory may link only initdb and postgres).
+func (s *Server) tool(name string) (string, error) {
+	dirs := []string{s.bin}
+	if p, err := filepath.EvalSymlinks(filepath.Join(s.bin, "postgres")); err == nil {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	for _, d := range dirs {
+		if st, err := os.Stat(filepath.Join(d, name)); err == nil && !st.IsDir() {
+			return filepath.Join(d, name), nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in %s; install PostgreSQL's client programs, e.g. `apt-get install -y postgresql-client`", name, strings.Join(dirs, " or "))
+}
+
+// newServer makes the temporary directory of a server to run from bin, and settles its
+// settings; the data directory is left to initdb or pg_basebackup.
+func newServer(bin string, opts Options) (*Server, error) {
 	cred, err := serverCredential()
 	if err != nil {
 		return nil, err
@@ -66,28 +160,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	s := &Server{dir: dir}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(dir)
-		}
-	}()
-	data := filepath.Join(dir, "data")
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.RemoveAll(dir)
 			return nil, fmt.Errorf("hand data directory to uid %d: %w", cred.Uid, err)
 		}
 	}
-
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-		"-D", data, "-U", Superuser, "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	initdb.Dir = dir
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
-	}
-
 	maxConn := opts.MaxConnections
 	if maxConn == 0 {
 		maxConn = 200
@@ -109,49 +187,82 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
+	return &Server{dir: dir, bin: bin, cred: cred, settings: settings, timeout: timeout}, nil
+}
 
+// data is the server's data directory.
+func (s *Server) data() string { return filepath.Join(s.dir, "data") }
+
+// launch starts postgres on the data directory, on a free port, and waits until it
+// accepts connections.
+func (s *Server) launch(ctx context.Context) error {
 	// A free port can be taken between our probe and the server's bind; try a few.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		args := []string{"-D", data, "-p", strconv.Itoa(port)}
-		keys := make([]string, 0, len(settings))
-		for k := range settings {
+		args := []string{"-D", s.data(), "-p", strconv.Itoa(port)}
+		keys := make([]string, 0, len(s.settings))
+		for k := range s.settings {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			args = append(args, "-c", k+"="+settings[k])
+			args = append(args, "-c", k+"="+s.settings[k])
 		}
-		logPath := filepath.Join(dir, "postgres.log")
+		logPath := filepath.Join(s.dir, "postgres.log")
 		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("open server log: %w", err)
+			return fmt.Errorf("open server log: %w", err)
 		}
-		cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-		cmd.Dir = dir
+		cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
+		cmd.Dir = s.dir
 		cmd.Stdout = logFile
 		cmd.Stderr = logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			logFile.Close()
-			return nil, fmt.Errorf("start postgres: %w", err)
+			return fmt.Errorf("start postgres: %w", err)
 		}
 		logFile.Close()
 		s.cmd, s.port, s.done = cmd, port, make(chan error, 1)
 		go func() { s.done <- cmd.Wait() }()
-		if err := s.waitReady(ctx, timeout); err != nil {
+		if err := s.waitReady(ctx, s.timeout); err != nil {
 			lastErr = err
 			s.kill()
 			continue
 		}
-		ok = true
-		return s, nil
+		return nil
 	}
-	return nil, lastErr
+	return lastErr
+}
+
+// waitStreaming waits until a standby's WAL receiver streams from its primary.
+func (s *Server) waitStreaming(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to the standby: %w", err)
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(s.timeout); ; {
+		var streaming bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')").Scan(&streaming); err != nil {
+			return fmt.Errorf("ask the standby whether it streams: %w", err)
+		}
+		if streaming {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the standby did not stream from its primary within %s (log: %s)", s.timeout, filepath.Join(s.dir, "postgres.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Port is the TCP port the server listens on at 127.0.0.1.

@@ -173,3 +173,23 @@ func NewOwnerDatabase(t testing.TB) string {
 	})
 	return WithUser(t, su, role, "")
 }
+
+// Standby starts a streaming standby of the shared server (see pgserver.Server.Standby),
+// stopped when the test ends, and returns a superuser URL to its postgres database. A
+// test on an existing server (TANDEM_TEST_POSTGRES_URL) is skipped: its replicas are not
+// the test's to make.
+func Standby(t testing.TB, settings map[string]string) string {
+	t.Helper()
+	AdminURL(t)
+	if server == nil {
+		t.Skip("a standby needs the throwaway server; TANDEM_TEST_POSTGRES_URL is set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := server.Standby(ctx, pgserver.Options{Settings: settings})
+	if err != nil {
+		t.Fatalf("start a standby: %v", err)
+	}
+	t.Cleanup(func() { _ = sb.Stop() })
+	return sb.URL("postgres")
+}

@@ -2,7 +2,10 @@ package pgtest
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -54,4 +57,48 @@ func TestOwnerDatabaseIsNotSuperuser(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA owned_here; CREATE TABLE public.t (id int)"); err != nil {
 		t.Fatalf("owner cannot create objects: %v", err)
 	}
+}
+
+// TestStandbyReplicates: a row written on the primary appears on the standby, which
+// refuses writes of its own.
+func TestStandbyReplicates(t *testing.T) {
+	ctx := context.Background()
+	primary := NewDatabase(t)
+	standby := WithDatabase(t, Standby(t, nil), dbName(t, primary))
+	p, err := pgx.Connect(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if _, err := p.Exec(ctx, "CREATE TABLE t (v text); INSERT INTO t VALUES ('from the primary')"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pgx.Connect(ctx, standby)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var v string
+		err := s.QueryRow(ctx, "SELECT v FROM t").Scan(&v)
+		if err == nil && v == "from the primary" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row did not reach the standby: %v", err)
+		}
+	}
+	if _, err := s.Exec(ctx, "INSERT INTO t VALUES ('from the standby')"); err == nil {
+		t.Fatal("the standby took a write")
+	}
+}
+
+// dbName is the database of the URL u.
+func dbName(t *testing.T, u string) string {
+	t.Helper()
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(parsed.Path, "/")
 }
