@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -112,6 +113,7 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 			if err != nil {
 				return usageErr(err)
 			}
+			relaxGC(sources)
 			if databaseURL != "" {
 				cat, err := lint.LoadCatalog(cmd.Context(), databaseURL)
 				if err != nil {
@@ -165,6 +167,23 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 	f.StringVar(&since, "since", "", "replay every file, but report only files changed since this git revision (and untracked ones)")
 	f.BoolVar(&noForeign, "no-foreign-ignores", false, "do not honour squawk's and atlas's suppression comments (-- squawk-ignore, -- atlas:nolint)")
 	return cmd
+}
+
+// smallInput is the size of SQL below which relaxGC lets the heap grow.
+const smallInput = 4 << 20
+
+// relaxGC makes the garbage collector run less often when the input is small. Linting a
+// history allocates about 25 times its size, little of which stays live; in a process that
+// exits right after, collecting it every 4 MB costs more CPU than the memory it saves.
+// Large inputs, whose peak memory matters more, keep the default.
+func relaxGC(sources []lint.Source) {
+	n := 0
+	for _, s := range sources {
+		n += len(s.SQL)
+	}
+	if n < smallInput {
+		debug.SetGCPercent(400)
+	}
 }
 
 // applyBaseline hides the findings the baseline at path holds. When the file does not
