@@ -50,8 +50,9 @@ transaction:false) or uses BEGIN/COMMIT itself.
 
 Ignore a finding with a comment on the statement:  -- tandem-lint-ignore: rule-id[, rule-id]
 or for the whole file:                          -- tandem-lint-ignore-file: rule-id
-squawk's (-- squawk-ignore, -- squawk-ignore-file) and atlas's (-- atlas:nolint) comments
-count too, their rule names mapped to ours, unless --no-foreign-ignores.
+squawk's (-- squawk-ignore, -- squawk-ignore-file) and atlas's (-- atlas:nolint, for the
+whole file in the comments the file opens with, followed by an empty line) comments count
+too, their rule names mapped to ours, unless --no-foreign-ignores.
 
 Configuration (--config, else .tandem-lint.yaml or the "lint:" key of tandem.yaml in the
 current directory):
