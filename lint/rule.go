@@ -82,6 +82,8 @@ type pass struct {
 	st    *statement
 	node  *pg_query.Node
 	locks []lockTake
+	// cascade is what the statement drops through CASCADE (cascade.go).
+	cascade []dependent
 	// reported holds the rules that reported a finding on this statement so far.
 	reported []string
 }
