@@ -167,6 +167,9 @@ func queryReads(sql string) map[string][]string {
 // because of CASCADE (see the top of this file), in a stable order, or nil when it has no
 // CASCADE.
 func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
+	if !hasCascade(n) {
+		return nil
+	}
 	var out []dependent
 	add := func(d dependent) {
 		if !slices.Contains(out, d) {
@@ -218,9 +221,6 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 	switch {
 	case n.GetDropStmt() != nil:
 		s := n.GetDropStmt()
-		if s.Behavior != pg_query.DropBehavior_DROP_CASCADE {
-			return nil
-		}
 		switch s.RemoveType {
 		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
 			named := dropKeys(s)
@@ -278,6 +278,20 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 		}
 	}
 	return out
+}
+
+// hasCascade reports whether the statement is a DROP ... CASCADE or an ALTER TABLE with a
+// DROP COLUMN ... CASCADE.
+func hasCascade(n *pg_query.Node) bool {
+	if s := n.GetDropStmt(); s != nil {
+		return s.Behavior == pg_query.DropBehavior_DROP_CASCADE
+	}
+	for _, x := range n.GetAlterTableStmt().GetCmds() {
+		if cmd := x.GetAlterTableCmd(); cmd != nil && cmd.Subtype == pg_query.AlterTableType_AT_DropColumn && cmd.Behavior == pg_query.DropBehavior_DROP_CASCADE {
+			return true
+		}
+	}
+	return false
 }
 
 // referencesColumn reports whether foreign key con references column col of its table:
