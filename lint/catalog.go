@@ -16,8 +16,13 @@ type Catalog struct {
 	indexes   map[string]*index
 	functions map[string]volatility
 	enums     map[string]int // enum type name -> index of the file that created it
-	timeZone  tzState        // the database's TimeZone setting, when read from a live one
-	live      bool           // read from a live database: a table it lacks does not exist
+	views     map[string]*viewInfo
+	triggers  []trigger
+	// renames logs the renames of tables and columns, for the views whose query is read
+	// later (see viewInfo).
+	renames  []rename
+	timeZone tzState // the database's TimeZone setting, when read from a live one
+	live     bool    // read from a live database: a table it lacks does not exist
 }
 
 // NewCatalog returns an empty catalog.
@@ -27,6 +32,7 @@ func NewCatalog() *Catalog {
 		indexes:   map[string]*index{},
 		functions: map[string]volatility{},
 		enums:     map[string]int{},
+		views:     map[string]*viewInfo{},
 	}
 }
 
@@ -49,6 +55,12 @@ func (c *Catalog) clone() *Catalog {
 	for k, v := range c.enums {
 		n.enums[k] = v
 	}
+	for k, v := range c.views {
+		cv := *v
+		n.views[k] = &cv
+	}
+	n.triggers = slices.Clone(c.triggers)
+	n.renames = slices.Clone(c.renames)
 	n.timeZone, n.live = c.timeZone, c.live
 	return n
 }
@@ -108,8 +120,10 @@ type constraint struct {
 	validated bool
 	// keys are the columns of a primary key, or the referencing columns of a foreign key.
 	keys []string
-	// refTable is the catalog key of the table a foreign key references.
+	// refTable is the catalog key of the table a foreign key references, refKeys the
+	// columns it references (none: the primary key).
 	refTable string
+	refKeys  []string
 	// notNullCols are the columns a CHECK constraint proves NOT NULL
 	// (CHECK (a IS NOT NULL AND b IS NOT NULL)).
 	notNullCols []string
@@ -199,6 +213,14 @@ func (c *Catalog) apply(node *pg_query.Node, fileIdx int, at string) {
 		names := nameList(s.Funcname)
 		if len(names) > 0 {
 			c.functions[strings.ToLower(names[len(names)-1])] = functionVolatility(s.Options)
+		}
+	case node.GetCreateTrigStmt() != nil:
+		s := node.GetCreateTrigStmt()
+		names := nameList(s.Funcname)
+		if len(names) > 0 {
+			tr := trigger{name: s.Trigname, table: relKey(s.Relation), function: strings.ToLower(names[len(names)-1])}
+			c.triggers = slices.DeleteFunc(c.triggers, func(o trigger) bool { return o.name == tr.name && o.table == tr.table })
+			c.triggers = append(c.triggers, tr)
 		}
 	case node.GetCreateEnumStmt() != nil:
 		names := nameList(node.GetCreateEnumStmt().TypeName)
@@ -310,6 +332,7 @@ func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []strin
 			cs.keys = cols
 		}
 		cs.refTable = relKey(con.Pktable)
+		cs.refKeys = nameList(con.PkAttrs)
 	}
 	if kind == conCheck {
 		cs.notNullCols = notNullColumns(con.RawExpr)
@@ -470,13 +493,20 @@ func (c *Catalog) applyDrop(s *pg_query.DropStmt) {
 		switch s.RemoveType {
 		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
 			delete(c.tables, k)
+			delete(c.views, k)
 			for ik, ix := range c.indexes {
 				if ix.table == k {
 					delete(c.indexes, ik)
 				}
 			}
+			c.triggers = slices.DeleteFunc(c.triggers, func(tr trigger) bool { return tr.table == k })
 		case pg_query.ObjectType_OBJECT_INDEX:
 			delete(c.indexes, k)
+		case pg_query.ObjectType_OBJECT_TRIGGER:
+			if len(names) >= 2 {
+				tk := qualifiedKey(names[:len(names)-1])
+				c.triggers = slices.DeleteFunc(c.triggers, func(tr trigger) bool { return tr.table == tk && tr.name == name })
+			}
 		}
 	}
 }
@@ -495,6 +525,23 @@ func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
 					ix.table = nk
 				}
 			}
+			for _, o := range c.tables {
+				for _, con := range o.constraints {
+					if con.refTable == k {
+						con.refTable = nk
+					}
+				}
+			}
+			for i := range c.triggers {
+				if c.triggers[i].table == k {
+					c.triggers[i].table = nk
+				}
+			}
+			if v := c.views[k]; v != nil {
+				delete(c.views, k)
+				c.views[nk] = v
+			}
+			c.renames = append(c.renames, rename{table: k, to: nk})
 		}
 	case pg_query.ObjectType_OBJECT_COLUMN:
 		if t := c.tables[relKey(s.Relation)]; t != nil {
@@ -503,6 +550,7 @@ func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
 				col.name = s.Newname
 				t.columns[s.Newname] = col
 			}
+			c.renames = append(c.renames, rename{table: relKey(s.Relation), column: s.Subname, to: s.Newname})
 		}
 	case pg_query.ObjectType_OBJECT_TABCONSTRAINT:
 		if t := c.tables[relKey(s.Relation)]; t != nil {

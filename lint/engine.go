@@ -173,7 +173,7 @@ func (e *engine) runStatement(st *statement) {
 	if e.applySettings(n) {
 		return
 	}
-	p := &pass{e: e, st: st, node: n, locks: e.statementLocks(n)}
+	p := &pass{e: e, st: st, node: n, locks: e.statementLocks(n), cascade: e.cat.cascadeDependents(n)}
 	for _, r := range e.rules {
 		if !p.ignored(r) { // an ignored rule would only build findings to drop
 			r.check(p, r)
@@ -191,6 +191,12 @@ func (e *engine) runStatement(st *statement) {
 		at = fmt.Sprintf("%s:%d", e.file.name, st.line)
 	}
 	e.cat.apply(n, e.fileIdx, at)
+	e.cat.dropDependents(p.cascade)
+	if vs := n.GetViewStmt(); vs != nil {
+		e.cat.recordView(relKey(vs.View), st.text)
+	} else if ct := n.GetCreateTableAsStmt(); ct != nil && ct.Objtype == pg_query.ObjectType_OBJECT_MATVIEW && ct.Into != nil {
+		e.cat.recordView(relKey(ct.Into.Rel), st.text)
+	}
 }
 
 func (e *engine) skip(st *statement, reason string) {

@@ -36,7 +36,12 @@ var atlasRules = map[string][]string{
 	"backward_incompatible": {"rename-table", "rename-column"},
 	"bc101":                 {"rename-table"},
 	"bc102":                 {"rename-column"},
-	"concurrent_index":      {"index-not-concurrent"},
+	"data_depend":           {"add-column-not-null-no-default"},
+	"mf103":                 {"add-column-not-null-no-default"},
+	"concurrent_index":      {"index-not-concurrent", "concurrently-in-transaction"},
+	"pg101":                 {"index-not-concurrent"},
+	"pg102":                 {"index-not-concurrent"},
+	"pg103":                 {"concurrently-in-transaction"},
 }
 
 // directive is one suppression comment: the rules it names ("all" for every rule) and
@@ -49,7 +54,9 @@ type directive struct {
 // parseDirective reads a suppression comment: ours (tandem-lint-ignore: and
 // tandem-lint-ignore-file:) and, unless foreign is false, squawk's (squawk-ignore,
 // squawk-ignore-file) and atlas's (atlas:nolint) with their rule names mapped to ours.
-func parseDirective(text string, foreign bool) (directive, bool) {
+// header says that the comment is in the file's header (see atlasHeaderEnd), where atlas
+// reads atlas:nolint as covering the whole file.
+func parseDirective(text string, foreign, header bool) (directive, bool) {
 	if i := indexFold(text, ignoreFileDirective); i >= 0 {
 		return directive{rules: splitRules(text[i+len(ignoreFileDirective):]), file: true}, true
 	}
@@ -68,7 +75,7 @@ func parseDirective(text string, foreign bool) (directive, bool) {
 	}{
 		{"squawk-ignore-file", true, squawkRules},
 		{"squawk-ignore", false, squawkRules},
-		{"atlas:nolint", false, atlasRules},
+		{"atlas:nolint", header, atlasRules},
 	} {
 		rest, ok := strings.CutPrefix(lower, tool.prefix)
 		if !ok || rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != ',' {
@@ -85,4 +92,27 @@ func parseDirective(text string, foreign bool) (directive, bool) {
 		return d, len(d.rules) > 0
 	}
 	return directive{}, false
+}
+
+// atlasHeaderEnd returns where the file's header ends: the line comments that open src,
+// when an empty line separates them from the rest (or nothing follows them). atlas reads
+// its directives there as file directives; it returns -1 when src has no such header.
+// Like atlas, it takes the comments from the first byte on: a file that opens with a
+// blank line or a block comment has no header.
+func atlasHeaderEnd(src string) int {
+	i := 0
+	for strings.HasPrefix(src[i:], "--") {
+		j := strings.IndexByte(src[i:], '\n')
+		if j < 0 {
+			return len(src) // comments only
+		}
+		i += j + 1
+	}
+	if i == 0 {
+		return -1
+	}
+	if rest := src[i:]; rest == "" || rest[0] == '\n' || strings.HasPrefix(rest, "\r\n") {
+		return i
+	}
+	return -1
 }

@@ -30,6 +30,8 @@ func LoadCatalog(ctx context.Context, databaseURL string) (*Catalog, error) {
 		{"indexes", loadIndexes},
 		{"functions", loadFunctions},
 		{"enums", loadEnums},
+		{"views' dependencies", loadViews},
+		{"triggers", loadTriggers},
 		{"TimeZone", loadTimeZone},
 	} {
 		if err := step.load(ctx, conn, c); err != nil {
@@ -224,4 +226,70 @@ func loadTimeZone(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
 	}
 	c.timeZone = classifyTimeZone(tz)
 	return nil
+}
+
+// loadViews reads what each view and materialized view reads: the relations, and the
+// columns of each, its query depends on (pg_depend of its rewrite rule).
+func loadViews(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
+	rows, err := conn.Query(ctx, `
+		SELECT DISTINCT n.nspname, v.relname, tn.nspname, t.relname, coalesce(a.attname::text, '')
+		FROM pg_rewrite r
+		JOIN pg_class v ON v.oid = r.ev_class
+		JOIN pg_namespace n ON n.oid = v.relnamespace
+		JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+		JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid
+		JOIN pg_namespace tn ON tn.oid = t.relnamespace
+		LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
+		WHERE v.relkind IN ('v', 'm') AND `+userSchemas+`
+		ORDER BY 1, 2, 3, 4, 5`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var schema, view, tschema, table, col string
+		if err := rows.Scan(&schema, &view, &tschema, &table, &col); err != nil {
+			return err
+		}
+		k := qualify(schema, view)
+		v := c.views[k]
+		if v == nil {
+			v = &viewInfo{reads: map[string][]string{}}
+			c.views[k] = v
+		}
+		tk := qualify(tschema, table)
+		cols := v.reads[tk]
+		if cols == nil {
+			cols = []string{}
+		}
+		if col != "" {
+			cols = append(cols, col)
+		}
+		v.reads[tk] = cols
+	}
+	return rows.Err()
+}
+
+// loadTriggers reads the user triggers and the functions they call.
+func loadTriggers(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname, t.relname, tg.tgname, p.proname
+		FROM pg_trigger tg
+		JOIN pg_class t ON t.oid = tg.tgrelid
+		JOIN pg_namespace n ON n.oid = t.relnamespace
+		JOIN pg_proc p ON p.oid = tg.tgfoid
+		WHERE NOT tg.tgisinternal AND `+userSchemas+`
+		ORDER BY 1, 2, 3`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var schema, table, name, fn string
+		if err := rows.Scan(&schema, &table, &name, &fn); err != nil {
+			return err
+		}
+		c.triggers = append(c.triggers, trigger{name: name, table: qualify(schema, table), function: strings.ToLower(fn)})
+	}
+	return rows.Err()
 }

@@ -306,6 +306,10 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 	case n.GetDeleteStmt() != nil:
 		add(relKey(n.GetDeleteStmt().Relation), lockRowExclusive)
 	}
+	// What CASCADE drops along, each under ACCESS EXCLUSIVE on its table (cascade.go).
+	for _, d := range e.cat.cascadeDependents(n) {
+		add(d.table, lockAccessExclusive)
+	}
 	return out
 }
 

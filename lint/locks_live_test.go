@@ -2,6 +2,8 @@ package lint
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +38,18 @@ func TestStatementLocksMatchServer(t *testing.T) {
 		`CREATE TABLE p (id int, k int) PARTITION BY RANGE (k)`,
 		`CREATE TABLE loose (id int, k int)`,
 		`CREATE TABLE s2 (id int, r_id int REFERENCES r)`,
+		// What DROP ... CASCADE drops along.
+		`CREATE TABLE c (id int PRIMARY KEY, a text, b text)`,
+		`CREATE TABLE cref (id int, c_id int REFERENCES c)`,
+		`CREATE VIEW c_a AS SELECT id, a FROM c`,
+		`CREATE VIEW c_a2 AS SELECT * FROM c_a`,
+		`CREATE VIEW c_b AS SELECT upper(b) AS b FROM c WHERE id > 0`,
+		`CREATE MATERIALIZED VIEW c_mv AS SELECT count(*) FROM c`,
+		`CREATE TYPE mood AS ENUM ('a', 'b')`,
+		`CREATE TABLE moody (id int, m mood)`,
+		`CREATE VIEW moody_v AS SELECT m FROM moody`,
+		`CREATE FUNCTION ctrg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$`,
+		`CREATE TRIGGER cref_trg BEFORE INSERT ON cref FOR EACH ROW EXECUTE FUNCTION ctrg()`,
 	}
 	for _, s := range setup {
 		if _, err := conn.Exec(ctx, s); err != nil {
@@ -43,6 +57,15 @@ func TestStatementLocksMatchServer(t *testing.T) {
 		}
 	}
 	cat, err := LoadCatalog(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same schema as the linter knows it from replaying the statements that made it.
+	replay := newEngine(Options{})
+	pf, err := parseFile("setup.sql", strings.Join(setup, ";\n")+";", true, false)
+	if err == nil {
+		err = replay.runFile(0, pf)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +92,16 @@ func TestStatementLocksMatchServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, stmt := range []string{
+	cascades := []string{
+		`DROP TABLE c CASCADE`,
+		`ALTER TABLE c DROP COLUMN a CASCADE`,
+		`ALTER TABLE c DROP COLUMN id CASCADE`,
+		`ALTER TABLE c DROP COLUMN b CASCADE`,
+		`DROP VIEW c_a CASCADE`,
+		`DROP TYPE mood CASCADE`,
+		`DROP FUNCTION ctrg() CASCADE`,
+	}
+	for _, stmt := range append([]string{
 		`ALTER TABLE t ADD COLUMN x int`,
 		`ALTER TABLE t ALTER COLUMN v SET STATISTICS 100`,
 		`ALTER TABLE t ALTER COLUMN v SET DEFAULT 'x'`,
@@ -125,7 +157,7 @@ func TestStatementLocksMatchServer(t *testing.T) {
 		`CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)`,
 		`CREATE TABLE s (id int REFERENCES t)`,
 		`GRANT SELECT ON t TO PUBLIC`,
-	} {
+	}, cascades...) {
 		t.Run(stmt, func(t *testing.T) {
 			tx, err := conn.Begin(ctx)
 			if err != nil {
@@ -158,17 +190,23 @@ func TestStatementLocksMatchServer(t *testing.T) {
 			if len(stmts) != 1 {
 				t.Fatalf("parsed %d statements", len(stmts))
 			}
-			e := newEngine(Options{Catalog: cat})
-			model := map[string]lockMode{}
-			for _, l := range e.statementLocks(stmts[0].node) {
-				model[l.table] = l.mode
+			catalogs := map[string]*Catalog{"live": cat}
+			if slices.Contains(cascades, stmt) {
+				catalogs["replayed"] = replay.cat
 			}
-			for tbl := range unionKeys(server, model) {
-				s, m := server[tbl], model[tbl]
-				if s == m || m == lockNone && s < lockShareUpdateExclusive {
-					continue
+			for name, c := range catalogs {
+				e := newEngine(Options{Catalog: c})
+				model := map[string]lockMode{}
+				for _, l := range e.statementLocks(stmts[0].node) {
+					model[l.table] = l.mode
 				}
-				t.Errorf("%s: server holds %q, the model says %q", tbl, s, m)
+				for tbl := range unionKeys(server, model) {
+					s, m := server[tbl], model[tbl]
+					if s == m || m == lockNone && s < lockShareUpdateExclusive {
+						continue
+					}
+					t.Errorf("%s: server holds %q, the model (%s catalog) says %q", tbl, s, name, m)
+				}
 			}
 		})
 	}

@@ -64,6 +64,9 @@ type parsedFile struct {
 	views map[string]int
 	// lean is true when head-only statements may be parsed without their tails (lean.go).
 	lean bool
+	// headerEnd is where the file's header of atlas file directives ends, or -1 (see
+	// atlasHeaderEnd).
+	headerEnd int
 }
 
 const (
@@ -75,7 +78,7 @@ const (
 // whether other tools' suppression comments count (see parseDirective). The statements
 // themselves are parsed by statements, leanly (lean.go) unless full.
 func parseFile(name, src string, foreign, full bool) (*parsedFile, error) {
-	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}, views: map[string]int{}}
+	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}, views: map[string]int{}, headerEnd: atlasHeaderEnd(src)}
 	pf.lineStarts = lineStarts(src)
 	comments, ends := scanSQL(src)
 	pf.text = blankDownSections(src, comments)
@@ -100,7 +103,7 @@ func parseFile(name, src string, foreign, full bool) (*parsedFile, error) {
 		case strings.HasPrefix(lower, "migrate:up") && strings.Contains(lower, "transaction:false"):
 			pf.mode, pf.modeReason = txNone, "-- migrate:up transaction:false"
 		}
-		if d, ok := parseDirective(c.text, foreign); ok && d.file {
+		if d, ok := pf.directive(c, foreign); ok && d.file {
 			for _, r := range d.rules {
 				pf.fileIgnores[r] = true
 			}
@@ -347,7 +350,7 @@ func (pf *parsedFile) parseError(err error, from int) error {
 func (pf *parsedFile) attachIgnores(comments []comment, foreign bool) {
 	pf.segIgnores = map[int]map[string]bool{}
 	for _, c := range comments {
-		d, ok := parseDirective(c.text, foreign)
+		d, ok := pf.directive(c, foreign)
 		if !ok || d.file {
 			continue
 		}
@@ -362,6 +365,11 @@ func (pf *parsedFile) attachIgnores(comments []comment, foreign bool) {
 			pf.segIgnores[i][r] = true
 		}
 	}
+}
+
+// directive reads the suppression comment c, if it is one (see parseDirective).
+func (pf *parsedFile) directive(c comment, foreign bool) (directive, bool) {
+	return parseDirective(c.text, foreign, c.end <= pf.headerEnd)
 }
 
 func (pf *parsedFile) segmentFor(c comment) int {

@@ -82,6 +82,8 @@ type pass struct {
 	st    *statement
 	node  *pg_query.Node
 	locks []lockTake
+	// cascade is what the statement drops through CASCADE (cascade.go).
+	cascade []dependent
 	// reported holds the rules that reported a finding on this statement so far.
 	reported []string
 }
@@ -191,11 +193,11 @@ func (p *pass) report(r *Rule, f Finding) {
 	p.reported = append(p.reported, r.ID)
 }
 
-// reportGrouped reports f for rule r once per scope (for example once per file, or once
-// per transaction). Later calls with the same scope do not add a finding: they add this
-// statement's line, and note when it is not empty, to the first one. The engine completes
-// the first finding's message when the file ends.
-func (p *pass) reportGrouped(r *Rule, scope string, f Finding, note string) {
+// reportGrouped reports the finding build makes for rule r once per scope (for example
+// once per file, or once per transaction). Later calls with the same scope do not build a
+// finding: they add this statement's line, and note when it is not empty, to the first
+// one. The engine completes the first finding's message when the file ends.
+func (p *pass) reportGrouped(r *Rule, scope, note string, build func() Finding) {
 	if p.ignored(r) {
 		return
 	}
@@ -206,7 +208,7 @@ func (p *pass) reportGrouped(r *Rule, scope string, f Finding, note string) {
 		g.notes = append(g.notes, note)
 		return
 	}
-	p.report(r, f)
+	p.report(r, build())
 	p.e.groups[key] = len(p.e.result.Findings) - 1
 }
 

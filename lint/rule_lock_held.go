@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -71,26 +72,28 @@ func checkLockHeld(p *pass, r *Rule) {
 	if reason == "" || p.buildsIndexBlocking() {
 		return
 	}
-	var held []string
-	seen := map[string]bool{}
-	for _, h := range tx.held {
-		if seen[h.table] {
-			continue
+	p.reportGrouped(r, "tx"+strconv.Itoa(tx.id), reason, func() Finding {
+		var held []string
+		seen := map[string]bool{}
+		for _, h := range tx.held {
+			if seen[h.table] {
+				continue
+			}
+			seen[h.table] = true
+			held = append(held, fmt.Sprintf("%s on %s (line %d, blocks %s)", h.mode, displayName(h.table), h.line, h.mode.blocks()))
 		}
-		seen[h.table] = true
-		held = append(held, fmt.Sprintf("%s on %s (line %d, blocks %s)", h.mode, displayName(h.table), h.line, h.mode.blocks()))
-	}
-	f := p.finding(tx.held[0].table, tx.held[0].mode)
-	f.Message = fmt.Sprintf("%s while this transaction still holds %s: that traffic waits until COMMIT", reason, strings.Join(held, ", "))
-	if tx.explicit {
-		f.Fix = recipe(
-			"COMMIT;  -- release the lock right after the statement that needs it",
-			"BEGIN;",
-			p.st.text+";")
-	} else {
-		f.Fix = recipe(
-			"-- move this statement to the next migration file, so that it runs in a new transaction:",
-			p.st.text+";")
-	}
-	p.reportGrouped(r, fmt.Sprint("tx", tx.id), f, reason)
+		f := p.finding(tx.held[0].table, tx.held[0].mode)
+		f.Message = fmt.Sprintf("%s while this transaction still holds %s: that traffic waits until COMMIT", reason, strings.Join(held, ", "))
+		if tx.explicit {
+			f.Fix = recipe(
+				"COMMIT;  -- release the lock right after the statement that needs it",
+				"BEGIN;",
+				p.st.text+";")
+		} else {
+			f.Fix = recipe(
+				"-- move this statement to the next migration file, so that it runs in a new transaction:",
+				p.st.text+";")
+		}
+		return f
+	})
 }

@@ -36,15 +36,17 @@ func checkMissingLockTimeout(p *pass, r *Rule) {
 	if !ok || p.buildsIndexBlocking() {
 		return
 	}
-	f := p.finding(l.table, l.mode)
-	f.Message = fmt.Sprintf("no lock_timeout is set: while this statement waits for its %s lock on %s behind any long-running transaction, new %s on the table queue behind it",
-		l.mode, displayName(l.table), l.mode.blocks())
-	set := "SET lock_timeout = '2s';"
-	if p.inTx() {
-		set = "SET LOCAL lock_timeout = '2s';"
-	}
-	f.Fix = recipe(
-		"-- at the top of the file; the runner (or you) retries when it times out:",
-		set)
-	p.reportGrouped(r, "file", f, fmt.Sprintf("%s on %s", l.mode, displayName(l.table)))
+	p.reportGrouped(r, "file", fmt.Sprintf("%s on %s", l.mode, displayName(l.table)), func() Finding {
+		f := p.finding(l.table, l.mode)
+		f.Message = fmt.Sprintf("no lock_timeout is set: while this statement waits for its %s lock on %s behind any long-running transaction, new %s on the table queue behind it",
+			l.mode, displayName(l.table), l.mode.blocks())
+		set := "SET lock_timeout = '2s';"
+		if p.inTx() {
+			set = "SET LOCAL lock_timeout = '2s';"
+		}
+		f.Fix = recipe(
+			"-- at the top of the file; the runner (or you) retries when it times out:",
+			set)
+		return f
+	})
 }

@@ -59,11 +59,13 @@ func checkStatementTimeout(p *pass, r *Rule) {
 	if !ok || p.buildsIndexBlocking() {
 		return
 	}
-	f := p.finding(l.table, l.mode)
-	f.Message = fmt.Sprintf("no statement_timeout is set: once this statement holds its %s lock on %s, nothing bounds how long traffic is blocked",
-		l.mode, displayName(l.table))
-	f.Fix = recipe(
-		"-- at the top of the file, next to lock_timeout:",
-		"SET statement_timeout = '5s';")
-	p.reportGrouped(r, "file", f, fmt.Sprintf("%s on %s", l.mode, displayName(l.table)))
+	p.reportGrouped(r, "file", fmt.Sprintf("%s on %s", l.mode, displayName(l.table)), func() Finding {
+		f := p.finding(l.table, l.mode)
+		f.Message = fmt.Sprintf("no statement_timeout is set: once this statement holds its %s lock on %s, nothing bounds how long traffic is blocked",
+			l.mode, displayName(l.table))
+		f.Fix = recipe(
+			"-- at the top of the file, next to lock_timeout:",
+			"SET statement_timeout = '5s';")
+		return f
+	})
 }

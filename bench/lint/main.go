@@ -2,7 +2,7 @@
 // histories, against squawk (npm package squawk-cli) on the same files in the same run,
 // and prints a Markdown table.
 //
-//	go run ./bench/lint -squawk $(npm root)/@squawk-cli/linux-x64/bin/squawk [-runs 15] [-base OLD_TANDEM] [NAME=]DIR...
+//	go run ./bench/lint -squawk $(npm root)/@squawk-cli/linux-x64/bin/squawk [-runs 15] [-base OLD_TANDEM] [-tandem NEW_TANDEM] [NAME=]DIR...
 //
 // Each DIR (named NAME in the table) is linted as `tandem lint DIR` lints it; squawk is given the same files, in the
 // same order (the ones tandem's loader picks: up halves only). A round runs every command
@@ -11,8 +11,9 @@
 // whole process (start-up included) from its rusage; the table gives medians over the
 // rounds and the median of the per-round ratios to squawk.
 //
-// tandem is built from this tree into a temporary directory; -base adds another tandem
-// binary (say, one built before a change) as a third column.
+// tandem is built from this tree into a temporary directory (or given with -tandem, built
+// before the measurement); -base adds another tandem binary (say, one built before a
+// change) as a third column. `tandem version`, which does no work, shows the start-up alone.
 package main
 
 import (
@@ -42,29 +43,32 @@ func main() {
 		squawk = flag.String("squawk", "", "the squawk binary (required), e.g. node_modules/@squawk-cli/linux-x64/bin/squawk")
 		base   = flag.String("base", "", "another tandem binary to measure beside this tree's (optional)")
 		runs   = flag.Int("runs", 15, "rounds per corpus (medians reported)")
+		bin    = flag.String("tandem", "", "a tandem binary built from this tree (default: build one), so that the build can run before a measurement lock is taken")
 	)
 	flag.Parse()
 	if *squawk == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/lint -squawk BIN [-base TANDEM] [-runs N] [NAME=]DIR...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/lint -squawk BIN [-base TANDEM] [-tandem TANDEM] [-runs N] [NAME=]DIR...")
 		os.Exit(2)
 	}
-	if err := run(*squawk, *base, *runs, flag.Args()); err != nil {
+	if err := run(*squawk, *base, *bin, *runs, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/lint:", err)
 		os.Exit(1)
 	}
 }
 
-func run(squawk, base string, runs int, dirs []string) error {
-	tmp, err := os.MkdirTemp("", "bench-lint-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	tandem := filepath.Join(tmp, "tandem")
-	build := exec.Command("go", "build", "-o", tandem, "./cmd/tandem")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build tandem (run from the module's root): %w", err)
+func run(squawk, base, tandem string, runs int, dirs []string) error {
+	if tandem == "" {
+		tmp, err := os.MkdirTemp("", "bench-lint-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		tandem = filepath.Join(tmp, "tandem")
+		build := exec.Command("go", "build", "-o", tandem, "./cmd/tandem")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build tandem (run from the module's root): %w", err)
+		}
 	}
 	tools := []tool{
 		{"squawk 2.66", func(_ string, files []string) []string { return append([]string{squawk}, files...) }},
@@ -73,6 +77,8 @@ func run(squawk, base string, runs int, dirs []string) error {
 	if base != "" {
 		tools = append(tools, tool{"tandem lint (base)", func(dir string, _ []string) []string { return []string{base, "lint", dir} }})
 	}
+	// The start-up alone: a command that does no work.
+	tools = append(tools, tool{"tandem version (start-up only)", func(string, []string) []string { return []string{tandem, "version"} }})
 
 	fmt.Printf("| corpus | files | statements | command | CPU per run (ms) | µs per statement | vs squawk (median of the rounds' ratios) |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|\n")
