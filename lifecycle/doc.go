@@ -22,7 +22,7 @@
 // schema versions are alive (Registry), a maintenance flag propagated with LISTEN/NOTIFY
 // that gates background work (Maintenance, SetMaintenance), a worker loop that finishes or
 // returns its task on shutdown (Worker), and a pgx pool pinned to a schema version
-// (NewPool).
+// (NewPool) and warmed before the instance reports ready (WarmPool).
 //
 // State lives in the state schema (by default "tandem"), in the tables "instances" and
 // "maintenance"; EnsureStateSchema creates them idempotently.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tandem-pg/tandem/migrate"
@@ -33,4 +34,36 @@ func NewPool(ctx context.Context, connString, versionSchema string) (*pgxpool.Po
 		return nil, fmt.Errorf("open pool pinned to %q: %w", versionSchema, err)
 	}
 	return pool, nil
+}
+
+// WarmPool opens every connection pool may hold (its MaxConns), runs warm on each (nil:
+// none), and returns them to the pool idle. Call it before the instance reports ready: a
+// router takes a new instance in at once, with a whole share of the traffic, and its
+// first requests then neither wait for new database sessions nor for a first parse and
+// plan. warm runs the instance's hot queries once (a read by primary key, say): pgx's
+// statement cache keeps them prepared on that connection, and the session's catalog
+// caches are filled. (Statements are not prepared by name here: a statement prepared
+// by name that a schema change breaks keeps failing, while pgx's cache drops it at its
+// first error.)
+func WarmPool(ctx context.Context, pool *pgxpool.Pool, warm func(context.Context, *pgx.Conn) error) error {
+	n := int(pool.Config().MaxConns)
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("warm up the pool: %w", err)
+		}
+		conns = append(conns, c)
+		if warm != nil {
+			if err := warm(ctx, c.Conn()); err != nil {
+				return fmt.Errorf("warm up the pool: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -482,7 +482,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	r.event("load stops")
 	gen.wait()
 
-	rep := buildReport(opts, gen.records(), r.events(), rolloutStart, rolloutEnd)
+	all := gen.records()
+	rep := buildReport(opts, all, r.events(), rolloutStart, rolloutEnd)
 	rep.TasksDone, rep.TasksPending, rep.TasksDoubled = tasks.settle(ctx, pool, 30*time.Second)
 	rep.TasksQueued = rep.TasksDone + rep.TasksPending
 	if len(recs) > 0 {
@@ -493,6 +494,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		evMu.Lock()
 		rep.Upgrade = upgradeReport(r, recs, upgradeEvents, watch, before, after)
 		evMu.Unlock()
+		rep.stepLatency(all)
 	}
 	if err := be.RouterErr(); err != nil {
 		return rep, fmt.Errorf("router: %w", err)
@@ -787,17 +789,28 @@ type UpgradeReport struct {
 	RowsIntact     bool    `json:"rows_intact"`
 }
 
-// StepTiming is one step of the upgrade.
+// StepTiming is one step of the upgrade, with the latency of the API requests sent
+// while it ran (see Report.stepLatency).
 type StepTiming struct {
 	Step      string  `json:"step"`
 	StartS    float64 `json:"start_s"`
 	DurationS float64 `json:"duration_s"`
+	// Requests are the API requests sent while the step ran; P99MS and MaxMS their
+	// latency.
+	Requests int     `json:"requests"`
+	P99MS    float64 `json:"p99_ms"`
+	MaxMS    float64 `json:"max_ms"`
+	// Slow counts those slower than twice the steady p99: the target (p99 during the
+	// rollout at most twice the steady p99) holds while all steps' slow requests,
+	// with those sent between steps, stay under 1% of the rollout's requests.
+	Slow int `json:"slow"`
 }
 
 func (u *UpgradeReport) summary(w io.Writer) {
 	fmt.Fprintf(w, "upgrade %s -> %s (schema %s -> %s):\n", orDash(u.From), u.To, u.OldVersionSchema, u.NewVersionSchema)
 	for _, s := range u.Steps {
-		fmt.Fprintf(w, "  %-18s at %6.1fs  took %6.1fs\n", s.Step, s.StartS, s.DurationS)
+		fmt.Fprintf(w, "  %-18s at %6.1fs  took %6.1fs  p99 %7.1f ms  max %7.1f ms  %5d of %6d requests over 2× steady p99\n",
+			s.Step, s.StartS, s.DurationS, s.P99MS, s.MaxMS, s.Slow, s.Requests)
 	}
 	if len(u.Hops) > 1 {
 		fmt.Fprintf(w, "  hops: %s\n", strings.Join(u.Hops, ", "))

@@ -223,7 +223,10 @@ func TestProvePathsCI(t *testing.T) {
 			defer cancel()
 			rep, err := Run(ctx, Options{
 				Instances: 2, Rate: 40, Duration: 12 * time.Second, RolloutAt: 3 * time.Second,
-				RouterLag: time.Second, DrainDelay: 2 * time.Second, ShutdownTimeout: 30 * time.Second,
+				// The drain covers the router's lag (1 s), its coalescing (up to 1 s more)
+				// and a keep-alive connection the old HAProxy still holds (the client
+				// drops idle ones after 1 s), as in TestProveUpgradeCI.
+				RouterLag: time.Second, DrainDelay: 4 * time.Second, ShutdownTimeout: 30 * time.Second,
 				StreamShare: 0.05, StreamDuration: 500 * time.Millisecond, WriteShare: 0.2, TaskRate: 5, Rows: 5_000,
 				Upgrade: tc.upgrade, Then: tc.then, DeferContract: tc.deferred,
 				Tandem: os.Args[0], InstanceEnv: []string{instanceEnv + "=1"}, PostgresURL: pgtest.NewDatabase(t),

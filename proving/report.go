@@ -53,6 +53,11 @@ type Report struct {
 	MaxMS         float64        `json:"max_ms"`
 	SteadyP99MS   float64        `json:"steady_p99_ms"`
 	RolloutP99MS  float64        `json:"rollout_p99_ms"`
+	// RolloutRequests are the API requests sent during the rollout; RolloutSlow those
+	// of them slower than twice the steady p99. The p99 target holds while RolloutSlow
+	// stays under 1% of RolloutRequests; the upgrade's steps say where they were.
+	RolloutRequests int `json:"rollout_requests"`
+	RolloutSlow     int `json:"rollout_slow"`
 
 	Streams       int     `json:"streams"`
 	StreamsFailed int     `json:"streams_failed"`
@@ -144,9 +149,11 @@ func buildReport(o Options, recs []Record, events []Event, rolloutStart, rollout
 	rep.SteadyP99MS = ms(percentile(latencies(recs, func(r Record) bool {
 		return api(r) && r.Start >= warm && r.Start < rolloutStart
 	}), 99))
-	rep.RolloutP99MS = ms(percentile(latencies(recs, func(r Record) bool {
+	during := latencies(recs, func(r Record) bool {
 		return api(r) && r.Start >= rolloutStart && r.Start <= rolloutEnd
-	}), 99))
+	})
+	rep.RolloutP99MS = ms(percentile(during, 99))
+	rep.RolloutRequests, rep.RolloutSlow = len(during), rep.slow(during)
 	rep.StreamP99MS = ms(percentile(latencies(recs, func(r Record) bool { return r.Kind == "stream" }), 99))
 	rep.Saturated = saturation(recs, rep.SteadyP99MS, rolloutStart)
 
@@ -182,6 +189,31 @@ func buildReport(o Options, recs []Record, events []Event, rolloutStart, rollout
 		}
 	}
 	return rep
+}
+
+// slow counts the latencies of sorted over twice the steady p99.
+func (r *Report) slow(sorted []time.Duration) int {
+	limit := time.Duration(2 * r.SteadyP99MS * float64(time.Millisecond))
+	i, _ := slices.BinarySearch(sorted, limit+1)
+	return len(sorted) - i
+}
+
+// stepLatency sets the latency figures of the upgrade's steps from the run's records:
+// the API requests sent while each step ran.
+func (r *Report) stepLatency(recs []Record) {
+	if r.Upgrade == nil {
+		return
+	}
+	for i := range r.Upgrade.Steps {
+		st := &r.Upgrade.Steps[i]
+		from := time.Duration(st.StartS * float64(time.Second))
+		to := from + time.Duration(st.DurationS*float64(time.Second))
+		lat := latencies(recs, func(rec Record) bool { return rec.Kind == "api" && rec.Start >= from && rec.Start < to })
+		st.Requests, st.P99MS, st.Slow = len(lat), ms(percentile(lat, 99)), r.slow(lat)
+		if len(lat) > 0 {
+			st.MaxMS = ms(lat[len(lat)-1])
+		}
+	}
 }
 
 // saturatedP99 is the steady-state p99 above which the machine, not the rollout, is the
@@ -241,6 +273,10 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "latency (API): p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 steady %.1f ms, during rollout %.1f ms (%.2f×)\n",
 		r.P50MS, r.P99MS, r.MaxMS, r.SteadyP99MS, r.RolloutP99MS, r.LatencyRatio())
+	if r.RolloutRequests > 0 {
+		fmt.Fprintf(w, "during the rollout, %d of %d API requests (%.2f%%) took over twice the steady p99 (the target allows under 1%%)\n",
+			r.RolloutSlow, r.RolloutRequests, 100*float64(r.RolloutSlow)/float64(r.RolloutRequests))
+	}
 	fmt.Fprintf(w, "streams: %d, %d failed, p99 %.0f ms; worker tasks: %d queued, %d done, %d pending, %d done twice\n",
 		r.Streams, r.StreamsFailed, r.StreamP99MS, r.TasksQueued, r.TasksDone, r.TasksPending, r.TasksDoubled)
 	fmt.Fprintf(w, "rollout: %.1fs to %.1fs\n", r.RolloutStart, r.RolloutEnd)
@@ -306,10 +342,13 @@ func (r *Report) WriteSVG(path string) error {
 		colors := []string{"#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1", "#d9d9d9"}
 		for i, st := range r.Upgrade.Steps {
 			x0, x1 := x(st.StartS), x(st.StartS+st.DurationS)
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="%.1f" height="14" fill="%s"><title>%s: %.1fs</title></rect>`+"\n",
-				x0, top+plotH-14, max(1.5, x1-x0), colors[i%len(colors)], html.EscapeString(st.Step), st.DurationS)
-			if x1-x0 > 40 {
-				fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="9">%s</text>`+"\n", x0+2, top+plotH-4, html.EscapeString(st.Step))
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="%.1f" height="14" fill="%s"><title>%s: %.1fs, p99 %.1f ms, %d of %d requests over 2× steady p99</title></rect>`+"\n",
+				x0, top+plotH-14, max(1.5, x1-x0), colors[i%len(colors)], html.EscapeString(st.Step), st.DurationS, st.P99MS, st.Slow, st.Requests)
+			switch label := html.EscapeString(st.Step); {
+			case x1-x0 > 110:
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="9">%s, p99 %.0f ms</text>`+"\n", x0+2, top+plotH-4, label, st.P99MS)
+			case x1-x0 > 40:
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="9">%s</text>`+"\n", x0+2, top+plotH-4, label)
 			}
 		}
 	}
@@ -324,6 +363,12 @@ func (r *Report) WriteSVG(path string) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%gs</text>`+"\n", x(s), top+plotH+failH+18, s)
 	}
 	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", left, top, plotW, plotH)
+	// The target: twice the steady p99.
+	if r.SteadyP99MS > 0 {
+		ty := y(2 * r.SteadyP99MS)
+		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#d62728" stroke-dasharray="6,4"/>`+"\n", left, W-right, ty, ty)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="9" fill="#d62728" text-anchor="end">2× steady p99 (%.1f ms)</text>`+"\n", W-right-4, ty-3, 2*r.SteadyP99MS)
+	}
 	// Latency lines.
 	for _, line := range []struct {
 		color string

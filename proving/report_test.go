@@ -31,6 +31,9 @@ func TestBuildReport(t *testing.T) {
 	}
 	events := []Event{{0, "load starts"}, {4, "rollout starts"}, {4.5, "SIGTERM i1"}, {6, "rollout over"}}
 	rep := buildReport(Options{Instances: 2, Rate: 100, RouterMode: RouterReload}, recs, events, 4*time.Second, 6*time.Second)
+	// Two steps: 4 s to 5 s and 5 s to 6.5 s; the requests of 6 s to 6.5 s took 1 ms.
+	rep.Upgrade = &UpgradeReport{Steps: []StepTiming{{Step: "expand", StartS: 4, DurationS: 1}, {Step: "roll/api", StartS: 5, DurationS: 1.5}}}
+	rep.stepLatency(recs)
 
 	tests := []struct {
 		name      string
@@ -46,6 +49,15 @@ func TestBuildReport(t *testing.T) {
 		{"steady p99", rep.SteadyP99MS, 1},
 		{"rollout p99", rep.RolloutP99MS, 20},
 		{"max", rep.MaxMS, 20},
+		{"rollout requests", float64(rep.RolloutRequests), 200}, // 4 s to 6 s inclusive, less the stream
+		{"rollout slow", float64(rep.RolloutSlow), 199},         // all but the one at 6 s (1 ms)
+		{"expand requests", float64(rep.Upgrade.Steps[0].Requests), 99},
+		{"expand p99", rep.Upgrade.Steps[0].P99MS, 20},
+		{"expand slow", float64(rep.Upgrade.Steps[0].Slow), 99},
+		{"roll requests", float64(rep.Upgrade.Steps[1].Requests), 150},
+		{"roll p99", rep.Upgrade.Steps[1].P99MS, 20},
+		{"roll max", rep.Upgrade.Steps[1].MaxMS, 20},
+		{"roll slow", float64(rep.Upgrade.Steps[1].Slow), 100},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {

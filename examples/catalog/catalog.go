@@ -201,6 +201,9 @@ func (s *service) addItem(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, in)
 }
 
+// contentSQL reads a blob by name, in every release.
+const contentSQL = "SELECT data FROM blobs WHERE name = $1"
+
 func (s *service) addTask(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		WorkMS int `json:"work_ms"`
@@ -243,7 +246,7 @@ func (s *service) content(w http.ResponseWriter, r *http.Request) {
 		ms = 1000
 	}
 	var data []byte
-	err = s.pool.QueryRow(r.Context(), "SELECT data FROM blobs WHERE name = $1", r.PathValue("name")).Scan(&data)
+	err = s.pool.QueryRow(r.Context(), contentSQL, r.PathValue("name")).Scan(&data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such blob"})
 		return
@@ -357,7 +360,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer pool.Close()
 	// Every connection of the pool, before the instance reports ready: a new instance
 	// takes a whole share of the traffic at once when the router reloads.
-	if err := warmUp(ctx, pool, q, int(pcfg.MaxConns)); err != nil {
+	if err := warmUp(ctx, pool, q); err != nil {
 		return err
 	}
 
@@ -437,27 +440,25 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// warmUp opens n connections and runs the hot query on each before the instance reports
-// ready, so that its first requests do not wait for new database sessions. It fails when
-// the release's schema is missing.
-func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries, n int) error {
-	conns := make([]*pgxpool.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Release()
-		}
-	}()
-	for range n {
-		c, err := pool.Acquire(ctx)
-		if err != nil {
-			return fmt.Errorf("warm up the pool: %w", err)
-		}
-		conns = append(conns, c)
+// warmUp opens every connection of the pool and reads an item and the sample blob
+// through each before the instance reports ready (see lifecycle.WarmPool), so that its
+// first requests neither wait for new database sessions nor for a first parse and plan.
+// It fails when the release's schema is missing.
+func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries) error {
+	err := lifecycle.WarmPool(ctx, pool, func(ctx context.Context, c *pgx.Conn) error {
 		var it Item
-		err = c.QueryRow(ctx, q.getItem, 1).Scan(&it.ID, &it.Name, &it.PriceCents)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("warm up the pool (is the release's schema there? apply its migrations with tandem migrate): %w", err)
+		err := c.QueryRow(ctx, q.getItem, 1).Scan(&it.ID, &it.Name, &it.PriceCents)
+		if err == nil || errors.Is(err, pgx.ErrNoRows) {
+			var data []byte
+			err = c.QueryRow(ctx, contentSQL, SampleBlob).Scan(&data)
 		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w (is the release's schema there? apply its migrations with tandem migrate)", err)
 	}
 	return nil
 }

@@ -1,0 +1,96 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tandem-pg/tandem/internal/pgtest"
+)
+
+func TestWarmPool(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	setup := pgtest.NewPool(t, url)
+	if _, err := setup.Exec(ctx, `CREATE TABLE things (id bigint PRIMARY KEY, name text)`); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		query   string
+		wantErr string // "" for success
+	}{
+		{"opens and warms every connection", `SELECT name FROM things WHERE id = $1`, ""},
+		{"the warm query's error is returned", `SELECT price FROM items WHERE id = $1`, `relation "items" does not exist`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := pgxpool.ParseConfig(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxConns = 3
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			var warmed atomic.Int32
+			err = WarmPool(ctx, pool, func(ctx context.Context, c *pgx.Conn) error {
+				warmed.Add(1)
+				var name string
+				if err := c.QueryRow(ctx, tc.query, 1).Scan(&name); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				return nil
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("WarmPool: %v, want an error containing %s", err, tc.wantErr)
+				}
+				if s := pool.Stat(); s.AcquiredConns() != 0 {
+					t.Errorf("WarmPool failed with %d connections still acquired", s.AcquiredConns())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := pool.Stat(); s.TotalConns() != 3 || s.IdleConns() != 3 || warmed.Load() != 3 {
+				t.Fatalf("after WarmPool: %d connections, %d idle, %d warmed; want 3 of each", s.TotalConns(), s.IdleConns(), warmed.Load())
+			}
+			// Each connection ran the query once: pgx's statement cache holds it, so the
+			// server has it prepared on every session.
+			var conns []*pgxpool.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Release()
+				}
+			}()
+			pids := map[uint32]bool{}
+			for range 3 {
+				c, err := pool.Acquire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+				pids[c.Conn().PgConn().PID()] = true
+				var n int
+				if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement = $1`, tc.query).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 1 {
+					t.Errorf("session %d has the warm query prepared %d times, want once", c.Conn().PgConn().PID(), n)
+				}
+			}
+			if s := pool.Stat(); s.TotalConns() != 3 || len(pids) != 3 {
+				t.Errorf("the pool has %d connections (%d sessions seen), want the 3 warmed", s.TotalConns(), len(pids))
+			}
+		})
+	}
+}
