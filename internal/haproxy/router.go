@@ -1,4 +1,4 @@
-package local
+package haproxy
 
 import (
 	"context"
@@ -12,12 +12,29 @@ import (
 // never applied before its lag is over, only up to this much later.
 const coalesceWindow = time.Second
 
-// router applies endpoint changes to HAProxy after a lag. set never blocks.
-type router struct {
-	hap       *haproxy
+// RouterOptions say how late and how often a Router applies changes.
+type RouterOptions struct {
+	// Lag is how long each change waits before it reaches HAProxy (the local backend's
+	// model of a router that follows late); changes falling due within a second of
+	// each other are applied together.
+	Lag time.Duration
+	// Interval is the least time between two applications: changes that arrive
+	// meanwhile are coalesced into the next one, as the OpenShift router's reloads are
+	// (RELOAD_INTERVAL, 5 s). Zero applies each batch as soon as it is due.
+	Interval time.Duration
+	// OnEvent receives a line per application, naming the changes it carried.
+	OnEvent func(string)
+	// OnApplied runs after each application (HAProxy's processes changed).
+	OnApplied func()
+}
+
+// Router applies endpoint changes to an HAProxy late and coalesced. Set never blocks.
+type Router struct {
+	hap       *HAProxy
 	lag       time.Duration
+	interval  time.Duration
 	onEvent   func(string)
-	onApplied func() // after each change reached HAProxy (its processes changed)
+	onApplied func()
 	idle      sync.WaitGroup
 	notify    chan struct{}
 	done      chan struct{}
@@ -34,15 +51,19 @@ type routerChange struct {
 	why string
 }
 
-func newRouter(hap *haproxy, lag time.Duration, onEvent func(string), onApplied func()) *router {
-	rt := &router{hap: hap, lag: lag, onEvent: onEvent, onApplied: onApplied,
+// NewRouter starts a router in front of hap; Close stops it.
+func NewRouter(hap *HAProxy, opts RouterOptions) *Router {
+	if opts.OnEvent == nil {
+		opts.OnEvent = func(string) {}
+	}
+	rt := &Router{hap: hap, lag: opts.Lag, interval: opts.Interval, onEvent: opts.OnEvent, onApplied: opts.OnApplied,
 		notify: make(chan struct{}, 1), done: make(chan struct{})}
 	go rt.loop()
 	return rt
 }
 
-// set queues the endpoint set eps, to reach HAProxy after the lag.
-func (rt *router) set(eps []Endpoint, why string) {
+// Set queues the endpoint set eps, to reach HAProxy after the lag; why names the change.
+func (rt *Router) Set(eps []Endpoint, why string) {
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
@@ -57,14 +78,18 @@ func (rt *router) set(eps []Endpoint, why string) {
 	}
 }
 
-func (rt *router) err() error {
+// Wait waits until every change queued so far reached HAProxy.
+func (rt *Router) Wait() { rt.idle.Wait() }
+
+// Err returns the first error applying a change to HAProxy, if any.
+func (rt *Router) Err() error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.failed
 }
 
-// close applies what is queued and stops the loop.
-func (rt *router) close() {
+// Close applies what is queued and stops the router.
+func (rt *Router) Close() {
 	rt.mu.Lock()
 	rt.closed = true
 	rt.mu.Unlock()
@@ -77,7 +102,7 @@ func (rt *router) close() {
 
 // take removes and returns the first pending change and those falling due within the
 // coalescing window after it.
-func (rt *router) take() (batch []routerChange, closed bool) {
+func (rt *Router) take() (batch []routerChange, closed bool) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if len(rt.pending) == 0 {
@@ -93,8 +118,9 @@ func (rt *router) take() (batch []routerChange, closed bool) {
 	return batch, false
 }
 
-func (rt *router) loop() {
+func (rt *Router) loop() {
 	defer close(rt.done)
+	var applied time.Time // the last application
 	for {
 		batch, closed := rt.take()
 		if len(batch) == 0 {
@@ -124,7 +150,25 @@ func (rt *router) loop() {
 		if d := time.Until(last.due); d > 0 {
 			time.Sleep(d)
 		}
-		if err := rt.hap.apply(context.Background(), last.eps); err != nil {
+		if d := time.Until(applied.Add(rt.interval)); rt.interval > 0 && d > 0 {
+			// Too soon after the last application: what comes meanwhile joins this one.
+			time.Sleep(d)
+			for {
+				rt.mu.Lock()
+				more := len(rt.pending) > 0 && !rt.pending[0].due.After(time.Now())
+				if more {
+					batch = append(batch, rt.pending[0])
+					rt.pending = rt.pending[1:]
+				}
+				rt.mu.Unlock()
+				if !more {
+					break
+				}
+			}
+			last = batch[len(batch)-1]
+		}
+		applied = time.Now()
+		if err := rt.hap.Apply(context.Background(), last.eps); err != nil {
 			rt.mu.Lock()
 			if rt.failed == nil {
 				rt.failed = err
