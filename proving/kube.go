@@ -42,11 +42,12 @@ const KubeName = "catalog"
 // that follows the Service's EndpointSlices as the OpenShift router does.
 type KubeOptions struct {
 	// Options are the load and the upgrade, as for Run. Instances is the Deployment's
-	// replicas [3]; Upgrade is required (the release after From with "next"); Rate
-	// [1000]; RouterLag, RouterMode, NoDrain, DrainDelay [1s: the app's own, apart from
-	// the preStop], ShutdownTimeout [5s], TaskRate (no worker runs: none), Tandem and
-	// InstanceEnv do not apply. PostgresURL (the database, as this process reaches it)
-	// is required.
+	// replicas [3]; Upgrade is required; Rate [1000]; DrainDelay is the app's own
+	// drain, apart from the preStop [1s]; NoDrain makes the app exit at once on SIGTERM
+	// (what tandem check assumes of a container that declares no drain delay);
+	// ShutdownTimeout [5s]. RouterLag, RouterMode, TaskRate (no worker runs), Then,
+	// Tandem and InstanceEnv do not apply. PostgresURL (the database, as this process
+	// reaches it) is required.
 	Options
 	// Config is the API server's configuration. Required.
 	Config *rest.Config
@@ -66,6 +67,10 @@ type KubeOptions struct {
 	// ReloadInterval is the least time between two HAProxy reloads: endpoint changes
 	// meanwhile are coalesced, as the OpenShift router's RELOAD_INTERVAL does [5s].
 	ReloadInterval time.Duration
+	// Propagation is how long an EndpointSlice change takes to reach the router, on top
+	// of the reload interval: what tandem check assumes of a cluster [2s]; negative
+	// means none (this machine's watch is faster than a large cluster's).
+	Propagation time.Duration
 	// Grace is the pods' terminationGracePeriodSeconds [PreStop + DrainDelay +
 	// ShutdownTimeout + 10s].
 	Grace time.Duration
@@ -77,6 +82,7 @@ type KubeReport struct {
 	Replicas        int     `json:"replicas"`
 	PreStopS        float64 `json:"prestop_s"`
 	ReloadIntervalS float64 `json:"reload_interval_s"`
+	PropagationS    float64 `json:"propagation_s"`
 	// Reloads is how many times the router changed HAProxy during the load.
 	Reloads int `json:"reloads"`
 	// OldPods is how many pods of the old release the run saw; LastOldPodGoneS when the
@@ -92,8 +98,8 @@ func (k *KubeReport) summary(w io.Writer) {
 	if !k.ContractAfterOldPods {
 		verdict = "NO"
 	}
-	fmt.Fprintf(w, "kubernetes: %d replicas in %s, preStop %.0fs, HAProxy reloads at most every %.0fs (%d during the load)\n",
-		k.Replicas, k.Namespace, k.PreStopS, k.ReloadIntervalS, k.Reloads)
+	fmt.Fprintf(w, "kubernetes: %d replicas in %s, preStop %.0fs; HAProxy follows the EndpointSlices %.0fs late, reloads at most every %.0fs (%d during the load)\n",
+		k.Replicas, k.Namespace, k.PreStopS, k.PropagationS, k.ReloadIntervalS, k.Reloads)
 	fmt.Fprintf(w, "  the last of %d old pods was deleted at %.2fs; contract after it: %s\n", k.OldPods, k.LastOldPodGoneS, verdict)
 }
 
@@ -118,8 +124,12 @@ func (o *KubeOptions) defaults() error {
 	if o.ReloadInterval <= 0 {
 		o.ReloadInterval = 5 * time.Second
 	}
+	if o.Propagation == 0 {
+		o.Propagation = check.DefaultPropagation
+	}
+	o.Propagation = max(o.Propagation, 0)
 	if o.PreStop <= 0 {
-		o.PreStop = o.ReloadInterval + 2*time.Second
+		o.PreStop = o.ReloadInterval + o.Propagation
 	}
 	if o.NoPreStop {
 		o.PreStop = 0
@@ -133,8 +143,9 @@ func (o *KubeOptions) defaults() error {
 	if o.Grace <= 0 {
 		o.Grace = o.PreStop + o.DrainDelay + o.ShutdownTimeout + 10*time.Second
 	}
-	// What Options.defaults does not know: the router is a reload every interval.
-	o.TaskRate, o.RouterMode, o.RouterLag = -1, RouterReload, o.ReloadInterval
+	// What Options.defaults does not know: the router reloads at most every interval,
+	// each change late by the propagation.
+	o.TaskRate, o.RouterMode, o.RouterLag = -1, RouterReload, max(o.Propagation, time.Nanosecond)
 	return o.Options.defaults()
 }
 
@@ -185,6 +196,9 @@ func (k *kubeRun) deployment() *appsv1.Deployment {
 		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 			Path: "/readyz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1, FailureThreshold: 1},
+	}
+	if k.opts.NoDrain {
+		c.Args = append(c.Args, "--no-drain")
 	}
 	// The app declares its shutdown, for tandem check's grace-period rule.
 	ann := map[string]string{check.AnnotationShutdownTimeout: k.opts.ShutdownTimeout.String()}
@@ -360,7 +374,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	}
 	var reloads int
 	var reloadsMu sync.Mutex
-	rt := haproxy.NewRouter(hap, haproxy.RouterOptions{Interval: ko.ReloadInterval, OnEvent: k.event, OnApplied: func() {
+	rt := haproxy.NewRouter(hap, haproxy.RouterOptions{Lag: ko.Propagation, Interval: ko.ReloadInterval, OnEvent: k.event, OnApplied: func() {
 		reloadsMu.Lock()
 		reloads++
 		reloadsMu.Unlock()
@@ -398,8 +412,12 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	k.mu.Lock()
 	k.start, k.evs = time.Now(), nil
 	k.mu.Unlock()
-	k.event(fmt.Sprintf("load starts: %d req/s through HAProxy (reloads at most every %s), %d pods of %s, preStop %s",
-		opts.Rate, ko.ReloadInterval, opts.Instances, opts.From, ko.PreStop))
+	drain := "drain " + opts.DrainDelay.String()
+	if opts.NoDrain {
+		drain = "no drain (exit on SIGTERM)"
+	}
+	k.event(fmt.Sprintf("load starts: %d req/s through HAProxy (changes %s late, reloads at most every %s), %d pods of %s, preStop %s, app %s",
+		opts.Rate, ko.Propagation, ko.ReloadInterval, opts.Instances, opts.From, ko.PreStop, drain))
 	loadDone := make(chan struct{})
 	go func() { gen.run(loadCtx, k.start); close(loadDone) }()
 	watch := &registryWatch{reg: reg, app: catalog.App, on: k.eventAt}
@@ -436,7 +454,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	}
 
 	rep := buildReport(opts, gen.records(), k.events(), rolloutStart, rolloutEnd)
-	rep.Drain = !ko.NoPreStop
+	rep.Drain = !ko.NoPreStop || !opts.NoDrain
 	recs := path.Upgrades
 	after, err := checksum(ctx, pool, recs[len(recs)-1].NewVersionSchema, before.MaxID)
 	if err != nil {
@@ -447,7 +465,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	evMu.Unlock()
 	reloadsMu.Lock()
 	rep.Kube = &KubeReport{Namespace: ko.Namespace, Replicas: opts.Instances, PreStopS: ko.PreStop.Seconds(),
-		ReloadIntervalS: ko.ReloadInterval.Seconds(), Reloads: reloads}
+		ReloadIntervalS: ko.ReloadInterval.Seconds(), PropagationS: ko.Propagation.Seconds(), Reloads: reloads}
 	reloadsMu.Unlock()
 	rep.Kube.OldPods, rep.Kube.LastOldPodGoneS = pods.lastGone(k.run, opts.From)
 	rep.Kube.ContractAfterOldPods = rep.Kube.OldPods > 0 && rep.Kube.LastOldPodGoneS > 0

@@ -25,6 +25,7 @@ type proveKubeFlags struct {
 	preStop        time.Duration
 	noPreStop      bool
 	reloadInterval time.Duration
+	propagation    time.Duration
 }
 
 func (k *proveKubeFlags) add(f *pflag.FlagSet) {
@@ -37,13 +38,14 @@ func (k *proveKubeFlags) add(f *pflag.FlagSet) {
 	f.DurationVar(&k.preStop, "prestop", 0, "kube: the pods' preStop sleep [reload interval + 2s]")
 	f.BoolVar(&k.noPreStop, "no-prestop", false, "kube: no preStop hook (what tandem check refuses), to show what it prevents")
 	f.DurationVar(&k.reloadInterval, "reload-interval", 5*time.Second, "kube: HAProxy reloads at most this often, changes meanwhile coalesced (as the OpenShift router)")
+	f.DurationVar(&k.propagation, "propagation", 2*time.Second, "kube: how late an EndpointSlice change reaches the router (0: at once)")
 }
 
 // run performs the proving run on the chosen backend.
 func (k *proveKubeFlags) run(ctx context.Context, flags *pflag.FlagSet, opts proving.Options) (*proving.Report, error) {
 	switch k.backend {
 	case "local":
-		for _, name := range []string{"kubeconfig", "context", "namespace", "image", "pod-postgres-url", "prestop", "no-prestop", "reload-interval"} {
+		for _, name := range []string{"kubeconfig", "context", "namespace", "image", "pod-postgres-url", "prestop", "no-prestop", "reload-interval", "propagation"} {
 			if flags.Changed(name) {
 				return nil, usageErr(fmt.Errorf("--%s: only with --backend kube", name))
 			}
@@ -53,7 +55,7 @@ func (k *proveKubeFlags) run(ctx context.Context, flags *pflag.FlagSet, opts pro
 	default:
 		return nil, usageErr(fmt.Errorf("--backend %q: want local or kube", k.backend))
 	}
-	for _, name := range []string{"router", "router-lag", "no-drain", "then", "task-rate"} {
+	for _, name := range []string{"router", "router-lag", "then", "task-rate"} {
 		if f := flags.Lookup(name); f != nil && f.Changed {
 			return nil, usageErr(fmt.Errorf("--%s: not with --backend kube (the router reloads every --reload-interval; no worker runs)", name))
 		}
@@ -65,8 +67,12 @@ func (k *proveKubeFlags) run(ctx context.Context, flags *pflag.FlagSet, opts pro
 	if global.postgresURL == "" {
 		return nil, usageErr(errors.New("--backend kube: give --postgres-url (or TANDEM_POSTGRES_URL): the database, which the pods reach at --pod-postgres-url"))
 	}
-	if k.reloadInterval <= 0 || k.preStop < 0 {
-		return nil, usageErr(errors.New("--reload-interval must be positive and --prestop not negative"))
+	if k.reloadInterval <= 0 || k.preStop < 0 || k.propagation < 0 {
+		return nil, usageErr(errors.New("--reload-interval must be positive, --prestop and --propagation not negative"))
+	}
+	propagation := k.propagation
+	if propagation == 0 {
+		propagation = -1 // none; zero is the default in KubeOptions
 	}
 	if opts.Upgrade == "" {
 		i := slices.Index(catalog.Releases, opts.From)
@@ -84,5 +90,5 @@ func (k *proveKubeFlags) run(ctx context.Context, flags *pflag.FlagSet, opts pro
 	}
 	opts.PostgresURL, opts.TaskRate = global.postgresURL, -1
 	return proving.RunKube(ctx, proving.KubeOptions{Options: opts, Config: cfg, Namespace: ns, Image: k.image,
-		PodPostgresURL: k.podURL, PreStop: k.preStop, NoPreStop: k.noPreStop, ReloadInterval: k.reloadInterval})
+		PodPostgresURL: k.podURL, PreStop: k.preStop, NoPreStop: k.noPreStop, ReloadInterval: k.reloadInterval, Propagation: propagation})
 }
