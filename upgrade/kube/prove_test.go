@@ -39,10 +39,10 @@ const (
 
 // proveRun is one `tandem prove --backend kube` run.
 type proveRun struct {
-	config  proveConfig
-	code    int
-	rep     proving.Report
-	stderr  string
+	config proveConfig
+	code   int
+	rep    proving.Report
+	stderr string
 }
 
 // proveKube runs the tandem binary's `prove --backend kube` v1 -> v2 in a new namespace
