@@ -192,4 +192,3 @@ func slowBuckets(rep proving.Report) string {
 	}
 	return out.String()
 }
-
