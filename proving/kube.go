@@ -365,9 +365,21 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	}
 	defer hap.Stop()
 	follow := &sliceFollower{client: client, ns: ko.Namespace, service: KubeName, on: k.eventAt}
-	eps, rv, err := follow.list(ctx)
-	if err != nil {
-		return nil, err
+	// The slices follow the pods' readiness: wait until they hold every replica, so
+	// that the load starts on all of them.
+	var eps []haproxy.Endpoint
+	var rv string
+	for deadline := time.Now().Add(time.Minute); ; {
+		if eps, rv, err = follow.list(ctx); err != nil {
+			return nil, err
+		}
+		if len(eps) >= opts.Instances {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("kube: after a minute the EndpointSlices of service %s/%s hold %d ready endpoints, want %d", ko.Namespace, KubeName, len(eps), opts.Instances)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if err := hap.Start(ctx, eps); err != nil {
 		return nil, err
