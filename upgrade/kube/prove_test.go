@@ -93,7 +93,7 @@ func TestProveKube(t *testing.T) {
 	// HAProxy redispatches the requests a stopped pod refuses, so what fails without
 	// preStop and drain is what was in flight on it: the CI run keeps streams (1 s) in
 	// flight on every pod, or the control would prove nothing by chance.
-	rate, streams, duration, pairs := 50, 0.2, 30*time.Second, 1
+	rate, streams, duration, pairs := 50, 0.2, 20*time.Second, 1
 	full := os.Getenv(proveEnv) == "full"
 	if full {
 		rate, streams, duration, pairs = 200, 0.05, 60*time.Second, 3
