@@ -118,6 +118,18 @@ func (rt *Router) take() (batch []routerChange, closed bool) {
 	return batch, false
 }
 
+// takeWhile moves the pending changes to batch, in order, while ok says yes to their
+// due time.
+func (rt *Router) takeWhile(batch []routerChange, ok func(due time.Time) bool) []routerChange {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for len(rt.pending) > 0 && ok(rt.pending[0].due) {
+		batch = append(batch, rt.pending[0])
+		rt.pending = rt.pending[1:]
+	}
+	return batch
+}
+
 func (rt *Router) loop() {
 	defer close(rt.done)
 	var applied time.Time // the last application
@@ -134,18 +146,8 @@ func (rt *Router) loop() {
 		if d := time.Until(batch[0].due); d > 0 {
 			time.Sleep(d)
 		}
-		for {
-			rt.mu.Lock()
-			more := len(rt.pending) > 0 && rt.pending[0].due.Sub(batch[0].due) <= min(coalesceWindow, rt.lag)
-			if more {
-				batch = append(batch, rt.pending[0])
-				rt.pending = rt.pending[1:]
-			}
-			rt.mu.Unlock()
-			if !more {
-				break
-			}
-		}
+		first := batch[0].due
+		batch = rt.takeWhile(batch, func(due time.Time) bool { return due.Sub(first) <= min(coalesceWindow, rt.lag) })
 		last := batch[len(batch)-1]
 		if d := time.Until(last.due); d > 0 {
 			time.Sleep(d)
@@ -153,18 +155,7 @@ func (rt *Router) loop() {
 		if d := time.Until(applied.Add(rt.interval)); rt.interval > 0 && d > 0 {
 			// Too soon after the last application: what comes meanwhile joins this one.
 			time.Sleep(d)
-			for {
-				rt.mu.Lock()
-				more := len(rt.pending) > 0 && !rt.pending[0].due.After(time.Now())
-				if more {
-					batch = append(batch, rt.pending[0])
-					rt.pending = rt.pending[1:]
-				}
-				rt.mu.Unlock()
-				if !more {
-					break
-				}
-			}
+			batch = rt.takeWhile(batch, func(due time.Time) bool { return !due.After(time.Now()) })
 			last = batch[len(batch)-1]
 		}
 		applied = time.Now()
