@@ -868,6 +868,9 @@ func (r *Report) Proven() (bool, []string) {
 			why = append(why, "contract did not come after the last old instance left the registry")
 		}
 	}
+	if k := r.Kube; k != nil && !k.ContractAfterOldPods {
+		why = append(why, "contract did not come after the last old pod was deleted")
+	}
 	return len(why) == 0, why
 }
 

@@ -70,6 +70,8 @@ type Report struct {
 
 	// Upgrade is what the run saw of the upgrade, when it upgraded.
 	Upgrade *UpgradeReport `json:"upgrade,omitempty"`
+	// Kube is what a run on Kubernetes (RunKube) saw of the cluster.
+	Kube *KubeReport `json:"kube,omitempty"`
 	// Saturated says the machine could not carry the load before the rollout began:
 	// steady-state latency far above what an idle instance answers in, so failures or
 	// slow requests are the machine's, not the drain's.
@@ -282,6 +284,9 @@ func (r *Report) Summary(w io.Writer) {
 	fmt.Fprintf(w, "rollout: %.1fs to %.1fs\n", r.RolloutStart, r.RolloutEnd)
 	if r.Upgrade != nil {
 		r.Upgrade.summary(w)
+	}
+	if r.Kube != nil {
+		r.Kube.summary(w)
 	}
 	if r.Saturated != "" {
 		fmt.Fprintf(w, "WARNING: the machine was saturated: %s\n", r.Saturated)

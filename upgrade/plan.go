@@ -14,6 +14,13 @@ import (
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
 )
 
+// Preflighter is a Backend that checks, before anything changes, that the release's
+// workloads as they run now can roll without downtime. Plan adds the problems it finds
+// to its own, so that Apply refuses the upgrade.
+type Preflighter interface {
+	Preflight(ctx context.Context, rel *Release) (problems []string, err error)
+}
+
 // Plan is what an upgrade to a release would do, and whether it can be done without
 // downtime.
 type Plan struct {
@@ -172,6 +179,14 @@ func (u *Upgrader) plan(ctx context.Context, rel *Release, allowDowntime bool) (
 	// The release's Kubernetes manifests: what would break the roll (tandem check).
 	mc, problems := CheckManifests(ctx, rel)
 	p.ManifestCheck, p.Problems = mc, append(p.Problems, problems...)
+	// ... and of the workloads as they run, when the backend can tell.
+	if pf, ok := u.opts.Backend.(Preflighter); ok {
+		problems, err := pf.Preflight(ctx, rel)
+		if err != nil {
+			return nil, err
+		}
+		p.Problems = append(p.Problems, problems...)
+	}
 
 	// What the release needs: its pending migrations, validated against the live schema.
 	m, err := u.migrator(ctx, rel)

@@ -27,6 +27,7 @@ func newProveCmd() *cobra.Command {
 		keepDir  bool
 		workDir  string
 		routerMd string
+		kf       proveKubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "prove",
@@ -51,6 +52,13 @@ of latency and errors over time.
 
 --no-drain runs instances that exit at once on SIGTERM, to show the difference.
 
+--backend kube runs the same upgrade on a Kubernetes cluster (docs/kube.md): the example's
+Deployment (--instances replicas, --image:<release>) and a Service in --namespace, upgraded by
+the kube backend, the load through HAProxy on this machine, which follows the Service's
+EndpointSlices as the OpenShift router does (ready endpoints only, a reload at most every
+--reload-interval). --no-prestop removes the pods' preStop sleep, to show what tandem check
+prevents.
+
 Exit codes: 0 the run completed, no request failed (and, with --upgrade, every acceptance
 check held), 1 requests failed or a check did not hold, 2 it could not run.
 Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
@@ -58,7 +66,9 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
   tandem prove --upgrade --rows 1000000 --duration 120s --report upgrade.json
   tandem prove --from v2 --upgrade=v3
   tandem prove --upgrade=v3                                    # v1 -> v2 -> v3: two hops
-  tandem prove --upgrade=v2 --defer-contract v2 --then v1,v2,v3 # back to v1 and forward, no DB rollback`,
+  tandem prove --upgrade=v2 --defer-contract v2 --then v1,v2,v3 # back to v1 and forward, no DB rollback
+  tandem prove --backend kube --namespace demo --image localhost/tandem/catalog --rate 200 \
+    --postgres-url postgres://host/db --pod-postgres-url postgres://10.244.0.1/db`,
 		Args: argsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkProveFlags(cmd, &opts); err != nil {
@@ -71,7 +81,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 				level = slog.LevelWarn
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			rep, err := proving.Run(cmd.Context(), opts)
+			rep, err := kf.run(cmd.Context(), cmd.Flags(), opts)
 			if errors.Is(err, proving.ErrUpgrade) {
 				return err // exit 1: what was proved failed
 			}
@@ -145,6 +155,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 	f.BoolVar(&asJSON, "json", false, "print the JSON report on stdout")
 	f.StringVar(&workDir, "work-dir", "", "keep configurations and logs in this directory")
 	f.BoolVar(&keepDir, "keep-work-dir", false, "keep the temporary directory with configurations and logs")
+	kf.add(f)
 
 	cmd.AddCommand(&cobra.Command{
 		Use:                "instance",

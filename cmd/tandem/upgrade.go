@@ -281,7 +281,12 @@ func runPlan(cmd *cobra.Command, f *upgradeFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withUpgrader(cmd, f, nil, func(u *upgrade.Upgrader) error {
+	// The kube backend's preflight reads the live Deployments (read-only).
+	var live *upgrade.Release
+	if rel.Backend == "kube" {
+		live = rel
+	}
+	return withUpgraderMode(cmd, f, live, true, func(u *upgrade.Upgrader) error {
 		p, err := u.PlanPath(cmd.Context(), cat, rel.Version, upgrade.PathOptions{AllowDowntime: f.downtime})
 		if err != nil {
 			return err

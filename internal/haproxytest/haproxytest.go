@@ -7,14 +7,14 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tandem-pg/tandem/upgrade/local"
+	"github.com/tandem-pg/tandem/internal/haproxy"
 )
 
 // Require skips t when haproxy is not installed, or fails it when the environment
 // variable CI is set.
 func Require(t testing.TB) {
 	t.Helper()
-	if local.HAProxyInstalled() {
+	if haproxy.Installed() {
 		return
 	}
 	if os.Getenv("CI") != "" {

@@ -66,6 +66,8 @@ type Cluster struct {
 	pg       *pgserver.Server
 	tandemMu sync.Mutex
 	tandem   string // the tandem image, once built
+	// tandemBin: the tandem binary is built
+	tandemBin bool
 }
 
 var (
@@ -255,6 +257,30 @@ func (c *Cluster) images(ctx context.Context) error {
 	return nil
 }
 
+// TandemBinary builds the tandem binary (static, as the image has it), once, and
+// returns its path, for tests that run it as a process on this machine.
+func (c *Cluster) TandemBinary(t testing.TB) string {
+	t.Helper()
+	c.tandemMu.Lock()
+	defer c.tandemMu.Unlock()
+	return c.tandemBinaryLocked(t)
+}
+
+func (c *Cluster) tandemBinaryLocked(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(c.Dir, "kubetest", "images", "tandem")
+	if c.tandemBin {
+		return bin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := build(ctx, "cmd/tandem", bin, true); err != nil {
+		t.Fatal(err)
+	}
+	c.tandemBin = true
+	return bin
+}
+
 // TandemImage builds the tandem binary into an image (localhost/tandem/tandem:test),
 // once, and returns its name.
 func (c *Cluster) TandemImage(t testing.TB) string {
@@ -264,12 +290,9 @@ func (c *Cluster) TandemImage(t testing.TB) string {
 	if c.tandem != "" {
 		return c.tandem
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	bin := c.tandemBinaryLocked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := filepath.Join(c.Dir, "kubetest", "images", "tandem")
-	if err := build(ctx, "cmd/tandem", bin, true); err != nil {
-		t.Fatal(err)
-	}
 	ref := "localhost/tandem/tandem:test"
 	if err := c.importImage(ctx, ref, []string{"/tandem"}, []ociFile{{bin, "/tandem"}}); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/upgrade"
 	"github.com/tandem-pg/tandem/upgrade/kube"
+	"github.com/tandem-pg/tandem/upgrade/kube/check"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -98,7 +99,11 @@ func (e *kenv) deployment(replicas int32) {
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				// The upgrade's preflight runs tandem check on this Deployment: the app
+				// declares its shutdown; no router follows these pods, so the short
+				// preStop is silenced.
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
+					check.AnnotationShutdownTimeout: "5s", check.AnnotationIgnore: check.RuleDrainDelay}},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: &e.grace,
 					Containers: []corev1.Container{{

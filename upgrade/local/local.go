@@ -27,8 +27,28 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tandem-pg/tandem/internal/haproxy"
+	"github.com/tandem-pg/tandem/internal/process"
 	"github.com/tandem-pg/tandem/upgrade"
 )
+
+// Router modes: how endpoint changes reach HAProxy (see package internal/haproxy).
+const (
+	// RouterReload starts a new HAProxy process that takes the listener over and
+	// soft-stops the old one, as the OpenShift router does.
+	RouterReload = haproxy.ModeReload
+	// RouterRuntime changes server addresses and states through HAProxy's runtime API.
+	RouterRuntime = haproxy.ModeRuntime
+)
+
+// MaxInstances bounds the instances one local backend routes to.
+const MaxInstances = haproxy.MaxEndpoints
+
+// Endpoint is one instance as the router sees it.
+type Endpoint = haproxy.Endpoint
+
+// HAProxyInstalled reports whether an haproxy binary is found.
+func HAProxyInstalled() bool { return haproxy.Installed() }
 
 // Options configure a Backend.
 type Options struct {
@@ -74,16 +94,16 @@ type Backend struct {
 	procs map[string]*proc // instances started or adopted by this process
 	// launching names the instances being started: recorded, no process yet.
 	launching map[string]bool
-	hap       *haproxy
-	rt        *router
+	hap       *haproxy.HAProxy
+	rt        *haproxy.Router
 }
 
 // state is what local.json holds.
 type state struct {
-	Seq        int         `json:"seq"`
-	RouterPort int         `json:"router_port"`
-	RouterPIDs []procID    `json:"router,omitempty"`
-	Instances  []*instance `json:"instances"`
+	Seq        int          `json:"seq"`
+	RouterPort int          `json:"router_port"`
+	RouterPIDs []process.ID `json:"router,omitempty"`
+	Instances  []*instance  `json:"instances"`
 }
 
 // instance is one process, as recorded in local.json.
@@ -94,10 +114,10 @@ type instance struct {
 	Target   target `json:"target"`
 	Addr     string `json:"addr"`
 	// Proc is the process; its PID is 0 while it is being started.
-	Proc     procID   `json:"proc"`
-	Command  []string `json:"command"` // as started, the database URL left out
-	Ready    bool     `json:"ready"`
-	Stopping bool     `json:"stopping"`
+	Proc     process.ID `json:"proc"`
+	Command  []string   `json:"command"` // as started, the database URL left out
+	Ready    bool       `json:"ready"`
+	Stopping bool       `json:"stopping"`
 	// Signalled says SIGTERM was sent, after Stopping was recorded.
 	Signalled bool      `json:"signalled"`
 	StartedAt time.Time `json:"started_at"`
@@ -116,7 +136,7 @@ type target struct {
 
 // proc is a running process this Backend watches.
 type proc struct {
-	id   procID
+	id   process.ID
 	done chan struct{} // closed when it has exited (children only)
 }
 
@@ -129,7 +149,7 @@ func (p *proc) alive() bool {
 			return true
 		}
 	}
-	return p.id.alive()
+	return p.id.Alive()
 }
 
 // New returns a Backend over opts.Dir, adopting what an earlier process recorded there.
@@ -182,12 +202,12 @@ func New(opts Options) (*Backend, error) {
 				in.Proc = id
 			}
 		}
-		if in.Proc.alive() {
+		if in.Proc.Alive() {
 			b.procs[in.Name] = &proc{id: in.Proc}
 			if in.Stopping && !opts.ReadOnly {
 				// SIGTERM again: the crash may have come before it was sent, and a
 				// draining instance takes a second one as the first.
-				in.Proc.signal(syscall.SIGTERM)
+				in.Proc.Signal(syscall.SIGTERM)
 				in.Signalled = true
 			}
 		}
@@ -233,7 +253,7 @@ func (b *Backend) save() error {
 		return nil
 	}
 	if b.hap != nil {
-		b.st.RouterPIDs = b.hap.pids()
+		b.st.RouterPIDs = b.hap.PIDs()
 	}
 	data, err := json.MarshalIndent(&b.st, "", "  ")
 	if err != nil {
@@ -271,32 +291,32 @@ func (b *Backend) ensureRouter(ctx context.Context) error {
 		}
 		port = p
 	}
-	hap, err := newHAProxy(b.opts.HAProxy, b.opts.Dir, port, b.opts.RouterMode, b.opts.Detach)
+	hap, err := haproxy.New(b.opts.HAProxy, b.opts.Dir, port, b.opts.RouterMode, b.opts.Detach)
 	if err != nil {
 		return err
 	}
-	hap.adopt(b.st.RouterPIDs)
+	hap.Adopt(b.st.RouterPIDs)
 	b.reapLocked()
 	eps := b.endpointsLocked()
-	if hap.alive() {
+	if hap.Alive() {
 		// An earlier process left HAProxy running: take it over with the endpoints as
 		// they are now.
-		if err := hap.takeover(ctx, eps); err != nil {
+		if err := hap.Takeover(ctx, eps); err != nil {
 			return fmt.Errorf("router: take over haproxy: %w", err)
 		}
-	} else if err := hap.start(ctx, eps); err != nil {
-		hap.stop()
+	} else if err := hap.Start(ctx, eps); err != nil {
+		hap.Stop()
 		return err
 	}
 	b.hap = hap
 	b.st.RouterPort = port
-	b.rt = newRouter(hap, b.opts.RouterLag, b.event, func() {
+	b.rt = haproxy.NewRouter(hap, haproxy.RouterOptions{Lag: b.opts.RouterLag, OnEvent: b.event, OnApplied: func() {
 		// HAProxy's processes changed: record them at once, so that a crash now
 		// leaves none unknown.
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		_ = b.save()
-	})
+	}})
 	return b.save()
 }
 
@@ -315,7 +335,7 @@ func (b *Backend) endpointsLocked() []Endpoint {
 // route queues the desired endpoint set for the router. Call with b.mu held.
 func (b *Backend) route(why string) {
 	if b.rt != nil {
-		b.rt.set(b.endpointsLocked(), why)
+		b.rt.Set(b.endpointsLocked(), why)
 	}
 }
 
@@ -325,7 +345,7 @@ func (b *Backend) WaitRouter() {
 	rt := b.rt
 	b.mu.Unlock()
 	if rt != nil {
-		rt.idle.Wait()
+		rt.Wait()
 	}
 }
 
@@ -337,7 +357,7 @@ func (b *Backend) RouterErr() error {
 	if rt == nil {
 		return nil
 	}
-	return rt.err()
+	return rt.Err()
 }
 
 func targetOf(t upgrade.Target) (target, error) {
@@ -539,12 +559,12 @@ func (b *Backend) start(ctx context.Context, t upgrade.Target, tg target) (*inst
 	cmd.Env = append(os.Environ(), b.opts.Env...)
 	cmd.Env = append(cmd.Env, instanceEnv+"="+b.mark(name))
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = procAttr(b.opts.Detach)
+	cmd.SysProcAttr = process.Attr(b.opts.Detach)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, b.abandon(in, fmt.Errorf("workload %s: start %s: %w", t.Workload.Name, args[0], err))
 	}
-	p := &proc{id: identify(cmd.Process.Pid), done: make(chan struct{})}
+	p := &proc{id: process.Identify(cmd.Process.Pid), done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
@@ -650,7 +670,7 @@ func (b *Backend) stop(in *instance, why string) error {
 		return err
 	}
 	if p != nil {
-		p.id.signal(syscall.SIGTERM)
+		p.id.Signal(syscall.SIGTERM)
 		b.mu.Lock()
 		in.Signalled = true
 		_ = b.save()
@@ -738,7 +758,7 @@ func (b *Backend) Shutdown(ctx context.Context) {
 	procs := make([]*proc, 0, len(b.procs))
 	for _, p := range b.procs {
 		procs = append(procs, p)
-		p.id.signal(syscall.SIGKILL)
+		p.id.Signal(syscall.SIGKILL)
 	}
 	for _, in := range b.st.Instances {
 		if in.StoppedAt.IsZero() {
@@ -757,10 +777,10 @@ func (b *Backend) Shutdown(ctx context.Context) {
 		}
 	}
 	if rt != nil {
-		rt.close()
+		rt.Close()
 	}
 	if hap != nil {
-		hap.stop()
+		hap.Stop()
 	}
 	b.mu.Lock()
 	b.st.RouterPIDs = nil
@@ -775,14 +795,6 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// procAttr starts a process in its own session when detached, or tied to this one.
-func procAttr(detach bool) *syscall.SysProcAttr {
-	if detach {
-		return &syscall.SysProcAttr{Setsid: true}
-	}
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
 // tail returns the last n bytes of the file at path.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-pg/tandem/internal/process"
 	"github.com/tandem-pg/tandem/upgrade"
 )
 
@@ -118,7 +119,7 @@ func TestPIDReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stranger.Process.Kill() //nolint:errcheck
-	id := identify(stranger.Process.Pid)
+	id := process.Identify(stranger.Process.Pid)
 	id.Start++ // the recorded process started at another time: not this one
 	writeState(t, dir, state{Instances: []*instance{{Name: "api-1", Workload: "api", Proc: id, Ready: true, Stopping: true,
 		Target: target{Revision: "r1"}, StartedAt: time.Now()}}})
@@ -129,7 +130,7 @@ func TestPIDReuse(t *testing.T) {
 	}
 	b.Shutdown(context.Background()) // kills what it believes are its instances
 	time.Sleep(200 * time.Millisecond)
-	if !identify(stranger.Process.Pid).alive() { // a killed child would be a zombie now
+	if !process.Identify(stranger.Process.Pid).Alive() { // a killed child would be a zombie now
 		t.Error("the stranger was signalled")
 	}
 }
@@ -146,8 +147,8 @@ func TestCrashBeforePIDRecorded(t *testing.T) {
 	}
 	st := readState(t, dir)
 	pid := st.Instances[0].Proc.PID
-	st.Instances[0].Proc = procID{} // the crash came before the PID was saved
-	st.Instances[1].Stopping = true // ... and before the second was signalled
+	st.Instances[0].Proc = process.ID{} // the crash came before the PID was saved
+	st.Instances[1].Stopping = true     // ... and before the second was signalled
 	st.Instances[1].Signalled = false
 	writeState(t, dir, st)
 

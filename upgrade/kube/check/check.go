@@ -183,11 +183,13 @@ func Check(in *Input, opts Options) *Result {
 			continue
 		}
 		res.Deployments++
+		d := &deployment{Object: o, opts: opts, world: ctx}
+		// On the pod template or the Deployment, as the other annotations.
+		ignore, _ := d.annotation(AnnotationIgnore)
 		skip := map[string]bool{}
-		for _, id := range strings.Split(o.Deployment.Annotations[AnnotationIgnore], ",") {
+		for _, id := range strings.Split(ignore, ",") {
 			skip[strings.TrimSpace(id)] = true
 		}
-		d := &deployment{Object: o, opts: opts, world: ctx}
 		for _, r := range rules {
 			if disabled[r.id] || skip[r.id] {
 				continue

@@ -1,4 +1,10 @@
-package local
+// Package haproxy runs a real HAProxy for one frontend and keeps its backend's servers in
+// step with a set of endpoints, the way the OpenShift router does: by reload (a new
+// process takes the listener over, -x, and soft-stops the old one, -sf) or through the
+// runtime API. A Router applies endpoint changes late and coalesced, as that router
+// does. The local backend (upgrade/local) and the Kubernetes proving ground (package
+// proving, fed by an EndpointSlice watch) both drive HAProxy through it.
+package haproxy
 
 import (
 	"bufio"
@@ -15,33 +21,35 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tandem-pg/tandem/internal/process"
 )
 
-// Router modes: how endpoint changes reach HAProxy.
+// Modes: how endpoint changes reach HAProxy.
 const (
-	// RouterReload writes a new configuration and starts a new HAProxy process that
+	// ModeReload writes a new configuration and starts a new HAProxy process that
 	// takes over the listening socket (-x) and soft-stops the old one (-sf), as the
 	// OpenShift router does.
-	RouterReload = "reload"
-	// RouterRuntime changes server addresses and states through HAProxy's runtime API.
-	RouterRuntime = "runtime"
+	ModeReload = "reload"
+	// ModeRuntime changes server addresses and states through HAProxy's runtime API.
+	ModeRuntime = "runtime"
 )
 
+// MaxEndpoints bounds the endpoints one frontend routes to at a time.
+const MaxEndpoints = 20
+
 // runtimeSlots is how many servers the runtime mode's backend has: room to add a whole
-// new set of instances before the old ones are removed.
-const runtimeSlots = 2*MaxInstances + 8
+// new set of endpoints before the old ones are removed.
+const runtimeSlots = 2*MaxEndpoints + 8
 
-// MaxInstances bounds the instances one local backend routes to.
-const MaxInstances = 20
-
-// Endpoint is one instance as the router sees it.
+// Endpoint is one server as the router sees it: an instance, a pod.
 type Endpoint struct {
 	Name string `json:"name"`
 	Addr string `json:"addr"` // host:port
 }
 
-// haproxy runs HAProxy processes for one frontend and applies endpoint sets to them.
-type haproxy struct {
+// HAProxy runs HAProxy processes for one frontend and applies endpoint sets to them.
+type HAProxy struct {
 	bin     string
 	dir     string
 	port    int
@@ -52,16 +60,18 @@ type haproxy struct {
 
 	mu      sync.Mutex
 	gen     int
-	procs   []*exec.Cmd // running processes started here, newest last
-	adopted []procID    // running processes started by an earlier tandem process
+	procs   []*exec.Cmd  // running processes started here, newest last
+	adopted []process.ID // running processes started by an earlier tandem process
 	exited  sync.WaitGroup
 	slots   map[string]int // runtime mode: endpoint name -> server slot
 	running map[string]string
 }
 
-// newHAProxy prepares an HAProxy for a frontend on port; nothing runs until start. With
-// detach, its processes outlive this one (see Options.Detach).
-func newHAProxy(bin, dir string, port int, mode string, detach bool) (*haproxy, error) {
+// New prepares an HAProxy for a frontend on 127.0.0.1:port, mode ModeReload or
+// ModeRuntime, with its configurations, runtime socket and log (haproxy.log) in dir;
+// nothing runs until Start. bin is the haproxy binary ("": haproxy on PATH, then
+// /usr/sbin/haproxy). With detach, its processes outlive this one.
+func New(bin, dir string, port int, mode string, detach bool) (*HAProxy, error) {
 	if bin == "" {
 		bin = "haproxy"
 	}
@@ -77,19 +87,22 @@ func newHAProxy(bin, dir string, port int, mode string, detach bool) (*haproxy, 
 	if err != nil {
 		return nil, err
 	}
-	return &haproxy{bin: path, dir: dir, port: port, mode: mode, logFile: f, detach: detach,
+	if mode != ModeReload && mode != ModeRuntime {
+		return nil, fmt.Errorf("haproxy: mode %q: want %q or %q", mode, ModeReload, ModeRuntime)
+	}
+	return &HAProxy{bin: path, dir: dir, port: port, mode: mode, logFile: f, detach: detach,
 		slots: map[string]int{}, running: map[string]string{}}, nil
 }
 
-// adopt takes over the HAProxy processes an earlier tandem process left running, as
+// Adopt takes over the HAProxy processes an earlier tandem process left running, as
 // recorded: the next apply soft-stops them. An HAProxy that answers on the runtime
 // socket but was not recorded (started just before a crash) is adopted too, so that a
 // second one never shares the port with it.
-func (h *haproxy) adopt(recorded []procID) {
+func (h *HAProxy) Adopt(recorded []process.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range recorded {
-		if p.alive() {
+		if p.Alive() {
 			h.adopted = append(h.adopted, p)
 		}
 	}
@@ -103,46 +116,49 @@ func (h *haproxy) adopt(recorded []procID) {
 			if err != nil {
 				continue
 			}
-			id := identify(pid)
-			if id.alive() && !slices.ContainsFunc(h.adopted, func(p procID) bool { return p.PID == pid }) {
+			id := process.Identify(pid)
+			if id.Alive() && !slices.ContainsFunc(h.adopted, func(p process.ID) bool { return p.PID == pid }) {
 				h.adopted = append(h.adopted, id)
 			}
 		}
 	}
 }
 
-// alive reports whether a process serves the frontend.
-func (h *haproxy) alive() bool {
+// Alive reports whether a process serves the frontend.
+func (h *HAProxy) Alive() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.procs) > 0 || len(h.adopted) > 0
 }
 
-// pids returns the running processes, oldest first.
-func (h *haproxy) pids() []procID {
+// PIDs returns the running processes, oldest first.
+func (h *HAProxy) PIDs() []process.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.pidsLocked()
 }
 
-func (h *haproxy) pidsLocked() []procID {
-	var out []procID
+func (h *HAProxy) pidsLocked() []process.ID {
+	var out []process.ID
 	for _, p := range h.adopted {
-		if p.alive() {
+		if p.Alive() {
 			out = append(out, p)
 		}
 	}
 	for _, p := range h.procs {
-		out = append(out, identify(p.Process.Pid))
+		out = append(out, process.Identify(p.Process.Pid))
 	}
 	return out
 }
 
-func (h *haproxy) socket() string { return filepath.Join(h.dir, "haproxy.sock") }
+// LogPath is the file HAProxy's processes write to.
+func (h *HAProxy) LogPath() string { return h.logFile.Name() }
+
+func (h *HAProxy) socket() string { return filepath.Join(h.dir, "haproxy.sock") }
 
 // config returns HAProxy's configuration routing to eps; in runtime mode it also records
 // which slot serves which endpoint. Call with h.mu held.
-func (h *haproxy) config(eps []Endpoint) string {
+func (h *HAProxy) config(eps []Endpoint) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
 	maxconn 5000
@@ -176,7 +192,7 @@ frontend fe
 
 backend be
 `, h.socket(), h.port)
-	if h.mode == RouterRuntime {
+	if h.mode == ModeRuntime {
 		// The first slots serve eps from the start (a new process that takes over
 		// from another must not begin with no server); the runtime API fills the rest.
 		h.slots, h.running = map[string]int{}, map[string]string{}
@@ -197,21 +213,21 @@ backend be
 	return b.String()
 }
 
-// start runs the first HAProxy process with eps.
-func (h *haproxy) start(ctx context.Context, eps []Endpoint) error {
+// Start runs the first HAProxy process with eps.
+func (h *HAProxy) Start(ctx context.Context, eps []Endpoint) error {
 	return h.launch(ctx, eps, false)
 }
 
-// takeover starts a new process that takes the listener over from the adopted ones and
+// Takeover starts a new process that takes the listener over from the adopted ones and
 // soft-stops them, then routes to eps. The runtime mode's server slots of the old
 // processes are not known here, so they start afresh.
-func (h *haproxy) takeover(ctx context.Context, eps []Endpoint) error {
+func (h *HAProxy) Takeover(ctx context.Context, eps []Endpoint) error {
 	return h.launch(ctx, eps, true)
 }
 
 // launch starts a process (taking over from the running ones or not), waits for its
 // runtime API, and routes to eps.
-func (h *haproxy) launch(ctx context.Context, eps []Endpoint, takeover bool) error {
+func (h *HAProxy) launch(ctx context.Context, eps []Endpoint, takeover bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.spawn(eps, takeover); err != nil { // its configuration routes to eps
@@ -222,7 +238,7 @@ func (h *haproxy) launch(ctx context.Context, eps []Endpoint, takeover bool) err
 
 // spawn starts a new process; with takeover it inherits the listener and soft-stops
 // the running processes. Call with h.mu held.
-func (h *haproxy) spawn(eps []Endpoint, takeover bool) error {
+func (h *HAProxy) spawn(eps []Endpoint, takeover bool) error {
 	h.gen++
 	cfg := filepath.Join(h.dir, fmt.Sprintf("haproxy-%d.cfg", h.gen))
 	if err := os.WriteFile(cfg, []byte(h.config(eps)), 0o600); err != nil {
@@ -237,7 +253,7 @@ func (h *haproxy) spawn(eps []Endpoint, takeover bool) error {
 	}
 	cmd := exec.Command(h.bin, args...)
 	cmd.Stdout, cmd.Stderr = h.logFile, h.logFile
-	cmd.SysProcAttr = procAttr(h.detach)
+	cmd.SysProcAttr = process.Attr(h.detach)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start haproxy: %w", err)
 	}
@@ -258,7 +274,7 @@ func (h *haproxy) spawn(eps []Endpoint, takeover bool) error {
 	return nil
 }
 
-func (h *haproxy) waitSocket(ctx context.Context) error {
+func (h *HAProxy) waitSocket(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := h.command("show info"); err == nil {
@@ -271,17 +287,17 @@ func (h *haproxy) waitSocket(ctx context.Context) error {
 	}
 }
 
-// apply makes HAProxy route to exactly eps.
-func (h *haproxy) apply(ctx context.Context, eps []Endpoint) error {
+// Apply makes HAProxy route to exactly eps.
+func (h *HAProxy) Apply(_ context.Context, eps []Endpoint) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.mode == RouterRuntime {
+	if h.mode == ModeRuntime {
 		return h.applyRuntime(eps)
 	}
 	return h.spawn(eps, true)
 }
 
-func (h *haproxy) applyRuntime(eps []Endpoint) error {
+func (h *HAProxy) applyRuntime(eps []Endpoint) error {
 	want := map[string]string{}
 	for _, e := range eps {
 		want[e.Name] = e.Addr
@@ -330,7 +346,7 @@ func (h *haproxy) applyRuntime(eps []Endpoint) error {
 	return nil
 }
 
-func (h *haproxy) freeSlot() int {
+func (h *HAProxy) freeSlot() int {
 	used := map[int]bool{}
 	for _, s := range h.slots {
 		used[s] = true
@@ -344,7 +360,7 @@ func (h *haproxy) freeSlot() int {
 }
 
 // command sends one command to the runtime API and returns its answer.
-func (h *haproxy) command(c string) (string, error) {
+func (h *HAProxy) command(c string) (string, error) {
 	conn, err := net.DialTimeout("unix", h.socket(), 5*time.Second)
 	if err != nil {
 		return "", err
@@ -368,14 +384,14 @@ func (h *haproxy) command(c string) (string, error) {
 	return out, nil
 }
 
-// stop stops every HAProxy process and waits for them.
-func (h *haproxy) stop() {
+// Stop stops every HAProxy process and waits for them.
+func (h *HAProxy) Stop() {
 	h.mu.Lock()
 	for _, p := range h.procs {
 		_ = p.Process.Signal(syscall.SIGTERM)
 	}
 	for _, p := range h.adopted {
-		p.signal(syscall.SIGTERM)
+		p.Signal(syscall.SIGTERM)
 	}
 	h.adopted = nil
 	h.mu.Unlock()
@@ -394,8 +410,8 @@ func (h *haproxy) stop() {
 	_ = h.logFile.Close()
 }
 
-// HAProxyInstalled reports whether an haproxy binary is found.
-func HAProxyInstalled() bool {
+// Installed reports whether an haproxy binary is found.
+func Installed() bool {
 	if _, err := exec.LookPath("haproxy"); err == nil {
 		return true
 	}
