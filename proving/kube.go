@@ -296,22 +296,8 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var upgradeEvents []upgrade.Event
-	var evMu sync.Mutex
-	up, err := upgrade.Open(ctx, upgrade.Options{
-		PostgresURL: k.dbURL, Backend: be, Logger: log, PollInterval: 100 * time.Millisecond,
-		OnEvent: func(e upgrade.Event) {
-			be.StepEvent(context.Background(), rels[0], e) // every release names the same Deployment
-			evMu.Lock()
-			upgradeEvents = append(upgradeEvents, e)
-			evMu.Unlock()
-			what := e.Step + ": " + e.What
-			if e.Duration > 0 {
-				what += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
-			}
-			k.eventAt(e.At, what)
-		},
-		OnProgress: func(step, line string) { log.Debug(line, "step", step) },
+	up, err := k.openUpgrader(ctx, be, log, func(e upgrade.Event) {
+		be.StepEvent(context.Background(), rels[0], e) // every release names the same Deployment
 	})
 	if err != nil {
 		return nil, err
@@ -410,9 +396,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 		return nil, err
 	}
 	defer pods.stop()
-	evMu.Lock()
-	upgradeEvents = nil
-	evMu.Unlock()
+	k.resetEvents()
 	reloadsMu.Lock()
 	reloads = 0
 	reloadsMu.Unlock()
@@ -472,9 +456,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	evMu.Lock()
-	rep.Upgrade = upgradeReport(k.run, recs, upgradeEvents, watch, before, after)
-	evMu.Unlock()
+	rep.Upgrade = upgradeReport(k.run, recs, k.upgradeEvents(), watch, before, after)
 	reloadsMu.Lock()
 	rep.Kube = &KubeReport{Namespace: ko.Namespace, Replicas: opts.Instances, PreStopS: ko.PreStop.Seconds(),
 		ReloadIntervalS: ko.ReloadInterval.Seconds(), PropagationS: ko.Propagation.Seconds(), Reloads: reloads}

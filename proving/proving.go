@@ -217,6 +217,43 @@ type run struct {
 	mu    sync.Mutex
 	start time.Time // when the load started
 	evs   []Event
+	ups   []upgrade.Event // the orchestrator's events since the last resetEvents
+}
+
+// openUpgrader opens the orchestrator over be: each of its events goes into the run's
+// timeline and its upgrade events (also, when not nil, is called with it first).
+func (r *run) openUpgrader(ctx context.Context, be upgrade.Backend, log *slog.Logger, also func(upgrade.Event)) (*upgrade.Upgrader, error) {
+	return upgrade.Open(ctx, upgrade.Options{
+		PostgresURL: r.dbURL, Backend: be, Logger: log, PollInterval: 100 * time.Millisecond,
+		OnEvent: func(e upgrade.Event) {
+			if also != nil {
+				also(e)
+			}
+			r.mu.Lock()
+			r.ups = append(r.ups, e)
+			r.mu.Unlock()
+			what := e.Step + ": " + e.What
+			if e.Duration > 0 {
+				what += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
+			}
+			r.eventAt(e.At, what)
+		},
+		OnProgress: func(step, line string) { log.Debug(line, "step", step) },
+	})
+}
+
+// resetEvents forgets the events so far (the install's are not part of the run).
+func (r *run) resetEvents() {
+	r.mu.Lock()
+	r.evs, r.ups = nil, nil
+	r.mu.Unlock()
+}
+
+// upgradeEvents are the orchestrator's events since the last resetEvents.
+func (r *run) upgradeEvents() []upgrade.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ups)
 }
 
 func (r *run) since(t time.Time) time.Duration {
@@ -355,22 +392,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer be.Shutdown(context.Background())
-	var upgradeEvents []upgrade.Event
-	var evMu sync.Mutex
-	up, err := upgrade.Open(ctx, upgrade.Options{
-		PostgresURL: r.dbURL, Backend: be, Logger: log, PollInterval: 100 * time.Millisecond,
-		OnEvent: func(e upgrade.Event) {
-			evMu.Lock()
-			upgradeEvents = append(upgradeEvents, e)
-			evMu.Unlock()
-			what := e.Step + ": " + e.What
-			if e.Duration > 0 {
-				what += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
-			}
-			r.eventAt(e.At, what)
-		},
-		OnProgress: func(step, line string) { log.Debug(line, "step", step) },
-	})
+	up, err := r.openUpgrader(ctx, be, log, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -416,12 +438,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	r.evs = nil // the install's events are not part of the run's timeline
-	r.mu.Unlock()
-	evMu.Lock()
-	upgradeEvents = nil
-	evMu.Unlock()
+	r.resetEvents() // the install's events are not part of the run's timeline
 
 	// Load, tasks, and a watch on the registry.
 	gen := newLoadGen(base, opts.Rate, opts.StreamShare, opts.WriteShare, opts.StreamDuration, opts.RequestTimeout)
@@ -491,9 +508,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if err != nil {
 			return rep, err
 		}
-		evMu.Lock()
-		rep.Upgrade = upgradeReport(r, recs, upgradeEvents, watch, before, after)
-		evMu.Unlock()
+		rep.Upgrade = upgradeReport(r, recs, r.upgradeEvents(), watch, before, after)
 		rep.stepLatency(all)
 	}
 	if err := be.RouterErr(); err != nil {
