@@ -320,10 +320,18 @@ func (b *backfill) finish(ctx context.Context, r *run, th *throttle) error {
 func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, xids *[]string, th *throttle) (int64, error) {
 	// NOT IN a subquery, for a hashed lookup whatever the plan and the version.
 	const cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
+	// Most pages hold no row to redo. One read, without locks or throttle, finds the
+	// pages that do; the batches, paced by the throttle, go only over them. A row written
+	// after the read went through the rules already, so the pages found are all the work.
+	pages, err := pagesToRedo(ctx, conn, c, cond, *xids)
+	if err != nil {
+		return 0, err
+	}
 	var caughtUp int64
 	size := int64(1)
 	conflicts := 0
-	for from := c.first; from <= c.last; {
+	for len(pages) > 0 {
+		from := pages[0]
 		target, pageCap, err := th.before(ctx)
 		if err != nil {
 			return caughtUp, err
@@ -361,10 +369,27 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 			*xids = append(*xids, *xid)
 		}
 		caughtUp += updated
-		from = to + 1
+		for len(pages) > 0 && pages[0] <= to {
+			pages = pages[1:]
+		}
 		size = resize(target, size, elapsed)
 	}
 	return caughtUp, nil
+}
+
+// pagesToRedo returns, in order, the pages of range c that hold a row matching cond (a
+// condition over the page range $1-$2 and the transaction ids $3).
+func pagesToRedo(ctx context.Context, conn *pgx.Conn, c *chunk, cond string, xids []string) ([]int64, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT (ctid::text::point)[0]::bigint AS page FROM ONLY "+c.relation+
+		" WHERE "+cond+" ORDER BY 1", c.first, c.last+1, xids)
+	if err != nil {
+		return nil, fmt.Errorf("find the pages of %s the catch-up must redo: %w", c.relation, err)
+	}
+	pages, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("find the pages of %s the catch-up must redo: %w", c.relation, err)
+	}
+	return pages, nil
 }
 
 // batchOf begins a backfill batch: statements sent together in one round trip, which
