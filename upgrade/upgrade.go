@@ -168,7 +168,7 @@ func (u *Upgrader) registry(rel *Release) *lifecycle.Registry {
 }
 
 // lockCheckInterval is how often a held upgrade lock's connection is checked.
-var lockCheckInterval = time.Second
+const lockCheckInterval = time.Second
 
 // lock takes the app's upgrade lock on a connection of its own, held until release.
 // The lock lives as long as that connection: if the connection is lost (the server
@@ -223,7 +223,7 @@ func (u *Upgrader) lock(ctx context.Context, app string) (held context.Context, 
 	return held, func() {
 		close(stop)
 		<-stopped
-		lost := context.Cause(held) != nil && errors.Is(context.Cause(held), ErrLockLost)
+		lost := errors.Is(context.Cause(held), ErrLockLost)
 		cancel(nil)
 		if lost {
 			conn.Conn().Close(context.Background())
