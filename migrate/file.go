@@ -247,7 +247,9 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 			if err := strictUnmarshal(body, op); err != nil {
 				return nil, ierr(i, kind, "", err)
 			}
-			parenthesizeSelects(reflect.ValueOf(op))
+			if _, raw := op.(*OpRawSQL); !raw { // its up and down are statements
+				parenthesizeSelects(reflect.ValueOf(op))
+			}
 			if field, name := longIdentifier(reflect.ValueOf(op), ""); field != "" {
 				return nil, ierr(i, kind, field, fmt.Errorf("%q is %d bytes long; PostgreSQL names are at most %d bytes (it would cut the name silently)", name, len(name), maxIdentifier))
 			}

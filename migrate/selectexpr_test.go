@@ -23,6 +23,14 @@ func TestParenthesizeSelect(t *testing.T) {
 	if err := checkExpr(parenthesizeSelect("SELECT 1); DROP TABLE t; SELECT (1")); err == nil {
 		t.Error("the guard accepted an injection written as a SELECT")
 	}
+	// An sql operation's up and down are statements, left as written.
+	mig, err := Parse("m.json", "m", []byte(`{"operations": [{"sql": {"up": "SELECT 1; SELECT 2", "down": "SELECT 3"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := mig.Operations[0].(*OpRawSQL); op.Up != "SELECT 1; SELECT 2" || op.Down != "SELECT 3" {
+		t.Errorf("sql operation rewritten: up %q, down %q", op.Up, op.Down)
+	}
 }
 
 // TestSelectExpressions runs up and down expressions written as pgroll's documentation
