@@ -248,9 +248,9 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 				return nil, ierr(i, kind, "", err)
 			}
 			if _, raw := op.(*OpRawSQL); !raw { // its up and down are statements
-				parenthesizeSelects(reflect.ValueOf(op))
+				parenthesizeSelects(op)
 			}
-			if field, name := longIdentifier(reflect.ValueOf(op), ""); field != "" {
+			if field, name := longIdentifier(op); field != "" {
 				return nil, ierr(i, kind, field, fmt.Errorf("%q is %d bytes long; PostgreSQL names are at most %d bytes (it would cut the name silently)", name, len(name), maxIdentifier))
 			}
 			if err := op.checkFields(); err != nil {
@@ -281,13 +281,41 @@ var identifierFields = map[string]bool{"name": true, "table": true, "column": tr
 
 // longIdentifier walks an operation and returns the first name longer than PostgreSQL
 // allows, with its field path; "" when there is none.
-func longIdentifier(v reflect.Value, path string) (field, name string) {
+func longIdentifier(op Operation) (field, name string) {
+	walkFields(reflect.ValueOf(op), "", func(tag, path string, fv reflect.Value) bool {
+		switch {
+		case field != "":
+		case fv.Kind() == reflect.String:
+			if identifierFields[tag] && len(fv.String()) > maxIdentifier {
+				field, name = path, fv.String()
+			}
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			for j := 0; identifierFields[tag] && j < fv.Len() && field == ""; j++ {
+				if s := fv.Index(j).String(); len(s) > maxIdentifier {
+					field, name = path, s
+				}
+			}
+		default:
+			return true
+		}
+		return false
+	})
+	return field, name
+}
+
+// walkFields calls visit for each field with a JSON name in the structs under v
+// (through pointers, interfaces and slices), with its path in the document
+// ("columns[2].name"); where visit returns true, it goes on into the field's value.
+func walkFields(v reflect.Value, path string, visit func(tag, path string, fv reflect.Value) bool) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
-		if v.IsNil() {
-			return "", ""
+		if !v.IsNil() {
+			walkFields(v.Elem(), path, visit)
 		}
-		return longIdentifier(v.Elem(), path)
+	case reflect.Slice:
+		for j := 0; j < v.Len(); j++ {
+			walkFields(v.Index(j), fmt.Sprintf("%s[%d]", path, j), visit)
+		}
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
@@ -300,34 +328,11 @@ func longIdentifier(v reflect.Value, path string) (field, name string) {
 			if path != "" {
 				p = path + "." + tag
 			}
-			fv := v.Field(i)
-			switch {
-			case fv.Kind() == reflect.String:
-				if identifierFields[tag] && len(fv.String()) > maxIdentifier {
-					return p, fv.String()
-				}
-			case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
-				if identifierFields[tag] {
-					for j := 0; j < fv.Len(); j++ {
-						if s := fv.Index(j).String(); len(s) > maxIdentifier {
-							return p, s
-						}
-					}
-				}
-			case fv.Kind() == reflect.Slice:
-				for j := 0; j < fv.Len(); j++ {
-					if f, n := longIdentifier(fv.Index(j), fmt.Sprintf("%s[%d]", p, j)); f != "" {
-						return f, n
-					}
-				}
-			default:
-				if f, n := longIdentifier(fv, p); f != "" {
-					return f, n
-				}
+			if visit(tag, p, v.Field(i)) {
+				walkFields(v.Field(i), p, visit)
 			}
 		}
 	}
-	return "", ""
 }
 
 func knownKinds() []string {

@@ -17,39 +17,22 @@ import (
 // expressions that may be written as a SELECT.
 var valueExprFields = map[string]bool{"up": true, "down": true}
 
-// parenthesizeSelects rewrites, in place, every up and down expression under v that is a
+// parenthesizeSelects rewrites, in place, every up and down expression of op that is a
 // SELECT into a parenthesized one.
-func parenthesizeSelects(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			parenthesizeSelects(v.Elem())
-		}
-	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if tag == "" || tag == "-" || !f.IsExported() {
-				continue
-			}
-			fv := v.Field(i)
-			switch {
-			case valueExprFields[tag] && fv.Kind() == reflect.String && fv.CanSet():
-				fv.SetString(parenthesizeSelect(fv.String()))
-			case valueExprFields[tag] && fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
-				for _, k := range fv.MapKeys() {
-					fv.SetMapIndex(k, reflect.ValueOf(parenthesizeSelect(fv.MapIndex(k).String())).Convert(fv.Type().Elem()))
-				}
-			default:
-				parenthesizeSelects(fv)
+func parenthesizeSelects(op Operation) {
+	walkFields(reflect.ValueOf(op), "", func(tag, _ string, fv reflect.Value) bool {
+		switch {
+		case !valueExprFields[tag]:
+			return true
+		case fv.Kind() == reflect.String && fv.CanSet():
+			fv.SetString(parenthesizeSelect(fv.String()))
+		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+			for _, k := range fv.MapKeys() {
+				fv.SetMapIndex(k, reflect.ValueOf(parenthesizeSelect(fv.MapIndex(k).String())).Convert(fv.Type().Elem()))
 			}
 		}
-	case reflect.Slice:
-		for j := 0; j < v.Len(); j++ {
-			parenthesizeSelects(v.Index(j))
-		}
-	}
+		return false
+	})
 }
 
 // parenthesizeSelect returns expr in parentheses when it begins with the keyword
