@@ -434,11 +434,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	rt.Wait()
 	rolloutEnd := time.Since(k.start)
 	k.event("rollout over")
-	end := max(opts.Duration, rolloutEnd+3*time.Second)
-	select {
-	case <-time.After(time.Until(k.start.Add(end))):
-	case <-ctx.Done():
-	}
+	k.keepLoad(ctx, opts.Duration, rolloutEnd)
 	stopLoad()
 	<-loadDone
 	<-watchDone

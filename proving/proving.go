@@ -242,6 +242,16 @@ func (r *run) openUpgrader(ctx context.Context, be upgrade.Backend, log *slog.Lo
 	})
 }
 
+// keepLoad waits until the load has run for duration, and at least 3 s past the
+// rollout's end (both from the start of the load).
+func (r *run) keepLoad(ctx context.Context, duration, rolloutEnd time.Duration) {
+	end := max(duration, rolloutEnd+3*time.Second)
+	select {
+	case <-time.After(time.Until(r.start.Add(end))):
+	case <-ctx.Done():
+	}
+}
+
 // resetEvents forgets the events so far (the install's are not part of the run).
 func (r *run) resetEvents() {
 	r.mu.Lock()
@@ -486,12 +496,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rolloutEnd := time.Since(r.start)
 	r.event("rollout over")
 
-	// Keep the load on until the end, and a little past the rollout.
-	end := max(opts.Duration, rolloutEnd+3*time.Second)
-	select {
-	case <-time.After(time.Until(r.start.Add(end))):
-	case <-ctx.Done():
-	}
+	r.keepLoad(ctx, opts.Duration, rolloutEnd)
 	stopLoad()
 	<-loadDone
 	<-tasksDone
