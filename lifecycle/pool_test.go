@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,4 +94,87 @@ func TestWarmPool(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestClosePool(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	watch := pgtest.NewPool(t, url)
+	open := func(t *testing.T, app string) *pgxpool.Pool {
+		t.Helper()
+		cfg, err := pgxpool.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.MaxConns = 4
+		cfg.ConnConfig.RuntimeParams["application_name"] = app
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WarmPool(ctx, pool, nil); err != nil {
+			t.Fatal(err)
+		}
+		return pool
+	}
+	sessions := func(t *testing.T, app string) int {
+		t.Helper()
+		var n int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	t.Run("sessions end one at a time", func(t *testing.T) {
+		pool := open(t, "close-spaced")
+		if n := sessions(t, "close-spaced"); n != 4 {
+			t.Fatalf("%d sessions after warming, want 4", n)
+		}
+		done := make(chan struct{})
+		go func() { ClosePool(ctx, pool, 150*time.Millisecond); close(done) }()
+		seen := map[int]bool{}
+		for finished := false; !finished; {
+			select {
+			case <-done:
+				finished = true
+			case <-time.After(20 * time.Millisecond):
+			}
+			seen[sessions(t, "close-spaced")] = true
+		}
+		between := 0
+		for n := range seen {
+			if n > 0 && n < 4 {
+				between++
+			}
+		}
+		if between < 2 {
+			t.Errorf("session counts seen while closing: %v; want them to fall one at a time", seen)
+		}
+		waitSessions(t, func() int { return sessions(t, "close-spaced") })
+		if _, err := pool.Acquire(ctx); err == nil {
+			t.Error("the pool still hands out connections after ClosePool")
+		}
+	})
+
+	t.Run("an ended context closes the rest at once", func(t *testing.T) {
+		pool := open(t, "close-cancelled")
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		ClosePool(cctx, pool, time.Hour) // would take hours if it waited
+		waitSessions(t, func() int { return sessions(t, "close-cancelled") })
+	})
+}
+
+// waitSessions waits until count reports no session (a closed session leaves
+// pg_stat_activity when its server process has exited), or fails after a while.
+func waitSessions(t *testing.T, count func() int) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if count() == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("%d sessions still open after the pool was closed", count())
 }

@@ -357,7 +357,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("open pool: %w", err)
 	}
-	defer pool.Close()
+	// At the end, one session at a time: a pool's worth of sessions ending at once stalls
+	// the database's other sessions (see lifecycle.ClosePool).
+	defer lifecycle.ClosePool(context.WithoutCancel(ctx), pool, 50*time.Millisecond)
 	// Every connection of the pool, before the instance reports ready: a new instance
 	// takes a whole share of the traffic at once when the router reloads.
 	if err := warmUp(ctx, pool, q); err != nil {
