@@ -350,7 +350,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("parse connection string: %w", err)
 	}
+	// The API serves concurrent requests, and streams hold a session for their length; a
+	// worker runs one task at a time beside the maintenance watch (LISTEN) and the
+	// registry's heartbeat. Every session is a server process that starts and ends with the
+	// instance, on each step of a rolling update: no more than the role uses.
 	pcfg.MaxConns = 10
+	if role == "worker" {
+		pcfg.MaxConns = 4
+	}
 	lifecycle.PinPoolConfig(pcfg, cfg.VersionSchema)
 	// The pool outlives ctx: the drain still needs the database.
 	pool, err := pgxpool.NewWithConfig(context.WithoutCancel(ctx), pcfg)
