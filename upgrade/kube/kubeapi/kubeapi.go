@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // theScheme holds the API groups Tandem uses, and metav1's options, Status and
@@ -168,9 +169,18 @@ type Client struct {
 	mappings map[schema.GroupVersionKind]mapping // discovery's answers, for this Client's life
 }
 
-// New returns a Client for cfg. Its requests share one HTTP client; each API group has
-// client-go's default rate limit unless cfg sets one, as client-go's clientset does.
+// New returns a Client for cfg. Its requests share one HTTP client. They are
+// rate-limited as client-go's clientset limits them: by cfg.RateLimiter, else by one
+// limiter of cfg.QPS and cfg.Burst when QPS is set, else by client-go's default limit
+// per API group.
 func New(cfg *rest.Config) (*Client, error) {
+	if cfg.RateLimiter == nil && cfg.QPS > 0 {
+		if cfg.Burst <= 0 {
+			return nil, fmt.Errorf("kubernetes client: a QPS of %g needs a burst above 0", cfg.QPS)
+		}
+		cfg = rest.CopyConfig(cfg)
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, cfg.Burst)
+	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

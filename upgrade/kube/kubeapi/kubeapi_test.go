@@ -170,6 +170,24 @@ contexts:
 			t.Errorf("%d REST clients, want one per API group (%d)", len(c.rest), len(groups))
 		}
 	}
+	cfg, _, _, err := Config(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for gv, rc := range c.rest {
+		if rc.GetRateLimiter() == nil || rc.GetRateLimiter().QPS() != 50 {
+			t.Errorf("%s: rate limiter %v, want the kubeconfig's 50 per second", gv, rc.GetRateLimiter())
+		}
+	}
+	cfg.Burst = 0
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "burst") {
+		t.Errorf("a QPS without a burst: %v, want an error saying so", err)
+	}
 	for _, tc := range []struct{ path, context, want string }{
 		{filepath.Join(dir, "absent"), "", "absent"},
 		{path, "staging", "staging"},
