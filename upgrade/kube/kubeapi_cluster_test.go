@@ -108,7 +108,7 @@ func TestKubeAPITyped(t *testing.T) {
 // PriorityClass of a group the backend's scheme does not hold, and the Deployment
 // retargeted to the release) as field manager tandem, found by its own discovery; a
 // second roll applies again without error; a kind the cluster does not serve is an
-// error naming the directory and the kind.
+// error naming the directory and the kind, and nothing is applied.
 func TestRollAppliesManifests(t *testing.T) {
 	c := kubetest.Require(t)
 	ns := c.NewNamespace(t)
@@ -171,10 +171,16 @@ func TestRollAppliesManifests(t *testing.T) {
 		}
 	}
 
+	// The ConfigMap changes in the manifests, beside a kind the cluster does not serve:
+	// nothing is applied.
+	write("a-config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-config}\ndata: {greeting: changed}\n")
 	write("c-widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: apps/v1\nkind: Widget\nmetadata: {name: w}\n")
 	err = be.Roll(ctx, target, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "Widget w") || !strings.Contains(err.Error(), "example.com/v1") {
 		t.Errorf("a kind the cluster does not serve: %v, want an error naming %s, Widget w and example.com/v1", err, dir)
+	}
+	if cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{}); err != nil || cm.Data["greeting"] != "hello" {
+		t.Errorf("configmap after a refused apply: %v, %v; want it unchanged", cm.Data, err)
 	}
 	write("c-widget.yaml", "apiVersion: apps/v1\nkind: Widget\nmetadata: {name: w}\n")
 	err = be.Roll(ctx, target, nil, nil)

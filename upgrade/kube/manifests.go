@@ -107,10 +107,8 @@ func (b *Backend) applyManifests(ctx context.Context, r ref, t upgrade.Target) e
 	if !found {
 		return fmt.Errorf("%s holds no Deployment %s: the workload's manifests must hold its Deployment (or correct workloads[].kube)", dir, r)
 	}
-	for _, u := range objs {
-		if err := b.c.Apply(ctx, u, FieldManager); err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
-		}
+	if err := b.c.Apply(ctx, objs, FieldManager); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	b.event(fmt.Sprintf("applied %d manifest(s) from %s", len(objs), dir))
 	return nil

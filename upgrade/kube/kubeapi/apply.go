@@ -20,28 +20,33 @@ type mapping struct {
 	namespaced bool
 }
 
-// Apply server-side applies u as fieldManager, taking the fields other managers own
-// (force). Its kind is looked up in the cluster's discovery (GET /api/v1 or
-// /apis/GROUP/VERSION, once per kind for the Client's life): a namespaced object
-// without a namespace is an error, a cluster-scoped one is applied without its
-// namespace.
-func (c *Client) Apply(ctx context.Context, u *unstructured.Unstructured, fieldManager string) error {
-	gvk := u.GroupVersionKind()
-	m, err := c.mapping(ctx, gvk)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
+// Apply server-side applies objs, in order, as fieldManager, taking the fields other
+// managers own (force). Every object's kind is looked up in the cluster's discovery
+// first (GET /api/v1 or /apis/GROUP/VERSION, once per kind for the Client's life), so
+// that a kind the cluster does not serve changes nothing. A namespaced object without a
+// namespace is an error; a cluster-scoped one is applied without its namespace.
+func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, fieldManager string) error {
+	targets := make([]dynamic.ResourceInterface, len(objs))
+	for i, u := range objs {
+		gvk := u.GroupVersionKind()
+		m, err := c.mapping(ctx, gvk)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
+		}
+		switch {
+		case m.namespaced && u.GetNamespace() == "":
+			return fmt.Errorf("%s %s: a namespaced kind without a namespace: set metadata.namespace", gvk.Kind, u.GetName())
+		case m.namespaced:
+			targets[i] = c.dynamic.Resource(m.resource).Namespace(u.GetNamespace())
+		default:
+			targets[i] = c.dynamic.Resource(m.resource)
+			u.SetNamespace("")
+		}
 	}
-	var ri dynamic.ResourceInterface = c.dynamic.Resource(m.resource)
-	switch {
-	case m.namespaced && u.GetNamespace() == "":
-		return fmt.Errorf("%s %s: a namespaced kind without a namespace: set metadata.namespace", gvk.Kind, u.GetName())
-	case m.namespaced:
-		ri = c.dynamic.Resource(m.resource).Namespace(u.GetNamespace())
-	default:
-		u.SetNamespace("")
-	}
-	if _, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
-		return fmt.Errorf("server-side apply %s %s: %w", gvk.Kind, u.GetName(), err)
+	for i, u := range objs {
+		if _, err := targets[i].Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+			return fmt.Errorf("server-side apply %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
 	}
 	return nil
 }
