@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
@@ -32,6 +31,7 @@ import (
 	"github.com/tandem-pg/tandem/upgrade"
 	"github.com/tandem-pg/tandem/upgrade/kube"
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
+	"github.com/tandem-pg/tandem/upgrade/kube/kubeapi"
 )
 
 // KubeName is the name of the Deployment and the Service a Kubernetes run creates.
@@ -153,7 +153,7 @@ func (o *KubeOptions) defaults() error {
 type kubeRun struct {
 	*run
 	ko     KubeOptions
-	client kubernetes.Interface
+	client *kubeapi.Client
 }
 
 // release reads release v of the example as a kube release of one workload, api: the
@@ -246,7 +246,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	}
 	opts := ko.Options
 	log := opts.Logger
-	client, err := kubernetes.NewForConfig(ko.Config)
+	client, err := kubeapi.New(ko.Config)
 	if err != nil {
 		return nil, fmt.Errorf("kube: %w", err)
 	}
@@ -279,7 +279,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	defer pool.Close()
 
 	// The Deployment and the Service, removed at the end.
-	deps, svcs := client.AppsV1().Deployments(ko.Namespace), client.CoreV1().Services(ko.Namespace)
+	deps, svcs := client.Deployments(ko.Namespace), client.Services(ko.Namespace)
 	if _, err := deps.Create(ctx, k.deployment(), metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("kube: create deployment %s/%s: %w", ko.Namespace, KubeName, err)
 	}
@@ -530,7 +530,7 @@ func waitRegistered(ctx context.Context, reg *lifecycle.Registry, release, versi
 // endpoints, as the OpenShift router follows them: ready only (a terminating endpoint
 // that still serves is not routed to), by pod name.
 type sliceFollower struct {
-	client  kubernetes.Interface
+	client  kubeapi.Interface
 	ns      string
 	service string
 	router  *haproxy.Router
@@ -545,7 +545,7 @@ func (f *sliceFollower) selector() metav1.ListOptions {
 
 // list reads the slices and returns their ready endpoints and the list's version.
 func (f *sliceFollower) list(ctx context.Context) ([]haproxy.Endpoint, string, error) {
-	l, err := f.client.DiscoveryV1().EndpointSlices(f.ns).List(ctx, f.selector())
+	l, err := f.client.EndpointSlices(f.ns).List(ctx, f.selector())
 	if err != nil {
 		return nil, "", fmt.Errorf("kube: list the EndpointSlices of service %s/%s: %w", f.ns, f.service, err)
 	}
@@ -587,7 +587,7 @@ func (f *sliceFollower) run(ctx context.Context, eps []haproxy.Endpoint, rv stri
 	for ctx.Err() == nil {
 		opts := f.selector()
 		opts.ResourceVersion = rv
-		w, err := f.client.DiscoveryV1().EndpointSlices(f.ns).Watch(ctx, opts)
+		w, err := f.client.EndpointSlices(f.ns).Watch(ctx, opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -652,7 +652,7 @@ func (f *sliceFollower) changed(eps, next []haproxy.Endpoint) []haproxy.Endpoint
 // podWatch records the release of each pod of the namespace and when it was deleted for
 // good.
 type podWatch struct {
-	client kubernetes.Interface
+	client kubeapi.Interface
 	ns     string
 	cancel func()
 	done   chan struct{}
@@ -663,7 +663,7 @@ type podWatch struct {
 }
 
 func (p *podWatch) start(ctx context.Context) error {
-	l, err := p.client.CoreV1().Pods(p.ns).List(ctx, metav1.ListOptions{})
+	l, err := p.client.Pods(p.ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("kube: list pods in %s: %w", p.ns, err)
 	}
@@ -671,7 +671,7 @@ func (p *podWatch) start(ctx context.Context) error {
 		p.record(&l.Items[i])
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	w, err := p.client.CoreV1().Pods(p.ns).Watch(wctx, metav1.ListOptions{ResourceVersion: l.ResourceVersion})
+	w, err := p.client.Pods(p.ns).Watch(wctx, metav1.ListOptions{ResourceVersion: l.ResourceVersion})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("kube: watch pods in %s: %w", p.ns, err)

@@ -56,7 +56,7 @@ current-context: test
 		{name: "cluster and paths", args: []string{"--cluster", good}, wantCode: 2},
 		{name: "cluster unreachable", args: []string{"--cluster", "--kubeconfig", kubeconfig, "-n", "shop"}, wantCode: 2,
 			want: []string{"cluster test: list deployments in namespace shop", "get and list on deployments"}},
-		{name: "no kubeconfig", args: []string{"--cluster", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, wantCode: 2, want: []string{"kubeconfig:"}},
+		{name: "no kubeconfig", args: []string{"--cluster", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, wantCode: 2, want: []string{"no usable kubeconfig", "none", "--kubeconfig"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,13 +38,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/tandem-pg/tandem/upgrade"
+	"github.com/tandem-pg/tandem/upgrade/kube/kubeapi"
 )
 
 // Annotations and environment variables the backend writes into a pod template.
@@ -75,11 +73,8 @@ type Options struct {
 	// Config is the API server's configuration (see Config). Required unless Client
 	// is set.
 	Config *rest.Config
-	// Client is the clientset; made from Config when nil.
-	Client kubernetes.Interface
-	// Dynamic applies manifests; made from Config when nil (only needed with
-	// workloads[].kube.manifests).
-	Dynamic dynamic.Interface
+	// Client is the connection to the API server; made from Config when nil.
+	Client *kubeapi.Client
 	// Namespace is the namespace of workloads that name none [default].
 	Namespace string
 	// PollInterval is how often a roll looks again [250ms].
@@ -101,32 +96,20 @@ type Options struct {
 
 // Backend rolls Deployments. It implements upgrade.Backend.
 type Backend struct {
-	opts   Options
-	c      kubernetes.Interface
-	log    *slog.Logger
-	host   string
-	dynErr error
+	opts Options
+	c    *kubeapi.Client
+	log  *slog.Logger
+	host string
 }
 
 // Config returns the API server's configuration: from kubeconfig (a path; "" means
 // $KUBECONFIG, then ~/.kube/config) and context ("" means the current one), or the
 // in-cluster configuration when no kubeconfig is found and tandem runs in a pod. It
 // also returns the namespace that configuration names (the pod's own in the cluster).
+// See kubeapi.Config.
 func Config(kubeconfig, kubeContext string) (*rest.Config, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("kubernetes: no usable kubeconfig or in-cluster configuration (%w): "+
-			"set --kubeconfig or KUBECONFIG, or run tandem in a pod with a service account", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
-	cfg.UserAgent = "tandem"
-	return cfg, ns, nil
+	cfg, ns, _, err := kubeapi.Config(kubeconfig, kubeContext)
+	return cfg, ns, err
 }
 
 // New returns a Backend.
@@ -135,16 +118,13 @@ func New(opts Options) (*Backend, error) {
 		if opts.Config == nil {
 			return nil, errors.New("kube backend: no API server configuration")
 		}
-		c, err := kubernetes.NewForConfig(opts.Config)
+		c, err := kubeapi.New(opts.Config)
 		if err != nil {
 			return nil, fmt.Errorf("kube backend: %w", err)
 		}
 		opts.Client = c
 	}
 	b := &Backend{opts: opts, c: opts.Client}
-	if opts.Dynamic == nil && opts.Config != nil {
-		b.opts.Dynamic, b.dynErr = dynamic.NewForConfig(opts.Config)
-	}
 	if b.opts.Namespace == "" {
 		b.opts.Namespace = "default"
 	}
@@ -167,9 +147,6 @@ func New(opts Options) (*Backend, error) {
 
 // Name is "kube".
 func (b *Backend) Name() string { return "kube" }
-
-// Client is the clientset the backend uses.
-func (b *Backend) Client() kubernetes.Interface { return b.c }
 
 func (b *Backend) event(what string) {
 	if b.opts.OnEvent != nil {
@@ -200,7 +177,7 @@ func (b *Backend) refOf(t upgrade.Target) (ref, error) {
 }
 
 func (b *Backend) deployment(ctx context.Context, r ref) (*appsv1.Deployment, error) {
-	d, err := b.c.AppsV1().Deployments(r.ns).Get(ctx, r.name, metav1.GetOptions{})
+	d, err := b.c.Deployments(r.ns).Get(ctx, r.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("deployment %s not found: create it (the release's manifests), or correct workloads[].kube in tandem.yaml", r)
 	}
@@ -394,7 +371,7 @@ func (b *Backend) update(ctx context.Context, r ref, reason, msg string, edit fu
 			after = d
 			return nil
 		}
-		after, err = b.c.AppsV1().Deployments(r.ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: FieldManager})
+		after, err = b.c.Deployments(r.ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: FieldManager})
 		return err
 	})
 	if err != nil {
@@ -563,7 +540,7 @@ func (b *Backend) pause(ctx context.Context, r ref, why string) error {
 			cur.Annotations = map[string]string{}
 		}
 		cur.Annotations[AnnPausedBy] = truncate(why, 1000)
-		d, err = b.c.AppsV1().Deployments(r.ns).Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
+		d, err = b.c.Deployments(r.ns).Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
 		return err
 	})
 	if err != nil {
@@ -589,7 +566,7 @@ func (b *Backend) resume(ctx context.Context, r ref) error {
 		}
 		cur.Spec.Paused = false
 		delete(cur.Annotations, AnnPausedBy)
-		d, err = b.c.AppsV1().Deployments(r.ns).Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
+		d, err = b.c.Deployments(r.ns).Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
 		return err
 	})
 	if err != nil {
@@ -626,7 +603,7 @@ func (b *Backend) observe(ctx context.Context, d *appsv1.Deployment) (*observed,
 		sel = labels.Nothing()
 	}
 	opts := metav1.ListOptions{LabelSelector: sel.String()}
-	rsl, err := b.c.AppsV1().ReplicaSets(d.Namespace).List(ctx, opts)
+	rsl, err := b.c.ReplicaSets(d.Namespace).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list the replicasets of deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
@@ -642,7 +619,7 @@ func (b *Backend) observe(ctx context.Context, d *appsv1.Deployment) (*observed,
 			st.newRS = rs
 		}
 	}
-	pl, err := b.c.CoreV1().Pods(d.Namespace).List(ctx, opts)
+	pl, err := b.c.Pods(d.Namespace).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list the pods of deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
@@ -826,7 +803,7 @@ func (b *Backend) record(ctx context.Context, d *appsv1.Deployment, typ, reason,
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := b.c.CoreV1().Events(d.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	if _, err := b.c.Events(d.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		b.log.Warn("record a kubernetes event", "deployment", d.Namespace+"/"+d.Name, "reason", reason, "err", err)
 	}
 }
@@ -849,7 +826,7 @@ func (b *Backend) StepEvent(ctx context.Context, rel *upgrade.Release, e upgrade
 		if err != nil {
 			continue
 		}
-		d, err := b.c.AppsV1().Deployments(r.ns).Get(ctx, r.name, metav1.GetOptions{})
+		d, err := b.c.Deployments(r.ns).Get(ctx, r.name, metav1.GetOptions{})
 		if err != nil {
 			continue
 		}

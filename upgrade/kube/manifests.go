@@ -12,13 +12,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/tandem-pg/tandem/upgrade"
 )
@@ -74,9 +70,6 @@ func ReadManifests(dir string) ([]*unstructured.Unstructured, error) {
 // template retargeted to t first (image, environment, annotations), so that the
 // Deployment's template changes once.
 func (b *Backend) applyManifests(ctx context.Context, r ref, t upgrade.Target) error {
-	if b.opts.Dynamic == nil {
-		return fmt.Errorf("kube backend: cannot apply manifests: %v", b.dynErr)
-	}
 	dir := t.Workload.Kube.Manifests
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(t.Dir, dir)
@@ -114,25 +107,8 @@ func (b *Backend) applyManifests(ctx context.Context, r ref, t upgrade.Target) e
 	if !found {
 		return fmt.Errorf("%s holds no Deployment %s: the workload's manifests must hold its Deployment (or correct workloads[].kube)", dir, r)
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(b.c.Discovery()))
-	for _, u := range objs {
-		gvk := u.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			return fmt.Errorf("%s: %s %s: the cluster does not know this kind: %w", dir, gvk.Kind, u.GetName(), err)
-		}
-		res := b.opts.Dynamic.Resource(m.Resource)
-		var ri interface {
-			Apply(context.Context, string, *unstructured.Unstructured, metav1.ApplyOptions, ...string) (*unstructured.Unstructured, error)
-		} = res
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			ri = res.Namespace(u.GetNamespace())
-		} else {
-			u.SetNamespace("")
-		}
-		if _, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-			return fmt.Errorf("%s: server-side apply %s %s: %w", dir, gvk.Kind, u.GetName(), err)
-		}
+	if err := b.c.Apply(ctx, objs, FieldManager); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	b.event(fmt.Sprintf("applied %d manifest(s) from %s", len(objs), dir))
 	return nil

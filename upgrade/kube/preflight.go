@@ -54,7 +54,7 @@ func (b *Backend) Preflight(ctx context.Context, rel *upgrade.Release) ([]string
 			if v.PersistentVolumeClaim == nil {
 				continue
 			}
-			pvc, err := b.c.CoreV1().PersistentVolumeClaims(r.ns).Get(ctx, v.PersistentVolumeClaim.ClaimName, metav1.GetOptions{})
+			pvc, err := b.c.PersistentVolumeClaims(r.ns).Get(ctx, v.PersistentVolumeClaim.ClaimName, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				continue // the pod would not start either way; the rollout says so
 			}

@@ -11,15 +11,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
+	"github.com/tandem-pg/tandem/upgrade/kube/kubeapi"
 )
 
 // Source reads from a cluster through Client.
 type Source struct {
-	Client kubernetes.Interface
+	// Client is the connection (a *kubeapi.Client).
+	Client kubeapi.Interface
 	// Namespace is the namespace read; "" reads all of them.
 	Namespace string
 	// Name names the cluster in findings, in place of a file (e.g. "cluster prod").
@@ -47,7 +47,7 @@ func (s Source) Read(ctx context.Context) (*check.Input, error) {
 	}
 	ns := s.Namespace
 	deps, err := all(ctx, func(ctx context.Context, o metav1.ListOptions) ([]appsv1.Deployment, string, error) {
-		l, err := s.Client.AppsV1().Deployments(ns).List(ctx, o)
+		l, err := s.Client.Deployments(ns).List(ctx, o)
 		if err != nil {
 			return nil, "", err
 		}
@@ -57,7 +57,7 @@ func (s Source) Read(ctx context.Context) (*check.Input, error) {
 		return nil, fail("deployments", err)
 	}
 	pvcs, err := all(ctx, func(ctx context.Context, o metav1.ListOptions) ([]corev1.PersistentVolumeClaim, string, error) {
-		l, err := s.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, o)
+		l, err := s.Client.PersistentVolumeClaims(ns).List(ctx, o)
 		if err != nil {
 			return nil, "", err
 		}
@@ -67,7 +67,7 @@ func (s Source) Read(ctx context.Context) (*check.Input, error) {
 		return nil, fail("persistentvolumeclaims", err)
 	}
 	pdbs, err := all(ctx, func(ctx context.Context, o metav1.ListOptions) ([]policyv1.PodDisruptionBudget, string, error) {
-		l, err := s.Client.PolicyV1().PodDisruptionBudgets(ns).List(ctx, o)
+		l, err := s.Client.PodDisruptionBudgets(ns).List(ctx, o)
 		if err != nil {
 			return nil, "", err
 		}
@@ -109,33 +109,19 @@ func all[T any](ctx context.Context, list func(context.Context, metav1.ListOptio
 // else the in-cluster config), a context ("" for the current one) and a namespace (""
 // for the context's; allNamespaces reads every namespace).
 func Connect(kubeconfig, kubeContext, namespace string, allNamespaces bool) (Source, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
-	cfg, err := cc.ClientConfig()
+	cfg, ns, name, err := kubeapi.Config(kubeconfig, kubeContext)
 	if err != nil {
-		return Source{}, fmt.Errorf("kubeconfig: %w (give --kubeconfig, set KUBECONFIG, or run in a pod)", err)
+		return Source{}, err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubeapi.New(cfg)
 	if err != nil {
-		return Source{}, fmt.Errorf("kubernetes client: %w", err)
-	}
-	name := kubeContext
-	if name == "" {
-		if raw, err := cc.RawConfig(); err == nil {
-			name = raw.CurrentContext
-		}
-	}
-	if name == "" {
-		name = cfg.Host
+		return Source{}, err
 	}
 	s := Source{Client: client, Name: "cluster " + name}
 	if !allNamespaces {
 		s.Namespace = namespace
 		if s.Namespace == "" {
-			if s.Namespace, _, err = cc.Namespace(); err != nil {
-				return Source{}, fmt.Errorf("kubeconfig: namespace: %w", err)
-			}
+			s.Namespace = ns
 		}
 	}
 	return s, nil

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
+	"github.com/tandem-pg/tandem/upgrade/kube/kubeapi/kubeapitest"
 )
 
 // key is what a finding says, apart from where.
@@ -52,7 +53,7 @@ func TestSameFindingsAsManifests(t *testing.T) {
 					objs = append(objs, b)
 				}
 			}
-			src := Source{Client: fake.NewClientset(objs...), Name: "cluster test"}
+			src := Source{Client: kubeapitest.Clientset{Interface: fake.NewClientset(objs...)}, Name: "cluster test"}
 			live, err := src.Read(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -87,7 +88,7 @@ func TestNamespace(t *testing.T) {
 			objs = append(objs, d)
 		}
 	}
-	client := fake.NewClientset(objs...)
+	client := kubeapitest.Clientset{Interface: fake.NewClientset(objs...)}
 	for ns, want := range map[string]int{"": 4, "other": 1, "default": 3, "none": 0} {
 		live, err := Source{Client: client, Namespace: ns, Name: "c"}.Read(context.Background())
 		if err != nil {
