@@ -328,7 +328,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 			break
 		}
 	}
-	if _, err := pool.Exec(ctx, "ANALYZE items"); err != nil {
+	if err := settle(ctx, pool, log); err != nil {
 		return nil, err
 	}
 	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, opts.Instances)
