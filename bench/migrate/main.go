@@ -1,7 +1,7 @@
 // Command migrate benchmarks Tandem's expand/contract engine against the plain locking
 // migration it replaces, on a throwaway PostgreSQL, and prints a Markdown table.
 //
-//	go run ./bench/migrate [-rows 1000000] [-runs 3] [-clients 16] [-only abcdefg]
+//	go run ./bench/migrate [-rows 1000000] [-runs 3] [-clients 16] [-only abcdefg] [-side base|normal|max]
 //
 // (a) start of "add price numeric NOT NULL, up qty * 1.25" on an idle database, at
 // impact max and at the default impact, vs one plain transaction (ALTER TABLE ADD
