@@ -661,12 +661,13 @@ func (m *Migrator) replaceExpressions(ctx context.Context, rec *record, mig *Mig
 		return err
 	}
 	// The rows the backfills filled with the former expressions are to be computed again:
-	// their catch-up passes will, once they forget the fill's transactions. Not once the
-	// version schema exists: the new version may have written rows since.
+	// their catch-up passes will, once they forget the fill's transactions, and by those
+	// (not only the rows without a value, see backfill). Not once the version schema
+	// exists: the new version may have written rows since.
 	if exists, err := m.schemaExists(ctx, m.versionSchemaOf(rec)); err != nil || exists {
 		return err
 	}
-	if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+" SET xids = '{}', caught_up = false WHERE schema = $1 AND migration = $2",
+	if _, err := m.conn.Exec(ctx, "UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+" SET xids = '{}', caught_up = false, rules_first = false WHERE schema = $1 AND migration = $2",
 		m.opts.Schema, rec.Name); err != nil {
 		return fmt.Errorf("reset the backfills of migration %s: %w", rec.Name, err)
 	}

@@ -55,17 +55,29 @@ type BackfillProgress struct {
 // every row whose current version a transaction other than the backfill's wrote (its xmin
 // is none of the batches' transaction IDs). Rows written after the trigger went in are
 // computed twice, to the same value.
+//
+// That is for impact max, on a database the application leaves alone. An impact that
+// yields to the application (normal, low) installs the rules before the fill instead:
+// under a steady write load most rows are written during a long, held-back fill, and the
+// catch-up would redo nearly all of them, as slowly. With the trigger in place, every
+// write of the old version computes the target itself, and the catch-up redoes only the
+// rows still without a value (those the fill skipped because the application held them
+// locked). The chunks record which way they were made (rules_first): a fill resumed under
+// another impact keeps the catch-up its chunks need.
 type backfill struct {
 	table  *Table // the old version's table (names in expr resolve to its physical columns)
 	target string // physical column
 	typ    string // the target's type (see castTo)
 	expr   string
-	// rules are the statements that install the dual-write trigger and the target's
-	// checks, on ruleTables, run between the bulk fill and the catch-up.
+	// trigger are the statements that install the dual-write trigger, and rules those
+	// that install the target's checks in place of their guards, on ruleTables: each
+	// set in a short transaction of its own, the trigger first, between the bulk fill
+	// and the catch-up (see finish).
+	trigger    []string
 	rules      []string
 	ruleTables []string
 	// guards name the checks that hold the bulk fill to the target's rules meanwhile
-	// (see guardedCheck), and what each stands for.
+	// (see guardedCheck), and the checks themselves, with what each stands for.
 	guards map[string]string
 }
 
@@ -94,7 +106,7 @@ func (b *backfill) guardedCheck(ctx context.Context, r *run, column *[]string, t
 	if b.guards == nil {
 		b.guards = map[string]string{}
 	}
-	b.guards[guard] = what
+	b.guards[guard], b.guards[name] = what, what
 	return nil
 }
 
@@ -111,6 +123,7 @@ const minChunkPages = 64
 type chunk struct {
 	id          int
 	relation    string // quoted and qualified
+	rulesFirst  bool   // made with the rules in place (see backfill)
 	first, last int64
 	next        int64 // the first page not done yet
 	rowsDone    int64
@@ -126,7 +139,17 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 	if m.dry != nil {
 		return b.plan(ctx, r)
 	}
-	chunks, err := b.load(ctx, r)
+	th, stop := b.pace(ctx, r)
+	defer stop()
+	rulesIn := false
+	if th.p.watch {
+		// Yielding to the application: the rules go in first (see backfill).
+		if err := b.installRules(ctx, r); err != nil {
+			return err
+		}
+		rulesIn = true
+	}
+	chunks, err := b.load(ctx, r, rulesIn)
 	if err != nil {
 		return err
 	}
@@ -136,10 +159,8 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 			pending = append(pending, c)
 		}
 	}
-	th, stop := b.pace(ctx, r)
-	defer stop()
 	if len(pending) == 0 {
-		return b.finish(ctx, r, th) // a resumed start: the bulk was done
+		return b.finish(ctx, r, th, chunks, rulesIn) // a resumed start: the bulk was done
 	}
 	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now(), th: th}
 	p.doneAtStart = p.rowsDone()
@@ -162,7 +183,7 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 		return err
 	}
 	th.setReport(nil)
-	return b.finish(ctx, r, th)
+	return b.finish(ctx, r, th, chunks, rulesIn)
 }
 
 // plan records the backfill, and the rules that follow it, in the plan being made.
@@ -175,9 +196,16 @@ func (b *backfill) plan(ctx context.Context, r *run) error {
 	for _, rel := range rels {
 		pb.Rows += rel.rows
 	}
+	// The rules' transactions are recorded in the plan, not applied.
+	rulesFirst := profileOf(r.m.opts.BackfillImpact).watch
+	if rulesFirst {
+		if err := b.installRules(ctx, r); err != nil {
+			return err
+		}
+	}
 	r.m.dry.add(PlanStep{Type: "backfill", Backfill: pb})
-	if len(b.rules) > 0 {
-		r.m.dry.transaction([]lockCheck{{tables: b.ruleTables}}, b.rules)
+	if !rulesFirst {
+		return b.installRules(ctx, r)
 	}
 	return nil
 }
@@ -242,16 +270,32 @@ func onWorkers(ctx context.Context, m *Migrator, n int, fn func(ctx context.Cont
 	return first
 }
 
-// finish installs the rules and catches up with the rows the old version wrote during
-// the bulk fill, on the workers side by side.
-func (b *backfill) finish(ctx context.Context, r *run, th *throttle) error {
+// finish installs the trigger, then the rules, and catches up with the rows the old
+// version wrote during the bulk fill, on the workers side by side.
+//
+// The trigger and the checks go in apart, each in a transaction as short as it can be:
+// every statement on the table queues behind a transaction waiting for its lock, and
+// creating the trigger waits only for the writers (SHARE ROW EXCLUSIVE), where replacing
+// the guards by the checks takes an ACCESS EXCLUSIVE lock. The trigger goes first: the
+// checks without it would refuse the old version's rows that lack the target. A row
+// written between the two has its target from the trigger but is not yet held to the
+// checks: it is like the rows written during the bulk fill, which the catch-up computes
+// again after the checks are in, under them.
+//
+// rulesIn says the rules went in already, in this run; chunks are the fill's.
+func (b *backfill) finish(ctx context.Context, r *run, th *throttle, chunks []*chunk, rulesIn bool) error {
 	m := r.m
-	if len(b.rules) > 0 {
-		if err := m.execLocked(ctx, b.ruleTables, b.rules...); err != nil {
+	if !rulesIn {
+		if err := b.installRules(ctx, r); err != nil {
 			return err
 		}
 	}
-	failpoint("start:backfill-rules")
+	// Rows written after the rules went in are right; if the rules went in before the
+	// chunks were made, only the rows the fill skipped lack their value.
+	byXmin := false
+	for _, c := range chunks {
+		byXmin = byXmin || !c.rulesFirst
+	}
 	// Once done, the catch-up is never run again: after the version schema exists, it
 	// would overwrite what the new version writes.
 	state := qi(m.opts.StateSchema, "backfill_chunks")
@@ -295,7 +339,7 @@ func (b *backfill) finish(ctx context.Context, r *run, th *throttle) error {
 		th.register(w, conn.PgConn().PID())
 		own := slices.Clone(xids)
 		for c := range queue {
-			updated, err := b.catchUp(ctx, r, conn, c, &own, th)
+			updated, err := b.catchUp(ctx, r, conn, c, byXmin, &own, th)
 			caughtUp.Add(updated)
 			if err != nil {
 				return err
@@ -314,16 +358,48 @@ func (b *backfill) finish(ctx context.Context, r *run, th *throttle) error {
 	return nil
 }
 
-// catchUp computes the target again for the rows of the pages of range c that the
-// transactions xids did not write, and returns how many it updated. It adds its own
-// transactions to xids.
-func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, xids *[]string, th *throttle) (int64, error) {
-	// NOT IN a subquery, for a hashed lookup whatever the plan and the version.
-	const cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
+// installRules installs the dual-write trigger, then the checks in place of their
+// guards, each in a short transaction of its own.
+//
+// Every statement on the table queues behind a transaction waiting for its lock, and
+// creating the trigger waits only for the writers (SHARE ROW EXCLUSIVE), where replacing
+// the guards by the checks takes an ACCESS EXCLUSIVE lock. The trigger goes first: the
+// checks without it would refuse the old version's rows that lack the target. A row
+// written between the two has its target from the trigger but is not yet held to the
+// checks: it is like the rows written before the trigger, which the catch-up computes
+// again after the checks are in, under them.
+func (b *backfill) installRules(ctx context.Context, r *run) error {
+	m := r.m
+	if len(b.trigger) > 0 {
+		if err := m.execLockedConflicting(ctx, b.ruleTables, shareRowExclusive, b.trigger...); err != nil {
+			return fmt.Errorf("install the dual-write trigger: %w", err)
+		}
+	}
+	failpoint("start:backfill-trigger")
+	if len(b.rules) > 0 {
+		if err := m.execLocked(ctx, b.ruleTables, b.rules...); err != nil {
+			return fmt.Errorf("install the checks of the backfilled column: %w", err)
+		}
+	}
+	failpoint("start:backfill-rules")
+	return nil
+}
+
+// catchUp computes the target again for the rows of the pages of range c that need it,
+// and returns how many it updated: byXmin, the rows the transactions xids did not write
+// (it adds its own transactions to xids); otherwise the rows without a value.
+func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk, byXmin bool, xids *[]string, th *throttle) (int64, error) {
+	cond := pageRange + " AND " + qi(b.target) + " IS NULL"
+	args := func(from, to int64) []any { return []any{from, to} }
+	if byXmin {
+		// NOT IN a subquery, for a hashed lookup whatever the plan and the version.
+		cond = pageRange + " AND xmin NOT IN (SELECT unnest($3::text[]::xid[]))"
+		args = func(from, to int64) []any { return []any{from, to, *xids} }
+	}
 	// Most pages hold no row to redo. One read, without locks or throttle, finds the
 	// pages that do; the batches, paced by the throttle, go only over them. A row written
 	// after the read went through the rules already, so the pages found are all the work.
-	pages, err := pagesToRedo(ctx, conn, c, cond, *xids)
+	pages, err := pagesToRedo(ctx, conn, c, cond, args(c.first, c.last+1))
 	if err != nil {
 		return 0, err
 	}
@@ -345,7 +421,7 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 		var xid *string
 		retry, err := th.attempt(ctx, &conflicts, func(lockTimeout time.Duration) error {
 			bt := batchOf(r, lockTimeout)
-			bt.Queue(b.update(c.relation, cond), from, to+1, *xids).Exec(func(tag pgconn.CommandTag) error {
+			bt.Queue(b.update(c.relation, cond), args(from, to+1)...).Exec(func(tag pgconn.CommandTag) error {
 				updated = tag.RowsAffected()
 				return nil
 			})
@@ -360,7 +436,7 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 		elapsed := time.Since(t0)
 		if err != nil {
 			th.release()
-			return caughtUp, b.explain(ctx, conn, c.relation, cond, []any{from, to + 1, *xids}, err)
+			return caughtUp, b.explain(ctx, conn, c.relation, cond, args(from, to+1), err)
 		}
 		if err := th.after(ctx, to-from+1, updated, elapsed, target); err != nil {
 			return caughtUp, err
@@ -378,10 +454,10 @@ func (b *backfill) catchUp(ctx context.Context, r *run, conn *pgx.Conn, c *chunk
 }
 
 // pagesToRedo returns, in order, the pages of range c that hold a row matching cond (a
-// condition over the page range $1-$2 and the transaction ids $3).
-func pagesToRedo(ctx context.Context, conn *pgx.Conn, c *chunk, cond string, xids []string) ([]int64, error) {
+// condition over the page range $1-$2, with args).
+func pagesToRedo(ctx context.Context, conn *pgx.Conn, c *chunk, cond string, args []any) ([]int64, error) {
 	rows, err := conn.Query(ctx, "SELECT DISTINCT (ctid::text::point)[0]::bigint AS page FROM ONLY "+c.relation+
-		" WHERE "+cond+" ORDER BY 1", c.first, c.last+1, xids)
+		" WHERE "+cond+" ORDER BY 1", args...)
 	if err != nil {
 		return nil, fmt.Errorf("find the pages of %s the catch-up must redo: %w", c.relation, err)
 	}
@@ -743,18 +819,20 @@ var errRollback = errors.New("rollback")
 // load reads the backfill's chunks, creating them on first use: they cover the pages
 // the table has then, and every row in them lacks a value (the rows written later get
 // theirs from the catch-up or the trigger).
-func (b *backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
+//
+// rulesFirst says the rules are in place: chunks made now record it (see backfill).
+func (b *backfill) load(ctx context.Context, r *run, rulesFirst bool) ([]*chunk, error) {
 	m := r.m
 	state := qi(m.opts.StateSchema, "backfill_chunks")
 	read := func() ([]*chunk, error) {
-		rows, err := m.conn.Query(ctx, "SELECT chunk, relation, first_page, last_page, next_page, rows_done, rows_total FROM "+state+
+		rows, err := m.conn.Query(ctx, "SELECT chunk, relation, first_page, last_page, next_page, rows_done, rows_total, rules_first FROM "+state+
 			" WHERE schema = $1 AND migration = $2 AND op = $3 ORDER BY chunk", m.opts.Schema, r.rec.Name, r.op)
 		if err != nil {
 			return nil, err
 		}
 		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*chunk, error) {
 			c := &chunk{}
-			err := row.Scan(&c.id, &c.relation, &c.first, &c.last, &c.next, &c.rowsDone, &c.rowsTotal)
+			err := row.Scan(&c.id, &c.relation, &c.first, &c.last, &c.next, &c.rowsDone, &c.rowsTotal, &c.rulesFirst)
 			return c, err
 		})
 	}
@@ -775,9 +853,9 @@ func (b *backfill) load(ctx context.Context, r *run) ([]*chunk, error) {
 				first, last := rel.pages*i/n, rel.pages*(i+1)/n-1
 				share := int64(float64(rel.rows) * float64(last-first+1) / float64(max(rel.pages, 1)))
 				if _, err := tx.Exec(ctx, "INSERT INTO "+state+
-					" (schema, migration, op, chunk, table_name, column_name, relation, first_page, last_page, next_page, rows_total)"+
-					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)",
-					m.opts.Schema, r.rec.Name, r.op, id, b.table.Name, b.target, rel.name, first, last, share); err != nil {
+					" (schema, migration, op, chunk, table_name, column_name, relation, first_page, last_page, next_page, rows_total, rules_first)"+
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10, $11)",
+					m.opts.Schema, r.rec.Name, r.op, id, b.table.Name, b.target, rel.name, first, last, share, rulesFirst); err != nil {
 					return err
 				}
 				id++

@@ -282,3 +282,79 @@ func TestProgressTotalsAndETA(t *testing.T) {
 		})
 	}
 }
+
+// TestBackfillRulesFirst: at an impact that yields to the application, the trigger and
+// the checks are in place before the fill, so a row the application writes during the
+// fill gets its value from the trigger and is not computed again by the catch-up; at
+// impact max they follow the fill, and the catch-up computes such a row again.
+func TestBackfillRulesFirst(t *testing.T) {
+	const rows = 10000
+	for _, c := range []struct {
+		impact     BackfillImpact
+		rulesFirst bool
+	}{{ImpactNormal, true}, {ImpactMax, false}} {
+		t.Run(c.impact.String(), func(t *testing.T) {
+			// One worker, about 2s from the first page to the last.
+			e := newEnv(t, func(o *Options) { o.BackfillWorkers, o.BackfillRate, o.BackfillImpact = 1, rows/2, c.impact })
+			ctx := context.Background()
+			e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL)")
+			e.exec(fmt.Sprintf("INSERT INTO items SELECT i, i FROM generate_series(1, %d) i", rows))
+			e.exec("ANALYZE items")
+			startErr := make(chan error, 1)
+			go func() {
+				startErr <- e.m.Start(ctx, e.parse(`{"name": "02", "operations": [{"add_column": {"table": "items", "up": "qty * 2",
+					"column": {"name": "q2", "type": "int", "nullable": false}}}]}`))
+			}()
+			// Once the fill is under way, the application updates a row at the table's end,
+			// before the fill gets there.
+			for _, q := range []string{"SELECT (to_regclass('tandem.backfill_chunks') IS NOT NULL)::text",
+				"SELECT (coalesce(sum(rows_done), 0) > 0)::text FROM tandem.backfill_chunks"} {
+				for deadline := time.Now().Add(60 * time.Second); queryString(t, e.db, q) != "true"; time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out waiting for the fill: %s", q)
+					}
+				}
+			}
+			expectString(t, e.db, "SELECT bool_and(rules_first)::text FROM tandem.backfill_chunks", fmt.Sprint(c.rulesFirst))
+			xid := queryString(t, e.db, fmt.Sprintf("UPDATE items SET qty = 7 WHERE id = %d RETURNING xmin::text", rows))
+			if err := <-startErr; err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q2 = qty * 2", fmt.Sprint(rows))
+			// Was the application's row version kept (rules first), or written again by the
+			// catch-up (rules after the fill)?
+			kept := queryString(t, e.db, fmt.Sprintf("SELECT (xmin::text = $1)::text FROM items WHERE id = %d", rows), xid)
+			if want := fmt.Sprint(c.rulesFirst); kept != want {
+				t.Errorf("the application's row version kept: %s, want %s", kept, want)
+			}
+			e.complete()
+			e.assertNoLeftovers("public_02")
+		})
+	}
+}
+
+// TestBackfillResumedUnderAnotherImpact: a fill begun at impact max (without the trigger)
+// and resumed at the default impact still computes again the rows the application
+// updated meanwhile: the chunks say how they were made.
+func TestBackfillResumedUnderAnotherImpact(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.BackfillImpact = ImpactMax })
+	e.exec("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, pad text)")
+	e.exec("INSERT INTO items SELECT i, i + 10, repeat('x', 100) FROM generate_series(1, 20000) i")
+	e.exec("UPDATE items SET qty = -5 WHERE id = 15000")
+	doc := `{"name": "02", "operations": [{"add_column": {"table": "items", "up": "100 / (qty + 5)",
+		"column": {"name": "q", "type": "int", "nullable": false}}}]}`
+	// The fill stops at the row that divides by zero, after filling the rows before it.
+	if err := e.m.Start(context.Background(), e.parse(doc)); err == nil {
+		t.Fatal("start: no error, want the backfill to fail at row 15000")
+	}
+	expectString(t, e.db, "SELECT (count(q) > 0)::text FROM items WHERE id < 15000", "true")
+	// Meanwhile the old version updates a row the fill did: no trigger recomputes it.
+	e.exec("UPDATE items SET qty = 45 WHERE id = 1")
+	e.exec("UPDATE items SET qty = 15 WHERE id = 15000")
+	m := e.open() // the default impact
+	if err := m.Start(context.Background(), e.parse(doc)); err != nil {
+		t.Fatalf("start resumed at the default impact: %v", err)
+	}
+	expectString(t, e.version("02"), "SELECT q::text FROM items WHERE id = 1", "2")
+	expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q = 100 / (qty + 5)", "20000")
+}

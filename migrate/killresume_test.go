@@ -231,6 +231,8 @@ func TestKillAndResume(t *testing.T) {
 		{"start", "start:op0", "rollback"},
 		{"start", "start:backfill-batch", "start"},
 		{"start", "start:backfill-batch", "rollback"},
+		{"start", "start:backfill-trigger", "start"},
+		{"start", "start:backfill-trigger", "rollback"},
 		{"start", "start:backfill-rules", "start"},
 		{"start", "start:backfill-rules", "rollback"},
 		{"start", "start:op1", "start"},

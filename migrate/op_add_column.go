@@ -79,8 +79,8 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 	col := qi(c.Name)
 	// Without up, the column and its NOT VALID constraints go in together. With up, the
 	// column goes in with its foreign key (a NULL passes it) and guards for its checks;
-	// the trigger and the checks follow the backfill's bulk fill (see backfill), in one
-	// transaction.
+	// the trigger and the checks go in with the backfill (see backfill), each in a short
+	// transaction of its own.
 	var stmts []string
 	exists, err := columnExists(ctx, r, table, c.Name)
 	if err != nil {
@@ -110,7 +110,7 @@ func (o *OpAddColumn) start(ctx context.Context, r *run) error {
 	if o.Up != "" {
 		bf = &backfill{table: r.opBefore.Table(o.Table), target: c.Name, typ: c.Type, expr: o.Up, ruleTables: []string{table}}
 		dw := dualWrite{name: o.triggerName(r), up: setRule(bf.table, c.Name, c.Type, o.Up), fillUnfilled: true}
-		if bf.rules, err = dw.statements(r, t.Physical); err != nil {
+		if bf.trigger, err = dw.statements(r, t.Physical); err != nil {
 			return err
 		}
 	}

@@ -270,8 +270,8 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 		return o.startInPlace(ctx, r, table, old, nc)
 	}
 	// The shadow column goes in with its foreign keys (a NULL passes them) and guards for
-	// its checks; the trigger and the checks follow the backfill's bulk fill (see
-	// backfill), in one transaction.
+	// its checks; the trigger and the checks go in with the backfill (see backfill), each
+	// in a short transaction of its own.
 	var stmts []string
 	tables := []string{table}
 	bf := &backfill{table: r.opBefore.Table(o.Table), target: nc.Physical, typ: nc.Type, expr: o.Up}
@@ -305,7 +305,7 @@ func (o *OpAlterColumn) start(ctx context.Context, r *run) error {
 	if o.Down == "" {
 		dw.down = nil
 	}
-	if bf.rules, err = dw.statements(r, t.Physical); err != nil {
+	if bf.trigger, err = dw.statements(r, t.Physical); err != nil {
 		return err
 	}
 	// Kept constraints get a temporary name until the old column (and its constraints

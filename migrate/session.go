@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"context"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -16,8 +15,9 @@ import (
 //
 //  1. If tandem.version_schema is set (non-empty) on the session, the write is from the new
 //     version exactly when it equals the new version's schema name.
-//  2. Otherwise, the write is from the new version exactly when the FIRST element of
-//     search_path names the new version's schema (quotes and spaces ignored).
+//  2. Otherwise, the write is from the new version exactly when the first schema of
+//     search_path that exists (current_schema()) is the new version's schema: the one
+//     whose views the session's unqualified names reach.
 //  3. Every other write (through the old version's views, or straight into the physical
 //     tables) counts as a write from the old version.
 //
@@ -58,15 +58,4 @@ func PinConn(ctx context.Context, conn *pgx.Conn, versionSchema string) error {
 	_, err := conn.Exec(ctx, "SELECT set_config('search_path', $1, false), set_config($2, $3, false)",
 		pgx.Identifier{versionSchema}.Sanitize(), VersionSetting, versionSchema)
 	return err
-}
-
-// firstSearchPathElement mirrors, in Go, the fallback rule the triggers apply in SQL; it is
-// used by tests and by status output.
-func firstSearchPathElement(searchPath string) string {
-	first, _, _ := strings.Cut(searchPath, ",")
-	first = strings.TrimSpace(first)
-	if len(first) >= 2 && first[0] == '"' && first[len(first)-1] == '"' {
-		first = strings.ReplaceAll(first[1:len(first)-1], `""`, `"`)
-	}
-	return first
 }

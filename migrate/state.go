@@ -93,6 +93,10 @@ func stateDDL(state string) []string {
 			started_at  timestamptz NOT NULL DEFAULT now(),
 			updated_at  timestamptz NOT NULL DEFAULT now(),
 			PRIMARY KEY (schema, migration, op, chunk))`,
+		// rules_first: the chunks were made with the trigger and the checks in place (an
+		// impact that yields to the application, see backfill): the catch-up then redoes
+		// only the rows the fill skipped.
+		`ALTER TABLE ` + qi(state, "backfill_chunks") + ` ADD COLUMN IF NOT EXISTS rules_first boolean NOT NULL DEFAULT false`,
 		`CREATE TABLE IF NOT EXISTS ` + qi(state, "steps") + ` (
 			schema    text NOT NULL,
 			migration text NOT NULL,

@@ -134,8 +134,10 @@ func profileOf(i BackfillImpact) impactProfile {
 	return impactProfile{watch: true, floor: 0.25, busy: 4, replayLag: 5 * time.Second, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
 }
 
-// heldBackPages is the most pages a batch takes while the backfill holds back.
-const heldBackPages = 8
+// heldBackPages is the most pages a batch takes while the backfill holds back: some 500
+// rows of a narrow table. On a server whose CPUs the application keeps busy, a batch's
+// statement waits for a CPU too, and the application's writers of its rows wait for it.
+const heldBackPages = 4
 
 // Timing of the throttle's control loop.
 var (

@@ -417,8 +417,11 @@ func TestBackfillSkipsRowsTheApplicationLocks(t *testing.T) {
 			}
 		}
 	}
-	// The physical column the backfill fills: the table's third.
+	// The physical column the backfill fills: the table's third. The fill under way, the
+	// trigger and the checks are in (see backfill).
 	waitFor("the backfill's column", "SELECT count(*)::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum = 3", "1")
+	waitFor("the fill", "SELECT (to_regclass('tandem.backfill_chunks') IS NOT NULL)::text", "true")
+	waitFor("the fill", "SELECT (coalesce(sum(rows_done), 0) > 0)::text FROM tandem.backfill_chunks", "true")
 	target := qi(queryString(t, e.db, "SELECT attname::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum = 3"))
 
 	// The application's transaction holds the lock of an UPDATE on the last row, on the

@@ -15,9 +15,13 @@ const BackfillSetting = "tandem.backfill"
 
 // isNewVersionSQL is the SQL condition, evaluated in a trigger, that is true when the
 // session writing speaks version schema vs. See VersionSetting for the rule.
+//
+// It is evaluated for every row written, and its cost is paid again in every transaction
+// (PL/pgSQL prepares an expression anew in each): current_schema() reads the search path
+// the server keeps resolved, where parsing the text of search_path cost about as much
+// again as the rest of the trigger.
 func isNewVersionSQL(vs string) string {
-	return fmt.Sprintf(`coalesce(nullif(current_setting(%s, true), ''), btrim(split_part(current_setting('search_path'), ',', 1), ' "')) = %s`,
-		ql(VersionSetting), ql(vs))
+	return fmt.Sprintf(`coalesce(nullif(current_setting(%s, true), ''), current_schema()::text) = %s`, ql(VersionSetting), ql(vs))
 }
 
 // dualWrite describes one dual-write trigger on a table: on every INSERT and UPDATE it

@@ -1,7 +1,7 @@
 // Command migrate benchmarks Tandem's expand/contract engine against the plain locking
 // migration it replaces, on a throwaway PostgreSQL, and prints a Markdown table.
 //
-//	go run ./bench/migrate [-rows 1000000] [-runs 3] [-clients 16] [-only abcdefg]
+//	go run ./bench/migrate [-rows 1000000] [-runs 3] [-clients 16] [-only abcdefg] [-side base|normal|max]
 //
 // (a) start of "add price numeric NOT NULL, up qty * 1.25" on an idle database, at
 // impact max and at the default impact, vs one plain transaction (ALTER TABLE ADD
@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -63,7 +64,12 @@ func main() {
 	flag.StringVar(&c.only, "only", "abcdefg", "the measures to run, by letter")
 	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
 	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
+	flag.StringVar(&c.side, "side", "", "in (f), run one side only: base, normal or max (each run prints its figures as it ends)")
 	flag.Parse()
+	if c.side != "" && c.side != "base" && c.side != "normal" && c.side != "max" {
+		fmt.Fprintf(os.Stderr, "bench: -side %q: want base, normal or max\n", c.side)
+		os.Exit(2)
+	}
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -73,7 +79,7 @@ func main() {
 type config struct {
 	rows, runs, workers, backfillWorkers, clients, writeRuns int
 	loadFor, lockTimeout, writeFor                           time.Duration
-	only, keepLog                                            string
+	only, keepLog, side                                      string
 }
 
 type bench struct {
@@ -81,6 +87,8 @@ type bench struct {
 	rows int
 	opts migrate.Options
 	seq  int
+	// progress is the last progress the running backfill reported.
+	progress atomic.Pointer[migrate.BackfillProgress]
 }
 
 func run(ctx context.Context, c config) error {
@@ -229,37 +237,56 @@ func run(ctx context.Context, c config) error {
 		var base, normal, atMax []loadResult
 		var dNormal, dMax []time.Duration
 		var rNormal, rMax, rTime []float64
+		// Each side prints its figures as it ends: a run stopped by hand still yields
+		// those of the sides that ended. With -side, only that side runs (one piece of a
+		// long run per hold of the measuring lock; the ratios are then the reader's).
+		side := func(name string, fn func() (time.Duration, loadResult, error)) func() error {
+			return func() error {
+				if c.side != "" && c.side != name {
+					return nil
+				}
+				off := fileSize(logPath)
+				d, l, err := fn()
+				if err != nil {
+					return err
+				}
+				time.Sleep(200 * time.Millisecond) // let a wait that ended at the end reach the log
+				l.waits = lockWaits(logPath, off)
+				fmt.Fprintf(os.Stderr, "(f) %s: %.0f tps", name, l.tps)
+				if name != "base" {
+					fmt.Fprintf(os.Stderr, ", start %s", d.Round(time.Millisecond))
+				}
+				fmt.Fprintf(os.Stderr, "; %s\n", l.waits)
+				switch name {
+				case "base":
+					base = append(base, l)
+				case "normal":
+					normal, dNormal = append(normal, l), append(dNormal, d)
+				default:
+					atMax, dMax = append(atMax, l), append(dMax, d)
+				}
+				return nil
+			}
+		}
 		for i := 0; i < c.runs; i++ {
-			var lb, ln, lm loadResult
-			var dn, dm time.Duration
 			err := rotate(i,
-				func() (err error) {
-					off := fileSize(logPath)
-					lb, err = b.baseline(ctx, c.clients, c.loadFor)
-					lb.waits = lockWaits(logPath, off)
-					return err
-				},
-				func() (err error) {
-					off := fileSize(logPath)
-					dn, ln, err = b.timeStart(ctx, c.clients, migrate.ImpactNormal)
-					ln.waits = lockWaits(logPath, off)
-					return err
-				},
-				func() (err error) {
-					off := fileSize(logPath)
-					dm, lm, err = b.timeStart(ctx, c.clients, migrate.ImpactMax)
-					lm.waits = lockWaits(logPath, off)
-					return err
-				})
+				side("base", func() (time.Duration, loadResult, error) {
+					l, err := b.baseline(ctx, c.clients, c.loadFor)
+					return 0, l, err
+				}),
+				side("normal", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactNormal) }),
+				side("max", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactMax) }))
 			if err != nil {
 				return fmt.Errorf("start under unthrottled load: %w", err)
 			}
-			base, normal, atMax = append(base, lb), append(normal, ln), append(atMax, lm)
-			dNormal, dMax = append(dNormal, dn), append(dMax, dm)
+			if c.side != "" {
+				continue
+			}
+			lb, ln, lm := base[i], normal[i], atMax[i]
 			rNormal, rMax = append(rNormal, ln.tps/lb.tps), append(rMax, lm.tps/lb.tps)
-			rTime = append(rTime, float64(dn)/float64(dm))
-			fmt.Fprintf(os.Stderr, "unthrottled load run %d: baseline %.0f tps (%s); normal: start %s, %.0f tps (%.2f×), %s; max: start %s, %.0f tps (%.2f×), %s\n",
-				i+1, lb.tps, lb.waits, dn.Round(time.Millisecond), ln.tps, ln.tps/lb.tps, ln.waits, dm.Round(time.Millisecond), lm.tps, lm.tps/lb.tps, lm.waits)
+			rTime = append(rTime, float64(dNormal[i])/float64(dMax[i]))
+			fmt.Fprintf(os.Stderr, "unthrottled load run %d: normal %.2f×, max %.2f× the baseline's tps; start at normal %.2f× the time at max\n",
+				i+1, ln.tps/lb.tps, lm.tps/lb.tps, rTime[i])
 		}
 		tps := func(ls []loadResult) float64 {
 			var fs []float64
@@ -268,11 +295,25 @@ func run(ctx context.Context, c config) error {
 			}
 			return medianF(fs)
 		}
-		row("| (f) app tps during start, %d clients, default impact (normal) | %.0f/s (no migration) | %.0f/s | %.2f× | ≥ 0.85× |", c.clients, tps(base), tps(normal), medianF(rNormal))
-		row("| (f) app tps during start, %d clients, impact max | %.0f/s (no migration) | %.0f/s | %.2f× | |", c.clients, tps(base), tps(atMax), medianF(rMax))
-		row("| (f) app lock waits > 100ms during start, normal (all runs) | %s | %s | | 0 |", sumWaits(base), sumWaits(normal))
-		row("| (f) app lock waits > 100ms during start, max (all runs) | %s | %s | | |", sumWaits(base), sumWaits(atMax))
-		row("| (f) start under that load: normal vs max | %s (max) | %s (normal) | %.2f× | finishes |", median(dMax).Round(time.Millisecond), median(dNormal).Round(time.Millisecond), medianF(rTime))
+		switch c.side {
+		case "":
+			row("| (f) app tps during start, %d clients, default impact (normal) | %.0f/s (no migration) | %.0f/s | %.2f× | ≥ 0.85× |", c.clients, tps(base), tps(normal), medianF(rNormal))
+			row("| (f) app tps during start, %d clients, impact max | %.0f/s (no migration) | %.0f/s | %.2f× | |", c.clients, tps(base), tps(atMax), medianF(rMax))
+			row("| (f) app lock waits > 100ms during start, normal (all runs) | %s | %s | | 0 |", sumWaits(base), sumWaits(normal))
+			row("| (f) app lock waits > 100ms during start, max (all runs) | %s | %s | | |", sumWaits(base), sumWaits(atMax))
+			row("| (f) start under that load: normal vs max | %s (max) | %s (normal) | %.2f× | finishes |", median(dMax).Round(time.Millisecond), median(dNormal).Round(time.Millisecond), medianF(rTime))
+		case "base":
+			row("| (f) app tps, %d clients, no migration (side base only) | %.0f/s | | | |", c.clients, tps(base))
+			row("| (f) app lock waits > 100ms, no migration (all runs) | %s | | | |", sumWaits(base))
+		default:
+			ls, ds := normal, dNormal
+			if c.side == "max" {
+				ls, ds = atMax, dMax
+			}
+			row("| (f) app tps during start, %d clients, impact %s (side %s only) | | %.0f/s | | |", c.clients, c.side, c.side, tps(ls))
+			row("| (f) app lock waits > 100ms during start, %s (all runs) | | %s | | |", c.side, sumWaits(ls))
+			row("| (f) start under that load, %s | | %s | | |", c.side, median(ds).Round(time.Millisecond))
+		}
 	}
 
 	// (g) lock waits on Tandem's DDL during start and complete of a type change, under
@@ -342,6 +383,10 @@ func (b *bench) timeSQL(ctx context.Context, stmts ...string) (time.Duration, er
 func (b *bench) options(impact migrate.BackfillImpact) migrate.Options {
 	o := b.opts
 	o.BackfillImpact = impact
+	b.progress.Store(nil)
+	o.Progress = func(p migrate.BackfillProgress) { b.progress.Store(&p) }
+	// Tandem's steps (and the catch-up's end) go to stderr, as they happen.
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return o
 }
 
@@ -596,18 +641,21 @@ func (b *bench) timeStart(ctx context.Context, workers int, impact migrate.Backf
 		return 0, loadResult{}, err
 	}
 	stop := func() loadResult { return loadResult{} }
+	var count func() int64
 	if workers > 0 {
 		pool, err := b.pool(ctx, url, workers)
 		if err != nil {
 			return 0, loadResult{}, err
 		}
 		defer pool.Close()
-		stop = b.mixedLoad(ctx, pool, workers)
+		stop, count = b.mixedLoadCounted(ctx, pool, workers)
 		time.Sleep(warmUp) // let the load settle before start
 	}
+	quiet := b.watchProgress("start at impact "+impact.String(), count)
 	t0 := time.Now()
 	err = m.Start(ctx, mig)
 	d := time.Since(t0)
+	quiet()
 	return d, stop(), err
 }
 
@@ -650,10 +698,13 @@ func (b *bench) stepWaits(ctx context.Context, workers int, doc, logPath string)
 		return start, complete, err
 	}
 	defer pool.Close()
-	stop := b.mixedLoad(ctx, pool, workers)
+	stop, count := b.mixedLoadCounted(ctx, pool, workers)
 	time.Sleep(warmUp)
 	off := fileSize(logPath)
-	if err := m.Start(ctx, mig); err != nil {
+	quiet := b.watchProgress("type change's start", count)
+	err = m.Start(ctx, mig)
+	quiet()
+	if err != nil {
 		stop()
 		return start, complete, err
 	}
@@ -690,6 +741,13 @@ const warmUp = time.Second
 // random rows, each as fast as it can, until the returned stop is called; stop returns
 // what they did after the first warmUp.
 func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult) {
+	stop, _ = b.mixedLoadCounted(ctx, pool, workers)
+	return stop
+}
+
+// mixedLoadCounted is mixedLoad that also returns count, the statements run so far after
+// the warm-up.
+func (b *bench) mixedLoadCounted(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult, count func() int64) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, workers)
@@ -731,6 +789,7 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 			}
 		}(w)
 	}
+	count = func() int64 { return ok.Load() + failed.Load() }
 	return func() loadResult {
 		close(done)
 		wg.Wait()
@@ -747,7 +806,50 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 		}
 		res.tps = float64(res.ok+res.failed) / d.Seconds()
 		return res
-	}
+	}, count
+}
+
+// progressEvery is how often a long run prints how it goes.
+const progressEvery = 10 * time.Second
+
+// watchProgress prints to stderr, every progressEvery until stop is called, the load's
+// rate over the interval (count: its statements so far; nil for none) and the backfill's
+// last progress: a long run shows how it goes.
+func (b *bench) watchProgress(what string, count func() int64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t0 := time.Now()
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			line := fmt.Sprintf("%s, %s:", what, time.Since(t0).Round(time.Second))
+			if count != nil {
+				n := count()
+				line += fmt.Sprintf(" load %.0f tps;", float64(n-last)/progressEvery.Seconds())
+				last = n
+			}
+			switch p := b.progress.Load(); {
+			case p == nil:
+				line += " no backfill progress yet"
+			case p.Done:
+				line += fmt.Sprintf(" fill done (%d rows); rules and catch-up", p.RowsDone)
+			default:
+				line += fmt.Sprintf(" fill %d/%d rows, %.0f rows/s", p.RowsDone, p.RowsTotal, p.Rate)
+				if p.Throttle != nil {
+					line += ", " + p.Throttle.String()
+				}
+			}
+			fmt.Fprintln(os.Stderr, line)
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // Write throughput states of (c): the dual-write trigger disabled (and no other trigger),
