@@ -12,7 +12,7 @@ import (
 
 // deparse renders a statement node back to SQL, or "" if that fails.
 func deparse(n *pg_query.Node) string {
-	out, err := pg_query.Deparse(&pg_query.ParseResult{Version: treeVersion(), Stmts: []*pg_query.RawStmt{{Stmt: n}}})
+	out, err := pgtree.Deparse(&pg_query.ParseResult{Version: treeVersion(), Stmts: []*pg_query.RawStmt{{Stmt: n}}})
 	if err != nil {
 		return ""
 	}

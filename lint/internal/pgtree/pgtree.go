@@ -1,18 +1,20 @@
-// Package pgtree parses SQL with pg_query into pg_query's Go syntax trees, and walks them,
-// without the protobuf runtime's reflection.
+// Package pgtree parses SQL with pg_query into pg_query's Go syntax trees, deparses them,
+// and walks them, without the protobuf runtime's reflection.
 //
-// pg_query.Parse hands the tree over from C as protobuf and decodes it with the protobuf
-// runtime, which builds its tables for each message type the first time it meets it: in a
-// short `tandem lint` run, that set-up cost more than the decoding itself. This package
-// decodes the same bytes with generated code (tree_gen.go, written by `go generate` from
-// pg_query's own descriptors), into the same Go types. Input it does not expect (a field
-// it does not know, malformed data, a string that is not UTF-8) makes it hand the bytes to
+// pg_query hands trees between C and Go as protobuf, and pg_query.Parse and
+// pg_query.Deparse code them with the protobuf runtime, which builds its tables for each
+// message type the first time it meets it: in a short `tandem lint` run, that set-up cost
+// more than the coding itself. This package codes the same bytes with generated code
+// (tree_gen.go, written by `go generate` from pg_query's own descriptors and Go types),
+// from and into the same Go types. Input the decoder does not expect (a field it does not
+// know, malformed data, a string that is not UTF-8) makes it hand the bytes to
 // proto.Unmarshal instead, so the result and the errors are always pg_query.Parse's.
 package pgtree
 
 //go:generate go run ./gen
 
 import (
+	"fmt"
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -43,6 +45,16 @@ func Decode(b []byte) (*pg_query.ParseResult, bool) {
 	d := decoder{ok: true}
 	tree := d.decParseResult(b)
 	return tree, d.ok
+}
+
+// Deparse renders tree as SQL, as pg_query.Deparse does.
+func Deparse(tree *pg_query.ParseResult) (string, error) {
+	e := encoder{buf: make([]byte, 0, 256)}
+	e.encParseResult(tree)
+	if e.err != nil {
+		return "", e.err
+	}
+	return parser.DeparseFromProtobuf(e.buf)
 }
 
 // Walk calls fn for n and, while fn returns true, for every node below it, in the order
@@ -147,4 +159,60 @@ func (d *decoder) str(v []byte) string {
 		return ""
 	}
 	return string(v)
+}
+
+// encoder appends a message in protobuf's wire format to buf, as proto.Marshal would.
+type encoder struct {
+	buf []byte
+	err error
+}
+
+func (e *encoder) tag(num int, wire protowire.Type) {
+	e.buf = protowire.AppendTag(e.buf, protowire.Number(num), wire)
+}
+
+func (e *encoder) varint(x uint64) { e.buf = protowire.AppendVarint(e.buf, x) }
+
+func (e *encoder) fixed64(x uint64) { e.buf = protowire.AppendFixed64(e.buf, x) }
+
+// begin starts length-delimited field num, one byte kept for its length; end(p) ends it.
+func (e *encoder) begin(num int) int {
+	e.tag(num, protowire.BytesType)
+	e.buf = append(e.buf, 0)
+	return len(e.buf) - 1
+}
+
+// end writes the length of the field begin started at p, moving its content when the
+// length takes more than the byte kept for it.
+func (e *encoder) end(p int) {
+	n := len(e.buf) - p - 1
+	if n < 0x80 {
+		e.buf[p] = byte(n)
+		return
+	}
+	k := protowire.SizeVarint(uint64(n))
+	e.buf = append(e.buf, make([]byte, k-1)...)
+	copy(e.buf[p+k:], e.buf[p+1:p+1+n])
+	protowire.AppendVarint(e.buf[:p], uint64(n))
+}
+
+// str writes string field num; proto3 strings must be UTF-8, as proto.Marshal checks.
+func (e *encoder) str(num int, s, name string) {
+	if !utf8.ValidString(s) && e.err == nil {
+		e.err = fmt.Errorf("pgtree: field %s is not valid UTF-8", name)
+	}
+	e.tag(num, protowire.BytesType)
+	e.buf = protowire.AppendString(e.buf, s)
+}
+
+func (e *encoder) bytes(num int, v []byte) {
+	e.tag(num, protowire.BytesType)
+	e.buf = protowire.AppendBytes(e.buf, v)
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,6 +100,7 @@ func checkParse(t *testing.T, sql string) {
 	if !proto.Equal(got, want) {
 		t.Fatalf("%q: decoded tree differs from proto.Unmarshal's:\n got %v\nwant %v", sql, got, want)
 	}
+	checkEncode(t, sql, got)
 	for _, raw := range got.Stmts {
 		// The reflective walk's order varies from binary to binary (the protobuf runtime
 		// swaps two fields of every message on purpose, by a hash of the executable), so
@@ -111,6 +113,58 @@ func checkParse(t *testing.T, sql string) {
 				t.Fatalf("%q: Walk visited %v %+d times more than the reflective walk", sql, n, c)
 			}
 		}
+	}
+}
+
+// checkEncode checks that the generated encoder writes tree as proto.Marshal does, byte for
+// byte, and that Deparse gives pg_query.Deparse's SQL.
+func checkEncode(t *testing.T, sql string, tree *pg_query.ParseResult) {
+	t.Helper()
+	e := encoder{}
+	e.encParseResult(tree)
+	want, err := proto.Marshal(tree)
+	if err != nil || e.err != nil {
+		t.Fatalf("%q: encode: %v, proto.Marshal: %v", sql, e.err, err)
+	}
+	if !bytes.Equal(e.buf, want) {
+		t.Fatalf("%q: encoded\n% x\nproto.Marshal wrote\n% x", sql, e.buf, want)
+	}
+	gotSQL, gotErr := Deparse(tree)
+	wantSQL, wantErr := pg_query.Deparse(tree)
+	if gotSQL != wantSQL || (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%q: Deparse gave %q, %v; pg_query.Deparse %q, %v", sql, gotSQL, gotErr, wantSQL, wantErr)
+	}
+}
+
+// TestEncodeBuiltTrees encodes trees built by hand, as the recipes build them: nil list
+// elements, empty messages, negative numbers, a string that is not UTF-8.
+func TestEncodeBuiltTrees(t *testing.T) {
+	str := func(s string) *pg_query.Node {
+		return &pg_query.Node{Node: &pg_query.Node_String_{String_: &pg_query.String{Sval: s}}}
+	}
+	cases := []struct {
+		name    string
+		tree    *pg_query.ParseResult
+		wantErr bool
+	}{
+		{"nil list element", &pg_query.ParseResult{Stmts: []*pg_query.RawStmt{nil, {Stmt: &pg_query.Node{}}}}, false},
+		{"empty oneof member", &pg_query.ParseResult{Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{}}}}}, false},
+		{"negative numbers", &pg_query.ParseResult{Version: -1, Stmts: []*pg_query.RawStmt{{StmtLocation: -5, Stmt: &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Val: &pg_query.A_Const_Ival{Ival: &pg_query.Integer{Ival: -2147483648}}}}}}}}, false},
+		{"long list", &pg_query.ParseResult{Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_List{List: &pg_query.List{Items: slices.Repeat([]*pg_query.Node{str(strings.Repeat("x", 300))}, 200)}}}}}}, false},
+		{"not UTF-8", &pg_query.ParseResult{Stmts: []*pg_query.RawStmt{{Stmt: str("\xff")}}}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := encoder{}
+			e.encParseResult(c.tree)
+			want, err := proto.Marshal(c.tree)
+			if (e.err != nil) != c.wantErr || (err != nil) != c.wantErr {
+				t.Fatalf("encode error %v, proto.Marshal's %v, want an error: %v", e.err, err, c.wantErr)
+			}
+			if !c.wantErr && !bytes.Equal(e.buf, want) {
+				t.Fatalf("encoded\n% x\nproto.Marshal wrote\n% x", e.buf, want)
+			}
+		})
 	}
 }
 

@@ -8262,6 +8262,8780 @@ func (d *decoder) decXmlSerialize(b []byte) *pg_query.XmlSerialize {
 	return m
 }
 
+func (e *encoder) encA_ArrayExpr(m *pg_query.A_ArrayExpr) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Elements {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encA_Const(m *pg_query.A_Const) {
+	if m == nil {
+		return
+	}
+	if m.Isnull {
+		e.tag(10, 0)
+		e.varint(b2u(m.Isnull))
+	}
+	if m.Location != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.Location))
+	}
+	switch x := m.Val.(type) {
+	case *pg_query.A_Const_Ival:
+		p := e.begin(1)
+		e.encInteger(x.Ival)
+		e.end(p)
+	case *pg_query.A_Const_Fval:
+		p := e.begin(2)
+		e.encFloat(x.Fval)
+		e.end(p)
+	case *pg_query.A_Const_Boolval:
+		p := e.begin(3)
+		e.encBoolean(x.Boolval)
+		e.end(p)
+	case *pg_query.A_Const_Sval:
+		p := e.begin(4)
+		e.encString(x.Sval)
+		e.end(p)
+	case *pg_query.A_Const_Bsval:
+		p := e.begin(5)
+		e.encBitString(x.Bsval)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encA_Expr(m *pg_query.A_Expr) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	for _, x := range m.Name {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Lexpr != nil {
+		p := e.begin(3)
+		e.encNode(m.Lexpr)
+		e.end(p)
+	}
+	if m.Rexpr != nil {
+		p := e.begin(4)
+		e.encNode(m.Rexpr)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encA_Indices(m *pg_query.A_Indices) {
+	if m == nil {
+		return
+	}
+	if m.IsSlice {
+		e.tag(1, 0)
+		e.varint(b2u(m.IsSlice))
+	}
+	if m.Lidx != nil {
+		p := e.begin(2)
+		e.encNode(m.Lidx)
+		e.end(p)
+	}
+	if m.Uidx != nil {
+		p := e.begin(3)
+		e.encNode(m.Uidx)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encA_Indirection(m *pg_query.A_Indirection) {
+	if m == nil {
+		return
+	}
+	if m.Arg != nil {
+		p := e.begin(1)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	for _, x := range m.Indirection {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encA_Star(m *pg_query.A_Star) {
+	if m == nil {
+		return
+	}
+}
+
+func (e *encoder) encAccessPriv(m *pg_query.AccessPriv) {
+	if m == nil {
+		return
+	}
+	if m.PrivName != "" {
+		e.str(1, m.PrivName, "pg_query.AccessPriv.priv_name")
+	}
+	for _, x := range m.Cols {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAggref(m *pg_query.Aggref) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Aggfnoid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Aggfnoid))
+	}
+	if m.Aggtype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Aggtype))
+	}
+	if m.Aggcollid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Aggcollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Aggargtypes {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Aggdirectargs {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Aggorder {
+		p := e.begin(9)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Aggdistinct {
+		p := e.begin(10)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Aggfilter != nil {
+		p := e.begin(11)
+		e.encNode(m.Aggfilter)
+		e.end(p)
+	}
+	if m.Aggstar {
+		e.tag(12, 0)
+		e.varint(b2u(m.Aggstar))
+	}
+	if m.Aggvariadic {
+		e.tag(13, 0)
+		e.varint(b2u(m.Aggvariadic))
+	}
+	if m.Aggkind != "" {
+		e.str(14, m.Aggkind, "pg_query.Aggref.aggkind")
+	}
+	if m.Agglevelsup != 0 {
+		e.tag(15, 0)
+		e.varint(uint64(m.Agglevelsup))
+	}
+	if m.Aggsplit != 0 {
+		e.tag(16, 0)
+		e.varint(uint64(m.Aggsplit))
+	}
+	if m.Aggno != 0 {
+		e.tag(17, 0)
+		e.varint(uint64(m.Aggno))
+	}
+	if m.Aggtransno != 0 {
+		e.tag(18, 0)
+		e.varint(uint64(m.Aggtransno))
+	}
+	if m.Location != 0 {
+		e.tag(19, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encAlias(m *pg_query.Alias) {
+	if m == nil {
+		return
+	}
+	if m.Aliasname != "" {
+		e.str(1, m.Aliasname, "pg_query.Alias.aliasname")
+	}
+	for _, x := range m.Colnames {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterCollationStmt(m *pg_query.AlterCollationStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Collname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterDatabaseRefreshCollStmt(m *pg_query.AlterDatabaseRefreshCollStmt) {
+	if m == nil {
+		return
+	}
+	if m.Dbname != "" {
+		e.str(1, m.Dbname, "pg_query.AlterDatabaseRefreshCollStmt.dbname")
+	}
+}
+
+func (e *encoder) encAlterDatabaseSetStmt(m *pg_query.AlterDatabaseSetStmt) {
+	if m == nil {
+		return
+	}
+	if m.Dbname != "" {
+		e.str(1, m.Dbname, "pg_query.AlterDatabaseSetStmt.dbname")
+	}
+	if m.Setstmt != nil {
+		p := e.begin(2)
+		e.encVariableSetStmt(m.Setstmt)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterDatabaseStmt(m *pg_query.AlterDatabaseStmt) {
+	if m == nil {
+		return
+	}
+	if m.Dbname != "" {
+		e.str(1, m.Dbname, "pg_query.AlterDatabaseStmt.dbname")
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterDefaultPrivilegesStmt(m *pg_query.AlterDefaultPrivilegesStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Options {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Action != nil {
+		p := e.begin(2)
+		e.encGrantStmt(m.Action)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterDomainStmt(m *pg_query.AlterDomainStmt) {
+	if m == nil {
+		return
+	}
+	if m.Subtype != "" {
+		e.str(1, m.Subtype, "pg_query.AlterDomainStmt.subtype")
+	}
+	for _, x := range m.TypeName {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Name != "" {
+		e.str(3, m.Name, "pg_query.AlterDomainStmt.name")
+	}
+	if m.Def != nil {
+		p := e.begin(4)
+		e.encNode(m.Def)
+		e.end(p)
+	}
+	if m.Behavior != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Behavior))
+	}
+	if m.MissingOk {
+		e.tag(6, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encAlterEnumStmt(m *pg_query.AlterEnumStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.TypeName {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OldVal != "" {
+		e.str(2, m.OldVal, "pg_query.AlterEnumStmt.old_val")
+	}
+	if m.NewVal != "" {
+		e.str(3, m.NewVal, "pg_query.AlterEnumStmt.new_val")
+	}
+	if m.NewValNeighbor != "" {
+		e.str(4, m.NewValNeighbor, "pg_query.AlterEnumStmt.new_val_neighbor")
+	}
+	if m.NewValIsAfter {
+		e.tag(5, 0)
+		e.varint(b2u(m.NewValIsAfter))
+	}
+	if m.SkipIfNewValExists {
+		e.tag(6, 0)
+		e.varint(b2u(m.SkipIfNewValExists))
+	}
+}
+
+func (e *encoder) encAlterEventTrigStmt(m *pg_query.AlterEventTrigStmt) {
+	if m == nil {
+		return
+	}
+	if m.Trigname != "" {
+		e.str(1, m.Trigname, "pg_query.AlterEventTrigStmt.trigname")
+	}
+	if m.Tgenabled != "" {
+		e.str(2, m.Tgenabled, "pg_query.AlterEventTrigStmt.tgenabled")
+	}
+}
+
+func (e *encoder) encAlterExtensionContentsStmt(m *pg_query.AlterExtensionContentsStmt) {
+	if m == nil {
+		return
+	}
+	if m.Extname != "" {
+		e.str(1, m.Extname, "pg_query.AlterExtensionContentsStmt.extname")
+	}
+	if m.Action != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Action))
+	}
+	if m.Objtype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	if m.Object != nil {
+		p := e.begin(4)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterExtensionStmt(m *pg_query.AlterExtensionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Extname != "" {
+		e.str(1, m.Extname, "pg_query.AlterExtensionStmt.extname")
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterFdwStmt(m *pg_query.AlterFdwStmt) {
+	if m == nil {
+		return
+	}
+	if m.Fdwname != "" {
+		e.str(1, m.Fdwname, "pg_query.AlterFdwStmt.fdwname")
+	}
+	for _, x := range m.FuncOptions {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterForeignServerStmt(m *pg_query.AlterForeignServerStmt) {
+	if m == nil {
+		return
+	}
+	if m.Servername != "" {
+		e.str(1, m.Servername, "pg_query.AlterForeignServerStmt.servername")
+	}
+	if m.Version != "" {
+		e.str(2, m.Version, "pg_query.AlterForeignServerStmt.version")
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.HasVersion {
+		e.tag(4, 0)
+		e.varint(b2u(m.HasVersion))
+	}
+}
+
+func (e *encoder) encAlterFunctionStmt(m *pg_query.AlterFunctionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Objtype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	if m.Func != nil {
+		p := e.begin(2)
+		e.encObjectWithArgs(m.Func)
+		e.end(p)
+	}
+	for _, x := range m.Actions {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterObjectDependsStmt(m *pg_query.AlterObjectDependsStmt) {
+	if m == nil {
+		return
+	}
+	if m.ObjectType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.ObjectType))
+	}
+	if m.Relation != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Object != nil {
+		p := e.begin(3)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+	if m.Extname != nil {
+		p := e.begin(4)
+		e.encString(m.Extname)
+		e.end(p)
+	}
+	if m.Remove {
+		e.tag(5, 0)
+		e.varint(b2u(m.Remove))
+	}
+}
+
+func (e *encoder) encAlterObjectSchemaStmt(m *pg_query.AlterObjectSchemaStmt) {
+	if m == nil {
+		return
+	}
+	if m.ObjectType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.ObjectType))
+	}
+	if m.Relation != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Object != nil {
+		p := e.begin(3)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+	if m.Newschema != "" {
+		e.str(4, m.Newschema, "pg_query.AlterObjectSchemaStmt.newschema")
+	}
+	if m.MissingOk {
+		e.tag(5, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encAlterOpFamilyStmt(m *pg_query.AlterOpFamilyStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Opfamilyname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Amname != "" {
+		e.str(2, m.Amname, "pg_query.AlterOpFamilyStmt.amname")
+	}
+	if m.IsDrop {
+		e.tag(3, 0)
+		e.varint(b2u(m.IsDrop))
+	}
+	for _, x := range m.Items {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterOperatorStmt(m *pg_query.AlterOperatorStmt) {
+	if m == nil {
+		return
+	}
+	if m.Opername != nil {
+		p := e.begin(1)
+		e.encObjectWithArgs(m.Opername)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterOwnerStmt(m *pg_query.AlterOwnerStmt) {
+	if m == nil {
+		return
+	}
+	if m.ObjectType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.ObjectType))
+	}
+	if m.Relation != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Object != nil {
+		p := e.begin(3)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+	if m.Newowner != nil {
+		p := e.begin(4)
+		e.encRoleSpec(m.Newowner)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterPolicyStmt(m *pg_query.AlterPolicyStmt) {
+	if m == nil {
+		return
+	}
+	if m.PolicyName != "" {
+		e.str(1, m.PolicyName, "pg_query.AlterPolicyStmt.policy_name")
+	}
+	if m.Table != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Table)
+		e.end(p)
+	}
+	for _, x := range m.Roles {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Qual != nil {
+		p := e.begin(4)
+		e.encNode(m.Qual)
+		e.end(p)
+	}
+	if m.WithCheck != nil {
+		p := e.begin(5)
+		e.encNode(m.WithCheck)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterPublicationStmt(m *pg_query.AlterPublicationStmt) {
+	if m == nil {
+		return
+	}
+	if m.Pubname != "" {
+		e.str(1, m.Pubname, "pg_query.AlterPublicationStmt.pubname")
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Pubobjects {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ForAllTables {
+		e.tag(4, 0)
+		e.varint(b2u(m.ForAllTables))
+	}
+	if m.Action != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Action))
+	}
+}
+
+func (e *encoder) encAlterRoleSetStmt(m *pg_query.AlterRoleSetStmt) {
+	if m == nil {
+		return
+	}
+	if m.Role != nil {
+		p := e.begin(1)
+		e.encRoleSpec(m.Role)
+		e.end(p)
+	}
+	if m.Database != "" {
+		e.str(2, m.Database, "pg_query.AlterRoleSetStmt.database")
+	}
+	if m.Setstmt != nil {
+		p := e.begin(3)
+		e.encVariableSetStmt(m.Setstmt)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterRoleStmt(m *pg_query.AlterRoleStmt) {
+	if m == nil {
+		return
+	}
+	if m.Role != nil {
+		p := e.begin(1)
+		e.encRoleSpec(m.Role)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Action != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Action))
+	}
+}
+
+func (e *encoder) encAlterSeqStmt(m *pg_query.AlterSeqStmt) {
+	if m == nil {
+		return
+	}
+	if m.Sequence != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Sequence)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ForIdentity {
+		e.tag(3, 0)
+		e.varint(b2u(m.ForIdentity))
+	}
+	if m.MissingOk {
+		e.tag(4, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encAlterStatsStmt(m *pg_query.AlterStatsStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Defnames {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Stxstattarget != nil {
+		p := e.begin(2)
+		e.encNode(m.Stxstattarget)
+		e.end(p)
+	}
+	if m.MissingOk {
+		e.tag(3, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encAlterSubscriptionStmt(m *pg_query.AlterSubscriptionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	if m.Subname != "" {
+		e.str(2, m.Subname, "pg_query.AlterSubscriptionStmt.subname")
+	}
+	if m.Conninfo != "" {
+		e.str(3, m.Conninfo, "pg_query.AlterSubscriptionStmt.conninfo")
+	}
+	for _, x := range m.Publication {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ConninfoLocation != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.ConninfoLocation))
+	}
+}
+
+func (e *encoder) encAlterSystemStmt(m *pg_query.AlterSystemStmt) {
+	if m == nil {
+		return
+	}
+	if m.Setstmt != nil {
+		p := e.begin(1)
+		e.encVariableSetStmt(m.Setstmt)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterTSConfigurationStmt(m *pg_query.AlterTSConfigurationStmt) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	for _, x := range m.Cfgname {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Tokentype {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Dicts {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Override {
+		e.tag(5, 0)
+		e.varint(b2u(m.Override))
+	}
+	if m.Replace {
+		e.tag(6, 0)
+		e.varint(b2u(m.Replace))
+	}
+	if m.MissingOk {
+		e.tag(7, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encAlterTSDictionaryStmt(m *pg_query.AlterTSDictionaryStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Dictname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterTableCmd(m *pg_query.AlterTableCmd) {
+	if m == nil {
+		return
+	}
+	if m.Subtype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Subtype))
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.AlterTableCmd.name")
+	}
+	if m.Num != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Num))
+	}
+	if m.Newowner != nil {
+		p := e.begin(4)
+		e.encRoleSpec(m.Newowner)
+		e.end(p)
+	}
+	if m.Def != nil {
+		p := e.begin(5)
+		e.encNode(m.Def)
+		e.end(p)
+	}
+	if m.Behavior != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Behavior))
+	}
+	if m.MissingOk {
+		e.tag(7, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+	if m.Recurse {
+		e.tag(8, 0)
+		e.varint(b2u(m.Recurse))
+	}
+}
+
+func (e *encoder) encAlterTableMoveAllStmt(m *pg_query.AlterTableMoveAllStmt) {
+	if m == nil {
+		return
+	}
+	if m.OrigTablespacename != "" {
+		e.str(1, m.OrigTablespacename, "pg_query.AlterTableMoveAllStmt.orig_tablespacename")
+	}
+	if m.Objtype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	for _, x := range m.Roles {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.NewTablespacename != "" {
+		e.str(4, m.NewTablespacename, "pg_query.AlterTableMoveAllStmt.new_tablespacename")
+	}
+	if m.Nowait {
+		e.tag(5, 0)
+		e.varint(b2u(m.Nowait))
+	}
+}
+
+func (e *encoder) encAlterTableSpaceOptionsStmt(m *pg_query.AlterTableSpaceOptionsStmt) {
+	if m == nil {
+		return
+	}
+	if m.Tablespacename != "" {
+		e.str(1, m.Tablespacename, "pg_query.AlterTableSpaceOptionsStmt.tablespacename")
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IsReset {
+		e.tag(3, 0)
+		e.varint(b2u(m.IsReset))
+	}
+}
+
+func (e *encoder) encAlterTableStmt(m *pg_query.AlterTableStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.Cmds {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Objtype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	if m.MissingOk {
+		e.tag(4, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encAlterTypeStmt(m *pg_query.AlterTypeStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.TypeName {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlterUserMappingStmt(m *pg_query.AlterUserMappingStmt) {
+	if m == nil {
+		return
+	}
+	if m.User != nil {
+		p := e.begin(1)
+		e.encRoleSpec(m.User)
+		e.end(p)
+	}
+	if m.Servername != "" {
+		e.str(2, m.Servername, "pg_query.AlterUserMappingStmt.servername")
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encAlternativeSubPlan(m *pg_query.AlternativeSubPlan) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	for _, x := range m.Subplans {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encArrayCoerceExpr(m *pg_query.ArrayCoerceExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Elemexpr != nil {
+		p := e.begin(3)
+		e.encNode(m.Elemexpr)
+		e.end(p)
+	}
+	if m.Resulttype != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+	if m.Resulttypmod != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Resulttypmod))
+	}
+	if m.Resultcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Resultcollid))
+	}
+	if m.Coerceformat != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Coerceformat))
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encArrayExpr(m *pg_query.ArrayExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.ArrayTypeid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.ArrayTypeid))
+	}
+	if m.ArrayCollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.ArrayCollid))
+	}
+	if m.ElementTypeid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.ElementTypeid))
+	}
+	for _, x := range m.Elements {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Multidims {
+		e.tag(6, 0)
+		e.varint(b2u(m.Multidims))
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encBitString(m *pg_query.BitString) {
+	if m == nil {
+		return
+	}
+	if m.Bsval != "" {
+		e.str(1, m.Bsval, "pg_query.BitString.bsval")
+	}
+}
+
+func (e *encoder) encBoolExpr(m *pg_query.BoolExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Boolop != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Boolop))
+	}
+	for _, x := range m.Args {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encBoolean(m *pg_query.Boolean) {
+	if m == nil {
+		return
+	}
+	if m.Boolval {
+		e.tag(1, 0)
+		e.varint(b2u(m.Boolval))
+	}
+}
+
+func (e *encoder) encBooleanTest(m *pg_query.BooleanTest) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Booltesttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Booltesttype))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCTECycleClause(m *pg_query.CTECycleClause) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.CycleColList {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.CycleMarkColumn != "" {
+		e.str(2, m.CycleMarkColumn, "pg_query.CTECycleClause.cycle_mark_column")
+	}
+	if m.CycleMarkValue != nil {
+		p := e.begin(3)
+		e.encNode(m.CycleMarkValue)
+		e.end(p)
+	}
+	if m.CycleMarkDefault != nil {
+		p := e.begin(4)
+		e.encNode(m.CycleMarkDefault)
+		e.end(p)
+	}
+	if m.CyclePathColumn != "" {
+		e.str(5, m.CyclePathColumn, "pg_query.CTECycleClause.cycle_path_column")
+	}
+	if m.Location != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Location))
+	}
+	if m.CycleMarkType != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.CycleMarkType))
+	}
+	if m.CycleMarkTypmod != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.CycleMarkTypmod))
+	}
+	if m.CycleMarkCollation != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.CycleMarkCollation))
+	}
+	if m.CycleMarkNeop != 0 {
+		e.tag(10, 0)
+		e.varint(uint64(m.CycleMarkNeop))
+	}
+}
+
+func (e *encoder) encCTESearchClause(m *pg_query.CTESearchClause) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.SearchColList {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.SearchBreadthFirst {
+		e.tag(2, 0)
+		e.varint(b2u(m.SearchBreadthFirst))
+	}
+	if m.SearchSeqColumn != "" {
+		e.str(3, m.SearchSeqColumn, "pg_query.CTESearchClause.search_seq_column")
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCallContext(m *pg_query.CallContext) {
+	if m == nil {
+		return
+	}
+	if m.Atomic {
+		e.tag(1, 0)
+		e.varint(b2u(m.Atomic))
+	}
+}
+
+func (e *encoder) encCallStmt(m *pg_query.CallStmt) {
+	if m == nil {
+		return
+	}
+	if m.Funccall != nil {
+		p := e.begin(1)
+		e.encFuncCall(m.Funccall)
+		e.end(p)
+	}
+	if m.Funcexpr != nil {
+		p := e.begin(2)
+		e.encFuncExpr(m.Funcexpr)
+		e.end(p)
+	}
+	for _, x := range m.Outargs {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCaseExpr(m *pg_query.CaseExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Casetype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Casetype))
+	}
+	if m.Casecollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Casecollid))
+	}
+	if m.Arg != nil {
+		p := e.begin(4)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Defresult != nil {
+		p := e.begin(6)
+		e.encNode(m.Defresult)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCaseTestExpr(m *pg_query.CaseTestExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.TypeId != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.TypeId))
+	}
+	if m.TypeMod != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.TypeMod))
+	}
+	if m.Collation != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Collation))
+	}
+}
+
+func (e *encoder) encCaseWhen(m *pg_query.CaseWhen) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Result != nil {
+		p := e.begin(3)
+		e.encNode(m.Result)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCheckPointStmt(m *pg_query.CheckPointStmt) {
+	if m == nil {
+		return
+	}
+}
+
+func (e *encoder) encClosePortalStmt(m *pg_query.ClosePortalStmt) {
+	if m == nil {
+		return
+	}
+	if m.Portalname != "" {
+		e.str(1, m.Portalname, "pg_query.ClosePortalStmt.portalname")
+	}
+}
+
+func (e *encoder) encClusterStmt(m *pg_query.ClusterStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Indexname != "" {
+		e.str(2, m.Indexname, "pg_query.ClusterStmt.indexname")
+	}
+	for _, x := range m.Params {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCoalesceExpr(m *pg_query.CoalesceExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Coalescetype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Coalescetype))
+	}
+	if m.Coalescecollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Coalescecollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCoerceToDomain(m *pg_query.CoerceToDomain) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Resulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+	if m.Resulttypmod != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Resulttypmod))
+	}
+	if m.Resultcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Resultcollid))
+	}
+	if m.Coercionformat != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Coercionformat))
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCoerceToDomainValue(m *pg_query.CoerceToDomainValue) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.TypeId != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.TypeId))
+	}
+	if m.TypeMod != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.TypeMod))
+	}
+	if m.Collation != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Collation))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCoerceViaIO(m *pg_query.CoerceViaIO) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Resulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+	if m.Resultcollid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Resultcollid))
+	}
+	if m.Coerceformat != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Coerceformat))
+	}
+	if m.Location != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCollateClause(m *pg_query.CollateClause) {
+	if m == nil {
+		return
+	}
+	if m.Arg != nil {
+		p := e.begin(1)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	for _, x := range m.Collname {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCollateExpr(m *pg_query.CollateExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.CollOid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.CollOid))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
+	if m == nil {
+		return
+	}
+	if m.Colname != "" {
+		e.str(1, m.Colname, "pg_query.ColumnDef.colname")
+	}
+	if m.TypeName != nil {
+		p := e.begin(2)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.Compression != "" {
+		e.str(3, m.Compression, "pg_query.ColumnDef.compression")
+	}
+	if m.Inhcount != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Inhcount))
+	}
+	if m.IsLocal {
+		e.tag(5, 0)
+		e.varint(b2u(m.IsLocal))
+	}
+	if m.IsNotNull {
+		e.tag(6, 0)
+		e.varint(b2u(m.IsNotNull))
+	}
+	if m.IsFromType {
+		e.tag(7, 0)
+		e.varint(b2u(m.IsFromType))
+	}
+	if m.Storage != "" {
+		e.str(8, m.Storage, "pg_query.ColumnDef.storage")
+	}
+	if m.StorageName != "" {
+		e.str(9, m.StorageName, "pg_query.ColumnDef.storage_name")
+	}
+	if m.RawDefault != nil {
+		p := e.begin(10)
+		e.encNode(m.RawDefault)
+		e.end(p)
+	}
+	if m.CookedDefault != nil {
+		p := e.begin(11)
+		e.encNode(m.CookedDefault)
+		e.end(p)
+	}
+	if m.Identity != "" {
+		e.str(12, m.Identity, "pg_query.ColumnDef.identity")
+	}
+	if m.IdentitySequence != nil {
+		p := e.begin(13)
+		e.encRangeVar(m.IdentitySequence)
+		e.end(p)
+	}
+	if m.Generated != "" {
+		e.str(14, m.Generated, "pg_query.ColumnDef.generated")
+	}
+	if m.CollClause != nil {
+		p := e.begin(15)
+		e.encCollateClause(m.CollClause)
+		e.end(p)
+	}
+	if m.CollOid != 0 {
+		e.tag(16, 0)
+		e.varint(uint64(m.CollOid))
+	}
+	for _, x := range m.Constraints {
+		p := e.begin(17)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Fdwoptions {
+		p := e.begin(18)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(19, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encColumnRef(m *pg_query.ColumnRef) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Fields {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCommentStmt(m *pg_query.CommentStmt) {
+	if m == nil {
+		return
+	}
+	if m.Objtype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	if m.Object != nil {
+		p := e.begin(2)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+	if m.Comment != "" {
+		e.str(3, m.Comment, "pg_query.CommentStmt.comment")
+	}
+}
+
+func (e *encoder) encCommonTableExpr(m *pg_query.CommonTableExpr) {
+	if m == nil {
+		return
+	}
+	if m.Ctename != "" {
+		e.str(1, m.Ctename, "pg_query.CommonTableExpr.ctename")
+	}
+	for _, x := range m.Aliascolnames {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Ctematerialized != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Ctematerialized))
+	}
+	if m.Ctequery != nil {
+		p := e.begin(4)
+		e.encNode(m.Ctequery)
+		e.end(p)
+	}
+	if m.SearchClause != nil {
+		p := e.begin(5)
+		e.encCTESearchClause(m.SearchClause)
+		e.end(p)
+	}
+	if m.CycleClause != nil {
+		p := e.begin(6)
+		e.encCTECycleClause(m.CycleClause)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+	if m.Cterecursive {
+		e.tag(8, 0)
+		e.varint(b2u(m.Cterecursive))
+	}
+	if m.Cterefcount != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Cterefcount))
+	}
+	for _, x := range m.Ctecolnames {
+		p := e.begin(10)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Ctecoltypes {
+		p := e.begin(11)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Ctecoltypmods {
+		p := e.begin(12)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Ctecolcollations {
+		p := e.begin(13)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCompositeTypeStmt(m *pg_query.CompositeTypeStmt) {
+	if m == nil {
+		return
+	}
+	if m.Typevar != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Typevar)
+		e.end(p)
+	}
+	for _, x := range m.Coldeflist {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encConstraint(m *pg_query.Constraint) {
+	if m == nil {
+		return
+	}
+	if m.Contype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Contype))
+	}
+	if m.Conname != "" {
+		e.str(2, m.Conname, "pg_query.Constraint.conname")
+	}
+	if m.Deferrable {
+		e.tag(3, 0)
+		e.varint(b2u(m.Deferrable))
+	}
+	if m.Initdeferred {
+		e.tag(4, 0)
+		e.varint(b2u(m.Initdeferred))
+	}
+	if m.SkipValidation {
+		e.tag(5, 0)
+		e.varint(b2u(m.SkipValidation))
+	}
+	if m.InitiallyValid {
+		e.tag(6, 0)
+		e.varint(b2u(m.InitiallyValid))
+	}
+	if m.IsNoInherit {
+		e.tag(7, 0)
+		e.varint(b2u(m.IsNoInherit))
+	}
+	if m.RawExpr != nil {
+		p := e.begin(8)
+		e.encNode(m.RawExpr)
+		e.end(p)
+	}
+	if m.CookedExpr != "" {
+		e.str(9, m.CookedExpr, "pg_query.Constraint.cooked_expr")
+	}
+	if m.GeneratedWhen != "" {
+		e.str(10, m.GeneratedWhen, "pg_query.Constraint.generated_when")
+	}
+	if m.Inhcount != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.Inhcount))
+	}
+	if m.NullsNotDistinct {
+		e.tag(12, 0)
+		e.varint(b2u(m.NullsNotDistinct))
+	}
+	for _, x := range m.Keys {
+		p := e.begin(13)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Including {
+		p := e.begin(14)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Exclusions {
+		p := e.begin(15)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(16)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Indexname != "" {
+		e.str(17, m.Indexname, "pg_query.Constraint.indexname")
+	}
+	if m.Indexspace != "" {
+		e.str(18, m.Indexspace, "pg_query.Constraint.indexspace")
+	}
+	if m.ResetDefaultTblspc {
+		e.tag(19, 0)
+		e.varint(b2u(m.ResetDefaultTblspc))
+	}
+	if m.AccessMethod != "" {
+		e.str(20, m.AccessMethod, "pg_query.Constraint.access_method")
+	}
+	if m.WhereClause != nil {
+		p := e.begin(21)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	if m.Pktable != nil {
+		p := e.begin(22)
+		e.encRangeVar(m.Pktable)
+		e.end(p)
+	}
+	for _, x := range m.FkAttrs {
+		p := e.begin(23)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.PkAttrs {
+		p := e.begin(24)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.FkMatchtype != "" {
+		e.str(25, m.FkMatchtype, "pg_query.Constraint.fk_matchtype")
+	}
+	if m.FkUpdAction != "" {
+		e.str(26, m.FkUpdAction, "pg_query.Constraint.fk_upd_action")
+	}
+	if m.FkDelAction != "" {
+		e.str(27, m.FkDelAction, "pg_query.Constraint.fk_del_action")
+	}
+	for _, x := range m.FkDelSetCols {
+		p := e.begin(28)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.OldConpfeqop {
+		p := e.begin(29)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OldPktableOid != 0 {
+		e.tag(30, 0)
+		e.varint(uint64(m.OldPktableOid))
+	}
+	if m.Location != 0 {
+		e.tag(31, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encConstraintsSetStmt(m *pg_query.ConstraintsSetStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Constraints {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Deferred {
+		e.tag(2, 0)
+		e.varint(b2u(m.Deferred))
+	}
+}
+
+func (e *encoder) encConvertRowtypeExpr(m *pg_query.ConvertRowtypeExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Resulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+	if m.Convertformat != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Convertformat))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encCopyStmt(m *pg_query.CopyStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Query != nil {
+		p := e.begin(2)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+	for _, x := range m.Attlist {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IsFrom {
+		e.tag(4, 0)
+		e.varint(b2u(m.IsFrom))
+	}
+	if m.IsProgram {
+		e.tag(5, 0)
+		e.varint(b2u(m.IsProgram))
+	}
+	if m.Filename != "" {
+		e.str(6, m.Filename, "pg_query.CopyStmt.filename")
+	}
+	for _, x := range m.Options {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(8)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateAmStmt(m *pg_query.CreateAmStmt) {
+	if m == nil {
+		return
+	}
+	if m.Amname != "" {
+		e.str(1, m.Amname, "pg_query.CreateAmStmt.amname")
+	}
+	for _, x := range m.HandlerName {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Amtype != "" {
+		e.str(3, m.Amtype, "pg_query.CreateAmStmt.amtype")
+	}
+}
+
+func (e *encoder) encCreateCastStmt(m *pg_query.CreateCastStmt) {
+	if m == nil {
+		return
+	}
+	if m.Sourcetype != nil {
+		p := e.begin(1)
+		e.encTypeName(m.Sourcetype)
+		e.end(p)
+	}
+	if m.Targettype != nil {
+		p := e.begin(2)
+		e.encTypeName(m.Targettype)
+		e.end(p)
+	}
+	if m.Func != nil {
+		p := e.begin(3)
+		e.encObjectWithArgs(m.Func)
+		e.end(p)
+	}
+	if m.Context != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Context))
+	}
+	if m.Inout {
+		e.tag(5, 0)
+		e.varint(b2u(m.Inout))
+	}
+}
+
+func (e *encoder) encCreateConversionStmt(m *pg_query.CreateConversionStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.ConversionName {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ForEncodingName != "" {
+		e.str(2, m.ForEncodingName, "pg_query.CreateConversionStmt.for_encoding_name")
+	}
+	if m.ToEncodingName != "" {
+		e.str(3, m.ToEncodingName, "pg_query.CreateConversionStmt.to_encoding_name")
+	}
+	for _, x := range m.FuncName {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Def {
+		e.tag(5, 0)
+		e.varint(b2u(m.Def))
+	}
+}
+
+func (e *encoder) encCreateDomainStmt(m *pg_query.CreateDomainStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Domainname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.TypeName != nil {
+		p := e.begin(2)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.CollClause != nil {
+		p := e.begin(3)
+		e.encCollateClause(m.CollClause)
+		e.end(p)
+	}
+	for _, x := range m.Constraints {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateEnumStmt(m *pg_query.CreateEnumStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.TypeName {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Vals {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateEventTrigStmt(m *pg_query.CreateEventTrigStmt) {
+	if m == nil {
+		return
+	}
+	if m.Trigname != "" {
+		e.str(1, m.Trigname, "pg_query.CreateEventTrigStmt.trigname")
+	}
+	if m.Eventname != "" {
+		e.str(2, m.Eventname, "pg_query.CreateEventTrigStmt.eventname")
+	}
+	for _, x := range m.Whenclause {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Funcname {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateExtensionStmt(m *pg_query.CreateExtensionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Extname != "" {
+		e.str(1, m.Extname, "pg_query.CreateExtensionStmt.extname")
+	}
+	if m.IfNotExists {
+		e.tag(2, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateFdwStmt(m *pg_query.CreateFdwStmt) {
+	if m == nil {
+		return
+	}
+	if m.Fdwname != "" {
+		e.str(1, m.Fdwname, "pg_query.CreateFdwStmt.fdwname")
+	}
+	for _, x := range m.FuncOptions {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateForeignServerStmt(m *pg_query.CreateForeignServerStmt) {
+	if m == nil {
+		return
+	}
+	if m.Servername != "" {
+		e.str(1, m.Servername, "pg_query.CreateForeignServerStmt.servername")
+	}
+	if m.Servertype != "" {
+		e.str(2, m.Servertype, "pg_query.CreateForeignServerStmt.servertype")
+	}
+	if m.Version != "" {
+		e.str(3, m.Version, "pg_query.CreateForeignServerStmt.version")
+	}
+	if m.Fdwname != "" {
+		e.str(4, m.Fdwname, "pg_query.CreateForeignServerStmt.fdwname")
+	}
+	if m.IfNotExists {
+		e.tag(5, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+	for _, x := range m.Options {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateForeignTableStmt(m *pg_query.CreateForeignTableStmt) {
+	if m == nil {
+		return
+	}
+	if m.BaseStmt != nil {
+		p := e.begin(1)
+		e.encCreateStmt(m.BaseStmt)
+		e.end(p)
+	}
+	if m.Servername != "" {
+		e.str(2, m.Servername, "pg_query.CreateForeignTableStmt.servername")
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateFunctionStmt(m *pg_query.CreateFunctionStmt) {
+	if m == nil {
+		return
+	}
+	if m.IsProcedure {
+		e.tag(1, 0)
+		e.varint(b2u(m.IsProcedure))
+	}
+	if m.Replace {
+		e.tag(2, 0)
+		e.varint(b2u(m.Replace))
+	}
+	for _, x := range m.Funcname {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Parameters {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ReturnType != nil {
+		p := e.begin(5)
+		e.encTypeName(m.ReturnType)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.SqlBody != nil {
+		p := e.begin(7)
+		e.encNode(m.SqlBody)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateOpClassItem(m *pg_query.CreateOpClassItem) {
+	if m == nil {
+		return
+	}
+	if m.Itemtype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Itemtype))
+	}
+	if m.Name != nil {
+		p := e.begin(2)
+		e.encObjectWithArgs(m.Name)
+		e.end(p)
+	}
+	if m.Number != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Number))
+	}
+	for _, x := range m.OrderFamily {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ClassArgs {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Storedtype != nil {
+		p := e.begin(6)
+		e.encTypeName(m.Storedtype)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateOpClassStmt(m *pg_query.CreateOpClassStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Opclassname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Opfamilyname {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Amname != "" {
+		e.str(3, m.Amname, "pg_query.CreateOpClassStmt.amname")
+	}
+	if m.Datatype != nil {
+		p := e.begin(4)
+		e.encTypeName(m.Datatype)
+		e.end(p)
+	}
+	for _, x := range m.Items {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IsDefault {
+		e.tag(6, 0)
+		e.varint(b2u(m.IsDefault))
+	}
+}
+
+func (e *encoder) encCreateOpFamilyStmt(m *pg_query.CreateOpFamilyStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Opfamilyname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Amname != "" {
+		e.str(2, m.Amname, "pg_query.CreateOpFamilyStmt.amname")
+	}
+}
+
+func (e *encoder) encCreatePLangStmt(m *pg_query.CreatePLangStmt) {
+	if m == nil {
+		return
+	}
+	if m.Replace {
+		e.tag(1, 0)
+		e.varint(b2u(m.Replace))
+	}
+	if m.Plname != "" {
+		e.str(2, m.Plname, "pg_query.CreatePLangStmt.plname")
+	}
+	for _, x := range m.Plhandler {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Plinline {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Plvalidator {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Pltrusted {
+		e.tag(6, 0)
+		e.varint(b2u(m.Pltrusted))
+	}
+}
+
+func (e *encoder) encCreatePolicyStmt(m *pg_query.CreatePolicyStmt) {
+	if m == nil {
+		return
+	}
+	if m.PolicyName != "" {
+		e.str(1, m.PolicyName, "pg_query.CreatePolicyStmt.policy_name")
+	}
+	if m.Table != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Table)
+		e.end(p)
+	}
+	if m.CmdName != "" {
+		e.str(3, m.CmdName, "pg_query.CreatePolicyStmt.cmd_name")
+	}
+	if m.Permissive {
+		e.tag(4, 0)
+		e.varint(b2u(m.Permissive))
+	}
+	for _, x := range m.Roles {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Qual != nil {
+		p := e.begin(6)
+		e.encNode(m.Qual)
+		e.end(p)
+	}
+	if m.WithCheck != nil {
+		p := e.begin(7)
+		e.encNode(m.WithCheck)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreatePublicationStmt(m *pg_query.CreatePublicationStmt) {
+	if m == nil {
+		return
+	}
+	if m.Pubname != "" {
+		e.str(1, m.Pubname, "pg_query.CreatePublicationStmt.pubname")
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Pubobjects {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ForAllTables {
+		e.tag(4, 0)
+		e.varint(b2u(m.ForAllTables))
+	}
+}
+
+func (e *encoder) encCreateRangeStmt(m *pg_query.CreateRangeStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.TypeName {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Params {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateRoleStmt(m *pg_query.CreateRoleStmt) {
+	if m == nil {
+		return
+	}
+	if m.StmtType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.StmtType))
+	}
+	if m.Role != "" {
+		e.str(2, m.Role, "pg_query.CreateRoleStmt.role")
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateSchemaStmt(m *pg_query.CreateSchemaStmt) {
+	if m == nil {
+		return
+	}
+	if m.Schemaname != "" {
+		e.str(1, m.Schemaname, "pg_query.CreateSchemaStmt.schemaname")
+	}
+	if m.Authrole != nil {
+		p := e.begin(2)
+		e.encRoleSpec(m.Authrole)
+		e.end(p)
+	}
+	for _, x := range m.SchemaElts {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IfNotExists {
+		e.tag(4, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+}
+
+func (e *encoder) encCreateSeqStmt(m *pg_query.CreateSeqStmt) {
+	if m == nil {
+		return
+	}
+	if m.Sequence != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Sequence)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OwnerId != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.OwnerId))
+	}
+	if m.ForIdentity {
+		e.tag(4, 0)
+		e.varint(b2u(m.ForIdentity))
+	}
+	if m.IfNotExists {
+		e.tag(5, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+}
+
+func (e *encoder) encCreateStatsStmt(m *pg_query.CreateStatsStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Defnames {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.StatTypes {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Exprs {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Relations {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Stxcomment != "" {
+		e.str(5, m.Stxcomment, "pg_query.CreateStatsStmt.stxcomment")
+	}
+	if m.Transformed {
+		e.tag(6, 0)
+		e.varint(b2u(m.Transformed))
+	}
+	if m.IfNotExists {
+		e.tag(7, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+}
+
+func (e *encoder) encCreateStmt(m *pg_query.CreateStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.TableElts {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.InhRelations {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Partbound != nil {
+		p := e.begin(4)
+		e.encPartitionBoundSpec(m.Partbound)
+		e.end(p)
+	}
+	if m.Partspec != nil {
+		p := e.begin(5)
+		e.encPartitionSpec(m.Partspec)
+		e.end(p)
+	}
+	if m.OfTypename != nil {
+		p := e.begin(6)
+		e.encTypeName(m.OfTypename)
+		e.end(p)
+	}
+	for _, x := range m.Constraints {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Oncommit != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Oncommit))
+	}
+	if m.Tablespacename != "" {
+		e.str(10, m.Tablespacename, "pg_query.CreateStmt.tablespacename")
+	}
+	if m.AccessMethod != "" {
+		e.str(11, m.AccessMethod, "pg_query.CreateStmt.access_method")
+	}
+	if m.IfNotExists {
+		e.tag(12, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+}
+
+func (e *encoder) encCreateSubscriptionStmt(m *pg_query.CreateSubscriptionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Subname != "" {
+		e.str(1, m.Subname, "pg_query.CreateSubscriptionStmt.subname")
+	}
+	if m.Conninfo != "" {
+		e.str(2, m.Conninfo, "pg_query.CreateSubscriptionStmt.conninfo")
+	}
+	for _, x := range m.Publication {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ConninfoLocation != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.ConninfoLocation))
+	}
+}
+
+func (e *encoder) encCreateTableAsStmt(m *pg_query.CreateTableAsStmt) {
+	if m == nil {
+		return
+	}
+	if m.Query != nil {
+		p := e.begin(1)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+	if m.Into != nil {
+		p := e.begin(2)
+		e.encIntoClause(m.Into)
+		e.end(p)
+	}
+	if m.Objtype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	if m.IsSelectInto {
+		e.tag(4, 0)
+		e.varint(b2u(m.IsSelectInto))
+	}
+	if m.IfNotExists {
+		e.tag(5, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+}
+
+func (e *encoder) encCreateTableSpaceStmt(m *pg_query.CreateTableSpaceStmt) {
+	if m == nil {
+		return
+	}
+	if m.Tablespacename != "" {
+		e.str(1, m.Tablespacename, "pg_query.CreateTableSpaceStmt.tablespacename")
+	}
+	if m.Owner != nil {
+		p := e.begin(2)
+		e.encRoleSpec(m.Owner)
+		e.end(p)
+	}
+	if m.Location != "" {
+		e.str(3, m.Location, "pg_query.CreateTableSpaceStmt.location")
+	}
+	for _, x := range m.Options {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateTransformStmt(m *pg_query.CreateTransformStmt) {
+	if m == nil {
+		return
+	}
+	if m.Replace {
+		e.tag(1, 0)
+		e.varint(b2u(m.Replace))
+	}
+	if m.TypeName != nil {
+		p := e.begin(2)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.Lang != "" {
+		e.str(3, m.Lang, "pg_query.CreateTransformStmt.lang")
+	}
+	if m.Fromsql != nil {
+		p := e.begin(4)
+		e.encObjectWithArgs(m.Fromsql)
+		e.end(p)
+	}
+	if m.Tosql != nil {
+		p := e.begin(5)
+		e.encObjectWithArgs(m.Tosql)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateTrigStmt(m *pg_query.CreateTrigStmt) {
+	if m == nil {
+		return
+	}
+	if m.Replace {
+		e.tag(1, 0)
+		e.varint(b2u(m.Replace))
+	}
+	if m.Isconstraint {
+		e.tag(2, 0)
+		e.varint(b2u(m.Isconstraint))
+	}
+	if m.Trigname != "" {
+		e.str(3, m.Trigname, "pg_query.CreateTrigStmt.trigname")
+	}
+	if m.Relation != nil {
+		p := e.begin(4)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.Funcname {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Row {
+		e.tag(7, 0)
+		e.varint(b2u(m.Row))
+	}
+	if m.Timing != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Timing))
+	}
+	if m.Events != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Events))
+	}
+	for _, x := range m.Columns {
+		p := e.begin(10)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhenClause != nil {
+		p := e.begin(11)
+		e.encNode(m.WhenClause)
+		e.end(p)
+	}
+	for _, x := range m.TransitionRels {
+		p := e.begin(12)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Deferrable {
+		e.tag(13, 0)
+		e.varint(b2u(m.Deferrable))
+	}
+	if m.Initdeferred {
+		e.tag(14, 0)
+		e.varint(b2u(m.Initdeferred))
+	}
+	if m.Constrrel != nil {
+		p := e.begin(15)
+		e.encRangeVar(m.Constrrel)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreateUserMappingStmt(m *pg_query.CreateUserMappingStmt) {
+	if m == nil {
+		return
+	}
+	if m.User != nil {
+		p := e.begin(1)
+		e.encRoleSpec(m.User)
+		e.end(p)
+	}
+	if m.Servername != "" {
+		e.str(2, m.Servername, "pg_query.CreateUserMappingStmt.servername")
+	}
+	if m.IfNotExists {
+		e.tag(3, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+	for _, x := range m.Options {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCreatedbStmt(m *pg_query.CreatedbStmt) {
+	if m == nil {
+		return
+	}
+	if m.Dbname != "" {
+		e.str(1, m.Dbname, "pg_query.CreatedbStmt.dbname")
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encCurrentOfExpr(m *pg_query.CurrentOfExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Cvarno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Cvarno))
+	}
+	if m.CursorName != "" {
+		e.str(3, m.CursorName, "pg_query.CurrentOfExpr.cursor_name")
+	}
+	if m.CursorParam != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.CursorParam))
+	}
+}
+
+func (e *encoder) encDeallocateStmt(m *pg_query.DeallocateStmt) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.DeallocateStmt.name")
+	}
+	if m.Isall {
+		e.tag(2, 0)
+		e.varint(b2u(m.Isall))
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encDeclareCursorStmt(m *pg_query.DeclareCursorStmt) {
+	if m == nil {
+		return
+	}
+	if m.Portalname != "" {
+		e.str(1, m.Portalname, "pg_query.DeclareCursorStmt.portalname")
+	}
+	if m.Options != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Options))
+	}
+	if m.Query != nil {
+		p := e.begin(3)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encDefElem(m *pg_query.DefElem) {
+	if m == nil {
+		return
+	}
+	if m.Defnamespace != "" {
+		e.str(1, m.Defnamespace, "pg_query.DefElem.defnamespace")
+	}
+	if m.Defname != "" {
+		e.str(2, m.Defname, "pg_query.DefElem.defname")
+	}
+	if m.Arg != nil {
+		p := e.begin(3)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Defaction != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Defaction))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+	if m.ArgLocation != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.ArgLocation))
+	}
+}
+
+func (e *encoder) encDefineStmt(m *pg_query.DefineStmt) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	if m.Oldstyle {
+		e.tag(2, 0)
+		e.varint(b2u(m.Oldstyle))
+	}
+	for _, x := range m.Defnames {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Definition {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IfNotExists {
+		e.tag(6, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+	if m.Replace {
+		e.tag(7, 0)
+		e.varint(b2u(m.Replace))
+	}
+}
+
+func (e *encoder) encDeleteStmt(m *pg_query.DeleteStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.UsingClause {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(3)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	for _, x := range m.ReturningList {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WithClause != nil {
+		p := e.begin(5)
+		e.encWithClause(m.WithClause)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encDiscardStmt(m *pg_query.DiscardStmt) {
+	if m == nil {
+		return
+	}
+	if m.Target != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Target))
+	}
+}
+
+func (e *encoder) encDistinctExpr(m *pg_query.DistinctExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Opno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Opno))
+	}
+	if m.Opresulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Opresulttype))
+	}
+	if m.Opretset {
+		e.tag(4, 0)
+		e.varint(b2u(m.Opretset))
+	}
+	if m.Opcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Opcollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encDoStmt(m *pg_query.DoStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Args {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encDropOwnedStmt(m *pg_query.DropOwnedStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Roles {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Behavior != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Behavior))
+	}
+}
+
+func (e *encoder) encDropRoleStmt(m *pg_query.DropRoleStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Roles {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.MissingOk {
+		e.tag(2, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encDropStmt(m *pg_query.DropStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Objects {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.RemoveType != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.RemoveType))
+	}
+	if m.Behavior != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Behavior))
+	}
+	if m.MissingOk {
+		e.tag(4, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+	if m.Concurrent {
+		e.tag(5, 0)
+		e.varint(b2u(m.Concurrent))
+	}
+}
+
+func (e *encoder) encDropSubscriptionStmt(m *pg_query.DropSubscriptionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Subname != "" {
+		e.str(1, m.Subname, "pg_query.DropSubscriptionStmt.subname")
+	}
+	if m.MissingOk {
+		e.tag(2, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+	if m.Behavior != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Behavior))
+	}
+}
+
+func (e *encoder) encDropTableSpaceStmt(m *pg_query.DropTableSpaceStmt) {
+	if m == nil {
+		return
+	}
+	if m.Tablespacename != "" {
+		e.str(1, m.Tablespacename, "pg_query.DropTableSpaceStmt.tablespacename")
+	}
+	if m.MissingOk {
+		e.tag(2, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encDropUserMappingStmt(m *pg_query.DropUserMappingStmt) {
+	if m == nil {
+		return
+	}
+	if m.User != nil {
+		p := e.begin(1)
+		e.encRoleSpec(m.User)
+		e.end(p)
+	}
+	if m.Servername != "" {
+		e.str(2, m.Servername, "pg_query.DropUserMappingStmt.servername")
+	}
+	if m.MissingOk {
+		e.tag(3, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encDropdbStmt(m *pg_query.DropdbStmt) {
+	if m == nil {
+		return
+	}
+	if m.Dbname != "" {
+		e.str(1, m.Dbname, "pg_query.DropdbStmt.dbname")
+	}
+	if m.MissingOk {
+		e.tag(2, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+	for _, x := range m.Options {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encExecuteStmt(m *pg_query.ExecuteStmt) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.ExecuteStmt.name")
+	}
+	for _, x := range m.Params {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encExplainStmt(m *pg_query.ExplainStmt) {
+	if m == nil {
+		return
+	}
+	if m.Query != nil {
+		p := e.begin(1)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encFetchStmt(m *pg_query.FetchStmt) {
+	if m == nil {
+		return
+	}
+	if m.Direction != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Direction))
+	}
+	if m.HowMany != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.HowMany))
+	}
+	if m.Portalname != "" {
+		e.str(3, m.Portalname, "pg_query.FetchStmt.portalname")
+	}
+	if m.Ismove {
+		e.tag(4, 0)
+		e.varint(b2u(m.Ismove))
+	}
+}
+
+func (e *encoder) encFieldSelect(m *pg_query.FieldSelect) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Fieldnum != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Fieldnum))
+	}
+	if m.Resulttype != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+	if m.Resulttypmod != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Resulttypmod))
+	}
+	if m.Resultcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Resultcollid))
+	}
+}
+
+func (e *encoder) encFieldStore(m *pg_query.FieldStore) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	for _, x := range m.Newvals {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Fieldnums {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Resulttype != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+}
+
+func (e *encoder) encFloat(m *pg_query.Float) {
+	if m == nil {
+		return
+	}
+	if m.Fval != "" {
+		e.str(1, m.Fval, "pg_query.Float.fval")
+	}
+}
+
+func (e *encoder) encFromExpr(m *pg_query.FromExpr) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Fromlist {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Quals != nil {
+		p := e.begin(2)
+		e.encNode(m.Quals)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encFuncCall(m *pg_query.FuncCall) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Funcname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.AggOrder {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.AggFilter != nil {
+		p := e.begin(4)
+		e.encNode(m.AggFilter)
+		e.end(p)
+	}
+	if m.Over != nil {
+		p := e.begin(5)
+		e.encWindowDef(m.Over)
+		e.end(p)
+	}
+	if m.AggWithinGroup {
+		e.tag(6, 0)
+		e.varint(b2u(m.AggWithinGroup))
+	}
+	if m.AggStar {
+		e.tag(7, 0)
+		e.varint(b2u(m.AggStar))
+	}
+	if m.AggDistinct {
+		e.tag(8, 0)
+		e.varint(b2u(m.AggDistinct))
+	}
+	if m.FuncVariadic {
+		e.tag(9, 0)
+		e.varint(b2u(m.FuncVariadic))
+	}
+	if m.Funcformat != 0 {
+		e.tag(10, 0)
+		e.varint(uint64(m.Funcformat))
+	}
+	if m.Location != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encFuncExpr(m *pg_query.FuncExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Funcid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Funcid))
+	}
+	if m.Funcresulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Funcresulttype))
+	}
+	if m.Funcretset {
+		e.tag(4, 0)
+		e.varint(b2u(m.Funcretset))
+	}
+	if m.Funcvariadic {
+		e.tag(5, 0)
+		e.varint(b2u(m.Funcvariadic))
+	}
+	if m.Funcformat != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Funcformat))
+	}
+	if m.Funccollid != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Funccollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(9)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(10, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encFunctionParameter(m *pg_query.FunctionParameter) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.FunctionParameter.name")
+	}
+	if m.ArgType != nil {
+		p := e.begin(2)
+		e.encTypeName(m.ArgType)
+		e.end(p)
+	}
+	if m.Mode != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Mode))
+	}
+	if m.Defexpr != nil {
+		p := e.begin(4)
+		e.encNode(m.Defexpr)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encGrantRoleStmt(m *pg_query.GrantRoleStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.GrantedRoles {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.GranteeRoles {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IsGrant {
+		e.tag(3, 0)
+		e.varint(b2u(m.IsGrant))
+	}
+	for _, x := range m.Opt {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Grantor != nil {
+		p := e.begin(5)
+		e.encRoleSpec(m.Grantor)
+		e.end(p)
+	}
+	if m.Behavior != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Behavior))
+	}
+}
+
+func (e *encoder) encGrantStmt(m *pg_query.GrantStmt) {
+	if m == nil {
+		return
+	}
+	if m.IsGrant {
+		e.tag(1, 0)
+		e.varint(b2u(m.IsGrant))
+	}
+	if m.Targtype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Targtype))
+	}
+	if m.Objtype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	for _, x := range m.Objects {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Privileges {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Grantees {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.GrantOption {
+		e.tag(7, 0)
+		e.varint(b2u(m.GrantOption))
+	}
+	if m.Grantor != nil {
+		p := e.begin(8)
+		e.encRoleSpec(m.Grantor)
+		e.end(p)
+	}
+	if m.Behavior != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Behavior))
+	}
+}
+
+func (e *encoder) encGroupingFunc(m *pg_query.GroupingFunc) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Refs {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Agglevelsup != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Agglevelsup))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encGroupingSet(m *pg_query.GroupingSet) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	for _, x := range m.Content {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encImportForeignSchemaStmt(m *pg_query.ImportForeignSchemaStmt) {
+	if m == nil {
+		return
+	}
+	if m.ServerName != "" {
+		e.str(1, m.ServerName, "pg_query.ImportForeignSchemaStmt.server_name")
+	}
+	if m.RemoteSchema != "" {
+		e.str(2, m.RemoteSchema, "pg_query.ImportForeignSchemaStmt.remote_schema")
+	}
+	if m.LocalSchema != "" {
+		e.str(3, m.LocalSchema, "pg_query.ImportForeignSchemaStmt.local_schema")
+	}
+	if m.ListType != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.ListType))
+	}
+	for _, x := range m.TableList {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encIndexElem(m *pg_query.IndexElem) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.IndexElem.name")
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Indexcolname != "" {
+		e.str(3, m.Indexcolname, "pg_query.IndexElem.indexcolname")
+	}
+	for _, x := range m.Collation {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Opclass {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Opclassopts {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Ordering != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Ordering))
+	}
+	if m.NullsOrdering != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.NullsOrdering))
+	}
+}
+
+func (e *encoder) encIndexStmt(m *pg_query.IndexStmt) {
+	if m == nil {
+		return
+	}
+	if m.Idxname != "" {
+		e.str(1, m.Idxname, "pg_query.IndexStmt.idxname")
+	}
+	if m.Relation != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.AccessMethod != "" {
+		e.str(3, m.AccessMethod, "pg_query.IndexStmt.access_method")
+	}
+	if m.TableSpace != "" {
+		e.str(4, m.TableSpace, "pg_query.IndexStmt.table_space")
+	}
+	for _, x := range m.IndexParams {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.IndexIncludingParams {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Options {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(8)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	for _, x := range m.ExcludeOpNames {
+		p := e.begin(9)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Idxcomment != "" {
+		e.str(10, m.Idxcomment, "pg_query.IndexStmt.idxcomment")
+	}
+	if m.IndexOid != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.IndexOid))
+	}
+	if m.OldNumber != 0 {
+		e.tag(12, 0)
+		e.varint(uint64(m.OldNumber))
+	}
+	if m.OldCreateSubid != 0 {
+		e.tag(13, 0)
+		e.varint(uint64(m.OldCreateSubid))
+	}
+	if m.OldFirstRelfilelocatorSubid != 0 {
+		e.tag(14, 0)
+		e.varint(uint64(m.OldFirstRelfilelocatorSubid))
+	}
+	if m.Unique {
+		e.tag(15, 0)
+		e.varint(b2u(m.Unique))
+	}
+	if m.NullsNotDistinct {
+		e.tag(16, 0)
+		e.varint(b2u(m.NullsNotDistinct))
+	}
+	if m.Primary {
+		e.tag(17, 0)
+		e.varint(b2u(m.Primary))
+	}
+	if m.Isconstraint {
+		e.tag(18, 0)
+		e.varint(b2u(m.Isconstraint))
+	}
+	if m.Deferrable {
+		e.tag(19, 0)
+		e.varint(b2u(m.Deferrable))
+	}
+	if m.Initdeferred {
+		e.tag(20, 0)
+		e.varint(b2u(m.Initdeferred))
+	}
+	if m.Transformed {
+		e.tag(21, 0)
+		e.varint(b2u(m.Transformed))
+	}
+	if m.Concurrent {
+		e.tag(22, 0)
+		e.varint(b2u(m.Concurrent))
+	}
+	if m.IfNotExists {
+		e.tag(23, 0)
+		e.varint(b2u(m.IfNotExists))
+	}
+	if m.ResetDefaultTblspc {
+		e.tag(24, 0)
+		e.varint(b2u(m.ResetDefaultTblspc))
+	}
+}
+
+func (e *encoder) encInferClause(m *pg_query.InferClause) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.IndexElems {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(2)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	if m.Conname != "" {
+		e.str(3, m.Conname, "pg_query.InferClause.conname")
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encInferenceElem(m *pg_query.InferenceElem) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Infercollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Infercollid))
+	}
+	if m.Inferopclass != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Inferopclass))
+	}
+}
+
+func (e *encoder) encInlineCodeBlock(m *pg_query.InlineCodeBlock) {
+	if m == nil {
+		return
+	}
+	if m.SourceText != "" {
+		e.str(1, m.SourceText, "pg_query.InlineCodeBlock.source_text")
+	}
+	if m.LangOid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.LangOid))
+	}
+	if m.LangIsTrusted {
+		e.tag(3, 0)
+		e.varint(b2u(m.LangIsTrusted))
+	}
+	if m.Atomic {
+		e.tag(4, 0)
+		e.varint(b2u(m.Atomic))
+	}
+}
+
+func (e *encoder) encInsertStmt(m *pg_query.InsertStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.Cols {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.SelectStmt != nil {
+		p := e.begin(3)
+		e.encNode(m.SelectStmt)
+		e.end(p)
+	}
+	if m.OnConflictClause != nil {
+		p := e.begin(4)
+		e.encOnConflictClause(m.OnConflictClause)
+		e.end(p)
+	}
+	for _, x := range m.ReturningList {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WithClause != nil {
+		p := e.begin(6)
+		e.encWithClause(m.WithClause)
+		e.end(p)
+	}
+	if m.Override != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Override))
+	}
+}
+
+func (e *encoder) encIntList(m *pg_query.IntList) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Items {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encInteger(m *pg_query.Integer) {
+	if m == nil {
+		return
+	}
+	if m.Ival != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Ival))
+	}
+}
+
+func (e *encoder) encIntoClause(m *pg_query.IntoClause) {
+	if m == nil {
+		return
+	}
+	if m.Rel != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Rel)
+		e.end(p)
+	}
+	for _, x := range m.ColNames {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.AccessMethod != "" {
+		e.str(3, m.AccessMethod, "pg_query.IntoClause.access_method")
+	}
+	for _, x := range m.Options {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OnCommit != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.OnCommit))
+	}
+	if m.TableSpaceName != "" {
+		e.str(6, m.TableSpaceName, "pg_query.IntoClause.table_space_name")
+	}
+	if m.ViewQuery != nil {
+		p := e.begin(7)
+		e.encNode(m.ViewQuery)
+		e.end(p)
+	}
+	if m.SkipData {
+		e.tag(8, 0)
+		e.varint(b2u(m.SkipData))
+	}
+}
+
+func (e *encoder) encJoinExpr(m *pg_query.JoinExpr) {
+	if m == nil {
+		return
+	}
+	if m.Jointype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Jointype))
+	}
+	if m.IsNatural {
+		e.tag(2, 0)
+		e.varint(b2u(m.IsNatural))
+	}
+	if m.Larg != nil {
+		p := e.begin(3)
+		e.encNode(m.Larg)
+		e.end(p)
+	}
+	if m.Rarg != nil {
+		p := e.begin(4)
+		e.encNode(m.Rarg)
+		e.end(p)
+	}
+	for _, x := range m.UsingClause {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.JoinUsingAlias != nil {
+		p := e.begin(6)
+		e.encAlias(m.JoinUsingAlias)
+		e.end(p)
+	}
+	if m.Quals != nil {
+		p := e.begin(7)
+		e.encNode(m.Quals)
+		e.end(p)
+	}
+	if m.Alias != nil {
+		p := e.begin(8)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+	if m.Rtindex != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Rtindex))
+	}
+}
+
+func (e *encoder) encJsonAggConstructor(m *pg_query.JsonAggConstructor) {
+	if m == nil {
+		return
+	}
+	if m.Output != nil {
+		p := e.begin(1)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.AggFilter != nil {
+		p := e.begin(2)
+		e.encNode(m.AggFilter)
+		e.end(p)
+	}
+	for _, x := range m.AggOrder {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Over != nil {
+		p := e.begin(4)
+		e.encWindowDef(m.Over)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonArgument(m *pg_query.JsonArgument) {
+	if m == nil {
+		return
+	}
+	if m.Val != nil {
+		p := e.begin(1)
+		e.encJsonValueExpr(m.Val)
+		e.end(p)
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.JsonArgument.name")
+	}
+}
+
+func (e *encoder) encJsonArrayAgg(m *pg_query.JsonArrayAgg) {
+	if m == nil {
+		return
+	}
+	if m.Constructor != nil {
+		p := e.begin(1)
+		e.encJsonAggConstructor(m.Constructor)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encJsonValueExpr(m.Arg)
+		e.end(p)
+	}
+	if m.AbsentOnNull {
+		e.tag(3, 0)
+		e.varint(b2u(m.AbsentOnNull))
+	}
+}
+
+func (e *encoder) encJsonArrayConstructor(m *pg_query.JsonArrayConstructor) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Exprs {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(2)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.AbsentOnNull {
+		e.tag(3, 0)
+		e.varint(b2u(m.AbsentOnNull))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonArrayQueryConstructor(m *pg_query.JsonArrayQueryConstructor) {
+	if m == nil {
+		return
+	}
+	if m.Query != nil {
+		p := e.begin(1)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(2)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.Format != nil {
+		p := e.begin(3)
+		e.encJsonFormat(m.Format)
+		e.end(p)
+	}
+	if m.AbsentOnNull {
+		e.tag(4, 0)
+		e.varint(b2u(m.AbsentOnNull))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonBehavior(m *pg_query.JsonBehavior) {
+	if m == nil {
+		return
+	}
+	if m.Btype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Btype))
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Coerce {
+		e.tag(3, 0)
+		e.varint(b2u(m.Coerce))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonConstructorExpr(m *pg_query.JsonConstructorExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Type != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Type))
+	}
+	for _, x := range m.Args {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Func != nil {
+		p := e.begin(4)
+		e.encNode(m.Func)
+		e.end(p)
+	}
+	if m.Coercion != nil {
+		p := e.begin(5)
+		e.encNode(m.Coercion)
+		e.end(p)
+	}
+	if m.Returning != nil {
+		p := e.begin(6)
+		e.encJsonReturning(m.Returning)
+		e.end(p)
+	}
+	if m.AbsentOnNull {
+		e.tag(7, 0)
+		e.varint(b2u(m.AbsentOnNull))
+	}
+	if m.Unique {
+		e.tag(8, 0)
+		e.varint(b2u(m.Unique))
+	}
+	if m.Location != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonExpr(m *pg_query.JsonExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Op != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Op))
+	}
+	if m.ColumnName != "" {
+		e.str(3, m.ColumnName, "pg_query.JsonExpr.column_name")
+	}
+	if m.FormattedExpr != nil {
+		p := e.begin(4)
+		e.encNode(m.FormattedExpr)
+		e.end(p)
+	}
+	if m.Format != nil {
+		p := e.begin(5)
+		e.encJsonFormat(m.Format)
+		e.end(p)
+	}
+	if m.PathSpec != nil {
+		p := e.begin(6)
+		e.encNode(m.PathSpec)
+		e.end(p)
+	}
+	if m.Returning != nil {
+		p := e.begin(7)
+		e.encJsonReturning(m.Returning)
+		e.end(p)
+	}
+	for _, x := range m.PassingNames {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.PassingValues {
+		p := e.begin(9)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OnEmpty != nil {
+		p := e.begin(10)
+		e.encJsonBehavior(m.OnEmpty)
+		e.end(p)
+	}
+	if m.OnError != nil {
+		p := e.begin(11)
+		e.encJsonBehavior(m.OnError)
+		e.end(p)
+	}
+	if m.UseIoCoercion {
+		e.tag(12, 0)
+		e.varint(b2u(m.UseIoCoercion))
+	}
+	if m.UseJsonCoercion {
+		e.tag(13, 0)
+		e.varint(b2u(m.UseJsonCoercion))
+	}
+	if m.Wrapper != 0 {
+		e.tag(14, 0)
+		e.varint(uint64(m.Wrapper))
+	}
+	if m.OmitQuotes {
+		e.tag(15, 0)
+		e.varint(b2u(m.OmitQuotes))
+	}
+	if m.Collation != 0 {
+		e.tag(16, 0)
+		e.varint(uint64(m.Collation))
+	}
+	if m.Location != 0 {
+		e.tag(17, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonFormat(m *pg_query.JsonFormat) {
+	if m == nil {
+		return
+	}
+	if m.FormatType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.FormatType))
+	}
+	if m.Encoding != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Encoding))
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonFuncExpr(m *pg_query.JsonFuncExpr) {
+	if m == nil {
+		return
+	}
+	if m.Op != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Op))
+	}
+	if m.ColumnName != "" {
+		e.str(2, m.ColumnName, "pg_query.JsonFuncExpr.column_name")
+	}
+	if m.ContextItem != nil {
+		p := e.begin(3)
+		e.encJsonValueExpr(m.ContextItem)
+		e.end(p)
+	}
+	if m.Pathspec != nil {
+		p := e.begin(4)
+		e.encNode(m.Pathspec)
+		e.end(p)
+	}
+	for _, x := range m.Passing {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(6)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.OnEmpty != nil {
+		p := e.begin(7)
+		e.encJsonBehavior(m.OnEmpty)
+		e.end(p)
+	}
+	if m.OnError != nil {
+		p := e.begin(8)
+		e.encJsonBehavior(m.OnError)
+		e.end(p)
+	}
+	if m.Wrapper != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Wrapper))
+	}
+	if m.Quotes != 0 {
+		e.tag(10, 0)
+		e.varint(uint64(m.Quotes))
+	}
+	if m.Location != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonIsPredicate(m *pg_query.JsonIsPredicate) {
+	if m == nil {
+		return
+	}
+	if m.Expr != nil {
+		p := e.begin(1)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Format != nil {
+		p := e.begin(2)
+		e.encJsonFormat(m.Format)
+		e.end(p)
+	}
+	if m.ItemType != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.ItemType))
+	}
+	if m.UniqueKeys {
+		e.tag(4, 0)
+		e.varint(b2u(m.UniqueKeys))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonKeyValue(m *pg_query.JsonKeyValue) {
+	if m == nil {
+		return
+	}
+	if m.Key != nil {
+		p := e.begin(1)
+		e.encNode(m.Key)
+		e.end(p)
+	}
+	if m.Value != nil {
+		p := e.begin(2)
+		e.encJsonValueExpr(m.Value)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encJsonObjectAgg(m *pg_query.JsonObjectAgg) {
+	if m == nil {
+		return
+	}
+	if m.Constructor != nil {
+		p := e.begin(1)
+		e.encJsonAggConstructor(m.Constructor)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encJsonKeyValue(m.Arg)
+		e.end(p)
+	}
+	if m.AbsentOnNull {
+		e.tag(3, 0)
+		e.varint(b2u(m.AbsentOnNull))
+	}
+	if m.Unique {
+		e.tag(4, 0)
+		e.varint(b2u(m.Unique))
+	}
+}
+
+func (e *encoder) encJsonObjectConstructor(m *pg_query.JsonObjectConstructor) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Exprs {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(2)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.AbsentOnNull {
+		e.tag(3, 0)
+		e.varint(b2u(m.AbsentOnNull))
+	}
+	if m.Unique {
+		e.tag(4, 0)
+		e.varint(b2u(m.Unique))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonOutput(m *pg_query.JsonOutput) {
+	if m == nil {
+		return
+	}
+	if m.TypeName != nil {
+		p := e.begin(1)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.Returning != nil {
+		p := e.begin(2)
+		e.encJsonReturning(m.Returning)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encJsonParseExpr(m *pg_query.JsonParseExpr) {
+	if m == nil {
+		return
+	}
+	if m.Expr != nil {
+		p := e.begin(1)
+		e.encJsonValueExpr(m.Expr)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(2)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.UniqueKeys {
+		e.tag(3, 0)
+		e.varint(b2u(m.UniqueKeys))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonReturning(m *pg_query.JsonReturning) {
+	if m == nil {
+		return
+	}
+	if m.Format != nil {
+		p := e.begin(1)
+		e.encJsonFormat(m.Format)
+		e.end(p)
+	}
+	if m.Typid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Typid))
+	}
+	if m.Typmod != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Typmod))
+	}
+}
+
+func (e *encoder) encJsonScalarExpr(m *pg_query.JsonScalarExpr) {
+	if m == nil {
+		return
+	}
+	if m.Expr != nil {
+		p := e.begin(1)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(2)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonSerializeExpr(m *pg_query.JsonSerializeExpr) {
+	if m == nil {
+		return
+	}
+	if m.Expr != nil {
+		p := e.begin(1)
+		e.encJsonValueExpr(m.Expr)
+		e.end(p)
+	}
+	if m.Output != nil {
+		p := e.begin(2)
+		e.encJsonOutput(m.Output)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonTable(m *pg_query.JsonTable) {
+	if m == nil {
+		return
+	}
+	if m.ContextItem != nil {
+		p := e.begin(1)
+		e.encJsonValueExpr(m.ContextItem)
+		e.end(p)
+	}
+	if m.Pathspec != nil {
+		p := e.begin(2)
+		e.encJsonTablePathSpec(m.Pathspec)
+		e.end(p)
+	}
+	for _, x := range m.Passing {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Columns {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OnError != nil {
+		p := e.begin(5)
+		e.encJsonBehavior(m.OnError)
+		e.end(p)
+	}
+	if m.Alias != nil {
+		p := e.begin(6)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+	if m.Lateral {
+		e.tag(7, 0)
+		e.varint(b2u(m.Lateral))
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonTableColumn(m *pg_query.JsonTableColumn) {
+	if m == nil {
+		return
+	}
+	if m.Coltype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Coltype))
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.JsonTableColumn.name")
+	}
+	if m.TypeName != nil {
+		p := e.begin(3)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.Pathspec != nil {
+		p := e.begin(4)
+		e.encJsonTablePathSpec(m.Pathspec)
+		e.end(p)
+	}
+	if m.Format != nil {
+		p := e.begin(5)
+		e.encJsonFormat(m.Format)
+		e.end(p)
+	}
+	if m.Wrapper != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Wrapper))
+	}
+	if m.Quotes != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Quotes))
+	}
+	for _, x := range m.Columns {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OnEmpty != nil {
+		p := e.begin(9)
+		e.encJsonBehavior(m.OnEmpty)
+		e.end(p)
+	}
+	if m.OnError != nil {
+		p := e.begin(10)
+		e.encJsonBehavior(m.OnError)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonTablePath(m *pg_query.JsonTablePath) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.JsonTablePath.name")
+	}
+}
+
+func (e *encoder) encJsonTablePathScan(m *pg_query.JsonTablePathScan) {
+	if m == nil {
+		return
+	}
+	if m.Plan != nil {
+		p := e.begin(1)
+		e.encNode(m.Plan)
+		e.end(p)
+	}
+	if m.Path != nil {
+		p := e.begin(2)
+		e.encJsonTablePath(m.Path)
+		e.end(p)
+	}
+	if m.ErrorOnError {
+		e.tag(3, 0)
+		e.varint(b2u(m.ErrorOnError))
+	}
+	if m.Child != nil {
+		p := e.begin(4)
+		e.encNode(m.Child)
+		e.end(p)
+	}
+	if m.ColMin != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.ColMin))
+	}
+	if m.ColMax != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.ColMax))
+	}
+}
+
+func (e *encoder) encJsonTablePathSpec(m *pg_query.JsonTablePathSpec) {
+	if m == nil {
+		return
+	}
+	if m.String_ != nil {
+		p := e.begin(1)
+		e.encNode(m.String_)
+		e.end(p)
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.JsonTablePathSpec.name")
+	}
+	if m.NameLocation != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.NameLocation))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encJsonTableSiblingJoin(m *pg_query.JsonTableSiblingJoin) {
+	if m == nil {
+		return
+	}
+	if m.Plan != nil {
+		p := e.begin(1)
+		e.encNode(m.Plan)
+		e.end(p)
+	}
+	if m.Lplan != nil {
+		p := e.begin(2)
+		e.encNode(m.Lplan)
+		e.end(p)
+	}
+	if m.Rplan != nil {
+		p := e.begin(3)
+		e.encNode(m.Rplan)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encJsonValueExpr(m *pg_query.JsonValueExpr) {
+	if m == nil {
+		return
+	}
+	if m.RawExpr != nil {
+		p := e.begin(1)
+		e.encNode(m.RawExpr)
+		e.end(p)
+	}
+	if m.FormattedExpr != nil {
+		p := e.begin(2)
+		e.encNode(m.FormattedExpr)
+		e.end(p)
+	}
+	if m.Format != nil {
+		p := e.begin(3)
+		e.encJsonFormat(m.Format)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encList(m *pg_query.List) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Items {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encListenStmt(m *pg_query.ListenStmt) {
+	if m == nil {
+		return
+	}
+	if m.Conditionname != "" {
+		e.str(1, m.Conditionname, "pg_query.ListenStmt.conditionname")
+	}
+}
+
+func (e *encoder) encLoadStmt(m *pg_query.LoadStmt) {
+	if m == nil {
+		return
+	}
+	if m.Filename != "" {
+		e.str(1, m.Filename, "pg_query.LoadStmt.filename")
+	}
+}
+
+func (e *encoder) encLockStmt(m *pg_query.LockStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Relations {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Mode != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Mode))
+	}
+	if m.Nowait {
+		e.tag(3, 0)
+		e.varint(b2u(m.Nowait))
+	}
+}
+
+func (e *encoder) encLockingClause(m *pg_query.LockingClause) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.LockedRels {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Strength != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Strength))
+	}
+	if m.WaitPolicy != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.WaitPolicy))
+	}
+}
+
+func (e *encoder) encMergeAction(m *pg_query.MergeAction) {
+	if m == nil {
+		return
+	}
+	if m.MatchKind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.MatchKind))
+	}
+	if m.CommandType != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.CommandType))
+	}
+	if m.Override != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Override))
+	}
+	if m.Qual != nil {
+		p := e.begin(4)
+		e.encNode(m.Qual)
+		e.end(p)
+	}
+	for _, x := range m.TargetList {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.UpdateColnos {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encMergeStmt(m *pg_query.MergeStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.SourceRelation != nil {
+		p := e.begin(2)
+		e.encNode(m.SourceRelation)
+		e.end(p)
+	}
+	if m.JoinCondition != nil {
+		p := e.begin(3)
+		e.encNode(m.JoinCondition)
+		e.end(p)
+	}
+	for _, x := range m.MergeWhenClauses {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ReturningList {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WithClause != nil {
+		p := e.begin(6)
+		e.encWithClause(m.WithClause)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encMergeSupportFunc(m *pg_query.MergeSupportFunc) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Msftype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Msftype))
+	}
+	if m.Msfcollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Msfcollid))
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encMergeWhenClause(m *pg_query.MergeWhenClause) {
+	if m == nil {
+		return
+	}
+	if m.MatchKind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.MatchKind))
+	}
+	if m.CommandType != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.CommandType))
+	}
+	if m.Override != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Override))
+	}
+	if m.Condition != nil {
+		p := e.begin(4)
+		e.encNode(m.Condition)
+		e.end(p)
+	}
+	for _, x := range m.TargetList {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Values {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encMinMaxExpr(m *pg_query.MinMaxExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Minmaxtype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Minmaxtype))
+	}
+	if m.Minmaxcollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Minmaxcollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	if m.Op != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Op))
+	}
+	for _, x := range m.Args {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encMultiAssignRef(m *pg_query.MultiAssignRef) {
+	if m == nil {
+		return
+	}
+	if m.Source != nil {
+		p := e.begin(1)
+		e.encNode(m.Source)
+		e.end(p)
+	}
+	if m.Colno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Colno))
+	}
+	if m.Ncolumns != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Ncolumns))
+	}
+}
+
+func (e *encoder) encNamedArgExpr(m *pg_query.NamedArgExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Name != "" {
+		e.str(3, m.Name, "pg_query.NamedArgExpr.name")
+	}
+	if m.Argnumber != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Argnumber))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encNextValueExpr(m *pg_query.NextValueExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Seqid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Seqid))
+	}
+	if m.TypeId != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.TypeId))
+	}
+}
+
+func (e *encoder) encNode(m *pg_query.Node) {
+	if m == nil {
+		return
+	}
+	switch x := m.Node.(type) {
+	case *pg_query.Node_Alias:
+		p := e.begin(1)
+		e.encAlias(x.Alias)
+		e.end(p)
+	case *pg_query.Node_RangeVar:
+		p := e.begin(2)
+		e.encRangeVar(x.RangeVar)
+		e.end(p)
+	case *pg_query.Node_TableFunc:
+		p := e.begin(3)
+		e.encTableFunc(x.TableFunc)
+		e.end(p)
+	case *pg_query.Node_IntoClause:
+		p := e.begin(4)
+		e.encIntoClause(x.IntoClause)
+		e.end(p)
+	case *pg_query.Node_Var:
+		p := e.begin(5)
+		e.encVar(x.Var)
+		e.end(p)
+	case *pg_query.Node_Param:
+		p := e.begin(6)
+		e.encParam(x.Param)
+		e.end(p)
+	case *pg_query.Node_Aggref:
+		p := e.begin(7)
+		e.encAggref(x.Aggref)
+		e.end(p)
+	case *pg_query.Node_GroupingFunc:
+		p := e.begin(8)
+		e.encGroupingFunc(x.GroupingFunc)
+		e.end(p)
+	case *pg_query.Node_WindowFunc:
+		p := e.begin(9)
+		e.encWindowFunc(x.WindowFunc)
+		e.end(p)
+	case *pg_query.Node_WindowFuncRunCondition:
+		p := e.begin(10)
+		e.encWindowFuncRunCondition(x.WindowFuncRunCondition)
+		e.end(p)
+	case *pg_query.Node_MergeSupportFunc:
+		p := e.begin(11)
+		e.encMergeSupportFunc(x.MergeSupportFunc)
+		e.end(p)
+	case *pg_query.Node_SubscriptingRef:
+		p := e.begin(12)
+		e.encSubscriptingRef(x.SubscriptingRef)
+		e.end(p)
+	case *pg_query.Node_FuncExpr:
+		p := e.begin(13)
+		e.encFuncExpr(x.FuncExpr)
+		e.end(p)
+	case *pg_query.Node_NamedArgExpr:
+		p := e.begin(14)
+		e.encNamedArgExpr(x.NamedArgExpr)
+		e.end(p)
+	case *pg_query.Node_OpExpr:
+		p := e.begin(15)
+		e.encOpExpr(x.OpExpr)
+		e.end(p)
+	case *pg_query.Node_DistinctExpr:
+		p := e.begin(16)
+		e.encDistinctExpr(x.DistinctExpr)
+		e.end(p)
+	case *pg_query.Node_NullIfExpr:
+		p := e.begin(17)
+		e.encNullIfExpr(x.NullIfExpr)
+		e.end(p)
+	case *pg_query.Node_ScalarArrayOpExpr:
+		p := e.begin(18)
+		e.encScalarArrayOpExpr(x.ScalarArrayOpExpr)
+		e.end(p)
+	case *pg_query.Node_BoolExpr:
+		p := e.begin(19)
+		e.encBoolExpr(x.BoolExpr)
+		e.end(p)
+	case *pg_query.Node_SubLink:
+		p := e.begin(20)
+		e.encSubLink(x.SubLink)
+		e.end(p)
+	case *pg_query.Node_SubPlan:
+		p := e.begin(21)
+		e.encSubPlan(x.SubPlan)
+		e.end(p)
+	case *pg_query.Node_AlternativeSubPlan:
+		p := e.begin(22)
+		e.encAlternativeSubPlan(x.AlternativeSubPlan)
+		e.end(p)
+	case *pg_query.Node_FieldSelect:
+		p := e.begin(23)
+		e.encFieldSelect(x.FieldSelect)
+		e.end(p)
+	case *pg_query.Node_FieldStore:
+		p := e.begin(24)
+		e.encFieldStore(x.FieldStore)
+		e.end(p)
+	case *pg_query.Node_RelabelType:
+		p := e.begin(25)
+		e.encRelabelType(x.RelabelType)
+		e.end(p)
+	case *pg_query.Node_CoerceViaIo:
+		p := e.begin(26)
+		e.encCoerceViaIO(x.CoerceViaIo)
+		e.end(p)
+	case *pg_query.Node_ArrayCoerceExpr:
+		p := e.begin(27)
+		e.encArrayCoerceExpr(x.ArrayCoerceExpr)
+		e.end(p)
+	case *pg_query.Node_ConvertRowtypeExpr:
+		p := e.begin(28)
+		e.encConvertRowtypeExpr(x.ConvertRowtypeExpr)
+		e.end(p)
+	case *pg_query.Node_CollateExpr:
+		p := e.begin(29)
+		e.encCollateExpr(x.CollateExpr)
+		e.end(p)
+	case *pg_query.Node_CaseExpr:
+		p := e.begin(30)
+		e.encCaseExpr(x.CaseExpr)
+		e.end(p)
+	case *pg_query.Node_CaseWhen:
+		p := e.begin(31)
+		e.encCaseWhen(x.CaseWhen)
+		e.end(p)
+	case *pg_query.Node_CaseTestExpr:
+		p := e.begin(32)
+		e.encCaseTestExpr(x.CaseTestExpr)
+		e.end(p)
+	case *pg_query.Node_ArrayExpr:
+		p := e.begin(33)
+		e.encArrayExpr(x.ArrayExpr)
+		e.end(p)
+	case *pg_query.Node_RowExpr:
+		p := e.begin(34)
+		e.encRowExpr(x.RowExpr)
+		e.end(p)
+	case *pg_query.Node_RowCompareExpr:
+		p := e.begin(35)
+		e.encRowCompareExpr(x.RowCompareExpr)
+		e.end(p)
+	case *pg_query.Node_CoalesceExpr:
+		p := e.begin(36)
+		e.encCoalesceExpr(x.CoalesceExpr)
+		e.end(p)
+	case *pg_query.Node_MinMaxExpr:
+		p := e.begin(37)
+		e.encMinMaxExpr(x.MinMaxExpr)
+		e.end(p)
+	case *pg_query.Node_SqlvalueFunction:
+		p := e.begin(38)
+		e.encSQLValueFunction(x.SqlvalueFunction)
+		e.end(p)
+	case *pg_query.Node_XmlExpr:
+		p := e.begin(39)
+		e.encXmlExpr(x.XmlExpr)
+		e.end(p)
+	case *pg_query.Node_JsonFormat:
+		p := e.begin(40)
+		e.encJsonFormat(x.JsonFormat)
+		e.end(p)
+	case *pg_query.Node_JsonReturning:
+		p := e.begin(41)
+		e.encJsonReturning(x.JsonReturning)
+		e.end(p)
+	case *pg_query.Node_JsonValueExpr:
+		p := e.begin(42)
+		e.encJsonValueExpr(x.JsonValueExpr)
+		e.end(p)
+	case *pg_query.Node_JsonConstructorExpr:
+		p := e.begin(43)
+		e.encJsonConstructorExpr(x.JsonConstructorExpr)
+		e.end(p)
+	case *pg_query.Node_JsonIsPredicate:
+		p := e.begin(44)
+		e.encJsonIsPredicate(x.JsonIsPredicate)
+		e.end(p)
+	case *pg_query.Node_JsonBehavior:
+		p := e.begin(45)
+		e.encJsonBehavior(x.JsonBehavior)
+		e.end(p)
+	case *pg_query.Node_JsonExpr:
+		p := e.begin(46)
+		e.encJsonExpr(x.JsonExpr)
+		e.end(p)
+	case *pg_query.Node_JsonTablePath:
+		p := e.begin(47)
+		e.encJsonTablePath(x.JsonTablePath)
+		e.end(p)
+	case *pg_query.Node_JsonTablePathScan:
+		p := e.begin(48)
+		e.encJsonTablePathScan(x.JsonTablePathScan)
+		e.end(p)
+	case *pg_query.Node_JsonTableSiblingJoin:
+		p := e.begin(49)
+		e.encJsonTableSiblingJoin(x.JsonTableSiblingJoin)
+		e.end(p)
+	case *pg_query.Node_NullTest:
+		p := e.begin(50)
+		e.encNullTest(x.NullTest)
+		e.end(p)
+	case *pg_query.Node_BooleanTest:
+		p := e.begin(51)
+		e.encBooleanTest(x.BooleanTest)
+		e.end(p)
+	case *pg_query.Node_MergeAction:
+		p := e.begin(52)
+		e.encMergeAction(x.MergeAction)
+		e.end(p)
+	case *pg_query.Node_CoerceToDomain:
+		p := e.begin(53)
+		e.encCoerceToDomain(x.CoerceToDomain)
+		e.end(p)
+	case *pg_query.Node_CoerceToDomainValue:
+		p := e.begin(54)
+		e.encCoerceToDomainValue(x.CoerceToDomainValue)
+		e.end(p)
+	case *pg_query.Node_SetToDefault:
+		p := e.begin(55)
+		e.encSetToDefault(x.SetToDefault)
+		e.end(p)
+	case *pg_query.Node_CurrentOfExpr:
+		p := e.begin(56)
+		e.encCurrentOfExpr(x.CurrentOfExpr)
+		e.end(p)
+	case *pg_query.Node_NextValueExpr:
+		p := e.begin(57)
+		e.encNextValueExpr(x.NextValueExpr)
+		e.end(p)
+	case *pg_query.Node_InferenceElem:
+		p := e.begin(58)
+		e.encInferenceElem(x.InferenceElem)
+		e.end(p)
+	case *pg_query.Node_TargetEntry:
+		p := e.begin(59)
+		e.encTargetEntry(x.TargetEntry)
+		e.end(p)
+	case *pg_query.Node_RangeTblRef:
+		p := e.begin(60)
+		e.encRangeTblRef(x.RangeTblRef)
+		e.end(p)
+	case *pg_query.Node_JoinExpr:
+		p := e.begin(61)
+		e.encJoinExpr(x.JoinExpr)
+		e.end(p)
+	case *pg_query.Node_FromExpr:
+		p := e.begin(62)
+		e.encFromExpr(x.FromExpr)
+		e.end(p)
+	case *pg_query.Node_OnConflictExpr:
+		p := e.begin(63)
+		e.encOnConflictExpr(x.OnConflictExpr)
+		e.end(p)
+	case *pg_query.Node_Query:
+		p := e.begin(64)
+		e.encQuery(x.Query)
+		e.end(p)
+	case *pg_query.Node_TypeName:
+		p := e.begin(65)
+		e.encTypeName(x.TypeName)
+		e.end(p)
+	case *pg_query.Node_ColumnRef:
+		p := e.begin(66)
+		e.encColumnRef(x.ColumnRef)
+		e.end(p)
+	case *pg_query.Node_ParamRef:
+		p := e.begin(67)
+		e.encParamRef(x.ParamRef)
+		e.end(p)
+	case *pg_query.Node_AExpr:
+		p := e.begin(68)
+		e.encA_Expr(x.AExpr)
+		e.end(p)
+	case *pg_query.Node_TypeCast:
+		p := e.begin(69)
+		e.encTypeCast(x.TypeCast)
+		e.end(p)
+	case *pg_query.Node_CollateClause:
+		p := e.begin(70)
+		e.encCollateClause(x.CollateClause)
+		e.end(p)
+	case *pg_query.Node_RoleSpec:
+		p := e.begin(71)
+		e.encRoleSpec(x.RoleSpec)
+		e.end(p)
+	case *pg_query.Node_FuncCall:
+		p := e.begin(72)
+		e.encFuncCall(x.FuncCall)
+		e.end(p)
+	case *pg_query.Node_AStar:
+		p := e.begin(73)
+		e.encA_Star(x.AStar)
+		e.end(p)
+	case *pg_query.Node_AIndices:
+		p := e.begin(74)
+		e.encA_Indices(x.AIndices)
+		e.end(p)
+	case *pg_query.Node_AIndirection:
+		p := e.begin(75)
+		e.encA_Indirection(x.AIndirection)
+		e.end(p)
+	case *pg_query.Node_AArrayExpr:
+		p := e.begin(76)
+		e.encA_ArrayExpr(x.AArrayExpr)
+		e.end(p)
+	case *pg_query.Node_ResTarget:
+		p := e.begin(77)
+		e.encResTarget(x.ResTarget)
+		e.end(p)
+	case *pg_query.Node_MultiAssignRef:
+		p := e.begin(78)
+		e.encMultiAssignRef(x.MultiAssignRef)
+		e.end(p)
+	case *pg_query.Node_SortBy:
+		p := e.begin(79)
+		e.encSortBy(x.SortBy)
+		e.end(p)
+	case *pg_query.Node_WindowDef:
+		p := e.begin(80)
+		e.encWindowDef(x.WindowDef)
+		e.end(p)
+	case *pg_query.Node_RangeSubselect:
+		p := e.begin(81)
+		e.encRangeSubselect(x.RangeSubselect)
+		e.end(p)
+	case *pg_query.Node_RangeFunction:
+		p := e.begin(82)
+		e.encRangeFunction(x.RangeFunction)
+		e.end(p)
+	case *pg_query.Node_RangeTableFunc:
+		p := e.begin(83)
+		e.encRangeTableFunc(x.RangeTableFunc)
+		e.end(p)
+	case *pg_query.Node_RangeTableFuncCol:
+		p := e.begin(84)
+		e.encRangeTableFuncCol(x.RangeTableFuncCol)
+		e.end(p)
+	case *pg_query.Node_RangeTableSample:
+		p := e.begin(85)
+		e.encRangeTableSample(x.RangeTableSample)
+		e.end(p)
+	case *pg_query.Node_ColumnDef:
+		p := e.begin(86)
+		e.encColumnDef(x.ColumnDef)
+		e.end(p)
+	case *pg_query.Node_TableLikeClause:
+		p := e.begin(87)
+		e.encTableLikeClause(x.TableLikeClause)
+		e.end(p)
+	case *pg_query.Node_IndexElem:
+		p := e.begin(88)
+		e.encIndexElem(x.IndexElem)
+		e.end(p)
+	case *pg_query.Node_DefElem:
+		p := e.begin(89)
+		e.encDefElem(x.DefElem)
+		e.end(p)
+	case *pg_query.Node_LockingClause:
+		p := e.begin(90)
+		e.encLockingClause(x.LockingClause)
+		e.end(p)
+	case *pg_query.Node_XmlSerialize:
+		p := e.begin(91)
+		e.encXmlSerialize(x.XmlSerialize)
+		e.end(p)
+	case *pg_query.Node_PartitionElem:
+		p := e.begin(92)
+		e.encPartitionElem(x.PartitionElem)
+		e.end(p)
+	case *pg_query.Node_PartitionSpec:
+		p := e.begin(93)
+		e.encPartitionSpec(x.PartitionSpec)
+		e.end(p)
+	case *pg_query.Node_PartitionBoundSpec:
+		p := e.begin(94)
+		e.encPartitionBoundSpec(x.PartitionBoundSpec)
+		e.end(p)
+	case *pg_query.Node_PartitionRangeDatum:
+		p := e.begin(95)
+		e.encPartitionRangeDatum(x.PartitionRangeDatum)
+		e.end(p)
+	case *pg_query.Node_SinglePartitionSpec:
+		p := e.begin(96)
+		e.encSinglePartitionSpec(x.SinglePartitionSpec)
+		e.end(p)
+	case *pg_query.Node_PartitionCmd:
+		p := e.begin(97)
+		e.encPartitionCmd(x.PartitionCmd)
+		e.end(p)
+	case *pg_query.Node_RangeTblEntry:
+		p := e.begin(98)
+		e.encRangeTblEntry(x.RangeTblEntry)
+		e.end(p)
+	case *pg_query.Node_RtepermissionInfo:
+		p := e.begin(99)
+		e.encRTEPermissionInfo(x.RtepermissionInfo)
+		e.end(p)
+	case *pg_query.Node_RangeTblFunction:
+		p := e.begin(100)
+		e.encRangeTblFunction(x.RangeTblFunction)
+		e.end(p)
+	case *pg_query.Node_TableSampleClause:
+		p := e.begin(101)
+		e.encTableSampleClause(x.TableSampleClause)
+		e.end(p)
+	case *pg_query.Node_WithCheckOption:
+		p := e.begin(102)
+		e.encWithCheckOption(x.WithCheckOption)
+		e.end(p)
+	case *pg_query.Node_SortGroupClause:
+		p := e.begin(103)
+		e.encSortGroupClause(x.SortGroupClause)
+		e.end(p)
+	case *pg_query.Node_GroupingSet:
+		p := e.begin(104)
+		e.encGroupingSet(x.GroupingSet)
+		e.end(p)
+	case *pg_query.Node_WindowClause:
+		p := e.begin(105)
+		e.encWindowClause(x.WindowClause)
+		e.end(p)
+	case *pg_query.Node_RowMarkClause:
+		p := e.begin(106)
+		e.encRowMarkClause(x.RowMarkClause)
+		e.end(p)
+	case *pg_query.Node_WithClause:
+		p := e.begin(107)
+		e.encWithClause(x.WithClause)
+		e.end(p)
+	case *pg_query.Node_InferClause:
+		p := e.begin(108)
+		e.encInferClause(x.InferClause)
+		e.end(p)
+	case *pg_query.Node_OnConflictClause:
+		p := e.begin(109)
+		e.encOnConflictClause(x.OnConflictClause)
+		e.end(p)
+	case *pg_query.Node_CtesearchClause:
+		p := e.begin(110)
+		e.encCTESearchClause(x.CtesearchClause)
+		e.end(p)
+	case *pg_query.Node_CtecycleClause:
+		p := e.begin(111)
+		e.encCTECycleClause(x.CtecycleClause)
+		e.end(p)
+	case *pg_query.Node_CommonTableExpr:
+		p := e.begin(112)
+		e.encCommonTableExpr(x.CommonTableExpr)
+		e.end(p)
+	case *pg_query.Node_MergeWhenClause:
+		p := e.begin(113)
+		e.encMergeWhenClause(x.MergeWhenClause)
+		e.end(p)
+	case *pg_query.Node_TriggerTransition:
+		p := e.begin(114)
+		e.encTriggerTransition(x.TriggerTransition)
+		e.end(p)
+	case *pg_query.Node_JsonOutput:
+		p := e.begin(115)
+		e.encJsonOutput(x.JsonOutput)
+		e.end(p)
+	case *pg_query.Node_JsonArgument:
+		p := e.begin(116)
+		e.encJsonArgument(x.JsonArgument)
+		e.end(p)
+	case *pg_query.Node_JsonFuncExpr:
+		p := e.begin(117)
+		e.encJsonFuncExpr(x.JsonFuncExpr)
+		e.end(p)
+	case *pg_query.Node_JsonTablePathSpec:
+		p := e.begin(118)
+		e.encJsonTablePathSpec(x.JsonTablePathSpec)
+		e.end(p)
+	case *pg_query.Node_JsonTable:
+		p := e.begin(119)
+		e.encJsonTable(x.JsonTable)
+		e.end(p)
+	case *pg_query.Node_JsonTableColumn:
+		p := e.begin(120)
+		e.encJsonTableColumn(x.JsonTableColumn)
+		e.end(p)
+	case *pg_query.Node_JsonKeyValue:
+		p := e.begin(121)
+		e.encJsonKeyValue(x.JsonKeyValue)
+		e.end(p)
+	case *pg_query.Node_JsonParseExpr:
+		p := e.begin(122)
+		e.encJsonParseExpr(x.JsonParseExpr)
+		e.end(p)
+	case *pg_query.Node_JsonScalarExpr:
+		p := e.begin(123)
+		e.encJsonScalarExpr(x.JsonScalarExpr)
+		e.end(p)
+	case *pg_query.Node_JsonSerializeExpr:
+		p := e.begin(124)
+		e.encJsonSerializeExpr(x.JsonSerializeExpr)
+		e.end(p)
+	case *pg_query.Node_JsonObjectConstructor:
+		p := e.begin(125)
+		e.encJsonObjectConstructor(x.JsonObjectConstructor)
+		e.end(p)
+	case *pg_query.Node_JsonArrayConstructor:
+		p := e.begin(126)
+		e.encJsonArrayConstructor(x.JsonArrayConstructor)
+		e.end(p)
+	case *pg_query.Node_JsonArrayQueryConstructor:
+		p := e.begin(127)
+		e.encJsonArrayQueryConstructor(x.JsonArrayQueryConstructor)
+		e.end(p)
+	case *pg_query.Node_JsonAggConstructor:
+		p := e.begin(128)
+		e.encJsonAggConstructor(x.JsonAggConstructor)
+		e.end(p)
+	case *pg_query.Node_JsonObjectAgg:
+		p := e.begin(129)
+		e.encJsonObjectAgg(x.JsonObjectAgg)
+		e.end(p)
+	case *pg_query.Node_JsonArrayAgg:
+		p := e.begin(130)
+		e.encJsonArrayAgg(x.JsonArrayAgg)
+		e.end(p)
+	case *pg_query.Node_RawStmt:
+		p := e.begin(131)
+		e.encRawStmt(x.RawStmt)
+		e.end(p)
+	case *pg_query.Node_InsertStmt:
+		p := e.begin(132)
+		e.encInsertStmt(x.InsertStmt)
+		e.end(p)
+	case *pg_query.Node_DeleteStmt:
+		p := e.begin(133)
+		e.encDeleteStmt(x.DeleteStmt)
+		e.end(p)
+	case *pg_query.Node_UpdateStmt:
+		p := e.begin(134)
+		e.encUpdateStmt(x.UpdateStmt)
+		e.end(p)
+	case *pg_query.Node_MergeStmt:
+		p := e.begin(135)
+		e.encMergeStmt(x.MergeStmt)
+		e.end(p)
+	case *pg_query.Node_SelectStmt:
+		p := e.begin(136)
+		e.encSelectStmt(x.SelectStmt)
+		e.end(p)
+	case *pg_query.Node_SetOperationStmt:
+		p := e.begin(137)
+		e.encSetOperationStmt(x.SetOperationStmt)
+		e.end(p)
+	case *pg_query.Node_ReturnStmt:
+		p := e.begin(138)
+		e.encReturnStmt(x.ReturnStmt)
+		e.end(p)
+	case *pg_query.Node_PlassignStmt:
+		p := e.begin(139)
+		e.encPLAssignStmt(x.PlassignStmt)
+		e.end(p)
+	case *pg_query.Node_CreateSchemaStmt:
+		p := e.begin(140)
+		e.encCreateSchemaStmt(x.CreateSchemaStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTableStmt:
+		p := e.begin(141)
+		e.encAlterTableStmt(x.AlterTableStmt)
+		e.end(p)
+	case *pg_query.Node_ReplicaIdentityStmt:
+		p := e.begin(142)
+		e.encReplicaIdentityStmt(x.ReplicaIdentityStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTableCmd:
+		p := e.begin(143)
+		e.encAlterTableCmd(x.AlterTableCmd)
+		e.end(p)
+	case *pg_query.Node_AlterCollationStmt:
+		p := e.begin(144)
+		e.encAlterCollationStmt(x.AlterCollationStmt)
+		e.end(p)
+	case *pg_query.Node_AlterDomainStmt:
+		p := e.begin(145)
+		e.encAlterDomainStmt(x.AlterDomainStmt)
+		e.end(p)
+	case *pg_query.Node_GrantStmt:
+		p := e.begin(146)
+		e.encGrantStmt(x.GrantStmt)
+		e.end(p)
+	case *pg_query.Node_ObjectWithArgs:
+		p := e.begin(147)
+		e.encObjectWithArgs(x.ObjectWithArgs)
+		e.end(p)
+	case *pg_query.Node_AccessPriv:
+		p := e.begin(148)
+		e.encAccessPriv(x.AccessPriv)
+		e.end(p)
+	case *pg_query.Node_GrantRoleStmt:
+		p := e.begin(149)
+		e.encGrantRoleStmt(x.GrantRoleStmt)
+		e.end(p)
+	case *pg_query.Node_AlterDefaultPrivilegesStmt:
+		p := e.begin(150)
+		e.encAlterDefaultPrivilegesStmt(x.AlterDefaultPrivilegesStmt)
+		e.end(p)
+	case *pg_query.Node_CopyStmt:
+		p := e.begin(151)
+		e.encCopyStmt(x.CopyStmt)
+		e.end(p)
+	case *pg_query.Node_VariableSetStmt:
+		p := e.begin(152)
+		e.encVariableSetStmt(x.VariableSetStmt)
+		e.end(p)
+	case *pg_query.Node_VariableShowStmt:
+		p := e.begin(153)
+		e.encVariableShowStmt(x.VariableShowStmt)
+		e.end(p)
+	case *pg_query.Node_CreateStmt:
+		p := e.begin(154)
+		e.encCreateStmt(x.CreateStmt)
+		e.end(p)
+	case *pg_query.Node_Constraint:
+		p := e.begin(155)
+		e.encConstraint(x.Constraint)
+		e.end(p)
+	case *pg_query.Node_CreateTableSpaceStmt:
+		p := e.begin(156)
+		e.encCreateTableSpaceStmt(x.CreateTableSpaceStmt)
+		e.end(p)
+	case *pg_query.Node_DropTableSpaceStmt:
+		p := e.begin(157)
+		e.encDropTableSpaceStmt(x.DropTableSpaceStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTableSpaceOptionsStmt:
+		p := e.begin(158)
+		e.encAlterTableSpaceOptionsStmt(x.AlterTableSpaceOptionsStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTableMoveAllStmt:
+		p := e.begin(159)
+		e.encAlterTableMoveAllStmt(x.AlterTableMoveAllStmt)
+		e.end(p)
+	case *pg_query.Node_CreateExtensionStmt:
+		p := e.begin(160)
+		e.encCreateExtensionStmt(x.CreateExtensionStmt)
+		e.end(p)
+	case *pg_query.Node_AlterExtensionStmt:
+		p := e.begin(161)
+		e.encAlterExtensionStmt(x.AlterExtensionStmt)
+		e.end(p)
+	case *pg_query.Node_AlterExtensionContentsStmt:
+		p := e.begin(162)
+		e.encAlterExtensionContentsStmt(x.AlterExtensionContentsStmt)
+		e.end(p)
+	case *pg_query.Node_CreateFdwStmt:
+		p := e.begin(163)
+		e.encCreateFdwStmt(x.CreateFdwStmt)
+		e.end(p)
+	case *pg_query.Node_AlterFdwStmt:
+		p := e.begin(164)
+		e.encAlterFdwStmt(x.AlterFdwStmt)
+		e.end(p)
+	case *pg_query.Node_CreateForeignServerStmt:
+		p := e.begin(165)
+		e.encCreateForeignServerStmt(x.CreateForeignServerStmt)
+		e.end(p)
+	case *pg_query.Node_AlterForeignServerStmt:
+		p := e.begin(166)
+		e.encAlterForeignServerStmt(x.AlterForeignServerStmt)
+		e.end(p)
+	case *pg_query.Node_CreateForeignTableStmt:
+		p := e.begin(167)
+		e.encCreateForeignTableStmt(x.CreateForeignTableStmt)
+		e.end(p)
+	case *pg_query.Node_CreateUserMappingStmt:
+		p := e.begin(168)
+		e.encCreateUserMappingStmt(x.CreateUserMappingStmt)
+		e.end(p)
+	case *pg_query.Node_AlterUserMappingStmt:
+		p := e.begin(169)
+		e.encAlterUserMappingStmt(x.AlterUserMappingStmt)
+		e.end(p)
+	case *pg_query.Node_DropUserMappingStmt:
+		p := e.begin(170)
+		e.encDropUserMappingStmt(x.DropUserMappingStmt)
+		e.end(p)
+	case *pg_query.Node_ImportForeignSchemaStmt:
+		p := e.begin(171)
+		e.encImportForeignSchemaStmt(x.ImportForeignSchemaStmt)
+		e.end(p)
+	case *pg_query.Node_CreatePolicyStmt:
+		p := e.begin(172)
+		e.encCreatePolicyStmt(x.CreatePolicyStmt)
+		e.end(p)
+	case *pg_query.Node_AlterPolicyStmt:
+		p := e.begin(173)
+		e.encAlterPolicyStmt(x.AlterPolicyStmt)
+		e.end(p)
+	case *pg_query.Node_CreateAmStmt:
+		p := e.begin(174)
+		e.encCreateAmStmt(x.CreateAmStmt)
+		e.end(p)
+	case *pg_query.Node_CreateTrigStmt:
+		p := e.begin(175)
+		e.encCreateTrigStmt(x.CreateTrigStmt)
+		e.end(p)
+	case *pg_query.Node_CreateEventTrigStmt:
+		p := e.begin(176)
+		e.encCreateEventTrigStmt(x.CreateEventTrigStmt)
+		e.end(p)
+	case *pg_query.Node_AlterEventTrigStmt:
+		p := e.begin(177)
+		e.encAlterEventTrigStmt(x.AlterEventTrigStmt)
+		e.end(p)
+	case *pg_query.Node_CreatePlangStmt:
+		p := e.begin(178)
+		e.encCreatePLangStmt(x.CreatePlangStmt)
+		e.end(p)
+	case *pg_query.Node_CreateRoleStmt:
+		p := e.begin(179)
+		e.encCreateRoleStmt(x.CreateRoleStmt)
+		e.end(p)
+	case *pg_query.Node_AlterRoleStmt:
+		p := e.begin(180)
+		e.encAlterRoleStmt(x.AlterRoleStmt)
+		e.end(p)
+	case *pg_query.Node_AlterRoleSetStmt:
+		p := e.begin(181)
+		e.encAlterRoleSetStmt(x.AlterRoleSetStmt)
+		e.end(p)
+	case *pg_query.Node_DropRoleStmt:
+		p := e.begin(182)
+		e.encDropRoleStmt(x.DropRoleStmt)
+		e.end(p)
+	case *pg_query.Node_CreateSeqStmt:
+		p := e.begin(183)
+		e.encCreateSeqStmt(x.CreateSeqStmt)
+		e.end(p)
+	case *pg_query.Node_AlterSeqStmt:
+		p := e.begin(184)
+		e.encAlterSeqStmt(x.AlterSeqStmt)
+		e.end(p)
+	case *pg_query.Node_DefineStmt:
+		p := e.begin(185)
+		e.encDefineStmt(x.DefineStmt)
+		e.end(p)
+	case *pg_query.Node_CreateDomainStmt:
+		p := e.begin(186)
+		e.encCreateDomainStmt(x.CreateDomainStmt)
+		e.end(p)
+	case *pg_query.Node_CreateOpClassStmt:
+		p := e.begin(187)
+		e.encCreateOpClassStmt(x.CreateOpClassStmt)
+		e.end(p)
+	case *pg_query.Node_CreateOpClassItem:
+		p := e.begin(188)
+		e.encCreateOpClassItem(x.CreateOpClassItem)
+		e.end(p)
+	case *pg_query.Node_CreateOpFamilyStmt:
+		p := e.begin(189)
+		e.encCreateOpFamilyStmt(x.CreateOpFamilyStmt)
+		e.end(p)
+	case *pg_query.Node_AlterOpFamilyStmt:
+		p := e.begin(190)
+		e.encAlterOpFamilyStmt(x.AlterOpFamilyStmt)
+		e.end(p)
+	case *pg_query.Node_DropStmt:
+		p := e.begin(191)
+		e.encDropStmt(x.DropStmt)
+		e.end(p)
+	case *pg_query.Node_TruncateStmt:
+		p := e.begin(192)
+		e.encTruncateStmt(x.TruncateStmt)
+		e.end(p)
+	case *pg_query.Node_CommentStmt:
+		p := e.begin(193)
+		e.encCommentStmt(x.CommentStmt)
+		e.end(p)
+	case *pg_query.Node_SecLabelStmt:
+		p := e.begin(194)
+		e.encSecLabelStmt(x.SecLabelStmt)
+		e.end(p)
+	case *pg_query.Node_DeclareCursorStmt:
+		p := e.begin(195)
+		e.encDeclareCursorStmt(x.DeclareCursorStmt)
+		e.end(p)
+	case *pg_query.Node_ClosePortalStmt:
+		p := e.begin(196)
+		e.encClosePortalStmt(x.ClosePortalStmt)
+		e.end(p)
+	case *pg_query.Node_FetchStmt:
+		p := e.begin(197)
+		e.encFetchStmt(x.FetchStmt)
+		e.end(p)
+	case *pg_query.Node_IndexStmt:
+		p := e.begin(198)
+		e.encIndexStmt(x.IndexStmt)
+		e.end(p)
+	case *pg_query.Node_CreateStatsStmt:
+		p := e.begin(199)
+		e.encCreateStatsStmt(x.CreateStatsStmt)
+		e.end(p)
+	case *pg_query.Node_StatsElem:
+		p := e.begin(200)
+		e.encStatsElem(x.StatsElem)
+		e.end(p)
+	case *pg_query.Node_AlterStatsStmt:
+		p := e.begin(201)
+		e.encAlterStatsStmt(x.AlterStatsStmt)
+		e.end(p)
+	case *pg_query.Node_CreateFunctionStmt:
+		p := e.begin(202)
+		e.encCreateFunctionStmt(x.CreateFunctionStmt)
+		e.end(p)
+	case *pg_query.Node_FunctionParameter:
+		p := e.begin(203)
+		e.encFunctionParameter(x.FunctionParameter)
+		e.end(p)
+	case *pg_query.Node_AlterFunctionStmt:
+		p := e.begin(204)
+		e.encAlterFunctionStmt(x.AlterFunctionStmt)
+		e.end(p)
+	case *pg_query.Node_DoStmt:
+		p := e.begin(205)
+		e.encDoStmt(x.DoStmt)
+		e.end(p)
+	case *pg_query.Node_InlineCodeBlock:
+		p := e.begin(206)
+		e.encInlineCodeBlock(x.InlineCodeBlock)
+		e.end(p)
+	case *pg_query.Node_CallStmt:
+		p := e.begin(207)
+		e.encCallStmt(x.CallStmt)
+		e.end(p)
+	case *pg_query.Node_CallContext:
+		p := e.begin(208)
+		e.encCallContext(x.CallContext)
+		e.end(p)
+	case *pg_query.Node_RenameStmt:
+		p := e.begin(209)
+		e.encRenameStmt(x.RenameStmt)
+		e.end(p)
+	case *pg_query.Node_AlterObjectDependsStmt:
+		p := e.begin(210)
+		e.encAlterObjectDependsStmt(x.AlterObjectDependsStmt)
+		e.end(p)
+	case *pg_query.Node_AlterObjectSchemaStmt:
+		p := e.begin(211)
+		e.encAlterObjectSchemaStmt(x.AlterObjectSchemaStmt)
+		e.end(p)
+	case *pg_query.Node_AlterOwnerStmt:
+		p := e.begin(212)
+		e.encAlterOwnerStmt(x.AlterOwnerStmt)
+		e.end(p)
+	case *pg_query.Node_AlterOperatorStmt:
+		p := e.begin(213)
+		e.encAlterOperatorStmt(x.AlterOperatorStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTypeStmt:
+		p := e.begin(214)
+		e.encAlterTypeStmt(x.AlterTypeStmt)
+		e.end(p)
+	case *pg_query.Node_RuleStmt:
+		p := e.begin(215)
+		e.encRuleStmt(x.RuleStmt)
+		e.end(p)
+	case *pg_query.Node_NotifyStmt:
+		p := e.begin(216)
+		e.encNotifyStmt(x.NotifyStmt)
+		e.end(p)
+	case *pg_query.Node_ListenStmt:
+		p := e.begin(217)
+		e.encListenStmt(x.ListenStmt)
+		e.end(p)
+	case *pg_query.Node_UnlistenStmt:
+		p := e.begin(218)
+		e.encUnlistenStmt(x.UnlistenStmt)
+		e.end(p)
+	case *pg_query.Node_TransactionStmt:
+		p := e.begin(219)
+		e.encTransactionStmt(x.TransactionStmt)
+		e.end(p)
+	case *pg_query.Node_CompositeTypeStmt:
+		p := e.begin(220)
+		e.encCompositeTypeStmt(x.CompositeTypeStmt)
+		e.end(p)
+	case *pg_query.Node_CreateEnumStmt:
+		p := e.begin(221)
+		e.encCreateEnumStmt(x.CreateEnumStmt)
+		e.end(p)
+	case *pg_query.Node_CreateRangeStmt:
+		p := e.begin(222)
+		e.encCreateRangeStmt(x.CreateRangeStmt)
+		e.end(p)
+	case *pg_query.Node_AlterEnumStmt:
+		p := e.begin(223)
+		e.encAlterEnumStmt(x.AlterEnumStmt)
+		e.end(p)
+	case *pg_query.Node_ViewStmt:
+		p := e.begin(224)
+		e.encViewStmt(x.ViewStmt)
+		e.end(p)
+	case *pg_query.Node_LoadStmt:
+		p := e.begin(225)
+		e.encLoadStmt(x.LoadStmt)
+		e.end(p)
+	case *pg_query.Node_CreatedbStmt:
+		p := e.begin(226)
+		e.encCreatedbStmt(x.CreatedbStmt)
+		e.end(p)
+	case *pg_query.Node_AlterDatabaseStmt:
+		p := e.begin(227)
+		e.encAlterDatabaseStmt(x.AlterDatabaseStmt)
+		e.end(p)
+	case *pg_query.Node_AlterDatabaseRefreshCollStmt:
+		p := e.begin(228)
+		e.encAlterDatabaseRefreshCollStmt(x.AlterDatabaseRefreshCollStmt)
+		e.end(p)
+	case *pg_query.Node_AlterDatabaseSetStmt:
+		p := e.begin(229)
+		e.encAlterDatabaseSetStmt(x.AlterDatabaseSetStmt)
+		e.end(p)
+	case *pg_query.Node_DropdbStmt:
+		p := e.begin(230)
+		e.encDropdbStmt(x.DropdbStmt)
+		e.end(p)
+	case *pg_query.Node_AlterSystemStmt:
+		p := e.begin(231)
+		e.encAlterSystemStmt(x.AlterSystemStmt)
+		e.end(p)
+	case *pg_query.Node_ClusterStmt:
+		p := e.begin(232)
+		e.encClusterStmt(x.ClusterStmt)
+		e.end(p)
+	case *pg_query.Node_VacuumStmt:
+		p := e.begin(233)
+		e.encVacuumStmt(x.VacuumStmt)
+		e.end(p)
+	case *pg_query.Node_VacuumRelation:
+		p := e.begin(234)
+		e.encVacuumRelation(x.VacuumRelation)
+		e.end(p)
+	case *pg_query.Node_ExplainStmt:
+		p := e.begin(235)
+		e.encExplainStmt(x.ExplainStmt)
+		e.end(p)
+	case *pg_query.Node_CreateTableAsStmt:
+		p := e.begin(236)
+		e.encCreateTableAsStmt(x.CreateTableAsStmt)
+		e.end(p)
+	case *pg_query.Node_RefreshMatViewStmt:
+		p := e.begin(237)
+		e.encRefreshMatViewStmt(x.RefreshMatViewStmt)
+		e.end(p)
+	case *pg_query.Node_CheckPointStmt:
+		p := e.begin(238)
+		e.encCheckPointStmt(x.CheckPointStmt)
+		e.end(p)
+	case *pg_query.Node_DiscardStmt:
+		p := e.begin(239)
+		e.encDiscardStmt(x.DiscardStmt)
+		e.end(p)
+	case *pg_query.Node_LockStmt:
+		p := e.begin(240)
+		e.encLockStmt(x.LockStmt)
+		e.end(p)
+	case *pg_query.Node_ConstraintsSetStmt:
+		p := e.begin(241)
+		e.encConstraintsSetStmt(x.ConstraintsSetStmt)
+		e.end(p)
+	case *pg_query.Node_ReindexStmt:
+		p := e.begin(242)
+		e.encReindexStmt(x.ReindexStmt)
+		e.end(p)
+	case *pg_query.Node_CreateConversionStmt:
+		p := e.begin(243)
+		e.encCreateConversionStmt(x.CreateConversionStmt)
+		e.end(p)
+	case *pg_query.Node_CreateCastStmt:
+		p := e.begin(244)
+		e.encCreateCastStmt(x.CreateCastStmt)
+		e.end(p)
+	case *pg_query.Node_CreateTransformStmt:
+		p := e.begin(245)
+		e.encCreateTransformStmt(x.CreateTransformStmt)
+		e.end(p)
+	case *pg_query.Node_PrepareStmt:
+		p := e.begin(246)
+		e.encPrepareStmt(x.PrepareStmt)
+		e.end(p)
+	case *pg_query.Node_ExecuteStmt:
+		p := e.begin(247)
+		e.encExecuteStmt(x.ExecuteStmt)
+		e.end(p)
+	case *pg_query.Node_DeallocateStmt:
+		p := e.begin(248)
+		e.encDeallocateStmt(x.DeallocateStmt)
+		e.end(p)
+	case *pg_query.Node_DropOwnedStmt:
+		p := e.begin(249)
+		e.encDropOwnedStmt(x.DropOwnedStmt)
+		e.end(p)
+	case *pg_query.Node_ReassignOwnedStmt:
+		p := e.begin(250)
+		e.encReassignOwnedStmt(x.ReassignOwnedStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTsdictionaryStmt:
+		p := e.begin(251)
+		e.encAlterTSDictionaryStmt(x.AlterTsdictionaryStmt)
+		e.end(p)
+	case *pg_query.Node_AlterTsconfigurationStmt:
+		p := e.begin(252)
+		e.encAlterTSConfigurationStmt(x.AlterTsconfigurationStmt)
+		e.end(p)
+	case *pg_query.Node_PublicationTable:
+		p := e.begin(253)
+		e.encPublicationTable(x.PublicationTable)
+		e.end(p)
+	case *pg_query.Node_PublicationObjSpec:
+		p := e.begin(254)
+		e.encPublicationObjSpec(x.PublicationObjSpec)
+		e.end(p)
+	case *pg_query.Node_CreatePublicationStmt:
+		p := e.begin(255)
+		e.encCreatePublicationStmt(x.CreatePublicationStmt)
+		e.end(p)
+	case *pg_query.Node_AlterPublicationStmt:
+		p := e.begin(256)
+		e.encAlterPublicationStmt(x.AlterPublicationStmt)
+		e.end(p)
+	case *pg_query.Node_CreateSubscriptionStmt:
+		p := e.begin(257)
+		e.encCreateSubscriptionStmt(x.CreateSubscriptionStmt)
+		e.end(p)
+	case *pg_query.Node_AlterSubscriptionStmt:
+		p := e.begin(258)
+		e.encAlterSubscriptionStmt(x.AlterSubscriptionStmt)
+		e.end(p)
+	case *pg_query.Node_DropSubscriptionStmt:
+		p := e.begin(259)
+		e.encDropSubscriptionStmt(x.DropSubscriptionStmt)
+		e.end(p)
+	case *pg_query.Node_Integer:
+		p := e.begin(260)
+		e.encInteger(x.Integer)
+		e.end(p)
+	case *pg_query.Node_Float:
+		p := e.begin(261)
+		e.encFloat(x.Float)
+		e.end(p)
+	case *pg_query.Node_Boolean:
+		p := e.begin(262)
+		e.encBoolean(x.Boolean)
+		e.end(p)
+	case *pg_query.Node_String_:
+		p := e.begin(263)
+		e.encString(x.String_)
+		e.end(p)
+	case *pg_query.Node_BitString:
+		p := e.begin(264)
+		e.encBitString(x.BitString)
+		e.end(p)
+	case *pg_query.Node_List:
+		p := e.begin(265)
+		e.encList(x.List)
+		e.end(p)
+	case *pg_query.Node_IntList:
+		p := e.begin(266)
+		e.encIntList(x.IntList)
+		e.end(p)
+	case *pg_query.Node_OidList:
+		p := e.begin(267)
+		e.encOidList(x.OidList)
+		e.end(p)
+	case *pg_query.Node_AConst:
+		p := e.begin(268)
+		e.encA_Const(x.AConst)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encNotifyStmt(m *pg_query.NotifyStmt) {
+	if m == nil {
+		return
+	}
+	if m.Conditionname != "" {
+		e.str(1, m.Conditionname, "pg_query.NotifyStmt.conditionname")
+	}
+	if m.Payload != "" {
+		e.str(2, m.Payload, "pg_query.NotifyStmt.payload")
+	}
+	if m.PayloadLocation != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.PayloadLocation))
+	}
+}
+
+func (e *encoder) encNullIfExpr(m *pg_query.NullIfExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Opno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Opno))
+	}
+	if m.Opresulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Opresulttype))
+	}
+	if m.Opretset {
+		e.tag(4, 0)
+		e.varint(b2u(m.Opretset))
+	}
+	if m.Opcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Opcollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encNullTest(m *pg_query.NullTest) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Nulltesttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Nulltesttype))
+	}
+	if m.Argisrow {
+		e.tag(4, 0)
+		e.varint(b2u(m.Argisrow))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encObjectWithArgs(m *pg_query.ObjectWithArgs) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Objname {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Objargs {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Objfuncargs {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ArgsUnspecified {
+		e.tag(4, 0)
+		e.varint(b2u(m.ArgsUnspecified))
+	}
+}
+
+func (e *encoder) encOidList(m *pg_query.OidList) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Items {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encOnConflictClause(m *pg_query.OnConflictClause) {
+	if m == nil {
+		return
+	}
+	if m.Action != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Action))
+	}
+	if m.Infer != nil {
+		p := e.begin(2)
+		e.encInferClause(m.Infer)
+		e.end(p)
+	}
+	for _, x := range m.TargetList {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(4)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encOnConflictExpr(m *pg_query.OnConflictExpr) {
+	if m == nil {
+		return
+	}
+	if m.Action != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Action))
+	}
+	for _, x := range m.ArbiterElems {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.ArbiterWhere != nil {
+		p := e.begin(3)
+		e.encNode(m.ArbiterWhere)
+		e.end(p)
+	}
+	if m.Constraint != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Constraint))
+	}
+	for _, x := range m.OnConflictSet {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.OnConflictWhere != nil {
+		p := e.begin(6)
+		e.encNode(m.OnConflictWhere)
+		e.end(p)
+	}
+	if m.ExclRelIndex != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.ExclRelIndex))
+	}
+	for _, x := range m.ExclRelTlist {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encOpExpr(m *pg_query.OpExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Opno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Opno))
+	}
+	if m.Opresulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Opresulttype))
+	}
+	if m.Opretset {
+		e.tag(4, 0)
+		e.varint(b2u(m.Opretset))
+	}
+	if m.Opcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Opcollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encPLAssignStmt(m *pg_query.PLAssignStmt) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.PLAssignStmt.name")
+	}
+	for _, x := range m.Indirection {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Nnames != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Nnames))
+	}
+	if m.Val != nil {
+		p := e.begin(4)
+		e.encSelectStmt(m.Val)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encParam(m *pg_query.Param) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Paramkind != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Paramkind))
+	}
+	if m.Paramid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Paramid))
+	}
+	if m.Paramtype != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Paramtype))
+	}
+	if m.Paramtypmod != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Paramtypmod))
+	}
+	if m.Paramcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Paramcollid))
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encParamRef(m *pg_query.ParamRef) {
+	if m == nil {
+		return
+	}
+	if m.Number != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Number))
+	}
+	if m.Location != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encParseResult(m *pg_query.ParseResult) {
+	if m == nil {
+		return
+	}
+	if m.Version != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Version))
+	}
+	for _, x := range m.Stmts {
+		p := e.begin(2)
+		e.encRawStmt(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encPartitionBoundSpec(m *pg_query.PartitionBoundSpec) {
+	if m == nil {
+		return
+	}
+	if m.Strategy != "" {
+		e.str(1, m.Strategy, "pg_query.PartitionBoundSpec.strategy")
+	}
+	if m.IsDefault {
+		e.tag(2, 0)
+		e.varint(b2u(m.IsDefault))
+	}
+	if m.Modulus != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Modulus))
+	}
+	if m.Remainder != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Remainder))
+	}
+	for _, x := range m.Listdatums {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Lowerdatums {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Upperdatums {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encPartitionCmd(m *pg_query.PartitionCmd) {
+	if m == nil {
+		return
+	}
+	if m.Name != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Name)
+		e.end(p)
+	}
+	if m.Bound != nil {
+		p := e.begin(2)
+		e.encPartitionBoundSpec(m.Bound)
+		e.end(p)
+	}
+	if m.Concurrent {
+		e.tag(3, 0)
+		e.varint(b2u(m.Concurrent))
+	}
+}
+
+func (e *encoder) encPartitionElem(m *pg_query.PartitionElem) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.PartitionElem.name")
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	for _, x := range m.Collation {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Opclass {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encPartitionRangeDatum(m *pg_query.PartitionRangeDatum) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	if m.Value != nil {
+		p := e.begin(2)
+		e.encNode(m.Value)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encPartitionSpec(m *pg_query.PartitionSpec) {
+	if m == nil {
+		return
+	}
+	if m.Strategy != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Strategy))
+	}
+	for _, x := range m.PartParams {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encPrepareStmt(m *pg_query.PrepareStmt) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.PrepareStmt.name")
+	}
+	for _, x := range m.Argtypes {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Query != nil {
+		p := e.begin(3)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encPublicationObjSpec(m *pg_query.PublicationObjSpec) {
+	if m == nil {
+		return
+	}
+	if m.Pubobjtype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Pubobjtype))
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.PublicationObjSpec.name")
+	}
+	if m.Pubtable != nil {
+		p := e.begin(3)
+		e.encPublicationTable(m.Pubtable)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encPublicationTable(m *pg_query.PublicationTable) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(2)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	for _, x := range m.Columns {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encQuery(m *pg_query.Query) {
+	if m == nil {
+		return
+	}
+	if m.CommandType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.CommandType))
+	}
+	if m.QuerySource != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.QuerySource))
+	}
+	if m.CanSetTag {
+		e.tag(3, 0)
+		e.varint(b2u(m.CanSetTag))
+	}
+	if m.UtilityStmt != nil {
+		p := e.begin(4)
+		e.encNode(m.UtilityStmt)
+		e.end(p)
+	}
+	if m.ResultRelation != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.ResultRelation))
+	}
+	if m.HasAggs {
+		e.tag(6, 0)
+		e.varint(b2u(m.HasAggs))
+	}
+	if m.HasWindowFuncs {
+		e.tag(7, 0)
+		e.varint(b2u(m.HasWindowFuncs))
+	}
+	if m.HasTargetSrfs {
+		e.tag(8, 0)
+		e.varint(b2u(m.HasTargetSrfs))
+	}
+	if m.HasSubLinks {
+		e.tag(9, 0)
+		e.varint(b2u(m.HasSubLinks))
+	}
+	if m.HasDistinctOn {
+		e.tag(10, 0)
+		e.varint(b2u(m.HasDistinctOn))
+	}
+	if m.HasRecursive {
+		e.tag(11, 0)
+		e.varint(b2u(m.HasRecursive))
+	}
+	if m.HasModifyingCte {
+		e.tag(12, 0)
+		e.varint(b2u(m.HasModifyingCte))
+	}
+	if m.HasForUpdate {
+		e.tag(13, 0)
+		e.varint(b2u(m.HasForUpdate))
+	}
+	if m.HasRowSecurity {
+		e.tag(14, 0)
+		e.varint(b2u(m.HasRowSecurity))
+	}
+	if m.IsReturn {
+		e.tag(15, 0)
+		e.varint(b2u(m.IsReturn))
+	}
+	for _, x := range m.CteList {
+		p := e.begin(16)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Rtable {
+		p := e.begin(17)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Rteperminfos {
+		p := e.begin(18)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Jointree != nil {
+		p := e.begin(19)
+		e.encFromExpr(m.Jointree)
+		e.end(p)
+	}
+	for _, x := range m.MergeActionList {
+		p := e.begin(20)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.MergeTargetRelation != 0 {
+		e.tag(21, 0)
+		e.varint(uint64(m.MergeTargetRelation))
+	}
+	if m.MergeJoinCondition != nil {
+		p := e.begin(22)
+		e.encNode(m.MergeJoinCondition)
+		e.end(p)
+	}
+	for _, x := range m.TargetList {
+		p := e.begin(23)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Override != 0 {
+		e.tag(24, 0)
+		e.varint(uint64(m.Override))
+	}
+	if m.OnConflict != nil {
+		p := e.begin(25)
+		e.encOnConflictExpr(m.OnConflict)
+		e.end(p)
+	}
+	for _, x := range m.ReturningList {
+		p := e.begin(26)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.GroupClause {
+		p := e.begin(27)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.GroupDistinct {
+		e.tag(28, 0)
+		e.varint(b2u(m.GroupDistinct))
+	}
+	for _, x := range m.GroupingSets {
+		p := e.begin(29)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.HavingQual != nil {
+		p := e.begin(30)
+		e.encNode(m.HavingQual)
+		e.end(p)
+	}
+	for _, x := range m.WindowClause {
+		p := e.begin(31)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.DistinctClause {
+		p := e.begin(32)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.SortClause {
+		p := e.begin(33)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.LimitOffset != nil {
+		p := e.begin(34)
+		e.encNode(m.LimitOffset)
+		e.end(p)
+	}
+	if m.LimitCount != nil {
+		p := e.begin(35)
+		e.encNode(m.LimitCount)
+		e.end(p)
+	}
+	if m.LimitOption != 0 {
+		e.tag(36, 0)
+		e.varint(uint64(m.LimitOption))
+	}
+	for _, x := range m.RowMarks {
+		p := e.begin(37)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.SetOperations != nil {
+		p := e.begin(38)
+		e.encNode(m.SetOperations)
+		e.end(p)
+	}
+	for _, x := range m.ConstraintDeps {
+		p := e.begin(39)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.WithCheckOptions {
+		p := e.begin(40)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.StmtLocation != 0 {
+		e.tag(41, 0)
+		e.varint(uint64(m.StmtLocation))
+	}
+	if m.StmtLen != 0 {
+		e.tag(42, 0)
+		e.varint(uint64(m.StmtLen))
+	}
+}
+
+func (e *encoder) encRTEPermissionInfo(m *pg_query.RTEPermissionInfo) {
+	if m == nil {
+		return
+	}
+	if m.Relid != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Relid))
+	}
+	if m.Inh {
+		e.tag(2, 0)
+		e.varint(b2u(m.Inh))
+	}
+	if m.RequiredPerms != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.RequiredPerms))
+	}
+	if m.CheckAsUser != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.CheckAsUser))
+	}
+	if len(m.SelectedCols) > 0 {
+		p := e.begin(5)
+		for _, x := range m.SelectedCols {
+			e.varint(uint64(x))
+		}
+		e.end(p)
+	}
+	if len(m.InsertedCols) > 0 {
+		p := e.begin(6)
+		for _, x := range m.InsertedCols {
+			e.varint(uint64(x))
+		}
+		e.end(p)
+	}
+	if len(m.UpdatedCols) > 0 {
+		p := e.begin(7)
+		for _, x := range m.UpdatedCols {
+			e.varint(uint64(x))
+		}
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRangeFunction(m *pg_query.RangeFunction) {
+	if m == nil {
+		return
+	}
+	if m.Lateral {
+		e.tag(1, 0)
+		e.varint(b2u(m.Lateral))
+	}
+	if m.Ordinality {
+		e.tag(2, 0)
+		e.varint(b2u(m.Ordinality))
+	}
+	if m.IsRowsfrom {
+		e.tag(3, 0)
+		e.varint(b2u(m.IsRowsfrom))
+	}
+	for _, x := range m.Functions {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Alias != nil {
+		p := e.begin(5)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+	for _, x := range m.Coldeflist {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRangeSubselect(m *pg_query.RangeSubselect) {
+	if m == nil {
+		return
+	}
+	if m.Lateral {
+		e.tag(1, 0)
+		e.varint(b2u(m.Lateral))
+	}
+	if m.Subquery != nil {
+		p := e.begin(2)
+		e.encNode(m.Subquery)
+		e.end(p)
+	}
+	if m.Alias != nil {
+		p := e.begin(3)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRangeTableFunc(m *pg_query.RangeTableFunc) {
+	if m == nil {
+		return
+	}
+	if m.Lateral {
+		e.tag(1, 0)
+		e.varint(b2u(m.Lateral))
+	}
+	if m.Docexpr != nil {
+		p := e.begin(2)
+		e.encNode(m.Docexpr)
+		e.end(p)
+	}
+	if m.Rowexpr != nil {
+		p := e.begin(3)
+		e.encNode(m.Rowexpr)
+		e.end(p)
+	}
+	for _, x := range m.Namespaces {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Columns {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Alias != nil {
+		p := e.begin(6)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRangeTableFuncCol(m *pg_query.RangeTableFuncCol) {
+	if m == nil {
+		return
+	}
+	if m.Colname != "" {
+		e.str(1, m.Colname, "pg_query.RangeTableFuncCol.colname")
+	}
+	if m.TypeName != nil {
+		p := e.begin(2)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.ForOrdinality {
+		e.tag(3, 0)
+		e.varint(b2u(m.ForOrdinality))
+	}
+	if m.IsNotNull {
+		e.tag(4, 0)
+		e.varint(b2u(m.IsNotNull))
+	}
+	if m.Colexpr != nil {
+		p := e.begin(5)
+		e.encNode(m.Colexpr)
+		e.end(p)
+	}
+	if m.Coldefexpr != nil {
+		p := e.begin(6)
+		e.encNode(m.Coldefexpr)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRangeTableSample(m *pg_query.RangeTableSample) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encNode(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.Method {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Repeatable != nil {
+		p := e.begin(4)
+		e.encNode(m.Repeatable)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRangeTblEntry(m *pg_query.RangeTblEntry) {
+	if m == nil {
+		return
+	}
+	if m.Alias != nil {
+		p := e.begin(1)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+	if m.Eref != nil {
+		p := e.begin(2)
+		e.encAlias(m.Eref)
+		e.end(p)
+	}
+	if m.Rtekind != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Rtekind))
+	}
+	if m.Relid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Relid))
+	}
+	if m.Inh {
+		e.tag(5, 0)
+		e.varint(b2u(m.Inh))
+	}
+	if m.Relkind != "" {
+		e.str(6, m.Relkind, "pg_query.RangeTblEntry.relkind")
+	}
+	if m.Rellockmode != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Rellockmode))
+	}
+	if m.Perminfoindex != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Perminfoindex))
+	}
+	if m.Tablesample != nil {
+		p := e.begin(9)
+		e.encTableSampleClause(m.Tablesample)
+		e.end(p)
+	}
+	if m.Subquery != nil {
+		p := e.begin(10)
+		e.encQuery(m.Subquery)
+		e.end(p)
+	}
+	if m.SecurityBarrier {
+		e.tag(11, 0)
+		e.varint(b2u(m.SecurityBarrier))
+	}
+	if m.Jointype != 0 {
+		e.tag(12, 0)
+		e.varint(uint64(m.Jointype))
+	}
+	if m.Joinmergedcols != 0 {
+		e.tag(13, 0)
+		e.varint(uint64(m.Joinmergedcols))
+	}
+	for _, x := range m.Joinaliasvars {
+		p := e.begin(14)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Joinleftcols {
+		p := e.begin(15)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Joinrightcols {
+		p := e.begin(16)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.JoinUsingAlias != nil {
+		p := e.begin(17)
+		e.encAlias(m.JoinUsingAlias)
+		e.end(p)
+	}
+	for _, x := range m.Functions {
+		p := e.begin(18)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Funcordinality {
+		e.tag(19, 0)
+		e.varint(b2u(m.Funcordinality))
+	}
+	if m.Tablefunc != nil {
+		p := e.begin(20)
+		e.encTableFunc(m.Tablefunc)
+		e.end(p)
+	}
+	for _, x := range m.ValuesLists {
+		p := e.begin(21)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Ctename != "" {
+		e.str(22, m.Ctename, "pg_query.RangeTblEntry.ctename")
+	}
+	if m.Ctelevelsup != 0 {
+		e.tag(23, 0)
+		e.varint(uint64(m.Ctelevelsup))
+	}
+	if m.SelfReference {
+		e.tag(24, 0)
+		e.varint(b2u(m.SelfReference))
+	}
+	for _, x := range m.Coltypes {
+		p := e.begin(25)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Coltypmods {
+		p := e.begin(26)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Colcollations {
+		p := e.begin(27)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Enrname != "" {
+		e.str(28, m.Enrname, "pg_query.RangeTblEntry.enrname")
+	}
+	if math.Float64bits(m.Enrtuples) != 0 {
+		e.tag(29, 1)
+		e.fixed64(math.Float64bits(m.Enrtuples))
+	}
+	if m.Lateral {
+		e.tag(30, 0)
+		e.varint(b2u(m.Lateral))
+	}
+	if m.InFromCl {
+		e.tag(31, 0)
+		e.varint(b2u(m.InFromCl))
+	}
+	for _, x := range m.SecurityQuals {
+		p := e.begin(32)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRangeTblFunction(m *pg_query.RangeTblFunction) {
+	if m == nil {
+		return
+	}
+	if m.Funcexpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Funcexpr)
+		e.end(p)
+	}
+	if m.Funccolcount != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Funccolcount))
+	}
+	for _, x := range m.Funccolnames {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Funccoltypes {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Funccoltypmods {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Funccolcollations {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if len(m.Funcparams) > 0 {
+		p := e.begin(7)
+		for _, x := range m.Funcparams {
+			e.varint(uint64(x))
+		}
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRangeTblRef(m *pg_query.RangeTblRef) {
+	if m == nil {
+		return
+	}
+	if m.Rtindex != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Rtindex))
+	}
+}
+
+func (e *encoder) encRangeVar(m *pg_query.RangeVar) {
+	if m == nil {
+		return
+	}
+	if m.Catalogname != "" {
+		e.str(1, m.Catalogname, "pg_query.RangeVar.catalogname")
+	}
+	if m.Schemaname != "" {
+		e.str(2, m.Schemaname, "pg_query.RangeVar.schemaname")
+	}
+	if m.Relname != "" {
+		e.str(3, m.Relname, "pg_query.RangeVar.relname")
+	}
+	if m.Inh {
+		e.tag(4, 0)
+		e.varint(b2u(m.Inh))
+	}
+	if m.Relpersistence != "" {
+		e.str(5, m.Relpersistence, "pg_query.RangeVar.relpersistence")
+	}
+	if m.Alias != nil {
+		p := e.begin(6)
+		e.encAlias(m.Alias)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRawStmt(m *pg_query.RawStmt) {
+	if m == nil {
+		return
+	}
+	if m.Stmt != nil {
+		p := e.begin(1)
+		e.encNode(m.Stmt)
+		e.end(p)
+	}
+	if m.StmtLocation != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.StmtLocation))
+	}
+	if m.StmtLen != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.StmtLen))
+	}
+}
+
+func (e *encoder) encReassignOwnedStmt(m *pg_query.ReassignOwnedStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Roles {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Newrole != nil {
+		p := e.begin(2)
+		e.encRoleSpec(m.Newrole)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRefreshMatViewStmt(m *pg_query.RefreshMatViewStmt) {
+	if m == nil {
+		return
+	}
+	if m.Concurrent {
+		e.tag(1, 0)
+		e.varint(b2u(m.Concurrent))
+	}
+	if m.SkipData {
+		e.tag(2, 0)
+		e.varint(b2u(m.SkipData))
+	}
+	if m.Relation != nil {
+		p := e.begin(3)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encReindexStmt(m *pg_query.ReindexStmt) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	if m.Relation != nil {
+		p := e.begin(2)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Name != "" {
+		e.str(3, m.Name, "pg_query.ReindexStmt.name")
+	}
+	for _, x := range m.Params {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRelabelType(m *pg_query.RelabelType) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Arg != nil {
+		p := e.begin(2)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.Resulttype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Resulttype))
+	}
+	if m.Resulttypmod != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Resulttypmod))
+	}
+	if m.Resultcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Resultcollid))
+	}
+	if m.Relabelformat != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Relabelformat))
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRenameStmt(m *pg_query.RenameStmt) {
+	if m == nil {
+		return
+	}
+	if m.RenameType != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.RenameType))
+	}
+	if m.RelationType != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.RelationType))
+	}
+	if m.Relation != nil {
+		p := e.begin(3)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Object != nil {
+		p := e.begin(4)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+	if m.Subname != "" {
+		e.str(5, m.Subname, "pg_query.RenameStmt.subname")
+	}
+	if m.Newname != "" {
+		e.str(6, m.Newname, "pg_query.RenameStmt.newname")
+	}
+	if m.Behavior != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Behavior))
+	}
+	if m.MissingOk {
+		e.tag(8, 0)
+		e.varint(b2u(m.MissingOk))
+	}
+}
+
+func (e *encoder) encReplicaIdentityStmt(m *pg_query.ReplicaIdentityStmt) {
+	if m == nil {
+		return
+	}
+	if m.IdentityType != "" {
+		e.str(1, m.IdentityType, "pg_query.ReplicaIdentityStmt.identity_type")
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.ReplicaIdentityStmt.name")
+	}
+}
+
+func (e *encoder) encResTarget(m *pg_query.ResTarget) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.ResTarget.name")
+	}
+	for _, x := range m.Indirection {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Val != nil {
+		p := e.begin(3)
+		e.encNode(m.Val)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encReturnStmt(m *pg_query.ReturnStmt) {
+	if m == nil {
+		return
+	}
+	if m.Returnval != nil {
+		p := e.begin(1)
+		e.encNode(m.Returnval)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRoleSpec(m *pg_query.RoleSpec) {
+	if m == nil {
+		return
+	}
+	if m.Roletype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Roletype))
+	}
+	if m.Rolename != "" {
+		e.str(2, m.Rolename, "pg_query.RoleSpec.rolename")
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRowCompareExpr(m *pg_query.RowCompareExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Rctype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Rctype))
+	}
+	for _, x := range m.Opnos {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Opfamilies {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Inputcollids {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Largs {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Rargs {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encRowExpr(m *pg_query.RowExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.RowTypeid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.RowTypeid))
+	}
+	if m.RowFormat != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.RowFormat))
+	}
+	for _, x := range m.Colnames {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encRowMarkClause(m *pg_query.RowMarkClause) {
+	if m == nil {
+		return
+	}
+	if m.Rti != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Rti))
+	}
+	if m.Strength != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Strength))
+	}
+	if m.WaitPolicy != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.WaitPolicy))
+	}
+	if m.PushedDown {
+		e.tag(4, 0)
+		e.varint(b2u(m.PushedDown))
+	}
+}
+
+func (e *encoder) encRuleStmt(m *pg_query.RuleStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Rulename != "" {
+		e.str(2, m.Rulename, "pg_query.RuleStmt.rulename")
+	}
+	if m.WhereClause != nil {
+		p := e.begin(3)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	if m.Event != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Event))
+	}
+	if m.Instead {
+		e.tag(5, 0)
+		e.varint(b2u(m.Instead))
+	}
+	for _, x := range m.Actions {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Replace {
+		e.tag(7, 0)
+		e.varint(b2u(m.Replace))
+	}
+}
+
+func (e *encoder) encSQLValueFunction(m *pg_query.SQLValueFunction) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Op != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Op))
+	}
+	if m.Type != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Type))
+	}
+	if m.Typmod != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Typmod))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encScalarArrayOpExpr(m *pg_query.ScalarArrayOpExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Opno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Opno))
+	}
+	if m.UseOr {
+		e.tag(3, 0)
+		e.varint(b2u(m.UseOr))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encSecLabelStmt(m *pg_query.SecLabelStmt) {
+	if m == nil {
+		return
+	}
+	if m.Objtype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Objtype))
+	}
+	if m.Object != nil {
+		p := e.begin(2)
+		e.encNode(m.Object)
+		e.end(p)
+	}
+	if m.Provider != "" {
+		e.str(3, m.Provider, "pg_query.SecLabelStmt.provider")
+	}
+	if m.Label != "" {
+		e.str(4, m.Label, "pg_query.SecLabelStmt.label")
+	}
+}
+
+func (e *encoder) encSelectStmt(m *pg_query.SelectStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.DistinctClause {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IntoClause != nil {
+		p := e.begin(2)
+		e.encIntoClause(m.IntoClause)
+		e.end(p)
+	}
+	for _, x := range m.TargetList {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.FromClause {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(5)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	for _, x := range m.GroupClause {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.GroupDistinct {
+		e.tag(7, 0)
+		e.varint(b2u(m.GroupDistinct))
+	}
+	if m.HavingClause != nil {
+		p := e.begin(8)
+		e.encNode(m.HavingClause)
+		e.end(p)
+	}
+	for _, x := range m.WindowClause {
+		p := e.begin(9)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ValuesLists {
+		p := e.begin(10)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.SortClause {
+		p := e.begin(11)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.LimitOffset != nil {
+		p := e.begin(12)
+		e.encNode(m.LimitOffset)
+		e.end(p)
+	}
+	if m.LimitCount != nil {
+		p := e.begin(13)
+		e.encNode(m.LimitCount)
+		e.end(p)
+	}
+	if m.LimitOption != 0 {
+		e.tag(14, 0)
+		e.varint(uint64(m.LimitOption))
+	}
+	for _, x := range m.LockingClause {
+		p := e.begin(15)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WithClause != nil {
+		p := e.begin(16)
+		e.encWithClause(m.WithClause)
+		e.end(p)
+	}
+	if m.Op != 0 {
+		e.tag(17, 0)
+		e.varint(uint64(m.Op))
+	}
+	if m.All {
+		e.tag(18, 0)
+		e.varint(b2u(m.All))
+	}
+	if m.Larg != nil {
+		p := e.begin(19)
+		e.encSelectStmt(m.Larg)
+		e.end(p)
+	}
+	if m.Rarg != nil {
+		p := e.begin(20)
+		e.encSelectStmt(m.Rarg)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encSetOperationStmt(m *pg_query.SetOperationStmt) {
+	if m == nil {
+		return
+	}
+	if m.Op != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Op))
+	}
+	if m.All {
+		e.tag(2, 0)
+		e.varint(b2u(m.All))
+	}
+	if m.Larg != nil {
+		p := e.begin(3)
+		e.encNode(m.Larg)
+		e.end(p)
+	}
+	if m.Rarg != nil {
+		p := e.begin(4)
+		e.encNode(m.Rarg)
+		e.end(p)
+	}
+	for _, x := range m.ColTypes {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ColTypmods {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ColCollations {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.GroupClauses {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encSetToDefault(m *pg_query.SetToDefault) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.TypeId != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.TypeId))
+	}
+	if m.TypeMod != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.TypeMod))
+	}
+	if m.Collation != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Collation))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encSinglePartitionSpec(m *pg_query.SinglePartitionSpec) {
+	if m == nil {
+		return
+	}
+}
+
+func (e *encoder) encSortBy(m *pg_query.SortBy) {
+	if m == nil {
+		return
+	}
+	if m.Node != nil {
+		p := e.begin(1)
+		e.encNode(m.Node)
+		e.end(p)
+	}
+	if m.SortbyDir != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.SortbyDir))
+	}
+	if m.SortbyNulls != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.SortbyNulls))
+	}
+	for _, x := range m.UseOp {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encSortGroupClause(m *pg_query.SortGroupClause) {
+	if m == nil {
+		return
+	}
+	if m.TleSortGroupRef != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.TleSortGroupRef))
+	}
+	if m.Eqop != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Eqop))
+	}
+	if m.Sortop != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Sortop))
+	}
+	if m.NullsFirst {
+		e.tag(4, 0)
+		e.varint(b2u(m.NullsFirst))
+	}
+	if m.Hashable {
+		e.tag(5, 0)
+		e.varint(b2u(m.Hashable))
+	}
+}
+
+func (e *encoder) encStatsElem(m *pg_query.StatsElem) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.StatsElem.name")
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encString(m *pg_query.String) {
+	if m == nil {
+		return
+	}
+	if m.Sval != "" {
+		e.str(1, m.Sval, "pg_query.String.sval")
+	}
+}
+
+func (e *encoder) encSubLink(m *pg_query.SubLink) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.SubLinkType != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.SubLinkType))
+	}
+	if m.SubLinkId != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.SubLinkId))
+	}
+	if m.Testexpr != nil {
+		p := e.begin(4)
+		e.encNode(m.Testexpr)
+		e.end(p)
+	}
+	for _, x := range m.OperName {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Subselect != nil {
+		p := e.begin(6)
+		e.encNode(m.Subselect)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encSubPlan(m *pg_query.SubPlan) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.SubLinkType != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.SubLinkType))
+	}
+	if m.Testexpr != nil {
+		p := e.begin(3)
+		e.encNode(m.Testexpr)
+		e.end(p)
+	}
+	for _, x := range m.ParamIds {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.PlanId != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.PlanId))
+	}
+	if m.PlanName != "" {
+		e.str(6, m.PlanName, "pg_query.SubPlan.plan_name")
+	}
+	if m.FirstColType != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.FirstColType))
+	}
+	if m.FirstColTypmod != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.FirstColTypmod))
+	}
+	if m.FirstColCollation != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.FirstColCollation))
+	}
+	if m.UseHashTable {
+		e.tag(10, 0)
+		e.varint(b2u(m.UseHashTable))
+	}
+	if m.UnknownEqFalse {
+		e.tag(11, 0)
+		e.varint(b2u(m.UnknownEqFalse))
+	}
+	if m.ParallelSafe {
+		e.tag(12, 0)
+		e.varint(b2u(m.ParallelSafe))
+	}
+	for _, x := range m.SetParam {
+		p := e.begin(13)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ParParam {
+		p := e.begin(14)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(15)
+		e.encNode(x)
+		e.end(p)
+	}
+	if math.Float64bits(m.StartupCost) != 0 {
+		e.tag(16, 1)
+		e.fixed64(math.Float64bits(m.StartupCost))
+	}
+	if math.Float64bits(m.PerCallCost) != 0 {
+		e.tag(17, 1)
+		e.fixed64(math.Float64bits(m.PerCallCost))
+	}
+}
+
+func (e *encoder) encSubscriptingRef(m *pg_query.SubscriptingRef) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Refcontainertype != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Refcontainertype))
+	}
+	if m.Refelemtype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Refelemtype))
+	}
+	if m.Refrestype != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Refrestype))
+	}
+	if m.Reftypmod != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Reftypmod))
+	}
+	if m.Refcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Refcollid))
+	}
+	for _, x := range m.Refupperindexpr {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Reflowerindexpr {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Refexpr != nil {
+		p := e.begin(9)
+		e.encNode(m.Refexpr)
+		e.end(p)
+	}
+	if m.Refassgnexpr != nil {
+		p := e.begin(10)
+		e.encNode(m.Refassgnexpr)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encTableFunc(m *pg_query.TableFunc) {
+	if m == nil {
+		return
+	}
+	if m.Functype != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Functype))
+	}
+	for _, x := range m.NsUris {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.NsNames {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Docexpr != nil {
+		p := e.begin(4)
+		e.encNode(m.Docexpr)
+		e.end(p)
+	}
+	if m.Rowexpr != nil {
+		p := e.begin(5)
+		e.encNode(m.Rowexpr)
+		e.end(p)
+	}
+	for _, x := range m.Colnames {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Coltypes {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Coltypmods {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Colcollations {
+		p := e.begin(9)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Colexprs {
+		p := e.begin(10)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Coldefexprs {
+		p := e.begin(11)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Colvalexprs {
+		p := e.begin(12)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Passingvalexprs {
+		p := e.begin(13)
+		e.encNode(x)
+		e.end(p)
+	}
+	if len(m.Notnulls) > 0 {
+		p := e.begin(14)
+		for _, x := range m.Notnulls {
+			e.varint(uint64(x))
+		}
+		e.end(p)
+	}
+	if m.Plan != nil {
+		p := e.begin(15)
+		e.encNode(m.Plan)
+		e.end(p)
+	}
+	if m.Ordinalitycol != 0 {
+		e.tag(16, 0)
+		e.varint(uint64(m.Ordinalitycol))
+	}
+	if m.Location != 0 {
+		e.tag(17, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encTableLikeClause(m *pg_query.TableLikeClause) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Options != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Options))
+	}
+	if m.RelationOid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.RelationOid))
+	}
+}
+
+func (e *encoder) encTableSampleClause(m *pg_query.TableSampleClause) {
+	if m == nil {
+		return
+	}
+	if m.Tsmhandler != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Tsmhandler))
+	}
+	for _, x := range m.Args {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Repeatable != nil {
+		p := e.begin(3)
+		e.encNode(m.Repeatable)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encTargetEntry(m *pg_query.TargetEntry) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.Resno != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Resno))
+	}
+	if m.Resname != "" {
+		e.str(4, m.Resname, "pg_query.TargetEntry.resname")
+	}
+	if m.Ressortgroupref != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Ressortgroupref))
+	}
+	if m.Resorigtbl != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Resorigtbl))
+	}
+	if m.Resorigcol != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Resorigcol))
+	}
+	if m.Resjunk {
+		e.tag(8, 0)
+		e.varint(b2u(m.Resjunk))
+	}
+}
+
+func (e *encoder) encTransactionStmt(m *pg_query.TransactionStmt) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	for _, x := range m.Options {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.SavepointName != "" {
+		e.str(3, m.SavepointName, "pg_query.TransactionStmt.savepoint_name")
+	}
+	if m.Gid != "" {
+		e.str(4, m.Gid, "pg_query.TransactionStmt.gid")
+	}
+	if m.Chain {
+		e.tag(5, 0)
+		e.varint(b2u(m.Chain))
+	}
+	if m.Location != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encTriggerTransition(m *pg_query.TriggerTransition) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.TriggerTransition.name")
+	}
+	if m.IsNew {
+		e.tag(2, 0)
+		e.varint(b2u(m.IsNew))
+	}
+	if m.IsTable {
+		e.tag(3, 0)
+		e.varint(b2u(m.IsTable))
+	}
+}
+
+func (e *encoder) encTruncateStmt(m *pg_query.TruncateStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Relations {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.RestartSeqs {
+		e.tag(2, 0)
+		e.varint(b2u(m.RestartSeqs))
+	}
+	if m.Behavior != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Behavior))
+	}
+}
+
+func (e *encoder) encTypeCast(m *pg_query.TypeCast) {
+	if m == nil {
+		return
+	}
+	if m.Arg != nil {
+		p := e.begin(1)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+	if m.TypeName != nil {
+		p := e.begin(2)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encTypeName(m *pg_query.TypeName) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Names {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.TypeOid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.TypeOid))
+	}
+	if m.Setof {
+		e.tag(3, 0)
+		e.varint(b2u(m.Setof))
+	}
+	if m.PctType {
+		e.tag(4, 0)
+		e.varint(b2u(m.PctType))
+	}
+	for _, x := range m.Typmods {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Typemod != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Typemod))
+	}
+	for _, x := range m.ArrayBounds {
+		p := e.begin(7)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encUnlistenStmt(m *pg_query.UnlistenStmt) {
+	if m == nil {
+		return
+	}
+	if m.Conditionname != "" {
+		e.str(1, m.Conditionname, "pg_query.UnlistenStmt.conditionname")
+	}
+}
+
+func (e *encoder) encUpdateStmt(m *pg_query.UpdateStmt) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	for _, x := range m.TargetList {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WhereClause != nil {
+		p := e.begin(3)
+		e.encNode(m.WhereClause)
+		e.end(p)
+	}
+	for _, x := range m.FromClause {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ReturningList {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WithClause != nil {
+		p := e.begin(6)
+		e.encWithClause(m.WithClause)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encVacuumRelation(m *pg_query.VacuumRelation) {
+	if m == nil {
+		return
+	}
+	if m.Relation != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.Relation)
+		e.end(p)
+	}
+	if m.Oid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Oid))
+	}
+	for _, x := range m.VaCols {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encVacuumStmt(m *pg_query.VacuumStmt) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Options {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Rels {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IsVacuumcmd {
+		e.tag(3, 0)
+		e.varint(b2u(m.IsVacuumcmd))
+	}
+}
+
+func (e *encoder) encVar(m *pg_query.Var) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Varno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Varno))
+	}
+	if m.Varattno != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Varattno))
+	}
+	if m.Vartype != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Vartype))
+	}
+	if m.Vartypmod != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Vartypmod))
+	}
+	if m.Varcollid != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.Varcollid))
+	}
+	if len(m.Varnullingrels) > 0 {
+		p := e.begin(7)
+		for _, x := range m.Varnullingrels {
+			e.varint(uint64(x))
+		}
+		e.end(p)
+	}
+	if m.Varlevelsup != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Varlevelsup))
+	}
+	if m.Location != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encVariableSetStmt(m *pg_query.VariableSetStmt) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	if m.Name != "" {
+		e.str(2, m.Name, "pg_query.VariableSetStmt.name")
+	}
+	for _, x := range m.Args {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.IsLocal {
+		e.tag(4, 0)
+		e.varint(b2u(m.IsLocal))
+	}
+}
+
+func (e *encoder) encVariableShowStmt(m *pg_query.VariableShowStmt) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.VariableShowStmt.name")
+	}
+}
+
+func (e *encoder) encViewStmt(m *pg_query.ViewStmt) {
+	if m == nil {
+		return
+	}
+	if m.View != nil {
+		p := e.begin(1)
+		e.encRangeVar(m.View)
+		e.end(p)
+	}
+	for _, x := range m.Aliases {
+		p := e.begin(2)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Query != nil {
+		p := e.begin(3)
+		e.encNode(m.Query)
+		e.end(p)
+	}
+	if m.Replace {
+		e.tag(4, 0)
+		e.varint(b2u(m.Replace))
+	}
+	for _, x := range m.Options {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.WithCheckOption != 0 {
+		e.tag(6, 0)
+		e.varint(uint64(m.WithCheckOption))
+	}
+}
+
+func (e *encoder) encWindowClause(m *pg_query.WindowClause) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.WindowClause.name")
+	}
+	if m.Refname != "" {
+		e.str(2, m.Refname, "pg_query.WindowClause.refname")
+	}
+	for _, x := range m.PartitionClause {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.OrderClause {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.FrameOptions != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.FrameOptions))
+	}
+	if m.StartOffset != nil {
+		p := e.begin(6)
+		e.encNode(m.StartOffset)
+		e.end(p)
+	}
+	if m.EndOffset != nil {
+		p := e.begin(7)
+		e.encNode(m.EndOffset)
+		e.end(p)
+	}
+	if m.StartInRangeFunc != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.StartInRangeFunc))
+	}
+	if m.EndInRangeFunc != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.EndInRangeFunc))
+	}
+	if m.InRangeColl != 0 {
+		e.tag(10, 0)
+		e.varint(uint64(m.InRangeColl))
+	}
+	if m.InRangeAsc {
+		e.tag(11, 0)
+		e.varint(b2u(m.InRangeAsc))
+	}
+	if m.InRangeNullsFirst {
+		e.tag(12, 0)
+		e.varint(b2u(m.InRangeNullsFirst))
+	}
+	if m.Winref != 0 {
+		e.tag(13, 0)
+		e.varint(uint64(m.Winref))
+	}
+	if m.CopiedOrder {
+		e.tag(14, 0)
+		e.varint(b2u(m.CopiedOrder))
+	}
+}
+
+func (e *encoder) encWindowDef(m *pg_query.WindowDef) {
+	if m == nil {
+		return
+	}
+	if m.Name != "" {
+		e.str(1, m.Name, "pg_query.WindowDef.name")
+	}
+	if m.Refname != "" {
+		e.str(2, m.Refname, "pg_query.WindowDef.refname")
+	}
+	for _, x := range m.PartitionClause {
+		p := e.begin(3)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.OrderClause {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.FrameOptions != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.FrameOptions))
+	}
+	if m.StartOffset != nil {
+		p := e.begin(6)
+		e.encNode(m.StartOffset)
+		e.end(p)
+	}
+	if m.EndOffset != nil {
+		p := e.begin(7)
+		e.encNode(m.EndOffset)
+		e.end(p)
+	}
+	if m.Location != 0 {
+		e.tag(8, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encWindowFunc(m *pg_query.WindowFunc) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Winfnoid != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Winfnoid))
+	}
+	if m.Wintype != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Wintype))
+	}
+	if m.Wincollid != 0 {
+		e.tag(4, 0)
+		e.varint(uint64(m.Wincollid))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	for _, x := range m.Args {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Aggfilter != nil {
+		p := e.begin(7)
+		e.encNode(m.Aggfilter)
+		e.end(p)
+	}
+	for _, x := range m.RunCondition {
+		p := e.begin(8)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Winref != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Winref))
+	}
+	if m.Winstar {
+		e.tag(10, 0)
+		e.varint(b2u(m.Winstar))
+	}
+	if m.Winagg {
+		e.tag(11, 0)
+		e.varint(b2u(m.Winagg))
+	}
+	if m.Location != 0 {
+		e.tag(12, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encWindowFuncRunCondition(m *pg_query.WindowFuncRunCondition) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Opno != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Opno))
+	}
+	if m.Inputcollid != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Inputcollid))
+	}
+	if m.WfuncLeft {
+		e.tag(4, 0)
+		e.varint(b2u(m.WfuncLeft))
+	}
+	if m.Arg != nil {
+		p := e.begin(5)
+		e.encNode(m.Arg)
+		e.end(p)
+	}
+}
+
+func (e *encoder) encWithCheckOption(m *pg_query.WithCheckOption) {
+	if m == nil {
+		return
+	}
+	if m.Kind != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Kind))
+	}
+	if m.Relname != "" {
+		e.str(2, m.Relname, "pg_query.WithCheckOption.relname")
+	}
+	if m.Polname != "" {
+		e.str(3, m.Polname, "pg_query.WithCheckOption.polname")
+	}
+	if m.Qual != nil {
+		p := e.begin(4)
+		e.encNode(m.Qual)
+		e.end(p)
+	}
+	if m.Cascaded {
+		e.tag(5, 0)
+		e.varint(b2u(m.Cascaded))
+	}
+}
+
+func (e *encoder) encWithClause(m *pg_query.WithClause) {
+	if m == nil {
+		return
+	}
+	for _, x := range m.Ctes {
+		p := e.begin(1)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Recursive {
+		e.tag(2, 0)
+		e.varint(b2u(m.Recursive))
+	}
+	if m.Location != 0 {
+		e.tag(3, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encXmlExpr(m *pg_query.XmlExpr) {
+	if m == nil {
+		return
+	}
+	if m.Xpr != nil {
+		p := e.begin(1)
+		e.encNode(m.Xpr)
+		e.end(p)
+	}
+	if m.Op != 0 {
+		e.tag(2, 0)
+		e.varint(uint64(m.Op))
+	}
+	if m.Name != "" {
+		e.str(3, m.Name, "pg_query.XmlExpr.name")
+	}
+	for _, x := range m.NamedArgs {
+		p := e.begin(4)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.ArgNames {
+		p := e.begin(5)
+		e.encNode(x)
+		e.end(p)
+	}
+	for _, x := range m.Args {
+		p := e.begin(6)
+		e.encNode(x)
+		e.end(p)
+	}
+	if m.Xmloption != 0 {
+		e.tag(7, 0)
+		e.varint(uint64(m.Xmloption))
+	}
+	if m.Indent {
+		e.tag(8, 0)
+		e.varint(b2u(m.Indent))
+	}
+	if m.Type != 0 {
+		e.tag(9, 0)
+		e.varint(uint64(m.Type))
+	}
+	if m.Typmod != 0 {
+		e.tag(10, 0)
+		e.varint(uint64(m.Typmod))
+	}
+	if m.Location != 0 {
+		e.tag(11, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
+func (e *encoder) encXmlSerialize(m *pg_query.XmlSerialize) {
+	if m == nil {
+		return
+	}
+	if m.Xmloption != 0 {
+		e.tag(1, 0)
+		e.varint(uint64(m.Xmloption))
+	}
+	if m.Expr != nil {
+		p := e.begin(2)
+		e.encNode(m.Expr)
+		e.end(p)
+	}
+	if m.TypeName != nil {
+		p := e.begin(3)
+		e.encTypeName(m.TypeName)
+		e.end(p)
+	}
+	if m.Indent {
+		e.tag(4, 0)
+		e.varint(b2u(m.Indent))
+	}
+	if m.Location != 0 {
+		e.tag(5, 0)
+		e.varint(uint64(m.Location))
+	}
+}
+
 func walkA_ArrayExpr(m *pg_query.A_ArrayExpr, fn func(*pg_query.Node) bool) {
 	if m == nil {
 		return

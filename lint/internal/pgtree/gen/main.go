@@ -62,6 +62,9 @@ func generate() ([]byte, error) {
 	for _, m := range msgs {
 		writeDecoder(&body, m)
 	}
+	for _, m := range msgs {
+		writeEncoder(&body, m)
+	}
 	walkable := walkableSet(msgs)
 	for _, m := range msgs {
 		if walkable[m.name] {
@@ -286,6 +289,120 @@ func scalar(f field) (int, string) {
 		return 1, fmt.Sprintf("%s(x)", t)
 	}
 	panic(fmt.Sprintf("gen: field %s: kind %s is not supported", f.fd.FullName(), f.fd.Kind()))
+}
+
+// writeEncoder writes the encoder of one message, as proto.Marshal writes it: the fields in
+// the order of their numbers, oneofs last, proto3's zero values left out.
+func writeEncoder(b *bytes.Buffer, m message) {
+	fmt.Fprintf(b, "\nfunc (e *encoder) enc%s(m *pg_query.%s) {\n\tif m == nil {\n\t\treturn\n\t}\n", m.name, m.name)
+	// proto.Marshal writes the other fields first, then the oneofs.
+	fields := slices.Clone(m.fields)
+	slices.SortStableFunc(fields, func(a, b field) int {
+		if (a.wrapper != "") != (b.wrapper != "") {
+			if a.wrapper != "" {
+				return 1
+			}
+			return -1
+		}
+		return int(a.fd.Number()) - int(b.fd.Number())
+	})
+	doneOneof := map[string]bool{}
+	for _, f := range fields {
+		if f.wrapper != "" {
+			if doneOneof[f.goName] {
+				continue
+			}
+			doneOneof[f.goName] = true
+			fmt.Fprintf(b, "\tswitch x := m.%s.(type) {\n", f.goName)
+			for _, g := range fields {
+				if g.goName == f.goName && g.wrapper != "" {
+					fmt.Fprintf(b, "\tcase *pg_query.%s:\n", g.wrapper)
+					writeEncodeValue(b, g, "x."+g.wrapperField, true)
+				}
+			}
+			b.WriteString("\t}\n")
+			continue
+		}
+		dst := "m." + f.goName
+		switch {
+		case f.fd.IsList() && (f.fd.Kind() == protoreflect.MessageKind || f.fd.Kind() == protoreflect.StringKind || f.fd.Kind() == protoreflect.BytesKind):
+			fmt.Fprintf(b, "\tfor _, x := range %s {\n", dst)
+			writeEncodeValue(b, f, "x", true)
+			b.WriteString("\t}\n")
+		case f.fd.IsList():
+			// Numbers, packed.
+			wire, _ := scalar(f)
+			fmt.Fprintf(b, "\tif len(%s) > 0 {\n\t\tp := e.begin(%d)\n\t\tfor _, x := range %s {\n", dst, f.fd.Number(), dst)
+			if wire == 1 {
+				fmt.Fprintf(b, "\t\t\te.fixed64(%s)\n", encodeNumber(f, "x"))
+			} else {
+				fmt.Fprintf(b, "\t\t\te.varint(%s)\n", encodeNumber(f, "x"))
+			}
+			b.WriteString("\t\t}\n\t\te.end(p)\n\t}\n")
+		default:
+			writeEncodeValue(b, f, dst, false)
+		}
+	}
+	b.WriteString("}\n")
+}
+
+// writeEncodeValue writes the encoding of one value v of field f; always says whether to
+// write it even when it is the zero value (list elements, oneof members).
+func writeEncodeValue(b *bytes.Buffer, f field, v string, always bool) {
+	num := f.fd.Number()
+	cond := func(zero string) {
+		if !always {
+			fmt.Fprintf(b, "\tif %s {\n", zero)
+		}
+	}
+	end := func() {
+		if !always {
+			b.WriteString("\t}\n")
+		}
+	}
+	switch k := f.fd.Kind(); k {
+	case protoreflect.MessageKind:
+		cond(v + " != nil")
+		fmt.Fprintf(b, "\tp := e.begin(%d)\n\te.enc%s(%s)\n\te.end(p)\n", num, f.goType.Elem().Name(), v)
+		end()
+	case protoreflect.StringKind:
+		cond(v + ` != ""`)
+		fmt.Fprintf(b, "\te.str(%d, %s, %q)\n", num, v, f.fd.FullName())
+		end()
+	case protoreflect.BytesKind:
+		cond("len(" + v + ") > 0")
+		fmt.Fprintf(b, "\te.bytes(%d, %s)\n", num, v)
+		end()
+	case protoreflect.DoubleKind:
+		cond("math.Float64bits(" + v + ") != 0")
+		fmt.Fprintf(b, "\te.tag(%d, 1)\n\te.fixed64(%s)\n", num, encodeNumber(f, v))
+		end()
+	case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind:
+		cond(v + " != 0")
+		fmt.Fprintf(b, "\te.tag(%d, 1)\n\te.fixed64(%s)\n", num, encodeNumber(f, v))
+		end()
+	case protoreflect.BoolKind:
+		cond(v)
+		fmt.Fprintf(b, "\te.tag(%d, 0)\n\te.varint(%s)\n", num, encodeNumber(f, v))
+		end()
+	default:
+		cond(v + " != 0")
+		fmt.Fprintf(b, "\te.tag(%d, 0)\n\te.varint(%s)\n", num, encodeNumber(f, v))
+		end()
+	}
+}
+
+// encodeNumber is the uint64 that goes on the wire for the number v of field f.
+func encodeNumber(f field, v string) string {
+	switch f.fd.Kind() {
+	case protoreflect.BoolKind:
+		return "b2u(" + v + ")"
+	case protoreflect.Sint32Kind, protoreflect.Sint64Kind:
+		return "uint64(int64(" + v + ")<<1 ^ int64(" + v + ")>>63)"
+	case protoreflect.DoubleKind:
+		return "math.Float64bits(" + v + ")"
+	}
+	return "uint64(" + v + ")"
 }
 
 // walkableSet returns the messages below which a Node can be found.
