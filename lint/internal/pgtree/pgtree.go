@@ -7,8 +7,9 @@
 // more than the coding itself. This package codes the same bytes with generated code
 // (tree_gen.go, written by `go generate` from pg_query's own descriptors and Go types),
 // from and into the same Go types. Input the decoder does not expect (a field it does not
-// know, malformed data, a string that is not UTF-8) makes it hand the bytes to
-// proto.Unmarshal instead, so the result and the errors are always pg_query.Parse's.
+// know, malformed data, a string that is not UTF-8, nesting deeper than the runtime's
+// limit) makes it hand the bytes to proto.Unmarshal instead, so the result and the errors
+// are always pg_query.Parse's.
 package pgtree
 
 //go:generate go run ./gen
@@ -47,7 +48,8 @@ func Decode(b []byte) (*pg_query.ParseResult, bool) {
 	return tree, d.ok
 }
 
-// Deparse renders tree as SQL, as pg_query.Deparse does.
+// Deparse renders tree as SQL, as pg_query.Deparse does; like it, it refuses a string that
+// is not UTF-8.
 func Deparse(tree *pg_query.ParseResult) (string, error) {
 	e := encoder{buf: make([]byte, 0, 256)}
 	e.encParseResult(tree)
@@ -57,8 +59,9 @@ func Deparse(tree *pg_query.ParseResult) (string, error) {
 	return parser.DeparseFromProtobuf(e.buf)
 }
 
-// Walk calls fn for n and, while fn returns true, for every node below it, in the order
-// of the fields of each message (the order of protoreflect's Range).
+// Walk calls fn for n and, while fn returns true, for every node below it: depth first,
+// each message's fields in the order pg_query declares them. (protoreflect's Range, which
+// the walk used before, varies that order from binary to binary on purpose.)
 func Walk(n *pg_query.Node, fn func(*pg_query.Node) bool) {
 	walkNode(n, fn)
 }
