@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tandem-pg/tandem/lint/internal/pgtree"
 )
 
 // What DROP ... CASCADE drops with the object it names, as far as the catalog knows: the
@@ -125,7 +127,7 @@ func (c *Catalog) viewReads(key string) map[string][]string {
 // or names *).
 func queryReads(sql string) map[string][]string {
 	reads := map[string][]string{}
-	tree, err := pg_query.Parse(sql)
+	tree, err := pgtree.Parse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return reads
 	}
@@ -135,7 +137,7 @@ func queryReads(sql string) map[string][]string {
 		query = n.GetCreateTableAsStmt().GetQuery()
 	}
 	var rels, cols []string
-	walk(query, func(n *pg_query.Node) bool {
+	pgtree.Walk(query, func(n *pg_query.Node) bool {
 		switch {
 		case n.GetRangeVar() != nil:
 			if k := relKey(n.GetRangeVar()); !slices.Contains(rels, k) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tandem-pg/tandem/lint/internal/pgtree"
 )
 
 // Catalog is an in-memory model of the schema: tables, their columns and types,
@@ -605,7 +607,7 @@ func defaultConstraintName(tbl string, kind conKind, cols []string, con *pg_quer
 // firstColumnRef returns the first column an expression mentions.
 func firstColumnRef(n *pg_query.Node) []string {
 	var out []string
-	walk(n, func(x *pg_query.Node) bool {
+	pgtree.Walk(n, func(x *pg_query.Node) bool {
 		if cr := x.GetColumnRef(); cr != nil && out == nil {
 			f := nameList(cr.Fields)
 			if len(f) > 0 {

@@ -6,11 +6,13 @@ import (
 	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tandem-pg/tandem/lint/internal/pgtree"
 )
 
 // deparse renders a statement node back to SQL, or "" if that fails.
 func deparse(n *pg_query.Node) string {
-	out, err := pg_query.Deparse(&pg_query.ParseResult{Version: treeVersion(), Stmts: []*pg_query.RawStmt{{Stmt: n}}})
+	out, err := pgtree.Deparse(&pg_query.ParseResult{Version: treeVersion(), Stmts: []*pg_query.RawStmt{{Stmt: n}}})
 	if err != nil {
 		return ""
 	}
@@ -91,7 +93,7 @@ var (
 // treeVersion returns the parse tree version the deparser expects.
 func treeVersion() int32 {
 	versionOnce.Do(func() {
-		if t, err := pg_query.Parse("SELECT 1"); err == nil {
+		if t, err := pgtree.Parse("SELECT 1"); err == nil {
 			version = t.Version
 		}
 	})

@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tandem-pg/tandem/lint/internal/pgtree"
 )
 
 // LoadCatalog reads the schema of a live database: tables with their sizes, columns and
@@ -102,7 +103,7 @@ func loadColumns(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
 
 // parseTypeString turns format_type() output into a canonical colType.
 func parseTypeString(s string) colType {
-	tree, err := pg_query.Parse("SELECT NULL::" + s)
+	tree, err := pgtree.Parse("SELECT NULL::" + s)
 	if err != nil || len(tree.Stmts) != 1 {
 		return colType{}
 	}
@@ -138,7 +139,7 @@ func loadConstraints(ctx context.Context, conn *pgx.Conn, c *Catalog) error {
 			continue
 		}
 		sql := "ALTER TABLE x ADD CONSTRAINT " + pgx.Identifier{name}.Sanitize() + " " + def
-		tree, err := pg_query.Parse(sql)
+		tree, err := pgtree.Parse(sql)
 		if err != nil || len(tree.Stmts) != 1 {
 			continue // a constraint form the parser does not know: leave it out
 		}

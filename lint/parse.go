@@ -10,6 +10,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
+
+	"github.com/tandem-pg/tandem/lint/internal/pgtree"
 )
 
 // txMode is how the runner executes a file.
@@ -314,11 +316,11 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 // parse parses text[from:to], segments first..last, leanly when it can (lean.go).
 func (pf *parsedFile) parse(from, to, first, last int) (*pg_query.ParseResult, error) {
 	if lean, ok := pf.leanChunk(from, to, first, last); ok {
-		if tree, err := pg_query.Parse(lean); err == nil {
+		if tree, err := pgtree.Parse(lean); err == nil {
 			return tree, nil
 		}
 	}
-	return pg_query.Parse(pf.text[from:to])
+	return pgtree.Parse(pf.text[from:to])
 }
 
 func clamp(v, n int) int {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // LoadSources reads migration files in the order a runner applies them. Each path is a
@@ -88,7 +89,7 @@ func migrationFiles(dir string) ([]string, error) {
 	return up, nil
 }
 
-var downWord = regexp.MustCompile(`(?i)(^|[._\-/])down([._\-])`)
+var downWord = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(^|[._\-/])down([._\-])`) })
 
 // upCounterpart returns the name the "up" file of a down migration would have:
 // 1_x.down.sql -> 1_x.up.sql, dir/down.sql -> dir/up.sql, U1__x.sql -> V1__x.sql.
@@ -97,7 +98,7 @@ func upCounterpart(path string) (string, bool) {
 	if len(base) > 1 && (base[0] == 'U' || base[0] == 'u') && base[1] >= '0' && base[1] <= '9' && strings.Contains(base, "__") {
 		return dir + "V" + base[1:], true
 	}
-	if loc := downWord.FindStringSubmatchIndex(base); loc != nil {
+	if loc := downWord().FindStringSubmatchIndex(base); loc != nil {
 		start, end := loc[3], loc[4]
 		return dir + base[:start] + "up" + base[end:], true
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tandem-pg/tandem/lint/internal/pgtree"
 )
 
 // volatility is a function's or expression's volatility class.
@@ -95,7 +97,7 @@ func functionVolatility(opts []*pg_query.Node) volatility {
 // take the volatility of their parts.
 func (c *Catalog) exprVolatility(n *pg_query.Node) (volatility, string) {
 	worst, culprit := volImmutable, ""
-	walk(n, func(x *pg_query.Node) bool {
+	pgtree.Walk(n, func(x *pg_query.Node) bool {
 		var v volatility
 		var name string
 		switch {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -138,7 +139,7 @@ func fieldErr(field, format string, args ...any) error {
 	return &InputError{Op: -1, Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`) })
 
 // ReadFile reads and parses a migration file (.json, .yaml or .yml).
 func ReadFile(path string) (*Migration, error) {
@@ -214,11 +215,11 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 	if doc.Name != nil && *doc.Name != "" {
 		m.Name = *doc.Name
 	}
-	if !nameRE.MatchString(m.Name) || len(m.Name) > maxIdentifier {
+	if !nameRE().MatchString(m.Name) || len(m.Name) > maxIdentifier {
 		return nil, ierr(-1, "", "name", fmt.Errorf("migration name %q must be 1-%d characters of letters, digits, '_', '-' or '.'", m.Name, maxIdentifier))
 	}
 	if vs := doc.VersionSchema; vs != "" {
-		if !nameRE.MatchString(vs) || len(vs) > maxIdentifier {
+		if !nameRE().MatchString(vs) || len(vs) > maxIdentifier {
 			return nil, ierr(-1, "", "version_schema", fmt.Errorf("%q must be 1-%d bytes of letters, digits, '_', '-' or '.'", vs, maxIdentifier))
 		}
 		m.VersionSchema = vs

@@ -183,7 +183,7 @@ func (o *OpCreateIndex) checkFields() error {
 		if n := strings.ToUpper(c.Nulls); n != "" && n != "FIRST" && n != "LAST" {
 			return fieldErr(fmt.Sprintf("columns[%d].nulls", i), "must be FIRST or LAST")
 		}
-		if c.Opclass != "" && !nameRE.MatchString(c.Opclass) {
+		if c.Opclass != "" && !nameRE().MatchString(c.Opclass) {
 			return fieldErr(fmt.Sprintf("columns[%d].opclass", i), "%q is not an operator class name", c.Opclass)
 		}
 		if len(c.OpclassParams) > 0 && c.Opclass == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Plan is what a start or a complete would do, step by step, without doing it: see
@@ -95,23 +96,23 @@ func (d *dryRun) transaction(checks []lockCheck, stmts []string) {
 // CONCURRENTLY).
 func (d *dryRun) concurrently(stmt string) {
 	s := PlanStep{Type: "concurrently", Statements: []string{stmt}}
-	if m := onTableRE.FindStringSubmatch(stmt); m != nil {
+	if m := onTableRE().FindStringSubmatch(stmt); m != nil {
 		s.Locks = []PlanLock{{Table: m[1], Mode: "SHARE UPDATE EXCLUSIVE"}}
 	}
 	d.add(s)
 }
 
 // onTableRE finds the table of a CREATE INDEX statement, as Tandem writes them.
-var onTableRE = regexp.MustCompile(` ON ("[^"]*(?:""[^"]*)*"\."[^"]*(?:""[^"]*)*")`)
+var onTableRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(` ON ("[^"]*(?:""[^"]*)*"\."[^"]*(?:""[^"]*)*")`) })
 
 // lockRank orders lock modes by strength.
 var lockRank = map[string]int{"": 0, "ACCESS SHARE": 1, "ROW SHARE": 2, "ROW EXCLUSIVE": 3, "SHARE UPDATE EXCLUSIVE": 4,
 	"SHARE": 5, "SHARE ROW EXCLUSIVE": 6, "EXCLUSIVE": 7, "ACCESS EXCLUSIVE": 8}
 
 var (
-	foreignKeyRE = regexp.MustCompile(`(?i)\bFOREIGN KEY\b`)
-	validateRE   = regexp.MustCompile(`(?i)^ALTER TABLE \S+ VALIDATE CONSTRAINT`)
-	triggerRE    = regexp.MustCompile(`(?i)^CREATE (OR REPLACE )?TRIGGER`)
+	foreignKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\bFOREIGN KEY\b`) })
+	validateRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^ALTER TABLE \S+ VALIDATE CONSTRAINT`) })
+	triggerRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^CREATE (OR REPLACE )?TRIGGER`) })
 )
 
 // lockOf is the lock statement stmt takes on table (quoted and qualified), by
@@ -123,9 +124,9 @@ func lockOf(stmt, table string) string {
 	s := strings.TrimSpace(stmt)
 	u := strings.ToUpper(s)
 	switch {
-	case validateRE.MatchString(s):
+	case validateRE().MatchString(s):
 		return "SHARE UPDATE EXCLUSIVE"
-	case triggerRE.MatchString(s):
+	case triggerRE().MatchString(s):
 		return "SHARE ROW EXCLUSIVE"
 	case strings.HasPrefix(u, "CREATE VIEW"), strings.HasPrefix(u, "CREATE OR REPLACE VIEW"):
 		return "ACCESS SHARE"
@@ -137,7 +138,7 @@ func lockOf(stmt, table string) string {
 	case strings.HasPrefix(u, "ALTER TABLE") && !strings.HasPrefix(u, "ALTER TABLE "+strings.ToUpper(table)):
 		// Another table's statement that references this one (a foreign key).
 		return "SHARE ROW EXCLUSIVE"
-	case strings.HasPrefix(u, "ALTER TABLE") && foreignKeyRE.MatchString(s) && strings.Contains(u, " ADD CONSTRAINT "):
+	case strings.HasPrefix(u, "ALTER TABLE") && foreignKeyRE().MatchString(s) && strings.Contains(u, " ADD CONSTRAINT "):
 		return "SHARE ROW EXCLUSIVE"
 	case strings.HasPrefix(u, "CREATE TABLE"):
 		return "SHARE ROW EXCLUSIVE" // a referenced table, by a foreign key

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/tandem-pg/tandem/lint"
 )
@@ -62,15 +63,15 @@ type Need struct {
 
 func (n Need) String() string { return n.Stream + "/" + n.Migration }
 
-var streamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
+var streamNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`) })
 
 // ValidStreamName reports whether name can name a stream.
-func ValidStreamName(name string) bool { return streamNameRE.MatchString(name) }
+func ValidStreamName(name string) bool { return streamNameRE().MatchString(name) }
 
 // ParseNeed parses "<stream>/<migration>".
 func ParseNeed(s string) (Need, error) {
 	stream, mig, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok || !ValidStreamName(stream) || !nameRE.MatchString(mig) {
+	if !ok || !ValidStreamName(stream) || !nameRE().MatchString(mig) {
 		return Need{}, fmt.Errorf("%q is not <stream>/<migration> (e.g. core/0002_add_title)", s)
 	}
 	return Need{Stream: stream, Migration: mig}, nil
@@ -170,7 +171,7 @@ func ReadSQLDir(dir string) ([]*SQLFile, error) {
 func ParseSQLFile(path, sql string) (*SQLFile, error) {
 	base := filepath.Base(path)
 	name := strings.TrimSuffix(base, filepath.Ext(base))
-	if !nameRE.MatchString(name) || len(name) > maxIdentifier {
+	if !nameRE().MatchString(name) || len(name) > maxIdentifier {
 		return nil, &InputError{File: path, Op: -1, Field: "name", Err: fmt.Errorf("the file name %q must be 1-%d characters of letters, digits, '_', '-' or '.', then .sql", name, maxIdentifier)}
 	}
 	sum := sha256.Sum256([]byte(sql))

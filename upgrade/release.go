@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -277,13 +278,15 @@ func lineOf(root *yaml.Node, path ...any) int {
 var roles = []string{"api", "content", "worker", "all"}
 
 // validKubeName is a Kubernetes object name (RFC 1123 subdomain, at most 253).
-var validKubeName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+var validKubeName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+})
 
 // validKubeLabel is a namespace or container name (RFC 1123 label, at most 63).
-var validKubeLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+var validKubeLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`) })
 
 // validName is what a workload may be called: it names files and router servers.
-var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`) })
 
 // MaxLocalInstances bounds a workload's instances on the local backend.
 const MaxLocalInstances = 20
@@ -354,7 +357,7 @@ func (r *Release) validate(root *yaml.Node) error {
 		if w.Name == "" {
 			return bad(key+".name", "missing", "give the workload a name", "workloads", i)
 		}
-		if !validName.MatchString(w.Name) {
+		if !validName().MatchString(w.Name) {
 			return bad(key+".name", fmt.Sprintf("%q is not a workload name", w.Name),
 				"use lower-case letters, digits and dashes, starting with a letter or digit, at most 40", "workloads", i, "name")
 		}
@@ -428,15 +431,15 @@ func (r *Release) validateKube(i int, bad func(key, msg, fix string, path ...any
 	if k.Deployment == "" {
 		k.Deployment = w.Name
 	}
-	if len(k.Deployment) > 253 || !validKubeName.MatchString(k.Deployment) {
+	if len(k.Deployment) > 253 || !validKubeName().MatchString(k.Deployment) {
 		return bad(key+".deployment", fmt.Sprintf("%q is not a Deployment name", k.Deployment),
 			"use lower-case letters, digits, dashes and dots, as Kubernetes names", "workloads", i, "kube", "deployment")
 	}
-	if k.Namespace != "" && !validKubeLabel.MatchString(k.Namespace) {
+	if k.Namespace != "" && !validKubeLabel().MatchString(k.Namespace) {
 		return bad(key+".namespace", fmt.Sprintf("%q is not a namespace name", k.Namespace),
 			"use lower-case letters, digits and dashes, at most 63", "workloads", i, "kube", "namespace")
 	}
-	if k.Container != "" && !validKubeLabel.MatchString(k.Container) {
+	if k.Container != "" && !validKubeLabel().MatchString(k.Container) {
 		return bad(key+".container", fmt.Sprintf("%q is not a container name", k.Container),
 			"use lower-case letters, digits and dashes, at most 63", "workloads", i, "kube", "container")
 	}
