@@ -151,6 +151,11 @@ func (e *env) alive() []string {
 func (e *env) served() string {
 	e.t.Helper()
 	e.be.WaitRouter()
+	// A reload returns once the new HAProxy process runs; the one it replaces accepts new
+	// connections on the shared socket until it has handled its soft-stop signal, a moment
+	// later. Give it that moment, or a request sent right after a roll may still reach an
+	// old, draining instance through it.
+	time.Sleep(300 * time.Millisecond)
 	// A new connection each time: an idle one may still be served by an HAProxy process
 	// a reload replaced, with the servers it had.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
