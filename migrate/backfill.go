@@ -587,9 +587,19 @@ func (b *backfill) batch(ctx context.Context, r *run, conn *pgx.Conn, table, con
 	state := throttleJSON(th.state())
 	th.mu.Unlock()
 	bt := batchOf(r, lockTimeout)
+	// The catch-up of a chunk filled before the rules went in redoes the rows the
+	// batches' transactions did not write: their IDs are kept. With the rules in place it
+	// looks for the rows without a value, and the list, rewritten whole by every batch,
+	// would only grow. (Should a chunk made without the rules join them, after a resume
+	// at another impact, the catch-up goes by transaction and computes these rows again,
+	// to the same values.)
+	xids := "xids || pg_current_xact_id()::xid"
+	if c.rulesFirst {
+		xids = "xids"
+	}
 	// One statement fills the rows and saves the cursor with the count of rows filled.
 	bt.Queue("WITH filled AS ("+b.update(table, cond)+" RETURNING 1), saved AS (UPDATE "+qi(m.opts.StateSchema, "backfill_chunks")+
-		" SET next_page = $3, rows_done = rows_done + (SELECT count(*) FROM filled), xids = xids || pg_current_xact_id()::xid, updated_at = now(), throttle = $8"+
+		" SET next_page = $3, rows_done = rows_done + (SELECT count(*) FROM filled), xids = "+xids+", updated_at = now(), throttle = $8"+
 		" WHERE schema = $4 AND migration = $5 AND op = $6 AND chunk = $7)"+
 		" SELECT count(*) FROM filled",
 		from, to+1, to+1, m.opts.Schema, r.rec.Name, r.op, c.id, state).QueryRow(func(row pgx.Row) error { return row.Scan(&updated) })

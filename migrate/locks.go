@@ -237,6 +237,7 @@ func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt 
 	// When the holders' transaction start is hidden from us, a holder is long once it has
 	// held its lock for longTxn under our eyes: when each was first seen.
 	seen := map[string]time.Time{}
+	mayCancel := true
 	for n := 0; n < p.attempts; n++ {
 		if n > 0 {
 			wait := p.backoff(n - 1)
@@ -245,6 +246,18 @@ func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt 
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(wait):
+			}
+		}
+		if len(tables) > 0 && mayCancel {
+			for _, c := range checks {
+				if len(c.tables) == 0 {
+					continue
+				}
+				ok, err := m.cancelAutovacuum(ctx, c.tables, c.modes)
+				if err != nil {
+					return err
+				}
+				mayCancel = mayCancel && ok
 			}
 		}
 		if len(tables) > 0 {
@@ -280,6 +293,54 @@ func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt 
 		}
 	}
 	return &LockError{Tables: tables, Attempts: p.attempts, Timeout: p.timeout, Blockers: blockers}
+}
+
+// cancelAutovacuum cancels the autovacuum workers that hold a lock on any of the tables
+// in one of modes (nil: any), except those that run to prevent wraparound. It returns
+// false when the role may not cancel them (only a superuser may, before PostgreSQL 18's
+// pg_signal_autovacuum_worker).
+//
+// PostgreSQL cancels such a worker itself once a lock request has waited on it for
+// deadlock_timeout (1s by default). Our attempts wait less than that, to keep the
+// application from queueing behind them, so they would time out again and again behind
+// a vacuum that was ready to give way: after a backfill has updated every row of a table,
+// autovacuum is all but certain to be at work on it when the rules go in.
+func (m *Migrator) cancelAutovacuum(ctx context.Context, tables, modes []string) (bool, error) {
+	rows, err := m.conn.Query(ctx, `
+		SELECT DISTINCT a.pid, coalesce(a.query, '')
+		  FROM pg_locks l
+		  JOIN pg_stat_activity a ON a.pid = l.pid
+		 WHERE l.granted AND l.locktype = 'relation'
+		   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+		   AND a.backend_type = 'autovacuum worker'
+		   AND coalesce(a.query, '') NOT LIKE '%to prevent wraparound%'
+		   AND (coalesce(cardinality($2::text[]), 0) = 0 OR l.mode = ANY ($2::text[]))`, tables, modes)
+	if err != nil {
+		return false, fmt.Errorf("look for autovacuum workers holding locks on %s: %w", strings.Join(tables, ", "), err)
+	}
+	type worker struct {
+		pid   int
+		query string
+	}
+	workers, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (worker, error) {
+		var w worker
+		return w, row.Scan(&w.pid, &w.query)
+	})
+	if err != nil {
+		return false, fmt.Errorf("look for autovacuum workers holding locks on %s: %w", strings.Join(tables, ", "), err)
+	}
+	for _, w := range workers {
+		if _, err := m.conn.Exec(ctx, "SELECT pg_cancel_backend($1)", w.pid); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42501" {
+				m.log.Info("autovacuum holds a lock on the table and this role may not cancel it; waiting for it", "tables", tables, "pid", w.pid, "query", w.query)
+				return false, nil
+			}
+			return false, fmt.Errorf("cancel autovacuum (pid %d) on %s: %w", w.pid, strings.Join(tables, ", "), err)
+		}
+		m.log.Info("cancelled autovacuum holding a lock on the table (the server would, after deadlock_timeout)", "tables", tables, "pid", w.pid, "query", w.query)
+	}
+	return true, nil
 }
 
 // execLocked runs statements in one lock-safe transaction (see lockedTx).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tandem-pg/tandem/internal/pgserver"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
@@ -597,5 +599,61 @@ func TestExecPipelined(t *testing.T) {
 	// The lock_timeout was the transaction's own.
 	if v := queryString(t, conn, "SHOW lock_timeout"); v != "0" {
 		t.Errorf("lock_timeout after the transaction = %s, want the session's (0)", v)
+	}
+}
+
+// TestStartCancelsAutovacuum: an autovacuum worker holding its lock on the table is
+// cancelled, as the server itself would cancel it once a lock request had waited on it
+// for deadlock_timeout. The server here has a deadlock_timeout far longer than Tandem's
+// attempts, and a vacuum slowed to a crawl: without the cancel, every attempt times out
+// behind it.
+func TestStartCancelsAutovacuum(t *testing.T) {
+	if os.Getenv("TANDEM_TEST_POSTGRES_URL") != "" {
+		t.Skip("needs a server of its own, with autovacuum every second")
+	}
+	ctx := context.Background()
+	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
+		"autovacuum_naptime": "1", "deadlock_timeout": "1min"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	url := srv.URL("postgres")
+	db := pgtest.NewPool(t, url)
+	for _, q := range []string{
+		"CREATE TABLE items (id int PRIMARY KEY, name text)",
+		"INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 20000) i",
+		// Vacuum at once, and crawl: 100ms of sleep for every page it reads.
+		"ALTER TABLE items SET (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1)",
+		"DELETE FROM items WHERE id % 2 = 0",
+	} {
+		mustExec(t, db, q)
+	}
+	// Wait for autovacuum to hold its lock on the table.
+	held := "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'items'::regclass AND l.granted AND a.backend_type = 'autovacuum worker'"
+	deadline := time.Now().Add(30 * time.Second)
+	for queryString(t, db, held) == "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("autovacuum did not start on the table within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var log logBuffer
+	m, err := Open(ctx, url, Options{LockTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	mig, err := Parse("02_note.json", "02_note", []byte(`{"operations": [{"add_column": {"table": "items", "column": {"name": "note", "type": "text", "nullable": true}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := m.Start(sctx, mig); err != nil {
+		t.Fatalf("start behind autovacuum: %v\nlog:\n%s", err, log.buf.String())
+	}
+	if log.count("cancelled autovacuum") == 0 {
+		t.Fatalf("no autovacuum was cancelled; log:\n%s", log.buf.String())
 	}
 }

@@ -75,7 +75,9 @@ func TestThrottleControl(t *testing.T) {
 			{100 * time.Millisecond, busy, true, 1, 1},
 			{100 * time.Millisecond, busy, true, 1, 0.5},
 			{100 * time.Millisecond, busy, true, 1, 0.25},
-			{100 * time.Millisecond, busy, true, 1, 0.25},
+			{100 * time.Millisecond, busy, true, 1, 0.125},
+			{100 * time.Millisecond, busy, true, 1, 0.1},
+			{100 * time.Millisecond, busy, true, 1, 0.1},
 		}},
 		{"pressure twice in one sample period counts once", ImpactNormal, []step{
 			{100 * time.Millisecond, waits, true, 1, 1},
