@@ -258,12 +258,23 @@ func TestMetricsLifecycleValues(t *testing.T) {
 // format, with Extra's families after its own; when Extra fails, what came before is
 // served and the error logged.
 func TestMetricsServed(t *testing.T) {
+	// Extra as docs/lifecycle.md shows it, over a Prometheus client registry.
+	appRegistry := prometheus.NewRegistry()
+	orders := prometheus.NewCounter(prometheus.CounterOpts{Name: "app_orders_total", Help: "Orders taken."})
+	appRegistry.MustRegister(orders)
+	orders.Add(7)
 	m := NewMetrics()
 	extraErr := error(nil)
 	m.Extra = func(w io.Writer) error {
-		_, err := io.WriteString(w, "# HELP app_orders_total Orders taken.\n# TYPE app_orders_total counter\napp_orders_total 7\n")
+		families, err := appRegistry.Gather()
 		if err != nil {
 			return err
+		}
+		enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range families {
+			if err := enc.Encode(f); err != nil {
+				return err
+			}
 		}
 		return extraErr
 	}
