@@ -43,8 +43,8 @@ type Metrics struct {
 	// Extra, when set, writes more metric families in the text format after
 	// lifecycle's own: the application's metrics, say. With a Prometheus client
 	// library's registry it encodes what the registry gathers; that registry must not
-	// hold the Go and process collectors, whose metrics lifecycle already serves. An
-	// error is logged, and what was written before it is served.
+	// hold the Go and process collectors, whose metrics lifecycle already serves. When
+	// it fails, /metrics serves lifecycle's own metrics alone and logs the error.
 	Extra func(w io.Writer) error
 
 	families []family // lifecycle's own, sorted by name
@@ -76,14 +76,7 @@ func NewMetrics() *Metrics {
 // process's (on Linux), lifecycle's own, then Extra's. Its error is the writer's or
 // Extra's.
 func (m *Metrics) WriteText(w io.Writer) error {
-	e := &expo{}
-	writeGoMetrics(e)
-	writeProcessMetrics(e)
-	for _, f := range m.families {
-		e.header(f.name, f.help, f.kind)
-		f.values.expose(e, f.name)
-	}
-	if _, err := w.Write(e.b); err != nil {
+	if _, err := w.Write(m.appendOwn(nil)); err != nil {
 		return err
 	}
 	if m.Extra != nil {
@@ -92,15 +85,31 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	return nil
 }
 
+// appendOwn appends the exposition of all but Extra's metrics to b.
+func (m *Metrics) appendOwn(b []byte) []byte {
+	e := &expo{b: b}
+	writeGoMetrics(e)
+	writeProcessMetrics(e)
+	for _, f := range m.families {
+		e.header(f.name, f.help, f.kind)
+		f.values.expose(e, f.name)
+	}
+	return e.b
+}
+
 // Handler serves the metrics (WriteText) over HTTP, as a Server does on its
 // MetricsPath; use it to serve them elsewhere. It logs Extra's errors to slog.Default().
 func (m *Metrics) Handler() http.Handler { return m.handler(slog.Default()) }
 
 func (m *Metrics) handler(log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var buf bytes.Buffer
-		if err := m.WriteText(&buf); err != nil {
-			log.Error("metrics: the extra metrics failed; serving what came before", "err", err)
+		buf := bytes.NewBuffer(m.appendOwn(nil))
+		if n := buf.Len(); m.Extra != nil {
+			if err := m.Extra(buf); err != nil {
+				// Half a family would make the whole scrape fail to parse.
+				log.Error("metrics: the extra metrics failed; serving lifecycle's own", "err", err)
+				buf.Truncate(n)
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		_, _ = w.Write(buf.Bytes())
@@ -118,13 +127,13 @@ type exposer interface {
 	expose(e *expo, name string)
 }
 
-// float is a float64 updated atomically.
-type float struct{ bits atomic.Uint64 }
+// atomicFloat is a float64 updated atomically.
+type atomicFloat struct{ bits atomic.Uint64 }
 
-func (f *float) load() float64            { return math.Float64frombits(f.bits.Load()) }
-func (f *float) store(v float64)          { f.bits.Store(math.Float64bits(v)) }
-func (f *float) expose(e *expo, n string) { e.sample(n, "", "", f.load()) }
-func (f *float) add(d float64) {
+func (f *atomicFloat) load() float64            { return math.Float64frombits(f.bits.Load()) }
+func (f *atomicFloat) store(v float64)          { f.bits.Store(math.Float64bits(v)) }
+func (f *atomicFloat) expose(e *expo, n string) { e.sample(n, "", "", f.load()) }
+func (f *atomicFloat) add(d float64) {
 	for {
 		old := f.bits.Load()
 		if f.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+d)) {
@@ -134,7 +143,7 @@ func (f *float) add(d float64) {
 }
 
 // Counter is a metric that only goes up. The zero value is ready to use.
-type Counter struct{ float }
+type Counter struct{ atomicFloat }
 
 // Inc adds 1.
 func (c *Counter) Inc() { c.add(1) }
@@ -150,7 +159,7 @@ func (c *Counter) Add(d float64) {
 func (c *Counter) Value() float64 { return c.load() }
 
 // Gauge is a metric that goes up and down. The zero value is ready to use.
-type Gauge struct{ float }
+type Gauge struct{ atomicFloat }
 
 // Set sets the gauge to v.
 func (g *Gauge) Set(v float64) { g.store(v) }
