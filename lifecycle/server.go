@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // DefaultDrainDelay is how long a draining Server keeps serving when DrainDelay is 0. It
@@ -51,8 +49,8 @@ type Server struct {
 
 	// Health answers /readyz and /livez. nil means a Health with no checks.
 	Health *Health
-	// Metrics are updated as the server runs and served on /metrics. nil means new
-	// metrics on a private registry.
+	// Metrics are updated as the server runs and served on /metrics. nil means
+	// NewMetrics().
 	Metrics *Metrics
 	// Registration, when set, follows the lifecycle: "ready" once serving, "draining"
 	// when the drain starts, deregistered when Serve returns.
@@ -87,7 +85,7 @@ func (s *Server) init() {
 			s.Health = &Health{}
 		}
 		if s.Metrics == nil {
-			s.Metrics = NewMetrics(nil)
+			s.Metrics = NewMetrics()
 		}
 		if s.Logger == nil {
 			s.Logger = slog.Default()
@@ -282,7 +280,7 @@ func (s *Server) wrap(app http.Handler) http.Handler {
 	}
 	ready, live, metrics := path(s.ReadyPath, "/readyz"), path(s.LivePath, "/livez"), path(s.MetricsPath, "/metrics")
 	readyH, liveH := s.Health.ReadyHandler(), s.Health.LiveHandler()
-	metricsH := promhttp.HandlerFor(s.Metrics.Gatherer(), promhttp.HandlerOpts{})
+	metricsH := s.Metrics.handler(s.Logger)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
 			// The client finishes this request and opens its next connection elsewhere.

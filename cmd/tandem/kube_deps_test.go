@@ -26,6 +26,14 @@ var heavyKube = []string{
 	"k8s.io/kube-openapi/pkg/util/proto",
 	"github.com/google/gnostic-models",
 	"sigs.k8s.io/structured-merge-diff/v6/typed",
+	// client-go's dynamic client: kubeapi's Apply sends the apply patch on its REST client.
+	"k8s.io/client-go/dynamic",
+	// The Prometheus Go client and what it brings (procfs, expvar, its collectors):
+	// lifecycle, which the tandem binary links, writes its /metrics itself.
+	"github.com/prometheus/client_golang",
+	"github.com/prometheus/procfs",
+	"github.com/prometheus/client_model",
+	"github.com/prometheus/common",
 }
 
 // isHeavy reports whether pkg is one of heavyKube or under one.
@@ -66,7 +74,7 @@ func TestNoHeavyKubePackages(t *testing.T) {
 		t.Fatalf("go list -deps listed %d packages ending with %q: not the tandem command's", len(imports), main)
 	}
 	for _, chain := range heavyChains(main, imports) {
-		t.Errorf("the tandem binary links %s again, through %s: use upgrade/kube/kubeapi (or import it from a _test.go file only)",
+		t.Errorf("the tandem binary links %s again, through %s: use upgrade/kube/kubeapi or lifecycle's metrics (or import it from a _test.go file only)",
 			chain[len(chain)-1], strings.Join(chain, " -> "))
 	}
 }

@@ -46,7 +46,7 @@ func main() {
 
 // run runs the CLI with args and returns the exit code; errors go to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd()
+	root := newRootCmdFor(args)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

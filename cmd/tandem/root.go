@@ -24,7 +24,54 @@ type globals struct {
 
 var global globals
 
-func newRootCmd() *cobra.Command {
+// commands are tandem's commands, in the order help lists them, by name.
+var commands = []struct {
+	name string
+	make func() *cobra.Command
+}{
+	{"init", newInitCmd},
+	{"start", newStartCmd},
+	{"complete", newCompleteCmd},
+	{"rollback", newRollbackCmd},
+	{"status", newStatusCmd},
+	{"migrate", newMigrateCmd},
+	{"latest", newLatestCmd},
+	{"validate", newValidateCmd},
+	{"demo", newDemoCmd},
+	{"lint", newLintCmd},
+	{"check", newCheckCmd},
+	{"maintenance", newMaintenanceCmd},
+	{"prove", newProveCmd},
+	{"upgrade", newUpgradeCmd},
+	{"version", newVersionCmd},
+}
+
+// newRootCmd returns the root command with all of tandem's commands.
+func newRootCmd() *cobra.Command { return newRootCmdFor(nil) }
+
+// newRootCmdFor returns the root command for a command line: with only the command its
+// first argument names, or, when it names none (help, completion, a flag first, a typo
+// to suggest a command for), all of them. Each command's flags cost start-up time that
+// every run, lint's included, would pay for all of them; a command alone in the tree
+// behaves as it does among the others (its help names no sibling).
+func newRootCmdFor(args []string) *cobra.Command {
+	root := newBareRootCmd()
+	for _, c := range commands {
+		if len(args) > 0 && c.name == args[0] {
+			root.AddCommand(c.make())
+			// cobra's completion command, built at each run, is only asked for by name.
+			root.CompletionOptions.DisableDefaultCmd = true
+			return root
+		}
+	}
+	for _, c := range commands {
+		root.AddCommand(c.make())
+	}
+	return root
+}
+
+// newBareRootCmd returns the root command with its flags and no commands.
+func newBareRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tandem",
 		Short: "Zero-downtime upgrades for PostgreSQL-backed services",
@@ -54,24 +101,6 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log each step")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	setVersion(root)
-
-	root.AddCommand(
-		newInitCmd(),
-		newStartCmd(),
-		newCompleteCmd(),
-		newRollbackCmd(),
-		newStatusCmd(),
-		newMigrateCmd(),
-		newLatestCmd(),
-		newValidateCmd(),
-		newDemoCmd(),
-		newLintCmd(),
-		newCheckCmd(),
-		newMaintenanceCmd(),
-		newProveCmd(),
-		newUpgradeCmd(),
-		newVersionCmd(),
-	)
 	return root
 }
 

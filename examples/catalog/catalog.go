@@ -373,7 +373,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	metrics := lifecycle.NewMetrics(nil)
+	metrics := lifecycle.NewMetrics()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	maint, err := lifecycle.WatchMaintenance(bg, pool, lifecycle.MaintenanceOptions{

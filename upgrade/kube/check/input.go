@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -195,10 +196,14 @@ func manifestFiles(path string) ([]string, error) {
 	return files, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+// yamlLine finds the line in a YAML error: "yaml: line 12: ". Compiled on first use, so
+// that commands that do not check manifests do not pay for it at start-up.
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): `) })
 
 // fieldPath finds the field in a decoding error: "Go struct field DeploymentSpec.spec.replicas".
-var fieldPath = regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.([A-Za-z0-9.]+) of type`)
+var fieldPath = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.([A-Za-z0-9.]+) of type`)
+})
 
 // Parse reads the objects in one manifest file's data, named file in messages.
 func Parse(file string, data []byte, namespace string) (*Input, error) {
@@ -220,7 +225,7 @@ func (in *Input) parse(file string, data []byte, namespace string) error {
 		}
 		if err != nil {
 			ie := &InputError{File: file, Msg: "not valid YAML or JSON: " + err.Error(), Err: err}
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 				ie.Line, _ = strconv.Atoi(m[1])
 				ie.Msg = "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), m[0])
 			}
@@ -291,7 +296,7 @@ func (in *Input) add(file string, n *yaml.Node, namespace string) error {
 	}
 	if err := sigsyaml.Unmarshal(raw, target); err != nil {
 		line := n.Line
-		if m := fieldPath.FindStringSubmatch(err.Error()); m != nil {
+		if m := fieldPath().FindStringSubmatch(err.Error()); m != nil {
 			var path []any
 			for _, k := range strings.Split(m[1], ".") {
 				path = append(path, k)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -213,7 +214,9 @@ func checkReadinessIsLiveness(d *deployment) []Finding {
 }
 
 // sleepCmd finds a sleep in a preStop command: sleep 10, /bin/sleep 10, sh -c "sleep 10".
-var sleepCmd = regexp.MustCompile(`(?:^|[\s;&|/'"(])sleep\s+([0-9]+(?:\.[0-9]+)?)([smh]?)\b`)
+var sleepCmd = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:^|[\s;&|/'"(])sleep\s+([0-9]+(?:\.[0-9]+)?)([smh]?)\b`)
+})
 
 // preStopSleep returns how long a container's preStop hook delays its SIGTERM, and
 // whether tandem can tell ("known" is false for an HTTP hook or a command without a
@@ -227,7 +230,7 @@ func preStopSleep(c *corev1.Container) (dur time.Duration, has, known bool) {
 	case ps.Sleep != nil:
 		return time.Duration(ps.Sleep.Seconds) * time.Second, true, true
 	case ps.Exec != nil:
-		m := sleepCmd.FindStringSubmatch(strings.Join(ps.Exec.Command, " "))
+		m := sleepCmd().FindStringSubmatch(strings.Join(ps.Exec.Command, " "))
 		if m == nil {
 			return 0, true, false
 		}

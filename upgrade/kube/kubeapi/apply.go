@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // mapping is where the API server serves a kind: its resource, and whether its objects
@@ -26,7 +26,7 @@ type mapping struct {
 // that a kind the cluster does not serve changes nothing. A namespaced object without a
 // namespace is an error; a cluster-scoped one is applied without its namespace.
 func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, fieldManager string) error {
-	targets := make([]dynamic.ResourceInterface, len(objs))
+	paths := make([][]string, len(objs))
 	for i, u := range objs {
 		gvk := u.GroupVersionKind()
 		m, err := c.mapping(ctx, gvk)
@@ -36,19 +36,37 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, f
 		switch {
 		case m.namespaced && u.GetNamespace() == "":
 			return fmt.Errorf("%s %s: a namespaced kind without a namespace: set metadata.namespace", gvk.Kind, u.GetName())
-		case m.namespaced:
-			targets[i] = c.dynamic.Resource(m.resource).Namespace(u.GetNamespace())
-		default:
-			targets[i] = c.dynamic.Resource(m.resource)
+		case !m.namespaced:
 			u.SetNamespace("")
 		}
+		paths[i] = resourcePath(m, u.GetNamespace(), u.GetName())
 	}
 	for i, u := range objs {
-		if _, err := targets[i].Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+		body, err := u.MarshalJSON()
+		if err == nil {
+			// A server-side apply is a PATCH of the whole object as an apply patch (JSON
+			// is YAML), as client-go's dynamic client sends it.
+			err = c.rest[schema.GroupVersion{Version: "v1"}].Patch(types.ApplyPatchType).AbsPath(paths[i]...).
+				Param("fieldManager", fieldManager).Param("force", "true").Body(body).Do(ctx).Error()
+		}
+		if err != nil {
 			return fmt.Errorf("server-side apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// resourcePath is the path of an object of m named name, in namespace when m is
+// namespaced: /api/v1/namespaces/NS/services/NAME, /apis/GROUP/VERSION/RESOURCE/NAME.
+func resourcePath(m mapping, namespace, name string) []string {
+	p := []string{"/apis", m.resource.Group, m.resource.Version}
+	if m.resource.Group == "" {
+		p = []string{"/api", m.resource.Version}
+	}
+	if m.namespaced {
+		p = append(p, "namespaces", namespace)
+	}
+	return append(p, m.resource.Resource, name)
 }
 
 // mapping looks gvk up in the cluster's discovery. A kind found is remembered; one not

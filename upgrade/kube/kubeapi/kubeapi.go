@@ -4,7 +4,7 @@
 // PodDisruptionBudgets, Services, EndpointSlices), and server-side apply of any kind
 // the cluster serves, found by a discovery of its own.
 //
-// It is built on client-go's rest and dynamic clients with a scheme that holds only
+// It is built on client-go's rest client with a scheme that holds only
 // the API groups above (core/v1, apps/v1, discovery/v1, policy/v1), instead of
 // client-go's typed clientset, whose scheme registers every API group and, with the
 // discovery and REST mapper, cost every tandem command about 18 ms of package
@@ -28,7 +28,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
@@ -162,9 +161,8 @@ func Config(kubeconfig, kubeContext string) (cfg *rest.Config, namespace, name s
 // Client is a connection to an API server. It implements Interface, and applies
 // manifests (Apply). It is safe for concurrent use.
 type Client struct {
-	rest    map[schema.GroupVersion]*rest.RESTClient
-	params  runtime.ParameterCodec
-	dynamic *dynamic.DynamicClient
+	rest   map[schema.GroupVersion]*rest.RESTClient
+	params runtime.ParameterCodec
 
 	mu       sync.Mutex
 	mappings map[schema.GroupVersionKind]mapping // discovery's answers, for this Client's life
@@ -205,9 +203,6 @@ func New(cfg *rest.Config) (*Client, error) {
 		if c.rest[gv], err = rest.RESTClientForConfigAndClient(gc, hc); err != nil {
 			return nil, fmt.Errorf("kubernetes client for %s: %w", gv, err)
 		}
-	}
-	if c.dynamic, err = dynamic.NewForConfigAndClient(cfg, hc); err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return c, nil
 }

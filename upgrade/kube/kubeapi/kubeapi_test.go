@@ -2,6 +2,7 @@ package kubeapi
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -117,6 +118,27 @@ func TestFindKind(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%v: %+v, %v; want %+v", tc.gvk, got, err, tc.want)
+		}
+	}
+}
+
+// TestResourcePath: the path a server-side apply patches, for the core group, a named
+// group, a namespaced and a cluster-scoped kind.
+func TestResourcePath(t *testing.T) {
+	tests := []struct {
+		m         mapping
+		namespace string
+		want      string
+	}{
+		{mapping{corev1.SchemeGroupVersion.WithResource("services"), true}, "shop", "/api/v1/namespaces/shop/services/api"},
+		{mapping{appsv1.SchemeGroupVersion.WithResource("deployments"), true}, "shop", "/apis/apps/v1/namespaces/shop/deployments/api"},
+		{mapping{schema.GroupVersionResource{Group: "scheduling.k8s.io", Version: "v1", Resource: "priorityclasses"}, false}, "",
+			"/apis/scheduling.k8s.io/v1/priorityclasses/api"},
+		{mapping{corev1.SchemeGroupVersion.WithResource("namespaces"), false}, "", "/api/v1/namespaces/api"},
+	}
+	for _, tc := range tests {
+		if got := path.Join(resourcePath(tc.m, tc.namespace, "api")...); got != tc.want {
+			t.Errorf("%v in %q: %s, want %s", tc.m.resource, tc.namespace, got, tc.want)
 		}
 	}
 }
