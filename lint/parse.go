@@ -26,15 +26,25 @@ const (
 
 // statement is one parsed SQL statement and where it is.
 type statement struct {
-	node    *pg_query.Node
-	text    string // the statement without leading comments and whitespace
-	start   int    // byte offset of text in the file
-	end     int    // byte offset just past the statement (before the semicolon)
-	line    int
-	col     int
-	seg     int             // index of the top-level segment that holds it, see parsedFile.ends
-	context string          // the comment right before it, e.g. Django's "-- Add field x to y"
-	ignores map[string]bool // rules ignored by an inline comment ("all" for every rule)
+	node      *pg_query.Node
+	text      string // the statement without leading comments and whitespace
+	start     int    // byte offset of text in the file
+	end       int    // byte offset just past the statement (before the semicolon)
+	line      int
+	col       int
+	seg       int             // index of the top-level segment that holds it, see parsedFile.ends
+	context   string          // the comment right before it, e.g. Django's "-- Add field x to y"
+	ignores   map[string]bool // rules ignored by an inline comment ("all" for every rule)
+	collapsed string          // words, once computed
+}
+
+// words returns the statement's text with its whitespace collapsed (see collapseSpace),
+// as excerpts and fingerprints show it.
+func (st *statement) words() string {
+	if st.collapsed == "" {
+		st.collapsed = collapseSpace(st.text)
+	}
+	return st.collapsed
 }
 
 // comment is one SQL comment in a file.
