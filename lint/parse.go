@@ -147,7 +147,8 @@ func (pf *parsedFile) segmentBounds(i int) (from, to int) {
 func (pf *parsedFile) scanSegments() {
 	for i := range pf.ends {
 		seg := pf.segment(i)
-		words := leadingWords(seg, 5)
+		var buf [5]string
+		words := leadingWords(buf[:0], seg)
 		if len(words) == 0 {
 			continue
 		}
@@ -227,11 +228,11 @@ func readQualifiedName(s string, i int) (string, int, bool) {
 	return qualifiedKey(parts), i, len(parts) > 0 && len(parts) <= 3
 }
 
-// leadingWords returns up to n words at the start of s, after whitespace and comments.
-func leadingWords(s string, n int) []string {
-	var out []string
+// leadingWords appends to words, up to its capacity, the words at the start of s, after
+// whitespace and comments, and returns it.
+func leadingWords(words []string, s string) []string {
 	i := skipSpaceAndComments(s, 0, len(s))
-	for len(out) < n && i < len(s) {
+	for len(words) < cap(words) && i < len(s) {
 		j := i
 		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
 			j++
@@ -239,10 +240,10 @@ func leadingWords(s string, n int) []string {
 		if j == i {
 			break
 		}
-		out = append(out, s[i:j])
+		words = append(words, s[i:j])
 		i = skipSpaceAndComments(s, j, len(s))
 	}
-	return out
+	return words
 }
 
 // leadingComment returns the text of the line comments that end right before a statement
@@ -422,8 +423,9 @@ func (pf *parsedFile) position(off int) (line, col int) {
 	return i + 1, utf8.RuneCountInString(pf.src[pf.lineStarts[i]:off]) + 1
 }
 
+// lineStarts returns the offsets where the lines of s start.
 func lineStarts(s string) []int {
-	starts := []int{0}
+	starts := make([]int, 1, strings.Count(s, "\n")+1)
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\n' {
 			starts = append(starts, i+1)

@@ -88,6 +88,9 @@ type pass struct {
 	cascade []dependent
 	// reported holds the rules that reported a finding on this statement so far.
 	reported []string
+	// alterKeyMemo is alterKey's result, once alterKeyDone.
+	alterKeyMemo string
+	alterKeyDone bool
 }
 
 // buildsIndexBlocking reports whether index-not-concurrent reported this statement. Its
@@ -219,23 +222,33 @@ func (p *pass) reportGrouped(r *Rule, scope, note string, build func() Finding) 
 
 // closeGroups completes the messages of the grouped findings of the current file.
 func (e *engine) closeGroups() {
+	const also, line = "; the same applies to ", "line "
 	for _, f := range e.groups {
 		if len(f.Also) == 0 {
 			continue
 		}
-		b := make([]byte, 0, len(f.Message)+len(f.Also)*32)
-		b = append(b, f.Message...)
-		b = append(b, "; the same applies to "...)
+		var num [20]byte
+		n := len(f.Message) + len(also)
+		for j, l := range f.Also {
+			n += len(", ") + len(line) + len(strconv.AppendInt(num[:0], int64(l), 10)) + len(" ()") + len(f.notes[j])
+		}
+		var b strings.Builder
+		b.Grow(n)
+		b.WriteString(f.Message)
+		b.WriteString(also)
 		for j, l := range f.Also {
 			if j > 0 {
-				b = append(b, ", "...)
+				b.WriteString(", ")
 			}
-			b = strconv.AppendInt(append(b, "line "...), int64(l), 10)
+			b.WriteString(line)
+			b.Write(strconv.AppendInt(num[:0], int64(l), 10))
 			if f.notes[j] != "" {
-				b = append(append(append(b, " ("...), f.notes[j]...), ')')
+				b.WriteString(" (")
+				b.WriteString(f.notes[j])
+				b.WriteByte(')')
 			}
 		}
-		f.Message = string(b)
+		f.Message = b.String()
 		f.notes = nil
 	}
 	clear(e.groups)
