@@ -77,7 +77,9 @@ func (r *fileReader) read(path string, regular bool) (string, error) {
 	}
 	defer f.Close()
 	if r.buf == nil {
-		r.buf = make([]byte, 0, 64<<10)
+		// Most migrations fit; a larger file grows the buffer. (A large buffer would cost
+		// more to zero than small files save.)
+		r.buf = make([]byte, 0, 16<<10)
 	}
 	b := r.buf[:0]
 	for {
