@@ -14,6 +14,8 @@
 // tandem is built from this tree into a temporary directory (or given with -tandem, built
 // before the measurement); -base adds another tandem binary (say, one built before a
 // change) as a third column. `tandem version`, which does no work, shows the start-up alone.
+// Every binary, squawk's included, is measured from a copy made at the start of the run, so
+// that none runs from pages the page cache happens to hold in huge pages (see run).
 package main
 
 import (
