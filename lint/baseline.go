@@ -9,23 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // fingerprint identifies a finding independently of its line: the rule, the table and
-// the statement's text with whitespace collapsed. Editing lines above a statement keeps
-// it; changing the statement does not.
-func fingerprint(rule, table, stmt string) string {
-	b := make([]byte, 0, len(rule)+len(table)+2+len(stmt))
-	b = append(append(append(append(b, rule...), 0), table...), 0)
-	first := true
-	for w := range strings.FieldsSeq(stmt) {
-		if !first {
-			b = append(b, ' ')
-		}
-		first = false
-		b = append(b, w...)
-	}
+// the statement's words (its text with whitespace collapsed, see collapseSpace). Editing
+// lines above a statement keeps it; changing the statement does not.
+func fingerprint(rule, table, words string) string {
+	var buf [512]byte // most statements fit: no allocation
+	b := append(buf[:0], rule...)
+	b = append(append(append(append(b, 0), table...), 0), words...)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }

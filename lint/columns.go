@@ -70,10 +70,13 @@ func (p *pass) addedColumns() []addedColumn {
 
 // alterKey returns the catalog key of the ALTER TABLE's table, or "".
 func (p *pass) alterKey() string {
-	if a := p.alter(); a != nil {
-		return relKey(a.Relation)
+	if !p.alterKeyDone {
+		if a := p.alter(); a != nil {
+			p.alterKeyMemo = relKey(a.Relation)
+		}
+		p.alterKeyDone = true
 	}
-	return ""
+	return p.alterKeyMemo
 }
 
 // existing reports whether the statement's table is one the application already uses

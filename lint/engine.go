@@ -78,11 +78,13 @@ type engine struct {
 	fileIdx int
 	sess    session
 	tx      *txState
-	once    map[string]bool // per-file "reported already" marks
-	groups  map[string]int  // grouped findings of the current file: rule and scope -> index
-	txSeq   int             // numbers the transactions of the run, for grouping
-	views   map[string]int  // views the current file creates: key -> statement index
-	stmtIdx int             // index of the current statement in the file
+	once    map[string]bool       // per-file "reported already" marks
+	groups  map[groupKey]*Finding // grouped findings of the current file
+	// findings are the findings so far, in the order they were reported.
+	findings []*Finding
+	txSeq    int            // numbers the transactions of the run, for grouping
+	views    map[string]int // views the current file creates: key -> statement index
+	stmtIdx  int            // index of the current statement in the file
 }
 
 func newEngine(opts Options) *engine {
@@ -92,6 +94,8 @@ func newEngine(opts Options) *engine {
 		severity:  map[string]Severity{},
 		result:    &Result{},
 		fileOrder: map[string]int{},
+		once:      map[string]bool{},
+		groups:    map[groupKey]*Finding{},
 	}
 	if opts.Catalog != nil {
 		e.cat = opts.Catalog.clone()
@@ -115,8 +119,8 @@ func (e *engine) runFile(idx int, f *parsedFile) error {
 	e.file, e.fileIdx = f, idx
 	e.sess = session{timeZone: e.cat.timeZone}
 	e.tx = nil
-	e.once = map[string]bool{}
-	e.groups = map[string]int{}
+	clear(e.once)
+	clear(e.groups)
 	e.views = f.views
 	mode := f.mode
 	if e.cfg.Transaction == "none" && f.mode == txFile {

@@ -13,6 +13,10 @@ var Formats = report.Formats
 
 // Write prints res in the named format: "text", "json", "sarif" or "github".
 func Write(w io.Writer, format string, res *Result) error {
+	if format == "json" {
+		// The JSON document holds the findings as they are: no need to convert them.
+		return WriteJSON(w, res)
+	}
 	return report.Write(w, format, tool(), reportFindings(res), Summary(res), jsonDoc(res))
 }
 
@@ -50,19 +54,37 @@ func reportFindings(res *Result) []report.Finding {
 
 // facts renders the lock, rewrite and compatibility facts of a finding on one line.
 func facts(f Finding) string {
-	lock := "lock: none on the table"
-	if f.Lock != "" {
-		lock = "lock: " + f.Lock
+	const (
+		noLock    = "lock: none on the table"
+		rewrites  = " · rewrites table: "
+		breaks    = " · breaks running version: "
+		continues = " (reads and writes continue)"
+	)
+	var b strings.Builder
+	b.Grow(len("lock: ") + len(f.Lock) + len(" on ") + len(f.Table) + len(continues) + len(f.Blocks) +
+		len(rewrites) + len(breaks) + 2*len("yes"))
+	if f.Lock == "" {
+		b.WriteString(noLock)
+	} else {
+		b.WriteString("lock: ")
+		b.WriteString(f.Lock)
 		if f.Table != "" {
-			lock += " on " + f.Table
+			b.WriteString(" on ")
+			b.WriteString(f.Table)
 		}
 		if f.Blocks != "" {
-			lock += " (blocks " + f.Blocks + ")"
+			b.WriteString(" (blocks ")
+			b.WriteString(f.Blocks)
+			b.WriteString(")")
 		} else {
-			lock += " (reads and writes continue)"
+			b.WriteString(continues)
 		}
 	}
-	return fmt.Sprintf("%s · rewrites table: %s · breaks running version: %s", lock, yesNo(f.Rewrite), yesNo(f.BreaksOldVersion))
+	b.WriteString(rewrites)
+	b.WriteString(yesNo(f.Rewrite))
+	b.WriteString(breaks)
+	b.WriteString(yesNo(f.BreaksOldVersion))
+	return b.String()
 }
 
 func yesNo(b bool) string {

@@ -3,7 +3,6 @@ package lint
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/tandem-pg/tandem/internal/report"
@@ -210,7 +209,7 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 		if err != nil {
 			parseErrs = append(parseErrs, err)
 			if pe, ok := AsParseError(err); ok {
-				e.result.Findings = append(e.result.Findings, Finding{
+				e.findings = append(e.findings, &Finding{
 					Rule: ParseErrorRule, Severity: SeverityError, File: pe.File, Line: pe.Line, Column: pe.Column,
 					Message: "PostgreSQL cannot parse this statement (" + pe.Message + "); the rest of the file is not analysed, so later files are judged without its changes",
 				})
@@ -218,19 +217,7 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 		}
 	}
 	res := e.result
-	sort.SliceStable(res.Findings, func(i, j int) bool {
-		a, b := res.Findings[i], res.Findings[j]
-		if a.File != b.File {
-			return e.fileOrder[a.File] < e.fileOrder[b.File]
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Column < b.Column
-	})
-	if res.Findings == nil {
-		res.Findings = []Finding{}
-	}
+	res.Findings = e.sortedFindings()
 	if res.Coverage.Skipped == nil {
 		res.Coverage.Skipped = []Skipped{}
 	}

@@ -26,15 +26,25 @@ const (
 
 // statement is one parsed SQL statement and where it is.
 type statement struct {
-	node    *pg_query.Node
-	text    string // the statement without leading comments and whitespace
-	start   int    // byte offset of text in the file
-	end     int    // byte offset just past the statement (before the semicolon)
-	line    int
-	col     int
-	seg     int             // index of the top-level segment that holds it, see parsedFile.ends
-	context string          // the comment right before it, e.g. Django's "-- Add field x to y"
-	ignores map[string]bool // rules ignored by an inline comment ("all" for every rule)
+	node      *pg_query.Node
+	text      string // the statement without leading comments and whitespace
+	start     int    // byte offset of text in the file
+	end       int    // byte offset just past the statement (before the semicolon)
+	line      int
+	col       int
+	seg       int             // index of the top-level segment that holds it, see parsedFile.ends
+	context   string          // the comment right before it, e.g. Django's "-- Add field x to y"
+	ignores   map[string]bool // rules ignored by an inline comment ("all" for every rule)
+	collapsed string          // words, once computed
+}
+
+// words returns the statement's text with its whitespace collapsed (see collapseSpace),
+// as excerpts and fingerprints show it.
+func (st *statement) words() string {
+	if st.collapsed == "" {
+		st.collapsed = collapseSpace(st.text)
+	}
+	return st.collapsed
 }
 
 // comment is one SQL comment in a file.
@@ -137,7 +147,8 @@ func (pf *parsedFile) segmentBounds(i int) (from, to int) {
 func (pf *parsedFile) scanSegments() {
 	for i := range pf.ends {
 		seg := pf.segment(i)
-		words := leadingWords(seg, 5)
+		var buf [5]string
+		words := leadingWords(buf[:0], seg)
 		if len(words) == 0 {
 			continue
 		}
@@ -217,11 +228,11 @@ func readQualifiedName(s string, i int) (string, int, bool) {
 	return qualifiedKey(parts), i, len(parts) > 0 && len(parts) <= 3
 }
 
-// leadingWords returns up to n words at the start of s, after whitespace and comments.
-func leadingWords(s string, n int) []string {
-	var out []string
+// leadingWords appends to words, up to its capacity, the words at the start of s, after
+// whitespace and comments, and returns it.
+func leadingWords(words []string, s string) []string {
 	i := skipSpaceAndComments(s, 0, len(s))
-	for len(out) < n && i < len(s) {
+	for len(words) < cap(words) && i < len(s) {
 		j := i
 		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
 			j++
@@ -229,10 +240,10 @@ func leadingWords(s string, n int) []string {
 		if j == i {
 			break
 		}
-		out = append(out, s[i:j])
+		words = append(words, s[i:j])
 		i = skipSpaceAndComments(s, j, len(s))
 	}
-	return out
+	return words
 }
 
 // leadingComment returns the text of the line comments that end right before a statement
@@ -412,8 +423,9 @@ func (pf *parsedFile) position(off int) (line, col int) {
 	return i + 1, utf8.RuneCountInString(pf.src[pf.lineStarts[i]:off]) + 1
 }
 
+// lineStarts returns the offsets where the lines of s start.
 func lineStarts(s string) []int {
-	starts := []int{0}
+	starts := make([]int, 1, strings.Count(s, "\n")+1)
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\n' {
 			starts = append(starts, i+1)

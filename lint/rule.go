@@ -1,9 +1,11 @@
 package lint
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -86,6 +88,9 @@ type pass struct {
 	cascade []dependent
 	// reported holds the rules that reported a finding on this statement so far.
 	reported []string
+	// alterKeyMemo is alterKey's result, once alterKeyDone.
+	alterKeyMemo string
+	alterKeyDone bool
 }
 
 // buildsIndexBlocking reports whether index-not-concurrent reported this statement. Its
@@ -157,7 +162,7 @@ func (p *pass) finding(key string, m lockMode) Finding {
 		File:      p.e.file.name,
 		Line:      p.st.line,
 		Column:    p.st.col,
-		Statement: snippet(p.st.text),
+		Statement: excerpt(p.st.words()),
 		Context:   snippet(p.st.context),
 	}
 	if key != "" {
@@ -171,16 +176,17 @@ func (p *pass) finding(key string, m lockMode) Finding {
 	return f
 }
 
-// report records f for rule r unless an inline or file-wide ignore suppresses it.
-func (p *pass) report(r *Rule, f Finding) {
+// report records f for rule r unless an inline or file-wide ignore suppresses it, and
+// returns it (or nil).
+func (p *pass) report(r *Rule, f Finding) *Finding {
 	if p.ignored(r) {
-		return
+		return nil
 	}
 	f.Rule = r.ID
-	f.Fingerprint = fingerprint(r.ID, f.Table, p.st.text)
+	f.Fingerprint = fingerprint(r.ID, f.Table, p.st.words())
 	if t := p.e.cat.tables[f.key]; t != nil && t.maybeExisting {
-		f.Message += fmt.Sprintf(" (%s is created with IF NOT EXISTS at %s, but on an installation being upgraded it may exist already, with data; --database-url decides)",
-			displayName(f.key), t.createdAt)
+		f.Message += " (" + displayName(f.key) + " is created with IF NOT EXISTS at " + t.createdAt +
+			", but on an installation being upgraded it may exist already, with data; --database-url decides)"
 	}
 	// A rule may lower its severity for a finding it is unsure of (a warning instead of an
 	// error); it never raises it above the configured one.
@@ -189,9 +195,13 @@ func (p *pass) report(r *Rule, f Finding) {
 		sev = f.Severity
 	}
 	f.Severity = sev
-	p.e.result.Findings = append(p.e.result.Findings, f)
+	p.e.findings = append(p.e.findings, &f)
 	p.reported = append(p.reported, r.ID)
+	return &f
 }
+
+// groupKey names a group of findings: the rule and its scope.
+type groupKey struct{ rule, scope string }
 
 // reportGrouped reports the finding build makes for rule r once per scope (for example
 // once per file, or once per transaction). Later calls with the same scope do not build a
@@ -201,35 +211,65 @@ func (p *pass) reportGrouped(r *Rule, scope, note string, build func() Finding) 
 	if p.ignored(r) {
 		return
 	}
-	key := r.ID + "\x00" + scope
-	if i, ok := p.e.groups[key]; ok {
-		g := &p.e.result.Findings[i]
+	key := groupKey{r.ID, scope}
+	if g, ok := p.e.groups[key]; ok {
 		g.Also = append(g.Also, p.st.line)
 		g.notes = append(g.notes, note)
 		return
 	}
-	p.report(r, build())
-	p.e.groups[key] = len(p.e.result.Findings) - 1
+	p.e.groups[key] = p.report(r, build())
 }
 
 // closeGroups completes the messages of the grouped findings of the current file.
 func (e *engine) closeGroups() {
-	for _, i := range e.groups {
-		f := &e.result.Findings[i]
+	const also, line = "; the same applies to ", "line "
+	for _, f := range e.groups {
 		if len(f.Also) == 0 {
 			continue
 		}
-		parts := make([]string, len(f.Also))
+		var num [20]byte
+		n := len(f.Message) + len(also)
 		for j, l := range f.Also {
-			parts[j] = fmt.Sprintf("line %d", l)
+			n += len(", ") + len(line) + len(strconv.AppendInt(num[:0], int64(l), 10)) + len(" ()") + len(f.notes[j])
+		}
+		var b strings.Builder
+		b.Grow(n)
+		b.WriteString(f.Message)
+		b.WriteString(also)
+		for j, l := range f.Also {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(line)
+			b.Write(strconv.AppendInt(num[:0], int64(l), 10))
 			if f.notes[j] != "" {
-				parts[j] += " (" + f.notes[j] + ")"
+				b.WriteString(" (")
+				b.WriteString(f.notes[j])
+				b.WriteByte(')')
 			}
 		}
-		f.Message += "; the same applies to " + strings.Join(parts, ", ")
+		f.Message = b.String()
 		f.notes = nil
 	}
-	e.groups = map[string]int{}
+	clear(e.groups)
+}
+
+// sortedFindings returns the findings in the order of the files, then by line and column.
+func (e *engine) sortedFindings() []Finding {
+	slices.SortStableFunc(e.findings, func(a, b *Finding) int {
+		if a.File != b.File {
+			return cmp.Compare(e.fileOrder[a.File], e.fileOrder[b.File])
+		}
+		if a.Line != b.Line {
+			return cmp.Compare(a.Line, b.Line)
+		}
+		return cmp.Compare(a.Column, b.Column)
+	})
+	out := make([]Finding, len(e.findings))
+	for i, f := range e.findings {
+		out[i] = *f
+	}
+	return out
 }
 
 // ignored reports whether an inline or file-wide ignore suppresses rule r here.
@@ -248,25 +288,34 @@ func (p *pass) once(key string) bool {
 }
 
 // snippet collapses whitespace and shortens a statement for display.
-func snippet(s string) string {
+func snippet(s string) string { return excerpt(collapseSpace(s)) }
+
+// excerpt shortens words (text whose whitespace is collapsed) to about 100 bytes, cut on a
+// character boundary, for display.
+func excerpt(words string) string {
 	const max = 100
-	// The words joined by single spaces, up to the first byte past max.
-	b := make([]byte, 0, min(len(s), max+8))
+	if len(words) <= max {
+		return words
+	}
+	cut := max
+	for cut > 0 && words[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return words[:cut] + "…"
+}
+
+// collapseSpace returns the words of s (as strings.Fields splits it) joined by single
+// blanks; s itself when it is already so.
+func collapseSpace(s string) string {
+	b := make([]byte, 0, len(s))
 	for w := range strings.FieldsSeq(s) {
 		if len(b) > 0 {
 			b = append(b, ' ')
 		}
 		b = append(b, w...)
-		if len(b) > max {
-			break
-		}
 	}
-	if len(b) > max {
-		cut := max
-		for cut > 0 && b[cut]&0xC0 == 0x80 {
-			cut--
-		}
-		return string(b[:cut]) + "…"
+	if string(b) == s {
+		return s
 	}
 	return string(b)
 }

@@ -36,7 +36,7 @@ func checkMissingLockTimeout(p *pass, r *Rule) {
 	if !ok || p.buildsIndexBlocking() {
 		return
 	}
-	p.reportGrouped(r, "file", fmt.Sprintf("%s on %s", l.mode, displayName(l.table)), func() Finding {
+	p.reportGrouped(r, "file", l.mode.String()+" on "+displayName(l.table), func() Finding {
 		f := p.finding(l.table, l.mode)
 		f.Message = fmt.Sprintf("no lock_timeout is set: while this statement waits for its %s lock on %s behind any long-running transaction, new %s on the table queue behind it",
 			l.mode, displayName(l.table), l.mode.blocks())

@@ -59,7 +59,7 @@ func checkStatementTimeout(p *pass, r *Rule) {
 	if !ok || p.buildsIndexBlocking() {
 		return
 	}
-	p.reportGrouped(r, "file", fmt.Sprintf("%s on %s", l.mode, displayName(l.table)), func() Finding {
+	p.reportGrouped(r, "file", l.mode.String()+" on "+displayName(l.table), func() Finding {
 		f := p.finding(l.table, l.mode)
 		f.Message = fmt.Sprintf("no statement_timeout is set: once this statement holds its %s lock on %s, nothing bounds how long traffic is blocked",
 			l.mode, displayName(l.table))

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -84,38 +85,24 @@ func capitalized(s string) string {
 func WriteText(w io.Writer, t Tool, findings []Finding, summary string) error {
 	ew := newErrWriter(w)
 	for _, f := range findings {
-		ew.printf("%s: %s: %s [%s]\n", location(f), level(f.Error), f.Message, f.Rule)
+		ew.location(f)
+		ew.str(": ", level(f.Error), ": ", f.Message, " [", f.Rule, "]\n")
 		for _, c := range f.Context {
-			ew.printf("    %s\n", c)
+			ew.str("    ", c, "\n")
 		}
 		if f.Facts != "" {
-			ew.printf("    %s\n", f.Facts)
+			ew.str("    ", f.Facts, "\n")
 		}
 		if f.Fix != "" {
-			ew.printf("    %s:\n", t.fixTitle())
-			for _, l := range strings.Split(f.Fix, "\n") {
-				ew.printf("      %s\n", l)
+			ew.str("    ", t.fixTitle(), ":\n")
+			for l := range strings.SplitSeq(f.Fix, "\n") {
+				ew.str("      ", l, "\n")
 			}
 		}
-		ew.printf("\n")
+		ew.str("\n")
 	}
-	ew.printf("%s\n", summary)
+	ew.str(summary, "\n")
 	return ew.flush()
-}
-
-// location renders file:line:column, leaving out what is unknown.
-func location(f Finding) string {
-	file := f.File
-	if file == "" {
-		file = "-"
-	}
-	switch {
-	case f.Line <= 0:
-		return file
-	case f.Column <= 0:
-		return fmt.Sprintf("%s:%d", file, f.Line)
-	}
-	return fmt.Sprintf("%s:%d:%d", file, f.Line, f.Column)
 }
 
 func level(isError bool) string {
@@ -209,6 +196,47 @@ func (e *errWriter) printf(format string, args ...any) {
 		return
 	}
 	if _, err := fmt.Fprintf(e.w, format, args...); err != nil {
+		e.err = fmt.Errorf("write report: %w", err)
+	}
+}
+
+// str writes the strings one after the other. (Without fmt: the text report of a long
+// history is hundreds of kilobytes.)
+func (e *errWriter) str(parts ...string) {
+	for _, p := range parts {
+		if e.err != nil {
+			return
+		}
+		if _, err := e.w.WriteString(p); err != nil {
+			e.err = fmt.Errorf("write report: %w", err)
+		}
+	}
+}
+
+// location writes file:line:column, leaving out what is unknown.
+func (e *errWriter) location(f Finding) {
+	file := f.File
+	if file == "" {
+		file = "-"
+	}
+	e.str(file)
+	if f.Line > 0 {
+		e.str(":")
+		e.int(f.Line)
+		if f.Column > 0 {
+			e.str(":")
+			e.int(f.Column)
+		}
+	}
+}
+
+// int writes n in decimal.
+func (e *errWriter) int(n int) {
+	if e.err != nil {
+		return
+	}
+	var buf [20]byte
+	if _, err := e.w.Write(strconv.AppendInt(buf[:0], int64(n), 10)); err != nil {
 		e.err = fmt.Errorf("write report: %w", err)
 	}
 }
