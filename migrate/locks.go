@@ -248,18 +248,6 @@ func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt 
 			case <-time.After(wait):
 			}
 		}
-		if len(tables) > 0 && mayCancel {
-			for _, c := range checks {
-				if len(c.tables) == 0 {
-					continue
-				}
-				ok, err := m.cancelAutovacuum(ctx, c.tables, c.modes)
-				if err != nil {
-					return err
-				}
-				mayCancel = mayCancel && ok
-			}
-		}
 		if len(tables) > 0 {
 			hs, err := held(p.longTxn)
 			if err != nil {
@@ -281,6 +269,20 @@ func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt 
 				continue
 			}
 		}
+		// Only right before an attempt: a vacuum cancelled while we wait for a long
+		// transaction would have done its work for nothing.
+		if len(tables) > 0 && mayCancel {
+			for _, c := range checks {
+				if len(c.tables) == 0 {
+					continue
+				}
+				ok, err := m.cancelAutovacuum(ctx, c.tables, c.modes)
+				if err != nil {
+					return err
+				}
+				mayCancel = mayCancel && ok
+			}
+		}
 		err := attempt(p.attemptTimeout(n))
 		if err == nil {
 			return nil
@@ -298,47 +300,53 @@ func (m *Migrator) retryLocked(ctx context.Context, checks []lockCheck, attempt 
 // cancelAutovacuum cancels the autovacuum workers that hold a lock on any of the tables
 // in one of modes (nil: any), except those that run to prevent wraparound. It returns
 // false when the role may not cancel them (only a superuser may, before PostgreSQL 18's
-// pg_signal_autovacuum_worker).
+// pg_signal_autovacuum_worker). A role that may not see other roles' sessions (neither
+// superuser nor pg_read_all_stats) sees no worker and cancels none.
 //
 // PostgreSQL cancels such a worker itself once a lock request has waited on it for
 // deadlock_timeout (1s by default). Our attempts wait less than that, to keep the
 // application from queueing behind them, so they would time out again and again behind
 // a vacuum that was ready to give way: after a backfill has updated every row of a table,
 // autovacuum is all but certain to be at work on it when the rules go in.
+//
+// The workers are found and cancelled in one statement, so that a process ID cannot pass
+// from a worker that has just ended to another session in between.
 func (m *Migrator) cancelAutovacuum(ctx context.Context, tables, modes []string) (bool, error) {
 	rows, err := m.conn.Query(ctx, `
-		SELECT DISTINCT a.pid, coalesce(a.query, '')
-		  FROM pg_locks l
-		  JOIN pg_stat_activity a ON a.pid = l.pid
-		 WHERE l.granted AND l.locktype = 'relation'
-		   AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
-		   AND a.backend_type = 'autovacuum worker'
-		   AND coalesce(a.query, '') NOT LIKE '%to prevent wraparound%'
-		   AND (coalesce(cardinality($2::text[]), 0) = 0 OR l.mode = ANY ($2::text[]))`, tables, modes)
+		SELECT w.pid, w.query, pg_cancel_backend(w.pid)
+		  FROM (SELECT DISTINCT a.pid, a.query
+		          FROM pg_locks l
+		          JOIN pg_stat_activity a ON a.pid = l.pid
+		         WHERE l.granted AND l.locktype = 'relation'
+		           AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+		           AND a.backend_type = 'autovacuum worker'
+		           AND a.query LIKE 'autovacuum:%'
+		           AND a.query NOT LIKE '%to prevent wraparound%'
+		           AND (coalesce(cardinality($2::text[]), 0) = 0 OR l.mode = ANY ($2::text[]))) w`, tables, modes)
 	if err != nil {
-		return false, fmt.Errorf("look for autovacuum workers holding locks on %s: %w", strings.Join(tables, ", "), err)
+		return false, fmt.Errorf("cancel autovacuum workers holding locks on %s: %w", strings.Join(tables, ", "), err)
 	}
 	type worker struct {
-		pid   int
-		query string
+		pid       int
+		query     string
+		cancelled bool
 	}
 	workers, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (worker, error) {
 		var w worker
-		return w, row.Scan(&w.pid, &w.query)
+		return w, row.Scan(&w.pid, &w.query, &w.cancelled)
 	})
 	if err != nil {
-		return false, fmt.Errorf("look for autovacuum workers holding locks on %s: %w", strings.Join(tables, ", "), err)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			m.log.Info("autovacuum holds a lock on the table and this role may not cancel it; waiting for it", "tables", tables)
+			return false, nil
+		}
+		return false, fmt.Errorf("cancel autovacuum workers holding locks on %s: %w", strings.Join(tables, ", "), err)
 	}
 	for _, w := range workers {
-		if _, err := m.conn.Exec(ctx, "SELECT pg_cancel_backend($1)", w.pid); err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "42501" {
-				m.log.Info("autovacuum holds a lock on the table and this role may not cancel it; waiting for it", "tables", tables, "pid", w.pid, "query", w.query)
-				return false, nil
-			}
-			return false, fmt.Errorf("cancel autovacuum (pid %d) on %s: %w", w.pid, strings.Join(tables, ", "), err)
+		if w.cancelled {
+			m.log.Info("cancelled autovacuum holding a lock on the table (the server would, after deadlock_timeout)", "tables", tables, "pid", w.pid, "query", w.query)
 		}
-		m.log.Info("cancelled autovacuum holding a lock on the table (the server would, after deadlock_timeout)", "tables", tables, "pid", w.pid, "query", w.query)
 	}
 	return true, nil
 }

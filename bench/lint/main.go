@@ -145,6 +145,11 @@ func run(squawk, base, tandem string, runs int, dirs []string) error {
 // copyBinary copies the executable bin into dir, under a name of its own, and returns the
 // copy's path.
 func copyBinary(bin, dir string) (string, error) {
+	// A bare name is looked up in PATH, as exec.Command does.
+	bin, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("copy the binary to measure: %w", err)
+	}
 	in, err := os.Open(bin)
 	if err != nil {
 		return "", fmt.Errorf("copy the binary to measure: %w", err)
