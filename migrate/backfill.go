@@ -162,6 +162,13 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 	if len(pending) == 0 {
 		return b.finish(ctx, r, th, chunks, rulesIn) // a resumed start: the bulk was done
 	}
+	var left int64
+	for _, c := range pending {
+		left += max(0, c.rowsTotal-c.rowsDone)
+	}
+	if left < probeMinRows {
+		th.skipCalibration()
+	}
 	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now(), th: th}
 	p.doneAtStart = p.rowsDone()
 	th.setReport(p.throttled)
@@ -216,6 +223,9 @@ func (b *backfill) pace(ctx context.Context, r *run) (th *throttle, stop func())
 	th = newThrottle(&r.m.opts)
 	if !th.p.watch {
 		return th, func() {}
+	}
+	if th.p.probeFactor > 0 {
+		th.calibrated = make(chan struct{}) // the watcher closes it
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,11 @@ type impactProfile struct {
 	// application's row lock longer gives up and retries smaller, rather than keep the
 	// rows it holds locked meanwhile. 0: the Migrator's default for batches.
 	lockTimeout time.Duration
+	// probeFactor and probeSlack say when the server is slow to answer: when a trivial
+	// query's p90 over the last second exceeds probeFactor times its p90 before the
+	// backfill began, and that p90 plus probeSlack. 0: not watched.
+	probeFactor float64
+	probeSlack  time.Duration
 }
 
 func profileOf(i BackfillImpact) impactProfile {
@@ -129,9 +135,11 @@ func profileOf(i BackfillImpact) impactProfile {
 	case ImpactMax:
 		return impactProfile{batchShare: 1}
 	case ImpactLow:
-		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, replayLag: time.Second, batchShare: 0.25, lockTimeout: 20 * time.Millisecond}
+		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, replayLag: time.Second, batchShare: 0.25, lockTimeout: 20 * time.Millisecond,
+			probeFactor: 2, probeSlack: time.Millisecond}
 	}
-	return impactProfile{watch: true, floor: 0.1, busy: 4, replayLag: 5 * time.Second, batchShare: 0.5, lockTimeout: 40 * time.Millisecond}
+	return impactProfile{watch: true, floor: 0.1, busy: 4, replayLag: 5 * time.Second, batchShare: 0.5, lockTimeout: 40 * time.Millisecond,
+		probeFactor: 3, probeSlack: 2 * time.Millisecond}
 }
 
 // heldBackPages is the most pages a batch takes while the backfill holds back: some 250
@@ -148,7 +156,19 @@ var (
 	throttleCalm = time.Second
 	// throttleRecovery is how long the level takes to rise from 0 to 1 once calm.
 	throttleRecovery = 3 * time.Second
+	// probeCalibration is how many probes, probeGap apart, measure the server's answer
+	// time before the backfill's first batch.
+	probeCalibration = 15
+	probeGap         = 10 * time.Millisecond
 )
+
+// probeWindow is how many of the watcher's latest probes (one per throttleSample) make
+// the p90 compared with the baseline: a second's worth.
+const probeWindow = 10
+
+// probeMinRows is the smallest backfill whose first batch waits for the probes'
+// baseline: a smaller one is over before a slow server would show.
+const probeMinRows = 20000
 
 // throttle paces a backfill's workers: it decides how many batches run at once, the
 // pause after each, the batch target, and the rate cap. Its level, the share of full
@@ -157,7 +177,11 @@ var (
 //   - sessions waiting on a lock a backfill worker holds (sampled by watch);
 //   - the replicas' replay lag, at or over the impact's mark (sampled by watch);
 //   - other active sessions, at or over the impact's busy mark (sampled by watch);
-//   - batches that overrun their target threefold, twice in a row (see after).
+//   - batches that overrun their target threefold, twice in a row (see after);
+//   - a server slow to answer: the p90 of a trivial query over the last second, against
+//     the same before the first batch (sampled by watch). Where the application keeps
+//     the server's CPUs busy, the backfill's batches are what makes every other
+//     statement wait for a CPU; none of the other signals shows it.
 type throttle struct {
 	impact     BackfillImpact
 	p          impactProfile
@@ -184,6 +208,12 @@ type throttle struct {
 	rowsPerPage  float64       // of the last batch
 	pids         map[int]uint32
 	holding      bool // as last reported
+	// baseline is the p90 of the probes before the first batch (0: none, the signal is
+	// off). When a watcher measures it, calibrated is made before the watcher starts and
+	// closed once the baseline is known, or will not be; batches wait for it.
+	baseline   time.Duration
+	calibrated chan struct{}
+	calibrate  sync.Once
 }
 
 func newThrottle(o *Options) *throttle {
@@ -199,6 +229,39 @@ func newThrottle(o *Options) *throttle {
 	}
 	t.level = t.ceiling
 	return t
+}
+
+// calibrateDone records the probes' baseline (0: none) and lets batches start. Only the
+// first call counts.
+func (t *throttle) calibrateDone(baseline time.Duration) {
+	t.calibrate.Do(func() {
+		t.mu.Lock()
+		t.baseline = baseline
+		t.mu.Unlock()
+		if t.calibrated != nil {
+			close(t.calibrated)
+		}
+	})
+}
+
+// skipCalibration lets batches start without the probes' baseline, for a backfill too
+// small to need it.
+func (t *throttle) skipCalibration() { t.calibrateDone(0) }
+
+// slowProbeLocked is slowProbe, taking mu.
+func (t *throttle) slowProbeLocked() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.slowProbe()
+}
+
+// slowProbe is the probes' p90 over which the server counts as slow to answer, under
+// mu; 0 while there is no baseline.
+func (t *throttle) slowProbe() time.Duration {
+	if t.baseline == 0 || t.p.probeFactor == 0 {
+		return 0
+	}
+	return max(time.Duration(float64(t.baseline)*t.p.probeFactor), t.baseline+t.p.probeSlack)
 }
 
 // now is the throttle's clock.
@@ -304,6 +367,13 @@ func (t *throttle) register(w int, pid uint32) {
 // batch target and the most pages the batch may take (0: no limit). Every before that
 // succeeds must be followed by after or release.
 func (t *throttle) before(ctx context.Context) (time.Duration, int64, error) {
+	if t.calibrated != nil {
+		select {
+		case <-t.calibrated:
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
 	for {
 		t.mu.Lock()
 		workers, _ := t.slots()
@@ -411,6 +481,9 @@ type signals struct {
 	// replayLag is the longest replay lag of the replicas (0: none, or not visible to
 	// the role: pg_stat_replication shows it to superusers and pg_read_all_stats).
 	replayLag time.Duration
+	// probe is the p90 of a trivial query's answer time over the last second (0: not
+	// measured).
+	probe time.Duration
 }
 
 // observe takes one sample of the database into account.
@@ -425,6 +498,9 @@ func (t *throttle) observe(s signals) {
 		t.pressure(fmt.Sprintf("replicas replay %s behind (holding back from %s)", s.replayLag.Round(time.Millisecond), t.p.replayLag))
 	case s.active >= t.p.busy:
 		t.pressure(fmt.Sprintf("%d other active sessions (busy at %d)", s.active, t.p.busy))
+	case s.probe > 0 && t.slowProbe() > 0 && s.probe > t.slowProbe():
+		t.pressure(fmt.Sprintf("the server is slow to answer: a trivial query takes %s (p90 of the last second), %s before the backfill",
+			roundProbe(s.probe), roundProbe(t.baseline)))
 	default:
 		t.calm()
 	}
@@ -449,6 +525,7 @@ const watchQuery = `
 // not run. A watcher that cannot connect or query leaves the throttle to the batches'
 // latency.
 func (t *throttle) watch(ctx context.Context, r *run) {
+	defer t.calibrateDone(0) // whatever happens, batches may start
 	m := r.m
 	conn, err := pgx.ConnectConfig(ctx, m.conn.Config())
 	if err != nil {
@@ -463,6 +540,19 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 		conn.Close(closeCtx)
 	}()
 	self := conn.PgConn().PID()
+	var probes []time.Duration // the latest, oldest first
+	var base time.Duration     // 0: the backfill does not watch the answer time
+	if t.p.probeFactor > 0 && t.calibrated != nil {
+		base, err = calibrateProbe(ctx, conn, t.calibrated)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("the backfill's watcher failed; it paces by batch latency alone", "err", err)
+			}
+			return
+		}
+		t.calibrateDone(base)
+		m.log.Debug("the backfill's watcher measured the server's answer time", "p90", base, "slow over", t.slowProbeLocked())
+	}
 	var recorded BackfillThrottle
 	var recordedAt time.Time
 	ticker := time.NewTicker(throttleSample)
@@ -489,6 +579,22 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 		}
 		s.longestWait = time.Duration(secs * float64(time.Second))
 		s.replayLag = time.Duration(lag * float64(time.Second))
+		if base > 0 {
+			d, err := probe(ctx, conn)
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("the backfill's watcher failed; it paces by batch latency alone", "err", err)
+				}
+				return
+			}
+			probes = append(probes, d)
+			if len(probes) > probeWindow {
+				probes = probes[1:]
+			}
+			if len(probes) == probeWindow {
+				s.probe = p90(probes)
+			}
+		}
 		t.observe(s)
 		t.mu.Lock()
 		st := t.state()
@@ -500,6 +606,54 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 			recorded, recordedAt = st, time.Now()
 		}
 	}
+}
+
+// probe times a trivial query on conn: how long the server takes to answer at all.
+func probe(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
+	var one int
+	t0 := time.Now()
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return 0, fmt.Errorf("probe the server's answer time: %w", err)
+	}
+	return time.Since(t0), nil
+}
+
+// calibrateProbe measures the p90 of probeCalibration probes, probeGap apart: the
+// server's answer time before the backfill loads it. It stops early, with 0, once done
+// is closed (the backfill was too small to wait for it).
+func calibrateProbe(ctx context.Context, conn *pgx.Conn, done <-chan struct{}) (time.Duration, error) {
+	var ds []time.Duration
+	for range probeCalibration {
+		select {
+		case <-done:
+			return 0, nil
+		default:
+		}
+		d, err := probe(ctx, conn)
+		if err != nil {
+			return 0, err
+		}
+		ds = append(ds, d)
+		if err := sleep(ctx, probeGap); err != nil {
+			return 0, err
+		}
+	}
+	return p90(ds), nil
+}
+
+// p90 is the 90th percentile of ds (nearest rank); ds is not changed.
+func p90(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)*9+9)/10-1]
+}
+
+// roundProbe rounds an answer time for a message: to 10µs under a millisecond.
+func roundProbe(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(100 * time.Microsecond)
 }
 
 // recordThrottle records the throttle's state on the backfill's chunks that no batch

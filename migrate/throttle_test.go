@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,18 +61,20 @@ func TestThrottleControl(t *testing.T) {
 	busy := signals{active: 10}
 	waits := signals{waiters: 2, longestWait: 80 * time.Millisecond}
 	calm := signals{active: 1}
+	ms := time.Millisecond
 	for _, c := range []struct {
-		name   string
-		impact BackfillImpact
-		steps  []step
+		name     string
+		impact   BackfillImpact
+		baseline time.Duration // the probes' p90 before the backfill
+		steps    []step
 	}{
-		{"lock waits drop to one worker, then pause", ImpactNormal, []step{
+		{"lock waits drop to one worker, then pause", ImpactNormal, 0, []step{
 			{0, calm, false, 2, 1},
 			{100 * time.Millisecond, waits, true, 1, 1},
 			{100 * time.Millisecond, waits, true, 1, 0.5},
 			{100 * time.Millisecond, busy, true, 1, 0.25},
 		}},
-		{"a busy server drives it to the floor and no lower", ImpactNormal, []step{
+		{"a busy server drives it to the floor and no lower", ImpactNormal, 0, []step{
 			{100 * time.Millisecond, busy, true, 1, 1},
 			{100 * time.Millisecond, busy, true, 1, 0.5},
 			{100 * time.Millisecond, busy, true, 1, 0.25},
@@ -79,11 +82,11 @@ func TestThrottleControl(t *testing.T) {
 			{100 * time.Millisecond, busy, true, 1, 0.1},
 			{100 * time.Millisecond, busy, true, 1, 0.1},
 		}},
-		{"pressure twice in one sample period counts once", ImpactNormal, []step{
+		{"pressure twice in one sample period counts once", ImpactNormal, 0, []step{
 			{100 * time.Millisecond, waits, true, 1, 1},
 			{10 * time.Millisecond, waits, true, 1, 1},
 		}},
-		{"it recovers once calm", ImpactNormal, []step{
+		{"it recovers once calm", ImpactNormal, 0, []step{
 			{100 * time.Millisecond, waits, true, 1, 1},
 			{100 * time.Millisecond, waits, true, 1, 0.5},
 			{500 * time.Millisecond, calm, true, 1, 0.5}, // not calm for long enough yet
@@ -91,27 +94,45 @@ func TestThrottleControl(t *testing.T) {
 			{time.Second, calm, true, 1, 1},              // level 0.92: one worker, full time
 			{time.Second, calm, false, 2, 1},
 		}},
-		{"low stays on one worker with pauses", ImpactLow, []step{
+		{"low stays on one worker with pauses", ImpactLow, 0, []step{
 			{0, calm, false, 1, 0.5},
 			{100 * time.Millisecond, busy, true, 1, 0.25},
 		}},
-		{"replicas lagging behind hold it back", ImpactNormal, []step{
+		{"replicas lagging behind hold it back", ImpactNormal, 0, []step{
 			{100 * time.Millisecond, signals{replayLag: 6 * time.Second}, true, 1, 1},
 			{100 * time.Millisecond, signals{replayLag: 7 * time.Second}, true, 1, 0.5},
 		}},
-		{"a little replay lag does not", ImpactNormal, []step{
+		{"a little replay lag does not", ImpactNormal, 0, []step{
 			{100 * time.Millisecond, signals{replayLag: 2 * time.Second}, false, 2, 1},
 		}},
-		{"max never holds back", ImpactMax, []step{
+		{"a server slow to answer holds it back", ImpactNormal, ms, []step{
+			{100 * time.Millisecond, signals{probe: 3 * ms}, false, 2, 1}, // at the mark: max(3×1ms, 1ms+2ms)
+			{100 * time.Millisecond, signals{probe: 4 * ms}, true, 1, 1},
+			{100 * time.Millisecond, signals{probe: 9 * ms}, true, 1, 0.5},
+		}},
+		{"the slack keeps a fast server's jitter from counting", ImpactNormal, 200 * time.Microsecond, []step{
+			{100 * time.Millisecond, signals{probe: 2 * ms}, false, 2, 1}, // 10× the baseline, under 2.2ms
+			{100 * time.Millisecond, signals{probe: 3 * ms}, true, 1, 1},
+		}},
+		{"low holds back sooner", ImpactLow, ms, []step{
+			{100 * time.Millisecond, signals{probe: 2 * ms}, false, 1, 0.5},
+			{100 * time.Millisecond, signals{probe: 2100 * time.Microsecond}, true, 1, 0.25},
+		}},
+		{"no baseline, no answer-time signal", ImpactNormal, 0, []step{
+			{100 * time.Millisecond, signals{probe: time.Second}, false, 2, 1},
+		}},
+		{"max never holds back", ImpactMax, ms, []step{
 			{100 * time.Millisecond, waits, false, 2, 1},
 			{100 * time.Millisecond, busy, false, 2, 1},
 			{100 * time.Millisecond, signals{replayLag: time.Minute}, false, 2, 1},
+			{100 * time.Millisecond, signals{probe: time.Second}, false, 2, 1},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			th := newThrottle(&Options{BackfillImpact: c.impact, BackfillWorkers: 2, BackfillBatchTime: 100 * time.Millisecond})
 			th.clock = func() time.Time { return now }
+			th.baseline = c.baseline
 			for i, st := range c.steps {
 				now = now.Add(st.after)
 				th.observe(st.s)
@@ -449,4 +470,32 @@ func TestBackfillSkipsRowsTheApplicationLocks(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q2 = qty * 2", fmt.Sprint(rows))
+}
+
+// TestP90 checks the nearest-rank percentile the answer-time signal compares.
+func TestP90(t *testing.T) {
+	ds := func(ns ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range ns {
+			out = append(out, time.Duration(n))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{ds(5), 5},
+		{ds(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 9},
+		{ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 14},
+		{ds(1, 1, 1, 1, 1, 1, 1, 1, 50, 60), 50},
+	} {
+		in := slices.Clone(c.in)
+		if got := p90(c.in); got != c.want {
+			t.Errorf("p90(%v) = %d, want %d", c.in, got, c.want)
+		}
+		if !slices.Equal(in, c.in) {
+			t.Errorf("p90 changed its input: %v", c.in)
+		}
+	}
 }
