@@ -37,16 +37,21 @@ func NewPool(ctx context.Context, connString, versionSchema string) (*pgxpool.Po
 	return pool, nil
 }
 
-// WarmPool opens every connection pool may hold (its MaxConns), runs warm on each (nil:
-// none), and returns them to the pool idle. Call it before the instance reports ready: a
-// router takes a new instance in at once, with a whole share of the traffic, and its
-// first requests then neither wait for new database sessions nor for a first parse and
-// plan. warm runs the instance's hot queries once (a read by primary key, say): pgx's
-// statement cache keeps them prepared on that connection, and the session's catalog
-// caches are filled. (Statements are not prepared by name here: a statement prepared
-// by name that a schema change breaks keeps failing, while pgx's cache drops it at its
-// first error.)
-func WarmPool(ctx context.Context, pool *pgxpool.Pool, warm func(context.Context, *pgx.Conn) error) error {
+// WarmPool opens every connection pool may hold (its MaxConns), one at a time and gap
+// apart, runs warm on each (nil: none), and returns them to the pool idle. Call it before
+// the instance reports ready: a router takes a new instance in at once, with a whole
+// share of the traffic, and its first requests then neither wait for new database
+// sessions nor for a first parse and plan. warm runs the instance's hot queries once (a
+// read by primary key, say): pgx's statement cache keeps them prepared on that
+// connection, and the session's catalog caches are filled. (Statements are not prepared
+// by name here: a statement prepared by name that a schema change breaks keeps failing,
+// while pgx's cache drops it at its first error.)
+//
+// Every new session is a server process that starts and fills its caches, some
+// milliseconds of a CPU each: a pool's worth at once is a burst the server's other
+// sessions wait behind on a small machine, at every step of a rolling update. The gap
+// spreads them (see ClosePool for the same at the end); 0 opens them back to back.
+func WarmPool(ctx context.Context, pool *pgxpool.Pool, gap time.Duration, warm func(context.Context, *pgx.Conn) error) error {
 	n := int(pool.Config().MaxConns)
 	conns := make([]*pgxpool.Conn, 0, n)
 	defer func() {
@@ -54,7 +59,16 @@ func WarmPool(ctx context.Context, pool *pgxpool.Pool, warm func(context.Context
 			c.Release()
 		}
 	}()
-	for range n {
+	for i := range n {
+		if i > 0 && gap > 0 {
+			t := time.NewTimer(gap)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("warm up the pool: %w", ctx.Err())
+			case <-t.C:
+			}
+		}
 		c, err := pool.Acquire(ctx)
 		if err != nil {
 			return fmt.Errorf("warm up the pool: %w", err)

@@ -42,7 +42,7 @@ func TestWarmPool(t *testing.T) {
 			}
 			defer pool.Close()
 			var warmed atomic.Int32
-			err = WarmPool(ctx, pool, func(ctx context.Context, c *pgx.Conn) error {
+			err = WarmPool(ctx, pool, 0, func(ctx context.Context, c *pgx.Conn) error {
 				warmed.Add(1)
 				var name string
 				if err := c.QueryRow(ctx, tc.query, 1).Scan(&name); err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -96,6 +96,45 @@ func TestWarmPool(t *testing.T) {
 	}
 }
 
+// TestWarmPoolGap: with a gap, the pool's sessions start one at a time, at least the gap
+// apart, as the server records their start.
+func TestWarmPoolGap(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	watch := pgtest.NewPool(t, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const app, gap = "warm-gap", 40 * time.Millisecond
+	cfg.MaxConns = 4
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := WarmPool(ctx, pool, gap, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := watch.Query(ctx, `SELECT backend_start FROM pg_stat_activity WHERE application_name = $1 ORDER BY backend_start`, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(starts) != 4 {
+		t.Fatalf("%d sessions started, want the pool's 4", len(starts))
+	}
+	for i := 1; i < len(starts); i++ {
+		if d := starts[i].Sub(starts[i-1]); d < gap {
+			t.Errorf("sessions %d and %d started %s apart, want at least %s", i, i+1, d, gap)
+		}
+	}
+}
+
 func TestClosePool(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
@@ -112,7 +151,7 @@ func TestClosePool(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := WarmPool(ctx, pool, nil); err != nil {
+		if err := WarmPool(ctx, pool, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		return pool

@@ -366,7 +366,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// At the end, one session at a time: a pool's worth of sessions ending at once stalls
 	// the database's other sessions (see lifecycle.ClosePool).
-	defer lifecycle.ClosePool(context.WithoutCancel(ctx), pool, 50*time.Millisecond)
+	defer lifecycle.ClosePool(context.WithoutCancel(ctx), pool, sessionGap)
 	// Every connection of the pool, before the instance reports ready: a new instance
 	// takes a whole share of the traffic at once when the router reloads.
 	if err := warmUp(ctx, pool, q); err != nil {
@@ -449,12 +449,17 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// warmUp opens every connection of the pool and reads an item and the sample blob
+// sessionGap spaces the database sessions an instance opens when it starts and closes
+// when it stops: each is a server process, and a pool's worth starting or ending at once
+// stalls the other sessions of a small server (see lifecycle.WarmPool and ClosePool).
+const sessionGap = 50 * time.Millisecond
+
+// warmUp opens every connection of the pool, sessionGap apart, and reads an item and the sample blob
 // through each before the instance reports ready (see lifecycle.WarmPool), so that its
 // first requests neither wait for new database sessions nor for a first parse and plan.
 // It fails when the release's schema is missing.
 func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries) error {
-	err := lifecycle.WarmPool(ctx, pool, func(ctx context.Context, c *pgx.Conn) error {
+	err := lifecycle.WarmPool(ctx, pool, sessionGap, func(ctx context.Context, c *pgx.Conn) error {
 		var it Item
 		err := c.QueryRow(ctx, q.getItem, 1).Scan(&it.ID, &it.Name, &it.PriceCents)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
