@@ -124,8 +124,8 @@ type impactProfile struct {
 	// rows it holds locked meanwhile. 0: the Migrator's default for batches.
 	lockTimeout time.Duration
 	// probeFactor and probeSlack say when the server is slow to answer: when a trivial
-	// query's p90 over the last second exceeds probeFactor times its p90 before the
-	// backfill began, and that p90 plus probeSlack. 0: not watched.
+	// query's p90 over the last second exceeds probeFactor times its median before the
+	// backfill began, and that median plus probeSlack. 0: not watched.
 	probeFactor float64
 	probeSlack  time.Duration
 }
@@ -136,10 +136,10 @@ func profileOf(i BackfillImpact) impactProfile {
 		return impactProfile{batchShare: 1}
 	case ImpactLow:
 		return impactProfile{watch: true, floor: 0.05, ceiling: 0.5, busy: 2, replayLag: time.Second, batchShare: 0.25, lockTimeout: 20 * time.Millisecond,
-			probeFactor: 2, probeSlack: time.Millisecond}
+			probeFactor: 4, probeSlack: time.Millisecond}
 	}
 	return impactProfile{watch: true, floor: 0.1, busy: 4, replayLag: 5 * time.Second, batchShare: 0.5, lockTimeout: 40 * time.Millisecond,
-		probeFactor: 3, probeSlack: 2 * time.Millisecond}
+		probeFactor: 6, probeSlack: 2 * time.Millisecond}
 }
 
 // heldBackPages is the most pages a batch takes while the backfill holds back: some 250
@@ -179,7 +179,7 @@ const probeMinRows = 20000
 //   - other active sessions, at or over the impact's busy mark (sampled by watch);
 //   - batches that overrun their target threefold, twice in a row (see after);
 //   - a server slow to answer: the p90 of a trivial query over the last second, against
-//     the same before the first batch (sampled by watch). Where the application keeps
+//     its median before the first batch (sampled by watch). Where the application keeps
 //     the server's CPUs busy, the backfill's batches are what makes every other
 //     statement wait for a CPU; none of the other signals shows it.
 type throttle struct {
@@ -208,7 +208,7 @@ type throttle struct {
 	rowsPerPage  float64       // of the last batch
 	pids         map[int]uint32
 	holding      bool // as last reported
-	// baseline is the p90 of the probes before the first batch (0: none, the signal is
+	// baseline is the median of the probes before the first batch (0: none, the signal is
 	// off). When a watcher measures it, calibrated is made before the watcher starts and
 	// closed once the baseline is known, or will not be; batches wait for it.
 	baseline   time.Duration
@@ -499,7 +499,7 @@ func (t *throttle) observe(s signals) {
 	case s.active >= t.p.busy:
 		t.pressure(fmt.Sprintf("%d other active sessions (busy at %d)", s.active, t.p.busy))
 	case s.probe > 0 && t.slowProbe() > 0 && s.probe > t.slowProbe():
-		t.pressure(fmt.Sprintf("the server is slow to answer: a trivial query takes %s (p90 of the last second), %s before the backfill",
+		t.pressure(fmt.Sprintf("the server is slow to answer: a trivial query takes %s (p90 of the last second), %s (median) before the backfill",
 			roundProbe(s.probe), roundProbe(t.baseline)))
 	default:
 		t.calm()
@@ -551,7 +551,7 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 			return
 		}
 		t.calibrateDone(base)
-		m.log.Debug("the backfill's watcher measured the server's answer time", "p90", base, "slow over", t.slowProbeLocked())
+		m.log.Debug("the backfill's watcher measured the server's answer time", "median", base, "slow over", t.slowProbeLocked())
 	}
 	var recorded BackfillThrottle
 	var recordedAt time.Time
@@ -592,7 +592,7 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 				probes = probes[1:]
 			}
 			if len(probes) == probeWindow {
-				s.probe = p90(probes)
+				s.probe = quantile(probes, 0.9)
 			}
 		}
 		t.observe(s)
@@ -618,7 +618,7 @@ func probe(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
 	return time.Since(t0), nil
 }
 
-// calibrateProbe measures the p90 of probeCalibration probes, probeGap apart: the
+// calibrateProbe measures the median of probeCalibration probes, probeGap apart: the
 // server's answer time before the backfill loads it. It stops early, with 0, once done
 // is closed (the backfill was too small to wait for it).
 func calibrateProbe(ctx context.Context, conn *pgx.Conn, done <-chan struct{}) (time.Duration, error) {
@@ -638,14 +638,14 @@ func calibrateProbe(ctx context.Context, conn *pgx.Conn, done <-chan struct{}) (
 			return 0, err
 		}
 	}
-	return p90(ds), nil
+	return quantile(ds, 0.5), nil
 }
 
-// p90 is the 90th percentile of ds (nearest rank); ds is not changed.
-func p90(ds []time.Duration) time.Duration {
+// quantile is the q-quantile of ds (nearest rank; 0 < q <= 1); ds is not changed.
+func quantile(ds []time.Duration, q float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	return s[(len(s)*9+9)/10-1]
+	return s[max(0, int(math.Ceil(q*float64(len(s))))-1)]
 }
 
 // roundProbe rounds an answer time for a message: to 10µs under a millisecond.

@@ -106,17 +106,17 @@ func TestThrottleControl(t *testing.T) {
 			{100 * time.Millisecond, signals{replayLag: 2 * time.Second}, false, 2, 1},
 		}},
 		{"a server slow to answer holds it back", ImpactNormal, ms, []step{
-			{100 * time.Millisecond, signals{probe: 3 * ms}, false, 2, 1}, // at the mark: max(3×1ms, 1ms+2ms)
-			{100 * time.Millisecond, signals{probe: 4 * ms}, true, 1, 1},
-			{100 * time.Millisecond, signals{probe: 9 * ms}, true, 1, 0.5},
+			{100 * time.Millisecond, signals{probe: 6 * ms}, false, 2, 1}, // at the mark: max(6×1ms, 1ms+2ms)
+			{100 * time.Millisecond, signals{probe: 7 * ms}, true, 1, 1},
+			{100 * time.Millisecond, signals{probe: 20 * ms}, true, 1, 0.5},
 		}},
 		{"the slack keeps a fast server's jitter from counting", ImpactNormal, 200 * time.Microsecond, []step{
-			{100 * time.Millisecond, signals{probe: 2 * ms}, false, 2, 1}, // 10× the baseline, under 2.2ms
-			{100 * time.Millisecond, signals{probe: 3 * ms}, true, 1, 1},
+			{100 * time.Millisecond, signals{probe: 2200 * time.Microsecond}, false, 2, 1}, // 11× the baseline, at 0.2ms+2ms
+			{100 * time.Millisecond, signals{probe: 2300 * time.Microsecond}, true, 1, 1},
 		}},
 		{"low holds back sooner", ImpactLow, ms, []step{
-			{100 * time.Millisecond, signals{probe: 2 * ms}, false, 1, 0.5},
-			{100 * time.Millisecond, signals{probe: 2100 * time.Microsecond}, true, 1, 0.25},
+			{100 * time.Millisecond, signals{probe: 4 * ms}, false, 1, 0.5},
+			{100 * time.Millisecond, signals{probe: 4100 * time.Microsecond}, true, 1, 0.25},
 		}},
 		{"no baseline, no answer-time signal", ImpactNormal, 0, []step{
 			{100 * time.Millisecond, signals{probe: time.Second}, false, 2, 1},
@@ -472,8 +472,8 @@ func TestBackfillSkipsRowsTheApplicationLocks(t *testing.T) {
 	expectString(t, e.version("02"), "SELECT count(*)::text FROM items WHERE q2 = qty * 2", fmt.Sprint(rows))
 }
 
-// TestP90 checks the nearest-rank percentile the answer-time signal compares.
-func TestP90(t *testing.T) {
+// TestQuantile checks the nearest-rank quantiles the answer-time signal compares.
+func TestQuantile(t *testing.T) {
 	ds := func(ns ...int) []time.Duration {
 		var out []time.Duration
 		for _, n := range ns {
@@ -483,19 +483,24 @@ func TestP90(t *testing.T) {
 	}
 	for _, c := range []struct {
 		in   []time.Duration
+		q    float64
 		want time.Duration
 	}{
-		{ds(5), 5},
-		{ds(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 9},
-		{ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 14},
-		{ds(1, 1, 1, 1, 1, 1, 1, 1, 50, 60), 50},
+		{ds(5), 0.9, 5},
+		{ds(5), 0.5, 5},
+		{ds(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 0.9, 9},
+		{ds(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 0.5, 5},
+		{ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 0.9, 14},
+		{ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 0.5, 8},
+		{ds(1, 1, 1, 1, 1, 1, 1, 1, 50, 60), 0.9, 50},
+		{ds(1, 1, 1, 1, 1, 1, 1, 1, 50, 60), 0.5, 1},
 	} {
 		in := slices.Clone(c.in)
-		if got := p90(c.in); got != c.want {
-			t.Errorf("p90(%v) = %d, want %d", c.in, got, c.want)
+		if got := quantile(c.in, c.q); got != c.want {
+			t.Errorf("quantile(%v, %v) = %d, want %d", c.in, c.q, got, c.want)
 		}
 		if !slices.Equal(in, c.in) {
-			t.Errorf("p90 changed its input: %v", c.in)
+			t.Errorf("quantile changed its input: %v", c.in)
 		}
 	}
 }
