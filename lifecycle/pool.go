@@ -50,7 +50,9 @@ func NewPool(ctx context.Context, connString, versionSchema string) (*pgxpool.Po
 // Every new session is a server process that starts and fills its caches, some
 // milliseconds of a CPU each: a pool's worth at once is a burst the server's other
 // sessions wait behind on a small machine, at every step of a rolling update. The gap
-// spreads them (see ClosePool for the same at the end); 0 opens them back to back.
+// spreads them (see ClosePool for the same at the end); 0 opens them back to back. (A
+// pool with MinConns opens that many sessions itself, at once, when it is made: leave it
+// at 0 to have them all spaced.)
 func WarmPool(ctx context.Context, pool *pgxpool.Pool, gap time.Duration, warm func(context.Context, *pgx.Conn) error) error {
 	n := int(pool.Config().MaxConns)
 	conns := make([]*pgxpool.Conn, 0, n)
@@ -60,13 +62,9 @@ func WarmPool(ctx context.Context, pool *pgxpool.Pool, gap time.Duration, warm f
 		}
 	}()
 	for i := range n {
-		if i > 0 && gap > 0 {
-			t := time.NewTimer(gap)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("warm up the pool: %w", ctx.Err())
-			case <-t.C:
+		if i > 0 {
+			if err := pause(ctx, gap); err != nil {
+				return fmt.Errorf("warm up the pool: %w", err)
 			}
 		}
 		c, err := pool.Acquire(ctx)
@@ -96,13 +94,21 @@ func ClosePool(ctx context.Context, pool *pgxpool.Pool, gap time.Duration) {
 		conn := c.Hijack()
 		// Terminate politely; the error only says the session was already gone.
 		_ = conn.Close(context.WithoutCancel(ctx))
-		if ctx.Err() == nil && gap > 0 {
-			t := time.NewTimer(gap)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
+		_ = pause(ctx, gap) // once ctx ends, the rest close at once
+	}
+}
+
+// pause waits for d (nothing for d <= 0), or until ctx is done, whose cause it returns.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
 	}
 }

@@ -133,6 +133,22 @@ func TestWarmPoolGap(t *testing.T) {
 			t.Errorf("sessions %d and %d started %s apart, want at least %s", i, i+1, d, gap)
 		}
 	}
+
+	// A context that ends during a gap stops the warm-up, and leaves nothing acquired.
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	other, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	err = WarmPool(short, other, time.Second, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WarmPool with a context ending in a gap: %v, want context.DeadlineExceeded", err)
+	}
+	if s := other.Stat(); s.AcquiredConns() != 0 {
+		t.Errorf("WarmPool stopped with %d connections still acquired", s.AcquiredConns())
+	}
 }
 
 func TestClosePool(t *testing.T) {

@@ -162,11 +162,11 @@ func (b *backfill) run(ctx context.Context, r *run) error {
 	if len(pending) == 0 {
 		return b.finish(ctx, r, th, chunks, rulesIn) // a resumed start: the bulk was done
 	}
-	var left int64
+	var left int64 // pages
 	for _, c := range pending {
-		left += max(0, c.rowsTotal-c.rowsDone)
+		left += c.last - c.next + 1
 	}
-	if left < probeMinRows {
+	if left < probeMinPages {
 		th.skipCalibration()
 	}
 	p := &backfillProgress{b: b, r: r, chunks: chunks, started: time.Now(), th: th}

@@ -160,15 +160,19 @@ var (
 	// time before the backfill's first batch.
 	probeCalibration = 15
 	probeGap         = 10 * time.Millisecond
+	// calibrationWait is the longest the first batch waits for the baseline; a watcher
+	// slower than that (a connection queued in a pooler, say) leaves the signal off.
+	calibrationWait = 2 * time.Second
 )
 
-// probeWindow is how many of the watcher's latest probes (one per throttleSample) make
-// the p90 compared with the baseline: a second's worth.
+// probeWindow is how many of the watcher's latest probes (one per sample) make the p90
+// compared with the baseline: about a second's worth.
 const probeWindow = 10
 
-// probeMinRows is the smallest backfill whose first batch waits for the probes'
-// baseline: a smaller one is over before a slow server would show.
-const probeMinRows = 20000
+// probeMinPages is the smallest backfill, in pages left to fill, whose first batch waits
+// for the probes' baseline (pages, not the planner's row estimate, which is 0 for a
+// table never analysed): a smaller one is over before a slow server would show.
+const probeMinPages = 200
 
 // throttle paces a backfill's workers: it decides how many batches run at once, the
 // pause after each, the batch target, and the rate cap. Its level, the share of full
@@ -232,7 +236,7 @@ func newThrottle(o *Options) *throttle {
 }
 
 // calibrateDone records the probes' baseline (0: none) and lets batches start. Only the
-// first call counts.
+// first call counts, and none after skipCalibration.
 func (t *throttle) calibrateDone(baseline time.Duration) {
 	t.calibrate.Do(func() {
 		t.mu.Lock()
@@ -244,9 +248,23 @@ func (t *throttle) calibrateDone(baseline time.Duration) {
 	})
 }
 
-// skipCalibration lets batches start without the probes' baseline, for a backfill too
-// small to need it.
-func (t *throttle) skipCalibration() { t.calibrateDone(0) }
+// skipCalibration lets batches start without the probes' baseline, and turns the
+// signal off even if the baseline came first: for a backfill too small to need it, or a
+// watcher too slow to measure it in time.
+func (t *throttle) skipCalibration() {
+	t.mu.Lock()
+	t.baseline = 0
+	t.mu.Unlock()
+	t.calibrateDone(0)
+}
+
+// probing returns the baseline the watcher compares its probes with, under mu; 0: the
+// signal is off.
+func (t *throttle) probing() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.baseline
+}
 
 // slowProbeLocked is slowProbe, taking mu.
 func (t *throttle) slowProbeLocked() time.Duration {
@@ -368,11 +386,16 @@ func (t *throttle) register(w int, pid uint32) {
 // succeeds must be followed by after or release.
 func (t *throttle) before(ctx context.Context) (time.Duration, int64, error) {
 	if t.calibrated != nil {
+		timer := time.NewTimer(calibrationWait)
 		select {
 		case <-t.calibrated:
+		case <-timer.C:
+			t.skipCalibration()
 		case <-ctx.Done():
+			timer.Stop()
 			return 0, 0, ctx.Err()
 		}
+		timer.Stop()
 	}
 	for {
 		t.mu.Lock()
@@ -481,15 +504,19 @@ type signals struct {
 	// replayLag is the longest replay lag of the replicas (0: none, or not visible to
 	// the role: pg_stat_replication shows it to superusers and pg_read_all_stats).
 	replayLag time.Duration
-	// probe is the p90 of a trivial query's answer time over the last second (0: not
-	// measured).
-	probe time.Duration
+	// probe is the p90 of a trivial query's answer time over the last probeWindow
+	// samples (0: not measured), and appActive says whether any of those samples saw
+	// another client session active: a server slow to answer counts only then (the
+	// backfill's own batches alone may slow a small idle server, and hold back for nobody).
+	probe     time.Duration
+	appActive bool
 }
 
 // observe takes one sample of the database into account.
 func (t *throttle) observe(s signals) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	slow := t.slowProbe()
 	switch {
 	case s.waiters > 0:
 		t.lockWaitsAt = t.now()
@@ -498,7 +525,7 @@ func (t *throttle) observe(s signals) {
 		t.pressure(fmt.Sprintf("replicas replay %s behind (holding back from %s)", s.replayLag.Round(time.Millisecond), t.p.replayLag))
 	case s.active >= t.p.busy:
 		t.pressure(fmt.Sprintf("%d other active sessions (busy at %d)", s.active, t.p.busy))
-	case s.probe > 0 && t.slowProbe() > 0 && s.probe > t.slowProbe():
+	case s.appActive && slow > 0 && s.probe > slow:
 		t.pressure(fmt.Sprintf("the server is slow to answer: a trivial query takes %s (p90 of the last second), %s (median) before the backfill",
 			roundProbe(s.probe), roundProbe(t.baseline)))
 	default:
@@ -541,17 +568,21 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 	}()
 	self := conn.PgConn().PID()
 	var probes []time.Duration // the latest, oldest first
+	var active []bool          // whether each of those samples saw another active session
 	var base time.Duration     // 0: the backfill does not watch the answer time
 	if t.p.probeFactor > 0 && t.calibrated != nil {
-		base, err = calibrateProbe(ctx, conn, t.calibrated)
+		measured, err := calibrateProbe(ctx, conn, t.calibrated)
 		if err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("the backfill's watcher failed; it paces by batch latency alone", "err", err)
 			}
 			return
 		}
-		t.calibrateDone(base)
-		m.log.Debug("the backfill's watcher measured the server's answer time", "median", base, "slow over", t.slowProbeLocked())
+		t.calibrateDone(measured)
+		// The backfill may have started without it (skipCalibration): read it back.
+		if base = t.probing(); base > 0 {
+			m.log.Debug("the backfill's watcher measured the server's answer time", "median", base, "slow_over", t.slowProbeLocked())
+		}
 	}
 	var recorded BackfillThrottle
 	var recordedAt time.Time
@@ -587,12 +618,12 @@ func (t *throttle) watch(ctx context.Context, r *run) {
 				}
 				return
 			}
-			probes = append(probes, d)
+			probes, active = append(probes, d), append(active, s.active > 0)
 			if len(probes) > probeWindow {
-				probes = probes[1:]
+				probes, active = probes[1:], active[1:]
 			}
 			if len(probes) == probeWindow {
-				s.probe = quantile(probes, 0.9)
+				s.probe, s.appActive = quantile(probes, 0.9), slices.Contains(active, true)
 			}
 		}
 		t.observe(s)
@@ -634,15 +665,25 @@ func calibrateProbe(ctx context.Context, conn *pgx.Conn, done <-chan struct{}) (
 			return 0, err
 		}
 		ds = append(ds, d)
+		if len(ds) == probeCalibration {
+			break
+		}
 		if err := sleep(ctx, probeGap); err != nil {
 			return 0, err
 		}
 	}
+	if len(ds) == 0 {
+		return 0, nil
+	}
 	return quantile(ds, 0.5), nil
 }
 
-// quantile is the q-quantile of ds (nearest rank; 0 < q <= 1); ds is not changed.
+// quantile is the q-quantile of ds (nearest rank; 0 < q <= 1), 0 for none; ds is not
+// changed.
 func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[max(0, int(math.Ceil(q*float64(len(s))))-1)]

@@ -65,7 +65,7 @@ func TestThrottleControl(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		impact   BackfillImpact
-		baseline time.Duration // the probes' p90 before the backfill
+		baseline time.Duration // the probes' median before the backfill
 		steps    []step
 	}{
 		{"lock waits drop to one worker, then pause", ImpactNormal, 0, []step{
@@ -106,26 +106,29 @@ func TestThrottleControl(t *testing.T) {
 			{100 * time.Millisecond, signals{replayLag: 2 * time.Second}, false, 2, 1},
 		}},
 		{"a server slow to answer holds it back", ImpactNormal, ms, []step{
-			{100 * time.Millisecond, signals{probe: 6 * ms}, false, 2, 1}, // at the mark: max(6×1ms, 1ms+2ms)
-			{100 * time.Millisecond, signals{probe: 7 * ms}, true, 1, 1},
-			{100 * time.Millisecond, signals{probe: 20 * ms}, true, 1, 0.5},
+			{100 * time.Millisecond, signals{probe: 6 * ms, appActive: true}, false, 2, 1}, // at the mark: max(6×1ms, 1ms+2ms)
+			{100 * time.Millisecond, signals{probe: 7 * ms, appActive: true}, true, 1, 1},
+			{100 * time.Millisecond, signals{probe: 20 * ms, appActive: true}, true, 1, 0.5},
 		}},
 		{"the slack keeps a fast server's jitter from counting", ImpactNormal, 200 * time.Microsecond, []step{
-			{100 * time.Millisecond, signals{probe: 2200 * time.Microsecond}, false, 2, 1}, // 11× the baseline, at 0.2ms+2ms
-			{100 * time.Millisecond, signals{probe: 2300 * time.Microsecond}, true, 1, 1},
+			{100 * time.Millisecond, signals{probe: 2200 * time.Microsecond, appActive: true}, false, 2, 1}, // 11× the baseline, at 0.2ms+2ms
+			{100 * time.Millisecond, signals{probe: 2300 * time.Microsecond, appActive: true}, true, 1, 1},
 		}},
 		{"low holds back sooner", ImpactLow, ms, []step{
-			{100 * time.Millisecond, signals{probe: 4 * ms}, false, 1, 0.5},
-			{100 * time.Millisecond, signals{probe: 4100 * time.Microsecond}, true, 1, 0.25},
+			{100 * time.Millisecond, signals{probe: 4 * ms, appActive: true}, false, 1, 0.5},
+			{100 * time.Millisecond, signals{probe: 4100 * time.Microsecond, appActive: true}, true, 1, 0.25},
+		}},
+		{"nobody else at work: the backfill's own load does not count", ImpactNormal, ms, []step{
+			{100 * time.Millisecond, signals{probe: 50 * ms}, false, 2, 1},
 		}},
 		{"no baseline, no answer-time signal", ImpactNormal, 0, []step{
-			{100 * time.Millisecond, signals{probe: time.Second}, false, 2, 1},
+			{100 * time.Millisecond, signals{probe: time.Second, appActive: true}, false, 2, 1},
 		}},
 		{"max never holds back", ImpactMax, ms, []step{
 			{100 * time.Millisecond, waits, false, 2, 1},
 			{100 * time.Millisecond, busy, false, 2, 1},
 			{100 * time.Millisecond, signals{replayLag: time.Minute}, false, 2, 1},
-			{100 * time.Millisecond, signals{probe: time.Second}, false, 2, 1},
+			{100 * time.Millisecond, signals{probe: time.Second, appActive: true}, false, 2, 1},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -494,6 +497,7 @@ func TestQuantile(t *testing.T) {
 		{ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 0.5, 8},
 		{ds(1, 1, 1, 1, 1, 1, 1, 1, 50, 60), 0.9, 50},
 		{ds(1, 1, 1, 1, 1, 1, 1, 1, 50, 60), 0.5, 1},
+		{nil, 0.9, 0},
 	} {
 		in := slices.Clone(c.in)
 		if got := quantile(c.in, c.q); got != c.want {
@@ -502,5 +506,78 @@ func TestQuantile(t *testing.T) {
 		if !slices.Equal(in, c.in) {
 			t.Errorf("quantile changed its input: %v", c.in)
 		}
+	}
+}
+
+// TestThrottleCalibrationGate: a watched backfill's batches wait for the answer-time
+// baseline, start once it is known or skipped, give up waiting after calibrationWait,
+// and a skip turns the signal off even after the baseline came.
+func TestThrottleCalibrationGate(t *testing.T) {
+	defer func(d time.Duration) { calibrationWait = d }(calibrationWait)
+	calibrationWait = 200 * time.Millisecond
+	opts := &Options{BackfillWorkers: 1, BackfillBatchTime: 100 * time.Millisecond}
+	gated := func() *throttle {
+		th := newThrottle(opts)
+		th.calibrated = make(chan struct{})
+		return th
+	}
+	started := func(th *throttle) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := th.before(context.Background())
+			if err == nil {
+				th.release()
+			}
+			done <- err
+		}()
+		return done
+	}
+
+	th := gated()
+	done := started(th)
+	select {
+	case err := <-done:
+		t.Fatalf("a batch started before the baseline (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	th.calibrateDone(time.Millisecond)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := th.probing(); got != time.Millisecond {
+		t.Errorf("baseline %s after calibration, want 1ms", got)
+	}
+	th.skipCalibration()
+	if got := th.probing(); got != 0 {
+		t.Errorf("baseline %s after a skip, want 0 (the signal off)", got)
+	}
+
+	th = gated()
+	th.skipCalibration()
+	if err := <-started(th); err != nil {
+		t.Fatal(err)
+	}
+	th.calibrateDone(time.Millisecond) // the watcher, late
+	if got := th.probing(); got != 0 {
+		t.Errorf("baseline %s after a skip then a late calibration, want 0", got)
+	}
+
+	th = gated()
+	t0 := time.Now()
+	if err := <-started(th); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(t0); waited < calibrationWait {
+		t.Errorf("a batch waited %s for a watcher that never calibrates, want calibrationWait (%s)", waited, calibrationWait)
+	}
+	if got := th.probing(); got != 0 {
+		t.Errorf("baseline %s after the wait ran out, want 0", got)
+	}
+
+	th = gated()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := th.before(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("before with a cancelled context: %v, want context.Canceled", err)
 	}
 }
