@@ -66,7 +66,9 @@ func main() {
 	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
 	flag.StringVar(&c.side, "side", "", "in (f), run one side only: base, normal or max (each run prints its figures as it ends); "+
 		"or held: start at normal with the fill held at its first page (rules in, watcher running) for -load, a side of its own")
+	flag.StringVar(&c.sharedBuffers, "shared-buffers", "", "the server's shared_buffers (empty: PostgreSQL's default, 128MB)")
 	flag.BoolVar(&c.autovacuum, "table-autovacuum", true, "autovacuum of the items table (false: off for every run)")
+	flag.BoolVar(&c.statements, "statements", false, "in (f), read the load's statements' figures over each window from pg_stat_statements (loaded for the run: it costs a little)")
 	flag.Parse()
 	if c.side != "" && c.side != "base" && c.side != "normal" && c.side != "max" && c.side != "held" {
 		fmt.Fprintf(os.Stderr, "bench: -side %q: want base, normal, max or held\n", c.side)
@@ -81,8 +83,8 @@ func main() {
 type config struct {
 	rows, runs, workers, backfillWorkers, clients, writeRuns int
 	loadFor, lockTimeout, writeFor                           time.Duration
-	only, keepLog, side                                      string
-	autovacuum                                               bool
+	only, keepLog, side, sharedBuffers                       string
+	autovacuum, statements                                   bool
 }
 
 type bench struct {
@@ -90,6 +92,8 @@ type bench struct {
 	rows int
 	// autovacuum is false to turn autovacuum off for the items table.
 	autovacuum bool
+	// statements is true to read the load's statements' figures from pg_stat_statements.
+	statements bool
 	opts       migrate.Options
 	seq        int
 	// progress is the last progress the running backfill reported.
@@ -97,7 +101,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, c config) error {
-	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
+	settings := map[string]string{
 		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
 		// Every lock wait longer than 50ms is logged, with its duration once acquired.
 		"log_lock_waits": "on", "deadlock_timeout": "50ms",
@@ -106,7 +110,14 @@ func run(ctx context.Context, c config) error {
 		// Connections are logged with their application: a wait's holder is known.
 		"log_connections": "on",
 		// Tandem's DDL is logged: a wait's holder is named by the statement it ran.
-		"log_statement": "ddl"}})
+		"log_statement": "ddl"}
+	if c.statements {
+		settings["shared_preload_libraries"] = "pg_stat_statements"
+	}
+	if c.sharedBuffers != "" {
+		settings["shared_buffers"] = c.sharedBuffers
+	}
+	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: settings})
 	if err != nil {
 		return err
 	}
@@ -118,7 +129,7 @@ func run(ctx context.Context, c config) error {
 			}
 		}()
 	}
-	b := &bench{srv: srv, rows: c.rows, autovacuum: c.autovacuum, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
+	b := &bench{srv: srv, rows: c.rows, autovacuum: c.autovacuum, statements: c.statements, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
 	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", c.rows)
 	if err := b.template(ctx); err != nil {
 		return err
@@ -263,6 +274,9 @@ func run(ctx context.Context, c config) error {
 				}
 				fmt.Fprintf(os.Stderr, "; %s\n", l.waits)
 				fmt.Fprintf(os.Stderr, "(f) %s: %s\n", name, l.cpu.summary(l.ok+l.failed))
+				if c.statements {
+					fmt.Fprintf(os.Stderr, "(f) %s: %s\n", name, l.stmts)
+				}
 				switch name {
 				case "base":
 					base = append(base, l)
@@ -599,13 +613,18 @@ func (b *bench) template(ctx context.Context) error {
 		return err
 	}
 	defer tc.Close(ctx)
-	for _, s := range []string{
+	stmts := []string{
 		"CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL, note text)",
 		fmt.Sprintf("INSERT INTO items (name, qty, note) SELECT 'item ' || i, i %% 1000, CASE WHEN i %% 3 = 0 THEN 'note ' || i END FROM generate_series(1, %d) i", b.rows),
 		"VACUUM ANALYZE items",
 		"CHECKPOINT",
 		fmt.Sprintf("ALTER TABLE items SET (autovacuum_enabled = %t, toast.autovacuum_enabled = %t)", b.autovacuum, b.autovacuum),
-	} {
+	}
+	if b.statements {
+		// In a schema of its own: the app's schema holds the app's tables only.
+		stmts = append(stmts, "CREATE SCHEMA pgss", "CREATE EXTENSION pg_stat_statements SCHEMA pgss")
+	}
+	for _, s := range stmts {
 		if _, err := tc.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
@@ -647,8 +666,9 @@ type loadResult struct {
 	ok, failed int64
 	tps        float64
 	p99, max   time.Duration
-	waits      lockWaitStats // the server's record of the window's lock waits, if read
-	cpu        cpuUse        // the machine's CPU time over the window, by role
+	waits      lockWaitStats    // the server's record of the window's lock waits, if read
+	cpu        cpuUse           // the machine's CPU time over the window, by role
+	stmts      windowStatements // the load's statements' figures over the window (-statements)
 }
 
 // timeStart times Tandem's start at impact on a fresh copy, with workers running a mixed
@@ -852,6 +872,7 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 	}
 	// The CPU account covers the window the load's figures cover: from the warm-up's end.
 	var acct *cpuAccount
+	var win windowStatements
 	var acctErr error
 	acctStarted := make(chan struct{})
 	go func() {
@@ -859,6 +880,11 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 		select {
 		case <-done:
 		case <-time.After(time.Until(t0)):
+			if b.statements {
+				if win, acctErr = b.startStatements(ctx, pool); acctErr != nil {
+					return
+				}
+			}
 			acct, acctErr = startCPUAccount(pids)
 		}
 	}()
@@ -873,13 +899,19 @@ func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) 
 			fmt.Fprintln(os.Stderr, "bench: no CPU account of the window:", acctErr)
 		}
 		wg.Wait()
+		if acct != nil && b.statements {
+			var err error
+			if win, err = b.endStatements(ctx, pool, win); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: no statement figures of the window:", err)
+			}
+		}
 		d := time.Since(t0)
 		var all []time.Duration
 		for _, l := range lats {
 			all = append(all, l...)
 		}
 		slices.Sort(all)
-		res := loadResult{ok: ok.Load(), failed: failed.Load(), cpu: use}
+		res := loadResult{ok: ok.Load(), failed: failed.Load(), cpu: use, stmts: win}
 		if len(all) > 0 {
 			res.p99 = all[len(all)*99/100]
 			res.max = all[len(all)-1]
