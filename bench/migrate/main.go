@@ -65,13 +65,14 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
 	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
 	flag.StringVar(&c.side, "side", "", "in (f), run one side only: base, normal or max (each run prints its figures as it ends); "+
-		"or held: start at normal with the fill held at its first page (rules in, watcher running) for -load, a side of its own")
+		"or held: start at normal with the fill held at its first page (rules in, watcher running) for -load, a side of its own; "+
+		"or heldmax: the same at impact max (the column and its guard, no rules, no watcher)")
 	flag.StringVar(&c.sharedBuffers, "shared-buffers", "", "the server's shared_buffers (empty: PostgreSQL's default, 128MB)")
 	flag.BoolVar(&c.autovacuum, "table-autovacuum", true, "autovacuum of the items table (false: off for every run)")
 	flag.BoolVar(&c.statements, "statements", false, "in (f), read the load's statements' figures over each window from pg_stat_statements (loaded for the run: it costs a little)")
 	flag.Parse()
-	if c.side != "" && c.side != "base" && c.side != "normal" && c.side != "max" && c.side != "held" {
-		fmt.Fprintf(os.Stderr, "bench: -side %q: want base, normal, max or held\n", c.side)
+	if c.side != "" && c.side != "base" && c.side != "normal" && c.side != "max" && c.side != "held" && c.side != "heldmax" {
+		fmt.Fprintf(os.Stderr, "bench: -side %q: want base, normal, max, held or heldmax\n", c.side)
 		os.Exit(2)
 	}
 	if err := run(context.Background(), c); err != nil {
@@ -250,7 +251,7 @@ func run(ctx context.Context, c config) error {
 	// default impact and at max, vs the load alone, alternated.
 	if want("f") {
 		logPath := filepath.Join(srv.Dir(), "postgres.log")
-		var base, normal, atMax, held []loadResult
+		var base, normal, atMax, held, heldMax []loadResult
 		var dNormal, dMax []time.Duration
 		var rNormal, rMax, rTime []float64
 		// Each side prints its figures as it ends: a run stopped by hand still yields
@@ -258,8 +259,8 @@ func run(ctx context.Context, c config) error {
 		// long run per hold of the measuring lock; the ratios are then the reader's).
 		side := func(name string, fn func() (time.Duration, loadResult, error)) func() error {
 			return func() error {
-				if c.side != name && (c.side != "" || name == "held") {
-					return nil // held runs only when asked for
+				if c.side != name && (c.side != "" || strings.HasPrefix(name, "held")) {
+					return nil // held and heldmax run only when asked for
 				}
 				off := fileSize(logPath)
 				d, l, err := fn()
@@ -282,6 +283,8 @@ func run(ctx context.Context, c config) error {
 					base = append(base, l)
 				case "held":
 					held = append(held, l)
+				case "heldmax":
+					heldMax = append(heldMax, l)
 				case "normal":
 					normal, dNormal = append(normal, l), append(dNormal, d)
 				default:
@@ -298,7 +301,12 @@ func run(ctx context.Context, c config) error {
 				}),
 				side("normal", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactNormal) }),
 				side("max", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactMax) }),
-				side("held", func() (time.Duration, loadResult, error) { return b.heldStart(ctx, c.clients, c.loadFor) }))
+				side("held", func() (time.Duration, loadResult, error) {
+					return b.heldStart(ctx, c.clients, c.loadFor, migrate.ImpactNormal)
+				}),
+				side("heldmax", func() (time.Duration, loadResult, error) {
+					return b.heldStart(ctx, c.clients, c.loadFor, migrate.ImpactMax)
+				}))
 			if err != nil {
 				return fmt.Errorf("start under unthrottled load: %w", err)
 			}
@@ -321,14 +329,14 @@ func run(ctx context.Context, c config) error {
 		for _, s := range []struct {
 			name string
 			ls   []loadResult
-		}{{"no migration", base}, {"start, normal", normal}, {"start, max", atMax}, {"held: rules in, fill held at one page", held}} {
+		}{{"no migration", base}, {"start, normal", normal}, {"start, max", atMax}, {"held: rules in, fill held at one page", held}, {"heldmax: column added, fill held, no rules", heldMax}} {
 			if len(s.ls) > 0 {
 				cpuTable = append(cpuTable, cpuRow(s.name, s.ls))
 			}
 		}
 		switch c.side {
-		case "held":
-			row("| (f) app tps, %d clients, rules in and the fill held at one page for %s (side held only) | | %.0f/s | | |", c.clients, c.loadFor, tps(held))
+		case "held", "heldmax":
+			row("| (f) app tps, %d clients, start at %s held at the fill's first page for %s (side %s only) | | %.0f/s | | |", c.clients, c.side, c.loadFor, c.side, tps(append(held, heldMax...)))
 		case "":
 			row("| (f) app tps during start, %d clients, default impact (normal) | %.0f/s (no migration) | %.0f/s | %.2f× | ≥ 0.85× |", c.clients, tps(base), tps(normal), medianF(rNormal))
 			row("| (f) app tps during start, %d clients, impact max | %.0f/s (no migration) | %.0f/s | %.2f× | |", c.clients, tps(base), tps(atMax), medianF(rMax))
@@ -677,12 +685,13 @@ func (b *bench) timeStart(ctx context.Context, workers int, impact migrate.Backf
 	return b.startUnderLoad(ctx, workers, b.options(impact), 0)
 }
 
-// heldStart runs start at the default impact with the fill held at its first page (a rate
-// cap of a row every 100s) for dur, under workers sessions of the mixed load, then stops
-// it: the rules are in, the watcher watches, and the fill does nearly nothing. It is the
-// steady cost of the expanded table to the app, without the fill's.
-func (b *bench) heldStart(ctx context.Context, workers int, dur time.Duration) (time.Duration, loadResult, error) {
-	o := b.options(migrate.ImpactNormal)
+// heldStart runs start at impact with the fill held at its first page (a rate cap of a
+// row every 100s) for dur, under workers sessions of the mixed load, then stops it: the
+// fill does nearly nothing. At normal the rules are in and the watcher watches: it is the
+// steady cost of the expanded table to the app, without the fill's; at max there are
+// only the column and its guard.
+func (b *bench) heldStart(ctx context.Context, workers int, dur time.Duration, impact migrate.BackfillImpact) (time.Duration, loadResult, error) {
+	o := b.options(impact)
 	o.BackfillRate = 0.01
 	return b.startUnderLoad(ctx, workers, o, dur)
 }
