@@ -37,6 +37,10 @@ type cpuUse struct {
 	cpus  int // the machine's CPUs
 	role  [nRoles]time.Duration
 	avPID int // autovacuum workers seen
+	// runs are, for the load's backends and for the bench process, the times they were
+	// put on a CPU (the backends' timeslices; the bench's context switches): a process
+	// that waits more often runs more often for the same work.
+	loadRuns, benchRuns int64
 }
 
 // share is role r's CPU time as a share of the machine's capacity over the window.
@@ -59,9 +63,10 @@ func (u cpuUse) summary(n int64) string {
 	for r := range nRoles {
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", roleNames[r], 100*u.share(r)))
 	}
-	return fmt.Sprintf("CPU of %d cores over %s: %s; %d autovacuum workers; per app statement: load backends %.1fµs, bench process %.1fµs, whole server %.1fµs",
+	return fmt.Sprintf("CPU of %d cores over %s: %s; %d autovacuum workers; per app statement: load backends %.1fµs, bench process %.1fµs, whole server %.1fµs; runs on a CPU per app statement: load backends %.2f, bench process %.2f",
 		u.cpus, u.wall.Round(100*time.Millisecond), strings.Join(parts, ", "), u.avPID,
-		us(u.perStatement(roleLoad, n)), us(u.perStatement(roleBench, n)), us(u.server()/time.Duration(max(n, 1))))
+		us(u.perStatement(roleLoad, n)), us(u.perStatement(roleBench, n)), us(u.server()/time.Duration(max(n, 1))),
+		float64(u.loadRuns)/float64(max(n, 1)), float64(u.benchRuns)/float64(max(n, 1)))
 }
 
 // server is the CPU time of all the server's processes.
@@ -81,6 +86,7 @@ type cpuAccount struct {
 	load       map[int]bool
 	start      time.Time
 	self0      time.Duration
+	selfRuns0  int64
 	busy0      time.Duration
 	idle0      time.Duration
 	mu         sync.Mutex
@@ -91,8 +97,9 @@ type cpuAccount struct {
 
 // procUse is one server process's CPU over the window.
 type procUse struct {
-	role        role
-	first, last time.Duration
+	role                role
+	first, last         time.Duration
+	firstRuns, lastRuns int64
 }
 
 // startCPUAccount begins an account; load are the pids of the load's backends, which also
@@ -110,7 +117,7 @@ func startCPUAccount(load []int) (*cpuAccount, error) {
 		a.load[p] = true
 	}
 	a.start = time.Now()
-	a.self0 = selfCPU()
+	a.self0, a.selfRuns0 = selfCPU()
 	a.busy0, a.idle0 = machineCPU()
 	a.sample(true)
 	a.wg.Go(func() {
@@ -135,7 +142,7 @@ func (a *cpuAccount) sample(first bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, pid := range pids {
-		cpu, ok := procCPU(pid)
+		cpu, runs, ok := procSched(pid)
 		if !ok {
 			continue // it exited meanwhile
 		}
@@ -143,11 +150,11 @@ func (a *cpuAccount) sample(first bool) {
 		if p == nil {
 			p = &procUse{role: a.classify(pid)}
 			if first {
-				p.first = cpu
+				p.first, p.firstRuns = cpu, runs
 			}
 			a.procs[pid] = p
 		}
-		p.last = cpu
+		p.last, p.lastRuns = cpu, runs
 	}
 }
 
@@ -183,12 +190,16 @@ func (a *cpuAccount) stop() cpuUse {
 	a.mu.Lock()
 	for _, p := range a.procs {
 		u.role[p.role] += p.last - p.first
+		if p.role == roleLoad {
+			u.loadRuns += p.lastRuns - p.firstRuns
+		}
 		if p.role == roleAutovacuum {
 			u.avPID++
 		}
 	}
 	a.mu.Unlock()
-	u.role[roleBench] = selfCPU() - a.self0
+	self, selfRuns := selfCPU()
+	u.role[roleBench], u.benchRuns = self-a.self0, selfRuns-a.selfRuns0
 	busy, idle := machineCPU()
 	u.role[roleIdle] = idle - a.idle0
 	var accounted time.Duration
@@ -230,20 +241,21 @@ func parentPID(pid int) (int, error) {
 	return strconv.Atoi(f[1])
 }
 
-// procCPU is the CPU time process pid has used so far (the first field of
-// /proc/PID/schedstat, in nanoseconds: a server process has one thread); ok is false when
-// it cannot be read.
-func procCPU(pid int) (cpu time.Duration, ok bool) {
+// procSched is the CPU time process pid has used so far and the times it was put on a
+// CPU (the first and third fields of /proc/PID/schedstat: a server process has one
+// thread); ok is false when it cannot be read.
+func procSched(pid int) (cpu time.Duration, runs int64, ok bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0, false
+	if len(f) < 3 {
+		return 0, 0, false
 	}
-	ns, err := strconv.ParseInt(f[0], 10, 64)
-	return time.Duration(ns), err == nil
+	ns, err1 := strconv.ParseInt(f[0], 10, 64)
+	runs, err2 := strconv.ParseInt(f[2], 10, 64)
+	return time.Duration(ns), runs, err1 == nil && err2 == nil
 }
 
 // cpuTime is the CPU time the processes pids have used so far; a process that cannot be
@@ -251,19 +263,20 @@ func procCPU(pid int) (cpu time.Duration, ok bool) {
 func cpuTime(pids []int) time.Duration {
 	var total time.Duration
 	for _, pid := range pids {
-		cpu, _ := procCPU(pid)
+		cpu, _, _ := procSched(pid)
 		total += cpu
 	}
 	return total
 }
 
-// selfCPU is the CPU time of this process, all its threads, user and system.
-func selfCPU() time.Duration {
+// selfCPU is the CPU time of this process, all its threads, user and system, and its
+// context switches, voluntary or not.
+func selfCPU() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
 }
 
 // machineCPU is the machine's busy and idle CPU time so far, all CPUs, from /proc/stat
