@@ -167,7 +167,13 @@ func (a *cpuAccount) classify(pid int) role {
 		return roleBackground
 	}
 	title, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	t := strings.TrimPrefix(strings.TrimRight(string(title), "\x00"), "postgres: ")
+	return roleOfTitle(string(title))
+}
+
+// roleOfTitle is the role of a server process that is not one of the load's backends,
+// by its title (its /proc/PID/cmdline).
+func roleOfTitle(title string) role {
+	t := strings.TrimPrefix(strings.TrimRight(title, "\x00"), "postgres: ")
 	switch {
 	case strings.HasPrefix(t, "autovacuum worker"):
 		return roleAutovacuum
@@ -287,6 +293,12 @@ func machineCPU() (busy, idle time.Duration) {
 		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
+	return parseCPULine(line)
+}
+
+// parseCPULine reads the busy and idle time of /proc/stat's first line, "cpu" and the
+// machine's times in clock ticks.
+func parseCPULine(line string) (busy, idle time.Duration) {
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
 		return 0, 0
