@@ -64,10 +64,15 @@ func main() {
 	flag.StringVar(&c.only, "only", "abcdefg", "the measures to run, by letter")
 	flag.IntVar(&c.clients, "clients", 16, "unthrottled load sessions in (f) and (g)")
 	flag.StringVar(&c.keepLog, "keep-log", "", "copy the server's log to this file at the end")
-	flag.StringVar(&c.side, "side", "", "in (f), run one side only: base, normal or max (each run prints its figures as it ends)")
+	flag.StringVar(&c.side, "side", "", "in (f), run one side only: base, normal or max (each run prints its figures as it ends); "+
+		"or held: start at normal with the fill held at its first page (rules in, watcher running) for -load, a side of its own; "+
+		"or heldmax: the same at impact max (the column and its guard, no rules, no watcher)")
+	flag.StringVar(&c.sharedBuffers, "shared-buffers", "", "the server's shared_buffers (empty: PostgreSQL's default, 128MB)")
+	flag.BoolVar(&c.autovacuum, "table-autovacuum", true, "autovacuum of the items table (false: off for every run)")
+	flag.BoolVar(&c.statements, "statements", false, "in (f), read the load's statements' figures over each window from pg_stat_statements (loaded for the run: it costs a little)")
 	flag.Parse()
-	if c.side != "" && c.side != "base" && c.side != "normal" && c.side != "max" {
-		fmt.Fprintf(os.Stderr, "bench: -side %q: want base, normal or max\n", c.side)
+	if c.side != "" && c.side != "base" && c.side != "normal" && c.side != "max" && c.side != "held" && c.side != "heldmax" {
+		fmt.Fprintf(os.Stderr, "bench: -side %q: want base, normal, max, held or heldmax\n", c.side)
 		os.Exit(2)
 	}
 	if err := run(context.Background(), c); err != nil {
@@ -79,20 +84,25 @@ func main() {
 type config struct {
 	rows, runs, workers, backfillWorkers, clients, writeRuns int
 	loadFor, lockTimeout, writeFor                           time.Duration
-	only, keepLog, side                                      string
+	only, keepLog, side, sharedBuffers                       string
+	autovacuum, statements                                   bool
 }
 
 type bench struct {
 	srv  *pgserver.Server
 	rows int
-	opts migrate.Options
-	seq  int
+	// autovacuum is false to turn autovacuum off for the items table.
+	autovacuum bool
+	// statements is true to read the load's statements' figures from pg_stat_statements.
+	statements bool
+	opts       migrate.Options
+	seq        int
 	// progress is the last progress the running backfill reported.
 	progress atomic.Pointer[migrate.BackfillProgress]
 }
 
 func run(ctx context.Context, c config) error {
-	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{
+	settings := map[string]string{
 		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
 		// Every lock wait longer than 50ms is logged, with its duration once acquired.
 		"log_lock_waits": "on", "deadlock_timeout": "50ms",
@@ -101,7 +111,14 @@ func run(ctx context.Context, c config) error {
 		// Connections are logged with their application: a wait's holder is known.
 		"log_connections": "on",
 		// Tandem's DDL is logged: a wait's holder is named by the statement it ran.
-		"log_statement": "ddl"}})
+		"log_statement": "ddl"}
+	if c.statements {
+		settings["shared_preload_libraries"] = "pg_stat_statements"
+	}
+	if c.sharedBuffers != "" {
+		settings["shared_buffers"] = c.sharedBuffers
+	}
+	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: settings})
 	if err != nil {
 		return err
 	}
@@ -113,13 +130,13 @@ func run(ctx context.Context, c config) error {
 			}
 		}()
 	}
-	b := &bench{srv: srv, rows: c.rows, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
+	b := &bench{srv: srv, rows: c.rows, autovacuum: c.autovacuum, statements: c.statements, opts: migrate.Options{LockTimeout: c.lockTimeout, BackfillWorkers: c.backfillWorkers}}
 	fmt.Fprintf(os.Stderr, "building a template database with %d rows...\n", c.rows)
 	if err := b.template(ctx); err != nil {
 		return err
 	}
 	want := func(measure string) bool { return strings.Contains(c.only, measure) }
-	var table []string
+	var table, cpuTable []string
 	row := func(format string, args ...any) { table = append(table, fmt.Sprintf(format, args...)) }
 
 	// (a) start on an idle database at impact max and at the default impact vs the
@@ -234,7 +251,7 @@ func run(ctx context.Context, c config) error {
 	// default impact and at max, vs the load alone, alternated.
 	if want("f") {
 		logPath := filepath.Join(srv.Dir(), "postgres.log")
-		var base, normal, atMax []loadResult
+		var base, normal, atMax, held, heldMax []loadResult
 		var dNormal, dMax []time.Duration
 		var rNormal, rMax, rTime []float64
 		// Each side prints its figures as it ends: a run stopped by hand still yields
@@ -242,8 +259,8 @@ func run(ctx context.Context, c config) error {
 		// long run per hold of the measuring lock; the ratios are then the reader's).
 		side := func(name string, fn func() (time.Duration, loadResult, error)) func() error {
 			return func() error {
-				if c.side != "" && c.side != name {
-					return nil
+				if c.side != name && (c.side != "" || strings.HasPrefix(name, "held")) {
+					return nil // held and heldmax run only when asked for
 				}
 				off := fileSize(logPath)
 				d, l, err := fn()
@@ -257,9 +274,17 @@ func run(ctx context.Context, c config) error {
 					fmt.Fprintf(os.Stderr, ", start %s", d.Round(time.Millisecond))
 				}
 				fmt.Fprintf(os.Stderr, "; %s\n", l.waits)
+				fmt.Fprintf(os.Stderr, "(f) %s: %s\n", name, l.cpu.summary(l.ok+l.failed))
+				if c.statements {
+					fmt.Fprintf(os.Stderr, "(f) %s: %s\n", name, l.stmts)
+				}
 				switch name {
 				case "base":
 					base = append(base, l)
+				case "held":
+					held = append(held, l)
+				case "heldmax":
+					heldMax = append(heldMax, l)
 				case "normal":
 					normal, dNormal = append(normal, l), append(dNormal, d)
 				default:
@@ -275,7 +300,13 @@ func run(ctx context.Context, c config) error {
 					return 0, l, err
 				}),
 				side("normal", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactNormal) }),
-				side("max", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactMax) }))
+				side("max", func() (time.Duration, loadResult, error) { return b.timeStart(ctx, c.clients, migrate.ImpactMax) }),
+				side("held", func() (time.Duration, loadResult, error) {
+					return b.heldStart(ctx, c.clients, c.loadFor, migrate.ImpactNormal)
+				}),
+				side("heldmax", func() (time.Duration, loadResult, error) {
+					return b.heldStart(ctx, c.clients, c.loadFor, migrate.ImpactMax)
+				}))
 			if err != nil {
 				return fmt.Errorf("start under unthrottled load: %w", err)
 			}
@@ -295,7 +326,17 @@ func run(ctx context.Context, c config) error {
 			}
 			return medianF(fs)
 		}
+		for _, s := range []struct {
+			name string
+			ls   []loadResult
+		}{{"no migration", base}, {"start, normal", normal}, {"start, max", atMax}, {"held: rules in, fill held at one page", held}, {"heldmax: column added, fill held, no rules", heldMax}} {
+			if len(s.ls) > 0 {
+				cpuTable = append(cpuTable, cpuRow(s.name, s.ls))
+			}
+		}
 		switch c.side {
+		case "held", "heldmax":
+			row("| (f) app tps, %d clients, start at %s held at the fill's first page for %s (side %s only) | | %.0f/s | | |", c.clients, c.side, c.loadFor, c.side, tps(append(held, heldMax...)))
 		case "":
 			row("| (f) app tps during start, %d clients, default impact (normal) | %.0f/s (no migration) | %.0f/s | %.2f× | ≥ 0.85× |", c.clients, tps(base), tps(normal), medianF(rNormal))
 			row("| (f) app tps during start, %d clients, impact max | %.0f/s (no migration) | %.0f/s | %.2f× | |", c.clients, tps(base), tps(atMax), medianF(rMax))
@@ -345,6 +386,13 @@ func run(ctx context.Context, c config) error {
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range table {
 		fmt.Println(r)
+	}
+	if len(cpuTable) > 0 {
+		fmt.Println()
+		fmt.Println(cpuHeader)
+		for _, r := range cpuTable {
+			fmt.Println(r)
+		}
 	}
 	return nil
 }
@@ -573,12 +621,18 @@ func (b *bench) template(ctx context.Context) error {
 		return err
 	}
 	defer tc.Close(ctx)
-	for _, s := range []string{
+	stmts := []string{
 		"CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int NOT NULL, note text)",
 		fmt.Sprintf("INSERT INTO items (name, qty, note) SELECT 'item ' || i, i %% 1000, CASE WHEN i %% 3 = 0 THEN 'note ' || i END FROM generate_series(1, %d) i", b.rows),
 		"VACUUM ANALYZE items",
 		"CHECKPOINT",
-	} {
+		fmt.Sprintf("ALTER TABLE items SET (autovacuum_enabled = %t, toast.autovacuum_enabled = %t)", b.autovacuum, b.autovacuum),
+	}
+	if b.statements {
+		// In a schema of its own: the app's schema holds the app's tables only.
+		stmts = append(stmts, "CREATE SCHEMA pgss", "CREATE EXTENSION pg_stat_statements SCHEMA pgss")
+	}
+	for _, s := range stmts {
 		if _, err := tc.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
@@ -620,18 +674,39 @@ type loadResult struct {
 	ok, failed int64
 	tps        float64
 	p99, max   time.Duration
-	waits      lockWaitStats // the server's record of the window's lock waits, if read
+	waits      lockWaitStats    // the server's record of the window's lock waits, if read
+	cpu        cpuUse           // the machine's CPU time over the window, by role
+	stmts      windowStatements // the load's statements' figures over the window (-statements)
 }
 
 // timeStart times Tandem's start at impact on a fresh copy, with workers running a mixed
 // load through the old version meanwhile (none when workers is 0).
 func (b *bench) timeStart(ctx context.Context, workers int, impact migrate.BackfillImpact) (time.Duration, loadResult, error) {
+	return b.startUnderLoad(ctx, workers, b.options(impact), 0)
+}
+
+// heldStart runs start at impact with the fill held at its first page (a rate cap of a
+// row every 100s) for dur, under workers sessions of the mixed load, then stops it: the
+// fill does nearly nothing. At normal the rules are in and the watcher watches: it is the
+// steady cost of the expanded table to the app, without the fill's; at max there are
+// only the column and its guard.
+func (b *bench) heldStart(ctx context.Context, workers int, dur time.Duration, impact migrate.BackfillImpact) (time.Duration, loadResult, error) {
+	o := b.options(impact)
+	o.BackfillRate = 0.01
+	return b.startUnderLoad(ctx, workers, o, dur)
+}
+
+// startUnderLoad runs start with opts on a fresh copy, with workers running a mixed load
+// through the old version meanwhile (none when workers is 0), and returns its time and the
+// load's figures; a start still running after limit (0: none) is stopped, and that is no
+// error.
+func (b *bench) startUnderLoad(ctx context.Context, workers int, opts migrate.Options, limit time.Duration) (time.Duration, loadResult, error) {
 	url, drop, err := b.fresh(ctx)
 	if err != nil {
 		return 0, loadResult{}, err
 	}
 	defer drop()
-	m, err := migrate.Open(ctx, url, b.options(impact))
+	m, err := migrate.Open(ctx, url, opts)
 	if err != nil {
 		return 0, loadResult{}, err
 	}
@@ -648,14 +723,25 @@ func (b *bench) timeStart(ctx context.Context, workers int, impact migrate.Backf
 			return 0, loadResult{}, err
 		}
 		defer pool.Close()
-		stop, count = b.mixedLoadCounted(ctx, pool, workers)
+		if stop, count, err = b.mixedLoad(ctx, pool, workers); err != nil {
+			return 0, loadResult{}, err
+		}
 		time.Sleep(warmUp) // let the load settle before start
 	}
-	quiet := b.watchProgress("start at impact "+impact.String(), count)
+	quiet := b.watchProgress("start at impact "+opts.BackfillImpact.String(), count)
+	startCtx := ctx
+	if limit > 0 {
+		var cancel context.CancelFunc
+		startCtx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
 	t0 := time.Now()
-	err = m.Start(ctx, mig)
+	err = m.Start(startCtx, mig)
 	d := time.Since(t0)
 	quiet()
+	if limit > 0 && err != nil && startCtx.Err() != nil && ctx.Err() == nil {
+		err = nil
+	}
 	return d, stop(), err
 }
 
@@ -671,7 +757,10 @@ func (b *bench) baseline(ctx context.Context, workers int, dur time.Duration) (l
 		return loadResult{}, err
 	}
 	defer pool.Close()
-	stop := b.mixedLoad(ctx, pool, workers)
+	stop, _, err := b.mixedLoad(ctx, pool, workers)
+	if err != nil {
+		return loadResult{}, err
+	}
 	time.Sleep(warmUp + dur)
 	return stop(), nil
 }
@@ -698,7 +787,10 @@ func (b *bench) stepWaits(ctx context.Context, workers int, doc, logPath string)
 		return start, complete, err
 	}
 	defer pool.Close()
-	stop, count := b.mixedLoadCounted(ctx, pool, workers)
+	stop, count, err := b.mixedLoad(ctx, pool, workers)
+	if err != nil {
+		return start, complete, err
+	}
 	time.Sleep(warmUp)
 	off := fileSize(logPath)
 	quiet := b.watchProgress("type change's start", count)
@@ -739,15 +831,13 @@ const warmUp = time.Second
 
 // mixedLoad runs workers sessions of reads (50%), updates (30%) and inserts (20%) of
 // random rows, each as fast as it can, until the returned stop is called; stop returns
-// what they did after the first warmUp.
-func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult) {
-	stop, _ = b.mixedLoadCounted(ctx, pool, workers)
-	return stop
-}
-
-// mixedLoadCounted is mixedLoad that also returns count, the statements run so far after
-// the warm-up.
-func (b *bench) mixedLoadCounted(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult, count func() int64) {
+// what they did after the first warmUp, with the machine's CPU time over that window by
+// role (see cpuAccount). count is the statements run so far after the warm-up.
+func (b *bench) mixedLoad(ctx context.Context, pool *pgxpool.Pool, workers int) (stop func() loadResult, count func() int64, err error) {
+	pids, err := backendPIDs(ctx, pool, workers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect the load's sessions: %w", err)
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, workers)
@@ -789,24 +879,55 @@ func (b *bench) mixedLoadCounted(ctx context.Context, pool *pgxpool.Pool, worker
 			}
 		}(w)
 	}
+	// The CPU account covers the window the load's figures cover: from the warm-up's end.
+	var acct *cpuAccount
+	var win windowStatements
+	var acctErr error
+	acctStarted := make(chan struct{})
+	go func() {
+		defer close(acctStarted)
+		select {
+		case <-done:
+		case <-time.After(time.Until(t0)):
+			if b.statements {
+				if win, acctErr = b.startStatements(ctx, pool); acctErr != nil {
+					return
+				}
+			}
+			acct, acctErr = startCPUAccount(pids)
+		}
+	}()
 	count = func() int64 { return ok.Load() + failed.Load() }
 	return func() loadResult {
 		close(done)
+		<-acctStarted
+		var use cpuUse
+		if acct != nil {
+			use = acct.stop()
+		} else if acctErr != nil {
+			fmt.Fprintln(os.Stderr, "bench: no CPU account of the window:", acctErr)
+		}
 		wg.Wait()
+		if acct != nil && b.statements {
+			var err error
+			if win, err = b.endStatements(ctx, pool, win); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: no statement figures of the window:", err)
+			}
+		}
 		d := time.Since(t0)
 		var all []time.Duration
 		for _, l := range lats {
 			all = append(all, l...)
 		}
 		slices.Sort(all)
-		res := loadResult{ok: ok.Load(), failed: failed.Load()}
+		res := loadResult{ok: ok.Load(), failed: failed.Load(), cpu: use, stmts: win}
 		if len(all) > 0 {
 			res.p99 = all[len(all)*99/100]
 			res.max = all[len(all)-1]
 		}
 		res.tps = float64(res.ok+res.failed) / d.Seconds()
 		return res
-	}, count
+	}, count, nil
 }
 
 // progressEvery is how often a long run prints how it goes.
@@ -1047,24 +1168,6 @@ func backendPIDs(ctx context.Context, pool *pgxpool.Pool, n int) ([]int, error) 
 		pids = append(pids, int(c.Conn().PgConn().PID()))
 	}
 	return pids, nil
-}
-
-// cpuTime is the CPU time the processes pids have used so far (the first field of
-// /proc/PID/schedstat, in nanoseconds); a process that cannot be read counts 0.
-func cpuTime(pids []int) time.Duration {
-	var total time.Duration
-	for _, pid := range pids {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(data))
-		if len(f) > 0 {
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			total += time.Duration(ns)
-		}
-	}
-	return total
 }
 
 // load runs statements of kind ("update" or "insert") for dur and returns how many ran.
