@@ -454,12 +454,10 @@ func Run(ctx context.Context, cfg Config) error {
 // stalls the other sessions of a small server (see lifecycle.WarmPool and ClosePool).
 const sessionGap = 50 * time.Millisecond
 
-// warmUp opens every connection of the pool, sessionGap apart, and reads an item and the
-// sample blob through each, and adds an item in a transaction it rolls back, before the
-// instance reports ready (see lifecycle.WarmPool): its first requests, reads and writes,
-// then neither wait for new database sessions nor for a first parse and plan (nor, for a
-// write during an upgrade, for the server to compile Tandem's trigger in that session). It
-// fails when the release's schema is missing.
+// warmUp opens every connection of the pool, sessionGap apart, and reads an item and the sample blob
+// through each before the instance reports ready (see lifecycle.WarmPool), so that its
+// first requests neither wait for new database sessions nor for a first parse and plan.
+// It fails when the release's schema is missing.
 func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries) error {
 	err := lifecycle.WarmPool(ctx, pool, sessionGap, func(ctx context.Context, c *pgx.Conn) error {
 		var it Item
@@ -469,18 +467,9 @@ func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries) error {
 			err = c.QueryRow(ctx, contentSQL, SampleBlob).Scan(&data)
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
+			return nil
 		}
-		if err != nil {
-			return err
-		}
-		tx, err := c.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback(ctx) // the write warmed the session; nothing of it stays
-		var id int64
-		return tx.QueryRow(ctx, q.addItem, "warm-up", 0).Scan(&id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%w (is the release's schema there? apply its migrations with tandem migrate)", err)
