@@ -258,6 +258,29 @@ func (t *throttle) skipCalibration() {
 	t.calibrateDone(0)
 }
 
+// awaitCalibration waits until the watcher has the probes' baseline, or has given up on
+// it, for at most calibrationWait: then the backfill goes on without the signal.
+func (t *throttle) awaitCalibration(ctx context.Context) error {
+	if t.calibrated == nil {
+		return nil
+	}
+	select {
+	case <-t.calibrated:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(calibrationWait)
+	defer timer.Stop()
+	select {
+	case <-t.calibrated:
+	case <-timer.C:
+		t.skipCalibration()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
 // probing returns the baseline the watcher compares its probes with, under mu; 0: the
 // signal is off.
 func (t *throttle) probing() time.Duration {
@@ -385,17 +408,8 @@ func (t *throttle) register(w int, pid uint32) {
 // batch target and the most pages the batch may take (0: no limit). Every before that
 // succeeds must be followed by after or release.
 func (t *throttle) before(ctx context.Context) (time.Duration, int64, error) {
-	if t.calibrated != nil {
-		timer := time.NewTimer(calibrationWait)
-		select {
-		case <-t.calibrated:
-		case <-timer.C:
-			t.skipCalibration()
-		case <-ctx.Done():
-			timer.Stop()
-			return 0, 0, ctx.Err()
-		}
-		timer.Stop()
+	if err := t.awaitCalibration(ctx); err != nil {
+		return 0, 0, err
 	}
 	for {
 		t.mu.Lock()
