@@ -454,10 +454,10 @@ func Run(ctx context.Context, cfg Config) error {
 // stalls the other sessions of a small server (see lifecycle.WarmPool and ClosePool).
 const sessionGap = 50 * time.Millisecond
 
-// warmUp opens every connection of the pool, sessionGap apart, and reads an item and the sample blob
-// through each before the instance reports ready (see lifecycle.WarmPool), so that its
-// first requests neither wait for new database sessions nor for a first parse and plan.
-// It fails when the release's schema is missing.
+// warmUp opens every connection of the pool, sessionGap apart, and reads an item and the
+// sample blob through each before the instance reports ready (see lifecycle.WarmPool), so
+// that its first requests neither wait for new database sessions nor for a first parse
+// and plan. It fails when the release's schema is missing.
 func warmUp(ctx context.Context, pool *pgxpool.Pool, q queries) error {
 	err := lifecycle.WarmPool(ctx, pool, sessionGap, func(ctx context.Context, c *pgx.Conn) error {
 		var it Item
