@@ -319,13 +319,11 @@ func TestPreflightRefusesRWO(t *testing.T) {
 		t.Fatalf("install v1: %v", err)
 	}
 	mount := e.rwoClaim("data")
-	d := e.deploymentNow()
-	mount(d)
-	two := int32(2)
-	d.Spec.Replicas = &two
-	if _, err := e.c.Client.AppsV1().Deployments(e.ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.updateDeployment(func(d *appsv1.Deployment) {
+		mount(d)
+		two := int32(2)
+		d.Spec.Replicas = &two
+	})
 	before := e.deploymentNow()
 	dir := e.kubeReleaseDir("v2")
 	for _, verb := range []string{"plan", "apply"} {

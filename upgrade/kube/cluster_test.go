@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
 	"github.com/tandem-pg/tandem/internal/kubetest"
@@ -304,6 +305,25 @@ func (e *kenv) deploymentNow() *appsv1.Deployment {
 		e.t.Fatal(err)
 	}
 	return d
+}
+
+// updateDeployment changes the catalog Deployment with change, on a fresh read and
+// again on a conflict: the deployment controller writes its status concurrently.
+func (e *kenv) updateDeployment(change func(*appsv1.Deployment)) {
+	e.t.Helper()
+	deps := e.c.Client.AppsV1().Deployments(e.ns)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := deps.Get(context.Background(), "catalog", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(d)
+		_, err = deps.Update(context.Background(), d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		e.t.Fatalf("update deployment catalog: %v", err)
+	}
 }
 
 // TestUpgradeWaitsForTheLastOldPod upgrades a 3-replica Deployment v1 -> v2 and checks

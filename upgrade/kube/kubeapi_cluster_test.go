@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tandem-pg/tandem/internal/kubetest"
@@ -67,10 +68,20 @@ func TestKubeAPITyped(t *testing.T) {
 	if _, err := deps.Update(ctx, d, metav1.UpdateOptions{FieldManager: kube.FieldManager}); !apierrors.IsConflict(err) {
 		t.Fatalf("update from a stale read: %v, want Conflict", err)
 	}
-	p.Spec.MinReadySeconds = 3
-	u, err := deps.Update(ctx, p, metav1.UpdateOptions{FieldManager: kube.FieldManager})
+	// The deployment controller writes status concurrently, so even the patch's answer
+	// may be stale by now: read, change and update, again on a conflict.
+	var u *appsv1.Deployment
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deps.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.MinReadySeconds = 3
+		u, err = deps.Update(ctx, cur, metav1.UpdateOptions{FieldManager: kube.FieldManager})
+		return err
+	})
 	if err != nil || u.Spec.MinReadySeconds != 3 || u.ResourceVersion == p.ResourceVersion {
-		t.Fatalf("update: %v (minReadySeconds %d)", err, u.Spec.MinReadySeconds)
+		t.Fatalf("update: %v", err)
 	}
 	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.test", Namespace: ns}, Reason: "Test", Message: "hello", Type: corev1.EventTypeNormal,
 		InvolvedObject: corev1.ObjectReference{Kind: "Deployment", APIVersion: "apps/v1", Namespace: ns, Name: "web", UID: u.UID}}
