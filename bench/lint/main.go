@@ -2,18 +2,20 @@
 // histories, against squawk (npm package squawk-cli) on the same files in the same run,
 // and prints a Markdown table.
 //
-//	go run ./bench/lint -squawk $(npm root)/@squawk-cli/linux-x64/bin/squawk [-runs 15] [-base OLD_TANDEM] [-tandem NEW_TANDEM] [NAME=]DIR...
+//	go run ./bench/lint -squawk $(npm root)/@squawk-cli/linux-x64/bin/squawk [-runs 15] [-base OLD_TANDEM] [-tandem NEW_TANDEM] [-tandem-lint NEW_TANDEM_LINT] [NAME=]DIR...
 //
-// Each DIR (named NAME in the table) is linted as `tandem lint DIR` lints it; squawk is given the same files, in the
+// Each DIR (named NAME in the table) is linted as `tandem lint DIR` and `tandem-lint DIR`
+// (the lint-only binary) lint it; squawk is given the same files, in the
 // same order (the ones tandem's loader picks: up halves only). A round runs every command
 // once on a corpus, in an order that rotates from round to round, so that a burst of load
 // on a shared machine favours none of them. The measure is the user+sys CPU time of the
 // whole process (start-up included) from its rusage; the table gives medians over the
 // rounds and the median of the per-round ratios to squawk.
 //
-// tandem is built from this tree into a temporary directory (or given with -tandem, built
-// before the measurement); -base adds another tandem binary (say, one built before a
-// change) as a third column. `tandem version`, which does no work, shows the start-up alone.
+// tandem and tandem-lint are built from this tree into a temporary directory (or given
+// with -tandem and -tandem-lint, built before the measurement); -base adds another tandem
+// binary (say, one built before a change). `tandem version` and `tandem-lint --version`,
+// which do no work, show the start-ups alone.
 // Every binary, squawk's included, is measured from a copy made at the start of the run, so
 // that none runs from pages the page cache happens to hold in huge pages (see run).
 package main
@@ -43,43 +45,50 @@ type tool struct {
 
 func main() {
 	var (
-		squawk = flag.String("squawk", "", "the squawk binary (required), e.g. node_modules/@squawk-cli/linux-x64/bin/squawk")
-		base   = flag.String("base", "", "another tandem binary to measure beside this tree's (optional)")
-		runs   = flag.Int("runs", 15, "rounds per corpus (medians reported)")
-		bin    = flag.String("tandem", "", "a tandem binary built from this tree (default: build one), so that the build can run before a measurement lock is taken")
+		squawk  = flag.String("squawk", "", "the squawk binary (required), e.g. node_modules/@squawk-cli/linux-x64/bin/squawk")
+		base    = flag.String("base", "", "another tandem binary to measure beside this tree's (optional)")
+		runs    = flag.Int("runs", 15, "rounds per corpus (medians reported)")
+		bin     = flag.String("tandem", "", "a tandem binary built from this tree (default: build one), so that the build can run before a measurement lock is taken")
+		lintBin = flag.String("tandem-lint", "", "a tandem-lint binary built from this tree (default: build one)")
 	)
 	flag.Parse()
 	if *squawk == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/lint -squawk BIN [-base TANDEM] [-tandem TANDEM] [-runs N] [NAME=]DIR...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/lint -squawk BIN [-base TANDEM] [-tandem TANDEM] [-tandem-lint TANDEM_LINT] [-runs N] [NAME=]DIR...")
 		os.Exit(2)
 	}
-	if err := run(*squawk, *base, *bin, *runs, flag.Args()); err != nil {
+	if err := run(*squawk, *base, *bin, *lintBin, *runs, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/lint:", err)
 		os.Exit(1)
 	}
 }
 
-func run(squawk, base, tandem string, runs int, dirs []string) error {
+func run(squawk, base, tandem, tandemLint string, runs int, dirs []string) error {
 	tmp, err := os.MkdirTemp("", "bench-lint-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if tandem == "" {
-		built := filepath.Join(tmp, "built")
-		build := exec.Command("go", "build", "-o", built, "./cmd/tandem")
+	for _, b := range []struct {
+		bin *string
+		pkg string
+	}{{&tandem, "./cmd/tandem"}, {&tandemLint, "./cmd/tandem-lint"}} {
+		if *b.bin != "" {
+			continue
+		}
+		built := filepath.Join(tmp, "built-"+filepath.Base(b.pkg))
+		build := exec.Command("go", "build", "-o", built, b.pkg)
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
-			return fmt.Errorf("build tandem (run from the module's root): %w", err)
+			return fmt.Errorf("build %s (run from the module's root): %w", b.pkg, err)
 		}
-		tandem = built
+		*b.bin = built
 	}
 	// Every binary is measured from a fresh copy. How a binary's pages sit in the page cache
 	// changes its start-up: one the Go linker has just written can be mapped with huge
 	// pages (FilePmdMapped in /proc/PID/smaps) and ran `tandem lint` on fider's history
 	// about 15% faster than a copy of the same file. Copies made in the same way put all
 	// the binaries on the same footing.
-	for _, bin := range []*string{&squawk, &base, &tandem} {
+	for _, bin := range []*string{&squawk, &base, &tandem, &tandemLint} {
 		if *bin == "" {
 			continue
 		}
@@ -92,12 +101,15 @@ func run(squawk, base, tandem string, runs int, dirs []string) error {
 	tools := []tool{
 		{"squawk 2.66", func(_ string, files []string) []string { return append([]string{squawk}, files...) }},
 		{"tandem lint", func(dir string, _ []string) []string { return []string{tandem, "lint", dir} }},
+		{"tandem-lint", func(dir string, _ []string) []string { return []string{tandemLint, dir} }},
 	}
 	if base != "" {
 		tools = append(tools, tool{"tandem lint (base)", func(dir string, _ []string) []string { return []string{base, "lint", dir} }})
 	}
 	// The start-up alone: a command that does no work.
-	tools = append(tools, tool{"tandem version (start-up only)", func(string, []string) []string { return []string{tandem, "version"} }})
+	tools = append(tools,
+		tool{"tandem version (start-up only)", func(string, []string) []string { return []string{tandem, "version"} }},
+		tool{"tandem-lint --version (start-up only)", func(string, []string) []string { return []string{tandemLint, "--version"} }})
 
 	fmt.Printf("| corpus | files | statements | command | CPU per run (ms) | µs per statement | vs squawk (median of the rounds' ratios) |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|\n")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/upgrade/kube/check"
 	"github.com/tandem-pg/tandem/upgrade/kube/check/cluster"
 )
@@ -14,7 +15,7 @@ import (
 // newCheckCmd builds "tandem check": the preflight of Kubernetes manifests.
 func newCheckCmd() *cobra.Command {
 	var (
-		out       reportFlags
+		out       cli.ReportFlags
 		listRules bool
 		namespace string
 		disable   []string
@@ -62,56 +63,56 @@ Exit codes: 0 no findings at error level, 1 findings at error level, 2 input unr
 				return nil
 			}
 			if live {
-				return argsErr(cobra.NoArgs)(cmd, args)
+				return cli.ArgsErr(cobra.NoArgs)(cmd, args)
 			}
 			for _, fl := range []string{"kubeconfig", "context", "all-namespaces"} {
 				if cmd.Flags().Changed(fl) {
-					return usageErr(fmt.Errorf("--%s reads a live cluster: add --cluster (and give no paths)", fl))
+					return cli.UsageErr(fmt.Errorf("--%s reads a live cluster: add --cluster (and give no paths)", fl))
 				}
 			}
-			return argsErr(cobra.MinimumNArgs(1))(cmd, args)
+			return cli.ArgsErr(cobra.MinimumNArgs(1))(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if listRules {
 				return printCheckRules(cmd)
 			}
-			format, err := out.resolve(cmd)
+			format, err := out.Resolve(cmd)
 			if err != nil {
 				return err
 			}
 			for _, id := range disable {
 				if !check.KnownRule(id) {
-					return usageErr(fmt.Errorf("--disable: %q is not a rule (tandem check --list-rules lists them)", id))
+					return cli.UsageErr(fmt.Errorf("--disable: %q is not a rule (tandem check --list-rules lists them)", id))
 				}
 			}
 			opts.Disable = disable
 			if opts.RouterReload < 0 || opts.Propagation < 0 || opts.ShutdownTimeout < 0 {
-				return usageErr(errors.New("--router-reload, --propagation and --shutdown-timeout must not be negative"))
+				return cli.UsageErr(errors.New("--router-reload, --propagation and --shutdown-timeout must not be negative"))
 			}
 			var src check.Source = check.Files{Paths: args, Stdin: cmd.InOrStdin(), Namespace: namespace}
 			if live {
 				cs, err := cluster.Connect(kubecfg, kubectx, namespace, allNS)
 				if err != nil {
-					return usageErr(err)
+					return cli.UsageErr(err)
 				}
 				src = cs
 			}
 			in, err := src.Read(cmd.Context())
 			if err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			res := check.Check(in, opts)
 			if err := check.Write(cmd.OutOrStdout(), format, res); err != nil {
 				return err
 			}
 			if res.Errors() > 0 {
-				return silentExit(exitFailure)
+				return cli.SilentExit(cli.ExitFailure)
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	out.add(cmd)
+	out.Add(cmd)
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
 	f.StringVarP(&namespace, "namespace", "n", "", "namespace of the objects that name none [default]; with --cluster, the namespace read [the context's]")
 	f.BoolVar(&live, "cluster", false, "read the objects from a live cluster instead of manifests")

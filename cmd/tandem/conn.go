@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -38,19 +39,19 @@ func openMigrator(ctx context.Context) (*migrate.Migrator, error) {
 		return nil, err
 	}
 	if global.lockTimeout < time.Millisecond || global.lockTimeout > time.Hour {
-		return nil, usageErr(fmt.Errorf("--lock-timeout %s is out of range: give 1ms to 1h (default 500ms)", global.lockTimeout))
+		return nil, cli.UsageErr(fmt.Errorf("--lock-timeout %s is out of range: give 1ms to 1h (default 500ms)", global.lockTimeout))
 	}
 	if global.backfillWorkers < 1 || global.backfillWorkers > maxBackfillWorkers {
-		return nil, usageErr(fmt.Errorf("--backfill-workers %d is out of range: give 1 to %d (default %d)", global.backfillWorkers, maxBackfillWorkers, migrate.DefaultBackfillWorkers))
+		return nil, cli.UsageErr(fmt.Errorf("--backfill-workers %d is out of range: give 1 to %d (default %d)", global.backfillWorkers, maxBackfillWorkers, migrate.DefaultBackfillWorkers))
 	}
 	if _, err := pgx.ParseConfig(global.postgresURL); err != nil {
-		return nil, usageErr(fmt.Errorf("--postgres-url: %w", err))
+		return nil, cli.UsageErr(fmt.Errorf("--postgres-url: %w", err))
 	}
 	m, err := migrate.Open(ctx, global.postgresURL, opts)
 	if err != nil {
 		var ie *migrate.InputError
 		if errors.As(err, &ie) {
-			return nil, usageErr(err)
+			return nil, cli.UsageErr(err)
 		}
 		return nil, fmt.Errorf("%w (set --postgres-url, TANDEM_POSTGRES_URL or the PG* variables)", err)
 	}
@@ -144,7 +145,7 @@ func progressRows(bp migrate.BackfillProgress) string {
 func readMigration(path string) (*migrate.Migration, error) {
 	mig, err := migrate.ReadFile(path)
 	if err != nil {
-		return nil, usageErr(err)
+		return nil, cli.UsageErr(err)
 	}
 	return mig, nil
 }
@@ -155,7 +156,7 @@ func classify(err error) error {
 	var se *migrate.StreamError
 	var de *migrate.DriftError
 	if errors.As(err, &ie) || errors.As(err, &se) || errors.As(err, &de) {
-		return usageErr(err)
+		return cli.UsageErr(err)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/internal/pgserver"
 	"github.com/tandem-pg/tandem/proving"
 	"github.com/tandem-pg/tandem/upgrade/local"
@@ -43,11 +44,11 @@ otherwise it says what to install and exits 2.
 
 Exit codes: 0 the upgrade completed with no failed request, 1 a request failed or a check
 did not hold, 2 the demo could not run.`,
-		Args: argsErr(cobra.NoArgs),
+		Args: cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			if err := ensureDemoDeps(cmd.Context(), out, install); err != nil {
-				return &exitError{code: exitUsage, err: err}
+				return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 			}
 			level := slog.LevelWarn
 			if global.verbose {
@@ -117,7 +118,7 @@ func runDemo(ctx context.Context, out io.Writer, opts proving.Options, report st
 	rep, err := proving.Run(ctx, opts)
 	if err != nil {
 		if rep == nil && !errors.Is(err, proving.ErrUpgrade) {
-			return &exitError{code: exitUsage, err: fmt.Errorf("demo could not run: %w", err)}
+			return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("demo could not run: %w", err)}
 		}
 		return fmt.Errorf("demo: %w", err) // the upgrade itself failed: exit 1
 	}
@@ -158,7 +159,7 @@ func runDemo(ctx context.Context, out io.Writer, opts proving.Options, report st
 	}
 	if ok, why := rep.Proven(); !ok {
 		say("\nNOT proven: %s", strings.Join(why, "; "))
-		return silentExit(exitFailure)
+		return cli.SilentExit(cli.ExitFailure)
 	}
 	say("\nZero downtime: no request failed, no task was lost, and the old schema went only after the old version was gone.")
 	if report != "" {

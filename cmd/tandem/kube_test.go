@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tandem-pg/tandem/internal/cli"
 )
 
 // TestUpgradeKubeNoConfig: a kube release with a kubeconfig that does not exist is bad
@@ -29,8 +31,8 @@ func TestUpgradeKubeNoConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted a kubeconfig that does not exist")
 	}
-	if got := exitCode(err); got != exitUsage {
-		t.Errorf("exit %d, want %d: %v", got, exitUsage, err)
+	if got := exitCode(err); got != cli.ExitUsage {
+		t.Errorf("exit %d, want %d: %v", got, cli.ExitUsage, err)
 	}
 	for _, want := range []string{"missing-kubeconfig", "--kubeconfig"} {
 		if !strings.Contains(err.Error(), want) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
@@ -33,9 +34,9 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string) {
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	if err == nil {
-		return exitOK, out.String()
+		return cli.ExitOK, out.String()
 	}
-	var se silentExit
+	var se cli.SilentExit
 	if errors.As(err, &se) {
 		return int(se), out.String()
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/lifecycle"
 	"github.com/tandem-pg/tandem/migrate"
 )
@@ -22,9 +23,9 @@ func newMaintenanceCmd() *cobra.Command {
 Instances using the lifecycle package see a change at once (LISTEN/NOTIFY, with polling as
 the fallback): workers stop taking tasks and costly routes answer 503 with Retry-After,
 while serving continues.`,
-		Args: argsErr(cobra.NoArgs),
+		Args: cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr(fmt.Errorf("%s: want one of on, off, status", cmd.CommandPath()))
+			return cli.UsageErr(fmt.Errorf("%s: want one of on, off, status", cmd.CommandPath()))
 		},
 	}
 	var reason string
@@ -32,7 +33,7 @@ while serving continues.`,
 	on := &cobra.Command{
 		Use:   "on",
 		Short: "Turn maintenance mode on",
-		Args:  argsErr(cobra.NoArgs),
+		Args:  cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return setMaintenance(cmd.Context(), cmd, true, reason, onJSON)
 		},
@@ -42,7 +43,7 @@ while serving continues.`,
 	off := &cobra.Command{
 		Use:   "off",
 		Short: "Turn maintenance mode off",
-		Args:  argsErr(cobra.NoArgs),
+		Args:  cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return setMaintenance(cmd.Context(), cmd, false, "", offJSON)
 		},
@@ -52,7 +53,7 @@ while serving continues.`,
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the maintenance flag and the instances alive",
-		Args:  argsErr(cobra.NoArgs),
+		Args:  cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return maintenanceStatus(cmd.Context(), cmd, asJSON)
 		},
@@ -66,7 +67,7 @@ while serving continues.`,
 func connect(ctx context.Context) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(global.postgresURL)
 	if err != nil {
-		return nil, usageErr(fmt.Errorf("--postgres-url: %w", err))
+		return nil, cli.UsageErr(fmt.Errorf("--postgres-url: %w", err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

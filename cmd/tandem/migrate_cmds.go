@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/migrate"
 	"github.com/tandem-pg/tandem/upgrade"
 )
@@ -24,7 +25,7 @@ func newInitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create Tandem's state schema (idempotent; start does it too)",
-		Args:  argsErr(cobra.NoArgs),
+		Args:  cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := openMigrator(cmd.Context())
 			if err != nil {
@@ -142,14 +143,14 @@ exits with 2 and changes nothing.
 
 With --dry-run, start prints its plan and applies nothing: each operation's statements in
 order, by transaction, the locks they take, and the rows each backfill fills.`,
-		Args: argsErr(cobra.ExactArgs(1)),
+		Args: cli.ArgsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mig, err := readMigration(args[0])
 			if err != nil {
 				return err
 			}
 			if dryRun && complete {
-				return usageErr(errors.New("--dry-run plans a start only; plan the complete with tandem complete --dry-run once started"))
+				return cli.UsageErr(errors.New("--dry-run plans a start only; plan the complete with tandem complete --dry-run once started"))
 			}
 			m, err := openMigrator(cmd.Context())
 			if err != nil {
@@ -209,7 +210,7 @@ Running it again after it was interrupted finishes it.
 
 With --dry-run, complete prints its plan (statements by transaction, and their locks) and
 applies nothing.`,
-		Args: argsErr(cobra.NoArgs),
+		Args: cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dryRun {
 				return withMigrator(cmd.Context(), func(m *migrate.Migrator) error {
@@ -233,7 +234,7 @@ func newRollbackCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollback",
 		Short: "Undo the migration in progress (also one whose start was interrupted)",
-		Args:  argsErr(cobra.NoArgs),
+		Args:  cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return endMigration(cmd, asJSON, migrate.StatusRolledBack, func(m *migrate.Migrator) error { return m.Rollback(cmd.Context()) })
 		},
@@ -247,7 +248,7 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the migration in progress, backfill progress and the history",
-		Args:  argsErr(cobra.NoArgs),
+		Args:  cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := openMigrator(cmd.Context())
 			if err != nil {
@@ -310,17 +311,17 @@ every stream the release lists (docs/streams.md) as one expand step, in dependen
 the plain-SQL streams' pre-deploy files (linted first: a blocking finding stops it before
 any change), then the pgroll streams' migrations combined. --complete contracts at once
 and runs the post-deploy files; --contract does only that, once the old version is gone.`,
-		Args: argsErr(cobra.ExactArgs(1)),
+		Args: cli.ArgsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isStreamsFile(args[0]) {
 				return migrateStreams(cmd, args[0], complete, contract, asJSON)
 			}
 			if contract {
-				return usageErr(fmt.Errorf("--contract is for a release description (tandem.yaml); for a directory run tandem complete"))
+				return cli.UsageErr(fmt.Errorf("--contract is for a release description (tandem.yaml); for a directory run tandem complete"))
 			}
 			migs, err := migrate.ReadDir(args[0])
 			if err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			m, err := openMigrator(cmd.Context())
 			if err != nil {
@@ -387,12 +388,12 @@ func newLatestCmd() *cobra.Command {
 		Long: `latest schema     prints the version schema the newest code should use as search_path
 latest migration  prints the name of the newest migration
 latest url        prints the connection URL with search_path and tandem.version_schema set`,
-		Args:      argsErr(cobra.ExactArgs(1)),
+		Args:      cli.ArgsErr(cobra.ExactArgs(1)),
 		ValidArgs: []string{"schema", "migration", "url"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			what := args[0]
 			if what != "schema" && what != "migration" && what != "url" {
-				return usageErr(fmt.Errorf("latest: want schema, migration or url, not %q", what))
+				return cli.UsageErr(fmt.Errorf("latest: want schema, migration or url, not %q", what))
 			}
 			m, err := openMigrator(cmd.Context())
 			if err != nil {
@@ -457,7 +458,7 @@ func versionURL(base, vs string) (string, error) {
 	} else {
 		var err error
 		if u, err = url.Parse(base); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return "", usageErr(fmt.Errorf("latest url needs a postgres:// URL in --postgres-url"))
+			return "", cli.UsageErr(fmt.Errorf("latest url needs a postgres:// URL in --postgres-url"))
 		}
 	}
 	q := u.Query()
@@ -495,7 +496,7 @@ func newValidateCmd() *cobra.Command {
 		Long: `Validate reads a migration file and checks it against the live schema, in a read-only
 transaction that is rolled back: tables, columns and types exist, expressions parse and fit.
 It exits 0 when the file is valid and 2 when it is not, naming the operation and field.`,
-		Args: argsErr(cobra.ExactArgs(1)),
+		Args: cli.ArgsErr(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res := validateResult{File: args[0]}
 			err := func() error {
@@ -525,7 +526,7 @@ It exits 0 when the file is valid and 2 when it is not, naming the operation and
 					return perr
 				}
 				if err != nil {
-					return silentExit(exitUsage)
+					return cli.SilentExit(cli.ExitUsage)
 				}
 				return nil
 			}
@@ -557,10 +558,10 @@ func addBackfillFlags(cmd *cobra.Command) {
 func backfillOptions(opts *migrate.Options) error {
 	impact, err := migrate.ParseBackfillImpact(backfillFlags.impact)
 	if err != nil {
-		return usageErr(fmt.Errorf("--backfill-impact: %w", err))
+		return cli.UsageErr(fmt.Errorf("--backfill-impact: %w", err))
 	}
 	if r := backfillFlags.rate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
-		return usageErr(fmt.Errorf("--backfill-rate %v: want rows per second, 0 or more (0: no cap)", r))
+		return cli.UsageErr(fmt.Errorf("--backfill-rate %v: want rows per second, 0 or more (0: no cap)", r))
 	}
 	opts.BackfillImpact, opts.BackfillRate = impact, backfillFlags.rate
 	return nil

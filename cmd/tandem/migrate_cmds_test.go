@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 	"github.com/tandem-pg/tandem/migrate"
 )
@@ -60,37 +61,37 @@ operations:
 		wantCode int
 		wantOut  string
 	}{
-		{[]string{"bogus"}, exitUsage, "unknown command"},
-		{[]string{"start"}, exitUsage, "accepts 1 arg"},
-		{[]string{"start", filepath.Join(dir, "missing.json"), db}, exitUsage, "no such file"},
-		{[]string{"validate", bad, db}, exitUsage, `operation 0 (add_column), field "table": table "itemz" does not exist in schema "public"; did you mean "items"?`},
-		{[]string{"start", bad, db}, exitUsage, "bad.json: operation 0"},
-		{[]string{"start", good, db, "--backfill-workers=0"}, exitUsage, "--backfill-workers 0 is out of range: give 1 to 64"},
-		{[]string{"start", good, db, "--backfill-workers=65"}, exitUsage, "give 1 to 64"},
-		{[]string{"complete", db, "--lock-timeout=0s"}, exitUsage, "--lock-timeout 0s is out of range: give 1ms to 1h"},
-		{[]string{"init", db, "--json"}, exitOK, `"state_schema": "tandem"`},
-		{[]string{"start", good, db, "--dry-run"}, exitOK, "plan of the start of 02_price (nothing applied)"},
-		{[]string{"start", good, db, "--dry-run"}, exitOK, `locks "public"."items" in ACCESS EXCLUSIVE mode`},
-		{[]string{"start", good, db, "--dry-run", "--json"}, exitOK, `"action": "start"`},
-		{[]string{"start", good, db, "--dry-run", "--complete"}, exitUsage, "--dry-run plans a start only"},
-		{[]string{"complete", db, "--dry-run"}, exitFailure, "no migration is in progress"},
-		{[]string{"status", db}, exitOK, "state:   no migrations"},
-		{[]string{"validate", good, db}, exitOK, "valid (1 operations)"},
-		{[]string{"start", good, db, "--backfill-workers=3"}, exitOK, "public_02_price"},
-		{[]string{"complete", db, "--dry-run"}, exitOK, "plan of the complete of 02_price (nothing applied)"},
-		{[]string{"complete", db, "--dry-run", "--json"}, exitOK, `"action": "complete"`},
-		{[]string{"latest", "schema", db}, exitOK, "public_02_price\n"},
-		{[]string{"latest", "migration", db}, exitOK, "02_price\n"},
-		{[]string{"latest", "url", db}, exitOK, "search_path%3D%22public_02_price%22"},
-		{[]string{"latest", "schema", db, "--json"}, exitOK, `"version_schema": "public_02_price"`},
-		{[]string{"rollback", db, "--json"}, exitOK, `"status": "rolled_back"`},
-		{[]string{"start", good, db}, exitOK, "public_02_price"},
-		{[]string{"complete", db, "--json"}, exitOK, `"migration": "02_price",
+		{[]string{"bogus"}, cli.ExitUsage, "unknown command"},
+		{[]string{"start"}, cli.ExitUsage, "accepts 1 arg"},
+		{[]string{"start", filepath.Join(dir, "missing.json"), db}, cli.ExitUsage, "no such file"},
+		{[]string{"validate", bad, db}, cli.ExitUsage, `operation 0 (add_column), field "table": table "itemz" does not exist in schema "public"; did you mean "items"?`},
+		{[]string{"start", bad, db}, cli.ExitUsage, "bad.json: operation 0"},
+		{[]string{"start", good, db, "--backfill-workers=0"}, cli.ExitUsage, "--backfill-workers 0 is out of range: give 1 to 64"},
+		{[]string{"start", good, db, "--backfill-workers=65"}, cli.ExitUsage, "give 1 to 64"},
+		{[]string{"complete", db, "--lock-timeout=0s"}, cli.ExitUsage, "--lock-timeout 0s is out of range: give 1ms to 1h"},
+		{[]string{"init", db, "--json"}, cli.ExitOK, `"state_schema": "tandem"`},
+		{[]string{"start", good, db, "--dry-run"}, cli.ExitOK, "plan of the start of 02_price (nothing applied)"},
+		{[]string{"start", good, db, "--dry-run"}, cli.ExitOK, `locks "public"."items" in ACCESS EXCLUSIVE mode`},
+		{[]string{"start", good, db, "--dry-run", "--json"}, cli.ExitOK, `"action": "start"`},
+		{[]string{"start", good, db, "--dry-run", "--complete"}, cli.ExitUsage, "--dry-run plans a start only"},
+		{[]string{"complete", db, "--dry-run"}, cli.ExitFailure, "no migration is in progress"},
+		{[]string{"status", db}, cli.ExitOK, "state:   no migrations"},
+		{[]string{"validate", good, db}, cli.ExitOK, "valid (1 operations)"},
+		{[]string{"start", good, db, "--backfill-workers=3"}, cli.ExitOK, "public_02_price"},
+		{[]string{"complete", db, "--dry-run"}, cli.ExitOK, "plan of the complete of 02_price (nothing applied)"},
+		{[]string{"complete", db, "--dry-run", "--json"}, cli.ExitOK, `"action": "complete"`},
+		{[]string{"latest", "schema", db}, cli.ExitOK, "public_02_price\n"},
+		{[]string{"latest", "migration", db}, cli.ExitOK, "02_price\n"},
+		{[]string{"latest", "url", db}, cli.ExitOK, "search_path%3D%22public_02_price%22"},
+		{[]string{"latest", "schema", db, "--json"}, cli.ExitOK, `"version_schema": "public_02_price"`},
+		{[]string{"rollback", db, "--json"}, cli.ExitOK, `"status": "rolled_back"`},
+		{[]string{"start", good, db}, cli.ExitOK, "public_02_price"},
+		{[]string{"complete", db, "--json"}, cli.ExitOK, `"migration": "02_price",
   "status": "completed"`},
-		{[]string{"rollback", db}, exitFailure, "no migration is in progress"},
-		{[]string{"maintenance", "on", db, "--json", "--reason=test"}, exitOK, `"enabled": true`},
-		{[]string{"maintenance", "off", db, "--json"}, exitOK, `"enabled": false`},
-		{[]string{"start", good, db}, exitUsage, "already been applied"},
+		{[]string{"rollback", db}, cli.ExitFailure, "no migration is in progress"},
+		{[]string{"maintenance", "on", db, "--json", "--reason=test"}, cli.ExitOK, `"enabled": true`},
+		{[]string{"maintenance", "off", db, "--json"}, cli.ExitOK, `"enabled": false`},
+		{[]string{"start", good, db}, cli.ExitUsage, "already been applied"},
 	}
 	for _, s := range steps {
 		code, out := tandem(t, s.args...)
@@ -101,12 +102,12 @@ operations:
 
 	var vr validateResult
 	code, out := tandem(t, "validate", "--json", bad, db)
-	if err := json.Unmarshal([]byte(out), &vr); code != exitUsage || err != nil || vr.Valid || vr.Field != "table" || vr.Kind != "add_column" || vr.Operation == nil || *vr.Operation != 0 {
+	if err := json.Unmarshal([]byte(out), &vr); code != cli.ExitUsage || err != nil || vr.Valid || vr.Field != "table" || vr.Kind != "add_column" || vr.Operation == nil || *vr.Operation != 0 {
 		t.Fatalf("validate --json of a bad file: exit %d, %+v (%v):\n%s", code, vr, err, out)
 	}
 
 	code, out = tandem(t, "status", "--json", db)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("status --json: exit %d: %s", code, out)
 	}
 	var st migrate.Status
@@ -124,16 +125,16 @@ func TestMigrateDirectory(t *testing.T) {
 	writeFile(t, dir, "01_create.json", `{"operations": [{"create_table": {"name": "t", "columns": [{"name": "id", "type": "serial", "pk": true}]}}]}`)
 	writeFile(t, dir, "02_add.json", `{"operations": [{"add_column": {"table": "t", "column": {"name": "x", "type": "int", "nullable": true}}}]}`)
 	db := "--postgres-url=" + url
-	if code, out := tandem(t, "migrate", dir, db); code != exitOK || !strings.Contains(out, "applied 01_create, 02_add") {
+	if code, out := tandem(t, "migrate", dir, db); code != cli.ExitOK || !strings.Contains(out, "applied 01_create, 02_add") {
 		t.Fatalf("migrate: exit %d: %s", code, out)
 	}
-	if code, out := tandem(t, "status", db); code != exitOK || !strings.Contains(out, "active:  02_add, started") {
+	if code, out := tandem(t, "status", db); code != cli.ExitOK || !strings.Contains(out, "active:  02_add, started") {
 		t.Fatalf("status after migrate: exit %d: %s", code, out)
 	}
-	if code, out := tandem(t, "migrate", dir, "--complete", db); code != exitOK {
+	if code, out := tandem(t, "migrate", dir, "--complete", db); code != cli.ExitOK {
 		t.Fatalf("migrate --complete: exit %d: %s", code, out)
 	}
-	if code, out := tandem(t, "migrate", dir, db); code != exitOK || !strings.Contains(out, "nothing to apply") {
+	if code, out := tandem(t, "migrate", dir, db); code != cli.ExitOK || !strings.Contains(out, "nothing to apply") {
 		t.Fatalf("migrate again: exit %d: %s", code, out)
 	}
 }
@@ -152,7 +153,7 @@ func TestVersionURL(t *testing.T) {
 			t.Errorf("versionURL(%q) = %q, %v; want %q", tc.base, got, err, tc.want)
 		}
 	}
-	if _, err := versionURL("host=db user=u", "public_02"); exitCode(err) != exitUsage {
+	if _, err := versionURL("host=db user=u", "public_02"); exitCode(err) != cli.ExitUsage {
 		t.Errorf("a keyword/value connection string: err = %v, want a usage error", err)
 	}
 }
@@ -182,7 +183,7 @@ func TestMigrateDirectoryWithStartSQL(t *testing.T) {
 	writeFile(t, dir, "02_sql.json", `{"operations": [{"sql": {"up": "CREATE TABLE u (id int)", "down": "DROP TABLE u"}}]}`)
 	writeFile(t, dir, "03_add.json", `{"operations": [{"add_column": {"table": "t", "column": {"name": "x", "type": "int", "nullable": true}}}]}`)
 	code, out := tandem(t, "migrate", dir, "--postgres-url="+url)
-	if code != exitUsage || !strings.Contains(out, "02_sql.json: operation 0 (sql)") || !strings.Contains(out, "tandem start") {
+	if code != cli.ExitUsage || !strings.Contains(out, "02_sql.json: operation 0 (sql)") || !strings.Contains(out, "tandem start") {
 		t.Fatalf("migrate: exit %d: %s", code, out)
 	}
 }

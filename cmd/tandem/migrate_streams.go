@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/migrate"
 	"github.com/tandem-pg/tandem/upgrade"
 )
@@ -38,7 +39,7 @@ func migrateStreams(cmd *cobra.Command, path string, complete, contractOnly, asJ
 	ctx := cmd.Context()
 	rel, streams, err := upgrade.ReadStreamsFile(path)
 	if err != nil {
-		return usageErr(err)
+		return cli.UsageErr(err)
 	}
 	m, err := openMigrator(ctx)
 	if err != nil {

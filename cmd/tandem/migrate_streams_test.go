@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
@@ -36,32 +37,32 @@ func TestMigrateStreams(t *testing.T) {
 		wantCode int
 		wantOut  []string
 	}{
-		{"v1 in one step", nil, []string{"migrate", v1, db, "--complete"}, exitOK,
+		{"v1 in one step", nil, []string{"migrate", v1, db, "--complete"}, cli.ExitOK,
 			[]string{"expanded ops/0001_item_views\nexpanded core/01_catalog\nexpanded reviews/01_reviews\nversion schema: public_01_catalog\n", "  reviews      pgroll applied 1 (last 01_reviews)"}},
 		{"an unsafe pre-deploy file", func() {
 			writeFile(t, filepath.Dir(unsafe), filepath.Base(unsafe), "ALTER TABLE items RENAME COLUMN sku TO stock_code;\n")
 		},
-			[]string{"migrate", v2, db}, exitFailure, []string{"0002_rename_sku.sql:1:", "(rename-column); recipe:", "nothing was applied"}},
+			[]string{"migrate", v2, db}, cli.ExitFailure, []string{"0002_rename_sku.sql:1:", "(rename-column); recipe:", "nothing was applied"}},
 		{"a changed applied file", func() {
 			if err := os.Remove(unsafe); err != nil {
 				t.Fatal(err)
 			}
 			writeFile(t, filepath.Dir(applied), filepath.Base(applied), string(orig)+"-- edited\n")
-		}, []string{"migrate", v2, db}, exitUsage, []string{"0001_item_views.sql: stream ops's pre-deploy file was applied with checksum"}},
+		}, []string{"migrate", v2, db}, cli.ExitUsage, []string{"0001_item_views.sql: stream ops's pre-deploy file was applied with checksum"}},
 		{"v2 expanded", func() { writeFile(t, filepath.Dir(applied), filepath.Base(applied), string(orig)) },
-			[]string{"migrate", v2, db, "--json"}, exitOK, []string{`"version_schema": "public_02_3_price_bigint"`, `"name": "02_price_paid"`}},
-		{"status shows every stream", nil, []string{"status", db}, exitOK,
+			[]string{"migrate", v2, db, "--json"}, cli.ExitOK, []string{`"version_schema": "public_02_3_price_bigint"`, `"name": "02_price_paid"`}},
+		{"status shows every stream", nil, []string{"status", db}, cli.ExitOK,
 			[]string{"streams:\n", "  reviews      pgroll applied 1 (last 01_reviews), in progress 02_price_paid\n", "  ops          sql    applied 2 (last pre-deploy/0002_item_views_item_id)\n"}},
-		{"v2 contracted", nil, []string{"migrate", v2, db, "--contract"}, exitOK, []string{"contracted ops/0003_drop_referrer\n"}},
-		{"nothing left", nil, []string{"migrate", v2, db}, exitOK, []string{"nothing to apply: every stream is applied"}},
+		{"v2 contracted", nil, []string{"migrate", v2, db, "--contract"}, cli.ExitOK, []string{"contracted ops/0003_drop_referrer\n"}},
+		{"nothing left", nil, []string{"migrate", v2, db}, cli.ExitOK, []string{"nothing to apply: every stream is applied"}},
 		{"a cycle", func() {
 			b, err := os.ReadFile(v2)
 			if err != nil {
 				t.Fatal(err)
 			}
 			writeFile(t, filepath.Dir(v2), "tandem.yaml", strings.Replace(string(b), "    plain-names: true", "    plain-names: true\n    after: [reviews]", 1))
-		}, []string{"migrate", v2, db}, exitUsage, []string{"cycle: core after reviews after core"}},
-		{"--contract with a directory", nil, []string{"migrate", filepath.Join(dir, "v2", "migrations"), db, "--contract"}, exitUsage, []string{"--contract is for a release description"}},
+		}, []string{"migrate", v2, db}, cli.ExitUsage, []string{"cycle: core after reviews after core"}},
+		{"--contract with a directory", nil, []string{"migrate", filepath.Join(dir, "v2", "migrations"), db, "--contract"}, cli.ExitUsage, []string{"--contract is for a release description"}},
 	}
 	for _, s := range steps {
 		if s.before != nil {

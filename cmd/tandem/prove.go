@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/proving"
 	"github.com/tandem-pg/tandem/upgrade"
 )
@@ -69,7 +70,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
   tandem prove --upgrade=v2 --defer-contract v2 --then v1,v2,v3 # back to v1 and forward, no DB rollback
   tandem prove --backend kube --namespace demo --image localhost/tandem/catalog --rate 200 \
     --postgres-url postgres://host/db --pod-postgres-url postgres://10.244.0.1/db`,
-		Args: argsErr(cobra.NoArgs),
+		Args: cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkProveFlags(cmd, &opts); err != nil {
 				return err
@@ -86,11 +87,11 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 				return err // exit 1: what was proved failed
 			}
 			if err != nil {
-				return &exitError{code: exitUsage, err: fmt.Errorf("prove could not run: %w", err)}
+				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("prove could not run: %w", err)}
 			}
 			if report != "" {
 				if err := rep.WriteJSON(report); err != nil {
-					return &exitError{code: exitUsage, err: err}
+					return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 				}
 				if svg == "" {
 					svg = strings.TrimSuffix(report, ".json") + ".svg"
@@ -98,7 +99,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 			}
 			if svg != "" {
 				if err := rep.WriteSVG(svg); err != nil {
-					return &exitError{code: exitUsage, err: err}
+					return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -124,7 +125,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 			}
 			if !ok {
 				fmt.Fprintf(cmd.ErrOrStderr(), "tandem: prove: %s\n", strings.Join(why, "; "))
-				return silentExit(exitFailure)
+				return cli.SilentExit(cli.ExitFailure)
 			}
 			return nil
 		},
@@ -164,7 +165,7 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if code := proving.InstanceMain(cmd.Context(), args); code != 0 {
-				return silentExit(code)
+				return cli.SilentExit(code)
 			}
 			return nil
 		},
@@ -176,44 +177,44 @@ Needs haproxy (Debian package haproxy) and PostgreSQL's server binaries.`,
 func checkProveFlags(cmd *cobra.Command, o *proving.Options) error {
 	switch {
 	case o.Instances < 1 || o.Instances > proving.MaxInstances:
-		return usageErr(fmt.Errorf("--instances %d: want 1 to %d", o.Instances, proving.MaxInstances))
+		return cli.UsageErr(fmt.Errorf("--instances %d: want 1 to %d", o.Instances, proving.MaxInstances))
 	case o.Rate < 1 || o.Rate > proving.MaxRate:
-		return usageErr(fmt.Errorf("--rate %d: want 1 to %d requests per second", o.Rate, proving.MaxRate))
+		return cli.UsageErr(fmt.Errorf("--rate %d: want 1 to %d requests per second", o.Rate, proving.MaxRate))
 	case o.Duration < time.Second || o.Duration > proving.MaxDuration:
-		return usageErr(fmt.Errorf("--duration %s: want 1s to %s", o.Duration, proving.MaxDuration))
+		return cli.UsageErr(fmt.Errorf("--duration %s: want 1s to %s", o.Duration, proving.MaxDuration))
 	case o.Rows < 1 || o.Rows > proving.MaxRows:
-		return usageErr(fmt.Errorf("--rows %d: want 1 to %d", o.Rows, proving.MaxRows))
+		return cli.UsageErr(fmt.Errorf("--rows %d: want 1 to %d", o.Rows, proving.MaxRows))
 	case o.StreamShare < 0 || o.StreamShare > 1 || o.WriteShare < 0 || o.WriteShare > 1:
-		return usageErr(fmt.Errorf("--stream-share and --write-share: want 0 to 1"))
+		return cli.UsageErr(fmt.Errorf("--stream-share and --write-share: want 0 to 1"))
 	case o.RolloutAt < 0 || (o.RolloutAt > 0 && o.RolloutAt >= o.Duration):
-		return usageErr(fmt.Errorf("--rollout-at %s: want between 0 and --duration (%s)", o.RolloutAt, o.Duration))
+		return cli.UsageErr(fmt.Errorf("--rollout-at %s: want between 0 and --duration (%s)", o.RolloutAt, o.Duration))
 	case o.TaskRate < 0:
-		return usageErr(fmt.Errorf("--task-rate %d: want 0 or more", o.TaskRate))
+		return cli.UsageErr(fmt.Errorf("--task-rate %d: want 0 or more", o.TaskRate))
 	}
 	if !slices.Contains(catalog.Releases, o.From) {
-		return usageErr(fmt.Errorf("--from %q: the example's releases are %s", o.From, strings.Join(catalog.Releases, ", ")))
+		return cli.UsageErr(fmt.Errorf("--from %q: the example's releases are %s", o.From, strings.Join(catalog.Releases, ", ")))
 	}
 	if o.Upgrade == "next" {
 		i := slices.Index(catalog.Releases, o.From)
 		if i+1 >= len(catalog.Releases) {
-			return usageErr(fmt.Errorf("--upgrade: %s is the example's newest release; give --from", o.From))
+			return cli.UsageErr(fmt.Errorf("--upgrade: %s is the example's newest release; give --from", o.From))
 		}
 		o.Upgrade = catalog.Releases[i+1]
 	}
 	if o.Upgrade != "" {
 		if !slices.Contains(catalog.Releases, o.Upgrade) {
-			return usageErr(fmt.Errorf("--upgrade %q: the example's releases are %s", o.Upgrade, strings.Join(catalog.Releases, ", ")))
+			return cli.UsageErr(fmt.Errorf("--upgrade %q: the example's releases are %s", o.Upgrade, strings.Join(catalog.Releases, ", ")))
 		}
 		if upgrade.CompareVersions(o.Upgrade, o.From) <= 0 {
-			return usageErr(fmt.Errorf("--upgrade %s: not newer than --from %s", o.Upgrade, o.From))
+			return cli.UsageErr(fmt.Errorf("--upgrade %s: not newer than --from %s", o.Upgrade, o.From))
 		}
 	}
 	if len(o.Then) > 0 && o.Upgrade == "" {
-		return usageErr(errors.New("--then: give --upgrade to begin with"))
+		return cli.UsageErr(errors.New("--then: give --upgrade to begin with"))
 	}
 	for _, v := range append(slices.Clone(o.Then), o.DeferContract...) {
 		if !slices.Contains(catalog.Releases, v) {
-			return usageErr(fmt.Errorf("--then and --defer-contract: %q is not one of the example's releases %s", v, strings.Join(catalog.Releases, ", ")))
+			return cli.UsageErr(fmt.Errorf("--then and --defer-contract: %q is not one of the example's releases %s", v, strings.Join(catalog.Releases, ", ")))
 		}
 	}
 	// Zero on the command line means none; in proving.Options it means the default.

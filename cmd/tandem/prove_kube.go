@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tandem-pg/tandem/examples/catalog"
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/proving"
 	"github.com/tandem-pg/tandem/upgrade/kube"
 )
@@ -47,28 +48,28 @@ func (k *proveKubeFlags) run(ctx context.Context, flags *pflag.FlagSet, opts pro
 	case "local":
 		for _, name := range []string{"kubeconfig", "context", "namespace", "image", "pod-postgres-url", "prestop", "no-prestop", "reload-interval", "propagation"} {
 			if flags.Changed(name) {
-				return nil, usageErr(fmt.Errorf("--%s: only with --backend kube", name))
+				return nil, cli.UsageErr(fmt.Errorf("--%s: only with --backend kube", name))
 			}
 		}
 		return proving.Run(ctx, opts)
 	case "kube":
 	default:
-		return nil, usageErr(fmt.Errorf("--backend %q: want local or kube", k.backend))
+		return nil, cli.UsageErr(fmt.Errorf("--backend %q: want local or kube", k.backend))
 	}
 	for _, name := range []string{"router", "router-lag", "then", "task-rate"} {
 		if f := flags.Lookup(name); f != nil && f.Changed {
-			return nil, usageErr(fmt.Errorf("--%s: not with --backend kube (the router reloads every --reload-interval; no worker runs)", name))
+			return nil, cli.UsageErr(fmt.Errorf("--%s: not with --backend kube (the router reloads every --reload-interval; no worker runs)", name))
 		}
 	}
 	if k.image == "" {
-		return nil, usageErr(errors.New("--backend kube: give --image, the example's image without its tag (its tags are the releases: " +
+		return nil, cli.UsageErr(errors.New("--backend kube: give --image, the example's image without its tag (its tags are the releases: " +
 			fmt.Sprint(catalog.Releases) + ")"))
 	}
 	if global.postgresURL == "" {
-		return nil, usageErr(errors.New("--backend kube: give --postgres-url (or TANDEM_POSTGRES_URL): the database, which the pods reach at --pod-postgres-url"))
+		return nil, cli.UsageErr(errors.New("--backend kube: give --postgres-url (or TANDEM_POSTGRES_URL): the database, which the pods reach at --pod-postgres-url"))
 	}
 	if k.reloadInterval <= 0 || k.preStop < 0 || k.propagation < 0 {
-		return nil, usageErr(errors.New("--reload-interval must be positive, --prestop and --propagation not negative"))
+		return nil, cli.UsageErr(errors.New("--reload-interval must be positive, --prestop and --propagation not negative"))
 	}
 	propagation := k.propagation
 	if propagation == 0 {
@@ -77,13 +78,13 @@ func (k *proveKubeFlags) run(ctx context.Context, flags *pflag.FlagSet, opts pro
 	if opts.Upgrade == "" {
 		i := slices.Index(catalog.Releases, opts.From)
 		if i+1 >= len(catalog.Releases) {
-			return nil, usageErr(fmt.Errorf("--backend kube upgrades: %s is the example's newest release; give --from", opts.From))
+			return nil, cli.UsageErr(fmt.Errorf("--backend kube upgrades: %s is the example's newest release; give --from", opts.From))
 		}
 		opts.Upgrade = catalog.Releases[i+1]
 	}
 	cfg, ns, err := kube.Config(k.kubeconfig, k.kubeCtx)
 	if err != nil {
-		return nil, usageErr(fmt.Errorf("--backend kube: %w", err))
+		return nil, cli.UsageErr(fmt.Errorf("--backend kube: %w", err))
 	}
 	if k.namespace != "" {
 		ns = k.namespace

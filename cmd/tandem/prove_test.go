@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/tandem-pg/tandem/internal/cli"
 )
 
 // TestProveFlagRanges checks that impossible values exit 2 with the range, before
@@ -26,7 +28,7 @@ func TestProveFlagRanges(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out := tandem(t, append([]string{"prove"}, tc.args...)...)
-			if code != exitUsage || !strings.Contains(out, tc.want) {
+			if code != cli.ExitUsage || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, %q; want 2 and %q", code, out, tc.want)
 			}
 		})

@@ -2,12 +2,13 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
+	"github.com/tandem-pg/tandem/internal/lintcmd"
 	"github.com/tandem-pg/tandem/migrate"
 )
 
@@ -38,7 +39,7 @@ var commands = []struct {
 	{"latest", newLatestCmd},
 	{"validate", newValidateCmd},
 	{"demo", newDemoCmd},
-	{"lint", newLintCmd},
+	{"lint", lintcmd.New},
 	{"check", newCheckCmd},
 	{"maintenance", newMaintenanceCmd},
 	{"prove", newProveCmd},
@@ -99,30 +100,21 @@ Exit codes: 0 success, 1 the command ran and failed (or found problems), 2 bad u
 	pf.IntVar(&global.backfillWorkers, "backfill-workers", migrate.DefaultBackfillWorkers,
 		"connections a backfill fills a large table on, side by side (each costs the server about a CPU core while it runs)")
 	pf.BoolVarP(&global.verbose, "verbose", "v", false, "log each step")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.UsageErr(err) })
 	setVersion(root)
 	return root
 }
 
-// exitCode maps an error returned by a command to the process exit code.
+// exitCode maps an error returned by a command to the process exit code: a migration
+// file's input error is bad input, the rest as cli.Code says.
 func exitCode(err error) int {
-	var ee *exitError
+	var ee *cli.ExitError
 	if errors.As(err, &ee) {
-		return ee.code
+		return ee.Code
 	}
 	var ie *migrate.InputError
 	if errors.As(err, &ie) {
-		return exitUsage
+		return cli.ExitUsage
 	}
-	return exitFailure
-}
-
-// argsErr wraps cobra's positional-argument checks so that they exit with 2.
-func argsErr(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil {
-			return usageErr(fmt.Errorf("%s: %w", cmd.CommandPath(), err))
-		}
-		return nil
-	}
+	return cli.Code(err)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/tandem-pg/tandem/internal/cli"
 )
 
 // TestRootCmdFor: a command line that names a command gets a tree with that command
@@ -18,7 +20,7 @@ func TestRootCmdFor(t *testing.T) {
 	}
 	help := func(args ...string) string {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), args, &out, &errOut); code != exitOK {
+		if code := run(context.Background(), args, &out, &errOut); code != cli.ExitOK {
 			t.Fatalf("tandem %s: exit %d: %s", strings.Join(args, " "), code, errOut.String())
 		}
 		return out.String()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/migrate"
 	"github.com/tandem-pg/tandem/upgrade"
 	"github.com/tandem-pg/tandem/upgrade/kube"
@@ -73,7 +74,7 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	plan := &cobra.Command{
 		Use:   "plan [RELEASE]",
 		Short: "Print what an upgrade to the release would do; exit 1 if it cannot be done without downtime",
-		Args:  argsErr(cobra.MaximumNArgs(1)),
+		Args:  cli.ArgsErr(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd, &f, args)
 		},
@@ -81,7 +82,7 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	apply := &cobra.Command{
 		Use:   "apply [RELEASE]",
 		Short: "Upgrade to the release (--dry-run: plan only)",
-		Args:  argsErr(cobra.MaximumNArgs(1)),
+		Args:  cli.ArgsErr(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.dryRun {
 				return runPlan(cmd, &f, args)
@@ -100,7 +101,7 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	status := &cobra.Command{
 		Use:   "status [RELEASE]",
 		Short: "Show the app's newest upgrade, its steps and timeline, and its instances",
-		Args:  argsErr(cobra.MaximumNArgs(1)),
+		Args:  cli.ArgsErr(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUpgradeStatus(cmd, &f, args)
 		},
@@ -108,7 +109,7 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	resume := &cobra.Command{
 		Use:   "resume [RELEASE]",
 		Short: "Continue the app's upgrade in progress from its recorded step",
-		Args:  argsErr(cobra.MaximumNArgs(1)),
+		Args:  cli.ArgsErr(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRecorded(cmd, &f, args, func(u *upgrade.Upgrader, app string) error {
 				rec, err := u.Resume(cmd.Context(), app)
@@ -119,7 +120,7 @@ possible, and why), 2 bad usage or an invalid tandem.yaml.`,
 	abort := &cobra.Command{
 		Use:   "abort [RELEASE]",
 		Short: "Before contract: roll the workloads and the migration back",
-		Args:  argsErr(cobra.MaximumNArgs(1)),
+		Args:  cli.ArgsErr(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRecorded(cmd, &f, args, func(u *upgrade.Upgrader, app string) error {
 				rec, err := u.Abort(cmd.Context(), app)
@@ -142,7 +143,7 @@ func readRelease(args []string) (*upgrade.Release, error) {
 	}
 	rel, err := upgrade.ReadRelease(path)
 	if err != nil {
-		return nil, usageErr(err)
+		return nil, cli.UsageErr(err)
 	}
 	return rel, nil
 }
@@ -185,7 +186,7 @@ func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, rea
 		case "local":
 			dir, err := localDir(f, rel.App)
 			if err != nil {
-				return nil, usageErr(err)
+				return nil, cli.UsageErr(err)
 			}
 			be, err := local.New(local.Options{Dir: dir, RouterPort: f.routerPort, RouterLag: f.routerLag,
 				Detach: true, ReadyTimeout: rel.Timeouts.Ready.Duration, Logger: logger, ReadOnly: readOnly})
@@ -196,7 +197,7 @@ func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, rea
 		case "kube":
 			cfg, ns, err := kube.Config(f.kubeconfig, f.kubeCtx)
 			if err != nil {
-				return nil, usageErr(err)
+				return nil, cli.UsageErr(err)
 			}
 			be, err := kube.New(kube.Options{Config: cfg, Namespace: ns, ReadyTimeout: rel.Timeouts.Ready.Duration,
 				Logger: logger, ReadOnly: readOnly})
@@ -210,7 +211,7 @@ func openUpgrader(cmd *cobra.Command, f *upgradeFlags, rel *upgrade.Release, rea
 				be.StepEvent(ctx, rel, e)
 			}
 		default:
-			return nil, usageErr(fmt.Errorf("%s: backend %q is not available in this build (local and kube are)", rel.File, rel.Backend))
+			return nil, cli.UsageErr(fmt.Errorf("%s: backend %q is not available in this build (local and kube are)", rel.File, rel.Backend))
 		}
 	}
 	u, err := upgrade.Open(ctx, opts)
@@ -300,7 +301,7 @@ func runPlan(cmd *cobra.Command, f *upgradeFlags, args []string) error {
 			printPathPlan(out, p)
 		}
 		if !p.Possible {
-			return silentExit(exitFailure)
+			return cli.SilentExit(cli.ExitFailure)
 		}
 		return nil
 	})
@@ -453,7 +454,7 @@ func upgradeResult(cmd *cobra.Command, f *upgradeFlags, rec *upgrade.Record, err
 		default:
 			printPlan(cmd.OutOrStdout(), pe.Plan)
 		}
-		return silentExit(exitFailure)
+		return cli.SilentExit(cli.ExitFailure)
 	}
 	if rec != nil && f.asJSON {
 		if jerr := printJSON(cmd.OutOrStdout(), rec); jerr != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/upgrade"
 )
 
@@ -26,17 +27,17 @@ func readTarget(f *upgradeFlags, args []string) (*upgrade.Catalog, *upgrade.Rele
 	}
 	cat, err := upgrade.ReadCatalog(f.catalog)
 	if err != nil {
-		return nil, nil, usageErr(fmt.Errorf("--catalog: %w", err))
+		return nil, nil, cli.UsageErr(fmt.Errorf("--catalog: %w", err))
 	}
 	if len(args) == 0 {
-		return nil, nil, usageErr(fmt.Errorf("give the target release: a version of the catalog (%s) or a tandem.yaml",
+		return nil, nil, cli.UsageErr(fmt.Errorf("give the target release: a version of the catalog (%s) or a tandem.yaml",
 			strings.Join(cat.Versions(), ", ")))
 	}
 	if rel, ok := cat.Release(args[0]); ok {
 		return cat, rel, nil
 	}
 	if _, err := os.Stat(args[0]); err != nil {
-		return nil, nil, usageErr(fmt.Errorf("%s is neither a version of the catalog %s (%s) nor a tandem.yaml",
+		return nil, nil, cli.UsageErr(fmt.Errorf("%s is neither a version of the catalog %s (%s) nor a tandem.yaml",
 			args[0], f.catalog, strings.Join(cat.Versions(), ", ")))
 	}
 	rel, err := readRelease(args)
@@ -50,7 +51,7 @@ func readTarget(f *upgradeFlags, args []string) (*upgrade.Catalog, *upgrade.Rele
 		}
 	}
 	if cat, err = upgrade.NewCatalog(rels...); err != nil {
-		return nil, nil, usageErr(err)
+		return nil, nil, cli.UsageErr(err)
 	}
 	return cat, rel, nil
 }

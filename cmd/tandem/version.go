@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-pg/tandem/internal/buildinfo"
+	"github.com/tandem-pg/tandem/internal/cli"
 )
 
 // setVersion gives root the --version flag: the version and the commit of the build.
@@ -22,7 +23,7 @@ func newVersionCmd() *cobra.Command {
 		Long: `Version prints the module version of this build of Tandem and the commit it was built
 from (Go's build information), with "+dirty" when the work tree had uncommitted changes.
 The state schema records the version that ran each step of a migration; status shows it.`,
-		Args: argsErr(cobra.NoArgs),
+		Args: cli.ArgsErr(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := buildinfo.Read()
 			if asJSON {

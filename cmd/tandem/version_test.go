@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tandem-pg/tandem/internal/buildinfo"
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/internal/pgtest"
 	"github.com/tandem-pg/tandem/migrate"
 )
@@ -15,17 +16,17 @@ import (
 func TestVersionCommand(t *testing.T) {
 	want := buildinfo.Read().String()
 	for _, args := range [][]string{{"--version"}, {"version"}} {
-		if code, out := tandem(t, args...); code != exitOK || !strings.HasPrefix(out, "tandem "+want+"\n") {
+		if code, out := tandem(t, args...); code != cli.ExitOK || !strings.HasPrefix(out, "tandem "+want+"\n") {
 			t.Errorf("tandem %s: exit %d, %q; want tandem %s", strings.Join(args, " "), code, out, want)
 		}
 	}
 	code, out := tandem(t, "version", "--json")
 	var info buildinfo.Info
-	if err := json.Unmarshal([]byte(out), &info); code != exitOK || err != nil || info.Version == "" || info.GoVersion != runtime.Version() {
+	if err := json.Unmarshal([]byte(out), &info); code != cli.ExitOK || err != nil || info.Version == "" || info.GoVersion != runtime.Version() {
 		t.Errorf("tandem version --json: exit %d, %+v (%v):\n%s", code, info, err, out)
 	}
-	if code, out := tandem(t, "version", "extra"); code != exitUsage {
-		t.Errorf("tandem version extra: exit %d, %s; want %d", code, out, exitUsage)
+	if code, out := tandem(t, "version", "extra"); code != cli.ExitUsage {
+		t.Errorf("tandem version extra: exit %d, %s; want %d", code, out, cli.ExitUsage)
 	}
 }
 
@@ -42,13 +43,13 @@ func TestBackfillFlagsAndStepVersions(t *testing.T) {
 		wantCode int
 		wantOut  string
 	}{
-		{[]string{"start", add, db, "--backfill-impact=fast"}, exitUsage, `--backfill-impact: backfill impact "fast": want low, normal or max`},
-		{[]string{"start", add, db, "--backfill-rate=-5"}, exitUsage, "--backfill-rate -5: want rows per second, 0 or more (0: no cap)"},
-		{[]string{"migrate", filepath.Dir(create), db, "--backfill-impact=slow"}, exitUsage, "--backfill-impact"},
-		{[]string{"start", create, db, "--complete"}, exitOK, "completed 01"},
-		{[]string{"start", add, db, "--backfill-impact=low", "--backfill-rate=1000"}, exitOK, "started 02"},
-		{[]string{"status", db}, exitOK, "[start by " + buildinfo.Read().String() + "]"},
-		{[]string{"complete", db}, exitOK, "migration 02 completed"},
+		{[]string{"start", add, db, "--backfill-impact=fast"}, cli.ExitUsage, `--backfill-impact: backfill impact "fast": want low, normal or max`},
+		{[]string{"start", add, db, "--backfill-rate=-5"}, cli.ExitUsage, "--backfill-rate -5: want rows per second, 0 or more (0: no cap)"},
+		{[]string{"migrate", filepath.Dir(create), db, "--backfill-impact=slow"}, cli.ExitUsage, "--backfill-impact"},
+		{[]string{"start", create, db, "--complete"}, cli.ExitOK, "completed 01"},
+		{[]string{"start", add, db, "--backfill-impact=low", "--backfill-rate=1000"}, cli.ExitOK, "started 02"},
+		{[]string{"status", db}, cli.ExitOK, "[start by " + buildinfo.Read().String() + "]"},
+		{[]string{"complete", db}, cli.ExitOK, "migration 02 completed"},
 	} {
 		code, out := tandem(t, s.args...)
 		if code != s.wantCode || !strings.Contains(out, s.wantOut) {
@@ -57,7 +58,7 @@ func TestBackfillFlagsAndStepVersions(t *testing.T) {
 	}
 	code, out := tandem(t, "status", "--json", db)
 	var st migrate.Status
-	if err := json.Unmarshal([]byte(out), &st); code != exitOK || err != nil || len(st.History) != 2 {
+	if err := json.Unmarshal([]byte(out), &st); code != cli.ExitOK || err != nil || len(st.History) != 2 {
 		t.Fatalf("status --json: exit %d (%v):\n%s", code, err, out)
 	}
 	v := buildinfo.Read().String()

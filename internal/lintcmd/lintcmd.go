@@ -1,4 +1,7 @@
-package main
+// Package lintcmd is the lint command of Tandem's binaries: `tandem lint`, and the
+// lint-only `tandem-lint` for CI images, which starts in about half the time because it
+// links nothing else.
+package lintcmd
 
 import (
 	"bytes"
@@ -15,14 +18,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-pg/tandem/internal/cli"
 	"github.com/tandem-pg/tandem/lint"
 )
 
-// newLintCmd builds "tandem lint": static safety analysis of plain SQL migrations.
-func newLintCmd() *cobra.Command {
+// New builds the lint command: static safety analysis of plain SQL migrations.
+func New() *cobra.Command {
 	var (
 		pgVersion   int
-		out         reportFlags
+		out         cli.ReportFlags
 		configPath  string
 		databaseURL string
 		listRules   bool
@@ -81,24 +85,24 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 				return nil
 			}
 			if since != "" && slices.Contains(args, "-") {
-				return usageErr(errors.New("--since needs files or directories in a git work tree, not stdin"))
+				return cli.UsageErr(errors.New("--since needs files or directories in a git work tree, not stdin"))
 			}
 			if updateBase && baseline == "" {
-				return usageErr(errors.New("--update-baseline needs --baseline FILE"))
+				return cli.UsageErr(errors.New("--update-baseline needs --baseline FILE"))
 			}
-			return argsErr(cobra.MinimumNArgs(1))(cmd, args)
+			return cli.ArgsErr(cobra.MinimumNArgs(1))(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if listRules {
 				return printRules(cmd)
 			}
-			format, err := out.resolve(cmd)
+			format, err := out.Resolve(cmd)
 			if err != nil {
 				return err
 			}
 			cfg, err := loadLintConfig(configPath)
 			if err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			if noForeign {
 				cfg.NoForeignIgnores = true
@@ -108,36 +112,36 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 				opts.PGVersion = pgVersion
 			}
 			if opts.PGVersion < 9 || opts.PGVersion > 99 {
-				return usageErr(fmt.Errorf("--pg-version: %d is not a PostgreSQL major version", opts.PGVersion))
+				return cli.UsageErr(fmt.Errorf("--pg-version: %d is not a PostgreSQL major version", opts.PGVersion))
 			}
 			sources, err := lint.LoadSources(args, cmd.InOrStdin())
 			if err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			relaxGC(sources)
 			if databaseURL != "" {
 				cat, err := lint.LoadCatalog(cmd.Context(), databaseURL)
 				if err != nil {
-					return usageErr(fmt.Errorf("--database-url: %w", err))
+					return cli.UsageErr(fmt.Errorf("--database-url: %w", err))
 				}
 				opts.Catalog = cat
 			}
 			res, err := lint.Lint(sources, opts)
 			_, unparsable := lint.AsParseError(err)
 			if err != nil && !unparsable {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			if since != "" {
 				changed, err := changedFiles(cmd.Context(), args, since)
 				if err != nil {
-					return usageErr(fmt.Errorf("--since %s: %w", since, err))
+					return cli.UsageErr(fmt.Errorf("--since %s: %w", since, err))
 				}
 				res.Hide(func(f lint.Finding) bool { return !changed[absPath(f.File)] })
 			}
 			if baseline != "" {
 				recorded, err := applyBaseline(baseline, updateBase, res)
 				if err != nil {
-					return usageErr(fmt.Errorf("--baseline: %w", err))
+					return cli.UsageErr(fmt.Errorf("--baseline: %w", err))
 				}
 				if recorded {
 					n := res.Hide(func(lint.Finding) bool { return true })
@@ -149,17 +153,17 @@ file:line:column) in the chosen format, and the other files are still analysed.`
 			}
 			if unparsable {
 				// The parse errors are in the report, in the chosen format.
-				return silentExit(exitUsage)
+				return cli.SilentExit(cli.ExitUsage)
 			}
 			if res.Errors() > 0 {
-				return silentExit(exitFailure)
+				return cli.SilentExit(cli.ExitFailure)
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&pgVersion, "pg-version", lint.DefaultPGVersion, "major version of the target PostgreSQL server")
-	out.add(cmd)
+	out.Add(cmd)
 	f.StringVar(&configPath, "config", "", "configuration file (default: .tandem-lint.yaml or tandem.yaml in the current directory)")
 	f.StringVar(&databaseURL, "database-url", "", "read the live catalog (column types, constraints, table sizes) from this database")
 	f.BoolVar(&listRules, "list-rules", false, "list the rules and exit")
