@@ -11,6 +11,18 @@ import (
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
+// countingGate is a Gate that counts the calls of Wait that began, so that a test knows
+// when a worker has come back to the gate.
+type countingGate struct {
+	Gate
+	entered atomic.Int64
+}
+
+func (g *countingGate) Wait(ctx context.Context) error {
+	g.entered.Add(1)
+	return g.Gate.Wait(ctx)
+}
+
 func waitChanged(t *testing.T, m *Maintenance, want bool) {
 	t.Helper()
 	for m.Enabled() != want {
@@ -40,11 +52,12 @@ func TestMaintenanceNotify(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	var taken atomic.Int64
+	gate := &countingGate{Gate: m}
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
-		w := &Worker{Gate: m, Idle: 10 * time.Millisecond, Logger: testLogger(t)}
+		w := &Worker{Gate: gate, Idle: 10 * time.Millisecond, Logger: testLogger(t)}
 		_ = w.Run(wctx, func(context.Context) (bool, error) {
 			taken.Add(1)
 			return false, nil
@@ -73,8 +86,11 @@ func TestMaintenanceNotify(t *testing.T) {
 	if rec := get(); rec.Code != 503 || rec.Header().Get("Retry-After") != "10" {
 		t.Fatalf("costly route with maintenance on: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
-	// The worker is blocked at the gate: it takes nothing more.
-	time.Sleep(100 * time.Millisecond) // let a task that passed the gate before the change end
+	// The worker comes back to the gate: a Wait that began once maintenance was on holds
+	// it there (a task that passed the gate before the change is over by then), so it
+	// takes nothing more.
+	since := gate.entered.Load()
+	eventually(t, "worker back at the gate", func() bool { return gate.entered.Load() > since })
 	before := taken.Load()
 	time.Sleep(300 * time.Millisecond)
 	if after := taken.Load(); after != before {
