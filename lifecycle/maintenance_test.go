@@ -11,16 +11,17 @@ import (
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
-// countingGate is a Gate that counts the calls of Wait that began, so that a test knows
-// when a worker has come back to the gate.
-type countingGate struct {
-	Gate
-	entered atomic.Int64
+// heldGate is the Gate of m that tells whether a worker is held at it: in a Wait that
+// began while maintenance was on, which does not return until it is off.
+type heldGate struct {
+	m    *Maintenance
+	held atomic.Bool
 }
 
-func (g *countingGate) Wait(ctx context.Context) error {
-	g.entered.Add(1)
-	return g.Gate.Wait(ctx)
+func (g *heldGate) Wait(ctx context.Context) error {
+	g.held.Store(g.m.Enabled())
+	defer g.held.Store(false)
+	return g.m.Wait(ctx)
 }
 
 func waitChanged(t *testing.T, m *Maintenance, want bool) {
@@ -52,7 +53,7 @@ func TestMaintenanceNotify(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	var taken atomic.Int64
-	gate := &countingGate{Gate: m}
+	gate := &heldGate{m: m}
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
 	go func() {
@@ -86,11 +87,9 @@ func TestMaintenanceNotify(t *testing.T) {
 	if rec := get(); rec.Code != 503 || rec.Header().Get("Retry-After") != "10" {
 		t.Fatalf("costly route with maintenance on: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
-	// The worker comes back to the gate: a Wait that began once maintenance was on holds
-	// it there (a task that passed the gate before the change is over by then), so it
-	// takes nothing more.
-	since := gate.entered.Load()
-	eventually(t, "worker back at the gate", func() bool { return gate.entered.Load() > since })
+	// The worker comes back to the gate and is held there (a task that passed the gate
+	// before the change is over by then): it takes nothing more.
+	eventually(t, "worker held at the gate", gate.held.Load)
 	before := taken.Load()
 	time.Sleep(300 * time.Millisecond)
 	if after := taken.Load(); after != before {
