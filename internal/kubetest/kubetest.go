@@ -178,11 +178,16 @@ func start() {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "kubetest: cluster up in %s\n", time.Since(began).Round(100*time.Millisecond))
-	if err := c.images(ctx); err != nil {
+	// The images build the example with cgo, statically: on a cold build cache and a busy
+	// machine that alone takes minutes, so what follows the cluster's start gets a
+	// deadline of its own, as the tandem binary's build does.
+	rest, cancelRest := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancelRest()
+	if err := c.images(rest); err != nil {
 		startErr = err
 		return
 	}
-	if err := c.startPostgres(ctx); err != nil {
+	if err := c.startPostgres(rest); err != nil {
 		startErr = err
 		return
 	}
