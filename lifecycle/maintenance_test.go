@@ -11,6 +11,19 @@ import (
 	"github.com/tandem-pg/tandem/internal/pgtest"
 )
 
+// heldGate is the Gate of m that tells whether a worker is held at it: in a Wait that
+// began while maintenance was on, which does not return until it is off.
+type heldGate struct {
+	m    *Maintenance
+	held atomic.Bool
+}
+
+func (g *heldGate) Wait(ctx context.Context) error {
+	g.held.Store(g.m.Enabled())
+	defer g.held.Store(false)
+	return g.m.Wait(ctx)
+}
+
 func waitChanged(t *testing.T, m *Maintenance, want bool) {
 	t.Helper()
 	for m.Enabled() != want {
@@ -40,11 +53,12 @@ func TestMaintenanceNotify(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	var taken atomic.Int64
+	gate := &heldGate{m: m}
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
-		w := &Worker{Gate: m, Idle: 10 * time.Millisecond, Logger: testLogger(t)}
+		w := &Worker{Gate: gate, Idle: 10 * time.Millisecond, Logger: testLogger(t)}
 		_ = w.Run(wctx, func(context.Context) (bool, error) {
 			taken.Add(1)
 			return false, nil
@@ -73,8 +87,9 @@ func TestMaintenanceNotify(t *testing.T) {
 	if rec := get(); rec.Code != 503 || rec.Header().Get("Retry-After") != "10" {
 		t.Fatalf("costly route with maintenance on: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
-	// The worker is blocked at the gate: it takes nothing more.
-	time.Sleep(100 * time.Millisecond) // let a task that passed the gate before the change end
+	// The worker comes back to the gate and is held there (a task that passed the gate
+	// before the change is over by then): it takes nothing more.
+	eventually(t, "worker held at the gate", gate.held.Load)
 	before := taken.Load()
 	time.Sleep(300 * time.Millisecond)
 	if after := taken.Load(); after != before {

@@ -187,7 +187,9 @@ func TestClosePool(t *testing.T) {
 			t.Fatalf("%d sessions after warming, want 4", n)
 		}
 		done := make(chan struct{})
-		go func() { ClosePool(ctx, pool, 150*time.Millisecond); close(done) }()
+		// A gap wide enough for the polls below to see each count on a busy machine,
+		// where one poll's query may take a good part of 100 ms.
+		go func() { ClosePool(ctx, pool, 500*time.Millisecond); close(done) }()
 		seen := map[int]bool{}
 		for finished := false; !finished; {
 			select {

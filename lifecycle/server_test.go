@@ -113,8 +113,9 @@ func TestDrainPhases(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := &Server{
-		HTTP:            &http.Server{Handler: mux},
-		DrainDelay:      1500 * time.Millisecond,
+		HTTP: &http.Server{Handler: mux},
+		// Phases 1 and 2 below must fit in it, a few requests, also on a busy machine.
+		DrainDelay:      3 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
 	}
 	s.OnShutdown(func() { shutdownCalled.Store(true) })

@@ -310,7 +310,9 @@ func TestBackfillThrottleUnderABlockedSession(t *testing.T) {
 	if err := <-appDone; err != nil {
 		t.Fatalf("the session's update: %v", err)
 	}
+	mu.Lock()
 	heldAt := len(reports)
+	mu.Unlock()
 	waitFor("the throttle to recover to both workers", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -514,7 +516,9 @@ func TestQuantile(t *testing.T) {
 // and a skip turns the signal off even after the baseline came.
 func TestThrottleCalibrationGate(t *testing.T) {
 	defer func(d time.Duration) { calibrationWait = d }(calibrationWait)
-	calibrationWait = 200 * time.Millisecond
+	// Far longer than any pause of a busy machine while the baseline is on its way; the
+	// wait that runs out (below) is made short.
+	calibrationWait = time.Minute
 	opts := &Options{BackfillWorkers: 1, BackfillBatchTime: 100 * time.Millisecond}
 	gated := func() *throttle {
 		th := newThrottle(opts)
@@ -562,6 +566,7 @@ func TestThrottleCalibrationGate(t *testing.T) {
 		t.Errorf("baseline %s after a skip then a late calibration, want 0", got)
 	}
 
+	calibrationWait = 200 * time.Millisecond // no batch is waiting now
 	th = gated()
 	t0 := time.Now()
 	if err := <-started(th); err != nil {

@@ -87,7 +87,8 @@ type KubeReport struct {
 	Reloads int `json:"reloads"`
 	// OldPods is how many pods of the old release the run saw; LastOldPodGoneS when the
 	// last of them was deleted for good (seconds since the load started), terminating
-	// ones included; ContractAfterOldPods whether every contract began after it.
+	// ones included; ContractAfterOldPods whether every contract began after it: the
+	// API server held none of them as each began.
 	OldPods              int     `json:"old_pods"`
 	LastOldPodGoneS      float64 `json:"last_old_pod_gone_s"`
 	ContractAfterOldPods bool    `json:"contract_after_old_pods"`
@@ -296,8 +297,12 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pods *podWatch // watches the pods while the load runs
 	up, err := k.openUpgrader(ctx, be, log, func(e upgrade.Event) {
 		be.StepEvent(context.Background(), rels[0], e) // every release names the same Deployment
+		if pods != nil && (e.Step == upgrade.StepContract || e.Step == upgrade.StepCompleteDeferred) && e.What == "begins" {
+			pods.atContract(ctx, opts.From)
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -391,7 +396,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	pods := &podWatch{client: client, ns: ko.Namespace, gone: map[string]time.Time{}, release: map[string]string{}}
+	pods = &podWatch{client: client, ns: ko.Namespace, gone: map[string]time.Time{}, release: map[string]string{}}
 	if err := pods.start(ctx); err != nil {
 		return nil, err
 	}
@@ -458,12 +463,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 		ReloadIntervalS: ko.ReloadInterval.Seconds(), PropagationS: ko.Propagation.Seconds(), Reloads: reloads}
 	reloadsMu.Unlock()
 	rep.Kube.OldPods, rep.Kube.LastOldPodGoneS = pods.lastGone(k.run, opts.From)
-	rep.Kube.ContractAfterOldPods = rep.Kube.OldPods > 0 && rep.Kube.LastOldPodGoneS > 0
-	for _, c := range rep.Upgrade.Contracts {
-		if c.AtS <= rep.Kube.LastOldPodGoneS {
-			rep.Kube.ContractAfterOldPods = false
-		}
-	}
+	rep.Kube.ContractAfterOldPods = rep.Kube.OldPods > 0 && rep.Kube.LastOldPodGoneS > 0 && pods.contractsClear(len(rep.Upgrade.Contracts))
 	if err := rt.Err(); err != nil {
 		return rep, fmt.Errorf("router: %w (see %s)", err, hap.LogPath())
 	}
@@ -650,16 +650,46 @@ func (f *sliceFollower) changed(eps, next []haproxy.Endpoint) []haproxy.Endpoint
 }
 
 // podWatch records the release of each pod of the namespace and when it was deleted for
-// good.
+// good, and which pods of the old release the API server still held as each contract
+// began. That is the verdict's ground: the watch's time for a deletion is when the event
+// arrived, which a busy machine delays past the moment the orchestrator, polling, saw
+// the pod gone and began contract.
 type podWatch struct {
 	client kubeapi.Interface
 	ns     string
 	cancel func()
 	done   chan struct{}
 
-	mu      sync.Mutex
-	release map[string]string    // pod -> the release it runs
-	gone    map[string]time.Time // pod -> when it was deleted
+	mu        sync.Mutex
+	release   map[string]string    // pod -> the release it runs
+	gone      map[string]time.Time // pod -> when it was deleted
+	contracts int                  // contracts seen beginning
+	oldLeft   []string             // pods of the old release present as one began, or why unknown
+}
+
+// atContract records the pods of release old that exist as a contract begins.
+func (p *podWatch) atContract(ctx context.Context, old string) {
+	l, err := p.client.Pods(p.ns).List(ctx, metav1.ListOptions{})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.contracts++
+	if err != nil {
+		p.oldLeft = append(p.oldLeft, "unknown: "+err.Error())
+		return
+	}
+	for i := range l.Items {
+		if releaseOf(&l.Items[i]) == old {
+			p.oldLeft = append(p.oldLeft, l.Items[i].Name)
+		}
+	}
+}
+
+// contractsClear reports whether no contract began while a pod of the old release
+// existed, and one was seen beginning if the run had n > 0.
+func (p *podWatch) contractsClear(n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return (n == 0 || p.contracts > 0) && len(p.oldLeft) == 0
 }
 
 func (p *podWatch) start(ctx context.Context) error {
@@ -694,6 +724,14 @@ func (p *podWatch) start(ctx context.Context) error {
 }
 
 func (p *podWatch) record(pod *corev1.Pod) {
+	rel := releaseOf(pod)
+	p.mu.Lock()
+	p.release[pod.Name] = rel
+	p.mu.Unlock()
+}
+
+// releaseOf is the release a pod runs: its annotation, or its container's environment.
+func releaseOf(pod *corev1.Pod) string {
 	rel := pod.Annotations[kube.AnnRelease]
 	for _, c := range pod.Spec.Containers {
 		for _, e := range c.Env {
@@ -702,9 +740,7 @@ func (p *podWatch) record(pod *corev1.Pod) {
 			}
 		}
 	}
-	p.mu.Lock()
-	p.release[pod.Name] = rel
-	p.mu.Unlock()
+	return rel
 }
 
 func (p *podWatch) stop() {

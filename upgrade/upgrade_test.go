@@ -151,11 +151,12 @@ func (e *env) alive() []string {
 func (e *env) served() string {
 	e.t.Helper()
 	e.be.WaitRouter()
-	// A reload returns once the new HAProxy process runs; the one it replaces accepts new
-	// connections on the shared socket until it has handled its soft-stop signal, a moment
-	// later. Give it that moment, or a request sent right after a roll may still reach an
-	// old, draining instance through it.
-	time.Sleep(300 * time.Millisecond)
+	// A reload returns once the new HAProxy process is started; the one it replaces
+	// accepts new connections on the shared socket until the new one has taken it over
+	// and it has handled its soft-stop signal, a moment later (longer on a busy machine).
+	// Wait for that, or a request sent right after a roll may still reach an old,
+	// draining instance through it.
+	e.waitOneRouterProcess()
 	// A new connection each time: an idle one may still be served by an HAProxy process
 	// a reload replaced, with the servers it had.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
@@ -169,6 +170,41 @@ func (e *env) served() string {
 		e.t.Fatalf("GET /api/items/1: %s: %s", resp.Status, b)
 	}
 	return resp.Header.Get(catalog.ReleaseHeader)
+}
+
+// waitOneRouterProcess waits until a single HAProxy process serves the test's router:
+// the processes a reload replaced have exited, which a soft-stopped process without a
+// connection does at once. After 10 s it goes on regardless (an old process may hold a
+// long connection); the request that follows then says what answers.
+func (e *env) waitOneRouterProcess() {
+	e.t.Helper()
+	dir := filepath.Join(e.dir, "local") + string(filepath.Separator)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if haproxyProcesses(e.t, dir) <= 1 {
+			return
+		}
+	}
+}
+
+// haproxyProcesses counts the live HAProxy processes whose configuration is in dir.
+func haproxyProcesses(t *testing.T, dir string) int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			continue // gone meanwhile, or a zombie (whose cmdline is empty)
+		}
+		args := strings.Split(string(b), "\x00")
+		if filepath.Base(args[0]) == "haproxy" && slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, dir) }) {
+			n++
+		}
+	}
+	return n
 }
 
 // checkUpgraded asserts that v2 is done: recorded, alone in the registry, serving.

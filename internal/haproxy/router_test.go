@@ -51,7 +51,7 @@ func answer(t *testing.T, port int) string {
 // hands the change to a new process; it takes the listener over a moment later).
 func settles(t *testing.T, port int, want string) string {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := answer(t, port)
 		if got == want || time.Now().After(deadline) {
@@ -81,7 +81,9 @@ func TestRouterCoalesces(t *testing.T) {
 			var mu sync.Mutex
 			var applied []time.Time
 			var lines []string
-			const interval = 1500 * time.Millisecond
+			// Long enough for the steps below, up to the answer within the interval, to
+			// fit in it on a busy machine (a reload's takeover alone may take a second).
+			const interval = 4 * time.Second
 			rt := haproxy.NewRouter(h, haproxy.RouterOptions{Interval: interval, OnEvent: func(s string) {
 				mu.Lock()
 				applied, lines = append(applied, time.Now()), append(lines, s)

@@ -35,6 +35,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -177,11 +178,16 @@ func start() {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "kubetest: cluster up in %s\n", time.Since(began).Round(100*time.Millisecond))
-	if err := c.images(ctx); err != nil {
+	// The images build the example with cgo, statically: on a cold build cache and a busy
+	// machine that alone takes minutes, so what follows the cluster's start gets a
+	// deadline of its own, as the tandem binary's build does.
+	rest, cancelRest := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancelRest()
+	if err := c.images(rest); err != nil {
 		startErr = err
 		return
 	}
-	if err := c.startPostgres(ctx); err != nil {
+	if err := c.startPostgres(rest); err != nil {
 		startErr = err
 		return
 	}
@@ -349,14 +355,16 @@ func (c *Cluster) NewNamespace(t testing.TB) string {
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace: %v", err)
 	}
-	// The namespace's default service account comes from the controller-manager.
-	deadline := time.Now().Add(30 * time.Second)
+	// The namespace's default service account comes from the controller-manager, which a
+	// busy machine slows down: wait for it generously.
+	const saWait = 2 * time.Minute
+	deadline := time.Now().Add(saWait)
 	for {
 		if _, err := c.Client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{}); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("namespace %s has no default service account after 30s", name)
+			t.Fatalf("namespace %s has no default service account after %s", name, saWait)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -365,8 +373,10 @@ func (c *Cluster) NewNamespace(t testing.TB) string {
 		if err == nil {
 			for _, p := range pods.Items {
 				if len(p.Finalizers) > 0 {
-					p.Finalizers = nil
-					_, _ = c.Client.CoreV1().Pods(name).Update(ctx, &p, metav1.UpdateOptions{})
+					// A patch, not an update: the kubelet writes the pod's status
+					// concurrently, and an update from this read could meet a conflict.
+					_, _ = c.Client.CoreV1().Pods(name).Patch(ctx, p.Name, types.MergePatchType,
+						[]byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
 				}
 			}
 		}

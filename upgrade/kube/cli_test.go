@@ -34,10 +34,20 @@ import (
 // returns its output and exit code.
 func (e *kenv) tandem(ctx context.Context, args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
+	return e.tandemLines(ctx, nil, args...)
+}
+
+// tandemLines is tandem that also calls onLine, when set, with each line of the
+// process's stderr as it is written, while the process runs.
+func (e *kenv) tandemLines(ctx context.Context, onLine func(string), args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
 	cmd := exec.CommandContext(ctx, e.c.TandemBinary(e.t), args...)
 	cmd.Env = append(os.Environ(), "TANDEM_POSTGRES_URL="+e.url, "KUBECONFIG="+e.c.Kubeconfig)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if onLine != nil {
+		cmd.Stderr = &lineWriter{buf: &errb, onLine: onLine}
+	}
 	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
@@ -47,6 +57,26 @@ func (e *kenv) tandem(ctx context.Context, args ...string) (stdout, stderr strin
 		e.t.Fatalf("tandem %s: %v", strings.Join(args, " "), err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// lineWriter keeps what is written in buf and calls onLine with each complete line.
+type lineWriter struct {
+	buf     *bytes.Buffer
+	onLine  func(string)
+	partial []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.onLine(string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+	}
 }
 
 // kubeReleaseDir rewrites release v's tandem.yaml as a kube release of one workload, api,
@@ -143,7 +173,15 @@ func TestKillNineMidRollResumes(t *testing.T) {
 	mixed := e.podsByRevision()
 	t.Logf("pods when killed: %v", mixed)
 
-	stdout, stderr, code := e.tandem(ctx, "upgrade", "resume", dir)
+	// The pods as the resume's contract begins: its step line, printed before the step
+	// runs, is read as it comes.
+	var atContract map[string]string
+	var atContractErr error
+	stdout, stderr, code := e.tandemLines(ctx, func(line string) {
+		if atContract == nil && atContractErr == nil && strings.HasSuffix(line, "▸ "+upgrade.StepContract) {
+			atContract, atContractErr = e.podsNow()
+		}
+	}, "upgrade", "resume", dir)
 	if code != 0 {
 		t.Fatalf("tandem upgrade resume: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -160,10 +198,19 @@ func TestKillNineMidRollResumes(t *testing.T) {
 	if d := e.deploymentNow(); d.Spec.Paused || d.Annotations[kube.AnnPausedBy] != "" {
 		t.Errorf("the deployment is left paused: %v", d.Annotations)
 	}
-	lastGone, n := pw.lastGone(upgrade.Revision("v1", rec.OldVersionSchema))
+	v1rev := upgrade.Revision("v1", rec.OldVersionSchema)
+	lastGone, n := pw.lastGone(v1rev)
 	contract := eventAt(rec, upgrade.StepContract, "begins")
-	if n != 3 || lastGone.IsZero() || contract.IsZero() || !contract.After(lastGone) {
-		t.Errorf("%d v1 pods, the last deleted at %v; contract began at %v: want after it", n, lastGone, contract)
+	if n != 3 || lastGone.IsZero() || contract.IsZero() {
+		t.Errorf("%d v1 pods, the last deleted at %v; contract began at %v: want 3, all deleted, and a contract", n, lastGone, contract)
+	}
+	switch {
+	case atContractErr != nil:
+		t.Fatal(atContractErr)
+	case atContract == nil:
+		t.Errorf("tandem upgrade resume printed no line for the contract step:\n%s", stderr)
+	case len(podsOf(atContract, v1rev)) > 0:
+		t.Errorf("contract began at %s while v1 pods %v still existed", contract.Format("15:04:05.000"), podsOf(atContract, v1rev))
 	}
 	// The status is consistent: each step done once, in the order of the steps.
 	var done []string

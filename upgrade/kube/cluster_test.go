@@ -289,6 +289,36 @@ func (pw *podWatch) lastGone(rev string) (time.Time, int) {
 	return last, n
 }
 
+// podsNow returns the revision of each pod of the namespace, by name, terminating ones
+// included: what the API server holds at this moment. Called when contract begins, it
+// tells exactly whether an old pod was still there; a watch's receipt time for the last
+// deletion, compared with the contract's timestamp, can be late by the time the watch
+// takes to deliver it, which a busy machine stretches past the few milliseconds between
+// the two.
+func (e *kenv) podsNow() (map[string]string, error) {
+	pods, err := e.c.Client.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list the pods of %s: %w", e.ns, err)
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		out[p.Name] = p.Annotations[kube.AnnRevision]
+	}
+	return out, nil
+}
+
+// podsOf returns the names of the pods of revision rev in pods (as podsNow returns them).
+func podsOf(pods map[string]string, rev string) []string {
+	var out []string
+	for name, r := range pods {
+		if r == rev {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func eventAt(rec *upgrade.Record, step, what string) time.Time {
 	for _, ev := range rec.Events {
 		if ev.Step == step && strings.Contains(ev.What, what) {
@@ -336,6 +366,8 @@ func TestUpgradeWaitsForTheLastOldPod(t *testing.T) {
 	ctx := context.Background()
 	rel := e.release("v2")
 	var regEmptyAt time.Time
+	var atContract map[string]string // the pods when contract began
+	var atContractErr error
 	var sawTerminating, sawGroups bool
 	var mu sync.Mutex
 	u, be := e.upgrader(rel, upgrade.Options{OnProgress: func(step, line string) {
@@ -347,6 +379,10 @@ func TestUpgradeWaitsForTheLastOldPod(t *testing.T) {
 	}, OnEvent: func(ev upgrade.Event) {
 		if strings.HasPrefix(ev.What, "registry: no instance of another version") {
 			regEmptyAt = ev.At
+		}
+		if ev.Step == upgrade.StepContract && ev.What == "begins" {
+			// Called before the step runs: the pods as contract begins.
+			atContract, atContractErr = e.podsNow()
 		}
 	}})
 	pw := e.watchPods()
@@ -392,8 +428,13 @@ func TestUpgradeWaitsForTheLastOldPod(t *testing.T) {
 	}
 	rolled := eventAt(rec, "roll/api", "done")
 	contract := eventAt(rec, upgrade.StepContract, "begins")
-	if contract.Before(lastGone) {
-		t.Errorf("contract began at %s, before the last v1 pod was deleted at %s", contract.Format("15:04:05.000"), lastGone.Format("15:04:05.000"))
+	switch {
+	case atContractErr != nil:
+		t.Fatal(atContractErr)
+	case atContract == nil:
+		t.Error("contract never began")
+	case len(podsOf(atContract, v1rev)) > 0:
+		t.Errorf("contract began at %s while v1 pods %v still existed", contract.Format("15:04:05.000"), podsOf(atContract, v1rev))
 	}
 	if regEmptyAt.IsZero() || contract.Before(regEmptyAt) {
 		t.Errorf("contract began at %s; the registry was empty of v1 at %v", contract.Format("15:04:05.000"), regEmptyAt)

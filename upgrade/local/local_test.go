@@ -42,7 +42,7 @@ func testTarget(revision string, n int) upgrade.Target {
 
 func newTestBackend(t *testing.T, dir string) *Backend {
 	t.Helper()
-	b, err := New(Options{Dir: dir, Env: []string{serveEnv + "=1"}, Detach: true, ReadyTimeout: 20 * time.Second})
+	b, err := New(Options{Dir: dir, Env: []string{serveEnv + "=1"}, Detach: true, ReadyTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestAdoption(t *testing.T) {
 	if err := next.Roll(ctx, testTarget("r2", 2), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		ins, _ = next.Instances(ctx, testTarget("r2", 2))
 		old := 0
@@ -161,7 +161,7 @@ func TestCrashBeforePIDRecorded(t *testing.T) {
 	if ins[0].Name != "api-1" || ins[0].PID != pid {
 		t.Errorf("found %s with pid %d, want api-1 with pid %d (by its environment's mark)", ins[0].Name, ins[0].PID, pid)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		ins, _ = next.Instances(ctx, testTarget("r1", 2))
 		if len(ins) == 1 {
