@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // TestChunkedParseMatchesWholeParse: parsing a large file chunk by chunk yields the same
@@ -24,7 +24,7 @@ func TestChunkedParseMatchesWholeParse(t *testing.T) {
 		}
 	}
 	sql := b.String()
-	whole, err := pg_query.Parse(sql)
+	whole, err := pgtree.Parse(sql)
 	if err != nil {
 		t.Fatal(err)
 	}
