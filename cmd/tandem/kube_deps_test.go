@@ -49,6 +49,17 @@ func isHeavy(pkg string) bool {
 // TestNoHeavyKubePackages lists the tandem binary's packages (go list -deps) and fails
 // if one of heavyKube is back, naming the chain of imports that brings it.
 func TestNoHeavyKubePackages(t *testing.T) {
+	main, imports := binaryImports(t)
+	for _, chain := range heavyChains(main, imports, isHeavy) {
+		t.Errorf("the tandem binary links %s again, through %s: use upgrade/kube/kubeapi or lifecycle's metrics (or import it from a _test.go file only)",
+			chain[len(chain)-1], strings.Join(chain, " -> "))
+	}
+}
+
+// binaryImports lists the tandem binary's packages with go list -deps: the command's
+// package, and each package's imports. It skips the test without a go command.
+func binaryImports(t *testing.T) (main string, imports map[string][]string) {
+	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH to list the binary's packages")
@@ -60,8 +71,7 @@ func TestNoHeavyKubePackages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list -deps: %v\n%s", err, stderr.String())
 	}
-	imports := map[string][]string{}
-	var main string
+	imports = map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -73,16 +83,13 @@ func TestNoHeavyKubePackages(t *testing.T) {
 	if len(imports) < 10 || !strings.HasSuffix(main, "/cmd/tandem") {
 		t.Fatalf("go list -deps listed %d packages ending with %q: not the tandem command's", len(imports), main)
 	}
-	for _, chain := range heavyChains(main, imports) {
-		t.Errorf("the tandem binary links %s again, through %s: use upgrade/kube/kubeapi or lifecycle's metrics (or import it from a _test.go file only)",
-			chain[len(chain)-1], strings.Join(chain, " -> "))
-	}
+	return main, imports
 }
 
-// heavyChains returns, for each heavy package reachable from root, the shortest chain
-// of imports from root to it (a breadth-first walk of imports). A heavy package's own
-// imports are not followed: it is named, not the ones it brings.
-func heavyChains(root string, imports map[string][]string) [][]string {
+// heavyChains returns, for each heavy package (isHeavy says which) reachable from root,
+// the shortest chain of imports from root to it (a breadth-first walk of imports). A
+// heavy package's own imports are not followed: it is named, not the ones it brings.
+func heavyChains(root string, imports map[string][]string, isHeavy func(string) bool) [][]string {
 	from := map[string]string{root: ""}
 	queue := []string{root}
 	var out [][]string
@@ -118,7 +125,7 @@ func TestHeavyChains(t *testing.T) {
 		"k8s.io/client-go/restmapper": {"k8s.io/client-go/discovery"},
 	}
 	var got []string
-	for _, c := range heavyChains("m/cmd/tandem", imports) {
+	for _, c := range heavyChains("m/cmd/tandem", imports, isHeavy) {
 		got = append(got, strings.Join(c, " -> "))
 	}
 	want := []string{
