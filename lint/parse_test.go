@@ -63,6 +63,19 @@ func TestChunkedParseErrorPosition(t *testing.T) {
 	}
 }
 
+// TestParseNotUTF8: text that is not UTF-8 in a statement is the file's parse error, which
+// names the file and says what to do, not a crash.
+func TestParseNotUTF8(t *testing.T) {
+	_, err := LintString("latin1.sql", "ALTER TABLE t ADD COLUMN a int;\nALTER TABLE t ADD COLUMN b text DEFAULT 'caf\xe9';\n", Options{})
+	pe, ok := AsParseError(err)
+	if !ok {
+		t.Fatalf("err = %v, want a parse error", err)
+	}
+	if pe.File != "latin1.sql" || !strings.Contains(pe.Message, "not valid UTF-8") || !strings.Contains(pe.Message, "save the SQL as UTF-8") {
+		t.Errorf("parse error %+v, want one in latin1.sql about UTF-8", pe)
+	}
+}
+
 // TestViewsFoundBeforeTheParse: the views a file creates are known before its statements
 // run, with the same key the parser gives.
 func TestViewsFoundBeforeTheParse(t *testing.T) {

@@ -42,7 +42,7 @@ func Decode(b []byte) (*ParseResult, error) {
 	var d decoder
 	tree := d.decParseResult(b, nil)
 	if d.err != nil {
-		return nil, fmt.Errorf("pgtree: decode the parser's tree: %w", d.err)
+		return nil, fmt.Errorf("decode the parse tree: %w", d.err)
 	}
 	return tree, nil
 }
@@ -230,7 +230,7 @@ func (d *decoder) packedFixed64(p *[]byte) uint64 {
 // UTF-8.
 func (d *decoder) str(v []byte, name string) string {
 	if !utf8.Valid(v) {
-		d.fail("%s holds text that is not valid UTF-8; write the SQL in UTF-8", name)
+		d.fail("%s holds text that is not valid UTF-8; save the SQL as UTF-8", name)
 		return ""
 	}
 	return string(v)
@@ -274,7 +274,7 @@ func (e *encoder) end(p int) {
 // str writes string field num; protobuf's strings must be UTF-8, as proto.Marshal checks.
 func (e *encoder) str(num int, s, name string) {
 	if !utf8.ValidString(s) && e.err == nil {
-		e.err = fmt.Errorf("pgtree: deparse: %s holds text that is not valid UTF-8", name)
+		e.err = fmt.Errorf("deparse: %s holds text that is not valid UTF-8", name)
 	}
 	e.tag(num, wireBytes)
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(s)))

@@ -174,7 +174,7 @@ func (d *decoder) decAccessPriv(b []byte, m *AccessPriv) *AccessPriv {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.PrivName = d.str(v, "pg_query.AccessPriv.priv_name")
+			m.PrivName = d.str(v, "AccessPriv.priv_name")
 		case 2<<3 | 2:
 			m.Cols = append(m.Cols, d.decNode(v, nil))
 		}
@@ -220,7 +220,7 @@ func (d *decoder) decAggref(b []byte, m *Aggref) *Aggref {
 		case 13<<3 | 0:
 			m.Aggvariadic = x != 0
 		case 14<<3 | 2:
-			m.Aggkind = d.str(v, "pg_query.Aggref.aggkind")
+			m.Aggkind = d.str(v, "Aggref.aggkind")
 		case 15<<3 | 0:
 			m.Agglevelsup = uint32(x)
 		case 16<<3 | 0:
@@ -248,7 +248,7 @@ func (d *decoder) decAlias(b []byte, m *Alias) *Alias {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Aliasname = d.str(v, "pg_query.Alias.aliasname")
+			m.Aliasname = d.str(v, "Alias.aliasname")
 		case 2<<3 | 2:
 			m.Colnames = append(m.Colnames, d.decNode(v, nil))
 		}
@@ -286,7 +286,7 @@ func (d *decoder) decAlterDatabaseRefreshCollStmt(b []byte, m *AlterDatabaseRefr
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v, "pg_query.AlterDatabaseRefreshCollStmt.dbname")
+			m.Dbname = d.str(v, "AlterDatabaseRefreshCollStmt.dbname")
 		}
 	}
 	d.leave()
@@ -304,7 +304,7 @@ func (d *decoder) decAlterDatabaseSetStmt(b []byte, m *AlterDatabaseSetStmt) *Al
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v, "pg_query.AlterDatabaseSetStmt.dbname")
+			m.Dbname = d.str(v, "AlterDatabaseSetStmt.dbname")
 		case 2<<3 | 2:
 			m.Setstmt = d.decVariableSetStmt(v, m.Setstmt)
 		}
@@ -324,7 +324,7 @@ func (d *decoder) decAlterDatabaseStmt(b []byte, m *AlterDatabaseStmt) *AlterDat
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v, "pg_query.AlterDatabaseStmt.dbname")
+			m.Dbname = d.str(v, "AlterDatabaseStmt.dbname")
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -364,11 +364,11 @@ func (d *decoder) decAlterDomainStmt(b []byte, m *AlterDomainStmt) *AlterDomainS
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Subtype = d.str(v, "pg_query.AlterDomainStmt.subtype")
+			m.Subtype = d.str(v, "AlterDomainStmt.subtype")
 		case 2<<3 | 2:
 			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Name = d.str(v, "pg_query.AlterDomainStmt.name")
+			m.Name = d.str(v, "AlterDomainStmt.name")
 		case 4<<3 | 2:
 			m.Def = d.decNode(v, m.Def)
 		case 5<<3 | 0:
@@ -394,11 +394,11 @@ func (d *decoder) decAlterEnumStmt(b []byte, m *AlterEnumStmt) *AlterEnumStmt {
 		case 1<<3 | 2:
 			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.OldVal = d.str(v, "pg_query.AlterEnumStmt.old_val")
+			m.OldVal = d.str(v, "AlterEnumStmt.old_val")
 		case 3<<3 | 2:
-			m.NewVal = d.str(v, "pg_query.AlterEnumStmt.new_val")
+			m.NewVal = d.str(v, "AlterEnumStmt.new_val")
 		case 4<<3 | 2:
-			m.NewValNeighbor = d.str(v, "pg_query.AlterEnumStmt.new_val_neighbor")
+			m.NewValNeighbor = d.str(v, "AlterEnumStmt.new_val_neighbor")
 		case 5<<3 | 0:
 			m.NewValIsAfter = x != 0
 		case 6<<3 | 0:
@@ -420,9 +420,9 @@ func (d *decoder) decAlterEventTrigStmt(b []byte, m *AlterEventTrigStmt) *AlterE
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Trigname = d.str(v, "pg_query.AlterEventTrigStmt.trigname")
+			m.Trigname = d.str(v, "AlterEventTrigStmt.trigname")
 		case 2<<3 | 2:
-			m.Tgenabled = d.str(v, "pg_query.AlterEventTrigStmt.tgenabled")
+			m.Tgenabled = d.str(v, "AlterEventTrigStmt.tgenabled")
 		}
 	}
 	d.leave()
@@ -440,7 +440,7 @@ func (d *decoder) decAlterExtensionContentsStmt(b []byte, m *AlterExtensionConte
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Extname = d.str(v, "pg_query.AlterExtensionContentsStmt.extname")
+			m.Extname = d.str(v, "AlterExtensionContentsStmt.extname")
 		case 2<<3 | 0:
 			m.Action = int32(x)
 		case 3<<3 | 0:
@@ -464,7 +464,7 @@ func (d *decoder) decAlterExtensionStmt(b []byte, m *AlterExtensionStmt) *AlterE
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Extname = d.str(v, "pg_query.AlterExtensionStmt.extname")
+			m.Extname = d.str(v, "AlterExtensionStmt.extname")
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -484,7 +484,7 @@ func (d *decoder) decAlterFdwStmt(b []byte, m *AlterFdwStmt) *AlterFdwStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fdwname = d.str(v, "pg_query.AlterFdwStmt.fdwname")
+			m.Fdwname = d.str(v, "AlterFdwStmt.fdwname")
 		case 2<<3 | 2:
 			m.FuncOptions = append(m.FuncOptions, d.decNode(v, nil))
 		case 3<<3 | 2:
@@ -506,9 +506,9 @@ func (d *decoder) decAlterForeignServerStmt(b []byte, m *AlterForeignServerStmt)
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Servername = d.str(v, "pg_query.AlterForeignServerStmt.servername")
+			m.Servername = d.str(v, "AlterForeignServerStmt.servername")
 		case 2<<3 | 2:
-			m.Version = d.str(v, "pg_query.AlterForeignServerStmt.version")
+			m.Version = d.str(v, "AlterForeignServerStmt.version")
 		case 3<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 4<<3 | 0:
@@ -584,7 +584,7 @@ func (d *decoder) decAlterObjectSchemaStmt(b []byte, m *AlterObjectSchemaStmt) *
 		case 3<<3 | 2:
 			m.Object = d.decNode(v, m.Object)
 		case 4<<3 | 2:
-			m.Newschema = d.str(v, "pg_query.AlterObjectSchemaStmt.newschema")
+			m.Newschema = d.str(v, "AlterObjectSchemaStmt.newschema")
 		case 5<<3 | 0:
 			m.MissingOk = x != 0
 		}
@@ -606,7 +606,7 @@ func (d *decoder) decAlterOpFamilyStmt(b []byte, m *AlterOpFamilyStmt) *AlterOpF
 		case 1<<3 | 2:
 			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Amname = d.str(v, "pg_query.AlterOpFamilyStmt.amname")
+			m.Amname = d.str(v, "AlterOpFamilyStmt.amname")
 		case 3<<3 | 0:
 			m.IsDrop = x != 0
 		case 4<<3 | 2:
@@ -672,7 +672,7 @@ func (d *decoder) decAlterPolicyStmt(b []byte, m *AlterPolicyStmt) *AlterPolicyS
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.PolicyName = d.str(v, "pg_query.AlterPolicyStmt.policy_name")
+			m.PolicyName = d.str(v, "AlterPolicyStmt.policy_name")
 		case 2<<3 | 2:
 			m.Table = d.decRangeVar(v, m.Table)
 		case 3<<3 | 2:
@@ -698,7 +698,7 @@ func (d *decoder) decAlterPublicationStmt(b []byte, m *AlterPublicationStmt) *Al
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Pubname = d.str(v, "pg_query.AlterPublicationStmt.pubname")
+			m.Pubname = d.str(v, "AlterPublicationStmt.pubname")
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 2:
@@ -726,7 +726,7 @@ func (d *decoder) decAlterRoleSetStmt(b []byte, m *AlterRoleSetStmt) *AlterRoleS
 		case 1<<3 | 2:
 			m.Role = d.decRoleSpec(v, m.Role)
 		case 2<<3 | 2:
-			m.Database = d.str(v, "pg_query.AlterRoleSetStmt.database")
+			m.Database = d.str(v, "AlterRoleSetStmt.database")
 		case 3<<3 | 2:
 			m.Setstmt = d.decVariableSetStmt(v, m.Setstmt)
 		}
@@ -816,9 +816,9 @@ func (d *decoder) decAlterSubscriptionStmt(b []byte, m *AlterSubscriptionStmt) *
 		case 1<<3 | 0:
 			m.Kind = AlterSubscriptionType(x)
 		case 2<<3 | 2:
-			m.Subname = d.str(v, "pg_query.AlterSubscriptionStmt.subname")
+			m.Subname = d.str(v, "AlterSubscriptionStmt.subname")
 		case 3<<3 | 2:
-			m.Conninfo = d.str(v, "pg_query.AlterSubscriptionStmt.conninfo")
+			m.Conninfo = d.str(v, "AlterSubscriptionStmt.conninfo")
 		case 4<<3 | 2:
 			m.Publication = append(m.Publication, d.decNode(v, nil))
 		case 5<<3 | 2:
@@ -912,7 +912,7 @@ func (d *decoder) decAlterTableCmd(b []byte, m *AlterTableCmd) *AlterTableCmd {
 		case 1<<3 | 0:
 			m.Subtype = AlterTableType(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.AlterTableCmd.name")
+			m.Name = d.str(v, "AlterTableCmd.name")
 		case 3<<3 | 0:
 			m.Num = int32(x)
 		case 4<<3 | 2:
@@ -942,13 +942,13 @@ func (d *decoder) decAlterTableMoveAllStmt(b []byte, m *AlterTableMoveAllStmt) *
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.OrigTablespacename = d.str(v, "pg_query.AlterTableMoveAllStmt.orig_tablespacename")
+			m.OrigTablespacename = d.str(v, "AlterTableMoveAllStmt.orig_tablespacename")
 		case 2<<3 | 0:
 			m.Objtype = ObjectType(x)
 		case 3<<3 | 2:
 			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.NewTablespacename = d.str(v, "pg_query.AlterTableMoveAllStmt.new_tablespacename")
+			m.NewTablespacename = d.str(v, "AlterTableMoveAllStmt.new_tablespacename")
 		case 5<<3 | 0:
 			m.Nowait = x != 0
 		}
@@ -968,7 +968,7 @@ func (d *decoder) decAlterTableSpaceOptionsStmt(b []byte, m *AlterTableSpaceOpti
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Tablespacename = d.str(v, "pg_query.AlterTableSpaceOptionsStmt.tablespacename")
+			m.Tablespacename = d.str(v, "AlterTableSpaceOptionsStmt.tablespacename")
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 0:
@@ -1036,7 +1036,7 @@ func (d *decoder) decAlterUserMappingStmt(b []byte, m *AlterUserMappingStmt) *Al
 		case 1<<3 | 2:
 			m.User = d.decRoleSpec(v, m.User)
 		case 2<<3 | 2:
-			m.Servername = d.str(v, "pg_query.AlterUserMappingStmt.servername")
+			m.Servername = d.str(v, "AlterUserMappingStmt.servername")
 		case 3<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -1138,7 +1138,7 @@ func (d *decoder) decBitString(b []byte, m *BitString) *BitString {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Bsval = d.str(v, "pg_query.BitString.bsval")
+			m.Bsval = d.str(v, "BitString.bsval")
 		}
 	}
 	d.leave()
@@ -1224,13 +1224,13 @@ func (d *decoder) decCTECycleClause(b []byte, m *CTECycleClause) *CTECycleClause
 		case 1<<3 | 2:
 			m.CycleColList = append(m.CycleColList, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.CycleMarkColumn = d.str(v, "pg_query.CTECycleClause.cycle_mark_column")
+			m.CycleMarkColumn = d.str(v, "CTECycleClause.cycle_mark_column")
 		case 3<<3 | 2:
 			m.CycleMarkValue = d.decNode(v, m.CycleMarkValue)
 		case 4<<3 | 2:
 			m.CycleMarkDefault = d.decNode(v, m.CycleMarkDefault)
 		case 5<<3 | 2:
-			m.CyclePathColumn = d.str(v, "pg_query.CTECycleClause.cycle_path_column")
+			m.CyclePathColumn = d.str(v, "CTECycleClause.cycle_path_column")
 		case 6<<3 | 0:
 			m.Location = int32(x)
 		case 7<<3 | 0:
@@ -1262,7 +1262,7 @@ func (d *decoder) decCTESearchClause(b []byte, m *CTESearchClause) *CTESearchCla
 		case 2<<3 | 0:
 			m.SearchBreadthFirst = x != 0
 		case 3<<3 | 2:
-			m.SearchSeqColumn = d.str(v, "pg_query.CTESearchClause.search_seq_column")
+			m.SearchSeqColumn = d.str(v, "CTESearchClause.search_seq_column")
 		case 4<<3 | 0:
 			m.Location = int32(x)
 		}
@@ -1414,7 +1414,7 @@ func (d *decoder) decClosePortalStmt(b []byte, m *ClosePortalStmt) *ClosePortalS
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Portalname = d.str(v, "pg_query.ClosePortalStmt.portalname")
+			m.Portalname = d.str(v, "ClosePortalStmt.portalname")
 		}
 	}
 	d.leave()
@@ -1434,7 +1434,7 @@ func (d *decoder) decClusterStmt(b []byte, m *ClusterStmt) *ClusterStmt {
 		case 1<<3 | 2:
 			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.Indexname = d.str(v, "pg_query.ClusterStmt.indexname")
+			m.Indexname = d.str(v, "ClusterStmt.indexname")
 		case 3<<3 | 2:
 			m.Params = append(m.Params, d.decNode(v, nil))
 		}
@@ -1610,11 +1610,11 @@ func (d *decoder) decColumnDef(b []byte, m *ColumnDef) *ColumnDef {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Colname = d.str(v, "pg_query.ColumnDef.colname")
+			m.Colname = d.str(v, "ColumnDef.colname")
 		case 2<<3 | 2:
 			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 2:
-			m.Compression = d.str(v, "pg_query.ColumnDef.compression")
+			m.Compression = d.str(v, "ColumnDef.compression")
 		case 4<<3 | 0:
 			m.Inhcount = int32(x)
 		case 5<<3 | 0:
@@ -1624,19 +1624,19 @@ func (d *decoder) decColumnDef(b []byte, m *ColumnDef) *ColumnDef {
 		case 7<<3 | 0:
 			m.IsFromType = x != 0
 		case 8<<3 | 2:
-			m.Storage = d.str(v, "pg_query.ColumnDef.storage")
+			m.Storage = d.str(v, "ColumnDef.storage")
 		case 9<<3 | 2:
-			m.StorageName = d.str(v, "pg_query.ColumnDef.storage_name")
+			m.StorageName = d.str(v, "ColumnDef.storage_name")
 		case 10<<3 | 2:
 			m.RawDefault = d.decNode(v, m.RawDefault)
 		case 11<<3 | 2:
 			m.CookedDefault = d.decNode(v, m.CookedDefault)
 		case 12<<3 | 2:
-			m.Identity = d.str(v, "pg_query.ColumnDef.identity")
+			m.Identity = d.str(v, "ColumnDef.identity")
 		case 13<<3 | 2:
 			m.IdentitySequence = d.decRangeVar(v, m.IdentitySequence)
 		case 14<<3 | 2:
-			m.Generated = d.str(v, "pg_query.ColumnDef.generated")
+			m.Generated = d.str(v, "ColumnDef.generated")
 		case 15<<3 | 2:
 			m.CollClause = d.decCollateClause(v, m.CollClause)
 		case 16<<3 | 0:
@@ -1688,7 +1688,7 @@ func (d *decoder) decCommentStmt(b []byte, m *CommentStmt) *CommentStmt {
 		case 2<<3 | 2:
 			m.Object = d.decNode(v, m.Object)
 		case 3<<3 | 2:
-			m.Comment = d.str(v, "pg_query.CommentStmt.comment")
+			m.Comment = d.str(v, "CommentStmt.comment")
 		}
 	}
 	d.leave()
@@ -1706,7 +1706,7 @@ func (d *decoder) decCommonTableExpr(b []byte, m *CommonTableExpr) *CommonTableE
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Ctename = d.str(v, "pg_query.CommonTableExpr.ctename")
+			m.Ctename = d.str(v, "CommonTableExpr.ctename")
 		case 2<<3 | 2:
 			m.Aliascolnames = append(m.Aliascolnames, d.decNode(v, nil))
 		case 3<<3 | 0:
@@ -1770,7 +1770,7 @@ func (d *decoder) decConstraint(b []byte, m *Constraint) *Constraint {
 		case 1<<3 | 0:
 			m.Contype = ConstrType(x)
 		case 2<<3 | 2:
-			m.Conname = d.str(v, "pg_query.Constraint.conname")
+			m.Conname = d.str(v, "Constraint.conname")
 		case 3<<3 | 0:
 			m.Deferrable = x != 0
 		case 4<<3 | 0:
@@ -1784,9 +1784,9 @@ func (d *decoder) decConstraint(b []byte, m *Constraint) *Constraint {
 		case 8<<3 | 2:
 			m.RawExpr = d.decNode(v, m.RawExpr)
 		case 9<<3 | 2:
-			m.CookedExpr = d.str(v, "pg_query.Constraint.cooked_expr")
+			m.CookedExpr = d.str(v, "Constraint.cooked_expr")
 		case 10<<3 | 2:
-			m.GeneratedWhen = d.str(v, "pg_query.Constraint.generated_when")
+			m.GeneratedWhen = d.str(v, "Constraint.generated_when")
 		case 11<<3 | 0:
 			m.Inhcount = int32(x)
 		case 12<<3 | 0:
@@ -1800,13 +1800,13 @@ func (d *decoder) decConstraint(b []byte, m *Constraint) *Constraint {
 		case 16<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 17<<3 | 2:
-			m.Indexname = d.str(v, "pg_query.Constraint.indexname")
+			m.Indexname = d.str(v, "Constraint.indexname")
 		case 18<<3 | 2:
-			m.Indexspace = d.str(v, "pg_query.Constraint.indexspace")
+			m.Indexspace = d.str(v, "Constraint.indexspace")
 		case 19<<3 | 0:
 			m.ResetDefaultTblspc = x != 0
 		case 20<<3 | 2:
-			m.AccessMethod = d.str(v, "pg_query.Constraint.access_method")
+			m.AccessMethod = d.str(v, "Constraint.access_method")
 		case 21<<3 | 2:
 			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 22<<3 | 2:
@@ -1816,11 +1816,11 @@ func (d *decoder) decConstraint(b []byte, m *Constraint) *Constraint {
 		case 24<<3 | 2:
 			m.PkAttrs = append(m.PkAttrs, d.decNode(v, nil))
 		case 25<<3 | 2:
-			m.FkMatchtype = d.str(v, "pg_query.Constraint.fk_matchtype")
+			m.FkMatchtype = d.str(v, "Constraint.fk_matchtype")
 		case 26<<3 | 2:
-			m.FkUpdAction = d.str(v, "pg_query.Constraint.fk_upd_action")
+			m.FkUpdAction = d.str(v, "Constraint.fk_upd_action")
 		case 27<<3 | 2:
-			m.FkDelAction = d.str(v, "pg_query.Constraint.fk_del_action")
+			m.FkDelAction = d.str(v, "Constraint.fk_del_action")
 		case 28<<3 | 2:
 			m.FkDelSetCols = append(m.FkDelSetCols, d.decNode(v, nil))
 		case 29<<3 | 2:
@@ -1902,7 +1902,7 @@ func (d *decoder) decCopyStmt(b []byte, m *CopyStmt) *CopyStmt {
 		case 5<<3 | 0:
 			m.IsProgram = x != 0
 		case 6<<3 | 2:
-			m.Filename = d.str(v, "pg_query.CopyStmt.filename")
+			m.Filename = d.str(v, "CopyStmt.filename")
 		case 7<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 8<<3 | 2:
@@ -1924,11 +1924,11 @@ func (d *decoder) decCreateAmStmt(b []byte, m *CreateAmStmt) *CreateAmStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Amname = d.str(v, "pg_query.CreateAmStmt.amname")
+			m.Amname = d.str(v, "CreateAmStmt.amname")
 		case 2<<3 | 2:
 			m.HandlerName = append(m.HandlerName, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Amtype = d.str(v, "pg_query.CreateAmStmt.amtype")
+			m.Amtype = d.str(v, "CreateAmStmt.amtype")
 		}
 	}
 	d.leave()
@@ -1974,9 +1974,9 @@ func (d *decoder) decCreateConversionStmt(b []byte, m *CreateConversionStmt) *Cr
 		case 1<<3 | 2:
 			m.ConversionName = append(m.ConversionName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.ForEncodingName = d.str(v, "pg_query.CreateConversionStmt.for_encoding_name")
+			m.ForEncodingName = d.str(v, "CreateConversionStmt.for_encoding_name")
 		case 3<<3 | 2:
-			m.ToEncodingName = d.str(v, "pg_query.CreateConversionStmt.to_encoding_name")
+			m.ToEncodingName = d.str(v, "CreateConversionStmt.to_encoding_name")
 		case 4<<3 | 2:
 			m.FuncName = append(m.FuncName, d.decNode(v, nil))
 		case 5<<3 | 0:
@@ -2042,9 +2042,9 @@ func (d *decoder) decCreateEventTrigStmt(b []byte, m *CreateEventTrigStmt) *Crea
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Trigname = d.str(v, "pg_query.CreateEventTrigStmt.trigname")
+			m.Trigname = d.str(v, "CreateEventTrigStmt.trigname")
 		case 2<<3 | 2:
-			m.Eventname = d.str(v, "pg_query.CreateEventTrigStmt.eventname")
+			m.Eventname = d.str(v, "CreateEventTrigStmt.eventname")
 		case 3<<3 | 2:
 			m.Whenclause = append(m.Whenclause, d.decNode(v, nil))
 		case 4<<3 | 2:
@@ -2066,7 +2066,7 @@ func (d *decoder) decCreateExtensionStmt(b []byte, m *CreateExtensionStmt) *Crea
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Extname = d.str(v, "pg_query.CreateExtensionStmt.extname")
+			m.Extname = d.str(v, "CreateExtensionStmt.extname")
 		case 2<<3 | 0:
 			m.IfNotExists = x != 0
 		case 3<<3 | 2:
@@ -2088,7 +2088,7 @@ func (d *decoder) decCreateFdwStmt(b []byte, m *CreateFdwStmt) *CreateFdwStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fdwname = d.str(v, "pg_query.CreateFdwStmt.fdwname")
+			m.Fdwname = d.str(v, "CreateFdwStmt.fdwname")
 		case 2<<3 | 2:
 			m.FuncOptions = append(m.FuncOptions, d.decNode(v, nil))
 		case 3<<3 | 2:
@@ -2110,13 +2110,13 @@ func (d *decoder) decCreateForeignServerStmt(b []byte, m *CreateForeignServerStm
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Servername = d.str(v, "pg_query.CreateForeignServerStmt.servername")
+			m.Servername = d.str(v, "CreateForeignServerStmt.servername")
 		case 2<<3 | 2:
-			m.Servertype = d.str(v, "pg_query.CreateForeignServerStmt.servertype")
+			m.Servertype = d.str(v, "CreateForeignServerStmt.servertype")
 		case 3<<3 | 2:
-			m.Version = d.str(v, "pg_query.CreateForeignServerStmt.version")
+			m.Version = d.str(v, "CreateForeignServerStmt.version")
 		case 4<<3 | 2:
-			m.Fdwname = d.str(v, "pg_query.CreateForeignServerStmt.fdwname")
+			m.Fdwname = d.str(v, "CreateForeignServerStmt.fdwname")
 		case 5<<3 | 0:
 			m.IfNotExists = x != 0
 		case 6<<3 | 2:
@@ -2140,7 +2140,7 @@ func (d *decoder) decCreateForeignTableStmt(b []byte, m *CreateForeignTableStmt)
 		case 1<<3 | 2:
 			m.BaseStmt = d.decCreateStmt(v, m.BaseStmt)
 		case 2<<3 | 2:
-			m.Servername = d.str(v, "pg_query.CreateForeignTableStmt.servername")
+			m.Servername = d.str(v, "CreateForeignTableStmt.servername")
 		case 3<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -2222,7 +2222,7 @@ func (d *decoder) decCreateOpClassStmt(b []byte, m *CreateOpClassStmt) *CreateOp
 		case 2<<3 | 2:
 			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Amname = d.str(v, "pg_query.CreateOpClassStmt.amname")
+			m.Amname = d.str(v, "CreateOpClassStmt.amname")
 		case 4<<3 | 2:
 			m.Datatype = d.decTypeName(v, m.Datatype)
 		case 5<<3 | 2:
@@ -2248,7 +2248,7 @@ func (d *decoder) decCreateOpFamilyStmt(b []byte, m *CreateOpFamilyStmt) *Create
 		case 1<<3 | 2:
 			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Amname = d.str(v, "pg_query.CreateOpFamilyStmt.amname")
+			m.Amname = d.str(v, "CreateOpFamilyStmt.amname")
 		}
 	}
 	d.leave()
@@ -2268,7 +2268,7 @@ func (d *decoder) decCreatePLangStmt(b []byte, m *CreatePLangStmt) *CreatePLangS
 		case 1<<3 | 0:
 			m.Replace = x != 0
 		case 2<<3 | 2:
-			m.Plname = d.str(v, "pg_query.CreatePLangStmt.plname")
+			m.Plname = d.str(v, "CreatePLangStmt.plname")
 		case 3<<3 | 2:
 			m.Plhandler = append(m.Plhandler, d.decNode(v, nil))
 		case 4<<3 | 2:
@@ -2294,11 +2294,11 @@ func (d *decoder) decCreatePolicyStmt(b []byte, m *CreatePolicyStmt) *CreatePoli
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.PolicyName = d.str(v, "pg_query.CreatePolicyStmt.policy_name")
+			m.PolicyName = d.str(v, "CreatePolicyStmt.policy_name")
 		case 2<<3 | 2:
 			m.Table = d.decRangeVar(v, m.Table)
 		case 3<<3 | 2:
-			m.CmdName = d.str(v, "pg_query.CreatePolicyStmt.cmd_name")
+			m.CmdName = d.str(v, "CreatePolicyStmt.cmd_name")
 		case 4<<3 | 0:
 			m.Permissive = x != 0
 		case 5<<3 | 2:
@@ -2324,7 +2324,7 @@ func (d *decoder) decCreatePublicationStmt(b []byte, m *CreatePublicationStmt) *
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Pubname = d.str(v, "pg_query.CreatePublicationStmt.pubname")
+			m.Pubname = d.str(v, "CreatePublicationStmt.pubname")
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 2:
@@ -2370,7 +2370,7 @@ func (d *decoder) decCreateRoleStmt(b []byte, m *CreateRoleStmt) *CreateRoleStmt
 		case 1<<3 | 0:
 			m.StmtType = RoleStmtType(x)
 		case 2<<3 | 2:
-			m.Role = d.str(v, "pg_query.CreateRoleStmt.role")
+			m.Role = d.str(v, "CreateRoleStmt.role")
 		case 3<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -2390,7 +2390,7 @@ func (d *decoder) decCreateSchemaStmt(b []byte, m *CreateSchemaStmt) *CreateSche
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Schemaname = d.str(v, "pg_query.CreateSchemaStmt.schemaname")
+			m.Schemaname = d.str(v, "CreateSchemaStmt.schemaname")
 		case 2<<3 | 2:
 			m.Authrole = d.decRoleSpec(v, m.Authrole)
 		case 3<<3 | 2:
@@ -2448,7 +2448,7 @@ func (d *decoder) decCreateStatsStmt(b []byte, m *CreateStatsStmt) *CreateStatsS
 		case 4<<3 | 2:
 			m.Relations = append(m.Relations, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Stxcomment = d.str(v, "pg_query.CreateStatsStmt.stxcomment")
+			m.Stxcomment = d.str(v, "CreateStatsStmt.stxcomment")
 		case 6<<3 | 0:
 			m.Transformed = x != 0
 		case 7<<3 | 0:
@@ -2488,9 +2488,9 @@ func (d *decoder) decCreateStmt(b []byte, m *CreateStmt) *CreateStmt {
 		case 9<<3 | 0:
 			m.Oncommit = OnCommitAction(x)
 		case 10<<3 | 2:
-			m.Tablespacename = d.str(v, "pg_query.CreateStmt.tablespacename")
+			m.Tablespacename = d.str(v, "CreateStmt.tablespacename")
 		case 11<<3 | 2:
-			m.AccessMethod = d.str(v, "pg_query.CreateStmt.access_method")
+			m.AccessMethod = d.str(v, "CreateStmt.access_method")
 		case 12<<3 | 0:
 			m.IfNotExists = x != 0
 		}
@@ -2510,9 +2510,9 @@ func (d *decoder) decCreateSubscriptionStmt(b []byte, m *CreateSubscriptionStmt)
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Subname = d.str(v, "pg_query.CreateSubscriptionStmt.subname")
+			m.Subname = d.str(v, "CreateSubscriptionStmt.subname")
 		case 2<<3 | 2:
-			m.Conninfo = d.str(v, "pg_query.CreateSubscriptionStmt.conninfo")
+			m.Conninfo = d.str(v, "CreateSubscriptionStmt.conninfo")
 		case 3<<3 | 2:
 			m.Publication = append(m.Publication, d.decNode(v, nil))
 		case 4<<3 | 2:
@@ -2562,11 +2562,11 @@ func (d *decoder) decCreateTableSpaceStmt(b []byte, m *CreateTableSpaceStmt) *Cr
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Tablespacename = d.str(v, "pg_query.CreateTableSpaceStmt.tablespacename")
+			m.Tablespacename = d.str(v, "CreateTableSpaceStmt.tablespacename")
 		case 2<<3 | 2:
 			m.Owner = d.decRoleSpec(v, m.Owner)
 		case 3<<3 | 2:
-			m.Location = d.str(v, "pg_query.CreateTableSpaceStmt.location")
+			m.Location = d.str(v, "CreateTableSpaceStmt.location")
 		case 4<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -2590,7 +2590,7 @@ func (d *decoder) decCreateTransformStmt(b []byte, m *CreateTransformStmt) *Crea
 		case 2<<3 | 2:
 			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 2:
-			m.Lang = d.str(v, "pg_query.CreateTransformStmt.lang")
+			m.Lang = d.str(v, "CreateTransformStmt.lang")
 		case 4<<3 | 2:
 			m.Fromsql = d.decObjectWithArgs(v, m.Fromsql)
 		case 5<<3 | 2:
@@ -2616,7 +2616,7 @@ func (d *decoder) decCreateTrigStmt(b []byte, m *CreateTrigStmt) *CreateTrigStmt
 		case 2<<3 | 0:
 			m.Isconstraint = x != 0
 		case 3<<3 | 2:
-			m.Trigname = d.str(v, "pg_query.CreateTrigStmt.trigname")
+			m.Trigname = d.str(v, "CreateTrigStmt.trigname")
 		case 4<<3 | 2:
 			m.Relation = d.decRangeVar(v, m.Relation)
 		case 5<<3 | 2:
@@ -2660,7 +2660,7 @@ func (d *decoder) decCreateUserMappingStmt(b []byte, m *CreateUserMappingStmt) *
 		case 1<<3 | 2:
 			m.User = d.decRoleSpec(v, m.User)
 		case 2<<3 | 2:
-			m.Servername = d.str(v, "pg_query.CreateUserMappingStmt.servername")
+			m.Servername = d.str(v, "CreateUserMappingStmt.servername")
 		case 3<<3 | 0:
 			m.IfNotExists = x != 0
 		case 4<<3 | 2:
@@ -2682,7 +2682,7 @@ func (d *decoder) decCreatedbStmt(b []byte, m *CreatedbStmt) *CreatedbStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v, "pg_query.CreatedbStmt.dbname")
+			m.Dbname = d.str(v, "CreatedbStmt.dbname")
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		}
@@ -2706,7 +2706,7 @@ func (d *decoder) decCurrentOfExpr(b []byte, m *CurrentOfExpr) *CurrentOfExpr {
 		case 2<<3 | 0:
 			m.Cvarno = uint32(x)
 		case 3<<3 | 2:
-			m.CursorName = d.str(v, "pg_query.CurrentOfExpr.cursor_name")
+			m.CursorName = d.str(v, "CurrentOfExpr.cursor_name")
 		case 4<<3 | 0:
 			m.CursorParam = int32(x)
 		}
@@ -2726,7 +2726,7 @@ func (d *decoder) decDeallocateStmt(b []byte, m *DeallocateStmt) *DeallocateStmt
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.DeallocateStmt.name")
+			m.Name = d.str(v, "DeallocateStmt.name")
 		case 2<<3 | 0:
 			m.Isall = x != 0
 		case 3<<3 | 0:
@@ -2748,7 +2748,7 @@ func (d *decoder) decDeclareCursorStmt(b []byte, m *DeclareCursorStmt) *DeclareC
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Portalname = d.str(v, "pg_query.DeclareCursorStmt.portalname")
+			m.Portalname = d.str(v, "DeclareCursorStmt.portalname")
 		case 2<<3 | 0:
 			m.Options = int32(x)
 		case 3<<3 | 2:
@@ -2770,9 +2770,9 @@ func (d *decoder) decDefElem(b []byte, m *DefElem) *DefElem {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Defnamespace = d.str(v, "pg_query.DefElem.defnamespace")
+			m.Defnamespace = d.str(v, "DefElem.defnamespace")
 		case 2<<3 | 2:
-			m.Defname = d.str(v, "pg_query.DefElem.defname")
+			m.Defname = d.str(v, "DefElem.defname")
 		case 3<<3 | 2:
 			m.Arg = d.decNode(v, m.Arg)
 		case 4<<3 | 0:
@@ -2988,7 +2988,7 @@ func (d *decoder) decDropSubscriptionStmt(b []byte, m *DropSubscriptionStmt) *Dr
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Subname = d.str(v, "pg_query.DropSubscriptionStmt.subname")
+			m.Subname = d.str(v, "DropSubscriptionStmt.subname")
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
 		case 3<<3 | 0:
@@ -3010,7 +3010,7 @@ func (d *decoder) decDropTableSpaceStmt(b []byte, m *DropTableSpaceStmt) *DropTa
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Tablespacename = d.str(v, "pg_query.DropTableSpaceStmt.tablespacename")
+			m.Tablespacename = d.str(v, "DropTableSpaceStmt.tablespacename")
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
 		}
@@ -3032,7 +3032,7 @@ func (d *decoder) decDropUserMappingStmt(b []byte, m *DropUserMappingStmt) *Drop
 		case 1<<3 | 2:
 			m.User = d.decRoleSpec(v, m.User)
 		case 2<<3 | 2:
-			m.Servername = d.str(v, "pg_query.DropUserMappingStmt.servername")
+			m.Servername = d.str(v, "DropUserMappingStmt.servername")
 		case 3<<3 | 0:
 			m.MissingOk = x != 0
 		}
@@ -3052,7 +3052,7 @@ func (d *decoder) decDropdbStmt(b []byte, m *DropdbStmt) *DropdbStmt {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v, "pg_query.DropdbStmt.dbname")
+			m.Dbname = d.str(v, "DropdbStmt.dbname")
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
 		case 3<<3 | 2:
@@ -3074,7 +3074,7 @@ func (d *decoder) decExecuteStmt(b []byte, m *ExecuteStmt) *ExecuteStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.ExecuteStmt.name")
+			m.Name = d.str(v, "ExecuteStmt.name")
 		case 2<<3 | 2:
 			m.Params = append(m.Params, d.decNode(v, nil))
 		}
@@ -3118,7 +3118,7 @@ func (d *decoder) decFetchStmt(b []byte, m *FetchStmt) *FetchStmt {
 		case 2<<3 | 0:
 			m.HowMany = int64(x)
 		case 3<<3 | 2:
-			m.Portalname = d.str(v, "pg_query.FetchStmt.portalname")
+			m.Portalname = d.str(v, "FetchStmt.portalname")
 		case 4<<3 | 0:
 			m.Ismove = x != 0
 		}
@@ -3192,7 +3192,7 @@ func (d *decoder) decFloat(b []byte, m *Float) *Float {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fval = d.str(v, "pg_query.Float.fval")
+			m.Fval = d.str(v, "Float.fval")
 		}
 	}
 	d.leave()
@@ -3304,7 +3304,7 @@ func (d *decoder) decFunctionParameter(b []byte, m *FunctionParameter) *Function
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.FunctionParameter.name")
+			m.Name = d.str(v, "FunctionParameter.name")
 		case 2<<3 | 2:
 			m.ArgType = d.decTypeName(v, m.ArgType)
 		case 3<<3 | 0:
@@ -3438,11 +3438,11 @@ func (d *decoder) decImportForeignSchemaStmt(b []byte, m *ImportForeignSchemaStm
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.ServerName = d.str(v, "pg_query.ImportForeignSchemaStmt.server_name")
+			m.ServerName = d.str(v, "ImportForeignSchemaStmt.server_name")
 		case 2<<3 | 2:
-			m.RemoteSchema = d.str(v, "pg_query.ImportForeignSchemaStmt.remote_schema")
+			m.RemoteSchema = d.str(v, "ImportForeignSchemaStmt.remote_schema")
 		case 3<<3 | 2:
-			m.LocalSchema = d.str(v, "pg_query.ImportForeignSchemaStmt.local_schema")
+			m.LocalSchema = d.str(v, "ImportForeignSchemaStmt.local_schema")
 		case 4<<3 | 0:
 			m.ListType = ImportForeignSchemaType(x)
 		case 5<<3 | 2:
@@ -3466,11 +3466,11 @@ func (d *decoder) decIndexElem(b []byte, m *IndexElem) *IndexElem {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.IndexElem.name")
+			m.Name = d.str(v, "IndexElem.name")
 		case 2<<3 | 2:
 			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 2:
-			m.Indexcolname = d.str(v, "pg_query.IndexElem.indexcolname")
+			m.Indexcolname = d.str(v, "IndexElem.indexcolname")
 		case 4<<3 | 2:
 			m.Collation = append(m.Collation, d.decNode(v, nil))
 		case 5<<3 | 2:
@@ -3498,13 +3498,13 @@ func (d *decoder) decIndexStmt(b []byte, m *IndexStmt) *IndexStmt {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Idxname = d.str(v, "pg_query.IndexStmt.idxname")
+			m.Idxname = d.str(v, "IndexStmt.idxname")
 		case 2<<3 | 2:
 			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			m.AccessMethod = d.str(v, "pg_query.IndexStmt.access_method")
+			m.AccessMethod = d.str(v, "IndexStmt.access_method")
 		case 4<<3 | 2:
-			m.TableSpace = d.str(v, "pg_query.IndexStmt.table_space")
+			m.TableSpace = d.str(v, "IndexStmt.table_space")
 		case 5<<3 | 2:
 			m.IndexParams = append(m.IndexParams, d.decNode(v, nil))
 		case 6<<3 | 2:
@@ -3516,7 +3516,7 @@ func (d *decoder) decIndexStmt(b []byte, m *IndexStmt) *IndexStmt {
 		case 9<<3 | 2:
 			m.ExcludeOpNames = append(m.ExcludeOpNames, d.decNode(v, nil))
 		case 10<<3 | 2:
-			m.Idxcomment = d.str(v, "pg_query.IndexStmt.idxcomment")
+			m.Idxcomment = d.str(v, "IndexStmt.idxcomment")
 		case 11<<3 | 0:
 			m.IndexOid = uint32(x)
 		case 12<<3 | 0:
@@ -3566,7 +3566,7 @@ func (d *decoder) decInferClause(b []byte, m *InferClause) *InferClause {
 		case 2<<3 | 2:
 			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 3<<3 | 2:
-			m.Conname = d.str(v, "pg_query.InferClause.conname")
+			m.Conname = d.str(v, "InferClause.conname")
 		case 4<<3 | 0:
 			m.Location = int32(x)
 		}
@@ -3610,7 +3610,7 @@ func (d *decoder) decInlineCodeBlock(b []byte, m *InlineCodeBlock) *InlineCodeBl
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.SourceText = d.str(v, "pg_query.InlineCodeBlock.source_text")
+			m.SourceText = d.str(v, "InlineCodeBlock.source_text")
 		case 2<<3 | 0:
 			m.LangOid = uint32(x)
 		case 3<<3 | 0:
@@ -3704,13 +3704,13 @@ func (d *decoder) decIntoClause(b []byte, m *IntoClause) *IntoClause {
 		case 2<<3 | 2:
 			m.ColNames = append(m.ColNames, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.AccessMethod = d.str(v, "pg_query.IntoClause.access_method")
+			m.AccessMethod = d.str(v, "IntoClause.access_method")
 		case 4<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.OnCommit = OnCommitAction(x)
 		case 6<<3 | 2:
-			m.TableSpaceName = d.str(v, "pg_query.IntoClause.table_space_name")
+			m.TableSpaceName = d.str(v, "IntoClause.table_space_name")
 		case 7<<3 | 2:
 			m.ViewQuery = d.decNode(v, m.ViewQuery)
 		case 8<<3 | 0:
@@ -3794,7 +3794,7 @@ func (d *decoder) decJsonArgument(b []byte, m *JsonArgument) *JsonArgument {
 		case 1<<3 | 2:
 			m.Val = d.decJsonValueExpr(v, m.Val)
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.JsonArgument.name")
+			m.Name = d.str(v, "JsonArgument.name")
 		}
 	}
 	d.leave()
@@ -3946,7 +3946,7 @@ func (d *decoder) decJsonExpr(b []byte, m *JsonExpr) *JsonExpr {
 		case 2<<3 | 0:
 			m.Op = JsonExprOp(x)
 		case 3<<3 | 2:
-			m.ColumnName = d.str(v, "pg_query.JsonExpr.column_name")
+			m.ColumnName = d.str(v, "JsonExpr.column_name")
 		case 4<<3 | 2:
 			m.FormattedExpr = d.decNode(v, m.FormattedExpr)
 		case 5<<3 | 2:
@@ -4016,7 +4016,7 @@ func (d *decoder) decJsonFuncExpr(b []byte, m *JsonFuncExpr) *JsonFuncExpr {
 		case 1<<3 | 0:
 			m.Op = JsonExprOp(x)
 		case 2<<3 | 2:
-			m.ColumnName = d.str(v, "pg_query.JsonFuncExpr.column_name")
+			m.ColumnName = d.str(v, "JsonFuncExpr.column_name")
 		case 3<<3 | 2:
 			m.ContextItem = d.decJsonValueExpr(v, m.ContextItem)
 		case 4<<3 | 2:
@@ -4292,7 +4292,7 @@ func (d *decoder) decJsonTableColumn(b []byte, m *JsonTableColumn) *JsonTableCol
 		case 1<<3 | 0:
 			m.Coltype = JsonTableColumnType(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.JsonTableColumn.name")
+			m.Name = d.str(v, "JsonTableColumn.name")
 		case 3<<3 | 2:
 			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 4<<3 | 2:
@@ -4328,7 +4328,7 @@ func (d *decoder) decJsonTablePath(b []byte, m *JsonTablePath) *JsonTablePath {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.JsonTablePath.name")
+			m.Name = d.str(v, "JsonTablePath.name")
 		}
 	}
 	d.leave()
@@ -4376,7 +4376,7 @@ func (d *decoder) decJsonTablePathSpec(b []byte, m *JsonTablePathSpec) *JsonTabl
 		case 1<<3 | 2:
 			m.String_ = d.decNode(v, m.String_)
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.JsonTablePathSpec.name")
+			m.Name = d.str(v, "JsonTablePathSpec.name")
 		case 3<<3 | 0:
 			m.NameLocation = int32(x)
 		case 4<<3 | 0:
@@ -4460,7 +4460,7 @@ func (d *decoder) decListenStmt(b []byte, m *ListenStmt) *ListenStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Conditionname = d.str(v, "pg_query.ListenStmt.conditionname")
+			m.Conditionname = d.str(v, "ListenStmt.conditionname")
 		}
 	}
 	d.leave()
@@ -4478,7 +4478,7 @@ func (d *decoder) decLoadStmt(b []byte, m *LoadStmt) *LoadStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Filename = d.str(v, "pg_query.LoadStmt.filename")
+			m.Filename = d.str(v, "LoadStmt.filename")
 		}
 	}
 	d.leave()
@@ -4704,7 +4704,7 @@ func (d *decoder) decNamedArgExpr(b []byte, m *NamedArgExpr) *NamedArgExpr {
 		case 2<<3 | 2:
 			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 2:
-			m.Name = d.str(v, "pg_query.NamedArgExpr.name")
+			m.Name = d.str(v, "NamedArgExpr.name")
 		case 4<<3 | 0:
 			m.Argnumber = int32(x)
 		case 5<<3 | 0:
@@ -6640,9 +6640,9 @@ func (d *decoder) decNotifyStmt(b []byte, m *NotifyStmt) *NotifyStmt {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Conditionname = d.str(v, "pg_query.NotifyStmt.conditionname")
+			m.Conditionname = d.str(v, "NotifyStmt.conditionname")
 		case 2<<3 | 2:
-			m.Payload = d.str(v, "pg_query.NotifyStmt.payload")
+			m.Payload = d.str(v, "NotifyStmt.payload")
 		case 3<<3 | 0:
 			m.PayloadLocation = int32(x)
 		}
@@ -6852,7 +6852,7 @@ func (d *decoder) decPLAssignStmt(b []byte, m *PLAssignStmt) *PLAssignStmt {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.PLAssignStmt.name")
+			m.Name = d.str(v, "PLAssignStmt.name")
 		case 2<<3 | 2:
 			m.Indirection = append(m.Indirection, d.decNode(v, nil))
 		case 3<<3 | 0:
@@ -6948,7 +6948,7 @@ func (d *decoder) decPartitionBoundSpec(b []byte, m *PartitionBoundSpec) *Partit
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Strategy = d.str(v, "pg_query.PartitionBoundSpec.strategy")
+			m.Strategy = d.str(v, "PartitionBoundSpec.strategy")
 		case 2<<3 | 0:
 			m.IsDefault = x != 0
 		case 3<<3 | 0:
@@ -7002,7 +7002,7 @@ func (d *decoder) decPartitionElem(b []byte, m *PartitionElem) *PartitionElem {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.PartitionElem.name")
+			m.Name = d.str(v, "PartitionElem.name")
 		case 2<<3 | 2:
 			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 2:
@@ -7072,7 +7072,7 @@ func (d *decoder) decPrepareStmt(b []byte, m *PrepareStmt) *PrepareStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.PrepareStmt.name")
+			m.Name = d.str(v, "PrepareStmt.name")
 		case 2<<3 | 2:
 			m.Argtypes = append(m.Argtypes, d.decNode(v, nil))
 		case 3<<3 | 2:
@@ -7096,7 +7096,7 @@ func (d *decoder) decPublicationObjSpec(b []byte, m *PublicationObjSpec) *Public
 		case 1<<3 | 0:
 			m.Pubobjtype = PublicationObjSpecType(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.PublicationObjSpec.name")
+			m.Name = d.str(v, "PublicationObjSpec.name")
 		case 3<<3 | 2:
 			m.Pubtable = d.decPublicationTable(v, m.Pubtable)
 		case 4<<3 | 0:
@@ -7365,7 +7365,7 @@ func (d *decoder) decRangeTableFuncCol(b []byte, m *RangeTableFuncCol) *RangeTab
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Colname = d.str(v, "pg_query.RangeTableFuncCol.colname")
+			m.Colname = d.str(v, "RangeTableFuncCol.colname")
 		case 2<<3 | 2:
 			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 0:
@@ -7431,7 +7431,7 @@ func (d *decoder) decRangeTblEntry(b []byte, m *RangeTblEntry) *RangeTblEntry {
 		case 5<<3 | 0:
 			m.Inh = x != 0
 		case 6<<3 | 2:
-			m.Relkind = d.str(v, "pg_query.RangeTblEntry.relkind")
+			m.Relkind = d.str(v, "RangeTblEntry.relkind")
 		case 7<<3 | 0:
 			m.Rellockmode = int32(x)
 		case 8<<3 | 0:
@@ -7463,7 +7463,7 @@ func (d *decoder) decRangeTblEntry(b []byte, m *RangeTblEntry) *RangeTblEntry {
 		case 21<<3 | 2:
 			m.ValuesLists = append(m.ValuesLists, d.decNode(v, nil))
 		case 22<<3 | 2:
-			m.Ctename = d.str(v, "pg_query.RangeTblEntry.ctename")
+			m.Ctename = d.str(v, "RangeTblEntry.ctename")
 		case 23<<3 | 0:
 			m.Ctelevelsup = uint32(x)
 		case 24<<3 | 0:
@@ -7475,7 +7475,7 @@ func (d *decoder) decRangeTblEntry(b []byte, m *RangeTblEntry) *RangeTblEntry {
 		case 27<<3 | 2:
 			m.Colcollations = append(m.Colcollations, d.decNode(v, nil))
 		case 28<<3 | 2:
-			m.Enrname = d.str(v, "pg_query.RangeTblEntry.enrname")
+			m.Enrname = d.str(v, "RangeTblEntry.enrname")
 		case 29<<3 | 1:
 			m.Enrtuples = math.Float64frombits(x)
 		case 30<<3 | 0:
@@ -7554,15 +7554,15 @@ func (d *decoder) decRangeVar(b []byte, m *RangeVar) *RangeVar {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Catalogname = d.str(v, "pg_query.RangeVar.catalogname")
+			m.Catalogname = d.str(v, "RangeVar.catalogname")
 		case 2<<3 | 2:
-			m.Schemaname = d.str(v, "pg_query.RangeVar.schemaname")
+			m.Schemaname = d.str(v, "RangeVar.schemaname")
 		case 3<<3 | 2:
-			m.Relname = d.str(v, "pg_query.RangeVar.relname")
+			m.Relname = d.str(v, "RangeVar.relname")
 		case 4<<3 | 0:
 			m.Inh = x != 0
 		case 5<<3 | 2:
-			m.Relpersistence = d.str(v, "pg_query.RangeVar.relpersistence")
+			m.Relpersistence = d.str(v, "RangeVar.relpersistence")
 		case 6<<3 | 2:
 			m.Alias = d.decAlias(v, m.Alias)
 		case 7<<3 | 0:
@@ -7652,7 +7652,7 @@ func (d *decoder) decReindexStmt(b []byte, m *ReindexStmt) *ReindexStmt {
 		case 2<<3 | 2:
 			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			m.Name = d.str(v, "pg_query.ReindexStmt.name")
+			m.Name = d.str(v, "ReindexStmt.name")
 		case 4<<3 | 2:
 			m.Params = append(m.Params, d.decNode(v, nil))
 		}
@@ -7710,9 +7710,9 @@ func (d *decoder) decRenameStmt(b []byte, m *RenameStmt) *RenameStmt {
 		case 4<<3 | 2:
 			m.Object = d.decNode(v, m.Object)
 		case 5<<3 | 2:
-			m.Subname = d.str(v, "pg_query.RenameStmt.subname")
+			m.Subname = d.str(v, "RenameStmt.subname")
 		case 6<<3 | 2:
-			m.Newname = d.str(v, "pg_query.RenameStmt.newname")
+			m.Newname = d.str(v, "RenameStmt.newname")
 		case 7<<3 | 0:
 			m.Behavior = DropBehavior(x)
 		case 8<<3 | 0:
@@ -7734,9 +7734,9 @@ func (d *decoder) decReplicaIdentityStmt(b []byte, m *ReplicaIdentityStmt) *Repl
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.IdentityType = d.str(v, "pg_query.ReplicaIdentityStmt.identity_type")
+			m.IdentityType = d.str(v, "ReplicaIdentityStmt.identity_type")
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.ReplicaIdentityStmt.name")
+			m.Name = d.str(v, "ReplicaIdentityStmt.name")
 		}
 	}
 	d.leave()
@@ -7754,7 +7754,7 @@ func (d *decoder) decResTarget(b []byte, m *ResTarget) *ResTarget {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.ResTarget.name")
+			m.Name = d.str(v, "ResTarget.name")
 		case 2<<3 | 2:
 			m.Indirection = append(m.Indirection, d.decNode(v, nil))
 		case 3<<3 | 2:
@@ -7798,7 +7798,7 @@ func (d *decoder) decRoleSpec(b []byte, m *RoleSpec) *RoleSpec {
 		case 1<<3 | 0:
 			m.Roletype = RoleSpecType(x)
 		case 2<<3 | 2:
-			m.Rolename = d.str(v, "pg_query.RoleSpec.rolename")
+			m.Rolename = d.str(v, "RoleSpec.rolename")
 		case 3<<3 | 0:
 			m.Location = int32(x)
 		}
@@ -7902,7 +7902,7 @@ func (d *decoder) decRuleStmt(b []byte, m *RuleStmt) *RuleStmt {
 		case 1<<3 | 2:
 			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.Rulename = d.str(v, "pg_query.RuleStmt.rulename")
+			m.Rulename = d.str(v, "RuleStmt.rulename")
 		case 3<<3 | 2:
 			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 4<<3 | 0:
@@ -7988,9 +7988,9 @@ func (d *decoder) decSecLabelStmt(b []byte, m *SecLabelStmt) *SecLabelStmt {
 		case 2<<3 | 2:
 			m.Object = d.decNode(v, m.Object)
 		case 3<<3 | 2:
-			m.Provider = d.str(v, "pg_query.SecLabelStmt.provider")
+			m.Provider = d.str(v, "SecLabelStmt.provider")
 		case 4<<3 | 2:
-			m.Label = d.str(v, "pg_query.SecLabelStmt.label")
+			m.Label = d.str(v, "SecLabelStmt.label")
 		}
 	}
 	d.leave()
@@ -8188,7 +8188,7 @@ func (d *decoder) decStatsElem(b []byte, m *StatsElem) *StatsElem {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.StatsElem.name")
+			m.Name = d.str(v, "StatsElem.name")
 		case 2<<3 | 2:
 			m.Expr = d.decNode(v, m.Expr)
 		}
@@ -8208,7 +8208,7 @@ func (d *decoder) decString(b []byte, m *String) *String {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Sval = d.str(v, "pg_query.String.sval")
+			m.Sval = d.str(v, "String.sval")
 		}
 	}
 	d.leave()
@@ -8266,7 +8266,7 @@ func (d *decoder) decSubPlan(b []byte, m *SubPlan) *SubPlan {
 		case 5<<3 | 0:
 			m.PlanId = int32(x)
 		case 6<<3 | 2:
-			m.PlanName = d.str(v, "pg_query.SubPlan.plan_name")
+			m.PlanName = d.str(v, "SubPlan.plan_name")
 		case 7<<3 | 0:
 			m.FirstColType = uint32(x)
 		case 8<<3 | 0:
@@ -8447,7 +8447,7 @@ func (d *decoder) decTargetEntry(b []byte, m *TargetEntry) *TargetEntry {
 		case 3<<3 | 0:
 			m.Resno = int32(x)
 		case 4<<3 | 2:
-			m.Resname = d.str(v, "pg_query.TargetEntry.resname")
+			m.Resname = d.str(v, "TargetEntry.resname")
 		case 5<<3 | 0:
 			m.Ressortgroupref = uint32(x)
 		case 6<<3 | 0:
@@ -8477,9 +8477,9 @@ func (d *decoder) decTransactionStmt(b []byte, m *TransactionStmt) *TransactionS
 		case 2<<3 | 2:
 			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.SavepointName = d.str(v, "pg_query.TransactionStmt.savepoint_name")
+			m.SavepointName = d.str(v, "TransactionStmt.savepoint_name")
 		case 4<<3 | 2:
-			m.Gid = d.str(v, "pg_query.TransactionStmt.gid")
+			m.Gid = d.str(v, "TransactionStmt.gid")
 		case 5<<3 | 0:
 			m.Chain = x != 0
 		case 6<<3 | 0:
@@ -8501,7 +8501,7 @@ func (d *decoder) decTriggerTransition(b []byte, m *TriggerTransition) *TriggerT
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.TriggerTransition.name")
+			m.Name = d.str(v, "TriggerTransition.name")
 		case 2<<3 | 0:
 			m.IsNew = x != 0
 		case 3<<3 | 0:
@@ -8599,7 +8599,7 @@ func (d *decoder) decUnlistenStmt(b []byte, m *UnlistenStmt) *UnlistenStmt {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Conditionname = d.str(v, "pg_query.UnlistenStmt.conditionname")
+			m.Conditionname = d.str(v, "UnlistenStmt.conditionname")
 		}
 	}
 	d.leave()
@@ -8730,7 +8730,7 @@ func (d *decoder) decVariableSetStmt(b []byte, m *VariableSetStmt) *VariableSetS
 		case 1<<3 | 0:
 			m.Kind = VariableSetKind(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v, "pg_query.VariableSetStmt.name")
+			m.Name = d.str(v, "VariableSetStmt.name")
 		case 3<<3 | 2:
 			m.Args = append(m.Args, d.decNode(v, nil))
 		case 4<<3 | 0:
@@ -8752,7 +8752,7 @@ func (d *decoder) decVariableShowStmt(b []byte, m *VariableShowStmt) *VariableSh
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.VariableShowStmt.name")
+			m.Name = d.str(v, "VariableShowStmt.name")
 		}
 	}
 	d.leave()
@@ -8798,9 +8798,9 @@ func (d *decoder) decWindowClause(b []byte, m *WindowClause) *WindowClause {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.WindowClause.name")
+			m.Name = d.str(v, "WindowClause.name")
 		case 2<<3 | 2:
-			m.Refname = d.str(v, "pg_query.WindowClause.refname")
+			m.Refname = d.str(v, "WindowClause.refname")
 		case 3<<3 | 2:
 			m.PartitionClause = append(m.PartitionClause, d.decNode(v, nil))
 		case 4<<3 | 2:
@@ -8842,9 +8842,9 @@ func (d *decoder) decWindowDef(b []byte, m *WindowDef) *WindowDef {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v, "pg_query.WindowDef.name")
+			m.Name = d.str(v, "WindowDef.name")
 		case 2<<3 | 2:
-			m.Refname = d.str(v, "pg_query.WindowDef.refname")
+			m.Refname = d.str(v, "WindowDef.refname")
 		case 3<<3 | 2:
 			m.PartitionClause = append(m.PartitionClause, d.decNode(v, nil))
 		case 4<<3 | 2:
@@ -8942,9 +8942,9 @@ func (d *decoder) decWithCheckOption(b []byte, m *WithCheckOption) *WithCheckOpt
 		case 1<<3 | 0:
 			m.Kind = WCOKind(x)
 		case 2<<3 | 2:
-			m.Relname = d.str(v, "pg_query.WithCheckOption.relname")
+			m.Relname = d.str(v, "WithCheckOption.relname")
 		case 3<<3 | 2:
-			m.Polname = d.str(v, "pg_query.WithCheckOption.polname")
+			m.Polname = d.str(v, "WithCheckOption.polname")
 		case 4<<3 | 2:
 			m.Qual = d.decNode(v, m.Qual)
 		case 5<<3 | 0:
@@ -8992,7 +8992,7 @@ func (d *decoder) decXmlExpr(b []byte, m *XmlExpr) *XmlExpr {
 		case 2<<3 | 0:
 			m.Op = XmlExprOp(x)
 		case 3<<3 | 2:
-			m.Name = d.str(v, "pg_query.XmlExpr.name")
+			m.Name = d.str(v, "XmlExpr.name")
 		case 4<<3 | 2:
 			m.NamedArgs = append(m.NamedArgs, d.decNode(v, nil))
 		case 5<<3 | 2:
@@ -9168,7 +9168,7 @@ func (e *encoder) encAccessPriv(m *AccessPriv) {
 		return
 	}
 	if m.PrivName != "" {
-		e.str(1, m.PrivName, "pg_query.AccessPriv.priv_name")
+		e.str(1, m.PrivName, "AccessPriv.priv_name")
 	}
 	for _, x := range m.Cols {
 		p := e.begin(2)
@@ -9241,7 +9241,7 @@ func (e *encoder) encAggref(m *Aggref) {
 		e.varint(b2u(m.Aggvariadic))
 	}
 	if m.Aggkind != "" {
-		e.str(14, m.Aggkind, "pg_query.Aggref.aggkind")
+		e.str(14, m.Aggkind, "Aggref.aggkind")
 	}
 	if m.Agglevelsup != 0 {
 		e.tag(15, 0)
@@ -9270,7 +9270,7 @@ func (e *encoder) encAlias(m *Alias) {
 		return
 	}
 	if m.Aliasname != "" {
-		e.str(1, m.Aliasname, "pg_query.Alias.aliasname")
+		e.str(1, m.Aliasname, "Alias.aliasname")
 	}
 	for _, x := range m.Colnames {
 		p := e.begin(2)
@@ -9295,7 +9295,7 @@ func (e *encoder) encAlterDatabaseRefreshCollStmt(m *AlterDatabaseRefreshCollStm
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.AlterDatabaseRefreshCollStmt.dbname")
+		e.str(1, m.Dbname, "AlterDatabaseRefreshCollStmt.dbname")
 	}
 }
 
@@ -9304,7 +9304,7 @@ func (e *encoder) encAlterDatabaseSetStmt(m *AlterDatabaseSetStmt) {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.AlterDatabaseSetStmt.dbname")
+		e.str(1, m.Dbname, "AlterDatabaseSetStmt.dbname")
 	}
 	if m.Setstmt != nil {
 		p := e.begin(2)
@@ -9318,7 +9318,7 @@ func (e *encoder) encAlterDatabaseStmt(m *AlterDatabaseStmt) {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.AlterDatabaseStmt.dbname")
+		e.str(1, m.Dbname, "AlterDatabaseStmt.dbname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -9348,7 +9348,7 @@ func (e *encoder) encAlterDomainStmt(m *AlterDomainStmt) {
 		return
 	}
 	if m.Subtype != "" {
-		e.str(1, m.Subtype, "pg_query.AlterDomainStmt.subtype")
+		e.str(1, m.Subtype, "AlterDomainStmt.subtype")
 	}
 	for _, x := range m.TypeName {
 		p := e.begin(2)
@@ -9356,7 +9356,7 @@ func (e *encoder) encAlterDomainStmt(m *AlterDomainStmt) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.AlterDomainStmt.name")
+		e.str(3, m.Name, "AlterDomainStmt.name")
 	}
 	if m.Def != nil {
 		p := e.begin(4)
@@ -9383,13 +9383,13 @@ func (e *encoder) encAlterEnumStmt(m *AlterEnumStmt) {
 		e.end(p)
 	}
 	if m.OldVal != "" {
-		e.str(2, m.OldVal, "pg_query.AlterEnumStmt.old_val")
+		e.str(2, m.OldVal, "AlterEnumStmt.old_val")
 	}
 	if m.NewVal != "" {
-		e.str(3, m.NewVal, "pg_query.AlterEnumStmt.new_val")
+		e.str(3, m.NewVal, "AlterEnumStmt.new_val")
 	}
 	if m.NewValNeighbor != "" {
-		e.str(4, m.NewValNeighbor, "pg_query.AlterEnumStmt.new_val_neighbor")
+		e.str(4, m.NewValNeighbor, "AlterEnumStmt.new_val_neighbor")
 	}
 	if m.NewValIsAfter {
 		e.tag(5, 0)
@@ -9406,10 +9406,10 @@ func (e *encoder) encAlterEventTrigStmt(m *AlterEventTrigStmt) {
 		return
 	}
 	if m.Trigname != "" {
-		e.str(1, m.Trigname, "pg_query.AlterEventTrigStmt.trigname")
+		e.str(1, m.Trigname, "AlterEventTrigStmt.trigname")
 	}
 	if m.Tgenabled != "" {
-		e.str(2, m.Tgenabled, "pg_query.AlterEventTrigStmt.tgenabled")
+		e.str(2, m.Tgenabled, "AlterEventTrigStmt.tgenabled")
 	}
 }
 
@@ -9418,7 +9418,7 @@ func (e *encoder) encAlterExtensionContentsStmt(m *AlterExtensionContentsStmt) {
 		return
 	}
 	if m.Extname != "" {
-		e.str(1, m.Extname, "pg_query.AlterExtensionContentsStmt.extname")
+		e.str(1, m.Extname, "AlterExtensionContentsStmt.extname")
 	}
 	if m.Action != 0 {
 		e.tag(2, 0)
@@ -9440,7 +9440,7 @@ func (e *encoder) encAlterExtensionStmt(m *AlterExtensionStmt) {
 		return
 	}
 	if m.Extname != "" {
-		e.str(1, m.Extname, "pg_query.AlterExtensionStmt.extname")
+		e.str(1, m.Extname, "AlterExtensionStmt.extname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -9454,7 +9454,7 @@ func (e *encoder) encAlterFdwStmt(m *AlterFdwStmt) {
 		return
 	}
 	if m.Fdwname != "" {
-		e.str(1, m.Fdwname, "pg_query.AlterFdwStmt.fdwname")
+		e.str(1, m.Fdwname, "AlterFdwStmt.fdwname")
 	}
 	for _, x := range m.FuncOptions {
 		p := e.begin(2)
@@ -9473,10 +9473,10 @@ func (e *encoder) encAlterForeignServerStmt(m *AlterForeignServerStmt) {
 		return
 	}
 	if m.Servername != "" {
-		e.str(1, m.Servername, "pg_query.AlterForeignServerStmt.servername")
+		e.str(1, m.Servername, "AlterForeignServerStmt.servername")
 	}
 	if m.Version != "" {
-		e.str(2, m.Version, "pg_query.AlterForeignServerStmt.version")
+		e.str(2, m.Version, "AlterForeignServerStmt.version")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -9557,7 +9557,7 @@ func (e *encoder) encAlterObjectSchemaStmt(m *AlterObjectSchemaStmt) {
 		e.end(p)
 	}
 	if m.Newschema != "" {
-		e.str(4, m.Newschema, "pg_query.AlterObjectSchemaStmt.newschema")
+		e.str(4, m.Newschema, "AlterObjectSchemaStmt.newschema")
 	}
 	if m.MissingOk {
 		e.tag(5, 0)
@@ -9575,7 +9575,7 @@ func (e *encoder) encAlterOpFamilyStmt(m *AlterOpFamilyStmt) {
 		e.end(p)
 	}
 	if m.Amname != "" {
-		e.str(2, m.Amname, "pg_query.AlterOpFamilyStmt.amname")
+		e.str(2, m.Amname, "AlterOpFamilyStmt.amname")
 	}
 	if m.IsDrop {
 		e.tag(3, 0)
@@ -9634,7 +9634,7 @@ func (e *encoder) encAlterPolicyStmt(m *AlterPolicyStmt) {
 		return
 	}
 	if m.PolicyName != "" {
-		e.str(1, m.PolicyName, "pg_query.AlterPolicyStmt.policy_name")
+		e.str(1, m.PolicyName, "AlterPolicyStmt.policy_name")
 	}
 	if m.Table != nil {
 		p := e.begin(2)
@@ -9663,7 +9663,7 @@ func (e *encoder) encAlterPublicationStmt(m *AlterPublicationStmt) {
 		return
 	}
 	if m.Pubname != "" {
-		e.str(1, m.Pubname, "pg_query.AlterPublicationStmt.pubname")
+		e.str(1, m.Pubname, "AlterPublicationStmt.pubname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -9695,7 +9695,7 @@ func (e *encoder) encAlterRoleSetStmt(m *AlterRoleSetStmt) {
 		e.end(p)
 	}
 	if m.Database != "" {
-		e.str(2, m.Database, "pg_query.AlterRoleSetStmt.database")
+		e.str(2, m.Database, "AlterRoleSetStmt.database")
 	}
 	if m.Setstmt != nil {
 		p := e.begin(3)
@@ -9777,10 +9777,10 @@ func (e *encoder) encAlterSubscriptionStmt(m *AlterSubscriptionStmt) {
 		e.varint(uint64(m.Kind))
 	}
 	if m.Subname != "" {
-		e.str(2, m.Subname, "pg_query.AlterSubscriptionStmt.subname")
+		e.str(2, m.Subname, "AlterSubscriptionStmt.subname")
 	}
 	if m.Conninfo != "" {
-		e.str(3, m.Conninfo, "pg_query.AlterSubscriptionStmt.conninfo")
+		e.str(3, m.Conninfo, "AlterSubscriptionStmt.conninfo")
 	}
 	for _, x := range m.Publication {
 		p := e.begin(4)
@@ -9871,7 +9871,7 @@ func (e *encoder) encAlterTableCmd(m *AlterTableCmd) {
 		e.varint(uint64(m.Subtype))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.AlterTableCmd.name")
+		e.str(2, m.Name, "AlterTableCmd.name")
 	}
 	if m.Num != 0 {
 		e.tag(3, 0)
@@ -9906,7 +9906,7 @@ func (e *encoder) encAlterTableMoveAllStmt(m *AlterTableMoveAllStmt) {
 		return
 	}
 	if m.OrigTablespacename != "" {
-		e.str(1, m.OrigTablespacename, "pg_query.AlterTableMoveAllStmt.orig_tablespacename")
+		e.str(1, m.OrigTablespacename, "AlterTableMoveAllStmt.orig_tablespacename")
 	}
 	if m.Objtype != 0 {
 		e.tag(2, 0)
@@ -9918,7 +9918,7 @@ func (e *encoder) encAlterTableMoveAllStmt(m *AlterTableMoveAllStmt) {
 		e.end(p)
 	}
 	if m.NewTablespacename != "" {
-		e.str(4, m.NewTablespacename, "pg_query.AlterTableMoveAllStmt.new_tablespacename")
+		e.str(4, m.NewTablespacename, "AlterTableMoveAllStmt.new_tablespacename")
 	}
 	if m.Nowait {
 		e.tag(5, 0)
@@ -9931,7 +9931,7 @@ func (e *encoder) encAlterTableSpaceOptionsStmt(m *AlterTableSpaceOptionsStmt) {
 		return
 	}
 	if m.Tablespacename != "" {
-		e.str(1, m.Tablespacename, "pg_query.AlterTableSpaceOptionsStmt.tablespacename")
+		e.str(1, m.Tablespacename, "AlterTableSpaceOptionsStmt.tablespacename")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -9994,7 +9994,7 @@ func (e *encoder) encAlterUserMappingStmt(m *AlterUserMappingStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.AlterUserMappingStmt.servername")
+		e.str(2, m.Servername, "AlterUserMappingStmt.servername")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -10101,7 +10101,7 @@ func (e *encoder) encBitString(m *BitString) {
 		return
 	}
 	if m.Bsval != "" {
-		e.str(1, m.Bsval, "pg_query.BitString.bsval")
+		e.str(1, m.Bsval, "BitString.bsval")
 	}
 }
 
@@ -10173,7 +10173,7 @@ func (e *encoder) encCTECycleClause(m *CTECycleClause) {
 		e.end(p)
 	}
 	if m.CycleMarkColumn != "" {
-		e.str(2, m.CycleMarkColumn, "pg_query.CTECycleClause.cycle_mark_column")
+		e.str(2, m.CycleMarkColumn, "CTECycleClause.cycle_mark_column")
 	}
 	if m.CycleMarkValue != nil {
 		p := e.begin(3)
@@ -10186,7 +10186,7 @@ func (e *encoder) encCTECycleClause(m *CTECycleClause) {
 		e.end(p)
 	}
 	if m.CyclePathColumn != "" {
-		e.str(5, m.CyclePathColumn, "pg_query.CTECycleClause.cycle_path_column")
+		e.str(5, m.CyclePathColumn, "CTECycleClause.cycle_path_column")
 	}
 	if m.Location != 0 {
 		e.tag(6, 0)
@@ -10224,7 +10224,7 @@ func (e *encoder) encCTESearchClause(m *CTESearchClause) {
 		e.varint(b2u(m.SearchBreadthFirst))
 	}
 	if m.SearchSeqColumn != "" {
-		e.str(3, m.SearchSeqColumn, "pg_query.CTESearchClause.search_seq_column")
+		e.str(3, m.SearchSeqColumn, "CTESearchClause.search_seq_column")
 	}
 	if m.Location != 0 {
 		e.tag(4, 0)
@@ -10360,7 +10360,7 @@ func (e *encoder) encClosePortalStmt(m *ClosePortalStmt) {
 		return
 	}
 	if m.Portalname != "" {
-		e.str(1, m.Portalname, "pg_query.ClosePortalStmt.portalname")
+		e.str(1, m.Portalname, "ClosePortalStmt.portalname")
 	}
 }
 
@@ -10374,7 +10374,7 @@ func (e *encoder) encClusterStmt(m *ClusterStmt) {
 		e.end(p)
 	}
 	if m.Indexname != "" {
-		e.str(2, m.Indexname, "pg_query.ClusterStmt.indexname")
+		e.str(2, m.Indexname, "ClusterStmt.indexname")
 	}
 	for _, x := range m.Params {
 		p := e.begin(3)
@@ -10555,7 +10555,7 @@ func (e *encoder) encColumnDef(m *ColumnDef) {
 		return
 	}
 	if m.Colname != "" {
-		e.str(1, m.Colname, "pg_query.ColumnDef.colname")
+		e.str(1, m.Colname, "ColumnDef.colname")
 	}
 	if m.TypeName != nil {
 		p := e.begin(2)
@@ -10563,7 +10563,7 @@ func (e *encoder) encColumnDef(m *ColumnDef) {
 		e.end(p)
 	}
 	if m.Compression != "" {
-		e.str(3, m.Compression, "pg_query.ColumnDef.compression")
+		e.str(3, m.Compression, "ColumnDef.compression")
 	}
 	if m.Inhcount != 0 {
 		e.tag(4, 0)
@@ -10582,10 +10582,10 @@ func (e *encoder) encColumnDef(m *ColumnDef) {
 		e.varint(b2u(m.IsFromType))
 	}
 	if m.Storage != "" {
-		e.str(8, m.Storage, "pg_query.ColumnDef.storage")
+		e.str(8, m.Storage, "ColumnDef.storage")
 	}
 	if m.StorageName != "" {
-		e.str(9, m.StorageName, "pg_query.ColumnDef.storage_name")
+		e.str(9, m.StorageName, "ColumnDef.storage_name")
 	}
 	if m.RawDefault != nil {
 		p := e.begin(10)
@@ -10598,7 +10598,7 @@ func (e *encoder) encColumnDef(m *ColumnDef) {
 		e.end(p)
 	}
 	if m.Identity != "" {
-		e.str(12, m.Identity, "pg_query.ColumnDef.identity")
+		e.str(12, m.Identity, "ColumnDef.identity")
 	}
 	if m.IdentitySequence != nil {
 		p := e.begin(13)
@@ -10606,7 +10606,7 @@ func (e *encoder) encColumnDef(m *ColumnDef) {
 		e.end(p)
 	}
 	if m.Generated != "" {
-		e.str(14, m.Generated, "pg_query.ColumnDef.generated")
+		e.str(14, m.Generated, "ColumnDef.generated")
 	}
 	if m.CollClause != nil {
 		p := e.begin(15)
@@ -10662,7 +10662,7 @@ func (e *encoder) encCommentStmt(m *CommentStmt) {
 		e.end(p)
 	}
 	if m.Comment != "" {
-		e.str(3, m.Comment, "pg_query.CommentStmt.comment")
+		e.str(3, m.Comment, "CommentStmt.comment")
 	}
 }
 
@@ -10671,7 +10671,7 @@ func (e *encoder) encCommonTableExpr(m *CommonTableExpr) {
 		return
 	}
 	if m.Ctename != "" {
-		e.str(1, m.Ctename, "pg_query.CommonTableExpr.ctename")
+		e.str(1, m.Ctename, "CommonTableExpr.ctename")
 	}
 	for _, x := range m.Aliascolnames {
 		p := e.begin(2)
@@ -10756,7 +10756,7 @@ func (e *encoder) encConstraint(m *Constraint) {
 		e.varint(uint64(m.Contype))
 	}
 	if m.Conname != "" {
-		e.str(2, m.Conname, "pg_query.Constraint.conname")
+		e.str(2, m.Conname, "Constraint.conname")
 	}
 	if m.Deferrable {
 		e.tag(3, 0)
@@ -10784,10 +10784,10 @@ func (e *encoder) encConstraint(m *Constraint) {
 		e.end(p)
 	}
 	if m.CookedExpr != "" {
-		e.str(9, m.CookedExpr, "pg_query.Constraint.cooked_expr")
+		e.str(9, m.CookedExpr, "Constraint.cooked_expr")
 	}
 	if m.GeneratedWhen != "" {
-		e.str(10, m.GeneratedWhen, "pg_query.Constraint.generated_when")
+		e.str(10, m.GeneratedWhen, "Constraint.generated_when")
 	}
 	if m.Inhcount != 0 {
 		e.tag(11, 0)
@@ -10818,17 +10818,17 @@ func (e *encoder) encConstraint(m *Constraint) {
 		e.end(p)
 	}
 	if m.Indexname != "" {
-		e.str(17, m.Indexname, "pg_query.Constraint.indexname")
+		e.str(17, m.Indexname, "Constraint.indexname")
 	}
 	if m.Indexspace != "" {
-		e.str(18, m.Indexspace, "pg_query.Constraint.indexspace")
+		e.str(18, m.Indexspace, "Constraint.indexspace")
 	}
 	if m.ResetDefaultTblspc {
 		e.tag(19, 0)
 		e.varint(b2u(m.ResetDefaultTblspc))
 	}
 	if m.AccessMethod != "" {
-		e.str(20, m.AccessMethod, "pg_query.Constraint.access_method")
+		e.str(20, m.AccessMethod, "Constraint.access_method")
 	}
 	if m.WhereClause != nil {
 		p := e.begin(21)
@@ -10851,13 +10851,13 @@ func (e *encoder) encConstraint(m *Constraint) {
 		e.end(p)
 	}
 	if m.FkMatchtype != "" {
-		e.str(25, m.FkMatchtype, "pg_query.Constraint.fk_matchtype")
+		e.str(25, m.FkMatchtype, "Constraint.fk_matchtype")
 	}
 	if m.FkUpdAction != "" {
-		e.str(26, m.FkUpdAction, "pg_query.Constraint.fk_upd_action")
+		e.str(26, m.FkUpdAction, "Constraint.fk_upd_action")
 	}
 	if m.FkDelAction != "" {
-		e.str(27, m.FkDelAction, "pg_query.Constraint.fk_del_action")
+		e.str(27, m.FkDelAction, "Constraint.fk_del_action")
 	}
 	for _, x := range m.FkDelSetCols {
 		p := e.begin(28)
@@ -10950,7 +10950,7 @@ func (e *encoder) encCopyStmt(m *CopyStmt) {
 		e.varint(b2u(m.IsProgram))
 	}
 	if m.Filename != "" {
-		e.str(6, m.Filename, "pg_query.CopyStmt.filename")
+		e.str(6, m.Filename, "CopyStmt.filename")
 	}
 	for _, x := range m.Options {
 		p := e.begin(7)
@@ -10969,7 +10969,7 @@ func (e *encoder) encCreateAmStmt(m *CreateAmStmt) {
 		return
 	}
 	if m.Amname != "" {
-		e.str(1, m.Amname, "pg_query.CreateAmStmt.amname")
+		e.str(1, m.Amname, "CreateAmStmt.amname")
 	}
 	for _, x := range m.HandlerName {
 		p := e.begin(2)
@@ -10977,7 +10977,7 @@ func (e *encoder) encCreateAmStmt(m *CreateAmStmt) {
 		e.end(p)
 	}
 	if m.Amtype != "" {
-		e.str(3, m.Amtype, "pg_query.CreateAmStmt.amtype")
+		e.str(3, m.Amtype, "CreateAmStmt.amtype")
 	}
 }
 
@@ -11020,10 +11020,10 @@ func (e *encoder) encCreateConversionStmt(m *CreateConversionStmt) {
 		e.end(p)
 	}
 	if m.ForEncodingName != "" {
-		e.str(2, m.ForEncodingName, "pg_query.CreateConversionStmt.for_encoding_name")
+		e.str(2, m.ForEncodingName, "CreateConversionStmt.for_encoding_name")
 	}
 	if m.ToEncodingName != "" {
-		e.str(3, m.ToEncodingName, "pg_query.CreateConversionStmt.to_encoding_name")
+		e.str(3, m.ToEncodingName, "CreateConversionStmt.to_encoding_name")
 	}
 	for _, x := range m.FuncName {
 		p := e.begin(4)
@@ -11083,10 +11083,10 @@ func (e *encoder) encCreateEventTrigStmt(m *CreateEventTrigStmt) {
 		return
 	}
 	if m.Trigname != "" {
-		e.str(1, m.Trigname, "pg_query.CreateEventTrigStmt.trigname")
+		e.str(1, m.Trigname, "CreateEventTrigStmt.trigname")
 	}
 	if m.Eventname != "" {
-		e.str(2, m.Eventname, "pg_query.CreateEventTrigStmt.eventname")
+		e.str(2, m.Eventname, "CreateEventTrigStmt.eventname")
 	}
 	for _, x := range m.Whenclause {
 		p := e.begin(3)
@@ -11105,7 +11105,7 @@ func (e *encoder) encCreateExtensionStmt(m *CreateExtensionStmt) {
 		return
 	}
 	if m.Extname != "" {
-		e.str(1, m.Extname, "pg_query.CreateExtensionStmt.extname")
+		e.str(1, m.Extname, "CreateExtensionStmt.extname")
 	}
 	if m.IfNotExists {
 		e.tag(2, 0)
@@ -11123,7 +11123,7 @@ func (e *encoder) encCreateFdwStmt(m *CreateFdwStmt) {
 		return
 	}
 	if m.Fdwname != "" {
-		e.str(1, m.Fdwname, "pg_query.CreateFdwStmt.fdwname")
+		e.str(1, m.Fdwname, "CreateFdwStmt.fdwname")
 	}
 	for _, x := range m.FuncOptions {
 		p := e.begin(2)
@@ -11142,16 +11142,16 @@ func (e *encoder) encCreateForeignServerStmt(m *CreateForeignServerStmt) {
 		return
 	}
 	if m.Servername != "" {
-		e.str(1, m.Servername, "pg_query.CreateForeignServerStmt.servername")
+		e.str(1, m.Servername, "CreateForeignServerStmt.servername")
 	}
 	if m.Servertype != "" {
-		e.str(2, m.Servertype, "pg_query.CreateForeignServerStmt.servertype")
+		e.str(2, m.Servertype, "CreateForeignServerStmt.servertype")
 	}
 	if m.Version != "" {
-		e.str(3, m.Version, "pg_query.CreateForeignServerStmt.version")
+		e.str(3, m.Version, "CreateForeignServerStmt.version")
 	}
 	if m.Fdwname != "" {
-		e.str(4, m.Fdwname, "pg_query.CreateForeignServerStmt.fdwname")
+		e.str(4, m.Fdwname, "CreateForeignServerStmt.fdwname")
 	}
 	if m.IfNotExists {
 		e.tag(5, 0)
@@ -11174,7 +11174,7 @@ func (e *encoder) encCreateForeignTableStmt(m *CreateForeignTableStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.CreateForeignTableStmt.servername")
+		e.str(2, m.Servername, "CreateForeignTableStmt.servername")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -11271,7 +11271,7 @@ func (e *encoder) encCreateOpClassStmt(m *CreateOpClassStmt) {
 		e.end(p)
 	}
 	if m.Amname != "" {
-		e.str(3, m.Amname, "pg_query.CreateOpClassStmt.amname")
+		e.str(3, m.Amname, "CreateOpClassStmt.amname")
 	}
 	if m.Datatype != nil {
 		p := e.begin(4)
@@ -11299,7 +11299,7 @@ func (e *encoder) encCreateOpFamilyStmt(m *CreateOpFamilyStmt) {
 		e.end(p)
 	}
 	if m.Amname != "" {
-		e.str(2, m.Amname, "pg_query.CreateOpFamilyStmt.amname")
+		e.str(2, m.Amname, "CreateOpFamilyStmt.amname")
 	}
 }
 
@@ -11312,7 +11312,7 @@ func (e *encoder) encCreatePLangStmt(m *CreatePLangStmt) {
 		e.varint(b2u(m.Replace))
 	}
 	if m.Plname != "" {
-		e.str(2, m.Plname, "pg_query.CreatePLangStmt.plname")
+		e.str(2, m.Plname, "CreatePLangStmt.plname")
 	}
 	for _, x := range m.Plhandler {
 		p := e.begin(3)
@@ -11340,7 +11340,7 @@ func (e *encoder) encCreatePolicyStmt(m *CreatePolicyStmt) {
 		return
 	}
 	if m.PolicyName != "" {
-		e.str(1, m.PolicyName, "pg_query.CreatePolicyStmt.policy_name")
+		e.str(1, m.PolicyName, "CreatePolicyStmt.policy_name")
 	}
 	if m.Table != nil {
 		p := e.begin(2)
@@ -11348,7 +11348,7 @@ func (e *encoder) encCreatePolicyStmt(m *CreatePolicyStmt) {
 		e.end(p)
 	}
 	if m.CmdName != "" {
-		e.str(3, m.CmdName, "pg_query.CreatePolicyStmt.cmd_name")
+		e.str(3, m.CmdName, "CreatePolicyStmt.cmd_name")
 	}
 	if m.Permissive {
 		e.tag(4, 0)
@@ -11376,7 +11376,7 @@ func (e *encoder) encCreatePublicationStmt(m *CreatePublicationStmt) {
 		return
 	}
 	if m.Pubname != "" {
-		e.str(1, m.Pubname, "pg_query.CreatePublicationStmt.pubname")
+		e.str(1, m.Pubname, "CreatePublicationStmt.pubname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -11419,7 +11419,7 @@ func (e *encoder) encCreateRoleStmt(m *CreateRoleStmt) {
 		e.varint(uint64(m.StmtType))
 	}
 	if m.Role != "" {
-		e.str(2, m.Role, "pg_query.CreateRoleStmt.role")
+		e.str(2, m.Role, "CreateRoleStmt.role")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -11433,7 +11433,7 @@ func (e *encoder) encCreateSchemaStmt(m *CreateSchemaStmt) {
 		return
 	}
 	if m.Schemaname != "" {
-		e.str(1, m.Schemaname, "pg_query.CreateSchemaStmt.schemaname")
+		e.str(1, m.Schemaname, "CreateSchemaStmt.schemaname")
 	}
 	if m.Authrole != nil {
 		p := e.begin(2)
@@ -11504,7 +11504,7 @@ func (e *encoder) encCreateStatsStmt(m *CreateStatsStmt) {
 		e.end(p)
 	}
 	if m.Stxcomment != "" {
-		e.str(5, m.Stxcomment, "pg_query.CreateStatsStmt.stxcomment")
+		e.str(5, m.Stxcomment, "CreateStatsStmt.stxcomment")
 	}
 	if m.Transformed {
 		e.tag(6, 0)
@@ -11565,10 +11565,10 @@ func (e *encoder) encCreateStmt(m *CreateStmt) {
 		e.varint(uint64(m.Oncommit))
 	}
 	if m.Tablespacename != "" {
-		e.str(10, m.Tablespacename, "pg_query.CreateStmt.tablespacename")
+		e.str(10, m.Tablespacename, "CreateStmt.tablespacename")
 	}
 	if m.AccessMethod != "" {
-		e.str(11, m.AccessMethod, "pg_query.CreateStmt.access_method")
+		e.str(11, m.AccessMethod, "CreateStmt.access_method")
 	}
 	if m.IfNotExists {
 		e.tag(12, 0)
@@ -11581,10 +11581,10 @@ func (e *encoder) encCreateSubscriptionStmt(m *CreateSubscriptionStmt) {
 		return
 	}
 	if m.Subname != "" {
-		e.str(1, m.Subname, "pg_query.CreateSubscriptionStmt.subname")
+		e.str(1, m.Subname, "CreateSubscriptionStmt.subname")
 	}
 	if m.Conninfo != "" {
-		e.str(2, m.Conninfo, "pg_query.CreateSubscriptionStmt.conninfo")
+		e.str(2, m.Conninfo, "CreateSubscriptionStmt.conninfo")
 	}
 	for _, x := range m.Publication {
 		p := e.begin(3)
@@ -11635,7 +11635,7 @@ func (e *encoder) encCreateTableSpaceStmt(m *CreateTableSpaceStmt) {
 		return
 	}
 	if m.Tablespacename != "" {
-		e.str(1, m.Tablespacename, "pg_query.CreateTableSpaceStmt.tablespacename")
+		e.str(1, m.Tablespacename, "CreateTableSpaceStmt.tablespacename")
 	}
 	if m.Owner != nil {
 		p := e.begin(2)
@@ -11643,7 +11643,7 @@ func (e *encoder) encCreateTableSpaceStmt(m *CreateTableSpaceStmt) {
 		e.end(p)
 	}
 	if m.Location != "" {
-		e.str(3, m.Location, "pg_query.CreateTableSpaceStmt.location")
+		e.str(3, m.Location, "CreateTableSpaceStmt.location")
 	}
 	for _, x := range m.Options {
 		p := e.begin(4)
@@ -11666,7 +11666,7 @@ func (e *encoder) encCreateTransformStmt(m *CreateTransformStmt) {
 		e.end(p)
 	}
 	if m.Lang != "" {
-		e.str(3, m.Lang, "pg_query.CreateTransformStmt.lang")
+		e.str(3, m.Lang, "CreateTransformStmt.lang")
 	}
 	if m.Fromsql != nil {
 		p := e.begin(4)
@@ -11693,7 +11693,7 @@ func (e *encoder) encCreateTrigStmt(m *CreateTrigStmt) {
 		e.varint(b2u(m.Isconstraint))
 	}
 	if m.Trigname != "" {
-		e.str(3, m.Trigname, "pg_query.CreateTrigStmt.trigname")
+		e.str(3, m.Trigname, "CreateTrigStmt.trigname")
 	}
 	if m.Relation != nil {
 		p := e.begin(4)
@@ -11762,7 +11762,7 @@ func (e *encoder) encCreateUserMappingStmt(m *CreateUserMappingStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.CreateUserMappingStmt.servername")
+		e.str(2, m.Servername, "CreateUserMappingStmt.servername")
 	}
 	if m.IfNotExists {
 		e.tag(3, 0)
@@ -11780,7 +11780,7 @@ func (e *encoder) encCreatedbStmt(m *CreatedbStmt) {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.CreatedbStmt.dbname")
+		e.str(1, m.Dbname, "CreatedbStmt.dbname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -11803,7 +11803,7 @@ func (e *encoder) encCurrentOfExpr(m *CurrentOfExpr) {
 		e.varint(uint64(m.Cvarno))
 	}
 	if m.CursorName != "" {
-		e.str(3, m.CursorName, "pg_query.CurrentOfExpr.cursor_name")
+		e.str(3, m.CursorName, "CurrentOfExpr.cursor_name")
 	}
 	if m.CursorParam != 0 {
 		e.tag(4, 0)
@@ -11816,7 +11816,7 @@ func (e *encoder) encDeallocateStmt(m *DeallocateStmt) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.DeallocateStmt.name")
+		e.str(1, m.Name, "DeallocateStmt.name")
 	}
 	if m.Isall {
 		e.tag(2, 0)
@@ -11833,7 +11833,7 @@ func (e *encoder) encDeclareCursorStmt(m *DeclareCursorStmt) {
 		return
 	}
 	if m.Portalname != "" {
-		e.str(1, m.Portalname, "pg_query.DeclareCursorStmt.portalname")
+		e.str(1, m.Portalname, "DeclareCursorStmt.portalname")
 	}
 	if m.Options != 0 {
 		e.tag(2, 0)
@@ -11851,10 +11851,10 @@ func (e *encoder) encDefElem(m *DefElem) {
 		return
 	}
 	if m.Defnamespace != "" {
-		e.str(1, m.Defnamespace, "pg_query.DefElem.defnamespace")
+		e.str(1, m.Defnamespace, "DefElem.defnamespace")
 	}
 	if m.Defname != "" {
-		e.str(2, m.Defname, "pg_query.DefElem.defname")
+		e.str(2, m.Defname, "DefElem.defname")
 	}
 	if m.Arg != nil {
 		p := e.begin(3)
@@ -12066,7 +12066,7 @@ func (e *encoder) encDropSubscriptionStmt(m *DropSubscriptionStmt) {
 		return
 	}
 	if m.Subname != "" {
-		e.str(1, m.Subname, "pg_query.DropSubscriptionStmt.subname")
+		e.str(1, m.Subname, "DropSubscriptionStmt.subname")
 	}
 	if m.MissingOk {
 		e.tag(2, 0)
@@ -12083,7 +12083,7 @@ func (e *encoder) encDropTableSpaceStmt(m *DropTableSpaceStmt) {
 		return
 	}
 	if m.Tablespacename != "" {
-		e.str(1, m.Tablespacename, "pg_query.DropTableSpaceStmt.tablespacename")
+		e.str(1, m.Tablespacename, "DropTableSpaceStmt.tablespacename")
 	}
 	if m.MissingOk {
 		e.tag(2, 0)
@@ -12101,7 +12101,7 @@ func (e *encoder) encDropUserMappingStmt(m *DropUserMappingStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.DropUserMappingStmt.servername")
+		e.str(2, m.Servername, "DropUserMappingStmt.servername")
 	}
 	if m.MissingOk {
 		e.tag(3, 0)
@@ -12114,7 +12114,7 @@ func (e *encoder) encDropdbStmt(m *DropdbStmt) {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.DropdbStmt.dbname")
+		e.str(1, m.Dbname, "DropdbStmt.dbname")
 	}
 	if m.MissingOk {
 		e.tag(2, 0)
@@ -12132,7 +12132,7 @@ func (e *encoder) encExecuteStmt(m *ExecuteStmt) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.ExecuteStmt.name")
+		e.str(1, m.Name, "ExecuteStmt.name")
 	}
 	for _, x := range m.Params {
 		p := e.begin(2)
@@ -12170,7 +12170,7 @@ func (e *encoder) encFetchStmt(m *FetchStmt) {
 		e.varint(uint64(m.HowMany))
 	}
 	if m.Portalname != "" {
-		e.str(3, m.Portalname, "pg_query.FetchStmt.portalname")
+		e.str(3, m.Portalname, "FetchStmt.portalname")
 	}
 	if m.Ismove {
 		e.tag(4, 0)
@@ -12245,7 +12245,7 @@ func (e *encoder) encFloat(m *Float) {
 		return
 	}
 	if m.Fval != "" {
-		e.str(1, m.Fval, "pg_query.Float.fval")
+		e.str(1, m.Fval, "Float.fval")
 	}
 }
 
@@ -12373,7 +12373,7 @@ func (e *encoder) encFunctionParameter(m *FunctionParameter) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.FunctionParameter.name")
+		e.str(1, m.Name, "FunctionParameter.name")
 	}
 	if m.ArgType != nil {
 		p := e.begin(2)
@@ -12524,13 +12524,13 @@ func (e *encoder) encImportForeignSchemaStmt(m *ImportForeignSchemaStmt) {
 		return
 	}
 	if m.ServerName != "" {
-		e.str(1, m.ServerName, "pg_query.ImportForeignSchemaStmt.server_name")
+		e.str(1, m.ServerName, "ImportForeignSchemaStmt.server_name")
 	}
 	if m.RemoteSchema != "" {
-		e.str(2, m.RemoteSchema, "pg_query.ImportForeignSchemaStmt.remote_schema")
+		e.str(2, m.RemoteSchema, "ImportForeignSchemaStmt.remote_schema")
 	}
 	if m.LocalSchema != "" {
-		e.str(3, m.LocalSchema, "pg_query.ImportForeignSchemaStmt.local_schema")
+		e.str(3, m.LocalSchema, "ImportForeignSchemaStmt.local_schema")
 	}
 	if m.ListType != 0 {
 		e.tag(4, 0)
@@ -12553,7 +12553,7 @@ func (e *encoder) encIndexElem(m *IndexElem) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.IndexElem.name")
+		e.str(1, m.Name, "IndexElem.name")
 	}
 	if m.Expr != nil {
 		p := e.begin(2)
@@ -12561,7 +12561,7 @@ func (e *encoder) encIndexElem(m *IndexElem) {
 		e.end(p)
 	}
 	if m.Indexcolname != "" {
-		e.str(3, m.Indexcolname, "pg_query.IndexElem.indexcolname")
+		e.str(3, m.Indexcolname, "IndexElem.indexcolname")
 	}
 	for _, x := range m.Collation {
 		p := e.begin(4)
@@ -12593,7 +12593,7 @@ func (e *encoder) encIndexStmt(m *IndexStmt) {
 		return
 	}
 	if m.Idxname != "" {
-		e.str(1, m.Idxname, "pg_query.IndexStmt.idxname")
+		e.str(1, m.Idxname, "IndexStmt.idxname")
 	}
 	if m.Relation != nil {
 		p := e.begin(2)
@@ -12601,10 +12601,10 @@ func (e *encoder) encIndexStmt(m *IndexStmt) {
 		e.end(p)
 	}
 	if m.AccessMethod != "" {
-		e.str(3, m.AccessMethod, "pg_query.IndexStmt.access_method")
+		e.str(3, m.AccessMethod, "IndexStmt.access_method")
 	}
 	if m.TableSpace != "" {
-		e.str(4, m.TableSpace, "pg_query.IndexStmt.table_space")
+		e.str(4, m.TableSpace, "IndexStmt.table_space")
 	}
 	for _, x := range m.IndexParams {
 		p := e.begin(5)
@@ -12632,7 +12632,7 @@ func (e *encoder) encIndexStmt(m *IndexStmt) {
 		e.end(p)
 	}
 	if m.Idxcomment != "" {
-		e.str(10, m.Idxcomment, "pg_query.IndexStmt.idxcomment")
+		e.str(10, m.Idxcomment, "IndexStmt.idxcomment")
 	}
 	if m.IndexOid != 0 {
 		e.tag(11, 0)
@@ -12707,7 +12707,7 @@ func (e *encoder) encInferClause(m *InferClause) {
 		e.end(p)
 	}
 	if m.Conname != "" {
-		e.str(3, m.Conname, "pg_query.InferClause.conname")
+		e.str(3, m.Conname, "InferClause.conname")
 	}
 	if m.Location != 0 {
 		e.tag(4, 0)
@@ -12744,7 +12744,7 @@ func (e *encoder) encInlineCodeBlock(m *InlineCodeBlock) {
 		return
 	}
 	if m.SourceText != "" {
-		e.str(1, m.SourceText, "pg_query.InlineCodeBlock.source_text")
+		e.str(1, m.SourceText, "InlineCodeBlock.source_text")
 	}
 	if m.LangOid != 0 {
 		e.tag(2, 0)
@@ -12836,7 +12836,7 @@ func (e *encoder) encIntoClause(m *IntoClause) {
 		e.end(p)
 	}
 	if m.AccessMethod != "" {
-		e.str(3, m.AccessMethod, "pg_query.IntoClause.access_method")
+		e.str(3, m.AccessMethod, "IntoClause.access_method")
 	}
 	for _, x := range m.Options {
 		p := e.begin(4)
@@ -12848,7 +12848,7 @@ func (e *encoder) encIntoClause(m *IntoClause) {
 		e.varint(uint64(m.OnCommit))
 	}
 	if m.TableSpaceName != "" {
-		e.str(6, m.TableSpaceName, "pg_query.IntoClause.table_space_name")
+		e.str(6, m.TableSpaceName, "IntoClause.table_space_name")
 	}
 	if m.ViewQuery != nil {
 		p := e.begin(7)
@@ -12949,7 +12949,7 @@ func (e *encoder) encJsonArgument(m *JsonArgument) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.JsonArgument.name")
+		e.str(2, m.Name, "JsonArgument.name")
 	}
 }
 
@@ -13110,7 +13110,7 @@ func (e *encoder) encJsonExpr(m *JsonExpr) {
 		e.varint(uint64(m.Op))
 	}
 	if m.ColumnName != "" {
-		e.str(3, m.ColumnName, "pg_query.JsonExpr.column_name")
+		e.str(3, m.ColumnName, "JsonExpr.column_name")
 	}
 	if m.FormattedExpr != nil {
 		p := e.begin(4)
@@ -13205,7 +13205,7 @@ func (e *encoder) encJsonFuncExpr(m *JsonFuncExpr) {
 		e.varint(uint64(m.Op))
 	}
 	if m.ColumnName != "" {
-		e.str(2, m.ColumnName, "pg_query.JsonFuncExpr.column_name")
+		e.str(2, m.ColumnName, "JsonFuncExpr.column_name")
 	}
 	if m.ContextItem != nil {
 		p := e.begin(3)
@@ -13499,7 +13499,7 @@ func (e *encoder) encJsonTableColumn(m *JsonTableColumn) {
 		e.varint(uint64(m.Coltype))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.JsonTableColumn.name")
+		e.str(2, m.Name, "JsonTableColumn.name")
 	}
 	if m.TypeName != nil {
 		p := e.begin(3)
@@ -13550,7 +13550,7 @@ func (e *encoder) encJsonTablePath(m *JsonTablePath) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.JsonTablePath.name")
+		e.str(1, m.Name, "JsonTablePath.name")
 	}
 }
 
@@ -13597,7 +13597,7 @@ func (e *encoder) encJsonTablePathSpec(m *JsonTablePathSpec) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.JsonTablePathSpec.name")
+		e.str(2, m.Name, "JsonTablePathSpec.name")
 	}
 	if m.NameLocation != 0 {
 		e.tag(3, 0)
@@ -13667,7 +13667,7 @@ func (e *encoder) encListenStmt(m *ListenStmt) {
 		return
 	}
 	if m.Conditionname != "" {
-		e.str(1, m.Conditionname, "pg_query.ListenStmt.conditionname")
+		e.str(1, m.Conditionname, "ListenStmt.conditionname")
 	}
 }
 
@@ -13676,7 +13676,7 @@ func (e *encoder) encLoadStmt(m *LoadStmt) {
 		return
 	}
 	if m.Filename != "" {
-		e.str(1, m.Filename, "pg_query.LoadStmt.filename")
+		e.str(1, m.Filename, "LoadStmt.filename")
 	}
 }
 
@@ -13913,7 +13913,7 @@ func (e *encoder) encNamedArgExpr(m *NamedArgExpr) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.NamedArgExpr.name")
+		e.str(3, m.Name, "NamedArgExpr.name")
 	}
 	if m.Argnumber != 0 {
 		e.tag(4, 0)
@@ -15029,10 +15029,10 @@ func (e *encoder) encNotifyStmt(m *NotifyStmt) {
 		return
 	}
 	if m.Conditionname != "" {
-		e.str(1, m.Conditionname, "pg_query.NotifyStmt.conditionname")
+		e.str(1, m.Conditionname, "NotifyStmt.conditionname")
 	}
 	if m.Payload != "" {
-		e.str(2, m.Payload, "pg_query.NotifyStmt.payload")
+		e.str(2, m.Payload, "NotifyStmt.payload")
 	}
 	if m.PayloadLocation != 0 {
 		e.tag(3, 0)
@@ -15261,7 +15261,7 @@ func (e *encoder) encPLAssignStmt(m *PLAssignStmt) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.PLAssignStmt.name")
+		e.str(1, m.Name, "PLAssignStmt.name")
 	}
 	for _, x := range m.Indirection {
 		p := e.begin(2)
@@ -15352,7 +15352,7 @@ func (e *encoder) encPartitionBoundSpec(m *PartitionBoundSpec) {
 		return
 	}
 	if m.Strategy != "" {
-		e.str(1, m.Strategy, "pg_query.PartitionBoundSpec.strategy")
+		e.str(1, m.Strategy, "PartitionBoundSpec.strategy")
 	}
 	if m.IsDefault {
 		e.tag(2, 0)
@@ -15412,7 +15412,7 @@ func (e *encoder) encPartitionElem(m *PartitionElem) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.PartitionElem.name")
+		e.str(1, m.Name, "PartitionElem.name")
 	}
 	if m.Expr != nil {
 		p := e.begin(2)
@@ -15478,7 +15478,7 @@ func (e *encoder) encPrepareStmt(m *PrepareStmt) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.PrepareStmt.name")
+		e.str(1, m.Name, "PrepareStmt.name")
 	}
 	for _, x := range m.Argtypes {
 		p := e.begin(2)
@@ -15501,7 +15501,7 @@ func (e *encoder) encPublicationObjSpec(m *PublicationObjSpec) {
 		e.varint(uint64(m.Pubobjtype))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.PublicationObjSpec.name")
+		e.str(2, m.Name, "PublicationObjSpec.name")
 	}
 	if m.Pubtable != nil {
 		p := e.begin(3)
@@ -15871,7 +15871,7 @@ func (e *encoder) encRangeTableFuncCol(m *RangeTableFuncCol) {
 		return
 	}
 	if m.Colname != "" {
-		e.str(1, m.Colname, "pg_query.RangeTableFuncCol.colname")
+		e.str(1, m.Colname, "RangeTableFuncCol.colname")
 	}
 	if m.TypeName != nil {
 		p := e.begin(2)
@@ -15959,7 +15959,7 @@ func (e *encoder) encRangeTblEntry(m *RangeTblEntry) {
 		e.varint(b2u(m.Inh))
 	}
 	if m.Relkind != "" {
-		e.str(6, m.Relkind, "pg_query.RangeTblEntry.relkind")
+		e.str(6, m.Relkind, "RangeTblEntry.relkind")
 	}
 	if m.Rellockmode != 0 {
 		e.tag(7, 0)
@@ -16031,7 +16031,7 @@ func (e *encoder) encRangeTblEntry(m *RangeTblEntry) {
 		e.end(p)
 	}
 	if m.Ctename != "" {
-		e.str(22, m.Ctename, "pg_query.RangeTblEntry.ctename")
+		e.str(22, m.Ctename, "RangeTblEntry.ctename")
 	}
 	if m.Ctelevelsup != 0 {
 		e.tag(23, 0)
@@ -16057,7 +16057,7 @@ func (e *encoder) encRangeTblEntry(m *RangeTblEntry) {
 		e.end(p)
 	}
 	if m.Enrname != "" {
-		e.str(28, m.Enrname, "pg_query.RangeTblEntry.enrname")
+		e.str(28, m.Enrname, "RangeTblEntry.enrname")
 	}
 	if math.Float64bits(m.Enrtuples) != 0 {
 		e.tag(29, 1)
@@ -16135,20 +16135,20 @@ func (e *encoder) encRangeVar(m *RangeVar) {
 		return
 	}
 	if m.Catalogname != "" {
-		e.str(1, m.Catalogname, "pg_query.RangeVar.catalogname")
+		e.str(1, m.Catalogname, "RangeVar.catalogname")
 	}
 	if m.Schemaname != "" {
-		e.str(2, m.Schemaname, "pg_query.RangeVar.schemaname")
+		e.str(2, m.Schemaname, "RangeVar.schemaname")
 	}
 	if m.Relname != "" {
-		e.str(3, m.Relname, "pg_query.RangeVar.relname")
+		e.str(3, m.Relname, "RangeVar.relname")
 	}
 	if m.Inh {
 		e.tag(4, 0)
 		e.varint(b2u(m.Inh))
 	}
 	if m.Relpersistence != "" {
-		e.str(5, m.Relpersistence, "pg_query.RangeVar.relpersistence")
+		e.str(5, m.Relpersistence, "RangeVar.relpersistence")
 	}
 	if m.Alias != nil {
 		p := e.begin(6)
@@ -16229,7 +16229,7 @@ func (e *encoder) encReindexStmt(m *ReindexStmt) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.ReindexStmt.name")
+		e.str(3, m.Name, "ReindexStmt.name")
 	}
 	for _, x := range m.Params {
 		p := e.begin(4)
@@ -16297,10 +16297,10 @@ func (e *encoder) encRenameStmt(m *RenameStmt) {
 		e.end(p)
 	}
 	if m.Subname != "" {
-		e.str(5, m.Subname, "pg_query.RenameStmt.subname")
+		e.str(5, m.Subname, "RenameStmt.subname")
 	}
 	if m.Newname != "" {
-		e.str(6, m.Newname, "pg_query.RenameStmt.newname")
+		e.str(6, m.Newname, "RenameStmt.newname")
 	}
 	if m.Behavior != 0 {
 		e.tag(7, 0)
@@ -16317,10 +16317,10 @@ func (e *encoder) encReplicaIdentityStmt(m *ReplicaIdentityStmt) {
 		return
 	}
 	if m.IdentityType != "" {
-		e.str(1, m.IdentityType, "pg_query.ReplicaIdentityStmt.identity_type")
+		e.str(1, m.IdentityType, "ReplicaIdentityStmt.identity_type")
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.ReplicaIdentityStmt.name")
+		e.str(2, m.Name, "ReplicaIdentityStmt.name")
 	}
 }
 
@@ -16329,7 +16329,7 @@ func (e *encoder) encResTarget(m *ResTarget) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.ResTarget.name")
+		e.str(1, m.Name, "ResTarget.name")
 	}
 	for _, x := range m.Indirection {
 		p := e.begin(2)
@@ -16367,7 +16367,7 @@ func (e *encoder) encRoleSpec(m *RoleSpec) {
 		e.varint(uint64(m.Roletype))
 	}
 	if m.Rolename != "" {
-		e.str(2, m.Rolename, "pg_query.RoleSpec.rolename")
+		e.str(2, m.Rolename, "RoleSpec.rolename")
 	}
 	if m.Location != 0 {
 		e.tag(3, 0)
@@ -16480,7 +16480,7 @@ func (e *encoder) encRuleStmt(m *RuleStmt) {
 		e.end(p)
 	}
 	if m.Rulename != "" {
-		e.str(2, m.Rulename, "pg_query.RuleStmt.rulename")
+		e.str(2, m.Rulename, "RuleStmt.rulename")
 	}
 	if m.WhereClause != nil {
 		p := e.begin(3)
@@ -16579,10 +16579,10 @@ func (e *encoder) encSecLabelStmt(m *SecLabelStmt) {
 		e.end(p)
 	}
 	if m.Provider != "" {
-		e.str(3, m.Provider, "pg_query.SecLabelStmt.provider")
+		e.str(3, m.Provider, "SecLabelStmt.provider")
 	}
 	if m.Label != "" {
-		e.str(4, m.Label, "pg_query.SecLabelStmt.label")
+		e.str(4, m.Label, "SecLabelStmt.label")
 	}
 }
 
@@ -16824,7 +16824,7 @@ func (e *encoder) encStatsElem(m *StatsElem) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.StatsElem.name")
+		e.str(1, m.Name, "StatsElem.name")
 	}
 	if m.Expr != nil {
 		p := e.begin(2)
@@ -16838,7 +16838,7 @@ func (e *encoder) encString(m *String) {
 		return
 	}
 	if m.Sval != "" {
-		e.str(1, m.Sval, "pg_query.String.sval")
+		e.str(1, m.Sval, "String.sval")
 	}
 }
 
@@ -16908,7 +16908,7 @@ func (e *encoder) encSubPlan(m *SubPlan) {
 		e.varint(uint64(m.PlanId))
 	}
 	if m.PlanName != "" {
-		e.str(6, m.PlanName, "pg_query.SubPlan.plan_name")
+		e.str(6, m.PlanName, "SubPlan.plan_name")
 	}
 	if m.FirstColType != 0 {
 		e.tag(7, 0)
@@ -17158,7 +17158,7 @@ func (e *encoder) encTargetEntry(m *TargetEntry) {
 		e.varint(uint64(m.Resno))
 	}
 	if m.Resname != "" {
-		e.str(4, m.Resname, "pg_query.TargetEntry.resname")
+		e.str(4, m.Resname, "TargetEntry.resname")
 	}
 	if m.Ressortgroupref != 0 {
 		e.tag(5, 0)
@@ -17192,10 +17192,10 @@ func (e *encoder) encTransactionStmt(m *TransactionStmt) {
 		e.end(p)
 	}
 	if m.SavepointName != "" {
-		e.str(3, m.SavepointName, "pg_query.TransactionStmt.savepoint_name")
+		e.str(3, m.SavepointName, "TransactionStmt.savepoint_name")
 	}
 	if m.Gid != "" {
-		e.str(4, m.Gid, "pg_query.TransactionStmt.gid")
+		e.str(4, m.Gid, "TransactionStmt.gid")
 	}
 	if m.Chain {
 		e.tag(5, 0)
@@ -17212,7 +17212,7 @@ func (e *encoder) encTriggerTransition(m *TriggerTransition) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.TriggerTransition.name")
+		e.str(1, m.Name, "TriggerTransition.name")
 	}
 	if m.IsNew {
 		e.tag(2, 0)
@@ -17309,7 +17309,7 @@ func (e *encoder) encUnlistenStmt(m *UnlistenStmt) {
 		return
 	}
 	if m.Conditionname != "" {
-		e.str(1, m.Conditionname, "pg_query.UnlistenStmt.conditionname")
+		e.str(1, m.Conditionname, "UnlistenStmt.conditionname")
 	}
 }
 
@@ -17444,7 +17444,7 @@ func (e *encoder) encVariableSetStmt(m *VariableSetStmt) {
 		e.varint(uint64(m.Kind))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.VariableSetStmt.name")
+		e.str(2, m.Name, "VariableSetStmt.name")
 	}
 	for _, x := range m.Args {
 		p := e.begin(3)
@@ -17462,7 +17462,7 @@ func (e *encoder) encVariableShowStmt(m *VariableShowStmt) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.VariableShowStmt.name")
+		e.str(1, m.Name, "VariableShowStmt.name")
 	}
 }
 
@@ -17505,10 +17505,10 @@ func (e *encoder) encWindowClause(m *WindowClause) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.WindowClause.name")
+		e.str(1, m.Name, "WindowClause.name")
 	}
 	if m.Refname != "" {
-		e.str(2, m.Refname, "pg_query.WindowClause.refname")
+		e.str(2, m.Refname, "WindowClause.refname")
 	}
 	for _, x := range m.PartitionClause {
 		p := e.begin(3)
@@ -17569,10 +17569,10 @@ func (e *encoder) encWindowDef(m *WindowDef) {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.WindowDef.name")
+		e.str(1, m.Name, "WindowDef.name")
 	}
 	if m.Refname != "" {
-		e.str(2, m.Refname, "pg_query.WindowDef.refname")
+		e.str(2, m.Refname, "WindowDef.refname")
 	}
 	for _, x := range m.PartitionClause {
 		p := e.begin(3)
@@ -17699,10 +17699,10 @@ func (e *encoder) encWithCheckOption(m *WithCheckOption) {
 		e.varint(uint64(m.Kind))
 	}
 	if m.Relname != "" {
-		e.str(2, m.Relname, "pg_query.WithCheckOption.relname")
+		e.str(2, m.Relname, "WithCheckOption.relname")
 	}
 	if m.Polname != "" {
-		e.str(3, m.Polname, "pg_query.WithCheckOption.polname")
+		e.str(3, m.Polname, "WithCheckOption.polname")
 	}
 	if m.Qual != nil {
 		p := e.begin(4)
@@ -17748,7 +17748,7 @@ func (e *encoder) encXmlExpr(m *XmlExpr) {
 		e.varint(uint64(m.Op))
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.XmlExpr.name")
+		e.str(3, m.Name, "XmlExpr.name")
 	}
 	for _, x := range m.NamedArgs {
 		p := e.begin(4)

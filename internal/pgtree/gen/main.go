@@ -445,6 +445,11 @@ func writeCase(b *bytes.Buffer, f field) {
 	}
 }
 
+// fieldName is fd's name for errors: its message's and its own, as in String.sval.
+func fieldName(fd protoreflect.FieldDescriptor) string {
+	return string(fd.ContainingMessage().Name()) + "." + string(fd.Name())
+}
+
 func wireName(wire int) string {
 	if wire == 1 {
 		return "Fixed64"
@@ -460,7 +465,7 @@ func scalar(f field, into string) (int, string) {
 	case protoreflect.MessageKind:
 		return 2, fmt.Sprintf("d.dec%s(v, %s)", f.goType.Elem().Name(), into)
 	case protoreflect.StringKind:
-		return 2, fmt.Sprintf("d.str(v, %q)", f.fd.FullName())
+		return 2, fmt.Sprintf("d.str(v, %q)", fieldName(f.fd))
 	case protoreflect.BytesKind:
 		return 2, "append([]byte{}, v...)"
 	case protoreflect.BoolKind:
@@ -555,7 +560,7 @@ func writeEncodeValue(b *bytes.Buffer, f field, v string, always bool) {
 		end()
 	case protoreflect.StringKind:
 		cond(v + ` != ""`)
-		fmt.Fprintf(b, "\te.str(%d, %s, %q)\n", num, v, f.fd.FullName())
+		fmt.Fprintf(b, "\te.str(%d, %s, %q)\n", num, v, fieldName(f.fd))
 		end()
 	case protoreflect.BytesKind:
 		cond("len(" + v + ") > 0")
