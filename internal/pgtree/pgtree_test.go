@@ -329,6 +329,8 @@ func TestDecodeUnexpected(t *testing.T) {
 		{"length past the end", cat(good, []byte{15<<3 | 2, 5, 1}), "cut short"},
 		{"varint over 64 bits", cat(good, []byte{1<<3 | 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}), "cut short or malformed"},
 		{"field number 0", cat(good, []byte{0, 1}), "field number 0"},
+		{"field number 2^29", cat(good, binary.AppendUvarint(nil, 1<<29<<3), []byte{1}), "not a valid protobuf field number"},
+		{"largest field number", cat(good, binary.AppendUvarint(nil, (1<<29-1)<<3), []byte{1}), ""},
 		{"end group alone", cat(good, []byte{15<<3 | 4}), "wire type 4"},
 		{"group without end", cat(good, []byte{15<<3 | 3, 1<<3 | 0, 5}), "cut short"},
 		{"group ends another", cat(good, []byte{15<<3 | 3, 14<<3 | 4}), "ends with the end of group 14"},
@@ -510,6 +512,35 @@ func FuzzParse(f *testing.F) {
 		}
 		if !proto.Equal(conv, want) {
 			t.Fatalf("%q: tree differs from pg_query.Parse's", sql)
+		}
+	})
+}
+
+// FuzzDecode checks Decode against proto.Unmarshal on any bytes: both take them or both
+// refuse them, and what they take is the same tree, unknown fields left out. Its seeds,
+// parse trees of the statements, run with the tests.
+func FuzzDecode(f *testing.F) {
+	for _, s := range statements {
+		if b, err := parser.ParseToProtobuf(s); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := &pg_query.ParseResult{}
+		wantErr := proto.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, want)
+		got, err := Decode(b)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("% x: error %v, proto.Unmarshal's %v", b, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		conv, err := toPgQuery(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(conv, want) {
+			t.Fatalf("% x: decoded\n%v\nproto.Unmarshal gave\n%v", b, conv, want)
 		}
 	})
 }
