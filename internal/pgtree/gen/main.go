@@ -600,10 +600,6 @@ func encodeNumber(f field, v string) string {
 
 // walkableSet returns the messages below which a Node can be found.
 func walkableSet(msgs []message) map[string]bool {
-	byName := map[string]message{}
-	for _, m := range msgs {
-		byName[m.name] = m
-	}
 	w := map[string]bool{"Node": true}
 	for changed := true; changed; {
 		changed = false
