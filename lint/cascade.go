@@ -5,9 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-
-	"github.com/tandem-pg/tandem/lint/internal/pgtree"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // What DROP ... CASCADE drops with the object it names, as far as the catalog knows: the
@@ -137,7 +135,7 @@ func queryReads(sql string) map[string][]string {
 		query = n.GetCreateTableAsStmt().GetQuery()
 	}
 	var rels, cols []string
-	pgtree.Walk(query, func(n *pg_query.Node) bool {
+	pgtree.Walk(query, func(n *pgtree.Node) bool {
 		switch {
 		case n.GetRangeVar() != nil:
 			if k := relKey(n.GetRangeVar()); !slices.Contains(rels, k) {
@@ -168,7 +166,7 @@ func queryReads(sql string) map[string][]string {
 // cascadeDependents returns what the statement drops along with the objects it names
 // because of CASCADE (see the top of this file), in a stable order, or nil when it has no
 // CASCADE.
-func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
+func (c *Catalog) cascadeDependents(n *pgtree.Node) []dependent {
 	if !hasCascade(n) {
 		return nil
 	}
@@ -224,7 +222,7 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 	case n.GetDropStmt() != nil:
 		s := n.GetDropStmt()
 		switch s.RemoveType {
-		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+		case pgtree.ObjectType_OBJECT_TABLE, pgtree.ObjectType_OBJECT_VIEW, pgtree.ObjectType_OBJECT_MATVIEW:
 			named := dropKeys(s)
 			for _, key := range named {
 				views(key, "")
@@ -232,7 +230,7 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 			}
 			// What the statement names itself is dropped anyway, not along.
 			out = slices.DeleteFunc(out, func(d dependent) bool { return slices.Contains(named, d.table) })
-		case pg_query.ObjectType_OBJECT_TYPE, pg_query.ObjectType_OBJECT_DOMAIN:
+		case pgtree.ObjectType_OBJECT_TYPE, pgtree.ObjectType_OBJECT_DOMAIN:
 			for _, o := range s.Objects {
 				names := nameList(o.GetTypeName().GetNames())
 				if len(names) == 0 {
@@ -253,7 +251,7 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 					}
 				}
 			}
-		case pg_query.ObjectType_OBJECT_FUNCTION, pg_query.ObjectType_OBJECT_PROCEDURE, pg_query.ObjectType_OBJECT_ROUTINE:
+		case pgtree.ObjectType_OBJECT_FUNCTION, pgtree.ObjectType_OBJECT_PROCEDURE, pgtree.ObjectType_OBJECT_ROUTINE:
 			for _, o := range s.Objects {
 				names := nameList(o.GetObjectWithArgs().GetObjname())
 				if len(names) == 0 {
@@ -272,7 +270,7 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 		key := relKey(s.Relation)
 		for _, x := range s.Cmds {
 			cmd := x.GetAlterTableCmd()
-			if cmd == nil || cmd.Subtype != pg_query.AlterTableType_AT_DropColumn || cmd.Behavior != pg_query.DropBehavior_DROP_CASCADE {
+			if cmd == nil || cmd.Subtype != pgtree.AlterTableType_AT_DropColumn || cmd.Behavior != pgtree.DropBehavior_DROP_CASCADE {
 				continue
 			}
 			views(key, cmd.Name)
@@ -284,12 +282,12 @@ func (c *Catalog) cascadeDependents(n *pg_query.Node) []dependent {
 
 // hasCascade reports whether the statement is a DROP ... CASCADE or an ALTER TABLE with a
 // DROP COLUMN ... CASCADE.
-func hasCascade(n *pg_query.Node) bool {
+func hasCascade(n *pgtree.Node) bool {
 	if s := n.GetDropStmt(); s != nil {
-		return s.Behavior == pg_query.DropBehavior_DROP_CASCADE
+		return s.Behavior == pgtree.DropBehavior_DROP_CASCADE
 	}
 	for _, x := range n.GetAlterTableStmt().GetCmds() {
-		if cmd := x.GetAlterTableCmd(); cmd != nil && cmd.Subtype == pg_query.AlterTableType_AT_DropColumn && cmd.Behavior == pg_query.DropBehavior_DROP_CASCADE {
+		if cmd := x.GetAlterTableCmd(); cmd != nil && cmd.Subtype == pgtree.AlterTableType_AT_DropColumn && cmd.Behavior == pgtree.DropBehavior_DROP_CASCADE {
 			return true
 		}
 	}

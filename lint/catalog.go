@@ -4,9 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-
-	"github.com/tandem-pg/tandem/lint/internal/pgtree"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // Catalog is an in-memory model of the schema: tables, their columns and types,
@@ -140,7 +138,7 @@ type index struct {
 }
 
 // relKey is the catalog key of a relation: schema.name, with unqualified names in public.
-func relKey(rv *pg_query.RangeVar) string {
+func relKey(rv *pgtree.RangeVar) string {
 	if rv == nil {
 		return ""
 	}
@@ -162,7 +160,7 @@ func displayName(key string) string {
 func (c *Catalog) table(key string) *table { return c.tables[key] }
 
 // nameList joins a list of String nodes (a qualified name) with dots.
-func nameList(nodes []*pg_query.Node) []string {
+func nameList(nodes []*pgtree.Node) []string {
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		if s := n.GetString_(); s != nil {
@@ -174,7 +172,7 @@ func nameList(nodes []*pg_query.Node) []string {
 
 // apply replays one statement into the catalog. fileIdx identifies the current file, at
 // is the statement's file:line.
-func (c *Catalog) apply(node *pg_query.Node, fileIdx int, at string) {
+func (c *Catalog) apply(node *pgtree.Node, fileIdx int, at string) {
 	switch {
 	case node.GetCreateStmt() != nil:
 		c.applyCreate(node.GetCreateStmt(), fileIdx, at)
@@ -182,7 +180,7 @@ func (c *Catalog) apply(node *pg_query.Node, fileIdx int, at string) {
 		s := node.GetCreateTableAsStmt()
 		if s.Into != nil && s.Into.Rel != nil {
 			kind := "table"
-			if s.Objtype == pg_query.ObjectType_OBJECT_MATVIEW {
+			if s.Objtype == pgtree.ObjectType_OBJECT_MATVIEW {
 				kind = "matview"
 			}
 			k := relKey(s.Into.Rel)
@@ -232,7 +230,7 @@ func (c *Catalog) apply(node *pg_query.Node, fileIdx int, at string) {
 	}
 }
 
-func newTable(rv *pg_query.RangeVar, kind string, fileIdx int) *table {
+func newTable(rv *pgtree.RangeVar, kind string, fileIdx int) *table {
 	return &table{
 		schema: rv.Schemaname, name: rv.Relname, kind: kind,
 		columns: map[string]*column{}, constraints: map[string]*constraint{},
@@ -240,7 +238,7 @@ func newTable(rv *pg_query.RangeVar, kind string, fileIdx int) *table {
 	}
 }
 
-func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int, at string) {
+func (c *Catalog) applyCreate(s *pgtree.CreateStmt, fileIdx int, at string) {
 	k := relKey(s.Relation)
 	if _, ok := c.tables[k]; ok && s.IfNotExists {
 		return
@@ -271,7 +269,7 @@ func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int, at string) {
 					continue
 				}
 				switch con.Contype {
-				case pg_query.ConstrType_CONSTR_NOTNULL, pg_query.ConstrType_CONSTR_PRIMARY:
+				case pgtree.ConstrType_CONSTR_NOTNULL, pgtree.ConstrType_CONSTR_PRIMARY:
 					col.notNull = true
 				}
 				c.addConstraint(t, con, []string{cd.Colname}, true, fileIdx)
@@ -290,16 +288,16 @@ func (c *Catalog) applyCreate(s *pg_query.CreateStmt, fileIdx int, at string) {
 
 // addConstraint records con on t. onCreate marks constraints created with the table,
 // which are always valid.
-func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []string, onCreate bool, fileIdx int) {
+func (c *Catalog) addConstraint(t *table, con *pgtree.Constraint, cols []string, onCreate bool, fileIdx int) {
 	var kind conKind
 	switch con.Contype {
-	case pg_query.ConstrType_CONSTR_CHECK:
+	case pgtree.ConstrType_CONSTR_CHECK:
 		kind = conCheck
-	case pg_query.ConstrType_CONSTR_FOREIGN:
+	case pgtree.ConstrType_CONSTR_FOREIGN:
 		kind = conForeign
-	case pg_query.ConstrType_CONSTR_UNIQUE:
+	case pgtree.ConstrType_CONSTR_UNIQUE:
 		kind = conUnique
-	case pg_query.ConstrType_CONSTR_PRIMARY:
+	case pgtree.ConstrType_CONSTR_PRIMARY:
 		kind = conPrimary
 		keys := nameList(con.Keys)
 		if len(keys) == 0 {
@@ -310,9 +308,9 @@ func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []strin
 				col.notNull = true
 			}
 		}
-	case pg_query.ConstrType_CONSTR_EXCLUSION:
+	case pgtree.ConstrType_CONSTR_EXCLUSION:
 		kind = conExclude
-	case pg_query.ConstrType_CONSTR_NOTNULL:
+	case pgtree.ConstrType_CONSTR_NOTNULL:
 		kind = conNotNull
 	default:
 		return
@@ -358,11 +356,11 @@ func (c *Catalog) addConstraint(t *table, con *pg_query.Constraint, cols []strin
 
 // notNullColumns returns the columns that expr proves NOT NULL: "col IS NOT NULL", possibly
 // combined with AND.
-func notNullColumns(expr *pg_query.Node) []string {
+func notNullColumns(expr *pgtree.Node) []string {
 	if expr == nil {
 		return nil
 	}
-	if nt := expr.GetNullTest(); nt != nil && nt.Nulltesttype == pg_query.NullTestType_IS_NOT_NULL {
+	if nt := expr.GetNullTest(); nt != nil && nt.Nulltesttype == pgtree.NullTestType_IS_NOT_NULL {
 		if cr := nt.Arg.GetColumnRef(); cr != nil {
 			f := nameList(cr.Fields)
 			if len(f) > 0 {
@@ -371,7 +369,7 @@ func notNullColumns(expr *pg_query.Node) []string {
 		}
 		return nil
 	}
-	if be := expr.GetBoolExpr(); be != nil && be.Boolop == pg_query.BoolExprType_AND_EXPR {
+	if be := expr.GetBoolExpr(); be != nil && be.Boolop == pgtree.BoolExprType_AND_EXPR {
 		var out []string
 		for _, a := range be.Args {
 			out = append(out, notNullColumns(a)...)
@@ -381,11 +379,11 @@ func notNullColumns(expr *pg_query.Node) []string {
 	return nil
 }
 
-func (c *Catalog) applyAlter(s *pg_query.AlterTableStmt, fileIdx int) {
+func (c *Catalog) applyAlter(s *pgtree.AlterTableStmt, fileIdx int) {
 	k := relKey(s.Relation)
 	t := c.tables[k]
 	if t == nil {
-		if s.Objtype != pg_query.ObjectType_OBJECT_TABLE {
+		if s.Objtype != pgtree.ObjectType_OBJECT_TABLE {
 			return
 		}
 		// Unknown table: it existed before the files we were given.
@@ -398,7 +396,7 @@ func (c *Catalog) applyAlter(s *pg_query.AlterTableStmt, fileIdx int) {
 			continue
 		}
 		switch cmd.Subtype {
-		case pg_query.AlterTableType_AT_AddColumn:
+		case pgtree.AlterTableType_AT_AddColumn:
 			cd := cmd.Def.GetColumnDef()
 			if cd == nil {
 				continue
@@ -410,33 +408,33 @@ func (c *Catalog) applyAlter(s *pg_query.AlterTableStmt, fileIdx int) {
 			t.columns[cd.Colname] = col
 			for _, x := range cd.Constraints {
 				if con := x.GetConstraint(); con != nil {
-					if con.Contype == pg_query.ConstrType_CONSTR_NOTNULL || con.Contype == pg_query.ConstrType_CONSTR_PRIMARY {
+					if con.Contype == pgtree.ConstrType_CONSTR_NOTNULL || con.Contype == pgtree.ConstrType_CONSTR_PRIMARY {
 						col.notNull = true
 					}
 					c.addConstraint(t, con, []string{cd.Colname}, false, fileIdx)
 				}
 			}
-		case pg_query.AlterTableType_AT_DropColumn:
+		case pgtree.AlterTableType_AT_DropColumn:
 			delete(t.columns, cmd.Name)
 			c.dropColumnConstraints(t, cmd.Name)
-		case pg_query.AlterTableType_AT_AlterColumnType:
+		case pgtree.AlterTableType_AT_AlterColumnType:
 			if cd := cmd.Def.GetColumnDef(); cd != nil {
 				col := t.column(cmd.Name)
 				col.typ = typeOf(cd.TypeName)
 			}
-		case pg_query.AlterTableType_AT_SetNotNull:
+		case pgtree.AlterTableType_AT_SetNotNull:
 			t.column(cmd.Name).notNull = true
-		case pg_query.AlterTableType_AT_DropNotNull:
+		case pgtree.AlterTableType_AT_DropNotNull:
 			t.column(cmd.Name).notNull = false
-		case pg_query.AlterTableType_AT_AddConstraint:
+		case pgtree.AlterTableType_AT_AddConstraint:
 			if con := cmd.Def.GetConstraint(); con != nil {
 				c.addConstraint(t, con, nil, false, fileIdx)
 			}
-		case pg_query.AlterTableType_AT_AddIndexConstraint:
+		case pgtree.AlterTableType_AT_AddIndexConstraint:
 			if con := cmd.Def.GetConstraint(); con != nil {
 				c.addConstraint(t, con, nil, false, fileIdx)
 			}
-		case pg_query.AlterTableType_AT_ValidateConstraint:
+		case pgtree.AlterTableType_AT_ValidateConstraint:
 			if cs := t.constraints[cmd.Name]; cs != nil {
 				cs.validated = true
 			} else {
@@ -447,7 +445,7 @@ func (c *Catalog) applyAlter(s *pg_query.AlterTableStmt, fileIdx int) {
 					t.column(n).notNull = true
 				}
 			}
-		case pg_query.AlterTableType_AT_DropConstraint:
+		case pgtree.AlterTableType_AT_DropConstraint:
 			delete(t.constraints, cmd.Name)
 		}
 	}
@@ -481,7 +479,7 @@ func (c *Catalog) dropColumnConstraints(t *table, col string) {
 	}
 }
 
-func (c *Catalog) applyDrop(s *pg_query.DropStmt) {
+func (c *Catalog) applyDrop(s *pgtree.DropStmt) {
 	for _, o := range s.Objects {
 		names := nameList(o.GetList().GetItems())
 		if len(names) == 0 {
@@ -493,7 +491,7 @@ func (c *Catalog) applyDrop(s *pg_query.DropStmt) {
 		}
 		k := qualify(schema, name)
 		switch s.RemoveType {
-		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+		case pgtree.ObjectType_OBJECT_TABLE, pgtree.ObjectType_OBJECT_VIEW, pgtree.ObjectType_OBJECT_MATVIEW:
 			delete(c.tables, k)
 			delete(c.views, k)
 			for ik, ix := range c.indexes {
@@ -502,9 +500,9 @@ func (c *Catalog) applyDrop(s *pg_query.DropStmt) {
 				}
 			}
 			c.triggers = slices.DeleteFunc(c.triggers, func(tr trigger) bool { return tr.table == k })
-		case pg_query.ObjectType_OBJECT_INDEX:
+		case pgtree.ObjectType_OBJECT_INDEX:
 			delete(c.indexes, k)
-		case pg_query.ObjectType_OBJECT_TRIGGER:
+		case pgtree.ObjectType_OBJECT_TRIGGER:
 			if len(names) >= 2 {
 				tk := qualifiedKey(names[:len(names)-1])
 				c.triggers = slices.DeleteFunc(c.triggers, func(tr trigger) bool { return tr.table == tk && tr.name == name })
@@ -513,9 +511,9 @@ func (c *Catalog) applyDrop(s *pg_query.DropStmt) {
 	}
 }
 
-func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
+func (c *Catalog) applyRename(s *pgtree.RenameStmt) {
 	switch s.RenameType {
-	case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+	case pgtree.ObjectType_OBJECT_TABLE, pgtree.ObjectType_OBJECT_VIEW, pgtree.ObjectType_OBJECT_MATVIEW:
 		k := relKey(s.Relation)
 		if t := c.tables[k]; t != nil {
 			delete(c.tables, k)
@@ -545,7 +543,7 @@ func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
 			}
 			c.renames = append(c.renames, rename{table: k, to: nk})
 		}
-	case pg_query.ObjectType_OBJECT_COLUMN:
+	case pgtree.ObjectType_OBJECT_COLUMN:
 		if t := c.tables[relKey(s.Relation)]; t != nil {
 			if col := t.columns[s.Subname]; col != nil {
 				delete(t.columns, s.Subname)
@@ -554,7 +552,7 @@ func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
 			}
 			c.renames = append(c.renames, rename{table: relKey(s.Relation), column: s.Subname, to: s.Newname})
 		}
-	case pg_query.ObjectType_OBJECT_TABCONSTRAINT:
+	case pgtree.ObjectType_OBJECT_TABCONSTRAINT:
 		if t := c.tables[relKey(s.Relation)]; t != nil {
 			if cs := t.constraints[s.Subname]; cs != nil {
 				delete(t.constraints, s.Subname)
@@ -562,7 +560,7 @@ func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
 				t.constraints[s.Newname] = cs
 			}
 		}
-	case pg_query.ObjectType_OBJECT_INDEX:
+	case pgtree.ObjectType_OBJECT_INDEX:
 		k := relKey(s.Relation)
 		if ix := c.indexes[k]; ix != nil {
 			delete(c.indexes, k)
@@ -574,7 +572,7 @@ func (c *Catalog) applyRename(s *pg_query.RenameStmt) {
 
 // defaultConstraintName imitates PostgreSQL's names for unnamed constraints (t_col_check,
 // t_col_fkey, t_col_key, t_pkey, t_col_excl), so that a later VALIDATE or DROP finds them.
-func defaultConstraintName(tbl string, kind conKind, cols []string, con *pg_query.Constraint) string {
+func defaultConstraintName(tbl string, kind conKind, cols []string, con *pgtree.Constraint) string {
 	if kind == conCheck && len(cols) == 0 {
 		cols = notNullColumns(con.RawExpr)
 		if len(cols) == 0 {
@@ -605,9 +603,9 @@ func defaultConstraintName(tbl string, kind conKind, cols []string, con *pg_quer
 }
 
 // firstColumnRef returns the first column an expression mentions.
-func firstColumnRef(n *pg_query.Node) []string {
+func firstColumnRef(n *pgtree.Node) []string {
 	var out []string
-	pgtree.Walk(n, func(x *pg_query.Node) bool {
+	pgtree.Walk(n, func(x *pgtree.Node) bool {
 		if cr := x.GetColumnRef(); cr != nil && out == nil {
 			f := nameList(cr.Fields)
 			if len(f) > 0 {

@@ -1,18 +1,18 @@
 package lint
 
 import (
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // addedColumn describes one ADD COLUMN subcommand.
 type addedColumn struct {
-	def         *pg_query.ColumnDef
-	dflt        *pg_query.Node // the DEFAULT expression, nil when none
+	def         *pgtree.ColumnDef
+	dflt        *pgtree.Node // the DEFAULT expression, nil when none
 	notNull     bool
 	identity    bool
 	generated   bool // GENERATED ALWAYS AS (...) STORED
 	serial      bool
-	constraints []*pg_query.Constraint // CHECK, REFERENCES, UNIQUE, PRIMARY KEY, ...
+	constraints []*pgtree.Constraint // CHECK, REFERENCES, UNIQUE, PRIMARY KEY, ...
 }
 
 // hasDefault reports whether the column gets a non-NULL value for existing rows.
@@ -29,7 +29,7 @@ func (c addedColumn) hasDefault() bool {
 // addedColumns returns the ADD COLUMN subcommands of an ALTER TABLE.
 func (p *pass) addedColumns() []addedColumn {
 	var out []addedColumn
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AddColumn) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_AddColumn) {
 		cd := cmd.Def.GetColumnDef()
 		if cd == nil {
 			continue
@@ -47,18 +47,18 @@ func (p *pass) addedColumns() []addedColumn {
 				continue
 			}
 			switch con.Contype {
-			case pg_query.ConstrType_CONSTR_NOTNULL:
+			case pgtree.ConstrType_CONSTR_NOTNULL:
 				ac.notNull = true
-			case pg_query.ConstrType_CONSTR_DEFAULT:
+			case pgtree.ConstrType_CONSTR_DEFAULT:
 				ac.dflt = con.RawExpr
-			case pg_query.ConstrType_CONSTR_IDENTITY:
+			case pgtree.ConstrType_CONSTR_IDENTITY:
 				ac.identity = true
-			case pg_query.ConstrType_CONSTR_GENERATED:
+			case pgtree.ConstrType_CONSTR_GENERATED:
 				ac.generated = true
-			case pg_query.ConstrType_CONSTR_PRIMARY:
+			case pgtree.ConstrType_CONSTR_PRIMARY:
 				ac.notNull = true
 				ac.constraints = append(ac.constraints, con)
-			case pg_query.ConstrType_CONSTR_NULL:
+			case pgtree.ConstrType_CONSTR_NULL:
 			default:
 				ac.constraints = append(ac.constraints, con)
 			}

@@ -5,14 +5,12 @@ import (
 	"strings"
 	"sync"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-
-	"github.com/tandem-pg/tandem/lint/internal/pgtree"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // deparse renders a statement node back to SQL, or "" if that fails.
-func deparse(n *pg_query.Node) string {
-	out, err := pgtree.Deparse(&pg_query.ParseResult{Version: treeVersion(), Stmts: []*pg_query.RawStmt{{Stmt: n}}})
+func deparse(n *pgtree.Node) string {
+	out, err := pgtree.Deparse(&pgtree.ParseResult{Version: treeVersion(), Stmts: []*pgtree.RawStmt{{Stmt: n}}})
 	if err != nil {
 		return ""
 	}
@@ -20,12 +18,12 @@ func deparse(n *pg_query.Node) string {
 }
 
 // deparseExpr renders an expression as SQL, or fallback if that fails.
-func deparseExpr(n *pg_query.Node, fallback string) string {
+func deparseExpr(n *pgtree.Node, fallback string) string {
 	if n == nil {
 		return fallback
 	}
-	sel := &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: &pg_query.SelectStmt{
-		TargetList: []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: n}}}},
+	sel := &pgtree.Node{Node: &pgtree.Node_SelectStmt{SelectStmt: &pgtree.SelectStmt{
+		TargetList: []*pgtree.Node{{Node: &pgtree.Node_ResTarget{ResTarget: &pgtree.ResTarget{Val: n}}}},
 	}}}
 	s := deparse(sel)
 	if !strings.HasPrefix(s, "SELECT ") {
@@ -37,14 +35,14 @@ func deparseExpr(n *pg_query.Node, fallback string) string {
 // rewritten lets change modify the statement, deparses it, and undoes the change with the
 // function change returns: cheaper than deparsing a clone, which a deep copy of the tree
 // would cost.
-func rewritten(n *pg_query.Node, change func(*pg_query.Node) (undo func())) string {
+func rewritten(n *pgtree.Node, change func(*pgtree.Node) (undo func())) string {
 	undo := change(n)
 	defer undo()
 	return deparse(n)
 }
 
 // typeSQL renders a type name as SQL, without a round trip through the deparser.
-func typeSQL(tn *pg_query.TypeName) string {
+func typeSQL(tn *pgtree.TypeName) string {
 	if tn == nil {
 		return "?"
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // timeout is the state of lock_timeout or statement_timeout in the migration session.
@@ -154,12 +154,12 @@ func (e *engine) runStatement(st *statement) {
 	case n.GetTransactionStmt() != nil:
 		e.result.Coverage.Analysed++
 		switch n.GetTransactionStmt().Kind {
-		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+		case pgtree.TransactionStmtKind_TRANS_STMT_BEGIN, pgtree.TransactionStmtKind_TRANS_STMT_START:
 			if e.tx == nil {
 				e.tx = e.newTx(true, st.line)
 			}
-		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
-			pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
+		case pgtree.TransactionStmtKind_TRANS_STMT_COMMIT, pgtree.TransactionStmtKind_TRANS_STMT_ROLLBACK,
+			pgtree.TransactionStmtKind_TRANS_STMT_PREPARE:
 			e.tx = nil
 		}
 		return
@@ -198,7 +198,7 @@ func (e *engine) runStatement(st *statement) {
 	e.cat.dropDependents(p.cascade)
 	if vs := n.GetViewStmt(); vs != nil {
 		e.cat.recordView(relKey(vs.View), st.text)
-	} else if ct := n.GetCreateTableAsStmt(); ct != nil && ct.Objtype == pg_query.ObjectType_OBJECT_MATVIEW && ct.Into != nil {
+	} else if ct := n.GetCreateTableAsStmt(); ct != nil && ct.Objtype == pgtree.ObjectType_OBJECT_MATVIEW && ct.Into != nil {
 		e.cat.recordView(relKey(ct.Into.Rel), st.text)
 	}
 }
@@ -209,22 +209,22 @@ func (e *engine) skip(st *statement, reason string) {
 
 // applySettings tracks SET/RESET of the timeouts (and set_config). It returns true for
 // statements that only change settings.
-func (e *engine) applySettings(n *pg_query.Node) bool {
+func (e *engine) applySettings(n *pgtree.Node) bool {
 	if vs := n.GetVariableSetStmt(); vs != nil {
 		if strings.EqualFold(vs.Name, "timezone") {
 			e.setTimeZone(vs)
 			return true
 		}
-		if vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL {
+		if vs.Kind == pgtree.VariableSetKind_VAR_RESET_ALL {
 			e.sess.timeZone = e.cat.timeZone
 		}
 		switch vs.Kind {
-		case pg_query.VariableSetKind_VAR_RESET_ALL:
+		case pgtree.VariableSetKind_VAR_RESET_ALL:
 			e.setTimeout("lock_timeout", timeout{}, vs.IsLocal)
 			e.setTimeout("statement_timeout", timeout{}, vs.IsLocal)
-		case pg_query.VariableSetKind_VAR_SET_DEFAULT, pg_query.VariableSetKind_VAR_RESET:
+		case pgtree.VariableSetKind_VAR_SET_DEFAULT, pgtree.VariableSetKind_VAR_RESET:
 			e.setTimeout(vs.Name, timeout{}, vs.IsLocal)
-		case pg_query.VariableSetKind_VAR_SET_VALUE:
+		case pgtree.VariableSetKind_VAR_SET_VALUE:
 			if len(vs.Args) > 0 {
 				e.setTimeout(vs.Name, constTimeout(vs.Args[0]), vs.IsLocal)
 			}
@@ -257,9 +257,9 @@ func (e *engine) applySettings(n *pg_query.Node) bool {
 }
 
 // setTimeZone tracks SET [LOCAL] timezone / SET TIME ZONE.
-func (e *engine) setTimeZone(vs *pg_query.VariableSetStmt) {
+func (e *engine) setTimeZone(vs *pgtree.VariableSetStmt) {
 	tz := e.cat.timeZone // RESET and DEFAULT: the database's setting
-	if vs.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && len(vs.Args) > 0 {
+	if vs.Kind == pgtree.VariableSetKind_VAR_SET_VALUE && len(vs.Args) > 0 {
 		c := vs.Args[0].GetAConst()
 		switch {
 		case c == nil:
@@ -273,7 +273,7 @@ func (e *engine) setTimeZone(vs *pg_query.VariableSetStmt) {
 		default:
 			tz = tzOther
 		}
-	} else if vs.Kind == pg_query.VariableSetKind_VAR_SET_CURRENT {
+	} else if vs.Kind == pgtree.VariableSetKind_VAR_SET_CURRENT {
 		tz = tzUnknown
 	}
 	if vs.IsLocal {
@@ -321,7 +321,7 @@ func (e *engine) setTimeout(name string, t timeout, local bool) {
 }
 
 // constTimeout evaluates a timeout setting: a number of milliseconds or a string with a unit.
-func constTimeout(n *pg_query.Node) timeout {
+func constTimeout(n *pgtree.Node) timeout {
 	c := n.GetAConst()
 	if c == nil {
 		return timeout{set: true, ms: -1}

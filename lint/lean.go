@@ -3,7 +3,7 @@ package lint
 import (
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
 )
 
 // Lean parsing.
@@ -54,7 +54,7 @@ func (pf *parsedFile) leanChunk(from, to, first, last int) (string, bool) {
 		return "", false
 	}
 	// Each segment is one statement; a newline ends a line comment a segment may end in.
-	if _, err := pg_query.IsUtilityStmt(strings.Join(written, "\n;\n")); err != nil {
+	if _, err := parser.IsUtilityStmt(strings.Join(written, "\n;\n")); err != nil {
 		return "", false
 	}
 	return string(b), true

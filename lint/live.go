@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tandem-pg/tandem/lint/internal/pgtree"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // LoadCatalog reads the schema of a live database: tables with their sizes, columns and

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // lockMode is a PostgreSQL table lock level, weakest first.
@@ -51,27 +51,27 @@ type lockTake struct {
 }
 
 // alterCmdLock returns the lock one ALTER TABLE subcommand takes.
-func alterCmdLock(cmd *pg_query.AlterTableCmd) lockMode {
+func alterCmdLock(cmd *pgtree.AlterTableCmd) lockMode {
 	switch cmd.Subtype {
-	case pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_SetOptions,
-		pg_query.AlterTableType_AT_ResetOptions, pg_query.AlterTableType_AT_ValidateConstraint,
-		pg_query.AlterTableType_AT_ClusterOn, pg_query.AlterTableType_AT_DropCluster,
-		pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions,
-		pg_query.AlterTableType_AT_AttachPartition, pg_query.AlterTableType_AT_DetachPartitionFinalize:
+	case pgtree.AlterTableType_AT_SetStatistics, pgtree.AlterTableType_AT_SetOptions,
+		pgtree.AlterTableType_AT_ResetOptions, pgtree.AlterTableType_AT_ValidateConstraint,
+		pgtree.AlterTableType_AT_ClusterOn, pgtree.AlterTableType_AT_DropCluster,
+		pgtree.AlterTableType_AT_SetRelOptions, pgtree.AlterTableType_AT_ResetRelOptions,
+		pgtree.AlterTableType_AT_AttachPartition, pgtree.AlterTableType_AT_DetachPartitionFinalize:
 		return lockShareUpdateExclusive
-	case pg_query.AlterTableType_AT_DetachPartition:
+	case pgtree.AlterTableType_AT_DetachPartition:
 		if pc := cmd.Def.GetPartitionCmd(); pc != nil && pc.Concurrent {
 			return lockShareUpdateExclusive
 		}
 		return lockAccessExclusive
-	case pg_query.AlterTableType_AT_EnableTrig, pg_query.AlterTableType_AT_EnableAlwaysTrig,
-		pg_query.AlterTableType_AT_EnableReplicaTrig, pg_query.AlterTableType_AT_DisableTrig,
-		pg_query.AlterTableType_AT_EnableTrigAll, pg_query.AlterTableType_AT_DisableTrigAll,
-		pg_query.AlterTableType_AT_EnableTrigUser, pg_query.AlterTableType_AT_DisableTrigUser,
-		pg_query.AlterTableType_AT_AlterConstraint:
+	case pgtree.AlterTableType_AT_EnableTrig, pgtree.AlterTableType_AT_EnableAlwaysTrig,
+		pgtree.AlterTableType_AT_EnableReplicaTrig, pgtree.AlterTableType_AT_DisableTrig,
+		pgtree.AlterTableType_AT_EnableTrigAll, pgtree.AlterTableType_AT_DisableTrigAll,
+		pgtree.AlterTableType_AT_EnableTrigUser, pgtree.AlterTableType_AT_DisableTrigUser,
+		pgtree.AlterTableType_AT_AlterConstraint:
 		return lockShareRowExclusive
-	case pg_query.AlterTableType_AT_AddConstraint:
-		if con := cmd.Def.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+	case pgtree.AlterTableType_AT_AddConstraint:
+		if con := cmd.Def.GetConstraint(); con != nil && con.Contype == pgtree.ConstrType_CONSTR_FOREIGN {
 			return lockShareRowExclusive
 		}
 	}
@@ -79,7 +79,7 @@ func alterCmdLock(cmd *pg_query.AlterTableCmd) lockMode {
 }
 
 // statementLocks lists the table locks a statement takes. Unknown statements take none.
-func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
+func (e *engine) statementLocks(n *pgtree.Node) []lockTake {
 	var out []lockTake
 	add := func(key string, m lockMode) {
 		if key == "" || m == lockNone {
@@ -99,7 +99,7 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 	case n.GetAlterTableStmt() != nil:
 		s := n.GetAlterTableStmt()
 		key := relKey(s.Relation)
-		if s.Objtype == pg_query.ObjectType_OBJECT_INDEX {
+		if s.Objtype == pgtree.ObjectType_OBJECT_INDEX {
 			if ix := e.cat.indexes[key]; ix != nil {
 				key = ix.table
 			}
@@ -130,13 +130,13 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 					if con.kind != conForeign || con.refTable == "" {
 						continue
 					}
-					if cmd.Subtype == pg_query.AlterTableType_AT_DropConstraint && con.name == cmd.Name ||
-						cmd.Subtype == pg_query.AlterTableType_AT_DropColumn && slices.Contains(con.keys, cmd.Name) {
+					if cmd.Subtype == pgtree.AlterTableType_AT_DropConstraint && con.name == cmd.Name ||
+						cmd.Subtype == pgtree.AlterTableType_AT_DropColumn && slices.Contains(con.keys, cmd.Name) {
 						add(con.refTable, lockAccessExclusive)
 					}
 				}
 			}
-			if cmd.Subtype == pg_query.AlterTableType_AT_AttachPartition {
+			if cmd.Subtype == pgtree.AlterTableType_AT_AttachPartition {
 				if pc := cmd.Def.GetPartitionCmd(); pc != nil {
 					add(relKey(pc.Name), lockAccessExclusive)
 				}
@@ -154,7 +154,7 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 		s := n.GetDropStmt()
 		for _, key := range dropKeys(s) {
 			switch s.RemoveType {
-			case pg_query.ObjectType_OBJECT_INDEX:
+			case pgtree.ObjectType_OBJECT_INDEX:
 				t := key
 				if ix := e.cat.indexes[key]; ix != nil {
 					t = ix.table
@@ -164,7 +164,7 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 				} else {
 					add(t, lockAccessExclusive)
 				}
-			case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW:
+			case pgtree.ObjectType_OBJECT_TABLE, pgtree.ObjectType_OBJECT_VIEW, pgtree.ObjectType_OBJECT_MATVIEW:
 				add(key, lockAccessExclusive)
 				if t := e.cat.tables[key]; t != nil {
 					for _, con := range t.constraints {
@@ -176,7 +176,7 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 			}
 		}
 		switch s.RemoveType {
-		case pg_query.ObjectType_OBJECT_TRIGGER, pg_query.ObjectType_OBJECT_POLICY, pg_query.ObjectType_OBJECT_RULE:
+		case pgtree.ObjectType_OBJECT_TRIGGER, pgtree.ObjectType_OBJECT_POLICY, pgtree.ObjectType_OBJECT_RULE:
 			// DROP TRIGGER name ON table: the object's name is last, after the table's.
 			for _, o := range s.Objects {
 				if names := nameList(o.GetList().GetItems()); len(names) >= 2 {
@@ -191,9 +191,9 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 			m = lockShareUpdateExclusive
 		}
 		switch s.Kind {
-		case pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
+		case pgtree.ReindexObjectType_REINDEX_OBJECT_TABLE:
 			add(relKey(s.Relation), m)
-		case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX:
+		case pgtree.ReindexObjectType_REINDEX_OBJECT_INDEX:
 			key := relKey(s.Relation)
 			if ix := e.cat.indexes[key]; ix != nil {
 				key = ix.table
@@ -227,16 +227,16 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 	case n.GetRenameStmt() != nil:
 		s := n.GetRenameStmt()
 		switch s.RenameType {
-		case pg_query.ObjectType_OBJECT_INDEX:
+		case pgtree.ObjectType_OBJECT_INDEX:
 			key := relKey(s.Relation)
 			if ix := e.cat.indexes[key]; ix != nil {
 				key = ix.table
 			}
 			add(key, lockShareUpdateExclusive)
-		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_COLUMN,
-			pg_query.ObjectType_OBJECT_TABCONSTRAINT, pg_query.ObjectType_OBJECT_VIEW,
-			pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_TRIGGER,
-			pg_query.ObjectType_OBJECT_POLICY, pg_query.ObjectType_OBJECT_RULE:
+		case pgtree.ObjectType_OBJECT_TABLE, pgtree.ObjectType_OBJECT_COLUMN,
+			pgtree.ObjectType_OBJECT_TABCONSTRAINT, pgtree.ObjectType_OBJECT_VIEW,
+			pgtree.ObjectType_OBJECT_MATVIEW, pgtree.ObjectType_OBJECT_TRIGGER,
+			pgtree.ObjectType_OBJECT_POLICY, pgtree.ObjectType_OBJECT_RULE:
 			add(relKey(s.Relation), lockAccessExclusive)
 		}
 	case n.GetCreatePolicyStmt() != nil:
@@ -249,10 +249,10 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 		s := n.GetCommentStmt()
 		names := nameList(s.Object.GetList().GetItems())
 		switch {
-		case s.Objtype == pg_query.ObjectType_OBJECT_COLUMN && len(names) >= 2:
+		case s.Objtype == pgtree.ObjectType_OBJECT_COLUMN && len(names) >= 2:
 			add(qualifiedKey(names[:len(names)-1]), lockShareUpdateExclusive)
-		case (s.Objtype == pg_query.ObjectType_OBJECT_TABLE || s.Objtype == pg_query.ObjectType_OBJECT_VIEW ||
-			s.Objtype == pg_query.ObjectType_OBJECT_MATVIEW) && len(names) >= 1:
+		case (s.Objtype == pgtree.ObjectType_OBJECT_TABLE || s.Objtype == pgtree.ObjectType_OBJECT_VIEW ||
+			s.Objtype == pgtree.ObjectType_OBJECT_MATVIEW) && len(names) >= 1:
 			add(qualifiedKey(names), lockShareUpdateExclusive)
 		}
 	case n.GetCreateStatsStmt() != nil:
@@ -276,7 +276,7 @@ func (e *engine) statementLocks(n *pg_query.Node) []lockTake {
 			}
 		}
 		// The foreign keys: table constraints, and column constraints (REFERENCES).
-		fk := func(x *pg_query.Node) {
+		fk := func(x *pgtree.Node) {
 			if con := x.GetConstraint(); con != nil && con.Pktable != nil {
 				add(relKey(con.Pktable), lockShareRowExclusive)
 			}
@@ -326,7 +326,7 @@ func qualifiedKey(names []string) string {
 }
 
 // dropKeys returns the catalog keys of the objects a DROP names.
-func dropKeys(s *pg_query.DropStmt) []string {
+func dropKeys(s *pgtree.DropStmt) []string {
 	var out []string
 	for _, o := range s.Objects {
 		if k := qualifiedKey(nameList(o.GetList().GetItems())); k != "" {
@@ -338,7 +338,7 @@ func dropKeys(s *pg_query.DropStmt) []string {
 
 // hasOption reports whether a DefElem list (VACUUM, REINDEX options) holds name and does
 // not turn it off.
-func hasOption(opts []*pg_query.Node, name string) bool {
+func hasOption(opts []*pgtree.Node, name string) bool {
 	for _, o := range opts {
 		d := o.GetDefElem()
 		if d == nil || !strings.EqualFold(d.Defname, name) {

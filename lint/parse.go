@@ -8,10 +8,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pganalyze/pg_query_go/v6/parser"
 
-	"github.com/tandem-pg/tandem/lint/internal/pgtree"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // txMode is how the runner executes a file.
@@ -26,7 +25,7 @@ const (
 
 // statement is one parsed SQL statement and where it is.
 type statement struct {
-	node      *pg_query.Node
+	node      *pgtree.Node
 	text      string // the statement without leading comments and whitespace
 	start     int    // byte offset of text in the file
 	end       int    // byte offset just past the statement (before the semicolon)
@@ -325,7 +324,7 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 }
 
 // parse parses text[from:to], segments first..last, leanly when it can (lean.go).
-func (pf *parsedFile) parse(from, to, first, last int) (*pg_query.ParseResult, error) {
+func (pf *parsedFile) parse(from, to, first, last int) (*pgtree.ParseResult, error) {
 	if lean, ok := pf.leanChunk(from, to, first, last); ok {
 		if tree, err := pgtree.Parse(lean); err == nil {
 			return tree, nil

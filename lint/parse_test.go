@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // TestChunkedParseMatchesWholeParse: parsing a large file chunk by chunk yields the same
@@ -24,7 +24,7 @@ func TestChunkedParseMatchesWholeParse(t *testing.T) {
 		}
 	}
 	sql := b.String()
-	whole, err := pg_query.Parse(sql)
+	whole, err := pgtree.Parse(sql)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +60,19 @@ func TestChunkedParseErrorPosition(t *testing.T) {
 	}
 	if res.Coverage.Statements != n {
 		t.Errorf("%d statements analysed before the error, want %d", res.Coverage.Statements, n)
+	}
+}
+
+// TestParseNotUTF8: text that is not UTF-8 in a statement is the file's parse error, which
+// names the file and says what to do, not a crash.
+func TestParseNotUTF8(t *testing.T) {
+	_, err := LintString("latin1.sql", "ALTER TABLE t ADD COLUMN a int;\nALTER TABLE t ADD COLUMN b text DEFAULT 'caf\xe9';\n", Options{})
+	pe, ok := AsParseError(err)
+	if !ok {
+		t.Fatalf("err = %v, want a parse error", err)
+	}
+	if pe.File != "latin1.sql" || !strings.Contains(pe.Message, "not valid UTF-8") || !strings.Contains(pe.Message, "save the SQL as UTF-8") {
+		t.Errorf("parse error %+v, want one in latin1.sql about UTF-8", pe)
 	}
 }
 

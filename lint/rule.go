@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // Category groups rules by the kind of harm they prevent.
@@ -82,7 +82,7 @@ func LookupRule(id string) (Rule, bool) {
 type pass struct {
 	e     *engine
 	st    *statement
-	node  *pg_query.Node
+	node  *pgtree.Node
 	locks []lockTake
 	// cascade is what the statement drops through CASCADE (cascade.go).
 	cascade []dependent
@@ -114,21 +114,21 @@ func (p *pass) isNew(key string) bool {
 func (p *pass) table(key string) *table { return p.e.cat.tables[key] }
 
 // alter returns the statement as an ALTER TABLE on a table, or nil.
-func (p *pass) alter() *pg_query.AlterTableStmt {
+func (p *pass) alter() *pgtree.AlterTableStmt {
 	a := p.node.GetAlterTableStmt()
-	if a == nil || a.Objtype != pg_query.ObjectType_OBJECT_TABLE {
+	if a == nil || a.Objtype != pgtree.ObjectType_OBJECT_TABLE {
 		return nil
 	}
 	return a
 }
 
 // alterCmds returns the subcommands of an ALTER TABLE with the given subtype.
-func (p *pass) alterCmds(sub pg_query.AlterTableType) []*pg_query.AlterTableCmd {
+func (p *pass) alterCmds(sub pgtree.AlterTableType) []*pgtree.AlterTableCmd {
 	a := p.alter()
 	if a == nil {
 		return nil
 	}
-	var out []*pg_query.AlterTableCmd
+	var out []*pgtree.AlterTableCmd
 	for _, c := range a.Cmds {
 		if cmd := c.GetAlterTableCmd(); cmd != nil && cmd.Subtype == sub {
 			out = append(out, cmd)

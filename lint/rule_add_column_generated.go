@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -62,7 +62,7 @@ func checkAddColumnGenerated(p *pass, r *Rule) {
 
 // serialColumnType is the type a serial column has (serial is integer, bigserial bigint,
 // smallserial smallint); for other columns, the declared type.
-func serialColumnType(tn *pg_query.TypeName) string {
+func serialColumnType(tn *pgtree.TypeName) string {
 	names := nameList(tn.GetNames())
 	if len(names) > 0 {
 		switch strings.ToLower(names[len(names)-1]) {
@@ -78,9 +78,9 @@ func serialColumnType(tn *pg_query.TypeName) string {
 }
 
 // generatedExpr returns the expression of a stored generated column, or nil.
-func generatedExpr(cd *pg_query.ColumnDef) *pg_query.Node {
+func generatedExpr(cd *pgtree.ColumnDef) *pgtree.Node {
 	for _, n := range cd.Constraints {
-		if c := n.GetConstraint(); c != nil && c.Contype == pg_query.ConstrType_CONSTR_GENERATED {
+		if c := n.GetConstraint(); c != nil && c.Contype == pgtree.ConstrType_CONSTR_GENERATED {
 			return c.RawExpr
 		}
 	}

@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -18,7 +18,7 @@ func init() {
 
 // typeChange is one ALTER COLUMN ... TYPE with the column's type before it.
 type typeChange struct {
-	cmd      *pg_query.AlterTableCmd
+	cmd      *pgtree.AlterTableCmd
 	col      string
 	old, new colType
 	newSQL   string
@@ -28,7 +28,7 @@ type typeChange struct {
 func (p *pass) typeChanges() []typeChange {
 	key := p.alterKey()
 	var out []typeChange
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AlterColumnType) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_AlterColumnType) {
 		cd := cmd.Def.GetColumnDef()
 		if cd == nil {
 			continue
@@ -47,7 +47,7 @@ func (p *pass) typeChanges() []typeChange {
 
 // isColumnRef reports whether expr is just the column col itself (USING col), which
 // PostgreSQL treats like no USING clause.
-func isColumnRef(expr *pg_query.Node, col string) bool {
+func isColumnRef(expr *pgtree.Node, col string) bool {
 	f := nameList(expr.GetColumnRef().GetFields())
 	return len(f) == 1 && f[0] == col
 }

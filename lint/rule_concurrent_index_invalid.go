@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -17,7 +17,7 @@ func init() {
 }
 
 func checkConcurrentIndexInvalid(p *pass, r *Rule) {
-	if d := p.node.GetDropStmt(); d != nil && d.RemoveType == pg_query.ObjectType_OBJECT_INDEX && d.MissingOk {
+	if d := p.node.GetDropStmt(); d != nil && d.RemoveType == pgtree.ObjectType_OBJECT_INDEX && d.MissingOk {
 		for _, k := range dropKeys(d) {
 			p.e.once["dropped-index:"+k] = true
 		}
@@ -50,7 +50,7 @@ func checkConcurrentIndexInvalid(p *pass, r *Rule) {
 	f.Fix = recipe(
 		"RESET lock_timeout;  -- a concurrent build does not block reads or writes while it waits",
 		fmt.Sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s;  -- removes an INVALID leftover of a failed attempt", qname(key)),
-		rewritten(p.node, func(n *pg_query.Node) func() {
+		rewritten(p.node, func(n *pgtree.Node) func() {
 			s := n.GetIndexStmt()
 			ifNotExists := s.IfNotExists
 			s.IfNotExists = false

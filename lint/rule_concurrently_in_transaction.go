@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -27,7 +27,7 @@ func (p *pass) concurrentOp() string {
 	case p.node.GetReindexStmt() != nil && hasOption(p.node.GetReindexStmt().Params, "concurrently"):
 		return "REINDEX CONCURRENTLY"
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_DetachPartition) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_DetachPartition) {
 		if pc := cmd.Def.GetPartitionCmd(); pc != nil && pc.Concurrent {
 			return "DETACH PARTITION CONCURRENTLY"
 		}

@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -22,18 +22,18 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 		return
 	}
 	tbl := qname(key)
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AddConstraint) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_AddConstraint) {
 		con := cmd.Def.GetConstraint()
 		if con == nil || con.SkipValidation {
 			continue
 		}
 		var f Finding
 		switch con.Contype {
-		case pg_query.ConstrType_CONSTR_CHECK:
+		case pgtree.ConstrType_CONSTR_CHECK:
 			f = p.finding(key, lockAccessExclusive)
 			f.Message = fmt.Sprintf("adding a CHECK constraint without NOT VALID scans all of %s%s while holding an ACCESS EXCLUSIVE lock",
 				displayName(key), p.sizeNote(key))
-		case pg_query.ConstrType_CONSTR_FOREIGN:
+		case pgtree.ConstrType_CONSTR_FOREIGN:
 			f = p.finding(key, lockShareRowExclusive)
 			f.Message = fmt.Sprintf("adding a FOREIGN KEY without NOT VALID scans all of %s%s while holding SHARE ROW EXCLUSIVE locks on it and on %s, blocking writes to both",
 				displayName(key), p.sizeNote(key), displayName(relKey(con.Pktable)))
@@ -42,13 +42,13 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 		}
 		name := con.Conname
 		if name == "" {
-			name = defaultConstraintName(displayName(key), map[pg_query.ConstrType]conKind{
-				pg_query.ConstrType_CONSTR_CHECK: conCheck, pg_query.ConstrType_CONSTR_FOREIGN: conForeign}[con.Contype], nil, con)
+			name = defaultConstraintName(displayName(key), map[pgtree.ConstrType]conKind{
+				pgtree.ConstrType_CONSTR_CHECK: conCheck, pgtree.ConstrType_CONSTR_FOREIGN: conForeign}[con.Contype], nil, con)
 		}
-		notValid := rewritten(p.node, func(n *pg_query.Node) func() {
+		notValid := rewritten(p.node, func(n *pgtree.Node) func() {
 			a := n.GetAlterTableStmt()
 			cmds := a.Cmds
-			var keep []*pg_query.Node
+			var keep []*pgtree.Node
 			var undo []func()
 			for _, c := range a.Cmds {
 				if c.GetAlterTableCmd().GetDef().GetConstraint() != nil && c.GetAlterTableCmd().Subtype == cmd.Subtype &&
@@ -80,11 +80,11 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 	}
 	for _, c := range p.addedColumns() {
 		for _, con := range c.constraints {
-			if con.Contype != pg_query.ConstrType_CONSTR_CHECK && con.Contype != pg_query.ConstrType_CONSTR_FOREIGN {
+			if con.Contype != pgtree.ConstrType_CONSTR_CHECK && con.Contype != pgtree.ConstrType_CONSTR_FOREIGN {
 				continue
 			}
 			kind, suffix := "CHECK", "check"
-			if con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+			if con.Contype == pgtree.ConstrType_CONSTR_FOREIGN {
 				kind, suffix = "REFERENCES", "fkey"
 			}
 			name := ident(displayName(key) + "_" + c.def.Colname + "_" + suffix)
@@ -102,8 +102,8 @@ func checkConstraintWithoutNotValid(p *pass, r *Rule) {
 }
 
 // constraintBody renders an inline column constraint as a table constraint body.
-func constraintBody(con *pg_query.Constraint, col string) string {
-	if con.Contype == pg_query.ConstrType_CONSTR_CHECK {
+func constraintBody(con *pgtree.Constraint, col string) string {
+	if con.Contype == pgtree.ConstrType_CONSTR_CHECK {
 		return "CHECK (" + deparseExpr(con.RawExpr, "...") + ")"
 	}
 	target := qname(relKey(con.Pktable))

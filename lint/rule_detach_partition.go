@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -21,7 +21,7 @@ func checkDetachPartition(p *pass, r *Rule) {
 	if !p.existing(key) {
 		return
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_DetachPartition) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_DetachPartition) {
 		pc := cmd.Def.GetPartitionCmd()
 		if pc == nil || pc.Concurrent {
 			continue

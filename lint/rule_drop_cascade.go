@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -49,18 +49,18 @@ func checkDropCascade(p *pass, r *Rule) {
 }
 
 // withoutCascade returns the statement as SQL without its CASCADE.
-func withoutCascade(n *pg_query.Node) string {
-	return rewritten(n, func(n *pg_query.Node) func() {
+func withoutCascade(n *pgtree.Node) string {
+	return rewritten(n, func(n *pgtree.Node) func() {
 		var undo []func()
 		if s := n.GetDropStmt(); s != nil {
 			b := s.Behavior
-			s.Behavior = pg_query.DropBehavior_DROP_RESTRICT
+			s.Behavior = pgtree.DropBehavior_DROP_RESTRICT
 			undo = append(undo, func() { s.Behavior = b })
 		}
 		for _, x := range n.GetAlterTableStmt().GetCmds() {
-			if cmd := x.GetAlterTableCmd(); cmd != nil && cmd.Behavior == pg_query.DropBehavior_DROP_CASCADE {
-				cmd.Behavior = pg_query.DropBehavior_DROP_RESTRICT
-				undo = append(undo, func() { cmd.Behavior = pg_query.DropBehavior_DROP_CASCADE })
+			if cmd := x.GetAlterTableCmd(); cmd != nil && cmd.Behavior == pgtree.DropBehavior_DROP_CASCADE {
+				cmd.Behavior = pgtree.DropBehavior_DROP_RESTRICT
+				undo = append(undo, func() { cmd.Behavior = pgtree.DropBehavior_DROP_CASCADE })
 			}
 		}
 		return func() {

@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -21,7 +21,7 @@ func checkDropColumn(p *pass, r *Rule) {
 	if !p.existing(key) {
 		return
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_DropColumn) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_DropColumn) {
 		f := p.finding(key, lockAccessExclusive)
 		f.BreaksOldVersion = true
 		f.Message = fmt.Sprintf("dropping %s.%s breaks the version still running: its queries that name the column (or use SELECT * into a fixed struct) fail",

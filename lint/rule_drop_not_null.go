@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -21,7 +21,7 @@ func checkDropNotNull(p *pass, r *Rule) {
 	if !p.existing(key) {
 		return
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_DropNotNull) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_DropNotNull) {
 		f := p.finding(key, lockAccessExclusive)
 		f.BreaksOldVersion = true
 		f.Message = fmt.Sprintf("%s.%s becomes nullable: once the new version writes NULLs, the version still running may fail to read them",

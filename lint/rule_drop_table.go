@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -18,7 +18,7 @@ func init() {
 
 func checkDropTable(p *pass, r *Rule) {
 	s := p.node.GetDropStmt()
-	if s == nil || s.RemoveType != pg_query.ObjectType_OBJECT_TABLE {
+	if s == nil || s.RemoveType != pgtree.ObjectType_OBJECT_TABLE {
 		return
 	}
 	for _, key := range dropKeys(s) {

@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -21,9 +21,9 @@ func checkExcludeConstraint(p *pass, r *Rule) {
 	if !p.existing(key) {
 		return
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AddConstraint) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_AddConstraint) {
 		con := cmd.Def.GetConstraint()
-		if con == nil || con.Contype != pg_query.ConstrType_CONSTR_EXCLUSION {
+		if con == nil || con.Contype != pgtree.ConstrType_CONSTR_EXCLUSION {
 			continue
 		}
 		f := p.finding(key, lockAccessExclusive)

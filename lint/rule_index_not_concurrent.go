@@ -3,7 +3,7 @@ package lint
 import (
 	"slices"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -36,7 +36,7 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 				name = "<index>"
 			}
 			f.Fix = recipe(
-				rewritten(p.node, func(n *pg_query.Node) func() {
+				rewritten(p.node, func(n *pgtree.Node) func() {
 					rv := n.GetIndexStmt().Relation
 					inh := rv.Inh
 					rv.Inh = false
@@ -53,7 +53,7 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 			" for the whole index build"
 		f.Fix = recipe(
 			"-- in a file the runner does not wrap in a transaction:",
-			rewritten(p.node, func(n *pg_query.Node) func() {
+			rewritten(p.node, func(n *pgtree.Node) func() {
 				s := n.GetIndexStmt()
 				concurrent := s.Concurrent
 				s.Concurrent = true
@@ -62,7 +62,7 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 		p.report(r, f)
 	case p.node.GetDropStmt() != nil:
 		s := p.node.GetDropStmt()
-		if s.RemoveType != pg_query.ObjectType_OBJECT_INDEX || s.Concurrent {
+		if s.RemoveType != pgtree.ObjectType_OBJECT_INDEX || s.Concurrent {
 			return
 		}
 		for _, key := range dropKeys(s) {
@@ -87,7 +87,7 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 		}
 		key := relKey(s.Relation)
 		tbl := key
-		if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX {
+		if s.Kind == pgtree.ReindexObjectType_REINDEX_OBJECT_INDEX {
 			if ix := p.e.cat.indexes[key]; ix != nil {
 				tbl = ix.table
 			}
@@ -101,10 +101,10 @@ func checkIndexNotConcurrent(p *pass, r *Rule) {
 		if p.pgVersion() >= 12 {
 			f.Fix = recipe(
 				"-- in a file the runner does not wrap in a transaction:",
-				rewritten(p.node, func(n *pg_query.Node) func() {
+				rewritten(p.node, func(n *pgtree.Node) func() {
 					rs := n.GetReindexStmt()
 					params := rs.Params
-					rs.Params = append(slices.Clip(params), &pg_query.Node{Node: &pg_query.Node_DefElem{DefElem: &pg_query.DefElem{Defname: "concurrently"}}})
+					rs.Params = append(slices.Clip(params), &pgtree.Node{Node: &pgtree.Node_DefElem{DefElem: &pgtree.DefElem{Defname: "concurrently"}}})
 					return func() { rs.Params = params }
 				})+";")
 		} else {

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -24,7 +24,7 @@ func init() {
 func (p *pass) slowWork() string {
 	n := p.node
 	switch {
-	case len(p.alterCmds(pg_query.AlterTableType_AT_ValidateConstraint)) > 0:
+	case len(p.alterCmds(pgtree.AlterTableType_AT_ValidateConstraint)) > 0:
 		return "VALIDATE CONSTRAINT scans the table"
 	case n.GetIndexStmt() != nil && !n.GetIndexStmt().Concurrent && p.existing(relKey(n.GetIndexStmt().Relation)):
 		return "CREATE INDEX builds an index"
@@ -48,12 +48,12 @@ func (p *pass) slowWork() string {
 			return "ALTER COLUMN TYPE may rewrite the table"
 		}
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AddConstraint) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_AddConstraint) {
 		if con := cmd.Def.GetConstraint(); con != nil && !con.SkipValidation && con.Indexname == "" {
 			return "adding a validated constraint scans the table"
 		}
 	}
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_SetNotNull) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_SetNotNull) {
 		if !hasValidatedNotNullCheck(p.table(key), cmd.Name) {
 			return "SET NOT NULL scans the table"
 		}

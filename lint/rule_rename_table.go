@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -18,7 +18,7 @@ func init() {
 
 func checkRenameTable(p *pass, r *Rule) {
 	s := p.node.GetRenameStmt()
-	if s == nil || s.RenameType != pg_query.ObjectType_OBJECT_TABLE {
+	if s == nil || s.RenameType != pgtree.ObjectType_OBJECT_TABLE {
 		return
 	}
 	key := relKey(s.Relation)

@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -40,7 +40,7 @@ func checkSetNotNull(p *pass, r *Rule) {
 		return
 	}
 	t := p.table(key)
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_SetNotNull) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_SetNotNull) {
 		if t != nil {
 			if c := t.columns[cmd.Name]; c != nil && c.notNull {
 				continue // already NOT NULL: nothing to check

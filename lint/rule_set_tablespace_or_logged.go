@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -22,7 +22,7 @@ func checkSetTablespaceOrLogged(p *pass, r *Rule) {
 		return
 	}
 	key := relKey(a.Relation)
-	if a.Objtype == pg_query.ObjectType_OBJECT_INDEX {
+	if a.Objtype == pgtree.ObjectType_OBJECT_INDEX {
 		if ix := p.e.cat.indexes[key]; ix != nil {
 			key = ix.table
 		}
@@ -37,13 +37,13 @@ func checkSetTablespaceOrLogged(p *pass, r *Rule) {
 		}
 		var what string
 		switch cmd.Subtype {
-		case pg_query.AlterTableType_AT_SetTableSpace:
+		case pgtree.AlterTableType_AT_SetTableSpace:
 			what = "SET TABLESPACE copies every block of " + displayName(relKey(a.Relation))
-		case pg_query.AlterTableType_AT_SetLogged:
+		case pgtree.AlterTableType_AT_SetLogged:
 			what = "SET LOGGED writes all of " + displayName(key) + " to the WAL"
-		case pg_query.AlterTableType_AT_SetUnLogged:
+		case pgtree.AlterTableType_AT_SetUnLogged:
 			what = "SET UNLOGGED rewrites " + displayName(key)
-		case pg_query.AlterTableType_AT_SetAccessMethod:
+		case pgtree.AlterTableType_AT_SetAccessMethod:
 			what = "SET ACCESS METHOD rewrites " + displayName(key)
 		default:
 			continue

@@ -3,7 +3,7 @@ package lint
 import (
 	"fmt"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -27,7 +27,7 @@ func (p *pass) longOnline() string {
 		return "REINDEX CONCURRENTLY"
 	case p.node.GetRefreshMatViewStmt() != nil && p.node.GetRefreshMatViewStmt().Concurrent:
 		return "REFRESH MATERIALIZED VIEW CONCURRENTLY"
-	case len(p.alterCmds(pg_query.AlterTableType_AT_ValidateConstraint)) > 0:
+	case len(p.alterCmds(pgtree.AlterTableType_AT_ValidateConstraint)) > 0:
 		return "VALIDATE CONSTRAINT"
 	}
 	return ""

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func init() {
@@ -22,9 +22,9 @@ func checkUniqueWithoutIndex(p *pass, r *Rule) {
 	if !p.existing(key) {
 		return
 	}
-	var cons []*pg_query.Constraint
+	var cons []*pgtree.Constraint
 	var cols [][]string
-	for _, cmd := range p.alterCmds(pg_query.AlterTableType_AT_AddConstraint) {
+	for _, cmd := range p.alterCmds(pgtree.AlterTableType_AT_AddConstraint) {
 		if con := cmd.Def.GetConstraint(); con != nil {
 			cons = append(cons, con)
 			cols = append(cols, nameList(con.Keys))
@@ -42,9 +42,9 @@ func checkUniqueWithoutIndex(p *pass, r *Rule) {
 		}
 		kind := ""
 		switch con.Contype {
-		case pg_query.ConstrType_CONSTR_UNIQUE:
+		case pgtree.ConstrType_CONSTR_UNIQUE:
 			kind = "UNIQUE"
-		case pg_query.ConstrType_CONSTR_PRIMARY:
+		case pgtree.ConstrType_CONSTR_PRIMARY:
 			kind = "PRIMARY KEY"
 		default:
 			continue

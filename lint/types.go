@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // colType is a column type in canonical form: int4 rather than integer, varchar rather
@@ -74,7 +74,7 @@ var serialTypes = map[string]bool{
 }
 
 // typeOf converts a parsed type name into canonical form.
-func typeOf(tn *pg_query.TypeName) colType {
+func typeOf(tn *pgtree.TypeName) colType {
 	if tn == nil {
 		return colType{}
 	}
@@ -114,7 +114,7 @@ func typeOf(tn *pg_query.TypeName) colType {
 	return t
 }
 
-func isSerial(tn *pg_query.TypeName) bool {
+func isSerial(tn *pgtree.TypeName) bool {
 	names := nameList(tn.GetNames())
 	return len(names) > 0 && serialTypes[strings.ToLower(names[len(names)-1])]
 }

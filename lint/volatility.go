@@ -3,9 +3,7 @@ package lint
 import (
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-
-	"github.com/tandem-pg/tandem/lint/internal/pgtree"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // volatility is a function's or expression's volatility class.
@@ -75,7 +73,7 @@ var nonVolatileBuiltins = map[string]volatility{
 
 // functionVolatility reads the VOLATILE/STABLE/IMMUTABLE option of a CREATE FUNCTION.
 // Functions are VOLATILE unless they say otherwise.
-func functionVolatility(opts []*pg_query.Node) volatility {
+func functionVolatility(opts []*pgtree.Node) volatility {
 	for _, o := range opts {
 		d := o.GetDefElem()
 		if d == nil || d.Defname != "volatility" {
@@ -95,9 +93,9 @@ func functionVolatility(opts []*pg_query.Node) volatility {
 // exprVolatility returns the volatility of a default expression and, when it is volatile
 // or unknown, the function that makes it so. Casts, arrays, operators, CASE and the like
 // take the volatility of their parts.
-func (c *Catalog) exprVolatility(n *pg_query.Node) (volatility, string) {
+func (c *Catalog) exprVolatility(n *pgtree.Node) (volatility, string) {
 	worst, culprit := volImmutable, ""
-	pgtree.Walk(n, func(x *pg_query.Node) bool {
+	pgtree.Walk(n, func(x *pgtree.Node) bool {
 		var v volatility
 		var name string
 		switch {

@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // rowExpr rewrites expr, written in the column names of shape, into an expression a
@@ -16,12 +15,12 @@ import (
 // so string literals, quoted identifiers and function names are never touched; expr
 // must have passed checkExpr.
 func rowExpr(expr string, shape *Table, record string, vars map[string]string) (string, []string, error) {
-	tree, err := pg_query.Parse("SELECT (" + expr + ")")
+	tree, err := pgtree.Parse("SELECT (" + expr + ")")
 	if err != nil {
 		return "", nil, fmt.Errorf("expression %q does not parse: %s", expr, parserMessage(err))
 	}
 	var reads []string
-	walkColumnRefs(tree.ProtoReflect(), func(ref *pg_query.ColumnRef) {
+	walkColumnRefs(tree, func(ref *pgtree.ColumnRef) {
 		if len(ref.Fields) != 1 {
 			return
 		}
@@ -35,12 +34,12 @@ func rowExpr(expr string, shape *Table, record string, vars map[string]string) (
 		}
 		reads = append(reads, c.Physical)
 		if v, ok := vars[c.Physical]; ok {
-			ref.Fields = []*pg_query.Node{pg_query.MakeStrNode(v)}
+			ref.Fields = []*pgtree.Node{pgtree.MakeStrNode(v)}
 			return
 		}
-		ref.Fields = []*pg_query.Node{pg_query.MakeStrNode(record), pg_query.MakeStrNode(c.Physical)}
+		ref.Fields = []*pgtree.Node{pgtree.MakeStrNode(record), pgtree.MakeStrNode(c.Physical)}
 	})
-	out, err := pg_query.Deparse(tree)
+	out, err := pgtree.Deparse(tree)
 	if err != nil {
 		return "", nil, fmt.Errorf("expression %q: render it for the trigger: %w", expr, err)
 	}
@@ -51,22 +50,15 @@ func rowExpr(expr string, shape *Table, record string, vars map[string]string) (
 	return body, reads, nil
 }
 
-// walkColumnRefs calls fn for every column reference in the message m and below it.
-func walkColumnRefs(m protoreflect.Message, fn func(*pg_query.ColumnRef)) {
-	if ref, ok := m.Interface().(*pg_query.ColumnRef); ok {
-		fn(ref)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() != protoreflect.MessageKind || fd.IsMap():
-		case fd.IsList():
-			for i, l := 0, v.List(); i < l.Len(); i++ {
-				walkColumnRefs(l.Get(i).Message(), fn)
+// walkColumnRefs calls fn for every column reference in tree.
+func walkColumnRefs(tree *pgtree.ParseResult, fn func(*pgtree.ColumnRef)) {
+	for _, raw := range tree.Stmts {
+		pgtree.Walk(raw.Stmt, func(n *pgtree.Node) bool {
+			if ref := n.GetColumnRef(); ref != nil {
+				fn(ref)
+				return false
 			}
-		default:
-			walkColumnRefs(v.Message(), fn)
-		}
-		return true
-	})
+			return true
+		})
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // The guards below ask PostgreSQL's own parser (libpg_query) whether a piece of a
@@ -31,8 +31,8 @@ func parseExpr(expr string) error {
 
 // parseOneSelect parses sql, which must be one plain SELECT with a target list and no
 // other clause, and returns it.
-func parseOneSelect(sql string) (*pg_query.SelectStmt, error) {
-	res, err := pg_query.Parse(sql)
+func parseOneSelect(sql string) (*pgtree.SelectStmt, error) {
+	res, err := pgtree.Parse(sql)
 	if err != nil {
 		return nil, fmt.Errorf("does not parse: %s", parserMessage(err))
 	}
@@ -40,7 +40,7 @@ func parseOneSelect(sql string) (*pg_query.SelectStmt, error) {
 		return nil, errors.New("not a single expression")
 	}
 	sel := res.Stmts[0].Stmt.GetSelectStmt()
-	if sel == nil || sel.Op != pg_query.SetOperation_SETOP_NONE || sel.IntoClause != nil || len(sel.FromClause) > 0 ||
+	if sel == nil || sel.Op != pgtree.SetOperation_SETOP_NONE || sel.IntoClause != nil || len(sel.FromClause) > 0 ||
 		sel.WhereClause != nil || len(sel.GroupClause) > 0 || sel.HavingClause != nil || len(sel.WindowClause) > 0 ||
 		len(sel.ValuesLists) > 0 || len(sel.SortClause) > 0 || sel.LimitCount != nil || sel.LimitOffset != nil ||
 		len(sel.LockingClause) > 0 || sel.WithClause != nil || len(sel.DistinctClause) > 0 {
@@ -74,7 +74,7 @@ func checkStorageParameters(params string) error {
 	if err := scanExpr(params); err != nil {
 		return err
 	}
-	res, err := pg_query.Parse("CREATE INDEX i ON t (c) WITH (" + params + ")")
+	res, err := pgtree.Parse("CREATE INDEX i ON t (c) WITH (" + params + ")")
 	if err != nil || len(res.Stmts) != 1 || res.Stmts[0].Stmt.GetIndexStmt() == nil ||
 		res.Stmts[0].Stmt.GetIndexStmt().WhereClause != nil || res.Stmts[0].Stmt.GetIndexStmt().TableSpace != "" {
 		return errors.New("not a list of storage parameters (name = value, ...)")
@@ -87,7 +87,7 @@ func checkSequenceOptions(opts string) error {
 	if err := scanExpr(opts); err != nil {
 		return err
 	}
-	res, err := pg_query.Parse("CREATE SEQUENCE s " + opts)
+	res, err := pgtree.Parse("CREATE SEQUENCE s " + opts)
 	if err != nil || len(res.Stmts) != 1 || res.Stmts[0].Stmt.GetCreateSeqStmt() == nil {
 		return errors.New("not options of CREATE SEQUENCE (e.g. START 1 INCREMENT 1)")
 	}
@@ -105,7 +105,7 @@ func checkExcludeElements(elements string) error {
 	if err := scanExpr(elements); err != nil {
 		return err
 	}
-	res, err := pg_query.Parse("ALTER TABLE t ADD CONSTRAINT c EXCLUDE USING gist (" + elements + ")")
+	res, err := pgtree.Parse("ALTER TABLE t ADD CONSTRAINT c EXCLUDE USING gist (" + elements + ")")
 	if err != nil || len(res.Stmts) != 1 || len(res.Stmts[0].Stmt.GetAlterTableStmt().GetCmds()) != 1 {
 		return errors.New("not the elements of an exclusion constraint (e.g. \"room WITH =, during WITH &&\")")
 	}

@@ -3,7 +3,7 @@ package migrate
 import (
 	"testing"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 func TestCheckTypeName(t *testing.T) {
@@ -69,14 +69,14 @@ func FuzzCheckExpr(f *testing.F) {
 		if checkExpr(expr) != nil {
 			return
 		}
-		res, err := pg_query.Parse("SELECT (" + expr + ")::text, 2")
+		res, err := pgtree.Parse("SELECT (" + expr + ")::text, 2")
 		if err != nil {
 			t.Fatalf("accepted %q, but SELECT (expr)::text, 2 does not parse: %v", expr, err)
 		}
 		if len(res.Stmts) != 1 || res.Stmts[0].Stmt.GetSelectStmt() == nil || len(res.Stmts[0].Stmt.GetSelectStmt().TargetList) != 2 {
 			t.Fatalf("accepted %q, but SELECT (expr)::text, 2 is not one SELECT of two expressions", expr)
 		}
-		res, err = pg_query.Parse("ALTER TABLE t ADD CONSTRAINT c CHECK (" + expr + "), ADD COLUMN z int")
+		res, err = pgtree.Parse("ALTER TABLE t ADD CONSTRAINT c CHECK (" + expr + "), ADD COLUMN z int")
 		if err != nil {
 			t.Fatalf("accepted %q, but it does not parse in a CHECK: %v", expr, err)
 		}

@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
+	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 
 // sqlStateDDL creates the table of applied plain-SQL files. Idempotent.
@@ -230,7 +231,7 @@ func (m *Migrator) runSQLFile(ctx context.Context, st StreamStep, rebuild bool) 
 		return nil
 	}
 	if f.NoTransaction {
-		stmts, err := pg_query.SplitWithParser(f.SQL, true)
+		stmts, err := parser.SplitWithParser(f.SQL, true)
 		if err != nil {
 			return &InputError{File: f.File, Op: -1, Err: fmt.Errorf("split the file into statements: %w", err)}
 		}
@@ -411,7 +412,7 @@ func checkNoTxStatement(stmt string, post bool) error {
 	if strings.TrimSpace(stmt) == "" {
 		return nil
 	}
-	tree, err := pg_query.Parse(stmt)
+	tree, err := pgtree.Parse(stmt)
 	if err != nil || len(tree.Stmts) != 1 {
 		return nil // the server's error names it when it runs
 	}
@@ -422,7 +423,7 @@ func checkNoTxStatement(stmt string, post bool) error {
 		}
 		return nil
 	}
-	if ds := node.GetDropStmt(); ds != nil && ds.RemoveType == pg_query.ObjectType_OBJECT_INDEX {
+	if ds := node.GetDropStmt(); ds != nil && ds.RemoveType == pgtree.ObjectType_OBJECT_INDEX {
 		return nil
 	}
 	if post {
@@ -436,7 +437,7 @@ func checkNoTxStatement(stmt string, post bool) error {
 // CONCURRENTLY statement builds; ok is false for any other statement, and for a build
 // without an index name.
 func concurrentIndexBuild(stmt, defaultSchema string) (schema, index string, ok bool) {
-	tree, err := pg_query.Parse(stmt)
+	tree, err := pgtree.Parse(stmt)
 	if err != nil || len(tree.Stmts) != 1 {
 		return "", "", false
 	}

@@ -4,175 +4,197 @@ package pgtree
 
 import (
 	"math"
-
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
-func (d *decoder) decA_ArrayExpr(b []byte) *pg_query.A_ArrayExpr {
-	m := new(pg_query.A_ArrayExpr)
+func (d *decoder) decA_ArrayExpr(b []byte, m *A_ArrayExpr) *A_ArrayExpr {
+	if m == nil {
+		m = new(A_ArrayExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Elements = append(m.Elements, d.decNode(v))
+			m.Elements = append(m.Elements, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decA_Const(b []byte) *pg_query.A_Const {
-	m := new(pg_query.A_Const)
+func (d *decoder) decA_Const(b []byte, m *A_Const) *A_Const {
+	if m == nil {
+		m = new(A_Const)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = &pg_query.A_Const_Ival{Ival: d.decInteger(v)}
+			w, ok := m.Val.(*A_Const_Ival)
+			if !ok {
+				w = new(A_Const_Ival)
+				m.Val = w
+			}
+			w.Ival = d.decInteger(v, w.Ival)
 		case 2<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = &pg_query.A_Const_Fval{Fval: d.decFloat(v)}
+			w, ok := m.Val.(*A_Const_Fval)
+			if !ok {
+				w = new(A_Const_Fval)
+				m.Val = w
+			}
+			w.Fval = d.decFloat(v, w.Fval)
 		case 3<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = &pg_query.A_Const_Boolval{Boolval: d.decBoolean(v)}
+			w, ok := m.Val.(*A_Const_Boolval)
+			if !ok {
+				w = new(A_Const_Boolval)
+				m.Val = w
+			}
+			w.Boolval = d.decBoolean(v, w.Boolval)
 		case 4<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = &pg_query.A_Const_Sval{Sval: d.decString(v)}
+			w, ok := m.Val.(*A_Const_Sval)
+			if !ok {
+				w = new(A_Const_Sval)
+				m.Val = w
+			}
+			w.Sval = d.decString(v, w.Sval)
 		case 5<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = &pg_query.A_Const_Bsval{Bsval: d.decBitString(v)}
+			w, ok := m.Val.(*A_Const_Bsval)
+			if !ok {
+				w = new(A_Const_Bsval)
+				m.Val = w
+			}
+			w.Bsval = d.decBitString(v, w.Bsval)
 		case 10<<3 | 0:
 			m.Isnull = x != 0
 		case 11<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decA_Expr(b []byte) *pg_query.A_Expr {
-	m := new(pg_query.A_Expr)
+func (d *decoder) decA_Expr(b []byte, m *A_Expr) *A_Expr {
+	if m == nil {
+		m = new(A_Expr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.A_Expr_Kind(x)
+			m.Kind = A_Expr_Kind(x)
 		case 2<<3 | 2:
-			m.Name = append(m.Name, d.decNode(v))
+			m.Name = append(m.Name, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.Lexpr == nil)
-			m.Lexpr = d.decNode(v)
+			m.Lexpr = d.decNode(v, m.Lexpr)
 		case 4<<3 | 2:
-			d.check(m.Rexpr == nil)
-			m.Rexpr = d.decNode(v)
+			m.Rexpr = d.decNode(v, m.Rexpr)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decA_Indices(b []byte) *pg_query.A_Indices {
-	m := new(pg_query.A_Indices)
+func (d *decoder) decA_Indices(b []byte, m *A_Indices) *A_Indices {
+	if m == nil {
+		m = new(A_Indices)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.IsSlice = x != 0
 		case 2<<3 | 2:
-			d.check(m.Lidx == nil)
-			m.Lidx = d.decNode(v)
+			m.Lidx = d.decNode(v, m.Lidx)
 		case 3<<3 | 2:
-			d.check(m.Uidx == nil)
-			m.Uidx = d.decNode(v)
-		default:
-			d.fail()
+			m.Uidx = d.decNode(v, m.Uidx)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decA_Indirection(b []byte) *pg_query.A_Indirection {
-	m := new(pg_query.A_Indirection)
+func (d *decoder) decA_Indirection(b []byte, m *A_Indirection) *A_Indirection {
+	if m == nil {
+		m = new(A_Indirection)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 2<<3 | 2:
-			m.Indirection = append(m.Indirection, d.decNode(v))
-		default:
-			d.fail()
+			m.Indirection = append(m.Indirection, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decA_Star(b []byte) *pg_query.A_Star {
-	m := new(pg_query.A_Star)
-	d.check(len(b) == 0)
-	return m
-}
-
-func (d *decoder) decAccessPriv(b []byte) *pg_query.AccessPriv {
-	m := new(pg_query.AccessPriv)
+func (d *decoder) decA_Star(b []byte, m *A_Star) *A_Star {
+	if m == nil {
+		m = new(A_Star)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
+		d.field(&b)
+	}
+	d.leave()
+	return m
+}
+
+func (d *decoder) decAccessPriv(b []byte, m *AccessPriv) *AccessPriv {
+	if m == nil {
+		m = new(AccessPriv)
+	}
+	if !d.enter() {
+		return m
+	}
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.PrivName = d.str(v)
+			m.PrivName = d.str(v, "AccessPriv.priv_name")
 		case 2<<3 | 2:
-			m.Cols = append(m.Cols, d.decNode(v))
-		default:
-			d.fail()
+			m.Cols = append(m.Cols, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAggref(b []byte) *pg_query.Aggref {
-	m := new(pg_query.Aggref)
+func (d *decoder) decAggref(b []byte, m *Aggref) *Aggref {
+	if m == nil {
+		m = new(Aggref)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Aggfnoid = uint32(x)
 		case 3<<3 | 0:
@@ -182,915 +204,883 @@ func (d *decoder) decAggref(b []byte) *pg_query.Aggref {
 		case 5<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 6<<3 | 2:
-			m.Aggargtypes = append(m.Aggargtypes, d.decNode(v))
+			m.Aggargtypes = append(m.Aggargtypes, d.decNode(v, nil))
 		case 7<<3 | 2:
-			m.Aggdirectargs = append(m.Aggdirectargs, d.decNode(v))
+			m.Aggdirectargs = append(m.Aggdirectargs, d.decNode(v, nil))
 		case 8<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 9<<3 | 2:
-			m.Aggorder = append(m.Aggorder, d.decNode(v))
+			m.Aggorder = append(m.Aggorder, d.decNode(v, nil))
 		case 10<<3 | 2:
-			m.Aggdistinct = append(m.Aggdistinct, d.decNode(v))
+			m.Aggdistinct = append(m.Aggdistinct, d.decNode(v, nil))
 		case 11<<3 | 2:
-			d.check(m.Aggfilter == nil)
-			m.Aggfilter = d.decNode(v)
+			m.Aggfilter = d.decNode(v, m.Aggfilter)
 		case 12<<3 | 0:
 			m.Aggstar = x != 0
 		case 13<<3 | 0:
 			m.Aggvariadic = x != 0
 		case 14<<3 | 2:
-			m.Aggkind = d.str(v)
+			m.Aggkind = d.str(v, "Aggref.aggkind")
 		case 15<<3 | 0:
 			m.Agglevelsup = uint32(x)
 		case 16<<3 | 0:
-			m.Aggsplit = pg_query.AggSplit(x)
+			m.Aggsplit = AggSplit(x)
 		case 17<<3 | 0:
 			m.Aggno = int32(x)
 		case 18<<3 | 0:
 			m.Aggtransno = int32(x)
 		case 19<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlias(b []byte) *pg_query.Alias {
-	m := new(pg_query.Alias)
+func (d *decoder) decAlias(b []byte, m *Alias) *Alias {
+	if m == nil {
+		m = new(Alias)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Aliasname = d.str(v)
+			m.Aliasname = d.str(v, "Alias.aliasname")
 		case 2<<3 | 2:
-			m.Colnames = append(m.Colnames, d.decNode(v))
-		default:
-			d.fail()
+			m.Colnames = append(m.Colnames, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterCollationStmt(b []byte) *pg_query.AlterCollationStmt {
-	m := new(pg_query.AlterCollationStmt)
+func (d *decoder) decAlterCollationStmt(b []byte, m *AlterCollationStmt) *AlterCollationStmt {
+	if m == nil {
+		m = new(AlterCollationStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Collname = append(m.Collname, d.decNode(v))
-		default:
-			d.fail()
+			m.Collname = append(m.Collname, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterDatabaseRefreshCollStmt(b []byte) *pg_query.AlterDatabaseRefreshCollStmt {
-	m := new(pg_query.AlterDatabaseRefreshCollStmt)
+func (d *decoder) decAlterDatabaseRefreshCollStmt(b []byte, m *AlterDatabaseRefreshCollStmt) *AlterDatabaseRefreshCollStmt {
+	if m == nil {
+		m = new(AlterDatabaseRefreshCollStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v)
-		default:
-			d.fail()
+			m.Dbname = d.str(v, "AlterDatabaseRefreshCollStmt.dbname")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterDatabaseSetStmt(b []byte) *pg_query.AlterDatabaseSetStmt {
-	m := new(pg_query.AlterDatabaseSetStmt)
+func (d *decoder) decAlterDatabaseSetStmt(b []byte, m *AlterDatabaseSetStmt) *AlterDatabaseSetStmt {
+	if m == nil {
+		m = new(AlterDatabaseSetStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v)
+			m.Dbname = d.str(v, "AlterDatabaseSetStmt.dbname")
 		case 2<<3 | 2:
-			d.check(m.Setstmt == nil)
-			m.Setstmt = d.decVariableSetStmt(v)
-		default:
-			d.fail()
+			m.Setstmt = d.decVariableSetStmt(v, m.Setstmt)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterDatabaseStmt(b []byte) *pg_query.AlterDatabaseStmt {
-	m := new(pg_query.AlterDatabaseStmt)
+func (d *decoder) decAlterDatabaseStmt(b []byte, m *AlterDatabaseStmt) *AlterDatabaseStmt {
+	if m == nil {
+		m = new(AlterDatabaseStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v)
+			m.Dbname = d.str(v, "AlterDatabaseStmt.dbname")
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterDefaultPrivilegesStmt(b []byte) *pg_query.AlterDefaultPrivilegesStmt {
-	m := new(pg_query.AlterDefaultPrivilegesStmt)
+func (d *decoder) decAlterDefaultPrivilegesStmt(b []byte, m *AlterDefaultPrivilegesStmt) *AlterDefaultPrivilegesStmt {
+	if m == nil {
+		m = new(AlterDefaultPrivilegesStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.Action == nil)
-			m.Action = d.decGrantStmt(v)
-		default:
-			d.fail()
+			m.Action = d.decGrantStmt(v, m.Action)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterDomainStmt(b []byte) *pg_query.AlterDomainStmt {
-	m := new(pg_query.AlterDomainStmt)
+func (d *decoder) decAlterDomainStmt(b []byte, m *AlterDomainStmt) *AlterDomainStmt {
+	if m == nil {
+		m = new(AlterDomainStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Subtype = d.str(v)
+			m.Subtype = d.str(v, "AlterDomainStmt.subtype")
 		case 2<<3 | 2:
-			m.TypeName = append(m.TypeName, d.decNode(v))
+			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "AlterDomainStmt.name")
 		case 4<<3 | 2:
-			d.check(m.Def == nil)
-			m.Def = d.decNode(v)
+			m.Def = d.decNode(v, m.Def)
 		case 5<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
+			m.Behavior = DropBehavior(x)
 		case 6<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterEnumStmt(b []byte) *pg_query.AlterEnumStmt {
-	m := new(pg_query.AlterEnumStmt)
+func (d *decoder) decAlterEnumStmt(b []byte, m *AlterEnumStmt) *AlterEnumStmt {
+	if m == nil {
+		m = new(AlterEnumStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.TypeName = append(m.TypeName, d.decNode(v))
+			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.OldVal = d.str(v)
+			m.OldVal = d.str(v, "AlterEnumStmt.old_val")
 		case 3<<3 | 2:
-			m.NewVal = d.str(v)
+			m.NewVal = d.str(v, "AlterEnumStmt.new_val")
 		case 4<<3 | 2:
-			m.NewValNeighbor = d.str(v)
+			m.NewValNeighbor = d.str(v, "AlterEnumStmt.new_val_neighbor")
 		case 5<<3 | 0:
 			m.NewValIsAfter = x != 0
 		case 6<<3 | 0:
 			m.SkipIfNewValExists = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterEventTrigStmt(b []byte) *pg_query.AlterEventTrigStmt {
-	m := new(pg_query.AlterEventTrigStmt)
+func (d *decoder) decAlterEventTrigStmt(b []byte, m *AlterEventTrigStmt) *AlterEventTrigStmt {
+	if m == nil {
+		m = new(AlterEventTrigStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Trigname = d.str(v)
+			m.Trigname = d.str(v, "AlterEventTrigStmt.trigname")
 		case 2<<3 | 2:
-			m.Tgenabled = d.str(v)
-		default:
-			d.fail()
+			m.Tgenabled = d.str(v, "AlterEventTrigStmt.tgenabled")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterExtensionContentsStmt(b []byte) *pg_query.AlterExtensionContentsStmt {
-	m := new(pg_query.AlterExtensionContentsStmt)
+func (d *decoder) decAlterExtensionContentsStmt(b []byte, m *AlterExtensionContentsStmt) *AlterExtensionContentsStmt {
+	if m == nil {
+		m = new(AlterExtensionContentsStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Extname = d.str(v)
+			m.Extname = d.str(v, "AlterExtensionContentsStmt.extname")
 		case 2<<3 | 0:
 			m.Action = int32(x)
 		case 3<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 4<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
-		default:
-			d.fail()
+			m.Object = d.decNode(v, m.Object)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterExtensionStmt(b []byte) *pg_query.AlterExtensionStmt {
-	m := new(pg_query.AlterExtensionStmt)
+func (d *decoder) decAlterExtensionStmt(b []byte, m *AlterExtensionStmt) *AlterExtensionStmt {
+	if m == nil {
+		m = new(AlterExtensionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Extname = d.str(v)
+			m.Extname = d.str(v, "AlterExtensionStmt.extname")
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterFdwStmt(b []byte) *pg_query.AlterFdwStmt {
-	m := new(pg_query.AlterFdwStmt)
+func (d *decoder) decAlterFdwStmt(b []byte, m *AlterFdwStmt) *AlterFdwStmt {
+	if m == nil {
+		m = new(AlterFdwStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fdwname = d.str(v)
+			m.Fdwname = d.str(v, "AlterFdwStmt.fdwname")
 		case 2<<3 | 2:
-			m.FuncOptions = append(m.FuncOptions, d.decNode(v))
+			m.FuncOptions = append(m.FuncOptions, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterForeignServerStmt(b []byte) *pg_query.AlterForeignServerStmt {
-	m := new(pg_query.AlterForeignServerStmt)
+func (d *decoder) decAlterForeignServerStmt(b []byte, m *AlterForeignServerStmt) *AlterForeignServerStmt {
+	if m == nil {
+		m = new(AlterForeignServerStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Servername = d.str(v)
+			m.Servername = d.str(v, "AlterForeignServerStmt.servername")
 		case 2<<3 | 2:
-			m.Version = d.str(v)
+			m.Version = d.str(v, "AlterForeignServerStmt.version")
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.HasVersion = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterFunctionStmt(b []byte) *pg_query.AlterFunctionStmt {
-	m := new(pg_query.AlterFunctionStmt)
+func (d *decoder) decAlterFunctionStmt(b []byte, m *AlterFunctionStmt) *AlterFunctionStmt {
+	if m == nil {
+		m = new(AlterFunctionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Func == nil)
-			m.Func = d.decObjectWithArgs(v)
+			m.Func = d.decObjectWithArgs(v, m.Func)
 		case 3<<3 | 2:
-			m.Actions = append(m.Actions, d.decNode(v))
-		default:
-			d.fail()
+			m.Actions = append(m.Actions, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterObjectDependsStmt(b []byte) *pg_query.AlterObjectDependsStmt {
-	m := new(pg_query.AlterObjectDependsStmt)
+func (d *decoder) decAlterObjectDependsStmt(b []byte, m *AlterObjectDependsStmt) *AlterObjectDependsStmt {
+	if m == nil {
+		m = new(AlterObjectDependsStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.ObjectType = pg_query.ObjectType(x)
+			m.ObjectType = ObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
+			m.Object = d.decNode(v, m.Object)
 		case 4<<3 | 2:
-			d.check(m.Extname == nil)
-			m.Extname = d.decString(v)
+			m.Extname = d.decString(v, m.Extname)
 		case 5<<3 | 0:
 			m.Remove = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterObjectSchemaStmt(b []byte) *pg_query.AlterObjectSchemaStmt {
-	m := new(pg_query.AlterObjectSchemaStmt)
+func (d *decoder) decAlterObjectSchemaStmt(b []byte, m *AlterObjectSchemaStmt) *AlterObjectSchemaStmt {
+	if m == nil {
+		m = new(AlterObjectSchemaStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.ObjectType = pg_query.ObjectType(x)
+			m.ObjectType = ObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
+			m.Object = d.decNode(v, m.Object)
 		case 4<<3 | 2:
-			m.Newschema = d.str(v)
+			m.Newschema = d.str(v, "AlterObjectSchemaStmt.newschema")
 		case 5<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterOpFamilyStmt(b []byte) *pg_query.AlterOpFamilyStmt {
-	m := new(pg_query.AlterOpFamilyStmt)
+func (d *decoder) decAlterOpFamilyStmt(b []byte, m *AlterOpFamilyStmt) *AlterOpFamilyStmt {
+	if m == nil {
+		m = new(AlterOpFamilyStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v))
+			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Amname = d.str(v)
+			m.Amname = d.str(v, "AlterOpFamilyStmt.amname")
 		case 3<<3 | 0:
 			m.IsDrop = x != 0
 		case 4<<3 | 2:
-			m.Items = append(m.Items, d.decNode(v))
-		default:
-			d.fail()
+			m.Items = append(m.Items, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterOperatorStmt(b []byte) *pg_query.AlterOperatorStmt {
-	m := new(pg_query.AlterOperatorStmt)
+func (d *decoder) decAlterOperatorStmt(b []byte, m *AlterOperatorStmt) *AlterOperatorStmt {
+	if m == nil {
+		m = new(AlterOperatorStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Opername == nil)
-			m.Opername = d.decObjectWithArgs(v)
+			m.Opername = d.decObjectWithArgs(v, m.Opername)
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterOwnerStmt(b []byte) *pg_query.AlterOwnerStmt {
-	m := new(pg_query.AlterOwnerStmt)
+func (d *decoder) decAlterOwnerStmt(b []byte, m *AlterOwnerStmt) *AlterOwnerStmt {
+	if m == nil {
+		m = new(AlterOwnerStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.ObjectType = pg_query.ObjectType(x)
+			m.ObjectType = ObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
+			m.Object = d.decNode(v, m.Object)
 		case 4<<3 | 2:
-			d.check(m.Newowner == nil)
-			m.Newowner = d.decRoleSpec(v)
-		default:
-			d.fail()
+			m.Newowner = d.decRoleSpec(v, m.Newowner)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterPolicyStmt(b []byte) *pg_query.AlterPolicyStmt {
-	m := new(pg_query.AlterPolicyStmt)
+func (d *decoder) decAlterPolicyStmt(b []byte, m *AlterPolicyStmt) *AlterPolicyStmt {
+	if m == nil {
+		m = new(AlterPolicyStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.PolicyName = d.str(v)
+			m.PolicyName = d.str(v, "AlterPolicyStmt.policy_name")
 		case 2<<3 | 2:
-			d.check(m.Table == nil)
-			m.Table = d.decRangeVar(v)
+			m.Table = d.decRangeVar(v, m.Table)
 		case 3<<3 | 2:
-			m.Roles = append(m.Roles, d.decNode(v))
+			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.Qual == nil)
-			m.Qual = d.decNode(v)
+			m.Qual = d.decNode(v, m.Qual)
 		case 5<<3 | 2:
-			d.check(m.WithCheck == nil)
-			m.WithCheck = d.decNode(v)
-		default:
-			d.fail()
+			m.WithCheck = d.decNode(v, m.WithCheck)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterPublicationStmt(b []byte) *pg_query.AlterPublicationStmt {
-	m := new(pg_query.AlterPublicationStmt)
+func (d *decoder) decAlterPublicationStmt(b []byte, m *AlterPublicationStmt) *AlterPublicationStmt {
+	if m == nil {
+		m = new(AlterPublicationStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Pubname = d.str(v)
+			m.Pubname = d.str(v, "AlterPublicationStmt.pubname")
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Pubobjects = append(m.Pubobjects, d.decNode(v))
+			m.Pubobjects = append(m.Pubobjects, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.ForAllTables = x != 0
 		case 5<<3 | 0:
-			m.Action = pg_query.AlterPublicationAction(x)
-		default:
-			d.fail()
+			m.Action = AlterPublicationAction(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterRoleSetStmt(b []byte) *pg_query.AlterRoleSetStmt {
-	m := new(pg_query.AlterRoleSetStmt)
+func (d *decoder) decAlterRoleSetStmt(b []byte, m *AlterRoleSetStmt) *AlterRoleSetStmt {
+	if m == nil {
+		m = new(AlterRoleSetStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Role == nil)
-			m.Role = d.decRoleSpec(v)
+			m.Role = d.decRoleSpec(v, m.Role)
 		case 2<<3 | 2:
-			m.Database = d.str(v)
+			m.Database = d.str(v, "AlterRoleSetStmt.database")
 		case 3<<3 | 2:
-			d.check(m.Setstmt == nil)
-			m.Setstmt = d.decVariableSetStmt(v)
-		default:
-			d.fail()
+			m.Setstmt = d.decVariableSetStmt(v, m.Setstmt)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterRoleStmt(b []byte) *pg_query.AlterRoleStmt {
-	m := new(pg_query.AlterRoleStmt)
+func (d *decoder) decAlterRoleStmt(b []byte, m *AlterRoleStmt) *AlterRoleStmt {
+	if m == nil {
+		m = new(AlterRoleStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Role == nil)
-			m.Role = d.decRoleSpec(v)
+			m.Role = d.decRoleSpec(v, m.Role)
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.Action = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterSeqStmt(b []byte) *pg_query.AlterSeqStmt {
-	m := new(pg_query.AlterSeqStmt)
+func (d *decoder) decAlterSeqStmt(b []byte, m *AlterSeqStmt) *AlterSeqStmt {
+	if m == nil {
+		m = new(AlterSeqStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Sequence == nil)
-			m.Sequence = d.decRangeVar(v)
+			m.Sequence = d.decRangeVar(v, m.Sequence)
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.ForIdentity = x != 0
 		case 4<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterStatsStmt(b []byte) *pg_query.AlterStatsStmt {
-	m := new(pg_query.AlterStatsStmt)
+func (d *decoder) decAlterStatsStmt(b []byte, m *AlterStatsStmt) *AlterStatsStmt {
+	if m == nil {
+		m = new(AlterStatsStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Defnames = append(m.Defnames, d.decNode(v))
+			m.Defnames = append(m.Defnames, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.Stxstattarget == nil)
-			m.Stxstattarget = d.decNode(v)
+			m.Stxstattarget = d.decNode(v, m.Stxstattarget)
 		case 3<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterSubscriptionStmt(b []byte) *pg_query.AlterSubscriptionStmt {
-	m := new(pg_query.AlterSubscriptionStmt)
+func (d *decoder) decAlterSubscriptionStmt(b []byte, m *AlterSubscriptionStmt) *AlterSubscriptionStmt {
+	if m == nil {
+		m = new(AlterSubscriptionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.AlterSubscriptionType(x)
+			m.Kind = AlterSubscriptionType(x)
 		case 2<<3 | 2:
-			m.Subname = d.str(v)
+			m.Subname = d.str(v, "AlterSubscriptionStmt.subname")
 		case 3<<3 | 2:
-			m.Conninfo = d.str(v)
+			m.Conninfo = d.str(v, "AlterSubscriptionStmt.conninfo")
 		case 4<<3 | 2:
-			m.Publication = append(m.Publication, d.decNode(v))
+			m.Publication = append(m.Publication, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.ConninfoLocation = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterSystemStmt(b []byte) *pg_query.AlterSystemStmt {
-	m := new(pg_query.AlterSystemStmt)
+func (d *decoder) decAlterSystemStmt(b []byte, m *AlterSystemStmt) *AlterSystemStmt {
+	if m == nil {
+		m = new(AlterSystemStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Setstmt == nil)
-			m.Setstmt = d.decVariableSetStmt(v)
-		default:
-			d.fail()
+			m.Setstmt = d.decVariableSetStmt(v, m.Setstmt)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTSConfigurationStmt(b []byte) *pg_query.AlterTSConfigurationStmt {
-	m := new(pg_query.AlterTSConfigurationStmt)
+func (d *decoder) decAlterTSConfigurationStmt(b []byte, m *AlterTSConfigurationStmt) *AlterTSConfigurationStmt {
+	if m == nil {
+		m = new(AlterTSConfigurationStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.AlterTSConfigType(x)
+			m.Kind = AlterTSConfigType(x)
 		case 2<<3 | 2:
-			m.Cfgname = append(m.Cfgname, d.decNode(v))
+			m.Cfgname = append(m.Cfgname, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Tokentype = append(m.Tokentype, d.decNode(v))
+			m.Tokentype = append(m.Tokentype, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Dicts = append(m.Dicts, d.decNode(v))
+			m.Dicts = append(m.Dicts, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.Override = x != 0
 		case 6<<3 | 0:
 			m.Replace = x != 0
 		case 7<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTSDictionaryStmt(b []byte) *pg_query.AlterTSDictionaryStmt {
-	m := new(pg_query.AlterTSDictionaryStmt)
+func (d *decoder) decAlterTSDictionaryStmt(b []byte, m *AlterTSDictionaryStmt) *AlterTSDictionaryStmt {
+	if m == nil {
+		m = new(AlterTSDictionaryStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dictname = append(m.Dictname, d.decNode(v))
+			m.Dictname = append(m.Dictname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTableCmd(b []byte) *pg_query.AlterTableCmd {
-	m := new(pg_query.AlterTableCmd)
+func (d *decoder) decAlterTableCmd(b []byte, m *AlterTableCmd) *AlterTableCmd {
+	if m == nil {
+		m = new(AlterTableCmd)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Subtype = pg_query.AlterTableType(x)
+			m.Subtype = AlterTableType(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "AlterTableCmd.name")
 		case 3<<3 | 0:
 			m.Num = int32(x)
 		case 4<<3 | 2:
-			d.check(m.Newowner == nil)
-			m.Newowner = d.decRoleSpec(v)
+			m.Newowner = d.decRoleSpec(v, m.Newowner)
 		case 5<<3 | 2:
-			d.check(m.Def == nil)
-			m.Def = d.decNode(v)
+			m.Def = d.decNode(v, m.Def)
 		case 6<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
+			m.Behavior = DropBehavior(x)
 		case 7<<3 | 0:
 			m.MissingOk = x != 0
 		case 8<<3 | 0:
 			m.Recurse = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTableMoveAllStmt(b []byte) *pg_query.AlterTableMoveAllStmt {
-	m := new(pg_query.AlterTableMoveAllStmt)
+func (d *decoder) decAlterTableMoveAllStmt(b []byte, m *AlterTableMoveAllStmt) *AlterTableMoveAllStmt {
+	if m == nil {
+		m = new(AlterTableMoveAllStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.OrigTablespacename = d.str(v)
+			m.OrigTablespacename = d.str(v, "AlterTableMoveAllStmt.orig_tablespacename")
 		case 2<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 3<<3 | 2:
-			m.Roles = append(m.Roles, d.decNode(v))
+			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.NewTablespacename = d.str(v)
+			m.NewTablespacename = d.str(v, "AlterTableMoveAllStmt.new_tablespacename")
 		case 5<<3 | 0:
 			m.Nowait = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTableSpaceOptionsStmt(b []byte) *pg_query.AlterTableSpaceOptionsStmt {
-	m := new(pg_query.AlterTableSpaceOptionsStmt)
+func (d *decoder) decAlterTableSpaceOptionsStmt(b []byte, m *AlterTableSpaceOptionsStmt) *AlterTableSpaceOptionsStmt {
+	if m == nil {
+		m = new(AlterTableSpaceOptionsStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Tablespacename = d.str(v)
+			m.Tablespacename = d.str(v, "AlterTableSpaceOptionsStmt.tablespacename")
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.IsReset = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTableStmt(b []byte) *pg_query.AlterTableStmt {
-	m := new(pg_query.AlterTableStmt)
+func (d *decoder) decAlterTableStmt(b []byte, m *AlterTableStmt) *AlterTableStmt {
+	if m == nil {
+		m = new(AlterTableStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.Cmds = append(m.Cmds, d.decNode(v))
+			m.Cmds = append(m.Cmds, d.decNode(v, nil))
 		case 3<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 4<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterTypeStmt(b []byte) *pg_query.AlterTypeStmt {
-	m := new(pg_query.AlterTypeStmt)
+func (d *decoder) decAlterTypeStmt(b []byte, m *AlterTypeStmt) *AlterTypeStmt {
+	if m == nil {
+		m = new(AlterTypeStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.TypeName = append(m.TypeName, d.decNode(v))
+			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlterUserMappingStmt(b []byte) *pg_query.AlterUserMappingStmt {
-	m := new(pg_query.AlterUserMappingStmt)
+func (d *decoder) decAlterUserMappingStmt(b []byte, m *AlterUserMappingStmt) *AlterUserMappingStmt {
+	if m == nil {
+		m = new(AlterUserMappingStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.User == nil)
-			m.User = d.decRoleSpec(v)
+			m.User = d.decRoleSpec(v, m.User)
 		case 2<<3 | 2:
-			m.Servername = d.str(v)
+			m.Servername = d.str(v, "AlterUserMappingStmt.servername")
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decAlternativeSubPlan(b []byte) *pg_query.AlternativeSubPlan {
-	m := new(pg_query.AlternativeSubPlan)
+func (d *decoder) decAlternativeSubPlan(b []byte, m *AlternativeSubPlan) *AlternativeSubPlan {
+	if m == nil {
+		m = new(AlternativeSubPlan)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			m.Subplans = append(m.Subplans, d.decNode(v))
-		default:
-			d.fail()
+			m.Subplans = append(m.Subplans, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decArrayCoerceExpr(b []byte) *pg_query.ArrayCoerceExpr {
-	m := new(pg_query.ArrayCoerceExpr)
+func (d *decoder) decArrayCoerceExpr(b []byte, m *ArrayCoerceExpr) *ArrayCoerceExpr {
+	if m == nil {
+		m = new(ArrayCoerceExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 2:
-			d.check(m.Elemexpr == nil)
-			m.Elemexpr = d.decNode(v)
+			m.Elemexpr = d.decNode(v, m.Elemexpr)
 		case 4<<3 | 0:
 			m.Resulttype = uint32(x)
 		case 5<<3 | 0:
@@ -1098,28 +1088,27 @@ func (d *decoder) decArrayCoerceExpr(b []byte) *pg_query.ArrayCoerceExpr {
 		case 6<<3 | 0:
 			m.Resultcollid = uint32(x)
 		case 7<<3 | 0:
-			m.Coerceformat = pg_query.CoercionForm(x)
+			m.Coerceformat = CoercionForm(x)
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decArrayExpr(b []byte) *pg_query.ArrayExpr {
-	m := new(pg_query.ArrayExpr)
+func (d *decoder) decArrayExpr(b []byte, m *ArrayExpr) *ArrayExpr {
+	if m == nil {
+		m = new(ArrayExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.ArrayTypeid = uint32(x)
 		case 3<<3 | 0:
@@ -1127,126 +1116,121 @@ func (d *decoder) decArrayExpr(b []byte) *pg_query.ArrayExpr {
 		case 4<<3 | 0:
 			m.ElementTypeid = uint32(x)
 		case 5<<3 | 2:
-			m.Elements = append(m.Elements, d.decNode(v))
+			m.Elements = append(m.Elements, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.Multidims = x != 0
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decBitString(b []byte) *pg_query.BitString {
-	m := new(pg_query.BitString)
+func (d *decoder) decBitString(b []byte, m *BitString) *BitString {
+	if m == nil {
+		m = new(BitString)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Bsval = d.str(v)
-		default:
-			d.fail()
+			m.Bsval = d.str(v, "BitString.bsval")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decBoolExpr(b []byte) *pg_query.BoolExpr {
-	m := new(pg_query.BoolExpr)
+func (d *decoder) decBoolExpr(b []byte, m *BoolExpr) *BoolExpr {
+	if m == nil {
+		m = new(BoolExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Boolop = pg_query.BoolExprType(x)
+			m.Boolop = BoolExprType(x)
 		case 3<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decBoolean(b []byte) *pg_query.Boolean {
-	m := new(pg_query.Boolean)
+func (d *decoder) decBoolean(b []byte, m *Boolean) *Boolean {
+	if m == nil {
+		m = new(Boolean)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Boolval = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decBooleanTest(b []byte) *pg_query.BooleanTest {
-	m := new(pg_query.BooleanTest)
+func (d *decoder) decBooleanTest(b []byte, m *BooleanTest) *BooleanTest {
+	if m == nil {
+		m = new(BooleanTest)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
-			m.Booltesttype = pg_query.BoolTestType(x)
+			m.Booltesttype = BoolTestType(x)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCTECycleClause(b []byte) *pg_query.CTECycleClause {
-	m := new(pg_query.CTECycleClause)
+func (d *decoder) decCTECycleClause(b []byte, m *CTECycleClause) *CTECycleClause {
+	if m == nil {
+		m = new(CTECycleClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.CycleColList = append(m.CycleColList, d.decNode(v))
+			m.CycleColList = append(m.CycleColList, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.CycleMarkColumn = d.str(v)
+			m.CycleMarkColumn = d.str(v, "CTECycleClause.cycle_mark_column")
 		case 3<<3 | 2:
-			d.check(m.CycleMarkValue == nil)
-			m.CycleMarkValue = d.decNode(v)
+			m.CycleMarkValue = d.decNode(v, m.CycleMarkValue)
 		case 4<<3 | 2:
-			d.check(m.CycleMarkDefault == nil)
-			m.CycleMarkDefault = d.decNode(v)
+			m.CycleMarkDefault = d.decNode(v, m.CycleMarkDefault)
 		case 5<<3 | 2:
-			m.CyclePathColumn = d.str(v)
+			m.CyclePathColumn = d.str(v, "CTECycleClause.cycle_path_column")
 		case 6<<3 | 0:
 			m.Location = int32(x)
 		case 7<<3 | 0:
@@ -1257,253 +1241,248 @@ func (d *decoder) decCTECycleClause(b []byte) *pg_query.CTECycleClause {
 			m.CycleMarkCollation = uint32(x)
 		case 10<<3 | 0:
 			m.CycleMarkNeop = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCTESearchClause(b []byte) *pg_query.CTESearchClause {
-	m := new(pg_query.CTESearchClause)
+func (d *decoder) decCTESearchClause(b []byte, m *CTESearchClause) *CTESearchClause {
+	if m == nil {
+		m = new(CTESearchClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.SearchColList = append(m.SearchColList, d.decNode(v))
+			m.SearchColList = append(m.SearchColList, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.SearchBreadthFirst = x != 0
 		case 3<<3 | 2:
-			m.SearchSeqColumn = d.str(v)
+			m.SearchSeqColumn = d.str(v, "CTESearchClause.search_seq_column")
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCallContext(b []byte) *pg_query.CallContext {
-	m := new(pg_query.CallContext)
+func (d *decoder) decCallContext(b []byte, m *CallContext) *CallContext {
+	if m == nil {
+		m = new(CallContext)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Atomic = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCallStmt(b []byte) *pg_query.CallStmt {
-	m := new(pg_query.CallStmt)
+func (d *decoder) decCallStmt(b []byte, m *CallStmt) *CallStmt {
+	if m == nil {
+		m = new(CallStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Funccall == nil)
-			m.Funccall = d.decFuncCall(v)
+			m.Funccall = d.decFuncCall(v, m.Funccall)
 		case 2<<3 | 2:
-			d.check(m.Funcexpr == nil)
-			m.Funcexpr = d.decFuncExpr(v)
+			m.Funcexpr = d.decFuncExpr(v, m.Funcexpr)
 		case 3<<3 | 2:
-			m.Outargs = append(m.Outargs, d.decNode(v))
-		default:
-			d.fail()
+			m.Outargs = append(m.Outargs, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCaseExpr(b []byte) *pg_query.CaseExpr {
-	m := new(pg_query.CaseExpr)
+func (d *decoder) decCaseExpr(b []byte, m *CaseExpr) *CaseExpr {
+	if m == nil {
+		m = new(CaseExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Casetype = uint32(x)
 		case 3<<3 | 0:
 			m.Casecollid = uint32(x)
 		case 4<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 5<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.Defresult == nil)
-			m.Defresult = d.decNode(v)
+			m.Defresult = d.decNode(v, m.Defresult)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCaseTestExpr(b []byte) *pg_query.CaseTestExpr {
-	m := new(pg_query.CaseTestExpr)
+func (d *decoder) decCaseTestExpr(b []byte, m *CaseTestExpr) *CaseTestExpr {
+	if m == nil {
+		m = new(CaseTestExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.TypeId = uint32(x)
 		case 3<<3 | 0:
 			m.TypeMod = int32(x)
 		case 4<<3 | 0:
 			m.Collation = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCaseWhen(b []byte) *pg_query.CaseWhen {
-	m := new(pg_query.CaseWhen)
+func (d *decoder) decCaseWhen(b []byte, m *CaseWhen) *CaseWhen {
+	if m == nil {
+		m = new(CaseWhen)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 2:
-			d.check(m.Result == nil)
-			m.Result = d.decNode(v)
+			m.Result = d.decNode(v, m.Result)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCheckPointStmt(b []byte) *pg_query.CheckPointStmt {
-	m := new(pg_query.CheckPointStmt)
-	d.check(len(b) == 0)
-	return m
-}
-
-func (d *decoder) decClosePortalStmt(b []byte) *pg_query.ClosePortalStmt {
-	m := new(pg_query.ClosePortalStmt)
+func (d *decoder) decCheckPointStmt(b []byte, m *CheckPointStmt) *CheckPointStmt {
+	if m == nil {
+		m = new(CheckPointStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
+		d.field(&b)
+	}
+	d.leave()
+	return m
+}
+
+func (d *decoder) decClosePortalStmt(b []byte, m *ClosePortalStmt) *ClosePortalStmt {
+	if m == nil {
+		m = new(ClosePortalStmt)
+	}
+	if !d.enter() {
+		return m
+	}
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Portalname = d.str(v)
-		default:
-			d.fail()
+			m.Portalname = d.str(v, "ClosePortalStmt.portalname")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decClusterStmt(b []byte) *pg_query.ClusterStmt {
-	m := new(pg_query.ClusterStmt)
+func (d *decoder) decClusterStmt(b []byte, m *ClusterStmt) *ClusterStmt {
+	if m == nil {
+		m = new(ClusterStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.Indexname = d.str(v)
+			m.Indexname = d.str(v, "ClusterStmt.indexname")
 		case 3<<3 | 2:
-			m.Params = append(m.Params, d.decNode(v))
-		default:
-			d.fail()
+			m.Params = append(m.Params, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCoalesceExpr(b []byte) *pg_query.CoalesceExpr {
-	m := new(pg_query.CoalesceExpr)
+func (d *decoder) decCoalesceExpr(b []byte, m *CoalesceExpr) *CoalesceExpr {
+	if m == nil {
+		m = new(CoalesceExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Coalescetype = uint32(x)
 		case 3<<3 | 0:
 			m.Coalescecollid = uint32(x)
 		case 4<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCoerceToDomain(b []byte) *pg_query.CoerceToDomain {
-	m := new(pg_query.CoerceToDomain)
+func (d *decoder) decCoerceToDomain(b []byte, m *CoerceToDomain) *CoerceToDomain {
+	if m == nil {
+		m = new(CoerceToDomain)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
 			m.Resulttype = uint32(x)
 		case 4<<3 | 0:
@@ -1511,28 +1490,27 @@ func (d *decoder) decCoerceToDomain(b []byte) *pg_query.CoerceToDomain {
 		case 5<<3 | 0:
 			m.Resultcollid = uint32(x)
 		case 6<<3 | 0:
-			m.Coercionformat = pg_query.CoercionForm(x)
+			m.Coercionformat = CoercionForm(x)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCoerceToDomainValue(b []byte) *pg_query.CoerceToDomainValue {
-	m := new(pg_query.CoerceToDomainValue)
+func (d *decoder) decCoerceToDomainValue(b []byte, m *CoerceToDomainValue) *CoerceToDomainValue {
+	if m == nil {
+		m = new(CoerceToDomainValue)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.TypeId = uint32(x)
 		case 3<<3 | 0:
@@ -1541,108 +1519,102 @@ func (d *decoder) decCoerceToDomainValue(b []byte) *pg_query.CoerceToDomainValue
 			m.Collation = uint32(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCoerceViaIO(b []byte) *pg_query.CoerceViaIO {
-	m := new(pg_query.CoerceViaIO)
+func (d *decoder) decCoerceViaIO(b []byte, m *CoerceViaIO) *CoerceViaIO {
+	if m == nil {
+		m = new(CoerceViaIO)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
 			m.Resulttype = uint32(x)
 		case 4<<3 | 0:
 			m.Resultcollid = uint32(x)
 		case 5<<3 | 0:
-			m.Coerceformat = pg_query.CoercionForm(x)
+			m.Coerceformat = CoercionForm(x)
 		case 6<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCollateClause(b []byte) *pg_query.CollateClause {
-	m := new(pg_query.CollateClause)
+func (d *decoder) decCollateClause(b []byte, m *CollateClause) *CollateClause {
+	if m == nil {
+		m = new(CollateClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 2<<3 | 2:
-			m.Collname = append(m.Collname, d.decNode(v))
+			m.Collname = append(m.Collname, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCollateExpr(b []byte) *pg_query.CollateExpr {
-	m := new(pg_query.CollateExpr)
+func (d *decoder) decCollateExpr(b []byte, m *CollateExpr) *CollateExpr {
+	if m == nil {
+		m = new(CollateExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
 			m.CollOid = uint32(x)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decColumnDef(b []byte) *pg_query.ColumnDef {
-	m := new(pg_query.ColumnDef)
+func (d *decoder) decColumnDef(b []byte, m *ColumnDef) *ColumnDef {
+	if m == nil {
+		m = new(ColumnDef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Colname = d.str(v)
+			m.Colname = d.str(v, "ColumnDef.colname")
 		case 2<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 2:
-			m.Compression = d.str(v)
+			m.Compression = d.str(v, "ColumnDef.compression")
 		case 4<<3 | 0:
 			m.Inhcount = int32(x)
 		case 5<<3 | 0:
@@ -1652,107 +1624,99 @@ func (d *decoder) decColumnDef(b []byte) *pg_query.ColumnDef {
 		case 7<<3 | 0:
 			m.IsFromType = x != 0
 		case 8<<3 | 2:
-			m.Storage = d.str(v)
+			m.Storage = d.str(v, "ColumnDef.storage")
 		case 9<<3 | 2:
-			m.StorageName = d.str(v)
+			m.StorageName = d.str(v, "ColumnDef.storage_name")
 		case 10<<3 | 2:
-			d.check(m.RawDefault == nil)
-			m.RawDefault = d.decNode(v)
+			m.RawDefault = d.decNode(v, m.RawDefault)
 		case 11<<3 | 2:
-			d.check(m.CookedDefault == nil)
-			m.CookedDefault = d.decNode(v)
+			m.CookedDefault = d.decNode(v, m.CookedDefault)
 		case 12<<3 | 2:
-			m.Identity = d.str(v)
+			m.Identity = d.str(v, "ColumnDef.identity")
 		case 13<<3 | 2:
-			d.check(m.IdentitySequence == nil)
-			m.IdentitySequence = d.decRangeVar(v)
+			m.IdentitySequence = d.decRangeVar(v, m.IdentitySequence)
 		case 14<<3 | 2:
-			m.Generated = d.str(v)
+			m.Generated = d.str(v, "ColumnDef.generated")
 		case 15<<3 | 2:
-			d.check(m.CollClause == nil)
-			m.CollClause = d.decCollateClause(v)
+			m.CollClause = d.decCollateClause(v, m.CollClause)
 		case 16<<3 | 0:
 			m.CollOid = uint32(x)
 		case 17<<3 | 2:
-			m.Constraints = append(m.Constraints, d.decNode(v))
+			m.Constraints = append(m.Constraints, d.decNode(v, nil))
 		case 18<<3 | 2:
-			m.Fdwoptions = append(m.Fdwoptions, d.decNode(v))
+			m.Fdwoptions = append(m.Fdwoptions, d.decNode(v, nil))
 		case 19<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decColumnRef(b []byte) *pg_query.ColumnRef {
-	m := new(pg_query.ColumnRef)
+func (d *decoder) decColumnRef(b []byte, m *ColumnRef) *ColumnRef {
+	if m == nil {
+		m = new(ColumnRef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fields = append(m.Fields, d.decNode(v))
+			m.Fields = append(m.Fields, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCommentStmt(b []byte) *pg_query.CommentStmt {
-	m := new(pg_query.CommentStmt)
+func (d *decoder) decCommentStmt(b []byte, m *CommentStmt) *CommentStmt {
+	if m == nil {
+		m = new(CommentStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
+			m.Object = d.decNode(v, m.Object)
 		case 3<<3 | 2:
-			m.Comment = d.str(v)
-		default:
-			d.fail()
+			m.Comment = d.str(v, "CommentStmt.comment")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCommonTableExpr(b []byte) *pg_query.CommonTableExpr {
-	m := new(pg_query.CommonTableExpr)
+func (d *decoder) decCommonTableExpr(b []byte, m *CommonTableExpr) *CommonTableExpr {
+	if m == nil {
+		m = new(CommonTableExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Ctename = d.str(v)
+			m.Ctename = d.str(v, "CommonTableExpr.ctename")
 		case 2<<3 | 2:
-			m.Aliascolnames = append(m.Aliascolnames, d.decNode(v))
+			m.Aliascolnames = append(m.Aliascolnames, d.decNode(v, nil))
 		case 3<<3 | 0:
-			m.Ctematerialized = pg_query.CTEMaterialize(x)
+			m.Ctematerialized = CTEMaterialize(x)
 		case 4<<3 | 2:
-			d.check(m.Ctequery == nil)
-			m.Ctequery = d.decNode(v)
+			m.Ctequery = d.decNode(v, m.Ctequery)
 		case 5<<3 | 2:
-			d.check(m.SearchClause == nil)
-			m.SearchClause = d.decCTESearchClause(v)
+			m.SearchClause = d.decCTESearchClause(v, m.SearchClause)
 		case 6<<3 | 2:
-			d.check(m.CycleClause == nil)
-			m.CycleClause = d.decCTECycleClause(v)
+			m.CycleClause = d.decCTECycleClause(v, m.CycleClause)
 		case 7<<3 | 0:
 			m.Location = int32(x)
 		case 8<<3 | 0:
@@ -1760,54 +1724,53 @@ func (d *decoder) decCommonTableExpr(b []byte) *pg_query.CommonTableExpr {
 		case 9<<3 | 0:
 			m.Cterefcount = int32(x)
 		case 10<<3 | 2:
-			m.Ctecolnames = append(m.Ctecolnames, d.decNode(v))
+			m.Ctecolnames = append(m.Ctecolnames, d.decNode(v, nil))
 		case 11<<3 | 2:
-			m.Ctecoltypes = append(m.Ctecoltypes, d.decNode(v))
+			m.Ctecoltypes = append(m.Ctecoltypes, d.decNode(v, nil))
 		case 12<<3 | 2:
-			m.Ctecoltypmods = append(m.Ctecoltypmods, d.decNode(v))
+			m.Ctecoltypmods = append(m.Ctecoltypmods, d.decNode(v, nil))
 		case 13<<3 | 2:
-			m.Ctecolcollations = append(m.Ctecolcollations, d.decNode(v))
-		default:
-			d.fail()
+			m.Ctecolcollations = append(m.Ctecolcollations, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCompositeTypeStmt(b []byte) *pg_query.CompositeTypeStmt {
-	m := new(pg_query.CompositeTypeStmt)
+func (d *decoder) decCompositeTypeStmt(b []byte, m *CompositeTypeStmt) *CompositeTypeStmt {
+	if m == nil {
+		m = new(CompositeTypeStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Typevar == nil)
-			m.Typevar = d.decRangeVar(v)
+			m.Typevar = d.decRangeVar(v, m.Typevar)
 		case 2<<3 | 2:
-			m.Coldeflist = append(m.Coldeflist, d.decNode(v))
-		default:
-			d.fail()
+			m.Coldeflist = append(m.Coldeflist, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decConstraint(b []byte) *pg_query.Constraint {
-	m := new(pg_query.Constraint)
+func (d *decoder) decConstraint(b []byte, m *Constraint) *Constraint {
+	if m == nil {
+		m = new(Constraint)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Contype = pg_query.ConstrType(x)
+			m.Contype = ConstrType(x)
 		case 2<<3 | 2:
-			m.Conname = d.str(v)
+			m.Conname = d.str(v, "Constraint.conname")
 		case 3<<3 | 0:
 			m.Deferrable = x != 0
 		case 4<<3 | 0:
@@ -1819,395 +1782,381 @@ func (d *decoder) decConstraint(b []byte) *pg_query.Constraint {
 		case 7<<3 | 0:
 			m.IsNoInherit = x != 0
 		case 8<<3 | 2:
-			d.check(m.RawExpr == nil)
-			m.RawExpr = d.decNode(v)
+			m.RawExpr = d.decNode(v, m.RawExpr)
 		case 9<<3 | 2:
-			m.CookedExpr = d.str(v)
+			m.CookedExpr = d.str(v, "Constraint.cooked_expr")
 		case 10<<3 | 2:
-			m.GeneratedWhen = d.str(v)
+			m.GeneratedWhen = d.str(v, "Constraint.generated_when")
 		case 11<<3 | 0:
 			m.Inhcount = int32(x)
 		case 12<<3 | 0:
 			m.NullsNotDistinct = x != 0
 		case 13<<3 | 2:
-			m.Keys = append(m.Keys, d.decNode(v))
+			m.Keys = append(m.Keys, d.decNode(v, nil))
 		case 14<<3 | 2:
-			m.Including = append(m.Including, d.decNode(v))
+			m.Including = append(m.Including, d.decNode(v, nil))
 		case 15<<3 | 2:
-			m.Exclusions = append(m.Exclusions, d.decNode(v))
+			m.Exclusions = append(m.Exclusions, d.decNode(v, nil))
 		case 16<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 17<<3 | 2:
-			m.Indexname = d.str(v)
+			m.Indexname = d.str(v, "Constraint.indexname")
 		case 18<<3 | 2:
-			m.Indexspace = d.str(v)
+			m.Indexspace = d.str(v, "Constraint.indexspace")
 		case 19<<3 | 0:
 			m.ResetDefaultTblspc = x != 0
 		case 20<<3 | 2:
-			m.AccessMethod = d.str(v)
+			m.AccessMethod = d.str(v, "Constraint.access_method")
 		case 21<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 22<<3 | 2:
-			d.check(m.Pktable == nil)
-			m.Pktable = d.decRangeVar(v)
+			m.Pktable = d.decRangeVar(v, m.Pktable)
 		case 23<<3 | 2:
-			m.FkAttrs = append(m.FkAttrs, d.decNode(v))
+			m.FkAttrs = append(m.FkAttrs, d.decNode(v, nil))
 		case 24<<3 | 2:
-			m.PkAttrs = append(m.PkAttrs, d.decNode(v))
+			m.PkAttrs = append(m.PkAttrs, d.decNode(v, nil))
 		case 25<<3 | 2:
-			m.FkMatchtype = d.str(v)
+			m.FkMatchtype = d.str(v, "Constraint.fk_matchtype")
 		case 26<<3 | 2:
-			m.FkUpdAction = d.str(v)
+			m.FkUpdAction = d.str(v, "Constraint.fk_upd_action")
 		case 27<<3 | 2:
-			m.FkDelAction = d.str(v)
+			m.FkDelAction = d.str(v, "Constraint.fk_del_action")
 		case 28<<3 | 2:
-			m.FkDelSetCols = append(m.FkDelSetCols, d.decNode(v))
+			m.FkDelSetCols = append(m.FkDelSetCols, d.decNode(v, nil))
 		case 29<<3 | 2:
-			m.OldConpfeqop = append(m.OldConpfeqop, d.decNode(v))
+			m.OldConpfeqop = append(m.OldConpfeqop, d.decNode(v, nil))
 		case 30<<3 | 0:
 			m.OldPktableOid = uint32(x)
 		case 31<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decConstraintsSetStmt(b []byte) *pg_query.ConstraintsSetStmt {
-	m := new(pg_query.ConstraintsSetStmt)
+func (d *decoder) decConstraintsSetStmt(b []byte, m *ConstraintsSetStmt) *ConstraintsSetStmt {
+	if m == nil {
+		m = new(ConstraintsSetStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Constraints = append(m.Constraints, d.decNode(v))
+			m.Constraints = append(m.Constraints, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.Deferred = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decConvertRowtypeExpr(b []byte) *pg_query.ConvertRowtypeExpr {
-	m := new(pg_query.ConvertRowtypeExpr)
+func (d *decoder) decConvertRowtypeExpr(b []byte, m *ConvertRowtypeExpr) *ConvertRowtypeExpr {
+	if m == nil {
+		m = new(ConvertRowtypeExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
 			m.Resulttype = uint32(x)
 		case 4<<3 | 0:
-			m.Convertformat = pg_query.CoercionForm(x)
+			m.Convertformat = CoercionForm(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCopyStmt(b []byte) *pg_query.CopyStmt {
-	m := new(pg_query.CopyStmt)
+func (d *decoder) decCopyStmt(b []byte, m *CopyStmt) *CopyStmt {
+	if m == nil {
+		m = new(CopyStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
+			m.Query = d.decNode(v, m.Query)
 		case 3<<3 | 2:
-			m.Attlist = append(m.Attlist, d.decNode(v))
+			m.Attlist = append(m.Attlist, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.IsFrom = x != 0
 		case 5<<3 | 0:
 			m.IsProgram = x != 0
 		case 6<<3 | 2:
-			m.Filename = d.str(v)
+			m.Filename = d.str(v, "CopyStmt.filename")
 		case 7<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 8<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
-		default:
-			d.fail()
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateAmStmt(b []byte) *pg_query.CreateAmStmt {
-	m := new(pg_query.CreateAmStmt)
+func (d *decoder) decCreateAmStmt(b []byte, m *CreateAmStmt) *CreateAmStmt {
+	if m == nil {
+		m = new(CreateAmStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Amname = d.str(v)
+			m.Amname = d.str(v, "CreateAmStmt.amname")
 		case 2<<3 | 2:
-			m.HandlerName = append(m.HandlerName, d.decNode(v))
+			m.HandlerName = append(m.HandlerName, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Amtype = d.str(v)
-		default:
-			d.fail()
+			m.Amtype = d.str(v, "CreateAmStmt.amtype")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateCastStmt(b []byte) *pg_query.CreateCastStmt {
-	m := new(pg_query.CreateCastStmt)
+func (d *decoder) decCreateCastStmt(b []byte, m *CreateCastStmt) *CreateCastStmt {
+	if m == nil {
+		m = new(CreateCastStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Sourcetype == nil)
-			m.Sourcetype = d.decTypeName(v)
+			m.Sourcetype = d.decTypeName(v, m.Sourcetype)
 		case 2<<3 | 2:
-			d.check(m.Targettype == nil)
-			m.Targettype = d.decTypeName(v)
+			m.Targettype = d.decTypeName(v, m.Targettype)
 		case 3<<3 | 2:
-			d.check(m.Func == nil)
-			m.Func = d.decObjectWithArgs(v)
+			m.Func = d.decObjectWithArgs(v, m.Func)
 		case 4<<3 | 0:
-			m.Context = pg_query.CoercionContext(x)
+			m.Context = CoercionContext(x)
 		case 5<<3 | 0:
 			m.Inout = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateConversionStmt(b []byte) *pg_query.CreateConversionStmt {
-	m := new(pg_query.CreateConversionStmt)
+func (d *decoder) decCreateConversionStmt(b []byte, m *CreateConversionStmt) *CreateConversionStmt {
+	if m == nil {
+		m = new(CreateConversionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.ConversionName = append(m.ConversionName, d.decNode(v))
+			m.ConversionName = append(m.ConversionName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.ForEncodingName = d.str(v)
+			m.ForEncodingName = d.str(v, "CreateConversionStmt.for_encoding_name")
 		case 3<<3 | 2:
-			m.ToEncodingName = d.str(v)
+			m.ToEncodingName = d.str(v, "CreateConversionStmt.to_encoding_name")
 		case 4<<3 | 2:
-			m.FuncName = append(m.FuncName, d.decNode(v))
+			m.FuncName = append(m.FuncName, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.Def = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateDomainStmt(b []byte) *pg_query.CreateDomainStmt {
-	m := new(pg_query.CreateDomainStmt)
+func (d *decoder) decCreateDomainStmt(b []byte, m *CreateDomainStmt) *CreateDomainStmt {
+	if m == nil {
+		m = new(CreateDomainStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Domainname = append(m.Domainname, d.decNode(v))
+			m.Domainname = append(m.Domainname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 2:
-			d.check(m.CollClause == nil)
-			m.CollClause = d.decCollateClause(v)
+			m.CollClause = d.decCollateClause(v, m.CollClause)
 		case 4<<3 | 2:
-			m.Constraints = append(m.Constraints, d.decNode(v))
-		default:
-			d.fail()
+			m.Constraints = append(m.Constraints, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateEnumStmt(b []byte) *pg_query.CreateEnumStmt {
-	m := new(pg_query.CreateEnumStmt)
+func (d *decoder) decCreateEnumStmt(b []byte, m *CreateEnumStmt) *CreateEnumStmt {
+	if m == nil {
+		m = new(CreateEnumStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.TypeName = append(m.TypeName, d.decNode(v))
+			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Vals = append(m.Vals, d.decNode(v))
-		default:
-			d.fail()
+			m.Vals = append(m.Vals, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateEventTrigStmt(b []byte) *pg_query.CreateEventTrigStmt {
-	m := new(pg_query.CreateEventTrigStmt)
+func (d *decoder) decCreateEventTrigStmt(b []byte, m *CreateEventTrigStmt) *CreateEventTrigStmt {
+	if m == nil {
+		m = new(CreateEventTrigStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Trigname = d.str(v)
+			m.Trigname = d.str(v, "CreateEventTrigStmt.trigname")
 		case 2<<3 | 2:
-			m.Eventname = d.str(v)
+			m.Eventname = d.str(v, "CreateEventTrigStmt.eventname")
 		case 3<<3 | 2:
-			m.Whenclause = append(m.Whenclause, d.decNode(v))
+			m.Whenclause = append(m.Whenclause, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Funcname = append(m.Funcname, d.decNode(v))
-		default:
-			d.fail()
+			m.Funcname = append(m.Funcname, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateExtensionStmt(b []byte) *pg_query.CreateExtensionStmt {
-	m := new(pg_query.CreateExtensionStmt)
+func (d *decoder) decCreateExtensionStmt(b []byte, m *CreateExtensionStmt) *CreateExtensionStmt {
+	if m == nil {
+		m = new(CreateExtensionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Extname = d.str(v)
+			m.Extname = d.str(v, "CreateExtensionStmt.extname")
 		case 2<<3 | 0:
 			m.IfNotExists = x != 0
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateFdwStmt(b []byte) *pg_query.CreateFdwStmt {
-	m := new(pg_query.CreateFdwStmt)
+func (d *decoder) decCreateFdwStmt(b []byte, m *CreateFdwStmt) *CreateFdwStmt {
+	if m == nil {
+		m = new(CreateFdwStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fdwname = d.str(v)
+			m.Fdwname = d.str(v, "CreateFdwStmt.fdwname")
 		case 2<<3 | 2:
-			m.FuncOptions = append(m.FuncOptions, d.decNode(v))
+			m.FuncOptions = append(m.FuncOptions, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateForeignServerStmt(b []byte) *pg_query.CreateForeignServerStmt {
-	m := new(pg_query.CreateForeignServerStmt)
+func (d *decoder) decCreateForeignServerStmt(b []byte, m *CreateForeignServerStmt) *CreateForeignServerStmt {
+	if m == nil {
+		m = new(CreateForeignServerStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Servername = d.str(v)
+			m.Servername = d.str(v, "CreateForeignServerStmt.servername")
 		case 2<<3 | 2:
-			m.Servertype = d.str(v)
+			m.Servertype = d.str(v, "CreateForeignServerStmt.servertype")
 		case 3<<3 | 2:
-			m.Version = d.str(v)
+			m.Version = d.str(v, "CreateForeignServerStmt.version")
 		case 4<<3 | 2:
-			m.Fdwname = d.str(v)
+			m.Fdwname = d.str(v, "CreateForeignServerStmt.fdwname")
 		case 5<<3 | 0:
 			m.IfNotExists = x != 0
 		case 6<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateForeignTableStmt(b []byte) *pg_query.CreateForeignTableStmt {
-	m := new(pg_query.CreateForeignTableStmt)
+func (d *decoder) decCreateForeignTableStmt(b []byte, m *CreateForeignTableStmt) *CreateForeignTableStmt {
+	if m == nil {
+		m = new(CreateForeignTableStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.BaseStmt == nil)
-			m.BaseStmt = d.decCreateStmt(v)
+			m.BaseStmt = d.decCreateStmt(v, m.BaseStmt)
 		case 2<<3 | 2:
-			m.Servername = d.str(v)
+			m.Servername = d.str(v, "CreateForeignTableStmt.servername")
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateFunctionStmt(b []byte) *pg_query.CreateFunctionStmt {
-	m := new(pg_query.CreateFunctionStmt)
+func (d *decoder) decCreateFunctionStmt(b []byte, m *CreateFunctionStmt) *CreateFunctionStmt {
+	if m == nil {
+		m = new(CreateFunctionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
@@ -2215,471 +2164,451 @@ func (d *decoder) decCreateFunctionStmt(b []byte) *pg_query.CreateFunctionStmt {
 		case 2<<3 | 0:
 			m.Replace = x != 0
 		case 3<<3 | 2:
-			m.Funcname = append(m.Funcname, d.decNode(v))
+			m.Funcname = append(m.Funcname, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Parameters = append(m.Parameters, d.decNode(v))
+			m.Parameters = append(m.Parameters, d.decNode(v, nil))
 		case 5<<3 | 2:
-			d.check(m.ReturnType == nil)
-			m.ReturnType = d.decTypeName(v)
+			m.ReturnType = d.decTypeName(v, m.ReturnType)
 		case 6<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 7<<3 | 2:
-			d.check(m.SqlBody == nil)
-			m.SqlBody = d.decNode(v)
-		default:
-			d.fail()
+			m.SqlBody = d.decNode(v, m.SqlBody)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateOpClassItem(b []byte) *pg_query.CreateOpClassItem {
-	m := new(pg_query.CreateOpClassItem)
+func (d *decoder) decCreateOpClassItem(b []byte, m *CreateOpClassItem) *CreateOpClassItem {
+	if m == nil {
+		m = new(CreateOpClassItem)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Itemtype = int32(x)
 		case 2<<3 | 2:
-			d.check(m.Name == nil)
-			m.Name = d.decObjectWithArgs(v)
+			m.Name = d.decObjectWithArgs(v, m.Name)
 		case 3<<3 | 0:
 			m.Number = int32(x)
 		case 4<<3 | 2:
-			m.OrderFamily = append(m.OrderFamily, d.decNode(v))
+			m.OrderFamily = append(m.OrderFamily, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.ClassArgs = append(m.ClassArgs, d.decNode(v))
+			m.ClassArgs = append(m.ClassArgs, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.Storedtype == nil)
-			m.Storedtype = d.decTypeName(v)
-		default:
-			d.fail()
+			m.Storedtype = d.decTypeName(v, m.Storedtype)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateOpClassStmt(b []byte) *pg_query.CreateOpClassStmt {
-	m := new(pg_query.CreateOpClassStmt)
+func (d *decoder) decCreateOpClassStmt(b []byte, m *CreateOpClassStmt) *CreateOpClassStmt {
+	if m == nil {
+		m = new(CreateOpClassStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Opclassname = append(m.Opclassname, d.decNode(v))
+			m.Opclassname = append(m.Opclassname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v))
+			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Amname = d.str(v)
+			m.Amname = d.str(v, "CreateOpClassStmt.amname")
 		case 4<<3 | 2:
-			d.check(m.Datatype == nil)
-			m.Datatype = d.decTypeName(v)
+			m.Datatype = d.decTypeName(v, m.Datatype)
 		case 5<<3 | 2:
-			m.Items = append(m.Items, d.decNode(v))
+			m.Items = append(m.Items, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.IsDefault = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateOpFamilyStmt(b []byte) *pg_query.CreateOpFamilyStmt {
-	m := new(pg_query.CreateOpFamilyStmt)
+func (d *decoder) decCreateOpFamilyStmt(b []byte, m *CreateOpFamilyStmt) *CreateOpFamilyStmt {
+	if m == nil {
+		m = new(CreateOpFamilyStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v))
+			m.Opfamilyname = append(m.Opfamilyname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Amname = d.str(v)
-		default:
-			d.fail()
+			m.Amname = d.str(v, "CreateOpFamilyStmt.amname")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreatePLangStmt(b []byte) *pg_query.CreatePLangStmt {
-	m := new(pg_query.CreatePLangStmt)
+func (d *decoder) decCreatePLangStmt(b []byte, m *CreatePLangStmt) *CreatePLangStmt {
+	if m == nil {
+		m = new(CreatePLangStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Replace = x != 0
 		case 2<<3 | 2:
-			m.Plname = d.str(v)
+			m.Plname = d.str(v, "CreatePLangStmt.plname")
 		case 3<<3 | 2:
-			m.Plhandler = append(m.Plhandler, d.decNode(v))
+			m.Plhandler = append(m.Plhandler, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Plinline = append(m.Plinline, d.decNode(v))
+			m.Plinline = append(m.Plinline, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Plvalidator = append(m.Plvalidator, d.decNode(v))
+			m.Plvalidator = append(m.Plvalidator, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.Pltrusted = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreatePolicyStmt(b []byte) *pg_query.CreatePolicyStmt {
-	m := new(pg_query.CreatePolicyStmt)
+func (d *decoder) decCreatePolicyStmt(b []byte, m *CreatePolicyStmt) *CreatePolicyStmt {
+	if m == nil {
+		m = new(CreatePolicyStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.PolicyName = d.str(v)
+			m.PolicyName = d.str(v, "CreatePolicyStmt.policy_name")
 		case 2<<3 | 2:
-			d.check(m.Table == nil)
-			m.Table = d.decRangeVar(v)
+			m.Table = d.decRangeVar(v, m.Table)
 		case 3<<3 | 2:
-			m.CmdName = d.str(v)
+			m.CmdName = d.str(v, "CreatePolicyStmt.cmd_name")
 		case 4<<3 | 0:
 			m.Permissive = x != 0
 		case 5<<3 | 2:
-			m.Roles = append(m.Roles, d.decNode(v))
+			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.Qual == nil)
-			m.Qual = d.decNode(v)
+			m.Qual = d.decNode(v, m.Qual)
 		case 7<<3 | 2:
-			d.check(m.WithCheck == nil)
-			m.WithCheck = d.decNode(v)
-		default:
-			d.fail()
+			m.WithCheck = d.decNode(v, m.WithCheck)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreatePublicationStmt(b []byte) *pg_query.CreatePublicationStmt {
-	m := new(pg_query.CreatePublicationStmt)
+func (d *decoder) decCreatePublicationStmt(b []byte, m *CreatePublicationStmt) *CreatePublicationStmt {
+	if m == nil {
+		m = new(CreatePublicationStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Pubname = d.str(v)
+			m.Pubname = d.str(v, "CreatePublicationStmt.pubname")
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Pubobjects = append(m.Pubobjects, d.decNode(v))
+			m.Pubobjects = append(m.Pubobjects, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.ForAllTables = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateRangeStmt(b []byte) *pg_query.CreateRangeStmt {
-	m := new(pg_query.CreateRangeStmt)
+func (d *decoder) decCreateRangeStmt(b []byte, m *CreateRangeStmt) *CreateRangeStmt {
+	if m == nil {
+		m = new(CreateRangeStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.TypeName = append(m.TypeName, d.decNode(v))
+			m.TypeName = append(m.TypeName, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Params = append(m.Params, d.decNode(v))
-		default:
-			d.fail()
+			m.Params = append(m.Params, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateRoleStmt(b []byte) *pg_query.CreateRoleStmt {
-	m := new(pg_query.CreateRoleStmt)
+func (d *decoder) decCreateRoleStmt(b []byte, m *CreateRoleStmt) *CreateRoleStmt {
+	if m == nil {
+		m = new(CreateRoleStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.StmtType = pg_query.RoleStmtType(x)
+			m.StmtType = RoleStmtType(x)
 		case 2<<3 | 2:
-			m.Role = d.str(v)
+			m.Role = d.str(v, "CreateRoleStmt.role")
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateSchemaStmt(b []byte) *pg_query.CreateSchemaStmt {
-	m := new(pg_query.CreateSchemaStmt)
+func (d *decoder) decCreateSchemaStmt(b []byte, m *CreateSchemaStmt) *CreateSchemaStmt {
+	if m == nil {
+		m = new(CreateSchemaStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Schemaname = d.str(v)
+			m.Schemaname = d.str(v, "CreateSchemaStmt.schemaname")
 		case 2<<3 | 2:
-			d.check(m.Authrole == nil)
-			m.Authrole = d.decRoleSpec(v)
+			m.Authrole = d.decRoleSpec(v, m.Authrole)
 		case 3<<3 | 2:
-			m.SchemaElts = append(m.SchemaElts, d.decNode(v))
+			m.SchemaElts = append(m.SchemaElts, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.IfNotExists = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateSeqStmt(b []byte) *pg_query.CreateSeqStmt {
-	m := new(pg_query.CreateSeqStmt)
+func (d *decoder) decCreateSeqStmt(b []byte, m *CreateSeqStmt) *CreateSeqStmt {
+	if m == nil {
+		m = new(CreateSeqStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Sequence == nil)
-			m.Sequence = d.decRangeVar(v)
+			m.Sequence = d.decRangeVar(v, m.Sequence)
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.OwnerId = uint32(x)
 		case 4<<3 | 0:
 			m.ForIdentity = x != 0
 		case 5<<3 | 0:
 			m.IfNotExists = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateStatsStmt(b []byte) *pg_query.CreateStatsStmt {
-	m := new(pg_query.CreateStatsStmt)
+func (d *decoder) decCreateStatsStmt(b []byte, m *CreateStatsStmt) *CreateStatsStmt {
+	if m == nil {
+		m = new(CreateStatsStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Defnames = append(m.Defnames, d.decNode(v))
+			m.Defnames = append(m.Defnames, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.StatTypes = append(m.StatTypes, d.decNode(v))
+			m.StatTypes = append(m.StatTypes, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Exprs = append(m.Exprs, d.decNode(v))
+			m.Exprs = append(m.Exprs, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Relations = append(m.Relations, d.decNode(v))
+			m.Relations = append(m.Relations, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Stxcomment = d.str(v)
+			m.Stxcomment = d.str(v, "CreateStatsStmt.stxcomment")
 		case 6<<3 | 0:
 			m.Transformed = x != 0
 		case 7<<3 | 0:
 			m.IfNotExists = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateStmt(b []byte) *pg_query.CreateStmt {
-	m := new(pg_query.CreateStmt)
+func (d *decoder) decCreateStmt(b []byte, m *CreateStmt) *CreateStmt {
+	if m == nil {
+		m = new(CreateStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.TableElts = append(m.TableElts, d.decNode(v))
+			m.TableElts = append(m.TableElts, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.InhRelations = append(m.InhRelations, d.decNode(v))
+			m.InhRelations = append(m.InhRelations, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.Partbound == nil)
-			m.Partbound = d.decPartitionBoundSpec(v)
+			m.Partbound = d.decPartitionBoundSpec(v, m.Partbound)
 		case 5<<3 | 2:
-			d.check(m.Partspec == nil)
-			m.Partspec = d.decPartitionSpec(v)
+			m.Partspec = d.decPartitionSpec(v, m.Partspec)
 		case 6<<3 | 2:
-			d.check(m.OfTypename == nil)
-			m.OfTypename = d.decTypeName(v)
+			m.OfTypename = d.decTypeName(v, m.OfTypename)
 		case 7<<3 | 2:
-			m.Constraints = append(m.Constraints, d.decNode(v))
+			m.Constraints = append(m.Constraints, d.decNode(v, nil))
 		case 8<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 9<<3 | 0:
-			m.Oncommit = pg_query.OnCommitAction(x)
+			m.Oncommit = OnCommitAction(x)
 		case 10<<3 | 2:
-			m.Tablespacename = d.str(v)
+			m.Tablespacename = d.str(v, "CreateStmt.tablespacename")
 		case 11<<3 | 2:
-			m.AccessMethod = d.str(v)
+			m.AccessMethod = d.str(v, "CreateStmt.access_method")
 		case 12<<3 | 0:
 			m.IfNotExists = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateSubscriptionStmt(b []byte) *pg_query.CreateSubscriptionStmt {
-	m := new(pg_query.CreateSubscriptionStmt)
+func (d *decoder) decCreateSubscriptionStmt(b []byte, m *CreateSubscriptionStmt) *CreateSubscriptionStmt {
+	if m == nil {
+		m = new(CreateSubscriptionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Subname = d.str(v)
+			m.Subname = d.str(v, "CreateSubscriptionStmt.subname")
 		case 2<<3 | 2:
-			m.Conninfo = d.str(v)
+			m.Conninfo = d.str(v, "CreateSubscriptionStmt.conninfo")
 		case 3<<3 | 2:
-			m.Publication = append(m.Publication, d.decNode(v))
+			m.Publication = append(m.Publication, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.ConninfoLocation = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateTableAsStmt(b []byte) *pg_query.CreateTableAsStmt {
-	m := new(pg_query.CreateTableAsStmt)
+func (d *decoder) decCreateTableAsStmt(b []byte, m *CreateTableAsStmt) *CreateTableAsStmt {
+	if m == nil {
+		m = new(CreateTableAsStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
+			m.Query = d.decNode(v, m.Query)
 		case 2<<3 | 2:
-			d.check(m.Into == nil)
-			m.Into = d.decIntoClause(v)
+			m.Into = d.decIntoClause(v, m.Into)
 		case 3<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 4<<3 | 0:
 			m.IsSelectInto = x != 0
 		case 5<<3 | 0:
 			m.IfNotExists = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateTableSpaceStmt(b []byte) *pg_query.CreateTableSpaceStmt {
-	m := new(pg_query.CreateTableSpaceStmt)
+func (d *decoder) decCreateTableSpaceStmt(b []byte, m *CreateTableSpaceStmt) *CreateTableSpaceStmt {
+	if m == nil {
+		m = new(CreateTableSpaceStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Tablespacename = d.str(v)
+			m.Tablespacename = d.str(v, "CreateTableSpaceStmt.tablespacename")
 		case 2<<3 | 2:
-			d.check(m.Owner == nil)
-			m.Owner = d.decRoleSpec(v)
+			m.Owner = d.decRoleSpec(v, m.Owner)
 		case 3<<3 | 2:
-			m.Location = d.str(v)
+			m.Location = d.str(v, "CreateTableSpaceStmt.location")
 		case 4<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateTransformStmt(b []byte) *pg_query.CreateTransformStmt {
-	m := new(pg_query.CreateTransformStmt)
+func (d *decoder) decCreateTransformStmt(b []byte, m *CreateTransformStmt) *CreateTransformStmt {
+	if m == nil {
+		m = new(CreateTransformStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Replace = x != 0
 		case 2<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 2:
-			m.Lang = d.str(v)
+			m.Lang = d.str(v, "CreateTransformStmt.lang")
 		case 4<<3 | 2:
-			d.check(m.Fromsql == nil)
-			m.Fromsql = d.decObjectWithArgs(v)
+			m.Fromsql = d.decObjectWithArgs(v, m.Fromsql)
 		case 5<<3 | 2:
-			d.check(m.Tosql == nil)
-			m.Tosql = d.decObjectWithArgs(v)
-		default:
-			d.fail()
+			m.Tosql = d.decObjectWithArgs(v, m.Tosql)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateTrigStmt(b []byte) *pg_query.CreateTrigStmt {
-	m := new(pg_query.CreateTrigStmt)
+func (d *decoder) decCreateTrigStmt(b []byte, m *CreateTrigStmt) *CreateTrigStmt {
+	if m == nil {
+		m = new(CreateTrigStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
@@ -2687,14 +2616,13 @@ func (d *decoder) decCreateTrigStmt(b []byte) *pg_query.CreateTrigStmt {
 		case 2<<3 | 0:
 			m.Isconstraint = x != 0
 		case 3<<3 | 2:
-			m.Trigname = d.str(v)
+			m.Trigname = d.str(v, "CreateTrigStmt.trigname")
 		case 4<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 5<<3 | 2:
-			m.Funcname = append(m.Funcname, d.decNode(v))
+			m.Funcname = append(m.Funcname, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 7<<3 | 0:
 			m.Row = x != 0
 		case 8<<3 | 0:
@@ -2702,259 +2630,249 @@ func (d *decoder) decCreateTrigStmt(b []byte) *pg_query.CreateTrigStmt {
 		case 9<<3 | 0:
 			m.Events = int32(x)
 		case 10<<3 | 2:
-			m.Columns = append(m.Columns, d.decNode(v))
+			m.Columns = append(m.Columns, d.decNode(v, nil))
 		case 11<<3 | 2:
-			d.check(m.WhenClause == nil)
-			m.WhenClause = d.decNode(v)
+			m.WhenClause = d.decNode(v, m.WhenClause)
 		case 12<<3 | 2:
-			m.TransitionRels = append(m.TransitionRels, d.decNode(v))
+			m.TransitionRels = append(m.TransitionRels, d.decNode(v, nil))
 		case 13<<3 | 0:
 			m.Deferrable = x != 0
 		case 14<<3 | 0:
 			m.Initdeferred = x != 0
 		case 15<<3 | 2:
-			d.check(m.Constrrel == nil)
-			m.Constrrel = d.decRangeVar(v)
-		default:
-			d.fail()
+			m.Constrrel = d.decRangeVar(v, m.Constrrel)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreateUserMappingStmt(b []byte) *pg_query.CreateUserMappingStmt {
-	m := new(pg_query.CreateUserMappingStmt)
+func (d *decoder) decCreateUserMappingStmt(b []byte, m *CreateUserMappingStmt) *CreateUserMappingStmt {
+	if m == nil {
+		m = new(CreateUserMappingStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.User == nil)
-			m.User = d.decRoleSpec(v)
+			m.User = d.decRoleSpec(v, m.User)
 		case 2<<3 | 2:
-			m.Servername = d.str(v)
+			m.Servername = d.str(v, "CreateUserMappingStmt.servername")
 		case 3<<3 | 0:
 			m.IfNotExists = x != 0
 		case 4<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCreatedbStmt(b []byte) *pg_query.CreatedbStmt {
-	m := new(pg_query.CreatedbStmt)
+func (d *decoder) decCreatedbStmt(b []byte, m *CreatedbStmt) *CreatedbStmt {
+	if m == nil {
+		m = new(CreatedbStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v)
+			m.Dbname = d.str(v, "CreatedbStmt.dbname")
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decCurrentOfExpr(b []byte) *pg_query.CurrentOfExpr {
-	m := new(pg_query.CurrentOfExpr)
+func (d *decoder) decCurrentOfExpr(b []byte, m *CurrentOfExpr) *CurrentOfExpr {
+	if m == nil {
+		m = new(CurrentOfExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Cvarno = uint32(x)
 		case 3<<3 | 2:
-			m.CursorName = d.str(v)
+			m.CursorName = d.str(v, "CurrentOfExpr.cursor_name")
 		case 4<<3 | 0:
 			m.CursorParam = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDeallocateStmt(b []byte) *pg_query.DeallocateStmt {
-	m := new(pg_query.DeallocateStmt)
+func (d *decoder) decDeallocateStmt(b []byte, m *DeallocateStmt) *DeallocateStmt {
+	if m == nil {
+		m = new(DeallocateStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "DeallocateStmt.name")
 		case 2<<3 | 0:
 			m.Isall = x != 0
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDeclareCursorStmt(b []byte) *pg_query.DeclareCursorStmt {
-	m := new(pg_query.DeclareCursorStmt)
+func (d *decoder) decDeclareCursorStmt(b []byte, m *DeclareCursorStmt) *DeclareCursorStmt {
+	if m == nil {
+		m = new(DeclareCursorStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Portalname = d.str(v)
+			m.Portalname = d.str(v, "DeclareCursorStmt.portalname")
 		case 2<<3 | 0:
 			m.Options = int32(x)
 		case 3<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
-		default:
-			d.fail()
+			m.Query = d.decNode(v, m.Query)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDefElem(b []byte) *pg_query.DefElem {
-	m := new(pg_query.DefElem)
+func (d *decoder) decDefElem(b []byte, m *DefElem) *DefElem {
+	if m == nil {
+		m = new(DefElem)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Defnamespace = d.str(v)
+			m.Defnamespace = d.str(v, "DefElem.defnamespace")
 		case 2<<3 | 2:
-			m.Defname = d.str(v)
+			m.Defname = d.str(v, "DefElem.defname")
 		case 3<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 4<<3 | 0:
-			m.Defaction = pg_query.DefElemAction(x)
+			m.Defaction = DefElemAction(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
 		case 6<<3 | 0:
 			m.ArgLocation = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDefineStmt(b []byte) *pg_query.DefineStmt {
-	m := new(pg_query.DefineStmt)
+func (d *decoder) decDefineStmt(b []byte, m *DefineStmt) *DefineStmt {
+	if m == nil {
+		m = new(DefineStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.ObjectType(x)
+			m.Kind = ObjectType(x)
 		case 2<<3 | 0:
 			m.Oldstyle = x != 0
 		case 3<<3 | 2:
-			m.Defnames = append(m.Defnames, d.decNode(v))
+			m.Defnames = append(m.Defnames, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Definition = append(m.Definition, d.decNode(v))
+			m.Definition = append(m.Definition, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.IfNotExists = x != 0
 		case 7<<3 | 0:
 			m.Replace = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDeleteStmt(b []byte) *pg_query.DeleteStmt {
-	m := new(pg_query.DeleteStmt)
+func (d *decoder) decDeleteStmt(b []byte, m *DeleteStmt) *DeleteStmt {
+	if m == nil {
+		m = new(DeleteStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.UsingClause = append(m.UsingClause, d.decNode(v))
+			m.UsingClause = append(m.UsingClause, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 4<<3 | 2:
-			m.ReturningList = append(m.ReturningList, d.decNode(v))
+			m.ReturningList = append(m.ReturningList, d.decNode(v, nil))
 		case 5<<3 | 2:
-			d.check(m.WithClause == nil)
-			m.WithClause = d.decWithClause(v)
-		default:
-			d.fail()
+			m.WithClause = d.decWithClause(v, m.WithClause)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDiscardStmt(b []byte) *pg_query.DiscardStmt {
-	m := new(pg_query.DiscardStmt)
+func (d *decoder) decDiscardStmt(b []byte, m *DiscardStmt) *DiscardStmt {
+	if m == nil {
+		m = new(DiscardStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Target = pg_query.DiscardMode(x)
-		default:
-			d.fail()
+			m.Target = DiscardMode(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDistinctExpr(b []byte) *pg_query.DistinctExpr {
-	m := new(pg_query.DistinctExpr)
+func (d *decoder) decDistinctExpr(b []byte, m *DistinctExpr) *DistinctExpr {
+	if m == nil {
+		m = new(DistinctExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Opno = uint32(x)
 		case 3<<3 | 0:
@@ -2966,267 +2884,263 @@ func (d *decoder) decDistinctExpr(b []byte) *pg_query.DistinctExpr {
 		case 6<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 7<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDoStmt(b []byte) *pg_query.DoStmt {
-	m := new(pg_query.DoStmt)
+func (d *decoder) decDoStmt(b []byte, m *DoStmt) *DoStmt {
+	if m == nil {
+		m = new(DoStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
-		default:
-			d.fail()
+			m.Args = append(m.Args, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropOwnedStmt(b []byte) *pg_query.DropOwnedStmt {
-	m := new(pg_query.DropOwnedStmt)
+func (d *decoder) decDropOwnedStmt(b []byte, m *DropOwnedStmt) *DropOwnedStmt {
+	if m == nil {
+		m = new(DropOwnedStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Roles = append(m.Roles, d.decNode(v))
+			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 2<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
-		default:
-			d.fail()
+			m.Behavior = DropBehavior(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropRoleStmt(b []byte) *pg_query.DropRoleStmt {
-	m := new(pg_query.DropRoleStmt)
+func (d *decoder) decDropRoleStmt(b []byte, m *DropRoleStmt) *DropRoleStmt {
+	if m == nil {
+		m = new(DropRoleStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Roles = append(m.Roles, d.decNode(v))
+			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropStmt(b []byte) *pg_query.DropStmt {
-	m := new(pg_query.DropStmt)
+func (d *decoder) decDropStmt(b []byte, m *DropStmt) *DropStmt {
+	if m == nil {
+		m = new(DropStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Objects = append(m.Objects, d.decNode(v))
+			m.Objects = append(m.Objects, d.decNode(v, nil))
 		case 2<<3 | 0:
-			m.RemoveType = pg_query.ObjectType(x)
+			m.RemoveType = ObjectType(x)
 		case 3<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
+			m.Behavior = DropBehavior(x)
 		case 4<<3 | 0:
 			m.MissingOk = x != 0
 		case 5<<3 | 0:
 			m.Concurrent = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropSubscriptionStmt(b []byte) *pg_query.DropSubscriptionStmt {
-	m := new(pg_query.DropSubscriptionStmt)
+func (d *decoder) decDropSubscriptionStmt(b []byte, m *DropSubscriptionStmt) *DropSubscriptionStmt {
+	if m == nil {
+		m = new(DropSubscriptionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Subname = d.str(v)
+			m.Subname = d.str(v, "DropSubscriptionStmt.subname")
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
 		case 3<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
-		default:
-			d.fail()
+			m.Behavior = DropBehavior(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropTableSpaceStmt(b []byte) *pg_query.DropTableSpaceStmt {
-	m := new(pg_query.DropTableSpaceStmt)
+func (d *decoder) decDropTableSpaceStmt(b []byte, m *DropTableSpaceStmt) *DropTableSpaceStmt {
+	if m == nil {
+		m = new(DropTableSpaceStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Tablespacename = d.str(v)
+			m.Tablespacename = d.str(v, "DropTableSpaceStmt.tablespacename")
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropUserMappingStmt(b []byte) *pg_query.DropUserMappingStmt {
-	m := new(pg_query.DropUserMappingStmt)
+func (d *decoder) decDropUserMappingStmt(b []byte, m *DropUserMappingStmt) *DropUserMappingStmt {
+	if m == nil {
+		m = new(DropUserMappingStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.User == nil)
-			m.User = d.decRoleSpec(v)
+			m.User = d.decRoleSpec(v, m.User)
 		case 2<<3 | 2:
-			m.Servername = d.str(v)
+			m.Servername = d.str(v, "DropUserMappingStmt.servername")
 		case 3<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decDropdbStmt(b []byte) *pg_query.DropdbStmt {
-	m := new(pg_query.DropdbStmt)
+func (d *decoder) decDropdbStmt(b []byte, m *DropdbStmt) *DropdbStmt {
+	if m == nil {
+		m = new(DropdbStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Dbname = d.str(v)
+			m.Dbname = d.str(v, "DropdbStmt.dbname")
 		case 2<<3 | 0:
 			m.MissingOk = x != 0
 		case 3<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decExecuteStmt(b []byte) *pg_query.ExecuteStmt {
-	m := new(pg_query.ExecuteStmt)
+func (d *decoder) decExecuteStmt(b []byte, m *ExecuteStmt) *ExecuteStmt {
+	if m == nil {
+		m = new(ExecuteStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "ExecuteStmt.name")
 		case 2<<3 | 2:
-			m.Params = append(m.Params, d.decNode(v))
-		default:
-			d.fail()
+			m.Params = append(m.Params, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decExplainStmt(b []byte) *pg_query.ExplainStmt {
-	m := new(pg_query.ExplainStmt)
+func (d *decoder) decExplainStmt(b []byte, m *ExplainStmt) *ExplainStmt {
+	if m == nil {
+		m = new(ExplainStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
+			m.Query = d.decNode(v, m.Query)
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFetchStmt(b []byte) *pg_query.FetchStmt {
-	m := new(pg_query.FetchStmt)
+func (d *decoder) decFetchStmt(b []byte, m *FetchStmt) *FetchStmt {
+	if m == nil {
+		m = new(FetchStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Direction = pg_query.FetchDirection(x)
+			m.Direction = FetchDirection(x)
 		case 2<<3 | 0:
 			m.HowMany = int64(x)
 		case 3<<3 | 2:
-			m.Portalname = d.str(v)
+			m.Portalname = d.str(v, "FetchStmt.portalname")
 		case 4<<3 | 0:
 			m.Ismove = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFieldSelect(b []byte) *pg_query.FieldSelect {
-	m := new(pg_query.FieldSelect)
+func (d *decoder) decFieldSelect(b []byte, m *FieldSelect) *FieldSelect {
+	if m == nil {
+		m = new(FieldSelect)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
 			m.Fieldnum = int32(x)
 		case 4<<3 | 0:
@@ -3235,101 +3149,96 @@ func (d *decoder) decFieldSelect(b []byte) *pg_query.FieldSelect {
 			m.Resulttypmod = int32(x)
 		case 6<<3 | 0:
 			m.Resultcollid = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFieldStore(b []byte) *pg_query.FieldStore {
-	m := new(pg_query.FieldStore)
+func (d *decoder) decFieldStore(b []byte, m *FieldStore) *FieldStore {
+	if m == nil {
+		m = new(FieldStore)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 2:
-			m.Newvals = append(m.Newvals, d.decNode(v))
+			m.Newvals = append(m.Newvals, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Fieldnums = append(m.Fieldnums, d.decNode(v))
+			m.Fieldnums = append(m.Fieldnums, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.Resulttype = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFloat(b []byte) *pg_query.Float {
-	m := new(pg_query.Float)
+func (d *decoder) decFloat(b []byte, m *Float) *Float {
+	if m == nil {
+		m = new(Float)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fval = d.str(v)
-		default:
-			d.fail()
+			m.Fval = d.str(v, "Float.fval")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFromExpr(b []byte) *pg_query.FromExpr {
-	m := new(pg_query.FromExpr)
+func (d *decoder) decFromExpr(b []byte, m *FromExpr) *FromExpr {
+	if m == nil {
+		m = new(FromExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Fromlist = append(m.Fromlist, d.decNode(v))
+			m.Fromlist = append(m.Fromlist, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.Quals == nil)
-			m.Quals = d.decNode(v)
-		default:
-			d.fail()
+			m.Quals = d.decNode(v, m.Quals)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFuncCall(b []byte) *pg_query.FuncCall {
-	m := new(pg_query.FuncCall)
+func (d *decoder) decFuncCall(b []byte, m *FuncCall) *FuncCall {
+	if m == nil {
+		m = new(FuncCall)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Funcname = append(m.Funcname, d.decNode(v))
+			m.Funcname = append(m.Funcname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.AggOrder = append(m.AggOrder, d.decNode(v))
+			m.AggOrder = append(m.AggOrder, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.AggFilter == nil)
-			m.AggFilter = d.decNode(v)
+			m.AggFilter = d.decNode(v, m.AggFilter)
 		case 5<<3 | 2:
-			d.check(m.Over == nil)
-			m.Over = d.decWindowDef(v)
+			m.Over = d.decWindowDef(v, m.Over)
 		case 6<<3 | 0:
 			m.AggWithinGroup = x != 0
 		case 7<<3 | 0:
@@ -3339,28 +3248,27 @@ func (d *decoder) decFuncCall(b []byte) *pg_query.FuncCall {
 		case 9<<3 | 0:
 			m.FuncVariadic = x != 0
 		case 10<<3 | 0:
-			m.Funcformat = pg_query.CoercionForm(x)
+			m.Funcformat = CoercionForm(x)
 		case 11<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFuncExpr(b []byte) *pg_query.FuncExpr {
-	m := new(pg_query.FuncExpr)
+func (d *decoder) decFuncExpr(b []byte, m *FuncExpr) *FuncExpr {
+	if m == nil {
+		m = new(FuncExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Funcid = uint32(x)
 		case 3<<3 | 0:
@@ -3370,253 +3278,245 @@ func (d *decoder) decFuncExpr(b []byte) *pg_query.FuncExpr {
 		case 5<<3 | 0:
 			m.Funcvariadic = x != 0
 		case 6<<3 | 0:
-			m.Funcformat = pg_query.CoercionForm(x)
+			m.Funcformat = CoercionForm(x)
 		case 7<<3 | 0:
 			m.Funccollid = uint32(x)
 		case 8<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 9<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 10<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decFunctionParameter(b []byte) *pg_query.FunctionParameter {
-	m := new(pg_query.FunctionParameter)
+func (d *decoder) decFunctionParameter(b []byte, m *FunctionParameter) *FunctionParameter {
+	if m == nil {
+		m = new(FunctionParameter)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "FunctionParameter.name")
 		case 2<<3 | 2:
-			d.check(m.ArgType == nil)
-			m.ArgType = d.decTypeName(v)
+			m.ArgType = d.decTypeName(v, m.ArgType)
 		case 3<<3 | 0:
-			m.Mode = pg_query.FunctionParameterMode(x)
+			m.Mode = FunctionParameterMode(x)
 		case 4<<3 | 2:
-			d.check(m.Defexpr == nil)
-			m.Defexpr = d.decNode(v)
-		default:
-			d.fail()
+			m.Defexpr = d.decNode(v, m.Defexpr)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decGrantRoleStmt(b []byte) *pg_query.GrantRoleStmt {
-	m := new(pg_query.GrantRoleStmt)
+func (d *decoder) decGrantRoleStmt(b []byte, m *GrantRoleStmt) *GrantRoleStmt {
+	if m == nil {
+		m = new(GrantRoleStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.GrantedRoles = append(m.GrantedRoles, d.decNode(v))
+			m.GrantedRoles = append(m.GrantedRoles, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.GranteeRoles = append(m.GranteeRoles, d.decNode(v))
+			m.GranteeRoles = append(m.GranteeRoles, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.IsGrant = x != 0
 		case 4<<3 | 2:
-			m.Opt = append(m.Opt, d.decNode(v))
+			m.Opt = append(m.Opt, d.decNode(v, nil))
 		case 5<<3 | 2:
-			d.check(m.Grantor == nil)
-			m.Grantor = d.decRoleSpec(v)
+			m.Grantor = d.decRoleSpec(v, m.Grantor)
 		case 6<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
-		default:
-			d.fail()
+			m.Behavior = DropBehavior(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decGrantStmt(b []byte) *pg_query.GrantStmt {
-	m := new(pg_query.GrantStmt)
+func (d *decoder) decGrantStmt(b []byte, m *GrantStmt) *GrantStmt {
+	if m == nil {
+		m = new(GrantStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.IsGrant = x != 0
 		case 2<<3 | 0:
-			m.Targtype = pg_query.GrantTargetType(x)
+			m.Targtype = GrantTargetType(x)
 		case 3<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 4<<3 | 2:
-			m.Objects = append(m.Objects, d.decNode(v))
+			m.Objects = append(m.Objects, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Privileges = append(m.Privileges, d.decNode(v))
+			m.Privileges = append(m.Privileges, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Grantees = append(m.Grantees, d.decNode(v))
+			m.Grantees = append(m.Grantees, d.decNode(v, nil))
 		case 7<<3 | 0:
 			m.GrantOption = x != 0
 		case 8<<3 | 2:
-			d.check(m.Grantor == nil)
-			m.Grantor = d.decRoleSpec(v)
+			m.Grantor = d.decRoleSpec(v, m.Grantor)
 		case 9<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
-		default:
-			d.fail()
+			m.Behavior = DropBehavior(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decGroupingFunc(b []byte) *pg_query.GroupingFunc {
-	m := new(pg_query.GroupingFunc)
+func (d *decoder) decGroupingFunc(b []byte, m *GroupingFunc) *GroupingFunc {
+	if m == nil {
+		m = new(GroupingFunc)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Refs = append(m.Refs, d.decNode(v))
+			m.Refs = append(m.Refs, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.Agglevelsup = uint32(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decGroupingSet(b []byte) *pg_query.GroupingSet {
-	m := new(pg_query.GroupingSet)
+func (d *decoder) decGroupingSet(b []byte, m *GroupingSet) *GroupingSet {
+	if m == nil {
+		m = new(GroupingSet)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.GroupingSetKind(x)
+			m.Kind = GroupingSetKind(x)
 		case 2<<3 | 2:
-			m.Content = append(m.Content, d.decNode(v))
+			m.Content = append(m.Content, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decImportForeignSchemaStmt(b []byte) *pg_query.ImportForeignSchemaStmt {
-	m := new(pg_query.ImportForeignSchemaStmt)
+func (d *decoder) decImportForeignSchemaStmt(b []byte, m *ImportForeignSchemaStmt) *ImportForeignSchemaStmt {
+	if m == nil {
+		m = new(ImportForeignSchemaStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.ServerName = d.str(v)
+			m.ServerName = d.str(v, "ImportForeignSchemaStmt.server_name")
 		case 2<<3 | 2:
-			m.RemoteSchema = d.str(v)
+			m.RemoteSchema = d.str(v, "ImportForeignSchemaStmt.remote_schema")
 		case 3<<3 | 2:
-			m.LocalSchema = d.str(v)
+			m.LocalSchema = d.str(v, "ImportForeignSchemaStmt.local_schema")
 		case 4<<3 | 0:
-			m.ListType = pg_query.ImportForeignSchemaType(x)
+			m.ListType = ImportForeignSchemaType(x)
 		case 5<<3 | 2:
-			m.TableList = append(m.TableList, d.decNode(v))
+			m.TableList = append(m.TableList, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
-		default:
-			d.fail()
+			m.Options = append(m.Options, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decIndexElem(b []byte) *pg_query.IndexElem {
-	m := new(pg_query.IndexElem)
+func (d *decoder) decIndexElem(b []byte, m *IndexElem) *IndexElem {
+	if m == nil {
+		m = new(IndexElem)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "IndexElem.name")
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 2:
-			m.Indexcolname = d.str(v)
+			m.Indexcolname = d.str(v, "IndexElem.indexcolname")
 		case 4<<3 | 2:
-			m.Collation = append(m.Collation, d.decNode(v))
+			m.Collation = append(m.Collation, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Opclass = append(m.Opclass, d.decNode(v))
+			m.Opclass = append(m.Opclass, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Opclassopts = append(m.Opclassopts, d.decNode(v))
+			m.Opclassopts = append(m.Opclassopts, d.decNode(v, nil))
 		case 7<<3 | 0:
-			m.Ordering = pg_query.SortByDir(x)
+			m.Ordering = SortByDir(x)
 		case 8<<3 | 0:
-			m.NullsOrdering = pg_query.SortByNulls(x)
-		default:
-			d.fail()
+			m.NullsOrdering = SortByNulls(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decIndexStmt(b []byte) *pg_query.IndexStmt {
-	m := new(pg_query.IndexStmt)
+func (d *decoder) decIndexStmt(b []byte, m *IndexStmt) *IndexStmt {
+	if m == nil {
+		m = new(IndexStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Idxname = d.str(v)
+			m.Idxname = d.str(v, "IndexStmt.idxname")
 		case 2<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			m.AccessMethod = d.str(v)
+			m.AccessMethod = d.str(v, "IndexStmt.access_method")
 		case 4<<3 | 2:
-			m.TableSpace = d.str(v)
+			m.TableSpace = d.str(v, "IndexStmt.table_space")
 		case 5<<3 | 2:
-			m.IndexParams = append(m.IndexParams, d.decNode(v))
+			m.IndexParams = append(m.IndexParams, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.IndexIncludingParams = append(m.IndexIncludingParams, d.decNode(v))
+			m.IndexIncludingParams = append(m.IndexIncludingParams, d.decNode(v, nil))
 		case 7<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 8<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 9<<3 | 2:
-			m.ExcludeOpNames = append(m.ExcludeOpNames, d.decNode(v))
+			m.ExcludeOpNames = append(m.ExcludeOpNames, d.decNode(v, nil))
 		case 10<<3 | 2:
-			m.Idxcomment = d.str(v)
+			m.Idxcomment = d.str(v, "IndexStmt.idxcomment")
 		case 11<<3 | 0:
 			m.IndexOid = uint32(x)
 		case 12<<3 | 0:
@@ -3645,1194 +3545,1110 @@ func (d *decoder) decIndexStmt(b []byte) *pg_query.IndexStmt {
 			m.IfNotExists = x != 0
 		case 24<<3 | 0:
 			m.ResetDefaultTblspc = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decInferClause(b []byte) *pg_query.InferClause {
-	m := new(pg_query.InferClause)
+func (d *decoder) decInferClause(b []byte, m *InferClause) *InferClause {
+	if m == nil {
+		m = new(InferClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.IndexElems = append(m.IndexElems, d.decNode(v))
+			m.IndexElems = append(m.IndexElems, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 3<<3 | 2:
-			m.Conname = d.str(v)
+			m.Conname = d.str(v, "InferClause.conname")
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decInferenceElem(b []byte) *pg_query.InferenceElem {
-	m := new(pg_query.InferenceElem)
+func (d *decoder) decInferenceElem(b []byte, m *InferenceElem) *InferenceElem {
+	if m == nil {
+		m = new(InferenceElem)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 0:
 			m.Infercollid = uint32(x)
 		case 4<<3 | 0:
 			m.Inferopclass = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decInlineCodeBlock(b []byte) *pg_query.InlineCodeBlock {
-	m := new(pg_query.InlineCodeBlock)
+func (d *decoder) decInlineCodeBlock(b []byte, m *InlineCodeBlock) *InlineCodeBlock {
+	if m == nil {
+		m = new(InlineCodeBlock)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.SourceText = d.str(v)
+			m.SourceText = d.str(v, "InlineCodeBlock.source_text")
 		case 2<<3 | 0:
 			m.LangOid = uint32(x)
 		case 3<<3 | 0:
 			m.LangIsTrusted = x != 0
 		case 4<<3 | 0:
 			m.Atomic = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decInsertStmt(b []byte) *pg_query.InsertStmt {
-	m := new(pg_query.InsertStmt)
+func (d *decoder) decInsertStmt(b []byte, m *InsertStmt) *InsertStmt {
+	if m == nil {
+		m = new(InsertStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.Cols = append(m.Cols, d.decNode(v))
+			m.Cols = append(m.Cols, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.SelectStmt == nil)
-			m.SelectStmt = d.decNode(v)
+			m.SelectStmt = d.decNode(v, m.SelectStmt)
 		case 4<<3 | 2:
-			d.check(m.OnConflictClause == nil)
-			m.OnConflictClause = d.decOnConflictClause(v)
+			m.OnConflictClause = d.decOnConflictClause(v, m.OnConflictClause)
 		case 5<<3 | 2:
-			m.ReturningList = append(m.ReturningList, d.decNode(v))
+			m.ReturningList = append(m.ReturningList, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.WithClause == nil)
-			m.WithClause = d.decWithClause(v)
+			m.WithClause = d.decWithClause(v, m.WithClause)
 		case 7<<3 | 0:
-			m.Override = pg_query.OverridingKind(x)
-		default:
-			d.fail()
+			m.Override = OverridingKind(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decIntList(b []byte) *pg_query.IntList {
-	m := new(pg_query.IntList)
+func (d *decoder) decIntList(b []byte, m *IntList) *IntList {
+	if m == nil {
+		m = new(IntList)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Items = append(m.Items, d.decNode(v))
-		default:
-			d.fail()
+			m.Items = append(m.Items, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decInteger(b []byte) *pg_query.Integer {
-	m := new(pg_query.Integer)
+func (d *decoder) decInteger(b []byte, m *Integer) *Integer {
+	if m == nil {
+		m = new(Integer)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Ival = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decIntoClause(b []byte) *pg_query.IntoClause {
-	m := new(pg_query.IntoClause)
+func (d *decoder) decIntoClause(b []byte, m *IntoClause) *IntoClause {
+	if m == nil {
+		m = new(IntoClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Rel == nil)
-			m.Rel = d.decRangeVar(v)
+			m.Rel = d.decRangeVar(v, m.Rel)
 		case 2<<3 | 2:
-			m.ColNames = append(m.ColNames, d.decNode(v))
+			m.ColNames = append(m.ColNames, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.AccessMethod = d.str(v)
+			m.AccessMethod = d.str(v, "IntoClause.access_method")
 		case 4<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 5<<3 | 0:
-			m.OnCommit = pg_query.OnCommitAction(x)
+			m.OnCommit = OnCommitAction(x)
 		case 6<<3 | 2:
-			m.TableSpaceName = d.str(v)
+			m.TableSpaceName = d.str(v, "IntoClause.table_space_name")
 		case 7<<3 | 2:
-			d.check(m.ViewQuery == nil)
-			m.ViewQuery = d.decNode(v)
+			m.ViewQuery = d.decNode(v, m.ViewQuery)
 		case 8<<3 | 0:
 			m.SkipData = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJoinExpr(b []byte) *pg_query.JoinExpr {
-	m := new(pg_query.JoinExpr)
+func (d *decoder) decJoinExpr(b []byte, m *JoinExpr) *JoinExpr {
+	if m == nil {
+		m = new(JoinExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Jointype = pg_query.JoinType(x)
+			m.Jointype = JoinType(x)
 		case 2<<3 | 0:
 			m.IsNatural = x != 0
 		case 3<<3 | 2:
-			d.check(m.Larg == nil)
-			m.Larg = d.decNode(v)
+			m.Larg = d.decNode(v, m.Larg)
 		case 4<<3 | 2:
-			d.check(m.Rarg == nil)
-			m.Rarg = d.decNode(v)
+			m.Rarg = d.decNode(v, m.Rarg)
 		case 5<<3 | 2:
-			m.UsingClause = append(m.UsingClause, d.decNode(v))
+			m.UsingClause = append(m.UsingClause, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.JoinUsingAlias == nil)
-			m.JoinUsingAlias = d.decAlias(v)
+			m.JoinUsingAlias = d.decAlias(v, m.JoinUsingAlias)
 		case 7<<3 | 2:
-			d.check(m.Quals == nil)
-			m.Quals = d.decNode(v)
+			m.Quals = d.decNode(v, m.Quals)
 		case 8<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
+			m.Alias = d.decAlias(v, m.Alias)
 		case 9<<3 | 0:
 			m.Rtindex = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonAggConstructor(b []byte) *pg_query.JsonAggConstructor {
-	m := new(pg_query.JsonAggConstructor)
+func (d *decoder) decJsonAggConstructor(b []byte, m *JsonAggConstructor) *JsonAggConstructor {
+	if m == nil {
+		m = new(JsonAggConstructor)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 2<<3 | 2:
-			d.check(m.AggFilter == nil)
-			m.AggFilter = d.decNode(v)
+			m.AggFilter = d.decNode(v, m.AggFilter)
 		case 3<<3 | 2:
-			m.AggOrder = append(m.AggOrder, d.decNode(v))
+			m.AggOrder = append(m.AggOrder, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.Over == nil)
-			m.Over = d.decWindowDef(v)
+			m.Over = d.decWindowDef(v, m.Over)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonArgument(b []byte) *pg_query.JsonArgument {
-	m := new(pg_query.JsonArgument)
+func (d *decoder) decJsonArgument(b []byte, m *JsonArgument) *JsonArgument {
+	if m == nil {
+		m = new(JsonArgument)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = d.decJsonValueExpr(v)
+			m.Val = d.decJsonValueExpr(v, m.Val)
 		case 2<<3 | 2:
-			m.Name = d.str(v)
-		default:
-			d.fail()
+			m.Name = d.str(v, "JsonArgument.name")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonArrayAgg(b []byte) *pg_query.JsonArrayAgg {
-	m := new(pg_query.JsonArrayAgg)
+func (d *decoder) decJsonArrayAgg(b []byte, m *JsonArrayAgg) *JsonArrayAgg {
+	if m == nil {
+		m = new(JsonArrayAgg)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Constructor == nil)
-			m.Constructor = d.decJsonAggConstructor(v)
+			m.Constructor = d.decJsonAggConstructor(v, m.Constructor)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decJsonValueExpr(v)
+			m.Arg = d.decJsonValueExpr(v, m.Arg)
 		case 3<<3 | 0:
 			m.AbsentOnNull = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonArrayConstructor(b []byte) *pg_query.JsonArrayConstructor {
-	m := new(pg_query.JsonArrayConstructor)
+func (d *decoder) decJsonArrayConstructor(b []byte, m *JsonArrayConstructor) *JsonArrayConstructor {
+	if m == nil {
+		m = new(JsonArrayConstructor)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Exprs = append(m.Exprs, d.decNode(v))
+			m.Exprs = append(m.Exprs, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 3<<3 | 0:
 			m.AbsentOnNull = x != 0
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonArrayQueryConstructor(b []byte) *pg_query.JsonArrayQueryConstructor {
-	m := new(pg_query.JsonArrayQueryConstructor)
+func (d *decoder) decJsonArrayQueryConstructor(b []byte, m *JsonArrayQueryConstructor) *JsonArrayQueryConstructor {
+	if m == nil {
+		m = new(JsonArrayQueryConstructor)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
+			m.Query = d.decNode(v, m.Query)
 		case 2<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 3<<3 | 2:
-			d.check(m.Format == nil)
-			m.Format = d.decJsonFormat(v)
+			m.Format = d.decJsonFormat(v, m.Format)
 		case 4<<3 | 0:
 			m.AbsentOnNull = x != 0
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonBehavior(b []byte) *pg_query.JsonBehavior {
-	m := new(pg_query.JsonBehavior)
+func (d *decoder) decJsonBehavior(b []byte, m *JsonBehavior) *JsonBehavior {
+	if m == nil {
+		m = new(JsonBehavior)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Btype = pg_query.JsonBehaviorType(x)
+			m.Btype = JsonBehaviorType(x)
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 0:
 			m.Coerce = x != 0
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonConstructorExpr(b []byte) *pg_query.JsonConstructorExpr {
-	m := new(pg_query.JsonConstructorExpr)
+func (d *decoder) decJsonConstructorExpr(b []byte, m *JsonConstructorExpr) *JsonConstructorExpr {
+	if m == nil {
+		m = new(JsonConstructorExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Type = pg_query.JsonConstructorType(x)
+			m.Type = JsonConstructorType(x)
 		case 3<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.Func == nil)
-			m.Func = d.decNode(v)
+			m.Func = d.decNode(v, m.Func)
 		case 5<<3 | 2:
-			d.check(m.Coercion == nil)
-			m.Coercion = d.decNode(v)
+			m.Coercion = d.decNode(v, m.Coercion)
 		case 6<<3 | 2:
-			d.check(m.Returning == nil)
-			m.Returning = d.decJsonReturning(v)
+			m.Returning = d.decJsonReturning(v, m.Returning)
 		case 7<<3 | 0:
 			m.AbsentOnNull = x != 0
 		case 8<<3 | 0:
 			m.Unique = x != 0
 		case 9<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonExpr(b []byte) *pg_query.JsonExpr {
-	m := new(pg_query.JsonExpr)
+func (d *decoder) decJsonExpr(b []byte, m *JsonExpr) *JsonExpr {
+	if m == nil {
+		m = new(JsonExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Op = pg_query.JsonExprOp(x)
+			m.Op = JsonExprOp(x)
 		case 3<<3 | 2:
-			m.ColumnName = d.str(v)
+			m.ColumnName = d.str(v, "JsonExpr.column_name")
 		case 4<<3 | 2:
-			d.check(m.FormattedExpr == nil)
-			m.FormattedExpr = d.decNode(v)
+			m.FormattedExpr = d.decNode(v, m.FormattedExpr)
 		case 5<<3 | 2:
-			d.check(m.Format == nil)
-			m.Format = d.decJsonFormat(v)
+			m.Format = d.decJsonFormat(v, m.Format)
 		case 6<<3 | 2:
-			d.check(m.PathSpec == nil)
-			m.PathSpec = d.decNode(v)
+			m.PathSpec = d.decNode(v, m.PathSpec)
 		case 7<<3 | 2:
-			d.check(m.Returning == nil)
-			m.Returning = d.decJsonReturning(v)
+			m.Returning = d.decJsonReturning(v, m.Returning)
 		case 8<<3 | 2:
-			m.PassingNames = append(m.PassingNames, d.decNode(v))
+			m.PassingNames = append(m.PassingNames, d.decNode(v, nil))
 		case 9<<3 | 2:
-			m.PassingValues = append(m.PassingValues, d.decNode(v))
+			m.PassingValues = append(m.PassingValues, d.decNode(v, nil))
 		case 10<<3 | 2:
-			d.check(m.OnEmpty == nil)
-			m.OnEmpty = d.decJsonBehavior(v)
+			m.OnEmpty = d.decJsonBehavior(v, m.OnEmpty)
 		case 11<<3 | 2:
-			d.check(m.OnError == nil)
-			m.OnError = d.decJsonBehavior(v)
+			m.OnError = d.decJsonBehavior(v, m.OnError)
 		case 12<<3 | 0:
 			m.UseIoCoercion = x != 0
 		case 13<<3 | 0:
 			m.UseJsonCoercion = x != 0
 		case 14<<3 | 0:
-			m.Wrapper = pg_query.JsonWrapper(x)
+			m.Wrapper = JsonWrapper(x)
 		case 15<<3 | 0:
 			m.OmitQuotes = x != 0
 		case 16<<3 | 0:
 			m.Collation = uint32(x)
 		case 17<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonFormat(b []byte) *pg_query.JsonFormat {
-	m := new(pg_query.JsonFormat)
+func (d *decoder) decJsonFormat(b []byte, m *JsonFormat) *JsonFormat {
+	if m == nil {
+		m = new(JsonFormat)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.FormatType = pg_query.JsonFormatType(x)
+			m.FormatType = JsonFormatType(x)
 		case 2<<3 | 0:
-			m.Encoding = pg_query.JsonEncoding(x)
+			m.Encoding = JsonEncoding(x)
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonFuncExpr(b []byte) *pg_query.JsonFuncExpr {
-	m := new(pg_query.JsonFuncExpr)
+func (d *decoder) decJsonFuncExpr(b []byte, m *JsonFuncExpr) *JsonFuncExpr {
+	if m == nil {
+		m = new(JsonFuncExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Op = pg_query.JsonExprOp(x)
+			m.Op = JsonExprOp(x)
 		case 2<<3 | 2:
-			m.ColumnName = d.str(v)
+			m.ColumnName = d.str(v, "JsonFuncExpr.column_name")
 		case 3<<3 | 2:
-			d.check(m.ContextItem == nil)
-			m.ContextItem = d.decJsonValueExpr(v)
+			m.ContextItem = d.decJsonValueExpr(v, m.ContextItem)
 		case 4<<3 | 2:
-			d.check(m.Pathspec == nil)
-			m.Pathspec = d.decNode(v)
+			m.Pathspec = d.decNode(v, m.Pathspec)
 		case 5<<3 | 2:
-			m.Passing = append(m.Passing, d.decNode(v))
+			m.Passing = append(m.Passing, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 7<<3 | 2:
-			d.check(m.OnEmpty == nil)
-			m.OnEmpty = d.decJsonBehavior(v)
+			m.OnEmpty = d.decJsonBehavior(v, m.OnEmpty)
 		case 8<<3 | 2:
-			d.check(m.OnError == nil)
-			m.OnError = d.decJsonBehavior(v)
+			m.OnError = d.decJsonBehavior(v, m.OnError)
 		case 9<<3 | 0:
-			m.Wrapper = pg_query.JsonWrapper(x)
+			m.Wrapper = JsonWrapper(x)
 		case 10<<3 | 0:
-			m.Quotes = pg_query.JsonQuotes(x)
+			m.Quotes = JsonQuotes(x)
 		case 11<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonIsPredicate(b []byte) *pg_query.JsonIsPredicate {
-	m := new(pg_query.JsonIsPredicate)
+func (d *decoder) decJsonIsPredicate(b []byte, m *JsonIsPredicate) *JsonIsPredicate {
+	if m == nil {
+		m = new(JsonIsPredicate)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 2<<3 | 2:
-			d.check(m.Format == nil)
-			m.Format = d.decJsonFormat(v)
+			m.Format = d.decJsonFormat(v, m.Format)
 		case 3<<3 | 0:
-			m.ItemType = pg_query.JsonValueType(x)
+			m.ItemType = JsonValueType(x)
 		case 4<<3 | 0:
 			m.UniqueKeys = x != 0
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonKeyValue(b []byte) *pg_query.JsonKeyValue {
-	m := new(pg_query.JsonKeyValue)
+func (d *decoder) decJsonKeyValue(b []byte, m *JsonKeyValue) *JsonKeyValue {
+	if m == nil {
+		m = new(JsonKeyValue)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Key == nil)
-			m.Key = d.decNode(v)
+			m.Key = d.decNode(v, m.Key)
 		case 2<<3 | 2:
-			d.check(m.Value == nil)
-			m.Value = d.decJsonValueExpr(v)
-		default:
-			d.fail()
+			m.Value = d.decJsonValueExpr(v, m.Value)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonObjectAgg(b []byte) *pg_query.JsonObjectAgg {
-	m := new(pg_query.JsonObjectAgg)
+func (d *decoder) decJsonObjectAgg(b []byte, m *JsonObjectAgg) *JsonObjectAgg {
+	if m == nil {
+		m = new(JsonObjectAgg)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Constructor == nil)
-			m.Constructor = d.decJsonAggConstructor(v)
+			m.Constructor = d.decJsonAggConstructor(v, m.Constructor)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decJsonKeyValue(v)
+			m.Arg = d.decJsonKeyValue(v, m.Arg)
 		case 3<<3 | 0:
 			m.AbsentOnNull = x != 0
 		case 4<<3 | 0:
 			m.Unique = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonObjectConstructor(b []byte) *pg_query.JsonObjectConstructor {
-	m := new(pg_query.JsonObjectConstructor)
+func (d *decoder) decJsonObjectConstructor(b []byte, m *JsonObjectConstructor) *JsonObjectConstructor {
+	if m == nil {
+		m = new(JsonObjectConstructor)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Exprs = append(m.Exprs, d.decNode(v))
+			m.Exprs = append(m.Exprs, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 3<<3 | 0:
 			m.AbsentOnNull = x != 0
 		case 4<<3 | 0:
 			m.Unique = x != 0
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonOutput(b []byte) *pg_query.JsonOutput {
-	m := new(pg_query.JsonOutput)
+func (d *decoder) decJsonOutput(b []byte, m *JsonOutput) *JsonOutput {
+	if m == nil {
+		m = new(JsonOutput)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 2<<3 | 2:
-			d.check(m.Returning == nil)
-			m.Returning = d.decJsonReturning(v)
-		default:
-			d.fail()
+			m.Returning = d.decJsonReturning(v, m.Returning)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonParseExpr(b []byte) *pg_query.JsonParseExpr {
-	m := new(pg_query.JsonParseExpr)
+func (d *decoder) decJsonParseExpr(b []byte, m *JsonParseExpr) *JsonParseExpr {
+	if m == nil {
+		m = new(JsonParseExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decJsonValueExpr(v)
+			m.Expr = d.decJsonValueExpr(v, m.Expr)
 		case 2<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 3<<3 | 0:
 			m.UniqueKeys = x != 0
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonReturning(b []byte) *pg_query.JsonReturning {
-	m := new(pg_query.JsonReturning)
+func (d *decoder) decJsonReturning(b []byte, m *JsonReturning) *JsonReturning {
+	if m == nil {
+		m = new(JsonReturning)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Format == nil)
-			m.Format = d.decJsonFormat(v)
+			m.Format = d.decJsonFormat(v, m.Format)
 		case 2<<3 | 0:
 			m.Typid = uint32(x)
 		case 3<<3 | 0:
 			m.Typmod = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonScalarExpr(b []byte) *pg_query.JsonScalarExpr {
-	m := new(pg_query.JsonScalarExpr)
+func (d *decoder) decJsonScalarExpr(b []byte, m *JsonScalarExpr) *JsonScalarExpr {
+	if m == nil {
+		m = new(JsonScalarExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 2<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonSerializeExpr(b []byte) *pg_query.JsonSerializeExpr {
-	m := new(pg_query.JsonSerializeExpr)
+func (d *decoder) decJsonSerializeExpr(b []byte, m *JsonSerializeExpr) *JsonSerializeExpr {
+	if m == nil {
+		m = new(JsonSerializeExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decJsonValueExpr(v)
+			m.Expr = d.decJsonValueExpr(v, m.Expr)
 		case 2<<3 | 2:
-			d.check(m.Output == nil)
-			m.Output = d.decJsonOutput(v)
+			m.Output = d.decJsonOutput(v, m.Output)
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonTable(b []byte) *pg_query.JsonTable {
-	m := new(pg_query.JsonTable)
+func (d *decoder) decJsonTable(b []byte, m *JsonTable) *JsonTable {
+	if m == nil {
+		m = new(JsonTable)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.ContextItem == nil)
-			m.ContextItem = d.decJsonValueExpr(v)
+			m.ContextItem = d.decJsonValueExpr(v, m.ContextItem)
 		case 2<<3 | 2:
-			d.check(m.Pathspec == nil)
-			m.Pathspec = d.decJsonTablePathSpec(v)
+			m.Pathspec = d.decJsonTablePathSpec(v, m.Pathspec)
 		case 3<<3 | 2:
-			m.Passing = append(m.Passing, d.decNode(v))
+			m.Passing = append(m.Passing, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Columns = append(m.Columns, d.decNode(v))
+			m.Columns = append(m.Columns, d.decNode(v, nil))
 		case 5<<3 | 2:
-			d.check(m.OnError == nil)
-			m.OnError = d.decJsonBehavior(v)
+			m.OnError = d.decJsonBehavior(v, m.OnError)
 		case 6<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
+			m.Alias = d.decAlias(v, m.Alias)
 		case 7<<3 | 0:
 			m.Lateral = x != 0
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonTableColumn(b []byte) *pg_query.JsonTableColumn {
-	m := new(pg_query.JsonTableColumn)
+func (d *decoder) decJsonTableColumn(b []byte, m *JsonTableColumn) *JsonTableColumn {
+	if m == nil {
+		m = new(JsonTableColumn)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Coltype = pg_query.JsonTableColumnType(x)
+			m.Coltype = JsonTableColumnType(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "JsonTableColumn.name")
 		case 3<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 4<<3 | 2:
-			d.check(m.Pathspec == nil)
-			m.Pathspec = d.decJsonTablePathSpec(v)
+			m.Pathspec = d.decJsonTablePathSpec(v, m.Pathspec)
 		case 5<<3 | 2:
-			d.check(m.Format == nil)
-			m.Format = d.decJsonFormat(v)
+			m.Format = d.decJsonFormat(v, m.Format)
 		case 6<<3 | 0:
-			m.Wrapper = pg_query.JsonWrapper(x)
+			m.Wrapper = JsonWrapper(x)
 		case 7<<3 | 0:
-			m.Quotes = pg_query.JsonQuotes(x)
+			m.Quotes = JsonQuotes(x)
 		case 8<<3 | 2:
-			m.Columns = append(m.Columns, d.decNode(v))
+			m.Columns = append(m.Columns, d.decNode(v, nil))
 		case 9<<3 | 2:
-			d.check(m.OnEmpty == nil)
-			m.OnEmpty = d.decJsonBehavior(v)
+			m.OnEmpty = d.decJsonBehavior(v, m.OnEmpty)
 		case 10<<3 | 2:
-			d.check(m.OnError == nil)
-			m.OnError = d.decJsonBehavior(v)
+			m.OnError = d.decJsonBehavior(v, m.OnError)
 		case 11<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonTablePath(b []byte) *pg_query.JsonTablePath {
-	m := new(pg_query.JsonTablePath)
+func (d *decoder) decJsonTablePath(b []byte, m *JsonTablePath) *JsonTablePath {
+	if m == nil {
+		m = new(JsonTablePath)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
-		default:
-			d.fail()
+			m.Name = d.str(v, "JsonTablePath.name")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonTablePathScan(b []byte) *pg_query.JsonTablePathScan {
-	m := new(pg_query.JsonTablePathScan)
+func (d *decoder) decJsonTablePathScan(b []byte, m *JsonTablePathScan) *JsonTablePathScan {
+	if m == nil {
+		m = new(JsonTablePathScan)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Plan == nil)
-			m.Plan = d.decNode(v)
+			m.Plan = d.decNode(v, m.Plan)
 		case 2<<3 | 2:
-			d.check(m.Path == nil)
-			m.Path = d.decJsonTablePath(v)
+			m.Path = d.decJsonTablePath(v, m.Path)
 		case 3<<3 | 0:
 			m.ErrorOnError = x != 0
 		case 4<<3 | 2:
-			d.check(m.Child == nil)
-			m.Child = d.decNode(v)
+			m.Child = d.decNode(v, m.Child)
 		case 5<<3 | 0:
 			m.ColMin = int32(x)
 		case 6<<3 | 0:
 			m.ColMax = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonTablePathSpec(b []byte) *pg_query.JsonTablePathSpec {
-	m := new(pg_query.JsonTablePathSpec)
+func (d *decoder) decJsonTablePathSpec(b []byte, m *JsonTablePathSpec) *JsonTablePathSpec {
+	if m == nil {
+		m = new(JsonTablePathSpec)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.String_ == nil)
-			m.String_ = d.decNode(v)
+			m.String_ = d.decNode(v, m.String_)
 		case 2<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "JsonTablePathSpec.name")
 		case 3<<3 | 0:
 			m.NameLocation = int32(x)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonTableSiblingJoin(b []byte) *pg_query.JsonTableSiblingJoin {
-	m := new(pg_query.JsonTableSiblingJoin)
+func (d *decoder) decJsonTableSiblingJoin(b []byte, m *JsonTableSiblingJoin) *JsonTableSiblingJoin {
+	if m == nil {
+		m = new(JsonTableSiblingJoin)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Plan == nil)
-			m.Plan = d.decNode(v)
+			m.Plan = d.decNode(v, m.Plan)
 		case 2<<3 | 2:
-			d.check(m.Lplan == nil)
-			m.Lplan = d.decNode(v)
+			m.Lplan = d.decNode(v, m.Lplan)
 		case 3<<3 | 2:
-			d.check(m.Rplan == nil)
-			m.Rplan = d.decNode(v)
-		default:
-			d.fail()
+			m.Rplan = d.decNode(v, m.Rplan)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decJsonValueExpr(b []byte) *pg_query.JsonValueExpr {
-	m := new(pg_query.JsonValueExpr)
+func (d *decoder) decJsonValueExpr(b []byte, m *JsonValueExpr) *JsonValueExpr {
+	if m == nil {
+		m = new(JsonValueExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.RawExpr == nil)
-			m.RawExpr = d.decNode(v)
+			m.RawExpr = d.decNode(v, m.RawExpr)
 		case 2<<3 | 2:
-			d.check(m.FormattedExpr == nil)
-			m.FormattedExpr = d.decNode(v)
+			m.FormattedExpr = d.decNode(v, m.FormattedExpr)
 		case 3<<3 | 2:
-			d.check(m.Format == nil)
-			m.Format = d.decJsonFormat(v)
-		default:
-			d.fail()
+			m.Format = d.decJsonFormat(v, m.Format)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decList(b []byte) *pg_query.List {
-	m := new(pg_query.List)
+func (d *decoder) decList(b []byte, m *List) *List {
+	if m == nil {
+		m = new(List)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Items = append(m.Items, d.decNode(v))
-		default:
-			d.fail()
+			m.Items = append(m.Items, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decListenStmt(b []byte) *pg_query.ListenStmt {
-	m := new(pg_query.ListenStmt)
+func (d *decoder) decListenStmt(b []byte, m *ListenStmt) *ListenStmt {
+	if m == nil {
+		m = new(ListenStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Conditionname = d.str(v)
-		default:
-			d.fail()
+			m.Conditionname = d.str(v, "ListenStmt.conditionname")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decLoadStmt(b []byte) *pg_query.LoadStmt {
-	m := new(pg_query.LoadStmt)
+func (d *decoder) decLoadStmt(b []byte, m *LoadStmt) *LoadStmt {
+	if m == nil {
+		m = new(LoadStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Filename = d.str(v)
-		default:
-			d.fail()
+			m.Filename = d.str(v, "LoadStmt.filename")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decLockStmt(b []byte) *pg_query.LockStmt {
-	m := new(pg_query.LockStmt)
+func (d *decoder) decLockStmt(b []byte, m *LockStmt) *LockStmt {
+	if m == nil {
+		m = new(LockStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Relations = append(m.Relations, d.decNode(v))
+			m.Relations = append(m.Relations, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.Mode = int32(x)
 		case 3<<3 | 0:
 			m.Nowait = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decLockingClause(b []byte) *pg_query.LockingClause {
-	m := new(pg_query.LockingClause)
+func (d *decoder) decLockingClause(b []byte, m *LockingClause) *LockingClause {
+	if m == nil {
+		m = new(LockingClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.LockedRels = append(m.LockedRels, d.decNode(v))
+			m.LockedRels = append(m.LockedRels, d.decNode(v, nil))
 		case 2<<3 | 0:
-			m.Strength = pg_query.LockClauseStrength(x)
+			m.Strength = LockClauseStrength(x)
 		case 3<<3 | 0:
-			m.WaitPolicy = pg_query.LockWaitPolicy(x)
-		default:
-			d.fail()
+			m.WaitPolicy = LockWaitPolicy(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decMergeAction(b []byte) *pg_query.MergeAction {
-	m := new(pg_query.MergeAction)
+func (d *decoder) decMergeAction(b []byte, m *MergeAction) *MergeAction {
+	if m == nil {
+		m = new(MergeAction)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.MatchKind = pg_query.MergeMatchKind(x)
+			m.MatchKind = MergeMatchKind(x)
 		case 2<<3 | 0:
-			m.CommandType = pg_query.CmdType(x)
+			m.CommandType = CmdType(x)
 		case 3<<3 | 0:
-			m.Override = pg_query.OverridingKind(x)
+			m.Override = OverridingKind(x)
 		case 4<<3 | 2:
-			d.check(m.Qual == nil)
-			m.Qual = d.decNode(v)
+			m.Qual = d.decNode(v, m.Qual)
 		case 5<<3 | 2:
-			m.TargetList = append(m.TargetList, d.decNode(v))
+			m.TargetList = append(m.TargetList, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.UpdateColnos = append(m.UpdateColnos, d.decNode(v))
-		default:
-			d.fail()
+			m.UpdateColnos = append(m.UpdateColnos, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decMergeStmt(b []byte) *pg_query.MergeStmt {
-	m := new(pg_query.MergeStmt)
+func (d *decoder) decMergeStmt(b []byte, m *MergeStmt) *MergeStmt {
+	if m == nil {
+		m = new(MergeStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			d.check(m.SourceRelation == nil)
-			m.SourceRelation = d.decNode(v)
+			m.SourceRelation = d.decNode(v, m.SourceRelation)
 		case 3<<3 | 2:
-			d.check(m.JoinCondition == nil)
-			m.JoinCondition = d.decNode(v)
+			m.JoinCondition = d.decNode(v, m.JoinCondition)
 		case 4<<3 | 2:
-			m.MergeWhenClauses = append(m.MergeWhenClauses, d.decNode(v))
+			m.MergeWhenClauses = append(m.MergeWhenClauses, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.ReturningList = append(m.ReturningList, d.decNode(v))
+			m.ReturningList = append(m.ReturningList, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.WithClause == nil)
-			m.WithClause = d.decWithClause(v)
-		default:
-			d.fail()
+			m.WithClause = d.decWithClause(v, m.WithClause)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decMergeSupportFunc(b []byte) *pg_query.MergeSupportFunc {
-	m := new(pg_query.MergeSupportFunc)
+func (d *decoder) decMergeSupportFunc(b []byte, m *MergeSupportFunc) *MergeSupportFunc {
+	if m == nil {
+		m = new(MergeSupportFunc)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Msftype = uint32(x)
 		case 3<<3 | 0:
 			m.Msfcollid = uint32(x)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decMergeWhenClause(b []byte) *pg_query.MergeWhenClause {
-	m := new(pg_query.MergeWhenClause)
+func (d *decoder) decMergeWhenClause(b []byte, m *MergeWhenClause) *MergeWhenClause {
+	if m == nil {
+		m = new(MergeWhenClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.MatchKind = pg_query.MergeMatchKind(x)
+			m.MatchKind = MergeMatchKind(x)
 		case 2<<3 | 0:
-			m.CommandType = pg_query.CmdType(x)
+			m.CommandType = CmdType(x)
 		case 3<<3 | 0:
-			m.Override = pg_query.OverridingKind(x)
+			m.Override = OverridingKind(x)
 		case 4<<3 | 2:
-			d.check(m.Condition == nil)
-			m.Condition = d.decNode(v)
+			m.Condition = d.decNode(v, m.Condition)
 		case 5<<3 | 2:
-			m.TargetList = append(m.TargetList, d.decNode(v))
+			m.TargetList = append(m.TargetList, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Values = append(m.Values, d.decNode(v))
-		default:
-			d.fail()
+			m.Values = append(m.Values, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decMinMaxExpr(b []byte) *pg_query.MinMaxExpr {
-	m := new(pg_query.MinMaxExpr)
+func (d *decoder) decMinMaxExpr(b []byte, m *MinMaxExpr) *MinMaxExpr {
+	if m == nil {
+		m = new(MinMaxExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Minmaxtype = uint32(x)
 		case 3<<3 | 0:
@@ -4840,946 +4656,2013 @@ func (d *decoder) decMinMaxExpr(b []byte) *pg_query.MinMaxExpr {
 		case 4<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 5<<3 | 0:
-			m.Op = pg_query.MinMaxOp(x)
+			m.Op = MinMaxOp(x)
 		case 6<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decMultiAssignRef(b []byte) *pg_query.MultiAssignRef {
-	m := new(pg_query.MultiAssignRef)
+func (d *decoder) decMultiAssignRef(b []byte, m *MultiAssignRef) *MultiAssignRef {
+	if m == nil {
+		m = new(MultiAssignRef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Source == nil)
-			m.Source = d.decNode(v)
+			m.Source = d.decNode(v, m.Source)
 		case 2<<3 | 0:
 			m.Colno = int32(x)
 		case 3<<3 | 0:
 			m.Ncolumns = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decNamedArgExpr(b []byte) *pg_query.NamedArgExpr {
-	m := new(pg_query.NamedArgExpr)
+func (d *decoder) decNamedArgExpr(b []byte, m *NamedArgExpr) *NamedArgExpr {
+	if m == nil {
+		m = new(NamedArgExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "NamedArgExpr.name")
 		case 4<<3 | 0:
 			m.Argnumber = int32(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decNextValueExpr(b []byte) *pg_query.NextValueExpr {
-	m := new(pg_query.NextValueExpr)
+func (d *decoder) decNextValueExpr(b []byte, m *NextValueExpr) *NextValueExpr {
+	if m == nil {
+		m = new(NextValueExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Seqid = uint32(x)
 		case 3<<3 | 0:
 			m.TypeId = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decNode(b []byte) *pg_query.Node {
-	m := new(pg_query.Node)
+func (d *decoder) decNode(b []byte, m *Node) *Node {
+	if m == nil {
+		m = new(Node)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Alias{Alias: d.decAlias(v)}
+			w, ok := m.Node.(*Node_Alias)
+			if !ok {
+				w = new(Node_Alias)
+				m.Node = w
+			}
+			w.Alias = d.decAlias(v, w.Alias)
 		case 2<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeVar{RangeVar: d.decRangeVar(v)}
+			w, ok := m.Node.(*Node_RangeVar)
+			if !ok {
+				w = new(Node_RangeVar)
+				m.Node = w
+			}
+			w.RangeVar = d.decRangeVar(v, w.RangeVar)
 		case 3<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TableFunc{TableFunc: d.decTableFunc(v)}
+			w, ok := m.Node.(*Node_TableFunc)
+			if !ok {
+				w = new(Node_TableFunc)
+				m.Node = w
+			}
+			w.TableFunc = d.decTableFunc(v, w.TableFunc)
 		case 4<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_IntoClause{IntoClause: d.decIntoClause(v)}
+			w, ok := m.Node.(*Node_IntoClause)
+			if !ok {
+				w = new(Node_IntoClause)
+				m.Node = w
+			}
+			w.IntoClause = d.decIntoClause(v, w.IntoClause)
 		case 5<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Var{Var: d.decVar(v)}
+			w, ok := m.Node.(*Node_Var)
+			if !ok {
+				w = new(Node_Var)
+				m.Node = w
+			}
+			w.Var = d.decVar(v, w.Var)
 		case 6<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Param{Param: d.decParam(v)}
+			w, ok := m.Node.(*Node_Param)
+			if !ok {
+				w = new(Node_Param)
+				m.Node = w
+			}
+			w.Param = d.decParam(v, w.Param)
 		case 7<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Aggref{Aggref: d.decAggref(v)}
+			w, ok := m.Node.(*Node_Aggref)
+			if !ok {
+				w = new(Node_Aggref)
+				m.Node = w
+			}
+			w.Aggref = d.decAggref(v, w.Aggref)
 		case 8<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_GroupingFunc{GroupingFunc: d.decGroupingFunc(v)}
+			w, ok := m.Node.(*Node_GroupingFunc)
+			if !ok {
+				w = new(Node_GroupingFunc)
+				m.Node = w
+			}
+			w.GroupingFunc = d.decGroupingFunc(v, w.GroupingFunc)
 		case 9<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_WindowFunc{WindowFunc: d.decWindowFunc(v)}
+			w, ok := m.Node.(*Node_WindowFunc)
+			if !ok {
+				w = new(Node_WindowFunc)
+				m.Node = w
+			}
+			w.WindowFunc = d.decWindowFunc(v, w.WindowFunc)
 		case 10<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_WindowFuncRunCondition{WindowFuncRunCondition: d.decWindowFuncRunCondition(v)}
+			w, ok := m.Node.(*Node_WindowFuncRunCondition)
+			if !ok {
+				w = new(Node_WindowFuncRunCondition)
+				m.Node = w
+			}
+			w.WindowFuncRunCondition = d.decWindowFuncRunCondition(v, w.WindowFuncRunCondition)
 		case 11<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_MergeSupportFunc{MergeSupportFunc: d.decMergeSupportFunc(v)}
+			w, ok := m.Node.(*Node_MergeSupportFunc)
+			if !ok {
+				w = new(Node_MergeSupportFunc)
+				m.Node = w
+			}
+			w.MergeSupportFunc = d.decMergeSupportFunc(v, w.MergeSupportFunc)
 		case 12<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SubscriptingRef{SubscriptingRef: d.decSubscriptingRef(v)}
+			w, ok := m.Node.(*Node_SubscriptingRef)
+			if !ok {
+				w = new(Node_SubscriptingRef)
+				m.Node = w
+			}
+			w.SubscriptingRef = d.decSubscriptingRef(v, w.SubscriptingRef)
 		case 13<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FuncExpr{FuncExpr: d.decFuncExpr(v)}
+			w, ok := m.Node.(*Node_FuncExpr)
+			if !ok {
+				w = new(Node_FuncExpr)
+				m.Node = w
+			}
+			w.FuncExpr = d.decFuncExpr(v, w.FuncExpr)
 		case 14<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_NamedArgExpr{NamedArgExpr: d.decNamedArgExpr(v)}
+			w, ok := m.Node.(*Node_NamedArgExpr)
+			if !ok {
+				w = new(Node_NamedArgExpr)
+				m.Node = w
+			}
+			w.NamedArgExpr = d.decNamedArgExpr(v, w.NamedArgExpr)
 		case 15<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_OpExpr{OpExpr: d.decOpExpr(v)}
+			w, ok := m.Node.(*Node_OpExpr)
+			if !ok {
+				w = new(Node_OpExpr)
+				m.Node = w
+			}
+			w.OpExpr = d.decOpExpr(v, w.OpExpr)
 		case 16<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DistinctExpr{DistinctExpr: d.decDistinctExpr(v)}
+			w, ok := m.Node.(*Node_DistinctExpr)
+			if !ok {
+				w = new(Node_DistinctExpr)
+				m.Node = w
+			}
+			w.DistinctExpr = d.decDistinctExpr(v, w.DistinctExpr)
 		case 17<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_NullIfExpr{NullIfExpr: d.decNullIfExpr(v)}
+			w, ok := m.Node.(*Node_NullIfExpr)
+			if !ok {
+				w = new(Node_NullIfExpr)
+				m.Node = w
+			}
+			w.NullIfExpr = d.decNullIfExpr(v, w.NullIfExpr)
 		case 18<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ScalarArrayOpExpr{ScalarArrayOpExpr: d.decScalarArrayOpExpr(v)}
+			w, ok := m.Node.(*Node_ScalarArrayOpExpr)
+			if !ok {
+				w = new(Node_ScalarArrayOpExpr)
+				m.Node = w
+			}
+			w.ScalarArrayOpExpr = d.decScalarArrayOpExpr(v, w.ScalarArrayOpExpr)
 		case 19<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_BoolExpr{BoolExpr: d.decBoolExpr(v)}
+			w, ok := m.Node.(*Node_BoolExpr)
+			if !ok {
+				w = new(Node_BoolExpr)
+				m.Node = w
+			}
+			w.BoolExpr = d.decBoolExpr(v, w.BoolExpr)
 		case 20<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SubLink{SubLink: d.decSubLink(v)}
+			w, ok := m.Node.(*Node_SubLink)
+			if !ok {
+				w = new(Node_SubLink)
+				m.Node = w
+			}
+			w.SubLink = d.decSubLink(v, w.SubLink)
 		case 21<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SubPlan{SubPlan: d.decSubPlan(v)}
+			w, ok := m.Node.(*Node_SubPlan)
+			if !ok {
+				w = new(Node_SubPlan)
+				m.Node = w
+			}
+			w.SubPlan = d.decSubPlan(v, w.SubPlan)
 		case 22<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlternativeSubPlan{AlternativeSubPlan: d.decAlternativeSubPlan(v)}
+			w, ok := m.Node.(*Node_AlternativeSubPlan)
+			if !ok {
+				w = new(Node_AlternativeSubPlan)
+				m.Node = w
+			}
+			w.AlternativeSubPlan = d.decAlternativeSubPlan(v, w.AlternativeSubPlan)
 		case 23<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FieldSelect{FieldSelect: d.decFieldSelect(v)}
+			w, ok := m.Node.(*Node_FieldSelect)
+			if !ok {
+				w = new(Node_FieldSelect)
+				m.Node = w
+			}
+			w.FieldSelect = d.decFieldSelect(v, w.FieldSelect)
 		case 24<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FieldStore{FieldStore: d.decFieldStore(v)}
+			w, ok := m.Node.(*Node_FieldStore)
+			if !ok {
+				w = new(Node_FieldStore)
+				m.Node = w
+			}
+			w.FieldStore = d.decFieldStore(v, w.FieldStore)
 		case 25<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RelabelType{RelabelType: d.decRelabelType(v)}
+			w, ok := m.Node.(*Node_RelabelType)
+			if !ok {
+				w = new(Node_RelabelType)
+				m.Node = w
+			}
+			w.RelabelType = d.decRelabelType(v, w.RelabelType)
 		case 26<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CoerceViaIo{CoerceViaIo: d.decCoerceViaIO(v)}
+			w, ok := m.Node.(*Node_CoerceViaIo)
+			if !ok {
+				w = new(Node_CoerceViaIo)
+				m.Node = w
+			}
+			w.CoerceViaIo = d.decCoerceViaIO(v, w.CoerceViaIo)
 		case 27<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ArrayCoerceExpr{ArrayCoerceExpr: d.decArrayCoerceExpr(v)}
+			w, ok := m.Node.(*Node_ArrayCoerceExpr)
+			if !ok {
+				w = new(Node_ArrayCoerceExpr)
+				m.Node = w
+			}
+			w.ArrayCoerceExpr = d.decArrayCoerceExpr(v, w.ArrayCoerceExpr)
 		case 28<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ConvertRowtypeExpr{ConvertRowtypeExpr: d.decConvertRowtypeExpr(v)}
+			w, ok := m.Node.(*Node_ConvertRowtypeExpr)
+			if !ok {
+				w = new(Node_ConvertRowtypeExpr)
+				m.Node = w
+			}
+			w.ConvertRowtypeExpr = d.decConvertRowtypeExpr(v, w.ConvertRowtypeExpr)
 		case 29<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CollateExpr{CollateExpr: d.decCollateExpr(v)}
+			w, ok := m.Node.(*Node_CollateExpr)
+			if !ok {
+				w = new(Node_CollateExpr)
+				m.Node = w
+			}
+			w.CollateExpr = d.decCollateExpr(v, w.CollateExpr)
 		case 30<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CaseExpr{CaseExpr: d.decCaseExpr(v)}
+			w, ok := m.Node.(*Node_CaseExpr)
+			if !ok {
+				w = new(Node_CaseExpr)
+				m.Node = w
+			}
+			w.CaseExpr = d.decCaseExpr(v, w.CaseExpr)
 		case 31<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CaseWhen{CaseWhen: d.decCaseWhen(v)}
+			w, ok := m.Node.(*Node_CaseWhen)
+			if !ok {
+				w = new(Node_CaseWhen)
+				m.Node = w
+			}
+			w.CaseWhen = d.decCaseWhen(v, w.CaseWhen)
 		case 32<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CaseTestExpr{CaseTestExpr: d.decCaseTestExpr(v)}
+			w, ok := m.Node.(*Node_CaseTestExpr)
+			if !ok {
+				w = new(Node_CaseTestExpr)
+				m.Node = w
+			}
+			w.CaseTestExpr = d.decCaseTestExpr(v, w.CaseTestExpr)
 		case 33<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ArrayExpr{ArrayExpr: d.decArrayExpr(v)}
+			w, ok := m.Node.(*Node_ArrayExpr)
+			if !ok {
+				w = new(Node_ArrayExpr)
+				m.Node = w
+			}
+			w.ArrayExpr = d.decArrayExpr(v, w.ArrayExpr)
 		case 34<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RowExpr{RowExpr: d.decRowExpr(v)}
+			w, ok := m.Node.(*Node_RowExpr)
+			if !ok {
+				w = new(Node_RowExpr)
+				m.Node = w
+			}
+			w.RowExpr = d.decRowExpr(v, w.RowExpr)
 		case 35<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RowCompareExpr{RowCompareExpr: d.decRowCompareExpr(v)}
+			w, ok := m.Node.(*Node_RowCompareExpr)
+			if !ok {
+				w = new(Node_RowCompareExpr)
+				m.Node = w
+			}
+			w.RowCompareExpr = d.decRowCompareExpr(v, w.RowCompareExpr)
 		case 36<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CoalesceExpr{CoalesceExpr: d.decCoalesceExpr(v)}
+			w, ok := m.Node.(*Node_CoalesceExpr)
+			if !ok {
+				w = new(Node_CoalesceExpr)
+				m.Node = w
+			}
+			w.CoalesceExpr = d.decCoalesceExpr(v, w.CoalesceExpr)
 		case 37<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_MinMaxExpr{MinMaxExpr: d.decMinMaxExpr(v)}
+			w, ok := m.Node.(*Node_MinMaxExpr)
+			if !ok {
+				w = new(Node_MinMaxExpr)
+				m.Node = w
+			}
+			w.MinMaxExpr = d.decMinMaxExpr(v, w.MinMaxExpr)
 		case 38<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SqlvalueFunction{SqlvalueFunction: d.decSQLValueFunction(v)}
+			w, ok := m.Node.(*Node_SqlvalueFunction)
+			if !ok {
+				w = new(Node_SqlvalueFunction)
+				m.Node = w
+			}
+			w.SqlvalueFunction = d.decSQLValueFunction(v, w.SqlvalueFunction)
 		case 39<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_XmlExpr{XmlExpr: d.decXmlExpr(v)}
+			w, ok := m.Node.(*Node_XmlExpr)
+			if !ok {
+				w = new(Node_XmlExpr)
+				m.Node = w
+			}
+			w.XmlExpr = d.decXmlExpr(v, w.XmlExpr)
 		case 40<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonFormat{JsonFormat: d.decJsonFormat(v)}
+			w, ok := m.Node.(*Node_JsonFormat)
+			if !ok {
+				w = new(Node_JsonFormat)
+				m.Node = w
+			}
+			w.JsonFormat = d.decJsonFormat(v, w.JsonFormat)
 		case 41<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonReturning{JsonReturning: d.decJsonReturning(v)}
+			w, ok := m.Node.(*Node_JsonReturning)
+			if !ok {
+				w = new(Node_JsonReturning)
+				m.Node = w
+			}
+			w.JsonReturning = d.decJsonReturning(v, w.JsonReturning)
 		case 42<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonValueExpr{JsonValueExpr: d.decJsonValueExpr(v)}
+			w, ok := m.Node.(*Node_JsonValueExpr)
+			if !ok {
+				w = new(Node_JsonValueExpr)
+				m.Node = w
+			}
+			w.JsonValueExpr = d.decJsonValueExpr(v, w.JsonValueExpr)
 		case 43<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonConstructorExpr{JsonConstructorExpr: d.decJsonConstructorExpr(v)}
+			w, ok := m.Node.(*Node_JsonConstructorExpr)
+			if !ok {
+				w = new(Node_JsonConstructorExpr)
+				m.Node = w
+			}
+			w.JsonConstructorExpr = d.decJsonConstructorExpr(v, w.JsonConstructorExpr)
 		case 44<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonIsPredicate{JsonIsPredicate: d.decJsonIsPredicate(v)}
+			w, ok := m.Node.(*Node_JsonIsPredicate)
+			if !ok {
+				w = new(Node_JsonIsPredicate)
+				m.Node = w
+			}
+			w.JsonIsPredicate = d.decJsonIsPredicate(v, w.JsonIsPredicate)
 		case 45<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonBehavior{JsonBehavior: d.decJsonBehavior(v)}
+			w, ok := m.Node.(*Node_JsonBehavior)
+			if !ok {
+				w = new(Node_JsonBehavior)
+				m.Node = w
+			}
+			w.JsonBehavior = d.decJsonBehavior(v, w.JsonBehavior)
 		case 46<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonExpr{JsonExpr: d.decJsonExpr(v)}
+			w, ok := m.Node.(*Node_JsonExpr)
+			if !ok {
+				w = new(Node_JsonExpr)
+				m.Node = w
+			}
+			w.JsonExpr = d.decJsonExpr(v, w.JsonExpr)
 		case 47<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonTablePath{JsonTablePath: d.decJsonTablePath(v)}
+			w, ok := m.Node.(*Node_JsonTablePath)
+			if !ok {
+				w = new(Node_JsonTablePath)
+				m.Node = w
+			}
+			w.JsonTablePath = d.decJsonTablePath(v, w.JsonTablePath)
 		case 48<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonTablePathScan{JsonTablePathScan: d.decJsonTablePathScan(v)}
+			w, ok := m.Node.(*Node_JsonTablePathScan)
+			if !ok {
+				w = new(Node_JsonTablePathScan)
+				m.Node = w
+			}
+			w.JsonTablePathScan = d.decJsonTablePathScan(v, w.JsonTablePathScan)
 		case 49<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonTableSiblingJoin{JsonTableSiblingJoin: d.decJsonTableSiblingJoin(v)}
+			w, ok := m.Node.(*Node_JsonTableSiblingJoin)
+			if !ok {
+				w = new(Node_JsonTableSiblingJoin)
+				m.Node = w
+			}
+			w.JsonTableSiblingJoin = d.decJsonTableSiblingJoin(v, w.JsonTableSiblingJoin)
 		case 50<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_NullTest{NullTest: d.decNullTest(v)}
+			w, ok := m.Node.(*Node_NullTest)
+			if !ok {
+				w = new(Node_NullTest)
+				m.Node = w
+			}
+			w.NullTest = d.decNullTest(v, w.NullTest)
 		case 51<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_BooleanTest{BooleanTest: d.decBooleanTest(v)}
+			w, ok := m.Node.(*Node_BooleanTest)
+			if !ok {
+				w = new(Node_BooleanTest)
+				m.Node = w
+			}
+			w.BooleanTest = d.decBooleanTest(v, w.BooleanTest)
 		case 52<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_MergeAction{MergeAction: d.decMergeAction(v)}
+			w, ok := m.Node.(*Node_MergeAction)
+			if !ok {
+				w = new(Node_MergeAction)
+				m.Node = w
+			}
+			w.MergeAction = d.decMergeAction(v, w.MergeAction)
 		case 53<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CoerceToDomain{CoerceToDomain: d.decCoerceToDomain(v)}
+			w, ok := m.Node.(*Node_CoerceToDomain)
+			if !ok {
+				w = new(Node_CoerceToDomain)
+				m.Node = w
+			}
+			w.CoerceToDomain = d.decCoerceToDomain(v, w.CoerceToDomain)
 		case 54<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CoerceToDomainValue{CoerceToDomainValue: d.decCoerceToDomainValue(v)}
+			w, ok := m.Node.(*Node_CoerceToDomainValue)
+			if !ok {
+				w = new(Node_CoerceToDomainValue)
+				m.Node = w
+			}
+			w.CoerceToDomainValue = d.decCoerceToDomainValue(v, w.CoerceToDomainValue)
 		case 55<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SetToDefault{SetToDefault: d.decSetToDefault(v)}
+			w, ok := m.Node.(*Node_SetToDefault)
+			if !ok {
+				w = new(Node_SetToDefault)
+				m.Node = w
+			}
+			w.SetToDefault = d.decSetToDefault(v, w.SetToDefault)
 		case 56<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CurrentOfExpr{CurrentOfExpr: d.decCurrentOfExpr(v)}
+			w, ok := m.Node.(*Node_CurrentOfExpr)
+			if !ok {
+				w = new(Node_CurrentOfExpr)
+				m.Node = w
+			}
+			w.CurrentOfExpr = d.decCurrentOfExpr(v, w.CurrentOfExpr)
 		case 57<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_NextValueExpr{NextValueExpr: d.decNextValueExpr(v)}
+			w, ok := m.Node.(*Node_NextValueExpr)
+			if !ok {
+				w = new(Node_NextValueExpr)
+				m.Node = w
+			}
+			w.NextValueExpr = d.decNextValueExpr(v, w.NextValueExpr)
 		case 58<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_InferenceElem{InferenceElem: d.decInferenceElem(v)}
+			w, ok := m.Node.(*Node_InferenceElem)
+			if !ok {
+				w = new(Node_InferenceElem)
+				m.Node = w
+			}
+			w.InferenceElem = d.decInferenceElem(v, w.InferenceElem)
 		case 59<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TargetEntry{TargetEntry: d.decTargetEntry(v)}
+			w, ok := m.Node.(*Node_TargetEntry)
+			if !ok {
+				w = new(Node_TargetEntry)
+				m.Node = w
+			}
+			w.TargetEntry = d.decTargetEntry(v, w.TargetEntry)
 		case 60<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeTblRef{RangeTblRef: d.decRangeTblRef(v)}
+			w, ok := m.Node.(*Node_RangeTblRef)
+			if !ok {
+				w = new(Node_RangeTblRef)
+				m.Node = w
+			}
+			w.RangeTblRef = d.decRangeTblRef(v, w.RangeTblRef)
 		case 61<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JoinExpr{JoinExpr: d.decJoinExpr(v)}
+			w, ok := m.Node.(*Node_JoinExpr)
+			if !ok {
+				w = new(Node_JoinExpr)
+				m.Node = w
+			}
+			w.JoinExpr = d.decJoinExpr(v, w.JoinExpr)
 		case 62<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FromExpr{FromExpr: d.decFromExpr(v)}
+			w, ok := m.Node.(*Node_FromExpr)
+			if !ok {
+				w = new(Node_FromExpr)
+				m.Node = w
+			}
+			w.FromExpr = d.decFromExpr(v, w.FromExpr)
 		case 63<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_OnConflictExpr{OnConflictExpr: d.decOnConflictExpr(v)}
+			w, ok := m.Node.(*Node_OnConflictExpr)
+			if !ok {
+				w = new(Node_OnConflictExpr)
+				m.Node = w
+			}
+			w.OnConflictExpr = d.decOnConflictExpr(v, w.OnConflictExpr)
 		case 64<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Query{Query: d.decQuery(v)}
+			w, ok := m.Node.(*Node_Query)
+			if !ok {
+				w = new(Node_Query)
+				m.Node = w
+			}
+			w.Query = d.decQuery(v, w.Query)
 		case 65<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TypeName{TypeName: d.decTypeName(v)}
+			w, ok := m.Node.(*Node_TypeName)
+			if !ok {
+				w = new(Node_TypeName)
+				m.Node = w
+			}
+			w.TypeName = d.decTypeName(v, w.TypeName)
 		case 66<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ColumnRef{ColumnRef: d.decColumnRef(v)}
+			w, ok := m.Node.(*Node_ColumnRef)
+			if !ok {
+				w = new(Node_ColumnRef)
+				m.Node = w
+			}
+			w.ColumnRef = d.decColumnRef(v, w.ColumnRef)
 		case 67<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ParamRef{ParamRef: d.decParamRef(v)}
+			w, ok := m.Node.(*Node_ParamRef)
+			if !ok {
+				w = new(Node_ParamRef)
+				m.Node = w
+			}
+			w.ParamRef = d.decParamRef(v, w.ParamRef)
 		case 68<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AExpr{AExpr: d.decA_Expr(v)}
+			w, ok := m.Node.(*Node_AExpr)
+			if !ok {
+				w = new(Node_AExpr)
+				m.Node = w
+			}
+			w.AExpr = d.decA_Expr(v, w.AExpr)
 		case 69<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TypeCast{TypeCast: d.decTypeCast(v)}
+			w, ok := m.Node.(*Node_TypeCast)
+			if !ok {
+				w = new(Node_TypeCast)
+				m.Node = w
+			}
+			w.TypeCast = d.decTypeCast(v, w.TypeCast)
 		case 70<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CollateClause{CollateClause: d.decCollateClause(v)}
+			w, ok := m.Node.(*Node_CollateClause)
+			if !ok {
+				w = new(Node_CollateClause)
+				m.Node = w
+			}
+			w.CollateClause = d.decCollateClause(v, w.CollateClause)
 		case 71<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RoleSpec{RoleSpec: d.decRoleSpec(v)}
+			w, ok := m.Node.(*Node_RoleSpec)
+			if !ok {
+				w = new(Node_RoleSpec)
+				m.Node = w
+			}
+			w.RoleSpec = d.decRoleSpec(v, w.RoleSpec)
 		case 72<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FuncCall{FuncCall: d.decFuncCall(v)}
+			w, ok := m.Node.(*Node_FuncCall)
+			if !ok {
+				w = new(Node_FuncCall)
+				m.Node = w
+			}
+			w.FuncCall = d.decFuncCall(v, w.FuncCall)
 		case 73<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AStar{AStar: d.decA_Star(v)}
+			w, ok := m.Node.(*Node_AStar)
+			if !ok {
+				w = new(Node_AStar)
+				m.Node = w
+			}
+			w.AStar = d.decA_Star(v, w.AStar)
 		case 74<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AIndices{AIndices: d.decA_Indices(v)}
+			w, ok := m.Node.(*Node_AIndices)
+			if !ok {
+				w = new(Node_AIndices)
+				m.Node = w
+			}
+			w.AIndices = d.decA_Indices(v, w.AIndices)
 		case 75<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AIndirection{AIndirection: d.decA_Indirection(v)}
+			w, ok := m.Node.(*Node_AIndirection)
+			if !ok {
+				w = new(Node_AIndirection)
+				m.Node = w
+			}
+			w.AIndirection = d.decA_Indirection(v, w.AIndirection)
 		case 76<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AArrayExpr{AArrayExpr: d.decA_ArrayExpr(v)}
+			w, ok := m.Node.(*Node_AArrayExpr)
+			if !ok {
+				w = new(Node_AArrayExpr)
+				m.Node = w
+			}
+			w.AArrayExpr = d.decA_ArrayExpr(v, w.AArrayExpr)
 		case 77<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ResTarget{ResTarget: d.decResTarget(v)}
+			w, ok := m.Node.(*Node_ResTarget)
+			if !ok {
+				w = new(Node_ResTarget)
+				m.Node = w
+			}
+			w.ResTarget = d.decResTarget(v, w.ResTarget)
 		case 78<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_MultiAssignRef{MultiAssignRef: d.decMultiAssignRef(v)}
+			w, ok := m.Node.(*Node_MultiAssignRef)
+			if !ok {
+				w = new(Node_MultiAssignRef)
+				m.Node = w
+			}
+			w.MultiAssignRef = d.decMultiAssignRef(v, w.MultiAssignRef)
 		case 79<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SortBy{SortBy: d.decSortBy(v)}
+			w, ok := m.Node.(*Node_SortBy)
+			if !ok {
+				w = new(Node_SortBy)
+				m.Node = w
+			}
+			w.SortBy = d.decSortBy(v, w.SortBy)
 		case 80<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_WindowDef{WindowDef: d.decWindowDef(v)}
+			w, ok := m.Node.(*Node_WindowDef)
+			if !ok {
+				w = new(Node_WindowDef)
+				m.Node = w
+			}
+			w.WindowDef = d.decWindowDef(v, w.WindowDef)
 		case 81<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeSubselect{RangeSubselect: d.decRangeSubselect(v)}
+			w, ok := m.Node.(*Node_RangeSubselect)
+			if !ok {
+				w = new(Node_RangeSubselect)
+				m.Node = w
+			}
+			w.RangeSubselect = d.decRangeSubselect(v, w.RangeSubselect)
 		case 82<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeFunction{RangeFunction: d.decRangeFunction(v)}
+			w, ok := m.Node.(*Node_RangeFunction)
+			if !ok {
+				w = new(Node_RangeFunction)
+				m.Node = w
+			}
+			w.RangeFunction = d.decRangeFunction(v, w.RangeFunction)
 		case 83<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeTableFunc{RangeTableFunc: d.decRangeTableFunc(v)}
+			w, ok := m.Node.(*Node_RangeTableFunc)
+			if !ok {
+				w = new(Node_RangeTableFunc)
+				m.Node = w
+			}
+			w.RangeTableFunc = d.decRangeTableFunc(v, w.RangeTableFunc)
 		case 84<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeTableFuncCol{RangeTableFuncCol: d.decRangeTableFuncCol(v)}
+			w, ok := m.Node.(*Node_RangeTableFuncCol)
+			if !ok {
+				w = new(Node_RangeTableFuncCol)
+				m.Node = w
+			}
+			w.RangeTableFuncCol = d.decRangeTableFuncCol(v, w.RangeTableFuncCol)
 		case 85<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeTableSample{RangeTableSample: d.decRangeTableSample(v)}
+			w, ok := m.Node.(*Node_RangeTableSample)
+			if !ok {
+				w = new(Node_RangeTableSample)
+				m.Node = w
+			}
+			w.RangeTableSample = d.decRangeTableSample(v, w.RangeTableSample)
 		case 86<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ColumnDef{ColumnDef: d.decColumnDef(v)}
+			w, ok := m.Node.(*Node_ColumnDef)
+			if !ok {
+				w = new(Node_ColumnDef)
+				m.Node = w
+			}
+			w.ColumnDef = d.decColumnDef(v, w.ColumnDef)
 		case 87<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TableLikeClause{TableLikeClause: d.decTableLikeClause(v)}
+			w, ok := m.Node.(*Node_TableLikeClause)
+			if !ok {
+				w = new(Node_TableLikeClause)
+				m.Node = w
+			}
+			w.TableLikeClause = d.decTableLikeClause(v, w.TableLikeClause)
 		case 88<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_IndexElem{IndexElem: d.decIndexElem(v)}
+			w, ok := m.Node.(*Node_IndexElem)
+			if !ok {
+				w = new(Node_IndexElem)
+				m.Node = w
+			}
+			w.IndexElem = d.decIndexElem(v, w.IndexElem)
 		case 89<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DefElem{DefElem: d.decDefElem(v)}
+			w, ok := m.Node.(*Node_DefElem)
+			if !ok {
+				w = new(Node_DefElem)
+				m.Node = w
+			}
+			w.DefElem = d.decDefElem(v, w.DefElem)
 		case 90<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_LockingClause{LockingClause: d.decLockingClause(v)}
+			w, ok := m.Node.(*Node_LockingClause)
+			if !ok {
+				w = new(Node_LockingClause)
+				m.Node = w
+			}
+			w.LockingClause = d.decLockingClause(v, w.LockingClause)
 		case 91<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_XmlSerialize{XmlSerialize: d.decXmlSerialize(v)}
+			w, ok := m.Node.(*Node_XmlSerialize)
+			if !ok {
+				w = new(Node_XmlSerialize)
+				m.Node = w
+			}
+			w.XmlSerialize = d.decXmlSerialize(v, w.XmlSerialize)
 		case 92<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PartitionElem{PartitionElem: d.decPartitionElem(v)}
+			w, ok := m.Node.(*Node_PartitionElem)
+			if !ok {
+				w = new(Node_PartitionElem)
+				m.Node = w
+			}
+			w.PartitionElem = d.decPartitionElem(v, w.PartitionElem)
 		case 93<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PartitionSpec{PartitionSpec: d.decPartitionSpec(v)}
+			w, ok := m.Node.(*Node_PartitionSpec)
+			if !ok {
+				w = new(Node_PartitionSpec)
+				m.Node = w
+			}
+			w.PartitionSpec = d.decPartitionSpec(v, w.PartitionSpec)
 		case 94<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PartitionBoundSpec{PartitionBoundSpec: d.decPartitionBoundSpec(v)}
+			w, ok := m.Node.(*Node_PartitionBoundSpec)
+			if !ok {
+				w = new(Node_PartitionBoundSpec)
+				m.Node = w
+			}
+			w.PartitionBoundSpec = d.decPartitionBoundSpec(v, w.PartitionBoundSpec)
 		case 95<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PartitionRangeDatum{PartitionRangeDatum: d.decPartitionRangeDatum(v)}
+			w, ok := m.Node.(*Node_PartitionRangeDatum)
+			if !ok {
+				w = new(Node_PartitionRangeDatum)
+				m.Node = w
+			}
+			w.PartitionRangeDatum = d.decPartitionRangeDatum(v, w.PartitionRangeDatum)
 		case 96<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SinglePartitionSpec{SinglePartitionSpec: d.decSinglePartitionSpec(v)}
+			w, ok := m.Node.(*Node_SinglePartitionSpec)
+			if !ok {
+				w = new(Node_SinglePartitionSpec)
+				m.Node = w
+			}
+			w.SinglePartitionSpec = d.decSinglePartitionSpec(v, w.SinglePartitionSpec)
 		case 97<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PartitionCmd{PartitionCmd: d.decPartitionCmd(v)}
+			w, ok := m.Node.(*Node_PartitionCmd)
+			if !ok {
+				w = new(Node_PartitionCmd)
+				m.Node = w
+			}
+			w.PartitionCmd = d.decPartitionCmd(v, w.PartitionCmd)
 		case 98<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeTblEntry{RangeTblEntry: d.decRangeTblEntry(v)}
+			w, ok := m.Node.(*Node_RangeTblEntry)
+			if !ok {
+				w = new(Node_RangeTblEntry)
+				m.Node = w
+			}
+			w.RangeTblEntry = d.decRangeTblEntry(v, w.RangeTblEntry)
 		case 99<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RtepermissionInfo{RtepermissionInfo: d.decRTEPermissionInfo(v)}
+			w, ok := m.Node.(*Node_RtepermissionInfo)
+			if !ok {
+				w = new(Node_RtepermissionInfo)
+				m.Node = w
+			}
+			w.RtepermissionInfo = d.decRTEPermissionInfo(v, w.RtepermissionInfo)
 		case 100<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RangeTblFunction{RangeTblFunction: d.decRangeTblFunction(v)}
+			w, ok := m.Node.(*Node_RangeTblFunction)
+			if !ok {
+				w = new(Node_RangeTblFunction)
+				m.Node = w
+			}
+			w.RangeTblFunction = d.decRangeTblFunction(v, w.RangeTblFunction)
 		case 101<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TableSampleClause{TableSampleClause: d.decTableSampleClause(v)}
+			w, ok := m.Node.(*Node_TableSampleClause)
+			if !ok {
+				w = new(Node_TableSampleClause)
+				m.Node = w
+			}
+			w.TableSampleClause = d.decTableSampleClause(v, w.TableSampleClause)
 		case 102<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_WithCheckOption{WithCheckOption: d.decWithCheckOption(v)}
+			w, ok := m.Node.(*Node_WithCheckOption)
+			if !ok {
+				w = new(Node_WithCheckOption)
+				m.Node = w
+			}
+			w.WithCheckOption = d.decWithCheckOption(v, w.WithCheckOption)
 		case 103<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SortGroupClause{SortGroupClause: d.decSortGroupClause(v)}
+			w, ok := m.Node.(*Node_SortGroupClause)
+			if !ok {
+				w = new(Node_SortGroupClause)
+				m.Node = w
+			}
+			w.SortGroupClause = d.decSortGroupClause(v, w.SortGroupClause)
 		case 104<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_GroupingSet{GroupingSet: d.decGroupingSet(v)}
+			w, ok := m.Node.(*Node_GroupingSet)
+			if !ok {
+				w = new(Node_GroupingSet)
+				m.Node = w
+			}
+			w.GroupingSet = d.decGroupingSet(v, w.GroupingSet)
 		case 105<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_WindowClause{WindowClause: d.decWindowClause(v)}
+			w, ok := m.Node.(*Node_WindowClause)
+			if !ok {
+				w = new(Node_WindowClause)
+				m.Node = w
+			}
+			w.WindowClause = d.decWindowClause(v, w.WindowClause)
 		case 106<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RowMarkClause{RowMarkClause: d.decRowMarkClause(v)}
+			w, ok := m.Node.(*Node_RowMarkClause)
+			if !ok {
+				w = new(Node_RowMarkClause)
+				m.Node = w
+			}
+			w.RowMarkClause = d.decRowMarkClause(v, w.RowMarkClause)
 		case 107<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_WithClause{WithClause: d.decWithClause(v)}
+			w, ok := m.Node.(*Node_WithClause)
+			if !ok {
+				w = new(Node_WithClause)
+				m.Node = w
+			}
+			w.WithClause = d.decWithClause(v, w.WithClause)
 		case 108<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_InferClause{InferClause: d.decInferClause(v)}
+			w, ok := m.Node.(*Node_InferClause)
+			if !ok {
+				w = new(Node_InferClause)
+				m.Node = w
+			}
+			w.InferClause = d.decInferClause(v, w.InferClause)
 		case 109<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_OnConflictClause{OnConflictClause: d.decOnConflictClause(v)}
+			w, ok := m.Node.(*Node_OnConflictClause)
+			if !ok {
+				w = new(Node_OnConflictClause)
+				m.Node = w
+			}
+			w.OnConflictClause = d.decOnConflictClause(v, w.OnConflictClause)
 		case 110<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CtesearchClause{CtesearchClause: d.decCTESearchClause(v)}
+			w, ok := m.Node.(*Node_CtesearchClause)
+			if !ok {
+				w = new(Node_CtesearchClause)
+				m.Node = w
+			}
+			w.CtesearchClause = d.decCTESearchClause(v, w.CtesearchClause)
 		case 111<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CtecycleClause{CtecycleClause: d.decCTECycleClause(v)}
+			w, ok := m.Node.(*Node_CtecycleClause)
+			if !ok {
+				w = new(Node_CtecycleClause)
+				m.Node = w
+			}
+			w.CtecycleClause = d.decCTECycleClause(v, w.CtecycleClause)
 		case 112<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CommonTableExpr{CommonTableExpr: d.decCommonTableExpr(v)}
+			w, ok := m.Node.(*Node_CommonTableExpr)
+			if !ok {
+				w = new(Node_CommonTableExpr)
+				m.Node = w
+			}
+			w.CommonTableExpr = d.decCommonTableExpr(v, w.CommonTableExpr)
 		case 113<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_MergeWhenClause{MergeWhenClause: d.decMergeWhenClause(v)}
+			w, ok := m.Node.(*Node_MergeWhenClause)
+			if !ok {
+				w = new(Node_MergeWhenClause)
+				m.Node = w
+			}
+			w.MergeWhenClause = d.decMergeWhenClause(v, w.MergeWhenClause)
 		case 114<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TriggerTransition{TriggerTransition: d.decTriggerTransition(v)}
+			w, ok := m.Node.(*Node_TriggerTransition)
+			if !ok {
+				w = new(Node_TriggerTransition)
+				m.Node = w
+			}
+			w.TriggerTransition = d.decTriggerTransition(v, w.TriggerTransition)
 		case 115<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonOutput{JsonOutput: d.decJsonOutput(v)}
+			w, ok := m.Node.(*Node_JsonOutput)
+			if !ok {
+				w = new(Node_JsonOutput)
+				m.Node = w
+			}
+			w.JsonOutput = d.decJsonOutput(v, w.JsonOutput)
 		case 116<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonArgument{JsonArgument: d.decJsonArgument(v)}
+			w, ok := m.Node.(*Node_JsonArgument)
+			if !ok {
+				w = new(Node_JsonArgument)
+				m.Node = w
+			}
+			w.JsonArgument = d.decJsonArgument(v, w.JsonArgument)
 		case 117<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonFuncExpr{JsonFuncExpr: d.decJsonFuncExpr(v)}
+			w, ok := m.Node.(*Node_JsonFuncExpr)
+			if !ok {
+				w = new(Node_JsonFuncExpr)
+				m.Node = w
+			}
+			w.JsonFuncExpr = d.decJsonFuncExpr(v, w.JsonFuncExpr)
 		case 118<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonTablePathSpec{JsonTablePathSpec: d.decJsonTablePathSpec(v)}
+			w, ok := m.Node.(*Node_JsonTablePathSpec)
+			if !ok {
+				w = new(Node_JsonTablePathSpec)
+				m.Node = w
+			}
+			w.JsonTablePathSpec = d.decJsonTablePathSpec(v, w.JsonTablePathSpec)
 		case 119<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonTable{JsonTable: d.decJsonTable(v)}
+			w, ok := m.Node.(*Node_JsonTable)
+			if !ok {
+				w = new(Node_JsonTable)
+				m.Node = w
+			}
+			w.JsonTable = d.decJsonTable(v, w.JsonTable)
 		case 120<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonTableColumn{JsonTableColumn: d.decJsonTableColumn(v)}
+			w, ok := m.Node.(*Node_JsonTableColumn)
+			if !ok {
+				w = new(Node_JsonTableColumn)
+				m.Node = w
+			}
+			w.JsonTableColumn = d.decJsonTableColumn(v, w.JsonTableColumn)
 		case 121<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonKeyValue{JsonKeyValue: d.decJsonKeyValue(v)}
+			w, ok := m.Node.(*Node_JsonKeyValue)
+			if !ok {
+				w = new(Node_JsonKeyValue)
+				m.Node = w
+			}
+			w.JsonKeyValue = d.decJsonKeyValue(v, w.JsonKeyValue)
 		case 122<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonParseExpr{JsonParseExpr: d.decJsonParseExpr(v)}
+			w, ok := m.Node.(*Node_JsonParseExpr)
+			if !ok {
+				w = new(Node_JsonParseExpr)
+				m.Node = w
+			}
+			w.JsonParseExpr = d.decJsonParseExpr(v, w.JsonParseExpr)
 		case 123<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonScalarExpr{JsonScalarExpr: d.decJsonScalarExpr(v)}
+			w, ok := m.Node.(*Node_JsonScalarExpr)
+			if !ok {
+				w = new(Node_JsonScalarExpr)
+				m.Node = w
+			}
+			w.JsonScalarExpr = d.decJsonScalarExpr(v, w.JsonScalarExpr)
 		case 124<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonSerializeExpr{JsonSerializeExpr: d.decJsonSerializeExpr(v)}
+			w, ok := m.Node.(*Node_JsonSerializeExpr)
+			if !ok {
+				w = new(Node_JsonSerializeExpr)
+				m.Node = w
+			}
+			w.JsonSerializeExpr = d.decJsonSerializeExpr(v, w.JsonSerializeExpr)
 		case 125<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonObjectConstructor{JsonObjectConstructor: d.decJsonObjectConstructor(v)}
+			w, ok := m.Node.(*Node_JsonObjectConstructor)
+			if !ok {
+				w = new(Node_JsonObjectConstructor)
+				m.Node = w
+			}
+			w.JsonObjectConstructor = d.decJsonObjectConstructor(v, w.JsonObjectConstructor)
 		case 126<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonArrayConstructor{JsonArrayConstructor: d.decJsonArrayConstructor(v)}
+			w, ok := m.Node.(*Node_JsonArrayConstructor)
+			if !ok {
+				w = new(Node_JsonArrayConstructor)
+				m.Node = w
+			}
+			w.JsonArrayConstructor = d.decJsonArrayConstructor(v, w.JsonArrayConstructor)
 		case 127<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonArrayQueryConstructor{JsonArrayQueryConstructor: d.decJsonArrayQueryConstructor(v)}
+			w, ok := m.Node.(*Node_JsonArrayQueryConstructor)
+			if !ok {
+				w = new(Node_JsonArrayQueryConstructor)
+				m.Node = w
+			}
+			w.JsonArrayQueryConstructor = d.decJsonArrayQueryConstructor(v, w.JsonArrayQueryConstructor)
 		case 128<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonAggConstructor{JsonAggConstructor: d.decJsonAggConstructor(v)}
+			w, ok := m.Node.(*Node_JsonAggConstructor)
+			if !ok {
+				w = new(Node_JsonAggConstructor)
+				m.Node = w
+			}
+			w.JsonAggConstructor = d.decJsonAggConstructor(v, w.JsonAggConstructor)
 		case 129<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonObjectAgg{JsonObjectAgg: d.decJsonObjectAgg(v)}
+			w, ok := m.Node.(*Node_JsonObjectAgg)
+			if !ok {
+				w = new(Node_JsonObjectAgg)
+				m.Node = w
+			}
+			w.JsonObjectAgg = d.decJsonObjectAgg(v, w.JsonObjectAgg)
 		case 130<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_JsonArrayAgg{JsonArrayAgg: d.decJsonArrayAgg(v)}
+			w, ok := m.Node.(*Node_JsonArrayAgg)
+			if !ok {
+				w = new(Node_JsonArrayAgg)
+				m.Node = w
+			}
+			w.JsonArrayAgg = d.decJsonArrayAgg(v, w.JsonArrayAgg)
 		case 131<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RawStmt{RawStmt: d.decRawStmt(v)}
+			w, ok := m.Node.(*Node_RawStmt)
+			if !ok {
+				w = new(Node_RawStmt)
+				m.Node = w
+			}
+			w.RawStmt = d.decRawStmt(v, w.RawStmt)
 		case 132<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_InsertStmt{InsertStmt: d.decInsertStmt(v)}
+			w, ok := m.Node.(*Node_InsertStmt)
+			if !ok {
+				w = new(Node_InsertStmt)
+				m.Node = w
+			}
+			w.InsertStmt = d.decInsertStmt(v, w.InsertStmt)
 		case 133<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DeleteStmt{DeleteStmt: d.decDeleteStmt(v)}
+			w, ok := m.Node.(*Node_DeleteStmt)
+			if !ok {
+				w = new(Node_DeleteStmt)
+				m.Node = w
+			}
+			w.DeleteStmt = d.decDeleteStmt(v, w.DeleteStmt)
 		case 134<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_UpdateStmt{UpdateStmt: d.decUpdateStmt(v)}
+			w, ok := m.Node.(*Node_UpdateStmt)
+			if !ok {
+				w = new(Node_UpdateStmt)
+				m.Node = w
+			}
+			w.UpdateStmt = d.decUpdateStmt(v, w.UpdateStmt)
 		case 135<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_MergeStmt{MergeStmt: d.decMergeStmt(v)}
+			w, ok := m.Node.(*Node_MergeStmt)
+			if !ok {
+				w = new(Node_MergeStmt)
+				m.Node = w
+			}
+			w.MergeStmt = d.decMergeStmt(v, w.MergeStmt)
 		case 136<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SelectStmt{SelectStmt: d.decSelectStmt(v)}
+			w, ok := m.Node.(*Node_SelectStmt)
+			if !ok {
+				w = new(Node_SelectStmt)
+				m.Node = w
+			}
+			w.SelectStmt = d.decSelectStmt(v, w.SelectStmt)
 		case 137<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SetOperationStmt{SetOperationStmt: d.decSetOperationStmt(v)}
+			w, ok := m.Node.(*Node_SetOperationStmt)
+			if !ok {
+				w = new(Node_SetOperationStmt)
+				m.Node = w
+			}
+			w.SetOperationStmt = d.decSetOperationStmt(v, w.SetOperationStmt)
 		case 138<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ReturnStmt{ReturnStmt: d.decReturnStmt(v)}
+			w, ok := m.Node.(*Node_ReturnStmt)
+			if !ok {
+				w = new(Node_ReturnStmt)
+				m.Node = w
+			}
+			w.ReturnStmt = d.decReturnStmt(v, w.ReturnStmt)
 		case 139<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PlassignStmt{PlassignStmt: d.decPLAssignStmt(v)}
+			w, ok := m.Node.(*Node_PlassignStmt)
+			if !ok {
+				w = new(Node_PlassignStmt)
+				m.Node = w
+			}
+			w.PlassignStmt = d.decPLAssignStmt(v, w.PlassignStmt)
 		case 140<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateSchemaStmt{CreateSchemaStmt: d.decCreateSchemaStmt(v)}
+			w, ok := m.Node.(*Node_CreateSchemaStmt)
+			if !ok {
+				w = new(Node_CreateSchemaStmt)
+				m.Node = w
+			}
+			w.CreateSchemaStmt = d.decCreateSchemaStmt(v, w.CreateSchemaStmt)
 		case 141<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTableStmt{AlterTableStmt: d.decAlterTableStmt(v)}
+			w, ok := m.Node.(*Node_AlterTableStmt)
+			if !ok {
+				w = new(Node_AlterTableStmt)
+				m.Node = w
+			}
+			w.AlterTableStmt = d.decAlterTableStmt(v, w.AlterTableStmt)
 		case 142<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ReplicaIdentityStmt{ReplicaIdentityStmt: d.decReplicaIdentityStmt(v)}
+			w, ok := m.Node.(*Node_ReplicaIdentityStmt)
+			if !ok {
+				w = new(Node_ReplicaIdentityStmt)
+				m.Node = w
+			}
+			w.ReplicaIdentityStmt = d.decReplicaIdentityStmt(v, w.ReplicaIdentityStmt)
 		case 143<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTableCmd{AlterTableCmd: d.decAlterTableCmd(v)}
+			w, ok := m.Node.(*Node_AlterTableCmd)
+			if !ok {
+				w = new(Node_AlterTableCmd)
+				m.Node = w
+			}
+			w.AlterTableCmd = d.decAlterTableCmd(v, w.AlterTableCmd)
 		case 144<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterCollationStmt{AlterCollationStmt: d.decAlterCollationStmt(v)}
+			w, ok := m.Node.(*Node_AlterCollationStmt)
+			if !ok {
+				w = new(Node_AlterCollationStmt)
+				m.Node = w
+			}
+			w.AlterCollationStmt = d.decAlterCollationStmt(v, w.AlterCollationStmt)
 		case 145<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterDomainStmt{AlterDomainStmt: d.decAlterDomainStmt(v)}
+			w, ok := m.Node.(*Node_AlterDomainStmt)
+			if !ok {
+				w = new(Node_AlterDomainStmt)
+				m.Node = w
+			}
+			w.AlterDomainStmt = d.decAlterDomainStmt(v, w.AlterDomainStmt)
 		case 146<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_GrantStmt{GrantStmt: d.decGrantStmt(v)}
+			w, ok := m.Node.(*Node_GrantStmt)
+			if !ok {
+				w = new(Node_GrantStmt)
+				m.Node = w
+			}
+			w.GrantStmt = d.decGrantStmt(v, w.GrantStmt)
 		case 147<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ObjectWithArgs{ObjectWithArgs: d.decObjectWithArgs(v)}
+			w, ok := m.Node.(*Node_ObjectWithArgs)
+			if !ok {
+				w = new(Node_ObjectWithArgs)
+				m.Node = w
+			}
+			w.ObjectWithArgs = d.decObjectWithArgs(v, w.ObjectWithArgs)
 		case 148<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AccessPriv{AccessPriv: d.decAccessPriv(v)}
+			w, ok := m.Node.(*Node_AccessPriv)
+			if !ok {
+				w = new(Node_AccessPriv)
+				m.Node = w
+			}
+			w.AccessPriv = d.decAccessPriv(v, w.AccessPriv)
 		case 149<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_GrantRoleStmt{GrantRoleStmt: d.decGrantRoleStmt(v)}
+			w, ok := m.Node.(*Node_GrantRoleStmt)
+			if !ok {
+				w = new(Node_GrantRoleStmt)
+				m.Node = w
+			}
+			w.GrantRoleStmt = d.decGrantRoleStmt(v, w.GrantRoleStmt)
 		case 150<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterDefaultPrivilegesStmt{AlterDefaultPrivilegesStmt: d.decAlterDefaultPrivilegesStmt(v)}
+			w, ok := m.Node.(*Node_AlterDefaultPrivilegesStmt)
+			if !ok {
+				w = new(Node_AlterDefaultPrivilegesStmt)
+				m.Node = w
+			}
+			w.AlterDefaultPrivilegesStmt = d.decAlterDefaultPrivilegesStmt(v, w.AlterDefaultPrivilegesStmt)
 		case 151<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CopyStmt{CopyStmt: d.decCopyStmt(v)}
+			w, ok := m.Node.(*Node_CopyStmt)
+			if !ok {
+				w = new(Node_CopyStmt)
+				m.Node = w
+			}
+			w.CopyStmt = d.decCopyStmt(v, w.CopyStmt)
 		case 152<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_VariableSetStmt{VariableSetStmt: d.decVariableSetStmt(v)}
+			w, ok := m.Node.(*Node_VariableSetStmt)
+			if !ok {
+				w = new(Node_VariableSetStmt)
+				m.Node = w
+			}
+			w.VariableSetStmt = d.decVariableSetStmt(v, w.VariableSetStmt)
 		case 153<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_VariableShowStmt{VariableShowStmt: d.decVariableShowStmt(v)}
+			w, ok := m.Node.(*Node_VariableShowStmt)
+			if !ok {
+				w = new(Node_VariableShowStmt)
+				m.Node = w
+			}
+			w.VariableShowStmt = d.decVariableShowStmt(v, w.VariableShowStmt)
 		case 154<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateStmt{CreateStmt: d.decCreateStmt(v)}
+			w, ok := m.Node.(*Node_CreateStmt)
+			if !ok {
+				w = new(Node_CreateStmt)
+				m.Node = w
+			}
+			w.CreateStmt = d.decCreateStmt(v, w.CreateStmt)
 		case 155<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Constraint{Constraint: d.decConstraint(v)}
+			w, ok := m.Node.(*Node_Constraint)
+			if !ok {
+				w = new(Node_Constraint)
+				m.Node = w
+			}
+			w.Constraint = d.decConstraint(v, w.Constraint)
 		case 156<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateTableSpaceStmt{CreateTableSpaceStmt: d.decCreateTableSpaceStmt(v)}
+			w, ok := m.Node.(*Node_CreateTableSpaceStmt)
+			if !ok {
+				w = new(Node_CreateTableSpaceStmt)
+				m.Node = w
+			}
+			w.CreateTableSpaceStmt = d.decCreateTableSpaceStmt(v, w.CreateTableSpaceStmt)
 		case 157<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropTableSpaceStmt{DropTableSpaceStmt: d.decDropTableSpaceStmt(v)}
+			w, ok := m.Node.(*Node_DropTableSpaceStmt)
+			if !ok {
+				w = new(Node_DropTableSpaceStmt)
+				m.Node = w
+			}
+			w.DropTableSpaceStmt = d.decDropTableSpaceStmt(v, w.DropTableSpaceStmt)
 		case 158<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTableSpaceOptionsStmt{AlterTableSpaceOptionsStmt: d.decAlterTableSpaceOptionsStmt(v)}
+			w, ok := m.Node.(*Node_AlterTableSpaceOptionsStmt)
+			if !ok {
+				w = new(Node_AlterTableSpaceOptionsStmt)
+				m.Node = w
+			}
+			w.AlterTableSpaceOptionsStmt = d.decAlterTableSpaceOptionsStmt(v, w.AlterTableSpaceOptionsStmt)
 		case 159<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTableMoveAllStmt{AlterTableMoveAllStmt: d.decAlterTableMoveAllStmt(v)}
+			w, ok := m.Node.(*Node_AlterTableMoveAllStmt)
+			if !ok {
+				w = new(Node_AlterTableMoveAllStmt)
+				m.Node = w
+			}
+			w.AlterTableMoveAllStmt = d.decAlterTableMoveAllStmt(v, w.AlterTableMoveAllStmt)
 		case 160<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateExtensionStmt{CreateExtensionStmt: d.decCreateExtensionStmt(v)}
+			w, ok := m.Node.(*Node_CreateExtensionStmt)
+			if !ok {
+				w = new(Node_CreateExtensionStmt)
+				m.Node = w
+			}
+			w.CreateExtensionStmt = d.decCreateExtensionStmt(v, w.CreateExtensionStmt)
 		case 161<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterExtensionStmt{AlterExtensionStmt: d.decAlterExtensionStmt(v)}
+			w, ok := m.Node.(*Node_AlterExtensionStmt)
+			if !ok {
+				w = new(Node_AlterExtensionStmt)
+				m.Node = w
+			}
+			w.AlterExtensionStmt = d.decAlterExtensionStmt(v, w.AlterExtensionStmt)
 		case 162<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterExtensionContentsStmt{AlterExtensionContentsStmt: d.decAlterExtensionContentsStmt(v)}
+			w, ok := m.Node.(*Node_AlterExtensionContentsStmt)
+			if !ok {
+				w = new(Node_AlterExtensionContentsStmt)
+				m.Node = w
+			}
+			w.AlterExtensionContentsStmt = d.decAlterExtensionContentsStmt(v, w.AlterExtensionContentsStmt)
 		case 163<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateFdwStmt{CreateFdwStmt: d.decCreateFdwStmt(v)}
+			w, ok := m.Node.(*Node_CreateFdwStmt)
+			if !ok {
+				w = new(Node_CreateFdwStmt)
+				m.Node = w
+			}
+			w.CreateFdwStmt = d.decCreateFdwStmt(v, w.CreateFdwStmt)
 		case 164<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterFdwStmt{AlterFdwStmt: d.decAlterFdwStmt(v)}
+			w, ok := m.Node.(*Node_AlterFdwStmt)
+			if !ok {
+				w = new(Node_AlterFdwStmt)
+				m.Node = w
+			}
+			w.AlterFdwStmt = d.decAlterFdwStmt(v, w.AlterFdwStmt)
 		case 165<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateForeignServerStmt{CreateForeignServerStmt: d.decCreateForeignServerStmt(v)}
+			w, ok := m.Node.(*Node_CreateForeignServerStmt)
+			if !ok {
+				w = new(Node_CreateForeignServerStmt)
+				m.Node = w
+			}
+			w.CreateForeignServerStmt = d.decCreateForeignServerStmt(v, w.CreateForeignServerStmt)
 		case 166<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterForeignServerStmt{AlterForeignServerStmt: d.decAlterForeignServerStmt(v)}
+			w, ok := m.Node.(*Node_AlterForeignServerStmt)
+			if !ok {
+				w = new(Node_AlterForeignServerStmt)
+				m.Node = w
+			}
+			w.AlterForeignServerStmt = d.decAlterForeignServerStmt(v, w.AlterForeignServerStmt)
 		case 167<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateForeignTableStmt{CreateForeignTableStmt: d.decCreateForeignTableStmt(v)}
+			w, ok := m.Node.(*Node_CreateForeignTableStmt)
+			if !ok {
+				w = new(Node_CreateForeignTableStmt)
+				m.Node = w
+			}
+			w.CreateForeignTableStmt = d.decCreateForeignTableStmt(v, w.CreateForeignTableStmt)
 		case 168<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateUserMappingStmt{CreateUserMappingStmt: d.decCreateUserMappingStmt(v)}
+			w, ok := m.Node.(*Node_CreateUserMappingStmt)
+			if !ok {
+				w = new(Node_CreateUserMappingStmt)
+				m.Node = w
+			}
+			w.CreateUserMappingStmt = d.decCreateUserMappingStmt(v, w.CreateUserMappingStmt)
 		case 169<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterUserMappingStmt{AlterUserMappingStmt: d.decAlterUserMappingStmt(v)}
+			w, ok := m.Node.(*Node_AlterUserMappingStmt)
+			if !ok {
+				w = new(Node_AlterUserMappingStmt)
+				m.Node = w
+			}
+			w.AlterUserMappingStmt = d.decAlterUserMappingStmt(v, w.AlterUserMappingStmt)
 		case 170<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropUserMappingStmt{DropUserMappingStmt: d.decDropUserMappingStmt(v)}
+			w, ok := m.Node.(*Node_DropUserMappingStmt)
+			if !ok {
+				w = new(Node_DropUserMappingStmt)
+				m.Node = w
+			}
+			w.DropUserMappingStmt = d.decDropUserMappingStmt(v, w.DropUserMappingStmt)
 		case 171<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ImportForeignSchemaStmt{ImportForeignSchemaStmt: d.decImportForeignSchemaStmt(v)}
+			w, ok := m.Node.(*Node_ImportForeignSchemaStmt)
+			if !ok {
+				w = new(Node_ImportForeignSchemaStmt)
+				m.Node = w
+			}
+			w.ImportForeignSchemaStmt = d.decImportForeignSchemaStmt(v, w.ImportForeignSchemaStmt)
 		case 172<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreatePolicyStmt{CreatePolicyStmt: d.decCreatePolicyStmt(v)}
+			w, ok := m.Node.(*Node_CreatePolicyStmt)
+			if !ok {
+				w = new(Node_CreatePolicyStmt)
+				m.Node = w
+			}
+			w.CreatePolicyStmt = d.decCreatePolicyStmt(v, w.CreatePolicyStmt)
 		case 173<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterPolicyStmt{AlterPolicyStmt: d.decAlterPolicyStmt(v)}
+			w, ok := m.Node.(*Node_AlterPolicyStmt)
+			if !ok {
+				w = new(Node_AlterPolicyStmt)
+				m.Node = w
+			}
+			w.AlterPolicyStmt = d.decAlterPolicyStmt(v, w.AlterPolicyStmt)
 		case 174<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateAmStmt{CreateAmStmt: d.decCreateAmStmt(v)}
+			w, ok := m.Node.(*Node_CreateAmStmt)
+			if !ok {
+				w = new(Node_CreateAmStmt)
+				m.Node = w
+			}
+			w.CreateAmStmt = d.decCreateAmStmt(v, w.CreateAmStmt)
 		case 175<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateTrigStmt{CreateTrigStmt: d.decCreateTrigStmt(v)}
+			w, ok := m.Node.(*Node_CreateTrigStmt)
+			if !ok {
+				w = new(Node_CreateTrigStmt)
+				m.Node = w
+			}
+			w.CreateTrigStmt = d.decCreateTrigStmt(v, w.CreateTrigStmt)
 		case 176<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateEventTrigStmt{CreateEventTrigStmt: d.decCreateEventTrigStmt(v)}
+			w, ok := m.Node.(*Node_CreateEventTrigStmt)
+			if !ok {
+				w = new(Node_CreateEventTrigStmt)
+				m.Node = w
+			}
+			w.CreateEventTrigStmt = d.decCreateEventTrigStmt(v, w.CreateEventTrigStmt)
 		case 177<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterEventTrigStmt{AlterEventTrigStmt: d.decAlterEventTrigStmt(v)}
+			w, ok := m.Node.(*Node_AlterEventTrigStmt)
+			if !ok {
+				w = new(Node_AlterEventTrigStmt)
+				m.Node = w
+			}
+			w.AlterEventTrigStmt = d.decAlterEventTrigStmt(v, w.AlterEventTrigStmt)
 		case 178<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreatePlangStmt{CreatePlangStmt: d.decCreatePLangStmt(v)}
+			w, ok := m.Node.(*Node_CreatePlangStmt)
+			if !ok {
+				w = new(Node_CreatePlangStmt)
+				m.Node = w
+			}
+			w.CreatePlangStmt = d.decCreatePLangStmt(v, w.CreatePlangStmt)
 		case 179<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateRoleStmt{CreateRoleStmt: d.decCreateRoleStmt(v)}
+			w, ok := m.Node.(*Node_CreateRoleStmt)
+			if !ok {
+				w = new(Node_CreateRoleStmt)
+				m.Node = w
+			}
+			w.CreateRoleStmt = d.decCreateRoleStmt(v, w.CreateRoleStmt)
 		case 180<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterRoleStmt{AlterRoleStmt: d.decAlterRoleStmt(v)}
+			w, ok := m.Node.(*Node_AlterRoleStmt)
+			if !ok {
+				w = new(Node_AlterRoleStmt)
+				m.Node = w
+			}
+			w.AlterRoleStmt = d.decAlterRoleStmt(v, w.AlterRoleStmt)
 		case 181<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterRoleSetStmt{AlterRoleSetStmt: d.decAlterRoleSetStmt(v)}
+			w, ok := m.Node.(*Node_AlterRoleSetStmt)
+			if !ok {
+				w = new(Node_AlterRoleSetStmt)
+				m.Node = w
+			}
+			w.AlterRoleSetStmt = d.decAlterRoleSetStmt(v, w.AlterRoleSetStmt)
 		case 182<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropRoleStmt{DropRoleStmt: d.decDropRoleStmt(v)}
+			w, ok := m.Node.(*Node_DropRoleStmt)
+			if !ok {
+				w = new(Node_DropRoleStmt)
+				m.Node = w
+			}
+			w.DropRoleStmt = d.decDropRoleStmt(v, w.DropRoleStmt)
 		case 183<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateSeqStmt{CreateSeqStmt: d.decCreateSeqStmt(v)}
+			w, ok := m.Node.(*Node_CreateSeqStmt)
+			if !ok {
+				w = new(Node_CreateSeqStmt)
+				m.Node = w
+			}
+			w.CreateSeqStmt = d.decCreateSeqStmt(v, w.CreateSeqStmt)
 		case 184<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterSeqStmt{AlterSeqStmt: d.decAlterSeqStmt(v)}
+			w, ok := m.Node.(*Node_AlterSeqStmt)
+			if !ok {
+				w = new(Node_AlterSeqStmt)
+				m.Node = w
+			}
+			w.AlterSeqStmt = d.decAlterSeqStmt(v, w.AlterSeqStmt)
 		case 185<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DefineStmt{DefineStmt: d.decDefineStmt(v)}
+			w, ok := m.Node.(*Node_DefineStmt)
+			if !ok {
+				w = new(Node_DefineStmt)
+				m.Node = w
+			}
+			w.DefineStmt = d.decDefineStmt(v, w.DefineStmt)
 		case 186<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateDomainStmt{CreateDomainStmt: d.decCreateDomainStmt(v)}
+			w, ok := m.Node.(*Node_CreateDomainStmt)
+			if !ok {
+				w = new(Node_CreateDomainStmt)
+				m.Node = w
+			}
+			w.CreateDomainStmt = d.decCreateDomainStmt(v, w.CreateDomainStmt)
 		case 187<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateOpClassStmt{CreateOpClassStmt: d.decCreateOpClassStmt(v)}
+			w, ok := m.Node.(*Node_CreateOpClassStmt)
+			if !ok {
+				w = new(Node_CreateOpClassStmt)
+				m.Node = w
+			}
+			w.CreateOpClassStmt = d.decCreateOpClassStmt(v, w.CreateOpClassStmt)
 		case 188<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateOpClassItem{CreateOpClassItem: d.decCreateOpClassItem(v)}
+			w, ok := m.Node.(*Node_CreateOpClassItem)
+			if !ok {
+				w = new(Node_CreateOpClassItem)
+				m.Node = w
+			}
+			w.CreateOpClassItem = d.decCreateOpClassItem(v, w.CreateOpClassItem)
 		case 189<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateOpFamilyStmt{CreateOpFamilyStmt: d.decCreateOpFamilyStmt(v)}
+			w, ok := m.Node.(*Node_CreateOpFamilyStmt)
+			if !ok {
+				w = new(Node_CreateOpFamilyStmt)
+				m.Node = w
+			}
+			w.CreateOpFamilyStmt = d.decCreateOpFamilyStmt(v, w.CreateOpFamilyStmt)
 		case 190<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterOpFamilyStmt{AlterOpFamilyStmt: d.decAlterOpFamilyStmt(v)}
+			w, ok := m.Node.(*Node_AlterOpFamilyStmt)
+			if !ok {
+				w = new(Node_AlterOpFamilyStmt)
+				m.Node = w
+			}
+			w.AlterOpFamilyStmt = d.decAlterOpFamilyStmt(v, w.AlterOpFamilyStmt)
 		case 191<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropStmt{DropStmt: d.decDropStmt(v)}
+			w, ok := m.Node.(*Node_DropStmt)
+			if !ok {
+				w = new(Node_DropStmt)
+				m.Node = w
+			}
+			w.DropStmt = d.decDropStmt(v, w.DropStmt)
 		case 192<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TruncateStmt{TruncateStmt: d.decTruncateStmt(v)}
+			w, ok := m.Node.(*Node_TruncateStmt)
+			if !ok {
+				w = new(Node_TruncateStmt)
+				m.Node = w
+			}
+			w.TruncateStmt = d.decTruncateStmt(v, w.TruncateStmt)
 		case 193<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CommentStmt{CommentStmt: d.decCommentStmt(v)}
+			w, ok := m.Node.(*Node_CommentStmt)
+			if !ok {
+				w = new(Node_CommentStmt)
+				m.Node = w
+			}
+			w.CommentStmt = d.decCommentStmt(v, w.CommentStmt)
 		case 194<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_SecLabelStmt{SecLabelStmt: d.decSecLabelStmt(v)}
+			w, ok := m.Node.(*Node_SecLabelStmt)
+			if !ok {
+				w = new(Node_SecLabelStmt)
+				m.Node = w
+			}
+			w.SecLabelStmt = d.decSecLabelStmt(v, w.SecLabelStmt)
 		case 195<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DeclareCursorStmt{DeclareCursorStmt: d.decDeclareCursorStmt(v)}
+			w, ok := m.Node.(*Node_DeclareCursorStmt)
+			if !ok {
+				w = new(Node_DeclareCursorStmt)
+				m.Node = w
+			}
+			w.DeclareCursorStmt = d.decDeclareCursorStmt(v, w.DeclareCursorStmt)
 		case 196<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ClosePortalStmt{ClosePortalStmt: d.decClosePortalStmt(v)}
+			w, ok := m.Node.(*Node_ClosePortalStmt)
+			if !ok {
+				w = new(Node_ClosePortalStmt)
+				m.Node = w
+			}
+			w.ClosePortalStmt = d.decClosePortalStmt(v, w.ClosePortalStmt)
 		case 197<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FetchStmt{FetchStmt: d.decFetchStmt(v)}
+			w, ok := m.Node.(*Node_FetchStmt)
+			if !ok {
+				w = new(Node_FetchStmt)
+				m.Node = w
+			}
+			w.FetchStmt = d.decFetchStmt(v, w.FetchStmt)
 		case 198<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_IndexStmt{IndexStmt: d.decIndexStmt(v)}
+			w, ok := m.Node.(*Node_IndexStmt)
+			if !ok {
+				w = new(Node_IndexStmt)
+				m.Node = w
+			}
+			w.IndexStmt = d.decIndexStmt(v, w.IndexStmt)
 		case 199<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateStatsStmt{CreateStatsStmt: d.decCreateStatsStmt(v)}
+			w, ok := m.Node.(*Node_CreateStatsStmt)
+			if !ok {
+				w = new(Node_CreateStatsStmt)
+				m.Node = w
+			}
+			w.CreateStatsStmt = d.decCreateStatsStmt(v, w.CreateStatsStmt)
 		case 200<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_StatsElem{StatsElem: d.decStatsElem(v)}
+			w, ok := m.Node.(*Node_StatsElem)
+			if !ok {
+				w = new(Node_StatsElem)
+				m.Node = w
+			}
+			w.StatsElem = d.decStatsElem(v, w.StatsElem)
 		case 201<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterStatsStmt{AlterStatsStmt: d.decAlterStatsStmt(v)}
+			w, ok := m.Node.(*Node_AlterStatsStmt)
+			if !ok {
+				w = new(Node_AlterStatsStmt)
+				m.Node = w
+			}
+			w.AlterStatsStmt = d.decAlterStatsStmt(v, w.AlterStatsStmt)
 		case 202<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateFunctionStmt{CreateFunctionStmt: d.decCreateFunctionStmt(v)}
+			w, ok := m.Node.(*Node_CreateFunctionStmt)
+			if !ok {
+				w = new(Node_CreateFunctionStmt)
+				m.Node = w
+			}
+			w.CreateFunctionStmt = d.decCreateFunctionStmt(v, w.CreateFunctionStmt)
 		case 203<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_FunctionParameter{FunctionParameter: d.decFunctionParameter(v)}
+			w, ok := m.Node.(*Node_FunctionParameter)
+			if !ok {
+				w = new(Node_FunctionParameter)
+				m.Node = w
+			}
+			w.FunctionParameter = d.decFunctionParameter(v, w.FunctionParameter)
 		case 204<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterFunctionStmt{AlterFunctionStmt: d.decAlterFunctionStmt(v)}
+			w, ok := m.Node.(*Node_AlterFunctionStmt)
+			if !ok {
+				w = new(Node_AlterFunctionStmt)
+				m.Node = w
+			}
+			w.AlterFunctionStmt = d.decAlterFunctionStmt(v, w.AlterFunctionStmt)
 		case 205<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DoStmt{DoStmt: d.decDoStmt(v)}
+			w, ok := m.Node.(*Node_DoStmt)
+			if !ok {
+				w = new(Node_DoStmt)
+				m.Node = w
+			}
+			w.DoStmt = d.decDoStmt(v, w.DoStmt)
 		case 206<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_InlineCodeBlock{InlineCodeBlock: d.decInlineCodeBlock(v)}
+			w, ok := m.Node.(*Node_InlineCodeBlock)
+			if !ok {
+				w = new(Node_InlineCodeBlock)
+				m.Node = w
+			}
+			w.InlineCodeBlock = d.decInlineCodeBlock(v, w.InlineCodeBlock)
 		case 207<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CallStmt{CallStmt: d.decCallStmt(v)}
+			w, ok := m.Node.(*Node_CallStmt)
+			if !ok {
+				w = new(Node_CallStmt)
+				m.Node = w
+			}
+			w.CallStmt = d.decCallStmt(v, w.CallStmt)
 		case 208<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CallContext{CallContext: d.decCallContext(v)}
+			w, ok := m.Node.(*Node_CallContext)
+			if !ok {
+				w = new(Node_CallContext)
+				m.Node = w
+			}
+			w.CallContext = d.decCallContext(v, w.CallContext)
 		case 209<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RenameStmt{RenameStmt: d.decRenameStmt(v)}
+			w, ok := m.Node.(*Node_RenameStmt)
+			if !ok {
+				w = new(Node_RenameStmt)
+				m.Node = w
+			}
+			w.RenameStmt = d.decRenameStmt(v, w.RenameStmt)
 		case 210<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterObjectDependsStmt{AlterObjectDependsStmt: d.decAlterObjectDependsStmt(v)}
+			w, ok := m.Node.(*Node_AlterObjectDependsStmt)
+			if !ok {
+				w = new(Node_AlterObjectDependsStmt)
+				m.Node = w
+			}
+			w.AlterObjectDependsStmt = d.decAlterObjectDependsStmt(v, w.AlterObjectDependsStmt)
 		case 211<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterObjectSchemaStmt{AlterObjectSchemaStmt: d.decAlterObjectSchemaStmt(v)}
+			w, ok := m.Node.(*Node_AlterObjectSchemaStmt)
+			if !ok {
+				w = new(Node_AlterObjectSchemaStmt)
+				m.Node = w
+			}
+			w.AlterObjectSchemaStmt = d.decAlterObjectSchemaStmt(v, w.AlterObjectSchemaStmt)
 		case 212<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterOwnerStmt{AlterOwnerStmt: d.decAlterOwnerStmt(v)}
+			w, ok := m.Node.(*Node_AlterOwnerStmt)
+			if !ok {
+				w = new(Node_AlterOwnerStmt)
+				m.Node = w
+			}
+			w.AlterOwnerStmt = d.decAlterOwnerStmt(v, w.AlterOwnerStmt)
 		case 213<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterOperatorStmt{AlterOperatorStmt: d.decAlterOperatorStmt(v)}
+			w, ok := m.Node.(*Node_AlterOperatorStmt)
+			if !ok {
+				w = new(Node_AlterOperatorStmt)
+				m.Node = w
+			}
+			w.AlterOperatorStmt = d.decAlterOperatorStmt(v, w.AlterOperatorStmt)
 		case 214<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTypeStmt{AlterTypeStmt: d.decAlterTypeStmt(v)}
+			w, ok := m.Node.(*Node_AlterTypeStmt)
+			if !ok {
+				w = new(Node_AlterTypeStmt)
+				m.Node = w
+			}
+			w.AlterTypeStmt = d.decAlterTypeStmt(v, w.AlterTypeStmt)
 		case 215<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RuleStmt{RuleStmt: d.decRuleStmt(v)}
+			w, ok := m.Node.(*Node_RuleStmt)
+			if !ok {
+				w = new(Node_RuleStmt)
+				m.Node = w
+			}
+			w.RuleStmt = d.decRuleStmt(v, w.RuleStmt)
 		case 216<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_NotifyStmt{NotifyStmt: d.decNotifyStmt(v)}
+			w, ok := m.Node.(*Node_NotifyStmt)
+			if !ok {
+				w = new(Node_NotifyStmt)
+				m.Node = w
+			}
+			w.NotifyStmt = d.decNotifyStmt(v, w.NotifyStmt)
 		case 217<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ListenStmt{ListenStmt: d.decListenStmt(v)}
+			w, ok := m.Node.(*Node_ListenStmt)
+			if !ok {
+				w = new(Node_ListenStmt)
+				m.Node = w
+			}
+			w.ListenStmt = d.decListenStmt(v, w.ListenStmt)
 		case 218<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_UnlistenStmt{UnlistenStmt: d.decUnlistenStmt(v)}
+			w, ok := m.Node.(*Node_UnlistenStmt)
+			if !ok {
+				w = new(Node_UnlistenStmt)
+				m.Node = w
+			}
+			w.UnlistenStmt = d.decUnlistenStmt(v, w.UnlistenStmt)
 		case 219<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_TransactionStmt{TransactionStmt: d.decTransactionStmt(v)}
+			w, ok := m.Node.(*Node_TransactionStmt)
+			if !ok {
+				w = new(Node_TransactionStmt)
+				m.Node = w
+			}
+			w.TransactionStmt = d.decTransactionStmt(v, w.TransactionStmt)
 		case 220<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CompositeTypeStmt{CompositeTypeStmt: d.decCompositeTypeStmt(v)}
+			w, ok := m.Node.(*Node_CompositeTypeStmt)
+			if !ok {
+				w = new(Node_CompositeTypeStmt)
+				m.Node = w
+			}
+			w.CompositeTypeStmt = d.decCompositeTypeStmt(v, w.CompositeTypeStmt)
 		case 221<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateEnumStmt{CreateEnumStmt: d.decCreateEnumStmt(v)}
+			w, ok := m.Node.(*Node_CreateEnumStmt)
+			if !ok {
+				w = new(Node_CreateEnumStmt)
+				m.Node = w
+			}
+			w.CreateEnumStmt = d.decCreateEnumStmt(v, w.CreateEnumStmt)
 		case 222<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateRangeStmt{CreateRangeStmt: d.decCreateRangeStmt(v)}
+			w, ok := m.Node.(*Node_CreateRangeStmt)
+			if !ok {
+				w = new(Node_CreateRangeStmt)
+				m.Node = w
+			}
+			w.CreateRangeStmt = d.decCreateRangeStmt(v, w.CreateRangeStmt)
 		case 223<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterEnumStmt{AlterEnumStmt: d.decAlterEnumStmt(v)}
+			w, ok := m.Node.(*Node_AlterEnumStmt)
+			if !ok {
+				w = new(Node_AlterEnumStmt)
+				m.Node = w
+			}
+			w.AlterEnumStmt = d.decAlterEnumStmt(v, w.AlterEnumStmt)
 		case 224<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ViewStmt{ViewStmt: d.decViewStmt(v)}
+			w, ok := m.Node.(*Node_ViewStmt)
+			if !ok {
+				w = new(Node_ViewStmt)
+				m.Node = w
+			}
+			w.ViewStmt = d.decViewStmt(v, w.ViewStmt)
 		case 225<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_LoadStmt{LoadStmt: d.decLoadStmt(v)}
+			w, ok := m.Node.(*Node_LoadStmt)
+			if !ok {
+				w = new(Node_LoadStmt)
+				m.Node = w
+			}
+			w.LoadStmt = d.decLoadStmt(v, w.LoadStmt)
 		case 226<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreatedbStmt{CreatedbStmt: d.decCreatedbStmt(v)}
+			w, ok := m.Node.(*Node_CreatedbStmt)
+			if !ok {
+				w = new(Node_CreatedbStmt)
+				m.Node = w
+			}
+			w.CreatedbStmt = d.decCreatedbStmt(v, w.CreatedbStmt)
 		case 227<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterDatabaseStmt{AlterDatabaseStmt: d.decAlterDatabaseStmt(v)}
+			w, ok := m.Node.(*Node_AlterDatabaseStmt)
+			if !ok {
+				w = new(Node_AlterDatabaseStmt)
+				m.Node = w
+			}
+			w.AlterDatabaseStmt = d.decAlterDatabaseStmt(v, w.AlterDatabaseStmt)
 		case 228<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterDatabaseRefreshCollStmt{AlterDatabaseRefreshCollStmt: d.decAlterDatabaseRefreshCollStmt(v)}
+			w, ok := m.Node.(*Node_AlterDatabaseRefreshCollStmt)
+			if !ok {
+				w = new(Node_AlterDatabaseRefreshCollStmt)
+				m.Node = w
+			}
+			w.AlterDatabaseRefreshCollStmt = d.decAlterDatabaseRefreshCollStmt(v, w.AlterDatabaseRefreshCollStmt)
 		case 229<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterDatabaseSetStmt{AlterDatabaseSetStmt: d.decAlterDatabaseSetStmt(v)}
+			w, ok := m.Node.(*Node_AlterDatabaseSetStmt)
+			if !ok {
+				w = new(Node_AlterDatabaseSetStmt)
+				m.Node = w
+			}
+			w.AlterDatabaseSetStmt = d.decAlterDatabaseSetStmt(v, w.AlterDatabaseSetStmt)
 		case 230<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropdbStmt{DropdbStmt: d.decDropdbStmt(v)}
+			w, ok := m.Node.(*Node_DropdbStmt)
+			if !ok {
+				w = new(Node_DropdbStmt)
+				m.Node = w
+			}
+			w.DropdbStmt = d.decDropdbStmt(v, w.DropdbStmt)
 		case 231<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterSystemStmt{AlterSystemStmt: d.decAlterSystemStmt(v)}
+			w, ok := m.Node.(*Node_AlterSystemStmt)
+			if !ok {
+				w = new(Node_AlterSystemStmt)
+				m.Node = w
+			}
+			w.AlterSystemStmt = d.decAlterSystemStmt(v, w.AlterSystemStmt)
 		case 232<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ClusterStmt{ClusterStmt: d.decClusterStmt(v)}
+			w, ok := m.Node.(*Node_ClusterStmt)
+			if !ok {
+				w = new(Node_ClusterStmt)
+				m.Node = w
+			}
+			w.ClusterStmt = d.decClusterStmt(v, w.ClusterStmt)
 		case 233<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_VacuumStmt{VacuumStmt: d.decVacuumStmt(v)}
+			w, ok := m.Node.(*Node_VacuumStmt)
+			if !ok {
+				w = new(Node_VacuumStmt)
+				m.Node = w
+			}
+			w.VacuumStmt = d.decVacuumStmt(v, w.VacuumStmt)
 		case 234<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_VacuumRelation{VacuumRelation: d.decVacuumRelation(v)}
+			w, ok := m.Node.(*Node_VacuumRelation)
+			if !ok {
+				w = new(Node_VacuumRelation)
+				m.Node = w
+			}
+			w.VacuumRelation = d.decVacuumRelation(v, w.VacuumRelation)
 		case 235<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ExplainStmt{ExplainStmt: d.decExplainStmt(v)}
+			w, ok := m.Node.(*Node_ExplainStmt)
+			if !ok {
+				w = new(Node_ExplainStmt)
+				m.Node = w
+			}
+			w.ExplainStmt = d.decExplainStmt(v, w.ExplainStmt)
 		case 236<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateTableAsStmt{CreateTableAsStmt: d.decCreateTableAsStmt(v)}
+			w, ok := m.Node.(*Node_CreateTableAsStmt)
+			if !ok {
+				w = new(Node_CreateTableAsStmt)
+				m.Node = w
+			}
+			w.CreateTableAsStmt = d.decCreateTableAsStmt(v, w.CreateTableAsStmt)
 		case 237<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_RefreshMatViewStmt{RefreshMatViewStmt: d.decRefreshMatViewStmt(v)}
+			w, ok := m.Node.(*Node_RefreshMatViewStmt)
+			if !ok {
+				w = new(Node_RefreshMatViewStmt)
+				m.Node = w
+			}
+			w.RefreshMatViewStmt = d.decRefreshMatViewStmt(v, w.RefreshMatViewStmt)
 		case 238<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CheckPointStmt{CheckPointStmt: d.decCheckPointStmt(v)}
+			w, ok := m.Node.(*Node_CheckPointStmt)
+			if !ok {
+				w = new(Node_CheckPointStmt)
+				m.Node = w
+			}
+			w.CheckPointStmt = d.decCheckPointStmt(v, w.CheckPointStmt)
 		case 239<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DiscardStmt{DiscardStmt: d.decDiscardStmt(v)}
+			w, ok := m.Node.(*Node_DiscardStmt)
+			if !ok {
+				w = new(Node_DiscardStmt)
+				m.Node = w
+			}
+			w.DiscardStmt = d.decDiscardStmt(v, w.DiscardStmt)
 		case 240<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_LockStmt{LockStmt: d.decLockStmt(v)}
+			w, ok := m.Node.(*Node_LockStmt)
+			if !ok {
+				w = new(Node_LockStmt)
+				m.Node = w
+			}
+			w.LockStmt = d.decLockStmt(v, w.LockStmt)
 		case 241<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ConstraintsSetStmt{ConstraintsSetStmt: d.decConstraintsSetStmt(v)}
+			w, ok := m.Node.(*Node_ConstraintsSetStmt)
+			if !ok {
+				w = new(Node_ConstraintsSetStmt)
+				m.Node = w
+			}
+			w.ConstraintsSetStmt = d.decConstraintsSetStmt(v, w.ConstraintsSetStmt)
 		case 242<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ReindexStmt{ReindexStmt: d.decReindexStmt(v)}
+			w, ok := m.Node.(*Node_ReindexStmt)
+			if !ok {
+				w = new(Node_ReindexStmt)
+				m.Node = w
+			}
+			w.ReindexStmt = d.decReindexStmt(v, w.ReindexStmt)
 		case 243<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateConversionStmt{CreateConversionStmt: d.decCreateConversionStmt(v)}
+			w, ok := m.Node.(*Node_CreateConversionStmt)
+			if !ok {
+				w = new(Node_CreateConversionStmt)
+				m.Node = w
+			}
+			w.CreateConversionStmt = d.decCreateConversionStmt(v, w.CreateConversionStmt)
 		case 244<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateCastStmt{CreateCastStmt: d.decCreateCastStmt(v)}
+			w, ok := m.Node.(*Node_CreateCastStmt)
+			if !ok {
+				w = new(Node_CreateCastStmt)
+				m.Node = w
+			}
+			w.CreateCastStmt = d.decCreateCastStmt(v, w.CreateCastStmt)
 		case 245<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateTransformStmt{CreateTransformStmt: d.decCreateTransformStmt(v)}
+			w, ok := m.Node.(*Node_CreateTransformStmt)
+			if !ok {
+				w = new(Node_CreateTransformStmt)
+				m.Node = w
+			}
+			w.CreateTransformStmt = d.decCreateTransformStmt(v, w.CreateTransformStmt)
 		case 246<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PrepareStmt{PrepareStmt: d.decPrepareStmt(v)}
+			w, ok := m.Node.(*Node_PrepareStmt)
+			if !ok {
+				w = new(Node_PrepareStmt)
+				m.Node = w
+			}
+			w.PrepareStmt = d.decPrepareStmt(v, w.PrepareStmt)
 		case 247<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ExecuteStmt{ExecuteStmt: d.decExecuteStmt(v)}
+			w, ok := m.Node.(*Node_ExecuteStmt)
+			if !ok {
+				w = new(Node_ExecuteStmt)
+				m.Node = w
+			}
+			w.ExecuteStmt = d.decExecuteStmt(v, w.ExecuteStmt)
 		case 248<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DeallocateStmt{DeallocateStmt: d.decDeallocateStmt(v)}
+			w, ok := m.Node.(*Node_DeallocateStmt)
+			if !ok {
+				w = new(Node_DeallocateStmt)
+				m.Node = w
+			}
+			w.DeallocateStmt = d.decDeallocateStmt(v, w.DeallocateStmt)
 		case 249<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropOwnedStmt{DropOwnedStmt: d.decDropOwnedStmt(v)}
+			w, ok := m.Node.(*Node_DropOwnedStmt)
+			if !ok {
+				w = new(Node_DropOwnedStmt)
+				m.Node = w
+			}
+			w.DropOwnedStmt = d.decDropOwnedStmt(v, w.DropOwnedStmt)
 		case 250<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_ReassignOwnedStmt{ReassignOwnedStmt: d.decReassignOwnedStmt(v)}
+			w, ok := m.Node.(*Node_ReassignOwnedStmt)
+			if !ok {
+				w = new(Node_ReassignOwnedStmt)
+				m.Node = w
+			}
+			w.ReassignOwnedStmt = d.decReassignOwnedStmt(v, w.ReassignOwnedStmt)
 		case 251<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTsdictionaryStmt{AlterTsdictionaryStmt: d.decAlterTSDictionaryStmt(v)}
+			w, ok := m.Node.(*Node_AlterTsdictionaryStmt)
+			if !ok {
+				w = new(Node_AlterTsdictionaryStmt)
+				m.Node = w
+			}
+			w.AlterTsdictionaryStmt = d.decAlterTSDictionaryStmt(v, w.AlterTsdictionaryStmt)
 		case 252<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterTsconfigurationStmt{AlterTsconfigurationStmt: d.decAlterTSConfigurationStmt(v)}
+			w, ok := m.Node.(*Node_AlterTsconfigurationStmt)
+			if !ok {
+				w = new(Node_AlterTsconfigurationStmt)
+				m.Node = w
+			}
+			w.AlterTsconfigurationStmt = d.decAlterTSConfigurationStmt(v, w.AlterTsconfigurationStmt)
 		case 253<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PublicationTable{PublicationTable: d.decPublicationTable(v)}
+			w, ok := m.Node.(*Node_PublicationTable)
+			if !ok {
+				w = new(Node_PublicationTable)
+				m.Node = w
+			}
+			w.PublicationTable = d.decPublicationTable(v, w.PublicationTable)
 		case 254<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_PublicationObjSpec{PublicationObjSpec: d.decPublicationObjSpec(v)}
+			w, ok := m.Node.(*Node_PublicationObjSpec)
+			if !ok {
+				w = new(Node_PublicationObjSpec)
+				m.Node = w
+			}
+			w.PublicationObjSpec = d.decPublicationObjSpec(v, w.PublicationObjSpec)
 		case 255<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreatePublicationStmt{CreatePublicationStmt: d.decCreatePublicationStmt(v)}
+			w, ok := m.Node.(*Node_CreatePublicationStmt)
+			if !ok {
+				w = new(Node_CreatePublicationStmt)
+				m.Node = w
+			}
+			w.CreatePublicationStmt = d.decCreatePublicationStmt(v, w.CreatePublicationStmt)
 		case 256<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterPublicationStmt{AlterPublicationStmt: d.decAlterPublicationStmt(v)}
+			w, ok := m.Node.(*Node_AlterPublicationStmt)
+			if !ok {
+				w = new(Node_AlterPublicationStmt)
+				m.Node = w
+			}
+			w.AlterPublicationStmt = d.decAlterPublicationStmt(v, w.AlterPublicationStmt)
 		case 257<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_CreateSubscriptionStmt{CreateSubscriptionStmt: d.decCreateSubscriptionStmt(v)}
+			w, ok := m.Node.(*Node_CreateSubscriptionStmt)
+			if !ok {
+				w = new(Node_CreateSubscriptionStmt)
+				m.Node = w
+			}
+			w.CreateSubscriptionStmt = d.decCreateSubscriptionStmt(v, w.CreateSubscriptionStmt)
 		case 258<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AlterSubscriptionStmt{AlterSubscriptionStmt: d.decAlterSubscriptionStmt(v)}
+			w, ok := m.Node.(*Node_AlterSubscriptionStmt)
+			if !ok {
+				w = new(Node_AlterSubscriptionStmt)
+				m.Node = w
+			}
+			w.AlterSubscriptionStmt = d.decAlterSubscriptionStmt(v, w.AlterSubscriptionStmt)
 		case 259<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_DropSubscriptionStmt{DropSubscriptionStmt: d.decDropSubscriptionStmt(v)}
+			w, ok := m.Node.(*Node_DropSubscriptionStmt)
+			if !ok {
+				w = new(Node_DropSubscriptionStmt)
+				m.Node = w
+			}
+			w.DropSubscriptionStmt = d.decDropSubscriptionStmt(v, w.DropSubscriptionStmt)
 		case 260<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Integer{Integer: d.decInteger(v)}
+			w, ok := m.Node.(*Node_Integer)
+			if !ok {
+				w = new(Node_Integer)
+				m.Node = w
+			}
+			w.Integer = d.decInteger(v, w.Integer)
 		case 261<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Float{Float: d.decFloat(v)}
+			w, ok := m.Node.(*Node_Float)
+			if !ok {
+				w = new(Node_Float)
+				m.Node = w
+			}
+			w.Float = d.decFloat(v, w.Float)
 		case 262<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_Boolean{Boolean: d.decBoolean(v)}
+			w, ok := m.Node.(*Node_Boolean)
+			if !ok {
+				w = new(Node_Boolean)
+				m.Node = w
+			}
+			w.Boolean = d.decBoolean(v, w.Boolean)
 		case 263<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_String_{String_: d.decString(v)}
+			w, ok := m.Node.(*Node_String_)
+			if !ok {
+				w = new(Node_String_)
+				m.Node = w
+			}
+			w.String_ = d.decString(v, w.String_)
 		case 264<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_BitString{BitString: d.decBitString(v)}
+			w, ok := m.Node.(*Node_BitString)
+			if !ok {
+				w = new(Node_BitString)
+				m.Node = w
+			}
+			w.BitString = d.decBitString(v, w.BitString)
 		case 265<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_List{List: d.decList(v)}
+			w, ok := m.Node.(*Node_List)
+			if !ok {
+				w = new(Node_List)
+				m.Node = w
+			}
+			w.List = d.decList(v, w.List)
 		case 266<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_IntList{IntList: d.decIntList(v)}
+			w, ok := m.Node.(*Node_IntList)
+			if !ok {
+				w = new(Node_IntList)
+				m.Node = w
+			}
+			w.IntList = d.decIntList(v, w.IntList)
 		case 267<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_OidList{OidList: d.decOidList(v)}
+			w, ok := m.Node.(*Node_OidList)
+			if !ok {
+				w = new(Node_OidList)
+				m.Node = w
+			}
+			w.OidList = d.decOidList(v, w.OidList)
 		case 268<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = &pg_query.Node_AConst{AConst: d.decA_Const(v)}
-		default:
-			d.fail()
+			w, ok := m.Node.(*Node_AConst)
+			if !ok {
+				w = new(Node_AConst)
+				m.Node = w
+			}
+			w.AConst = d.decA_Const(v, w.AConst)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decNotifyStmt(b []byte) *pg_query.NotifyStmt {
-	m := new(pg_query.NotifyStmt)
+func (d *decoder) decNotifyStmt(b []byte, m *NotifyStmt) *NotifyStmt {
+	if m == nil {
+		m = new(NotifyStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Conditionname = d.str(v)
+			m.Conditionname = d.str(v, "NotifyStmt.conditionname")
 		case 2<<3 | 2:
-			m.Payload = d.str(v)
+			m.Payload = d.str(v, "NotifyStmt.payload")
 		case 3<<3 | 0:
 			m.PayloadLocation = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decNullIfExpr(b []byte) *pg_query.NullIfExpr {
-	m := new(pg_query.NullIfExpr)
+func (d *decoder) decNullIfExpr(b []byte, m *NullIfExpr) *NullIfExpr {
+	if m == nil {
+		m = new(NullIfExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Opno = uint32(x)
 		case 3<<3 | 0:
@@ -5791,160 +6674,153 @@ func (d *decoder) decNullIfExpr(b []byte) *pg_query.NullIfExpr {
 		case 6<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 7<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decNullTest(b []byte) *pg_query.NullTest {
-	m := new(pg_query.NullTest)
+func (d *decoder) decNullTest(b []byte, m *NullTest) *NullTest {
+	if m == nil {
+		m = new(NullTest)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
-			m.Nulltesttype = pg_query.NullTestType(x)
+			m.Nulltesttype = NullTestType(x)
 		case 4<<3 | 0:
 			m.Argisrow = x != 0
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decObjectWithArgs(b []byte) *pg_query.ObjectWithArgs {
-	m := new(pg_query.ObjectWithArgs)
+func (d *decoder) decObjectWithArgs(b []byte, m *ObjectWithArgs) *ObjectWithArgs {
+	if m == nil {
+		m = new(ObjectWithArgs)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Objname = append(m.Objname, d.decNode(v))
+			m.Objname = append(m.Objname, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Objargs = append(m.Objargs, d.decNode(v))
+			m.Objargs = append(m.Objargs, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Objfuncargs = append(m.Objfuncargs, d.decNode(v))
+			m.Objfuncargs = append(m.Objfuncargs, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.ArgsUnspecified = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decOidList(b []byte) *pg_query.OidList {
-	m := new(pg_query.OidList)
+func (d *decoder) decOidList(b []byte, m *OidList) *OidList {
+	if m == nil {
+		m = new(OidList)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Items = append(m.Items, d.decNode(v))
-		default:
-			d.fail()
+			m.Items = append(m.Items, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decOnConflictClause(b []byte) *pg_query.OnConflictClause {
-	m := new(pg_query.OnConflictClause)
+func (d *decoder) decOnConflictClause(b []byte, m *OnConflictClause) *OnConflictClause {
+	if m == nil {
+		m = new(OnConflictClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Action = pg_query.OnConflictAction(x)
+			m.Action = OnConflictAction(x)
 		case 2<<3 | 2:
-			d.check(m.Infer == nil)
-			m.Infer = d.decInferClause(v)
+			m.Infer = d.decInferClause(v, m.Infer)
 		case 3<<3 | 2:
-			m.TargetList = append(m.TargetList, d.decNode(v))
+			m.TargetList = append(m.TargetList, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decOnConflictExpr(b []byte) *pg_query.OnConflictExpr {
-	m := new(pg_query.OnConflictExpr)
+func (d *decoder) decOnConflictExpr(b []byte, m *OnConflictExpr) *OnConflictExpr {
+	if m == nil {
+		m = new(OnConflictExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Action = pg_query.OnConflictAction(x)
+			m.Action = OnConflictAction(x)
 		case 2<<3 | 2:
-			m.ArbiterElems = append(m.ArbiterElems, d.decNode(v))
+			m.ArbiterElems = append(m.ArbiterElems, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.ArbiterWhere == nil)
-			m.ArbiterWhere = d.decNode(v)
+			m.ArbiterWhere = d.decNode(v, m.ArbiterWhere)
 		case 4<<3 | 0:
 			m.Constraint = uint32(x)
 		case 5<<3 | 2:
-			m.OnConflictSet = append(m.OnConflictSet, d.decNode(v))
+			m.OnConflictSet = append(m.OnConflictSet, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.OnConflictWhere == nil)
-			m.OnConflictWhere = d.decNode(v)
+			m.OnConflictWhere = d.decNode(v, m.OnConflictWhere)
 		case 7<<3 | 0:
 			m.ExclRelIndex = int32(x)
 		case 8<<3 | 2:
-			m.ExclRelTlist = append(m.ExclRelTlist, d.decNode(v))
-		default:
-			d.fail()
+			m.ExclRelTlist = append(m.ExclRelTlist, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decOpExpr(b []byte) *pg_query.OpExpr {
-	m := new(pg_query.OpExpr)
+func (d *decoder) decOpExpr(b []byte, m *OpExpr) *OpExpr {
+	if m == nil {
+		m = new(OpExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Opno = uint32(x)
 		case 3<<3 | 0:
@@ -5956,57 +6832,55 @@ func (d *decoder) decOpExpr(b []byte) *pg_query.OpExpr {
 		case 6<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 7<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPLAssignStmt(b []byte) *pg_query.PLAssignStmt {
-	m := new(pg_query.PLAssignStmt)
+func (d *decoder) decPLAssignStmt(b []byte, m *PLAssignStmt) *PLAssignStmt {
+	if m == nil {
+		m = new(PLAssignStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "PLAssignStmt.name")
 		case 2<<3 | 2:
-			m.Indirection = append(m.Indirection, d.decNode(v))
+			m.Indirection = append(m.Indirection, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.Nnames = int32(x)
 		case 4<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = d.decSelectStmt(v)
+			m.Val = d.decSelectStmt(v, m.Val)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decParam(b []byte) *pg_query.Param {
-	m := new(pg_query.Param)
+func (d *decoder) decParam(b []byte, m *Param) *Param {
+	if m == nil {
+		m = new(Param)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Paramkind = pg_query.ParamKind(x)
+			m.Paramkind = ParamKind(x)
 		case 3<<3 | 0:
 			m.Paramid = int32(x)
 		case 4<<3 | 0:
@@ -6017,64 +6891,64 @@ func (d *decoder) decParam(b []byte) *pg_query.Param {
 			m.Paramcollid = uint32(x)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decParamRef(b []byte) *pg_query.ParamRef {
-	m := new(pg_query.ParamRef)
+func (d *decoder) decParamRef(b []byte, m *ParamRef) *ParamRef {
+	if m == nil {
+		m = new(ParamRef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Number = int32(x)
 		case 2<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decParseResult(b []byte) *pg_query.ParseResult {
-	m := new(pg_query.ParseResult)
+func (d *decoder) decParseResult(b []byte, m *ParseResult) *ParseResult {
+	if m == nil {
+		m = new(ParseResult)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Version = int32(x)
 		case 2<<3 | 2:
-			m.Stmts = append(m.Stmts, d.decRawStmt(v))
-		default:
-			d.fail()
+			m.Stmts = append(m.Stmts, d.decRawStmt(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPartitionBoundSpec(b []byte) *pg_query.PartitionBoundSpec {
-	m := new(pg_query.PartitionBoundSpec)
+func (d *decoder) decPartitionBoundSpec(b []byte, m *PartitionBoundSpec) *PartitionBoundSpec {
+	if m == nil {
+		m = new(PartitionBoundSpec)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Strategy = d.str(v)
+			m.Strategy = d.str(v, "PartitionBoundSpec.strategy")
 		case 2<<3 | 0:
 			m.IsDefault = x != 0
 		case 3<<3 | 0:
@@ -6082,206 +6956,197 @@ func (d *decoder) decPartitionBoundSpec(b []byte) *pg_query.PartitionBoundSpec {
 		case 4<<3 | 0:
 			m.Remainder = int32(x)
 		case 5<<3 | 2:
-			m.Listdatums = append(m.Listdatums, d.decNode(v))
+			m.Listdatums = append(m.Listdatums, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Lowerdatums = append(m.Lowerdatums, d.decNode(v))
+			m.Lowerdatums = append(m.Lowerdatums, d.decNode(v, nil))
 		case 7<<3 | 2:
-			m.Upperdatums = append(m.Upperdatums, d.decNode(v))
+			m.Upperdatums = append(m.Upperdatums, d.decNode(v, nil))
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPartitionCmd(b []byte) *pg_query.PartitionCmd {
-	m := new(pg_query.PartitionCmd)
+func (d *decoder) decPartitionCmd(b []byte, m *PartitionCmd) *PartitionCmd {
+	if m == nil {
+		m = new(PartitionCmd)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Name == nil)
-			m.Name = d.decRangeVar(v)
+			m.Name = d.decRangeVar(v, m.Name)
 		case 2<<3 | 2:
-			d.check(m.Bound == nil)
-			m.Bound = d.decPartitionBoundSpec(v)
+			m.Bound = d.decPartitionBoundSpec(v, m.Bound)
 		case 3<<3 | 0:
 			m.Concurrent = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPartitionElem(b []byte) *pg_query.PartitionElem {
-	m := new(pg_query.PartitionElem)
+func (d *decoder) decPartitionElem(b []byte, m *PartitionElem) *PartitionElem {
+	if m == nil {
+		m = new(PartitionElem)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "PartitionElem.name")
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 2:
-			m.Collation = append(m.Collation, d.decNode(v))
+			m.Collation = append(m.Collation, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Opclass = append(m.Opclass, d.decNode(v))
+			m.Opclass = append(m.Opclass, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPartitionRangeDatum(b []byte) *pg_query.PartitionRangeDatum {
-	m := new(pg_query.PartitionRangeDatum)
+func (d *decoder) decPartitionRangeDatum(b []byte, m *PartitionRangeDatum) *PartitionRangeDatum {
+	if m == nil {
+		m = new(PartitionRangeDatum)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.PartitionRangeDatumKind(x)
+			m.Kind = PartitionRangeDatumKind(x)
 		case 2<<3 | 2:
-			d.check(m.Value == nil)
-			m.Value = d.decNode(v)
+			m.Value = d.decNode(v, m.Value)
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPartitionSpec(b []byte) *pg_query.PartitionSpec {
-	m := new(pg_query.PartitionSpec)
+func (d *decoder) decPartitionSpec(b []byte, m *PartitionSpec) *PartitionSpec {
+	if m == nil {
+		m = new(PartitionSpec)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Strategy = pg_query.PartitionStrategy(x)
+			m.Strategy = PartitionStrategy(x)
 		case 2<<3 | 2:
-			m.PartParams = append(m.PartParams, d.decNode(v))
+			m.PartParams = append(m.PartParams, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPrepareStmt(b []byte) *pg_query.PrepareStmt {
-	m := new(pg_query.PrepareStmt)
+func (d *decoder) decPrepareStmt(b []byte, m *PrepareStmt) *PrepareStmt {
+	if m == nil {
+		m = new(PrepareStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "PrepareStmt.name")
 		case 2<<3 | 2:
-			m.Argtypes = append(m.Argtypes, d.decNode(v))
+			m.Argtypes = append(m.Argtypes, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
-		default:
-			d.fail()
+			m.Query = d.decNode(v, m.Query)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPublicationObjSpec(b []byte) *pg_query.PublicationObjSpec {
-	m := new(pg_query.PublicationObjSpec)
+func (d *decoder) decPublicationObjSpec(b []byte, m *PublicationObjSpec) *PublicationObjSpec {
+	if m == nil {
+		m = new(PublicationObjSpec)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Pubobjtype = pg_query.PublicationObjSpecType(x)
+			m.Pubobjtype = PublicationObjSpecType(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "PublicationObjSpec.name")
 		case 3<<3 | 2:
-			d.check(m.Pubtable == nil)
-			m.Pubtable = d.decPublicationTable(v)
+			m.Pubtable = d.decPublicationTable(v, m.Pubtable)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decPublicationTable(b []byte) *pg_query.PublicationTable {
-	m := new(pg_query.PublicationTable)
+func (d *decoder) decPublicationTable(b []byte, m *PublicationTable) *PublicationTable {
+	if m == nil {
+		m = new(PublicationTable)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 3<<3 | 2:
-			m.Columns = append(m.Columns, d.decNode(v))
-		default:
-			d.fail()
+			m.Columns = append(m.Columns, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decQuery(b []byte) *pg_query.Query {
-	m := new(pg_query.Query)
+func (d *decoder) decQuery(b []byte, m *Query) *Query {
+	if m == nil {
+		m = new(Query)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.CommandType = pg_query.CmdType(x)
+			m.CommandType = CmdType(x)
 		case 2<<3 | 0:
-			m.QuerySource = pg_query.QuerySource(x)
+			m.QuerySource = QuerySource(x)
 		case 3<<3 | 0:
 			m.CanSetTag = x != 0
 		case 4<<3 | 2:
-			d.check(m.UtilityStmt == nil)
-			m.UtilityStmt = d.decNode(v)
+			m.UtilityStmt = d.decNode(v, m.UtilityStmt)
 		case 5<<3 | 0:
 			m.ResultRelation = int32(x)
 		case 6<<3 | 0:
@@ -6305,80 +7170,73 @@ func (d *decoder) decQuery(b []byte) *pg_query.Query {
 		case 15<<3 | 0:
 			m.IsReturn = x != 0
 		case 16<<3 | 2:
-			m.CteList = append(m.CteList, d.decNode(v))
+			m.CteList = append(m.CteList, d.decNode(v, nil))
 		case 17<<3 | 2:
-			m.Rtable = append(m.Rtable, d.decNode(v))
+			m.Rtable = append(m.Rtable, d.decNode(v, nil))
 		case 18<<3 | 2:
-			m.Rteperminfos = append(m.Rteperminfos, d.decNode(v))
+			m.Rteperminfos = append(m.Rteperminfos, d.decNode(v, nil))
 		case 19<<3 | 2:
-			d.check(m.Jointree == nil)
-			m.Jointree = d.decFromExpr(v)
+			m.Jointree = d.decFromExpr(v, m.Jointree)
 		case 20<<3 | 2:
-			m.MergeActionList = append(m.MergeActionList, d.decNode(v))
+			m.MergeActionList = append(m.MergeActionList, d.decNode(v, nil))
 		case 21<<3 | 0:
 			m.MergeTargetRelation = int32(x)
 		case 22<<3 | 2:
-			d.check(m.MergeJoinCondition == nil)
-			m.MergeJoinCondition = d.decNode(v)
+			m.MergeJoinCondition = d.decNode(v, m.MergeJoinCondition)
 		case 23<<3 | 2:
-			m.TargetList = append(m.TargetList, d.decNode(v))
+			m.TargetList = append(m.TargetList, d.decNode(v, nil))
 		case 24<<3 | 0:
-			m.Override = pg_query.OverridingKind(x)
+			m.Override = OverridingKind(x)
 		case 25<<3 | 2:
-			d.check(m.OnConflict == nil)
-			m.OnConflict = d.decOnConflictExpr(v)
+			m.OnConflict = d.decOnConflictExpr(v, m.OnConflict)
 		case 26<<3 | 2:
-			m.ReturningList = append(m.ReturningList, d.decNode(v))
+			m.ReturningList = append(m.ReturningList, d.decNode(v, nil))
 		case 27<<3 | 2:
-			m.GroupClause = append(m.GroupClause, d.decNode(v))
+			m.GroupClause = append(m.GroupClause, d.decNode(v, nil))
 		case 28<<3 | 0:
 			m.GroupDistinct = x != 0
 		case 29<<3 | 2:
-			m.GroupingSets = append(m.GroupingSets, d.decNode(v))
+			m.GroupingSets = append(m.GroupingSets, d.decNode(v, nil))
 		case 30<<3 | 2:
-			d.check(m.HavingQual == nil)
-			m.HavingQual = d.decNode(v)
+			m.HavingQual = d.decNode(v, m.HavingQual)
 		case 31<<3 | 2:
-			m.WindowClause = append(m.WindowClause, d.decNode(v))
+			m.WindowClause = append(m.WindowClause, d.decNode(v, nil))
 		case 32<<3 | 2:
-			m.DistinctClause = append(m.DistinctClause, d.decNode(v))
+			m.DistinctClause = append(m.DistinctClause, d.decNode(v, nil))
 		case 33<<3 | 2:
-			m.SortClause = append(m.SortClause, d.decNode(v))
+			m.SortClause = append(m.SortClause, d.decNode(v, nil))
 		case 34<<3 | 2:
-			d.check(m.LimitOffset == nil)
-			m.LimitOffset = d.decNode(v)
+			m.LimitOffset = d.decNode(v, m.LimitOffset)
 		case 35<<3 | 2:
-			d.check(m.LimitCount == nil)
-			m.LimitCount = d.decNode(v)
+			m.LimitCount = d.decNode(v, m.LimitCount)
 		case 36<<3 | 0:
-			m.LimitOption = pg_query.LimitOption(x)
+			m.LimitOption = LimitOption(x)
 		case 37<<3 | 2:
-			m.RowMarks = append(m.RowMarks, d.decNode(v))
+			m.RowMarks = append(m.RowMarks, d.decNode(v, nil))
 		case 38<<3 | 2:
-			d.check(m.SetOperations == nil)
-			m.SetOperations = d.decNode(v)
+			m.SetOperations = d.decNode(v, m.SetOperations)
 		case 39<<3 | 2:
-			m.ConstraintDeps = append(m.ConstraintDeps, d.decNode(v))
+			m.ConstraintDeps = append(m.ConstraintDeps, d.decNode(v, nil))
 		case 40<<3 | 2:
-			m.WithCheckOptions = append(m.WithCheckOptions, d.decNode(v))
+			m.WithCheckOptions = append(m.WithCheckOptions, d.decNode(v, nil))
 		case 41<<3 | 0:
 			m.StmtLocation = int32(x)
 		case 42<<3 | 0:
 			m.StmtLen = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRTEPermissionInfo(b []byte) *pg_query.RTEPermissionInfo {
-	m := new(pg_query.RTEPermissionInfo)
+func (d *decoder) decRTEPermissionInfo(b []byte, m *RTEPermissionInfo) *RTEPermissionInfo {
+	if m == nil {
+		m = new(RTEPermissionInfo)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
@@ -6392,38 +7250,38 @@ func (d *decoder) decRTEPermissionInfo(b []byte) *pg_query.RTEPermissionInfo {
 		case 5<<3 | 0:
 			m.SelectedCols = append(m.SelectedCols, uint64(x))
 		case 5<<3 | 2:
-			for p := v; d.ok && len(p) > 0; {
+			for p := v; d.err == nil && len(p) > 0; {
 				x := d.packedVarint(&p)
 				m.SelectedCols = append(m.SelectedCols, uint64(x))
 			}
 		case 6<<3 | 0:
 			m.InsertedCols = append(m.InsertedCols, uint64(x))
 		case 6<<3 | 2:
-			for p := v; d.ok && len(p) > 0; {
+			for p := v; d.err == nil && len(p) > 0; {
 				x := d.packedVarint(&p)
 				m.InsertedCols = append(m.InsertedCols, uint64(x))
 			}
 		case 7<<3 | 0:
 			m.UpdatedCols = append(m.UpdatedCols, uint64(x))
 		case 7<<3 | 2:
-			for p := v; d.ok && len(p) > 0; {
+			for p := v; d.err == nil && len(p) > 0; {
 				x := d.packedVarint(&p)
 				m.UpdatedCols = append(m.UpdatedCols, uint64(x))
 			}
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeFunction(b []byte) *pg_query.RangeFunction {
-	m := new(pg_query.RangeFunction)
+func (d *decoder) decRangeFunction(b []byte, m *RangeFunction) *RangeFunction {
+	if m == nil {
+		m = new(RangeFunction)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
@@ -6433,208 +7291,191 @@ func (d *decoder) decRangeFunction(b []byte) *pg_query.RangeFunction {
 		case 3<<3 | 0:
 			m.IsRowsfrom = x != 0
 		case 4<<3 | 2:
-			m.Functions = append(m.Functions, d.decNode(v))
+			m.Functions = append(m.Functions, d.decNode(v, nil))
 		case 5<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
+			m.Alias = d.decAlias(v, m.Alias)
 		case 6<<3 | 2:
-			m.Coldeflist = append(m.Coldeflist, d.decNode(v))
-		default:
-			d.fail()
+			m.Coldeflist = append(m.Coldeflist, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeSubselect(b []byte) *pg_query.RangeSubselect {
-	m := new(pg_query.RangeSubselect)
+func (d *decoder) decRangeSubselect(b []byte, m *RangeSubselect) *RangeSubselect {
+	if m == nil {
+		m = new(RangeSubselect)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Lateral = x != 0
 		case 2<<3 | 2:
-			d.check(m.Subquery == nil)
-			m.Subquery = d.decNode(v)
+			m.Subquery = d.decNode(v, m.Subquery)
 		case 3<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
-		default:
-			d.fail()
+			m.Alias = d.decAlias(v, m.Alias)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeTableFunc(b []byte) *pg_query.RangeTableFunc {
-	m := new(pg_query.RangeTableFunc)
+func (d *decoder) decRangeTableFunc(b []byte, m *RangeTableFunc) *RangeTableFunc {
+	if m == nil {
+		m = new(RangeTableFunc)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Lateral = x != 0
 		case 2<<3 | 2:
-			d.check(m.Docexpr == nil)
-			m.Docexpr = d.decNode(v)
+			m.Docexpr = d.decNode(v, m.Docexpr)
 		case 3<<3 | 2:
-			d.check(m.Rowexpr == nil)
-			m.Rowexpr = d.decNode(v)
+			m.Rowexpr = d.decNode(v, m.Rowexpr)
 		case 4<<3 | 2:
-			m.Namespaces = append(m.Namespaces, d.decNode(v))
+			m.Namespaces = append(m.Namespaces, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Columns = append(m.Columns, d.decNode(v))
+			m.Columns = append(m.Columns, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
+			m.Alias = d.decAlias(v, m.Alias)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeTableFuncCol(b []byte) *pg_query.RangeTableFuncCol {
-	m := new(pg_query.RangeTableFuncCol)
+func (d *decoder) decRangeTableFuncCol(b []byte, m *RangeTableFuncCol) *RangeTableFuncCol {
+	if m == nil {
+		m = new(RangeTableFuncCol)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Colname = d.str(v)
+			m.Colname = d.str(v, "RangeTableFuncCol.colname")
 		case 2<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 0:
 			m.ForOrdinality = x != 0
 		case 4<<3 | 0:
 			m.IsNotNull = x != 0
 		case 5<<3 | 2:
-			d.check(m.Colexpr == nil)
-			m.Colexpr = d.decNode(v)
+			m.Colexpr = d.decNode(v, m.Colexpr)
 		case 6<<3 | 2:
-			d.check(m.Coldefexpr == nil)
-			m.Coldefexpr = d.decNode(v)
+			m.Coldefexpr = d.decNode(v, m.Coldefexpr)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeTableSample(b []byte) *pg_query.RangeTableSample {
-	m := new(pg_query.RangeTableSample)
+func (d *decoder) decRangeTableSample(b []byte, m *RangeTableSample) *RangeTableSample {
+	if m == nil {
+		m = new(RangeTableSample)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decNode(v)
+			m.Relation = d.decNode(v, m.Relation)
 		case 2<<3 | 2:
-			m.Method = append(m.Method, d.decNode(v))
+			m.Method = append(m.Method, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.Repeatable == nil)
-			m.Repeatable = d.decNode(v)
+			m.Repeatable = d.decNode(v, m.Repeatable)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeTblEntry(b []byte) *pg_query.RangeTblEntry {
-	m := new(pg_query.RangeTblEntry)
+func (d *decoder) decRangeTblEntry(b []byte, m *RangeTblEntry) *RangeTblEntry {
+	if m == nil {
+		m = new(RangeTblEntry)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
+			m.Alias = d.decAlias(v, m.Alias)
 		case 2<<3 | 2:
-			d.check(m.Eref == nil)
-			m.Eref = d.decAlias(v)
+			m.Eref = d.decAlias(v, m.Eref)
 		case 3<<3 | 0:
-			m.Rtekind = pg_query.RTEKind(x)
+			m.Rtekind = RTEKind(x)
 		case 4<<3 | 0:
 			m.Relid = uint32(x)
 		case 5<<3 | 0:
 			m.Inh = x != 0
 		case 6<<3 | 2:
-			m.Relkind = d.str(v)
+			m.Relkind = d.str(v, "RangeTblEntry.relkind")
 		case 7<<3 | 0:
 			m.Rellockmode = int32(x)
 		case 8<<3 | 0:
 			m.Perminfoindex = uint32(x)
 		case 9<<3 | 2:
-			d.check(m.Tablesample == nil)
-			m.Tablesample = d.decTableSampleClause(v)
+			m.Tablesample = d.decTableSampleClause(v, m.Tablesample)
 		case 10<<3 | 2:
-			d.check(m.Subquery == nil)
-			m.Subquery = d.decQuery(v)
+			m.Subquery = d.decQuery(v, m.Subquery)
 		case 11<<3 | 0:
 			m.SecurityBarrier = x != 0
 		case 12<<3 | 0:
-			m.Jointype = pg_query.JoinType(x)
+			m.Jointype = JoinType(x)
 		case 13<<3 | 0:
 			m.Joinmergedcols = int32(x)
 		case 14<<3 | 2:
-			m.Joinaliasvars = append(m.Joinaliasvars, d.decNode(v))
+			m.Joinaliasvars = append(m.Joinaliasvars, d.decNode(v, nil))
 		case 15<<3 | 2:
-			m.Joinleftcols = append(m.Joinleftcols, d.decNode(v))
+			m.Joinleftcols = append(m.Joinleftcols, d.decNode(v, nil))
 		case 16<<3 | 2:
-			m.Joinrightcols = append(m.Joinrightcols, d.decNode(v))
+			m.Joinrightcols = append(m.Joinrightcols, d.decNode(v, nil))
 		case 17<<3 | 2:
-			d.check(m.JoinUsingAlias == nil)
-			m.JoinUsingAlias = d.decAlias(v)
+			m.JoinUsingAlias = d.decAlias(v, m.JoinUsingAlias)
 		case 18<<3 | 2:
-			m.Functions = append(m.Functions, d.decNode(v))
+			m.Functions = append(m.Functions, d.decNode(v, nil))
 		case 19<<3 | 0:
 			m.Funcordinality = x != 0
 		case 20<<3 | 2:
-			d.check(m.Tablefunc == nil)
-			m.Tablefunc = d.decTableFunc(v)
+			m.Tablefunc = d.decTableFunc(v, m.Tablefunc)
 		case 21<<3 | 2:
-			m.ValuesLists = append(m.ValuesLists, d.decNode(v))
+			m.ValuesLists = append(m.ValuesLists, d.decNode(v, nil))
 		case 22<<3 | 2:
-			m.Ctename = d.str(v)
+			m.Ctename = d.str(v, "RangeTblEntry.ctename")
 		case 23<<3 | 0:
 			m.Ctelevelsup = uint32(x)
 		case 24<<3 | 0:
 			m.SelfReference = x != 0
 		case 25<<3 | 2:
-			m.Coltypes = append(m.Coltypes, d.decNode(v))
+			m.Coltypes = append(m.Coltypes, d.decNode(v, nil))
 		case 26<<3 | 2:
-			m.Coltypmods = append(m.Coltypmods, d.decNode(v))
+			m.Coltypmods = append(m.Coltypmods, d.decNode(v, nil))
 		case 27<<3 | 2:
-			m.Colcollations = append(m.Colcollations, d.decNode(v))
+			m.Colcollations = append(m.Colcollations, d.decNode(v, nil))
 		case 28<<3 | 2:
-			m.Enrname = d.str(v)
+			m.Enrname = d.str(v, "RangeTblEntry.enrname")
 		case 29<<3 | 1:
 			m.Enrtuples = math.Float64frombits(x)
 		case 30<<3 | 0:
@@ -6642,150 +7483,146 @@ func (d *decoder) decRangeTblEntry(b []byte) *pg_query.RangeTblEntry {
 		case 31<<3 | 0:
 			m.InFromCl = x != 0
 		case 32<<3 | 2:
-			m.SecurityQuals = append(m.SecurityQuals, d.decNode(v))
-		default:
-			d.fail()
+			m.SecurityQuals = append(m.SecurityQuals, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeTblFunction(b []byte) *pg_query.RangeTblFunction {
-	m := new(pg_query.RangeTblFunction)
+func (d *decoder) decRangeTblFunction(b []byte, m *RangeTblFunction) *RangeTblFunction {
+	if m == nil {
+		m = new(RangeTblFunction)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Funcexpr == nil)
-			m.Funcexpr = d.decNode(v)
+			m.Funcexpr = d.decNode(v, m.Funcexpr)
 		case 2<<3 | 0:
 			m.Funccolcount = int32(x)
 		case 3<<3 | 2:
-			m.Funccolnames = append(m.Funccolnames, d.decNode(v))
+			m.Funccolnames = append(m.Funccolnames, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Funccoltypes = append(m.Funccoltypes, d.decNode(v))
+			m.Funccoltypes = append(m.Funccoltypes, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Funccoltypmods = append(m.Funccoltypmods, d.decNode(v))
+			m.Funccoltypmods = append(m.Funccoltypmods, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Funccolcollations = append(m.Funccolcollations, d.decNode(v))
+			m.Funccolcollations = append(m.Funccolcollations, d.decNode(v, nil))
 		case 7<<3 | 0:
 			m.Funcparams = append(m.Funcparams, uint64(x))
 		case 7<<3 | 2:
-			for p := v; d.ok && len(p) > 0; {
+			for p := v; d.err == nil && len(p) > 0; {
 				x := d.packedVarint(&p)
 				m.Funcparams = append(m.Funcparams, uint64(x))
 			}
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeTblRef(b []byte) *pg_query.RangeTblRef {
-	m := new(pg_query.RangeTblRef)
+func (d *decoder) decRangeTblRef(b []byte, m *RangeTblRef) *RangeTblRef {
+	if m == nil {
+		m = new(RangeTblRef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Rtindex = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRangeVar(b []byte) *pg_query.RangeVar {
-	m := new(pg_query.RangeVar)
+func (d *decoder) decRangeVar(b []byte, m *RangeVar) *RangeVar {
+	if m == nil {
+		m = new(RangeVar)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Catalogname = d.str(v)
+			m.Catalogname = d.str(v, "RangeVar.catalogname")
 		case 2<<3 | 2:
-			m.Schemaname = d.str(v)
+			m.Schemaname = d.str(v, "RangeVar.schemaname")
 		case 3<<3 | 2:
-			m.Relname = d.str(v)
+			m.Relname = d.str(v, "RangeVar.relname")
 		case 4<<3 | 0:
 			m.Inh = x != 0
 		case 5<<3 | 2:
-			m.Relpersistence = d.str(v)
+			m.Relpersistence = d.str(v, "RangeVar.relpersistence")
 		case 6<<3 | 2:
-			d.check(m.Alias == nil)
-			m.Alias = d.decAlias(v)
+			m.Alias = d.decAlias(v, m.Alias)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRawStmt(b []byte) *pg_query.RawStmt {
-	m := new(pg_query.RawStmt)
+func (d *decoder) decRawStmt(b []byte, m *RawStmt) *RawStmt {
+	if m == nil {
+		m = new(RawStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Stmt == nil)
-			m.Stmt = d.decNode(v)
+			m.Stmt = d.decNode(v, m.Stmt)
 		case 2<<3 | 0:
 			m.StmtLocation = int32(x)
 		case 3<<3 | 0:
 			m.StmtLen = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decReassignOwnedStmt(b []byte) *pg_query.ReassignOwnedStmt {
-	m := new(pg_query.ReassignOwnedStmt)
+func (d *decoder) decReassignOwnedStmt(b []byte, m *ReassignOwnedStmt) *ReassignOwnedStmt {
+	if m == nil {
+		m = new(ReassignOwnedStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Roles = append(m.Roles, d.decNode(v))
+			m.Roles = append(m.Roles, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.Newrole == nil)
-			m.Newrole = d.decRoleSpec(v)
-		default:
-			d.fail()
+			m.Newrole = d.decRoleSpec(v, m.Newrole)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRefreshMatViewStmt(b []byte) *pg_query.RefreshMatViewStmt {
-	m := new(pg_query.RefreshMatViewStmt)
+func (d *decoder) decRefreshMatViewStmt(b []byte, m *RefreshMatViewStmt) *RefreshMatViewStmt {
+	if m == nil {
+		m = new(RefreshMatViewStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
@@ -6793,55 +7630,51 @@ func (d *decoder) decRefreshMatViewStmt(b []byte) *pg_query.RefreshMatViewStmt {
 		case 2<<3 | 0:
 			m.SkipData = x != 0
 		case 3<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
-		default:
-			d.fail()
+			m.Relation = d.decRangeVar(v, m.Relation)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decReindexStmt(b []byte) *pg_query.ReindexStmt {
-	m := new(pg_query.ReindexStmt)
+func (d *decoder) decReindexStmt(b []byte, m *ReindexStmt) *ReindexStmt {
+	if m == nil {
+		m = new(ReindexStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.ReindexObjectType(x)
+			m.Kind = ReindexObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 3<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "ReindexStmt.name")
 		case 4<<3 | 2:
-			m.Params = append(m.Params, d.decNode(v))
-		default:
-			d.fail()
+			m.Params = append(m.Params, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRelabelType(b []byte) *pg_query.RelabelType {
-	m := new(pg_query.RelabelType)
+func (d *decoder) decRelabelType(b []byte, m *RelabelType) *RelabelType {
+	if m == nil {
+		m = new(RelabelType)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 3<<3 | 0:
 			m.Resulttype = uint32(x)
 		case 4<<3 | 0:
@@ -6849,291 +7682,281 @@ func (d *decoder) decRelabelType(b []byte) *pg_query.RelabelType {
 		case 5<<3 | 0:
 			m.Resultcollid = uint32(x)
 		case 6<<3 | 0:
-			m.Relabelformat = pg_query.CoercionForm(x)
+			m.Relabelformat = CoercionForm(x)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRenameStmt(b []byte) *pg_query.RenameStmt {
-	m := new(pg_query.RenameStmt)
+func (d *decoder) decRenameStmt(b []byte, m *RenameStmt) *RenameStmt {
+	if m == nil {
+		m = new(RenameStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.RenameType = pg_query.ObjectType(x)
+			m.RenameType = ObjectType(x)
 		case 2<<3 | 0:
-			m.RelationType = pg_query.ObjectType(x)
+			m.RelationType = ObjectType(x)
 		case 3<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 4<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
+			m.Object = d.decNode(v, m.Object)
 		case 5<<3 | 2:
-			m.Subname = d.str(v)
+			m.Subname = d.str(v, "RenameStmt.subname")
 		case 6<<3 | 2:
-			m.Newname = d.str(v)
+			m.Newname = d.str(v, "RenameStmt.newname")
 		case 7<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
+			m.Behavior = DropBehavior(x)
 		case 8<<3 | 0:
 			m.MissingOk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decReplicaIdentityStmt(b []byte) *pg_query.ReplicaIdentityStmt {
-	m := new(pg_query.ReplicaIdentityStmt)
+func (d *decoder) decReplicaIdentityStmt(b []byte, m *ReplicaIdentityStmt) *ReplicaIdentityStmt {
+	if m == nil {
+		m = new(ReplicaIdentityStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.IdentityType = d.str(v)
+			m.IdentityType = d.str(v, "ReplicaIdentityStmt.identity_type")
 		case 2<<3 | 2:
-			m.Name = d.str(v)
-		default:
-			d.fail()
+			m.Name = d.str(v, "ReplicaIdentityStmt.name")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decResTarget(b []byte) *pg_query.ResTarget {
-	m := new(pg_query.ResTarget)
+func (d *decoder) decResTarget(b []byte, m *ResTarget) *ResTarget {
+	if m == nil {
+		m = new(ResTarget)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "ResTarget.name")
 		case 2<<3 | 2:
-			m.Indirection = append(m.Indirection, d.decNode(v))
+			m.Indirection = append(m.Indirection, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.Val == nil)
-			m.Val = d.decNode(v)
+			m.Val = d.decNode(v, m.Val)
 		case 4<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decReturnStmt(b []byte) *pg_query.ReturnStmt {
-	m := new(pg_query.ReturnStmt)
+func (d *decoder) decReturnStmt(b []byte, m *ReturnStmt) *ReturnStmt {
+	if m == nil {
+		m = new(ReturnStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Returnval == nil)
-			m.Returnval = d.decNode(v)
-		default:
-			d.fail()
+			m.Returnval = d.decNode(v, m.Returnval)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRoleSpec(b []byte) *pg_query.RoleSpec {
-	m := new(pg_query.RoleSpec)
+func (d *decoder) decRoleSpec(b []byte, m *RoleSpec) *RoleSpec {
+	if m == nil {
+		m = new(RoleSpec)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Roletype = pg_query.RoleSpecType(x)
+			m.Roletype = RoleSpecType(x)
 		case 2<<3 | 2:
-			m.Rolename = d.str(v)
+			m.Rolename = d.str(v, "RoleSpec.rolename")
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRowCompareExpr(b []byte) *pg_query.RowCompareExpr {
-	m := new(pg_query.RowCompareExpr)
+func (d *decoder) decRowCompareExpr(b []byte, m *RowCompareExpr) *RowCompareExpr {
+	if m == nil {
+		m = new(RowCompareExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Rctype = pg_query.RowCompareType(x)
+			m.Rctype = RowCompareType(x)
 		case 3<<3 | 2:
-			m.Opnos = append(m.Opnos, d.decNode(v))
+			m.Opnos = append(m.Opnos, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.Opfamilies = append(m.Opfamilies, d.decNode(v))
+			m.Opfamilies = append(m.Opfamilies, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.Inputcollids = append(m.Inputcollids, d.decNode(v))
+			m.Inputcollids = append(m.Inputcollids, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Largs = append(m.Largs, d.decNode(v))
+			m.Largs = append(m.Largs, d.decNode(v, nil))
 		case 7<<3 | 2:
-			m.Rargs = append(m.Rargs, d.decNode(v))
-		default:
-			d.fail()
+			m.Rargs = append(m.Rargs, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRowExpr(b []byte) *pg_query.RowExpr {
-	m := new(pg_query.RowExpr)
+func (d *decoder) decRowExpr(b []byte, m *RowExpr) *RowExpr {
+	if m == nil {
+		m = new(RowExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.RowTypeid = uint32(x)
 		case 4<<3 | 0:
-			m.RowFormat = pg_query.CoercionForm(x)
+			m.RowFormat = CoercionForm(x)
 		case 5<<3 | 2:
-			m.Colnames = append(m.Colnames, d.decNode(v))
+			m.Colnames = append(m.Colnames, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRowMarkClause(b []byte) *pg_query.RowMarkClause {
-	m := new(pg_query.RowMarkClause)
+func (d *decoder) decRowMarkClause(b []byte, m *RowMarkClause) *RowMarkClause {
+	if m == nil {
+		m = new(RowMarkClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Rti = uint32(x)
 		case 2<<3 | 0:
-			m.Strength = pg_query.LockClauseStrength(x)
+			m.Strength = LockClauseStrength(x)
 		case 3<<3 | 0:
-			m.WaitPolicy = pg_query.LockWaitPolicy(x)
+			m.WaitPolicy = LockWaitPolicy(x)
 		case 4<<3 | 0:
 			m.PushedDown = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decRuleStmt(b []byte) *pg_query.RuleStmt {
-	m := new(pg_query.RuleStmt)
+func (d *decoder) decRuleStmt(b []byte, m *RuleStmt) *RuleStmt {
+	if m == nil {
+		m = new(RuleStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.Rulename = d.str(v)
+			m.Rulename = d.str(v, "RuleStmt.rulename")
 		case 3<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 4<<3 | 0:
-			m.Event = pg_query.CmdType(x)
+			m.Event = CmdType(x)
 		case 5<<3 | 0:
 			m.Instead = x != 0
 		case 6<<3 | 2:
-			m.Actions = append(m.Actions, d.decNode(v))
+			m.Actions = append(m.Actions, d.decNode(v, nil))
 		case 7<<3 | 0:
 			m.Replace = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSQLValueFunction(b []byte) *pg_query.SQLValueFunction {
-	m := new(pg_query.SQLValueFunction)
+func (d *decoder) decSQLValueFunction(b []byte, m *SQLValueFunction) *SQLValueFunction {
+	if m == nil {
+		m = new(SQLValueFunction)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Op = pg_query.SQLValueFunctionOp(x)
+			m.Op = SQLValueFunctionOp(x)
 		case 3<<3 | 0:
 			m.Type = uint32(x)
 		case 4<<3 | 0:
 			m.Typmod = int32(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decScalarArrayOpExpr(b []byte) *pg_query.ScalarArrayOpExpr {
-	m := new(pg_query.ScalarArrayOpExpr)
+func (d *decoder) decScalarArrayOpExpr(b []byte, m *ScalarArrayOpExpr) *ScalarArrayOpExpr {
+	if m == nil {
+		m = new(ScalarArrayOpExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Opno = uint32(x)
 		case 3<<3 | 0:
@@ -7141,151 +7964,139 @@ func (d *decoder) decScalarArrayOpExpr(b []byte) *pg_query.ScalarArrayOpExpr {
 		case 4<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 5<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSecLabelStmt(b []byte) *pg_query.SecLabelStmt {
-	m := new(pg_query.SecLabelStmt)
+func (d *decoder) decSecLabelStmt(b []byte, m *SecLabelStmt) *SecLabelStmt {
+	if m == nil {
+		m = new(SecLabelStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Objtype = pg_query.ObjectType(x)
+			m.Objtype = ObjectType(x)
 		case 2<<3 | 2:
-			d.check(m.Object == nil)
-			m.Object = d.decNode(v)
+			m.Object = d.decNode(v, m.Object)
 		case 3<<3 | 2:
-			m.Provider = d.str(v)
+			m.Provider = d.str(v, "SecLabelStmt.provider")
 		case 4<<3 | 2:
-			m.Label = d.str(v)
-		default:
-			d.fail()
+			m.Label = d.str(v, "SecLabelStmt.label")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSelectStmt(b []byte) *pg_query.SelectStmt {
-	m := new(pg_query.SelectStmt)
+func (d *decoder) decSelectStmt(b []byte, m *SelectStmt) *SelectStmt {
+	if m == nil {
+		m = new(SelectStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.DistinctClause = append(m.DistinctClause, d.decNode(v))
+			m.DistinctClause = append(m.DistinctClause, d.decNode(v, nil))
 		case 2<<3 | 2:
-			d.check(m.IntoClause == nil)
-			m.IntoClause = d.decIntoClause(v)
+			m.IntoClause = d.decIntoClause(v, m.IntoClause)
 		case 3<<3 | 2:
-			m.TargetList = append(m.TargetList, d.decNode(v))
+			m.TargetList = append(m.TargetList, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.FromClause = append(m.FromClause, d.decNode(v))
+			m.FromClause = append(m.FromClause, d.decNode(v, nil))
 		case 5<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 6<<3 | 2:
-			m.GroupClause = append(m.GroupClause, d.decNode(v))
+			m.GroupClause = append(m.GroupClause, d.decNode(v, nil))
 		case 7<<3 | 0:
 			m.GroupDistinct = x != 0
 		case 8<<3 | 2:
-			d.check(m.HavingClause == nil)
-			m.HavingClause = d.decNode(v)
+			m.HavingClause = d.decNode(v, m.HavingClause)
 		case 9<<3 | 2:
-			m.WindowClause = append(m.WindowClause, d.decNode(v))
+			m.WindowClause = append(m.WindowClause, d.decNode(v, nil))
 		case 10<<3 | 2:
-			m.ValuesLists = append(m.ValuesLists, d.decNode(v))
+			m.ValuesLists = append(m.ValuesLists, d.decNode(v, nil))
 		case 11<<3 | 2:
-			m.SortClause = append(m.SortClause, d.decNode(v))
+			m.SortClause = append(m.SortClause, d.decNode(v, nil))
 		case 12<<3 | 2:
-			d.check(m.LimitOffset == nil)
-			m.LimitOffset = d.decNode(v)
+			m.LimitOffset = d.decNode(v, m.LimitOffset)
 		case 13<<3 | 2:
-			d.check(m.LimitCount == nil)
-			m.LimitCount = d.decNode(v)
+			m.LimitCount = d.decNode(v, m.LimitCount)
 		case 14<<3 | 0:
-			m.LimitOption = pg_query.LimitOption(x)
+			m.LimitOption = LimitOption(x)
 		case 15<<3 | 2:
-			m.LockingClause = append(m.LockingClause, d.decNode(v))
+			m.LockingClause = append(m.LockingClause, d.decNode(v, nil))
 		case 16<<3 | 2:
-			d.check(m.WithClause == nil)
-			m.WithClause = d.decWithClause(v)
+			m.WithClause = d.decWithClause(v, m.WithClause)
 		case 17<<3 | 0:
-			m.Op = pg_query.SetOperation(x)
+			m.Op = SetOperation(x)
 		case 18<<3 | 0:
 			m.All = x != 0
 		case 19<<3 | 2:
-			d.check(m.Larg == nil)
-			m.Larg = d.decSelectStmt(v)
+			m.Larg = d.decSelectStmt(v, m.Larg)
 		case 20<<3 | 2:
-			d.check(m.Rarg == nil)
-			m.Rarg = d.decSelectStmt(v)
-		default:
-			d.fail()
+			m.Rarg = d.decSelectStmt(v, m.Rarg)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSetOperationStmt(b []byte) *pg_query.SetOperationStmt {
-	m := new(pg_query.SetOperationStmt)
+func (d *decoder) decSetOperationStmt(b []byte, m *SetOperationStmt) *SetOperationStmt {
+	if m == nil {
+		m = new(SetOperationStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Op = pg_query.SetOperation(x)
+			m.Op = SetOperation(x)
 		case 2<<3 | 0:
 			m.All = x != 0
 		case 3<<3 | 2:
-			d.check(m.Larg == nil)
-			m.Larg = d.decNode(v)
+			m.Larg = d.decNode(v, m.Larg)
 		case 4<<3 | 2:
-			d.check(m.Rarg == nil)
-			m.Rarg = d.decNode(v)
+			m.Rarg = d.decNode(v, m.Rarg)
 		case 5<<3 | 2:
-			m.ColTypes = append(m.ColTypes, d.decNode(v))
+			m.ColTypes = append(m.ColTypes, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.ColTypmods = append(m.ColTypmods, d.decNode(v))
+			m.ColTypmods = append(m.ColTypmods, d.decNode(v, nil))
 		case 7<<3 | 2:
-			m.ColCollations = append(m.ColCollations, d.decNode(v))
+			m.ColCollations = append(m.ColCollations, d.decNode(v, nil))
 		case 8<<3 | 2:
-			m.GroupClauses = append(m.GroupClauses, d.decNode(v))
-		default:
-			d.fail()
+			m.GroupClauses = append(m.GroupClauses, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSetToDefault(b []byte) *pg_query.SetToDefault {
-	m := new(pg_query.SetToDefault)
+func (d *decoder) decSetToDefault(b []byte, m *SetToDefault) *SetToDefault {
+	if m == nil {
+		m = new(SetToDefault)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.TypeId = uint32(x)
 		case 3<<3 | 0:
@@ -7294,53 +8105,60 @@ func (d *decoder) decSetToDefault(b []byte) *pg_query.SetToDefault {
 			m.Collation = uint32(x)
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSinglePartitionSpec(b []byte) *pg_query.SinglePartitionSpec {
-	m := new(pg_query.SinglePartitionSpec)
-	d.check(len(b) == 0)
-	return m
-}
-
-func (d *decoder) decSortBy(b []byte) *pg_query.SortBy {
-	m := new(pg_query.SortBy)
+func (d *decoder) decSinglePartitionSpec(b []byte, m *SinglePartitionSpec) *SinglePartitionSpec {
+	if m == nil {
+		m = new(SinglePartitionSpec)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
+		d.field(&b)
+	}
+	d.leave()
+	return m
+}
+
+func (d *decoder) decSortBy(b []byte, m *SortBy) *SortBy {
+	if m == nil {
+		m = new(SortBy)
+	}
+	if !d.enter() {
+		return m
+	}
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Node == nil)
-			m.Node = d.decNode(v)
+			m.Node = d.decNode(v, m.Node)
 		case 2<<3 | 0:
-			m.SortbyDir = pg_query.SortByDir(x)
+			m.SortbyDir = SortByDir(x)
 		case 3<<3 | 0:
-			m.SortbyNulls = pg_query.SortByNulls(x)
+			m.SortbyNulls = SortByNulls(x)
 		case 4<<3 | 2:
-			m.UseOp = append(m.UseOp, d.decNode(v))
+			m.UseOp = append(m.UseOp, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSortGroupClause(b []byte) *pg_query.SortGroupClause {
-	m := new(pg_query.SortGroupClause)
+func (d *decoder) decSortGroupClause(b []byte, m *SortGroupClause) *SortGroupClause {
+	if m == nil {
+		m = new(SortGroupClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, _, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
@@ -7353,108 +8171,102 @@ func (d *decoder) decSortGroupClause(b []byte) *pg_query.SortGroupClause {
 			m.NullsFirst = x != 0
 		case 5<<3 | 0:
 			m.Hashable = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decStatsElem(b []byte) *pg_query.StatsElem {
-	m := new(pg_query.StatsElem)
+func (d *decoder) decStatsElem(b []byte, m *StatsElem) *StatsElem {
+	if m == nil {
+		m = new(StatsElem)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "StatsElem.name")
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
-		default:
-			d.fail()
+			m.Expr = d.decNode(v, m.Expr)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decString(b []byte) *pg_query.String {
-	m := new(pg_query.String)
+func (d *decoder) decString(b []byte, m *String) *String {
+	if m == nil {
+		m = new(String)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Sval = d.str(v)
-		default:
-			d.fail()
+			m.Sval = d.str(v, "String.sval")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSubLink(b []byte) *pg_query.SubLink {
-	m := new(pg_query.SubLink)
+func (d *decoder) decSubLink(b []byte, m *SubLink) *SubLink {
+	if m == nil {
+		m = new(SubLink)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.SubLinkType = pg_query.SubLinkType(x)
+			m.SubLinkType = SubLinkType(x)
 		case 3<<3 | 0:
 			m.SubLinkId = int32(x)
 		case 4<<3 | 2:
-			d.check(m.Testexpr == nil)
-			m.Testexpr = d.decNode(v)
+			m.Testexpr = d.decNode(v, m.Testexpr)
 		case 5<<3 | 2:
-			m.OperName = append(m.OperName, d.decNode(v))
+			m.OperName = append(m.OperName, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.Subselect == nil)
-			m.Subselect = d.decNode(v)
+			m.Subselect = d.decNode(v, m.Subselect)
 		case 7<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSubPlan(b []byte) *pg_query.SubPlan {
-	m := new(pg_query.SubPlan)
+func (d *decoder) decSubPlan(b []byte, m *SubPlan) *SubPlan {
+	if m == nil {
+		m = new(SubPlan)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.SubLinkType = pg_query.SubLinkType(x)
+			m.SubLinkType = SubLinkType(x)
 		case 3<<3 | 2:
-			d.check(m.Testexpr == nil)
-			m.Testexpr = d.decNode(v)
+			m.Testexpr = d.decNode(v, m.Testexpr)
 		case 4<<3 | 2:
-			m.ParamIds = append(m.ParamIds, d.decNode(v))
+			m.ParamIds = append(m.ParamIds, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.PlanId = int32(x)
 		case 6<<3 | 2:
-			m.PlanName = d.str(v)
+			m.PlanName = d.str(v, "SubPlan.plan_name")
 		case 7<<3 | 0:
 			m.FirstColType = uint32(x)
 		case 8<<3 | 0:
@@ -7468,34 +8280,33 @@ func (d *decoder) decSubPlan(b []byte) *pg_query.SubPlan {
 		case 12<<3 | 0:
 			m.ParallelSafe = x != 0
 		case 13<<3 | 2:
-			m.SetParam = append(m.SetParam, d.decNode(v))
+			m.SetParam = append(m.SetParam, d.decNode(v, nil))
 		case 14<<3 | 2:
-			m.ParParam = append(m.ParParam, d.decNode(v))
+			m.ParParam = append(m.ParParam, d.decNode(v, nil))
 		case 15<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 16<<3 | 1:
 			m.StartupCost = math.Float64frombits(x)
 		case 17<<3 | 1:
 			m.PerCallCost = math.Float64frombits(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decSubscriptingRef(b []byte) *pg_query.SubscriptingRef {
-	m := new(pg_query.SubscriptingRef)
+func (d *decoder) decSubscriptingRef(b []byte, m *SubscriptingRef) *SubscriptingRef {
+	if m == nil {
+		m = new(SubscriptingRef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Refcontainertype = uint32(x)
 		case 3<<3 | 0:
@@ -7507,145 +8318,136 @@ func (d *decoder) decSubscriptingRef(b []byte) *pg_query.SubscriptingRef {
 		case 6<<3 | 0:
 			m.Refcollid = uint32(x)
 		case 7<<3 | 2:
-			m.Refupperindexpr = append(m.Refupperindexpr, d.decNode(v))
+			m.Refupperindexpr = append(m.Refupperindexpr, d.decNode(v, nil))
 		case 8<<3 | 2:
-			m.Reflowerindexpr = append(m.Reflowerindexpr, d.decNode(v))
+			m.Reflowerindexpr = append(m.Reflowerindexpr, d.decNode(v, nil))
 		case 9<<3 | 2:
-			d.check(m.Refexpr == nil)
-			m.Refexpr = d.decNode(v)
+			m.Refexpr = d.decNode(v, m.Refexpr)
 		case 10<<3 | 2:
-			d.check(m.Refassgnexpr == nil)
-			m.Refassgnexpr = d.decNode(v)
-		default:
-			d.fail()
+			m.Refassgnexpr = d.decNode(v, m.Refassgnexpr)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTableFunc(b []byte) *pg_query.TableFunc {
-	m := new(pg_query.TableFunc)
+func (d *decoder) decTableFunc(b []byte, m *TableFunc) *TableFunc {
+	if m == nil {
+		m = new(TableFunc)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Functype = pg_query.TableFuncType(x)
+			m.Functype = TableFuncType(x)
 		case 2<<3 | 2:
-			m.NsUris = append(m.NsUris, d.decNode(v))
+			m.NsUris = append(m.NsUris, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.NsNames = append(m.NsNames, d.decNode(v))
+			m.NsNames = append(m.NsNames, d.decNode(v, nil))
 		case 4<<3 | 2:
-			d.check(m.Docexpr == nil)
-			m.Docexpr = d.decNode(v)
+			m.Docexpr = d.decNode(v, m.Docexpr)
 		case 5<<3 | 2:
-			d.check(m.Rowexpr == nil)
-			m.Rowexpr = d.decNode(v)
+			m.Rowexpr = d.decNode(v, m.Rowexpr)
 		case 6<<3 | 2:
-			m.Colnames = append(m.Colnames, d.decNode(v))
+			m.Colnames = append(m.Colnames, d.decNode(v, nil))
 		case 7<<3 | 2:
-			m.Coltypes = append(m.Coltypes, d.decNode(v))
+			m.Coltypes = append(m.Coltypes, d.decNode(v, nil))
 		case 8<<3 | 2:
-			m.Coltypmods = append(m.Coltypmods, d.decNode(v))
+			m.Coltypmods = append(m.Coltypmods, d.decNode(v, nil))
 		case 9<<3 | 2:
-			m.Colcollations = append(m.Colcollations, d.decNode(v))
+			m.Colcollations = append(m.Colcollations, d.decNode(v, nil))
 		case 10<<3 | 2:
-			m.Colexprs = append(m.Colexprs, d.decNode(v))
+			m.Colexprs = append(m.Colexprs, d.decNode(v, nil))
 		case 11<<3 | 2:
-			m.Coldefexprs = append(m.Coldefexprs, d.decNode(v))
+			m.Coldefexprs = append(m.Coldefexprs, d.decNode(v, nil))
 		case 12<<3 | 2:
-			m.Colvalexprs = append(m.Colvalexprs, d.decNode(v))
+			m.Colvalexprs = append(m.Colvalexprs, d.decNode(v, nil))
 		case 13<<3 | 2:
-			m.Passingvalexprs = append(m.Passingvalexprs, d.decNode(v))
+			m.Passingvalexprs = append(m.Passingvalexprs, d.decNode(v, nil))
 		case 14<<3 | 0:
 			m.Notnulls = append(m.Notnulls, uint64(x))
 		case 14<<3 | 2:
-			for p := v; d.ok && len(p) > 0; {
+			for p := v; d.err == nil && len(p) > 0; {
 				x := d.packedVarint(&p)
 				m.Notnulls = append(m.Notnulls, uint64(x))
 			}
 		case 15<<3 | 2:
-			d.check(m.Plan == nil)
-			m.Plan = d.decNode(v)
+			m.Plan = d.decNode(v, m.Plan)
 		case 16<<3 | 0:
 			m.Ordinalitycol = int32(x)
 		case 17<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTableLikeClause(b []byte) *pg_query.TableLikeClause {
-	m := new(pg_query.TableLikeClause)
+func (d *decoder) decTableLikeClause(b []byte, m *TableLikeClause) *TableLikeClause {
+	if m == nil {
+		m = new(TableLikeClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 0:
 			m.Options = uint32(x)
 		case 3<<3 | 0:
 			m.RelationOid = uint32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTableSampleClause(b []byte) *pg_query.TableSampleClause {
-	m := new(pg_query.TableSampleClause)
+func (d *decoder) decTableSampleClause(b []byte, m *TableSampleClause) *TableSampleClause {
+	if m == nil {
+		m = new(TableSampleClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
 			m.Tsmhandler = uint32(x)
 		case 2<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.Repeatable == nil)
-			m.Repeatable = d.decNode(v)
-		default:
-			d.fail()
+			m.Repeatable = d.decNode(v, m.Repeatable)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTargetEntry(b []byte) *pg_query.TargetEntry {
-	m := new(pg_query.TargetEntry)
+func (d *decoder) decTargetEntry(b []byte, m *TargetEntry) *TargetEntry {
+	if m == nil {
+		m = new(TargetEntry)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 0:
 			m.Resno = int32(x)
 		case 4<<3 | 2:
-			m.Resname = d.str(v)
+			m.Resname = d.str(v, "TargetEntry.resname")
 		case 5<<3 | 0:
 			m.Ressortgroupref = uint32(x)
 		case 6<<3 | 0:
@@ -7654,120 +8456,118 @@ func (d *decoder) decTargetEntry(b []byte) *pg_query.TargetEntry {
 			m.Resorigcol = int32(x)
 		case 8<<3 | 0:
 			m.Resjunk = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTransactionStmt(b []byte) *pg_query.TransactionStmt {
-	m := new(pg_query.TransactionStmt)
+func (d *decoder) decTransactionStmt(b []byte, m *TransactionStmt) *TransactionStmt {
+	if m == nil {
+		m = new(TransactionStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.TransactionStmtKind(x)
+			m.Kind = TransactionStmtKind(x)
 		case 2<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 3<<3 | 2:
-			m.SavepointName = d.str(v)
+			m.SavepointName = d.str(v, "TransactionStmt.savepoint_name")
 		case 4<<3 | 2:
-			m.Gid = d.str(v)
+			m.Gid = d.str(v, "TransactionStmt.gid")
 		case 5<<3 | 0:
 			m.Chain = x != 0
 		case 6<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTriggerTransition(b []byte) *pg_query.TriggerTransition {
-	m := new(pg_query.TriggerTransition)
+func (d *decoder) decTriggerTransition(b []byte, m *TriggerTransition) *TriggerTransition {
+	if m == nil {
+		m = new(TriggerTransition)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "TriggerTransition.name")
 		case 2<<3 | 0:
 			m.IsNew = x != 0
 		case 3<<3 | 0:
 			m.IsTable = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTruncateStmt(b []byte) *pg_query.TruncateStmt {
-	m := new(pg_query.TruncateStmt)
+func (d *decoder) decTruncateStmt(b []byte, m *TruncateStmt) *TruncateStmt {
+	if m == nil {
+		m = new(TruncateStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Relations = append(m.Relations, d.decNode(v))
+			m.Relations = append(m.Relations, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.RestartSeqs = x != 0
 		case 3<<3 | 0:
-			m.Behavior = pg_query.DropBehavior(x)
-		default:
-			d.fail()
+			m.Behavior = DropBehavior(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTypeCast(b []byte) *pg_query.TypeCast {
-	m := new(pg_query.TypeCast)
+func (d *decoder) decTypeCast(b []byte, m *TypeCast) *TypeCast {
+	if m == nil {
+		m = new(TypeCast)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
+			m.Arg = d.decNode(v, m.Arg)
 		case 2<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decTypeName(b []byte) *pg_query.TypeName {
-	m := new(pg_query.TypeName)
+func (d *decoder) decTypeName(b []byte, m *TypeName) *TypeName {
+	if m == nil {
+		m = new(TypeName)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Names = append(m.Names, d.decNode(v))
+			m.Names = append(m.Names, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.TypeOid = uint32(x)
 		case 3<<3 | 0:
@@ -7775,126 +8575,121 @@ func (d *decoder) decTypeName(b []byte) *pg_query.TypeName {
 		case 4<<3 | 0:
 			m.PctType = x != 0
 		case 5<<3 | 2:
-			m.Typmods = append(m.Typmods, d.decNode(v))
+			m.Typmods = append(m.Typmods, d.decNode(v, nil))
 		case 6<<3 | 0:
 			m.Typemod = int32(x)
 		case 7<<3 | 2:
-			m.ArrayBounds = append(m.ArrayBounds, d.decNode(v))
+			m.ArrayBounds = append(m.ArrayBounds, d.decNode(v, nil))
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decUnlistenStmt(b []byte) *pg_query.UnlistenStmt {
-	m := new(pg_query.UnlistenStmt)
+func (d *decoder) decUnlistenStmt(b []byte, m *UnlistenStmt) *UnlistenStmt {
+	if m == nil {
+		m = new(UnlistenStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Conditionname = d.str(v)
-		default:
-			d.fail()
+			m.Conditionname = d.str(v, "UnlistenStmt.conditionname")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decUpdateStmt(b []byte) *pg_query.UpdateStmt {
-	m := new(pg_query.UpdateStmt)
+func (d *decoder) decUpdateStmt(b []byte, m *UpdateStmt) *UpdateStmt {
+	if m == nil {
+		m = new(UpdateStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 2:
-			m.TargetList = append(m.TargetList, d.decNode(v))
+			m.TargetList = append(m.TargetList, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.WhereClause == nil)
-			m.WhereClause = d.decNode(v)
+			m.WhereClause = d.decNode(v, m.WhereClause)
 		case 4<<3 | 2:
-			m.FromClause = append(m.FromClause, d.decNode(v))
+			m.FromClause = append(m.FromClause, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.ReturningList = append(m.ReturningList, d.decNode(v))
+			m.ReturningList = append(m.ReturningList, d.decNode(v, nil))
 		case 6<<3 | 2:
-			d.check(m.WithClause == nil)
-			m.WithClause = d.decWithClause(v)
-		default:
-			d.fail()
+			m.WithClause = d.decWithClause(v, m.WithClause)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decVacuumRelation(b []byte) *pg_query.VacuumRelation {
-	m := new(pg_query.VacuumRelation)
+func (d *decoder) decVacuumRelation(b []byte, m *VacuumRelation) *VacuumRelation {
+	if m == nil {
+		m = new(VacuumRelation)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Relation == nil)
-			m.Relation = d.decRangeVar(v)
+			m.Relation = d.decRangeVar(v, m.Relation)
 		case 2<<3 | 0:
 			m.Oid = uint32(x)
 		case 3<<3 | 2:
-			m.VaCols = append(m.VaCols, d.decNode(v))
-		default:
-			d.fail()
+			m.VaCols = append(m.VaCols, d.decNode(v, nil))
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decVacuumStmt(b []byte) *pg_query.VacuumStmt {
-	m := new(pg_query.VacuumStmt)
+func (d *decoder) decVacuumStmt(b []byte, m *VacuumStmt) *VacuumStmt {
+	if m == nil {
+		m = new(VacuumStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 2<<3 | 2:
-			m.Rels = append(m.Rels, d.decNode(v))
+			m.Rels = append(m.Rels, d.decNode(v, nil))
 		case 3<<3 | 0:
 			m.IsVacuumcmd = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decVar(b []byte) *pg_query.Var {
-	m := new(pg_query.Var)
+func (d *decoder) decVar(b []byte, m *Var) *Var {
+	if m == nil {
+		m = new(Var)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Varno = int32(x)
 		case 3<<3 | 0:
@@ -7908,7 +8703,7 @@ func (d *decoder) decVar(b []byte) *pg_query.Var {
 		case 7<<3 | 0:
 			m.Varnullingrels = append(m.Varnullingrels, uint64(x))
 		case 7<<3 | 2:
-			for p := v; d.ok && len(p) > 0; {
+			for p := v; d.err == nil && len(p) > 0; {
 				x := d.packedVarint(&p)
 				m.Varnullingrels = append(m.Varnullingrels, uint64(x))
 			}
@@ -7916,110 +8711,106 @@ func (d *decoder) decVar(b []byte) *pg_query.Var {
 			m.Varlevelsup = uint32(x)
 		case 9<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decVariableSetStmt(b []byte) *pg_query.VariableSetStmt {
-	m := new(pg_query.VariableSetStmt)
+func (d *decoder) decVariableSetStmt(b []byte, m *VariableSetStmt) *VariableSetStmt {
+	if m == nil {
+		m = new(VariableSetStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.VariableSetKind(x)
+			m.Kind = VariableSetKind(x)
 		case 2<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "VariableSetStmt.name")
 		case 3<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 4<<3 | 0:
 			m.IsLocal = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decVariableShowStmt(b []byte) *pg_query.VariableShowStmt {
-	m := new(pg_query.VariableShowStmt)
+func (d *decoder) decVariableShowStmt(b []byte, m *VariableShowStmt) *VariableShowStmt {
+	if m == nil {
+		m = new(VariableShowStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, _ := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
-		default:
-			d.fail()
+			m.Name = d.str(v, "VariableShowStmt.name")
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decViewStmt(b []byte) *pg_query.ViewStmt {
-	m := new(pg_query.ViewStmt)
+func (d *decoder) decViewStmt(b []byte, m *ViewStmt) *ViewStmt {
+	if m == nil {
+		m = new(ViewStmt)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.View == nil)
-			m.View = d.decRangeVar(v)
+			m.View = d.decRangeVar(v, m.View)
 		case 2<<3 | 2:
-			m.Aliases = append(m.Aliases, d.decNode(v))
+			m.Aliases = append(m.Aliases, d.decNode(v, nil))
 		case 3<<3 | 2:
-			d.check(m.Query == nil)
-			m.Query = d.decNode(v)
+			m.Query = d.decNode(v, m.Query)
 		case 4<<3 | 0:
 			m.Replace = x != 0
 		case 5<<3 | 2:
-			m.Options = append(m.Options, d.decNode(v))
+			m.Options = append(m.Options, d.decNode(v, nil))
 		case 6<<3 | 0:
-			m.WithCheckOption = pg_query.ViewCheckOption(x)
-		default:
-			d.fail()
+			m.WithCheckOption = ViewCheckOption(x)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decWindowClause(b []byte) *pg_query.WindowClause {
-	m := new(pg_query.WindowClause)
+func (d *decoder) decWindowClause(b []byte, m *WindowClause) *WindowClause {
+	if m == nil {
+		m = new(WindowClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "WindowClause.name")
 		case 2<<3 | 2:
-			m.Refname = d.str(v)
+			m.Refname = d.str(v, "WindowClause.refname")
 		case 3<<3 | 2:
-			m.PartitionClause = append(m.PartitionClause, d.decNode(v))
+			m.PartitionClause = append(m.PartitionClause, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.OrderClause = append(m.OrderClause, d.decNode(v))
+			m.OrderClause = append(m.OrderClause, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.FrameOptions = int32(x)
 		case 6<<3 | 2:
-			d.check(m.StartOffset == nil)
-			m.StartOffset = d.decNode(v)
+			m.StartOffset = d.decNode(v, m.StartOffset)
 		case 7<<3 | 2:
-			d.check(m.EndOffset == nil)
-			m.EndOffset = d.decNode(v)
+			m.EndOffset = d.decNode(v, m.EndOffset)
 		case 8<<3 | 0:
 			m.StartInRangeFunc = uint32(x)
 		case 9<<3 | 0:
@@ -8034,59 +8825,56 @@ func (d *decoder) decWindowClause(b []byte) *pg_query.WindowClause {
 			m.Winref = uint32(x)
 		case 14<<3 | 0:
 			m.CopiedOrder = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decWindowDef(b []byte) *pg_query.WindowDef {
-	m := new(pg_query.WindowDef)
+func (d *decoder) decWindowDef(b []byte, m *WindowDef) *WindowDef {
+	if m == nil {
+		m = new(WindowDef)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "WindowDef.name")
 		case 2<<3 | 2:
-			m.Refname = d.str(v)
+			m.Refname = d.str(v, "WindowDef.refname")
 		case 3<<3 | 2:
-			m.PartitionClause = append(m.PartitionClause, d.decNode(v))
+			m.PartitionClause = append(m.PartitionClause, d.decNode(v, nil))
 		case 4<<3 | 2:
-			m.OrderClause = append(m.OrderClause, d.decNode(v))
+			m.OrderClause = append(m.OrderClause, d.decNode(v, nil))
 		case 5<<3 | 0:
 			m.FrameOptions = int32(x)
 		case 6<<3 | 2:
-			d.check(m.StartOffset == nil)
-			m.StartOffset = d.decNode(v)
+			m.StartOffset = d.decNode(v, m.StartOffset)
 		case 7<<3 | 2:
-			d.check(m.EndOffset == nil)
-			m.EndOffset = d.decNode(v)
+			m.EndOffset = d.decNode(v, m.EndOffset)
 		case 8<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decWindowFunc(b []byte) *pg_query.WindowFunc {
-	m := new(pg_query.WindowFunc)
+func (d *decoder) decWindowFunc(b []byte, m *WindowFunc) *WindowFunc {
+	if m == nil {
+		m = new(WindowFunc)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Winfnoid = uint32(x)
 		case 3<<3 | 0:
@@ -8096,12 +8884,11 @@ func (d *decoder) decWindowFunc(b []byte) *pg_query.WindowFunc {
 		case 5<<3 | 0:
 			m.Inputcollid = uint32(x)
 		case 6<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 7<<3 | 2:
-			d.check(m.Aggfilter == nil)
-			m.Aggfilter = d.decNode(v)
+			m.Aggfilter = d.decNode(v, m.Aggfilter)
 		case 8<<3 | 2:
-			m.RunCondition = append(m.RunCondition, d.decNode(v))
+			m.RunCondition = append(m.RunCondition, d.decNode(v, nil))
 		case 9<<3 | 0:
 			m.Winref = uint32(x)
 		case 10<<3 | 0:
@@ -8110,25 +8897,24 @@ func (d *decoder) decWindowFunc(b []byte) *pg_query.WindowFunc {
 			m.Winagg = x != 0
 		case 12<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decWindowFuncRunCondition(b []byte) *pg_query.WindowFuncRunCondition {
-	m := new(pg_query.WindowFuncRunCondition)
+func (d *decoder) decWindowFuncRunCondition(b []byte, m *WindowFuncRunCondition) *WindowFuncRunCondition {
+	if m == nil {
+		m = new(WindowFuncRunCondition)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
 			m.Opno = uint32(x)
 		case 3<<3 | 0:
@@ -8136,88 +8922,85 @@ func (d *decoder) decWindowFuncRunCondition(b []byte) *pg_query.WindowFuncRunCon
 		case 4<<3 | 0:
 			m.WfuncLeft = x != 0
 		case 5<<3 | 2:
-			d.check(m.Arg == nil)
-			m.Arg = d.decNode(v)
-		default:
-			d.fail()
+			m.Arg = d.decNode(v, m.Arg)
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decWithCheckOption(b []byte) *pg_query.WithCheckOption {
-	m := new(pg_query.WithCheckOption)
+func (d *decoder) decWithCheckOption(b []byte, m *WithCheckOption) *WithCheckOption {
+	if m == nil {
+		m = new(WithCheckOption)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Kind = pg_query.WCOKind(x)
+			m.Kind = WCOKind(x)
 		case 2<<3 | 2:
-			m.Relname = d.str(v)
+			m.Relname = d.str(v, "WithCheckOption.relname")
 		case 3<<3 | 2:
-			m.Polname = d.str(v)
+			m.Polname = d.str(v, "WithCheckOption.polname")
 		case 4<<3 | 2:
-			d.check(m.Qual == nil)
-			m.Qual = d.decNode(v)
+			m.Qual = d.decNode(v, m.Qual)
 		case 5<<3 | 0:
 			m.Cascaded = x != 0
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decWithClause(b []byte) *pg_query.WithClause {
-	m := new(pg_query.WithClause)
+func (d *decoder) decWithClause(b []byte, m *WithClause) *WithClause {
+	if m == nil {
+		m = new(WithClause)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			m.Ctes = append(m.Ctes, d.decNode(v))
+			m.Ctes = append(m.Ctes, d.decNode(v, nil))
 		case 2<<3 | 0:
 			m.Recursive = x != 0
 		case 3<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decXmlExpr(b []byte) *pg_query.XmlExpr {
-	m := new(pg_query.XmlExpr)
+func (d *decoder) decXmlExpr(b []byte, m *XmlExpr) *XmlExpr {
+	if m == nil {
+		m = new(XmlExpr)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 2:
-			d.check(m.Xpr == nil)
-			m.Xpr = d.decNode(v)
+			m.Xpr = d.decNode(v, m.Xpr)
 		case 2<<3 | 0:
-			m.Op = pg_query.XmlExprOp(x)
+			m.Op = XmlExprOp(x)
 		case 3<<3 | 2:
-			m.Name = d.str(v)
+			m.Name = d.str(v, "XmlExpr.name")
 		case 4<<3 | 2:
-			m.NamedArgs = append(m.NamedArgs, d.decNode(v))
+			m.NamedArgs = append(m.NamedArgs, d.decNode(v, nil))
 		case 5<<3 | 2:
-			m.ArgNames = append(m.ArgNames, d.decNode(v))
+			m.ArgNames = append(m.ArgNames, d.decNode(v, nil))
 		case 6<<3 | 2:
-			m.Args = append(m.Args, d.decNode(v))
+			m.Args = append(m.Args, d.decNode(v, nil))
 		case 7<<3 | 0:
-			m.Xmloption = pg_query.XmlOptionType(x)
+			m.Xmloption = XmlOptionType(x)
 		case 8<<3 | 0:
 			m.Indent = x != 0
 		case 9<<3 | 0:
@@ -8226,43 +9009,39 @@ func (d *decoder) decXmlExpr(b []byte) *pg_query.XmlExpr {
 			m.Typmod = int32(x)
 		case 11<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (d *decoder) decXmlSerialize(b []byte) *pg_query.XmlSerialize {
-	m := new(pg_query.XmlSerialize)
+func (d *decoder) decXmlSerialize(b []byte, m *XmlSerialize) *XmlSerialize {
+	if m == nil {
+		m = new(XmlSerialize)
+	}
 	if !d.enter() {
 		return m
 	}
-	for d.ok && len(b) > 0 {
+	for d.err == nil && len(b) > 0 {
 		key, v, x := d.field(&b)
 		switch key {
 		case 1<<3 | 0:
-			m.Xmloption = pg_query.XmlOptionType(x)
+			m.Xmloption = XmlOptionType(x)
 		case 2<<3 | 2:
-			d.check(m.Expr == nil)
-			m.Expr = d.decNode(v)
+			m.Expr = d.decNode(v, m.Expr)
 		case 3<<3 | 2:
-			d.check(m.TypeName == nil)
-			m.TypeName = d.decTypeName(v)
+			m.TypeName = d.decTypeName(v, m.TypeName)
 		case 4<<3 | 0:
 			m.Indent = x != 0
 		case 5<<3 | 0:
 			m.Location = int32(x)
-		default:
-			d.fail()
 		}
 	}
 	d.leave()
 	return m
 }
 
-func (e *encoder) encA_ArrayExpr(m *pg_query.A_ArrayExpr) {
+func (e *encoder) encA_ArrayExpr(m *A_ArrayExpr) {
 	if m == nil {
 		return
 	}
@@ -8277,7 +9056,7 @@ func (e *encoder) encA_ArrayExpr(m *pg_query.A_ArrayExpr) {
 	}
 }
 
-func (e *encoder) encA_Const(m *pg_query.A_Const) {
+func (e *encoder) encA_Const(m *A_Const) {
 	if m == nil {
 		return
 	}
@@ -8290,30 +9069,30 @@ func (e *encoder) encA_Const(m *pg_query.A_Const) {
 		e.varint(uint64(m.Location))
 	}
 	switch x := m.Val.(type) {
-	case *pg_query.A_Const_Ival:
+	case *A_Const_Ival:
 		p := e.begin(1)
 		e.encInteger(x.Ival)
 		e.end(p)
-	case *pg_query.A_Const_Fval:
+	case *A_Const_Fval:
 		p := e.begin(2)
 		e.encFloat(x.Fval)
 		e.end(p)
-	case *pg_query.A_Const_Boolval:
+	case *A_Const_Boolval:
 		p := e.begin(3)
 		e.encBoolean(x.Boolval)
 		e.end(p)
-	case *pg_query.A_Const_Sval:
+	case *A_Const_Sval:
 		p := e.begin(4)
 		e.encString(x.Sval)
 		e.end(p)
-	case *pg_query.A_Const_Bsval:
+	case *A_Const_Bsval:
 		p := e.begin(5)
 		e.encBitString(x.Bsval)
 		e.end(p)
 	}
 }
 
-func (e *encoder) encA_Expr(m *pg_query.A_Expr) {
+func (e *encoder) encA_Expr(m *A_Expr) {
 	if m == nil {
 		return
 	}
@@ -8342,7 +9121,7 @@ func (e *encoder) encA_Expr(m *pg_query.A_Expr) {
 	}
 }
 
-func (e *encoder) encA_Indices(m *pg_query.A_Indices) {
+func (e *encoder) encA_Indices(m *A_Indices) {
 	if m == nil {
 		return
 	}
@@ -8362,7 +9141,7 @@ func (e *encoder) encA_Indices(m *pg_query.A_Indices) {
 	}
 }
 
-func (e *encoder) encA_Indirection(m *pg_query.A_Indirection) {
+func (e *encoder) encA_Indirection(m *A_Indirection) {
 	if m == nil {
 		return
 	}
@@ -8378,18 +9157,18 @@ func (e *encoder) encA_Indirection(m *pg_query.A_Indirection) {
 	}
 }
 
-func (e *encoder) encA_Star(m *pg_query.A_Star) {
+func (e *encoder) encA_Star(m *A_Star) {
 	if m == nil {
 		return
 	}
 }
 
-func (e *encoder) encAccessPriv(m *pg_query.AccessPriv) {
+func (e *encoder) encAccessPriv(m *AccessPriv) {
 	if m == nil {
 		return
 	}
 	if m.PrivName != "" {
-		e.str(1, m.PrivName, "pg_query.AccessPriv.priv_name")
+		e.str(1, m.PrivName, "AccessPriv.priv_name")
 	}
 	for _, x := range m.Cols {
 		p := e.begin(2)
@@ -8398,7 +9177,7 @@ func (e *encoder) encAccessPriv(m *pg_query.AccessPriv) {
 	}
 }
 
-func (e *encoder) encAggref(m *pg_query.Aggref) {
+func (e *encoder) encAggref(m *Aggref) {
 	if m == nil {
 		return
 	}
@@ -8462,7 +9241,7 @@ func (e *encoder) encAggref(m *pg_query.Aggref) {
 		e.varint(b2u(m.Aggvariadic))
 	}
 	if m.Aggkind != "" {
-		e.str(14, m.Aggkind, "pg_query.Aggref.aggkind")
+		e.str(14, m.Aggkind, "Aggref.aggkind")
 	}
 	if m.Agglevelsup != 0 {
 		e.tag(15, 0)
@@ -8486,12 +9265,12 @@ func (e *encoder) encAggref(m *pg_query.Aggref) {
 	}
 }
 
-func (e *encoder) encAlias(m *pg_query.Alias) {
+func (e *encoder) encAlias(m *Alias) {
 	if m == nil {
 		return
 	}
 	if m.Aliasname != "" {
-		e.str(1, m.Aliasname, "pg_query.Alias.aliasname")
+		e.str(1, m.Aliasname, "Alias.aliasname")
 	}
 	for _, x := range m.Colnames {
 		p := e.begin(2)
@@ -8500,7 +9279,7 @@ func (e *encoder) encAlias(m *pg_query.Alias) {
 	}
 }
 
-func (e *encoder) encAlterCollationStmt(m *pg_query.AlterCollationStmt) {
+func (e *encoder) encAlterCollationStmt(m *AlterCollationStmt) {
 	if m == nil {
 		return
 	}
@@ -8511,21 +9290,21 @@ func (e *encoder) encAlterCollationStmt(m *pg_query.AlterCollationStmt) {
 	}
 }
 
-func (e *encoder) encAlterDatabaseRefreshCollStmt(m *pg_query.AlterDatabaseRefreshCollStmt) {
+func (e *encoder) encAlterDatabaseRefreshCollStmt(m *AlterDatabaseRefreshCollStmt) {
 	if m == nil {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.AlterDatabaseRefreshCollStmt.dbname")
+		e.str(1, m.Dbname, "AlterDatabaseRefreshCollStmt.dbname")
 	}
 }
 
-func (e *encoder) encAlterDatabaseSetStmt(m *pg_query.AlterDatabaseSetStmt) {
+func (e *encoder) encAlterDatabaseSetStmt(m *AlterDatabaseSetStmt) {
 	if m == nil {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.AlterDatabaseSetStmt.dbname")
+		e.str(1, m.Dbname, "AlterDatabaseSetStmt.dbname")
 	}
 	if m.Setstmt != nil {
 		p := e.begin(2)
@@ -8534,12 +9313,12 @@ func (e *encoder) encAlterDatabaseSetStmt(m *pg_query.AlterDatabaseSetStmt) {
 	}
 }
 
-func (e *encoder) encAlterDatabaseStmt(m *pg_query.AlterDatabaseStmt) {
+func (e *encoder) encAlterDatabaseStmt(m *AlterDatabaseStmt) {
 	if m == nil {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.AlterDatabaseStmt.dbname")
+		e.str(1, m.Dbname, "AlterDatabaseStmt.dbname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -8548,7 +9327,7 @@ func (e *encoder) encAlterDatabaseStmt(m *pg_query.AlterDatabaseStmt) {
 	}
 }
 
-func (e *encoder) encAlterDefaultPrivilegesStmt(m *pg_query.AlterDefaultPrivilegesStmt) {
+func (e *encoder) encAlterDefaultPrivilegesStmt(m *AlterDefaultPrivilegesStmt) {
 	if m == nil {
 		return
 	}
@@ -8564,12 +9343,12 @@ func (e *encoder) encAlterDefaultPrivilegesStmt(m *pg_query.AlterDefaultPrivileg
 	}
 }
 
-func (e *encoder) encAlterDomainStmt(m *pg_query.AlterDomainStmt) {
+func (e *encoder) encAlterDomainStmt(m *AlterDomainStmt) {
 	if m == nil {
 		return
 	}
 	if m.Subtype != "" {
-		e.str(1, m.Subtype, "pg_query.AlterDomainStmt.subtype")
+		e.str(1, m.Subtype, "AlterDomainStmt.subtype")
 	}
 	for _, x := range m.TypeName {
 		p := e.begin(2)
@@ -8577,7 +9356,7 @@ func (e *encoder) encAlterDomainStmt(m *pg_query.AlterDomainStmt) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.AlterDomainStmt.name")
+		e.str(3, m.Name, "AlterDomainStmt.name")
 	}
 	if m.Def != nil {
 		p := e.begin(4)
@@ -8594,7 +9373,7 @@ func (e *encoder) encAlterDomainStmt(m *pg_query.AlterDomainStmt) {
 	}
 }
 
-func (e *encoder) encAlterEnumStmt(m *pg_query.AlterEnumStmt) {
+func (e *encoder) encAlterEnumStmt(m *AlterEnumStmt) {
 	if m == nil {
 		return
 	}
@@ -8604,13 +9383,13 @@ func (e *encoder) encAlterEnumStmt(m *pg_query.AlterEnumStmt) {
 		e.end(p)
 	}
 	if m.OldVal != "" {
-		e.str(2, m.OldVal, "pg_query.AlterEnumStmt.old_val")
+		e.str(2, m.OldVal, "AlterEnumStmt.old_val")
 	}
 	if m.NewVal != "" {
-		e.str(3, m.NewVal, "pg_query.AlterEnumStmt.new_val")
+		e.str(3, m.NewVal, "AlterEnumStmt.new_val")
 	}
 	if m.NewValNeighbor != "" {
-		e.str(4, m.NewValNeighbor, "pg_query.AlterEnumStmt.new_val_neighbor")
+		e.str(4, m.NewValNeighbor, "AlterEnumStmt.new_val_neighbor")
 	}
 	if m.NewValIsAfter {
 		e.tag(5, 0)
@@ -8622,24 +9401,24 @@ func (e *encoder) encAlterEnumStmt(m *pg_query.AlterEnumStmt) {
 	}
 }
 
-func (e *encoder) encAlterEventTrigStmt(m *pg_query.AlterEventTrigStmt) {
+func (e *encoder) encAlterEventTrigStmt(m *AlterEventTrigStmt) {
 	if m == nil {
 		return
 	}
 	if m.Trigname != "" {
-		e.str(1, m.Trigname, "pg_query.AlterEventTrigStmt.trigname")
+		e.str(1, m.Trigname, "AlterEventTrigStmt.trigname")
 	}
 	if m.Tgenabled != "" {
-		e.str(2, m.Tgenabled, "pg_query.AlterEventTrigStmt.tgenabled")
+		e.str(2, m.Tgenabled, "AlterEventTrigStmt.tgenabled")
 	}
 }
 
-func (e *encoder) encAlterExtensionContentsStmt(m *pg_query.AlterExtensionContentsStmt) {
+func (e *encoder) encAlterExtensionContentsStmt(m *AlterExtensionContentsStmt) {
 	if m == nil {
 		return
 	}
 	if m.Extname != "" {
-		e.str(1, m.Extname, "pg_query.AlterExtensionContentsStmt.extname")
+		e.str(1, m.Extname, "AlterExtensionContentsStmt.extname")
 	}
 	if m.Action != 0 {
 		e.tag(2, 0)
@@ -8656,12 +9435,12 @@ func (e *encoder) encAlterExtensionContentsStmt(m *pg_query.AlterExtensionConten
 	}
 }
 
-func (e *encoder) encAlterExtensionStmt(m *pg_query.AlterExtensionStmt) {
+func (e *encoder) encAlterExtensionStmt(m *AlterExtensionStmt) {
 	if m == nil {
 		return
 	}
 	if m.Extname != "" {
-		e.str(1, m.Extname, "pg_query.AlterExtensionStmt.extname")
+		e.str(1, m.Extname, "AlterExtensionStmt.extname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -8670,12 +9449,12 @@ func (e *encoder) encAlterExtensionStmt(m *pg_query.AlterExtensionStmt) {
 	}
 }
 
-func (e *encoder) encAlterFdwStmt(m *pg_query.AlterFdwStmt) {
+func (e *encoder) encAlterFdwStmt(m *AlterFdwStmt) {
 	if m == nil {
 		return
 	}
 	if m.Fdwname != "" {
-		e.str(1, m.Fdwname, "pg_query.AlterFdwStmt.fdwname")
+		e.str(1, m.Fdwname, "AlterFdwStmt.fdwname")
 	}
 	for _, x := range m.FuncOptions {
 		p := e.begin(2)
@@ -8689,15 +9468,15 @@ func (e *encoder) encAlterFdwStmt(m *pg_query.AlterFdwStmt) {
 	}
 }
 
-func (e *encoder) encAlterForeignServerStmt(m *pg_query.AlterForeignServerStmt) {
+func (e *encoder) encAlterForeignServerStmt(m *AlterForeignServerStmt) {
 	if m == nil {
 		return
 	}
 	if m.Servername != "" {
-		e.str(1, m.Servername, "pg_query.AlterForeignServerStmt.servername")
+		e.str(1, m.Servername, "AlterForeignServerStmt.servername")
 	}
 	if m.Version != "" {
-		e.str(2, m.Version, "pg_query.AlterForeignServerStmt.version")
+		e.str(2, m.Version, "AlterForeignServerStmt.version")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -8710,7 +9489,7 @@ func (e *encoder) encAlterForeignServerStmt(m *pg_query.AlterForeignServerStmt) 
 	}
 }
 
-func (e *encoder) encAlterFunctionStmt(m *pg_query.AlterFunctionStmt) {
+func (e *encoder) encAlterFunctionStmt(m *AlterFunctionStmt) {
 	if m == nil {
 		return
 	}
@@ -8730,7 +9509,7 @@ func (e *encoder) encAlterFunctionStmt(m *pg_query.AlterFunctionStmt) {
 	}
 }
 
-func (e *encoder) encAlterObjectDependsStmt(m *pg_query.AlterObjectDependsStmt) {
+func (e *encoder) encAlterObjectDependsStmt(m *AlterObjectDependsStmt) {
 	if m == nil {
 		return
 	}
@@ -8759,7 +9538,7 @@ func (e *encoder) encAlterObjectDependsStmt(m *pg_query.AlterObjectDependsStmt) 
 	}
 }
 
-func (e *encoder) encAlterObjectSchemaStmt(m *pg_query.AlterObjectSchemaStmt) {
+func (e *encoder) encAlterObjectSchemaStmt(m *AlterObjectSchemaStmt) {
 	if m == nil {
 		return
 	}
@@ -8778,7 +9557,7 @@ func (e *encoder) encAlterObjectSchemaStmt(m *pg_query.AlterObjectSchemaStmt) {
 		e.end(p)
 	}
 	if m.Newschema != "" {
-		e.str(4, m.Newschema, "pg_query.AlterObjectSchemaStmt.newschema")
+		e.str(4, m.Newschema, "AlterObjectSchemaStmt.newschema")
 	}
 	if m.MissingOk {
 		e.tag(5, 0)
@@ -8786,7 +9565,7 @@ func (e *encoder) encAlterObjectSchemaStmt(m *pg_query.AlterObjectSchemaStmt) {
 	}
 }
 
-func (e *encoder) encAlterOpFamilyStmt(m *pg_query.AlterOpFamilyStmt) {
+func (e *encoder) encAlterOpFamilyStmt(m *AlterOpFamilyStmt) {
 	if m == nil {
 		return
 	}
@@ -8796,7 +9575,7 @@ func (e *encoder) encAlterOpFamilyStmt(m *pg_query.AlterOpFamilyStmt) {
 		e.end(p)
 	}
 	if m.Amname != "" {
-		e.str(2, m.Amname, "pg_query.AlterOpFamilyStmt.amname")
+		e.str(2, m.Amname, "AlterOpFamilyStmt.amname")
 	}
 	if m.IsDrop {
 		e.tag(3, 0)
@@ -8809,7 +9588,7 @@ func (e *encoder) encAlterOpFamilyStmt(m *pg_query.AlterOpFamilyStmt) {
 	}
 }
 
-func (e *encoder) encAlterOperatorStmt(m *pg_query.AlterOperatorStmt) {
+func (e *encoder) encAlterOperatorStmt(m *AlterOperatorStmt) {
 	if m == nil {
 		return
 	}
@@ -8825,7 +9604,7 @@ func (e *encoder) encAlterOperatorStmt(m *pg_query.AlterOperatorStmt) {
 	}
 }
 
-func (e *encoder) encAlterOwnerStmt(m *pg_query.AlterOwnerStmt) {
+func (e *encoder) encAlterOwnerStmt(m *AlterOwnerStmt) {
 	if m == nil {
 		return
 	}
@@ -8850,12 +9629,12 @@ func (e *encoder) encAlterOwnerStmt(m *pg_query.AlterOwnerStmt) {
 	}
 }
 
-func (e *encoder) encAlterPolicyStmt(m *pg_query.AlterPolicyStmt) {
+func (e *encoder) encAlterPolicyStmt(m *AlterPolicyStmt) {
 	if m == nil {
 		return
 	}
 	if m.PolicyName != "" {
-		e.str(1, m.PolicyName, "pg_query.AlterPolicyStmt.policy_name")
+		e.str(1, m.PolicyName, "AlterPolicyStmt.policy_name")
 	}
 	if m.Table != nil {
 		p := e.begin(2)
@@ -8879,12 +9658,12 @@ func (e *encoder) encAlterPolicyStmt(m *pg_query.AlterPolicyStmt) {
 	}
 }
 
-func (e *encoder) encAlterPublicationStmt(m *pg_query.AlterPublicationStmt) {
+func (e *encoder) encAlterPublicationStmt(m *AlterPublicationStmt) {
 	if m == nil {
 		return
 	}
 	if m.Pubname != "" {
-		e.str(1, m.Pubname, "pg_query.AlterPublicationStmt.pubname")
+		e.str(1, m.Pubname, "AlterPublicationStmt.pubname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -8906,7 +9685,7 @@ func (e *encoder) encAlterPublicationStmt(m *pg_query.AlterPublicationStmt) {
 	}
 }
 
-func (e *encoder) encAlterRoleSetStmt(m *pg_query.AlterRoleSetStmt) {
+func (e *encoder) encAlterRoleSetStmt(m *AlterRoleSetStmt) {
 	if m == nil {
 		return
 	}
@@ -8916,7 +9695,7 @@ func (e *encoder) encAlterRoleSetStmt(m *pg_query.AlterRoleSetStmt) {
 		e.end(p)
 	}
 	if m.Database != "" {
-		e.str(2, m.Database, "pg_query.AlterRoleSetStmt.database")
+		e.str(2, m.Database, "AlterRoleSetStmt.database")
 	}
 	if m.Setstmt != nil {
 		p := e.begin(3)
@@ -8925,7 +9704,7 @@ func (e *encoder) encAlterRoleSetStmt(m *pg_query.AlterRoleSetStmt) {
 	}
 }
 
-func (e *encoder) encAlterRoleStmt(m *pg_query.AlterRoleStmt) {
+func (e *encoder) encAlterRoleStmt(m *AlterRoleStmt) {
 	if m == nil {
 		return
 	}
@@ -8945,7 +9724,7 @@ func (e *encoder) encAlterRoleStmt(m *pg_query.AlterRoleStmt) {
 	}
 }
 
-func (e *encoder) encAlterSeqStmt(m *pg_query.AlterSeqStmt) {
+func (e *encoder) encAlterSeqStmt(m *AlterSeqStmt) {
 	if m == nil {
 		return
 	}
@@ -8969,7 +9748,7 @@ func (e *encoder) encAlterSeqStmt(m *pg_query.AlterSeqStmt) {
 	}
 }
 
-func (e *encoder) encAlterStatsStmt(m *pg_query.AlterStatsStmt) {
+func (e *encoder) encAlterStatsStmt(m *AlterStatsStmt) {
 	if m == nil {
 		return
 	}
@@ -8989,7 +9768,7 @@ func (e *encoder) encAlterStatsStmt(m *pg_query.AlterStatsStmt) {
 	}
 }
 
-func (e *encoder) encAlterSubscriptionStmt(m *pg_query.AlterSubscriptionStmt) {
+func (e *encoder) encAlterSubscriptionStmt(m *AlterSubscriptionStmt) {
 	if m == nil {
 		return
 	}
@@ -8998,10 +9777,10 @@ func (e *encoder) encAlterSubscriptionStmt(m *pg_query.AlterSubscriptionStmt) {
 		e.varint(uint64(m.Kind))
 	}
 	if m.Subname != "" {
-		e.str(2, m.Subname, "pg_query.AlterSubscriptionStmt.subname")
+		e.str(2, m.Subname, "AlterSubscriptionStmt.subname")
 	}
 	if m.Conninfo != "" {
-		e.str(3, m.Conninfo, "pg_query.AlterSubscriptionStmt.conninfo")
+		e.str(3, m.Conninfo, "AlterSubscriptionStmt.conninfo")
 	}
 	for _, x := range m.Publication {
 		p := e.begin(4)
@@ -9019,7 +9798,7 @@ func (e *encoder) encAlterSubscriptionStmt(m *pg_query.AlterSubscriptionStmt) {
 	}
 }
 
-func (e *encoder) encAlterSystemStmt(m *pg_query.AlterSystemStmt) {
+func (e *encoder) encAlterSystemStmt(m *AlterSystemStmt) {
 	if m == nil {
 		return
 	}
@@ -9030,7 +9809,7 @@ func (e *encoder) encAlterSystemStmt(m *pg_query.AlterSystemStmt) {
 	}
 }
 
-func (e *encoder) encAlterTSConfigurationStmt(m *pg_query.AlterTSConfigurationStmt) {
+func (e *encoder) encAlterTSConfigurationStmt(m *AlterTSConfigurationStmt) {
 	if m == nil {
 		return
 	}
@@ -9067,7 +9846,7 @@ func (e *encoder) encAlterTSConfigurationStmt(m *pg_query.AlterTSConfigurationSt
 	}
 }
 
-func (e *encoder) encAlterTSDictionaryStmt(m *pg_query.AlterTSDictionaryStmt) {
+func (e *encoder) encAlterTSDictionaryStmt(m *AlterTSDictionaryStmt) {
 	if m == nil {
 		return
 	}
@@ -9083,7 +9862,7 @@ func (e *encoder) encAlterTSDictionaryStmt(m *pg_query.AlterTSDictionaryStmt) {
 	}
 }
 
-func (e *encoder) encAlterTableCmd(m *pg_query.AlterTableCmd) {
+func (e *encoder) encAlterTableCmd(m *AlterTableCmd) {
 	if m == nil {
 		return
 	}
@@ -9092,7 +9871,7 @@ func (e *encoder) encAlterTableCmd(m *pg_query.AlterTableCmd) {
 		e.varint(uint64(m.Subtype))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.AlterTableCmd.name")
+		e.str(2, m.Name, "AlterTableCmd.name")
 	}
 	if m.Num != 0 {
 		e.tag(3, 0)
@@ -9122,12 +9901,12 @@ func (e *encoder) encAlterTableCmd(m *pg_query.AlterTableCmd) {
 	}
 }
 
-func (e *encoder) encAlterTableMoveAllStmt(m *pg_query.AlterTableMoveAllStmt) {
+func (e *encoder) encAlterTableMoveAllStmt(m *AlterTableMoveAllStmt) {
 	if m == nil {
 		return
 	}
 	if m.OrigTablespacename != "" {
-		e.str(1, m.OrigTablespacename, "pg_query.AlterTableMoveAllStmt.orig_tablespacename")
+		e.str(1, m.OrigTablespacename, "AlterTableMoveAllStmt.orig_tablespacename")
 	}
 	if m.Objtype != 0 {
 		e.tag(2, 0)
@@ -9139,7 +9918,7 @@ func (e *encoder) encAlterTableMoveAllStmt(m *pg_query.AlterTableMoveAllStmt) {
 		e.end(p)
 	}
 	if m.NewTablespacename != "" {
-		e.str(4, m.NewTablespacename, "pg_query.AlterTableMoveAllStmt.new_tablespacename")
+		e.str(4, m.NewTablespacename, "AlterTableMoveAllStmt.new_tablespacename")
 	}
 	if m.Nowait {
 		e.tag(5, 0)
@@ -9147,12 +9926,12 @@ func (e *encoder) encAlterTableMoveAllStmt(m *pg_query.AlterTableMoveAllStmt) {
 	}
 }
 
-func (e *encoder) encAlterTableSpaceOptionsStmt(m *pg_query.AlterTableSpaceOptionsStmt) {
+func (e *encoder) encAlterTableSpaceOptionsStmt(m *AlterTableSpaceOptionsStmt) {
 	if m == nil {
 		return
 	}
 	if m.Tablespacename != "" {
-		e.str(1, m.Tablespacename, "pg_query.AlterTableSpaceOptionsStmt.tablespacename")
+		e.str(1, m.Tablespacename, "AlterTableSpaceOptionsStmt.tablespacename")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -9165,7 +9944,7 @@ func (e *encoder) encAlterTableSpaceOptionsStmt(m *pg_query.AlterTableSpaceOptio
 	}
 }
 
-func (e *encoder) encAlterTableStmt(m *pg_query.AlterTableStmt) {
+func (e *encoder) encAlterTableStmt(m *AlterTableStmt) {
 	if m == nil {
 		return
 	}
@@ -9189,7 +9968,7 @@ func (e *encoder) encAlterTableStmt(m *pg_query.AlterTableStmt) {
 	}
 }
 
-func (e *encoder) encAlterTypeStmt(m *pg_query.AlterTypeStmt) {
+func (e *encoder) encAlterTypeStmt(m *AlterTypeStmt) {
 	if m == nil {
 		return
 	}
@@ -9205,7 +9984,7 @@ func (e *encoder) encAlterTypeStmt(m *pg_query.AlterTypeStmt) {
 	}
 }
 
-func (e *encoder) encAlterUserMappingStmt(m *pg_query.AlterUserMappingStmt) {
+func (e *encoder) encAlterUserMappingStmt(m *AlterUserMappingStmt) {
 	if m == nil {
 		return
 	}
@@ -9215,7 +9994,7 @@ func (e *encoder) encAlterUserMappingStmt(m *pg_query.AlterUserMappingStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.AlterUserMappingStmt.servername")
+		e.str(2, m.Servername, "AlterUserMappingStmt.servername")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -9224,7 +10003,7 @@ func (e *encoder) encAlterUserMappingStmt(m *pg_query.AlterUserMappingStmt) {
 	}
 }
 
-func (e *encoder) encAlternativeSubPlan(m *pg_query.AlternativeSubPlan) {
+func (e *encoder) encAlternativeSubPlan(m *AlternativeSubPlan) {
 	if m == nil {
 		return
 	}
@@ -9240,7 +10019,7 @@ func (e *encoder) encAlternativeSubPlan(m *pg_query.AlternativeSubPlan) {
 	}
 }
 
-func (e *encoder) encArrayCoerceExpr(m *pg_query.ArrayCoerceExpr) {
+func (e *encoder) encArrayCoerceExpr(m *ArrayCoerceExpr) {
 	if m == nil {
 		return
 	}
@@ -9281,7 +10060,7 @@ func (e *encoder) encArrayCoerceExpr(m *pg_query.ArrayCoerceExpr) {
 	}
 }
 
-func (e *encoder) encArrayExpr(m *pg_query.ArrayExpr) {
+func (e *encoder) encArrayExpr(m *ArrayExpr) {
 	if m == nil {
 		return
 	}
@@ -9317,16 +10096,16 @@ func (e *encoder) encArrayExpr(m *pg_query.ArrayExpr) {
 	}
 }
 
-func (e *encoder) encBitString(m *pg_query.BitString) {
+func (e *encoder) encBitString(m *BitString) {
 	if m == nil {
 		return
 	}
 	if m.Bsval != "" {
-		e.str(1, m.Bsval, "pg_query.BitString.bsval")
+		e.str(1, m.Bsval, "BitString.bsval")
 	}
 }
 
-func (e *encoder) encBoolExpr(m *pg_query.BoolExpr) {
+func (e *encoder) encBoolExpr(m *BoolExpr) {
 	if m == nil {
 		return
 	}
@@ -9350,7 +10129,7 @@ func (e *encoder) encBoolExpr(m *pg_query.BoolExpr) {
 	}
 }
 
-func (e *encoder) encBoolean(m *pg_query.Boolean) {
+func (e *encoder) encBoolean(m *Boolean) {
 	if m == nil {
 		return
 	}
@@ -9360,7 +10139,7 @@ func (e *encoder) encBoolean(m *pg_query.Boolean) {
 	}
 }
 
-func (e *encoder) encBooleanTest(m *pg_query.BooleanTest) {
+func (e *encoder) encBooleanTest(m *BooleanTest) {
 	if m == nil {
 		return
 	}
@@ -9384,7 +10163,7 @@ func (e *encoder) encBooleanTest(m *pg_query.BooleanTest) {
 	}
 }
 
-func (e *encoder) encCTECycleClause(m *pg_query.CTECycleClause) {
+func (e *encoder) encCTECycleClause(m *CTECycleClause) {
 	if m == nil {
 		return
 	}
@@ -9394,7 +10173,7 @@ func (e *encoder) encCTECycleClause(m *pg_query.CTECycleClause) {
 		e.end(p)
 	}
 	if m.CycleMarkColumn != "" {
-		e.str(2, m.CycleMarkColumn, "pg_query.CTECycleClause.cycle_mark_column")
+		e.str(2, m.CycleMarkColumn, "CTECycleClause.cycle_mark_column")
 	}
 	if m.CycleMarkValue != nil {
 		p := e.begin(3)
@@ -9407,7 +10186,7 @@ func (e *encoder) encCTECycleClause(m *pg_query.CTECycleClause) {
 		e.end(p)
 	}
 	if m.CyclePathColumn != "" {
-		e.str(5, m.CyclePathColumn, "pg_query.CTECycleClause.cycle_path_column")
+		e.str(5, m.CyclePathColumn, "CTECycleClause.cycle_path_column")
 	}
 	if m.Location != 0 {
 		e.tag(6, 0)
@@ -9431,7 +10210,7 @@ func (e *encoder) encCTECycleClause(m *pg_query.CTECycleClause) {
 	}
 }
 
-func (e *encoder) encCTESearchClause(m *pg_query.CTESearchClause) {
+func (e *encoder) encCTESearchClause(m *CTESearchClause) {
 	if m == nil {
 		return
 	}
@@ -9445,7 +10224,7 @@ func (e *encoder) encCTESearchClause(m *pg_query.CTESearchClause) {
 		e.varint(b2u(m.SearchBreadthFirst))
 	}
 	if m.SearchSeqColumn != "" {
-		e.str(3, m.SearchSeqColumn, "pg_query.CTESearchClause.search_seq_column")
+		e.str(3, m.SearchSeqColumn, "CTESearchClause.search_seq_column")
 	}
 	if m.Location != 0 {
 		e.tag(4, 0)
@@ -9453,7 +10232,7 @@ func (e *encoder) encCTESearchClause(m *pg_query.CTESearchClause) {
 	}
 }
 
-func (e *encoder) encCallContext(m *pg_query.CallContext) {
+func (e *encoder) encCallContext(m *CallContext) {
 	if m == nil {
 		return
 	}
@@ -9463,7 +10242,7 @@ func (e *encoder) encCallContext(m *pg_query.CallContext) {
 	}
 }
 
-func (e *encoder) encCallStmt(m *pg_query.CallStmt) {
+func (e *encoder) encCallStmt(m *CallStmt) {
 	if m == nil {
 		return
 	}
@@ -9484,7 +10263,7 @@ func (e *encoder) encCallStmt(m *pg_query.CallStmt) {
 	}
 }
 
-func (e *encoder) encCaseExpr(m *pg_query.CaseExpr) {
+func (e *encoder) encCaseExpr(m *CaseExpr) {
 	if m == nil {
 		return
 	}
@@ -9522,7 +10301,7 @@ func (e *encoder) encCaseExpr(m *pg_query.CaseExpr) {
 	}
 }
 
-func (e *encoder) encCaseTestExpr(m *pg_query.CaseTestExpr) {
+func (e *encoder) encCaseTestExpr(m *CaseTestExpr) {
 	if m == nil {
 		return
 	}
@@ -9545,7 +10324,7 @@ func (e *encoder) encCaseTestExpr(m *pg_query.CaseTestExpr) {
 	}
 }
 
-func (e *encoder) encCaseWhen(m *pg_query.CaseWhen) {
+func (e *encoder) encCaseWhen(m *CaseWhen) {
 	if m == nil {
 		return
 	}
@@ -9570,22 +10349,22 @@ func (e *encoder) encCaseWhen(m *pg_query.CaseWhen) {
 	}
 }
 
-func (e *encoder) encCheckPointStmt(m *pg_query.CheckPointStmt) {
+func (e *encoder) encCheckPointStmt(m *CheckPointStmt) {
 	if m == nil {
 		return
 	}
 }
 
-func (e *encoder) encClosePortalStmt(m *pg_query.ClosePortalStmt) {
+func (e *encoder) encClosePortalStmt(m *ClosePortalStmt) {
 	if m == nil {
 		return
 	}
 	if m.Portalname != "" {
-		e.str(1, m.Portalname, "pg_query.ClosePortalStmt.portalname")
+		e.str(1, m.Portalname, "ClosePortalStmt.portalname")
 	}
 }
 
-func (e *encoder) encClusterStmt(m *pg_query.ClusterStmt) {
+func (e *encoder) encClusterStmt(m *ClusterStmt) {
 	if m == nil {
 		return
 	}
@@ -9595,7 +10374,7 @@ func (e *encoder) encClusterStmt(m *pg_query.ClusterStmt) {
 		e.end(p)
 	}
 	if m.Indexname != "" {
-		e.str(2, m.Indexname, "pg_query.ClusterStmt.indexname")
+		e.str(2, m.Indexname, "ClusterStmt.indexname")
 	}
 	for _, x := range m.Params {
 		p := e.begin(3)
@@ -9604,7 +10383,7 @@ func (e *encoder) encClusterStmt(m *pg_query.ClusterStmt) {
 	}
 }
 
-func (e *encoder) encCoalesceExpr(m *pg_query.CoalesceExpr) {
+func (e *encoder) encCoalesceExpr(m *CoalesceExpr) {
 	if m == nil {
 		return
 	}
@@ -9632,7 +10411,7 @@ func (e *encoder) encCoalesceExpr(m *pg_query.CoalesceExpr) {
 	}
 }
 
-func (e *encoder) encCoerceToDomain(m *pg_query.CoerceToDomain) {
+func (e *encoder) encCoerceToDomain(m *CoerceToDomain) {
 	if m == nil {
 		return
 	}
@@ -9668,7 +10447,7 @@ func (e *encoder) encCoerceToDomain(m *pg_query.CoerceToDomain) {
 	}
 }
 
-func (e *encoder) encCoerceToDomainValue(m *pg_query.CoerceToDomainValue) {
+func (e *encoder) encCoerceToDomainValue(m *CoerceToDomainValue) {
 	if m == nil {
 		return
 	}
@@ -9695,7 +10474,7 @@ func (e *encoder) encCoerceToDomainValue(m *pg_query.CoerceToDomainValue) {
 	}
 }
 
-func (e *encoder) encCoerceViaIO(m *pg_query.CoerceViaIO) {
+func (e *encoder) encCoerceViaIO(m *CoerceViaIO) {
 	if m == nil {
 		return
 	}
@@ -9727,7 +10506,7 @@ func (e *encoder) encCoerceViaIO(m *pg_query.CoerceViaIO) {
 	}
 }
 
-func (e *encoder) encCollateClause(m *pg_query.CollateClause) {
+func (e *encoder) encCollateClause(m *CollateClause) {
 	if m == nil {
 		return
 	}
@@ -9747,7 +10526,7 @@ func (e *encoder) encCollateClause(m *pg_query.CollateClause) {
 	}
 }
 
-func (e *encoder) encCollateExpr(m *pg_query.CollateExpr) {
+func (e *encoder) encCollateExpr(m *CollateExpr) {
 	if m == nil {
 		return
 	}
@@ -9771,12 +10550,12 @@ func (e *encoder) encCollateExpr(m *pg_query.CollateExpr) {
 	}
 }
 
-func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
+func (e *encoder) encColumnDef(m *ColumnDef) {
 	if m == nil {
 		return
 	}
 	if m.Colname != "" {
-		e.str(1, m.Colname, "pg_query.ColumnDef.colname")
+		e.str(1, m.Colname, "ColumnDef.colname")
 	}
 	if m.TypeName != nil {
 		p := e.begin(2)
@@ -9784,7 +10563,7 @@ func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
 		e.end(p)
 	}
 	if m.Compression != "" {
-		e.str(3, m.Compression, "pg_query.ColumnDef.compression")
+		e.str(3, m.Compression, "ColumnDef.compression")
 	}
 	if m.Inhcount != 0 {
 		e.tag(4, 0)
@@ -9803,10 +10582,10 @@ func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
 		e.varint(b2u(m.IsFromType))
 	}
 	if m.Storage != "" {
-		e.str(8, m.Storage, "pg_query.ColumnDef.storage")
+		e.str(8, m.Storage, "ColumnDef.storage")
 	}
 	if m.StorageName != "" {
-		e.str(9, m.StorageName, "pg_query.ColumnDef.storage_name")
+		e.str(9, m.StorageName, "ColumnDef.storage_name")
 	}
 	if m.RawDefault != nil {
 		p := e.begin(10)
@@ -9819,7 +10598,7 @@ func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
 		e.end(p)
 	}
 	if m.Identity != "" {
-		e.str(12, m.Identity, "pg_query.ColumnDef.identity")
+		e.str(12, m.Identity, "ColumnDef.identity")
 	}
 	if m.IdentitySequence != nil {
 		p := e.begin(13)
@@ -9827,7 +10606,7 @@ func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
 		e.end(p)
 	}
 	if m.Generated != "" {
-		e.str(14, m.Generated, "pg_query.ColumnDef.generated")
+		e.str(14, m.Generated, "ColumnDef.generated")
 	}
 	if m.CollClause != nil {
 		p := e.begin(15)
@@ -9854,7 +10633,7 @@ func (e *encoder) encColumnDef(m *pg_query.ColumnDef) {
 	}
 }
 
-func (e *encoder) encColumnRef(m *pg_query.ColumnRef) {
+func (e *encoder) encColumnRef(m *ColumnRef) {
 	if m == nil {
 		return
 	}
@@ -9869,7 +10648,7 @@ func (e *encoder) encColumnRef(m *pg_query.ColumnRef) {
 	}
 }
 
-func (e *encoder) encCommentStmt(m *pg_query.CommentStmt) {
+func (e *encoder) encCommentStmt(m *CommentStmt) {
 	if m == nil {
 		return
 	}
@@ -9883,16 +10662,16 @@ func (e *encoder) encCommentStmt(m *pg_query.CommentStmt) {
 		e.end(p)
 	}
 	if m.Comment != "" {
-		e.str(3, m.Comment, "pg_query.CommentStmt.comment")
+		e.str(3, m.Comment, "CommentStmt.comment")
 	}
 }
 
-func (e *encoder) encCommonTableExpr(m *pg_query.CommonTableExpr) {
+func (e *encoder) encCommonTableExpr(m *CommonTableExpr) {
 	if m == nil {
 		return
 	}
 	if m.Ctename != "" {
-		e.str(1, m.Ctename, "pg_query.CommonTableExpr.ctename")
+		e.str(1, m.Ctename, "CommonTableExpr.ctename")
 	}
 	for _, x := range m.Aliascolnames {
 		p := e.begin(2)
@@ -9952,7 +10731,7 @@ func (e *encoder) encCommonTableExpr(m *pg_query.CommonTableExpr) {
 	}
 }
 
-func (e *encoder) encCompositeTypeStmt(m *pg_query.CompositeTypeStmt) {
+func (e *encoder) encCompositeTypeStmt(m *CompositeTypeStmt) {
 	if m == nil {
 		return
 	}
@@ -9968,7 +10747,7 @@ func (e *encoder) encCompositeTypeStmt(m *pg_query.CompositeTypeStmt) {
 	}
 }
 
-func (e *encoder) encConstraint(m *pg_query.Constraint) {
+func (e *encoder) encConstraint(m *Constraint) {
 	if m == nil {
 		return
 	}
@@ -9977,7 +10756,7 @@ func (e *encoder) encConstraint(m *pg_query.Constraint) {
 		e.varint(uint64(m.Contype))
 	}
 	if m.Conname != "" {
-		e.str(2, m.Conname, "pg_query.Constraint.conname")
+		e.str(2, m.Conname, "Constraint.conname")
 	}
 	if m.Deferrable {
 		e.tag(3, 0)
@@ -10005,10 +10784,10 @@ func (e *encoder) encConstraint(m *pg_query.Constraint) {
 		e.end(p)
 	}
 	if m.CookedExpr != "" {
-		e.str(9, m.CookedExpr, "pg_query.Constraint.cooked_expr")
+		e.str(9, m.CookedExpr, "Constraint.cooked_expr")
 	}
 	if m.GeneratedWhen != "" {
-		e.str(10, m.GeneratedWhen, "pg_query.Constraint.generated_when")
+		e.str(10, m.GeneratedWhen, "Constraint.generated_when")
 	}
 	if m.Inhcount != 0 {
 		e.tag(11, 0)
@@ -10039,17 +10818,17 @@ func (e *encoder) encConstraint(m *pg_query.Constraint) {
 		e.end(p)
 	}
 	if m.Indexname != "" {
-		e.str(17, m.Indexname, "pg_query.Constraint.indexname")
+		e.str(17, m.Indexname, "Constraint.indexname")
 	}
 	if m.Indexspace != "" {
-		e.str(18, m.Indexspace, "pg_query.Constraint.indexspace")
+		e.str(18, m.Indexspace, "Constraint.indexspace")
 	}
 	if m.ResetDefaultTblspc {
 		e.tag(19, 0)
 		e.varint(b2u(m.ResetDefaultTblspc))
 	}
 	if m.AccessMethod != "" {
-		e.str(20, m.AccessMethod, "pg_query.Constraint.access_method")
+		e.str(20, m.AccessMethod, "Constraint.access_method")
 	}
 	if m.WhereClause != nil {
 		p := e.begin(21)
@@ -10072,13 +10851,13 @@ func (e *encoder) encConstraint(m *pg_query.Constraint) {
 		e.end(p)
 	}
 	if m.FkMatchtype != "" {
-		e.str(25, m.FkMatchtype, "pg_query.Constraint.fk_matchtype")
+		e.str(25, m.FkMatchtype, "Constraint.fk_matchtype")
 	}
 	if m.FkUpdAction != "" {
-		e.str(26, m.FkUpdAction, "pg_query.Constraint.fk_upd_action")
+		e.str(26, m.FkUpdAction, "Constraint.fk_upd_action")
 	}
 	if m.FkDelAction != "" {
-		e.str(27, m.FkDelAction, "pg_query.Constraint.fk_del_action")
+		e.str(27, m.FkDelAction, "Constraint.fk_del_action")
 	}
 	for _, x := range m.FkDelSetCols {
 		p := e.begin(28)
@@ -10100,7 +10879,7 @@ func (e *encoder) encConstraint(m *pg_query.Constraint) {
 	}
 }
 
-func (e *encoder) encConstraintsSetStmt(m *pg_query.ConstraintsSetStmt) {
+func (e *encoder) encConstraintsSetStmt(m *ConstraintsSetStmt) {
 	if m == nil {
 		return
 	}
@@ -10115,7 +10894,7 @@ func (e *encoder) encConstraintsSetStmt(m *pg_query.ConstraintsSetStmt) {
 	}
 }
 
-func (e *encoder) encConvertRowtypeExpr(m *pg_query.ConvertRowtypeExpr) {
+func (e *encoder) encConvertRowtypeExpr(m *ConvertRowtypeExpr) {
 	if m == nil {
 		return
 	}
@@ -10143,7 +10922,7 @@ func (e *encoder) encConvertRowtypeExpr(m *pg_query.ConvertRowtypeExpr) {
 	}
 }
 
-func (e *encoder) encCopyStmt(m *pg_query.CopyStmt) {
+func (e *encoder) encCopyStmt(m *CopyStmt) {
 	if m == nil {
 		return
 	}
@@ -10171,7 +10950,7 @@ func (e *encoder) encCopyStmt(m *pg_query.CopyStmt) {
 		e.varint(b2u(m.IsProgram))
 	}
 	if m.Filename != "" {
-		e.str(6, m.Filename, "pg_query.CopyStmt.filename")
+		e.str(6, m.Filename, "CopyStmt.filename")
 	}
 	for _, x := range m.Options {
 		p := e.begin(7)
@@ -10185,12 +10964,12 @@ func (e *encoder) encCopyStmt(m *pg_query.CopyStmt) {
 	}
 }
 
-func (e *encoder) encCreateAmStmt(m *pg_query.CreateAmStmt) {
+func (e *encoder) encCreateAmStmt(m *CreateAmStmt) {
 	if m == nil {
 		return
 	}
 	if m.Amname != "" {
-		e.str(1, m.Amname, "pg_query.CreateAmStmt.amname")
+		e.str(1, m.Amname, "CreateAmStmt.amname")
 	}
 	for _, x := range m.HandlerName {
 		p := e.begin(2)
@@ -10198,11 +10977,11 @@ func (e *encoder) encCreateAmStmt(m *pg_query.CreateAmStmt) {
 		e.end(p)
 	}
 	if m.Amtype != "" {
-		e.str(3, m.Amtype, "pg_query.CreateAmStmt.amtype")
+		e.str(3, m.Amtype, "CreateAmStmt.amtype")
 	}
 }
 
-func (e *encoder) encCreateCastStmt(m *pg_query.CreateCastStmt) {
+func (e *encoder) encCreateCastStmt(m *CreateCastStmt) {
 	if m == nil {
 		return
 	}
@@ -10231,7 +11010,7 @@ func (e *encoder) encCreateCastStmt(m *pg_query.CreateCastStmt) {
 	}
 }
 
-func (e *encoder) encCreateConversionStmt(m *pg_query.CreateConversionStmt) {
+func (e *encoder) encCreateConversionStmt(m *CreateConversionStmt) {
 	if m == nil {
 		return
 	}
@@ -10241,10 +11020,10 @@ func (e *encoder) encCreateConversionStmt(m *pg_query.CreateConversionStmt) {
 		e.end(p)
 	}
 	if m.ForEncodingName != "" {
-		e.str(2, m.ForEncodingName, "pg_query.CreateConversionStmt.for_encoding_name")
+		e.str(2, m.ForEncodingName, "CreateConversionStmt.for_encoding_name")
 	}
 	if m.ToEncodingName != "" {
-		e.str(3, m.ToEncodingName, "pg_query.CreateConversionStmt.to_encoding_name")
+		e.str(3, m.ToEncodingName, "CreateConversionStmt.to_encoding_name")
 	}
 	for _, x := range m.FuncName {
 		p := e.begin(4)
@@ -10257,7 +11036,7 @@ func (e *encoder) encCreateConversionStmt(m *pg_query.CreateConversionStmt) {
 	}
 }
 
-func (e *encoder) encCreateDomainStmt(m *pg_query.CreateDomainStmt) {
+func (e *encoder) encCreateDomainStmt(m *CreateDomainStmt) {
 	if m == nil {
 		return
 	}
@@ -10283,7 +11062,7 @@ func (e *encoder) encCreateDomainStmt(m *pg_query.CreateDomainStmt) {
 	}
 }
 
-func (e *encoder) encCreateEnumStmt(m *pg_query.CreateEnumStmt) {
+func (e *encoder) encCreateEnumStmt(m *CreateEnumStmt) {
 	if m == nil {
 		return
 	}
@@ -10299,15 +11078,15 @@ func (e *encoder) encCreateEnumStmt(m *pg_query.CreateEnumStmt) {
 	}
 }
 
-func (e *encoder) encCreateEventTrigStmt(m *pg_query.CreateEventTrigStmt) {
+func (e *encoder) encCreateEventTrigStmt(m *CreateEventTrigStmt) {
 	if m == nil {
 		return
 	}
 	if m.Trigname != "" {
-		e.str(1, m.Trigname, "pg_query.CreateEventTrigStmt.trigname")
+		e.str(1, m.Trigname, "CreateEventTrigStmt.trigname")
 	}
 	if m.Eventname != "" {
-		e.str(2, m.Eventname, "pg_query.CreateEventTrigStmt.eventname")
+		e.str(2, m.Eventname, "CreateEventTrigStmt.eventname")
 	}
 	for _, x := range m.Whenclause {
 		p := e.begin(3)
@@ -10321,12 +11100,12 @@ func (e *encoder) encCreateEventTrigStmt(m *pg_query.CreateEventTrigStmt) {
 	}
 }
 
-func (e *encoder) encCreateExtensionStmt(m *pg_query.CreateExtensionStmt) {
+func (e *encoder) encCreateExtensionStmt(m *CreateExtensionStmt) {
 	if m == nil {
 		return
 	}
 	if m.Extname != "" {
-		e.str(1, m.Extname, "pg_query.CreateExtensionStmt.extname")
+		e.str(1, m.Extname, "CreateExtensionStmt.extname")
 	}
 	if m.IfNotExists {
 		e.tag(2, 0)
@@ -10339,12 +11118,12 @@ func (e *encoder) encCreateExtensionStmt(m *pg_query.CreateExtensionStmt) {
 	}
 }
 
-func (e *encoder) encCreateFdwStmt(m *pg_query.CreateFdwStmt) {
+func (e *encoder) encCreateFdwStmt(m *CreateFdwStmt) {
 	if m == nil {
 		return
 	}
 	if m.Fdwname != "" {
-		e.str(1, m.Fdwname, "pg_query.CreateFdwStmt.fdwname")
+		e.str(1, m.Fdwname, "CreateFdwStmt.fdwname")
 	}
 	for _, x := range m.FuncOptions {
 		p := e.begin(2)
@@ -10358,21 +11137,21 @@ func (e *encoder) encCreateFdwStmt(m *pg_query.CreateFdwStmt) {
 	}
 }
 
-func (e *encoder) encCreateForeignServerStmt(m *pg_query.CreateForeignServerStmt) {
+func (e *encoder) encCreateForeignServerStmt(m *CreateForeignServerStmt) {
 	if m == nil {
 		return
 	}
 	if m.Servername != "" {
-		e.str(1, m.Servername, "pg_query.CreateForeignServerStmt.servername")
+		e.str(1, m.Servername, "CreateForeignServerStmt.servername")
 	}
 	if m.Servertype != "" {
-		e.str(2, m.Servertype, "pg_query.CreateForeignServerStmt.servertype")
+		e.str(2, m.Servertype, "CreateForeignServerStmt.servertype")
 	}
 	if m.Version != "" {
-		e.str(3, m.Version, "pg_query.CreateForeignServerStmt.version")
+		e.str(3, m.Version, "CreateForeignServerStmt.version")
 	}
 	if m.Fdwname != "" {
-		e.str(4, m.Fdwname, "pg_query.CreateForeignServerStmt.fdwname")
+		e.str(4, m.Fdwname, "CreateForeignServerStmt.fdwname")
 	}
 	if m.IfNotExists {
 		e.tag(5, 0)
@@ -10385,7 +11164,7 @@ func (e *encoder) encCreateForeignServerStmt(m *pg_query.CreateForeignServerStmt
 	}
 }
 
-func (e *encoder) encCreateForeignTableStmt(m *pg_query.CreateForeignTableStmt) {
+func (e *encoder) encCreateForeignTableStmt(m *CreateForeignTableStmt) {
 	if m == nil {
 		return
 	}
@@ -10395,7 +11174,7 @@ func (e *encoder) encCreateForeignTableStmt(m *pg_query.CreateForeignTableStmt) 
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.CreateForeignTableStmt.servername")
+		e.str(2, m.Servername, "CreateForeignTableStmt.servername")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -10404,7 +11183,7 @@ func (e *encoder) encCreateForeignTableStmt(m *pg_query.CreateForeignTableStmt) 
 	}
 }
 
-func (e *encoder) encCreateFunctionStmt(m *pg_query.CreateFunctionStmt) {
+func (e *encoder) encCreateFunctionStmt(m *CreateFunctionStmt) {
 	if m == nil {
 		return
 	}
@@ -10443,7 +11222,7 @@ func (e *encoder) encCreateFunctionStmt(m *pg_query.CreateFunctionStmt) {
 	}
 }
 
-func (e *encoder) encCreateOpClassItem(m *pg_query.CreateOpClassItem) {
+func (e *encoder) encCreateOpClassItem(m *CreateOpClassItem) {
 	if m == nil {
 		return
 	}
@@ -10477,7 +11256,7 @@ func (e *encoder) encCreateOpClassItem(m *pg_query.CreateOpClassItem) {
 	}
 }
 
-func (e *encoder) encCreateOpClassStmt(m *pg_query.CreateOpClassStmt) {
+func (e *encoder) encCreateOpClassStmt(m *CreateOpClassStmt) {
 	if m == nil {
 		return
 	}
@@ -10492,7 +11271,7 @@ func (e *encoder) encCreateOpClassStmt(m *pg_query.CreateOpClassStmt) {
 		e.end(p)
 	}
 	if m.Amname != "" {
-		e.str(3, m.Amname, "pg_query.CreateOpClassStmt.amname")
+		e.str(3, m.Amname, "CreateOpClassStmt.amname")
 	}
 	if m.Datatype != nil {
 		p := e.begin(4)
@@ -10510,7 +11289,7 @@ func (e *encoder) encCreateOpClassStmt(m *pg_query.CreateOpClassStmt) {
 	}
 }
 
-func (e *encoder) encCreateOpFamilyStmt(m *pg_query.CreateOpFamilyStmt) {
+func (e *encoder) encCreateOpFamilyStmt(m *CreateOpFamilyStmt) {
 	if m == nil {
 		return
 	}
@@ -10520,11 +11299,11 @@ func (e *encoder) encCreateOpFamilyStmt(m *pg_query.CreateOpFamilyStmt) {
 		e.end(p)
 	}
 	if m.Amname != "" {
-		e.str(2, m.Amname, "pg_query.CreateOpFamilyStmt.amname")
+		e.str(2, m.Amname, "CreateOpFamilyStmt.amname")
 	}
 }
 
-func (e *encoder) encCreatePLangStmt(m *pg_query.CreatePLangStmt) {
+func (e *encoder) encCreatePLangStmt(m *CreatePLangStmt) {
 	if m == nil {
 		return
 	}
@@ -10533,7 +11312,7 @@ func (e *encoder) encCreatePLangStmt(m *pg_query.CreatePLangStmt) {
 		e.varint(b2u(m.Replace))
 	}
 	if m.Plname != "" {
-		e.str(2, m.Plname, "pg_query.CreatePLangStmt.plname")
+		e.str(2, m.Plname, "CreatePLangStmt.plname")
 	}
 	for _, x := range m.Plhandler {
 		p := e.begin(3)
@@ -10556,12 +11335,12 @@ func (e *encoder) encCreatePLangStmt(m *pg_query.CreatePLangStmt) {
 	}
 }
 
-func (e *encoder) encCreatePolicyStmt(m *pg_query.CreatePolicyStmt) {
+func (e *encoder) encCreatePolicyStmt(m *CreatePolicyStmt) {
 	if m == nil {
 		return
 	}
 	if m.PolicyName != "" {
-		e.str(1, m.PolicyName, "pg_query.CreatePolicyStmt.policy_name")
+		e.str(1, m.PolicyName, "CreatePolicyStmt.policy_name")
 	}
 	if m.Table != nil {
 		p := e.begin(2)
@@ -10569,7 +11348,7 @@ func (e *encoder) encCreatePolicyStmt(m *pg_query.CreatePolicyStmt) {
 		e.end(p)
 	}
 	if m.CmdName != "" {
-		e.str(3, m.CmdName, "pg_query.CreatePolicyStmt.cmd_name")
+		e.str(3, m.CmdName, "CreatePolicyStmt.cmd_name")
 	}
 	if m.Permissive {
 		e.tag(4, 0)
@@ -10592,12 +11371,12 @@ func (e *encoder) encCreatePolicyStmt(m *pg_query.CreatePolicyStmt) {
 	}
 }
 
-func (e *encoder) encCreatePublicationStmt(m *pg_query.CreatePublicationStmt) {
+func (e *encoder) encCreatePublicationStmt(m *CreatePublicationStmt) {
 	if m == nil {
 		return
 	}
 	if m.Pubname != "" {
-		e.str(1, m.Pubname, "pg_query.CreatePublicationStmt.pubname")
+		e.str(1, m.Pubname, "CreatePublicationStmt.pubname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -10615,7 +11394,7 @@ func (e *encoder) encCreatePublicationStmt(m *pg_query.CreatePublicationStmt) {
 	}
 }
 
-func (e *encoder) encCreateRangeStmt(m *pg_query.CreateRangeStmt) {
+func (e *encoder) encCreateRangeStmt(m *CreateRangeStmt) {
 	if m == nil {
 		return
 	}
@@ -10631,7 +11410,7 @@ func (e *encoder) encCreateRangeStmt(m *pg_query.CreateRangeStmt) {
 	}
 }
 
-func (e *encoder) encCreateRoleStmt(m *pg_query.CreateRoleStmt) {
+func (e *encoder) encCreateRoleStmt(m *CreateRoleStmt) {
 	if m == nil {
 		return
 	}
@@ -10640,7 +11419,7 @@ func (e *encoder) encCreateRoleStmt(m *pg_query.CreateRoleStmt) {
 		e.varint(uint64(m.StmtType))
 	}
 	if m.Role != "" {
-		e.str(2, m.Role, "pg_query.CreateRoleStmt.role")
+		e.str(2, m.Role, "CreateRoleStmt.role")
 	}
 	for _, x := range m.Options {
 		p := e.begin(3)
@@ -10649,12 +11428,12 @@ func (e *encoder) encCreateRoleStmt(m *pg_query.CreateRoleStmt) {
 	}
 }
 
-func (e *encoder) encCreateSchemaStmt(m *pg_query.CreateSchemaStmt) {
+func (e *encoder) encCreateSchemaStmt(m *CreateSchemaStmt) {
 	if m == nil {
 		return
 	}
 	if m.Schemaname != "" {
-		e.str(1, m.Schemaname, "pg_query.CreateSchemaStmt.schemaname")
+		e.str(1, m.Schemaname, "CreateSchemaStmt.schemaname")
 	}
 	if m.Authrole != nil {
 		p := e.begin(2)
@@ -10672,7 +11451,7 @@ func (e *encoder) encCreateSchemaStmt(m *pg_query.CreateSchemaStmt) {
 	}
 }
 
-func (e *encoder) encCreateSeqStmt(m *pg_query.CreateSeqStmt) {
+func (e *encoder) encCreateSeqStmt(m *CreateSeqStmt) {
 	if m == nil {
 		return
 	}
@@ -10700,7 +11479,7 @@ func (e *encoder) encCreateSeqStmt(m *pg_query.CreateSeqStmt) {
 	}
 }
 
-func (e *encoder) encCreateStatsStmt(m *pg_query.CreateStatsStmt) {
+func (e *encoder) encCreateStatsStmt(m *CreateStatsStmt) {
 	if m == nil {
 		return
 	}
@@ -10725,7 +11504,7 @@ func (e *encoder) encCreateStatsStmt(m *pg_query.CreateStatsStmt) {
 		e.end(p)
 	}
 	if m.Stxcomment != "" {
-		e.str(5, m.Stxcomment, "pg_query.CreateStatsStmt.stxcomment")
+		e.str(5, m.Stxcomment, "CreateStatsStmt.stxcomment")
 	}
 	if m.Transformed {
 		e.tag(6, 0)
@@ -10737,7 +11516,7 @@ func (e *encoder) encCreateStatsStmt(m *pg_query.CreateStatsStmt) {
 	}
 }
 
-func (e *encoder) encCreateStmt(m *pg_query.CreateStmt) {
+func (e *encoder) encCreateStmt(m *CreateStmt) {
 	if m == nil {
 		return
 	}
@@ -10786,10 +11565,10 @@ func (e *encoder) encCreateStmt(m *pg_query.CreateStmt) {
 		e.varint(uint64(m.Oncommit))
 	}
 	if m.Tablespacename != "" {
-		e.str(10, m.Tablespacename, "pg_query.CreateStmt.tablespacename")
+		e.str(10, m.Tablespacename, "CreateStmt.tablespacename")
 	}
 	if m.AccessMethod != "" {
-		e.str(11, m.AccessMethod, "pg_query.CreateStmt.access_method")
+		e.str(11, m.AccessMethod, "CreateStmt.access_method")
 	}
 	if m.IfNotExists {
 		e.tag(12, 0)
@@ -10797,15 +11576,15 @@ func (e *encoder) encCreateStmt(m *pg_query.CreateStmt) {
 	}
 }
 
-func (e *encoder) encCreateSubscriptionStmt(m *pg_query.CreateSubscriptionStmt) {
+func (e *encoder) encCreateSubscriptionStmt(m *CreateSubscriptionStmt) {
 	if m == nil {
 		return
 	}
 	if m.Subname != "" {
-		e.str(1, m.Subname, "pg_query.CreateSubscriptionStmt.subname")
+		e.str(1, m.Subname, "CreateSubscriptionStmt.subname")
 	}
 	if m.Conninfo != "" {
-		e.str(2, m.Conninfo, "pg_query.CreateSubscriptionStmt.conninfo")
+		e.str(2, m.Conninfo, "CreateSubscriptionStmt.conninfo")
 	}
 	for _, x := range m.Publication {
 		p := e.begin(3)
@@ -10823,7 +11602,7 @@ func (e *encoder) encCreateSubscriptionStmt(m *pg_query.CreateSubscriptionStmt) 
 	}
 }
 
-func (e *encoder) encCreateTableAsStmt(m *pg_query.CreateTableAsStmt) {
+func (e *encoder) encCreateTableAsStmt(m *CreateTableAsStmt) {
 	if m == nil {
 		return
 	}
@@ -10851,12 +11630,12 @@ func (e *encoder) encCreateTableAsStmt(m *pg_query.CreateTableAsStmt) {
 	}
 }
 
-func (e *encoder) encCreateTableSpaceStmt(m *pg_query.CreateTableSpaceStmt) {
+func (e *encoder) encCreateTableSpaceStmt(m *CreateTableSpaceStmt) {
 	if m == nil {
 		return
 	}
 	if m.Tablespacename != "" {
-		e.str(1, m.Tablespacename, "pg_query.CreateTableSpaceStmt.tablespacename")
+		e.str(1, m.Tablespacename, "CreateTableSpaceStmt.tablespacename")
 	}
 	if m.Owner != nil {
 		p := e.begin(2)
@@ -10864,7 +11643,7 @@ func (e *encoder) encCreateTableSpaceStmt(m *pg_query.CreateTableSpaceStmt) {
 		e.end(p)
 	}
 	if m.Location != "" {
-		e.str(3, m.Location, "pg_query.CreateTableSpaceStmt.location")
+		e.str(3, m.Location, "CreateTableSpaceStmt.location")
 	}
 	for _, x := range m.Options {
 		p := e.begin(4)
@@ -10873,7 +11652,7 @@ func (e *encoder) encCreateTableSpaceStmt(m *pg_query.CreateTableSpaceStmt) {
 	}
 }
 
-func (e *encoder) encCreateTransformStmt(m *pg_query.CreateTransformStmt) {
+func (e *encoder) encCreateTransformStmt(m *CreateTransformStmt) {
 	if m == nil {
 		return
 	}
@@ -10887,7 +11666,7 @@ func (e *encoder) encCreateTransformStmt(m *pg_query.CreateTransformStmt) {
 		e.end(p)
 	}
 	if m.Lang != "" {
-		e.str(3, m.Lang, "pg_query.CreateTransformStmt.lang")
+		e.str(3, m.Lang, "CreateTransformStmt.lang")
 	}
 	if m.Fromsql != nil {
 		p := e.begin(4)
@@ -10901,7 +11680,7 @@ func (e *encoder) encCreateTransformStmt(m *pg_query.CreateTransformStmt) {
 	}
 }
 
-func (e *encoder) encCreateTrigStmt(m *pg_query.CreateTrigStmt) {
+func (e *encoder) encCreateTrigStmt(m *CreateTrigStmt) {
 	if m == nil {
 		return
 	}
@@ -10914,7 +11693,7 @@ func (e *encoder) encCreateTrigStmt(m *pg_query.CreateTrigStmt) {
 		e.varint(b2u(m.Isconstraint))
 	}
 	if m.Trigname != "" {
-		e.str(3, m.Trigname, "pg_query.CreateTrigStmt.trigname")
+		e.str(3, m.Trigname, "CreateTrigStmt.trigname")
 	}
 	if m.Relation != nil {
 		p := e.begin(4)
@@ -10973,7 +11752,7 @@ func (e *encoder) encCreateTrigStmt(m *pg_query.CreateTrigStmt) {
 	}
 }
 
-func (e *encoder) encCreateUserMappingStmt(m *pg_query.CreateUserMappingStmt) {
+func (e *encoder) encCreateUserMappingStmt(m *CreateUserMappingStmt) {
 	if m == nil {
 		return
 	}
@@ -10983,7 +11762,7 @@ func (e *encoder) encCreateUserMappingStmt(m *pg_query.CreateUserMappingStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.CreateUserMappingStmt.servername")
+		e.str(2, m.Servername, "CreateUserMappingStmt.servername")
 	}
 	if m.IfNotExists {
 		e.tag(3, 0)
@@ -10996,12 +11775,12 @@ func (e *encoder) encCreateUserMappingStmt(m *pg_query.CreateUserMappingStmt) {
 	}
 }
 
-func (e *encoder) encCreatedbStmt(m *pg_query.CreatedbStmt) {
+func (e *encoder) encCreatedbStmt(m *CreatedbStmt) {
 	if m == nil {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.CreatedbStmt.dbname")
+		e.str(1, m.Dbname, "CreatedbStmt.dbname")
 	}
 	for _, x := range m.Options {
 		p := e.begin(2)
@@ -11010,7 +11789,7 @@ func (e *encoder) encCreatedbStmt(m *pg_query.CreatedbStmt) {
 	}
 }
 
-func (e *encoder) encCurrentOfExpr(m *pg_query.CurrentOfExpr) {
+func (e *encoder) encCurrentOfExpr(m *CurrentOfExpr) {
 	if m == nil {
 		return
 	}
@@ -11024,7 +11803,7 @@ func (e *encoder) encCurrentOfExpr(m *pg_query.CurrentOfExpr) {
 		e.varint(uint64(m.Cvarno))
 	}
 	if m.CursorName != "" {
-		e.str(3, m.CursorName, "pg_query.CurrentOfExpr.cursor_name")
+		e.str(3, m.CursorName, "CurrentOfExpr.cursor_name")
 	}
 	if m.CursorParam != 0 {
 		e.tag(4, 0)
@@ -11032,12 +11811,12 @@ func (e *encoder) encCurrentOfExpr(m *pg_query.CurrentOfExpr) {
 	}
 }
 
-func (e *encoder) encDeallocateStmt(m *pg_query.DeallocateStmt) {
+func (e *encoder) encDeallocateStmt(m *DeallocateStmt) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.DeallocateStmt.name")
+		e.str(1, m.Name, "DeallocateStmt.name")
 	}
 	if m.Isall {
 		e.tag(2, 0)
@@ -11049,12 +11828,12 @@ func (e *encoder) encDeallocateStmt(m *pg_query.DeallocateStmt) {
 	}
 }
 
-func (e *encoder) encDeclareCursorStmt(m *pg_query.DeclareCursorStmt) {
+func (e *encoder) encDeclareCursorStmt(m *DeclareCursorStmt) {
 	if m == nil {
 		return
 	}
 	if m.Portalname != "" {
-		e.str(1, m.Portalname, "pg_query.DeclareCursorStmt.portalname")
+		e.str(1, m.Portalname, "DeclareCursorStmt.portalname")
 	}
 	if m.Options != 0 {
 		e.tag(2, 0)
@@ -11067,15 +11846,15 @@ func (e *encoder) encDeclareCursorStmt(m *pg_query.DeclareCursorStmt) {
 	}
 }
 
-func (e *encoder) encDefElem(m *pg_query.DefElem) {
+func (e *encoder) encDefElem(m *DefElem) {
 	if m == nil {
 		return
 	}
 	if m.Defnamespace != "" {
-		e.str(1, m.Defnamespace, "pg_query.DefElem.defnamespace")
+		e.str(1, m.Defnamespace, "DefElem.defnamespace")
 	}
 	if m.Defname != "" {
-		e.str(2, m.Defname, "pg_query.DefElem.defname")
+		e.str(2, m.Defname, "DefElem.defname")
 	}
 	if m.Arg != nil {
 		p := e.begin(3)
@@ -11096,7 +11875,7 @@ func (e *encoder) encDefElem(m *pg_query.DefElem) {
 	}
 }
 
-func (e *encoder) encDefineStmt(m *pg_query.DefineStmt) {
+func (e *encoder) encDefineStmt(m *DefineStmt) {
 	if m == nil {
 		return
 	}
@@ -11133,7 +11912,7 @@ func (e *encoder) encDefineStmt(m *pg_query.DefineStmt) {
 	}
 }
 
-func (e *encoder) encDeleteStmt(m *pg_query.DeleteStmt) {
+func (e *encoder) encDeleteStmt(m *DeleteStmt) {
 	if m == nil {
 		return
 	}
@@ -11164,7 +11943,7 @@ func (e *encoder) encDeleteStmt(m *pg_query.DeleteStmt) {
 	}
 }
 
-func (e *encoder) encDiscardStmt(m *pg_query.DiscardStmt) {
+func (e *encoder) encDiscardStmt(m *DiscardStmt) {
 	if m == nil {
 		return
 	}
@@ -11174,7 +11953,7 @@ func (e *encoder) encDiscardStmt(m *pg_query.DiscardStmt) {
 	}
 }
 
-func (e *encoder) encDistinctExpr(m *pg_query.DistinctExpr) {
+func (e *encoder) encDistinctExpr(m *DistinctExpr) {
 	if m == nil {
 		return
 	}
@@ -11214,7 +11993,7 @@ func (e *encoder) encDistinctExpr(m *pg_query.DistinctExpr) {
 	}
 }
 
-func (e *encoder) encDoStmt(m *pg_query.DoStmt) {
+func (e *encoder) encDoStmt(m *DoStmt) {
 	if m == nil {
 		return
 	}
@@ -11225,7 +12004,7 @@ func (e *encoder) encDoStmt(m *pg_query.DoStmt) {
 	}
 }
 
-func (e *encoder) encDropOwnedStmt(m *pg_query.DropOwnedStmt) {
+func (e *encoder) encDropOwnedStmt(m *DropOwnedStmt) {
 	if m == nil {
 		return
 	}
@@ -11240,7 +12019,7 @@ func (e *encoder) encDropOwnedStmt(m *pg_query.DropOwnedStmt) {
 	}
 }
 
-func (e *encoder) encDropRoleStmt(m *pg_query.DropRoleStmt) {
+func (e *encoder) encDropRoleStmt(m *DropRoleStmt) {
 	if m == nil {
 		return
 	}
@@ -11255,7 +12034,7 @@ func (e *encoder) encDropRoleStmt(m *pg_query.DropRoleStmt) {
 	}
 }
 
-func (e *encoder) encDropStmt(m *pg_query.DropStmt) {
+func (e *encoder) encDropStmt(m *DropStmt) {
 	if m == nil {
 		return
 	}
@@ -11282,12 +12061,12 @@ func (e *encoder) encDropStmt(m *pg_query.DropStmt) {
 	}
 }
 
-func (e *encoder) encDropSubscriptionStmt(m *pg_query.DropSubscriptionStmt) {
+func (e *encoder) encDropSubscriptionStmt(m *DropSubscriptionStmt) {
 	if m == nil {
 		return
 	}
 	if m.Subname != "" {
-		e.str(1, m.Subname, "pg_query.DropSubscriptionStmt.subname")
+		e.str(1, m.Subname, "DropSubscriptionStmt.subname")
 	}
 	if m.MissingOk {
 		e.tag(2, 0)
@@ -11299,12 +12078,12 @@ func (e *encoder) encDropSubscriptionStmt(m *pg_query.DropSubscriptionStmt) {
 	}
 }
 
-func (e *encoder) encDropTableSpaceStmt(m *pg_query.DropTableSpaceStmt) {
+func (e *encoder) encDropTableSpaceStmt(m *DropTableSpaceStmt) {
 	if m == nil {
 		return
 	}
 	if m.Tablespacename != "" {
-		e.str(1, m.Tablespacename, "pg_query.DropTableSpaceStmt.tablespacename")
+		e.str(1, m.Tablespacename, "DropTableSpaceStmt.tablespacename")
 	}
 	if m.MissingOk {
 		e.tag(2, 0)
@@ -11312,7 +12091,7 @@ func (e *encoder) encDropTableSpaceStmt(m *pg_query.DropTableSpaceStmt) {
 	}
 }
 
-func (e *encoder) encDropUserMappingStmt(m *pg_query.DropUserMappingStmt) {
+func (e *encoder) encDropUserMappingStmt(m *DropUserMappingStmt) {
 	if m == nil {
 		return
 	}
@@ -11322,7 +12101,7 @@ func (e *encoder) encDropUserMappingStmt(m *pg_query.DropUserMappingStmt) {
 		e.end(p)
 	}
 	if m.Servername != "" {
-		e.str(2, m.Servername, "pg_query.DropUserMappingStmt.servername")
+		e.str(2, m.Servername, "DropUserMappingStmt.servername")
 	}
 	if m.MissingOk {
 		e.tag(3, 0)
@@ -11330,12 +12109,12 @@ func (e *encoder) encDropUserMappingStmt(m *pg_query.DropUserMappingStmt) {
 	}
 }
 
-func (e *encoder) encDropdbStmt(m *pg_query.DropdbStmt) {
+func (e *encoder) encDropdbStmt(m *DropdbStmt) {
 	if m == nil {
 		return
 	}
 	if m.Dbname != "" {
-		e.str(1, m.Dbname, "pg_query.DropdbStmt.dbname")
+		e.str(1, m.Dbname, "DropdbStmt.dbname")
 	}
 	if m.MissingOk {
 		e.tag(2, 0)
@@ -11348,12 +12127,12 @@ func (e *encoder) encDropdbStmt(m *pg_query.DropdbStmt) {
 	}
 }
 
-func (e *encoder) encExecuteStmt(m *pg_query.ExecuteStmt) {
+func (e *encoder) encExecuteStmt(m *ExecuteStmt) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.ExecuteStmt.name")
+		e.str(1, m.Name, "ExecuteStmt.name")
 	}
 	for _, x := range m.Params {
 		p := e.begin(2)
@@ -11362,7 +12141,7 @@ func (e *encoder) encExecuteStmt(m *pg_query.ExecuteStmt) {
 	}
 }
 
-func (e *encoder) encExplainStmt(m *pg_query.ExplainStmt) {
+func (e *encoder) encExplainStmt(m *ExplainStmt) {
 	if m == nil {
 		return
 	}
@@ -11378,7 +12157,7 @@ func (e *encoder) encExplainStmt(m *pg_query.ExplainStmt) {
 	}
 }
 
-func (e *encoder) encFetchStmt(m *pg_query.FetchStmt) {
+func (e *encoder) encFetchStmt(m *FetchStmt) {
 	if m == nil {
 		return
 	}
@@ -11391,7 +12170,7 @@ func (e *encoder) encFetchStmt(m *pg_query.FetchStmt) {
 		e.varint(uint64(m.HowMany))
 	}
 	if m.Portalname != "" {
-		e.str(3, m.Portalname, "pg_query.FetchStmt.portalname")
+		e.str(3, m.Portalname, "FetchStmt.portalname")
 	}
 	if m.Ismove {
 		e.tag(4, 0)
@@ -11399,7 +12178,7 @@ func (e *encoder) encFetchStmt(m *pg_query.FetchStmt) {
 	}
 }
 
-func (e *encoder) encFieldSelect(m *pg_query.FieldSelect) {
+func (e *encoder) encFieldSelect(m *FieldSelect) {
 	if m == nil {
 		return
 	}
@@ -11431,7 +12210,7 @@ func (e *encoder) encFieldSelect(m *pg_query.FieldSelect) {
 	}
 }
 
-func (e *encoder) encFieldStore(m *pg_query.FieldStore) {
+func (e *encoder) encFieldStore(m *FieldStore) {
 	if m == nil {
 		return
 	}
@@ -11461,16 +12240,16 @@ func (e *encoder) encFieldStore(m *pg_query.FieldStore) {
 	}
 }
 
-func (e *encoder) encFloat(m *pg_query.Float) {
+func (e *encoder) encFloat(m *Float) {
 	if m == nil {
 		return
 	}
 	if m.Fval != "" {
-		e.str(1, m.Fval, "pg_query.Float.fval")
+		e.str(1, m.Fval, "Float.fval")
 	}
 }
 
-func (e *encoder) encFromExpr(m *pg_query.FromExpr) {
+func (e *encoder) encFromExpr(m *FromExpr) {
 	if m == nil {
 		return
 	}
@@ -11486,7 +12265,7 @@ func (e *encoder) encFromExpr(m *pg_query.FromExpr) {
 	}
 }
 
-func (e *encoder) encFuncCall(m *pg_query.FuncCall) {
+func (e *encoder) encFuncCall(m *FuncCall) {
 	if m == nil {
 		return
 	}
@@ -11541,7 +12320,7 @@ func (e *encoder) encFuncCall(m *pg_query.FuncCall) {
 	}
 }
 
-func (e *encoder) encFuncExpr(m *pg_query.FuncExpr) {
+func (e *encoder) encFuncExpr(m *FuncExpr) {
 	if m == nil {
 		return
 	}
@@ -11589,12 +12368,12 @@ func (e *encoder) encFuncExpr(m *pg_query.FuncExpr) {
 	}
 }
 
-func (e *encoder) encFunctionParameter(m *pg_query.FunctionParameter) {
+func (e *encoder) encFunctionParameter(m *FunctionParameter) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.FunctionParameter.name")
+		e.str(1, m.Name, "FunctionParameter.name")
 	}
 	if m.ArgType != nil {
 		p := e.begin(2)
@@ -11612,7 +12391,7 @@ func (e *encoder) encFunctionParameter(m *pg_query.FunctionParameter) {
 	}
 }
 
-func (e *encoder) encGrantRoleStmt(m *pg_query.GrantRoleStmt) {
+func (e *encoder) encGrantRoleStmt(m *GrantRoleStmt) {
 	if m == nil {
 		return
 	}
@@ -11646,7 +12425,7 @@ func (e *encoder) encGrantRoleStmt(m *pg_query.GrantRoleStmt) {
 	}
 }
 
-func (e *encoder) encGrantStmt(m *pg_query.GrantStmt) {
+func (e *encoder) encGrantStmt(m *GrantStmt) {
 	if m == nil {
 		return
 	}
@@ -11692,7 +12471,7 @@ func (e *encoder) encGrantStmt(m *pg_query.GrantStmt) {
 	}
 }
 
-func (e *encoder) encGroupingFunc(m *pg_query.GroupingFunc) {
+func (e *encoder) encGroupingFunc(m *GroupingFunc) {
 	if m == nil {
 		return
 	}
@@ -11721,7 +12500,7 @@ func (e *encoder) encGroupingFunc(m *pg_query.GroupingFunc) {
 	}
 }
 
-func (e *encoder) encGroupingSet(m *pg_query.GroupingSet) {
+func (e *encoder) encGroupingSet(m *GroupingSet) {
 	if m == nil {
 		return
 	}
@@ -11740,18 +12519,18 @@ func (e *encoder) encGroupingSet(m *pg_query.GroupingSet) {
 	}
 }
 
-func (e *encoder) encImportForeignSchemaStmt(m *pg_query.ImportForeignSchemaStmt) {
+func (e *encoder) encImportForeignSchemaStmt(m *ImportForeignSchemaStmt) {
 	if m == nil {
 		return
 	}
 	if m.ServerName != "" {
-		e.str(1, m.ServerName, "pg_query.ImportForeignSchemaStmt.server_name")
+		e.str(1, m.ServerName, "ImportForeignSchemaStmt.server_name")
 	}
 	if m.RemoteSchema != "" {
-		e.str(2, m.RemoteSchema, "pg_query.ImportForeignSchemaStmt.remote_schema")
+		e.str(2, m.RemoteSchema, "ImportForeignSchemaStmt.remote_schema")
 	}
 	if m.LocalSchema != "" {
-		e.str(3, m.LocalSchema, "pg_query.ImportForeignSchemaStmt.local_schema")
+		e.str(3, m.LocalSchema, "ImportForeignSchemaStmt.local_schema")
 	}
 	if m.ListType != 0 {
 		e.tag(4, 0)
@@ -11769,12 +12548,12 @@ func (e *encoder) encImportForeignSchemaStmt(m *pg_query.ImportForeignSchemaStmt
 	}
 }
 
-func (e *encoder) encIndexElem(m *pg_query.IndexElem) {
+func (e *encoder) encIndexElem(m *IndexElem) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.IndexElem.name")
+		e.str(1, m.Name, "IndexElem.name")
 	}
 	if m.Expr != nil {
 		p := e.begin(2)
@@ -11782,7 +12561,7 @@ func (e *encoder) encIndexElem(m *pg_query.IndexElem) {
 		e.end(p)
 	}
 	if m.Indexcolname != "" {
-		e.str(3, m.Indexcolname, "pg_query.IndexElem.indexcolname")
+		e.str(3, m.Indexcolname, "IndexElem.indexcolname")
 	}
 	for _, x := range m.Collation {
 		p := e.begin(4)
@@ -11809,12 +12588,12 @@ func (e *encoder) encIndexElem(m *pg_query.IndexElem) {
 	}
 }
 
-func (e *encoder) encIndexStmt(m *pg_query.IndexStmt) {
+func (e *encoder) encIndexStmt(m *IndexStmt) {
 	if m == nil {
 		return
 	}
 	if m.Idxname != "" {
-		e.str(1, m.Idxname, "pg_query.IndexStmt.idxname")
+		e.str(1, m.Idxname, "IndexStmt.idxname")
 	}
 	if m.Relation != nil {
 		p := e.begin(2)
@@ -11822,10 +12601,10 @@ func (e *encoder) encIndexStmt(m *pg_query.IndexStmt) {
 		e.end(p)
 	}
 	if m.AccessMethod != "" {
-		e.str(3, m.AccessMethod, "pg_query.IndexStmt.access_method")
+		e.str(3, m.AccessMethod, "IndexStmt.access_method")
 	}
 	if m.TableSpace != "" {
-		e.str(4, m.TableSpace, "pg_query.IndexStmt.table_space")
+		e.str(4, m.TableSpace, "IndexStmt.table_space")
 	}
 	for _, x := range m.IndexParams {
 		p := e.begin(5)
@@ -11853,7 +12632,7 @@ func (e *encoder) encIndexStmt(m *pg_query.IndexStmt) {
 		e.end(p)
 	}
 	if m.Idxcomment != "" {
-		e.str(10, m.Idxcomment, "pg_query.IndexStmt.idxcomment")
+		e.str(10, m.Idxcomment, "IndexStmt.idxcomment")
 	}
 	if m.IndexOid != 0 {
 		e.tag(11, 0)
@@ -11913,7 +12692,7 @@ func (e *encoder) encIndexStmt(m *pg_query.IndexStmt) {
 	}
 }
 
-func (e *encoder) encInferClause(m *pg_query.InferClause) {
+func (e *encoder) encInferClause(m *InferClause) {
 	if m == nil {
 		return
 	}
@@ -11928,7 +12707,7 @@ func (e *encoder) encInferClause(m *pg_query.InferClause) {
 		e.end(p)
 	}
 	if m.Conname != "" {
-		e.str(3, m.Conname, "pg_query.InferClause.conname")
+		e.str(3, m.Conname, "InferClause.conname")
 	}
 	if m.Location != 0 {
 		e.tag(4, 0)
@@ -11936,7 +12715,7 @@ func (e *encoder) encInferClause(m *pg_query.InferClause) {
 	}
 }
 
-func (e *encoder) encInferenceElem(m *pg_query.InferenceElem) {
+func (e *encoder) encInferenceElem(m *InferenceElem) {
 	if m == nil {
 		return
 	}
@@ -11960,12 +12739,12 @@ func (e *encoder) encInferenceElem(m *pg_query.InferenceElem) {
 	}
 }
 
-func (e *encoder) encInlineCodeBlock(m *pg_query.InlineCodeBlock) {
+func (e *encoder) encInlineCodeBlock(m *InlineCodeBlock) {
 	if m == nil {
 		return
 	}
 	if m.SourceText != "" {
-		e.str(1, m.SourceText, "pg_query.InlineCodeBlock.source_text")
+		e.str(1, m.SourceText, "InlineCodeBlock.source_text")
 	}
 	if m.LangOid != 0 {
 		e.tag(2, 0)
@@ -11981,7 +12760,7 @@ func (e *encoder) encInlineCodeBlock(m *pg_query.InlineCodeBlock) {
 	}
 }
 
-func (e *encoder) encInsertStmt(m *pg_query.InsertStmt) {
+func (e *encoder) encInsertStmt(m *InsertStmt) {
 	if m == nil {
 		return
 	}
@@ -12021,7 +12800,7 @@ func (e *encoder) encInsertStmt(m *pg_query.InsertStmt) {
 	}
 }
 
-func (e *encoder) encIntList(m *pg_query.IntList) {
+func (e *encoder) encIntList(m *IntList) {
 	if m == nil {
 		return
 	}
@@ -12032,7 +12811,7 @@ func (e *encoder) encIntList(m *pg_query.IntList) {
 	}
 }
 
-func (e *encoder) encInteger(m *pg_query.Integer) {
+func (e *encoder) encInteger(m *Integer) {
 	if m == nil {
 		return
 	}
@@ -12042,7 +12821,7 @@ func (e *encoder) encInteger(m *pg_query.Integer) {
 	}
 }
 
-func (e *encoder) encIntoClause(m *pg_query.IntoClause) {
+func (e *encoder) encIntoClause(m *IntoClause) {
 	if m == nil {
 		return
 	}
@@ -12057,7 +12836,7 @@ func (e *encoder) encIntoClause(m *pg_query.IntoClause) {
 		e.end(p)
 	}
 	if m.AccessMethod != "" {
-		e.str(3, m.AccessMethod, "pg_query.IntoClause.access_method")
+		e.str(3, m.AccessMethod, "IntoClause.access_method")
 	}
 	for _, x := range m.Options {
 		p := e.begin(4)
@@ -12069,7 +12848,7 @@ func (e *encoder) encIntoClause(m *pg_query.IntoClause) {
 		e.varint(uint64(m.OnCommit))
 	}
 	if m.TableSpaceName != "" {
-		e.str(6, m.TableSpaceName, "pg_query.IntoClause.table_space_name")
+		e.str(6, m.TableSpaceName, "IntoClause.table_space_name")
 	}
 	if m.ViewQuery != nil {
 		p := e.begin(7)
@@ -12082,7 +12861,7 @@ func (e *encoder) encIntoClause(m *pg_query.IntoClause) {
 	}
 }
 
-func (e *encoder) encJoinExpr(m *pg_query.JoinExpr) {
+func (e *encoder) encJoinExpr(m *JoinExpr) {
 	if m == nil {
 		return
 	}
@@ -12130,7 +12909,7 @@ func (e *encoder) encJoinExpr(m *pg_query.JoinExpr) {
 	}
 }
 
-func (e *encoder) encJsonAggConstructor(m *pg_query.JsonAggConstructor) {
+func (e *encoder) encJsonAggConstructor(m *JsonAggConstructor) {
 	if m == nil {
 		return
 	}
@@ -12160,7 +12939,7 @@ func (e *encoder) encJsonAggConstructor(m *pg_query.JsonAggConstructor) {
 	}
 }
 
-func (e *encoder) encJsonArgument(m *pg_query.JsonArgument) {
+func (e *encoder) encJsonArgument(m *JsonArgument) {
 	if m == nil {
 		return
 	}
@@ -12170,11 +12949,11 @@ func (e *encoder) encJsonArgument(m *pg_query.JsonArgument) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.JsonArgument.name")
+		e.str(2, m.Name, "JsonArgument.name")
 	}
 }
 
-func (e *encoder) encJsonArrayAgg(m *pg_query.JsonArrayAgg) {
+func (e *encoder) encJsonArrayAgg(m *JsonArrayAgg) {
 	if m == nil {
 		return
 	}
@@ -12194,7 +12973,7 @@ func (e *encoder) encJsonArrayAgg(m *pg_query.JsonArrayAgg) {
 	}
 }
 
-func (e *encoder) encJsonArrayConstructor(m *pg_query.JsonArrayConstructor) {
+func (e *encoder) encJsonArrayConstructor(m *JsonArrayConstructor) {
 	if m == nil {
 		return
 	}
@@ -12218,7 +12997,7 @@ func (e *encoder) encJsonArrayConstructor(m *pg_query.JsonArrayConstructor) {
 	}
 }
 
-func (e *encoder) encJsonArrayQueryConstructor(m *pg_query.JsonArrayQueryConstructor) {
+func (e *encoder) encJsonArrayQueryConstructor(m *JsonArrayQueryConstructor) {
 	if m == nil {
 		return
 	}
@@ -12247,7 +13026,7 @@ func (e *encoder) encJsonArrayQueryConstructor(m *pg_query.JsonArrayQueryConstru
 	}
 }
 
-func (e *encoder) encJsonBehavior(m *pg_query.JsonBehavior) {
+func (e *encoder) encJsonBehavior(m *JsonBehavior) {
 	if m == nil {
 		return
 	}
@@ -12270,7 +13049,7 @@ func (e *encoder) encJsonBehavior(m *pg_query.JsonBehavior) {
 	}
 }
 
-func (e *encoder) encJsonConstructorExpr(m *pg_query.JsonConstructorExpr) {
+func (e *encoder) encJsonConstructorExpr(m *JsonConstructorExpr) {
 	if m == nil {
 		return
 	}
@@ -12317,7 +13096,7 @@ func (e *encoder) encJsonConstructorExpr(m *pg_query.JsonConstructorExpr) {
 	}
 }
 
-func (e *encoder) encJsonExpr(m *pg_query.JsonExpr) {
+func (e *encoder) encJsonExpr(m *JsonExpr) {
 	if m == nil {
 		return
 	}
@@ -12331,7 +13110,7 @@ func (e *encoder) encJsonExpr(m *pg_query.JsonExpr) {
 		e.varint(uint64(m.Op))
 	}
 	if m.ColumnName != "" {
-		e.str(3, m.ColumnName, "pg_query.JsonExpr.column_name")
+		e.str(3, m.ColumnName, "JsonExpr.column_name")
 	}
 	if m.FormattedExpr != nil {
 		p := e.begin(4)
@@ -12399,7 +13178,7 @@ func (e *encoder) encJsonExpr(m *pg_query.JsonExpr) {
 	}
 }
 
-func (e *encoder) encJsonFormat(m *pg_query.JsonFormat) {
+func (e *encoder) encJsonFormat(m *JsonFormat) {
 	if m == nil {
 		return
 	}
@@ -12417,7 +13196,7 @@ func (e *encoder) encJsonFormat(m *pg_query.JsonFormat) {
 	}
 }
 
-func (e *encoder) encJsonFuncExpr(m *pg_query.JsonFuncExpr) {
+func (e *encoder) encJsonFuncExpr(m *JsonFuncExpr) {
 	if m == nil {
 		return
 	}
@@ -12426,7 +13205,7 @@ func (e *encoder) encJsonFuncExpr(m *pg_query.JsonFuncExpr) {
 		e.varint(uint64(m.Op))
 	}
 	if m.ColumnName != "" {
-		e.str(2, m.ColumnName, "pg_query.JsonFuncExpr.column_name")
+		e.str(2, m.ColumnName, "JsonFuncExpr.column_name")
 	}
 	if m.ContextItem != nil {
 		p := e.begin(3)
@@ -12472,7 +13251,7 @@ func (e *encoder) encJsonFuncExpr(m *pg_query.JsonFuncExpr) {
 	}
 }
 
-func (e *encoder) encJsonIsPredicate(m *pg_query.JsonIsPredicate) {
+func (e *encoder) encJsonIsPredicate(m *JsonIsPredicate) {
 	if m == nil {
 		return
 	}
@@ -12500,7 +13279,7 @@ func (e *encoder) encJsonIsPredicate(m *pg_query.JsonIsPredicate) {
 	}
 }
 
-func (e *encoder) encJsonKeyValue(m *pg_query.JsonKeyValue) {
+func (e *encoder) encJsonKeyValue(m *JsonKeyValue) {
 	if m == nil {
 		return
 	}
@@ -12516,7 +13295,7 @@ func (e *encoder) encJsonKeyValue(m *pg_query.JsonKeyValue) {
 	}
 }
 
-func (e *encoder) encJsonObjectAgg(m *pg_query.JsonObjectAgg) {
+func (e *encoder) encJsonObjectAgg(m *JsonObjectAgg) {
 	if m == nil {
 		return
 	}
@@ -12540,7 +13319,7 @@ func (e *encoder) encJsonObjectAgg(m *pg_query.JsonObjectAgg) {
 	}
 }
 
-func (e *encoder) encJsonObjectConstructor(m *pg_query.JsonObjectConstructor) {
+func (e *encoder) encJsonObjectConstructor(m *JsonObjectConstructor) {
 	if m == nil {
 		return
 	}
@@ -12568,7 +13347,7 @@ func (e *encoder) encJsonObjectConstructor(m *pg_query.JsonObjectConstructor) {
 	}
 }
 
-func (e *encoder) encJsonOutput(m *pg_query.JsonOutput) {
+func (e *encoder) encJsonOutput(m *JsonOutput) {
 	if m == nil {
 		return
 	}
@@ -12584,7 +13363,7 @@ func (e *encoder) encJsonOutput(m *pg_query.JsonOutput) {
 	}
 }
 
-func (e *encoder) encJsonParseExpr(m *pg_query.JsonParseExpr) {
+func (e *encoder) encJsonParseExpr(m *JsonParseExpr) {
 	if m == nil {
 		return
 	}
@@ -12608,7 +13387,7 @@ func (e *encoder) encJsonParseExpr(m *pg_query.JsonParseExpr) {
 	}
 }
 
-func (e *encoder) encJsonReturning(m *pg_query.JsonReturning) {
+func (e *encoder) encJsonReturning(m *JsonReturning) {
 	if m == nil {
 		return
 	}
@@ -12627,7 +13406,7 @@ func (e *encoder) encJsonReturning(m *pg_query.JsonReturning) {
 	}
 }
 
-func (e *encoder) encJsonScalarExpr(m *pg_query.JsonScalarExpr) {
+func (e *encoder) encJsonScalarExpr(m *JsonScalarExpr) {
 	if m == nil {
 		return
 	}
@@ -12647,7 +13426,7 @@ func (e *encoder) encJsonScalarExpr(m *pg_query.JsonScalarExpr) {
 	}
 }
 
-func (e *encoder) encJsonSerializeExpr(m *pg_query.JsonSerializeExpr) {
+func (e *encoder) encJsonSerializeExpr(m *JsonSerializeExpr) {
 	if m == nil {
 		return
 	}
@@ -12667,7 +13446,7 @@ func (e *encoder) encJsonSerializeExpr(m *pg_query.JsonSerializeExpr) {
 	}
 }
 
-func (e *encoder) encJsonTable(m *pg_query.JsonTable) {
+func (e *encoder) encJsonTable(m *JsonTable) {
 	if m == nil {
 		return
 	}
@@ -12711,7 +13490,7 @@ func (e *encoder) encJsonTable(m *pg_query.JsonTable) {
 	}
 }
 
-func (e *encoder) encJsonTableColumn(m *pg_query.JsonTableColumn) {
+func (e *encoder) encJsonTableColumn(m *JsonTableColumn) {
 	if m == nil {
 		return
 	}
@@ -12720,7 +13499,7 @@ func (e *encoder) encJsonTableColumn(m *pg_query.JsonTableColumn) {
 		e.varint(uint64(m.Coltype))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.JsonTableColumn.name")
+		e.str(2, m.Name, "JsonTableColumn.name")
 	}
 	if m.TypeName != nil {
 		p := e.begin(3)
@@ -12766,16 +13545,16 @@ func (e *encoder) encJsonTableColumn(m *pg_query.JsonTableColumn) {
 	}
 }
 
-func (e *encoder) encJsonTablePath(m *pg_query.JsonTablePath) {
+func (e *encoder) encJsonTablePath(m *JsonTablePath) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.JsonTablePath.name")
+		e.str(1, m.Name, "JsonTablePath.name")
 	}
 }
 
-func (e *encoder) encJsonTablePathScan(m *pg_query.JsonTablePathScan) {
+func (e *encoder) encJsonTablePathScan(m *JsonTablePathScan) {
 	if m == nil {
 		return
 	}
@@ -12808,7 +13587,7 @@ func (e *encoder) encJsonTablePathScan(m *pg_query.JsonTablePathScan) {
 	}
 }
 
-func (e *encoder) encJsonTablePathSpec(m *pg_query.JsonTablePathSpec) {
+func (e *encoder) encJsonTablePathSpec(m *JsonTablePathSpec) {
 	if m == nil {
 		return
 	}
@@ -12818,7 +13597,7 @@ func (e *encoder) encJsonTablePathSpec(m *pg_query.JsonTablePathSpec) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.JsonTablePathSpec.name")
+		e.str(2, m.Name, "JsonTablePathSpec.name")
 	}
 	if m.NameLocation != 0 {
 		e.tag(3, 0)
@@ -12830,7 +13609,7 @@ func (e *encoder) encJsonTablePathSpec(m *pg_query.JsonTablePathSpec) {
 	}
 }
 
-func (e *encoder) encJsonTableSiblingJoin(m *pg_query.JsonTableSiblingJoin) {
+func (e *encoder) encJsonTableSiblingJoin(m *JsonTableSiblingJoin) {
 	if m == nil {
 		return
 	}
@@ -12851,7 +13630,7 @@ func (e *encoder) encJsonTableSiblingJoin(m *pg_query.JsonTableSiblingJoin) {
 	}
 }
 
-func (e *encoder) encJsonValueExpr(m *pg_query.JsonValueExpr) {
+func (e *encoder) encJsonValueExpr(m *JsonValueExpr) {
 	if m == nil {
 		return
 	}
@@ -12872,7 +13651,7 @@ func (e *encoder) encJsonValueExpr(m *pg_query.JsonValueExpr) {
 	}
 }
 
-func (e *encoder) encList(m *pg_query.List) {
+func (e *encoder) encList(m *List) {
 	if m == nil {
 		return
 	}
@@ -12883,25 +13662,25 @@ func (e *encoder) encList(m *pg_query.List) {
 	}
 }
 
-func (e *encoder) encListenStmt(m *pg_query.ListenStmt) {
+func (e *encoder) encListenStmt(m *ListenStmt) {
 	if m == nil {
 		return
 	}
 	if m.Conditionname != "" {
-		e.str(1, m.Conditionname, "pg_query.ListenStmt.conditionname")
+		e.str(1, m.Conditionname, "ListenStmt.conditionname")
 	}
 }
 
-func (e *encoder) encLoadStmt(m *pg_query.LoadStmt) {
+func (e *encoder) encLoadStmt(m *LoadStmt) {
 	if m == nil {
 		return
 	}
 	if m.Filename != "" {
-		e.str(1, m.Filename, "pg_query.LoadStmt.filename")
+		e.str(1, m.Filename, "LoadStmt.filename")
 	}
 }
 
-func (e *encoder) encLockStmt(m *pg_query.LockStmt) {
+func (e *encoder) encLockStmt(m *LockStmt) {
 	if m == nil {
 		return
 	}
@@ -12920,7 +13699,7 @@ func (e *encoder) encLockStmt(m *pg_query.LockStmt) {
 	}
 }
 
-func (e *encoder) encLockingClause(m *pg_query.LockingClause) {
+func (e *encoder) encLockingClause(m *LockingClause) {
 	if m == nil {
 		return
 	}
@@ -12939,7 +13718,7 @@ func (e *encoder) encLockingClause(m *pg_query.LockingClause) {
 	}
 }
 
-func (e *encoder) encMergeAction(m *pg_query.MergeAction) {
+func (e *encoder) encMergeAction(m *MergeAction) {
 	if m == nil {
 		return
 	}
@@ -12972,7 +13751,7 @@ func (e *encoder) encMergeAction(m *pg_query.MergeAction) {
 	}
 }
 
-func (e *encoder) encMergeStmt(m *pg_query.MergeStmt) {
+func (e *encoder) encMergeStmt(m *MergeStmt) {
 	if m == nil {
 		return
 	}
@@ -13008,7 +13787,7 @@ func (e *encoder) encMergeStmt(m *pg_query.MergeStmt) {
 	}
 }
 
-func (e *encoder) encMergeSupportFunc(m *pg_query.MergeSupportFunc) {
+func (e *encoder) encMergeSupportFunc(m *MergeSupportFunc) {
 	if m == nil {
 		return
 	}
@@ -13031,7 +13810,7 @@ func (e *encoder) encMergeSupportFunc(m *pg_query.MergeSupportFunc) {
 	}
 }
 
-func (e *encoder) encMergeWhenClause(m *pg_query.MergeWhenClause) {
+func (e *encoder) encMergeWhenClause(m *MergeWhenClause) {
 	if m == nil {
 		return
 	}
@@ -13064,7 +13843,7 @@ func (e *encoder) encMergeWhenClause(m *pg_query.MergeWhenClause) {
 	}
 }
 
-func (e *encoder) encMinMaxExpr(m *pg_query.MinMaxExpr) {
+func (e *encoder) encMinMaxExpr(m *MinMaxExpr) {
 	if m == nil {
 		return
 	}
@@ -13100,7 +13879,7 @@ func (e *encoder) encMinMaxExpr(m *pg_query.MinMaxExpr) {
 	}
 }
 
-func (e *encoder) encMultiAssignRef(m *pg_query.MultiAssignRef) {
+func (e *encoder) encMultiAssignRef(m *MultiAssignRef) {
 	if m == nil {
 		return
 	}
@@ -13119,7 +13898,7 @@ func (e *encoder) encMultiAssignRef(m *pg_query.MultiAssignRef) {
 	}
 }
 
-func (e *encoder) encNamedArgExpr(m *pg_query.NamedArgExpr) {
+func (e *encoder) encNamedArgExpr(m *NamedArgExpr) {
 	if m == nil {
 		return
 	}
@@ -13134,7 +13913,7 @@ func (e *encoder) encNamedArgExpr(m *pg_query.NamedArgExpr) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.NamedArgExpr.name")
+		e.str(3, m.Name, "NamedArgExpr.name")
 	}
 	if m.Argnumber != 0 {
 		e.tag(4, 0)
@@ -13146,7 +13925,7 @@ func (e *encoder) encNamedArgExpr(m *pg_query.NamedArgExpr) {
 	}
 }
 
-func (e *encoder) encNextValueExpr(m *pg_query.NextValueExpr) {
+func (e *encoder) encNextValueExpr(m *NextValueExpr) {
 	if m == nil {
 		return
 	}
@@ -13165,1095 +13944,1095 @@ func (e *encoder) encNextValueExpr(m *pg_query.NextValueExpr) {
 	}
 }
 
-func (e *encoder) encNode(m *pg_query.Node) {
+func (e *encoder) encNode(m *Node) {
 	if m == nil {
 		return
 	}
 	switch x := m.Node.(type) {
-	case *pg_query.Node_Alias:
+	case *Node_Alias:
 		p := e.begin(1)
 		e.encAlias(x.Alias)
 		e.end(p)
-	case *pg_query.Node_RangeVar:
+	case *Node_RangeVar:
 		p := e.begin(2)
 		e.encRangeVar(x.RangeVar)
 		e.end(p)
-	case *pg_query.Node_TableFunc:
+	case *Node_TableFunc:
 		p := e.begin(3)
 		e.encTableFunc(x.TableFunc)
 		e.end(p)
-	case *pg_query.Node_IntoClause:
+	case *Node_IntoClause:
 		p := e.begin(4)
 		e.encIntoClause(x.IntoClause)
 		e.end(p)
-	case *pg_query.Node_Var:
+	case *Node_Var:
 		p := e.begin(5)
 		e.encVar(x.Var)
 		e.end(p)
-	case *pg_query.Node_Param:
+	case *Node_Param:
 		p := e.begin(6)
 		e.encParam(x.Param)
 		e.end(p)
-	case *pg_query.Node_Aggref:
+	case *Node_Aggref:
 		p := e.begin(7)
 		e.encAggref(x.Aggref)
 		e.end(p)
-	case *pg_query.Node_GroupingFunc:
+	case *Node_GroupingFunc:
 		p := e.begin(8)
 		e.encGroupingFunc(x.GroupingFunc)
 		e.end(p)
-	case *pg_query.Node_WindowFunc:
+	case *Node_WindowFunc:
 		p := e.begin(9)
 		e.encWindowFunc(x.WindowFunc)
 		e.end(p)
-	case *pg_query.Node_WindowFuncRunCondition:
+	case *Node_WindowFuncRunCondition:
 		p := e.begin(10)
 		e.encWindowFuncRunCondition(x.WindowFuncRunCondition)
 		e.end(p)
-	case *pg_query.Node_MergeSupportFunc:
+	case *Node_MergeSupportFunc:
 		p := e.begin(11)
 		e.encMergeSupportFunc(x.MergeSupportFunc)
 		e.end(p)
-	case *pg_query.Node_SubscriptingRef:
+	case *Node_SubscriptingRef:
 		p := e.begin(12)
 		e.encSubscriptingRef(x.SubscriptingRef)
 		e.end(p)
-	case *pg_query.Node_FuncExpr:
+	case *Node_FuncExpr:
 		p := e.begin(13)
 		e.encFuncExpr(x.FuncExpr)
 		e.end(p)
-	case *pg_query.Node_NamedArgExpr:
+	case *Node_NamedArgExpr:
 		p := e.begin(14)
 		e.encNamedArgExpr(x.NamedArgExpr)
 		e.end(p)
-	case *pg_query.Node_OpExpr:
+	case *Node_OpExpr:
 		p := e.begin(15)
 		e.encOpExpr(x.OpExpr)
 		e.end(p)
-	case *pg_query.Node_DistinctExpr:
+	case *Node_DistinctExpr:
 		p := e.begin(16)
 		e.encDistinctExpr(x.DistinctExpr)
 		e.end(p)
-	case *pg_query.Node_NullIfExpr:
+	case *Node_NullIfExpr:
 		p := e.begin(17)
 		e.encNullIfExpr(x.NullIfExpr)
 		e.end(p)
-	case *pg_query.Node_ScalarArrayOpExpr:
+	case *Node_ScalarArrayOpExpr:
 		p := e.begin(18)
 		e.encScalarArrayOpExpr(x.ScalarArrayOpExpr)
 		e.end(p)
-	case *pg_query.Node_BoolExpr:
+	case *Node_BoolExpr:
 		p := e.begin(19)
 		e.encBoolExpr(x.BoolExpr)
 		e.end(p)
-	case *pg_query.Node_SubLink:
+	case *Node_SubLink:
 		p := e.begin(20)
 		e.encSubLink(x.SubLink)
 		e.end(p)
-	case *pg_query.Node_SubPlan:
+	case *Node_SubPlan:
 		p := e.begin(21)
 		e.encSubPlan(x.SubPlan)
 		e.end(p)
-	case *pg_query.Node_AlternativeSubPlan:
+	case *Node_AlternativeSubPlan:
 		p := e.begin(22)
 		e.encAlternativeSubPlan(x.AlternativeSubPlan)
 		e.end(p)
-	case *pg_query.Node_FieldSelect:
+	case *Node_FieldSelect:
 		p := e.begin(23)
 		e.encFieldSelect(x.FieldSelect)
 		e.end(p)
-	case *pg_query.Node_FieldStore:
+	case *Node_FieldStore:
 		p := e.begin(24)
 		e.encFieldStore(x.FieldStore)
 		e.end(p)
-	case *pg_query.Node_RelabelType:
+	case *Node_RelabelType:
 		p := e.begin(25)
 		e.encRelabelType(x.RelabelType)
 		e.end(p)
-	case *pg_query.Node_CoerceViaIo:
+	case *Node_CoerceViaIo:
 		p := e.begin(26)
 		e.encCoerceViaIO(x.CoerceViaIo)
 		e.end(p)
-	case *pg_query.Node_ArrayCoerceExpr:
+	case *Node_ArrayCoerceExpr:
 		p := e.begin(27)
 		e.encArrayCoerceExpr(x.ArrayCoerceExpr)
 		e.end(p)
-	case *pg_query.Node_ConvertRowtypeExpr:
+	case *Node_ConvertRowtypeExpr:
 		p := e.begin(28)
 		e.encConvertRowtypeExpr(x.ConvertRowtypeExpr)
 		e.end(p)
-	case *pg_query.Node_CollateExpr:
+	case *Node_CollateExpr:
 		p := e.begin(29)
 		e.encCollateExpr(x.CollateExpr)
 		e.end(p)
-	case *pg_query.Node_CaseExpr:
+	case *Node_CaseExpr:
 		p := e.begin(30)
 		e.encCaseExpr(x.CaseExpr)
 		e.end(p)
-	case *pg_query.Node_CaseWhen:
+	case *Node_CaseWhen:
 		p := e.begin(31)
 		e.encCaseWhen(x.CaseWhen)
 		e.end(p)
-	case *pg_query.Node_CaseTestExpr:
+	case *Node_CaseTestExpr:
 		p := e.begin(32)
 		e.encCaseTestExpr(x.CaseTestExpr)
 		e.end(p)
-	case *pg_query.Node_ArrayExpr:
+	case *Node_ArrayExpr:
 		p := e.begin(33)
 		e.encArrayExpr(x.ArrayExpr)
 		e.end(p)
-	case *pg_query.Node_RowExpr:
+	case *Node_RowExpr:
 		p := e.begin(34)
 		e.encRowExpr(x.RowExpr)
 		e.end(p)
-	case *pg_query.Node_RowCompareExpr:
+	case *Node_RowCompareExpr:
 		p := e.begin(35)
 		e.encRowCompareExpr(x.RowCompareExpr)
 		e.end(p)
-	case *pg_query.Node_CoalesceExpr:
+	case *Node_CoalesceExpr:
 		p := e.begin(36)
 		e.encCoalesceExpr(x.CoalesceExpr)
 		e.end(p)
-	case *pg_query.Node_MinMaxExpr:
+	case *Node_MinMaxExpr:
 		p := e.begin(37)
 		e.encMinMaxExpr(x.MinMaxExpr)
 		e.end(p)
-	case *pg_query.Node_SqlvalueFunction:
+	case *Node_SqlvalueFunction:
 		p := e.begin(38)
 		e.encSQLValueFunction(x.SqlvalueFunction)
 		e.end(p)
-	case *pg_query.Node_XmlExpr:
+	case *Node_XmlExpr:
 		p := e.begin(39)
 		e.encXmlExpr(x.XmlExpr)
 		e.end(p)
-	case *pg_query.Node_JsonFormat:
+	case *Node_JsonFormat:
 		p := e.begin(40)
 		e.encJsonFormat(x.JsonFormat)
 		e.end(p)
-	case *pg_query.Node_JsonReturning:
+	case *Node_JsonReturning:
 		p := e.begin(41)
 		e.encJsonReturning(x.JsonReturning)
 		e.end(p)
-	case *pg_query.Node_JsonValueExpr:
+	case *Node_JsonValueExpr:
 		p := e.begin(42)
 		e.encJsonValueExpr(x.JsonValueExpr)
 		e.end(p)
-	case *pg_query.Node_JsonConstructorExpr:
+	case *Node_JsonConstructorExpr:
 		p := e.begin(43)
 		e.encJsonConstructorExpr(x.JsonConstructorExpr)
 		e.end(p)
-	case *pg_query.Node_JsonIsPredicate:
+	case *Node_JsonIsPredicate:
 		p := e.begin(44)
 		e.encJsonIsPredicate(x.JsonIsPredicate)
 		e.end(p)
-	case *pg_query.Node_JsonBehavior:
+	case *Node_JsonBehavior:
 		p := e.begin(45)
 		e.encJsonBehavior(x.JsonBehavior)
 		e.end(p)
-	case *pg_query.Node_JsonExpr:
+	case *Node_JsonExpr:
 		p := e.begin(46)
 		e.encJsonExpr(x.JsonExpr)
 		e.end(p)
-	case *pg_query.Node_JsonTablePath:
+	case *Node_JsonTablePath:
 		p := e.begin(47)
 		e.encJsonTablePath(x.JsonTablePath)
 		e.end(p)
-	case *pg_query.Node_JsonTablePathScan:
+	case *Node_JsonTablePathScan:
 		p := e.begin(48)
 		e.encJsonTablePathScan(x.JsonTablePathScan)
 		e.end(p)
-	case *pg_query.Node_JsonTableSiblingJoin:
+	case *Node_JsonTableSiblingJoin:
 		p := e.begin(49)
 		e.encJsonTableSiblingJoin(x.JsonTableSiblingJoin)
 		e.end(p)
-	case *pg_query.Node_NullTest:
+	case *Node_NullTest:
 		p := e.begin(50)
 		e.encNullTest(x.NullTest)
 		e.end(p)
-	case *pg_query.Node_BooleanTest:
+	case *Node_BooleanTest:
 		p := e.begin(51)
 		e.encBooleanTest(x.BooleanTest)
 		e.end(p)
-	case *pg_query.Node_MergeAction:
+	case *Node_MergeAction:
 		p := e.begin(52)
 		e.encMergeAction(x.MergeAction)
 		e.end(p)
-	case *pg_query.Node_CoerceToDomain:
+	case *Node_CoerceToDomain:
 		p := e.begin(53)
 		e.encCoerceToDomain(x.CoerceToDomain)
 		e.end(p)
-	case *pg_query.Node_CoerceToDomainValue:
+	case *Node_CoerceToDomainValue:
 		p := e.begin(54)
 		e.encCoerceToDomainValue(x.CoerceToDomainValue)
 		e.end(p)
-	case *pg_query.Node_SetToDefault:
+	case *Node_SetToDefault:
 		p := e.begin(55)
 		e.encSetToDefault(x.SetToDefault)
 		e.end(p)
-	case *pg_query.Node_CurrentOfExpr:
+	case *Node_CurrentOfExpr:
 		p := e.begin(56)
 		e.encCurrentOfExpr(x.CurrentOfExpr)
 		e.end(p)
-	case *pg_query.Node_NextValueExpr:
+	case *Node_NextValueExpr:
 		p := e.begin(57)
 		e.encNextValueExpr(x.NextValueExpr)
 		e.end(p)
-	case *pg_query.Node_InferenceElem:
+	case *Node_InferenceElem:
 		p := e.begin(58)
 		e.encInferenceElem(x.InferenceElem)
 		e.end(p)
-	case *pg_query.Node_TargetEntry:
+	case *Node_TargetEntry:
 		p := e.begin(59)
 		e.encTargetEntry(x.TargetEntry)
 		e.end(p)
-	case *pg_query.Node_RangeTblRef:
+	case *Node_RangeTblRef:
 		p := e.begin(60)
 		e.encRangeTblRef(x.RangeTblRef)
 		e.end(p)
-	case *pg_query.Node_JoinExpr:
+	case *Node_JoinExpr:
 		p := e.begin(61)
 		e.encJoinExpr(x.JoinExpr)
 		e.end(p)
-	case *pg_query.Node_FromExpr:
+	case *Node_FromExpr:
 		p := e.begin(62)
 		e.encFromExpr(x.FromExpr)
 		e.end(p)
-	case *pg_query.Node_OnConflictExpr:
+	case *Node_OnConflictExpr:
 		p := e.begin(63)
 		e.encOnConflictExpr(x.OnConflictExpr)
 		e.end(p)
-	case *pg_query.Node_Query:
+	case *Node_Query:
 		p := e.begin(64)
 		e.encQuery(x.Query)
 		e.end(p)
-	case *pg_query.Node_TypeName:
+	case *Node_TypeName:
 		p := e.begin(65)
 		e.encTypeName(x.TypeName)
 		e.end(p)
-	case *pg_query.Node_ColumnRef:
+	case *Node_ColumnRef:
 		p := e.begin(66)
 		e.encColumnRef(x.ColumnRef)
 		e.end(p)
-	case *pg_query.Node_ParamRef:
+	case *Node_ParamRef:
 		p := e.begin(67)
 		e.encParamRef(x.ParamRef)
 		e.end(p)
-	case *pg_query.Node_AExpr:
+	case *Node_AExpr:
 		p := e.begin(68)
 		e.encA_Expr(x.AExpr)
 		e.end(p)
-	case *pg_query.Node_TypeCast:
+	case *Node_TypeCast:
 		p := e.begin(69)
 		e.encTypeCast(x.TypeCast)
 		e.end(p)
-	case *pg_query.Node_CollateClause:
+	case *Node_CollateClause:
 		p := e.begin(70)
 		e.encCollateClause(x.CollateClause)
 		e.end(p)
-	case *pg_query.Node_RoleSpec:
+	case *Node_RoleSpec:
 		p := e.begin(71)
 		e.encRoleSpec(x.RoleSpec)
 		e.end(p)
-	case *pg_query.Node_FuncCall:
+	case *Node_FuncCall:
 		p := e.begin(72)
 		e.encFuncCall(x.FuncCall)
 		e.end(p)
-	case *pg_query.Node_AStar:
+	case *Node_AStar:
 		p := e.begin(73)
 		e.encA_Star(x.AStar)
 		e.end(p)
-	case *pg_query.Node_AIndices:
+	case *Node_AIndices:
 		p := e.begin(74)
 		e.encA_Indices(x.AIndices)
 		e.end(p)
-	case *pg_query.Node_AIndirection:
+	case *Node_AIndirection:
 		p := e.begin(75)
 		e.encA_Indirection(x.AIndirection)
 		e.end(p)
-	case *pg_query.Node_AArrayExpr:
+	case *Node_AArrayExpr:
 		p := e.begin(76)
 		e.encA_ArrayExpr(x.AArrayExpr)
 		e.end(p)
-	case *pg_query.Node_ResTarget:
+	case *Node_ResTarget:
 		p := e.begin(77)
 		e.encResTarget(x.ResTarget)
 		e.end(p)
-	case *pg_query.Node_MultiAssignRef:
+	case *Node_MultiAssignRef:
 		p := e.begin(78)
 		e.encMultiAssignRef(x.MultiAssignRef)
 		e.end(p)
-	case *pg_query.Node_SortBy:
+	case *Node_SortBy:
 		p := e.begin(79)
 		e.encSortBy(x.SortBy)
 		e.end(p)
-	case *pg_query.Node_WindowDef:
+	case *Node_WindowDef:
 		p := e.begin(80)
 		e.encWindowDef(x.WindowDef)
 		e.end(p)
-	case *pg_query.Node_RangeSubselect:
+	case *Node_RangeSubselect:
 		p := e.begin(81)
 		e.encRangeSubselect(x.RangeSubselect)
 		e.end(p)
-	case *pg_query.Node_RangeFunction:
+	case *Node_RangeFunction:
 		p := e.begin(82)
 		e.encRangeFunction(x.RangeFunction)
 		e.end(p)
-	case *pg_query.Node_RangeTableFunc:
+	case *Node_RangeTableFunc:
 		p := e.begin(83)
 		e.encRangeTableFunc(x.RangeTableFunc)
 		e.end(p)
-	case *pg_query.Node_RangeTableFuncCol:
+	case *Node_RangeTableFuncCol:
 		p := e.begin(84)
 		e.encRangeTableFuncCol(x.RangeTableFuncCol)
 		e.end(p)
-	case *pg_query.Node_RangeTableSample:
+	case *Node_RangeTableSample:
 		p := e.begin(85)
 		e.encRangeTableSample(x.RangeTableSample)
 		e.end(p)
-	case *pg_query.Node_ColumnDef:
+	case *Node_ColumnDef:
 		p := e.begin(86)
 		e.encColumnDef(x.ColumnDef)
 		e.end(p)
-	case *pg_query.Node_TableLikeClause:
+	case *Node_TableLikeClause:
 		p := e.begin(87)
 		e.encTableLikeClause(x.TableLikeClause)
 		e.end(p)
-	case *pg_query.Node_IndexElem:
+	case *Node_IndexElem:
 		p := e.begin(88)
 		e.encIndexElem(x.IndexElem)
 		e.end(p)
-	case *pg_query.Node_DefElem:
+	case *Node_DefElem:
 		p := e.begin(89)
 		e.encDefElem(x.DefElem)
 		e.end(p)
-	case *pg_query.Node_LockingClause:
+	case *Node_LockingClause:
 		p := e.begin(90)
 		e.encLockingClause(x.LockingClause)
 		e.end(p)
-	case *pg_query.Node_XmlSerialize:
+	case *Node_XmlSerialize:
 		p := e.begin(91)
 		e.encXmlSerialize(x.XmlSerialize)
 		e.end(p)
-	case *pg_query.Node_PartitionElem:
+	case *Node_PartitionElem:
 		p := e.begin(92)
 		e.encPartitionElem(x.PartitionElem)
 		e.end(p)
-	case *pg_query.Node_PartitionSpec:
+	case *Node_PartitionSpec:
 		p := e.begin(93)
 		e.encPartitionSpec(x.PartitionSpec)
 		e.end(p)
-	case *pg_query.Node_PartitionBoundSpec:
+	case *Node_PartitionBoundSpec:
 		p := e.begin(94)
 		e.encPartitionBoundSpec(x.PartitionBoundSpec)
 		e.end(p)
-	case *pg_query.Node_PartitionRangeDatum:
+	case *Node_PartitionRangeDatum:
 		p := e.begin(95)
 		e.encPartitionRangeDatum(x.PartitionRangeDatum)
 		e.end(p)
-	case *pg_query.Node_SinglePartitionSpec:
+	case *Node_SinglePartitionSpec:
 		p := e.begin(96)
 		e.encSinglePartitionSpec(x.SinglePartitionSpec)
 		e.end(p)
-	case *pg_query.Node_PartitionCmd:
+	case *Node_PartitionCmd:
 		p := e.begin(97)
 		e.encPartitionCmd(x.PartitionCmd)
 		e.end(p)
-	case *pg_query.Node_RangeTblEntry:
+	case *Node_RangeTblEntry:
 		p := e.begin(98)
 		e.encRangeTblEntry(x.RangeTblEntry)
 		e.end(p)
-	case *pg_query.Node_RtepermissionInfo:
+	case *Node_RtepermissionInfo:
 		p := e.begin(99)
 		e.encRTEPermissionInfo(x.RtepermissionInfo)
 		e.end(p)
-	case *pg_query.Node_RangeTblFunction:
+	case *Node_RangeTblFunction:
 		p := e.begin(100)
 		e.encRangeTblFunction(x.RangeTblFunction)
 		e.end(p)
-	case *pg_query.Node_TableSampleClause:
+	case *Node_TableSampleClause:
 		p := e.begin(101)
 		e.encTableSampleClause(x.TableSampleClause)
 		e.end(p)
-	case *pg_query.Node_WithCheckOption:
+	case *Node_WithCheckOption:
 		p := e.begin(102)
 		e.encWithCheckOption(x.WithCheckOption)
 		e.end(p)
-	case *pg_query.Node_SortGroupClause:
+	case *Node_SortGroupClause:
 		p := e.begin(103)
 		e.encSortGroupClause(x.SortGroupClause)
 		e.end(p)
-	case *pg_query.Node_GroupingSet:
+	case *Node_GroupingSet:
 		p := e.begin(104)
 		e.encGroupingSet(x.GroupingSet)
 		e.end(p)
-	case *pg_query.Node_WindowClause:
+	case *Node_WindowClause:
 		p := e.begin(105)
 		e.encWindowClause(x.WindowClause)
 		e.end(p)
-	case *pg_query.Node_RowMarkClause:
+	case *Node_RowMarkClause:
 		p := e.begin(106)
 		e.encRowMarkClause(x.RowMarkClause)
 		e.end(p)
-	case *pg_query.Node_WithClause:
+	case *Node_WithClause:
 		p := e.begin(107)
 		e.encWithClause(x.WithClause)
 		e.end(p)
-	case *pg_query.Node_InferClause:
+	case *Node_InferClause:
 		p := e.begin(108)
 		e.encInferClause(x.InferClause)
 		e.end(p)
-	case *pg_query.Node_OnConflictClause:
+	case *Node_OnConflictClause:
 		p := e.begin(109)
 		e.encOnConflictClause(x.OnConflictClause)
 		e.end(p)
-	case *pg_query.Node_CtesearchClause:
+	case *Node_CtesearchClause:
 		p := e.begin(110)
 		e.encCTESearchClause(x.CtesearchClause)
 		e.end(p)
-	case *pg_query.Node_CtecycleClause:
+	case *Node_CtecycleClause:
 		p := e.begin(111)
 		e.encCTECycleClause(x.CtecycleClause)
 		e.end(p)
-	case *pg_query.Node_CommonTableExpr:
+	case *Node_CommonTableExpr:
 		p := e.begin(112)
 		e.encCommonTableExpr(x.CommonTableExpr)
 		e.end(p)
-	case *pg_query.Node_MergeWhenClause:
+	case *Node_MergeWhenClause:
 		p := e.begin(113)
 		e.encMergeWhenClause(x.MergeWhenClause)
 		e.end(p)
-	case *pg_query.Node_TriggerTransition:
+	case *Node_TriggerTransition:
 		p := e.begin(114)
 		e.encTriggerTransition(x.TriggerTransition)
 		e.end(p)
-	case *pg_query.Node_JsonOutput:
+	case *Node_JsonOutput:
 		p := e.begin(115)
 		e.encJsonOutput(x.JsonOutput)
 		e.end(p)
-	case *pg_query.Node_JsonArgument:
+	case *Node_JsonArgument:
 		p := e.begin(116)
 		e.encJsonArgument(x.JsonArgument)
 		e.end(p)
-	case *pg_query.Node_JsonFuncExpr:
+	case *Node_JsonFuncExpr:
 		p := e.begin(117)
 		e.encJsonFuncExpr(x.JsonFuncExpr)
 		e.end(p)
-	case *pg_query.Node_JsonTablePathSpec:
+	case *Node_JsonTablePathSpec:
 		p := e.begin(118)
 		e.encJsonTablePathSpec(x.JsonTablePathSpec)
 		e.end(p)
-	case *pg_query.Node_JsonTable:
+	case *Node_JsonTable:
 		p := e.begin(119)
 		e.encJsonTable(x.JsonTable)
 		e.end(p)
-	case *pg_query.Node_JsonTableColumn:
+	case *Node_JsonTableColumn:
 		p := e.begin(120)
 		e.encJsonTableColumn(x.JsonTableColumn)
 		e.end(p)
-	case *pg_query.Node_JsonKeyValue:
+	case *Node_JsonKeyValue:
 		p := e.begin(121)
 		e.encJsonKeyValue(x.JsonKeyValue)
 		e.end(p)
-	case *pg_query.Node_JsonParseExpr:
+	case *Node_JsonParseExpr:
 		p := e.begin(122)
 		e.encJsonParseExpr(x.JsonParseExpr)
 		e.end(p)
-	case *pg_query.Node_JsonScalarExpr:
+	case *Node_JsonScalarExpr:
 		p := e.begin(123)
 		e.encJsonScalarExpr(x.JsonScalarExpr)
 		e.end(p)
-	case *pg_query.Node_JsonSerializeExpr:
+	case *Node_JsonSerializeExpr:
 		p := e.begin(124)
 		e.encJsonSerializeExpr(x.JsonSerializeExpr)
 		e.end(p)
-	case *pg_query.Node_JsonObjectConstructor:
+	case *Node_JsonObjectConstructor:
 		p := e.begin(125)
 		e.encJsonObjectConstructor(x.JsonObjectConstructor)
 		e.end(p)
-	case *pg_query.Node_JsonArrayConstructor:
+	case *Node_JsonArrayConstructor:
 		p := e.begin(126)
 		e.encJsonArrayConstructor(x.JsonArrayConstructor)
 		e.end(p)
-	case *pg_query.Node_JsonArrayQueryConstructor:
+	case *Node_JsonArrayQueryConstructor:
 		p := e.begin(127)
 		e.encJsonArrayQueryConstructor(x.JsonArrayQueryConstructor)
 		e.end(p)
-	case *pg_query.Node_JsonAggConstructor:
+	case *Node_JsonAggConstructor:
 		p := e.begin(128)
 		e.encJsonAggConstructor(x.JsonAggConstructor)
 		e.end(p)
-	case *pg_query.Node_JsonObjectAgg:
+	case *Node_JsonObjectAgg:
 		p := e.begin(129)
 		e.encJsonObjectAgg(x.JsonObjectAgg)
 		e.end(p)
-	case *pg_query.Node_JsonArrayAgg:
+	case *Node_JsonArrayAgg:
 		p := e.begin(130)
 		e.encJsonArrayAgg(x.JsonArrayAgg)
 		e.end(p)
-	case *pg_query.Node_RawStmt:
+	case *Node_RawStmt:
 		p := e.begin(131)
 		e.encRawStmt(x.RawStmt)
 		e.end(p)
-	case *pg_query.Node_InsertStmt:
+	case *Node_InsertStmt:
 		p := e.begin(132)
 		e.encInsertStmt(x.InsertStmt)
 		e.end(p)
-	case *pg_query.Node_DeleteStmt:
+	case *Node_DeleteStmt:
 		p := e.begin(133)
 		e.encDeleteStmt(x.DeleteStmt)
 		e.end(p)
-	case *pg_query.Node_UpdateStmt:
+	case *Node_UpdateStmt:
 		p := e.begin(134)
 		e.encUpdateStmt(x.UpdateStmt)
 		e.end(p)
-	case *pg_query.Node_MergeStmt:
+	case *Node_MergeStmt:
 		p := e.begin(135)
 		e.encMergeStmt(x.MergeStmt)
 		e.end(p)
-	case *pg_query.Node_SelectStmt:
+	case *Node_SelectStmt:
 		p := e.begin(136)
 		e.encSelectStmt(x.SelectStmt)
 		e.end(p)
-	case *pg_query.Node_SetOperationStmt:
+	case *Node_SetOperationStmt:
 		p := e.begin(137)
 		e.encSetOperationStmt(x.SetOperationStmt)
 		e.end(p)
-	case *pg_query.Node_ReturnStmt:
+	case *Node_ReturnStmt:
 		p := e.begin(138)
 		e.encReturnStmt(x.ReturnStmt)
 		e.end(p)
-	case *pg_query.Node_PlassignStmt:
+	case *Node_PlassignStmt:
 		p := e.begin(139)
 		e.encPLAssignStmt(x.PlassignStmt)
 		e.end(p)
-	case *pg_query.Node_CreateSchemaStmt:
+	case *Node_CreateSchemaStmt:
 		p := e.begin(140)
 		e.encCreateSchemaStmt(x.CreateSchemaStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTableStmt:
+	case *Node_AlterTableStmt:
 		p := e.begin(141)
 		e.encAlterTableStmt(x.AlterTableStmt)
 		e.end(p)
-	case *pg_query.Node_ReplicaIdentityStmt:
+	case *Node_ReplicaIdentityStmt:
 		p := e.begin(142)
 		e.encReplicaIdentityStmt(x.ReplicaIdentityStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTableCmd:
+	case *Node_AlterTableCmd:
 		p := e.begin(143)
 		e.encAlterTableCmd(x.AlterTableCmd)
 		e.end(p)
-	case *pg_query.Node_AlterCollationStmt:
+	case *Node_AlterCollationStmt:
 		p := e.begin(144)
 		e.encAlterCollationStmt(x.AlterCollationStmt)
 		e.end(p)
-	case *pg_query.Node_AlterDomainStmt:
+	case *Node_AlterDomainStmt:
 		p := e.begin(145)
 		e.encAlterDomainStmt(x.AlterDomainStmt)
 		e.end(p)
-	case *pg_query.Node_GrantStmt:
+	case *Node_GrantStmt:
 		p := e.begin(146)
 		e.encGrantStmt(x.GrantStmt)
 		e.end(p)
-	case *pg_query.Node_ObjectWithArgs:
+	case *Node_ObjectWithArgs:
 		p := e.begin(147)
 		e.encObjectWithArgs(x.ObjectWithArgs)
 		e.end(p)
-	case *pg_query.Node_AccessPriv:
+	case *Node_AccessPriv:
 		p := e.begin(148)
 		e.encAccessPriv(x.AccessPriv)
 		e.end(p)
-	case *pg_query.Node_GrantRoleStmt:
+	case *Node_GrantRoleStmt:
 		p := e.begin(149)
 		e.encGrantRoleStmt(x.GrantRoleStmt)
 		e.end(p)
-	case *pg_query.Node_AlterDefaultPrivilegesStmt:
+	case *Node_AlterDefaultPrivilegesStmt:
 		p := e.begin(150)
 		e.encAlterDefaultPrivilegesStmt(x.AlterDefaultPrivilegesStmt)
 		e.end(p)
-	case *pg_query.Node_CopyStmt:
+	case *Node_CopyStmt:
 		p := e.begin(151)
 		e.encCopyStmt(x.CopyStmt)
 		e.end(p)
-	case *pg_query.Node_VariableSetStmt:
+	case *Node_VariableSetStmt:
 		p := e.begin(152)
 		e.encVariableSetStmt(x.VariableSetStmt)
 		e.end(p)
-	case *pg_query.Node_VariableShowStmt:
+	case *Node_VariableShowStmt:
 		p := e.begin(153)
 		e.encVariableShowStmt(x.VariableShowStmt)
 		e.end(p)
-	case *pg_query.Node_CreateStmt:
+	case *Node_CreateStmt:
 		p := e.begin(154)
 		e.encCreateStmt(x.CreateStmt)
 		e.end(p)
-	case *pg_query.Node_Constraint:
+	case *Node_Constraint:
 		p := e.begin(155)
 		e.encConstraint(x.Constraint)
 		e.end(p)
-	case *pg_query.Node_CreateTableSpaceStmt:
+	case *Node_CreateTableSpaceStmt:
 		p := e.begin(156)
 		e.encCreateTableSpaceStmt(x.CreateTableSpaceStmt)
 		e.end(p)
-	case *pg_query.Node_DropTableSpaceStmt:
+	case *Node_DropTableSpaceStmt:
 		p := e.begin(157)
 		e.encDropTableSpaceStmt(x.DropTableSpaceStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTableSpaceOptionsStmt:
+	case *Node_AlterTableSpaceOptionsStmt:
 		p := e.begin(158)
 		e.encAlterTableSpaceOptionsStmt(x.AlterTableSpaceOptionsStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTableMoveAllStmt:
+	case *Node_AlterTableMoveAllStmt:
 		p := e.begin(159)
 		e.encAlterTableMoveAllStmt(x.AlterTableMoveAllStmt)
 		e.end(p)
-	case *pg_query.Node_CreateExtensionStmt:
+	case *Node_CreateExtensionStmt:
 		p := e.begin(160)
 		e.encCreateExtensionStmt(x.CreateExtensionStmt)
 		e.end(p)
-	case *pg_query.Node_AlterExtensionStmt:
+	case *Node_AlterExtensionStmt:
 		p := e.begin(161)
 		e.encAlterExtensionStmt(x.AlterExtensionStmt)
 		e.end(p)
-	case *pg_query.Node_AlterExtensionContentsStmt:
+	case *Node_AlterExtensionContentsStmt:
 		p := e.begin(162)
 		e.encAlterExtensionContentsStmt(x.AlterExtensionContentsStmt)
 		e.end(p)
-	case *pg_query.Node_CreateFdwStmt:
+	case *Node_CreateFdwStmt:
 		p := e.begin(163)
 		e.encCreateFdwStmt(x.CreateFdwStmt)
 		e.end(p)
-	case *pg_query.Node_AlterFdwStmt:
+	case *Node_AlterFdwStmt:
 		p := e.begin(164)
 		e.encAlterFdwStmt(x.AlterFdwStmt)
 		e.end(p)
-	case *pg_query.Node_CreateForeignServerStmt:
+	case *Node_CreateForeignServerStmt:
 		p := e.begin(165)
 		e.encCreateForeignServerStmt(x.CreateForeignServerStmt)
 		e.end(p)
-	case *pg_query.Node_AlterForeignServerStmt:
+	case *Node_AlterForeignServerStmt:
 		p := e.begin(166)
 		e.encAlterForeignServerStmt(x.AlterForeignServerStmt)
 		e.end(p)
-	case *pg_query.Node_CreateForeignTableStmt:
+	case *Node_CreateForeignTableStmt:
 		p := e.begin(167)
 		e.encCreateForeignTableStmt(x.CreateForeignTableStmt)
 		e.end(p)
-	case *pg_query.Node_CreateUserMappingStmt:
+	case *Node_CreateUserMappingStmt:
 		p := e.begin(168)
 		e.encCreateUserMappingStmt(x.CreateUserMappingStmt)
 		e.end(p)
-	case *pg_query.Node_AlterUserMappingStmt:
+	case *Node_AlterUserMappingStmt:
 		p := e.begin(169)
 		e.encAlterUserMappingStmt(x.AlterUserMappingStmt)
 		e.end(p)
-	case *pg_query.Node_DropUserMappingStmt:
+	case *Node_DropUserMappingStmt:
 		p := e.begin(170)
 		e.encDropUserMappingStmt(x.DropUserMappingStmt)
 		e.end(p)
-	case *pg_query.Node_ImportForeignSchemaStmt:
+	case *Node_ImportForeignSchemaStmt:
 		p := e.begin(171)
 		e.encImportForeignSchemaStmt(x.ImportForeignSchemaStmt)
 		e.end(p)
-	case *pg_query.Node_CreatePolicyStmt:
+	case *Node_CreatePolicyStmt:
 		p := e.begin(172)
 		e.encCreatePolicyStmt(x.CreatePolicyStmt)
 		e.end(p)
-	case *pg_query.Node_AlterPolicyStmt:
+	case *Node_AlterPolicyStmt:
 		p := e.begin(173)
 		e.encAlterPolicyStmt(x.AlterPolicyStmt)
 		e.end(p)
-	case *pg_query.Node_CreateAmStmt:
+	case *Node_CreateAmStmt:
 		p := e.begin(174)
 		e.encCreateAmStmt(x.CreateAmStmt)
 		e.end(p)
-	case *pg_query.Node_CreateTrigStmt:
+	case *Node_CreateTrigStmt:
 		p := e.begin(175)
 		e.encCreateTrigStmt(x.CreateTrigStmt)
 		e.end(p)
-	case *pg_query.Node_CreateEventTrigStmt:
+	case *Node_CreateEventTrigStmt:
 		p := e.begin(176)
 		e.encCreateEventTrigStmt(x.CreateEventTrigStmt)
 		e.end(p)
-	case *pg_query.Node_AlterEventTrigStmt:
+	case *Node_AlterEventTrigStmt:
 		p := e.begin(177)
 		e.encAlterEventTrigStmt(x.AlterEventTrigStmt)
 		e.end(p)
-	case *pg_query.Node_CreatePlangStmt:
+	case *Node_CreatePlangStmt:
 		p := e.begin(178)
 		e.encCreatePLangStmt(x.CreatePlangStmt)
 		e.end(p)
-	case *pg_query.Node_CreateRoleStmt:
+	case *Node_CreateRoleStmt:
 		p := e.begin(179)
 		e.encCreateRoleStmt(x.CreateRoleStmt)
 		e.end(p)
-	case *pg_query.Node_AlterRoleStmt:
+	case *Node_AlterRoleStmt:
 		p := e.begin(180)
 		e.encAlterRoleStmt(x.AlterRoleStmt)
 		e.end(p)
-	case *pg_query.Node_AlterRoleSetStmt:
+	case *Node_AlterRoleSetStmt:
 		p := e.begin(181)
 		e.encAlterRoleSetStmt(x.AlterRoleSetStmt)
 		e.end(p)
-	case *pg_query.Node_DropRoleStmt:
+	case *Node_DropRoleStmt:
 		p := e.begin(182)
 		e.encDropRoleStmt(x.DropRoleStmt)
 		e.end(p)
-	case *pg_query.Node_CreateSeqStmt:
+	case *Node_CreateSeqStmt:
 		p := e.begin(183)
 		e.encCreateSeqStmt(x.CreateSeqStmt)
 		e.end(p)
-	case *pg_query.Node_AlterSeqStmt:
+	case *Node_AlterSeqStmt:
 		p := e.begin(184)
 		e.encAlterSeqStmt(x.AlterSeqStmt)
 		e.end(p)
-	case *pg_query.Node_DefineStmt:
+	case *Node_DefineStmt:
 		p := e.begin(185)
 		e.encDefineStmt(x.DefineStmt)
 		e.end(p)
-	case *pg_query.Node_CreateDomainStmt:
+	case *Node_CreateDomainStmt:
 		p := e.begin(186)
 		e.encCreateDomainStmt(x.CreateDomainStmt)
 		e.end(p)
-	case *pg_query.Node_CreateOpClassStmt:
+	case *Node_CreateOpClassStmt:
 		p := e.begin(187)
 		e.encCreateOpClassStmt(x.CreateOpClassStmt)
 		e.end(p)
-	case *pg_query.Node_CreateOpClassItem:
+	case *Node_CreateOpClassItem:
 		p := e.begin(188)
 		e.encCreateOpClassItem(x.CreateOpClassItem)
 		e.end(p)
-	case *pg_query.Node_CreateOpFamilyStmt:
+	case *Node_CreateOpFamilyStmt:
 		p := e.begin(189)
 		e.encCreateOpFamilyStmt(x.CreateOpFamilyStmt)
 		e.end(p)
-	case *pg_query.Node_AlterOpFamilyStmt:
+	case *Node_AlterOpFamilyStmt:
 		p := e.begin(190)
 		e.encAlterOpFamilyStmt(x.AlterOpFamilyStmt)
 		e.end(p)
-	case *pg_query.Node_DropStmt:
+	case *Node_DropStmt:
 		p := e.begin(191)
 		e.encDropStmt(x.DropStmt)
 		e.end(p)
-	case *pg_query.Node_TruncateStmt:
+	case *Node_TruncateStmt:
 		p := e.begin(192)
 		e.encTruncateStmt(x.TruncateStmt)
 		e.end(p)
-	case *pg_query.Node_CommentStmt:
+	case *Node_CommentStmt:
 		p := e.begin(193)
 		e.encCommentStmt(x.CommentStmt)
 		e.end(p)
-	case *pg_query.Node_SecLabelStmt:
+	case *Node_SecLabelStmt:
 		p := e.begin(194)
 		e.encSecLabelStmt(x.SecLabelStmt)
 		e.end(p)
-	case *pg_query.Node_DeclareCursorStmt:
+	case *Node_DeclareCursorStmt:
 		p := e.begin(195)
 		e.encDeclareCursorStmt(x.DeclareCursorStmt)
 		e.end(p)
-	case *pg_query.Node_ClosePortalStmt:
+	case *Node_ClosePortalStmt:
 		p := e.begin(196)
 		e.encClosePortalStmt(x.ClosePortalStmt)
 		e.end(p)
-	case *pg_query.Node_FetchStmt:
+	case *Node_FetchStmt:
 		p := e.begin(197)
 		e.encFetchStmt(x.FetchStmt)
 		e.end(p)
-	case *pg_query.Node_IndexStmt:
+	case *Node_IndexStmt:
 		p := e.begin(198)
 		e.encIndexStmt(x.IndexStmt)
 		e.end(p)
-	case *pg_query.Node_CreateStatsStmt:
+	case *Node_CreateStatsStmt:
 		p := e.begin(199)
 		e.encCreateStatsStmt(x.CreateStatsStmt)
 		e.end(p)
-	case *pg_query.Node_StatsElem:
+	case *Node_StatsElem:
 		p := e.begin(200)
 		e.encStatsElem(x.StatsElem)
 		e.end(p)
-	case *pg_query.Node_AlterStatsStmt:
+	case *Node_AlterStatsStmt:
 		p := e.begin(201)
 		e.encAlterStatsStmt(x.AlterStatsStmt)
 		e.end(p)
-	case *pg_query.Node_CreateFunctionStmt:
+	case *Node_CreateFunctionStmt:
 		p := e.begin(202)
 		e.encCreateFunctionStmt(x.CreateFunctionStmt)
 		e.end(p)
-	case *pg_query.Node_FunctionParameter:
+	case *Node_FunctionParameter:
 		p := e.begin(203)
 		e.encFunctionParameter(x.FunctionParameter)
 		e.end(p)
-	case *pg_query.Node_AlterFunctionStmt:
+	case *Node_AlterFunctionStmt:
 		p := e.begin(204)
 		e.encAlterFunctionStmt(x.AlterFunctionStmt)
 		e.end(p)
-	case *pg_query.Node_DoStmt:
+	case *Node_DoStmt:
 		p := e.begin(205)
 		e.encDoStmt(x.DoStmt)
 		e.end(p)
-	case *pg_query.Node_InlineCodeBlock:
+	case *Node_InlineCodeBlock:
 		p := e.begin(206)
 		e.encInlineCodeBlock(x.InlineCodeBlock)
 		e.end(p)
-	case *pg_query.Node_CallStmt:
+	case *Node_CallStmt:
 		p := e.begin(207)
 		e.encCallStmt(x.CallStmt)
 		e.end(p)
-	case *pg_query.Node_CallContext:
+	case *Node_CallContext:
 		p := e.begin(208)
 		e.encCallContext(x.CallContext)
 		e.end(p)
-	case *pg_query.Node_RenameStmt:
+	case *Node_RenameStmt:
 		p := e.begin(209)
 		e.encRenameStmt(x.RenameStmt)
 		e.end(p)
-	case *pg_query.Node_AlterObjectDependsStmt:
+	case *Node_AlterObjectDependsStmt:
 		p := e.begin(210)
 		e.encAlterObjectDependsStmt(x.AlterObjectDependsStmt)
 		e.end(p)
-	case *pg_query.Node_AlterObjectSchemaStmt:
+	case *Node_AlterObjectSchemaStmt:
 		p := e.begin(211)
 		e.encAlterObjectSchemaStmt(x.AlterObjectSchemaStmt)
 		e.end(p)
-	case *pg_query.Node_AlterOwnerStmt:
+	case *Node_AlterOwnerStmt:
 		p := e.begin(212)
 		e.encAlterOwnerStmt(x.AlterOwnerStmt)
 		e.end(p)
-	case *pg_query.Node_AlterOperatorStmt:
+	case *Node_AlterOperatorStmt:
 		p := e.begin(213)
 		e.encAlterOperatorStmt(x.AlterOperatorStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTypeStmt:
+	case *Node_AlterTypeStmt:
 		p := e.begin(214)
 		e.encAlterTypeStmt(x.AlterTypeStmt)
 		e.end(p)
-	case *pg_query.Node_RuleStmt:
+	case *Node_RuleStmt:
 		p := e.begin(215)
 		e.encRuleStmt(x.RuleStmt)
 		e.end(p)
-	case *pg_query.Node_NotifyStmt:
+	case *Node_NotifyStmt:
 		p := e.begin(216)
 		e.encNotifyStmt(x.NotifyStmt)
 		e.end(p)
-	case *pg_query.Node_ListenStmt:
+	case *Node_ListenStmt:
 		p := e.begin(217)
 		e.encListenStmt(x.ListenStmt)
 		e.end(p)
-	case *pg_query.Node_UnlistenStmt:
+	case *Node_UnlistenStmt:
 		p := e.begin(218)
 		e.encUnlistenStmt(x.UnlistenStmt)
 		e.end(p)
-	case *pg_query.Node_TransactionStmt:
+	case *Node_TransactionStmt:
 		p := e.begin(219)
 		e.encTransactionStmt(x.TransactionStmt)
 		e.end(p)
-	case *pg_query.Node_CompositeTypeStmt:
+	case *Node_CompositeTypeStmt:
 		p := e.begin(220)
 		e.encCompositeTypeStmt(x.CompositeTypeStmt)
 		e.end(p)
-	case *pg_query.Node_CreateEnumStmt:
+	case *Node_CreateEnumStmt:
 		p := e.begin(221)
 		e.encCreateEnumStmt(x.CreateEnumStmt)
 		e.end(p)
-	case *pg_query.Node_CreateRangeStmt:
+	case *Node_CreateRangeStmt:
 		p := e.begin(222)
 		e.encCreateRangeStmt(x.CreateRangeStmt)
 		e.end(p)
-	case *pg_query.Node_AlterEnumStmt:
+	case *Node_AlterEnumStmt:
 		p := e.begin(223)
 		e.encAlterEnumStmt(x.AlterEnumStmt)
 		e.end(p)
-	case *pg_query.Node_ViewStmt:
+	case *Node_ViewStmt:
 		p := e.begin(224)
 		e.encViewStmt(x.ViewStmt)
 		e.end(p)
-	case *pg_query.Node_LoadStmt:
+	case *Node_LoadStmt:
 		p := e.begin(225)
 		e.encLoadStmt(x.LoadStmt)
 		e.end(p)
-	case *pg_query.Node_CreatedbStmt:
+	case *Node_CreatedbStmt:
 		p := e.begin(226)
 		e.encCreatedbStmt(x.CreatedbStmt)
 		e.end(p)
-	case *pg_query.Node_AlterDatabaseStmt:
+	case *Node_AlterDatabaseStmt:
 		p := e.begin(227)
 		e.encAlterDatabaseStmt(x.AlterDatabaseStmt)
 		e.end(p)
-	case *pg_query.Node_AlterDatabaseRefreshCollStmt:
+	case *Node_AlterDatabaseRefreshCollStmt:
 		p := e.begin(228)
 		e.encAlterDatabaseRefreshCollStmt(x.AlterDatabaseRefreshCollStmt)
 		e.end(p)
-	case *pg_query.Node_AlterDatabaseSetStmt:
+	case *Node_AlterDatabaseSetStmt:
 		p := e.begin(229)
 		e.encAlterDatabaseSetStmt(x.AlterDatabaseSetStmt)
 		e.end(p)
-	case *pg_query.Node_DropdbStmt:
+	case *Node_DropdbStmt:
 		p := e.begin(230)
 		e.encDropdbStmt(x.DropdbStmt)
 		e.end(p)
-	case *pg_query.Node_AlterSystemStmt:
+	case *Node_AlterSystemStmt:
 		p := e.begin(231)
 		e.encAlterSystemStmt(x.AlterSystemStmt)
 		e.end(p)
-	case *pg_query.Node_ClusterStmt:
+	case *Node_ClusterStmt:
 		p := e.begin(232)
 		e.encClusterStmt(x.ClusterStmt)
 		e.end(p)
-	case *pg_query.Node_VacuumStmt:
+	case *Node_VacuumStmt:
 		p := e.begin(233)
 		e.encVacuumStmt(x.VacuumStmt)
 		e.end(p)
-	case *pg_query.Node_VacuumRelation:
+	case *Node_VacuumRelation:
 		p := e.begin(234)
 		e.encVacuumRelation(x.VacuumRelation)
 		e.end(p)
-	case *pg_query.Node_ExplainStmt:
+	case *Node_ExplainStmt:
 		p := e.begin(235)
 		e.encExplainStmt(x.ExplainStmt)
 		e.end(p)
-	case *pg_query.Node_CreateTableAsStmt:
+	case *Node_CreateTableAsStmt:
 		p := e.begin(236)
 		e.encCreateTableAsStmt(x.CreateTableAsStmt)
 		e.end(p)
-	case *pg_query.Node_RefreshMatViewStmt:
+	case *Node_RefreshMatViewStmt:
 		p := e.begin(237)
 		e.encRefreshMatViewStmt(x.RefreshMatViewStmt)
 		e.end(p)
-	case *pg_query.Node_CheckPointStmt:
+	case *Node_CheckPointStmt:
 		p := e.begin(238)
 		e.encCheckPointStmt(x.CheckPointStmt)
 		e.end(p)
-	case *pg_query.Node_DiscardStmt:
+	case *Node_DiscardStmt:
 		p := e.begin(239)
 		e.encDiscardStmt(x.DiscardStmt)
 		e.end(p)
-	case *pg_query.Node_LockStmt:
+	case *Node_LockStmt:
 		p := e.begin(240)
 		e.encLockStmt(x.LockStmt)
 		e.end(p)
-	case *pg_query.Node_ConstraintsSetStmt:
+	case *Node_ConstraintsSetStmt:
 		p := e.begin(241)
 		e.encConstraintsSetStmt(x.ConstraintsSetStmt)
 		e.end(p)
-	case *pg_query.Node_ReindexStmt:
+	case *Node_ReindexStmt:
 		p := e.begin(242)
 		e.encReindexStmt(x.ReindexStmt)
 		e.end(p)
-	case *pg_query.Node_CreateConversionStmt:
+	case *Node_CreateConversionStmt:
 		p := e.begin(243)
 		e.encCreateConversionStmt(x.CreateConversionStmt)
 		e.end(p)
-	case *pg_query.Node_CreateCastStmt:
+	case *Node_CreateCastStmt:
 		p := e.begin(244)
 		e.encCreateCastStmt(x.CreateCastStmt)
 		e.end(p)
-	case *pg_query.Node_CreateTransformStmt:
+	case *Node_CreateTransformStmt:
 		p := e.begin(245)
 		e.encCreateTransformStmt(x.CreateTransformStmt)
 		e.end(p)
-	case *pg_query.Node_PrepareStmt:
+	case *Node_PrepareStmt:
 		p := e.begin(246)
 		e.encPrepareStmt(x.PrepareStmt)
 		e.end(p)
-	case *pg_query.Node_ExecuteStmt:
+	case *Node_ExecuteStmt:
 		p := e.begin(247)
 		e.encExecuteStmt(x.ExecuteStmt)
 		e.end(p)
-	case *pg_query.Node_DeallocateStmt:
+	case *Node_DeallocateStmt:
 		p := e.begin(248)
 		e.encDeallocateStmt(x.DeallocateStmt)
 		e.end(p)
-	case *pg_query.Node_DropOwnedStmt:
+	case *Node_DropOwnedStmt:
 		p := e.begin(249)
 		e.encDropOwnedStmt(x.DropOwnedStmt)
 		e.end(p)
-	case *pg_query.Node_ReassignOwnedStmt:
+	case *Node_ReassignOwnedStmt:
 		p := e.begin(250)
 		e.encReassignOwnedStmt(x.ReassignOwnedStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTsdictionaryStmt:
+	case *Node_AlterTsdictionaryStmt:
 		p := e.begin(251)
 		e.encAlterTSDictionaryStmt(x.AlterTsdictionaryStmt)
 		e.end(p)
-	case *pg_query.Node_AlterTsconfigurationStmt:
+	case *Node_AlterTsconfigurationStmt:
 		p := e.begin(252)
 		e.encAlterTSConfigurationStmt(x.AlterTsconfigurationStmt)
 		e.end(p)
-	case *pg_query.Node_PublicationTable:
+	case *Node_PublicationTable:
 		p := e.begin(253)
 		e.encPublicationTable(x.PublicationTable)
 		e.end(p)
-	case *pg_query.Node_PublicationObjSpec:
+	case *Node_PublicationObjSpec:
 		p := e.begin(254)
 		e.encPublicationObjSpec(x.PublicationObjSpec)
 		e.end(p)
-	case *pg_query.Node_CreatePublicationStmt:
+	case *Node_CreatePublicationStmt:
 		p := e.begin(255)
 		e.encCreatePublicationStmt(x.CreatePublicationStmt)
 		e.end(p)
-	case *pg_query.Node_AlterPublicationStmt:
+	case *Node_AlterPublicationStmt:
 		p := e.begin(256)
 		e.encAlterPublicationStmt(x.AlterPublicationStmt)
 		e.end(p)
-	case *pg_query.Node_CreateSubscriptionStmt:
+	case *Node_CreateSubscriptionStmt:
 		p := e.begin(257)
 		e.encCreateSubscriptionStmt(x.CreateSubscriptionStmt)
 		e.end(p)
-	case *pg_query.Node_AlterSubscriptionStmt:
+	case *Node_AlterSubscriptionStmt:
 		p := e.begin(258)
 		e.encAlterSubscriptionStmt(x.AlterSubscriptionStmt)
 		e.end(p)
-	case *pg_query.Node_DropSubscriptionStmt:
+	case *Node_DropSubscriptionStmt:
 		p := e.begin(259)
 		e.encDropSubscriptionStmt(x.DropSubscriptionStmt)
 		e.end(p)
-	case *pg_query.Node_Integer:
+	case *Node_Integer:
 		p := e.begin(260)
 		e.encInteger(x.Integer)
 		e.end(p)
-	case *pg_query.Node_Float:
+	case *Node_Float:
 		p := e.begin(261)
 		e.encFloat(x.Float)
 		e.end(p)
-	case *pg_query.Node_Boolean:
+	case *Node_Boolean:
 		p := e.begin(262)
 		e.encBoolean(x.Boolean)
 		e.end(p)
-	case *pg_query.Node_String_:
+	case *Node_String_:
 		p := e.begin(263)
 		e.encString(x.String_)
 		e.end(p)
-	case *pg_query.Node_BitString:
+	case *Node_BitString:
 		p := e.begin(264)
 		e.encBitString(x.BitString)
 		e.end(p)
-	case *pg_query.Node_List:
+	case *Node_List:
 		p := e.begin(265)
 		e.encList(x.List)
 		e.end(p)
-	case *pg_query.Node_IntList:
+	case *Node_IntList:
 		p := e.begin(266)
 		e.encIntList(x.IntList)
 		e.end(p)
-	case *pg_query.Node_OidList:
+	case *Node_OidList:
 		p := e.begin(267)
 		e.encOidList(x.OidList)
 		e.end(p)
-	case *pg_query.Node_AConst:
+	case *Node_AConst:
 		p := e.begin(268)
 		e.encA_Const(x.AConst)
 		e.end(p)
 	}
 }
 
-func (e *encoder) encNotifyStmt(m *pg_query.NotifyStmt) {
+func (e *encoder) encNotifyStmt(m *NotifyStmt) {
 	if m == nil {
 		return
 	}
 	if m.Conditionname != "" {
-		e.str(1, m.Conditionname, "pg_query.NotifyStmt.conditionname")
+		e.str(1, m.Conditionname, "NotifyStmt.conditionname")
 	}
 	if m.Payload != "" {
-		e.str(2, m.Payload, "pg_query.NotifyStmt.payload")
+		e.str(2, m.Payload, "NotifyStmt.payload")
 	}
 	if m.PayloadLocation != 0 {
 		e.tag(3, 0)
@@ -14261,7 +15040,7 @@ func (e *encoder) encNotifyStmt(m *pg_query.NotifyStmt) {
 	}
 }
 
-func (e *encoder) encNullIfExpr(m *pg_query.NullIfExpr) {
+func (e *encoder) encNullIfExpr(m *NullIfExpr) {
 	if m == nil {
 		return
 	}
@@ -14301,7 +15080,7 @@ func (e *encoder) encNullIfExpr(m *pg_query.NullIfExpr) {
 	}
 }
 
-func (e *encoder) encNullTest(m *pg_query.NullTest) {
+func (e *encoder) encNullTest(m *NullTest) {
 	if m == nil {
 		return
 	}
@@ -14329,7 +15108,7 @@ func (e *encoder) encNullTest(m *pg_query.NullTest) {
 	}
 }
 
-func (e *encoder) encObjectWithArgs(m *pg_query.ObjectWithArgs) {
+func (e *encoder) encObjectWithArgs(m *ObjectWithArgs) {
 	if m == nil {
 		return
 	}
@@ -14354,7 +15133,7 @@ func (e *encoder) encObjectWithArgs(m *pg_query.ObjectWithArgs) {
 	}
 }
 
-func (e *encoder) encOidList(m *pg_query.OidList) {
+func (e *encoder) encOidList(m *OidList) {
 	if m == nil {
 		return
 	}
@@ -14365,7 +15144,7 @@ func (e *encoder) encOidList(m *pg_query.OidList) {
 	}
 }
 
-func (e *encoder) encOnConflictClause(m *pg_query.OnConflictClause) {
+func (e *encoder) encOnConflictClause(m *OnConflictClause) {
 	if m == nil {
 		return
 	}
@@ -14394,7 +15173,7 @@ func (e *encoder) encOnConflictClause(m *pg_query.OnConflictClause) {
 	}
 }
 
-func (e *encoder) encOnConflictExpr(m *pg_query.OnConflictExpr) {
+func (e *encoder) encOnConflictExpr(m *OnConflictExpr) {
 	if m == nil {
 		return
 	}
@@ -14437,7 +15216,7 @@ func (e *encoder) encOnConflictExpr(m *pg_query.OnConflictExpr) {
 	}
 }
 
-func (e *encoder) encOpExpr(m *pg_query.OpExpr) {
+func (e *encoder) encOpExpr(m *OpExpr) {
 	if m == nil {
 		return
 	}
@@ -14477,12 +15256,12 @@ func (e *encoder) encOpExpr(m *pg_query.OpExpr) {
 	}
 }
 
-func (e *encoder) encPLAssignStmt(m *pg_query.PLAssignStmt) {
+func (e *encoder) encPLAssignStmt(m *PLAssignStmt) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.PLAssignStmt.name")
+		e.str(1, m.Name, "PLAssignStmt.name")
 	}
 	for _, x := range m.Indirection {
 		p := e.begin(2)
@@ -14504,7 +15283,7 @@ func (e *encoder) encPLAssignStmt(m *pg_query.PLAssignStmt) {
 	}
 }
 
-func (e *encoder) encParam(m *pg_query.Param) {
+func (e *encoder) encParam(m *Param) {
 	if m == nil {
 		return
 	}
@@ -14539,7 +15318,7 @@ func (e *encoder) encParam(m *pg_query.Param) {
 	}
 }
 
-func (e *encoder) encParamRef(m *pg_query.ParamRef) {
+func (e *encoder) encParamRef(m *ParamRef) {
 	if m == nil {
 		return
 	}
@@ -14553,7 +15332,7 @@ func (e *encoder) encParamRef(m *pg_query.ParamRef) {
 	}
 }
 
-func (e *encoder) encParseResult(m *pg_query.ParseResult) {
+func (e *encoder) encParseResult(m *ParseResult) {
 	if m == nil {
 		return
 	}
@@ -14568,12 +15347,12 @@ func (e *encoder) encParseResult(m *pg_query.ParseResult) {
 	}
 }
 
-func (e *encoder) encPartitionBoundSpec(m *pg_query.PartitionBoundSpec) {
+func (e *encoder) encPartitionBoundSpec(m *PartitionBoundSpec) {
 	if m == nil {
 		return
 	}
 	if m.Strategy != "" {
-		e.str(1, m.Strategy, "pg_query.PartitionBoundSpec.strategy")
+		e.str(1, m.Strategy, "PartitionBoundSpec.strategy")
 	}
 	if m.IsDefault {
 		e.tag(2, 0)
@@ -14608,7 +15387,7 @@ func (e *encoder) encPartitionBoundSpec(m *pg_query.PartitionBoundSpec) {
 	}
 }
 
-func (e *encoder) encPartitionCmd(m *pg_query.PartitionCmd) {
+func (e *encoder) encPartitionCmd(m *PartitionCmd) {
 	if m == nil {
 		return
 	}
@@ -14628,12 +15407,12 @@ func (e *encoder) encPartitionCmd(m *pg_query.PartitionCmd) {
 	}
 }
 
-func (e *encoder) encPartitionElem(m *pg_query.PartitionElem) {
+func (e *encoder) encPartitionElem(m *PartitionElem) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.PartitionElem.name")
+		e.str(1, m.Name, "PartitionElem.name")
 	}
 	if m.Expr != nil {
 		p := e.begin(2)
@@ -14656,7 +15435,7 @@ func (e *encoder) encPartitionElem(m *pg_query.PartitionElem) {
 	}
 }
 
-func (e *encoder) encPartitionRangeDatum(m *pg_query.PartitionRangeDatum) {
+func (e *encoder) encPartitionRangeDatum(m *PartitionRangeDatum) {
 	if m == nil {
 		return
 	}
@@ -14675,7 +15454,7 @@ func (e *encoder) encPartitionRangeDatum(m *pg_query.PartitionRangeDatum) {
 	}
 }
 
-func (e *encoder) encPartitionSpec(m *pg_query.PartitionSpec) {
+func (e *encoder) encPartitionSpec(m *PartitionSpec) {
 	if m == nil {
 		return
 	}
@@ -14694,12 +15473,12 @@ func (e *encoder) encPartitionSpec(m *pg_query.PartitionSpec) {
 	}
 }
 
-func (e *encoder) encPrepareStmt(m *pg_query.PrepareStmt) {
+func (e *encoder) encPrepareStmt(m *PrepareStmt) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.PrepareStmt.name")
+		e.str(1, m.Name, "PrepareStmt.name")
 	}
 	for _, x := range m.Argtypes {
 		p := e.begin(2)
@@ -14713,7 +15492,7 @@ func (e *encoder) encPrepareStmt(m *pg_query.PrepareStmt) {
 	}
 }
 
-func (e *encoder) encPublicationObjSpec(m *pg_query.PublicationObjSpec) {
+func (e *encoder) encPublicationObjSpec(m *PublicationObjSpec) {
 	if m == nil {
 		return
 	}
@@ -14722,7 +15501,7 @@ func (e *encoder) encPublicationObjSpec(m *pg_query.PublicationObjSpec) {
 		e.varint(uint64(m.Pubobjtype))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.PublicationObjSpec.name")
+		e.str(2, m.Name, "PublicationObjSpec.name")
 	}
 	if m.Pubtable != nil {
 		p := e.begin(3)
@@ -14735,7 +15514,7 @@ func (e *encoder) encPublicationObjSpec(m *pg_query.PublicationObjSpec) {
 	}
 }
 
-func (e *encoder) encPublicationTable(m *pg_query.PublicationTable) {
+func (e *encoder) encPublicationTable(m *PublicationTable) {
 	if m == nil {
 		return
 	}
@@ -14756,7 +15535,7 @@ func (e *encoder) encPublicationTable(m *pg_query.PublicationTable) {
 	}
 }
 
-func (e *encoder) encQuery(m *pg_query.Query) {
+func (e *encoder) encQuery(m *Query) {
 	if m == nil {
 		return
 	}
@@ -14952,7 +15731,7 @@ func (e *encoder) encQuery(m *pg_query.Query) {
 	}
 }
 
-func (e *encoder) encRTEPermissionInfo(m *pg_query.RTEPermissionInfo) {
+func (e *encoder) encRTEPermissionInfo(m *RTEPermissionInfo) {
 	if m == nil {
 		return
 	}
@@ -14995,7 +15774,7 @@ func (e *encoder) encRTEPermissionInfo(m *pg_query.RTEPermissionInfo) {
 	}
 }
 
-func (e *encoder) encRangeFunction(m *pg_query.RangeFunction) {
+func (e *encoder) encRangeFunction(m *RangeFunction) {
 	if m == nil {
 		return
 	}
@@ -15028,7 +15807,7 @@ func (e *encoder) encRangeFunction(m *pg_query.RangeFunction) {
 	}
 }
 
-func (e *encoder) encRangeSubselect(m *pg_query.RangeSubselect) {
+func (e *encoder) encRangeSubselect(m *RangeSubselect) {
 	if m == nil {
 		return
 	}
@@ -15048,7 +15827,7 @@ func (e *encoder) encRangeSubselect(m *pg_query.RangeSubselect) {
 	}
 }
 
-func (e *encoder) encRangeTableFunc(m *pg_query.RangeTableFunc) {
+func (e *encoder) encRangeTableFunc(m *RangeTableFunc) {
 	if m == nil {
 		return
 	}
@@ -15087,12 +15866,12 @@ func (e *encoder) encRangeTableFunc(m *pg_query.RangeTableFunc) {
 	}
 }
 
-func (e *encoder) encRangeTableFuncCol(m *pg_query.RangeTableFuncCol) {
+func (e *encoder) encRangeTableFuncCol(m *RangeTableFuncCol) {
 	if m == nil {
 		return
 	}
 	if m.Colname != "" {
-		e.str(1, m.Colname, "pg_query.RangeTableFuncCol.colname")
+		e.str(1, m.Colname, "RangeTableFuncCol.colname")
 	}
 	if m.TypeName != nil {
 		p := e.begin(2)
@@ -15123,7 +15902,7 @@ func (e *encoder) encRangeTableFuncCol(m *pg_query.RangeTableFuncCol) {
 	}
 }
 
-func (e *encoder) encRangeTableSample(m *pg_query.RangeTableSample) {
+func (e *encoder) encRangeTableSample(m *RangeTableSample) {
 	if m == nil {
 		return
 	}
@@ -15153,7 +15932,7 @@ func (e *encoder) encRangeTableSample(m *pg_query.RangeTableSample) {
 	}
 }
 
-func (e *encoder) encRangeTblEntry(m *pg_query.RangeTblEntry) {
+func (e *encoder) encRangeTblEntry(m *RangeTblEntry) {
 	if m == nil {
 		return
 	}
@@ -15180,7 +15959,7 @@ func (e *encoder) encRangeTblEntry(m *pg_query.RangeTblEntry) {
 		e.varint(b2u(m.Inh))
 	}
 	if m.Relkind != "" {
-		e.str(6, m.Relkind, "pg_query.RangeTblEntry.relkind")
+		e.str(6, m.Relkind, "RangeTblEntry.relkind")
 	}
 	if m.Rellockmode != 0 {
 		e.tag(7, 0)
@@ -15252,7 +16031,7 @@ func (e *encoder) encRangeTblEntry(m *pg_query.RangeTblEntry) {
 		e.end(p)
 	}
 	if m.Ctename != "" {
-		e.str(22, m.Ctename, "pg_query.RangeTblEntry.ctename")
+		e.str(22, m.Ctename, "RangeTblEntry.ctename")
 	}
 	if m.Ctelevelsup != 0 {
 		e.tag(23, 0)
@@ -15278,7 +16057,7 @@ func (e *encoder) encRangeTblEntry(m *pg_query.RangeTblEntry) {
 		e.end(p)
 	}
 	if m.Enrname != "" {
-		e.str(28, m.Enrname, "pg_query.RangeTblEntry.enrname")
+		e.str(28, m.Enrname, "RangeTblEntry.enrname")
 	}
 	if math.Float64bits(m.Enrtuples) != 0 {
 		e.tag(29, 1)
@@ -15299,7 +16078,7 @@ func (e *encoder) encRangeTblEntry(m *pg_query.RangeTblEntry) {
 	}
 }
 
-func (e *encoder) encRangeTblFunction(m *pg_query.RangeTblFunction) {
+func (e *encoder) encRangeTblFunction(m *RangeTblFunction) {
 	if m == nil {
 		return
 	}
@@ -15341,7 +16120,7 @@ func (e *encoder) encRangeTblFunction(m *pg_query.RangeTblFunction) {
 	}
 }
 
-func (e *encoder) encRangeTblRef(m *pg_query.RangeTblRef) {
+func (e *encoder) encRangeTblRef(m *RangeTblRef) {
 	if m == nil {
 		return
 	}
@@ -15351,25 +16130,25 @@ func (e *encoder) encRangeTblRef(m *pg_query.RangeTblRef) {
 	}
 }
 
-func (e *encoder) encRangeVar(m *pg_query.RangeVar) {
+func (e *encoder) encRangeVar(m *RangeVar) {
 	if m == nil {
 		return
 	}
 	if m.Catalogname != "" {
-		e.str(1, m.Catalogname, "pg_query.RangeVar.catalogname")
+		e.str(1, m.Catalogname, "RangeVar.catalogname")
 	}
 	if m.Schemaname != "" {
-		e.str(2, m.Schemaname, "pg_query.RangeVar.schemaname")
+		e.str(2, m.Schemaname, "RangeVar.schemaname")
 	}
 	if m.Relname != "" {
-		e.str(3, m.Relname, "pg_query.RangeVar.relname")
+		e.str(3, m.Relname, "RangeVar.relname")
 	}
 	if m.Inh {
 		e.tag(4, 0)
 		e.varint(b2u(m.Inh))
 	}
 	if m.Relpersistence != "" {
-		e.str(5, m.Relpersistence, "pg_query.RangeVar.relpersistence")
+		e.str(5, m.Relpersistence, "RangeVar.relpersistence")
 	}
 	if m.Alias != nil {
 		p := e.begin(6)
@@ -15382,7 +16161,7 @@ func (e *encoder) encRangeVar(m *pg_query.RangeVar) {
 	}
 }
 
-func (e *encoder) encRawStmt(m *pg_query.RawStmt) {
+func (e *encoder) encRawStmt(m *RawStmt) {
 	if m == nil {
 		return
 	}
@@ -15401,7 +16180,7 @@ func (e *encoder) encRawStmt(m *pg_query.RawStmt) {
 	}
 }
 
-func (e *encoder) encReassignOwnedStmt(m *pg_query.ReassignOwnedStmt) {
+func (e *encoder) encReassignOwnedStmt(m *ReassignOwnedStmt) {
 	if m == nil {
 		return
 	}
@@ -15417,7 +16196,7 @@ func (e *encoder) encReassignOwnedStmt(m *pg_query.ReassignOwnedStmt) {
 	}
 }
 
-func (e *encoder) encRefreshMatViewStmt(m *pg_query.RefreshMatViewStmt) {
+func (e *encoder) encRefreshMatViewStmt(m *RefreshMatViewStmt) {
 	if m == nil {
 		return
 	}
@@ -15436,7 +16215,7 @@ func (e *encoder) encRefreshMatViewStmt(m *pg_query.RefreshMatViewStmt) {
 	}
 }
 
-func (e *encoder) encReindexStmt(m *pg_query.ReindexStmt) {
+func (e *encoder) encReindexStmt(m *ReindexStmt) {
 	if m == nil {
 		return
 	}
@@ -15450,7 +16229,7 @@ func (e *encoder) encReindexStmt(m *pg_query.ReindexStmt) {
 		e.end(p)
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.ReindexStmt.name")
+		e.str(3, m.Name, "ReindexStmt.name")
 	}
 	for _, x := range m.Params {
 		p := e.begin(4)
@@ -15459,7 +16238,7 @@ func (e *encoder) encReindexStmt(m *pg_query.ReindexStmt) {
 	}
 }
 
-func (e *encoder) encRelabelType(m *pg_query.RelabelType) {
+func (e *encoder) encRelabelType(m *RelabelType) {
 	if m == nil {
 		return
 	}
@@ -15495,7 +16274,7 @@ func (e *encoder) encRelabelType(m *pg_query.RelabelType) {
 	}
 }
 
-func (e *encoder) encRenameStmt(m *pg_query.RenameStmt) {
+func (e *encoder) encRenameStmt(m *RenameStmt) {
 	if m == nil {
 		return
 	}
@@ -15518,10 +16297,10 @@ func (e *encoder) encRenameStmt(m *pg_query.RenameStmt) {
 		e.end(p)
 	}
 	if m.Subname != "" {
-		e.str(5, m.Subname, "pg_query.RenameStmt.subname")
+		e.str(5, m.Subname, "RenameStmt.subname")
 	}
 	if m.Newname != "" {
-		e.str(6, m.Newname, "pg_query.RenameStmt.newname")
+		e.str(6, m.Newname, "RenameStmt.newname")
 	}
 	if m.Behavior != 0 {
 		e.tag(7, 0)
@@ -15533,24 +16312,24 @@ func (e *encoder) encRenameStmt(m *pg_query.RenameStmt) {
 	}
 }
 
-func (e *encoder) encReplicaIdentityStmt(m *pg_query.ReplicaIdentityStmt) {
+func (e *encoder) encReplicaIdentityStmt(m *ReplicaIdentityStmt) {
 	if m == nil {
 		return
 	}
 	if m.IdentityType != "" {
-		e.str(1, m.IdentityType, "pg_query.ReplicaIdentityStmt.identity_type")
+		e.str(1, m.IdentityType, "ReplicaIdentityStmt.identity_type")
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.ReplicaIdentityStmt.name")
+		e.str(2, m.Name, "ReplicaIdentityStmt.name")
 	}
 }
 
-func (e *encoder) encResTarget(m *pg_query.ResTarget) {
+func (e *encoder) encResTarget(m *ResTarget) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.ResTarget.name")
+		e.str(1, m.Name, "ResTarget.name")
 	}
 	for _, x := range m.Indirection {
 		p := e.begin(2)
@@ -15568,7 +16347,7 @@ func (e *encoder) encResTarget(m *pg_query.ResTarget) {
 	}
 }
 
-func (e *encoder) encReturnStmt(m *pg_query.ReturnStmt) {
+func (e *encoder) encReturnStmt(m *ReturnStmt) {
 	if m == nil {
 		return
 	}
@@ -15579,7 +16358,7 @@ func (e *encoder) encReturnStmt(m *pg_query.ReturnStmt) {
 	}
 }
 
-func (e *encoder) encRoleSpec(m *pg_query.RoleSpec) {
+func (e *encoder) encRoleSpec(m *RoleSpec) {
 	if m == nil {
 		return
 	}
@@ -15588,7 +16367,7 @@ func (e *encoder) encRoleSpec(m *pg_query.RoleSpec) {
 		e.varint(uint64(m.Roletype))
 	}
 	if m.Rolename != "" {
-		e.str(2, m.Rolename, "pg_query.RoleSpec.rolename")
+		e.str(2, m.Rolename, "RoleSpec.rolename")
 	}
 	if m.Location != 0 {
 		e.tag(3, 0)
@@ -15596,7 +16375,7 @@ func (e *encoder) encRoleSpec(m *pg_query.RoleSpec) {
 	}
 }
 
-func (e *encoder) encRowCompareExpr(m *pg_query.RowCompareExpr) {
+func (e *encoder) encRowCompareExpr(m *RowCompareExpr) {
 	if m == nil {
 		return
 	}
@@ -15636,7 +16415,7 @@ func (e *encoder) encRowCompareExpr(m *pg_query.RowCompareExpr) {
 	}
 }
 
-func (e *encoder) encRowExpr(m *pg_query.RowExpr) {
+func (e *encoder) encRowExpr(m *RowExpr) {
 	if m == nil {
 		return
 	}
@@ -15669,7 +16448,7 @@ func (e *encoder) encRowExpr(m *pg_query.RowExpr) {
 	}
 }
 
-func (e *encoder) encRowMarkClause(m *pg_query.RowMarkClause) {
+func (e *encoder) encRowMarkClause(m *RowMarkClause) {
 	if m == nil {
 		return
 	}
@@ -15691,7 +16470,7 @@ func (e *encoder) encRowMarkClause(m *pg_query.RowMarkClause) {
 	}
 }
 
-func (e *encoder) encRuleStmt(m *pg_query.RuleStmt) {
+func (e *encoder) encRuleStmt(m *RuleStmt) {
 	if m == nil {
 		return
 	}
@@ -15701,7 +16480,7 @@ func (e *encoder) encRuleStmt(m *pg_query.RuleStmt) {
 		e.end(p)
 	}
 	if m.Rulename != "" {
-		e.str(2, m.Rulename, "pg_query.RuleStmt.rulename")
+		e.str(2, m.Rulename, "RuleStmt.rulename")
 	}
 	if m.WhereClause != nil {
 		p := e.begin(3)
@@ -15727,7 +16506,7 @@ func (e *encoder) encRuleStmt(m *pg_query.RuleStmt) {
 	}
 }
 
-func (e *encoder) encSQLValueFunction(m *pg_query.SQLValueFunction) {
+func (e *encoder) encSQLValueFunction(m *SQLValueFunction) {
 	if m == nil {
 		return
 	}
@@ -15754,7 +16533,7 @@ func (e *encoder) encSQLValueFunction(m *pg_query.SQLValueFunction) {
 	}
 }
 
-func (e *encoder) encScalarArrayOpExpr(m *pg_query.ScalarArrayOpExpr) {
+func (e *encoder) encScalarArrayOpExpr(m *ScalarArrayOpExpr) {
 	if m == nil {
 		return
 	}
@@ -15786,7 +16565,7 @@ func (e *encoder) encScalarArrayOpExpr(m *pg_query.ScalarArrayOpExpr) {
 	}
 }
 
-func (e *encoder) encSecLabelStmt(m *pg_query.SecLabelStmt) {
+func (e *encoder) encSecLabelStmt(m *SecLabelStmt) {
 	if m == nil {
 		return
 	}
@@ -15800,14 +16579,14 @@ func (e *encoder) encSecLabelStmt(m *pg_query.SecLabelStmt) {
 		e.end(p)
 	}
 	if m.Provider != "" {
-		e.str(3, m.Provider, "pg_query.SecLabelStmt.provider")
+		e.str(3, m.Provider, "SecLabelStmt.provider")
 	}
 	if m.Label != "" {
-		e.str(4, m.Label, "pg_query.SecLabelStmt.label")
+		e.str(4, m.Label, "SecLabelStmt.label")
 	}
 }
 
-func (e *encoder) encSelectStmt(m *pg_query.SelectStmt) {
+func (e *encoder) encSelectStmt(m *SelectStmt) {
 	if m == nil {
 		return
 	}
@@ -15909,7 +16688,7 @@ func (e *encoder) encSelectStmt(m *pg_query.SelectStmt) {
 	}
 }
 
-func (e *encoder) encSetOperationStmt(m *pg_query.SetOperationStmt) {
+func (e *encoder) encSetOperationStmt(m *SetOperationStmt) {
 	if m == nil {
 		return
 	}
@@ -15953,7 +16732,7 @@ func (e *encoder) encSetOperationStmt(m *pg_query.SetOperationStmt) {
 	}
 }
 
-func (e *encoder) encSetToDefault(m *pg_query.SetToDefault) {
+func (e *encoder) encSetToDefault(m *SetToDefault) {
 	if m == nil {
 		return
 	}
@@ -15980,13 +16759,13 @@ func (e *encoder) encSetToDefault(m *pg_query.SetToDefault) {
 	}
 }
 
-func (e *encoder) encSinglePartitionSpec(m *pg_query.SinglePartitionSpec) {
+func (e *encoder) encSinglePartitionSpec(m *SinglePartitionSpec) {
 	if m == nil {
 		return
 	}
 }
 
-func (e *encoder) encSortBy(m *pg_query.SortBy) {
+func (e *encoder) encSortBy(m *SortBy) {
 	if m == nil {
 		return
 	}
@@ -16014,7 +16793,7 @@ func (e *encoder) encSortBy(m *pg_query.SortBy) {
 	}
 }
 
-func (e *encoder) encSortGroupClause(m *pg_query.SortGroupClause) {
+func (e *encoder) encSortGroupClause(m *SortGroupClause) {
 	if m == nil {
 		return
 	}
@@ -16040,12 +16819,12 @@ func (e *encoder) encSortGroupClause(m *pg_query.SortGroupClause) {
 	}
 }
 
-func (e *encoder) encStatsElem(m *pg_query.StatsElem) {
+func (e *encoder) encStatsElem(m *StatsElem) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.StatsElem.name")
+		e.str(1, m.Name, "StatsElem.name")
 	}
 	if m.Expr != nil {
 		p := e.begin(2)
@@ -16054,16 +16833,16 @@ func (e *encoder) encStatsElem(m *pg_query.StatsElem) {
 	}
 }
 
-func (e *encoder) encString(m *pg_query.String) {
+func (e *encoder) encString(m *String) {
 	if m == nil {
 		return
 	}
 	if m.Sval != "" {
-		e.str(1, m.Sval, "pg_query.String.sval")
+		e.str(1, m.Sval, "String.sval")
 	}
 }
 
-func (e *encoder) encSubLink(m *pg_query.SubLink) {
+func (e *encoder) encSubLink(m *SubLink) {
 	if m == nil {
 		return
 	}
@@ -16101,7 +16880,7 @@ func (e *encoder) encSubLink(m *pg_query.SubLink) {
 	}
 }
 
-func (e *encoder) encSubPlan(m *pg_query.SubPlan) {
+func (e *encoder) encSubPlan(m *SubPlan) {
 	if m == nil {
 		return
 	}
@@ -16129,7 +16908,7 @@ func (e *encoder) encSubPlan(m *pg_query.SubPlan) {
 		e.varint(uint64(m.PlanId))
 	}
 	if m.PlanName != "" {
-		e.str(6, m.PlanName, "pg_query.SubPlan.plan_name")
+		e.str(6, m.PlanName, "SubPlan.plan_name")
 	}
 	if m.FirstColType != 0 {
 		e.tag(7, 0)
@@ -16180,7 +16959,7 @@ func (e *encoder) encSubPlan(m *pg_query.SubPlan) {
 	}
 }
 
-func (e *encoder) encSubscriptingRef(m *pg_query.SubscriptingRef) {
+func (e *encoder) encSubscriptingRef(m *SubscriptingRef) {
 	if m == nil {
 		return
 	}
@@ -16231,7 +17010,7 @@ func (e *encoder) encSubscriptingRef(m *pg_query.SubscriptingRef) {
 	}
 }
 
-func (e *encoder) encTableFunc(m *pg_query.TableFunc) {
+func (e *encoder) encTableFunc(m *TableFunc) {
 	if m == nil {
 		return
 	}
@@ -16321,7 +17100,7 @@ func (e *encoder) encTableFunc(m *pg_query.TableFunc) {
 	}
 }
 
-func (e *encoder) encTableLikeClause(m *pg_query.TableLikeClause) {
+func (e *encoder) encTableLikeClause(m *TableLikeClause) {
 	if m == nil {
 		return
 	}
@@ -16340,7 +17119,7 @@ func (e *encoder) encTableLikeClause(m *pg_query.TableLikeClause) {
 	}
 }
 
-func (e *encoder) encTableSampleClause(m *pg_query.TableSampleClause) {
+func (e *encoder) encTableSampleClause(m *TableSampleClause) {
 	if m == nil {
 		return
 	}
@@ -16360,7 +17139,7 @@ func (e *encoder) encTableSampleClause(m *pg_query.TableSampleClause) {
 	}
 }
 
-func (e *encoder) encTargetEntry(m *pg_query.TargetEntry) {
+func (e *encoder) encTargetEntry(m *TargetEntry) {
 	if m == nil {
 		return
 	}
@@ -16379,7 +17158,7 @@ func (e *encoder) encTargetEntry(m *pg_query.TargetEntry) {
 		e.varint(uint64(m.Resno))
 	}
 	if m.Resname != "" {
-		e.str(4, m.Resname, "pg_query.TargetEntry.resname")
+		e.str(4, m.Resname, "TargetEntry.resname")
 	}
 	if m.Ressortgroupref != 0 {
 		e.tag(5, 0)
@@ -16399,7 +17178,7 @@ func (e *encoder) encTargetEntry(m *pg_query.TargetEntry) {
 	}
 }
 
-func (e *encoder) encTransactionStmt(m *pg_query.TransactionStmt) {
+func (e *encoder) encTransactionStmt(m *TransactionStmt) {
 	if m == nil {
 		return
 	}
@@ -16413,10 +17192,10 @@ func (e *encoder) encTransactionStmt(m *pg_query.TransactionStmt) {
 		e.end(p)
 	}
 	if m.SavepointName != "" {
-		e.str(3, m.SavepointName, "pg_query.TransactionStmt.savepoint_name")
+		e.str(3, m.SavepointName, "TransactionStmt.savepoint_name")
 	}
 	if m.Gid != "" {
-		e.str(4, m.Gid, "pg_query.TransactionStmt.gid")
+		e.str(4, m.Gid, "TransactionStmt.gid")
 	}
 	if m.Chain {
 		e.tag(5, 0)
@@ -16428,12 +17207,12 @@ func (e *encoder) encTransactionStmt(m *pg_query.TransactionStmt) {
 	}
 }
 
-func (e *encoder) encTriggerTransition(m *pg_query.TriggerTransition) {
+func (e *encoder) encTriggerTransition(m *TriggerTransition) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.TriggerTransition.name")
+		e.str(1, m.Name, "TriggerTransition.name")
 	}
 	if m.IsNew {
 		e.tag(2, 0)
@@ -16445,7 +17224,7 @@ func (e *encoder) encTriggerTransition(m *pg_query.TriggerTransition) {
 	}
 }
 
-func (e *encoder) encTruncateStmt(m *pg_query.TruncateStmt) {
+func (e *encoder) encTruncateStmt(m *TruncateStmt) {
 	if m == nil {
 		return
 	}
@@ -16464,7 +17243,7 @@ func (e *encoder) encTruncateStmt(m *pg_query.TruncateStmt) {
 	}
 }
 
-func (e *encoder) encTypeCast(m *pg_query.TypeCast) {
+func (e *encoder) encTypeCast(m *TypeCast) {
 	if m == nil {
 		return
 	}
@@ -16484,7 +17263,7 @@ func (e *encoder) encTypeCast(m *pg_query.TypeCast) {
 	}
 }
 
-func (e *encoder) encTypeName(m *pg_query.TypeName) {
+func (e *encoder) encTypeName(m *TypeName) {
 	if m == nil {
 		return
 	}
@@ -16525,16 +17304,16 @@ func (e *encoder) encTypeName(m *pg_query.TypeName) {
 	}
 }
 
-func (e *encoder) encUnlistenStmt(m *pg_query.UnlistenStmt) {
+func (e *encoder) encUnlistenStmt(m *UnlistenStmt) {
 	if m == nil {
 		return
 	}
 	if m.Conditionname != "" {
-		e.str(1, m.Conditionname, "pg_query.UnlistenStmt.conditionname")
+		e.str(1, m.Conditionname, "UnlistenStmt.conditionname")
 	}
 }
 
-func (e *encoder) encUpdateStmt(m *pg_query.UpdateStmt) {
+func (e *encoder) encUpdateStmt(m *UpdateStmt) {
 	if m == nil {
 		return
 	}
@@ -16570,7 +17349,7 @@ func (e *encoder) encUpdateStmt(m *pg_query.UpdateStmt) {
 	}
 }
 
-func (e *encoder) encVacuumRelation(m *pg_query.VacuumRelation) {
+func (e *encoder) encVacuumRelation(m *VacuumRelation) {
 	if m == nil {
 		return
 	}
@@ -16590,7 +17369,7 @@ func (e *encoder) encVacuumRelation(m *pg_query.VacuumRelation) {
 	}
 }
 
-func (e *encoder) encVacuumStmt(m *pg_query.VacuumStmt) {
+func (e *encoder) encVacuumStmt(m *VacuumStmt) {
 	if m == nil {
 		return
 	}
@@ -16610,7 +17389,7 @@ func (e *encoder) encVacuumStmt(m *pg_query.VacuumStmt) {
 	}
 }
 
-func (e *encoder) encVar(m *pg_query.Var) {
+func (e *encoder) encVar(m *Var) {
 	if m == nil {
 		return
 	}
@@ -16656,7 +17435,7 @@ func (e *encoder) encVar(m *pg_query.Var) {
 	}
 }
 
-func (e *encoder) encVariableSetStmt(m *pg_query.VariableSetStmt) {
+func (e *encoder) encVariableSetStmt(m *VariableSetStmt) {
 	if m == nil {
 		return
 	}
@@ -16665,7 +17444,7 @@ func (e *encoder) encVariableSetStmt(m *pg_query.VariableSetStmt) {
 		e.varint(uint64(m.Kind))
 	}
 	if m.Name != "" {
-		e.str(2, m.Name, "pg_query.VariableSetStmt.name")
+		e.str(2, m.Name, "VariableSetStmt.name")
 	}
 	for _, x := range m.Args {
 		p := e.begin(3)
@@ -16678,16 +17457,16 @@ func (e *encoder) encVariableSetStmt(m *pg_query.VariableSetStmt) {
 	}
 }
 
-func (e *encoder) encVariableShowStmt(m *pg_query.VariableShowStmt) {
+func (e *encoder) encVariableShowStmt(m *VariableShowStmt) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.VariableShowStmt.name")
+		e.str(1, m.Name, "VariableShowStmt.name")
 	}
 }
 
-func (e *encoder) encViewStmt(m *pg_query.ViewStmt) {
+func (e *encoder) encViewStmt(m *ViewStmt) {
 	if m == nil {
 		return
 	}
@@ -16721,15 +17500,15 @@ func (e *encoder) encViewStmt(m *pg_query.ViewStmt) {
 	}
 }
 
-func (e *encoder) encWindowClause(m *pg_query.WindowClause) {
+func (e *encoder) encWindowClause(m *WindowClause) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.WindowClause.name")
+		e.str(1, m.Name, "WindowClause.name")
 	}
 	if m.Refname != "" {
-		e.str(2, m.Refname, "pg_query.WindowClause.refname")
+		e.str(2, m.Refname, "WindowClause.refname")
 	}
 	for _, x := range m.PartitionClause {
 		p := e.begin(3)
@@ -16785,15 +17564,15 @@ func (e *encoder) encWindowClause(m *pg_query.WindowClause) {
 	}
 }
 
-func (e *encoder) encWindowDef(m *pg_query.WindowDef) {
+func (e *encoder) encWindowDef(m *WindowDef) {
 	if m == nil {
 		return
 	}
 	if m.Name != "" {
-		e.str(1, m.Name, "pg_query.WindowDef.name")
+		e.str(1, m.Name, "WindowDef.name")
 	}
 	if m.Refname != "" {
-		e.str(2, m.Refname, "pg_query.WindowDef.refname")
+		e.str(2, m.Refname, "WindowDef.refname")
 	}
 	for _, x := range m.PartitionClause {
 		p := e.begin(3)
@@ -16825,7 +17604,7 @@ func (e *encoder) encWindowDef(m *pg_query.WindowDef) {
 	}
 }
 
-func (e *encoder) encWindowFunc(m *pg_query.WindowFunc) {
+func (e *encoder) encWindowFunc(m *WindowFunc) {
 	if m == nil {
 		return
 	}
@@ -16883,7 +17662,7 @@ func (e *encoder) encWindowFunc(m *pg_query.WindowFunc) {
 	}
 }
 
-func (e *encoder) encWindowFuncRunCondition(m *pg_query.WindowFuncRunCondition) {
+func (e *encoder) encWindowFuncRunCondition(m *WindowFuncRunCondition) {
 	if m == nil {
 		return
 	}
@@ -16911,7 +17690,7 @@ func (e *encoder) encWindowFuncRunCondition(m *pg_query.WindowFuncRunCondition) 
 	}
 }
 
-func (e *encoder) encWithCheckOption(m *pg_query.WithCheckOption) {
+func (e *encoder) encWithCheckOption(m *WithCheckOption) {
 	if m == nil {
 		return
 	}
@@ -16920,10 +17699,10 @@ func (e *encoder) encWithCheckOption(m *pg_query.WithCheckOption) {
 		e.varint(uint64(m.Kind))
 	}
 	if m.Relname != "" {
-		e.str(2, m.Relname, "pg_query.WithCheckOption.relname")
+		e.str(2, m.Relname, "WithCheckOption.relname")
 	}
 	if m.Polname != "" {
-		e.str(3, m.Polname, "pg_query.WithCheckOption.polname")
+		e.str(3, m.Polname, "WithCheckOption.polname")
 	}
 	if m.Qual != nil {
 		p := e.begin(4)
@@ -16936,7 +17715,7 @@ func (e *encoder) encWithCheckOption(m *pg_query.WithCheckOption) {
 	}
 }
 
-func (e *encoder) encWithClause(m *pg_query.WithClause) {
+func (e *encoder) encWithClause(m *WithClause) {
 	if m == nil {
 		return
 	}
@@ -16955,7 +17734,7 @@ func (e *encoder) encWithClause(m *pg_query.WithClause) {
 	}
 }
 
-func (e *encoder) encXmlExpr(m *pg_query.XmlExpr) {
+func (e *encoder) encXmlExpr(m *XmlExpr) {
 	if m == nil {
 		return
 	}
@@ -16969,7 +17748,7 @@ func (e *encoder) encXmlExpr(m *pg_query.XmlExpr) {
 		e.varint(uint64(m.Op))
 	}
 	if m.Name != "" {
-		e.str(3, m.Name, "pg_query.XmlExpr.name")
+		e.str(3, m.Name, "XmlExpr.name")
 	}
 	for _, x := range m.NamedArgs {
 		p := e.begin(4)
@@ -17008,7 +17787,7 @@ func (e *encoder) encXmlExpr(m *pg_query.XmlExpr) {
 	}
 }
 
-func (e *encoder) encXmlSerialize(m *pg_query.XmlSerialize) {
+func (e *encoder) encXmlSerialize(m *XmlSerialize) {
 	if m == nil {
 		return
 	}
@@ -17036,7 +17815,7 @@ func (e *encoder) encXmlSerialize(m *pg_query.XmlSerialize) {
 	}
 }
 
-func walkA_ArrayExpr(m *pg_query.A_ArrayExpr, fn func(*pg_query.Node) bool) {
+func walkA_ArrayExpr(m *A_ArrayExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17045,7 +17824,7 @@ func walkA_ArrayExpr(m *pg_query.A_ArrayExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkA_Expr(m *pg_query.A_Expr, fn func(*pg_query.Node) bool) {
+func walkA_Expr(m *A_Expr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17056,7 +17835,7 @@ func walkA_Expr(m *pg_query.A_Expr, fn func(*pg_query.Node) bool) {
 	walkNode(m.Rexpr, fn)
 }
 
-func walkA_Indices(m *pg_query.A_Indices, fn func(*pg_query.Node) bool) {
+func walkA_Indices(m *A_Indices, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17064,7 +17843,7 @@ func walkA_Indices(m *pg_query.A_Indices, fn func(*pg_query.Node) bool) {
 	walkNode(m.Uidx, fn)
 }
 
-func walkA_Indirection(m *pg_query.A_Indirection, fn func(*pg_query.Node) bool) {
+func walkA_Indirection(m *A_Indirection, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17074,7 +17853,7 @@ func walkA_Indirection(m *pg_query.A_Indirection, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkAccessPriv(m *pg_query.AccessPriv, fn func(*pg_query.Node) bool) {
+func walkAccessPriv(m *AccessPriv, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17083,7 +17862,7 @@ func walkAccessPriv(m *pg_query.AccessPriv, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkAggref(m *pg_query.Aggref, fn func(*pg_query.Node) bool) {
+func walkAggref(m *Aggref, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17106,7 +17885,7 @@ func walkAggref(m *pg_query.Aggref, fn func(*pg_query.Node) bool) {
 	walkNode(m.Aggfilter, fn)
 }
 
-func walkAlias(m *pg_query.Alias, fn func(*pg_query.Node) bool) {
+func walkAlias(m *Alias, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17115,7 +17894,7 @@ func walkAlias(m *pg_query.Alias, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkAlterCollationStmt(m *pg_query.AlterCollationStmt, fn func(*pg_query.Node) bool) {
+func walkAlterCollationStmt(m *AlterCollationStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17124,14 +17903,14 @@ func walkAlterCollationStmt(m *pg_query.AlterCollationStmt, fn func(*pg_query.No
 	}
 }
 
-func walkAlterDatabaseSetStmt(m *pg_query.AlterDatabaseSetStmt, fn func(*pg_query.Node) bool) {
+func walkAlterDatabaseSetStmt(m *AlterDatabaseSetStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkVariableSetStmt(m.Setstmt, fn)
 }
 
-func walkAlterDatabaseStmt(m *pg_query.AlterDatabaseStmt, fn func(*pg_query.Node) bool) {
+func walkAlterDatabaseStmt(m *AlterDatabaseStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17140,7 +17919,7 @@ func walkAlterDatabaseStmt(m *pg_query.AlterDatabaseStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkAlterDefaultPrivilegesStmt(m *pg_query.AlterDefaultPrivilegesStmt, fn func(*pg_query.Node) bool) {
+func walkAlterDefaultPrivilegesStmt(m *AlterDefaultPrivilegesStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17150,7 +17929,7 @@ func walkAlterDefaultPrivilegesStmt(m *pg_query.AlterDefaultPrivilegesStmt, fn f
 	walkGrantStmt(m.Action, fn)
 }
 
-func walkAlterDomainStmt(m *pg_query.AlterDomainStmt, fn func(*pg_query.Node) bool) {
+func walkAlterDomainStmt(m *AlterDomainStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17160,7 +17939,7 @@ func walkAlterDomainStmt(m *pg_query.AlterDomainStmt, fn func(*pg_query.Node) bo
 	walkNode(m.Def, fn)
 }
 
-func walkAlterEnumStmt(m *pg_query.AlterEnumStmt, fn func(*pg_query.Node) bool) {
+func walkAlterEnumStmt(m *AlterEnumStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17169,14 +17948,14 @@ func walkAlterEnumStmt(m *pg_query.AlterEnumStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkAlterExtensionContentsStmt(m *pg_query.AlterExtensionContentsStmt, fn func(*pg_query.Node) bool) {
+func walkAlterExtensionContentsStmt(m *AlterExtensionContentsStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Object, fn)
 }
 
-func walkAlterExtensionStmt(m *pg_query.AlterExtensionStmt, fn func(*pg_query.Node) bool) {
+func walkAlterExtensionStmt(m *AlterExtensionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17185,7 +17964,7 @@ func walkAlterExtensionStmt(m *pg_query.AlterExtensionStmt, fn func(*pg_query.No
 	}
 }
 
-func walkAlterFdwStmt(m *pg_query.AlterFdwStmt, fn func(*pg_query.Node) bool) {
+func walkAlterFdwStmt(m *AlterFdwStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17197,7 +17976,7 @@ func walkAlterFdwStmt(m *pg_query.AlterFdwStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkAlterForeignServerStmt(m *pg_query.AlterForeignServerStmt, fn func(*pg_query.Node) bool) {
+func walkAlterForeignServerStmt(m *AlterForeignServerStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17206,7 +17985,7 @@ func walkAlterForeignServerStmt(m *pg_query.AlterForeignServerStmt, fn func(*pg_
 	}
 }
 
-func walkAlterFunctionStmt(m *pg_query.AlterFunctionStmt, fn func(*pg_query.Node) bool) {
+func walkAlterFunctionStmt(m *AlterFunctionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17216,7 +17995,7 @@ func walkAlterFunctionStmt(m *pg_query.AlterFunctionStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkAlterObjectDependsStmt(m *pg_query.AlterObjectDependsStmt, fn func(*pg_query.Node) bool) {
+func walkAlterObjectDependsStmt(m *AlterObjectDependsStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17224,7 +18003,7 @@ func walkAlterObjectDependsStmt(m *pg_query.AlterObjectDependsStmt, fn func(*pg_
 	walkNode(m.Object, fn)
 }
 
-func walkAlterObjectSchemaStmt(m *pg_query.AlterObjectSchemaStmt, fn func(*pg_query.Node) bool) {
+func walkAlterObjectSchemaStmt(m *AlterObjectSchemaStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17232,7 +18011,7 @@ func walkAlterObjectSchemaStmt(m *pg_query.AlterObjectSchemaStmt, fn func(*pg_qu
 	walkNode(m.Object, fn)
 }
 
-func walkAlterOpFamilyStmt(m *pg_query.AlterOpFamilyStmt, fn func(*pg_query.Node) bool) {
+func walkAlterOpFamilyStmt(m *AlterOpFamilyStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17244,7 +18023,7 @@ func walkAlterOpFamilyStmt(m *pg_query.AlterOpFamilyStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkAlterOperatorStmt(m *pg_query.AlterOperatorStmt, fn func(*pg_query.Node) bool) {
+func walkAlterOperatorStmt(m *AlterOperatorStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17254,7 +18033,7 @@ func walkAlterOperatorStmt(m *pg_query.AlterOperatorStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkAlterOwnerStmt(m *pg_query.AlterOwnerStmt, fn func(*pg_query.Node) bool) {
+func walkAlterOwnerStmt(m *AlterOwnerStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17262,7 +18041,7 @@ func walkAlterOwnerStmt(m *pg_query.AlterOwnerStmt, fn func(*pg_query.Node) bool
 	walkNode(m.Object, fn)
 }
 
-func walkAlterPolicyStmt(m *pg_query.AlterPolicyStmt, fn func(*pg_query.Node) bool) {
+func walkAlterPolicyStmt(m *AlterPolicyStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17274,7 +18053,7 @@ func walkAlterPolicyStmt(m *pg_query.AlterPolicyStmt, fn func(*pg_query.Node) bo
 	walkNode(m.WithCheck, fn)
 }
 
-func walkAlterPublicationStmt(m *pg_query.AlterPublicationStmt, fn func(*pg_query.Node) bool) {
+func walkAlterPublicationStmt(m *AlterPublicationStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17286,14 +18065,14 @@ func walkAlterPublicationStmt(m *pg_query.AlterPublicationStmt, fn func(*pg_quer
 	}
 }
 
-func walkAlterRoleSetStmt(m *pg_query.AlterRoleSetStmt, fn func(*pg_query.Node) bool) {
+func walkAlterRoleSetStmt(m *AlterRoleSetStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkVariableSetStmt(m.Setstmt, fn)
 }
 
-func walkAlterRoleStmt(m *pg_query.AlterRoleStmt, fn func(*pg_query.Node) bool) {
+func walkAlterRoleStmt(m *AlterRoleStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17302,7 +18081,7 @@ func walkAlterRoleStmt(m *pg_query.AlterRoleStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkAlterSeqStmt(m *pg_query.AlterSeqStmt, fn func(*pg_query.Node) bool) {
+func walkAlterSeqStmt(m *AlterSeqStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17312,7 +18091,7 @@ func walkAlterSeqStmt(m *pg_query.AlterSeqStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkAlterStatsStmt(m *pg_query.AlterStatsStmt, fn func(*pg_query.Node) bool) {
+func walkAlterStatsStmt(m *AlterStatsStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17322,7 +18101,7 @@ func walkAlterStatsStmt(m *pg_query.AlterStatsStmt, fn func(*pg_query.Node) bool
 	walkNode(m.Stxstattarget, fn)
 }
 
-func walkAlterSubscriptionStmt(m *pg_query.AlterSubscriptionStmt, fn func(*pg_query.Node) bool) {
+func walkAlterSubscriptionStmt(m *AlterSubscriptionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17334,14 +18113,14 @@ func walkAlterSubscriptionStmt(m *pg_query.AlterSubscriptionStmt, fn func(*pg_qu
 	}
 }
 
-func walkAlterSystemStmt(m *pg_query.AlterSystemStmt, fn func(*pg_query.Node) bool) {
+func walkAlterSystemStmt(m *AlterSystemStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkVariableSetStmt(m.Setstmt, fn)
 }
 
-func walkAlterTSConfigurationStmt(m *pg_query.AlterTSConfigurationStmt, fn func(*pg_query.Node) bool) {
+func walkAlterTSConfigurationStmt(m *AlterTSConfigurationStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17356,7 +18135,7 @@ func walkAlterTSConfigurationStmt(m *pg_query.AlterTSConfigurationStmt, fn func(
 	}
 }
 
-func walkAlterTSDictionaryStmt(m *pg_query.AlterTSDictionaryStmt, fn func(*pg_query.Node) bool) {
+func walkAlterTSDictionaryStmt(m *AlterTSDictionaryStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17368,14 +18147,14 @@ func walkAlterTSDictionaryStmt(m *pg_query.AlterTSDictionaryStmt, fn func(*pg_qu
 	}
 }
 
-func walkAlterTableCmd(m *pg_query.AlterTableCmd, fn func(*pg_query.Node) bool) {
+func walkAlterTableCmd(m *AlterTableCmd, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Def, fn)
 }
 
-func walkAlterTableMoveAllStmt(m *pg_query.AlterTableMoveAllStmt, fn func(*pg_query.Node) bool) {
+func walkAlterTableMoveAllStmt(m *AlterTableMoveAllStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17384,7 +18163,7 @@ func walkAlterTableMoveAllStmt(m *pg_query.AlterTableMoveAllStmt, fn func(*pg_qu
 	}
 }
 
-func walkAlterTableSpaceOptionsStmt(m *pg_query.AlterTableSpaceOptionsStmt, fn func(*pg_query.Node) bool) {
+func walkAlterTableSpaceOptionsStmt(m *AlterTableSpaceOptionsStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17393,7 +18172,7 @@ func walkAlterTableSpaceOptionsStmt(m *pg_query.AlterTableSpaceOptionsStmt, fn f
 	}
 }
 
-func walkAlterTableStmt(m *pg_query.AlterTableStmt, fn func(*pg_query.Node) bool) {
+func walkAlterTableStmt(m *AlterTableStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17403,7 +18182,7 @@ func walkAlterTableStmt(m *pg_query.AlterTableStmt, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkAlterTypeStmt(m *pg_query.AlterTypeStmt, fn func(*pg_query.Node) bool) {
+func walkAlterTypeStmt(m *AlterTypeStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17415,7 +18194,7 @@ func walkAlterTypeStmt(m *pg_query.AlterTypeStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkAlterUserMappingStmt(m *pg_query.AlterUserMappingStmt, fn func(*pg_query.Node) bool) {
+func walkAlterUserMappingStmt(m *AlterUserMappingStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17424,7 +18203,7 @@ func walkAlterUserMappingStmt(m *pg_query.AlterUserMappingStmt, fn func(*pg_quer
 	}
 }
 
-func walkAlternativeSubPlan(m *pg_query.AlternativeSubPlan, fn func(*pg_query.Node) bool) {
+func walkAlternativeSubPlan(m *AlternativeSubPlan, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17434,7 +18213,7 @@ func walkAlternativeSubPlan(m *pg_query.AlternativeSubPlan, fn func(*pg_query.No
 	}
 }
 
-func walkArrayCoerceExpr(m *pg_query.ArrayCoerceExpr, fn func(*pg_query.Node) bool) {
+func walkArrayCoerceExpr(m *ArrayCoerceExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17443,7 +18222,7 @@ func walkArrayCoerceExpr(m *pg_query.ArrayCoerceExpr, fn func(*pg_query.Node) bo
 	walkNode(m.Elemexpr, fn)
 }
 
-func walkArrayExpr(m *pg_query.ArrayExpr, fn func(*pg_query.Node) bool) {
+func walkArrayExpr(m *ArrayExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17453,7 +18232,7 @@ func walkArrayExpr(m *pg_query.ArrayExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkBoolExpr(m *pg_query.BoolExpr, fn func(*pg_query.Node) bool) {
+func walkBoolExpr(m *BoolExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17463,7 +18242,7 @@ func walkBoolExpr(m *pg_query.BoolExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkBooleanTest(m *pg_query.BooleanTest, fn func(*pg_query.Node) bool) {
+func walkBooleanTest(m *BooleanTest, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17471,7 +18250,7 @@ func walkBooleanTest(m *pg_query.BooleanTest, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkCTECycleClause(m *pg_query.CTECycleClause, fn func(*pg_query.Node) bool) {
+func walkCTECycleClause(m *CTECycleClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17482,7 +18261,7 @@ func walkCTECycleClause(m *pg_query.CTECycleClause, fn func(*pg_query.Node) bool
 	walkNode(m.CycleMarkDefault, fn)
 }
 
-func walkCTESearchClause(m *pg_query.CTESearchClause, fn func(*pg_query.Node) bool) {
+func walkCTESearchClause(m *CTESearchClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17491,7 +18270,7 @@ func walkCTESearchClause(m *pg_query.CTESearchClause, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkCallStmt(m *pg_query.CallStmt, fn func(*pg_query.Node) bool) {
+func walkCallStmt(m *CallStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17502,7 +18281,7 @@ func walkCallStmt(m *pg_query.CallStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCaseExpr(m *pg_query.CaseExpr, fn func(*pg_query.Node) bool) {
+func walkCaseExpr(m *CaseExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17514,14 +18293,14 @@ func walkCaseExpr(m *pg_query.CaseExpr, fn func(*pg_query.Node) bool) {
 	walkNode(m.Defresult, fn)
 }
 
-func walkCaseTestExpr(m *pg_query.CaseTestExpr, fn func(*pg_query.Node) bool) {
+func walkCaseTestExpr(m *CaseTestExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkCaseWhen(m *pg_query.CaseWhen, fn func(*pg_query.Node) bool) {
+func walkCaseWhen(m *CaseWhen, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17530,7 +18309,7 @@ func walkCaseWhen(m *pg_query.CaseWhen, fn func(*pg_query.Node) bool) {
 	walkNode(m.Result, fn)
 }
 
-func walkClusterStmt(m *pg_query.ClusterStmt, fn func(*pg_query.Node) bool) {
+func walkClusterStmt(m *ClusterStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17540,7 +18319,7 @@ func walkClusterStmt(m *pg_query.ClusterStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCoalesceExpr(m *pg_query.CoalesceExpr, fn func(*pg_query.Node) bool) {
+func walkCoalesceExpr(m *CoalesceExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17550,7 +18329,7 @@ func walkCoalesceExpr(m *pg_query.CoalesceExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCoerceToDomain(m *pg_query.CoerceToDomain, fn func(*pg_query.Node) bool) {
+func walkCoerceToDomain(m *CoerceToDomain, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17558,14 +18337,14 @@ func walkCoerceToDomain(m *pg_query.CoerceToDomain, fn func(*pg_query.Node) bool
 	walkNode(m.Arg, fn)
 }
 
-func walkCoerceToDomainValue(m *pg_query.CoerceToDomainValue, fn func(*pg_query.Node) bool) {
+func walkCoerceToDomainValue(m *CoerceToDomainValue, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkCoerceViaIO(m *pg_query.CoerceViaIO, fn func(*pg_query.Node) bool) {
+func walkCoerceViaIO(m *CoerceViaIO, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17573,7 +18352,7 @@ func walkCoerceViaIO(m *pg_query.CoerceViaIO, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkCollateClause(m *pg_query.CollateClause, fn func(*pg_query.Node) bool) {
+func walkCollateClause(m *CollateClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17583,7 +18362,7 @@ func walkCollateClause(m *pg_query.CollateClause, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkCollateExpr(m *pg_query.CollateExpr, fn func(*pg_query.Node) bool) {
+func walkCollateExpr(m *CollateExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17591,7 +18370,7 @@ func walkCollateExpr(m *pg_query.CollateExpr, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkColumnDef(m *pg_query.ColumnDef, fn func(*pg_query.Node) bool) {
+func walkColumnDef(m *ColumnDef, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17608,7 +18387,7 @@ func walkColumnDef(m *pg_query.ColumnDef, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkColumnRef(m *pg_query.ColumnRef, fn func(*pg_query.Node) bool) {
+func walkColumnRef(m *ColumnRef, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17617,14 +18396,14 @@ func walkColumnRef(m *pg_query.ColumnRef, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCommentStmt(m *pg_query.CommentStmt, fn func(*pg_query.Node) bool) {
+func walkCommentStmt(m *CommentStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Object, fn)
 }
 
-func walkCommonTableExpr(m *pg_query.CommonTableExpr, fn func(*pg_query.Node) bool) {
+func walkCommonTableExpr(m *CommonTableExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17648,7 +18427,7 @@ func walkCommonTableExpr(m *pg_query.CommonTableExpr, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkCompositeTypeStmt(m *pg_query.CompositeTypeStmt, fn func(*pg_query.Node) bool) {
+func walkCompositeTypeStmt(m *CompositeTypeStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17658,7 +18437,7 @@ func walkCompositeTypeStmt(m *pg_query.CompositeTypeStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkConstraint(m *pg_query.Constraint, fn func(*pg_query.Node) bool) {
+func walkConstraint(m *Constraint, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17691,7 +18470,7 @@ func walkConstraint(m *pg_query.Constraint, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkConstraintsSetStmt(m *pg_query.ConstraintsSetStmt, fn func(*pg_query.Node) bool) {
+func walkConstraintsSetStmt(m *ConstraintsSetStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17700,7 +18479,7 @@ func walkConstraintsSetStmt(m *pg_query.ConstraintsSetStmt, fn func(*pg_query.No
 	}
 }
 
-func walkConvertRowtypeExpr(m *pg_query.ConvertRowtypeExpr, fn func(*pg_query.Node) bool) {
+func walkConvertRowtypeExpr(m *ConvertRowtypeExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17708,7 +18487,7 @@ func walkConvertRowtypeExpr(m *pg_query.ConvertRowtypeExpr, fn func(*pg_query.No
 	walkNode(m.Arg, fn)
 }
 
-func walkCopyStmt(m *pg_query.CopyStmt, fn func(*pg_query.Node) bool) {
+func walkCopyStmt(m *CopyStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17723,7 +18502,7 @@ func walkCopyStmt(m *pg_query.CopyStmt, fn func(*pg_query.Node) bool) {
 	walkNode(m.WhereClause, fn)
 }
 
-func walkCreateAmStmt(m *pg_query.CreateAmStmt, fn func(*pg_query.Node) bool) {
+func walkCreateAmStmt(m *CreateAmStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17732,7 +18511,7 @@ func walkCreateAmStmt(m *pg_query.CreateAmStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCreateCastStmt(m *pg_query.CreateCastStmt, fn func(*pg_query.Node) bool) {
+func walkCreateCastStmt(m *CreateCastStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17741,7 +18520,7 @@ func walkCreateCastStmt(m *pg_query.CreateCastStmt, fn func(*pg_query.Node) bool
 	walkObjectWithArgs(m.Func, fn)
 }
 
-func walkCreateConversionStmt(m *pg_query.CreateConversionStmt, fn func(*pg_query.Node) bool) {
+func walkCreateConversionStmt(m *CreateConversionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17753,7 +18532,7 @@ func walkCreateConversionStmt(m *pg_query.CreateConversionStmt, fn func(*pg_quer
 	}
 }
 
-func walkCreateDomainStmt(m *pg_query.CreateDomainStmt, fn func(*pg_query.Node) bool) {
+func walkCreateDomainStmt(m *CreateDomainStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17767,7 +18546,7 @@ func walkCreateDomainStmt(m *pg_query.CreateDomainStmt, fn func(*pg_query.Node) 
 	}
 }
 
-func walkCreateEnumStmt(m *pg_query.CreateEnumStmt, fn func(*pg_query.Node) bool) {
+func walkCreateEnumStmt(m *CreateEnumStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17779,7 +18558,7 @@ func walkCreateEnumStmt(m *pg_query.CreateEnumStmt, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkCreateEventTrigStmt(m *pg_query.CreateEventTrigStmt, fn func(*pg_query.Node) bool) {
+func walkCreateEventTrigStmt(m *CreateEventTrigStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17791,7 +18570,7 @@ func walkCreateEventTrigStmt(m *pg_query.CreateEventTrigStmt, fn func(*pg_query.
 	}
 }
 
-func walkCreateExtensionStmt(m *pg_query.CreateExtensionStmt, fn func(*pg_query.Node) bool) {
+func walkCreateExtensionStmt(m *CreateExtensionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17800,7 +18579,7 @@ func walkCreateExtensionStmt(m *pg_query.CreateExtensionStmt, fn func(*pg_query.
 	}
 }
 
-func walkCreateFdwStmt(m *pg_query.CreateFdwStmt, fn func(*pg_query.Node) bool) {
+func walkCreateFdwStmt(m *CreateFdwStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17812,7 +18591,7 @@ func walkCreateFdwStmt(m *pg_query.CreateFdwStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkCreateForeignServerStmt(m *pg_query.CreateForeignServerStmt, fn func(*pg_query.Node) bool) {
+func walkCreateForeignServerStmt(m *CreateForeignServerStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17821,7 +18600,7 @@ func walkCreateForeignServerStmt(m *pg_query.CreateForeignServerStmt, fn func(*p
 	}
 }
 
-func walkCreateForeignTableStmt(m *pg_query.CreateForeignTableStmt, fn func(*pg_query.Node) bool) {
+func walkCreateForeignTableStmt(m *CreateForeignTableStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17831,7 +18610,7 @@ func walkCreateForeignTableStmt(m *pg_query.CreateForeignTableStmt, fn func(*pg_
 	}
 }
 
-func walkCreateFunctionStmt(m *pg_query.CreateFunctionStmt, fn func(*pg_query.Node) bool) {
+func walkCreateFunctionStmt(m *CreateFunctionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17848,7 +18627,7 @@ func walkCreateFunctionStmt(m *pg_query.CreateFunctionStmt, fn func(*pg_query.No
 	walkNode(m.SqlBody, fn)
 }
 
-func walkCreateOpClassItem(m *pg_query.CreateOpClassItem, fn func(*pg_query.Node) bool) {
+func walkCreateOpClassItem(m *CreateOpClassItem, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17862,7 +18641,7 @@ func walkCreateOpClassItem(m *pg_query.CreateOpClassItem, fn func(*pg_query.Node
 	walkTypeName(m.Storedtype, fn)
 }
 
-func walkCreateOpClassStmt(m *pg_query.CreateOpClassStmt, fn func(*pg_query.Node) bool) {
+func walkCreateOpClassStmt(m *CreateOpClassStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17878,7 +18657,7 @@ func walkCreateOpClassStmt(m *pg_query.CreateOpClassStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkCreateOpFamilyStmt(m *pg_query.CreateOpFamilyStmt, fn func(*pg_query.Node) bool) {
+func walkCreateOpFamilyStmt(m *CreateOpFamilyStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17887,7 +18666,7 @@ func walkCreateOpFamilyStmt(m *pg_query.CreateOpFamilyStmt, fn func(*pg_query.No
 	}
 }
 
-func walkCreatePLangStmt(m *pg_query.CreatePLangStmt, fn func(*pg_query.Node) bool) {
+func walkCreatePLangStmt(m *CreatePLangStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17902,7 +18681,7 @@ func walkCreatePLangStmt(m *pg_query.CreatePLangStmt, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkCreatePolicyStmt(m *pg_query.CreatePolicyStmt, fn func(*pg_query.Node) bool) {
+func walkCreatePolicyStmt(m *CreatePolicyStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17914,7 +18693,7 @@ func walkCreatePolicyStmt(m *pg_query.CreatePolicyStmt, fn func(*pg_query.Node) 
 	walkNode(m.WithCheck, fn)
 }
 
-func walkCreatePublicationStmt(m *pg_query.CreatePublicationStmt, fn func(*pg_query.Node) bool) {
+func walkCreatePublicationStmt(m *CreatePublicationStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17926,7 +18705,7 @@ func walkCreatePublicationStmt(m *pg_query.CreatePublicationStmt, fn func(*pg_qu
 	}
 }
 
-func walkCreateRangeStmt(m *pg_query.CreateRangeStmt, fn func(*pg_query.Node) bool) {
+func walkCreateRangeStmt(m *CreateRangeStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17938,7 +18717,7 @@ func walkCreateRangeStmt(m *pg_query.CreateRangeStmt, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkCreateRoleStmt(m *pg_query.CreateRoleStmt, fn func(*pg_query.Node) bool) {
+func walkCreateRoleStmt(m *CreateRoleStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17947,7 +18726,7 @@ func walkCreateRoleStmt(m *pg_query.CreateRoleStmt, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkCreateSchemaStmt(m *pg_query.CreateSchemaStmt, fn func(*pg_query.Node) bool) {
+func walkCreateSchemaStmt(m *CreateSchemaStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17956,7 +18735,7 @@ func walkCreateSchemaStmt(m *pg_query.CreateSchemaStmt, fn func(*pg_query.Node) 
 	}
 }
 
-func walkCreateSeqStmt(m *pg_query.CreateSeqStmt, fn func(*pg_query.Node) bool) {
+func walkCreateSeqStmt(m *CreateSeqStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17966,7 +18745,7 @@ func walkCreateSeqStmt(m *pg_query.CreateSeqStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkCreateStatsStmt(m *pg_query.CreateStatsStmt, fn func(*pg_query.Node) bool) {
+func walkCreateStatsStmt(m *CreateStatsStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -17984,7 +18763,7 @@ func walkCreateStatsStmt(m *pg_query.CreateStatsStmt, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkCreateStmt(m *pg_query.CreateStmt, fn func(*pg_query.Node) bool) {
+func walkCreateStmt(m *CreateStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18006,7 +18785,7 @@ func walkCreateStmt(m *pg_query.CreateStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCreateSubscriptionStmt(m *pg_query.CreateSubscriptionStmt, fn func(*pg_query.Node) bool) {
+func walkCreateSubscriptionStmt(m *CreateSubscriptionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18018,7 +18797,7 @@ func walkCreateSubscriptionStmt(m *pg_query.CreateSubscriptionStmt, fn func(*pg_
 	}
 }
 
-func walkCreateTableAsStmt(m *pg_query.CreateTableAsStmt, fn func(*pg_query.Node) bool) {
+func walkCreateTableAsStmt(m *CreateTableAsStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18026,7 +18805,7 @@ func walkCreateTableAsStmt(m *pg_query.CreateTableAsStmt, fn func(*pg_query.Node
 	walkIntoClause(m.Into, fn)
 }
 
-func walkCreateTableSpaceStmt(m *pg_query.CreateTableSpaceStmt, fn func(*pg_query.Node) bool) {
+func walkCreateTableSpaceStmt(m *CreateTableSpaceStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18035,7 +18814,7 @@ func walkCreateTableSpaceStmt(m *pg_query.CreateTableSpaceStmt, fn func(*pg_quer
 	}
 }
 
-func walkCreateTransformStmt(m *pg_query.CreateTransformStmt, fn func(*pg_query.Node) bool) {
+func walkCreateTransformStmt(m *CreateTransformStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18044,7 +18823,7 @@ func walkCreateTransformStmt(m *pg_query.CreateTransformStmt, fn func(*pg_query.
 	walkObjectWithArgs(m.Tosql, fn)
 }
 
-func walkCreateTrigStmt(m *pg_query.CreateTrigStmt, fn func(*pg_query.Node) bool) {
+func walkCreateTrigStmt(m *CreateTrigStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18065,7 +18844,7 @@ func walkCreateTrigStmt(m *pg_query.CreateTrigStmt, fn func(*pg_query.Node) bool
 	walkRangeVar(m.Constrrel, fn)
 }
 
-func walkCreateUserMappingStmt(m *pg_query.CreateUserMappingStmt, fn func(*pg_query.Node) bool) {
+func walkCreateUserMappingStmt(m *CreateUserMappingStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18074,7 +18853,7 @@ func walkCreateUserMappingStmt(m *pg_query.CreateUserMappingStmt, fn func(*pg_qu
 	}
 }
 
-func walkCreatedbStmt(m *pg_query.CreatedbStmt, fn func(*pg_query.Node) bool) {
+func walkCreatedbStmt(m *CreatedbStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18083,28 +18862,28 @@ func walkCreatedbStmt(m *pg_query.CreatedbStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkCurrentOfExpr(m *pg_query.CurrentOfExpr, fn func(*pg_query.Node) bool) {
+func walkCurrentOfExpr(m *CurrentOfExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkDeclareCursorStmt(m *pg_query.DeclareCursorStmt, fn func(*pg_query.Node) bool) {
+func walkDeclareCursorStmt(m *DeclareCursorStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Query, fn)
 }
 
-func walkDefElem(m *pg_query.DefElem, fn func(*pg_query.Node) bool) {
+func walkDefElem(m *DefElem, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Arg, fn)
 }
 
-func walkDefineStmt(m *pg_query.DefineStmt, fn func(*pg_query.Node) bool) {
+func walkDefineStmt(m *DefineStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18119,7 +18898,7 @@ func walkDefineStmt(m *pg_query.DefineStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkDeleteStmt(m *pg_query.DeleteStmt, fn func(*pg_query.Node) bool) {
+func walkDeleteStmt(m *DeleteStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18134,7 +18913,7 @@ func walkDeleteStmt(m *pg_query.DeleteStmt, fn func(*pg_query.Node) bool) {
 	walkWithClause(m.WithClause, fn)
 }
 
-func walkDistinctExpr(m *pg_query.DistinctExpr, fn func(*pg_query.Node) bool) {
+func walkDistinctExpr(m *DistinctExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18144,7 +18923,7 @@ func walkDistinctExpr(m *pg_query.DistinctExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkDoStmt(m *pg_query.DoStmt, fn func(*pg_query.Node) bool) {
+func walkDoStmt(m *DoStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18153,7 +18932,7 @@ func walkDoStmt(m *pg_query.DoStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkDropOwnedStmt(m *pg_query.DropOwnedStmt, fn func(*pg_query.Node) bool) {
+func walkDropOwnedStmt(m *DropOwnedStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18162,7 +18941,7 @@ func walkDropOwnedStmt(m *pg_query.DropOwnedStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkDropRoleStmt(m *pg_query.DropRoleStmt, fn func(*pg_query.Node) bool) {
+func walkDropRoleStmt(m *DropRoleStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18171,7 +18950,7 @@ func walkDropRoleStmt(m *pg_query.DropRoleStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkDropStmt(m *pg_query.DropStmt, fn func(*pg_query.Node) bool) {
+func walkDropStmt(m *DropStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18180,7 +18959,7 @@ func walkDropStmt(m *pg_query.DropStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkDropdbStmt(m *pg_query.DropdbStmt, fn func(*pg_query.Node) bool) {
+func walkDropdbStmt(m *DropdbStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18189,7 +18968,7 @@ func walkDropdbStmt(m *pg_query.DropdbStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkExecuteStmt(m *pg_query.ExecuteStmt, fn func(*pg_query.Node) bool) {
+func walkExecuteStmt(m *ExecuteStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18198,7 +18977,7 @@ func walkExecuteStmt(m *pg_query.ExecuteStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkExplainStmt(m *pg_query.ExplainStmt, fn func(*pg_query.Node) bool) {
+func walkExplainStmt(m *ExplainStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18208,7 +18987,7 @@ func walkExplainStmt(m *pg_query.ExplainStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkFieldSelect(m *pg_query.FieldSelect, fn func(*pg_query.Node) bool) {
+func walkFieldSelect(m *FieldSelect, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18216,7 +18995,7 @@ func walkFieldSelect(m *pg_query.FieldSelect, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkFieldStore(m *pg_query.FieldStore, fn func(*pg_query.Node) bool) {
+func walkFieldStore(m *FieldStore, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18230,7 +19009,7 @@ func walkFieldStore(m *pg_query.FieldStore, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkFromExpr(m *pg_query.FromExpr, fn func(*pg_query.Node) bool) {
+func walkFromExpr(m *FromExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18240,7 +19019,7 @@ func walkFromExpr(m *pg_query.FromExpr, fn func(*pg_query.Node) bool) {
 	walkNode(m.Quals, fn)
 }
 
-func walkFuncCall(m *pg_query.FuncCall, fn func(*pg_query.Node) bool) {
+func walkFuncCall(m *FuncCall, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18257,7 +19036,7 @@ func walkFuncCall(m *pg_query.FuncCall, fn func(*pg_query.Node) bool) {
 	walkWindowDef(m.Over, fn)
 }
 
-func walkFuncExpr(m *pg_query.FuncExpr, fn func(*pg_query.Node) bool) {
+func walkFuncExpr(m *FuncExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18267,7 +19046,7 @@ func walkFuncExpr(m *pg_query.FuncExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkFunctionParameter(m *pg_query.FunctionParameter, fn func(*pg_query.Node) bool) {
+func walkFunctionParameter(m *FunctionParameter, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18275,7 +19054,7 @@ func walkFunctionParameter(m *pg_query.FunctionParameter, fn func(*pg_query.Node
 	walkNode(m.Defexpr, fn)
 }
 
-func walkGrantRoleStmt(m *pg_query.GrantRoleStmt, fn func(*pg_query.Node) bool) {
+func walkGrantRoleStmt(m *GrantRoleStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18290,7 +19069,7 @@ func walkGrantRoleStmt(m *pg_query.GrantRoleStmt, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkGrantStmt(m *pg_query.GrantStmt, fn func(*pg_query.Node) bool) {
+func walkGrantStmt(m *GrantStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18305,7 +19084,7 @@ func walkGrantStmt(m *pg_query.GrantStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkGroupingFunc(m *pg_query.GroupingFunc, fn func(*pg_query.Node) bool) {
+func walkGroupingFunc(m *GroupingFunc, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18318,7 +19097,7 @@ func walkGroupingFunc(m *pg_query.GroupingFunc, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkGroupingSet(m *pg_query.GroupingSet, fn func(*pg_query.Node) bool) {
+func walkGroupingSet(m *GroupingSet, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18327,7 +19106,7 @@ func walkGroupingSet(m *pg_query.GroupingSet, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkImportForeignSchemaStmt(m *pg_query.ImportForeignSchemaStmt, fn func(*pg_query.Node) bool) {
+func walkImportForeignSchemaStmt(m *ImportForeignSchemaStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18339,7 +19118,7 @@ func walkImportForeignSchemaStmt(m *pg_query.ImportForeignSchemaStmt, fn func(*p
 	}
 }
 
-func walkIndexElem(m *pg_query.IndexElem, fn func(*pg_query.Node) bool) {
+func walkIndexElem(m *IndexElem, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18355,7 +19134,7 @@ func walkIndexElem(m *pg_query.IndexElem, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkIndexStmt(m *pg_query.IndexStmt, fn func(*pg_query.Node) bool) {
+func walkIndexStmt(m *IndexStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18375,7 +19154,7 @@ func walkIndexStmt(m *pg_query.IndexStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkInferClause(m *pg_query.InferClause, fn func(*pg_query.Node) bool) {
+func walkInferClause(m *InferClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18385,7 +19164,7 @@ func walkInferClause(m *pg_query.InferClause, fn func(*pg_query.Node) bool) {
 	walkNode(m.WhereClause, fn)
 }
 
-func walkInferenceElem(m *pg_query.InferenceElem, fn func(*pg_query.Node) bool) {
+func walkInferenceElem(m *InferenceElem, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18393,7 +19172,7 @@ func walkInferenceElem(m *pg_query.InferenceElem, fn func(*pg_query.Node) bool) 
 	walkNode(m.Expr, fn)
 }
 
-func walkInsertStmt(m *pg_query.InsertStmt, fn func(*pg_query.Node) bool) {
+func walkInsertStmt(m *InsertStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18409,7 +19188,7 @@ func walkInsertStmt(m *pg_query.InsertStmt, fn func(*pg_query.Node) bool) {
 	walkWithClause(m.WithClause, fn)
 }
 
-func walkIntList(m *pg_query.IntList, fn func(*pg_query.Node) bool) {
+func walkIntList(m *IntList, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18418,7 +19197,7 @@ func walkIntList(m *pg_query.IntList, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkIntoClause(m *pg_query.IntoClause, fn func(*pg_query.Node) bool) {
+func walkIntoClause(m *IntoClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18432,7 +19211,7 @@ func walkIntoClause(m *pg_query.IntoClause, fn func(*pg_query.Node) bool) {
 	walkNode(m.ViewQuery, fn)
 }
 
-func walkJoinExpr(m *pg_query.JoinExpr, fn func(*pg_query.Node) bool) {
+func walkJoinExpr(m *JoinExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18446,7 +19225,7 @@ func walkJoinExpr(m *pg_query.JoinExpr, fn func(*pg_query.Node) bool) {
 	walkAlias(m.Alias, fn)
 }
 
-func walkJsonAggConstructor(m *pg_query.JsonAggConstructor, fn func(*pg_query.Node) bool) {
+func walkJsonAggConstructor(m *JsonAggConstructor, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18458,14 +19237,14 @@ func walkJsonAggConstructor(m *pg_query.JsonAggConstructor, fn func(*pg_query.No
 	walkWindowDef(m.Over, fn)
 }
 
-func walkJsonArgument(m *pg_query.JsonArgument, fn func(*pg_query.Node) bool) {
+func walkJsonArgument(m *JsonArgument, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkJsonValueExpr(m.Val, fn)
 }
 
-func walkJsonArrayAgg(m *pg_query.JsonArrayAgg, fn func(*pg_query.Node) bool) {
+func walkJsonArrayAgg(m *JsonArrayAgg, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18473,7 +19252,7 @@ func walkJsonArrayAgg(m *pg_query.JsonArrayAgg, fn func(*pg_query.Node) bool) {
 	walkJsonValueExpr(m.Arg, fn)
 }
 
-func walkJsonArrayConstructor(m *pg_query.JsonArrayConstructor, fn func(*pg_query.Node) bool) {
+func walkJsonArrayConstructor(m *JsonArrayConstructor, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18483,7 +19262,7 @@ func walkJsonArrayConstructor(m *pg_query.JsonArrayConstructor, fn func(*pg_quer
 	walkJsonOutput(m.Output, fn)
 }
 
-func walkJsonArrayQueryConstructor(m *pg_query.JsonArrayQueryConstructor, fn func(*pg_query.Node) bool) {
+func walkJsonArrayQueryConstructor(m *JsonArrayQueryConstructor, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18491,14 +19270,14 @@ func walkJsonArrayQueryConstructor(m *pg_query.JsonArrayQueryConstructor, fn fun
 	walkJsonOutput(m.Output, fn)
 }
 
-func walkJsonBehavior(m *pg_query.JsonBehavior, fn func(*pg_query.Node) bool) {
+func walkJsonBehavior(m *JsonBehavior, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Expr, fn)
 }
 
-func walkJsonConstructorExpr(m *pg_query.JsonConstructorExpr, fn func(*pg_query.Node) bool) {
+func walkJsonConstructorExpr(m *JsonConstructorExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18510,7 +19289,7 @@ func walkJsonConstructorExpr(m *pg_query.JsonConstructorExpr, fn func(*pg_query.
 	walkNode(m.Coercion, fn)
 }
 
-func walkJsonExpr(m *pg_query.JsonExpr, fn func(*pg_query.Node) bool) {
+func walkJsonExpr(m *JsonExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18527,7 +19306,7 @@ func walkJsonExpr(m *pg_query.JsonExpr, fn func(*pg_query.Node) bool) {
 	walkJsonBehavior(m.OnError, fn)
 }
 
-func walkJsonFuncExpr(m *pg_query.JsonFuncExpr, fn func(*pg_query.Node) bool) {
+func walkJsonFuncExpr(m *JsonFuncExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18541,14 +19320,14 @@ func walkJsonFuncExpr(m *pg_query.JsonFuncExpr, fn func(*pg_query.Node) bool) {
 	walkJsonBehavior(m.OnError, fn)
 }
 
-func walkJsonIsPredicate(m *pg_query.JsonIsPredicate, fn func(*pg_query.Node) bool) {
+func walkJsonIsPredicate(m *JsonIsPredicate, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Expr, fn)
 }
 
-func walkJsonKeyValue(m *pg_query.JsonKeyValue, fn func(*pg_query.Node) bool) {
+func walkJsonKeyValue(m *JsonKeyValue, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18556,7 +19335,7 @@ func walkJsonKeyValue(m *pg_query.JsonKeyValue, fn func(*pg_query.Node) bool) {
 	walkJsonValueExpr(m.Value, fn)
 }
 
-func walkJsonObjectAgg(m *pg_query.JsonObjectAgg, fn func(*pg_query.Node) bool) {
+func walkJsonObjectAgg(m *JsonObjectAgg, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18564,7 +19343,7 @@ func walkJsonObjectAgg(m *pg_query.JsonObjectAgg, fn func(*pg_query.Node) bool) 
 	walkJsonKeyValue(m.Arg, fn)
 }
 
-func walkJsonObjectConstructor(m *pg_query.JsonObjectConstructor, fn func(*pg_query.Node) bool) {
+func walkJsonObjectConstructor(m *JsonObjectConstructor, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18574,14 +19353,14 @@ func walkJsonObjectConstructor(m *pg_query.JsonObjectConstructor, fn func(*pg_qu
 	walkJsonOutput(m.Output, fn)
 }
 
-func walkJsonOutput(m *pg_query.JsonOutput, fn func(*pg_query.Node) bool) {
+func walkJsonOutput(m *JsonOutput, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkTypeName(m.TypeName, fn)
 }
 
-func walkJsonParseExpr(m *pg_query.JsonParseExpr, fn func(*pg_query.Node) bool) {
+func walkJsonParseExpr(m *JsonParseExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18589,7 +19368,7 @@ func walkJsonParseExpr(m *pg_query.JsonParseExpr, fn func(*pg_query.Node) bool) 
 	walkJsonOutput(m.Output, fn)
 }
 
-func walkJsonScalarExpr(m *pg_query.JsonScalarExpr, fn func(*pg_query.Node) bool) {
+func walkJsonScalarExpr(m *JsonScalarExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18597,7 +19376,7 @@ func walkJsonScalarExpr(m *pg_query.JsonScalarExpr, fn func(*pg_query.Node) bool
 	walkJsonOutput(m.Output, fn)
 }
 
-func walkJsonSerializeExpr(m *pg_query.JsonSerializeExpr, fn func(*pg_query.Node) bool) {
+func walkJsonSerializeExpr(m *JsonSerializeExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18605,7 +19384,7 @@ func walkJsonSerializeExpr(m *pg_query.JsonSerializeExpr, fn func(*pg_query.Node
 	walkJsonOutput(m.Output, fn)
 }
 
-func walkJsonTable(m *pg_query.JsonTable, fn func(*pg_query.Node) bool) {
+func walkJsonTable(m *JsonTable, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18621,7 +19400,7 @@ func walkJsonTable(m *pg_query.JsonTable, fn func(*pg_query.Node) bool) {
 	walkAlias(m.Alias, fn)
 }
 
-func walkJsonTableColumn(m *pg_query.JsonTableColumn, fn func(*pg_query.Node) bool) {
+func walkJsonTableColumn(m *JsonTableColumn, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18634,7 +19413,7 @@ func walkJsonTableColumn(m *pg_query.JsonTableColumn, fn func(*pg_query.Node) bo
 	walkJsonBehavior(m.OnError, fn)
 }
 
-func walkJsonTablePathScan(m *pg_query.JsonTablePathScan, fn func(*pg_query.Node) bool) {
+func walkJsonTablePathScan(m *JsonTablePathScan, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18642,14 +19421,14 @@ func walkJsonTablePathScan(m *pg_query.JsonTablePathScan, fn func(*pg_query.Node
 	walkNode(m.Child, fn)
 }
 
-func walkJsonTablePathSpec(m *pg_query.JsonTablePathSpec, fn func(*pg_query.Node) bool) {
+func walkJsonTablePathSpec(m *JsonTablePathSpec, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.String_, fn)
 }
 
-func walkJsonTableSiblingJoin(m *pg_query.JsonTableSiblingJoin, fn func(*pg_query.Node) bool) {
+func walkJsonTableSiblingJoin(m *JsonTableSiblingJoin, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18658,7 +19437,7 @@ func walkJsonTableSiblingJoin(m *pg_query.JsonTableSiblingJoin, fn func(*pg_quer
 	walkNode(m.Rplan, fn)
 }
 
-func walkJsonValueExpr(m *pg_query.JsonValueExpr, fn func(*pg_query.Node) bool) {
+func walkJsonValueExpr(m *JsonValueExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18666,7 +19445,7 @@ func walkJsonValueExpr(m *pg_query.JsonValueExpr, fn func(*pg_query.Node) bool) 
 	walkNode(m.FormattedExpr, fn)
 }
 
-func walkList(m *pg_query.List, fn func(*pg_query.Node) bool) {
+func walkList(m *List, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18675,7 +19454,7 @@ func walkList(m *pg_query.List, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkLockStmt(m *pg_query.LockStmt, fn func(*pg_query.Node) bool) {
+func walkLockStmt(m *LockStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18684,7 +19463,7 @@ func walkLockStmt(m *pg_query.LockStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkLockingClause(m *pg_query.LockingClause, fn func(*pg_query.Node) bool) {
+func walkLockingClause(m *LockingClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18693,7 +19472,7 @@ func walkLockingClause(m *pg_query.LockingClause, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkMergeAction(m *pg_query.MergeAction, fn func(*pg_query.Node) bool) {
+func walkMergeAction(m *MergeAction, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18706,7 +19485,7 @@ func walkMergeAction(m *pg_query.MergeAction, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkMergeStmt(m *pg_query.MergeStmt, fn func(*pg_query.Node) bool) {
+func walkMergeStmt(m *MergeStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18722,14 +19501,14 @@ func walkMergeStmt(m *pg_query.MergeStmt, fn func(*pg_query.Node) bool) {
 	walkWithClause(m.WithClause, fn)
 }
 
-func walkMergeSupportFunc(m *pg_query.MergeSupportFunc, fn func(*pg_query.Node) bool) {
+func walkMergeSupportFunc(m *MergeSupportFunc, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkMergeWhenClause(m *pg_query.MergeWhenClause, fn func(*pg_query.Node) bool) {
+func walkMergeWhenClause(m *MergeWhenClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18742,7 +19521,7 @@ func walkMergeWhenClause(m *pg_query.MergeWhenClause, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkMinMaxExpr(m *pg_query.MinMaxExpr, fn func(*pg_query.Node) bool) {
+func walkMinMaxExpr(m *MinMaxExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18752,14 +19531,14 @@ func walkMinMaxExpr(m *pg_query.MinMaxExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkMultiAssignRef(m *pg_query.MultiAssignRef, fn func(*pg_query.Node) bool) {
+func walkMultiAssignRef(m *MultiAssignRef, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Source, fn)
 }
 
-func walkNamedArgExpr(m *pg_query.NamedArgExpr, fn func(*pg_query.Node) bool) {
+func walkNamedArgExpr(m *NamedArgExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -18767,483 +19546,483 @@ func walkNamedArgExpr(m *pg_query.NamedArgExpr, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkNextValueExpr(m *pg_query.NextValueExpr, fn func(*pg_query.Node) bool) {
+func walkNextValueExpr(m *NextValueExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkNodeChildren(m *pg_query.Node, fn func(*pg_query.Node) bool) {
+func walkNodeChildren(m *Node, fn func(*Node) bool) {
 	switch x := m.Node.(type) {
-	case *pg_query.Node_Alias:
+	case *Node_Alias:
 		walkAlias(x.Alias, fn)
-	case *pg_query.Node_RangeVar:
+	case *Node_RangeVar:
 		walkRangeVar(x.RangeVar, fn)
-	case *pg_query.Node_TableFunc:
+	case *Node_TableFunc:
 		walkTableFunc(x.TableFunc, fn)
-	case *pg_query.Node_IntoClause:
+	case *Node_IntoClause:
 		walkIntoClause(x.IntoClause, fn)
-	case *pg_query.Node_Var:
+	case *Node_Var:
 		walkVar(x.Var, fn)
-	case *pg_query.Node_Param:
+	case *Node_Param:
 		walkParam(x.Param, fn)
-	case *pg_query.Node_Aggref:
+	case *Node_Aggref:
 		walkAggref(x.Aggref, fn)
-	case *pg_query.Node_GroupingFunc:
+	case *Node_GroupingFunc:
 		walkGroupingFunc(x.GroupingFunc, fn)
-	case *pg_query.Node_WindowFunc:
+	case *Node_WindowFunc:
 		walkWindowFunc(x.WindowFunc, fn)
-	case *pg_query.Node_WindowFuncRunCondition:
+	case *Node_WindowFuncRunCondition:
 		walkWindowFuncRunCondition(x.WindowFuncRunCondition, fn)
-	case *pg_query.Node_MergeSupportFunc:
+	case *Node_MergeSupportFunc:
 		walkMergeSupportFunc(x.MergeSupportFunc, fn)
-	case *pg_query.Node_SubscriptingRef:
+	case *Node_SubscriptingRef:
 		walkSubscriptingRef(x.SubscriptingRef, fn)
-	case *pg_query.Node_FuncExpr:
+	case *Node_FuncExpr:
 		walkFuncExpr(x.FuncExpr, fn)
-	case *pg_query.Node_NamedArgExpr:
+	case *Node_NamedArgExpr:
 		walkNamedArgExpr(x.NamedArgExpr, fn)
-	case *pg_query.Node_OpExpr:
+	case *Node_OpExpr:
 		walkOpExpr(x.OpExpr, fn)
-	case *pg_query.Node_DistinctExpr:
+	case *Node_DistinctExpr:
 		walkDistinctExpr(x.DistinctExpr, fn)
-	case *pg_query.Node_NullIfExpr:
+	case *Node_NullIfExpr:
 		walkNullIfExpr(x.NullIfExpr, fn)
-	case *pg_query.Node_ScalarArrayOpExpr:
+	case *Node_ScalarArrayOpExpr:
 		walkScalarArrayOpExpr(x.ScalarArrayOpExpr, fn)
-	case *pg_query.Node_BoolExpr:
+	case *Node_BoolExpr:
 		walkBoolExpr(x.BoolExpr, fn)
-	case *pg_query.Node_SubLink:
+	case *Node_SubLink:
 		walkSubLink(x.SubLink, fn)
-	case *pg_query.Node_SubPlan:
+	case *Node_SubPlan:
 		walkSubPlan(x.SubPlan, fn)
-	case *pg_query.Node_AlternativeSubPlan:
+	case *Node_AlternativeSubPlan:
 		walkAlternativeSubPlan(x.AlternativeSubPlan, fn)
-	case *pg_query.Node_FieldSelect:
+	case *Node_FieldSelect:
 		walkFieldSelect(x.FieldSelect, fn)
-	case *pg_query.Node_FieldStore:
+	case *Node_FieldStore:
 		walkFieldStore(x.FieldStore, fn)
-	case *pg_query.Node_RelabelType:
+	case *Node_RelabelType:
 		walkRelabelType(x.RelabelType, fn)
-	case *pg_query.Node_CoerceViaIo:
+	case *Node_CoerceViaIo:
 		walkCoerceViaIO(x.CoerceViaIo, fn)
-	case *pg_query.Node_ArrayCoerceExpr:
+	case *Node_ArrayCoerceExpr:
 		walkArrayCoerceExpr(x.ArrayCoerceExpr, fn)
-	case *pg_query.Node_ConvertRowtypeExpr:
+	case *Node_ConvertRowtypeExpr:
 		walkConvertRowtypeExpr(x.ConvertRowtypeExpr, fn)
-	case *pg_query.Node_CollateExpr:
+	case *Node_CollateExpr:
 		walkCollateExpr(x.CollateExpr, fn)
-	case *pg_query.Node_CaseExpr:
+	case *Node_CaseExpr:
 		walkCaseExpr(x.CaseExpr, fn)
-	case *pg_query.Node_CaseWhen:
+	case *Node_CaseWhen:
 		walkCaseWhen(x.CaseWhen, fn)
-	case *pg_query.Node_CaseTestExpr:
+	case *Node_CaseTestExpr:
 		walkCaseTestExpr(x.CaseTestExpr, fn)
-	case *pg_query.Node_ArrayExpr:
+	case *Node_ArrayExpr:
 		walkArrayExpr(x.ArrayExpr, fn)
-	case *pg_query.Node_RowExpr:
+	case *Node_RowExpr:
 		walkRowExpr(x.RowExpr, fn)
-	case *pg_query.Node_RowCompareExpr:
+	case *Node_RowCompareExpr:
 		walkRowCompareExpr(x.RowCompareExpr, fn)
-	case *pg_query.Node_CoalesceExpr:
+	case *Node_CoalesceExpr:
 		walkCoalesceExpr(x.CoalesceExpr, fn)
-	case *pg_query.Node_MinMaxExpr:
+	case *Node_MinMaxExpr:
 		walkMinMaxExpr(x.MinMaxExpr, fn)
-	case *pg_query.Node_SqlvalueFunction:
+	case *Node_SqlvalueFunction:
 		walkSQLValueFunction(x.SqlvalueFunction, fn)
-	case *pg_query.Node_XmlExpr:
+	case *Node_XmlExpr:
 		walkXmlExpr(x.XmlExpr, fn)
-	case *pg_query.Node_JsonValueExpr:
+	case *Node_JsonValueExpr:
 		walkJsonValueExpr(x.JsonValueExpr, fn)
-	case *pg_query.Node_JsonConstructorExpr:
+	case *Node_JsonConstructorExpr:
 		walkJsonConstructorExpr(x.JsonConstructorExpr, fn)
-	case *pg_query.Node_JsonIsPredicate:
+	case *Node_JsonIsPredicate:
 		walkJsonIsPredicate(x.JsonIsPredicate, fn)
-	case *pg_query.Node_JsonBehavior:
+	case *Node_JsonBehavior:
 		walkJsonBehavior(x.JsonBehavior, fn)
-	case *pg_query.Node_JsonExpr:
+	case *Node_JsonExpr:
 		walkJsonExpr(x.JsonExpr, fn)
-	case *pg_query.Node_JsonTablePathScan:
+	case *Node_JsonTablePathScan:
 		walkJsonTablePathScan(x.JsonTablePathScan, fn)
-	case *pg_query.Node_JsonTableSiblingJoin:
+	case *Node_JsonTableSiblingJoin:
 		walkJsonTableSiblingJoin(x.JsonTableSiblingJoin, fn)
-	case *pg_query.Node_NullTest:
+	case *Node_NullTest:
 		walkNullTest(x.NullTest, fn)
-	case *pg_query.Node_BooleanTest:
+	case *Node_BooleanTest:
 		walkBooleanTest(x.BooleanTest, fn)
-	case *pg_query.Node_MergeAction:
+	case *Node_MergeAction:
 		walkMergeAction(x.MergeAction, fn)
-	case *pg_query.Node_CoerceToDomain:
+	case *Node_CoerceToDomain:
 		walkCoerceToDomain(x.CoerceToDomain, fn)
-	case *pg_query.Node_CoerceToDomainValue:
+	case *Node_CoerceToDomainValue:
 		walkCoerceToDomainValue(x.CoerceToDomainValue, fn)
-	case *pg_query.Node_SetToDefault:
+	case *Node_SetToDefault:
 		walkSetToDefault(x.SetToDefault, fn)
-	case *pg_query.Node_CurrentOfExpr:
+	case *Node_CurrentOfExpr:
 		walkCurrentOfExpr(x.CurrentOfExpr, fn)
-	case *pg_query.Node_NextValueExpr:
+	case *Node_NextValueExpr:
 		walkNextValueExpr(x.NextValueExpr, fn)
-	case *pg_query.Node_InferenceElem:
+	case *Node_InferenceElem:
 		walkInferenceElem(x.InferenceElem, fn)
-	case *pg_query.Node_TargetEntry:
+	case *Node_TargetEntry:
 		walkTargetEntry(x.TargetEntry, fn)
-	case *pg_query.Node_JoinExpr:
+	case *Node_JoinExpr:
 		walkJoinExpr(x.JoinExpr, fn)
-	case *pg_query.Node_FromExpr:
+	case *Node_FromExpr:
 		walkFromExpr(x.FromExpr, fn)
-	case *pg_query.Node_OnConflictExpr:
+	case *Node_OnConflictExpr:
 		walkOnConflictExpr(x.OnConflictExpr, fn)
-	case *pg_query.Node_Query:
+	case *Node_Query:
 		walkQuery(x.Query, fn)
-	case *pg_query.Node_TypeName:
+	case *Node_TypeName:
 		walkTypeName(x.TypeName, fn)
-	case *pg_query.Node_ColumnRef:
+	case *Node_ColumnRef:
 		walkColumnRef(x.ColumnRef, fn)
-	case *pg_query.Node_AExpr:
+	case *Node_AExpr:
 		walkA_Expr(x.AExpr, fn)
-	case *pg_query.Node_TypeCast:
+	case *Node_TypeCast:
 		walkTypeCast(x.TypeCast, fn)
-	case *pg_query.Node_CollateClause:
+	case *Node_CollateClause:
 		walkCollateClause(x.CollateClause, fn)
-	case *pg_query.Node_FuncCall:
+	case *Node_FuncCall:
 		walkFuncCall(x.FuncCall, fn)
-	case *pg_query.Node_AIndices:
+	case *Node_AIndices:
 		walkA_Indices(x.AIndices, fn)
-	case *pg_query.Node_AIndirection:
+	case *Node_AIndirection:
 		walkA_Indirection(x.AIndirection, fn)
-	case *pg_query.Node_AArrayExpr:
+	case *Node_AArrayExpr:
 		walkA_ArrayExpr(x.AArrayExpr, fn)
-	case *pg_query.Node_ResTarget:
+	case *Node_ResTarget:
 		walkResTarget(x.ResTarget, fn)
-	case *pg_query.Node_MultiAssignRef:
+	case *Node_MultiAssignRef:
 		walkMultiAssignRef(x.MultiAssignRef, fn)
-	case *pg_query.Node_SortBy:
+	case *Node_SortBy:
 		walkSortBy(x.SortBy, fn)
-	case *pg_query.Node_WindowDef:
+	case *Node_WindowDef:
 		walkWindowDef(x.WindowDef, fn)
-	case *pg_query.Node_RangeSubselect:
+	case *Node_RangeSubselect:
 		walkRangeSubselect(x.RangeSubselect, fn)
-	case *pg_query.Node_RangeFunction:
+	case *Node_RangeFunction:
 		walkRangeFunction(x.RangeFunction, fn)
-	case *pg_query.Node_RangeTableFunc:
+	case *Node_RangeTableFunc:
 		walkRangeTableFunc(x.RangeTableFunc, fn)
-	case *pg_query.Node_RangeTableFuncCol:
+	case *Node_RangeTableFuncCol:
 		walkRangeTableFuncCol(x.RangeTableFuncCol, fn)
-	case *pg_query.Node_RangeTableSample:
+	case *Node_RangeTableSample:
 		walkRangeTableSample(x.RangeTableSample, fn)
-	case *pg_query.Node_ColumnDef:
+	case *Node_ColumnDef:
 		walkColumnDef(x.ColumnDef, fn)
-	case *pg_query.Node_TableLikeClause:
+	case *Node_TableLikeClause:
 		walkTableLikeClause(x.TableLikeClause, fn)
-	case *pg_query.Node_IndexElem:
+	case *Node_IndexElem:
 		walkIndexElem(x.IndexElem, fn)
-	case *pg_query.Node_DefElem:
+	case *Node_DefElem:
 		walkDefElem(x.DefElem, fn)
-	case *pg_query.Node_LockingClause:
+	case *Node_LockingClause:
 		walkLockingClause(x.LockingClause, fn)
-	case *pg_query.Node_XmlSerialize:
+	case *Node_XmlSerialize:
 		walkXmlSerialize(x.XmlSerialize, fn)
-	case *pg_query.Node_PartitionElem:
+	case *Node_PartitionElem:
 		walkPartitionElem(x.PartitionElem, fn)
-	case *pg_query.Node_PartitionSpec:
+	case *Node_PartitionSpec:
 		walkPartitionSpec(x.PartitionSpec, fn)
-	case *pg_query.Node_PartitionBoundSpec:
+	case *Node_PartitionBoundSpec:
 		walkPartitionBoundSpec(x.PartitionBoundSpec, fn)
-	case *pg_query.Node_PartitionRangeDatum:
+	case *Node_PartitionRangeDatum:
 		walkPartitionRangeDatum(x.PartitionRangeDatum, fn)
-	case *pg_query.Node_PartitionCmd:
+	case *Node_PartitionCmd:
 		walkPartitionCmd(x.PartitionCmd, fn)
-	case *pg_query.Node_RangeTblEntry:
+	case *Node_RangeTblEntry:
 		walkRangeTblEntry(x.RangeTblEntry, fn)
-	case *pg_query.Node_RangeTblFunction:
+	case *Node_RangeTblFunction:
 		walkRangeTblFunction(x.RangeTblFunction, fn)
-	case *pg_query.Node_TableSampleClause:
+	case *Node_TableSampleClause:
 		walkTableSampleClause(x.TableSampleClause, fn)
-	case *pg_query.Node_WithCheckOption:
+	case *Node_WithCheckOption:
 		walkWithCheckOption(x.WithCheckOption, fn)
-	case *pg_query.Node_GroupingSet:
+	case *Node_GroupingSet:
 		walkGroupingSet(x.GroupingSet, fn)
-	case *pg_query.Node_WindowClause:
+	case *Node_WindowClause:
 		walkWindowClause(x.WindowClause, fn)
-	case *pg_query.Node_WithClause:
+	case *Node_WithClause:
 		walkWithClause(x.WithClause, fn)
-	case *pg_query.Node_InferClause:
+	case *Node_InferClause:
 		walkInferClause(x.InferClause, fn)
-	case *pg_query.Node_OnConflictClause:
+	case *Node_OnConflictClause:
 		walkOnConflictClause(x.OnConflictClause, fn)
-	case *pg_query.Node_CtesearchClause:
+	case *Node_CtesearchClause:
 		walkCTESearchClause(x.CtesearchClause, fn)
-	case *pg_query.Node_CtecycleClause:
+	case *Node_CtecycleClause:
 		walkCTECycleClause(x.CtecycleClause, fn)
-	case *pg_query.Node_CommonTableExpr:
+	case *Node_CommonTableExpr:
 		walkCommonTableExpr(x.CommonTableExpr, fn)
-	case *pg_query.Node_MergeWhenClause:
+	case *Node_MergeWhenClause:
 		walkMergeWhenClause(x.MergeWhenClause, fn)
-	case *pg_query.Node_JsonOutput:
+	case *Node_JsonOutput:
 		walkJsonOutput(x.JsonOutput, fn)
-	case *pg_query.Node_JsonArgument:
+	case *Node_JsonArgument:
 		walkJsonArgument(x.JsonArgument, fn)
-	case *pg_query.Node_JsonFuncExpr:
+	case *Node_JsonFuncExpr:
 		walkJsonFuncExpr(x.JsonFuncExpr, fn)
-	case *pg_query.Node_JsonTablePathSpec:
+	case *Node_JsonTablePathSpec:
 		walkJsonTablePathSpec(x.JsonTablePathSpec, fn)
-	case *pg_query.Node_JsonTable:
+	case *Node_JsonTable:
 		walkJsonTable(x.JsonTable, fn)
-	case *pg_query.Node_JsonTableColumn:
+	case *Node_JsonTableColumn:
 		walkJsonTableColumn(x.JsonTableColumn, fn)
-	case *pg_query.Node_JsonKeyValue:
+	case *Node_JsonKeyValue:
 		walkJsonKeyValue(x.JsonKeyValue, fn)
-	case *pg_query.Node_JsonParseExpr:
+	case *Node_JsonParseExpr:
 		walkJsonParseExpr(x.JsonParseExpr, fn)
-	case *pg_query.Node_JsonScalarExpr:
+	case *Node_JsonScalarExpr:
 		walkJsonScalarExpr(x.JsonScalarExpr, fn)
-	case *pg_query.Node_JsonSerializeExpr:
+	case *Node_JsonSerializeExpr:
 		walkJsonSerializeExpr(x.JsonSerializeExpr, fn)
-	case *pg_query.Node_JsonObjectConstructor:
+	case *Node_JsonObjectConstructor:
 		walkJsonObjectConstructor(x.JsonObjectConstructor, fn)
-	case *pg_query.Node_JsonArrayConstructor:
+	case *Node_JsonArrayConstructor:
 		walkJsonArrayConstructor(x.JsonArrayConstructor, fn)
-	case *pg_query.Node_JsonArrayQueryConstructor:
+	case *Node_JsonArrayQueryConstructor:
 		walkJsonArrayQueryConstructor(x.JsonArrayQueryConstructor, fn)
-	case *pg_query.Node_JsonAggConstructor:
+	case *Node_JsonAggConstructor:
 		walkJsonAggConstructor(x.JsonAggConstructor, fn)
-	case *pg_query.Node_JsonObjectAgg:
+	case *Node_JsonObjectAgg:
 		walkJsonObjectAgg(x.JsonObjectAgg, fn)
-	case *pg_query.Node_JsonArrayAgg:
+	case *Node_JsonArrayAgg:
 		walkJsonArrayAgg(x.JsonArrayAgg, fn)
-	case *pg_query.Node_RawStmt:
+	case *Node_RawStmt:
 		walkRawStmt(x.RawStmt, fn)
-	case *pg_query.Node_InsertStmt:
+	case *Node_InsertStmt:
 		walkInsertStmt(x.InsertStmt, fn)
-	case *pg_query.Node_DeleteStmt:
+	case *Node_DeleteStmt:
 		walkDeleteStmt(x.DeleteStmt, fn)
-	case *pg_query.Node_UpdateStmt:
+	case *Node_UpdateStmt:
 		walkUpdateStmt(x.UpdateStmt, fn)
-	case *pg_query.Node_MergeStmt:
+	case *Node_MergeStmt:
 		walkMergeStmt(x.MergeStmt, fn)
-	case *pg_query.Node_SelectStmt:
+	case *Node_SelectStmt:
 		walkSelectStmt(x.SelectStmt, fn)
-	case *pg_query.Node_SetOperationStmt:
+	case *Node_SetOperationStmt:
 		walkSetOperationStmt(x.SetOperationStmt, fn)
-	case *pg_query.Node_ReturnStmt:
+	case *Node_ReturnStmt:
 		walkReturnStmt(x.ReturnStmt, fn)
-	case *pg_query.Node_PlassignStmt:
+	case *Node_PlassignStmt:
 		walkPLAssignStmt(x.PlassignStmt, fn)
-	case *pg_query.Node_CreateSchemaStmt:
+	case *Node_CreateSchemaStmt:
 		walkCreateSchemaStmt(x.CreateSchemaStmt, fn)
-	case *pg_query.Node_AlterTableStmt:
+	case *Node_AlterTableStmt:
 		walkAlterTableStmt(x.AlterTableStmt, fn)
-	case *pg_query.Node_AlterTableCmd:
+	case *Node_AlterTableCmd:
 		walkAlterTableCmd(x.AlterTableCmd, fn)
-	case *pg_query.Node_AlterCollationStmt:
+	case *Node_AlterCollationStmt:
 		walkAlterCollationStmt(x.AlterCollationStmt, fn)
-	case *pg_query.Node_AlterDomainStmt:
+	case *Node_AlterDomainStmt:
 		walkAlterDomainStmt(x.AlterDomainStmt, fn)
-	case *pg_query.Node_GrantStmt:
+	case *Node_GrantStmt:
 		walkGrantStmt(x.GrantStmt, fn)
-	case *pg_query.Node_ObjectWithArgs:
+	case *Node_ObjectWithArgs:
 		walkObjectWithArgs(x.ObjectWithArgs, fn)
-	case *pg_query.Node_AccessPriv:
+	case *Node_AccessPriv:
 		walkAccessPriv(x.AccessPriv, fn)
-	case *pg_query.Node_GrantRoleStmt:
+	case *Node_GrantRoleStmt:
 		walkGrantRoleStmt(x.GrantRoleStmt, fn)
-	case *pg_query.Node_AlterDefaultPrivilegesStmt:
+	case *Node_AlterDefaultPrivilegesStmt:
 		walkAlterDefaultPrivilegesStmt(x.AlterDefaultPrivilegesStmt, fn)
-	case *pg_query.Node_CopyStmt:
+	case *Node_CopyStmt:
 		walkCopyStmt(x.CopyStmt, fn)
-	case *pg_query.Node_VariableSetStmt:
+	case *Node_VariableSetStmt:
 		walkVariableSetStmt(x.VariableSetStmt, fn)
-	case *pg_query.Node_CreateStmt:
+	case *Node_CreateStmt:
 		walkCreateStmt(x.CreateStmt, fn)
-	case *pg_query.Node_Constraint:
+	case *Node_Constraint:
 		walkConstraint(x.Constraint, fn)
-	case *pg_query.Node_CreateTableSpaceStmt:
+	case *Node_CreateTableSpaceStmt:
 		walkCreateTableSpaceStmt(x.CreateTableSpaceStmt, fn)
-	case *pg_query.Node_AlterTableSpaceOptionsStmt:
+	case *Node_AlterTableSpaceOptionsStmt:
 		walkAlterTableSpaceOptionsStmt(x.AlterTableSpaceOptionsStmt, fn)
-	case *pg_query.Node_AlterTableMoveAllStmt:
+	case *Node_AlterTableMoveAllStmt:
 		walkAlterTableMoveAllStmt(x.AlterTableMoveAllStmt, fn)
-	case *pg_query.Node_CreateExtensionStmt:
+	case *Node_CreateExtensionStmt:
 		walkCreateExtensionStmt(x.CreateExtensionStmt, fn)
-	case *pg_query.Node_AlterExtensionStmt:
+	case *Node_AlterExtensionStmt:
 		walkAlterExtensionStmt(x.AlterExtensionStmt, fn)
-	case *pg_query.Node_AlterExtensionContentsStmt:
+	case *Node_AlterExtensionContentsStmt:
 		walkAlterExtensionContentsStmt(x.AlterExtensionContentsStmt, fn)
-	case *pg_query.Node_CreateFdwStmt:
+	case *Node_CreateFdwStmt:
 		walkCreateFdwStmt(x.CreateFdwStmt, fn)
-	case *pg_query.Node_AlterFdwStmt:
+	case *Node_AlterFdwStmt:
 		walkAlterFdwStmt(x.AlterFdwStmt, fn)
-	case *pg_query.Node_CreateForeignServerStmt:
+	case *Node_CreateForeignServerStmt:
 		walkCreateForeignServerStmt(x.CreateForeignServerStmt, fn)
-	case *pg_query.Node_AlterForeignServerStmt:
+	case *Node_AlterForeignServerStmt:
 		walkAlterForeignServerStmt(x.AlterForeignServerStmt, fn)
-	case *pg_query.Node_CreateForeignTableStmt:
+	case *Node_CreateForeignTableStmt:
 		walkCreateForeignTableStmt(x.CreateForeignTableStmt, fn)
-	case *pg_query.Node_CreateUserMappingStmt:
+	case *Node_CreateUserMappingStmt:
 		walkCreateUserMappingStmt(x.CreateUserMappingStmt, fn)
-	case *pg_query.Node_AlterUserMappingStmt:
+	case *Node_AlterUserMappingStmt:
 		walkAlterUserMappingStmt(x.AlterUserMappingStmt, fn)
-	case *pg_query.Node_ImportForeignSchemaStmt:
+	case *Node_ImportForeignSchemaStmt:
 		walkImportForeignSchemaStmt(x.ImportForeignSchemaStmt, fn)
-	case *pg_query.Node_CreatePolicyStmt:
+	case *Node_CreatePolicyStmt:
 		walkCreatePolicyStmt(x.CreatePolicyStmt, fn)
-	case *pg_query.Node_AlterPolicyStmt:
+	case *Node_AlterPolicyStmt:
 		walkAlterPolicyStmt(x.AlterPolicyStmt, fn)
-	case *pg_query.Node_CreateAmStmt:
+	case *Node_CreateAmStmt:
 		walkCreateAmStmt(x.CreateAmStmt, fn)
-	case *pg_query.Node_CreateTrigStmt:
+	case *Node_CreateTrigStmt:
 		walkCreateTrigStmt(x.CreateTrigStmt, fn)
-	case *pg_query.Node_CreateEventTrigStmt:
+	case *Node_CreateEventTrigStmt:
 		walkCreateEventTrigStmt(x.CreateEventTrigStmt, fn)
-	case *pg_query.Node_CreatePlangStmt:
+	case *Node_CreatePlangStmt:
 		walkCreatePLangStmt(x.CreatePlangStmt, fn)
-	case *pg_query.Node_CreateRoleStmt:
+	case *Node_CreateRoleStmt:
 		walkCreateRoleStmt(x.CreateRoleStmt, fn)
-	case *pg_query.Node_AlterRoleStmt:
+	case *Node_AlterRoleStmt:
 		walkAlterRoleStmt(x.AlterRoleStmt, fn)
-	case *pg_query.Node_AlterRoleSetStmt:
+	case *Node_AlterRoleSetStmt:
 		walkAlterRoleSetStmt(x.AlterRoleSetStmt, fn)
-	case *pg_query.Node_DropRoleStmt:
+	case *Node_DropRoleStmt:
 		walkDropRoleStmt(x.DropRoleStmt, fn)
-	case *pg_query.Node_CreateSeqStmt:
+	case *Node_CreateSeqStmt:
 		walkCreateSeqStmt(x.CreateSeqStmt, fn)
-	case *pg_query.Node_AlterSeqStmt:
+	case *Node_AlterSeqStmt:
 		walkAlterSeqStmt(x.AlterSeqStmt, fn)
-	case *pg_query.Node_DefineStmt:
+	case *Node_DefineStmt:
 		walkDefineStmt(x.DefineStmt, fn)
-	case *pg_query.Node_CreateDomainStmt:
+	case *Node_CreateDomainStmt:
 		walkCreateDomainStmt(x.CreateDomainStmt, fn)
-	case *pg_query.Node_CreateOpClassStmt:
+	case *Node_CreateOpClassStmt:
 		walkCreateOpClassStmt(x.CreateOpClassStmt, fn)
-	case *pg_query.Node_CreateOpClassItem:
+	case *Node_CreateOpClassItem:
 		walkCreateOpClassItem(x.CreateOpClassItem, fn)
-	case *pg_query.Node_CreateOpFamilyStmt:
+	case *Node_CreateOpFamilyStmt:
 		walkCreateOpFamilyStmt(x.CreateOpFamilyStmt, fn)
-	case *pg_query.Node_AlterOpFamilyStmt:
+	case *Node_AlterOpFamilyStmt:
 		walkAlterOpFamilyStmt(x.AlterOpFamilyStmt, fn)
-	case *pg_query.Node_DropStmt:
+	case *Node_DropStmt:
 		walkDropStmt(x.DropStmt, fn)
-	case *pg_query.Node_TruncateStmt:
+	case *Node_TruncateStmt:
 		walkTruncateStmt(x.TruncateStmt, fn)
-	case *pg_query.Node_CommentStmt:
+	case *Node_CommentStmt:
 		walkCommentStmt(x.CommentStmt, fn)
-	case *pg_query.Node_SecLabelStmt:
+	case *Node_SecLabelStmt:
 		walkSecLabelStmt(x.SecLabelStmt, fn)
-	case *pg_query.Node_DeclareCursorStmt:
+	case *Node_DeclareCursorStmt:
 		walkDeclareCursorStmt(x.DeclareCursorStmt, fn)
-	case *pg_query.Node_IndexStmt:
+	case *Node_IndexStmt:
 		walkIndexStmt(x.IndexStmt, fn)
-	case *pg_query.Node_CreateStatsStmt:
+	case *Node_CreateStatsStmt:
 		walkCreateStatsStmt(x.CreateStatsStmt, fn)
-	case *pg_query.Node_StatsElem:
+	case *Node_StatsElem:
 		walkStatsElem(x.StatsElem, fn)
-	case *pg_query.Node_AlterStatsStmt:
+	case *Node_AlterStatsStmt:
 		walkAlterStatsStmt(x.AlterStatsStmt, fn)
-	case *pg_query.Node_CreateFunctionStmt:
+	case *Node_CreateFunctionStmt:
 		walkCreateFunctionStmt(x.CreateFunctionStmt, fn)
-	case *pg_query.Node_FunctionParameter:
+	case *Node_FunctionParameter:
 		walkFunctionParameter(x.FunctionParameter, fn)
-	case *pg_query.Node_AlterFunctionStmt:
+	case *Node_AlterFunctionStmt:
 		walkAlterFunctionStmt(x.AlterFunctionStmt, fn)
-	case *pg_query.Node_DoStmt:
+	case *Node_DoStmt:
 		walkDoStmt(x.DoStmt, fn)
-	case *pg_query.Node_CallStmt:
+	case *Node_CallStmt:
 		walkCallStmt(x.CallStmt, fn)
-	case *pg_query.Node_RenameStmt:
+	case *Node_RenameStmt:
 		walkRenameStmt(x.RenameStmt, fn)
-	case *pg_query.Node_AlterObjectDependsStmt:
+	case *Node_AlterObjectDependsStmt:
 		walkAlterObjectDependsStmt(x.AlterObjectDependsStmt, fn)
-	case *pg_query.Node_AlterObjectSchemaStmt:
+	case *Node_AlterObjectSchemaStmt:
 		walkAlterObjectSchemaStmt(x.AlterObjectSchemaStmt, fn)
-	case *pg_query.Node_AlterOwnerStmt:
+	case *Node_AlterOwnerStmt:
 		walkAlterOwnerStmt(x.AlterOwnerStmt, fn)
-	case *pg_query.Node_AlterOperatorStmt:
+	case *Node_AlterOperatorStmt:
 		walkAlterOperatorStmt(x.AlterOperatorStmt, fn)
-	case *pg_query.Node_AlterTypeStmt:
+	case *Node_AlterTypeStmt:
 		walkAlterTypeStmt(x.AlterTypeStmt, fn)
-	case *pg_query.Node_RuleStmt:
+	case *Node_RuleStmt:
 		walkRuleStmt(x.RuleStmt, fn)
-	case *pg_query.Node_TransactionStmt:
+	case *Node_TransactionStmt:
 		walkTransactionStmt(x.TransactionStmt, fn)
-	case *pg_query.Node_CompositeTypeStmt:
+	case *Node_CompositeTypeStmt:
 		walkCompositeTypeStmt(x.CompositeTypeStmt, fn)
-	case *pg_query.Node_CreateEnumStmt:
+	case *Node_CreateEnumStmt:
 		walkCreateEnumStmt(x.CreateEnumStmt, fn)
-	case *pg_query.Node_CreateRangeStmt:
+	case *Node_CreateRangeStmt:
 		walkCreateRangeStmt(x.CreateRangeStmt, fn)
-	case *pg_query.Node_AlterEnumStmt:
+	case *Node_AlterEnumStmt:
 		walkAlterEnumStmt(x.AlterEnumStmt, fn)
-	case *pg_query.Node_ViewStmt:
+	case *Node_ViewStmt:
 		walkViewStmt(x.ViewStmt, fn)
-	case *pg_query.Node_CreatedbStmt:
+	case *Node_CreatedbStmt:
 		walkCreatedbStmt(x.CreatedbStmt, fn)
-	case *pg_query.Node_AlterDatabaseStmt:
+	case *Node_AlterDatabaseStmt:
 		walkAlterDatabaseStmt(x.AlterDatabaseStmt, fn)
-	case *pg_query.Node_AlterDatabaseSetStmt:
+	case *Node_AlterDatabaseSetStmt:
 		walkAlterDatabaseSetStmt(x.AlterDatabaseSetStmt, fn)
-	case *pg_query.Node_DropdbStmt:
+	case *Node_DropdbStmt:
 		walkDropdbStmt(x.DropdbStmt, fn)
-	case *pg_query.Node_AlterSystemStmt:
+	case *Node_AlterSystemStmt:
 		walkAlterSystemStmt(x.AlterSystemStmt, fn)
-	case *pg_query.Node_ClusterStmt:
+	case *Node_ClusterStmt:
 		walkClusterStmt(x.ClusterStmt, fn)
-	case *pg_query.Node_VacuumStmt:
+	case *Node_VacuumStmt:
 		walkVacuumStmt(x.VacuumStmt, fn)
-	case *pg_query.Node_VacuumRelation:
+	case *Node_VacuumRelation:
 		walkVacuumRelation(x.VacuumRelation, fn)
-	case *pg_query.Node_ExplainStmt:
+	case *Node_ExplainStmt:
 		walkExplainStmt(x.ExplainStmt, fn)
-	case *pg_query.Node_CreateTableAsStmt:
+	case *Node_CreateTableAsStmt:
 		walkCreateTableAsStmt(x.CreateTableAsStmt, fn)
-	case *pg_query.Node_RefreshMatViewStmt:
+	case *Node_RefreshMatViewStmt:
 		walkRefreshMatViewStmt(x.RefreshMatViewStmt, fn)
-	case *pg_query.Node_LockStmt:
+	case *Node_LockStmt:
 		walkLockStmt(x.LockStmt, fn)
-	case *pg_query.Node_ConstraintsSetStmt:
+	case *Node_ConstraintsSetStmt:
 		walkConstraintsSetStmt(x.ConstraintsSetStmt, fn)
-	case *pg_query.Node_ReindexStmt:
+	case *Node_ReindexStmt:
 		walkReindexStmt(x.ReindexStmt, fn)
-	case *pg_query.Node_CreateConversionStmt:
+	case *Node_CreateConversionStmt:
 		walkCreateConversionStmt(x.CreateConversionStmt, fn)
-	case *pg_query.Node_CreateCastStmt:
+	case *Node_CreateCastStmt:
 		walkCreateCastStmt(x.CreateCastStmt, fn)
-	case *pg_query.Node_CreateTransformStmt:
+	case *Node_CreateTransformStmt:
 		walkCreateTransformStmt(x.CreateTransformStmt, fn)
-	case *pg_query.Node_PrepareStmt:
+	case *Node_PrepareStmt:
 		walkPrepareStmt(x.PrepareStmt, fn)
-	case *pg_query.Node_ExecuteStmt:
+	case *Node_ExecuteStmt:
 		walkExecuteStmt(x.ExecuteStmt, fn)
-	case *pg_query.Node_DropOwnedStmt:
+	case *Node_DropOwnedStmt:
 		walkDropOwnedStmt(x.DropOwnedStmt, fn)
-	case *pg_query.Node_ReassignOwnedStmt:
+	case *Node_ReassignOwnedStmt:
 		walkReassignOwnedStmt(x.ReassignOwnedStmt, fn)
-	case *pg_query.Node_AlterTsdictionaryStmt:
+	case *Node_AlterTsdictionaryStmt:
 		walkAlterTSDictionaryStmt(x.AlterTsdictionaryStmt, fn)
-	case *pg_query.Node_AlterTsconfigurationStmt:
+	case *Node_AlterTsconfigurationStmt:
 		walkAlterTSConfigurationStmt(x.AlterTsconfigurationStmt, fn)
-	case *pg_query.Node_PublicationTable:
+	case *Node_PublicationTable:
 		walkPublicationTable(x.PublicationTable, fn)
-	case *pg_query.Node_PublicationObjSpec:
+	case *Node_PublicationObjSpec:
 		walkPublicationObjSpec(x.PublicationObjSpec, fn)
-	case *pg_query.Node_CreatePublicationStmt:
+	case *Node_CreatePublicationStmt:
 		walkCreatePublicationStmt(x.CreatePublicationStmt, fn)
-	case *pg_query.Node_AlterPublicationStmt:
+	case *Node_AlterPublicationStmt:
 		walkAlterPublicationStmt(x.AlterPublicationStmt, fn)
-	case *pg_query.Node_CreateSubscriptionStmt:
+	case *Node_CreateSubscriptionStmt:
 		walkCreateSubscriptionStmt(x.CreateSubscriptionStmt, fn)
-	case *pg_query.Node_AlterSubscriptionStmt:
+	case *Node_AlterSubscriptionStmt:
 		walkAlterSubscriptionStmt(x.AlterSubscriptionStmt, fn)
-	case *pg_query.Node_List:
+	case *Node_List:
 		walkList(x.List, fn)
-	case *pg_query.Node_IntList:
+	case *Node_IntList:
 		walkIntList(x.IntList, fn)
-	case *pg_query.Node_OidList:
+	case *Node_OidList:
 		walkOidList(x.OidList, fn)
 	}
 }
 
-func walkNullIfExpr(m *pg_query.NullIfExpr, fn func(*pg_query.Node) bool) {
+func walkNullIfExpr(m *NullIfExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19253,7 +20032,7 @@ func walkNullIfExpr(m *pg_query.NullIfExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkNullTest(m *pg_query.NullTest, fn func(*pg_query.Node) bool) {
+func walkNullTest(m *NullTest, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19261,7 +20040,7 @@ func walkNullTest(m *pg_query.NullTest, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkObjectWithArgs(m *pg_query.ObjectWithArgs, fn func(*pg_query.Node) bool) {
+func walkObjectWithArgs(m *ObjectWithArgs, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19276,7 +20055,7 @@ func walkObjectWithArgs(m *pg_query.ObjectWithArgs, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkOidList(m *pg_query.OidList, fn func(*pg_query.Node) bool) {
+func walkOidList(m *OidList, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19285,7 +20064,7 @@ func walkOidList(m *pg_query.OidList, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkOnConflictClause(m *pg_query.OnConflictClause, fn func(*pg_query.Node) bool) {
+func walkOnConflictClause(m *OnConflictClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19296,7 +20075,7 @@ func walkOnConflictClause(m *pg_query.OnConflictClause, fn func(*pg_query.Node) 
 	walkNode(m.WhereClause, fn)
 }
 
-func walkOnConflictExpr(m *pg_query.OnConflictExpr, fn func(*pg_query.Node) bool) {
+func walkOnConflictExpr(m *OnConflictExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19313,7 +20092,7 @@ func walkOnConflictExpr(m *pg_query.OnConflictExpr, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkOpExpr(m *pg_query.OpExpr, fn func(*pg_query.Node) bool) {
+func walkOpExpr(m *OpExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19323,7 +20102,7 @@ func walkOpExpr(m *pg_query.OpExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkPLAssignStmt(m *pg_query.PLAssignStmt, fn func(*pg_query.Node) bool) {
+func walkPLAssignStmt(m *PLAssignStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19333,14 +20112,14 @@ func walkPLAssignStmt(m *pg_query.PLAssignStmt, fn func(*pg_query.Node) bool) {
 	walkSelectStmt(m.Val, fn)
 }
 
-func walkParam(m *pg_query.Param, fn func(*pg_query.Node) bool) {
+func walkParam(m *Param, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkParseResult(m *pg_query.ParseResult, fn func(*pg_query.Node) bool) {
+func walkParseResult(m *ParseResult, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19349,7 +20128,7 @@ func walkParseResult(m *pg_query.ParseResult, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkPartitionBoundSpec(m *pg_query.PartitionBoundSpec, fn func(*pg_query.Node) bool) {
+func walkPartitionBoundSpec(m *PartitionBoundSpec, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19364,7 +20143,7 @@ func walkPartitionBoundSpec(m *pg_query.PartitionBoundSpec, fn func(*pg_query.No
 	}
 }
 
-func walkPartitionCmd(m *pg_query.PartitionCmd, fn func(*pg_query.Node) bool) {
+func walkPartitionCmd(m *PartitionCmd, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19372,7 +20151,7 @@ func walkPartitionCmd(m *pg_query.PartitionCmd, fn func(*pg_query.Node) bool) {
 	walkPartitionBoundSpec(m.Bound, fn)
 }
 
-func walkPartitionElem(m *pg_query.PartitionElem, fn func(*pg_query.Node) bool) {
+func walkPartitionElem(m *PartitionElem, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19385,14 +20164,14 @@ func walkPartitionElem(m *pg_query.PartitionElem, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkPartitionRangeDatum(m *pg_query.PartitionRangeDatum, fn func(*pg_query.Node) bool) {
+func walkPartitionRangeDatum(m *PartitionRangeDatum, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Value, fn)
 }
 
-func walkPartitionSpec(m *pg_query.PartitionSpec, fn func(*pg_query.Node) bool) {
+func walkPartitionSpec(m *PartitionSpec, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19401,7 +20180,7 @@ func walkPartitionSpec(m *pg_query.PartitionSpec, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkPrepareStmt(m *pg_query.PrepareStmt, fn func(*pg_query.Node) bool) {
+func walkPrepareStmt(m *PrepareStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19411,14 +20190,14 @@ func walkPrepareStmt(m *pg_query.PrepareStmt, fn func(*pg_query.Node) bool) {
 	walkNode(m.Query, fn)
 }
 
-func walkPublicationObjSpec(m *pg_query.PublicationObjSpec, fn func(*pg_query.Node) bool) {
+func walkPublicationObjSpec(m *PublicationObjSpec, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkPublicationTable(m.Pubtable, fn)
 }
 
-func walkPublicationTable(m *pg_query.PublicationTable, fn func(*pg_query.Node) bool) {
+func walkPublicationTable(m *PublicationTable, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19429,7 +20208,7 @@ func walkPublicationTable(m *pg_query.PublicationTable, fn func(*pg_query.Node) 
 	}
 }
 
-func walkQuery(m *pg_query.Query, fn func(*pg_query.Node) bool) {
+func walkQuery(m *Query, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19485,7 +20264,7 @@ func walkQuery(m *pg_query.Query, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkRangeFunction(m *pg_query.RangeFunction, fn func(*pg_query.Node) bool) {
+func walkRangeFunction(m *RangeFunction, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19498,7 +20277,7 @@ func walkRangeFunction(m *pg_query.RangeFunction, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkRangeSubselect(m *pg_query.RangeSubselect, fn func(*pg_query.Node) bool) {
+func walkRangeSubselect(m *RangeSubselect, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19506,7 +20285,7 @@ func walkRangeSubselect(m *pg_query.RangeSubselect, fn func(*pg_query.Node) bool
 	walkAlias(m.Alias, fn)
 }
 
-func walkRangeTableFunc(m *pg_query.RangeTableFunc, fn func(*pg_query.Node) bool) {
+func walkRangeTableFunc(m *RangeTableFunc, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19521,7 +20300,7 @@ func walkRangeTableFunc(m *pg_query.RangeTableFunc, fn func(*pg_query.Node) bool
 	walkAlias(m.Alias, fn)
 }
 
-func walkRangeTableFuncCol(m *pg_query.RangeTableFuncCol, fn func(*pg_query.Node) bool) {
+func walkRangeTableFuncCol(m *RangeTableFuncCol, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19530,7 +20309,7 @@ func walkRangeTableFuncCol(m *pg_query.RangeTableFuncCol, fn func(*pg_query.Node
 	walkNode(m.Coldefexpr, fn)
 }
 
-func walkRangeTableSample(m *pg_query.RangeTableSample, fn func(*pg_query.Node) bool) {
+func walkRangeTableSample(m *RangeTableSample, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19544,7 +20323,7 @@ func walkRangeTableSample(m *pg_query.RangeTableSample, fn func(*pg_query.Node) 
 	walkNode(m.Repeatable, fn)
 }
 
-func walkRangeTblEntry(m *pg_query.RangeTblEntry, fn func(*pg_query.Node) bool) {
+func walkRangeTblEntry(m *RangeTblEntry, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19583,7 +20362,7 @@ func walkRangeTblEntry(m *pg_query.RangeTblEntry, fn func(*pg_query.Node) bool) 
 	}
 }
 
-func walkRangeTblFunction(m *pg_query.RangeTblFunction, fn func(*pg_query.Node) bool) {
+func walkRangeTblFunction(m *RangeTblFunction, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19602,21 +20381,21 @@ func walkRangeTblFunction(m *pg_query.RangeTblFunction, fn func(*pg_query.Node) 
 	}
 }
 
-func walkRangeVar(m *pg_query.RangeVar, fn func(*pg_query.Node) bool) {
+func walkRangeVar(m *RangeVar, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkAlias(m.Alias, fn)
 }
 
-func walkRawStmt(m *pg_query.RawStmt, fn func(*pg_query.Node) bool) {
+func walkRawStmt(m *RawStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Stmt, fn)
 }
 
-func walkReassignOwnedStmt(m *pg_query.ReassignOwnedStmt, fn func(*pg_query.Node) bool) {
+func walkReassignOwnedStmt(m *ReassignOwnedStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19625,14 +20404,14 @@ func walkReassignOwnedStmt(m *pg_query.ReassignOwnedStmt, fn func(*pg_query.Node
 	}
 }
 
-func walkRefreshMatViewStmt(m *pg_query.RefreshMatViewStmt, fn func(*pg_query.Node) bool) {
+func walkRefreshMatViewStmt(m *RefreshMatViewStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkRangeVar(m.Relation, fn)
 }
 
-func walkReindexStmt(m *pg_query.ReindexStmt, fn func(*pg_query.Node) bool) {
+func walkReindexStmt(m *ReindexStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19642,7 +20421,7 @@ func walkReindexStmt(m *pg_query.ReindexStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkRelabelType(m *pg_query.RelabelType, fn func(*pg_query.Node) bool) {
+func walkRelabelType(m *RelabelType, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19650,7 +20429,7 @@ func walkRelabelType(m *pg_query.RelabelType, fn func(*pg_query.Node) bool) {
 	walkNode(m.Arg, fn)
 }
 
-func walkRenameStmt(m *pg_query.RenameStmt, fn func(*pg_query.Node) bool) {
+func walkRenameStmt(m *RenameStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19658,7 +20437,7 @@ func walkRenameStmt(m *pg_query.RenameStmt, fn func(*pg_query.Node) bool) {
 	walkNode(m.Object, fn)
 }
 
-func walkResTarget(m *pg_query.ResTarget, fn func(*pg_query.Node) bool) {
+func walkResTarget(m *ResTarget, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19668,14 +20447,14 @@ func walkResTarget(m *pg_query.ResTarget, fn func(*pg_query.Node) bool) {
 	walkNode(m.Val, fn)
 }
 
-func walkReturnStmt(m *pg_query.ReturnStmt, fn func(*pg_query.Node) bool) {
+func walkReturnStmt(m *ReturnStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Returnval, fn)
 }
 
-func walkRowCompareExpr(m *pg_query.RowCompareExpr, fn func(*pg_query.Node) bool) {
+func walkRowCompareExpr(m *RowCompareExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19697,7 +20476,7 @@ func walkRowCompareExpr(m *pg_query.RowCompareExpr, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkRowExpr(m *pg_query.RowExpr, fn func(*pg_query.Node) bool) {
+func walkRowExpr(m *RowExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19710,7 +20489,7 @@ func walkRowExpr(m *pg_query.RowExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkRuleStmt(m *pg_query.RuleStmt, fn func(*pg_query.Node) bool) {
+func walkRuleStmt(m *RuleStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19721,14 +20500,14 @@ func walkRuleStmt(m *pg_query.RuleStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkSQLValueFunction(m *pg_query.SQLValueFunction, fn func(*pg_query.Node) bool) {
+func walkSQLValueFunction(m *SQLValueFunction, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkScalarArrayOpExpr(m *pg_query.ScalarArrayOpExpr, fn func(*pg_query.Node) bool) {
+func walkScalarArrayOpExpr(m *ScalarArrayOpExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19738,14 +20517,14 @@ func walkScalarArrayOpExpr(m *pg_query.ScalarArrayOpExpr, fn func(*pg_query.Node
 	}
 }
 
-func walkSecLabelStmt(m *pg_query.SecLabelStmt, fn func(*pg_query.Node) bool) {
+func walkSecLabelStmt(m *SecLabelStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Object, fn)
 }
 
-func walkSelectStmt(m *pg_query.SelectStmt, fn func(*pg_query.Node) bool) {
+func walkSelectStmt(m *SelectStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19783,7 +20562,7 @@ func walkSelectStmt(m *pg_query.SelectStmt, fn func(*pg_query.Node) bool) {
 	walkSelectStmt(m.Rarg, fn)
 }
 
-func walkSetOperationStmt(m *pg_query.SetOperationStmt, fn func(*pg_query.Node) bool) {
+func walkSetOperationStmt(m *SetOperationStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19803,14 +20582,14 @@ func walkSetOperationStmt(m *pg_query.SetOperationStmt, fn func(*pg_query.Node) 
 	}
 }
 
-func walkSetToDefault(m *pg_query.SetToDefault, fn func(*pg_query.Node) bool) {
+func walkSetToDefault(m *SetToDefault, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkSortBy(m *pg_query.SortBy, fn func(*pg_query.Node) bool) {
+func walkSortBy(m *SortBy, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19820,14 +20599,14 @@ func walkSortBy(m *pg_query.SortBy, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkStatsElem(m *pg_query.StatsElem, fn func(*pg_query.Node) bool) {
+func walkStatsElem(m *StatsElem, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Expr, fn)
 }
 
-func walkSubLink(m *pg_query.SubLink, fn func(*pg_query.Node) bool) {
+func walkSubLink(m *SubLink, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19839,7 +20618,7 @@ func walkSubLink(m *pg_query.SubLink, fn func(*pg_query.Node) bool) {
 	walkNode(m.Subselect, fn)
 }
 
-func walkSubPlan(m *pg_query.SubPlan, fn func(*pg_query.Node) bool) {
+func walkSubPlan(m *SubPlan, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19859,7 +20638,7 @@ func walkSubPlan(m *pg_query.SubPlan, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkSubscriptingRef(m *pg_query.SubscriptingRef, fn func(*pg_query.Node) bool) {
+func walkSubscriptingRef(m *SubscriptingRef, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19874,7 +20653,7 @@ func walkSubscriptingRef(m *pg_query.SubscriptingRef, fn func(*pg_query.Node) bo
 	walkNode(m.Refassgnexpr, fn)
 }
 
-func walkTableFunc(m *pg_query.TableFunc, fn func(*pg_query.Node) bool) {
+func walkTableFunc(m *TableFunc, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19913,14 +20692,14 @@ func walkTableFunc(m *pg_query.TableFunc, fn func(*pg_query.Node) bool) {
 	walkNode(m.Plan, fn)
 }
 
-func walkTableLikeClause(m *pg_query.TableLikeClause, fn func(*pg_query.Node) bool) {
+func walkTableLikeClause(m *TableLikeClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkRangeVar(m.Relation, fn)
 }
 
-func walkTableSampleClause(m *pg_query.TableSampleClause, fn func(*pg_query.Node) bool) {
+func walkTableSampleClause(m *TableSampleClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19930,7 +20709,7 @@ func walkTableSampleClause(m *pg_query.TableSampleClause, fn func(*pg_query.Node
 	walkNode(m.Repeatable, fn)
 }
 
-func walkTargetEntry(m *pg_query.TargetEntry, fn func(*pg_query.Node) bool) {
+func walkTargetEntry(m *TargetEntry, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19938,7 +20717,7 @@ func walkTargetEntry(m *pg_query.TargetEntry, fn func(*pg_query.Node) bool) {
 	walkNode(m.Expr, fn)
 }
 
-func walkTransactionStmt(m *pg_query.TransactionStmt, fn func(*pg_query.Node) bool) {
+func walkTransactionStmt(m *TransactionStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19947,7 +20726,7 @@ func walkTransactionStmt(m *pg_query.TransactionStmt, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkTruncateStmt(m *pg_query.TruncateStmt, fn func(*pg_query.Node) bool) {
+func walkTruncateStmt(m *TruncateStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19956,7 +20735,7 @@ func walkTruncateStmt(m *pg_query.TruncateStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkTypeCast(m *pg_query.TypeCast, fn func(*pg_query.Node) bool) {
+func walkTypeCast(m *TypeCast, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19964,7 +20743,7 @@ func walkTypeCast(m *pg_query.TypeCast, fn func(*pg_query.Node) bool) {
 	walkTypeName(m.TypeName, fn)
 }
 
-func walkTypeName(m *pg_query.TypeName, fn func(*pg_query.Node) bool) {
+func walkTypeName(m *TypeName, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19979,7 +20758,7 @@ func walkTypeName(m *pg_query.TypeName, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkUpdateStmt(m *pg_query.UpdateStmt, fn func(*pg_query.Node) bool) {
+func walkUpdateStmt(m *UpdateStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -19997,7 +20776,7 @@ func walkUpdateStmt(m *pg_query.UpdateStmt, fn func(*pg_query.Node) bool) {
 	walkWithClause(m.WithClause, fn)
 }
 
-func walkVacuumRelation(m *pg_query.VacuumRelation, fn func(*pg_query.Node) bool) {
+func walkVacuumRelation(m *VacuumRelation, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20007,7 +20786,7 @@ func walkVacuumRelation(m *pg_query.VacuumRelation, fn func(*pg_query.Node) bool
 	}
 }
 
-func walkVacuumStmt(m *pg_query.VacuumStmt, fn func(*pg_query.Node) bool) {
+func walkVacuumStmt(m *VacuumStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20019,14 +20798,14 @@ func walkVacuumStmt(m *pg_query.VacuumStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkVar(m *pg_query.Var, fn func(*pg_query.Node) bool) {
+func walkVar(m *Var, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Xpr, fn)
 }
 
-func walkVariableSetStmt(m *pg_query.VariableSetStmt, fn func(*pg_query.Node) bool) {
+func walkVariableSetStmt(m *VariableSetStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20035,7 +20814,7 @@ func walkVariableSetStmt(m *pg_query.VariableSetStmt, fn func(*pg_query.Node) bo
 	}
 }
 
-func walkViewStmt(m *pg_query.ViewStmt, fn func(*pg_query.Node) bool) {
+func walkViewStmt(m *ViewStmt, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20049,7 +20828,7 @@ func walkViewStmt(m *pg_query.ViewStmt, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkWindowClause(m *pg_query.WindowClause, fn func(*pg_query.Node) bool) {
+func walkWindowClause(m *WindowClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20063,7 +20842,7 @@ func walkWindowClause(m *pg_query.WindowClause, fn func(*pg_query.Node) bool) {
 	walkNode(m.EndOffset, fn)
 }
 
-func walkWindowDef(m *pg_query.WindowDef, fn func(*pg_query.Node) bool) {
+func walkWindowDef(m *WindowDef, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20077,7 +20856,7 @@ func walkWindowDef(m *pg_query.WindowDef, fn func(*pg_query.Node) bool) {
 	walkNode(m.EndOffset, fn)
 }
 
-func walkWindowFunc(m *pg_query.WindowFunc, fn func(*pg_query.Node) bool) {
+func walkWindowFunc(m *WindowFunc, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20091,7 +20870,7 @@ func walkWindowFunc(m *pg_query.WindowFunc, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkWindowFuncRunCondition(m *pg_query.WindowFuncRunCondition, fn func(*pg_query.Node) bool) {
+func walkWindowFuncRunCondition(m *WindowFuncRunCondition, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20099,14 +20878,14 @@ func walkWindowFuncRunCondition(m *pg_query.WindowFuncRunCondition, fn func(*pg_
 	walkNode(m.Arg, fn)
 }
 
-func walkWithCheckOption(m *pg_query.WithCheckOption, fn func(*pg_query.Node) bool) {
+func walkWithCheckOption(m *WithCheckOption, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
 	walkNode(m.Qual, fn)
 }
 
-func walkWithClause(m *pg_query.WithClause, fn func(*pg_query.Node) bool) {
+func walkWithClause(m *WithClause, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20115,7 +20894,7 @@ func walkWithClause(m *pg_query.WithClause, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkXmlExpr(m *pg_query.XmlExpr, fn func(*pg_query.Node) bool) {
+func walkXmlExpr(m *XmlExpr, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
@@ -20131,7 +20910,7 @@ func walkXmlExpr(m *pg_query.XmlExpr, fn func(*pg_query.Node) bool) {
 	}
 }
 
-func walkXmlSerialize(m *pg_query.XmlSerialize, fn func(*pg_query.Node) bool) {
+func walkXmlSerialize(m *XmlSerialize, fn func(*Node) bool) {
 	if m == nil {
 		return
 	}
