@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pganalyze/pg_query_go/v6/parser"
+
 	"github.com/tandem-pg/tandem/internal/pgtree"
 )
 

@@ -87,11 +87,14 @@ type KubeReport struct {
 	Reloads int `json:"reloads"`
 	// OldPods is how many pods of the old release the run saw; LastOldPodGoneS when the
 	// last of them was deleted for good (seconds since the load started), terminating
-	// ones included; ContractAfterOldPods whether every contract began after it: the
-	// API server held none of them as each began.
+	// ones included; ContractAfterOldPods whether every contract began with no pod of
+	// the release it drops left: the API server, listed as each began, held none.
 	OldPods              int     `json:"old_pods"`
 	LastOldPodGoneS      float64 `json:"last_old_pod_gone_s"`
 	ContractAfterOldPods bool    `json:"contract_after_old_pods"`
+	// OldPodsAtContract says, when ContractAfterOldPods is false, why: the old pods that
+	// existed as a contract began, or a listing that failed.
+	OldPodsAtContract []string `json:"old_pods_at_contract,omitempty"`
 }
 
 func (k *KubeReport) summary(w io.Writer) {
@@ -102,6 +105,9 @@ func (k *KubeReport) summary(w io.Writer) {
 	fmt.Fprintf(w, "kubernetes: %d replicas in %s, preStop %.0fs; HAProxy follows the EndpointSlices %.0fs late, reloads at most every %.0fs (%d during the load)\n",
 		k.Replicas, k.Namespace, k.PreStopS, k.PropagationS, k.ReloadIntervalS, k.Reloads)
 	fmt.Fprintf(w, "  the last of %d old pods was deleted at %.2fs; contract after it: %s\n", k.OldPods, k.LastOldPodGoneS, verdict)
+	for _, why := range k.OldPodsAtContract {
+		fmt.Fprintf(w, "    %s\n", why)
+	}
 }
 
 func (o *KubeOptions) defaults() error {
@@ -301,7 +307,7 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 	up, err := k.openUpgrader(ctx, be, log, func(e upgrade.Event) {
 		be.StepEvent(context.Background(), rels[0], e) // every release names the same Deployment
 		if pods != nil && (e.Step == upgrade.StepContract || e.Step == upgrade.StepCompleteDeferred) && e.What == "begins" {
-			pods.atContract(ctx, opts.From)
+			pods.atContract(ctx, e.Step)
 		}
 	})
 	if err != nil {
@@ -463,7 +469,9 @@ func RunKube(ctx context.Context, ko KubeOptions) (*Report, error) {
 		ReloadIntervalS: ko.ReloadInterval.Seconds(), PropagationS: ko.Propagation.Seconds(), Reloads: reloads}
 	reloadsMu.Unlock()
 	rep.Kube.OldPods, rep.Kube.LastOldPodGoneS = pods.lastGone(k.run, opts.From)
-	rep.Kube.ContractAfterOldPods = rep.Kube.OldPods > 0 && rep.Kube.LastOldPodGoneS > 0 && pods.contractsClear(len(rep.Upgrade.Contracts))
+	rep.Kube.OldPodsAtContract = pods.oldAtContract(rep.Upgrade.Contracts)
+	rep.Kube.ContractAfterOldPods = rep.Kube.OldPods > 0 && rep.Kube.LastOldPodGoneS > 0 &&
+		len(rep.Kube.OldPodsAtContract) == 0
 	if err := rt.Err(); err != nil {
 		return rep, fmt.Errorf("router: %w (see %s)", err, hap.LogPath())
 	}
@@ -650,46 +658,87 @@ func (f *sliceFollower) changed(eps, next []haproxy.Endpoint) []haproxy.Endpoint
 }
 
 // podWatch records the release of each pod of the namespace and when it was deleted for
-// good, and which pods of the old release the API server still held as each contract
-// began. That is the verdict's ground: the watch's time for a deletion is when the event
-// arrived, which a busy machine delays past the moment the orchestrator, polling, saw
-// the pod gone and began contract.
+// good, and the pods the API server still held as each contract began, with their
+// releases. That is the verdict's ground: the watch's time for a deletion is when the
+// event arrived, which a busy machine delays past the moment the orchestrator, polling,
+// saw the pod gone and began contract.
 type podWatch struct {
 	client kubeapi.Interface
 	ns     string
 	cancel func()
 	done   chan struct{}
 
-	mu        sync.Mutex
-	release   map[string]string    // pod -> the release it runs
-	gone      map[string]time.Time // pod -> when it was deleted
-	contracts int                  // contracts seen beginning
-	oldLeft   []string             // pods of the old release present as one began, or why unknown
+	mu      sync.Mutex
+	release map[string]string    // pod -> the release it runs
+	gone    map[string]time.Time // pod -> when it was deleted
+	// atStep holds, per contract step (upgrade.StepContract, StepCompleteDeferred), one
+	// listing per time the step began, in order.
+	atStep map[string][]podListing
 }
 
-// atContract records the pods of release old that exist as a contract begins.
-func (p *podWatch) atContract(ctx context.Context, old string) {
+// podListing is the pods of the namespace at one moment, by release, or why they are
+// not known.
+type podListing struct {
+	release map[string]string // pod -> release
+	err     error
+}
+
+// atContract lists the pods as the contract step step begins.
+func (p *podWatch) atContract(ctx context.Context, step string) {
 	l, err := p.client.Pods(p.ns).List(ctx, metav1.ListOptions{})
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.contracts++
-	if err != nil {
-		p.oldLeft = append(p.oldLeft, "unknown: "+err.Error())
-		return
-	}
-	for i := range l.Items {
-		if releaseOf(&l.Items[i]) == old {
-			p.oldLeft = append(p.oldLeft, l.Items[i].Name)
+	got := podListing{err: err, release: map[string]string{}}
+	if err == nil {
+		for i := range l.Items {
+			got.release[l.Items[i].Name] = releaseOf(&l.Items[i])
 		}
 	}
-}
-
-// contractsClear reports whether no contract began while a pod of the old release
-// existed, and one was seen beginning if the run had n > 0.
-func (p *podWatch) contractsClear(n int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return (n == 0 || p.contracts > 0) && len(p.oldLeft) == 0
+	if p.atStep == nil {
+		p.atStep = map[string][]podListing{}
+	}
+	p.atStep[step] = append(p.atStep[step], got)
+}
+
+// oldAtContract pairs the listings taken as contracts began with the report's contracts,
+// in order per step, and returns what was wrong: a pod of the release a contract drops
+// that still existed as it began, a listing that failed, or a contract with no listing.
+// Nothing returned means every contract began with no pod of its old release left.
+func (p *podWatch) oldAtContract(contracts []ContractCheck) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var why []string
+	used := map[string]int{}
+	for _, c := range contracts {
+		i := used[c.Step]
+		used[c.Step]++
+		if i >= len(p.atStep[c.Step]) {
+			why = append(why, c.Contract+": no listing of the pods as it began")
+			continue
+		}
+		l := p.atStep[c.Step][i]
+		if l.err != nil {
+			why = append(why, fmt.Sprintf("%s: listing the pods as it began: %v", c.Contract, l.err))
+			continue
+		}
+		var left []string
+		for pod, rel := range l.release {
+			if rel == c.OldRelease {
+				left = append(left, pod)
+			}
+		}
+		if len(left) > 0 {
+			slices.Sort(left)
+			why = append(why, fmt.Sprintf("%s began while %s pods existed: %s", c.Contract, c.OldRelease, strings.Join(left, ", ")))
+		}
+	}
+	for step, ls := range p.atStep {
+		if n := len(ls) - used[step]; n > 0 {
+			why = append(why, fmt.Sprintf("%d more %s steps began than the report has", n, step))
+		}
+	}
+	slices.Sort(why)
+	return why
 }
 
 func (p *podWatch) start(ctx context.Context) error {

@@ -763,8 +763,8 @@ func upgradeReport(r *run, recs []*upgrade.Record, evs []upgrade.Event, w *regis
 	}
 	// Each contract, the hops' own and the deferred ones completed first, must come after
 	// the last instance of the release whose schema version it drops.
-	check := func(rec *upgrade.Record, what string, at []time.Time, old string) []time.Time {
-		c := ContractCheck{Upgrade: rec.ID, Contract: what, OldRelease: old}
+	check := func(rec *upgrade.Record, what, step string, at []time.Time, old string) []time.Time {
+		c := ContractCheck{Upgrade: rec.ID, Contract: what, Step: step, OldRelease: old}
 		if len(at) > 0 {
 			c.AtS, at = r.since(at[0]).Seconds(), at[1:]
 		}
@@ -778,10 +778,10 @@ func upgradeReport(r *run, recs []*upgrade.Record, evs []upgrade.Event, w *regis
 	for _, rec := range recs {
 		steps := rec.Steps()
 		if slices.Contains(steps, upgrade.StepCompleteDeferred) && rec.PendingContract != nil {
-			completes = check(rec, rec.PendingContract.Release+"'s deferred contract", completes, rec.PendingContract.OldRelease)
+			completes = check(rec, rec.PendingContract.Release+"'s deferred contract", upgrade.StepCompleteDeferred, completes, rec.PendingContract.OldRelease)
 		}
 		if slices.Contains(steps, upgrade.StepContract) && rec.Migration != "" {
-			contracts = check(rec, rec.To+"'s contract", contracts, rec.From)
+			contracts = check(rec, rec.To+"'s contract", upgrade.StepContract, contracts, rec.From)
 		}
 	}
 	u.ContractAfterOldGone = true
@@ -797,8 +797,11 @@ func upgradeReport(r *run, recs []*upgrade.Record, evs []upgrade.Event, w *regis
 // ContractCheck is one contract of a run's upgrades: when it began, and when a watch on
 // the registry last saw an instance of the release whose schema version it drops.
 type ContractCheck struct {
-	Upgrade      int64   `json:"upgrade"`
-	Contract     string  `json:"contract"`
+	Upgrade  int64  `json:"upgrade"`
+	Contract string `json:"contract"`
+	// Step is the upgrade step that ran it: upgrade.StepContract, or
+	// upgrade.StepCompleteDeferred for a contract an earlier upgrade deferred.
+	Step         string  `json:"step"`
 	OldRelease   string  `json:"old_release"`
 	AtS          float64 `json:"at_s"`
 	LastOldSeenS float64 `json:"last_old_seen_in_registry_s"`
@@ -910,7 +913,11 @@ func (r *Report) Proven() (bool, []string) {
 		}
 	}
 	if k := r.Kube; k != nil && !k.ContractAfterOldPods {
-		why = append(why, "contract did not come after the last old pod was deleted")
+		w := "contract did not come after the last old pod was deleted"
+		if len(k.OldPodsAtContract) > 0 {
+			w += ": " + strings.Join(k.OldPodsAtContract, "; ")
+		}
+		why = append(why, w)
 	}
 	return len(why) == 0, why
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,19 +27,9 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string) {
 	global = globals{}
 	root := newRootCmd()
 	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
 	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		return cli.ExitOK, out.String()
-	}
-	var se cli.SilentExit
-	if errors.As(err, &se) {
-		return int(se), out.String()
-	}
-	return exitCode(err), out.String() + "error: " + err.Error()
+	code := cli.Execute(context.Background(), root, args, &out, &out, exitCode)
+	return code, out.String()
 }
 
 func TestLintCommand(t *testing.T) {

@@ -30,7 +30,10 @@ type ExitError struct {
 	Err  error
 }
 
+// Error is the wrapped error's message.
 func (e *ExitError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // UsageErr marks err as bad usage or input: the process exits with ExitUsage.
@@ -40,6 +43,7 @@ func UsageErr(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
 // has said what there was to say (a report with findings, say).
 type SilentExit int
 
+// Error names the exit code; Execute does not print it.
 func (s SilentExit) Error() string { return fmt.Sprintf("exit %d", int(s)) }
 
 // ArgsErr wraps cobra's positional-argument checks so that they exit with ExitUsage.

@@ -85,3 +85,12 @@ func Under(prefixes ...string) func(pkg string) bool {
 		return false
 	}
 }
+
+// Protobuf reports whether pkg is one a Tandem binary must not link: pg_query_go's root
+// package, whose init builds the protobuf descriptors of some 270 message types on
+// every start, and the protobuf runtime, which only it brings. internal/pgtree has the
+// syntax tree and its coding without them; pg_query_go's cgo package parser, the parser
+// itself, is fine.
+func Protobuf(pkg string) bool {
+	return pkg == "github.com/pganalyze/pg_query_go/v6" || Under("google.golang.org/protobuf")(pkg)
+}

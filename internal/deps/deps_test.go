@@ -61,3 +61,18 @@ func TestList(t *testing.T) {
 		t.Error("the graph does not hold os/exec, which the package imports")
 	}
 }
+
+func TestProtobuf(t *testing.T) {
+	for pkg, want := range map[string]bool{
+		"github.com/pganalyze/pg_query_go/v6":                 true,
+		"github.com/pganalyze/pg_query_go/v6/parser":          false,
+		"google.golang.org/protobuf/proto":                    true,
+		"google.golang.org/protobuf":                          true,
+		"google.golang.org/protobufx":                         false,
+		"k8s.io/apimachinery/pkg/runtime/serializer/protobuf": false,
+	} {
+		if got := Protobuf(pkg); got != want {
+			t.Errorf("Protobuf(%q) = %v, want %v", pkg, got, want)
+		}
+	}
+}

@@ -181,13 +181,13 @@ func start() {
 	// The images build the example with cgo, statically: on a cold build cache and a busy
 	// machine that alone takes minutes, so what follows the cluster's start gets a
 	// deadline of its own, as the tandem binary's build does.
-	rest, cancelRest := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancelRest()
-	if err := c.images(rest); err != nil {
+	setupCtx, cancelSetup := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancelSetup()
+	if err := c.images(setupCtx); err != nil {
 		startErr = err
 		return
 	}
-	if err := c.startPostgres(rest); err != nil {
+	if err := c.startPostgres(setupCtx); err != nil {
 		startErr = err
 		return
 	}

@@ -12,7 +12,9 @@
 //
 // The decoder does what protobuf's would with input it does not expect: it skips the
 // fields it does not know (a newer libpg_query's), and refuses malformed bytes, text that
-// is not UTF-8, and nesting deeper than protobuf's recursion limit, with an error.
+// is not UTF-8, and nesting deeper than protobuf's recursion limit, with an error. One
+// difference: the limit counts messages and skipped unknown groups together, where
+// protobuf counts groups apart; libpg_query writes no groups.
 package pgtree
 
 //go:generate go run ./gen

@@ -212,6 +212,13 @@ func TestKillNineMidRollResumes(t *testing.T) {
 	case len(podsOf(atContract, v1rev)) > 0:
 		t.Errorf("contract began at %s while v1 pods %v still existed", contract.Format("15:04:05.000"), podsOf(atContract, v1rev))
 	}
+	// The listing above is taken as the step line is read, a moment after the step began;
+	// the watch's time of the last deletion is a second guard. A watch event may arrive
+	// late on a busy machine, so it only fails when the gap is too wide for that.
+	if late := lastGone.Sub(contract); late > 2*time.Second {
+		t.Errorf("the last v1 pod was deleted at %s, %v after contract began at %s",
+			lastGone.Format("15:04:05.000"), late, contract.Format("15:04:05.000"))
+	}
 	// The status is consistent: each step done once, in the order of the steps.
 	var done []string
 	for _, ev := range rec.Events {

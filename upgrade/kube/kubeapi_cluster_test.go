@@ -80,8 +80,11 @@ func TestKubeAPITyped(t *testing.T) {
 		u, err = deps.Update(ctx, cur, metav1.UpdateOptions{FieldManager: kube.FieldManager})
 		return err
 	})
-	if err != nil || u.Spec.MinReadySeconds != 3 || u.ResourceVersion == p.ResourceVersion {
+	if err != nil {
 		t.Fatalf("update: %v", err)
+	}
+	if u.Spec.MinReadySeconds != 3 || u.ResourceVersion == p.ResourceVersion {
+		t.Fatalf("update: minReadySeconds %d, resourceVersion %s (the patch's %s)", u.Spec.MinReadySeconds, u.ResourceVersion, p.ResourceVersion)
 	}
 	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.test", Namespace: ns}, Reason: "Test", Message: "hello", Type: corev1.EventTypeNormal,
 		InvolvedObject: corev1.ObjectReference{Kind: "Deployment", APIVersion: "apps/v1", Namespace: ns, Name: "web", UID: u.UID}}
