@@ -44,6 +44,12 @@ func reportFindings(res *Result) []report.Finding {
 	for _, f := range res.Findings {
 		rf := report.Finding{Rule: f.Rule, Error: f.Severity == SeverityError, File: f.File, Line: f.Line, Column: f.Column,
 			Message: f.Message, Context: []string{"statement: " + f.Statement}, Facts: facts(f), Fix: f.Fix, Fingerprint: f.Fingerprint}
+		if f.Rule == ParseErrorRule { // no statement to show, nor facts about one
+			rf.Context, rf.Facts = nil, ""
+			if f.Statement != "" {
+				rf.Context = []string{"line: " + f.Statement}
+			}
+		}
 		if f.Context != "" {
 			rf.Context = append(rf.Context, "context: "+f.Context)
 		}

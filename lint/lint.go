@@ -158,6 +158,8 @@ type ParseError struct {
 	Line    int
 	Column  int
 	Message string
+	// Near is the source line the error is on, trimmed and shortened, for the report.
+	Near string
 }
 
 // Error formats the error as file:line:column: message.
@@ -210,7 +212,7 @@ func Lint(sources []Source, opts Options) (*Result, error) {
 			parseErrs = append(parseErrs, err)
 			if pe, ok := AsParseError(err); ok {
 				e.findings = append(e.findings, &Finding{
-					Rule: ParseErrorRule, Severity: SeverityError, File: pe.File, Line: pe.Line, Column: pe.Column,
+					Rule: ParseErrorRule, Severity: SeverityError, File: pe.File, Line: pe.Line, Column: pe.Column, Statement: pe.Near,
 					Message: "PostgreSQL cannot parse this statement (" + pe.Message + "); the rest of the file is not analysed, so later files are judged without its changes",
 				})
 			}

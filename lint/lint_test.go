@@ -91,6 +91,47 @@ func TestParseErrorIsAFinding(t *testing.T) {
 	if res.Coverage.Files != 3 || res.Errors() != 3 {
 		t.Errorf("files = %d, errors = %d; want 3 and 3", res.Coverage.Files, res.Errors())
 	}
+	if f := res.Findings[2]; f.Statement != "ALTER TABLE;" {
+		t.Errorf("the syntax error's line = %q, want the line it is on", f.Statement)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, res); err != nil {
+		t.Fatal(err)
+	}
+	if out := text.String(); !strings.Contains(out, "3.sql:2:12: error: PostgreSQL cannot parse this statement") ||
+		!strings.Contains(out, "\n    line: ALTER TABLE;\n") || strings.Count(out, "lock: ") != 1 {
+		t.Errorf("text report: want each syntax error with its line and without a statement's facts (one lock: line, truncate's):\n%s", out)
+	}
+}
+
+// TestParseErrorLine: the line a syntax error shows is the file's, shortened, without a
+// byte-order mark or control characters; a file that begins with a UTF-8 byte-order
+// mark is told so.
+func TestParseErrorLine(t *testing.T) {
+	long := "ALTER TABLE t ADD COLUMN " + strings.Repeat("x", 200) + " int int;"
+	tests := []struct {
+		name, sql, wantLine, wantMsg string
+	}{
+		{"a byte-order mark", "\ufeffCREATE TABLE t (a int);", "CREATE TABLE t (a int);", "byte-order mark"},
+		{"control characters", "SELECT 1;\nALTER\x1b[2J TABLE;", "ALTER\ufffd[2J TABLE;", "syntax error"},
+		{"bytes that are not UTF-8", "SELECT 1;\nALTER \xff\xfe;", "ALTER \ufffd\ufffd;", "syntax error"},
+		{"a long line", long, string([]rune(long)[:120]) + " …", "syntax error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := LintString("f.sql", tt.sql, Options{})
+			if _, ok := AsParseError(err); !ok || res == nil || len(res.Findings) != 1 {
+				t.Fatalf("err = %v, result %+v: want one syntax error", err, res)
+			}
+			f := res.Findings[0]
+			if f.Statement != tt.wantLine || !strings.Contains(f.Message, tt.wantMsg) {
+				t.Errorf("line %q and message %q, want %q and a message with %q", f.Statement, f.Message, tt.wantLine, tt.wantMsg)
+			}
+			if tt.name != "a byte-order mark" && strings.Contains(f.Message, "byte-order") {
+				t.Errorf("message %q speaks of a byte-order mark the file does not have", f.Message)
+			}
+		})
+	}
 }
 
 func TestInlineIgnores(t *testing.T) {

@@ -353,6 +353,10 @@ func (pf *parsedFile) parseError(err error, from int) error {
 	} else {
 		pe.Line, pe.Column = pf.position(from)
 	}
+	pe.Near = pf.lineText(pe.Line)
+	if strings.HasPrefix(pf.src, utf8BOM) && pe.Line == 1 {
+		pe.Message += "; the file begins with a UTF-8 byte-order mark, which PostgreSQL reads as part of the first word: save the file without it"
+	}
 	return fmt.Errorf("parse %s: %w", pf.name, pe)
 }
 
@@ -420,6 +424,35 @@ func (pf *parsedFile) position(off int) (line, col int) {
 		i = 0
 	}
 	return i + 1, utf8.RuneCountInString(pf.src[pf.lineStarts[i]:off]) + 1
+}
+
+// utf8BOM is the byte-order mark some editors write at the start of a UTF-8 file.
+const utf8BOM = "\ufeff"
+
+// lineText returns line n (from 1) of the file, trimmed, and shortened to about 120
+// characters, for a report.
+func (pf *parsedFile) lineText(n int) string {
+	if n < 1 || n > len(pf.lineStarts) {
+		return ""
+	}
+	end := len(pf.src)
+	if n < len(pf.lineStarts) {
+		end = pf.lineStarts[n]
+	}
+	line := strings.TrimSpace(strings.TrimPrefix(pf.src[pf.lineStarts[n-1]:end], utf8BOM))
+	// Control characters and invalid bytes (a file that is not text) are not printed as
+	// they are: they could move a terminal's cursor or break a report.
+	r := []rune(strings.Map(func(c rune) rune {
+		if c == utf8.RuneError || c < ' ' && c != '\t' || c == 0x7f {
+			return '\ufffd'
+		}
+		return c
+	}, line))
+	const max = 120
+	if len(r) > max {
+		return string(r[:max]) + " …"
+	}
+	return string(r)
 }
 
 // lineStarts returns the offsets where the lines of s start.
