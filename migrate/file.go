@@ -191,6 +191,9 @@ func Parse(file, defaultName string, data []byte) (*Migration, error) {
 	ierr := func(op int, kind, field string, err error) error {
 		return &InputError{File: file, Op: op, Kind: kind, Field: field, Err: err}
 	}
+	// Some editors begin a UTF-8 file with a byte-order mark; JSON's and YAML's
+	// specifications let a reader ignore it, and encoding/json would not.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	if strings.EqualFold(filepath.Ext(file), ".json") {
 		// A .json file must be JSON: read as YAML, a superset, a mistake such as a
 		// trailing comma would pass unnoticed.

@@ -170,6 +170,15 @@ operations:
 	if j.Name != y.Name {
 		t.Errorf("names differ: %q, %q", j.Name, y.Name)
 	}
+	// A byte-order mark at the start, which some editors write, is not the document's.
+	for file, doc := range map[string]string{"02_price.json": jsonDoc, "02_price.yaml": yamlDoc} {
+		b, err := Parse(file, "02_price", []byte("\ufeff"+doc))
+		if err != nil {
+			t.Errorf("%s with a byte-order mark: %v", file, err)
+		} else if !sameJSON(j.Raw, b.Raw) {
+			t.Errorf("%s with a byte-order mark: stored %s", file, b.Raw)
+		}
+	}
 	// A YAML scalar that YAML reads as a number or a boolean is not a string field.
 	if _, err := Parse("bad.yaml", "bad", []byte("operations:\n  - rename_column: {table: items, from: name, to: 123}\n")); err == nil {
 		t.Errorf("a number for a name was accepted")
