@@ -188,6 +188,16 @@ func (c *Catalog) apply(node *pgtree.Node, fileIdx int, at string) {
 				c.tables[k] = newTable(s.Into.Rel, kind, fileIdx)
 			}
 		}
+	case node.GetCreateSeqStmt() != nil:
+		s := node.GetCreateSeqStmt()
+		if s.Sequence != nil {
+			k := relKey(s.Sequence)
+			if _, ok := c.tables[k]; !ok || !s.IfNotExists {
+				t := newTable(s.Sequence, "sequence", fileIdx)
+				t.maybeExisting = s.IfNotExists && !c.live
+				c.tables[k] = t
+			}
+		}
 	case node.GetViewStmt() != nil:
 		s := node.GetViewStmt()
 		k := relKey(s.View)
@@ -275,6 +285,16 @@ func (c *Catalog) applyCreate(s *pgtree.CreateStmt, fileIdx int, at string) {
 				c.addConstraint(t, con, []string{cd.Colname}, true, fileIdx)
 			}
 			t.columns[cd.Colname] = col
+			if isSerial(cd.TypeName) {
+				// The column's sequence, which PostgreSQL names table_column_seq (when that
+				// fits; a longer name is shortened, and is then unknown here).
+				seq := &pgtree.RangeVar{Schemaname: s.Relation.Schemaname, Relname: s.Relation.Relname + "_" + cd.Colname + "_seq"}
+				if k := relKey(seq); c.tables[k] == nil && len(seq.Relname) < 64 {
+					st := newTable(seq, "sequence", fileIdx)
+					st.maybeExisting = t.maybeExisting
+					c.tables[k] = st
+				}
+			}
 		case e.GetConstraint() != nil:
 			c.addConstraint(t, e.GetConstraint(), nil, true, fileIdx)
 		}

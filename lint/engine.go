@@ -3,6 +3,7 @@ package lint
 import (
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -127,6 +128,7 @@ func (e *engine) runFile(idx int, f *parsedFile) error {
 		mode = txNone
 	}
 	first := true
+	skipped := len(e.result.Coverage.Skipped)
 	err := f.statements(func(st *statement) {
 		if first && mode == txFile && !f.explicitTx {
 			e.tx = e.newTx(false, st.line)
@@ -137,7 +139,23 @@ func (e *engine) runFile(idx int, f *parsedFile) error {
 		e.runStatement(st)
 	})
 	e.closeGroups()
+	// psql's own lines, among the file's other skipped parts in line order.
+	for _, mc := range f.metaCommands {
+		e.result.Coverage.Skipped = append(e.result.Coverage.Skipped, Skipped{File: f.name, Line: mc.line,
+			Reason: "psql meta-command " + metaName(mc.text) + ": run by psql, not the server"})
+	}
+	if len(f.metaCommands) > 0 {
+		slices.SortStableFunc(e.result.Coverage.Skipped[skipped:], func(a, b Skipped) int { return a.Line - b.Line })
+	}
 	return err
+}
+
+// metaName is the name of a psql meta-command (\connect) from its line.
+func metaName(line string) string {
+	if i := strings.IndexAny(line, " \t"); i > 0 {
+		return line[:i]
+	}
+	return line
 }
 
 func (e *engine) newTx(explicit bool, line int) *txState {

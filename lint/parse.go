@@ -78,6 +78,15 @@ type parsedFile struct {
 	// headerEnd is where the file's header of atlas file directives ends, or -1 (see
 	// atlasHeaderEnd).
 	headerEnd int
+	// metaCommands are the psql meta-commands of the file (see scanSQL), which are not
+	// analysed.
+	metaCommands []metaCommand
+}
+
+// metaCommand is a psql meta-command line of a file: \set, \connect, \i and the like.
+type metaCommand struct {
+	line int
+	text string
 }
 
 const (
@@ -91,11 +100,12 @@ const (
 func parseFile(name, src string, foreign, full bool) (*parsedFile, error) {
 	pf := &parsedFile{name: name, src: src, fileIgnores: map[string]bool{}, views: map[string]int{}, headerEnd: atlasHeaderEnd(src)}
 	pf.lineStarts = lineStarts(src)
-	comments, ends := scanSQL(src)
+	comments, ends, psql := scanSQL(src)
 	pf.text = blankDownSections(src, comments)
 	if pf.text != src {
-		_, ends = scanSQL(pf.text)
+		_, ends, psql = scanSQL(pf.text)
 	}
+	pf.text = pf.blankPsql(psql)
 	pf.ends = append(ends, len(pf.text))
 
 	for _, c := range comments {
@@ -510,16 +520,46 @@ func blockCommentEnd(s string, i int) int {
 	return len(s)
 }
 
+// psqlSpan is a part of a file that psql reads itself rather than sending to the server:
+// a meta-command line (meta) or the data lines of a COPY ... FROM stdin, up to and
+// including its closing \. line.
+type psqlSpan struct {
+	start, end int
+	meta       bool
+}
+
 // scanSQL finds the comments and the top-level semicolons in s, skipping string
-// literals, quoted identifiers and dollar-quoted bodies.
-func scanSQL(s string) (out []comment, semis []int) {
+// literals, quoted identifiers and dollar-quoted bodies, and the parts of a psql script
+// that are psql's: meta-commands (a backslash outside a literal or comment, to the end of
+// its line; no SQL token holds one) and the data lines that follow a COPY ... FROM stdin
+// statement (pg_dump's output, scripts run with psql -f).
+func scanSQL(s string) (out []comment, semis []int, psql []psqlSpan) {
 	semis = make([]int, 0, strings.Count(s, ";")+1) // an upper bound; +1 for the end of the text
+	stmt := 0                                       // where the current statement began
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
 		case c == ';':
 			semis = append(semis, i)
+			copyFromStdin := isCopyFromStdin(s[stmt:i])
 			i++
+			stmt = i
+			if copyFromStdin {
+				if span, ok := copyData(s, i); ok {
+					psql = append(psql, span)
+					i, stmt = span.end, span.end
+				}
+			}
+		case c == '\\':
+			end := len(s)
+			if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+				end = i + j
+			}
+			psql = append(psql, psqlSpan{start: i, end: end, meta: true})
+			if skipSpaceAndComments(s, stmt, i) == i {
+				stmt = end // the next statement begins after it
+			}
+			i = end
 		case c == '-' && strings.HasPrefix(s[i:], "--"):
 			j := strings.IndexByte(s[i:], '\n')
 			end := len(s)
@@ -541,7 +581,7 @@ func scanSQL(s string) (out []comment, semis []int) {
 			if tag, ok := dollarTag(s, i); ok {
 				j := strings.Index(s[i+len(tag):], tag)
 				if j < 0 {
-					return out, semis
+					return out, semis, psql
 				}
 				i += len(tag) + j + len(tag)
 			} else {
@@ -551,7 +591,65 @@ func scanSQL(s string) (out []comment, semis []int) {
 			i++
 		}
 	}
-	return out, semis
+	return out, semis, psql
+}
+
+// isCopyFromStdin reports whether stmt is a COPY whose data follows it in the script.
+func isCopyFromStdin(stmt string) bool {
+	var buf [1]string
+	if w := leadingWords(buf[:0], stmt); len(w) == 0 || !strings.EqualFold(w[0], "copy") {
+		return false
+	}
+	f := strings.Fields(strings.ToLower(stmt))
+	for k := 0; k+1 < len(f); k++ {
+		if f[k] == "from" && (f[k+1] == "stdin" || strings.HasPrefix(f[k+1], "stdin;") || strings.HasPrefix(f[k+1], "stdin(")) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyData returns the data lines of the COPY ... FROM stdin whose semicolon ends just
+// before i: they begin on the next line and end with a line that is \. (or the file).
+func copyData(s string, i int) (psqlSpan, bool) {
+	nl := strings.IndexByte(s[i:], '\n')
+	if nl < 0 {
+		return psqlSpan{}, false
+	}
+	span := psqlSpan{start: i + nl + 1, end: len(s)}
+	for at := span.start; at < len(s); {
+		end := len(s)
+		if j := strings.IndexByte(s[at:], '\n'); j >= 0 {
+			end = at + j
+		}
+		if strings.TrimRight(s[at:end], "\r") == `\.` {
+			span.end = end
+			break
+		}
+		at = end + 1
+	}
+	return span, true
+}
+
+// blankPsql replaces the psql spans of pf.text with spaces, keeping offsets and lines,
+// and records the meta-commands, and returns the text.
+func (pf *parsedFile) blankPsql(spans []psqlSpan) string {
+	if len(spans) == 0 {
+		return pf.text
+	}
+	b := []byte(pf.text)
+	for _, sp := range spans {
+		if sp.meta {
+			line, _ := pf.position(sp.start)
+			pf.metaCommands = append(pf.metaCommands, metaCommand{line: line, text: strings.TrimSpace(pf.text[sp.start:sp.end])})
+		}
+		for k := sp.start; k < sp.end; k++ {
+			if b[k] != '\n' {
+				b[k] = ' '
+			}
+		}
+	}
+	return string(b)
 }
 
 func isIdentByte(b byte) bool {

@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,5 +99,56 @@ func TestViewsFoundBeforeTheParse(t *testing.T) {
 	pf, _ := parseFile("v.sql", `CREATE VIEW "Users" AS SELECT 1; CREATE MATERIALIZED VIEW m AS SELECT 1`, true, false)
 	if _, ok := pf.views["public.Users"]; !ok || len(pf.views) != 1 {
 		t.Errorf("views = %v, want only public.Users", pf.views)
+	}
+}
+
+// TestPsqlScripts: what psql reads itself (meta-commands, the data after COPY ... FROM
+// stdin) is not sent to the parser; the statements around it are, at their own lines.
+func TestPsqlScripts(t *testing.T) {
+	tests := []struct {
+		name      string
+		sql       string
+		wantStmts []string // each statement's line and text
+		wantMeta  []string // each meta-command's line and text
+	}{
+		{"a meta-command between statements",
+			"SET lock_timeout = '1s';\n\\set ON_ERROR_STOP on\nALTER TABLE t ADD COLUMN c int;\n",
+			[]string{"1 SET lock_timeout = '1s'", "3 ALTER TABLE t ADD COLUMN c int"}, []string{"2 \\set ON_ERROR_STOP on"}},
+		{"COPY data with semicolons, quotes and backslashes",
+			"COPY t (a, b) FROM stdin;\n1\ta;b\n2\tit's \\N\n3\t$$x\n\\.\nCREATE INDEX ti ON t (a);\n",
+			[]string{"1 COPY t (a, b) FROM stdin", "6 CREATE INDEX ti ON t (a)"}, nil},
+		{"COPY in lower case with options, data to the end of the file",
+			"copy public.t from STDIN with (format csv);\n1,\"a;b\"\n",
+			[]string{"1 copy public.t from STDIN with (format csv)"}, nil},
+		{"COPY after a meta-command and a comment",
+			"\\set x 1\n-- the data\nCOPY t FROM stdin;\n1;2\n\\.\nSELECT 1;\n",
+			[]string{"3 COPY t FROM stdin", "6 SELECT 1"}, []string{"1 \\set x 1"}},
+		{"COPY to stdout has no data lines",
+			"COPY t TO stdout;\nSELECT 1;\n",
+			[]string{"1 COPY t TO stdout", "2 SELECT 1"}, nil},
+		{"a backslash in a literal is not a meta-command",
+			"SELECT E'\\\\n', '\\x', $$\\q$$;\n-- \\set in a comment\nSELECT 2;\n",
+			[]string{"1 SELECT E'\\\\n', '\\x', $$\\q$$", "3 SELECT 2"}, nil},
+		{"pg_dump's header", "\\restrict abc\nSET statement_timeout = 0;\n\\connect app\nCREATE TABLE t (a int);\n\\unrestrict abc\n",
+			[]string{"2 SET statement_timeout = 0", "4 CREATE TABLE t (a int)"},
+			[]string{"1 \\restrict abc", "3 \\connect app", "5 \\unrestrict abc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pf, err := parseFile("p.sql", tt.sql, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stmts, meta []string
+			if err := pf.statements(func(st *statement) { stmts = append(stmts, fmt.Sprintf("%d %s", st.line, st.text)) }); err != nil {
+				t.Fatal(err)
+			}
+			for _, mc := range pf.metaCommands {
+				meta = append(meta, fmt.Sprintf("%d %s", mc.line, mc.text))
+			}
+			if !slices.Equal(stmts, tt.wantStmts) || !slices.Equal(meta, tt.wantMeta) {
+				t.Errorf("statements %q, meta-commands %q;\nwant %q, %q", stmts, meta, tt.wantStmts, tt.wantMeta)
+			}
+		})
 	}
 }

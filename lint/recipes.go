@@ -61,7 +61,7 @@ func stripComments(s string) string {
 	if !strings.Contains(s, "--") && !strings.Contains(s, "/*") {
 		return s
 	}
-	comments, _ := scanSQL(s)
+	comments, _, _ := scanSQL(s)
 	if len(comments) == 0 {
 		return s
 	}

@@ -18,6 +18,10 @@ func TestRuleMissingLockTimeout(t *testing.T) {
 		{name: "set_config", sql: "SELECT set_config('lock_timeout', '3s', false);\nALTER TABLE users ADD COLUMN bio text;"},
 		{name: "timeouts set by the runner", cfg: Config{TimeoutsSetByRunner: true}, sql: `ALTER TABLE users ADD COLUMN bio text;`},
 		{name: "new table", sql: "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN b int;"},
+		{name: "an existing sequence", sql: `ALTER TABLE users_id_seq OWNER TO app;`, want: true},
+		{name: "a new sequence", sql: "CREATE SEQUENCE tickets;\nALTER TABLE tickets OWNER TO app;"},
+		{name: "a new serial column's sequence", sql: "CREATE TABLE t (id bigserial);\nALTER TABLE public.t_id_seq OWNER TO app;"},
+		{name: "a sequence from an earlier file", sql: "CREATE SEQUENCE tickets;" + fileSep + "ALTER TABLE tickets OWNER TO app;", want: true},
 		{name: "concurrent index does not block traffic", sql: "-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY i ON users (email);"},
 	})
 }
