@@ -79,8 +79,9 @@ type parsedFile struct {
 	// atlasHeaderEnd).
 	headerEnd int
 	// metaCommands are the psql meta-commands of the file (see scanSQL), which are not
-	// analysed.
+	// analysed; psql is those and the COPY data, for runners (FileMode).
 	metaCommands []metaCommand
+	psql         []PsqlPart
 }
 
 // metaCommand is a psql meta-command line of a file: \set, \connect, \i and the like.
@@ -639,9 +640,13 @@ func (pf *parsedFile) blankPsql(spans []psqlSpan) string {
 	}
 	b := []byte(pf.text)
 	for _, sp := range spans {
+		line, _ := pf.position(sp.start)
 		if sp.meta {
-			line, _ := pf.position(sp.start)
-			pf.metaCommands = append(pf.metaCommands, metaCommand{line: line, text: strings.TrimSpace(pf.text[sp.start:sp.end])})
+			mc := metaCommand{line: line, text: strings.TrimSpace(pf.text[sp.start:sp.end])}
+			pf.metaCommands = append(pf.metaCommands, mc)
+			pf.psql = append(pf.psql, PsqlPart{Line: line, What: "psql meta-command " + metaName(mc.text)})
+		} else {
+			pf.psql = append(pf.psql, PsqlPart{Line: line, What: "COPY ... FROM stdin data"})
 		}
 		for k := sp.start; k < sp.end; k++ {
 			if b[k] != '\n' {

@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,8 @@ func TestFileMode(t *testing.T) {
 		{src: "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;", explicitTx: true},
 		{src: "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;"},
 	} {
-		noTx, reason, explicit, _ := FileMode(tc.src)
+		m := FileMode(tc.src)
+		noTx, reason, explicit := m.NoTransaction, m.Reason, m.ExplicitTx
 		if noTx != tc.noTx || reason != tc.reason || explicit != tc.explicitTx {
 			t.Errorf("%q: %v %q %v; want %v %q %v", tc.src, noTx, reason, explicit, tc.noTx, tc.reason, tc.explicitTx)
 		}
@@ -30,9 +32,24 @@ func TestFileModeUpSection(t *testing.T) {
 		"-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
 		"-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
 	} {
-		_, _, _, up := FileMode(src)
+		up := FileMode(src).Up
 		if strings.Contains(up, "DROP TABLE") || !strings.Contains(up, "CREATE TABLE a (id int);") || len(up) != len(src) {
 			t.Errorf("%q: up section %q", src, up)
 		}
+	}
+}
+
+// TestFileModePsql: what only psql can run is named with its line.
+func TestFileModePsql(t *testing.T) {
+	m := FileMode("SELECT 1;\n\\connect other\nCOPY t FROM stdin;\n1\n\\.\n")
+	got := fmt.Sprint(m.Psql)
+	if want := "[{2 psql meta-command \\connect} {4 COPY ... FROM stdin data}]"; got != want {
+		t.Errorf("psql parts %s, want %s", got, want)
+	}
+	if strings.Contains(m.Up, "other") || strings.Contains(m.Up, "\\.") {
+		t.Errorf("up %q holds psql's lines", m.Up)
+	}
+	if m := FileMode("SELECT '\\connect';"); len(m.Psql) != 0 {
+		t.Errorf("a literal read as psql's: %v", m.Psql)
 	}
 }

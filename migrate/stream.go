@@ -176,15 +176,20 @@ func ParseSQLFile(path, sql string) (*SQLFile, error) {
 	}
 	sum := sha256.Sum256([]byte(sql))
 	f := &SQLFile{Name: name, File: path, SQL: sql, Checksum: hex.EncodeToString(sum[:])}
-	noTx, _, explicit, up := lint.FileMode(sql)
+	mode := lint.FileMode(sql)
 	// What runs is what the lint gate read: the up section only (a goose or dbmate
 	// file's down section must never run during an upgrade).
-	f.SQL = up
-	if explicit {
+	f.SQL = mode.Up
+	if len(mode.Psql) > 0 {
+		p := mode.Psql[0]
+		return nil, &InputError{File: fmt.Sprintf("%s:%d", path, p.Line), Op: -1, Err: fmt.Errorf("%s: only psql runs this, and Tandem sends the file "+
+			"to the server; remove psql's meta-commands, and load data with INSERT statements instead of COPY ... FROM stdin", p.What)}
+	}
+	if mode.ExplicitTx {
 		return nil, &InputError{File: path, Op: -1, Err: fmt.Errorf("the file has BEGIN or COMMIT of its own: " +
 			"Tandem runs each file in one transaction; remove them, or mark the file -- no-transaction to run it statement by statement")}
 	}
-	f.NoTransaction = noTx
+	f.NoTransaction = mode.NoTransaction
 	for i, line := range strings.Split(sql, "\n") {
 		rest, ok := strings.CutPrefix(strings.TrimSpace(line), needsDirective)
 		if !ok {
