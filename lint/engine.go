@@ -127,13 +127,21 @@ func (e *engine) runFile(idx int, f *parsedFile) error {
 	if e.cfg.Transaction == "none" && f.mode == txFile {
 		mode = txNone
 	}
-	first := true
+	first, changeset := true, -1
 	skipped := len(e.result.Coverage.Skipped)
 	err := f.statements(func(st *statement) {
-		if first && mode == txFile && !f.explicitTx {
+		if first && mode == txFile && !f.explicitTx && len(f.changesets) == 0 {
 			e.tx = e.newTx(false, st.line)
 		}
 		first = false
+		// Liquibase runs each changeset of a formatted SQL file in a transaction of its own
+		// (or none, with runInTransaction:false), on one session.
+		if k := f.changesetAt(st.start); k != changeset && k >= 0 {
+			changeset, e.tx = k, nil
+			if mode == txFile && !f.changesets[k].noTx {
+				e.tx = e.newTx(false, st.line)
+			}
+		}
 		e.stmtIdx = st.seg
 		e.result.Coverage.Statements++
 		e.runStatement(st)

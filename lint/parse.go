@@ -82,6 +82,21 @@ type parsedFile struct {
 	// analysed; psql is those and the COPY data, for runners (FileMode).
 	metaCommands []metaCommand
 	psql         []PsqlPart
+	// changesets are the changesets of a Liquibase formatted SQL file, in order: each
+	// runs in a transaction of its own, or none.
+	changesets []changeset
+}
+
+// changeset is where a Liquibase changeset begins ("--changeset author:id"), and whether
+// it runs outside a transaction (runInTransaction:false).
+type changeset struct {
+	start int
+	noTx  bool
+}
+
+// changesetAt returns the index of the changeset that holds offset off, or -1.
+func (pf *parsedFile) changesetAt(off int) int {
+	return sort.Search(len(pf.changesets), func(i int) bool { return pf.changesets[i].start > off }) - 1
 }
 
 // metaCommand is a psql meta-command line of a file: \set, \connect, \i and the like.
@@ -109,11 +124,17 @@ func parseFile(name, src string, foreign, full bool) (*parsedFile, error) {
 	pf.text = pf.blankPsql(psql)
 	pf.ends = append(ends, len(pf.text))
 
+	liquibase := false
 	for _, c := range comments {
 		body := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(c.text, "--"), "/*"))
 		body = strings.TrimSpace(strings.TrimSuffix(body, "*/"))
 		lower := strings.ToLower(body)
 		switch {
+		case strings.HasPrefix(lower, "liquibase formatted sql"):
+			liquibase = true
+		case liquibase && strings.HasPrefix(lower, "changeset ") && strings.HasPrefix(c.text, "--"):
+			pf.changesets = append(pf.changesets, changeset{start: c.start,
+				noTx: strings.Contains(strings.Join(strings.Fields(lower), " "), "runintransaction:false")})
 		case strings.HasPrefix(lower, "+goose no transaction"):
 			pf.mode, pf.modeReason = txNone, "-- +goose NO TRANSACTION"
 		case strings.HasPrefix(lower, "atlas:txmode none"):

@@ -14,6 +14,8 @@ func TestRuleConcurrentlyInTransaction(t *testing.T) {
 		{name: "sqlx", sql: "-- no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
 		{name: "dbmate", sql: "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n-- migrate:down\nDROP INDEX users_email;"},
 		{name: "after explicit commit", sql: "BEGIN;\nALTER TABLE users ADD COLUMN x int;\nCOMMIT;\nCREATE INDEX CONCURRENTLY users_x ON users (x);"},
+		{name: "liquibase changeset", sql: "--liquibase formatted sql\n--changeset a:1\nCREATE INDEX CONCURRENTLY users_email ON users (email);", want: true},
+		{name: "liquibase changeset with runInTransaction:false", sql: "--liquibase formatted sql\n--changeset a:1\nALTER TABLE users ADD COLUMN x int;\n--changeset a:2 runInTransaction:false\nCREATE INDEX CONCURRENTLY users_email ON users (email);"},
 		{name: "runner configured not to wrap", cfg: Config{Transaction: "none"}, sql: `CREATE INDEX CONCURRENTLY users_email ON users (email);`},
 	})
 }
