@@ -285,7 +285,7 @@ func (c *Catalog) applyCreate(s *pgtree.CreateStmt, fileIdx int, at string) {
 				c.addConstraint(t, con, []string{cd.Colname}, true, fileIdx)
 			}
 			t.columns[cd.Colname] = col
-			if isSerial(cd.TypeName) {
+			if isSerial(cd.TypeName) && s.Relation.Relpersistence != "t" {
 				// The column's sequence, which PostgreSQL names table_column_seq (when that
 				// fits; a longer name is shortened, and is then unknown here).
 				seq := &pgtree.RangeVar{Schemaname: s.Relation.Schemaname, Relname: s.Relation.Relname + "_" + cd.Colname + "_seq"}

@@ -152,7 +152,11 @@ func (e *engine) runFile(idx int, f *parsedFile) error {
 		e.result.Coverage.Skipped = append(e.result.Coverage.Skipped, Skipped{File: f.name, Line: mc.line,
 			Reason: "psql meta-command " + metaName(mc.text) + ": run by psql, not the server"})
 	}
-	if len(f.metaCommands) > 0 {
+	for _, line := range f.openCopies {
+		e.result.Coverage.Skipped = append(e.result.Coverage.Skipped, Skipped{File: f.name, Line: line,
+			Reason: `COPY ... FROM stdin without a closing \. line: the rest of the file is its data`})
+	}
+	if len(f.metaCommands) > 0 || len(f.openCopies) > 0 {
 		slices.SortStableFunc(e.result.Coverage.Skipped[skipped:], func(a, b Skipped) int { return a.Line - b.Line })
 	}
 	return err
@@ -160,7 +164,7 @@ func (e *engine) runFile(idx int, f *parsedFile) error {
 
 // metaName is the name of a psql meta-command (\connect) from its line.
 func metaName(line string) string {
-	if i := strings.IndexAny(line, " \t"); i > 0 {
+	if i := strings.IndexAny(line, " \t\r"); i > 0 {
 		return line[:i]
 	}
 	return line

@@ -21,6 +21,9 @@ func FuzzLint(f *testing.F) {
 		"ALTER TABLE p DETACH PARTITION c; ALTER TABLE t SET TABLESPACE x; REINDEX TABLE t; DROP INDEX i;",
 		"/* unterminated",
 		"SELECT $a$ -- $a$; SELECT 'it''s'; SELECT E'\\' -- x';",
+		"\\set x 1\nCOPY t FROM stdin; SELECT 1;\n1\ta;b\r\n\\.\r\nSELECT 'x' \\gexec\n\\copy t from stdin\n2\n\\.\n",
+		"--liquibase formatted sql\n--changeset a:1 runInTransaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n--changeset\tb:2\nALTER TABLE t ADD COLUMN c int;",
+		"\ufeffCOPY t FROM stdin",
 	}
 	for _, s := range seeds {
 		f.Add(s)

@@ -116,6 +116,10 @@ func TestParseErrorLine(t *testing.T) {
 		{"control characters", "SELECT 1;\nALTER\x1b[2J TABLE;", "ALTER\ufffd[2J TABLE;", "syntax error"},
 		{"bytes that are not UTF-8", "SELECT 1;\nALTER \xff\xfe;", "ALTER \ufffd\ufffd;", "syntax error"},
 		{"a long line", long, string([]rune(long)[:120]) + " …", "syntax error"},
+		{"C1 controls and bidi overrides", "SELECT 1;\nALTER \u009b2J\u202e TABLE;", "ALTER \ufffd2J\ufffd TABLE;", "syntax error"},
+		// PostgreSQL counts the error's position in characters: multibyte text before it
+		// must not move it to an earlier line.
+		{"multibyte text before the error", "-- " + strings.Repeat("é", 40) + "\nSELECT 1 2;", "SELECT 1 2;", "syntax error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -441,5 +445,18 @@ func TestSARIFParseError(t *testing.T) {
 	}
 	if !seen[ParseErrorRule] || !seen["truncate"] {
 		t.Errorf("results %v, want syntax-error and truncate", seen)
+	}
+}
+
+// TestOpenCopyData: COPY data without its closing \. line runs to the end of the file, as
+// in psql; the summary says so rather than dropping the statements after it unseen.
+func TestOpenCopyData(t *testing.T) {
+	res, err := LintString("c.sql", "COPY t FROM stdin;\n1\nCREATE INDEX i ON big (a);\n", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 0 || len(res.Coverage.Skipped) != 1 || res.Coverage.Skipped[0].Line != 1 ||
+		!strings.Contains(res.Coverage.Skipped[0].Reason, `without a closing \. line`) {
+		t.Errorf("findings %v, skipped %+v: want none, and the open COPY at line 1 listed", ruleIDs(res.Findings), res.Coverage.Skipped)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pganalyze/pg_query_go/v6/parser"
@@ -82,6 +83,9 @@ type parsedFile struct {
 	// analysed; psql is those and the COPY data, for runners (FileMode).
 	metaCommands []metaCommand
 	psql         []PsqlPart
+	// openCopies are the lines of COPY ... FROM stdin statements whose data has no
+	// closing \. line, so that the rest of the file is data.
+	openCopies []int
 	// changesets are the changesets of a Liquibase formatted SQL file, in order: each
 	// runs in a transaction of its own, or none.
 	changesets []changeset
@@ -92,6 +96,46 @@ type parsedFile struct {
 type changeset struct {
 	start int
 	noTx  bool
+}
+
+// isLiquibaseHeader reports whether comment is Liquibase's "--liquibase formatted sql".
+func isLiquibaseHeader(comment string) bool {
+	body, ok := strings.CutPrefix(comment, "--")
+	if !ok {
+		return false
+	}
+	words := strings.Fields(strings.ToLower(body))
+	return len(words) > 0 && strings.HasPrefix(strings.Join(words, ""), "liquibaseformatted")
+}
+
+// isWordThenSpace reports whether s begins with word followed by white space.
+func isWordThenSpace(s, word string) bool {
+	rest, ok := strings.CutPrefix(s, word)
+	return ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t')
+}
+
+// runsInTransaction reads a changeset line's runInTransaction attribute (lower-cased):
+// Liquibase runs the changeset in a transaction unless the attribute has a value other
+// than true.
+func runsInTransaction(line string) bool {
+	_, v, ok := strings.Cut(line, "runintransaction:")
+	if !ok {
+		return true
+	}
+	end := 0
+	for end < len(v) && isIdentByte(v[end]) {
+		end++
+	}
+	return end == 0 || v[:end] == "true"
+}
+
+// skipSpace returns the offset of the first byte at or after i in s that is not white
+// space.
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '\f') {
+		i++
+	}
+	return i
 }
 
 // changesetAt returns the index of the changeset that holds offset off, or -1.
@@ -124,17 +168,15 @@ func parseFile(name, src string, foreign, full bool) (*parsedFile, error) {
 	pf.text = pf.blankPsql(psql)
 	pf.ends = append(ends, len(pf.text))
 
-	liquibase := false
+	// Liquibase reads a file as formatted SQL when its first line says so.
+	liquibase := len(comments) > 0 && skipSpace(src, 0) == comments[0].start && isLiquibaseHeader(comments[0].text)
 	for _, c := range comments {
 		body := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(c.text, "--"), "/*"))
 		body = strings.TrimSpace(strings.TrimSuffix(body, "*/"))
 		lower := strings.ToLower(body)
 		switch {
-		case strings.HasPrefix(lower, "liquibase formatted sql"):
-			liquibase = true
-		case liquibase && strings.HasPrefix(lower, "changeset ") && strings.HasPrefix(c.text, "--"):
-			pf.changesets = append(pf.changesets, changeset{start: c.start,
-				noTx: strings.Contains(strings.Join(strings.Fields(lower), " "), "runintransaction:false")})
+		case liquibase && strings.HasPrefix(c.text, "--") && isWordThenSpace(lower, "changeset"):
+			pf.changesets = append(pf.changesets, changeset{start: c.start, noTx: !runsInTransaction(lower)})
 		case strings.HasPrefix(lower, "+goose no transaction"):
 			pf.mode, pf.modeReason = txNone, "-- +goose NO TRANSACTION"
 		case strings.HasPrefix(lower, "atlas:txmode none"):
@@ -317,7 +359,7 @@ func (pf *parsedFile) statements(fn func(*statement)) error {
 		var perr *parser.Error
 		if err != nil && errors.As(err, &perr) && perr.Cursorpos > 0 {
 			// Parse the segments before the one with the error, then come back to it.
-			if k := sort.SearchInts(pf.ends, from+perr.Cursorpos-1); k > seg && k <= last {
+			if k := sort.SearchInts(pf.ends, pf.cursorOffset(from, perr.Cursorpos)); k > seg && k <= last {
 				last = k - 1
 				to = min(pf.ends[last]+1, len(text))
 				tree, err = pf.parse(from, to, seg, last)
@@ -381,7 +423,7 @@ func (pf *parsedFile) parseError(err error, from int) error {
 	pe := &ParseError{File: pf.name, Line: 1, Column: 1, Message: err.Error()}
 	var perr *parser.Error
 	if errors.As(err, &perr) && perr.Cursorpos > 0 {
-		pe.Line, pe.Column = pf.position(clamp(from+perr.Cursorpos-1, len(pf.src)))
+		pe.Line, pe.Column = pf.position(pf.cursorOffset(from, perr.Cursorpos))
 	} else {
 		pe.Line, pe.Column = pf.position(from)
 	}
@@ -458,6 +500,18 @@ func (pf *parsedFile) position(off int) (line, col int) {
 	return i + 1, utf8.RuneCountInString(pf.src[pf.lineStarts[i]:off]) + 1
 }
 
+// cursorOffset turns the parser's error position for text parsed from offset from (1 for
+// its first character: PostgreSQL counts characters, not bytes) into an offset in the
+// file.
+func (pf *parsedFile) cursorOffset(from, cursorpos int) int {
+	i := clamp(from, len(pf.text))
+	for n := 1; n < cursorpos && i < len(pf.text); n++ {
+		_, size := utf8.DecodeRuneInString(pf.text[i:])
+		i += size
+	}
+	return i
+}
+
 // utf8BOM is the byte-order mark some editors write at the start of a UTF-8 file.
 const utf8BOM = "\ufeff"
 
@@ -475,7 +529,7 @@ func (pf *parsedFile) lineText(n int) string {
 	// Control characters and invalid bytes (a file that is not text) are not printed as
 	// they are: they could move a terminal's cursor or break a report.
 	r := []rune(strings.Map(func(c rune) rune {
-		if c == utf8.RuneError || c < ' ' && c != '\t' || c == 0x7f {
+		if c == utf8.RuneError || c != '\t' && unicode.IsControl(c) || unicode.Is(unicode.Bidi_Control, c) {
 			return '\ufffd'
 		}
 		return c
@@ -543,12 +597,31 @@ func blockCommentEnd(s string, i int) int {
 }
 
 // psqlSpan is a part of a file that psql reads itself rather than sending to the server:
-// a meta-command line (meta) or the data lines of a COPY ... FROM stdin, up to and
-// including its closing \. line.
+// a meta-command line, or the data lines that follow a COPY ... FROM stdin (or a \copy
+// ... from stdin), up to and including the closing \. line.
 type psqlSpan struct {
 	start, end int
-	meta       bool
+	kind       psqlKind
+	// at is where the COPY statement or the meta-command begins.
+	at int
+	// semi says the meta-command ends the SQL before it, as a semicolon would (\g,
+	// \gexec, ...): the blanked text gets one at start.
+	semi bool
+	// open says the COPY data has no closing \. line: it runs to the end of the file.
+	open bool
 }
+
+type psqlKind int
+
+const (
+	psqlMeta psqlKind = iota
+	psqlCopyData
+)
+
+// psqlSendsQuery are the meta-commands that send the query buffer to the server, as a
+// semicolon does.
+var psqlSendsQuery = map[string]bool{`\g`: true, `\gx`: true, `\gset`: true, `\gexec`: true,
+	`\gdesc`: true, `\crosstabview`: true, `\watch`: true}
 
 // scanSQL finds the comments and the top-level semicolons in s, skipping string
 // literals, quoted identifiers and dollar-quoted bodies, and the parts of a psql script
@@ -558,30 +631,48 @@ type psqlSpan struct {
 func scanSQL(s string) (out []comment, semis []int, psql []psqlSpan) {
 	semis = make([]int, 0, strings.Count(s, ";")+1) // an upper bound; +1 for the end of the text
 	stmt := 0                                       // where the current statement began
+	copyAt := -1                                    // a COPY ... FROM stdin statement, ended, whose data begins on the next line
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
 		case c == ';':
 			semis = append(semis, i)
-			copyFromStdin := isCopyFromStdin(s[stmt:i])
+			if copyAt < 0 && copyFromStdin(s[stmt:i]) {
+				copyAt = skipSpaceAndComments(s, stmt, i)
+			}
 			i++
 			stmt = i
-			if copyFromStdin {
-				if span, ok := copyData(s, i); ok {
-					psql = append(psql, span)
-					i, stmt = span.end, span.end
-				}
-			}
+		case c == '\n' && copyAt >= 0:
+			// psql runs the rest of the COPY's line first, then reads the data.
+			span := copyData(s, i+1, copyAt)
+			psql = append(psql, span)
+			i, stmt, copyAt = span.end, span.end, -1
 		case c == '\\':
 			end := len(s)
 			if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
 				end = i + j
 			}
-			psql = append(psql, psqlSpan{start: i, end: end, meta: true})
-			if skipSpaceAndComments(s, stmt, i) == i {
+			line := s[i:end]
+			name := line
+			if k := strings.IndexAny(line, " \t\r"); k > 0 {
+				name = line[:k]
+			}
+			span := psqlSpan{start: i, end: end, kind: psqlMeta, at: i}
+			sqlBefore := skipSpaceAndComments(s, stmt, i) < i
+			if sqlBefore && psqlSendsQuery[name] {
+				span.semi = true
+				semis = append(semis, i)
+			}
+			psql = append(psql, span)
+			if !sqlBefore || span.semi {
 				stmt = end // the next statement begins after it
 			}
 			i = end
+			if name == `\copy` && copyFromStdin(line[1:]) && end < len(s) {
+				data := copyData(s, end+1, span.at)
+				psql = append(psql, data)
+				i, stmt = data.end, data.end
+			}
 		case c == '-' && strings.HasPrefix(s[i:], "--"):
 			j := strings.IndexByte(s[i:], '\n')
 			end := len(s)
@@ -613,66 +704,104 @@ func scanSQL(s string) (out []comment, semis []int, psql []psqlSpan) {
 			i++
 		}
 	}
+	if copyAt >= 0 { // a COPY ... FROM stdin at the end of the file, without data
+		psql = append(psql, psqlSpan{start: len(s), end: len(s), kind: psqlCopyData, at: copyAt, open: true})
+	}
 	return out, semis, psql
 }
 
-// isCopyFromStdin reports whether stmt is a COPY whose data follows it in the script.
-func isCopyFromStdin(stmt string) bool {
-	var buf [1]string
-	if w := leadingWords(buf[:0], stmt); len(w) == 0 || !strings.EqualFold(w[0], "copy") {
-		return false
-	}
-	f := strings.Fields(strings.ToLower(stmt))
-	for k := 0; k+1 < len(f); k++ {
-		if f[k] == "from" && (f[k+1] == "stdin" || strings.HasPrefix(f[k+1], "stdin;") || strings.HasPrefix(f[k+1], "stdin(")) {
-			return true
+// copyFromStdin reports whether stmt is a COPY whose data follows it in the script: its
+// first word is COPY, and FROM STDIN comes outside parentheses, literals and comments.
+func copyFromStdin(stmt string) bool {
+	depth, prev, first := 0, "", true
+	for i := 0; i < len(stmt); {
+		c := stmt[i]
+		switch {
+		case c == '-' && strings.HasPrefix(stmt[i:], "--"):
+			j := strings.IndexByte(stmt[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j
+		case c == '/' && strings.HasPrefix(stmt[i:], "/*"):
+			i = blockCommentEnd(stmt, i)
+		case c == '\'' || c == '"':
+			i, prev = quotedEnd(stmt, i, c, c == '\'' && i > 0 && (stmt[i-1] == 'e' || stmt[i-1] == 'E')), "literal"
+		case c == '(' || c == ')':
+			if c == '(' {
+				depth++
+			} else {
+				depth--
+			}
+			i, prev = i+1, ""
+		case isIdentByte(c):
+			j := i
+			for j < len(stmt) && isIdentByte(stmt[j]) {
+				j++
+			}
+			w := stmt[i:j]
+			switch {
+			case first && !strings.EqualFold(w, "copy"):
+				return false
+			case depth == 0 && prev == "from" && strings.EqualFold(w, "stdin"):
+				return true
+			}
+			first, prev, i = false, strings.ToLower(w), j
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+		default:
+			i, prev = i+1, ""
 		}
 	}
 	return false
 }
 
-// copyData returns the data lines of the COPY ... FROM stdin whose semicolon ends just
-// before i: they begin on the next line and end with a line that is \. (or the file).
-func copyData(s string, i int) (psqlSpan, bool) {
-	nl := strings.IndexByte(s[i:], '\n')
-	if nl < 0 {
-		return psqlSpan{}, false
-	}
-	span := psqlSpan{start: i + nl + 1, end: len(s)}
-	for at := span.start; at < len(s); {
+// copyData returns the data lines that begin at start, for the COPY at at: up to and
+// including a line that is \. (the span is open when there is none).
+func copyData(s string, start, at int) psqlSpan {
+	span := psqlSpan{start: start, end: len(s), kind: psqlCopyData, at: at, open: true}
+	for line := start; line < len(s); {
 		end := len(s)
-		if j := strings.IndexByte(s[at:], '\n'); j >= 0 {
-			end = at + j
+		if j := strings.IndexByte(s[line:], '\n'); j >= 0 {
+			end = line + j
 		}
-		if strings.TrimRight(s[at:end], "\r") == `\.` {
-			span.end = end
+		if strings.TrimRight(s[line:end], "\r") == `\.` {
+			span.end, span.open = end, false
 			break
 		}
-		at = end + 1
+		line = end + 1
 	}
-	return span, true
+	return span
 }
 
-// blankPsql replaces the psql spans of pf.text with spaces, keeping offsets and lines,
-// and records the meta-commands, and returns the text.
+// blankPsql replaces the psql spans of pf.text with spaces, keeping offsets and lines
+// (and a semicolon where a meta-command sends the query), records what they were, and
+// returns the text.
 func (pf *parsedFile) blankPsql(spans []psqlSpan) string {
 	if len(spans) == 0 {
 		return pf.text
 	}
 	b := []byte(pf.text)
 	for _, sp := range spans {
-		line, _ := pf.position(sp.start)
-		if sp.meta {
+		line, _ := pf.position(sp.at)
+		switch sp.kind {
+		case psqlMeta:
 			mc := metaCommand{line: line, text: strings.TrimSpace(pf.text[sp.start:sp.end])}
 			pf.metaCommands = append(pf.metaCommands, mc)
 			pf.psql = append(pf.psql, PsqlPart{Line: line, What: "psql meta-command " + metaName(mc.text)})
-		} else {
-			pf.psql = append(pf.psql, PsqlPart{Line: line, What: "COPY ... FROM stdin data"})
+		case psqlCopyData:
+			pf.psql = append(pf.psql, PsqlPart{Line: line, What: "COPY ... FROM stdin"})
+			if sp.open {
+				pf.openCopies = append(pf.openCopies, line)
+			}
 		}
 		for k := sp.start; k < sp.end; k++ {
 			if b[k] != '\n' {
 				b[k] = ' '
 			}
+		}
+		if sp.semi {
+			b[sp.start] = ';'
 		}
 	}
 	return string(b)

@@ -43,6 +43,9 @@ func (p *pass) txDescription() string {
 	if p.e.tx.explicit {
 		return fmt.Sprintf("inside the transaction begun at line %d", p.e.tx.line)
 	}
+	if len(p.e.file.changesets) > 0 {
+		return "in the transaction Liquibase runs this changeset in (add runInTransaction:false to its --changeset line)"
+	}
 	return "in the single transaction the migration runner wraps this file in"
 }
 

@@ -43,7 +43,7 @@ func TestFileModeUpSection(t *testing.T) {
 func TestFileModePsql(t *testing.T) {
 	m := FileMode("SELECT 1;\n\\connect other\nCOPY t FROM stdin;\n1\n\\.\n")
 	got := fmt.Sprint(m.Psql)
-	if want := "[{2 psql meta-command \\connect} {4 COPY ... FROM stdin data}]"; got != want {
+	if want := "[{2 psql meta-command \\connect} {3 COPY ... FROM stdin}]"; got != want {
 		t.Errorf("psql parts %s, want %s", got, want)
 	}
 	if strings.Contains(m.Up, "other") || strings.Contains(m.Up, "\\.") {

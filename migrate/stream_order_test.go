@@ -234,7 +234,8 @@ func TestParseNeedsAndSQLFiles(t *testing.T) {
 		{text: "-- tandem:needs core 02_title\nSELECT 1;", err: `f.sql:1: field "tandem:needs": "core" is not <stream>/<migration>`},
 		{text: "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;", err: "the file has BEGIN or COMMIT of its own"},
 		{text: "CREATE TABLE a (id int);\n\\connect other\nCREATE TABLE b (id int);", err: `f.sql:2: psql meta-command \connect: only psql runs this`},
-		{text: "CREATE TABLE a (id int);\nCOPY a FROM stdin;\n1\n\\.\n", err: "f.sql:3: COPY ... FROM stdin data: only psql runs this"},
+		{text: "CREATE TABLE a (id int);\nCOPY a FROM stdin;\n1\n\\.\n", err: "f.sql:2: COPY ... FROM stdin: only psql runs this"},
+		{text: "CREATE TABLE a (id int);\nCOPY a FROM stdin;", err: "f.sql:2: COPY ... FROM stdin: only psql runs this"},
 	} {
 		f, err := ParseSQLFile("f.sql", tc.text)
 		if tc.err != "" {
