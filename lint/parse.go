@@ -3,6 +3,7 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -89,6 +90,47 @@ type parsedFile struct {
 	// changesets are the changesets of a Liquibase formatted SQL file, in order: each
 	// runs in a transaction of its own, or none.
 	changesets []changeset
+	// flywayMixed says the file, named as a Flyway migration, mixes statements Flyway
+	// runs outside a transaction with others, which Flyway refuses unless configured with
+	// mixed=true.
+	flywayMixed bool
+}
+
+// isFlywayName reports whether the file is named as a Flyway SQL migration: versioned
+// (V, a version, two underscores, a description) or repeatable (R__description), .sql.
+func isFlywayName(path string) bool {
+	base := filepath.Base(path)
+	if !strings.HasSuffix(strings.ToLower(base), ".sql") {
+		return false
+	}
+	if strings.HasPrefix(base, "R__") {
+		return true
+	}
+	version, _, ok := strings.Cut(strings.TrimPrefix(base, "V"), "__")
+	return ok && base[0] == 'V' && version != "" && strings.Trim(version, "0123456789._") == ""
+}
+
+// flywayNonTransactional reports whether a statement that begins with words is one that
+// Flyway detects as unable to run in a transaction, and so runs its migration without one.
+// Flyway decides by the statement's leading words, as this does.
+func flywayNonTransactional(words []string) bool {
+	w := make([]string, len(words))
+	for i := range words {
+		w[i] = strings.ToLower(words[i])
+	}
+	at := func(i int, s ...string) bool { return i < len(w) && slices.Contains(s, w[i]) }
+	switch {
+	case at(0, "create") && at(1, "index") && at(2, "concurrently"),
+		at(0, "create") && at(1, "unique") && at(2, "index") && at(3, "concurrently"),
+		at(0, "drop") && at(1, "index") && at(2, "concurrently"),
+		at(0, "reindex") && (slices.Contains(w, "concurrently") || at(1, "schema", "database", "system")),
+		at(0, "vacuum"),
+		at(0, "create", "drop") && at(1, "database", "tablespace", "subscription"),
+		at(0, "alter") && at(1, "system"),
+		at(0, "discard") && at(1, "all"):
+		return true
+	}
+	return false
 }
 
 // changeset is where a Liquibase changeset begins ("--changeset author:id"), and whether
@@ -218,12 +260,28 @@ func (pf *parsedFile) segmentBounds(i int) (from, to int) {
 // the first statement runs: whether the file uses BEGIN/COMMIT itself (told by the first
 // word of a segment), and the views it creates (only CREATE VIEW segments are parsed).
 func (pf *parsedFile) scanSegments() {
+	nonTx, tx := 0, 0
+	defer func() {
+		// Flyway runs a migration of only such statements outside a transaction.
+		if isFlywayName(pf.name) && nonTx > 0 && pf.mode == txFile && !pf.explicitTx {
+			if tx == 0 {
+				pf.mode, pf.modeReason = txNone, "Flyway (every statement is one it runs outside a transaction)"
+			} else {
+				pf.flywayMixed = true
+			}
+		}
+	}()
 	for i := range pf.ends {
 		seg := pf.segment(i)
 		var buf [5]string
 		words := leadingWords(buf[:0], seg)
 		if len(words) == 0 {
 			continue
+		}
+		if flywayNonTransactional(words) {
+			nonTx++
+		} else {
+			tx++
 		}
 		switch strings.ToLower(words[0]) {
 		case "begin", "commit":

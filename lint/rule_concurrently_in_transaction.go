@@ -56,6 +56,16 @@ func checkConcurrentlyInTransaction(p *pass, r *Rule) {
 	}
 	f := p.finding("", lockNone)
 	f.Message = fmt.Sprintf("%s runs %s and fails with \"cannot run inside a transaction block\"", op, p.txDescription())
+	if p.e.file.flywayMixed && !p.e.tx.explicit {
+		f.Message = fmt.Sprintf("%s is in a Flyway migration with other statements: Flyway runs a migration without "+
+			"a transaction only when every statement in it needs that, and refuses this one unless configured with "+
+			"mixed=true (which then runs all of it without a transaction)", op)
+		f.Fix = recipe(
+			"-- a migration of its own, with no other statement; Flyway runs it without a transaction:",
+			p.st.text+";")
+		p.report(r, f)
+		return
+	}
 	if p.e.tx.explicit {
 		f.Fix = recipe(
 			"COMMIT;  -- end the transaction first",

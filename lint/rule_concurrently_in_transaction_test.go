@@ -1,6 +1,9 @@
 package lint
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRuleConcurrentlyInTransaction(t *testing.T) {
 	runRuleCases(t, "concurrently-in-transaction", []ruleCase{
@@ -22,4 +25,44 @@ func TestRuleConcurrentlyInTransaction(t *testing.T) {
 		{name: "liquibase header not on the first line", sql: "SELECT 1;\n--liquibase formatted sql\n--changeset a:1 runInTransaction:false\nCREATE INDEX CONCURRENTLY users_email ON users (email);", want: true},
 		{name: "runner configured not to wrap", cfg: Config{Transaction: "none"}, sql: `CREATE INDEX CONCURRENTLY users_email ON users (email);`},
 	})
+}
+
+// TestFlywayTransactions: Flyway runs a migration without a transaction when every
+// statement in it is one that cannot run in a transaction, and refuses a migration that
+// mixes such statements with others; files named otherwise are wrapped as usual.
+func TestFlywayTransactions(t *testing.T) {
+	tests := []struct {
+		file, sql string
+		want      string // in the concurrently-in-transaction finding; "" for none
+	}{
+		{"V2__users_email.sql", "CREATE INDEX CONCURRENTLY users_email ON users (email);", ""},
+		{"V2_1__indexes.sql", "-- swap the index\nDROP INDEX CONCURRENTLY users_email;\nCREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);", ""},
+		{"V3.1.2__reindex.sql", "REINDEX INDEX CONCURRENTLY users_email;", ""},
+		{"R__indexes.sql", "CREATE INDEX CONCURRENTLY users_email ON users (email);", ""},
+		{"V4__mixed.sql", "ALTER TABLE users ADD COLUMN x int;\nCREATE INDEX CONCURRENTLY users_x ON users (x);", "Flyway migration with other statements"},
+		{"V5__timeout.sql", "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY users_email ON users (email);", "mixed=true"},
+		{"005_users_email.sql", "CREATE INDEX CONCURRENTLY users_email ON users (email);", "single transaction the migration runner wraps"},
+		{"v2__lower_case_prefix.sql", "CREATE INDEX CONCURRENTLY users_email ON users (email);", "single transaction"},
+		{"V6_no_separator.sql", "CREATE INDEX CONCURRENTLY users_email ON users (email);", "single transaction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			res, err := Lint([]Source{{Name: tt.file, SQL: tt.sql}}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range res.Findings {
+				if f.Rule == "concurrently-in-transaction" {
+					got = append(got, f.Message)
+				}
+			}
+			switch {
+			case tt.want == "" && len(got) > 0:
+				t.Errorf("findings %q, want none", got)
+			case tt.want != "" && (len(got) != 1 || !strings.Contains(got[0], tt.want)):
+				t.Errorf("findings %q, want one with %q", got, tt.want)
+			}
+		})
+	}
 }
