@@ -425,7 +425,10 @@ func (u *Upgrader) runStep(ctx context.Context, rec *Record, step string) error 
 
 // event records and reports one event of rec's timeline.
 func (u *Upgrader) event(ctx context.Context, rec *Record, step, what string, d time.Duration) {
-	e := Event{At: time.Now(), Step: step, What: what, Duration: d}
+	// The wall clock alone (Round(0) drops the monotonic reading): a timeline read back
+	// from the state schema has only that, and the spans between events must come out
+	// the same from memory and from the table.
+	e := Event{At: time.Now().Round(0), Step: step, What: what, Duration: d}
 	if err := u.st.event(ctx, u.pool, rec.ID, e); err != nil {
 		u.log.Warn("record event", "err", err)
 	}
