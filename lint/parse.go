@@ -260,10 +260,10 @@ func (pf *parsedFile) segmentBounds(i int) (from, to int) {
 // the first statement runs: whether the file uses BEGIN/COMMIT itself (told by the first
 // word of a segment), and the views it creates (only CREATE VIEW segments are parsed).
 func (pf *parsedFile) scanSegments() {
-	nonTx, tx := 0, 0
+	flyway, nonTx, tx := isFlywayName(pf.name), 0, 0
 	defer func() {
 		// Flyway runs a migration of only such statements outside a transaction.
-		if isFlywayName(pf.name) && nonTx > 0 && pf.mode == txFile && !pf.explicitTx {
+		if flyway && nonTx > 0 && pf.mode == txFile && !pf.explicitTx {
 			if tx == 0 {
 				pf.mode, pf.modeReason = txNone, "Flyway (every statement is one it runs outside a transaction)"
 			} else {
@@ -278,9 +278,11 @@ func (pf *parsedFile) scanSegments() {
 		if len(words) == 0 {
 			continue
 		}
-		if flywayNonTransactional(words) {
+		switch {
+		case !flyway:
+		case flywayNonTransactional(words):
 			nonTx++
-		} else {
+		default:
 			tx++
 		}
 		switch strings.ToLower(words[0]) {
