@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,14 +74,7 @@ func TestTandemLint(t *testing.T) {
 // would cost every run their package initialisation, no Kubernetes client, and no
 // protobuf runtime.
 func TestLintOnly(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command on PATH to list the binary's packages")
-	}
-	g, err := deps.List(context.Background(), goTool, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := deps.ListOrSkip(t)
 	if !strings.HasSuffix(g.Root, "/cmd/tandem-lint") {
 		t.Fatalf("go list -deps listed %s, not tandem-lint", g.Root)
 	}

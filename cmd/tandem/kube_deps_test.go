@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -41,14 +39,7 @@ var heavyKube = []string{
 // TestNoHeavyKubePackages lists the tandem binary's packages (go list -deps) and fails
 // if one of heavyKube is back, naming the chain of imports that brings it.
 func TestNoHeavyKubePackages(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command on PATH to list the binary's packages")
-	}
-	g, err := deps.List(context.Background(), goTool, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := deps.ListOrSkip(t)
 	if len(g.Imports) < 10 || !strings.HasSuffix(g.Root, "/cmd/tandem") {
 		t.Fatalf("go list -deps listed %d packages ending with %q: not the tandem command's", len(g.Imports), g.Root)
 	}

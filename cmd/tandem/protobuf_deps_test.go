@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -13,14 +11,7 @@ import (
 // pg_query_go's root package or the protobuf runtime is back, naming the chain of imports
 // that brings it.
 func TestNoProtobufPackages(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command on PATH to list the binary's packages")
-	}
-	g, err := deps.List(context.Background(), goTool, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := deps.ListOrSkip(t)
 	if _, ok := g.Imports["github.com/pganalyze/pg_query_go/v6/parser"]; !ok {
 		t.Fatal("the tandem binary does not link pg_query_go's parser: this test lists the wrong packages")
 	}

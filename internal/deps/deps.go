@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"testing"
 )
 
 // Graph is a package and everything it imports, directly or not, as go list -deps
@@ -93,4 +94,20 @@ func Under(prefixes ...string) func(pkg string) bool {
 // itself, is fine.
 func Protobuf(pkg string) bool {
 	return pkg == "github.com/pganalyze/pg_query_go/v6" || Under("google.golang.org/protobuf")(pkg)
+}
+
+// ListOrSkip is List for a test: the graph of the package in the test's directory,
+// found with the go command on PATH. The test is skipped when there is none, and fails
+// when go list does.
+func ListOrSkip(t testing.TB) *Graph {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list the binary's packages")
+	}
+	g, err := List(context.Background(), goTool, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
